@@ -1,0 +1,52 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* The xsr command front end: one function per verb, shared helpers. */
+#ifndef XSR_CLI_H
+#define XSR_CLI_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+/* Exit codes shared by all verbs. */
+enum {
+	XSR_EXIT_OK = 0,
+	XSR_EXIT_DAMAGE = 1, /* verify: damage found */
+	XSR_EXIT_USAGE = 2,  /* bad command line */
+	XSR_EXIT_FAIL = 3,   /* operation failed */
+};
+
+typedef int (*xsr_cmd_fn)(int argc, char **argv);
+
+int cmd_synth(int argc, char **argv);
+int cmd_info(int argc, char **argv);
+int cmd_verify(int argc, char **argv);
+int cmd_convert(int argc, char **argv);
+int cmd_cat_page(int argc, char **argv);
+int cmd_vm(int argc, char **argv);      /* vmm/ */
+int cmd_save(int argc, char **argv);    /* save/ */
+int cmd_restore(int argc, char **argv); /* restore/ */
+int cmd_core(int argc, char **argv);    /* core/ */
+
+/* "64M", "1G", "4096" -> octets; -1 on error. */
+int64_t xsr_parse_size(const char *s);
+/* Print "xsr VERB: message" to stderr. */
+void xsr_err(const char *verb, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Open FILE for reading ("-" = stdin); -1 with message printed on error. */
+int xsr_open_in(const char *verb, const char *path);
+/* JSON string escaping to @f. */
+void xsr_json_str(FILE *f, const char *s);
+
+/*
+ * Atomic output: create a temporary file beside @path; commit fsyncs and
+ * renames it over @path; abort unlinks it.  "-" means stdout (no temp).
+ */
+struct xsr_outfile {
+	int fd;
+	int is_stdout;
+	char *path;
+	char *tmp;
+};
+int xsr_out_open(struct xsr_outfile *o, const char *verb, const char *path);
+int xsr_out_commit(struct xsr_outfile *o, const char *verb);
+void xsr_out_abort(struct xsr_outfile *o);
+
+#endif

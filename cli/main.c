@@ -1,0 +1,55 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* xsr: xl-style verbs over libxsrelf. */
+#include <stdio.h>
+#include <string.h>
+
+#include <xsrelf/xsrelf.h>
+
+#include "cli.h"
+
+static const struct {
+	const char *name;
+	xsr_cmd_fn fn;
+	const char *summary;
+} verbs[] = {
+	{"synth", cmd_synth, "make a deterministic synthetic domain image"},
+	{"info", cmd_info, "describe an image (--json, --vcpu N)"},
+	{"verify", cmd_verify, "check every checksum and structure of an image"},
+	{"convert", cmd_convert, "convert between seekable and streamed layouts"},
+	{"cat-page", cmd_cat_page, "write one guest page to stdout"},
+	{"vm", cmd_vm, "run and control a KVM test guest (start/status/pause/resume/stop)"},
+	{"save", cmd_save, "save a running guest to an image"},
+	{"restore", cmd_restore, "restore a guest from an image (full or --lazy)"},
+	{"core", cmd_core, "write a crash core of a running guest"},
+};
+
+static void usage(FILE *f)
+{
+	fprintf(f, "usage: xsr VERB [options] ...\n\nverbs:\n");
+	for (size_t i = 0; i < sizeof(verbs) / sizeof(verbs[0]); i++)
+		fprintf(f, "  %-9s %s\n", verbs[i].name, verbs[i].summary);
+	fprintf(f, "\n'xsr VERB --help' describes a verb.  'xsr --version' prints the version.\n");
+}
+
+int main(int argc, char **argv)
+{
+	if (argc < 2) {
+		usage(stderr);
+		return XSR_EXIT_USAGE;
+	}
+	if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
+		usage(stdout);
+		return XSR_EXIT_OK;
+	}
+	if (!strcmp(argv[1], "--version")) {
+		printf("xsr %s (libxsrelf %s, format %d.%d)\n", XSR_PRODUCER_VERSION_STR, xsr_version(),
+		       XSR_VERSION_MAJOR, XSR_VERSION_MINOR);
+		return XSR_EXIT_OK;
+	}
+	for (size_t i = 0; i < sizeof(verbs) / sizeof(verbs[0]); i++)
+		if (!strcmp(argv[1], verbs[i].name))
+			return verbs[i].fn(argc - 1, argv + 1);
+	fprintf(stderr, "xsr: unknown verb '%s'\n", argv[1]);
+	usage(stderr);
+	return XSR_EXIT_USAGE;
+}

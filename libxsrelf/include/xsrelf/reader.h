@@ -1,0 +1,124 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * libxsrelf: readers.
+ *
+ * xsr_image_*: random access to a seekable image (parsed with elfutils
+ * libelf, every offset and length checked against the file size).
+ * xsr_stream_*: record-by-record reading of a streamed image from any fd,
+ * with bounded memory and callbacks.
+ */
+#ifndef XSRELF_READER_H
+#define XSRELF_READER_H
+
+#include <xsrelf/vcpu.h>
+#include <xsrelf/xsrelf.h>
+
+/* ---------------- random access ---------------- */
+
+struct xsr_image;
+
+struct xsr_section_info {
+	uint32_t index;    /* ELF section index */
+	uint32_t sh_type;
+	uint32_t code;     /* sh_type & XSR_SHT_CODE_MASK, or ~0 for non-xsr */
+	uint32_t info;     /* sh_info (vCPU id) */
+	uint64_t offset;   /* body offset in the file */
+	uint64_t size;     /* body octets */
+	uint64_t entsize;
+	const char *name;  /* borrowed until close */
+};
+
+/*
+ * Open a seekable image.  Checks the ELF and file headers, the section and
+ * program header tables against the file size, and every record's trailer of
+ * the small sections; page data is verified per page on read.  @fd stays
+ * owned by the caller and must stay open until close.
+ */
+XSR_API int xsr_image_open(struct xsr_image **out, int fd, char *err, size_t errlen);
+XSR_API void xsr_image_close(struct xsr_image *img);
+XSR_API const char *xsr_image_error(const struct xsr_image *img);
+
+XSR_API const struct xsr_file_header *xsr_image_header(const struct xsr_image *img);
+XSR_API uint32_t xsr_image_nsections(const struct xsr_image *img);
+XSR_API int xsr_image_section(const struct xsr_image *img, uint32_t i, struct xsr_section_info *out);
+/* First section of @code with sh_info == @info (or any info if @info == ~0u); <0 if none. */
+XSR_API int xsr_image_find(const struct xsr_image *img, uint32_t code, uint32_t info,
+			   struct xsr_section_info *out);
+/* Read a whole section body (checksum verified); *body malloc'd, caller frees. */
+XSR_API int xsr_image_read_section(struct xsr_image *img, uint32_t i, void **body, uint64_t *len);
+
+XSR_API uint32_t xsr_image_nruns(const struct xsr_image *img);
+XSR_API const struct xsr_memrun *xsr_image_runs(const struct xsr_image *img);
+/* File offset of the run's first page slot. */
+XSR_API uint64_t xsr_image_run_offset(const struct xsr_image *img, uint32_t run);
+
+/*
+ * Read the page @pfn into @buf (4096 octets) with one pread, verified against
+ * the index.  *flags gets the index flags (XSR_IDX_*).  O(log runs).
+ * XSR_E_RANGE if @pfn is not populated.
+ */
+XSR_API int xsr_image_read_page(struct xsr_image *img, uint64_t pfn, void *buf, uint32_t *flags);
+/* Index entry of @pfn without reading data. */
+XSR_API int xsr_image_page_entry(struct xsr_image *img, uint64_t pfn, struct xsr_index_entry *e);
+/* Read @count index entries of run @run starting at slot @first. */
+XSR_API int xsr_image_run_index(struct xsr_image *img, uint32_t run, uint64_t first, uint64_t count,
+				struct xsr_index_entry *out);
+
+/* mmap run @run MAP_PRIVATE read/write (copy on write): zero-copy restore. */
+XSR_API int xsr_image_map_run(struct xsr_image *img, uint32_t run, void **addr, uint64_t *len);
+
+/* vCPU state of vCPU @vcpu (decoded and validated). */
+XSR_API int xsr_image_vcpu(struct xsr_image *img, uint32_t vcpu, struct xsr_vcpu_state *st);
+
+/*
+ * Check everything: every record, every page against the index, the integrity
+ * section, zero padding, and that the regions tile the file.  Each problem is
+ * reported through @report (may be NULL); returns 0 intact, XSR_E_CHECKSUM or
+ * XSR_E_FORMAT if damage was found, other <0 on I/O errors.
+ */
+typedef void (*xsr_report_fn)(void *ctx, const char *msg);
+XSR_API int xsr_image_verify(struct xsr_image *img, xsr_report_fn report, void *ctx);
+
+/* ---------------- streaming ---------------- */
+
+struct xsr_stream;
+
+/*
+ * Callbacks; any may be NULL.  Returning <0 stops the stream with that code.
+ * Bodies are borrowed for the duration of the call.
+ */
+struct xsr_stream_ops {
+	int (*header)(void *ctx, const struct xsr_file_header *h);
+	/* every record except PAGES and END, checksum verified */
+	int (*section)(void *ctx, const struct xsr_record_header *rh, const void *body);
+	/*
+	 * A page batch: pfns[i] with type bits; data holds 4096 octets for each
+	 * entry without XSR_PFN_ZERO, in order (decompressed).
+	 */
+	int (*pages)(void *ctx, const uint64_t *pfns, uint32_t n, const uint8_t *data);
+	int (*end)(void *ctx, const struct xsr_end *e);
+};
+
+XSR_API int xsr_stream_open(struct xsr_stream **out, int fd, char *err, size_t errlen);
+XSR_API void xsr_stream_close(struct xsr_stream *s);
+XSR_API const char *xsr_stream_error(const struct xsr_stream *s);
+/* Feed a prefix already read from the fd (e.g. while sniffing). */
+XSR_API int xsr_stream_prefix(struct xsr_stream *s, const void *buf, size_t len);
+/* Read until END (returns 0) or error (<0; XSR_E_TRUNCATED without END). */
+XSR_API int xsr_stream_run(struct xsr_stream *s, const struct xsr_stream_ops *ops, void *ctx);
+/* Read one record and dispatch it; returns 1 after END, 0 after another record. */
+XSR_API int xsr_stream_step(struct xsr_stream *s, const struct xsr_stream_ops *ops, void *ctx);
+/* Stream offset of the next octet to read. */
+XSR_API uint64_t xsr_stream_offset(const struct xsr_stream *s);
+XSR_API const struct xsr_file_header *xsr_stream_header(const struct xsr_stream *s);
+
+/* ---------------- conversion ---------------- */
+
+/* Copy any image (@in: seekable or stream, detected) to @out via the writer. */
+struct xsr_convert_opts {
+	uint8_t layout;   /* enum xsr_layout; 0 = decide from @out */
+	uint8_t compress; /* stream page batches */
+};
+XSR_API int xsr_convert(int in, int out, const struct xsr_convert_opts *o, char *err, size_t errlen);
+
+#endif

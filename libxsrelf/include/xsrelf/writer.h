@@ -1,0 +1,100 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * libxsrelf: the one writer.
+ *
+ * The caller makes the same calls whatever the target.  The writer looks at
+ * the fd: a regular file (seekable) gets the ELF core layout with fixed page
+ * slots; a pipe or socket gets the streamed layout (records, offsets set to
+ * XSR_OFF_STREAMED).  Memory use does not depend on guest size: page data is
+ * written with pwritev/writev straight from the caller's buffers, and the
+ * seekable page index lives in the file.
+ *
+ * Call order:
+ *   xsr_writer_open()
+ *   any number of, in any order:
+ *     xsr_writer_add_section()    config, p2m, domctx, xenstore, ...
+ *     xsr_writer_put_pages()      pages; a later put of a pfn supersedes
+ *     xsr_writer_set_vcpu()       once per vCPU (required for each vCPU)
+ *   xsr_writer_close()            finish; or xsr_writer_abort() to give up
+ */
+#ifndef XSRELF_WRITER_H
+#define XSRELF_WRITER_H
+
+#include <sys/uio.h>
+
+#include <xsrelf/vcpu.h>
+#include <xsrelf/xsrelf.h>
+
+struct xsr_writer;
+
+struct xsr_writer_params {
+	uint16_t machine;      /* EM_X86_64 (only value supported now) */
+	uint8_t kind;          /* enum xsr_kind */
+	uint8_t layout;        /* 0: decide from the fd; else enum xsr_layout */
+	uint32_t flags;        /* XSR_FF_* */
+	uint32_t nr_vcpus;     /* 1 ..= XSR_MAX_VCPUS */
+	uint32_t nr_runs;      /* 0 ..= XSR_MAX_RUNS */
+	const struct xsr_memrun *runs; /* sorted, disjoint; copied */
+	const char *hypervisor;         /* "kvm", "xen", "synthetic" */
+	const char *hypervisor_version; /* may be NULL */
+	uint8_t compress;      /* enum xsr_compress, stream page batches only */
+	/* Seekable only: for p_vaddr of PT_LOAD i (paging view); NULL = p_paddr */
+	const uint64_t *run_vaddr;
+};
+
+/*
+ * Start an image on @fd (not closed by the writer).  A seekable target is
+ * truncated to zero first.  On failure *out is NULL and, if @err is not NULL,
+ * a message is copied there.
+ */
+XSR_API int xsr_writer_open(struct xsr_writer **out, int fd,
+			    const struct xsr_writer_params *p, char *err, size_t errlen);
+
+/* The layout chosen (enum xsr_layout). */
+XSR_API int xsr_writer_layout(const struct xsr_writer *w);
+
+/*
+ * Add one section/record.  @code is enum xsr_sec (not END, NOTES, MEMMAP,
+ * INDEX, INTEGRITY, STRTAB, PRODUCER: the writer makes those), @optional sets
+ * XSR_SHT_OPTIONAL, @info is sh_info (vCPU id), @entsize sh_entsize.
+ * @name is the ELF section name (e.g. ".xsr.config"); NULL picks the default.
+ */
+XSR_API int xsr_writer_add_section(struct xsr_writer *w, uint32_t code, int optional,
+				   const char *name, uint32_t info, uint64_t entsize,
+				   const struct iovec *iov, int iovcnt);
+
+/* Convenience: one buffer. */
+XSR_API int xsr_writer_add(struct xsr_writer *w, uint32_t code, uint32_t info,
+			   const void *body, uint64_t len);
+
+/*
+ * Write @n pages.  pfns[i] is a pfn (bits 51..0) optionally with a Xen type
+ * in bits 63..60; pages[i] points to 4096 octets, or is NULL for a page the
+ * caller knows is zero.  Pages are tested for all-zero and written as holes
+ * (seekable) or data-less entries (stream).  Every pfn must lie in a run.
+ */
+XSR_API int xsr_writer_put_pages(struct xsr_writer *w, const uint64_t *pfns, uint32_t n,
+				 const void *const *pages);
+
+/* Record vCPU @st->r.vcpu_id: its XSR_SEC_VCPU section and NT_PRSTATUS. */
+XSR_API int xsr_writer_set_vcpu(struct xsr_writer *w, const struct xsr_vcpu_state *st);
+
+/* Statistics so far. */
+struct xsr_writer_stats {
+	uint64_t bytes;        /* octets written to the fd */
+	uint64_t pages;        /* page puts with data */
+	uint64_t zero_pages;   /* page puts that were zero */
+	uint64_t records;
+};
+XSR_API void xsr_writer_stats(const struct xsr_writer *w, struct xsr_writer_stats *st);
+
+/* Finish the image and free @w.  Returns 0 or <0 (message copied to @err). */
+XSR_API int xsr_writer_close(struct xsr_writer *w, char *err, size_t errlen);
+
+/* Free @w without finishing (the output is then incomplete).  NULL is fine. */
+XSR_API void xsr_writer_abort(struct xsr_writer *w);
+
+/* Message for the last failure on @w. */
+XSR_API const char *xsr_writer_error(const struct xsr_writer *w);
+
+#endif

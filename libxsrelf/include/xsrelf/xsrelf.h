@@ -1,0 +1,58 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * libxsrelf: common definitions (errors, version).
+ *
+ * Conventions for the whole library:
+ *  - Handles are opaque, created by *_open() and released by *_close(),
+ *    which accepts NULL.
+ *  - Functions return 0 or a negative enum xsr_err.  The handle then holds a
+ *    message with context (section, file offset, pfn) until the next call;
+ *    *_error() returns it, borrowed until the next call or close.
+ *  - Pointers returned by a handle are borrowed until that handle's close.
+ */
+#ifndef XSRELF_XSRELF_H
+#define XSRELF_XSRELF_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <xsrelf/format.h>
+
+#if defined(__GNUC__)
+#define XSR_API __attribute__((visibility("default")))
+#else
+#define XSR_API
+#endif
+
+/* Pinned error codes: values never change. */
+enum xsr_err {
+	XSR_OK = 0,
+	XSR_E_INVAL = -1,       /* bad argument from the caller */
+	XSR_E_IO = -2,          /* read/write failed (errno kept in message) */
+	XSR_E_NOMEM = -3,
+	XSR_E_FORMAT = -4,      /* malformed structure */
+	XSR_E_CHECKSUM = -5,    /* checksum mismatch */
+	XSR_E_TRUNCATED = -6,   /* data ends early, stream without END */
+	XSR_E_UNSUPPORTED = -7, /* unknown mandatory record, version, arch */
+	XSR_E_RANGE = -8,       /* pfn / vCPU / offset out of range */
+	XSR_E_LIMIT = -9,       /* documented limit exceeded */
+	XSR_E_BACKEND = -10,    /* hypervisor backend failed */
+	XSR_E_PEER = -11,       /* migration peer refused or misbehaved */
+	XSR_E_STATE = -12,      /* call not valid in this state */
+};
+
+/* A static string naming an error code ("checksum mismatch"). */
+XSR_API const char *xsr_strerror(int err);
+
+/* "1.0.0": the library's own version. */
+XSR_API const char *xsr_version(void);
+#define XSR_PRODUCER_VERSION ((UINT64_C(0) << 32) | (UINT64_C(1) << 16) | 0)
+#define XSR_PRODUCER_VERSION_STR "0.1.0"
+
+/* The name of a section/record type code ("vcpu"), or NULL if unknown. */
+XSR_API const char *xsr_section_name(uint32_t sh_type);
+
+/* XXH3-64, the checksum of the format. */
+XSR_API uint64_t xsr_hash(const void *data, size_t len);
+
+#endif

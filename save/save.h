@@ -1,0 +1,36 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* Generic save / core: backend -> the one writer. */
+#ifndef XSR_SAVE_H
+#define XSR_SAVE_H
+
+#include <stdint.h>
+
+#include "../backends/backend.h"
+
+struct xsr_save_opts {
+	uint8_t kind;      /* XSR_KIND_SAVE or XSR_KIND_CORE */
+	uint8_t layout;    /* 0: from the fd */
+	uint8_t compress;  /* stream page batches */
+	int leave_paused;  /* do not resume at the end (save --stop) */
+	int progress;      /* print progress to stderr */
+	int live;          /* pre-copy rounds before the final pause */
+};
+
+struct xsr_save_stats {
+	uint64_t bytes, pages, zero_pages;
+	uint64_t pause_ns;   /* time the domain was paused */
+	uint64_t elapsed_ns;
+	uint32_t rounds;
+};
+
+/*
+ * Save the domain behind @be to @fd.  Pauses, captures vCPUs and memory,
+ * and resumes (unless leave_paused) on every path, failure included.
+ */
+int xsr_save_domain(struct xsr_backend *be, int fd, const struct xsr_save_opts *o,
+		    struct xsr_save_stats *st, char *err, size_t errlen);
+
+/* Monotonic nanoseconds. */
+uint64_t xsr_now_ns(void);
+
+#endif
