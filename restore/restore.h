@@ -1,0 +1,30 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* Generic restore: an image (seekable or stream) -> a backend. */
+#ifndef XSR_RESTORE_H
+#define XSR_RESTORE_H
+
+#include <stdint.h>
+
+#include "../backends/backend.h"
+
+struct xsr_restore_opts {
+	int progress;     /* progress on stderr */
+	int use_mmap;     /* seekable: let the backend take MAP_PRIVATE runs (see map_image) */
+	int no_start;     /* load everything but do not call ops->start */
+};
+
+struct xsr_restore_stats {
+	uint64_t bytes, pages, zero_pages;
+	uint64_t elapsed_ns;
+};
+
+/*
+ * Restore from @fd (a seekable image or a stream; detected).  Calls, in order:
+ * ops->create (with the image's shape), ops->load_extra for each other section,
+ * page data through ops->map(writable), ops->set_vcpu for every vCPU, then
+ * ops->start unless no_start.  Every page is checksum-verified before use.
+ */
+int xsr_restore_domain(struct xsr_backend *be, int fd, const struct xsr_restore_opts *o,
+		       struct xsr_restore_stats *st, char *err, size_t errlen);
+
+#endif
