@@ -1,0 +1,164 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * xsr restore: start a VMM daemon whose VM comes from an image.  The daemon
+ * does the restore itself (KVM vCPU ioctls only work in the VM's process);
+ * this command waits until the guest runs and reports.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "../backends/kvm.h"
+#include "../cli/cli.h"
+#include "../save/save.h"
+#include "../vmm/vmm.h"
+#include "restore.h"
+
+#define VERB "restore"
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"usage: xsr restore FILE --control SOCK [--lazy] [--json]\n"
+		"\n"
+		"Start a VMM (control socket SOCK, log SOCK.log) running the guest saved in\n"
+		"FILE ('-' reads a stream from stdin) and print its pid.  Without --lazy the\n"
+		"whole image is loaded (and every page checksum verified) before the guest\n"
+		"runs.  --lazy (seekable files only) starts the guest at once: each page is\n"
+		"read from FILE on first touch and the rest prefetched in the background;\n"
+		"FILE must stay in place until `xsr vm status` shows the prefetch done.\n"
+		"--json prints pid, bytes, pages, zero_pages, elapsed_ms, time_to_running_ms.\n");
+}
+
+struct restore_ctx {
+	int fd;
+	int lazy;
+	int progress;
+};
+
+static int restore_build(struct xsr_vmm *v, void *arg, char *msg, size_t msglen)
+{
+	struct restore_ctx *c = arg;
+	struct xsr_restore_stats st;
+	struct xsr_domain_info info;
+	int r;
+
+	memset(&st, 0, sizeof(st));
+	r = xsr_kvm_open(&v->be, msg, msglen);
+	if (r < 0)
+		return r;
+	xsr_kvm_set_log(v->be, v->log);
+	if (c->lazy) {
+		r = xsr_lazy_restore(v->be, c->fd, v->log, &v->lazy, &st, msg, msglen);
+	} else {
+		struct xsr_restore_opts o = {.progress = c->progress};
+
+		r = xsr_restore_domain(v->be, c->fd, &o, &st, msg, msglen);
+		close(c->fd); /* every octet is in guest memory now */
+		c->fd = -1;
+	}
+	if (r < 0)
+		return r;
+	if (v->be->ops->describe(v->be, &info) == 0) {
+		for (uint32_t i = 0; i < info.nr_runs; i++)
+			v->mem_bytes += info.runs[i].count << XSR_PAGE_SHIFT;
+	}
+	/* Images from other producers have no counters to show; that is fine. */
+	if (xsr_vmm_parse_config(v, xsr_kvm_config(v->be)) < 0)
+		fprintf(v->log, "restore: no xsr VMM config in the image: status shows no "
+				"counters\n");
+	snprintf(msg, msglen,
+		 "{\"bytes\":%" PRIu64 ",\"pages\":%" PRIu64 ",\"zero_pages\":%" PRIu64
+		 ",\"elapsed_ms\":%.3f}",
+		 st.bytes, st.pages, st.zero_pages, st.elapsed_ns / 1e6);
+	return 0;
+}
+
+int cmd_restore(int argc, char **argv)
+{
+	static const struct option opts[] = {{"control", required_argument, NULL, 'c'},
+					     {"lazy", no_argument, NULL, 'l'},
+					     {"json", no_argument, NULL, 'j'},
+					     {"help", no_argument, NULL, 'h'},
+					     {NULL, 0, NULL, 0}};
+	struct restore_ctx c = {.fd = -1};
+	const char *sock = NULL, *file;
+	char msg[2048];
+	int json = 0, o;
+	pid_t pid;
+	uint64_t t0 = xsr_now_ns();
+
+	optind = 1;
+	while ((o = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		switch (o) {
+		case 'c':
+			sock = optarg;
+			break;
+		case 'l':
+			c.lazy = 1;
+			break;
+		case 'j':
+			json = 1;
+			break;
+		case 'h':
+			usage(stdout);
+			return XSR_EXIT_OK;
+		default:
+			usage(stderr);
+			return XSR_EXIT_USAGE;
+		}
+	}
+	if (argc - optind != 1 || !sock) {
+		xsr_err(VERB, "%s", !sock ? "--control SOCK is required" : "expected one FILE");
+		usage(stderr);
+		return XSR_EXIT_USAGE;
+	}
+	file = argv[optind];
+	if (c.lazy && !strcmp(file, "-")) {
+		xsr_err(VERB, "--lazy needs a seekable image file, not a stream on stdin");
+		return XSR_EXIT_USAGE;
+	}
+	c.fd = xsr_open_in(VERB, file);
+	if (c.fd < 0)
+		return XSR_EXIT_FAIL;
+	if (c.lazy) {
+		struct stat sb;
+
+		if (fstat(c.fd, &sb) < 0 || !S_ISREG(sb.st_mode)) {
+			xsr_err(VERB, "--lazy: %s is not a regular file", file);
+			close(c.fd);
+			return XSR_EXIT_USAGE;
+		}
+	}
+	c.progress = !c.lazy && isatty(2);
+	if (xsr_vmm_spawn(sock, restore_build, &c, c.progress, &pid, msg, sizeof(msg)) < 0) {
+		xsr_err(VERB, "%s: %s", file, msg);
+		if (c.fd > 0)
+			close(c.fd);
+		return XSR_EXIT_FAIL;
+	}
+	if (c.fd > 0)
+		close(c.fd);
+
+	double ttr = (xsr_now_ns() - t0) / 1e6;
+	if (json) {
+		uint64_t bytes = 0, pages = 0, zero = 0;
+		const char *e = strstr(msg, "\"elapsed_ms\":");
+
+		xsr_json_u64(msg, "bytes", &bytes);
+		xsr_json_u64(msg, "pages", &pages);
+		xsr_json_u64(msg, "zero_pages", &zero);
+		printf("{\"pid\":%d,\"lazy\":%s,\"bytes\":%" PRIu64 ",\"pages\":%" PRIu64
+		       ",\"zero_pages\":%" PRIu64
+		       ",\"elapsed_ms\":%.3f,\"time_to_running_ms\":%.3f}\n",
+		       (int)pid, c.lazy ? "true" : "false", bytes, pages, zero,
+		       e ? strtod(e + 13, NULL) : 0.0, ttr);
+	} else {
+		printf("%d\n", (int)pid);
+	}
+	return XSR_EXIT_OK;
+}

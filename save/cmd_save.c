@@ -1,0 +1,157 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * xsr save / xsr core: clients of a VMM.  Only the VMM can read its vCPUs,
+ * so the client opens the output (atomically: a temporary file beside FILE)
+ * and passes the descriptor over the control socket; the VMM writes the image
+ * with xsr_save_domain() and replies with statistics; the client then commits
+ * (fsync + rename) or removes the temporary file.  An earlier FILE is never
+ * touched by a failed save.
+ */
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "../cli/cli.h"
+#include "../vmm/vmm.h"
+
+static void usage(FILE *f, const char *verb, int kind)
+{
+	if (kind == XSR_KIND_CORE)
+		fprintf(f,
+			"usage: xsr core vm:SOCK FILE [--json] [--compress zstd|lz4]\n"
+			"\n"
+			"Write a crash core of the running guest behind the VMM control socket\n"
+			"SOCK: the same layout as a save image, readable by gdb and crash.  The\n"
+			"guest is paused only while its state is captured.  FILE '-' streams to\n"
+			"stdout.  --json prints bytes, pages, zero_pages, pause_ms, elapsed_ms.\n");
+	else
+		fprintf(
+		    f, "usage: xsr save vm:SOCK FILE [--stop] [--json] [--compress zstd|lz4]\n"
+		       "\n"
+		       "Save the guest behind the VMM control socket SOCK to FILE ('-' streams to\n"
+		       "stdout).  FILE is replaced atomically: a failed save leaves an earlier\n"
+		       "FILE untouched and the guest running.  --stop ends the VM once FILE is\n"
+		       "safely on disk.  --json prints bytes, pages, zero_pages, pause_ms,\n"
+		       "elapsed_ms.\n");
+	(void)verb;
+}
+
+int xsr_capture_main(const char *verb, int kind, int argc, char **argv)
+{
+	static const struct option opts[] = {{"stop", no_argument, NULL, 's'},
+					     {"json", no_argument, NULL, 'j'},
+					     {"compress", required_argument, NULL, 'c'},
+					     {"help", no_argument, NULL, 'h'},
+					     {NULL, 0, NULL, 0}};
+	const char *sock, *file, *compress = "none";
+	int stop = 0, json = 0, o, fds[2], nfds = 1, rc = XSR_EXIT_FAIL;
+	struct xsr_outfile out;
+	char req[256], *reply = NULL;
+	uint64_t bytes = 0, pages = 0, zero = 0;
+
+	optind = 1;
+	while ((o = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		switch (o) {
+		case 's':
+			if (kind == XSR_KIND_CORE) {
+				xsr_err(verb, "--stop: a core never stops the guest");
+				return XSR_EXIT_USAGE;
+			}
+			stop = 1;
+			break;
+		case 'j':
+			json = 1;
+			break;
+		case 'c':
+			if (strcmp(optarg, "zstd") && strcmp(optarg, "lz4") &&
+			    strcmp(optarg, "none")) {
+				xsr_err(verb, "--compress %s: none, zstd or lz4", optarg);
+				return XSR_EXIT_USAGE;
+			}
+			compress = optarg;
+			break;
+		case 'h':
+			usage(stdout, verb, kind);
+			return XSR_EXIT_OK;
+		default:
+			usage(stderr, verb, kind);
+			return XSR_EXIT_USAGE;
+		}
+	}
+	if (argc - optind != 2) {
+		xsr_err(verb, "expected vm:SOCK and FILE");
+		usage(stderr, verb, kind);
+		return XSR_EXIT_USAGE;
+	}
+	sock = xsr_ctl_target(verb, argv[optind]);
+	file = argv[optind + 1];
+	if (!sock)
+		return XSR_EXIT_USAGE;
+	if (!strcmp(file, "-") && isatty(1)) {
+		xsr_err(verb, "refusing to write an image to a terminal");
+		return XSR_EXIT_USAGE;
+	}
+	if (xsr_out_open(&out, verb, file) < 0)
+		return XSR_EXIT_FAIL;
+
+	fds[0] = out.fd;
+	if (isatty(2))
+		fds[nfds++] = 2;
+	snprintf(req, sizeof(req), "save kind=%s hold=%d progress=%d compress=%s",
+		 kind == XSR_KIND_CORE ? "core" : "save", stop, nfds > 1, compress);
+	if (xsr_ctl_call(verb, sock, req, fds, nfds, &reply) < 0) {
+		xsr_out_abort(&out);
+		free(reply);
+		return XSR_EXIT_FAIL;
+	}
+	if (xsr_out_commit(&out, verb) < 0) {
+		char *r2 = NULL;
+
+		/* The image is not safe: the guest must not stay stopped for it. */
+		if (stop)
+			xsr_ctl_call(verb, sock, "resume", NULL, 0, &r2);
+		free(r2);
+		goto done;
+	}
+	if (stop) {
+		char *r2 = NULL;
+
+		if (xsr_ctl_call(verb, sock, "stop", NULL, 0, &r2) < 0) {
+			free(r2);
+			goto done;
+		}
+		free(r2);
+	}
+
+	xsr_json_u64(reply, "bytes", &bytes);
+	xsr_json_u64(reply, "pages", &pages);
+	xsr_json_u64(reply, "zero_pages", &zero);
+	/* With FILE '-' stdout carries the image: the summary goes to stderr. */
+	FILE *sf = !strcmp(file, "-") ? stderr : stdout;
+	const char *pause_ms = strstr(reply, "\"pause_ms\":");
+	const char *elapsed_ms = strstr(reply, "\"elapsed_ms\":");
+	double pms = pause_ms ? strtod(pause_ms + 11, NULL) : 0;
+	double ems = elapsed_ms ? strtod(elapsed_ms + 13, NULL) : 0;
+
+	if (json)
+		fprintf(sf,
+			"{\"bytes\":%" PRIu64 ",\"pages\":%" PRIu64 ",\"zero_pages\":%" PRIu64
+			",\"pause_ms\":%.3f,\"elapsed_ms\":%.3f}\n",
+			bytes, pages, zero, pms, ems);
+	else
+		fprintf(sf,
+			"%s: %" PRIu64 " octets, %" PRIu64 " pages (%" PRIu64
+			" zero), guest paused %.1f ms, %.1f ms in all%s\n",
+			file, bytes, pages, zero, pms, ems, stop ? "; VM stopped" : "");
+	rc = XSR_EXIT_OK;
+done:
+	free(reply);
+	return rc;
+}
+
+int cmd_save(int argc, char **argv)
+{
+	return xsr_capture_main("save", XSR_KIND_SAVE, argc, argv);
+}

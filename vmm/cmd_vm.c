@@ -1,0 +1,294 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* xsr vm: start the test guest in a VMM daemon, and talk to it. */
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "../backends/kvm.h"
+#include "../cli/cli.h"
+#include "../save/save.h"
+#include "vmm.h"
+
+#define VERB "vm"
+#define START_TIMEOUT_NS (UINT64_C(60) * 1000000000)
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"usage: xsr vm start --mem SIZE --vcpus N --control SOCK [--guest PATH] [--json]\n"
+		"       xsr vm status SOCK [--json]\n"
+		"       xsr vm pause|resume|stop SOCK\n"
+		"\n"
+		"start   run the test guest (default: xsr-guest.elf beside the xsr binary) in a\n"
+		"        background VMM that answers on the UNIX socket SOCK and logs to\n"
+		"        SOCK.log; returns once every vCPU's counter moves and prints the\n"
+		"        VMM's pid.  SIZE takes K/M/G suffixes (at least 4M); N is 1..8.\n"
+		"status  running/paused, vCPUs, pid, the guest's counters and error count\n"
+		"pause   stop the vCPUs (the VMM stays up); resume lets them run again\n"
+		"stop    end the VM; the VMM removes SOCK and exits\n");
+}
+
+struct start_ctx {
+	uint64_t mem;
+	uint32_t vcpus;
+	const char *guest;
+};
+
+static int start_build(struct xsr_vmm *v, void *arg, char *msg, size_t msglen)
+{
+	struct start_ctx *c = arg;
+	struct xsr_memrun runs[2];
+	struct xsr_domain_info info = {.nr_vcpus = c->vcpus, .runs = runs};
+	struct xsr_guest_info gi;
+	char cfg[PATH_MAX + 512];
+	int r;
+
+	r = xsr_guest_runs(c->mem, runs, &info.nr_runs, msg, msglen);
+	if (r < 0)
+		return r;
+	r = xsr_kvm_open(&v->be, msg, msglen);
+	if (r < 0)
+		return r;
+	xsr_kvm_set_log(v->be, v->log);
+	r = v->be->ops->create(v->be, &info);
+	if (r < 0) {
+		snprintf(msg, msglen, "%s", v->be->ops->error(v->be));
+		return r;
+	}
+	r = xsr_guest_load(v->be, c->guest, c->vcpus, &gi, msg, msglen);
+	if (r < 0)
+		return r;
+	v->mem_bytes = c->mem;
+	v->counters_gpa = gi.counters_gpa;
+	v->errors_gpa = gi.errors_gpa;
+	v->nr_counters = gi.nr_counters;
+	/* What a restore needs to find the counters again without the ELF. */
+	snprintf(cfg, sizeof(cfg),
+		 "{\"vmm\":\"xsr\",\"mem\":%" PRIu64 ",\"vcpus\":%u,\"guest\":\"%s\","
+		 "\"counters_gpa\":%" PRIu64 ",\"errors_gpa\":%" PRIu64 ",\"nr_counters\":%u}",
+		 c->mem, c->vcpus, c->guest, gi.counters_gpa, gi.errors_gpa, gi.nr_counters);
+	r = xsr_kvm_set_config(v->be, cfg);
+	if (r == 0)
+		r = v->be->ops->start(v->be);
+	if (r < 0)
+		snprintf(msg, msglen, "%s", v->be->ops->error(v->be));
+	return r;
+}
+
+/* Poll status until every vCPU's counter has moved (or the VM failed). */
+static int wait_counting(const char *sock, uint32_t vcpus)
+{
+	uint64_t first[8], now[8];
+	uint64_t t0 = xsr_now_ns();
+	int have_first = 0;
+
+	for (;;) {
+		char *reply = NULL;
+		uint64_t failed = 0;
+
+		if (xsr_ctl_call(VERB, sock, "status", NULL, 0, &reply) < 0)
+			return -1;
+		int n = xsr_json_u64_array(reply, "counters", now, 8);
+		xsr_json_u64(reply, "failed", &failed);
+		free(reply);
+		if (failed) {
+			xsr_err(VERB, "a vCPU of the guest stopped unexpectedly (see %s.log)",
+				sock);
+			return -1;
+		}
+		if (n >= (int)vcpus) {
+			if (!have_first) {
+				memcpy(first, now, sizeof(first));
+				have_first = 1;
+			} else {
+				uint32_t moved = 0;
+
+				for (uint32_t i = 0; i < vcpus; i++)
+					moved += now[i] != first[i];
+				if (moved == vcpus)
+					return 0;
+			}
+		}
+		if (xsr_now_ns() - t0 > START_TIMEOUT_NS) {
+			xsr_err(VERB, "the guest's counters did not move within %d s (see %s.log)",
+				(int)(START_TIMEOUT_NS / 1000000000), sock);
+			return -1;
+		}
+		nanosleep(&(struct timespec){.tv_nsec = 20 * 1000 * 1000}, NULL);
+	}
+}
+
+static int vm_start(int argc, char **argv)
+{
+	static const struct option opts[] = {{"mem", required_argument, NULL, 'm'},
+					     {"vcpus", required_argument, NULL, 'n'},
+					     {"control", required_argument, NULL, 'c'},
+					     {"guest", required_argument, NULL, 'g'},
+					     {"json", no_argument, NULL, 'j'},
+					     {"help", no_argument, NULL, 'h'},
+					     {NULL, 0, NULL, 0}};
+	struct start_ctx c = {.mem = 64 << 20, .vcpus = 1};
+	const char *sock = NULL;
+	char guest[PATH_MAX], msg[2048];
+	int json = 0, o;
+	pid_t pid;
+
+	c.guest = NULL;
+	optind = 1;
+	while ((o = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		switch (o) {
+		case 'm': {
+			int64_t m = xsr_parse_size(optarg);
+
+			if (m <= 0) {
+				xsr_err(VERB, "--mem %s: not a size", optarg);
+				return XSR_EXIT_USAGE;
+			}
+			c.mem = (uint64_t)m;
+			break;
+		}
+		case 'n': {
+			char *end;
+			long n = strtol(optarg, &end, 10);
+
+			if (*end || n < 1 || n > 8) {
+				xsr_err(VERB, "--vcpus %s: need 1..8", optarg);
+				return XSR_EXIT_USAGE;
+			}
+			c.vcpus = (uint32_t)n;
+			break;
+		}
+		case 'c':
+			sock = optarg;
+			break;
+		case 'g':
+			c.guest = optarg;
+			break;
+		case 'j':
+			json = 1;
+			break;
+		case 'h':
+			usage(stdout);
+			return XSR_EXIT_OK;
+		default:
+			usage(stderr);
+			return XSR_EXIT_USAGE;
+		}
+	}
+	if (!sock || optind != argc) {
+		xsr_err(VERB, "start: %s",
+			sock ? "unexpected argument" : "--control SOCK is required");
+		usage(stderr);
+		return XSR_EXIT_USAGE;
+	}
+	if (!c.guest) {
+		if (xsr_guest_default_path(guest, sizeof(guest)) < 0) {
+			xsr_err(VERB, "cannot find the test guest; pass --guest PATH");
+			return XSR_EXIT_FAIL;
+		}
+		c.guest = guest;
+	} else if (!realpath(c.guest, guest)) {
+		xsr_err(VERB, "guest %s: %s", c.guest, strerror(errno));
+		return XSR_EXIT_FAIL;
+	} else {
+		c.guest = guest;
+	}
+	if (access(c.guest, R_OK) < 0) {
+		xsr_err(VERB, "guest %s: %s", c.guest, strerror(errno));
+		return XSR_EXIT_FAIL;
+	}
+	if (xsr_vmm_spawn(sock, start_build, &c, 0, &pid, msg, sizeof(msg)) < 0) {
+		xsr_err(VERB, "start: %s", msg);
+		return XSR_EXIT_FAIL;
+	}
+	if (wait_counting(sock, c.vcpus) < 0) {
+		char *reply = NULL;
+
+		xsr_ctl_call(VERB, sock, "stop", NULL, 0, &reply);
+		free(reply);
+		return XSR_EXIT_FAIL;
+	}
+	if (json)
+		printf("{\"pid\":%d,\"control\":", (int)pid), xsr_json_str(stdout, sock),
+		    printf("}\n");
+	else
+		printf("%d\n", (int)pid);
+	return XSR_EXIT_OK;
+}
+
+static int vm_simple(const char *what, int argc, char **argv)
+{
+	int json = 0;
+	const char *sock = NULL;
+	char *reply = NULL;
+
+	for (int i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+			usage(stdout);
+			return XSR_EXIT_OK;
+		} else if (!strcmp(argv[i], "--json") && !strcmp(what, "status")) {
+			json = 1;
+		} else if (argv[i][0] == '-' && argv[i][1]) {
+			xsr_err(VERB, "%s: unknown option %s", what, argv[i]);
+			return XSR_EXIT_USAGE;
+		} else if (!sock) {
+			sock = argv[i];
+		} else {
+			xsr_err(VERB, "%s: unexpected argument %s", what, argv[i]);
+			return XSR_EXIT_USAGE;
+		}
+	}
+	if (!sock) {
+		xsr_err(VERB, "%s: the control socket SOCK is required", what);
+		usage(stderr);
+		return XSR_EXIT_USAGE;
+	}
+	if (xsr_ctl_call(VERB, sock, what, NULL, 0, &reply) < 0) {
+		free(reply);
+		return XSR_EXIT_FAIL;
+	}
+	if (!strcmp(what, "status")) {
+		if (json) {
+			printf("%s", reply);
+		} else {
+			uint64_t pid = 0, vcpus = 0, mem = 0, errors = 0, c[64];
+			char *state = xsr_json_str_dup(reply, "state");
+			int n;
+
+			xsr_json_u64(reply, "pid", &pid);
+			xsr_json_u64(reply, "vcpus", &vcpus);
+			xsr_json_u64(reply, "mem", &mem);
+			xsr_json_u64(reply, "errors", &errors);
+			n = xsr_json_u64_array(reply, "counters", c, 64);
+			printf("state:    %s\npid:      %" PRIu64 "\nvcpus:    %" PRIu64
+			       "\nmemory:   %" PRIu64 " MiB\ncounters:",
+			       state ? state : "?", pid, vcpus, mem >> 20);
+			for (int i = 0; i < n && i < 64; i++)
+				printf(" %" PRIu64, c[i]);
+			printf("\nerrors:   %" PRIu64 "\n", errors);
+			free(state);
+		}
+	}
+	free(reply);
+	return XSR_EXIT_OK;
+}
+
+int cmd_vm(int argc, char **argv)
+{
+	if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
+		usage(argc < 2 ? stderr : stdout);
+		return argc < 2 ? XSR_EXIT_USAGE : XSR_EXIT_OK;
+	}
+	if (!strcmp(argv[1], "start"))
+		return vm_start(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "status") || !strcmp(argv[1], "pause") || !strcmp(argv[1], "resume") ||
+	    !strcmp(argv[1], "stop"))
+		return vm_simple(argv[1], argc - 1, argv + 1);
+	xsr_err(VERB, "unknown subcommand '%s' (start, status, pause, resume, stop)", argv[1]);
+	return XSR_EXIT_USAGE;
+}

@@ -1,0 +1,143 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * The minimal VMM: a daemon that owns one KVM VM (backends/kvm.h) and answers
+ * on a UNIX control socket; the test-guest loader; the client side of the
+ * control protocol used by `xsr vm`, `xsr save`, `xsr core`, `xsr restore`.
+ *
+ * Control protocol (one request per connection):
+ *   client -> VMM   one line of text, "VERB [key=value ...]\n", sent with
+ *                   one sendmsg(); file descriptors ride along as
+ *                   SCM_RIGHTS on that message.
+ *   VMM -> client   one line of JSON, {"ok":true,...} or
+ *                   {"ok":false,"error":"message"}, then the VMM closes.
+ * Requests:
+ *   status                      {"ok","state","pid","vcpus","mem","entered",
+ *                                "failed","counters":[...],"errors",["lazy":{}]}
+ *   pause | resume              user pause; resume also releases a save hold
+ *   stop                        stop the VM; the reply comes after the socket
+ *                               is unlinked, then the daemon exits
+ *   save kind=save|core hold=0|1 progress=0|1 compress=none|zstd|lz4
+ *        fds: [0] output (any fd: file, pipe, socket) [1] optional stderr
+ *        for progress.  hold=1 leaves the VM paused after a successful save
+ *        until "stop" or "resume" (save --stop commits the file first).
+ *        Reply: {"ok","bytes","pages","zero_pages","pause_ms","elapsed_ms"}
+ */
+#ifndef XSR_VMM_H
+#define XSR_VMM_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <sys/types.h>
+
+#include "../backends/backend.h"
+#include "../restore/restore.h"
+
+/* The guest's fixed shape (guest/guest.ld). */
+#define XSR_GUEST_KERNEL_VMA UINT64_C(0xffffffff80000000)
+#define XSR_GUEST_MIN_MEM (UINT64_C(4) << 20)
+/* Guest RAM above this moves to 4 GiB: the LAPIC/IOAPIC window stays free. */
+#define XSR_GUEST_LOW_MEM_END (UINT64_C(3) << 30)
+
+/* ---------------- guest loader (vmm/loader.c) ---------------- */
+
+struct xsr_guest_info {
+	uint64_t entry;	       /* virtual */
+	uint64_t counters_gpa; /* guest_counters[] */
+	uint64_t errors_gpa;   /* guest_errors */
+	uint32_t nr_counters;
+};
+
+/* Memory runs for @mem octets of RAM (1 or 2 runs); 0 or <0 with message. */
+int xsr_guest_runs(uint64_t mem, struct xsr_memrun runs[2], uint32_t *nr, char *err, size_t errlen);
+
+/*
+ * Load the test guest ELF at @path into the created VM behind @be (a KVM
+ * backend after ops->create), build its GDT and page tables and set every
+ * vCPU to enter it in long mode.  Symbol addresses go to @gi.
+ */
+int xsr_guest_load(struct xsr_backend *be, const char *path, uint32_t nr_vcpus,
+		   struct xsr_guest_info *gi, char *err, size_t errlen);
+
+/* "<dir of /proc/self/exe>/xsr-guest.elf" into @buf. */
+int xsr_guest_default_path(char *buf, size_t len);
+
+/* ---------------- lazy restore (restore/lazy.c) ---------------- */
+
+struct xsr_lazy;
+struct xsr_lazy_stats {
+	uint64_t faults;     /* pages served on demand */
+	uint64_t prefetched; /* pages copied in by the background thread */
+	uint64_t errors;     /* pages that could not be served (see the log) */
+	int done;	     /* every page is in; userfaultfd released */
+};
+
+/*
+ * Restore the seekable image on @fd into @be (an opened, empty KVM backend)
+ * and start the guest at once; a userfaultfd thread serves each first touch
+ * from the image and another prefetches the rest.  @fd must stay open until
+ * xsr_lazy_stop().  @st gets what was done before start (no page data).
+ */
+int xsr_lazy_restore(struct xsr_backend *be, int fd, FILE *log, struct xsr_lazy **out,
+		     struct xsr_restore_stats *st, char *err, size_t errlen);
+void xsr_lazy_stats(struct xsr_lazy *lz, struct xsr_lazy_stats *st);
+/* Stop the threads and release everything.  Stop the vCPUs first. NULL ok. */
+void xsr_lazy_stop(struct xsr_lazy *lz);
+
+/* ---------------- the daemon (vmm/daemon.c) ---------------- */
+
+struct xsr_vmm {
+	struct xsr_backend *be;
+	struct xsr_lazy *lazy;
+	FILE *log;
+	const char *sock_path;
+	uint64_t mem_bytes;
+	uint64_t counters_gpa, errors_gpa;
+	uint32_t nr_counters;
+	bool user_paused;
+	bool held; /* a save with hold=1 left the VM paused */
+};
+
+/*
+ * Build the VM in the daemon (after fork, socket bound): set v->be (and
+ * v->lazy), start the guest.  On success @msg may hold a JSON object handed
+ * to the parent; on failure @msg holds the reason.
+ */
+typedef int (*xsr_vmm_build_fn)(struct xsr_vmm *v, void *ctx, char *msg, size_t msglen);
+
+/*
+ * Fork the VMM daemon for control socket @sock (log in "SOCK.log").  Returns
+ * in the parent once the build function has finished: 0 with the daemon's pid
+ * and the build message, or <0 with the reason in @msg.  @keep_stderr leaves
+ * the daemon's stderr alone while building (restore progress on a tty).
+ */
+int xsr_vmm_spawn(const char *sock, xsr_vmm_build_fn build, void *ctx, int keep_stderr, pid_t *pid,
+		  char *msg, size_t msglen);
+
+/* Read "counters_gpa" etc. from the config text the VMM saves. */
+int xsr_vmm_parse_config(struct xsr_vmm *v, const char *config);
+
+/* ---------------- the client (vmm/control.c) ---------------- */
+
+/*
+ * Send @req (one line, no newline needed) with @nfds descriptors to the VMM
+ * at @sock; *reply gets the malloc'd JSON reply line.  Returns 0 if the VMM
+ * answered "ok":true; else prints "xsr VERB: ..." and returns -1.
+ */
+int xsr_ctl_call(const char *verb, const char *sock, const char *req, const int *fds, int nfds,
+		 char **reply);
+/* "vm:SOCK" -> SOCK, or NULL with a message printed. */
+const char *xsr_ctl_target(const char *verb, const char *target);
+
+/* Minimal readers for the flat JSON the VMM sends. 0 or -1 if absent. */
+int xsr_json_u64(const char *js, const char *key, uint64_t *out);
+int xsr_json_bool(const char *js, const char *key, int *out);
+/* malloc'd, unescaped string value, or NULL */
+char *xsr_json_str_dup(const char *js, const char *key);
+/* Up to @max numbers of an array value; returns the count or -1. */
+int xsr_json_u64_array(const char *js, const char *key, uint64_t *out, int max);
+
+/* xsr save / xsr core share this (save/cmd_save.c). */
+int xsr_capture_main(const char *verb, int kind, int argc, char **argv);
+
+#endif
