@@ -47,7 +47,10 @@ struct xsr_backend_ops {
 	/* Write backend-specific sections (config, domctx, p2m, ...). */
 	int (*save_extra)(struct xsr_backend *be, struct xsr_writer *w);
 	int (*dirty_start)(struct xsr_backend *be);
-	/* Fetch and clear: set bit i of @bitmap for each dirty slot i < @nslots. */
+	/*
+	 * Fetch and clear the dirty log: OR bit i into @bitmap for each slot
+	 * i < @nslots written since the last fetch (other bits are left alone).
+	 */
 	int (*dirty_fetch)(struct xsr_backend *be, uint64_t *bitmap, uint64_t nslots);
 	int (*dirty_stop)(struct xsr_backend *be);
 

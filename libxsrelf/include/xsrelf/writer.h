@@ -27,6 +27,14 @@
 
 struct xsr_writer;
 
+struct xsr_vload {
+	uint64_t vaddr; /* page aligned */
+	uint64_t paddr; /* page aligned, [paddr, paddr+len) inside one run */
+	uint64_t len;   /* octets, page multiple */
+	uint32_t flags; /* PF_R | PF_W | PF_X */
+	uint32_t reserved;
+};
+
 struct xsr_writer_params {
 	uint16_t machine;      /* EM_X86_64 (only value supported now) */
 	uint8_t kind;          /* enum xsr_kind */
@@ -38,9 +46,16 @@ struct xsr_writer_params {
 	const char *hypervisor;         /* "kvm", "xen", "synthetic" */
 	const char *hypervisor_version; /* may be NULL */
 	uint8_t compress;      /* enum xsr_compress, stream page batches only */
-	/* Seekable only: for p_vaddr of PT_LOAD i (paging view); NULL = p_paddr */
-	const uint64_t *run_vaddr;
+	/* Copy this producer section verbatim instead of making one (conversion). */
+	const struct xsr_producer *producer;
+	/*
+	 * Seekable only, paging view: PT_LOADs are these guest-virtual mappings
+	 * (each inside one run) instead of one per run.  NULL: physical view.
+	 */
+	const struct xsr_vload *vloads;
+	uint32_t nr_vloads;
 };
+
 
 /*
  * Start an image on @fd (not closed by the writer).  A seekable target is
@@ -56,12 +71,13 @@ XSR_API int xsr_writer_layout(const struct xsr_writer *w);
 /*
  * Add one section/record.  @code is enum xsr_sec (not END, NOTES, MEMMAP,
  * INDEX, INTEGRITY, STRTAB, PRODUCER: the writer makes those), @optional sets
- * XSR_SHT_OPTIONAL, @info is sh_info (vCPU id), @entsize sh_entsize.
- * @name is the ELF section name (e.g. ".xsr.config"); NULL picks the default.
+ * XSR_SHT_OPTIONAL, @info is sh_info (vCPU id), @entsize sh_entsize.  The
+ * ELF section name follows from the code (".xsr.config"), so a conversion
+ * to a stream and back loses nothing.
  */
 XSR_API int xsr_writer_add_section(struct xsr_writer *w, uint32_t code, int optional,
-				   const char *name, uint32_t info, uint64_t entsize,
-				   const struct iovec *iov, int iovcnt);
+				   uint32_t info, uint64_t entsize, const struct iovec *iov,
+				   int iovcnt);
 
 /* Convenience: one buffer. */
 XSR_API int xsr_writer_add(struct xsr_writer *w, uint32_t code, uint32_t info,

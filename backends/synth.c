@@ -1,0 +1,311 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * The synthetic backend: a deterministic domain with no hypervisor behind it.
+ *
+ * Page content (docs/xsrelf-format.md, "Synthetic domains"): for pfn p,
+ * h = splitmix64(seed ^ (p * 0x9e3779b97f4a7c15)).  The page is all zero if
+ * (h >> 11) / 2^53 < zero_fraction; otherwise word 0 is p and word i (1..511)
+ * is splitmix64(h + i), little-endian.
+ *
+ * As a restore target it holds no memory: unmap() of a writable mapping
+ * checks what was written against the function, so restoring an image into
+ * it proves that the pages came back intact.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "backend.h"
+
+struct synth {
+	struct xsr_backend be;
+	struct xsr_synth_params p;
+	struct xsr_memrun runs[2];
+	uint32_t nr_runs;
+	int paused;
+	int checking; /* restore target: compare what is written */
+	uint64_t mismatches;
+	uint64_t checked;
+	char err[256];
+};
+
+static uint64_t splitmix64(uint64_t x)
+{
+	x += 0x9e3779b97f4a7c15ull;
+	x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+	x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+	return x ^ (x >> 31);
+}
+
+int xsr_synth_page(uint64_t seed, double zero_fraction, uint64_t pfn, uint8_t page[4096])
+{
+	uint64_t h = splitmix64(seed ^ (pfn * 0x9e3779b97f4a7c15ull));
+	if ((double)(h >> 11) / 9007199254740992.0 < zero_fraction) {
+		memset(page, 0, 4096);
+		return 1;
+	}
+	uint64_t w = pfn;
+	memcpy(page, &w, 8);
+	for (int i = 1; i < 512; i++) {
+		w = splitmix64(h + (uint64_t)i);
+		memcpy(page + 8 * i, &w, 8);
+	}
+	return 0;
+}
+
+static struct synth *S(struct xsr_backend *be)
+{
+	return (struct synth *)be;
+}
+
+static int sy_describe(struct xsr_backend *be, struct xsr_domain_info *out)
+{
+	struct synth *s = S(be);
+	memset(out, 0, sizeof(*out));
+	out->nr_vcpus = s->p.nr_vcpus;
+	out->nr_runs = s->nr_runs;
+	out->runs = s->runs;
+	snprintf(out->hypervisor, sizeof(out->hypervisor), "synthetic");
+	snprintf(out->hypervisor_version, sizeof(out->hypervisor_version), "seed=%llu zero=%.3f",
+		 (unsigned long long)s->p.seed, s->p.zero_fraction);
+	return 0;
+}
+
+static int sy_pause(struct xsr_backend *be)
+{
+	S(be)->paused = 1;
+	return 0;
+}
+
+static int sy_resume(struct xsr_backend *be)
+{
+	S(be)->paused = 0;
+	return 0;
+}
+
+static int sy_map(struct xsr_backend *be, uint64_t pfn, uint64_t count, int writable, void **addr)
+{
+	struct synth *s = S(be);
+	uint8_t *buf = malloc(count * 4096);
+	if (!buf)
+		return XSR_E_NOMEM;
+	if (!writable)
+		for (uint64_t i = 0; i < count; i++)
+			xsr_synth_page(s->p.seed, s->p.zero_fraction, pfn + i, buf + i * 4096);
+	else
+		memset(buf, 0xa5, count * 4096); /* anything not written shows up as a mismatch */
+	*addr = buf;
+	return 0;
+}
+
+static void sy_unmap(struct xsr_backend *be, void *addr, uint64_t pfn, uint64_t count)
+{
+	free(addr);
+}
+
+/* Writable unmap: compare against the generator. */
+static void sy_unmap_check(struct synth *s, void *addr, uint64_t pfn, uint64_t count)
+{
+	uint8_t want[4096];
+	for (uint64_t i = 0; i < count; i++) {
+		xsr_synth_page(s->p.seed, s->p.zero_fraction, pfn + i, want);
+		s->checked++;
+		if (memcmp(want, (uint8_t *)addr + i * 4096, 4096)) {
+			if (!s->mismatches)
+				snprintf(s->err, sizeof(s->err), "restored pfn 0x%llx differs from the synthetic content",
+					 (unsigned long long)(pfn + i));
+			s->mismatches++;
+		}
+	}
+}
+
+void xsr_synth_vcpu(uint32_t id, struct xsr_vcpu_state *st);
+void xsr_synth_vcpu(uint32_t id, struct xsr_vcpu_state *st)
+{
+	struct xsr_x86_vcpu *r = &st->r;
+	memset(&st->r, 0, sizeof(st->r));
+	r->vcpu_id = id;
+	r->valid = XSR_VCPU_HAVE_SREGS | XSR_VCPU_HAVE_FPU | XSR_VCPU_HAVE_MSRS | XSR_VCPU_HAVE_DEBUG;
+	for (int i = 0; i < 16; i++)
+		r->gpr[i] = 0x1000000000ull * (id + 1) + (uint64_t)i;
+	r->gpr[XSR_RSP] = 0xffffc90000004000ull - id * 0x4000ull;
+	r->rip = 0xffffffff81000000ull + id * 0x100ull;
+	r->rflags = 0x202;
+	struct xsr_x86_segment code = {0, 0xffffffff, 0x10, 0xa09b}, data = {0, 0xffffffff, 0x18, 0xc093};
+	r->cs = code;
+	r->ds = r->es = r->ss = r->fs = r->gs = data;
+	r->gs.base = 0xffff888000000000ull + id * 0x10000ull;
+	r->tr = (struct xsr_x86_segment){0xfffffe0000003000ull, 0x67, 0x40, 0x8b};
+	r->gdt = (struct xsr_x86_dtable){0xfffffe0000001000ull, 0x7f, 0};
+	r->idt = (struct xsr_x86_dtable){0xfffffe0000000000ull, 0xfff, 0};
+	r->cr0 = 0x80050033;
+	r->cr3 = 0x1000;
+	r->cr4 = 0x3606f0;
+	r->efer = 0xd01;
+	r->apic_base = 0xfee00900;
+	r->xcr0 = 0x7;
+	r->dr[6] = 0xffff0ff0;
+	r->dr[7] = 0x400;
+	r->fxsave[0] = 0x7f; /* FCW 0x037f */
+	r->fxsave[1] = 0x03;
+	r->fxsave[24] = 0x80; /* MXCSR 0x1f80 */
+	r->fxsave[25] = 0x1f;
+	static const uint32_t msr[] = {0x10, 0x174, 0x175, 0x176, 0xc0000081, 0xc0000082, 0xc0000084, 0xc0000102};
+	r->nr_msrs = sizeof(msr) / sizeof(msr[0]);
+	for (uint32_t i = 0; i < r->nr_msrs; i++)
+		st->msrs[i] = (struct xsr_msr){msr[i], 0, 0x1111111111ull * (i + 1) + id};
+}
+
+static int sy_get_vcpu(struct xsr_backend *be, uint32_t vcpu, struct xsr_vcpu_state *out)
+{
+	if (vcpu >= S(be)->p.nr_vcpus)
+		return XSR_E_RANGE;
+	xsr_synth_vcpu(vcpu, out);
+	return 0;
+}
+
+static int sy_save_extra(struct xsr_backend *be, struct xsr_writer *w)
+{
+	struct synth *s = S(be);
+	char cfg[256];
+	int n = snprintf(cfg, sizeof(cfg),
+			 "{\"backend\": \"synthetic\", \"mem\": %llu, \"vcpus\": %u, \"seed\": %llu, \"zero_fraction\": %.6f}\n",
+			 (unsigned long long)s->p.mem_bytes, s->p.nr_vcpus, (unsigned long long)s->p.seed, s->p.zero_fraction);
+	return xsr_writer_add(w, XSR_SEC_CONFIG, 0, cfg, (uint64_t)n);
+}
+
+static int sy_dirty_start(struct xsr_backend *be)
+{
+	return 0;
+}
+
+static int sy_dirty_fetch(struct xsr_backend *be, uint64_t *bitmap, uint64_t nslots)
+{
+	/* Nothing runs, so nothing is ever dirtied. */
+	return 0;
+}
+
+static int sy_dirty_stop(struct xsr_backend *be)
+{
+	return 0;
+}
+
+static int sy_create(struct xsr_backend *be, const struct xsr_domain_info *info)
+{
+	struct synth *s = S(be);
+	if (info->nr_vcpus != s->p.nr_vcpus || info->nr_runs != s->nr_runs ||
+	    memcmp(info->runs, s->runs, s->nr_runs * sizeof(s->runs[0]))) {
+		snprintf(s->err, sizeof(s->err), "image shape (%u vCPUs, %u runs) is not this synthetic domain's",
+			 info->nr_vcpus, info->nr_runs);
+		return XSR_E_BACKEND;
+	}
+	return 0;
+}
+
+static int sy_set_vcpu(struct xsr_backend *be, const struct xsr_vcpu_state *st)
+{
+	struct synth *s = S(be);
+	struct xsr_vcpu_state *want = malloc(sizeof(*want));
+	if (!want)
+		return XSR_E_NOMEM;
+	xsr_synth_vcpu(st->r.vcpu_id, want);
+	int same = !memcmp(&want->r, &st->r, sizeof(st->r)) &&
+		   !memcmp(want->msrs, st->msrs, st->r.nr_msrs * sizeof(st->msrs[0]));
+	free(want);
+	if (!same) {
+		snprintf(s->err, sizeof(s->err), "vCPU %u state differs from the synthetic state", st->r.vcpu_id);
+		return XSR_E_BACKEND;
+	}
+	return 0;
+}
+
+static int sy_load_extra(struct xsr_backend *be, uint32_t code, uint32_t info, const void *body, uint64_t len)
+{
+	return 0;
+}
+
+static int sy_start(struct xsr_backend *be)
+{
+	struct synth *s = S(be);
+	if (s->mismatches) {
+		snprintf(s->err + strlen(s->err), sizeof(s->err) - strlen(s->err), " (%llu pages differ)",
+			 (unsigned long long)s->mismatches);
+		return XSR_E_BACKEND;
+	}
+	return 0;
+}
+
+static const char *sy_error(struct xsr_backend *be)
+{
+	return S(be)->err;
+}
+
+static void sy_close(struct xsr_backend *be)
+{
+	free(be);
+}
+
+/* Writable maps are checked on unmap; the ops table routes through here. */
+static void sy_unmap_any(struct xsr_backend *be, void *addr, uint64_t pfn, uint64_t count);
+
+static const struct xsr_backend_ops synth_ops = {
+	.name = "synthetic",
+	.describe = sy_describe,
+	.pause = sy_pause,
+	.resume = sy_resume,
+	.map = sy_map,
+	.unmap = sy_unmap_any,
+	.get_vcpu = sy_get_vcpu,
+	.save_extra = sy_save_extra,
+	.dirty_start = sy_dirty_start,
+	.dirty_fetch = sy_dirty_fetch,
+	.dirty_stop = sy_dirty_stop,
+	.create = sy_create,
+	.set_vcpu = sy_set_vcpu,
+	.load_extra = sy_load_extra,
+	.start = sy_start,
+	.error = sy_error,
+	.close = sy_close,
+};
+
+static void sy_unmap_any(struct xsr_backend *be, void *addr, uint64_t pfn, uint64_t count)
+{
+	if (S(be)->checking)
+		sy_unmap_check(S(be), addr, pfn, count);
+	sy_unmap(be, addr, pfn, count);
+}
+
+int xsr_synth_open(struct xsr_backend **out, const struct xsr_synth_params *p)
+{
+	struct synth *s = calloc(1, sizeof(*s));
+	if (!s)
+		return XSR_E_NOMEM;
+	s->be.ops = &synth_ops;
+	s->p = *p;
+	uint64_t pages = p->mem_bytes / 4096;
+	/* Above 2 MiB, leave the legacy VGA/ROM hole at 640 KiB..1 MiB, as PCs do. */
+	if (pages > 512) {
+		s->runs[0] = (struct xsr_memrun){0, 0xa0};
+		s->runs[1] = (struct xsr_memrun){0x100, pages - 0xa0};
+		s->nr_runs = 2;
+	} else {
+		s->runs[0] = (struct xsr_memrun){0, pages};
+		s->nr_runs = pages ? 1 : 0;
+	}
+	*out = &s->be;
+	return 0;
+}
+
+/* Turn @be into a checking restore target (see the comment at the top). */
+void xsr_synth_expect(struct xsr_backend *be, uint64_t *checked, uint64_t *mismatches);
+void xsr_synth_expect(struct xsr_backend *be, uint64_t *checked, uint64_t *mismatches)
+{
+	struct synth *s = S(be);
+	if (!checked) {
+		s->checking = 1;
+		return;
+	}
+	*checked = s->checked;
+	*mismatches = s->mismatches;
+}

@@ -1,0 +1,198 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* xsr info: describe any image, for people or (--json) for scripts. */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "scan.h"
+
+static void usage(FILE *f)
+{
+	fprintf(f, "usage: xsr info [--json] [--vcpu N] FILE\n\n"
+		   "Describe an xsrelf image (seekable or streamed; '-' reads a stream from stdin):\n"
+		   "layout, vCPUs, populated and zero pages, sections, segments, producer.\n"
+		   "--vcpu N prints vCPU N's full state (registers, segments, control and debug\n"
+		   "registers, MSRs) instead.\n");
+}
+
+static const char *seg_names[] = {"cs", "ds", "es", "fs", "gs", "ss", "tr", "ldt"};
+static const char *gpr_names[] = {"rax", "rbx", "rcx", "rdx", "rsi", "rdi", "rsp", "rbp",
+				  "r8",  "r9",  "r10", "r11", "r12", "r13", "r14", "r15"};
+
+static void print_vcpu(const struct xsr_vcpu_state *v, int json)
+{
+	const struct xsr_x86_vcpu *r = &v->r;
+	const struct xsr_x86_segment *seg[] = {&r->cs, &r->ds, &r->es, &r->fs, &r->gs, &r->ss, &r->tr, &r->ldt};
+	if (json) {
+		printf("{\"vcpu\": %u, \"valid\": %u", r->vcpu_id, r->valid);
+		for (int i = 0; i < 16; i++)
+			printf(", \"%s\": %llu", gpr_names[i], (unsigned long long)r->gpr[i]);
+		printf(", \"rip\": %llu, \"rflags\": %llu, \"cr0\": %llu, \"cr2\": %llu, \"cr3\": %llu, \"cr4\": %llu, \"cr8\": %llu, \"efer\": %llu, \"apic_base\": %llu, \"xcr0\": %llu",
+		       (unsigned long long)r->rip, (unsigned long long)r->rflags, (unsigned long long)r->cr0,
+		       (unsigned long long)r->cr2, (unsigned long long)r->cr3, (unsigned long long)r->cr4,
+		       (unsigned long long)r->cr8, (unsigned long long)r->efer, (unsigned long long)r->apic_base,
+		       (unsigned long long)r->xcr0);
+		printf(", \"segments\": {");
+		for (int i = 0; i < 8; i++)
+			printf("%s\"%s\": {\"selector\": %u, \"base\": %llu, \"limit\": %u, \"attr\": %u}", i ? ", " : "",
+			       seg_names[i], seg[i]->selector, (unsigned long long)seg[i]->base, seg[i]->limit, seg[i]->attr);
+		printf("}, \"gdt\": {\"base\": %llu, \"limit\": %u}, \"idt\": {\"base\": %llu, \"limit\": %u}",
+		       (unsigned long long)r->gdt.base, r->gdt.limit, (unsigned long long)r->idt.base, r->idt.limit);
+		printf(", \"dr\": [");
+		for (int i = 0; i < 8; i++)
+			printf("%s%llu", i ? ", " : "", (unsigned long long)r->dr[i]);
+		printf("], \"mp_state\": %u, \"xsave_len\": %u, \"lapic_len\": %u, \"msrs\": {", r->mp_state, r->xsave_len, r->lapic_len);
+		for (uint32_t i = 0; i < r->nr_msrs; i++)
+			printf("%s\"0x%x\": %llu", i ? ", " : "", v->msrs[i].index, (unsigned long long)v->msrs[i].value);
+		printf("}}\n");
+		return;
+	}
+	printf("vCPU %u (valid 0x%x)\n", r->vcpu_id, r->valid);
+	for (int i = 0; i < 16; i++)
+		printf("  %-6s 0x%016llx%s", gpr_names[i], (unsigned long long)r->gpr[i], i % 4 == 3 ? "\n" : "");
+	printf("  rip    0x%016llx  rflags 0x%016llx\n", (unsigned long long)r->rip, (unsigned long long)r->rflags);
+	printf("  cr0    0x%016llx  cr2    0x%016llx  cr3    0x%016llx\n", (unsigned long long)r->cr0,
+	       (unsigned long long)r->cr2, (unsigned long long)r->cr3);
+	printf("  cr4    0x%016llx  cr8    0x%016llx  efer   0x%016llx\n", (unsigned long long)r->cr4,
+	       (unsigned long long)r->cr8, (unsigned long long)r->efer);
+	printf("  apic_base 0x%llx  xcr0 0x%llx  mp_state %u\n", (unsigned long long)r->apic_base,
+	       (unsigned long long)r->xcr0, r->mp_state);
+	for (int i = 0; i < 8; i++)
+		printf("  %-3s sel 0x%04x base 0x%016llx limit 0x%08x attr 0x%04x\n", seg_names[i], seg[i]->selector,
+		       (unsigned long long)seg[i]->base, seg[i]->limit, seg[i]->attr);
+	printf("  gdt base 0x%016llx limit 0x%x   idt base 0x%016llx limit 0x%x\n", (unsigned long long)r->gdt.base,
+	       r->gdt.limit, (unsigned long long)r->idt.base, r->idt.limit);
+	printf("  dr0-3 0x%llx 0x%llx 0x%llx 0x%llx  dr6 0x%llx  dr7 0x%llx\n", (unsigned long long)r->dr[0],
+	       (unsigned long long)r->dr[1], (unsigned long long)r->dr[2], (unsigned long long)r->dr[3],
+	       (unsigned long long)r->dr[6], (unsigned long long)r->dr[7]);
+	printf("  xsave %u octets, lapic %u octets, %u MSRs\n", r->xsave_len, r->lapic_len, r->nr_msrs);
+	for (uint32_t i = 0; i < r->nr_msrs; i++)
+		printf("    msr 0x%08x = 0x%016llx\n", v->msrs[i].index, (unsigned long long)v->msrs[i].value);
+}
+
+static void print_json(const char *file, const struct scan *s)
+{
+	printf("{\"file\": ");
+	xsr_json_str(stdout, file);
+	printf(", \"layout\": \"%s\", \"kind\": \"%s\", \"format_version\": \"%u.%u\", \"vcpus\": %u, \"pages\": %llu, \"zero_pages\": %llu, \"data_pages\": %llu, \"paging_view\": %s",
+	       s->layout == XSR_LAYOUT_SEEKABLE ? "seekable" : "stream", xsr_kind_name(s->fh.kind), s->fh.version_major,
+	       s->fh.version_minor, s->fh.nr_vcpus, (unsigned long long)s->fh.nr_pages, (unsigned long long)s->zero_pages,
+	       (unsigned long long)s->data_pages, s->fh.flags & XSR_FF_PAGING_VIEW ? "true" : "false");
+	if (s->have_producer) {
+		printf(", \"producer\": {\"name\": ");
+		xsr_json_str(stdout, s->producer.producer);
+		printf(", \"version\": ");
+		xsr_json_str(stdout, s->producer.producer_version_str);
+		printf(", \"hypervisor\": ");
+		xsr_json_str(stdout, s->producer.hypervisor);
+		printf(", \"hypervisor_version\": ");
+		xsr_json_str(stdout, s->producer.hypervisor_version);
+		printf(", \"host\": ");
+		xsr_json_str(stdout, s->producer.host);
+		printf("}");
+	}
+	printf(", \"memory_runs\": [");
+	for (uint32_t i = 0; i < s->nruns; i++)
+		printf("%s{\"pfn\": %llu, \"count\": %llu}", i ? ", " : "", (unsigned long long)s->runs[i].pfn,
+		       (unsigned long long)s->runs[i].count);
+	printf("], \"sections\": [");
+	for (uint32_t i = 0; i < s->nsecs; i++) {
+		const struct scan_sec *x = &s->secs[i];
+		printf("%s{\"name\": ", i ? ", " : "");
+		xsr_json_str(stdout, x->name);
+		printf(", \"type\": %u, \"code\": %d, \"offset\": %llu, \"size\": %llu, \"info\": %u}", x->sh_type,
+		       x->code == UINT32_MAX ? -1 : (int)x->code, (unsigned long long)x->offset, (unsigned long long)x->size, x->info);
+	}
+	printf("], \"page_records\": %llu}\n", (unsigned long long)s->page_records);
+}
+
+static void print_text(const char *file, const struct scan *s)
+{
+	printf("file:       %s\n", file);
+	printf("layout:     %s%s\n", s->layout == XSR_LAYOUT_SEEKABLE ? "seekable (ELF core)" : "stream",
+	       s->fh.flags & XSR_FF_PAGING_VIEW ? ", paging view" : "");
+	printf("kind:       %s\n", xsr_kind_name(s->fh.kind));
+	printf("format:     %u.%u\n", s->fh.version_major, s->fh.version_minor);
+	if (s->have_producer)
+		printf("producer:   %s %s on '%s'; hypervisor %s %s\n", s->producer.producer, s->producer.producer_version_str,
+		       s->producer.host, s->producer.hypervisor, s->producer.hypervisor_version);
+	printf("vcpus:      %u\n", s->fh.nr_vcpus);
+	printf("pages:      %llu populated (%llu MiB), %llu with data, %llu zero\n", (unsigned long long)s->fh.nr_pages,
+	       (unsigned long long)(s->fh.nr_pages >> 8), (unsigned long long)s->data_pages, (unsigned long long)s->zero_pages);
+	printf("memory:     %u run(s)\n", s->nruns);
+	for (uint32_t i = 0; i < s->nruns && i < 32; i++)
+		printf("  pfn 0x%09llx..0x%09llx  (%llu pages)\n", (unsigned long long)s->runs[i].pfn,
+		       (unsigned long long)(s->runs[i].pfn + s->runs[i].count - 1), (unsigned long long)s->runs[i].count);
+	printf("sections:   %u%s\n", s->nsecs, s->layout == XSR_LAYOUT_STREAM ? " records (page batches not listed)" : "");
+	printf("  %-16s %-10s %-6s %18s %14s\n", "name", "type", "vcpu", s->layout == XSR_LAYOUT_STREAM ? "stream offset" : "offset", "size");
+	for (uint32_t i = 0; i < s->nsecs; i++) {
+		const struct scan_sec *x = &s->secs[i];
+		const char *t = xsr_section_name(x->sh_type);
+		char vc[16] = "-";
+		if (x->code == XSR_SEC_VCPU)
+			snprintf(vc, sizeof(vc), "%u", x->info);
+		printf("  %-16s %-10s %-6s 0x%016llx %14llu\n", x->name, t ? t : "unknown", vc, (unsigned long long)x->offset,
+		       (unsigned long long)x->size);
+	}
+	if (s->layout == XSR_LAYOUT_STREAM)
+		printf("page records: %llu\n", (unsigned long long)s->page_records);
+	if (s->config)
+		printf("config:     %.200s%s", s->config, strlen(s->config) && s->config[strlen(s->config) - 1] == '\n' ? "" : "\n");
+}
+
+int cmd_info(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{"json", no_argument, 0, 'j'}, {"vcpu", required_argument, 0, 'v'}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
+	int json = 0, c;
+	struct scan s;
+	memset(&s, 0, sizeof(s));
+	s.want_vcpu = -1;
+	s.want_pfn = -1;
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "hj", opts, NULL)) != -1) {
+		switch (c) {
+		case 'j': json = 1; break;
+		case 'v': {
+			char *e;
+			unsigned long v = strtoul(optarg, &e, 0);
+			if (*e || v >= XSR_MAX_VCPUS) {
+				xsr_err("info", "--vcpu %s: need a vCPU number", optarg);
+				return XSR_EXIT_USAGE;
+			}
+			s.want_vcpu = (int)v;
+			break;
+		}
+		case 'h': usage(stdout); return XSR_EXIT_OK;
+		default: usage(stderr); return XSR_EXIT_USAGE;
+		}
+	}
+	if (optind != argc - 1) {
+		usage(stderr);
+		return XSR_EXIT_USAGE;
+	}
+	const char *file = argv[optind];
+	int fd = xsr_open_in("info", file);
+	if (fd < 0)
+		return XSR_EXIT_FAIL;
+	char err[1024] = "";
+	int rc = xsr_scan(fd, &s, err, sizeof(err));
+	if (fd != STDIN_FILENO)
+		close(fd);
+	if (rc < 0) {
+		xsr_err("info", "%s: %s", file, err);
+		xsr_scan_free(&s);
+		return XSR_EXIT_FAIL;
+	}
+	if (s.want_vcpu >= 0)
+		print_vcpu(s.vcpu, json);
+	else if (json)
+		print_json(file, &s);
+	else
+		print_text(file, &s);
+	xsr_scan_free(&s);
+	return XSR_EXIT_OK;
+}

@@ -1,0 +1,285 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "scan.h"
+
+const char *xsr_kind_name(unsigned kind)
+{
+	switch (kind) {
+	case XSR_KIND_SAVE: return "save";
+	case XSR_KIND_CORE: return "core";
+	case XSR_KIND_MIGRATION: return "migration";
+	}
+	return "unknown";
+}
+
+static int add_sec(struct scan *s, const char *name, uint32_t type, uint32_t code, uint32_t info, uint64_t off,
+		   uint64_t size, uint64_t entsize)
+{
+	struct scan_sec *n = realloc(s->secs, (s->nsecs + 1) * sizeof(*n));
+	if (!n)
+		return XSR_E_NOMEM;
+	s->secs = n;
+	struct scan_sec *x = &n[s->nsecs++];
+	snprintf(x->name, sizeof(x->name), "%s", name);
+	x->sh_type = type;
+	x->code = code;
+	x->info = info;
+	x->offset = off;
+	x->size = size;
+	x->entsize = entsize;
+	return 0;
+}
+
+static int scan_image(int fd, struct scan *s, char *err, size_t errlen)
+{
+	struct xsr_image *img;
+	int rc = xsr_image_open(&img, fd, err, errlen);
+	if (rc < 0)
+		return rc;
+	s->layout = XSR_LAYOUT_SEEKABLE;
+	s->fh = *xsr_image_header(img);
+	s->nruns = xsr_image_nruns(img);
+	s->runs = malloc((s->nruns + 1) * sizeof(*s->runs));
+	if (!s->runs) {
+		rc = XSR_E_NOMEM;
+		goto out;
+	}
+	memcpy(s->runs, xsr_image_runs(img), s->nruns * sizeof(*s->runs));
+	for (uint32_t i = 1; i < xsr_image_nsections(img); i++) {
+		struct xsr_section_info si;
+		xsr_image_section(img, i, &si);
+		if ((rc = add_sec(s, si.name, si.sh_type, si.code, si.info, si.offset, si.size, si.entsize)) < 0)
+			goto out;
+		if (si.code == XSR_SEC_PRODUCER || si.code == XSR_SEC_CONFIG) {
+			void *b;
+			uint64_t l;
+			if ((rc = xsr_image_read_section(img, i, &b, &l)) < 0) {
+				snprintf(err, errlen, "%s", xsr_image_error(img));
+				goto out;
+			}
+			if (si.code == XSR_SEC_PRODUCER) {
+				memcpy(&s->producer, b, sizeof(s->producer));
+				s->have_producer = true;
+				free(b);
+			} else {
+				free(s->config);
+				s->config = b;
+			}
+		}
+	}
+	/* Zero pages from the index, a run at a time. */
+	struct xsr_index_entry ent[256];
+	for (uint32_t r = 0; r < s->nruns; r++)
+		for (uint64_t i = 0; i < s->runs[r].count; i += 256) {
+			uint64_t n = s->runs[r].count - i < 256 ? s->runs[r].count - i : 256;
+			xsr_image_run_index(img, r, i, n, ent);
+			for (uint64_t k = 0; k < n; k++)
+				if (ent[k].flags & XSR_IDX_DATA)
+					s->data_pages++;
+				else
+					s->zero_pages++;
+		}
+	s->phnum = 1 + s->nruns;
+	if (s->want_vcpu >= 0) {
+		s->vcpu = malloc(sizeof(*s->vcpu));
+		if (!s->vcpu) {
+			rc = XSR_E_NOMEM;
+			goto out;
+		}
+		if ((rc = xsr_image_vcpu(img, (uint32_t)s->want_vcpu, s->vcpu)) < 0) {
+			snprintf(err, errlen, "%s", xsr_image_error(img));
+			goto out;
+		}
+		s->have_vcpu = true;
+	}
+	if (s->want_pfn >= 0) {
+		if ((rc = xsr_image_read_page(img, (uint64_t)s->want_pfn, s->page, NULL)) < 0) {
+			snprintf(err, errlen, "%s", xsr_image_error(img));
+			goto out;
+		}
+		s->have_page = true;
+	}
+out:
+	xsr_image_close(img);
+	return rc;
+}
+
+struct sctx {
+	struct scan *s;
+	uint64_t *data; /* slot bitmap: last version of the page had data */
+	uint64_t *base;
+	struct xsr_stream *st;
+	char *err;
+	size_t errlen;
+};
+
+static int sc_section(void *ctx, const struct xsr_record_header *rh, const void *body)
+{
+	struct sctx *c = ctx;
+	struct scan *s = c->s;
+	uint32_t code = rh->sh_type == SHT_NOTE ? XSR_SEC_NOTES : rh->sh_type & XSR_SHT_CODE_MASK;
+	const char *nm = xsr_section_name(rh->sh_type);
+	uint64_t at = xsr_stream_offset(c->st) - ((((rh->sh_size) + 7) & ~7ull) + 8);
+	int rc = add_sec(s, nm ? nm : "?", rh->sh_type, code, rh->sh_info, at, rh->sh_size, rh->sh_entsize);
+	if (rc < 0)
+		return rc;
+	if (code == XSR_SEC_PRODUCER) {
+		memcpy(&s->producer, body, sizeof(s->producer));
+		s->have_producer = true;
+	} else if (code == XSR_SEC_CONFIG) {
+		free(s->config);
+		s->config = malloc(rh->sh_size + 1);
+		if (!s->config)
+			return XSR_E_NOMEM;
+		memcpy(s->config, body, rh->sh_size);
+		s->config[rh->sh_size] = 0;
+	} else if (code == XSR_SEC_MEMMAP) {
+		s->nruns = (uint32_t)(rh->sh_size / sizeof(struct xsr_memrun));
+		s->runs = malloc(rh->sh_size + 1);
+		c->base = malloc((s->nruns + 1) * 8ull);
+		c->data = calloc((s->fh.nr_pages + 63) / 64 + 1, 8);
+		if (!s->runs || !c->base || !c->data)
+			return XSR_E_NOMEM;
+		memcpy(s->runs, body, rh->sh_size);
+		uint64_t t = 0;
+		for (uint32_t i = 0; i < s->nruns; i++) {
+			c->base[i] = t;
+			t += s->runs[i].count;
+		}
+	} else if (code == XSR_SEC_VCPU && (int64_t)rh->sh_info == s->want_vcpu) {
+		const char *why;
+		s->vcpu = malloc(sizeof(*s->vcpu));
+		if (!s->vcpu)
+			return XSR_E_NOMEM;
+		if ((rc = xsr_vcpu_decode(body, rh->sh_size, s->vcpu, &why)) < 0) {
+			snprintf(c->err, c->errlen, "vCPU %u record: %s", rh->sh_info, why);
+			return rc;
+		}
+		s->have_vcpu = true;
+	}
+	return 0;
+}
+
+static int sc_pages(void *ctx, const uint64_t *pfns, uint32_t n, const uint8_t *data)
+{
+	struct sctx *c = ctx;
+	struct scan *s = c->s;
+	s->page_records++;
+	for (uint32_t i = 0; i < n; i++) {
+		uint64_t pfn = pfns[i] & XSR_PFN_MASK;
+		bool z = pfns[i] & XSR_PFN_ZERO;
+		/* The reader checked that every pfn is in the memory map. */
+		uint32_t lo = 0, hi = s->nruns;
+		while (lo < hi) {
+			uint32_t mid = (lo + hi) / 2;
+			if (pfn < s->runs[mid].pfn)
+				hi = mid;
+			else if (pfn - s->runs[mid].pfn >= s->runs[mid].count)
+				lo = mid + 1;
+			else {
+				uint64_t slot = c->base[mid] + pfn - s->runs[mid].pfn;
+				if (z)
+					c->data[slot / 64] &= ~(1ull << (slot % 64));
+				else
+					c->data[slot / 64] |= 1ull << (slot % 64);
+				break;
+			}
+		}
+		if ((int64_t)pfn == s->want_pfn) {
+			if (z)
+				memset(s->page, 0, sizeof(s->page));
+			else
+				memcpy(s->page, data, sizeof(s->page));
+			s->have_page = true;
+		}
+		if (!z)
+			data += XSR_PAGE_SIZE;
+	}
+	return 0;
+}
+
+static int scan_stream(int fd, const uint8_t *pre, size_t plen, struct scan *s, char *err, size_t errlen)
+{
+	struct sctx c = {.s = s, .err = err, .errlen = errlen};
+	const struct xsr_stream_ops ops = {.section = sc_section, .pages = sc_pages};
+	int rc = xsr_stream_open(&c.st, fd, err, errlen);
+	if (rc < 0)
+		return rc;
+	s->layout = XSR_LAYOUT_STREAM;
+	if ((rc = xsr_stream_prefix(c.st, pre, plen)) < 0)
+		goto out;
+	/* The header first, so that the memmap callback knows nr_pages. */
+	if ((rc = xsr_stream_step(c.st, NULL, NULL)) < 0) {
+		snprintf(err, errlen, "%s", xsr_stream_error(c.st));
+		goto out;
+	}
+	s->fh = *xsr_stream_header(c.st);
+	err[0] = 0;
+	if ((rc = xsr_stream_run(c.st, &ops, &c)) < 0) {
+		if (!err[0] || rc != XSR_E_NOMEM)
+			snprintf(err, errlen, "%s", xsr_stream_error(c.st));
+		goto out;
+	}
+	s->stream_end = xsr_stream_offset(c.st);
+	uint8_t b;
+	ssize_t r;
+	while ((r = read(fd, &b, 1)) < 0 && errno == EINTR)
+		;
+	s->trailing = r > 0;
+	for (uint64_t i = 0; i < (s->fh.nr_pages + 63) / 64; i++)
+		s->data_pages += (uint64_t)__builtin_popcountll(c.data[i]);
+	s->zero_pages = s->fh.nr_pages - s->data_pages;
+	if (s->want_vcpu >= 0 && !s->have_vcpu) {
+		snprintf(err, errlen, "no vCPU %d in this image (it has %u)", s->want_vcpu, s->fh.nr_vcpus);
+		rc = XSR_E_RANGE;
+	}
+	if (s->want_pfn >= 0 && !s->have_page) {
+		bool inmap = false;
+		for (uint32_t i = 0; i < s->nruns; i++)
+			inmap |= (uint64_t)s->want_pfn >= s->runs[i].pfn && (uint64_t)s->want_pfn - s->runs[i].pfn < s->runs[i].count;
+		if (inmap) {
+			memset(s->page, 0, sizeof(s->page)); /* populated but never sent: zero */
+			s->have_page = true;
+		} else {
+			snprintf(err, errlen, "pfn 0x%llx is not populated in this image", (unsigned long long)s->want_pfn);
+			rc = XSR_E_RANGE;
+		}
+	}
+out:
+	free(c.data);
+	free(c.base);
+	xsr_stream_close(c.st);
+	return rc;
+}
+
+int xsr_scan(int fd, struct scan *s, char *err, size_t errlen)
+{
+	uint8_t hdr[XSR_HEADER_END];
+	struct stat sb;
+	if (fstat(fd, &sb) == 0 && S_ISREG(sb.st_mode)) {
+		if (sb.st_size < XSR_HEADER_END || pread(fd, hdr, sizeof(hdr), 0) != sizeof(hdr)) {
+			snprintf(err, errlen, "file of %lld octets is shorter than the 128-octet header: truncated or not an xsrelf image",
+				 (long long)sb.st_size);
+			return XSR_E_TRUNCATED;
+		}
+		if (hdr[XSR_EHDR_SIZE + 12] != XSR_LAYOUT_STREAM)
+			return scan_image(fd, s, err, errlen);
+		return scan_stream(fd, NULL, 0, s, err, errlen);
+	}
+	return scan_stream(fd, NULL, 0, s, err, errlen);
+}
+
+void xsr_scan_free(struct scan *s)
+{
+	free(s->runs);
+	free(s->secs);
+	free(s->ph);
+	free(s->vcpu);
+	free(s->config);
+}

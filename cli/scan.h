@@ -1,0 +1,46 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* Reading any image (seekable or stream) into one summary, for info/verify/cat-page. */
+#ifndef XSR_SCAN_H
+#define XSR_SCAN_H
+
+#include <elf.h>
+#include <stdbool.h>
+#include <xsrelf/reader.h>
+
+struct scan_sec {
+	char name[32];
+	uint32_t sh_type, code, info;
+	uint64_t offset, size, entsize;
+};
+
+struct scan {
+	int layout;
+	struct xsr_file_header fh;
+	struct xsr_producer producer;
+	bool have_producer;
+	struct xsr_memrun *runs;
+	uint32_t nruns;
+	struct scan_sec *secs;
+	uint32_t nsecs;
+	uint64_t page_records, page_record_bytes;
+	uint64_t data_pages, zero_pages;
+	Elf64_Phdr *ph;
+	uint32_t phnum;
+	/* requests */
+	int want_vcpu;                  /* -1: none */
+	struct xsr_vcpu_state *vcpu;    /* filled if want_vcpu >= 0 and found */
+	bool have_vcpu;
+	int64_t want_pfn;               /* -1: none */
+	uint8_t page[4096];
+	bool have_page;
+	char *config;                   /* config section text, if any */
+	uint64_t stream_end;            /* stream: offset after END */
+	bool trailing;                  /* stream: data after END */
+};
+
+/* Fill @s from @fd.  Returns 0 or <0 with @err set. */
+int xsr_scan(int fd, struct scan *s, char *err, size_t errlen);
+void xsr_scan_free(struct scan *s);
+const char *xsr_kind_name(unsigned kind);
+
+#endif

@@ -1,0 +1,154 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* Helpers shared by the xsr verbs. */
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "cli.h"
+
+int64_t xsr_parse_size(const char *s)
+{
+	char *end;
+	errno = 0;
+	unsigned long long v = strtoull(s, &end, 0);
+	if (errno || end == s || *s == '-')
+		return -1;
+	unsigned shift = 0;
+	switch (*end) {
+	case 'k': case 'K': shift = 10; end++; break;
+	case 'm': case 'M': shift = 20; end++; break;
+	case 'g': case 'G': shift = 30; end++; break;
+	case 't': case 'T': shift = 40; end++; break;
+	}
+	if (*end == 'i' && shift)
+		end++;
+	if ((*end == 'B' || *end == 'b') && shift)
+		end++;
+	if (*end || v > (unsigned long long)INT64_MAX >> shift)
+		return -1;
+	return (int64_t)(v << shift);
+}
+
+void xsr_err(const char *verb, const char *fmt, ...)
+{
+	va_list ap;
+	fprintf(stderr, "xsr %s: ", verb);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+}
+
+int xsr_open_in(const char *verb, const char *path)
+{
+	if (!strcmp(path, "-"))
+		return STDIN_FILENO;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		xsr_err(verb, "cannot open %s: %s", path, strerror(errno));
+	return fd;
+}
+
+void xsr_json_str(FILE *f, const char *s)
+{
+	fputc('"', f);
+	for (; *s; s++) {
+		unsigned char c = (unsigned char)*s;
+		if (c == '"' || c == '\\')
+			fprintf(f, "\\%c", c);
+		else if (c < 0x20)
+			fprintf(f, "\\u%04x", c);
+		else
+			fputc(c, f);
+	}
+	fputc('"', f);
+}
+
+int xsr_out_open(struct xsr_outfile *o, const char *verb, const char *path)
+{
+	memset(o, 0, sizeof(*o));
+	o->fd = -1;
+	if (!strcmp(path, "-")) {
+		o->fd = STDOUT_FILENO;
+		o->is_stdout = 1;
+		return 0;
+	}
+	o->path = strdup(path);
+	char *dup = strdup(path);
+	if (!o->path || !dup) {
+		free(dup);
+		xsr_err(verb, "out of memory");
+		return -1;
+	}
+	const char *dir = dirname(dup);
+	const char *base = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
+	if (asprintf(&o->tmp, "%s/.%s.xsr-tmp.XXXXXX", dir, base) < 0) {
+		o->tmp = NULL;
+		free(dup);
+		xsr_err(verb, "out of memory");
+		return -1;
+	}
+	free(dup);
+	o->fd = mkostemp(o->tmp, O_CLOEXEC);
+	if (o->fd < 0) {
+		xsr_err(verb, "cannot create a temporary file beside %s: %s", path, strerror(errno));
+		free(o->tmp);
+		o->tmp = NULL;
+		return -1;
+	}
+	fchmod(o->fd, 0644);
+	return 0;
+}
+
+int xsr_out_commit(struct xsr_outfile *o, const char *verb)
+{
+	int rc = 0;
+	if (o->is_stdout)
+		return 0;
+	if (fsync(o->fd) < 0) {
+		xsr_err(verb, "fsync of %s: %s", o->tmp, strerror(errno));
+		rc = -1;
+	} else if (rename(o->tmp, o->path) < 0) {
+		xsr_err(verb, "renaming %s to %s: %s", o->tmp, o->path, strerror(errno));
+		rc = -1;
+	}
+	if (rc < 0) {
+		xsr_out_abort(o);
+		return rc;
+	}
+	/* Make the rename itself durable. */
+	char *dup = strdup(o->path);
+	if (dup) {
+		int dfd = open(dirname(dup), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (dfd >= 0) {
+			fsync(dfd);
+			close(dfd);
+		}
+		free(dup);
+	}
+	close(o->fd);
+	free(o->tmp);
+	free(o->path);
+	o->tmp = o->path = NULL;
+	o->fd = -1;
+	return 0;
+}
+
+void xsr_out_abort(struct xsr_outfile *o)
+{
+	if (o->is_stdout || o->fd < 0)
+		return;
+	close(o->fd);
+	if (o->tmp)
+		unlink(o->tmp);
+	free(o->tmp);
+	free(o->path);
+	o->tmp = o->path = NULL;
+	o->fd = -1;
+}

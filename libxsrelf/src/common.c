@@ -1,0 +1,330 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* The section table, errors, hashing, header checks and small helpers. */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <lz4.h>
+#define XXH_STATIC_LINKING_ONLY
+#include <xxhash.h>
+#include <zstd.h>
+
+#include "internal.h"
+
+/*
+ * The one table of record / section types.  Adding a type means: an enum
+ * value in format.h, a row here, a section in docs/xsrelf-format.md and the
+ * constant in gdb-scripts/xsrelf.py (tests/spec checks the last two).
+ */
+#define MAXREC XSR_MAX_RECORD
+const struct xsr_sec_desc xsr_sec_table[XSR_SEC__COUNT] = {
+	[XSR_SEC_END] = {"end", NULL, sizeof(struct xsr_end), sizeof(struct xsr_end), .stream_only = true},
+	[XSR_SEC_NOTES] = {"notes", ".note", XSR_NOTE_SIZE, (uint64_t)XSR_NOTE_SIZE * XSR_MAX_VCPUS},
+	[XSR_SEC_MEMMAP] = {"memmap", ".xsr.memmap", 0, (uint64_t)XSR_MAX_RUNS * sizeof(struct xsr_memrun)},
+	[XSR_SEC_PRODUCER] = {"producer", ".xsr.producer", sizeof(struct xsr_producer), sizeof(struct xsr_producer)},
+	[XSR_SEC_CONFIG] = {"config", ".xsr.config", 0, XSR_MAX_CONFIG},
+	[XSR_SEC_VCPU] = {"vcpu", ".xsr.vcpu", sizeof(struct xsr_x86_vcpu), MAXREC, .per_vcpu = true},
+	[XSR_SEC_P2M] = {"p2m", ".xsr.p2m", 0, MAXREC},
+	[XSR_SEC_PAGES] = {"pages", ".xsr.pages", sizeof(struct xsr_page_batch) + 8,
+			   sizeof(struct xsr_page_batch) + (uint64_t)XSR_MAX_BATCH * (8 + XSR_PAGE_SIZE)},
+	[XSR_SEC_INDEX] = {"index", ".xsr.index", 0, XSR_MAX_PAGES * sizeof(struct xsr_index_entry), .seekable_only = true},
+	[XSR_SEC_DOMCTX] = {"domctx", ".xsr.domctx", 0, MAXREC},
+	[XSR_SEC_XENSTORE] = {"xenstore", ".xsr.xenstore", 0, MAXREC},
+	[XSR_SEC_EMULATOR] = {"emulator", ".xsr.emulator", 0, MAXREC},
+	[XSR_SEC_PASSTHRU] = {"passthru", ".xsr.passthru", 8, MAXREC},
+	[XSR_SEC_STRTAB] = {"strtab", ".shstrtab", 1, 1 << 20, .seekable_only = true},
+	[XSR_SEC_INTEGRITY] = {"integrity", ".xsr.integrity", sizeof(struct xsr_integrity), sizeof(struct xsr_integrity), .seekable_only = true},
+	[XSR_SEC_VMCOREINFO] = {"vmcoreinfo", ".xsr.vmcoreinfo", 0, 1 << 20, .optional = true},
+};
+
+const struct xsr_sec_desc *xsr_sec_lookup(uint32_t code)
+{
+	if (code >= XSR_SEC__COUNT || !xsr_sec_table[code].name)
+		return NULL;
+	return &xsr_sec_table[code];
+}
+
+uint32_t xsr_sec_type(uint32_t code)
+{
+	if (code == XSR_SEC_NOTES)
+		return SHT_NOTE;
+	if (code == XSR_SEC_STRTAB)
+		return SHT_STRTAB;
+	const struct xsr_sec_desc *d = xsr_sec_lookup(code);
+	return XSR_SHT(code, d && d->optional);
+}
+
+const char *xsr_section_name(uint32_t sh_type)
+{
+	if (sh_type == SHT_NOTE)
+		return "notes";
+	if (sh_type == SHT_STRTAB)
+		return "strtab";
+	if ((sh_type & XSR_SHT_BASE) == 0)
+		return NULL;
+	const struct xsr_sec_desc *d = xsr_sec_lookup(sh_type & XSR_SHT_CODE_MASK);
+	return d ? d->name : NULL;
+}
+
+const char *xsr_strerror(int err)
+{
+	switch (err) {
+	case XSR_OK: return "success";
+	case XSR_E_INVAL: return "invalid argument";
+	case XSR_E_IO: return "I/O error";
+	case XSR_E_NOMEM: return "out of memory";
+	case XSR_E_FORMAT: return "malformed image";
+	case XSR_E_CHECKSUM: return "checksum mismatch";
+	case XSR_E_TRUNCATED: return "truncated";
+	case XSR_E_UNSUPPORTED: return "unsupported";
+	case XSR_E_RANGE: return "out of range";
+	case XSR_E_LIMIT: return "limit exceeded";
+	case XSR_E_BACKEND: return "backend failure";
+	case XSR_E_PEER: return "peer failure";
+	case XSR_E_STATE: return "invalid state";
+	}
+	return "unknown error";
+}
+
+const char *xsr_version(void)
+{
+	return XSR_PRODUCER_VERSION_STR;
+}
+
+uint64_t xsr_hash(const void *data, size_t len)
+{
+	return XXH3_64bits(data, len);
+}
+
+void xsr_fmt(char *dst, size_t len, const char *fmt, ...)
+{
+	va_list ap;
+	if (!dst || !len)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(dst, len, fmt, ap);
+	va_end(ap);
+}
+
+bool xsr_is_zero(const void *p, size_t len)
+{
+	const unsigned char *c = p;
+	if (len == 0)
+		return true;
+	if (c[0])
+		return false;
+	/* Overlapping compare: p[0..len-1) == p[1..len) and p[0] == 0. */
+	return memcmp(c, c + 1, len - 1) == 0;
+}
+
+bool xsr_page_is_zero(const void *page)
+{
+	const uint64_t *q = page;
+	uint64_t acc = 0;
+	/* Early out on the first non-zero line: most pages are not zero. */
+	for (size_t i = 0; i < XSR_PAGE_SIZE / 8; i += 8) {
+		acc = q[i] | q[i + 1] | q[i + 2] | q[i + 3] | q[i + 4] | q[i + 5] | q[i + 6] | q[i + 7];
+		if (acc)
+			return false;
+	}
+	return true;
+}
+
+void xsr_make_ehdr(Elf64_Ehdr *eh, uint16_t machine, int layout)
+{
+	memset(eh, 0, sizeof(*eh));
+	memcpy(eh->e_ident, ELFMAG, SELFMAG);
+	eh->e_ident[EI_CLASS] = ELFCLASS64;
+	eh->e_ident[EI_DATA] = ELFDATA2LSB;
+	eh->e_ident[EI_VERSION] = EV_CURRENT;
+	eh->e_ident[EI_OSABI] = ELFOSABI_NONE;
+	eh->e_type = ET_CORE;
+	eh->e_machine = machine;
+	eh->e_version = EV_CURRENT;
+	eh->e_ehsize = sizeof(Elf64_Ehdr);
+	eh->e_phentsize = sizeof(Elf64_Phdr);
+	eh->e_shentsize = sizeof(Elf64_Shdr);
+	if (layout == XSR_LAYOUT_STREAM) {
+		eh->e_phoff = XSR_OFF_STREAMED;
+		eh->e_shoff = XSR_OFF_STREAMED;
+	}
+}
+
+uint64_t xsr_header_checksum(const Elf64_Ehdr *eh, const struct xsr_file_header *fh)
+{
+	struct xsr_file_header tmp = *fh;
+	XXH3_state_t st;
+	tmp.checksum = 0;
+	XXH3_64bits_reset(&st);
+	XXH3_64bits_update(&st, eh, sizeof(*eh));
+	XXH3_64bits_update(&st, &tmp, sizeof(tmp));
+	return XXH3_64bits_digest(&st);
+}
+
+int xsr_check_headers(const void *buf, int want_layout, char *why, size_t whylen)
+{
+	Elf64_Ehdr eh;
+	struct xsr_file_header fh;
+	memcpy(&eh, buf, sizeof(eh));
+	memcpy(&fh, (const char *)buf + XSR_EHDR_SIZE, sizeof(fh));
+
+	if (memcmp(eh.e_ident, ELFMAG, SELFMAG)) {
+		xsr_fmt(why, whylen, "offset 0x0: not an ELF file (no \\177ELF magic)");
+		return XSR_E_FORMAT;
+	}
+	if (memcmp(fh.magic, XSR_MAGIC, XSR_MAGIC_LEN)) {
+		xsr_fmt(why, whylen, "offset 0x40: no XSRELF file header (not an xsrelf image)");
+		return XSR_E_FORMAT;
+	}
+	if (eh.e_ident[EI_CLASS] != ELFCLASS64 || eh.e_ident[EI_DATA] != ELFDATA2LSB ||
+	    eh.e_ident[EI_VERSION] != EV_CURRENT || eh.e_version != EV_CURRENT) {
+		xsr_fmt(why, whylen, "offset 0x4: ELF class/data/version is not ELF64 little-endian v1");
+		return XSR_E_UNSUPPORTED;
+	}
+	if (xsr_header_checksum(&eh, &fh) != fh.checksum) {
+		xsr_fmt(why, whylen, "offset 0x0-0x80: ELF/xsrelf header checksum mismatch");
+		return XSR_E_CHECKSUM;
+	}
+	if (fh.version_major != XSR_VERSION_MAJOR) {
+		xsr_fmt(why, whylen, "offset 0x48: format version %u.%u not supported (want %u.x)",
+			fh.version_major, fh.version_minor, XSR_VERSION_MAJOR);
+		return XSR_E_UNSUPPORTED;
+	}
+	if (eh.e_type != ET_CORE || eh.e_machine != EM_X86_64) {
+		xsr_fmt(why, whylen, "offset 0x10: e_type %u / e_machine %u: only ET_CORE EM_X86_64 is supported",
+			eh.e_type, eh.e_machine);
+		return XSR_E_UNSUPPORTED;
+	}
+	if (fh.layout != XSR_LAYOUT_SEEKABLE && fh.layout != XSR_LAYOUT_STREAM) {
+		xsr_fmt(why, whylen, "offset 0x4c: unknown layout %u", fh.layout);
+		return XSR_E_FORMAT;
+	}
+	if (fh.kind < XSR_KIND_SAVE || fh.kind > XSR_KIND_MIGRATION || fh.page_shift != XSR_PAGE_SHIFT ||
+	    fh.reserved0 || fh.reserved1 || fh.sentinel != XSR_OFF_STREAMED || (fh.flags & ~XSR_FF_PAGING_VIEW)) {
+		xsr_fmt(why, whylen, "offset 0x40: file header has a bad kind, page shift, flag, sentinel or reserved field");
+		return XSR_E_FORMAT;
+	}
+	if (fh.nr_vcpus == 0 || fh.nr_vcpus > XSR_MAX_VCPUS) {
+		xsr_fmt(why, whylen, "offset 0x54: nr_vcpus %u outside 1..%u", fh.nr_vcpus, XSR_MAX_VCPUS);
+		return XSR_E_LIMIT;
+	}
+	if (fh.nr_pages > XSR_MAX_PAGES) {
+		xsr_fmt(why, whylen, "offset 0x60: nr_pages %llu over the limit %llu",
+			(unsigned long long)fh.nr_pages, (unsigned long long)XSR_MAX_PAGES);
+		return XSR_E_LIMIT;
+	}
+	bool streamed = fh.layout == XSR_LAYOUT_STREAM;
+	if (streamed != (eh.e_phoff == XSR_OFF_STREAMED) || streamed != (eh.e_shoff == XSR_OFF_STREAMED)) {
+		xsr_fmt(why, whylen, "offset 0x20: e_phoff/e_shoff disagree with the %s layout",
+			streamed ? "streamed" : "seekable");
+		return XSR_E_FORMAT;
+	}
+	if (want_layout && fh.layout != want_layout) {
+		xsr_fmt(why, whylen, "this is a %s image; this operation needs a %s one",
+			streamed ? "streamed" : "seekable", streamed ? "seekable" : "streamed");
+		return XSR_E_STATE;
+	}
+	return 0;
+}
+
+uint64_t xsr_record_hash(const struct xsr_record_header *rh, const struct iovec *body, int n,
+			 uint64_t body_len)
+{
+	static const uint8_t zeros[8];
+	XXH3_state_t st;
+	XXH3_64bits_reset(&st);
+	XXH3_64bits_update(&st, rh, sizeof(*rh));
+	for (int i = 0; i < n; i++)
+		XXH3_64bits_update(&st, body[i].iov_base, body[i].iov_len);
+	XXH3_64bits_update(&st, zeros, ALIGN8(body_len) - body_len);
+	return XXH3_64bits_digest(&st);
+}
+
+int xsr_memmap_check(const struct xsr_memrun *runs, uint64_t n, uint64_t *total, char *why,
+		     size_t whylen)
+{
+	uint64_t sum = 0;
+	if (n > XSR_MAX_RUNS) {
+		xsr_fmt(why, whylen, "%llu memory runs, limit %u", (unsigned long long)n, XSR_MAX_RUNS);
+		return XSR_E_LIMIT;
+	}
+	for (uint64_t i = 0; i < n; i++) {
+		const struct xsr_memrun *r = &runs[i];
+		if (r->count == 0 || r->pfn > XSR_MAX_PFN || r->count > XSR_MAX_PFN + 1 - r->pfn) {
+			xsr_fmt(why, whylen, "memory run %llu (pfn 0x%llx, %llu pages) is empty or past pfn 0x%llx",
+				(unsigned long long)i, (unsigned long long)r->pfn,
+				(unsigned long long)r->count, (unsigned long long)XSR_MAX_PFN);
+			return XSR_E_RANGE;
+		}
+		if (i && r->pfn < runs[i - 1].pfn + runs[i - 1].count) {
+			xsr_fmt(why, whylen, "memory run %llu (pfn 0x%llx) overlaps or is out of order",
+				(unsigned long long)i, (unsigned long long)r->pfn);
+			return XSR_E_FORMAT;
+		}
+		if (r->count > XSR_MAX_PAGES - sum) {
+			xsr_fmt(why, whylen, "memory runs hold more than %llu pages",
+				(unsigned long long)XSR_MAX_PAGES);
+			return XSR_E_LIMIT;
+		}
+		sum += r->count;
+	}
+	if (total)
+		*total = sum;
+	return 0;
+}
+
+int64_t xsr_memmap_slot(const struct xsr_memrun *runs, const uint64_t *base, uint32_t n,
+			uint64_t pfn)
+{
+	uint32_t lo = 0, hi = n;
+	while (lo < hi) {
+		uint32_t mid = lo + (hi - lo) / 2;
+		if (pfn < runs[mid].pfn)
+			hi = mid;
+		else if (pfn - runs[mid].pfn >= runs[mid].count)
+			lo = mid + 1;
+		else
+			return (int64_t)(base[mid] + (pfn - runs[mid].pfn));
+	}
+	return -1;
+}
+
+size_t xsr_compress_bound(int algo, size_t len)
+{
+	if (algo == XSR_COMPRESS_ZSTD)
+		return ZSTD_compressBound(len);
+	if (algo == XSR_COMPRESS_LZ4)
+		return (size_t)LZ4_compressBound((int)len);
+	return len;
+}
+
+size_t xsr_compress(int algo, const void *src, size_t len, void *dst, size_t cap)
+{
+	if (algo == XSR_COMPRESS_ZSTD) {
+		size_t r = ZSTD_compress(dst, cap, src, len, 1);
+		return ZSTD_isError(r) ? 0 : r;
+	}
+	if (algo == XSR_COMPRESS_LZ4) {
+		int r = LZ4_compress_default(src, dst, (int)len, (int)cap);
+		return r > 0 ? (size_t)r : 0;
+	}
+	return 0;
+}
+
+int xsr_decompress(int algo, const void *src, size_t len, void *dst, size_t dlen)
+{
+	if (algo == XSR_COMPRESS_ZSTD) {
+		unsigned long long fs = ZSTD_getFrameContentSize(src, len);
+		if (fs != dlen)
+			return -1;
+		size_t r = ZSTD_decompress(dst, dlen, src, len);
+		return (!ZSTD_isError(r) && r == dlen) ? 0 : -1;
+	}
+	if (algo == XSR_COMPRESS_LZ4) {
+		if (len > INT32_MAX || dlen > INT32_MAX)
+			return -1;
+		int r = LZ4_decompress_safe(src, dst, (int)len, (int)dlen);
+		return r == (int)dlen ? 0 : -1;
+	}
+	return -1;
+}

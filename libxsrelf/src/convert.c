@@ -1,0 +1,274 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * Lossless conversion through the one writer: seekable -> any (random-access
+ * reads, pages verified against the index) and stream -> any (callbacks;
+ * a later copy of a page supersedes an earlier one in its slot).
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+/* Sections the writer makes itself. */
+static bool writer_made(uint32_t code)
+{
+	return code == XSR_SEC_NOTES || code == XSR_SEC_PRODUCER || code == XSR_SEC_MEMMAP ||
+	       code == XSR_SEC_INDEX || code == XSR_SEC_PAGES || code == XSR_SEC_STRTAB ||
+	       code == XSR_SEC_INTEGRITY || code == XSR_SEC_END;
+}
+
+static int copy_section(struct xsr_writer *w, uint32_t sh_type, uint32_t info, uint64_t entsize,
+			const void *body, uint64_t len, struct xsr_vcpu_state *vs, char *err, size_t errlen)
+{
+	uint32_t code = sh_type & XSR_SHT_CODE_MASK;
+	int rc;
+	if (code == XSR_SEC_VCPU) {
+		const char *why;
+		if ((rc = xsr_vcpu_decode(body, len, vs, &why)) < 0) {
+			xsr_fmt(err, errlen, "vCPU %u: %s", info, why);
+			return rc;
+		}
+		if (vs->r.vcpu_id != info) {
+			xsr_fmt(err, errlen, "vCPU section filed as %u says vCPU %u", info, vs->r.vcpu_id);
+			return XSR_E_FORMAT;
+		}
+		rc = xsr_writer_set_vcpu(w, vs);
+	} else {
+		struct iovec v = {(void *)body, len};
+		rc = xsr_writer_add_section(w, code, !!(sh_type & XSR_SHT_OPTIONAL), info, entsize, &v, 1);
+	}
+	if (rc < 0)
+		xsr_fmt(err, errlen, "%s", xsr_writer_error(w));
+	return rc;
+}
+
+static int from_image(int in, int out, const struct xsr_convert_opts *o, char *err, size_t errlen)
+{
+	struct xsr_image *img = NULL;
+	struct xsr_writer *w = NULL;
+	struct xsr_vcpu_state *vs = malloc(sizeof(*vs));
+	struct xsr_producer *pr = NULL;
+	uint8_t *buf = NULL;
+	const uint32_t chunk = 256;
+	uint64_t pfns[256];
+	const void *ptrs[256];
+	struct xsr_index_entry ent[256];
+	int rc;
+	if (!vs)
+		return XSR_E_NOMEM;
+	if ((rc = xsr_image_open(&img, in, err, errlen)) < 0)
+		goto out;
+	const struct xsr_file_header *fh = xsr_image_header(img);
+	if (fh->flags & XSR_FF_PAGING_VIEW) {
+		xsr_fmt(err, errlen, "a paging-view core maps guest-virtual addresses and cannot be converted; convert the physical image instead");
+		rc = XSR_E_UNSUPPORTED;
+		goto out;
+	}
+	struct xsr_section_info si;
+	int pi = xsr_image_find(img, XSR_SEC_PRODUCER, UINT32_MAX, &si);
+	uint64_t plen;
+	if ((rc = xsr_image_read_section(img, (uint32_t)pi, (void **)&pr, &plen)) < 0) {
+		xsr_fmt(err, errlen, "%s", xsr_image_error(img));
+		goto out;
+	}
+	struct xsr_writer_params p = {
+		.machine = EM_X86_64, .kind = fh->kind, .layout = o ? o->layout : 0,
+		.flags = fh->flags, .nr_vcpus = fh->nr_vcpus, .nr_runs = xsr_image_nruns(img),
+		.runs = xsr_image_runs(img), .producer = pr, .compress = o ? o->compress : 0,
+	};
+	if ((rc = xsr_writer_open(&w, out, &p, err, errlen)) < 0)
+		goto out;
+	for (uint32_t i = 1; i < xsr_image_nsections(img); i++) {
+		void *body;
+		uint64_t len;
+		xsr_image_section(img, i, &si);
+		if (si.code == UINT32_MAX || writer_made(si.code))
+			continue;
+		if ((rc = xsr_image_read_section(img, i, &body, &len)) < 0) {
+			xsr_fmt(err, errlen, "%s", xsr_image_error(img));
+			goto out;
+		}
+		rc = copy_section(w, si.sh_type, si.info, si.entsize, body, len, vs, err, errlen);
+		free(body);
+		if (rc < 0)
+			goto out;
+	}
+	buf = malloc(chunk * XSR_PAGE_SIZE);
+	if (!buf) {
+		rc = XSR_E_NOMEM;
+		goto out;
+	}
+	const struct xsr_memrun *runs = xsr_image_runs(img);
+	for (uint32_t r = 0; r < xsr_image_nruns(img); r++) {
+		for (uint64_t i = 0; i < runs[r].count; i += chunk) {
+			uint32_t n = (uint32_t)(runs[r].count - i < chunk ? runs[r].count - i : chunk);
+			if ((rc = xsr_image_run_index(img, r, i, n, ent)) < 0) {
+				xsr_fmt(err, errlen, "%s", xsr_image_error(img));
+				goto out;
+			}
+			uint32_t m = 0;
+			for (uint32_t k = 0; k < n; k++) {
+				uint64_t pfn = runs[r].pfn + i + k;
+				pfns[m] = pfn | (uint64_t)(ent[k].flags >> XSR_IDX_XEN_TYPE_SHIFT) << XSR_PFN_XEN_TYPE_SHIFT;
+				if (ent[k].flags & XSR_IDX_DATA) {
+					if ((rc = xsr_image_read_page(img, pfn, buf + (size_t)m * XSR_PAGE_SIZE, NULL)) < 0) {
+						xsr_fmt(err, errlen, "%s", xsr_image_error(img));
+						goto out;
+					}
+					ptrs[m] = buf + (size_t)m * XSR_PAGE_SIZE;
+				} else {
+					ptrs[m] = NULL;
+				}
+				m++;
+			}
+			if ((rc = xsr_writer_put_pages(w, pfns, m, ptrs)) < 0) {
+				xsr_fmt(err, errlen, "%s", xsr_writer_error(w));
+				goto out;
+			}
+		}
+	}
+	rc = xsr_writer_close(w, err, errlen);
+	w = NULL;
+out:
+	xsr_writer_abort(w);
+	xsr_image_close(img);
+	free(pr);
+	free(buf);
+	free(vs);
+	return rc;
+}
+
+struct sconv {
+	int out;
+	const struct xsr_convert_opts *o;
+	struct xsr_writer *w;
+	const struct xsr_file_header *fh;
+	struct xsr_producer producer;
+	bool have_producer;
+	struct xsr_vcpu_state *vs;
+	char *err;
+	size_t errlen;
+};
+
+static int sc_section(void *ctx, const struct xsr_record_header *rh, const void *body)
+{
+	struct sconv *c = ctx;
+	uint32_t code = rh->sh_type == SHT_NOTE ? XSR_SEC_NOTES : rh->sh_type & XSR_SHT_CODE_MASK;
+	if (code == XSR_SEC_PRODUCER) {
+		memcpy(&c->producer, body, sizeof(c->producer));
+		c->have_producer = true;
+		return 0;
+	}
+	if (code == XSR_SEC_MEMMAP) {
+		struct xsr_writer_params p = {
+			.machine = EM_X86_64, .kind = c->fh->kind, .layout = c->o ? c->o->layout : 0,
+			.flags = c->fh->flags, .nr_vcpus = c->fh->nr_vcpus,
+			.nr_runs = (uint32_t)(rh->sh_size / sizeof(struct xsr_memrun)), .runs = body,
+			.producer = c->have_producer ? &c->producer : NULL, .hypervisor = "unknown",
+			.compress = c->o ? c->o->compress : 0,
+		};
+		return xsr_writer_open(&c->w, c->out, &p, c->err, c->errlen);
+	}
+	if (writer_made(code))
+		return 0;
+	if (!c->w) {
+		xsr_fmt(c->err, c->errlen, "a %s record comes before the memmap record", xsr_section_name(rh->sh_type));
+		return XSR_E_FORMAT;
+	}
+	return copy_section(c->w, rh->sh_type, rh->sh_info, rh->sh_entsize, body, rh->sh_size, c->vs, c->err, c->errlen);
+}
+
+static int sc_pages(void *ctx, const uint64_t *pfns, uint32_t n, const uint8_t *data)
+{
+	struct sconv *c = ctx;
+	uint64_t p[XSR_MAX_BATCH];
+	const void *ptr[XSR_MAX_BATCH];
+	for (uint32_t i = 0; i < n; i++) {
+		p[i] = pfns[i] & ~XSR_PFN_ZERO;
+		if (pfns[i] & XSR_PFN_ZERO) {
+			ptr[i] = NULL;
+		} else {
+			ptr[i] = data;
+			data += XSR_PAGE_SIZE;
+		}
+	}
+	int rc = xsr_writer_put_pages(c->w, p, n, ptr);
+	if (rc < 0)
+		xsr_fmt(c->err, c->errlen, "%s", xsr_writer_error(c->w));
+	return rc;
+}
+
+static int sc_header(void *ctx, const struct xsr_file_header *h)
+{
+	((struct sconv *)ctx)->fh = h;
+	return 0;
+}
+
+static int from_stream(int in, const void *prefix, size_t plen, int out, const struct xsr_convert_opts *o,
+		       char *err, size_t errlen)
+{
+	struct xsr_stream *s;
+	struct sconv c = {.out = out, .o = o, .err = err, .errlen = errlen};
+	const struct xsr_stream_ops ops = {.header = sc_header, .section = sc_section, .pages = sc_pages};
+	int rc = xsr_stream_open(&s, in, err, errlen);
+	if (rc < 0)
+		return rc;
+	c.vs = malloc(sizeof(*c.vs));
+	if (!c.vs || xsr_stream_prefix(s, prefix, plen) < 0) {
+		rc = XSR_E_NOMEM;
+		goto out;
+	}
+	err[0] = 0;
+	rc = xsr_stream_run(s, &ops, &c);
+	if (rc < 0) {
+		/* The reader's message names the offset; a consumer's names the cause. */
+		if (!err[0] || rc == XSR_E_TRUNCATED || rc == XSR_E_CHECKSUM || rc == XSR_E_FORMAT)
+			xsr_fmt(err, errlen, "%s", xsr_stream_error(s));
+		goto out;
+	}
+	if (!c.w) {
+		xsr_fmt(err, errlen, "stream without a memmap record");
+		rc = XSR_E_FORMAT;
+		goto out;
+	}
+	rc = xsr_writer_close(c.w, err, errlen);
+	c.w = NULL;
+out:
+	xsr_writer_abort(c.w);
+	xsr_stream_close(s);
+	free(c.vs);
+	return rc;
+}
+
+int xsr_convert(int in, int out, const struct xsr_convert_opts *o, char *err, size_t errlen)
+{
+	uint8_t hdr[XSR_HEADER_END];
+	struct stat sb;
+	if (fstat(in, &sb) == 0 && S_ISREG(sb.st_mode)) {
+		if (xsr_io_pread(in, hdr, sizeof(hdr), 0) < 0) {
+			xsr_fmt(err, errlen, "input shorter than the 128-octet header");
+			return XSR_E_TRUNCATED;
+		}
+		if (hdr[XSR_EHDR_SIZE + 12] == XSR_LAYOUT_SEEKABLE)
+			return from_image(in, out, o, err, errlen);
+		if (lseek(in, sizeof(hdr), SEEK_SET) < 0) {
+			xsr_fmt(err, errlen, "seeking the input: %s", strerror(errno));
+			return XSR_E_IO;
+		}
+		return from_stream(in, hdr, sizeof(hdr), out, o, err, errlen);
+	}
+	ssize_t r = xsr_io_read(in, hdr, sizeof(hdr));
+	if (r < 0) {
+		xsr_fmt(err, errlen, "reading the input: %s", strerror((int)-r));
+		return XSR_E_IO;
+	}
+	if (r >= XSR_EHDR_SIZE + 13 && hdr[XSR_EHDR_SIZE + 12] == XSR_LAYOUT_SEEKABLE) {
+		xsr_fmt(err, errlen, "a seekable image on a pipe: give it as a file (random access is needed)");
+		return XSR_E_STATE;
+	}
+	return from_stream(in, hdr, (size_t)r, out, o, err, errlen);
+}

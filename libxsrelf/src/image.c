@@ -1,0 +1,765 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * Random-access reader for seekable images.  elfutils libelf parses the ELF
+ * tables; every offset and length is checked against the file size first,
+ * with checks written so that they cannot overflow.
+ */
+#include <errno.h>
+#include <gelf.h>
+#include <libelf.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <xxhash.h>
+
+#include "internal.h"
+
+struct xsr_image {
+	int fd;
+	uint64_t size;
+	Elf *elf;
+	Elf64_Ehdr eh;
+	struct xsr_file_header fh;
+	uint32_t nsecs;
+	struct xsr_section_info *secs;
+	struct xsr_record_header *shdrs; /* raw, indexed like secs */
+	Elf64_Phdr *ph;
+	uint32_t phnum;
+	uint32_t nruns;
+	struct xsr_memrun *runs;
+	uint64_t *slot_base;
+	int i_notes, i_memmap, i_index, i_pages, i_producer, i_strtab, i_integrity;
+	uint64_t pages_off;
+	uint64_t index_off;
+	const struct xsr_index_entry *index; /* mmap of the index body */
+	void *index_map;
+	size_t index_map_len;
+	char err[XSR_ERRLEN];
+};
+
+static int ifail(struct xsr_image *img, int rc, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int ifail(struct xsr_image *img, int rc, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(img->err, sizeof(img->err), fmt, ap);
+	va_end(ap);
+	return rc;
+}
+
+const char *xsr_image_error(const struct xsr_image *img)
+{
+	return img ? img->err : "no image";
+}
+
+static const char *sname(const struct xsr_image *img, int i)
+{
+	return img->secs[i].name;
+}
+
+static bool is_record(const struct xsr_image *img, int i)
+{
+	return i != img->i_pages;
+}
+
+/* Read a record body at section @i, checking header copy, padding and trailer. */
+static int read_record(struct xsr_image *img, int i, void *body, uint64_t len)
+{
+	const struct xsr_section_info *s = &img->secs[i];
+	struct xsr_record_header rh;
+	uint64_t pad = ALIGN8(s->size) - s->size, trailer;
+	uint8_t tail[16];
+	int rc;
+	if (len != s->size)
+		return ifail(img, XSR_E_INVAL, "section %s: buffer of %llu for %llu octets", sname(img, i),
+			     (unsigned long long)len, (unsigned long long)s->size);
+	if ((rc = xsr_io_pread(img->fd, &rh, sizeof(rh), s->offset - sizeof(rh))) < 0 ||
+	    (rc = xsr_io_pread(img->fd, body, len, s->offset)) < 0 ||
+	    (rc = xsr_io_pread(img->fd, tail, pad + 8, s->offset + len)) < 0)
+		return ifail(img, XSR_E_IO, "section %s at 0x%llx: read failed: %s", sname(img, i),
+			     (unsigned long long)s->offset, strerror(-rc));
+	struct xsr_record_header want = img->shdrs[i];
+	want.sh_name = 0;
+	if (memcmp(&rh, &want, sizeof(rh)))
+		return ifail(img, XSR_E_CHECKSUM, "section %s: record header at 0x%llx differs from its section header",
+			     sname(img, i), (unsigned long long)(s->offset - sizeof(rh)));
+	if (!xsr_is_zero(tail, pad))
+		return ifail(img, XSR_E_FORMAT, "section %s: padding at 0x%llx is not zero", sname(img, i),
+			     (unsigned long long)(s->offset + len));
+	memcpy(&trailer, tail + pad, 8);
+	struct iovec v = {body, len};
+	if (xsr_record_hash(&rh, &v, 1, len) != trailer)
+		return ifail(img, XSR_E_CHECKSUM, "section %s at 0x%llx: checksum mismatch", sname(img, i),
+			     (unsigned long long)s->offset);
+	return 0;
+}
+
+/* Checksum a (possibly large) record in chunks; returns 0 or <0 with message. */
+static int hash_record(struct xsr_image *img, int i, uint64_t *trailer_out)
+{
+	const struct xsr_section_info *s = &img->secs[i];
+	struct xsr_record_header rh;
+	size_t chunk = 1 << 20;
+	uint64_t pad = ALIGN8(s->size) - s->size, trailer;
+	uint8_t tail[16];
+	int rc = 0;
+	uint8_t *buf = malloc(chunk);
+	XXH3_state_t *st = XXH3_createState();
+	if (!buf || !st) {
+		rc = ifail(img, XSR_E_NOMEM, "out of memory");
+		goto out;
+	}
+	if ((rc = xsr_io_pread(img->fd, &rh, sizeof(rh), s->offset - sizeof(rh))) < 0) {
+		rc = ifail(img, XSR_E_IO, "section %s: %s", sname(img, i), strerror(-rc));
+		goto out;
+	}
+	struct xsr_record_header want = img->shdrs[i];
+	want.sh_name = 0;
+	if (memcmp(&rh, &want, sizeof(rh))) {
+		rc = ifail(img, XSR_E_CHECKSUM, "section %s: record header at 0x%llx differs from its section header",
+			   sname(img, i), (unsigned long long)(s->offset - sizeof(rh)));
+		goto out;
+	}
+	XXH3_64bits_reset(st);
+	XXH3_64bits_update(st, &rh, sizeof(rh));
+	for (uint64_t off = 0; off < s->size; off += chunk) {
+		size_t n = s->size - off < chunk ? (size_t)(s->size - off) : chunk;
+		if ((rc = xsr_io_pread(img->fd, buf, n, s->offset + off)) < 0) {
+			rc = ifail(img, XSR_E_IO, "section %s: %s", sname(img, i), strerror(-rc));
+			goto out;
+		}
+		XXH3_64bits_update(st, buf, n);
+	}
+	if ((rc = xsr_io_pread(img->fd, tail, pad + 8, s->offset + s->size)) < 0) {
+		rc = ifail(img, XSR_E_IO, "section %s: %s", sname(img, i), strerror(-rc));
+		goto out;
+	}
+	if (!xsr_is_zero(tail, pad)) {
+		rc = ifail(img, XSR_E_FORMAT, "section %s: padding at 0x%llx is not zero", sname(img, i),
+			   (unsigned long long)(s->offset + s->size));
+		goto out;
+	}
+	XXH3_64bits_update(st, tail, pad);
+	memcpy(&trailer, tail + pad, 8);
+	if (XXH3_64bits_digest(st) != trailer)
+		rc = ifail(img, XSR_E_CHECKSUM, "section %s at 0x%llx: checksum mismatch", sname(img, i),
+			   (unsigned long long)s->offset);
+	if (trailer_out)
+		*trailer_out = trailer;
+out:
+	free(buf);
+	XXH3_freeState(st);
+	return rc;
+}
+
+static int check_section(struct xsr_image *img, int i, const GElf_Shdr *sh)
+{
+	struct xsr_section_info *s = &img->secs[i];
+	uint32_t code;
+	if (sh->sh_type == SHT_NOTE)
+		code = XSR_SEC_NOTES;
+	else if (sh->sh_type == SHT_STRTAB)
+		code = XSR_SEC_STRTAB;
+	else if ((sh->sh_type & XSR_SHT_BASE) && !(sh->sh_type & ~(XSR_SHT_BASE | XSR_SHT_OPTIONAL | XSR_SHT_CODE_MASK)))
+		code = sh->sh_type & XSR_SHT_CODE_MASK;
+	else
+		return ifail(img, XSR_E_UNSUPPORTED, "section header %d (%s): type 0x%x is not an xsrelf section",
+			     i, s->name, sh->sh_type);
+	s->code = code;
+	const struct xsr_sec_desc *d = xsr_sec_lookup(code);
+	if (!d) {
+		if (sh->sh_type & XSR_SHT_OPTIONAL) {
+			s->code = UINT32_MAX; /* unknown optional: listed, never used */
+		} else {
+			return ifail(img, XSR_E_UNSUPPORTED,
+				     "section header %d (%s): unknown mandatory section type %u (0x%x); this reader knows types 0..%u",
+				     i, s->name, code, sh->sh_type, XSR_SEC__COUNT - 1);
+		}
+	} else if (d->stream_only) {
+		return ifail(img, XSR_E_FORMAT, "section header %d: %s is a stream-only record", i, d->name);
+	}
+	if (sh->sh_flags || sh->sh_link || sh->sh_addr)
+		return ifail(img, XSR_E_FORMAT, "section %s (header %d): sh_flags/sh_link/sh_addr must be 0", s->name, i);
+	if (code == XSR_SEC_PAGES && d) {
+		if (sh->sh_offset % XSR_PAGE_SIZE || !xsr_in_bounds(sh->sh_offset, sh->sh_size, img->size))
+			return ifail(img, XSR_E_FORMAT, "section %s: page data [0x%llx, +0x%llx) is unaligned or past the end of the file (0x%llx)",
+				     s->name, (unsigned long long)sh->sh_offset, (unsigned long long)sh->sh_size,
+				     (unsigned long long)img->size);
+		return 0;
+	}
+	if (sh->sh_offset % 4 || sh->sh_offset < XSR_HEADER_END + sizeof(struct xsr_record_header) ||
+	    sh->sh_size > UINT64_MAX / 2 ||
+	    !xsr_in_bounds(sh->sh_offset - sizeof(struct xsr_record_header),
+			   sizeof(struct xsr_record_header) + ALIGN8(sh->sh_size) + 8, img->size))
+		return ifail(img, XSR_E_FORMAT, "section %s: record at 0x%llx of %llu octets lies outside the file (%llu octets)",
+			     s->name, (unsigned long long)sh->sh_offset, (unsigned long long)sh->sh_size,
+			     (unsigned long long)img->size);
+	if (d && code != XSR_SEC_INDEX && (sh->sh_size < d->min_len || sh->sh_size > d->max_len))
+		return ifail(img, XSR_E_LIMIT, "section %s at 0x%llx: %llu octets, must be %llu..%llu", s->name,
+			     (unsigned long long)sh->sh_offset, (unsigned long long)sh->sh_size,
+			     (unsigned long long)d->min_len, (unsigned long long)d->max_len);
+	if (d && d->per_vcpu && sh->sh_info >= img->fh.nr_vcpus)
+		return ifail(img, XSR_E_RANGE, "section %s at 0x%llx: vCPU %u of %u", s->name,
+			     (unsigned long long)sh->sh_offset, sh->sh_info, img->fh.nr_vcpus);
+	return 0;
+}
+
+static int *slot_for(struct xsr_image *img, uint32_t code)
+{
+	switch (code) {
+	case XSR_SEC_NOTES: return &img->i_notes;
+	case XSR_SEC_MEMMAP: return &img->i_memmap;
+	case XSR_SEC_INDEX: return &img->i_index;
+	case XSR_SEC_PAGES: return &img->i_pages;
+	case XSR_SEC_PRODUCER: return &img->i_producer;
+	case XSR_SEC_STRTAB: return &img->i_strtab;
+	case XSR_SEC_INTEGRITY: return &img->i_integrity;
+	}
+	return NULL;
+}
+
+static int load_tables(struct xsr_image *img)
+{
+	const Elf64_Ehdr *eh = &img->eh;
+	size_t shstrndx;
+	if (eh->e_phentsize != sizeof(Elf64_Phdr) || eh->e_shentsize != sizeof(Elf64_Shdr))
+		return ifail(img, XSR_E_FORMAT, "offset 0x36: e_phentsize/e_shentsize are not 56/64");
+	if (eh->e_phnum < 1 || eh->e_phnum == PN_XNUM || eh->e_phoff != XSR_HEADER_END ||
+	    !xsr_in_bounds(eh->e_phoff, (uint64_t)eh->e_phnum * sizeof(Elf64_Phdr), img->size))
+		return ifail(img, XSR_E_FORMAT, "offset 0x20: program header table (0x%llx, %u entries) is misplaced or past the end of the file",
+			     (unsigned long long)eh->e_phoff, eh->e_phnum);
+	if (eh->e_shnum < 8 || eh->e_shnum > XSR_MAX_SECTIONS || eh->e_shoff % 8 ||
+	    !xsr_in_bounds(eh->e_shoff, (uint64_t)eh->e_shnum * sizeof(Elf64_Shdr), img->size) ||
+	    eh->e_shstrndx == 0 || eh->e_shstrndx >= eh->e_shnum)
+		return ifail(img, XSR_E_FORMAT, "offset 0x28: section header table (0x%llx, %u entries, strtab %u) is invalid or past the end of the file",
+			     (unsigned long long)eh->e_shoff, eh->e_shnum, eh->e_shstrndx);
+	img->elf = elf_begin(img->fd, ELF_C_READ_MMAP, NULL);
+	if (!img->elf)
+		return ifail(img, XSR_E_FORMAT, "libelf: %s", elf_errmsg(-1));
+	if (elf_getshdrstrndx(img->elf, &shstrndx) < 0)
+		return ifail(img, XSR_E_FORMAT, "libelf: %s", elf_errmsg(-1));
+	img->nsecs = eh->e_shnum;
+	img->secs = calloc(img->nsecs, sizeof(*img->secs));
+	img->shdrs = calloc(img->nsecs, sizeof(*img->shdrs));
+	img->phnum = eh->e_phnum;
+	img->ph = calloc(img->phnum, sizeof(*img->ph));
+	if (!img->secs || !img->shdrs || !img->ph)
+		return ifail(img, XSR_E_NOMEM, "out of memory for %u sections", img->nsecs);
+	img->i_notes = img->i_memmap = img->i_index = img->i_pages = -1;
+	img->i_producer = img->i_strtab = img->i_integrity = -1;
+	/* The string table first, so that every later message can name its section. */
+	GElf_Shdr strsh;
+	Elf_Scn *strscn = elf_getscn(img->elf, shstrndx);
+	if (!strscn || !gelf_getshdr(strscn, &strsh) || strsh.sh_type != SHT_STRTAB ||
+	    !xsr_in_bounds(strsh.sh_offset, strsh.sh_size, img->size) || strsh.sh_size == 0)
+		return ifail(img, XSR_E_FORMAT, "section header %zu: the section-name string table is invalid", shstrndx);
+	for (uint32_t i = 0; i < img->nsecs; i++) {
+		GElf_Shdr sh;
+		Elf_Scn *scn = elf_getscn(img->elf, i);
+		if (!scn || !gelf_getshdr(scn, &sh))
+			return ifail(img, XSR_E_FORMAT, "section header %u: %s", i, elf_errmsg(-1));
+		struct xsr_section_info *s = &img->secs[i];
+		memcpy(&img->shdrs[i], &sh, sizeof(sh));
+		s->index = i;
+		s->sh_type = sh.sh_type;
+		s->info = sh.sh_info;
+		s->offset = sh.sh_offset;
+		s->size = sh.sh_size;
+		s->entsize = sh.sh_entsize;
+		const char *nm = elf_strptr(img->elf, shstrndx, sh.sh_name);
+		s->name = nm ? nm : "(bad name)";
+		if (i == 0) {
+			s->code = UINT32_MAX;
+			GElf_Shdr zero;
+			memset(&zero, 0, sizeof(zero));
+			if (memcmp(&sh, &zero, sizeof(sh)))
+				return ifail(img, XSR_E_FORMAT, "section header 0 is not all zero");
+			continue;
+		}
+		int rc = check_section(img, (int)i, &sh);
+		if (rc < 0)
+			return rc;
+		int *slot = s->code == UINT32_MAX ? NULL : slot_for(img, s->code);
+		if (slot) {
+			if (*slot >= 0)
+				return ifail(img, XSR_E_FORMAT, "section %s (header %u): a second %s section", s->name, i,
+					     xsr_section_name(s->sh_type));
+			*slot = (int)i;
+		}
+	}
+	if (img->i_notes < 0 || img->i_memmap < 0 || img->i_index < 0 || img->i_pages < 0 ||
+	    img->i_producer < 0 || img->i_strtab < 0 || img->i_integrity < 0)
+		return ifail(img, XSR_E_FORMAT, "a required section (notes, producer, memmap, index, pages, shstrtab or integrity) is missing");
+	if ((uint32_t)img->i_strtab != shstrndx)
+		return ifail(img, XSR_E_FORMAT, "e_shstrndx %zu is not the .shstrtab section", shstrndx);
+	return 0;
+}
+
+static int load_memmap(struct xsr_image *img)
+{
+	const struct xsr_section_info *m = &img->secs[img->i_memmap];
+	char why[256];
+	uint64_t total;
+	if (m->size % sizeof(struct xsr_memrun))
+		return ifail(img, XSR_E_FORMAT, "section %s: %llu octets is not a whole number of runs", m->name,
+			     (unsigned long long)m->size);
+	img->nruns = (uint32_t)(m->size / sizeof(struct xsr_memrun));
+	img->runs = malloc(m->size + 1);
+	img->slot_base = malloc((img->nruns + 1) * sizeof(uint64_t));
+	if (!img->runs || !img->slot_base)
+		return ifail(img, XSR_E_NOMEM, "out of memory");
+	int rc = read_record(img, img->i_memmap, img->runs, m->size);
+	if (rc < 0)
+		return rc;
+	if ((rc = xsr_memmap_check(img->runs, img->nruns, &total, why, sizeof(why))) < 0)
+		return ifail(img, rc, "section %s at 0x%llx: %s", m->name, (unsigned long long)m->offset, why);
+	if (total != img->fh.nr_pages)
+		return ifail(img, XSR_E_FORMAT, "section %s: runs hold %llu pages, the file header says %llu", m->name,
+			     (unsigned long long)total, (unsigned long long)img->fh.nr_pages);
+	total = 0;
+	for (uint32_t i = 0; i < img->nruns; i++) {
+		img->slot_base[i] = total;
+		total += img->runs[i].count;
+	}
+	const struct xsr_section_info *p = &img->secs[img->i_pages], *x = &img->secs[img->i_index];
+	if (p->size / XSR_PAGE_SIZE != total || p->size % XSR_PAGE_SIZE)
+		return ifail(img, XSR_E_FORMAT, "section %s: %llu octets for %llu pages", p->name,
+			     (unsigned long long)p->size, (unsigned long long)total);
+	if (x->size / sizeof(struct xsr_index_entry) != total || x->size % sizeof(struct xsr_index_entry) ||
+	    x->entsize != sizeof(struct xsr_index_entry))
+		return ifail(img, XSR_E_FORMAT, "section %s: %llu octets for %llu pages", x->name,
+			     (unsigned long long)x->size, (unsigned long long)total);
+	img->pages_off = p->offset;
+	img->index_off = x->offset;
+	if (x->size) {
+		uint64_t base = x->offset & ~(XSR_PAGE_SIZE - 1);
+		img->index_map_len = (size_t)(x->offset - base + x->size);
+		img->index_map = mmap(NULL, img->index_map_len, PROT_READ, MAP_SHARED, img->fd, (off_t)base);
+		if (img->index_map == MAP_FAILED) {
+			img->index_map = NULL;
+			return ifail(img, XSR_E_IO, "mapping the page index: %s", strerror(errno));
+		}
+		img->index = (const void *)((const char *)img->index_map + (x->offset - base));
+	}
+	return 0;
+}
+
+static int load_phdrs(struct xsr_image *img)
+{
+	int rc = xsr_io_pread(img->fd, img->ph, img->phnum * sizeof(Elf64_Phdr), img->eh.e_phoff);
+	if (rc < 0)
+		return ifail(img, XSR_E_IO, "reading program headers: %s", strerror(-rc));
+	const struct xsr_section_info *n = &img->secs[img->i_notes];
+	const Elf64_Phdr *p0 = &img->ph[0];
+	if (p0->p_type != PT_NOTE || p0->p_offset != n->offset || p0->p_filesz != n->size ||
+	    n->size != (uint64_t)img->fh.nr_vcpus * XSR_NOTE_SIZE)
+		return ifail(img, XSR_E_FORMAT, "program header 0 at 0x%llx: not the PT_NOTE of %u vCPUs over section .note",
+			     (unsigned long long)img->eh.e_phoff, img->fh.nr_vcpus);
+	bool paging = img->fh.flags & XSR_FF_PAGING_VIEW;
+	if (!paging && img->phnum != img->nruns + 1)
+		return ifail(img, XSR_E_FORMAT, "%u program headers for %u memory runs", img->phnum, img->nruns);
+	for (uint32_t i = 1; i < img->phnum; i++) {
+		const Elf64_Phdr *q = &img->ph[i];
+		uint64_t at = img->eh.e_phoff + i * sizeof(Elf64_Phdr);
+		if (q->p_type != PT_LOAD || q->p_filesz != q->p_memsz || q->p_paddr % XSR_PAGE_SIZE || q->p_filesz % XSR_PAGE_SIZE)
+			return ifail(img, XSR_E_FORMAT, "program header %u at 0x%llx: not a page-aligned PT_LOAD", i,
+				     (unsigned long long)at);
+		int64_t slot = xsr_memmap_slot(img->runs, img->slot_base, img->nruns, q->p_paddr >> XSR_PAGE_SHIFT);
+		uint64_t npg = q->p_filesz >> XSR_PAGE_SHIFT;
+		int64_t last = npg ? xsr_memmap_slot(img->runs, img->slot_base, img->nruns, (q->p_paddr >> XSR_PAGE_SHIFT) + npg - 1) : -1;
+		if (slot < 0 || last != slot + (int64_t)npg - 1 ||
+		    q->p_offset != img->pages_off + (uint64_t)slot * XSR_PAGE_SIZE)
+			return ifail(img, XSR_E_FORMAT, "program header %u at 0x%llx: p_paddr 0x%llx / p_offset 0x%llx do not match the memory map",
+				     i, (unsigned long long)at, (unsigned long long)q->p_paddr, (unsigned long long)q->p_offset);
+		if (!paging && (q->p_vaddr != q->p_paddr || q->p_paddr != img->runs[i - 1].pfn << XSR_PAGE_SHIFT ||
+				npg != img->runs[i - 1].count))
+			return ifail(img, XSR_E_FORMAT, "program header %u at 0x%llx: does not cover memory run %u",
+				     i, (unsigned long long)at, i - 1);
+	}
+	return 0;
+}
+
+int xsr_image_open(struct xsr_image **out, int fd, char *err, size_t errlen)
+{
+	uint8_t hdr[XSR_HEADER_END];
+	struct stat sb;
+	int rc;
+	*out = NULL;
+	struct xsr_image *img = calloc(1, sizeof(*img));
+	if (!img)
+		return XSR_E_NOMEM;
+	img->fd = fd;
+	elf_version(EV_CURRENT);
+	if (fstat(fd, &sb) < 0) {
+		rc = ifail(img, XSR_E_IO, "fstat: %s", strerror(errno));
+		goto bad;
+	}
+	if (!S_ISREG(sb.st_mode)) {
+		rc = ifail(img, XSR_E_STATE, "not a regular file: random access needs a seekable image");
+		goto bad;
+	}
+	img->size = (uint64_t)sb.st_size;
+	if (img->size < XSR_HEADER_END) {
+		rc = ifail(img, XSR_E_TRUNCATED, "file of %llu octets is shorter than the 128-octet header",
+			   (unsigned long long)img->size);
+		goto bad;
+	}
+	if ((rc = xsr_io_pread(fd, hdr, sizeof(hdr), 0)) < 0) {
+		rc = ifail(img, XSR_E_IO, "reading the header: %s", strerror(-rc));
+		goto bad;
+	}
+	if ((rc = xsr_check_headers(hdr, XSR_LAYOUT_SEEKABLE, img->err, sizeof(img->err))) < 0)
+		goto bad;
+	memcpy(&img->eh, hdr, sizeof(img->eh));
+	memcpy(&img->fh, hdr + XSR_EHDR_SIZE, sizeof(img->fh));
+	if ((uint64_t)img->eh.e_shoff + (uint64_t)img->eh.e_shnum * sizeof(Elf64_Shdr) != img->size &&
+	    img->eh.e_shoff < img->size) {
+		/* The section header table ends the file; anything else means truncation or garbage. */
+		rc = ifail(img, img->eh.e_shoff + (uint64_t)img->eh.e_shnum * 64 > img->size ? XSR_E_TRUNCATED : XSR_E_FORMAT,
+			   "file is %llu octets but its section header table ends at 0x%llx",
+			   (unsigned long long)img->size,
+			   (unsigned long long)(img->eh.e_shoff + (uint64_t)img->eh.e_shnum * 64));
+		goto bad;
+	}
+	if (img->eh.e_shoff >= img->size) {
+		rc = ifail(img, XSR_E_TRUNCATED, "file is %llu octets, its section header table starts at 0x%llx: truncated",
+			   (unsigned long long)img->size, (unsigned long long)img->eh.e_shoff);
+		goto bad;
+	}
+	if ((rc = load_tables(img)) < 0 || (rc = load_memmap(img)) < 0 || (rc = load_phdrs(img)) < 0)
+		goto bad;
+	struct xsr_producer pr;
+	if ((rc = read_record(img, img->i_producer, &pr, sizeof(pr))) < 0)
+		goto bad;
+	*out = img;
+	return 0;
+bad:
+	xsr_fmt(err, errlen, "%s", img->err);
+	xsr_image_close(img);
+	return rc;
+}
+
+void xsr_image_close(struct xsr_image *img)
+{
+	if (!img)
+		return;
+	if (img->index_map)
+		munmap(img->index_map, img->index_map_len);
+	if (img->elf)
+		elf_end(img->elf);
+	free(img->secs);
+	free(img->shdrs);
+	free(img->ph);
+	free(img->runs);
+	free(img->slot_base);
+	free(img);
+}
+
+const struct xsr_file_header *xsr_image_header(const struct xsr_image *img)
+{
+	return &img->fh;
+}
+
+uint32_t xsr_image_nsections(const struct xsr_image *img)
+{
+	return img->nsecs;
+}
+
+int xsr_image_section(const struct xsr_image *img, uint32_t i, struct xsr_section_info *out)
+{
+	if (i >= img->nsecs)
+		return XSR_E_RANGE;
+	*out = img->secs[i];
+	return 0;
+}
+
+int xsr_image_find(const struct xsr_image *img, uint32_t code, uint32_t info, struct xsr_section_info *out)
+{
+	for (uint32_t i = 1; i < img->nsecs; i++)
+		if (img->secs[i].code == code && (info == UINT32_MAX || img->secs[i].info == info)) {
+			if (out)
+				*out = img->secs[i];
+			return (int)i;
+		}
+	return XSR_E_RANGE;
+}
+
+int xsr_image_read_section(struct xsr_image *img, uint32_t i, void **body, uint64_t *len)
+{
+	*body = NULL;
+	if (i == 0 || i >= img->nsecs || !is_record(img, (int)i))
+		return ifail(img, XSR_E_RANGE, "section %u is not a record section", i);
+	uint64_t n = img->secs[i].size;
+	if (n > SIZE_MAX - 1)
+		return ifail(img, XSR_E_LIMIT, "section %s too large", sname(img, (int)i));
+	void *b = malloc(n + 1);
+	if (!b)
+		return ifail(img, XSR_E_NOMEM, "out of memory for section %s (%llu octets)", sname(img, (int)i),
+			     (unsigned long long)n);
+	int rc = read_record(img, (int)i, b, n);
+	if (rc < 0) {
+		free(b);
+		return rc;
+	}
+	((char *)b)[n] = 0; /* text sections can be used as C strings */
+	*body = b;
+	*len = n;
+	return 0;
+}
+
+uint32_t xsr_image_nruns(const struct xsr_image *img)
+{
+	return img->nruns;
+}
+
+const struct xsr_memrun *xsr_image_runs(const struct xsr_image *img)
+{
+	return img->runs;
+}
+
+uint64_t xsr_image_run_offset(const struct xsr_image *img, uint32_t run)
+{
+	return run < img->nruns ? img->pages_off + img->slot_base[run] * XSR_PAGE_SIZE : 0;
+}
+
+static int check_entry(struct xsr_image *img, uint64_t pfn, const struct xsr_index_entry *e)
+{
+	if (e->reserved || (e->flags & ~XSR_IDX_KNOWN_FLAGS) || (!(e->flags & XSR_IDX_DATA) && e->hash))
+		return ifail(img, XSR_E_FORMAT, "page index entry of pfn 0x%llx is malformed (flags 0x%x)",
+			     (unsigned long long)pfn, e->flags);
+	return 0;
+}
+
+/* Verify @buf against its index entry. */
+static int check_page(struct xsr_image *img, uint64_t pfn, const struct xsr_index_entry *e, const void *buf)
+{
+	int rc = check_entry(img, pfn, e);
+	if (rc < 0)
+		return rc;
+	if (e->flags & XSR_IDX_DATA) {
+		if (XXH3_64bits(buf, XSR_PAGE_SIZE) != e->hash)
+			return ifail(img, XSR_E_CHECKSUM, "page data of pfn 0x%llx: checksum mismatch", (unsigned long long)pfn);
+	} else if (!xsr_page_is_zero(buf)) {
+		return ifail(img, XSR_E_CHECKSUM, "page data of pfn 0x%llx: indexed as zero but holds data", (unsigned long long)pfn);
+	}
+	return 0;
+}
+
+int xsr_image_page_entry(struct xsr_image *img, uint64_t pfn, struct xsr_index_entry *e)
+{
+	int64_t slot = xsr_memmap_slot(img->runs, img->slot_base, img->nruns, pfn);
+	if (slot < 0)
+		return ifail(img, XSR_E_RANGE, "pfn 0x%llx is not populated in this image", (unsigned long long)pfn);
+	*e = img->index[slot];
+	return check_entry(img, pfn, e);
+}
+
+int xsr_image_read_page(struct xsr_image *img, uint64_t pfn, void *buf, uint32_t *flags)
+{
+	int64_t slot = xsr_memmap_slot(img->runs, img->slot_base, img->nruns, pfn);
+	if (slot < 0)
+		return ifail(img, XSR_E_RANGE, "pfn 0x%llx is not populated in this image", (unsigned long long)pfn);
+	struct xsr_index_entry e = img->index[slot];
+	int rc = xsr_io_pread(img->fd, buf, XSR_PAGE_SIZE, img->pages_off + (uint64_t)slot * XSR_PAGE_SIZE);
+	if (rc < 0)
+		return ifail(img, XSR_E_IO, "reading pfn 0x%llx: %s", (unsigned long long)pfn, strerror(-rc));
+	if (flags)
+		*flags = e.flags;
+	return check_page(img, pfn, &e, buf);
+}
+
+int xsr_image_run_index(struct xsr_image *img, uint32_t run, uint64_t first, uint64_t count,
+			struct xsr_index_entry *out)
+{
+	if (run >= img->nruns || first > img->runs[run].count || count > img->runs[run].count - first)
+		return ifail(img, XSR_E_RANGE, "run %u slots %llu+%llu out of range", run, (unsigned long long)first,
+			     (unsigned long long)count);
+	memcpy(out, img->index + img->slot_base[run] + first, count * sizeof(*out));
+	return 0;
+}
+
+int xsr_image_map_run(struct xsr_image *img, uint32_t run, void **addr, uint64_t *len)
+{
+	if (run >= img->nruns)
+		return ifail(img, XSR_E_RANGE, "run %u of %u", run, img->nruns);
+	uint64_t l = img->runs[run].count * XSR_PAGE_SIZE;
+	void *p = mmap(NULL, l, PROT_READ | PROT_WRITE, MAP_PRIVATE, img->fd, (off_t)xsr_image_run_offset(img, run));
+	if (p == MAP_FAILED)
+		return ifail(img, XSR_E_IO, "mapping run %u (%llu octets): %s", run, (unsigned long long)l, strerror(errno));
+	*addr = p;
+	*len = l;
+	return 0;
+}
+
+int xsr_image_vcpu(struct xsr_image *img, uint32_t vcpu, struct xsr_vcpu_state *st)
+{
+	struct xsr_section_info s;
+	int i = xsr_image_find(img, XSR_SEC_VCPU, vcpu, &s);
+	const char *why;
+	void *body;
+	uint64_t len;
+	if (i < 0)
+		return ifail(img, XSR_E_RANGE, "no vCPU section for vCPU %u", vcpu);
+	int rc = xsr_image_read_section(img, (uint32_t)i, &body, &len);
+	if (rc < 0)
+		return rc;
+	rc = xsr_vcpu_decode(body, len, st, &why);
+	free(body);
+	if (rc < 0)
+		return ifail(img, rc, "section %s (vCPU %u) at 0x%llx: %s", s.name, vcpu, (unsigned long long)s.offset, why);
+	if (st->r.vcpu_id != vcpu)
+		return ifail(img, XSR_E_FORMAT, "section %s at 0x%llx: says vCPU %u, filed as vCPU %u", s.name,
+			     (unsigned long long)s.offset, st->r.vcpu_id, vcpu);
+	return 0;
+}
+
+/* ---- full verification ---- */
+
+struct region {
+	uint64_t start, end;
+	const char *what;
+};
+
+static int cmp_region(const void *a, const void *b)
+{
+	const struct region *x = a, *y = b;
+	return x->start < y->start ? -1 : x->start > y->start;
+}
+
+struct vctx {
+	struct xsr_image *img;
+	xsr_report_fn report;
+	void *ctx;
+	unsigned damage;
+};
+
+static void report(struct vctx *v, const char *msg)
+{
+	v->damage++;
+	if (v->report && v->damage <= 50)
+		v->report(v->ctx, msg);
+	else if (v->report && v->damage == 51)
+		v->report(v->ctx, "(further problems not listed)");
+}
+
+static void verify_pages(struct vctx *v)
+{
+	struct xsr_image *img = v->img;
+	const uint32_t chunk = 256;
+	uint8_t *buf = malloc(chunk * XSR_PAGE_SIZE);
+	if (!buf) {
+		report(v, "out of memory verifying pages");
+		return;
+	}
+	for (uint32_t r = 0; r < img->nruns; r++) {
+		for (uint64_t i = 0; i < img->runs[r].count; i += chunk) {
+			uint64_t n = img->runs[r].count - i < chunk ? img->runs[r].count - i : chunk;
+			uint64_t slot = img->slot_base[r] + i;
+			int rc = xsr_io_pread(img->fd, buf, n * XSR_PAGE_SIZE, img->pages_off + slot * XSR_PAGE_SIZE);
+			if (rc < 0) {
+				char m[160];
+				snprintf(m, sizeof(m), "section .xsr.pages: reading pfn 0x%llx: %s",
+					 (unsigned long long)(img->runs[r].pfn + i), strerror(-rc));
+				report(v, m);
+				continue;
+			}
+			for (uint64_t k = 0; k < n; k++) {
+				uint64_t pfn = img->runs[r].pfn + i + k;
+				if (check_page(img, pfn, &img->index[slot + k], buf + k * XSR_PAGE_SIZE) < 0) {
+					char m[XSR_ERRLEN + 32];
+					snprintf(m, sizeof(m), "section .xsr.pages: %s", img->err);
+					report(v, m);
+				}
+			}
+		}
+	}
+	free(buf);
+}
+
+int xsr_image_verify(struct xsr_image *img, xsr_report_fn rep, void *ctx)
+{
+	struct vctx v = {img, rep, ctx, 0};
+	char m[XSR_ERRLEN + 64];
+	uint64_t chain = 0, nrec = 0;
+	struct region *rg = calloc(img->nsecs + 4, sizeof(*rg));
+	uint32_t nrg = 0;
+	if (!rg)
+		return ifail(img, XSR_E_NOMEM, "out of memory");
+	rg[nrg++] = (struct region){0, XSR_HEADER_END, "file header"};
+	rg[nrg++] = (struct region){img->eh.e_phoff, img->eh.e_phoff + img->phnum * sizeof(Elf64_Phdr), "program headers"};
+	rg[nrg++] = (struct region){img->eh.e_shoff, img->eh.e_shoff + img->nsecs * sizeof(Elf64_Shdr), "section headers"};
+	for (uint32_t i = 1; i < img->nsecs; i++) {
+		const struct xsr_section_info *s = &img->secs[i];
+		if (!is_record(img, (int)i)) {
+			rg[nrg++] = (struct region){s->offset, s->offset + s->size, s->name};
+			continue;
+		}
+		rg[nrg++] = (struct region){s->offset - sizeof(struct xsr_record_header), s->offset + ALIGN8(s->size) + 8, s->name};
+		uint64_t trailer = 0;
+		if (hash_record(img, (int)i, &trailer) < 0) {
+			snprintf(m, sizeof(m), "%s", img->err);
+			report(&v, m);
+		}
+		if ((int)i != img->i_integrity) {
+			chain = XXH3_64bits_withSeed(&trailer, 8, chain);
+			nrec++;
+		}
+	}
+	struct xsr_integrity in;
+	if (read_record(img, img->i_integrity, &in, sizeof(in)) < 0) {
+		snprintf(m, sizeof(m), "%s", img->err);
+		report(&v, m);
+	} else {
+		size_t phl = img->phnum * sizeof(Elf64_Phdr), shl = img->nsecs * sizeof(Elf64_Shdr);
+		uint8_t *tbl = malloc(phl > shl ? phl : shl);
+		if (in.algorithm != XSR_HASH_XXH3_64 || in.reserved0 || in.reserved1[0] || in.reserved1[1])
+			report(&v, "section .xsr.integrity: unknown algorithm or reserved field set");
+		if (in.file_size != img->size) {
+			snprintf(m, sizeof(m), "section .xsr.integrity: file should be %llu octets, is %llu",
+				 (unsigned long long)in.file_size, (unsigned long long)img->size);
+			report(&v, m);
+		}
+		if (tbl && xsr_io_pread(img->fd, tbl, phl, img->eh.e_phoff) == 0 && XXH3_64bits(tbl, phl) != in.phdr_hash)
+			report(&v, "program header table (offset 0x80): checksum mismatch");
+		if (tbl && xsr_io_pread(img->fd, tbl, shl, img->eh.e_shoff) == 0 && XXH3_64bits(tbl, shl) != in.shdr_hash) {
+			snprintf(m, sizeof(m), "section header table at 0x%llx: checksum mismatch", (unsigned long long)img->eh.e_shoff);
+			report(&v, m);
+		}
+		if (in.chain != chain || in.nr_records != nrec)
+			report(&v, "section .xsr.integrity: the chain of record checksums does not match (a record was replaced or reordered)");
+		free(tbl);
+	}
+	verify_pages(&v);
+	/* Every octet belongs to exactly one region, or is zero padding between regions. */
+	qsort(rg, nrg, sizeof(*rg), cmp_region);
+	uint64_t pos = 0;
+	uint8_t *zb = malloc(1 << 16);
+	for (uint32_t i = 0; i <= nrg && zb; i++) {
+		uint64_t next = i < nrg ? rg[i].start : img->size;
+		if (next < pos) {
+			snprintf(m, sizeof(m), "%s at 0x%llx overlaps the region before it", rg[i].what, (unsigned long long)next);
+			report(&v, m);
+		} else {
+			for (uint64_t o = pos; o < next; o += 1 << 16) {
+				size_t n = next - o < (1 << 16) ? (size_t)(next - o) : (1 << 16);
+				if (xsr_io_pread(img->fd, zb, n, o) < 0 || !xsr_is_zero(zb, n)) {
+					snprintf(m, sizeof(m), "padding at 0x%llx..0x%llx is not zero", (unsigned long long)o,
+						 (unsigned long long)(o + n));
+					report(&v, m);
+					break;
+				}
+			}
+		}
+		if (i < nrg && rg[i].end > pos)
+			pos = rg[i].end;
+	}
+	free(zb);
+	free(rg);
+	if (v.damage)
+		return ifail(img, XSR_E_CHECKSUM, "%u problem(s) found", v.damage);
+	return 0;
+}

@@ -1,0 +1,85 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* libxsrelf internals shared by the writer, the readers and conversion. */
+#ifndef XSRELF_INTERNAL_H
+#define XSRELF_INTERNAL_H
+
+#include <elf.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <sys/uio.h>
+
+#include <xsrelf/reader.h>
+#include <xsrelf/writer.h>
+#include <xsrelf/xsrelf.h>
+
+#define XSR_ERRLEN 512
+
+#define ALIGN8(x) (((x) + 7) & ~(uint64_t)7)
+#define ALIGN_PAGE(x) (((x) + XSR_PAGE_SIZE - 1) & ~(XSR_PAGE_SIZE - 1))
+#define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+
+/* ---- the one table of section / record types ---- */
+struct xsr_sec_desc {
+	const char *name;     /* "config" */
+	const char *elfname;  /* ".xsr.config" */
+	uint64_t min_len;     /* smallest valid body */
+	uint64_t max_len;     /* largest valid body (limit) */
+	bool optional;        /* written with XSR_SHT_OPTIONAL */
+	bool stream_only;     /* END */
+	bool seekable_only;   /* INDEX, INTEGRITY, STRTAB */
+	bool per_vcpu;        /* sh_info is a vCPU id */
+};
+extern const struct xsr_sec_desc xsr_sec_table[XSR_SEC__COUNT];
+/* NULL when @code is not known to this version. */
+const struct xsr_sec_desc *xsr_sec_lookup(uint32_t code);
+/* sh_type for @code as written by this version. */
+uint32_t xsr_sec_type(uint32_t code);
+
+/* ---- checks ---- */
+/* true if [off, off+len) lies within [0, size) (cannot overflow). */
+static inline bool xsr_in_bounds(uint64_t off, uint64_t len, uint64_t size)
+{
+	return off <= size && len <= size - off;
+}
+bool xsr_is_zero(const void *p, size_t len);
+bool xsr_page_is_zero(const void *page);
+
+/* ---- header helpers ---- */
+void xsr_make_ehdr(Elf64_Ehdr *eh, uint16_t machine, int layout);
+/* Validate Ehdr + file header (128 octets at @buf); fills @why. */
+int xsr_check_headers(const void *buf, int want_layout, char *why, size_t whylen);
+uint64_t xsr_header_checksum(const Elf64_Ehdr *eh, const struct xsr_file_header *fh);
+uint64_t xsr_record_hash(const struct xsr_record_header *rh, const struct iovec *body, int n,
+			 uint64_t body_len);
+
+/* ---- I/O with fault injection (test builds) ---- */
+ssize_t xsr_io_read(int fd, void *buf, size_t len);                 /* full unless EOF */
+int xsr_io_pread(int fd, void *buf, size_t len, uint64_t off);       /* full or -errno/-EIO */
+int xsr_io_write(int fd, const void *buf, size_t len);               /* full or -errno */
+int xsr_io_writev(int fd, struct iovec *iov, int n);                 /* full or -errno */
+int xsr_io_pwritev(int fd, struct iovec *iov, int n, uint64_t off);  /* full or -errno */
+
+/* ---- messages ---- */
+void xsr_fmt(char *dst, size_t len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+/* ---- vCPU ---- */
+void xsr_note_prstatus(const struct xsr_x86_vcpu *r, uint8_t note[XSR_NOTE_SIZE]);
+
+/* ---- memmap ---- */
+/* Validate a memmap body: sorted, disjoint, non-empty runs, pfn limits. */
+int xsr_memmap_check(const struct xsr_memrun *runs, uint64_t n, uint64_t *total, char *why,
+		     size_t whylen);
+/* Slot of @pfn, or -1.  @base[i] = first slot of run i. */
+int64_t xsr_memmap_slot(const struct xsr_memrun *runs, const uint64_t *base, uint32_t n,
+			uint64_t pfn);
+
+/* ---- compression of page batches ---- */
+/* Returns compressed length (> 0) or 0 if incompressible / failure. */
+size_t xsr_compress(int algo, const void *src, size_t len, void *dst, size_t cap);
+size_t xsr_compress_bound(int algo, size_t len);
+/* 0 if exactly @dlen octets came out. */
+int xsr_decompress(int algo, const void *src, size_t len, void *dst, size_t dlen);
+
+#endif

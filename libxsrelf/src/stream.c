@@ -1,0 +1,335 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * Streaming reader: record by record from any fd (pipe, socket, file), with
+ * memory bounded by the largest record the format allows, never by the image.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <xxhash.h>
+
+#include "internal.h"
+
+struct xsr_stream {
+	int fd;
+	uint64_t off;
+	uint8_t *pre;
+	size_t prelen, prepos;
+	bool have_header, have_memmap, ended;
+	Elf64_Ehdr eh;
+	struct xsr_file_header fh;
+	struct xsr_memrun *runs;
+	uint64_t *base;
+	uint32_t nruns;
+	uint8_t *body;
+	size_t cap;
+	uint8_t *pages; /* decompressed batch */
+	uint8_t *vcpu_seen;
+	uint64_t nrec, chain;
+	char err[XSR_ERRLEN];
+};
+
+static int sfail(struct xsr_stream *s, int rc, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int sfail(struct xsr_stream *s, int rc, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(s->err, sizeof(s->err), fmt, ap);
+	va_end(ap);
+	return rc;
+}
+
+const char *xsr_stream_error(const struct xsr_stream *s)
+{
+	return s ? s->err : "no stream";
+}
+
+uint64_t xsr_stream_offset(const struct xsr_stream *s)
+{
+	return s->off;
+}
+
+const struct xsr_file_header *xsr_stream_header(const struct xsr_stream *s)
+{
+	return s->have_header ? &s->fh : NULL;
+}
+
+int xsr_stream_open(struct xsr_stream **out, int fd, char *err, size_t errlen)
+{
+	struct xsr_stream *s = calloc(1, sizeof(*s));
+	*out = NULL;
+	if (!s) {
+		xsr_fmt(err, errlen, "out of memory");
+		return XSR_E_NOMEM;
+	}
+	s->fd = fd;
+	*out = s;
+	return 0;
+}
+
+void xsr_stream_close(struct xsr_stream *s)
+{
+	if (!s)
+		return;
+	free(s->pre);
+	free(s->runs);
+	free(s->base);
+	free(s->body);
+	free(s->pages);
+	free(s->vcpu_seen);
+	free(s);
+}
+
+int xsr_stream_prefix(struct xsr_stream *s, const void *buf, size_t len)
+{
+	uint8_t *n = realloc(s->pre, s->prelen - s->prepos + len + 1);
+	if (!n)
+		return XSR_E_NOMEM;
+	memmove(n, n + s->prepos, s->prelen - s->prepos);
+	s->prelen -= s->prepos;
+	s->prepos = 0;
+	memcpy(n + s->prelen, buf, len);
+	s->prelen += len;
+	s->pre = n;
+	return 0;
+}
+
+/* Read exactly @len octets; XSR_E_TRUNCATED at EOF. */
+static int get(struct xsr_stream *s, void *buf, size_t len, const char *what)
+{
+	size_t done = 0;
+	if (s->prepos < s->prelen) {
+		size_t n = s->prelen - s->prepos < len ? s->prelen - s->prepos : len;
+		memcpy(buf, s->pre + s->prepos, n);
+		s->prepos += n;
+		done = n;
+	}
+	if (done < len) {
+		ssize_t r = xsr_io_read(s->fd, (char *)buf + done, len - done);
+		if (r < 0)
+			return sfail(s, XSR_E_IO, "stream offset 0x%llx: reading %s: %s",
+				     (unsigned long long)(s->off + done), what, strerror((int)-r));
+		done += (size_t)r;
+	}
+	if (done < len) {
+		s->off += done;
+		return sfail(s, XSR_E_TRUNCATED, "stream truncated at offset 0x%llx inside %s (%zu of %zu octets)",
+			     (unsigned long long)s->off, what, done, len);
+	}
+	s->off += len;
+	return 0;
+}
+
+static int grow(struct xsr_stream *s, size_t need)
+{
+	if (need <= s->cap)
+		return 0;
+	size_t cap = s->cap ? s->cap : 1 << 16;
+	while (cap < need)
+		cap *= 2;
+	uint8_t *n = realloc(s->body, cap);
+	if (!n)
+		return sfail(s, XSR_E_NOMEM, "out of memory for a record of %zu octets", need);
+	s->body = n;
+	s->cap = cap;
+	return 0;
+}
+
+static int read_header(struct xsr_stream *s, const struct xsr_stream_ops *ops, void *ctx)
+{
+	uint8_t hdr[XSR_HEADER_END];
+	int rc = get(s, hdr, sizeof(hdr), "the file header");
+	if (rc < 0)
+		return rc;
+	if ((rc = xsr_check_headers(hdr, XSR_LAYOUT_STREAM, s->err, sizeof(s->err))) < 0)
+		return rc;
+	memcpy(&s->eh, hdr, sizeof(s->eh));
+	memcpy(&s->fh, hdr + XSR_EHDR_SIZE, sizeof(s->fh));
+	if (s->eh.e_phnum || s->eh.e_shnum || s->eh.e_shstrndx)
+		return sfail(s, XSR_E_FORMAT, "offset 0x38: a stream's e_phnum/e_shnum/e_shstrndx must be 0");
+	s->vcpu_seen = calloc(s->fh.nr_vcpus, 1);
+	s->pages = malloc(XSR_MAX_BATCH * XSR_PAGE_SIZE);
+	if (!s->vcpu_seen || !s->pages)
+		return sfail(s, XSR_E_NOMEM, "out of memory");
+	s->have_header = true;
+	if (ops && ops->header)
+		return ops->header(ctx, &s->fh);
+	return 0;
+}
+
+static int do_pages(struct xsr_stream *s, uint64_t at, uint64_t len, const struct xsr_stream_ops *ops, void *ctx)
+{
+	struct xsr_page_batch b;
+	memcpy(&b, s->body, sizeof(b));
+	if (!s->have_memmap)
+		return sfail(s, XSR_E_FORMAT, "record pages at stream offset 0x%llx: comes before the memmap record", (unsigned long long)at);
+	if (b.count == 0 || b.count > XSR_MAX_BATCH || b.reserved0 || b.reserved1 || b.compress > XSR_COMPRESS_LZ4)
+		return sfail(s, XSR_E_FORMAT, "record pages at stream offset 0x%llx: count %u (1..%u), compression %u or a reserved field is bad",
+			     (unsigned long long)at, b.count, XSR_MAX_BATCH, b.compress);
+	if (len != sizeof(b) + (uint64_t)b.count * 8 + b.data_len)
+		return sfail(s, XSR_E_FORMAT, "record pages at stream offset 0x%llx: length %llu does not match %u pfns and %llu data octets",
+			     (unsigned long long)at, (unsigned long long)len, b.count, (unsigned long long)b.data_len);
+	const uint64_t *pfns = (const uint64_t *)(s->body + sizeof(b));
+	uint32_t ndata = 0;
+	for (uint32_t i = 0; i < b.count; i++) {
+		uint64_t e = pfns[i];
+		if (e & XSR_PFN_RESERVED)
+			return sfail(s, XSR_E_FORMAT, "record pages at stream offset 0x%llx: entry %u (0x%llx) has reserved bits set",
+				     (unsigned long long)at, i, (unsigned long long)e);
+		if (xsr_memmap_slot(s->runs, s->base, s->nruns, e & XSR_PFN_MASK) < 0)
+			return sfail(s, XSR_E_RANGE, "record pages at stream offset 0x%llx: pfn 0x%llx is outside the memory map",
+				     (unsigned long long)at, (unsigned long long)(e & XSR_PFN_MASK));
+		if (!(e & XSR_PFN_ZERO))
+			ndata++;
+	}
+	const uint8_t *data = (const uint8_t *)(pfns + b.count);
+	if (b.compress == XSR_COMPRESS_NONE) {
+		if (b.data_len != (uint64_t)ndata * XSR_PAGE_SIZE)
+			return sfail(s, XSR_E_FORMAT, "record pages at stream offset 0x%llx: %llu data octets for %u pages",
+				     (unsigned long long)at, (unsigned long long)b.data_len, ndata);
+	} else {
+		if (!ndata || xsr_decompress(b.compress, data, b.data_len, s->pages, (size_t)ndata * XSR_PAGE_SIZE))
+			return sfail(s, XSR_E_FORMAT, "record pages at stream offset 0x%llx: compressed data does not decode to %u pages",
+				     (unsigned long long)at, ndata);
+		data = s->pages;
+	}
+	return ops && ops->pages ? ops->pages(ctx, pfns, b.count, data) : 0;
+}
+
+static int do_end(struct xsr_stream *s, uint64_t at, const struct xsr_stream_ops *ops, void *ctx)
+{
+	struct xsr_end e;
+	memcpy(&e, s->body, sizeof(e));
+	if (e.reserved[0] || e.reserved[1])
+		return sfail(s, XSR_E_FORMAT, "record end at stream offset 0x%llx: reserved field set", (unsigned long long)at);
+	if (e.nr_records != s->nrec || e.chain != s->chain)
+		return sfail(s, XSR_E_CHECKSUM, "record end at stream offset 0x%llx: %llu records and their checksum chain do not match the %llu received (records lost, added or reordered)",
+			     (unsigned long long)at, (unsigned long long)e.nr_records, (unsigned long long)s->nrec);
+	if (!s->have_memmap)
+		return sfail(s, XSR_E_FORMAT, "stream ends without a memmap record");
+	for (uint32_t i = 0; i < s->fh.nr_vcpus; i++)
+		if (!s->vcpu_seen[i])
+			return sfail(s, XSR_E_FORMAT, "stream ends without the state of vCPU %u", i);
+	s->ended = true;
+	return ops && ops->end ? ops->end(ctx, &e) : 0;
+}
+
+int xsr_stream_step(struct xsr_stream *s, const struct xsr_stream_ops *ops, void *ctx)
+{
+	struct xsr_record_header rh;
+	int rc;
+	if (s->ended)
+		return 1;
+	if (!s->have_header)
+		return read_header(s, ops, ctx);
+	uint64_t at = s->off;
+	if ((rc = get(s, &rh, sizeof(rh), "a record header")) < 0) {
+		if (rc == XSR_E_TRUNCATED && s->off == at)
+			return sfail(s, rc, "stream truncated at offset 0x%llx: no END record (%llu records read)",
+				     (unsigned long long)at, (unsigned long long)s->nrec);
+		return rc;
+	}
+	uint32_t code;
+	if (rh.sh_type == SHT_NOTE)
+		code = XSR_SEC_NOTES;
+	else if ((rh.sh_type & XSR_SHT_BASE) && !(rh.sh_type & ~(XSR_SHT_BASE | XSR_SHT_OPTIONAL | XSR_SHT_CODE_MASK)))
+		code = rh.sh_type & XSR_SHT_CODE_MASK;
+	else
+		return sfail(s, XSR_E_FORMAT, "record at stream offset 0x%llx: type 0x%x is not an xsrelf record", (unsigned long long)at, rh.sh_type);
+	const struct xsr_sec_desc *d = xsr_sec_lookup(code);
+	const char *name = d ? d->name : "unknown";
+	if (rh.sh_offset != XSR_OFF_STREAMED || rh.sh_name || rh.sh_flags || rh.sh_addr || rh.sh_link ||
+	    rh.sh_addralign != (code == XSR_SEC_NOTES ? 4u : 8u))
+		return sfail(s, XSR_E_FORMAT, "record %s at stream offset 0x%llx: sh_offset is not the streamed sentinel or a zero field is set",
+			     name, (unsigned long long)at);
+	if (!d && !(rh.sh_type & XSR_SHT_OPTIONAL))
+		return sfail(s, XSR_E_UNSUPPORTED, "record at stream offset 0x%llx: unknown mandatory record type %u (0x%x); this reader knows types 0..%u",
+			     (unsigned long long)at, code, rh.sh_type, XSR_SEC__COUNT - 1);
+	uint64_t max = d ? d->max_len : XSR_MAX_RECORD;
+	if (rh.sh_size > max || (d && rh.sh_size < d->min_len))
+		return sfail(s, XSR_E_LIMIT, "record %s at stream offset 0x%llx: %llu octets, must be %llu..%llu", name,
+			     (unsigned long long)at, (unsigned long long)rh.sh_size, (unsigned long long)(d ? d->min_len : 0),
+			     (unsigned long long)max);
+	if (d && d->seekable_only)
+		return sfail(s, XSR_E_FORMAT, "record %s at stream offset 0x%llx: only allowed in seekable images", name, (unsigned long long)at);
+	uint64_t span = ALIGN8(rh.sh_size) + 8;
+	if ((rc = grow(s, (size_t)span)) < 0 || (rc = get(s, s->body, (size_t)span, "a record body")) < 0)
+		return rc;
+	uint64_t pad = ALIGN8(rh.sh_size) - rh.sh_size, trailer;
+	memcpy(&trailer, s->body + ALIGN8(rh.sh_size), 8);
+	if (!xsr_is_zero(s->body + rh.sh_size, pad))
+		return sfail(s, XSR_E_FORMAT, "record %s at stream offset 0x%llx: padding is not zero", name, (unsigned long long)at);
+	struct iovec v = {s->body, rh.sh_size};
+	if (xsr_record_hash(&rh, &v, 1, rh.sh_size) != trailer)
+		return sfail(s, XSR_E_CHECKSUM, "record %s at stream offset 0x%llx: checksum mismatch", name, (unsigned long long)at);
+	if (code == XSR_SEC_END)
+		return (rc = do_end(s, at, ops, ctx)) < 0 ? rc : 1;
+	s->chain = XXH3_64bits_withSeed(&trailer, 8, s->chain);
+	s->nrec++;
+	if (!d)
+		return 0; /* unknown optional record: skipped */
+	if (d->per_vcpu) {
+		if (rh.sh_info >= s->fh.nr_vcpus)
+			return sfail(s, XSR_E_RANGE, "record %s at stream offset 0x%llx: vCPU %u of %u", name, (unsigned long long)at, rh.sh_info, s->fh.nr_vcpus);
+		if (code == XSR_SEC_VCPU) {
+			if (s->vcpu_seen[rh.sh_info])
+				return sfail(s, XSR_E_FORMAT, "record %s at stream offset 0x%llx: second state for vCPU %u", name, (unsigned long long)at, rh.sh_info);
+			s->vcpu_seen[rh.sh_info] = 1;
+		}
+	}
+	switch (code) {
+	case XSR_SEC_MEMMAP: {
+		uint64_t total;
+		char why[256];
+		if (s->have_memmap || rh.sh_size % sizeof(struct xsr_memrun))
+			return sfail(s, XSR_E_FORMAT, "record memmap at stream offset 0x%llx: repeated or not a whole number of runs", (unsigned long long)at);
+		s->nruns = (uint32_t)(rh.sh_size / sizeof(struct xsr_memrun));
+		s->runs = malloc(rh.sh_size + 1);
+		s->base = malloc(((size_t)s->nruns + 1) * 8);
+		if (!s->runs || !s->base)
+			return sfail(s, XSR_E_NOMEM, "out of memory");
+		memcpy(s->runs, s->body, rh.sh_size);
+		if ((rc = xsr_memmap_check(s->runs, s->nruns, &total, why, sizeof(why))) < 0)
+			return sfail(s, rc, "record memmap at stream offset 0x%llx: %s", (unsigned long long)at, why);
+		if (total != s->fh.nr_pages)
+			return sfail(s, XSR_E_FORMAT, "record memmap at stream offset 0x%llx: %llu pages, the header says %llu",
+				     (unsigned long long)at, (unsigned long long)total, (unsigned long long)s->fh.nr_pages);
+		total = 0;
+		for (uint32_t i = 0; i < s->nruns; i++) {
+			s->base[i] = total;
+			total += s->runs[i].count;
+		}
+		s->have_memmap = true;
+		break;
+	}
+	case XSR_SEC_PAGES:
+		return do_pages(s, at, rh.sh_size, ops, ctx);
+	case XSR_SEC_NOTES:
+		if (rh.sh_size != (uint64_t)s->fh.nr_vcpus * XSR_NOTE_SIZE)
+			return sfail(s, XSR_E_FORMAT, "record notes at stream offset 0x%llx: %llu octets for %u vCPUs", (unsigned long long)at,
+				     (unsigned long long)rh.sh_size, s->fh.nr_vcpus);
+		break;
+	case XSR_SEC_VCPU:
+		if (!s->have_memmap)
+			return sfail(s, XSR_E_FORMAT, "record vcpu at stream offset 0x%llx: comes before the memmap record", (unsigned long long)at);
+		break;
+	}
+	if (ops && ops->section) {
+		rc = ops->section(ctx, &rh, s->body);
+		if (rc < 0 && !s->err[0])
+			sfail(s, rc, "record %s at stream offset 0x%llx: refused by the consumer", name, (unsigned long long)at);
+		return rc;
+	}
+	return 0;
+}
+
+int xsr_stream_run(struct xsr_stream *s, const struct xsr_stream_ops *ops, void *ctx)
+{
+	int rc;
+	while ((rc = xsr_stream_step(s, ops, ctx)) == 0)
+		;
+	return rc < 0 ? rc : 0;
+}

@@ -1,0 +1,255 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * Generic save: whatever the backend, memory goes from backend->map() to the
+ * writer in batches of up to 1024 pages (pwritev/writev from the guest's own
+ * mapping, no copy), and the domain is resumed on every path unless the
+ * caller asked to leave it paused.
+ */
+#include <elf.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "save.h"
+
+#define CHUNK 1024u
+
+uint64_t xsr_now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+struct savectx {
+	struct xsr_backend *be;
+	struct xsr_writer *w;
+	const struct xsr_domain_info *info;
+	uint64_t total_slots, done;
+	int progress;
+	uint64_t last_pct;
+	char *err;
+	size_t errlen;
+};
+
+static void progress(struct savectx *c, const char *what)
+{
+	if (!c->progress || !c->total_slots)
+		return;
+	uint64_t pct = c->done * 100 / c->total_slots;
+	if (pct != c->last_pct || c->done == c->total_slots) {
+		fprintf(stderr, "\r%s: %3llu%% (%llu/%llu MiB)", what, (unsigned long long)pct,
+			(unsigned long long)(c->done >> 8), (unsigned long long)(c->total_slots >> 8));
+		c->last_pct = pct;
+	}
+}
+
+/* Send pages [pfn, pfn+n) of one run. */
+static int send_range(struct savectx *c, uint64_t pfn, uint64_t n)
+{
+	uint64_t pfns[CHUNK];
+	const void *ptrs[CHUNK];
+	for (uint64_t off = 0; off < n; off += CHUNK) {
+		uint32_t m = (uint32_t)(n - off < CHUNK ? n - off : CHUNK);
+		void *addr;
+		int rc = c->be->ops->map(c->be, pfn + off, m, 0, &addr);
+		if (rc < 0) {
+			snprintf(c->err, c->errlen, "mapping guest pfn 0x%llx+%u: %s", (unsigned long long)(pfn + off), m,
+				 c->be->ops->error(c->be));
+			return rc;
+		}
+		for (uint32_t i = 0; i < m; i++) {
+			pfns[i] = pfn + off + i;
+			ptrs[i] = (const uint8_t *)addr + (size_t)i * XSR_PAGE_SIZE;
+		}
+		rc = xsr_writer_put_pages(c->w, pfns, m, ptrs);
+		c->be->ops->unmap(c->be, addr, pfn + off, m);
+		if (rc < 0) {
+			snprintf(c->err, c->errlen, "%s", xsr_writer_error(c->w));
+			return rc;
+		}
+		c->done += m;
+		progress(c, "save");
+	}
+	return 0;
+}
+
+static int send_all(struct savectx *c)
+{
+	for (uint32_t r = 0; r < c->info->nr_runs; r++) {
+		int rc = send_range(c, c->info->runs[r].pfn, c->info->runs[r].count);
+		if (rc < 0)
+			return rc;
+	}
+	return 0;
+}
+
+/* Send the slots set in @bm (slot numbering in run order). */
+static int send_dirty(struct savectx *c, const uint64_t *bm, uint64_t *sent)
+{
+	uint64_t slot = 0;
+	*sent = 0;
+	for (uint32_t r = 0; r < c->info->nr_runs; r++) {
+		const struct xsr_memrun *run = &c->info->runs[r];
+		uint64_t i = 0;
+		while (i < run->count) {
+			uint64_t s = slot + i;
+			if (!(bm[s / 64] >> (s % 64) & 1)) {
+				i++;
+				continue;
+			}
+			uint64_t j = i;
+			while (j < run->count && (bm[(slot + j) / 64] >> ((slot + j) % 64) & 1))
+				j++;
+			int rc = send_range(c, run->pfn + i, j - i);
+			if (rc < 0)
+				return rc;
+			*sent += j - i;
+			i = j;
+		}
+		slot += run->count;
+	}
+	return 0;
+}
+
+static uint64_t popcount(const uint64_t *bm, uint64_t words)
+{
+	uint64_t n = 0;
+	for (uint64_t i = 0; i < words; i++)
+		n += (uint64_t)__builtin_popcountll(bm[i]);
+	return n;
+}
+
+int xsr_save_domain(struct xsr_backend *be, int fd, const struct xsr_save_opts *o,
+		    struct xsr_save_stats *st, char *err, size_t errlen)
+{
+	const struct xsr_backend_ops *ops = be->ops;
+	struct xsr_domain_info info;
+	struct xsr_vcpu_state *vs = NULL;
+	uint64_t *bm = NULL;
+	int paused = 0, dirty = 0, rc;
+	uint64_t t0 = xsr_now_ns(), tp = 0;
+	struct savectx c = {.be = be, .info = &info, .progress = o->progress, .err = err, .errlen = errlen,
+			    .last_pct = ~0ull};
+	memset(st, 0, sizeof(*st));
+	if ((rc = ops->describe(be, &info)) < 0) {
+		snprintf(err, errlen, "describing the domain: %s", ops->error(be));
+		return rc;
+	}
+	for (uint32_t r = 0; r < info.nr_runs; r++)
+		c.total_slots += info.runs[r].count;
+	struct xsr_writer_params p = {
+		.machine = EM_X86_64, .kind = o->kind ? o->kind : XSR_KIND_SAVE, .layout = o->layout,
+		.nr_vcpus = info.nr_vcpus, .nr_runs = info.nr_runs, .runs = info.runs,
+		.hypervisor = info.hypervisor, .hypervisor_version = info.hypervisor_version,
+		.compress = o->compress,
+	};
+	if ((rc = xsr_writer_open(&c.w, fd, &p, err, errlen)) < 0)
+		return rc;
+	vs = malloc(sizeof(*vs));
+	if (!vs) {
+		rc = XSR_E_NOMEM;
+		snprintf(err, errlen, "out of memory");
+		goto out;
+	}
+	if (o->live) {
+		/* Pre-copy: send everything while the guest runs, then what it dirtied. */
+		uint64_t words = (c.total_slots + 63) / 64 + 1;
+		bm = calloc(words, 8);
+		if (!bm) {
+			rc = XSR_E_NOMEM;
+			goto out;
+		}
+		if ((rc = ops->dirty_start(be)) < 0) {
+			snprintf(err, errlen, "starting dirty tracking: %s", ops->error(be));
+			goto out;
+		}
+		dirty = 1;
+		if ((rc = send_all(&c)) < 0)
+			goto out;
+		st->rounds = 1;
+		for (;;) {
+			memset(bm, 0, words * 8);
+			if ((rc = ops->dirty_fetch(be, bm, c.total_slots)) < 0) {
+				snprintf(err, errlen, "reading the dirty log: %s", ops->error(be));
+				goto out;
+			}
+			uint64_t n = popcount(bm, words), sent;
+			/* Xen's policy: stop when few pages remain or after 5 rounds. */
+			if (n < 50 || st->rounds >= 5)
+				break;
+			if ((rc = send_dirty(&c, bm, &sent)) < 0)
+				goto out;
+			st->rounds++;
+		}
+	}
+	if ((rc = ops->pause(be)) < 0) {
+		snprintf(err, errlen, "pausing the domain: %s", ops->error(be));
+		goto out;
+	}
+	paused = 1;
+	tp = xsr_now_ns();
+	if (o->live) {
+		uint64_t sent;
+		/* dirty_fetch ORs in: bm keeps the pages left from the last round. */
+		if ((rc = ops->dirty_fetch(be, bm, c.total_slots)) < 0) {
+			snprintf(err, errlen, "reading the dirty log: %s", ops->error(be));
+			goto out;
+		}
+		if ((rc = send_dirty(&c, bm, &sent)) < 0)
+			goto out;
+		st->rounds++;
+	} else {
+		if ((rc = send_all(&c)) < 0)
+			goto out;
+	}
+	for (uint32_t v = 0; v < info.nr_vcpus; v++) {
+		memset(&vs->r, 0, sizeof(vs->r));
+		if ((rc = ops->get_vcpu(be, v, vs)) < 0) {
+			snprintf(err, errlen, "reading vCPU %u: %s", v, ops->error(be));
+			goto out;
+		}
+		vs->r.vcpu_id = v;
+		if ((rc = xsr_writer_set_vcpu(c.w, vs)) < 0) {
+			snprintf(err, errlen, "%s", xsr_writer_error(c.w));
+			goto out;
+		}
+	}
+	if ((rc = ops->save_extra(be, c.w)) < 0) {
+		snprintf(err, errlen, "saving domain context: %s", xsr_writer_error(c.w)[0] ? xsr_writer_error(c.w) : ops->error(be));
+		goto out;
+	}
+	if (!o->leave_paused) {
+		if ((rc = ops->resume(be)) < 0) {
+			snprintf(err, errlen, "resuming the domain: %s", ops->error(be));
+			goto out;
+		}
+		paused = 0;
+	}
+	st->pause_ns = xsr_now_ns() - tp;
+	struct xsr_writer_stats ws;
+	xsr_writer_stats(c.w, &ws);
+	rc = xsr_writer_close(c.w, err, errlen);
+	c.w = NULL;
+	st->bytes = ws.bytes;
+	st->pages = ws.pages;
+	st->zero_pages = ws.zero_pages;
+out:
+	if (c.progress && c.total_slots)
+		fputc('\n', stderr);
+	if (dirty)
+		ops->dirty_stop(be);
+	if (paused && (rc < 0 || !o->leave_paused)) {
+		/* A failed save must leave the guest running. */
+		ops->resume(be);
+	}
+	if (rc < 0 && paused && !st->pause_ns)
+		st->pause_ns = xsr_now_ns() - tp;
+	xsr_writer_abort(c.w);
+	free(vs);
+	free(bm);
+	st->elapsed_ns = xsr_now_ns() - t0;
+	return rc;
+}
