@@ -23,7 +23,7 @@
 static void usage(FILE *f)
 {
 	fprintf(f,
-		"usage: xsr restore FILE --control SOCK [--lazy] [--json]\n"
+		"usage: xsr restore FILE --control SOCK [--lazy] [--paused] [--json]\n"
 		"\n"
 		"Start a VMM (control socket SOCK, log SOCK.log) running the guest saved in\n"
 		"FILE ('-' reads a stream from stdin) and print its pid.  Without --lazy the\n"
@@ -31,6 +31,7 @@ static void usage(FILE *f)
 		"runs.  --lazy (seekable files only) starts the guest at once: each page is\n"
 		"read from FILE on first touch and the rest prefetched in the background;\n"
 		"FILE must stay in place until `xsr vm status` shows the prefetch done.\n"
+		"--paused leaves the restored guest paused until `xsr vm resume SOCK`.\n"
 		"--json prints pid, bytes, pages, zero_pages, elapsed_ms, time_to_running_ms.\n");
 }
 
@@ -38,6 +39,7 @@ struct restore_ctx {
 	int fd;
 	int lazy;
 	int progress;
+	int paused;
 };
 
 static int restore_build(struct xsr_vmm *v, void *arg, char *msg, size_t msglen)
@@ -52,6 +54,11 @@ static int restore_build(struct xsr_vmm *v, void *arg, char *msg, size_t msglen)
 	if (r < 0)
 		return r;
 	xsr_kvm_set_log(v->be, v->log);
+	if (c->paused) {
+		/* Held from before the vCPU threads exist: they park at once. */
+		v->be->ops->pause(v->be);
+		v->user_paused = true;
+	}
 	if (c->lazy) {
 		r = xsr_lazy_restore(v->be, c->fd, v->log, &v->lazy, &st, msg, msglen);
 	} else {
@@ -82,6 +89,7 @@ int cmd_restore(int argc, char **argv)
 {
 	static const struct option opts[] = {{"control", required_argument, NULL, 'c'},
 					     {"lazy", no_argument, NULL, 'l'},
+					     {"paused", no_argument, NULL, 'p'},
 					     {"json", no_argument, NULL, 'j'},
 					     {"help", no_argument, NULL, 'h'},
 					     {NULL, 0, NULL, 0}};
@@ -103,6 +111,9 @@ int cmd_restore(int argc, char **argv)
 			break;
 		case 'j':
 			json = 1;
+			break;
+		case 'p':
+			c.paused = 1;
 			break;
 		case 'h':
 			usage(stdout);

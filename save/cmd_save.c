@@ -20,33 +20,37 @@ static void usage(FILE *f, const char *verb, int kind)
 {
 	if (kind == XSR_KIND_CORE)
 		fprintf(f,
-			"usage: xsr core vm:SOCK FILE [--json] [--compress zstd|lz4]\n"
+			"usage: xsr core vm:SOCK FILE [--live] [--json] [--compress zstd|lz4]\n"
 			"\n"
 			"Write a crash core of the running guest behind the VMM control socket\n"
 			"SOCK: the same layout as a save image, readable by gdb and crash.  The\n"
 			"guest is paused only while its state is captured.  FILE '-' streams to\n"
-			"stdout.  --json prints bytes, pages, zero_pages, pause_ms, elapsed_ms.\n");
+			"stdout.  --live copies memory while the guest runs (dirty logging) and\n"
+			"pauses only for the last round.  --json prints bytes, pages, zero_pages,\n"
+			"pause_ms, elapsed_ms.\n");
 	else
-		fprintf(
-		    f, "usage: xsr save vm:SOCK FILE [--stop] [--json] [--compress zstd|lz4]\n"
-		       "\n"
-		       "Save the guest behind the VMM control socket SOCK to FILE ('-' streams to\n"
-		       "stdout).  FILE is replaced atomically: a failed save leaves an earlier\n"
-		       "FILE untouched and the guest running.  --stop ends the VM once FILE is\n"
-		       "safely on disk.  --json prints bytes, pages, zero_pages, pause_ms,\n"
-		       "elapsed_ms.\n");
+		fprintf(f,
+			"usage: xsr save vm:SOCK FILE [--stop] [--live] [--json] [--compress zstd|lz4]\n"
+			"\n"
+			"Save the guest behind the VMM control socket SOCK to FILE ('-' streams to\n"
+			"stdout).  FILE is replaced atomically: a failed save leaves an earlier\n"
+			"FILE untouched and the guest running.  --stop ends the VM once FILE is\n"
+			"safely on disk.  --live copies memory while the guest runs (dirty\n"
+			"logging) and pauses only for the last round.  --json prints bytes, pages,\n"
+			"zero_pages, pause_ms, elapsed_ms.\n");
 	(void)verb;
 }
 
 int xsr_capture_main(const char *verb, int kind, int argc, char **argv)
 {
 	static const struct option opts[] = {{"stop", no_argument, NULL, 's'},
+					     {"live", no_argument, NULL, 'L'},
 					     {"json", no_argument, NULL, 'j'},
 					     {"compress", required_argument, NULL, 'c'},
 					     {"help", no_argument, NULL, 'h'},
 					     {NULL, 0, NULL, 0}};
 	const char *sock, *file, *compress = "none";
-	int stop = 0, json = 0, o, fds[2], nfds = 1, rc = XSR_EXIT_FAIL;
+	int stop = 0, live = 0, json = 0, o, fds[2], nfds = 1, rc = XSR_EXIT_FAIL;
 	struct xsr_outfile out;
 	char req[256], *reply = NULL;
 	uint64_t bytes = 0, pages = 0, zero = 0;
@@ -63,6 +67,9 @@ int xsr_capture_main(const char *verb, int kind, int argc, char **argv)
 			break;
 		case 'j':
 			json = 1;
+			break;
+		case 'L':
+			live = 1;
 			break;
 		case 'c':
 			if (strcmp(optarg, "zstd") && strcmp(optarg, "lz4") &&
@@ -99,8 +106,8 @@ int xsr_capture_main(const char *verb, int kind, int argc, char **argv)
 	fds[0] = out.fd;
 	if (isatty(2))
 		fds[nfds++] = 2;
-	snprintf(req, sizeof(req), "save kind=%s hold=%d progress=%d compress=%s",
-		 kind == XSR_KIND_CORE ? "core" : "save", stop, nfds > 1, compress);
+	snprintf(req, sizeof(req), "save kind=%s hold=%d progress=%d compress=%s live=%d",
+		 kind == XSR_KIND_CORE ? "core" : "save", stop, nfds > 1, compress, live);
 	if (xsr_ctl_call(verb, sock, req, fds, nfds, &reply) < 0) {
 		xsr_out_abort(&out);
 		free(reply);

@@ -171,6 +171,7 @@ static void do_save(struct xsr_vmm *v, char **argv, int argc, const int *fds, in
 	else if (comp && !strcmp(comp, "lz4"))
 		o.compress = XSR_COMPRESS_LZ4;
 	o.leave_paused = hold && !strcmp(hold, "1");
+	o.live = arg(argv, argc, "live") && !strcmp(arg(argv, argc, "live"), "1");
 	if (progress && !strcmp(progress, "1") && nfds >= 2) {
 		/* The library reports progress on stderr: lend it the client's. */
 		fflush(stderr);

@@ -16,7 +16,7 @@
  *   pause | resume              user pause; resume also releases a save hold
  *   stop                        stop the VM; the reply comes after the socket
  *                               is unlinked, then the daemon exits
- *   save kind=save|core hold=0|1 progress=0|1 compress=none|zstd|lz4
+ *   save kind=save|core hold=0|1 progress=0|1 compress=none|zstd|lz4 live=0|1
  *        fds: [0] output (any fd: file, pipe, socket) [1] optional stderr
  *        for progress.  hold=1 leaves the VM paused after a successful save
  *        until "stop" or "resume" (save --stop commits the file first).
