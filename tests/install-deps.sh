@@ -1,0 +1,19 @@
+#!/bin/bash
+# Install the Debian 12 packages xsrelf needs to build and test (idempotent).
+# Needs root for apt-get; prints what is missing otherwise.
+set -euo pipefail
+PKGS=(gcc make pkg-config libelf-dev libxen-dev libcriterion-dev libzstd-dev liblz4-dev
+      libxxhash-dev elfutils binutils gdb python3 xxd ${XSR_EXTRA_PKGS:-})
+missing=()
+for p in "${PKGS[@]}"; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+echo "install-deps: installing ${missing[*]}"
+if [ "$(id -u)" -ne 0 ]; then
+	echo "install-deps: not root; run: sudo apt-get install ${missing[*]}" >&2
+	exit 1
+fi
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
