@@ -61,6 +61,8 @@ static int restore_build(struct xsr_vmm *v, void *arg, char *msg, size_t msglen)
 	}
 	if (c->lazy) {
 		r = xsr_lazy_restore(v->be, c->fd, v->log, &v->lazy, &st, msg, msglen);
+		if (r == 0)
+			c->fd = -1; /* the lazy handle reads it until the prefetch ends */
 	} else {
 		struct xsr_restore_opts o = {.progress = c->progress};
 
@@ -87,12 +89,10 @@ static int restore_build(struct xsr_vmm *v, void *arg, char *msg, size_t msglen)
 
 int cmd_restore(int argc, char **argv)
 {
-	static const struct option opts[] = {{"control", required_argument, NULL, 'c'},
-					     {"lazy", no_argument, NULL, 'l'},
-					     {"paused", no_argument, NULL, 'p'},
-					     {"json", no_argument, NULL, 'j'},
-					     {"help", no_argument, NULL, 'h'},
-					     {NULL, 0, NULL, 0}};
+	static const struct option opts[] = {
+	    {"control", required_argument, NULL, 'c'}, {"lazy", no_argument, NULL, 'l'},
+	    {"paused", no_argument, NULL, 'p'},	       {"json", no_argument, NULL, 'j'},
+	    {"help", no_argument, NULL, 'h'},	       {NULL, 0, NULL, 0}};
 	struct restore_ctx c = {.fd = -1};
 	const char *sock = NULL, *file;
 	char msg[2048];

@@ -44,6 +44,7 @@
 struct xsr_lazy {
 	struct xsr_backend *be;
 	struct xsr_image *img_fault, *img_prefetch;
+	int fd; /* the image; ours once xsr_lazy_restore() succeeded */
 	FILE *log;
 	int uffd;
 	int wake[2]; /* stop pipe: xsr_lazy_stop -> both threads */
@@ -315,7 +316,7 @@ int xsr_lazy_restore(struct xsr_backend *be, int fd, FILE *log, struct xsr_lazy 
 		return fail(err, errlen, XSR_E_NOMEM, "out of memory");
 	lz->be = be;
 	lz->log = log ? log : stderr;
-	lz->uffd = lz->wake[0] = lz->wake[1] = -1;
+	lz->uffd = lz->wake[0] = lz->wake[1] = lz->fd = -1;
 
 	r = xsr_image_open(&lz->img_fault, fd, err, errlen);
 	if (r == 0)
@@ -412,6 +413,7 @@ int xsr_lazy_restore(struct xsr_backend *be, int fd, FILE *log, struct xsr_lazy 
 		goto fail;
 	}
 	st->elapsed_ns = xsr_now_ns() - t0;
+	lz->fd = fd;
 	*out = lz;
 	return 0;
 fail:
@@ -451,5 +453,7 @@ void xsr_lazy_stop(struct xsr_lazy *lz)
 		close(lz->wake[1]);
 	xsr_image_close(lz->img_fault);
 	xsr_image_close(lz->img_prefetch);
+	if (lz->fd >= 0)
+		close(lz->fd);
 	free(lz);
 }

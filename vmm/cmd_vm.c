@@ -45,7 +45,6 @@ static int start_build(struct xsr_vmm *v, void *arg, char *msg, size_t msglen)
 	struct xsr_memrun runs[2];
 	struct xsr_domain_info info = {.nr_vcpus = c->vcpus, .runs = runs};
 	struct xsr_guest_info gi;
-	char cfg[PATH_MAX + 512];
 	int r;
 
 	r = xsr_guest_runs(c->mem, runs, &info.nr_runs, msg, msglen);
@@ -68,11 +67,22 @@ static int start_build(struct xsr_vmm *v, void *arg, char *msg, size_t msglen)
 	v->errors_gpa = gi.errors_gpa;
 	v->nr_counters = gi.nr_counters;
 	/* What a restore needs to find the counters again without the ELF. */
-	snprintf(cfg, sizeof(cfg),
-		 "{\"vmm\":\"xsr\",\"mem\":%" PRIu64 ",\"vcpus\":%u,\"guest\":\"%s\","
-		 "\"counters_gpa\":%" PRIu64 ",\"errors_gpa\":%" PRIu64 ",\"nr_counters\":%u}",
-		 c->mem, c->vcpus, c->guest, gi.counters_gpa, gi.errors_gpa, gi.nr_counters);
+	char *cfg = NULL;
+	size_t cfg_len = 0;
+	FILE *f = open_memstream(&cfg, &cfg_len);
+
+	if (!f) {
+		snprintf(msg, msglen, "out of memory");
+		return XSR_E_NOMEM;
+	}
+	fprintf(f, "{\"vmm\":\"xsr\",\"mem\":%" PRIu64 ",\"vcpus\":%u,\"guest\":", c->mem,
+		c->vcpus);
+	xsr_json_str(f, c->guest);
+	fprintf(f, ",\"counters_gpa\":%" PRIu64 ",\"errors_gpa\":%" PRIu64 ",\"nr_counters\":%u}",
+		gi.counters_gpa, gi.errors_gpa, gi.nr_counters);
+	fclose(f);
 	r = xsr_kvm_set_config(v->be, cfg);
+	free(cfg);
 	if (r == 0)
 		r = v->be->ops->start(v->be);
 	if (r < 0)

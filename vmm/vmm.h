@@ -75,8 +75,9 @@ struct xsr_lazy_stats {
 /*
  * Restore the seekable image on @fd into @be (an opened, empty KVM backend)
  * and start the guest at once; a userfaultfd thread serves each first touch
- * from the image and another prefetches the rest.  @fd must stay open until
- * xsr_lazy_stop().  @st gets what was done before start (no page data).
+ * from the image and another prefetches the rest.  On success the lazy
+ * handle owns @fd (closed by xsr_lazy_stop()); on failure the caller keeps
+ * it.  @st gets what was done before start (no page data).
  */
 int xsr_lazy_restore(struct xsr_backend *be, int fd, FILE *log, struct xsr_lazy **out,
 		     struct xsr_restore_stats *st, char *err, size_t errlen);

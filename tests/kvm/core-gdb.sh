@@ -3,7 +3,7 @@
 # rip lies in the guest's code; the guest keeps running; --json reports the
 # pause.
 set -euo pipefail
-. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/lib.inc"
 require_kvm
 command -v gdb >/dev/null || skip "core test: gdb is not installed"
 

@@ -2,7 +2,7 @@
 # A failed save leaves an earlier file at that path untouched, no temporary
 # file behind, and the guest running (not paused).
 set -euo pipefail
-. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/lib.inc"
 require_kvm
 
 S=$TMP/vm.sock

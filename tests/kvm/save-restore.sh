@@ -4,7 +4,7 @@
 # pages against its registers), for 1 and 2 vCPUs, seekable and streamed
 # images, full and lazy restores; plus save --stop and save --live.
 set -euo pipefail
-. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/lib.inc"
 require_kvm
 
 # roundtrip VCPUS MODE: MODE is full, lazy or stream

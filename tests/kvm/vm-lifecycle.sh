@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # xsr vm start / status / pause / resume / stop, and their error paths.
 set -euo pipefail
-. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/lib.inc"
 require_kvm
 
 S=$TMP/vm.sock
