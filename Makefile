@@ -44,6 +44,7 @@ bin/xsr: $(TOOL_OBJ) lib/libxsrelf.a
 	$(CC) $(LDFLAGS_SAN) -o $@ $(TOOL_OBJ) lib/libxsrelf.a $(LIB_LIBS) $(XEN_LIBS) -lpthread
 
 -include guest/guest.mk
+-include mk/*.mk
 guest:: ;
 
 clean:
