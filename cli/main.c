@@ -21,6 +21,10 @@ static const struct {
 	{"save", cmd_save, "save a running guest to an image"},
 	{"restore", cmd_restore, "restore a guest from an image (full or --lazy)"},
 	{"core", cmd_core, "write a crash core of a running guest"},
+	{"migrate", cmd_migrate, "live-migrate a running guest over TCP"},
+	{"receive", cmd_receive, "receive a migrating guest (or store it as an image)"},
+	{"import", cmd_import, "import Xen save files, migration streams and dump-core files"},
+	{"export", cmd_export, "export an image as an xl save file, libxc stream or xc_core"},
 };
 
 static void usage(FILE *f)

@@ -15,3 +15,7 @@ __attribute__((weak)) int cmd_vm(int argc, char **argv) { return missing("vm"); 
 __attribute__((weak)) int cmd_save(int argc, char **argv) { return missing("save"); }
 __attribute__((weak)) int cmd_restore(int argc, char **argv) { return missing("restore"); }
 __attribute__((weak)) int cmd_core(int argc, char **argv) { return missing("core"); }
+__attribute__((weak)) int cmd_migrate(int argc, char **argv) { return missing("migrate"); }
+__attribute__((weak)) int cmd_receive(int argc, char **argv) { return missing("receive"); }
+__attribute__((weak)) int cmd_import(int argc, char **argv) { return missing("import"); }
+__attribute__((weak)) int cmd_export(int argc, char **argv) { return missing("export"); }
