@@ -13,6 +13,7 @@
  *            Elf64_Shdr table
  */
 #include <errno.h>
+#include <pthread.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -61,7 +62,27 @@ struct xsr_writer {
 	uint8_t *cbuf, *rawbuf;
 	size_t cbuf_len;
 	struct xsr_index_entry *ibuf;
+	/* page checks: zero test + XXH3 per page, split with a worker thread */
+	bool *zero;
+	uint64_t *hash;
+	struct hasher *hasher;
 	char err[XSR_ERRLEN];
+};
+
+/*
+ * Hashing every page is the one CPU cost a save adds over a copy.  A worker
+ * takes the second half of each large batch so that on a machine with two
+ * or more cores it costs about half the wall time.
+ */
+struct hasher {
+	pthread_t thread;
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	int state; /* 0 idle, 1 work posted, 2 work done, 3 quit */
+	const void *const *pages;
+	uint32_t n;
+	bool *zero;
+	uint64_t *hash;
 };
 
 static int fail(struct xsr_writer *w, int rc, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -321,7 +342,9 @@ int xsr_writer_open(struct xsr_writer **out, int fd, const struct xsr_writer_par
 	w->notes = calloc(p->nr_vcpus, XSR_NOTE_SIZE);
 	w->vcpu_set = calloc(p->nr_vcpus, 1);
 	w->ibuf = malloc(XSR_MAX_BATCH * sizeof(*w->ibuf));
-	if (!w->runs || !w->slot_base || !w->notes || !w->vcpu_set || !w->ibuf) {
+	w->zero = malloc(XSR_MAX_BATCH * sizeof(*w->zero));
+	w->hash = malloc(XSR_MAX_BATCH * sizeof(*w->hash));
+	if (!w->runs || !w->slot_base || !w->notes || !w->vcpu_set || !w->ibuf || !w->zero || !w->hash) {
 		rc = XSR_E_NOMEM;
 		goto out_fail;
 	}
@@ -569,19 +592,103 @@ static bool bench_nohash(void)
 	return v;
 }
 
+static void check_pages(const void *const *pages, uint32_t n, bool *zero, uint64_t *hash)
+{
+	for (uint32_t i = 0; i < n; i++) {
+		zero[i] = !pages[i] || xsr_page_is_zero(pages[i]);
+		hash[i] = zero[i] || bench_nohash() ? 0 : XXH3_64bits(pages[i], XSR_PAGE_SIZE);
+	}
+}
+
+static void *hasher_main(void *arg)
+{
+	struct hasher *h = arg;
+	pthread_mutex_lock(&h->lock);
+	for (;;) {
+		while (h->state != 1 && h->state != 3)
+			pthread_cond_wait(&h->cond, &h->lock);
+		if (h->state == 3)
+			break;
+		pthread_mutex_unlock(&h->lock);
+		check_pages(h->pages, h->n, h->zero, h->hash);
+		pthread_mutex_lock(&h->lock);
+		h->state = 2;
+		pthread_cond_broadcast(&h->cond);
+	}
+	pthread_mutex_unlock(&h->lock);
+	return NULL;
+}
+
+static void hasher_stop(struct xsr_writer *w)
+{
+	struct hasher *h = w->hasher;
+	if (!h)
+		return;
+	pthread_mutex_lock(&h->lock);
+	h->state = 3;
+	pthread_cond_broadcast(&h->cond);
+	pthread_mutex_unlock(&h->lock);
+	pthread_join(h->thread, NULL);
+	free(h);
+	w->hasher = NULL;
+}
+
+/* Fill w->zero[] and w->hash[] for @n pages, in two halves when worthwhile. */
+static void check_batch(struct xsr_writer *w, const void *const *pages, uint32_t n)
+{
+	static int ncpu = -1;
+	if (ncpu < 0)
+		ncpu = (int)sysconf(_SC_NPROCESSORS_ONLN);
+	if (n >= 128 && ncpu > 1 && !w->hasher) {
+		struct hasher *h = calloc(1, sizeof(*h));
+		if (h) {
+			pthread_mutex_init(&h->lock, NULL);
+			pthread_cond_init(&h->cond, NULL);
+			if (pthread_create(&h->thread, NULL, hasher_main, h) == 0)
+				w->hasher = h;
+			else
+				free(h);
+		}
+	}
+	struct hasher *h = w->hasher;
+	if (n < 128 || !h) {
+		check_pages(pages, n, w->zero, w->hash);
+		return;
+	}
+	uint32_t half = n / 2;
+	pthread_mutex_lock(&h->lock);
+	h->pages = pages + half;
+	h->n = n - half;
+	h->zero = w->zero + half;
+	h->hash = w->hash + half;
+	h->state = 1;
+	pthread_cond_broadcast(&h->cond);
+	pthread_mutex_unlock(&h->lock);
+	check_pages(pages, half, w->zero, w->hash);
+	pthread_mutex_lock(&h->lock);
+	while (h->state != 2)
+		pthread_cond_wait(&h->cond, &h->lock);
+	h->state = 0;
+	pthread_mutex_unlock(&h->lock);
+}
+
 static int put_seekable(struct xsr_writer *w, const uint64_t *pfns, uint32_t n, const void *const *pages)
 {
-	bool zero[XSR_MAX_BATCH];
+	bool *zero = w->zero;
 	uint32_t start = 0;
-	int64_t slot0 = -1, prev = -1;
+	int64_t slot0 = -1, prev = -1, slot;
 	int rc;
-	for (uint32_t i = 0; i <= n; i++) {
-		int64_t slot = -1;
-		if (i < n && (rc = check_pfn(w, pfns[i], &slot)) < 0)
+	for (uint32_t i = 0; i < n; i++)
+		if ((rc = check_pfn(w, pfns[i], &slot)) < 0)
 			return rc;
+	check_batch(w, pages, n);
+	for (uint32_t i = 0; i <= n; i++) {
+		slot = -1;
+		if (i < n)
+			check_pfn(w, pfns[i], &slot);
 		/* Flush the group when the slots stop being consecutive. */
 		if (i == n || (i > start && slot != prev + 1) || i - start == XSR_MAX_BATCH) {
-			if (i > start && (rc = put_group(w, pfns + start, pages + start, i - start, (uint64_t)slot0, zero)) < 0)
+			if (i > start && (rc = put_group(w, pfns + start, pages + start, i - start, (uint64_t)slot0, zero + start)) < 0)
 				return rc;
 			start = i;
 			slot0 = slot;
@@ -592,12 +699,11 @@ static int put_seekable(struct xsr_writer *w, const uint64_t *pfns, uint32_t n, 
 			slot0 = slot;
 		prev = slot;
 		uint32_t k = i - start;
-		zero[k] = !pages[i] || xsr_page_is_zero(pages[i]);
-		w->ibuf[k].hash = zero[k] || bench_nohash() ? 0 : XXH3_64bits(pages[i], XSR_PAGE_SIZE);
-		w->ibuf[k].flags = (zero[k] ? 0 : XSR_IDX_DATA) |
+		w->ibuf[k].hash = w->hash[i];
+		w->ibuf[k].flags = (zero[i] ? 0 : XSR_IDX_DATA) |
 				   (uint32_t)(pfns[i] >> XSR_PFN_XEN_TYPE_SHIFT) << XSR_IDX_XEN_TYPE_SHIFT;
 		w->ibuf[k].reserved = 0;
-		if (zero[k])
+		if (zero[i])
 			w->stats.zero_pages++;
 		else {
 			w->stats.pages++;
@@ -926,6 +1032,9 @@ void xsr_writer_abort(struct xsr_writer *w)
 {
 	if (!w)
 		return;
+	hasher_stop(w);
+	free(w->zero);
+	free(w->hash);
 	free(w->runs);
 	free(w->slot_base);
 	free(w->notes);
