@@ -103,7 +103,8 @@ static int hash_record(struct xsr_image *img, int i, uint64_t *trailer_out)
 {
 	const struct xsr_section_info *s = &img->secs[i];
 	struct xsr_record_header rh;
-	size_t chunk = 1 << 20;
+	/* Sized to the record: a 1 MiB buffer per small record is an mmap each. */
+	size_t chunk = s->size < (1 << 20) ? (size_t)s->size + 1 : 1 << 20;
 	uint64_t pad = ALIGN8(s->size) - s->size, trailer;
 	uint8_t tail[16];
 	int rc = 0;
@@ -649,8 +650,12 @@ static void report(struct vctx *v, const char *msg)
 static void verify_pages(struct vctx *v)
 {
 	struct xsr_image *img = v->img;
-	const uint32_t chunk = 256;
-	uint8_t *buf = malloc(chunk * XSR_PAGE_SIZE);
+	uint32_t chunk = 1;
+	/* At most 256 pages per pread, but no more than the longest run needs. */
+	for (uint32_t r = 0; r < img->nruns; r++)
+		if (img->runs[r].count > chunk)
+			chunk = img->runs[r].count < 256 ? (uint32_t)img->runs[r].count : 256;
+	uint8_t *buf = malloc((size_t)chunk * XSR_PAGE_SIZE);
 	if (!buf) {
 		report(v, "out of memory verifying pages");
 		return;

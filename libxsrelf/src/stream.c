@@ -151,8 +151,7 @@ static int read_header(struct xsr_stream *s, const struct xsr_stream_ops *ops, v
 	if (s->eh.e_phnum || s->eh.e_shnum || s->eh.e_shstrndx)
 		return sfail(s, XSR_E_FORMAT, "offset 0x38: a stream's e_phnum/e_shnum/e_shstrndx must be 0");
 	s->vcpu_seen = calloc(s->fh.nr_vcpus, 1);
-	s->pages = malloc(XSR_MAX_BATCH * XSR_PAGE_SIZE);
-	if (!s->vcpu_seen || !s->pages)
+	if (!s->vcpu_seen)
 		return sfail(s, XSR_E_NOMEM, "out of memory");
 	s->have_header = true;
 	if (ops && ops->header)
@@ -191,6 +190,9 @@ static int do_pages(struct xsr_stream *s, uint64_t at, uint64_t len, const struc
 			return sfail(s, XSR_E_FORMAT, "record pages at stream offset 0x%llx: %llu data octets for %u pages",
 				     (unsigned long long)at, (unsigned long long)b.data_len, ndata);
 	} else {
+		/* Only compressed streams need the 4 MiB batch buffer. */
+		if (!s->pages && !(s->pages = malloc(XSR_MAX_BATCH * XSR_PAGE_SIZE)))
+			return sfail(s, XSR_E_NOMEM, "out of memory for a page batch");
 		if (!ndata || xsr_decompress(b.compress, data, b.data_len, s->pages, (size_t)ndata * XSR_PAGE_SIZE))
 			return sfail(s, XSR_E_FORMAT, "record pages at stream offset 0x%llx: compressed data does not decode to %u pages",
 				     (unsigned long long)at, ndata);
