@@ -65,6 +65,7 @@ struct xsr_writer {
 	/* page checks: zero test + XXH3 per page, split with a worker thread */
 	bool *zero;
 	uint64_t *hash;
+	int64_t *slots;
 	struct hasher *hasher;
 	char err[XSR_ERRLEN];
 };
@@ -344,7 +345,8 @@ int xsr_writer_open(struct xsr_writer **out, int fd, const struct xsr_writer_par
 	w->ibuf = malloc(XSR_MAX_BATCH * sizeof(*w->ibuf));
 	w->zero = malloc(XSR_MAX_BATCH * sizeof(*w->zero));
 	w->hash = malloc(XSR_MAX_BATCH * sizeof(*w->hash));
-	if (!w->runs || !w->slot_base || !w->notes || !w->vcpu_set || !w->ibuf || !w->zero || !w->hash) {
+	w->slots = malloc(XSR_MAX_BATCH * sizeof(*w->slots));
+	if (!w->runs || !w->slot_base || !w->notes || !w->vcpu_set || !w->ibuf || !w->zero || !w->hash || !w->slots) {
 		rc = XSR_E_NOMEM;
 		goto out_fail;
 	}
@@ -540,9 +542,9 @@ static void bit_put(uint64_t *b, uint64_t i, bool v)
 		b[i / 64] &= ~(UINT64_C(1) << (i % 64));
 }
 
-/* Seekable: @n <= XSR_MAX_BATCH pages with consecutive slots from @slot0. */
-static int put_group(struct xsr_writer *w, const uint64_t *pfns, const void *const *pages, uint32_t n,
-		     uint64_t slot0, const bool *zero)
+/* Seekable: data of @n pages with consecutive slots from @slot0 (holes for zero pages). */
+static int group_data(struct xsr_writer *w, const uint64_t *pfns, const void *const *pages, uint32_t n,
+		      uint64_t slot0, const bool *zero)
 {
 	struct iovec iov[XSR_MAX_BATCH];
 	uint32_t i = 0;
@@ -570,12 +572,26 @@ static int put_group(struct xsr_writer *w, const uint64_t *pfns, const void *con
 		}
 		i = j;
 	}
-	struct iovec iv = {w->ibuf, n * sizeof(*w->ibuf)};
-	rc = xsr_io_pwritev(w->fd, &iv, 1, w->index_rec + sizeof(struct xsr_record_header) + slot0 * sizeof(*w->ibuf));
-	if (rc < 0)
-		return fail(w, XSR_E_IO, "writing the page index: %s", strerror(-rc));
+	/* databits follow the disk, so a later group of the same batch sees this one. */
 	for (i = 0; i < n; i++)
 		bit_put(w->databits, slot0 + i, !zero[i]);
+	return 0;
+}
+
+/* Seekable: index entries of the same group, from w->zero[] / w->hash[] at @first. */
+static int group_index(struct xsr_writer *w, const uint64_t *pfns, uint32_t first, uint32_t n, uint64_t slot0)
+{
+	for (uint32_t k = 0; k < n; k++) {
+		uint32_t i = first + k;
+		w->ibuf[k].hash = w->hash[i];
+		w->ibuf[k].flags = (w->zero[i] ? 0 : XSR_IDX_DATA) |
+				   (uint32_t)(pfns[i] >> XSR_PFN_XEN_TYPE_SHIFT) << XSR_IDX_XEN_TYPE_SHIFT;
+		w->ibuf[k].reserved = 0;
+	}
+	struct iovec iv = {w->ibuf, n * sizeof(*w->ibuf)};
+	int rc = xsr_io_pwritev(w->fd, &iv, 1, w->index_rec + sizeof(struct xsr_record_header) + slot0 * sizeof(*w->ibuf));
+	if (rc < 0)
+		return fail(w, XSR_E_IO, "writing the page index: %s", strerror(-rc));
 	w->stats.bytes += n * sizeof(*w->ibuf);
 	return 0;
 }
@@ -592,12 +608,11 @@ static bool bench_nohash(void)
 	return v;
 }
 
-static void check_pages(const void *const *pages, uint32_t n, bool *zero, uint64_t *hash)
+static void hash_pages(const void *const *pages, uint32_t n, const bool *zero, uint64_t *hash)
 {
-	for (uint32_t i = 0; i < n; i++) {
-		zero[i] = !pages[i] || xsr_page_is_zero(pages[i]);
-		hash[i] = zero[i] || bench_nohash() ? 0 : XXH3_64bits(pages[i], XSR_PAGE_SIZE);
-	}
+	bool off = bench_nohash();
+	for (uint32_t i = 0; i < n; i++)
+		hash[i] = zero[i] || off ? 0 : XXH3_64bits(pages[i], XSR_PAGE_SIZE);
 }
 
 static void *hasher_main(void *arg)
@@ -610,7 +625,7 @@ static void *hasher_main(void *arg)
 		if (h->state == 3)
 			break;
 		pthread_mutex_unlock(&h->lock);
-		check_pages(h->pages, h->n, h->zero, h->hash);
+		hash_pages(h->pages, h->n, h->zero, h->hash);
 		pthread_mutex_lock(&h->lock);
 		h->state = 2;
 		pthread_cond_broadcast(&h->cond);
@@ -629,17 +644,23 @@ static void hasher_stop(struct xsr_writer *w)
 	pthread_cond_broadcast(&h->cond);
 	pthread_mutex_unlock(&h->lock);
 	pthread_join(h->thread, NULL);
+	pthread_mutex_destroy(&h->lock);
+	pthread_cond_destroy(&h->cond);
 	free(h);
 	w->hasher = NULL;
 }
 
-/* Fill w->zero[] and w->hash[] for @n pages, in two halves when worthwhile. */
-static void check_batch(struct xsr_writer *w, const void *const *pages, uint32_t n)
+/*
+ * Start hashing a batch: on the worker, which reads the pages while this
+ * thread writes them (both only read the caller's pages), or inline when
+ * there is one CPU or the batch is small.  True if hash_wait() must follow.
+ */
+static bool hash_start(struct xsr_writer *w, const void *const *pages, uint32_t n)
 {
 	static int ncpu = -1;
 	if (ncpu < 0)
 		ncpu = (int)sysconf(_SC_NPROCESSORS_ONLN);
-	if (n >= 128 && ncpu > 1 && !w->hasher) {
+	if (n >= 64 && ncpu > 1 && !w->hasher && !getenv("XSR_NO_HASH_THREAD")) {
 		struct hasher *h = calloc(1, sizeof(*h));
 		if (h) {
 			pthread_mutex_init(&h->lock, NULL);
@@ -651,20 +672,24 @@ static void check_batch(struct xsr_writer *w, const void *const *pages, uint32_t
 		}
 	}
 	struct hasher *h = w->hasher;
-	if (n < 128 || !h) {
-		check_pages(pages, n, w->zero, w->hash);
-		return;
+	if (n < 64 || !h) {
+		hash_pages(pages, n, w->zero, w->hash);
+		return false;
 	}
-	uint32_t half = n / 2;
 	pthread_mutex_lock(&h->lock);
-	h->pages = pages + half;
-	h->n = n - half;
-	h->zero = w->zero + half;
-	h->hash = w->hash + half;
+	h->pages = pages;
+	h->n = n;
+	h->zero = w->zero;
+	h->hash = w->hash;
 	h->state = 1;
 	pthread_cond_broadcast(&h->cond);
 	pthread_mutex_unlock(&h->lock);
-	check_pages(pages, half, w->zero, w->hash);
+	return true;
+}
+
+static void hash_wait(struct xsr_writer *w)
+{
+	struct hasher *h = w->hasher;
 	pthread_mutex_lock(&h->lock);
 	while (h->state != 2)
 		pthread_cond_wait(&h->cond, &h->lock);
@@ -672,40 +697,44 @@ static void check_batch(struct xsr_writer *w, const void *const *pages, uint32_t
 	pthread_mutex_unlock(&h->lock);
 }
 
+/* Length of the run of consecutive slots starting at w->slots[start]. */
+static uint32_t group_len(const struct xsr_writer *w, uint32_t start, uint32_t n)
+{
+	uint32_t len = 1;
+	while (start + len < n && w->slots[start + len] == w->slots[start + len - 1] + 1)
+		len++;
+	return len;
+}
+
+/*
+ * Seekable batch: page data goes out while the worker hashes the same pages;
+ * the index entries follow once both are done.
+ */
 static int put_seekable(struct xsr_writer *w, const uint64_t *pfns, uint32_t n, const void *const *pages)
 {
-	bool *zero = w->zero;
-	uint32_t start = 0;
-	int64_t slot0 = -1, prev = -1, slot;
-	int rc;
-	for (uint32_t i = 0; i < n; i++)
-		if ((rc = check_pfn(w, pfns[i], &slot)) < 0)
+	int rc = 0;
+	for (uint32_t i = 0; i < n; i++) {
+		if ((rc = check_pfn(w, pfns[i], &w->slots[i])) < 0)
 			return rc;
-	check_batch(w, pages, n);
-	for (uint32_t i = 0; i <= n; i++) {
-		slot = -1;
-		if (i < n)
-			check_pfn(w, pfns[i], &slot);
-		/* Flush the group when the slots stop being consecutive. */
-		if (i == n || (i > start && slot != prev + 1) || i - start == XSR_MAX_BATCH) {
-			if (i > start && (rc = put_group(w, pfns + start, pages + start, i - start, (uint64_t)slot0, zero + start)) < 0)
-				return rc;
-			start = i;
-			slot0 = slot;
-		}
-		if (i == n)
-			break;
-		if (i == start)
-			slot0 = slot;
-		prev = slot;
-		uint32_t k = i - start;
-		w->ibuf[k].hash = w->hash[i];
-		w->ibuf[k].flags = (zero[i] ? 0 : XSR_IDX_DATA) |
-				   (uint32_t)(pfns[i] >> XSR_PFN_XEN_TYPE_SHIFT) << XSR_IDX_XEN_TYPE_SHIFT;
-		w->ibuf[k].reserved = 0;
-		if (zero[i])
+		w->zero[i] = !pages[i] || xsr_page_is_zero(pages[i]);
+	}
+	bool async = hash_start(w, pages, n);
+	for (uint32_t start = 0, len; start < n && rc == 0; start += len) {
+		len = group_len(w, start, n);
+		rc = group_data(w, pfns + start, pages + start, len, (uint64_t)w->slots[start], w->zero + start);
+	}
+	if (async)
+		hash_wait(w);
+	for (uint32_t start = 0, len; start < n && rc == 0; start += len) {
+		len = group_len(w, start, n);
+		rc = group_index(w, pfns, start, len, (uint64_t)w->slots[start]);
+	}
+	if (rc < 0)
+		return rc;
+	for (uint32_t i = 0; i < n; i++) {
+		if (w->zero[i]) {
 			w->stats.zero_pages++;
-		else {
+		} else {
 			w->stats.pages++;
 			w->stats.bytes += XSR_PAGE_SIZE;
 		}
@@ -1035,6 +1064,7 @@ void xsr_writer_abort(struct xsr_writer *w)
 	hasher_stop(w);
 	free(w->zero);
 	free(w->hash);
+	free(w->slots);
 	free(w->runs);
 	free(w->slot_base);
 	free(w->notes);
