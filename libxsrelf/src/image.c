@@ -192,11 +192,11 @@ static int check_section(struct xsr_image *img, int i, const GElf_Shdr *sh)
 				     (unsigned long long)img->size);
 		return 0;
 	}
-	if (sh->sh_offset % 4 || sh->sh_offset < XSR_HEADER_END + sizeof(struct xsr_record_header) ||
+	if (sh->sh_offset % 8 || sh->sh_offset < XSR_HEADER_END + sizeof(struct xsr_record_header) ||
 	    sh->sh_size > UINT64_MAX / 2 ||
 	    !xsr_in_bounds(sh->sh_offset - sizeof(struct xsr_record_header),
 			   sizeof(struct xsr_record_header) + ALIGN8(sh->sh_size) + 8, img->size))
-		return ifail(img, XSR_E_FORMAT, "section %s: record at 0x%llx of %llu octets lies outside the file (%llu octets)",
+		return ifail(img, XSR_E_FORMAT, "section %s: record at 0x%llx of %llu octets is not 8-aligned or lies outside the file (%llu octets)",
 			     s->name, (unsigned long long)sh->sh_offset, (unsigned long long)sh->sh_size,
 			     (unsigned long long)img->size);
 	if (d && code != XSR_SEC_INDEX && (sh->sh_size < d->min_len || sh->sh_size > d->max_len))

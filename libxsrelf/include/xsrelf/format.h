@@ -315,7 +315,7 @@ _Static_assert(sizeof(struct xsr_x86_vcpu) == 1064, "xsr_x86_vcpu");
 /* Documented reader limits (docs/xsrelf-format.md "Limits").          */
 /* ------------------------------------------------------------------ */
 #define XSR_MAX_VCPUS 4096u
-#define XSR_MAX_RUNS 65534u            /* 1 + runs must fit e_phnum < PN_XNUM */
+#define XSR_MAX_RUNS 65533u            /* 1 + runs must stay below PN_XNUM (0xffff) */
 #define XSR_MAX_SECTIONS 65280u        /* e_shnum < SHN_LORESERVE */
 #define XSR_MAX_RECORD (UINT64_C(128) << 20) /* body octets, non-page records */
 #define XSR_MAX_BATCH 1024u            /* pfns per page batch */
