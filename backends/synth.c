@@ -132,7 +132,8 @@ void xsr_synth_vcpu(uint32_t id, struct xsr_vcpu_state *st)
 	r->gpr[XSR_RSP] = 0xffffc90000004000ull - id * 0x4000ull;
 	r->rip = 0xffffffff81000000ull + id * 0x100ull;
 	r->rflags = 0x202;
-	struct xsr_x86_segment code = {0, 0xffffffff, 0x10, 0xa09b}, data = {0, 0xffffffff, 0x18, 0xc093};
+	/* attr packing of format.h: type:4 s:1 dpl:2 p:1 avl:1 l:1 db:1 g:1 */
+	struct xsr_x86_segment code = {0, 0xffffffff, 0x10, 0xa9b}, data = {0, 0xffffffff, 0x18, 0xc93};
 	r->cs = code;
 	r->ds = r->es = r->ss = r->fs = r->gs = data;
 	r->gs.base = 0xffff888000000000ull + id * 0x10000ull;

@@ -185,6 +185,9 @@ static int check_section(struct xsr_image *img, int i, const GElf_Shdr *sh)
 	}
 	if (sh->sh_flags || sh->sh_link || sh->sh_addr)
 		return ifail(img, XSR_E_FORMAT, "section %s (header %d): sh_flags/sh_link/sh_addr must be 0", s->name, i);
+	const char *why = xsr_rh_fixed(code, d, sh->sh_info, sh->sh_entsize, sh->sh_addralign);
+	if (why)
+		return ifail(img, XSR_E_FORMAT, "section %s (header %d): %s", s->name, i, why);
 	if (code == XSR_SEC_PAGES && d) {
 		if (sh->sh_offset % XSR_PAGE_SIZE || !xsr_in_bounds(sh->sh_offset, sh->sh_size, img->size))
 			return ifail(img, XSR_E_FORMAT, "section %s: page data [0x%llx, +0x%llx) is unaligned or past the end of the file (0x%llx)",
@@ -297,7 +300,21 @@ static int load_tables(struct xsr_image *img)
 		return ifail(img, XSR_E_FORMAT, "a required section (notes, producer, memmap, index, pages, shstrtab or integrity) is missing");
 	if ((uint32_t)img->i_strtab != shstrndx)
 		return ifail(img, XSR_E_FORMAT, "e_shstrndx %zu is not the .shstrtab section", shstrndx);
-	return 0;
+	/* One VCPU section per vCPU, no more, no fewer. */
+	uint8_t *seen = calloc(img->fh.nr_vcpus, 1);
+	if (!seen)
+		return ifail(img, XSR_E_NOMEM, "out of memory");
+	int rc = 0;
+	for (uint32_t i = 1; i < img->nsecs && rc == 0; i++)
+		if (img->secs[i].code == XSR_SEC_VCPU && seen[img->secs[i].info]++)
+			rc = ifail(img, XSR_E_FORMAT, "section %s (header %u): a second section for vCPU %u",
+				   img->secs[i].name, i, img->secs[i].info);
+	for (uint32_t v = 0; v < img->fh.nr_vcpus && rc == 0; v++)
+		if (!seen[v])
+			rc = ifail(img, XSR_E_FORMAT, "no .xsr.vcpu section for vCPU %u (the image has %u)", v,
+				   img->fh.nr_vcpus);
+	free(seen);
+	return rc;
 }
 
 static int load_memmap(struct xsr_image *img)

@@ -38,6 +38,30 @@ const struct xsr_sec_desc *xsr_sec_lookup(uint32_t code);
 uint32_t xsr_sec_type(uint32_t code);
 
 /* ---- checks ---- */
+/*
+ * The header fields the format fixes for a known type: sh_info is 0 unless
+ * the type is per-vCPU, sh_addralign is 4 (NOTES) or 8, and the writer-made
+ * array sections have their entry size.  Returns NULL or what is wrong.
+ */
+static inline const char *xsr_rh_fixed(uint32_t code, const struct xsr_sec_desc *d, uint32_t info,
+				       uint64_t entsize, uint64_t align)
+{
+	if (!d)
+		return NULL;
+	if (!d->per_vcpu && info)
+		return "sh_info must be 0 for this type";
+	if (align != (code == XSR_SEC_NOTES ? 4u : code == XSR_SEC_PAGES ? XSR_PAGE_SIZE : 8u))
+		return "sh_addralign is not the one the format fixes";
+	uint64_t want = code == XSR_SEC_MEMMAP || code == XSR_SEC_INDEX ? 16u
+			: code == XSR_SEC_PAGES					? XSR_PAGE_SIZE
+			: code == XSR_SEC_NOTES || code == XSR_SEC_PRODUCER || code == XSR_SEC_STRTAB ||
+					  code == XSR_SEC_INTEGRITY || code == XSR_SEC_END || code == XSR_SEC_VCPU
+				? 0u
+				: entsize;
+	if (entsize != want)
+		return "sh_entsize is not the one the format fixes";
+	return NULL;
+}
 /* true if [off, off+len) lies within [0, size) (cannot overflow). */
 static inline bool xsr_in_bounds(uint64_t off, uint64_t len, uint64_t size)
 {

@@ -18,7 +18,7 @@ struct xsr_stream {
 	uint64_t off;
 	uint8_t *pre;
 	size_t prelen, prepos;
-	bool have_header, have_memmap, ended;
+	bool have_header, have_memmap, have_notes, ended;
 	Elf64_Ehdr eh;
 	struct xsr_file_header fh;
 	struct xsr_memrun *runs;
@@ -210,8 +210,8 @@ static int do_end(struct xsr_stream *s, uint64_t at, const struct xsr_stream_ops
 	if (e.nr_records != s->nrec || e.chain != s->chain)
 		return sfail(s, XSR_E_CHECKSUM, "record end at stream offset 0x%llx: %llu records and their checksum chain do not match the %llu received (records lost, added or reordered)",
 			     (unsigned long long)at, (unsigned long long)e.nr_records, (unsigned long long)s->nrec);
-	if (!s->have_memmap)
-		return sfail(s, XSR_E_FORMAT, "stream ends without a memmap record");
+	if (!s->have_memmap || !s->have_notes)
+		return sfail(s, XSR_E_FORMAT, "stream ends without a %s record", s->have_memmap ? "notes" : "memmap");
 	for (uint32_t i = 0; i < s->fh.nr_vcpus; i++)
 		if (!s->vcpu_seen[i])
 			return sfail(s, XSR_E_FORMAT, "stream ends without the state of vCPU %u", i);
@@ -246,6 +246,14 @@ int xsr_stream_step(struct xsr_stream *s, const struct xsr_stream_ops *ops, void
 	if (rh.sh_offset != XSR_OFF_STREAMED || rh.sh_name || rh.sh_flags || rh.sh_addr || rh.sh_link ||
 	    rh.sh_addralign != (code == XSR_SEC_NOTES ? 4u : 8u))
 		return sfail(s, XSR_E_FORMAT, "record %s at stream offset 0x%llx: sh_offset is not the streamed sentinel or a zero field is set",
+			     name, (unsigned long long)at);
+	const char *why = code == XSR_SEC_PAGES ? (rh.sh_info || rh.sh_entsize ? "sh_info and sh_entsize must be 0" : NULL)
+						: xsr_rh_fixed(code, d, rh.sh_info, rh.sh_entsize, rh.sh_addralign);
+	if (why)
+		return sfail(s, XSR_E_FORMAT, "record %s at stream offset 0x%llx: %s", name, (unsigned long long)at, why);
+	/* The writer's order: PRODUCER, then MEMMAP, before anything else. */
+	if ((s->nrec == 0 && code != XSR_SEC_PRODUCER) || (s->nrec == 1 && code != XSR_SEC_MEMMAP))
+		return sfail(s, XSR_E_FORMAT, "record %s at stream offset 0x%llx: a stream begins with producer and memmap records",
 			     name, (unsigned long long)at);
 	if (!d && !(rh.sh_type & XSR_SHT_OPTIONAL))
 		return sfail(s, XSR_E_UNSUPPORTED, "record at stream offset 0x%llx: unknown mandatory record type %u (0x%x); this reader knows types 0..%u",
@@ -310,6 +318,9 @@ int xsr_stream_step(struct xsr_stream *s, const struct xsr_stream_ops *ops, void
 	case XSR_SEC_PAGES:
 		return do_pages(s, at, rh.sh_size, ops, ctx);
 	case XSR_SEC_NOTES:
+		if (s->have_notes)
+			return sfail(s, XSR_E_FORMAT, "record notes at stream offset 0x%llx: a second notes record", (unsigned long long)at);
+		s->have_notes = true;
 		if (rh.sh_size != (uint64_t)s->fh.nr_vcpus * XSR_NOTE_SIZE)
 			return sfail(s, XSR_E_FORMAT, "record notes at stream offset 0x%llx: %llu octets for %u vCPUs", (unsigned long long)at,
 				     (unsigned long long)rh.sh_size, s->fh.nr_vcpus);

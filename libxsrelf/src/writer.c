@@ -133,9 +133,10 @@ static void make_rh(struct xsr_record_header *rh, uint32_t code, bool optional, 
 static struct wsec *add_wsec(struct xsr_writer *w)
 {
 	if (w->nsecs == w->capsecs) {
+		/* Room for section 0 and the integrity section the table adds at close. */
 		uint32_t cap = w->capsecs ? w->capsecs * 2 : 16;
-		if (cap > XSR_MAX_SECTIONS)
-			cap = XSR_MAX_SECTIONS;
+		if (cap > XSR_MAX_SECTIONS - 2)
+			cap = XSR_MAX_SECTIONS - 2;
 		if (cap <= w->nsecs)
 			return NULL;
 		struct wsec *n = realloc(w->secs, cap * sizeof(*n));
@@ -295,8 +296,8 @@ static int check_params(const struct xsr_writer_params *p, char *err, size_t err
 
 static int check_vloads(struct xsr_writer *w)
 {
-	if (w->nr_loads >= XSR_MAX_RUNS)
-		return fail(w, XSR_E_LIMIT, "%u paging-view loads, limit %u", w->nr_loads, XSR_MAX_RUNS - 1);
+	if (w->nr_loads > XSR_MAX_RUNS)
+		return fail(w, XSR_E_LIMIT, "%u paging-view loads, limit %u", w->nr_loads, XSR_MAX_RUNS);
 	for (uint32_t i = 0; i < w->nr_loads; i++) {
 		const struct xsr_vload *l = &w->loads[i];
 		uint64_t pfn = l->paddr >> XSR_PAGE_SHIFT, n = l->len >> XSR_PAGE_SHIFT;

@@ -287,11 +287,12 @@ static uint8_t *insert_record(const uint8_t *d, size_t len, uint32_t type, size_
 	uint64_t h = xsr_hash(rec, 72);
 	memcpy(rec + 72, &h, 8);
 	uint8_t *o = malloc(len + sizeof(rec));
-	/* After the file header: before PRODUCER.  END's chain then disagrees, so
-	 * only the unknown-type handling can be observed before it. */
-	memcpy(o, d, 128);
-	memcpy(o + 128, rec, sizeof(rec));
-	memcpy(o + 128 + sizeof(rec), d + 128, len - 128);
+	/* After the header, PRODUCER (64+240+8) and MEMMAP (64+2*16+8): END's
+	 * chain then disagrees, so only the unknown-type handling shows before it. */
+	size_t at = 128 + 312 + 104;
+	memcpy(o, d, at);
+	memcpy(o + at, rec, sizeof(rec));
+	memcpy(o + at + sizeof(rec), d + at, len - at);
 	*outlen = len + sizeof(rec);
 	return o;
 }
