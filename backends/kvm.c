@@ -75,6 +75,7 @@ struct xsr_kvm {
 	struct xsr_memrun *runs;
 	struct kvm_slot_mem *slots;
 	bool dirty_on;
+	uint64_t *soft_dirty; /* xsr_kvm_mark_dirty(): bit per slot, ORed into fetches */
 
 	/* vCPUs */
 	uint32_t nr_vcpus;
@@ -807,6 +808,37 @@ static int kvm_dirty_fetch(struct xsr_backend *be, uint64_t *bitmap, uint64_t ns
 			}
 		}
 	}
+	if (k->soft_dirty) {
+		uint64_t words = (k->mem_len >> XSR_PAGE_SHIFT) / 64 + 1;
+
+		for (uint64_t w = 0; w < words && w * 64 < nslots; w++) {
+			uint64_t bits = __atomic_exchange_n(&k->soft_dirty[w], 0, __ATOMIC_ACQ_REL);
+
+			if (w * 64 + 64 > nslots && nslots % 64)
+				bits &= (UINT64_C(1) << (nslots % 64)) - 1;
+			bitmap[w] |= bits;
+		}
+	}
+	return 0;
+}
+
+int xsr_kvm_mark_dirty(struct xsr_backend *be, uint64_t slot)
+{
+	struct xsr_kvm *k = K(be);
+	uint64_t nslots = k->mem_len >> XSR_PAGE_SHIFT;
+
+	if (slot >= nslots)
+		return XSR_E_RANGE;
+	if (!__atomic_load_n(&k->soft_dirty, __ATOMIC_ACQUIRE)) {
+		uint64_t *bm = calloc(nslots / 64 + 1, sizeof(uint64_t)), *none = NULL;
+
+		if (!bm)
+			return XSR_E_NOMEM;
+		if (!__atomic_compare_exchange_n(&k->soft_dirty, &none, bm, false, __ATOMIC_ACQ_REL,
+						 __ATOMIC_ACQUIRE))
+			free(bm);
+	}
+	__atomic_fetch_or(&k->soft_dirty[slot / 64], UINT64_C(1) << (slot % 64), __ATOMIC_RELEASE);
 	return 0;
 }
 
@@ -1386,6 +1418,7 @@ static void kvm_close(struct xsr_backend *be)
 	free(k->cpuid);
 	free(k->msr_index);
 	free(k->config);
+	free(k->soft_dirty);
 	pthread_mutex_destroy(&k->lock);
 	pthread_cond_destroy(&k->run_cv);
 	pthread_cond_destroy(&k->parked_cv);

@@ -54,6 +54,14 @@ int xsr_kvm_slot_pfn(struct xsr_backend *be, uint64_t slot, uint64_t *pfn);
 int xsr_kvm_set_config(struct xsr_backend *be, const char *text);
 const char *xsr_kvm_config(struct xsr_backend *be);
 
+/*
+ * Mark page slot @slot dirty as if the guest had written it: the next
+ * dirty_fetch() reports it along with KVM's own dirty log.  For writes the
+ * VMM itself makes to guest memory (and the test-only dirtier of
+ * XSR_TEST_DIRTY_MBPS, vmm/vmm.h).  Thread-safe.
+ */
+int xsr_kvm_mark_dirty(struct xsr_backend *be, uint64_t slot);
+
 /* Pause nesting depth (0 = running, once started). */
 uint32_t xsr_kvm_pause_depth(struct xsr_backend *be);
 

@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "../backends/kvm.h"
+#include "../migrate/migrate.h"
 #include "../save/save.h"
 #include "vmm.h"
 
@@ -221,12 +222,99 @@ static void shutdown_vm(struct xsr_vmm *v)
 {
 	if (!v->be)
 		return;
+	xsr_vmm_dirtier_stop(v);
 	/* vCPUs first: one may sit in a userfault that only the lazy thread serves. */
 	xsr_kvm_stop(v->be);
 	xsr_lazy_stop(v->lazy);
 	v->lazy = NULL;
 	v->be->ops->close(v->be);
 	v->be = NULL;
+}
+
+static uint64_t arg_u64(char **argv, int argc, const char *key, uint64_t dflt)
+{
+	const char *s = arg(argv, argc, key);
+
+	return s ? strtoull(s, NULL, 10) : dflt;
+}
+
+static void do_migrate(struct xsr_vmm *v, char **argv, int argc, const int *fds, int nfds, FILE *out,
+		       int *quit)
+{
+	struct xsr_mig_send_opts o = {.progress_fd = -1, .hello_timeout_ms = 30000, .ack_timeout_ms = 60000};
+	struct xsr_mig_send_stats *st = calloc(1, sizeof(*st));
+	const char *comp = arg(argv, argc, "compress"), *progress = arg(argv, argc, "progress");
+	char err[2048] = "";
+	int r;
+
+	if (!st) {
+		reply_err(out, "migrate: out of memory");
+		return;
+	}
+	if (nfds < 1) {
+		reply_err(out, "migrate: no connection came with the request");
+		free(st);
+		return;
+	}
+	if (comp && !strcmp(comp, "zstd"))
+		o.compress = XSR_COMPRESS_ZSTD;
+	else if (comp && !strcmp(comp, "lz4"))
+		o.compress = XSR_COMPRESS_LZ4;
+	o.postcopy = arg_u64(argv, argc, "postcopy", 0) != 0;
+	o.postcopy_rounds = (uint32_t)arg_u64(argv, argc, "postcopy_rounds", 1);
+	o.max_downtime_ms = arg_u64(argv, argc, "max_downtime", 0);
+	o.min_rounds = (uint32_t)arg_u64(argv, argc, "min_rounds", 1);
+	o.max_rounds = (uint32_t)arg_u64(argv, argc, "max_rounds", 5);
+	if (o.postcopy_rounds < 1)
+		o.postcopy_rounds = 1;
+	if (o.max_rounds < 1)
+		o.max_rounds = 1;
+	if (progress && !strcmp(progress, "1") && nfds >= 2)
+		o.progress_fd = fds[1];
+	o.config = xsr_kvm_config(v->be);
+	xsr_mig_set_cut(arg(argv, argc, "cut"));
+	vlog(v, "migrate: starting (postcopy=%d compress=%u max_downtime=%llu ms)", o.postcopy, o.compress,
+	     (unsigned long long)o.max_downtime_ms);
+	r = xsr_migrate_send(v->be, fds[0], &o, st, err, sizeof(err));
+	xsr_mig_set_cut(NULL);
+	if (r < 0) {
+		vlog(v, "migrate failed, guest resumed here: %s", err);
+		reply_err(out, err[0] ? err : "migration failed");
+		free(st);
+		return;
+	}
+	if (r == XSR_MIG_SPLIT) {
+		v->held = true; /* `resume` rolls back to the switch-over, `stop` abandons */
+		vlog(v, "migrate: %s", err);
+		fputs("{\"ok\":false,\"split\":true,\"error\":", out);
+		json_escape(out, err);
+		fputs("}", out);
+		free(st);
+		return;
+	}
+	/* Committed: the receiver runs the guest; this copy goes now. */
+	vlog(v, "migrate: committed after %u rounds, %llu octets, downtime %.3f ms; stopping", st->rounds,
+	     (unsigned long long)st->total_bytes, st->downtime_ns / 1e6);
+	shutdown_vm(v);
+	unlink(v->sock_path);
+	*quit = 1;
+	fprintf(out, "{\"ok\":true,\"rounds\":%u,\"round\":[", st->rounds);
+	for (uint32_t i = 0; i < st->rounds && i < XSR_MIG_MAX_ROUNDS_STAT; i++)
+		fprintf(out,
+			"%s{\"round\":%u,\"pages\":%" PRIu64 ",\"zero_pages\":%" PRIu64 ",\"bytes\":%" PRIu64
+			",\"dirtied\":%" PRIu64 ",\"ms\":%.3f,\"paused\":%s}",
+			i ? "," : "", i, st->round[i].pages, st->round[i].zero_pages, st->round[i].bytes,
+			st->round[i].dirty, st->round[i].ns / 1e6, st->round[i].paused ? "true" : "false");
+	double payload = (double)st->data_pages * XSR_PAGE_SIZE;
+	fprintf(out,
+		"],\"total_bytes\":%" PRIu64 ",\"data_pages\":%" PRIu64 ",\"zero_pages\":%" PRIu64
+		",\"compression_ratio\":%.3f,\"bandwidth_mbps\":%.1f,\"downtime_ms\":%.3f,\"receiver_load_ms\":%.3f"
+		",\"postcopy\":%s,\"postcopy_pages\":%" PRIu64 ",\"faults\":%" PRIu64 ",\"faults_served\":%" PRIu64
+		",\"elapsed_ms\":%.3f}",
+		st->total_bytes, st->data_pages, st->zero_pages, st->total_bytes ? payload / (double)st->total_bytes : 0,
+		st->bandwidth / 1e6, st->downtime_ns / 1e6, st->receiver_load_ns / 1e6, st->postcopy ? "true" : "false",
+		st->postcopy_pages, st->faults, st->faults_served, st->elapsed_ns / 1e6);
+	free(st);
 }
 
 /* Read one request line and its descriptors. */
@@ -320,6 +408,8 @@ static void handle(struct xsr_vmm *v, int conn, int *quit)
 		fputs("{\"ok\":true,\"state\":\"running\"}", out);
 	} else if (!strcmp(argv[0], "save")) {
 		do_save(v, argv, argc, fds, nfds, out);
+	} else if (!strcmp(argv[0], "migrate")) {
+		do_migrate(v, argv, argc, fds, nfds, out, quit);
 	} else if (!strcmp(argv[0], "stop")) {
 		vlog(v, "stop requested");
 		shutdown_vm(v);
@@ -328,7 +418,7 @@ static void handle(struct xsr_vmm *v, int conn, int *quit)
 		*quit = 1;
 	} else {
 		fputs("{\"ok\":false,\"error\":\"unknown request ", out);
-		fprintf(out, "'%.64s' (status, pause, resume, stop, save)\"}", argv[0]);
+		fprintf(out, "'%.64s' (status, pause, resume, stop, save, migrate)\"}", argv[0]);
 	}
 	fputc('\n', out);
 	fclose(out);
@@ -463,6 +553,14 @@ daemon_main(const char *sock, xsr_vmm_build_fn build, void *ctx, int keep_stderr
 	}
 	if (v.be && v.be->ops == &xsr_kvm_ops)
 		xsr_kvm_set_log(v.be, v.log);
+#if XSR_TESTHOOKS
+	if (v.be && v.be->ops == &xsr_kvm_ops && getenv("XSR_TEST_DIRTY_MBPS")) {
+		double mbps = strtod(getenv("XSR_TEST_DIRTY_MBPS"), NULL);
+
+		if (mbps > 0 && xsr_vmm_dirtier_start(&v, mbps) == 0)
+			vlog(&v, "test dirtier: %.1f MB/s above 4 MiB", mbps);
+	}
+#endif
 	vlog(&v, "serving %s", sock);
 	snprintf(line, sizeof(line), "OK %d %s\n", (int)getpid(), msg);
 	write_all(wfd, line, strlen(line));

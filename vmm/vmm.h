@@ -21,10 +21,22 @@
  *        for progress.  hold=1 leaves the VM paused after a successful save
  *        until "stop" or "resume" (save --stop commits the file first).
  *        Reply: {"ok","bytes","pages","zero_pages","pause_ms","elapsed_ms"}
+ *   migrate compress=none|zstd|lz4 postcopy=0|1 postcopy_rounds=N
+ *           max_downtime=MS min_rounds=N max_rounds=N progress=0|1 [cut=POINT]
+ *        fds: [0] a TCP socket connected to `xsr receive` [1] optional
+ *        terminal for progress.  Runs the sender (migrate/migrate.h).  After
+ *        the receiver's COMMIT the VM is shut down and, after the reply, the
+ *        daemon exits.  On failure before COMMIT the guest runs on unharmed.
+ *        If post-copy breaks after the guest resumed remotely, the guest is
+ *        held paused here ("split":true) until `resume` or `stop`.
+ *        Reply: {"ok","rounds","round":[{...}],"total_bytes",...} (see
+ *        docs/migration-protocol.md "Reporting").
  */
 #ifndef XSR_VMM_H
 #define XSR_VMM_H
 
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -97,7 +109,20 @@ struct xsr_vmm {
 	uint32_t nr_counters;
 	bool user_paused;
 	bool held; /* a save with hold=1 left the VM paused */
+	/* test-only dirtier (vmm/dirtier.c, XSR_TEST_DIRTY_MBPS) */
+	double dirty_mbps;
+	pthread_t dirtier_tid;
+	bool have_dirtier;
+	atomic_int dirtier_stop;
 };
+
+/*
+ * Test-only (XSR_TESTHOOKS builds): with XSR_TEST_DIRTY_MBPS=N in its
+ * environment the VMM rewrites guest pages above 4 MiB at N MB/s while the
+ * guest runs and marks them dirty in the backend's dirty log.
+ */
+int xsr_vmm_dirtier_start(struct xsr_vmm *v, double mbps);
+void xsr_vmm_dirtier_stop(struct xsr_vmm *v);
 
 /*
  * Build the VM in the daemon (after fork, socket bound): set v->be (and

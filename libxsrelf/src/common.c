@@ -35,6 +35,13 @@ const struct xsr_sec_desc xsr_sec_table[XSR_SEC__COUNT] = {
 	[XSR_SEC_STRTAB] = {"strtab", ".shstrtab", 1, 1 << 20, .seekable_only = true},
 	[XSR_SEC_INTEGRITY] = {"integrity", ".xsr.integrity", sizeof(struct xsr_integrity), sizeof(struct xsr_integrity), .seekable_only = true},
 	[XSR_SEC_VMCOREINFO] = {"vmcoreinfo", ".xsr.vmcoreinfo", 0, 1 << 20, .optional = true},
+	/* Live migration control records (docs/migration-protocol.md). */
+	[XSR_SEC_MIG_BEGIN] = {"mig-begin", NULL, sizeof(struct xsr_mig_begin), sizeof(struct xsr_mig_begin), .stream_only = true},
+	[XSR_SEC_MIG_ROUND] = {"mig-round", NULL, sizeof(struct xsr_mig_round), sizeof(struct xsr_mig_round), .stream_only = true},
+	[XSR_SEC_POSTCOPY_BEGIN] = {"postcopy-begin", NULL, sizeof(struct xsr_mig_round), sizeof(struct xsr_mig_round), .stream_only = true},
+	[XSR_SEC_POSTCOPY_PFNS] = {"postcopy-pfns", NULL, sizeof(struct xsr_mig_pfns) + 8,
+				   sizeof(struct xsr_mig_pfns) + (uint64_t)XSR_MAX_BATCH * 8, .stream_only = true},
+	[XSR_SEC_POSTCOPY_TRANSITION] = {"postcopy-transition", NULL, 0, 0, .stream_only = true},
 };
 
 const struct xsr_sec_desc *xsr_sec_lookup(uint32_t code)

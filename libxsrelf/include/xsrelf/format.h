@@ -123,6 +123,18 @@ enum xsr_sec {
 	XSR_SEC_STRTAB = 0x0d,    /* .shstrtab (sh_type is SHT_STRTAB) */
 	XSR_SEC_INTEGRITY = 0x0e, /* seekable: xsr_integrity */
 	XSR_SEC_VMCOREINFO = 0x0f, /* guest VMCOREINFO text, when known */
+	/*
+	 * Live migration (stream only, kind XSR_KIND_MIGRATION): control
+	 * records the sender interleaves with the image so that the receiver
+	 * knows where the phases end.  The receiver's own records travel the
+	 * other way on the same connection and are not image records; see
+	 * docs/migration-protocol.md and migrate/proto.h.
+	 */
+	XSR_SEC_MIG_BEGIN = 0x10,      /* xsr_mig_begin: answer me (HELLO) now */
+	XSR_SEC_MIG_ROUND = 0x11,      /* xsr_mig_round: a pre-copy round ended */
+	XSR_SEC_POSTCOPY_BEGIN = 0x12, /* xsr_mig_round: paused; vCPUs follow */
+	XSR_SEC_POSTCOPY_PFNS = 0x13,  /* xsr_mig_pfns: pages still to come */
+	XSR_SEC_POSTCOPY_TRANSITION = 0x14, /* empty: resume now, pages follow */
 	XSR_SEC__COUNT
 };
 
@@ -238,6 +250,34 @@ struct xsr_end {
 	uint64_t reserved[2]; /* 0 */
 };
 _Static_assert(sizeof(struct xsr_end) == 32, "xsr_end");
+
+/* XSR_SEC_MIG_BEGIN (migration streams only) */
+#define XSR_MIG_POSTCOPY 0x1u /* the sender may switch to post-copy */
+struct xsr_mig_begin {
+	uint32_t flags;       /* XSR_MIG_* */
+	uint32_t reserved0;   /* 0 */
+	uint64_t reserved[3]; /* 0 */
+};
+_Static_assert(sizeof(struct xsr_mig_begin) == 32, "xsr_mig_begin");
+
+/* XSR_SEC_MIG_ROUND and XSR_SEC_POSTCOPY_BEGIN */
+#define XSR_MIG_ROUND_PAUSED 0x1u /* the source was paused for this round */
+struct xsr_mig_round {
+	uint64_t round;    /* 0 = the full copy */
+	uint64_t pages;    /* page entries sent in the round (POSTCOPY_BEGIN: pending) */
+	uint32_t flags;    /* XSR_MIG_ROUND_* */
+	uint32_t reserved0; /* 0 */
+	uint64_t reserved1; /* 0 */
+};
+_Static_assert(sizeof(struct xsr_mig_round) == 32, "xsr_mig_round");
+
+/* XSR_SEC_POSTCOPY_PFNS (sender) and the receiver's FAULT record */
+struct xsr_mig_pfns {
+	uint32_t count;    /* 1 ..= XSR_MAX_BATCH */
+	uint32_t reserved; /* 0 */
+	/* uint64_t pfn[count]; bits 63..52 zero */
+};
+_Static_assert(sizeof(struct xsr_mig_pfns) == 8, "xsr_mig_pfns");
 
 /* ------------------------------------------------------------------ */
 /* x86-64 vCPU context (XSR_SEC_VCPU body).                            */

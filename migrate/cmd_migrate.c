@@ -1,0 +1,475 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * xsr migrate / xsr receive.
+ *
+ * migrate: connect to the receiver, hand the connected socket to the source
+ * VMM ("migrate" request, vmm/vmm.h), which runs the sender; print what it
+ * reports.  receive: listen, and for each connection start a VMM whose build
+ * step runs the receiver (or write a seekable image with --to-file).
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "../backends/kvm.h"
+#include "../cli/cli.h"
+#include "../save/save.h"
+#include "../vmm/vmm.h"
+#include "migrate.h"
+
+#define XSR_EXIT_SPLIT 4 /* post-copy broke: guest state split (docs/migration-protocol.md) */
+
+/* "tcp:HOST:PORT" -> host, port (host may be [v6]). 0 or -1 with message. */
+static int parse_tcp(const char *verb, const char *s, char *host, size_t hlen, char *port, size_t plen)
+{
+	const char *h, *colon;
+
+	if (strncmp(s, "tcp:", 4)) {
+		xsr_err(verb, "%s: expected tcp:HOST:PORT", s);
+		return -1;
+	}
+	h = s + 4;
+	colon = strrchr(h, ':');
+	if (!colon || colon == h || !colon[1]) {
+		xsr_err(verb, "%s: expected tcp:HOST:PORT", s);
+		return -1;
+	}
+	size_t n = (size_t)(colon - h);
+	if (h[0] == '[' && n >= 2 && h[n - 1] == ']') {
+		h++;
+		n -= 2;
+	}
+	if (n >= hlen || strlen(colon + 1) >= plen) {
+		xsr_err(verb, "%s: address too long", s);
+		return -1;
+	}
+	memcpy(host, h, n);
+	host[n] = 0;
+	strcpy(port, colon + 1);
+	return 0;
+}
+
+static void tune(int fd)
+{
+	int one = 1;
+
+	/* HELLO/ACK/FAULT are small and latency-bound. */
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+}
+
+/* ------------------------------------------------------------------ */
+/* xsr migrate                                                         */
+/* ------------------------------------------------------------------ */
+
+static void migrate_usage(FILE *f)
+{
+	fprintf(f,
+		"usage: xsr migrate vm:SOCK tcp:HOST:PORT [--postcopy] [--postcopy-rounds N]\n"
+		"                   [--compress zstd|lz4] [--max-downtime MS] [--min-rounds N]\n"
+		"                   [--max-rounds N] [--json]\n"
+		"\n"
+		"Live-migrate the guest of the VMM behind SOCK to `xsr receive` at HOST:PORT.\n"
+		"Pre-copy rounds copy memory while the guest runs (round 0: every page, then\n"
+		"what the dirty log reports), each acknowledged by the receiver.  Rounds stop\n"
+		"when the remaining dirty pages fit --max-downtime MS at the measured\n"
+		"bandwidth (without it: fewer than 50 pages), or after --max-rounds (5);\n"
+		"then the guest pauses, the rest goes over and the receiver resumes it.  The\n"
+		"source VMM exits only after the receiver's COMMIT; on any failure before\n"
+		"that the guest keeps running here.\n"
+		"--postcopy resumes the guest on the receiver after --postcopy-rounds (1)\n"
+		"rounds with the dirty pages still missing; they follow on demand (faults)\n"
+		"and in the background.  If the connection breaks after the guest resumed\n"
+		"there, the guest's state is split: exit status 4, the source holds its copy\n"
+		"paused (see docs/migration-protocol.md).\n"
+		"--compress compresses page batches.  --json prints rounds, pages and bytes\n"
+		"per round, total bytes, compression ratio, downtime and faults served.\n"
+		"Exit status: 0 migrated, 2 usage, 3 failed (guest still here), 4 split.\n");
+}
+
+static int connect_tcp(const char *host, const char *port, char *msg, size_t mlen)
+{
+	struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *ai, *p;
+	int fd = -1, r = getaddrinfo(host, port, &hints, &ai);
+
+	if (r) {
+		snprintf(msg, mlen, "%s:%s: %s", host, port, gai_strerror(r));
+		return -1;
+	}
+	for (p = ai; p; p = p->ai_next) {
+		fd = socket(p->ai_family, p->ai_socktype | SOCK_CLOEXEC, p->ai_protocol);
+		if (fd < 0)
+			continue;
+		if (connect(fd, p->ai_addr, p->ai_addrlen) == 0)
+			break;
+		snprintf(msg, mlen, "connecting to %s:%s: %s", host, port, strerror(errno));
+		close(fd);
+		fd = -1;
+	}
+	freeaddrinfo(ai);
+	if (fd >= 0)
+		tune(fd);
+	return fd;
+}
+
+int cmd_migrate(int argc, char **argv)
+{
+	static const struct option opts[] = {
+	    {"postcopy", no_argument, NULL, 'p'},     {"postcopy-rounds", required_argument, NULL, 'P'},
+	    {"compress", required_argument, NULL, 'c'}, {"max-downtime", required_argument, NULL, 'd'},
+	    {"min-rounds", required_argument, NULL, 'm'}, {"max-rounds", required_argument, NULL, 'M'},
+	    {"json", no_argument, NULL, 'j'},         {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0}};
+	const char *compress = "none";
+	unsigned long postcopy_rounds = 1, min_rounds = 1, max_rounds = 5, max_downtime = 0;
+	int postcopy = 0, json = 0, o;
+	char host[256], port[32], msg[512], req[512], *reply = NULL, *end;
+
+	optind = 1;
+	while ((o = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		switch (o) {
+		case 'p':
+			postcopy = 1;
+			break;
+		case 'c':
+			if (strcmp(optarg, "zstd") && strcmp(optarg, "lz4") && strcmp(optarg, "none")) {
+				xsr_err("migrate", "--compress %s: none, zstd or lz4", optarg);
+				return XSR_EXIT_USAGE;
+			}
+			compress = optarg;
+			break;
+		case 'P':
+		case 'd':
+		case 'm':
+		case 'M': {
+			unsigned long v = strtoul(optarg, &end, 10);
+			if (*end || !*optarg || (o != 'd' && (v < 1 || v > 60))) {
+				xsr_err("migrate", "%s %s: expected %s", o == 'd' ? "--max-downtime" : "a round count",
+					optarg, o == 'd' ? "milliseconds" : "1..60");
+				return XSR_EXIT_USAGE;
+			}
+			*(o == 'P' ? &postcopy_rounds : o == 'd' ? &max_downtime : o == 'm' ? &min_rounds : &max_rounds) = v;
+			break;
+		}
+		case 'j':
+			json = 1;
+			break;
+		case 'h':
+			migrate_usage(stdout);
+			return XSR_EXIT_OK;
+		default:
+			migrate_usage(stderr);
+			return XSR_EXIT_USAGE;
+		}
+	}
+	if (argc - optind != 2) {
+		xsr_err("migrate", "expected vm:SOCK and tcp:HOST:PORT");
+		migrate_usage(stderr);
+		return XSR_EXIT_USAGE;
+	}
+	const char *sock = xsr_ctl_target("migrate", argv[optind]);
+	if (!sock)
+		return XSR_EXIT_USAGE;
+	if (parse_tcp("migrate", argv[optind + 1], host, sizeof(host), port, sizeof(port)) < 0)
+		return XSR_EXIT_USAGE;
+	if (access(sock, F_OK) < 0) {
+		xsr_err("migrate", "no VMM control socket at %s", sock);
+		return XSR_EXIT_FAIL;
+	}
+	int fd = connect_tcp(host, port, msg, sizeof(msg));
+	if (fd < 0) {
+		xsr_err("migrate", "%s (is `xsr receive` listening there?)", msg);
+		return XSR_EXIT_FAIL;
+	}
+	int progress = isatty(2) && !json;
+	const char *cut = NULL;
+#if XSR_TESTHOOKS
+	cut = getenv("XSR_MIG_TEST_CUT_SENDER");
+#endif
+	snprintf(req, sizeof(req),
+		 "migrate compress=%s postcopy=%d postcopy_rounds=%lu max_downtime=%lu min_rounds=%lu max_rounds=%lu "
+		 "progress=%d%s%s",
+		 compress, postcopy, postcopy_rounds, max_downtime, min_rounds, max_rounds, progress,
+		 cut ? " cut=" : "", cut ? cut : "");
+	int fds[2] = {fd, 2};
+	int r = xsr_ctl_call("migrate", sock, req, fds, progress ? 2 : 1, &reply);
+	close(fd);
+	if (r < 0) {
+		int split = 0;
+		if (reply)
+			xsr_json_bool(reply, "split", &split);
+		free(reply);
+		if (split) {
+			fprintf(stderr, "xsr migrate: the source VMM holds the guest paused as of the switch-over.\n"
+					"  `xsr vm resume %s` runs that copy again (safe only if the guest did\n"
+					"  nothing visible outside since it resumed remotely); `xsr vm stop %s` abandons it.\n",
+				sock, sock);
+			return XSR_EXIT_SPLIT;
+		}
+		return XSR_EXIT_FAIL;
+	}
+	if (json) {
+		/* The VMM's reply is the report; drop its "ok". */
+		const char *body = strstr(reply, "\"ok\":true,");
+		size_t n = strcspn(reply, "\n");
+		reply[n] = 0;
+		printf("{%s\n", body ? body + 10 : reply + 1);
+	} else {
+		uint64_t rounds = 0, bytes = 0, faults = 0;
+		const char *d = strstr(reply, "\"downtime_ms\":");
+		xsr_json_u64(reply, "rounds", &rounds);
+		xsr_json_u64(reply, "total_bytes", &bytes);
+		xsr_json_u64(reply, "faults", &faults);
+		printf("migrated: %" PRIu64 " rounds, %" PRIu64 " octets, downtime %.1f ms%s\n", rounds, bytes,
+		       d ? strtod(d + 14, NULL) : 0.0, postcopy ? ", post-copy" : "");
+	}
+	free(reply);
+	return XSR_EXIT_OK;
+}
+
+/* ------------------------------------------------------------------ */
+/* xsr receive                                                         */
+/* ------------------------------------------------------------------ */
+
+static void receive_usage(FILE *f)
+{
+	fprintf(f,
+		"usage: xsr receive tcp:HOST:PORT --control SOCK [--once] [--json]\n"
+		"                   [--max-mem SIZE] [--max-vcpus N]\n"
+		"       xsr receive tcp:HOST:PORT --to-file FILE [--once] [--json]\n"
+		"\n"
+		"Listen on HOST:PORT (PORT 0: any; the port is printed as 'listening on\n"
+		"HOST:PORT') for one `xsr migrate`.  The arriving guest runs in a new VMM with\n"
+		"control socket SOCK (log SOCK.log) and the command prints the VMM's pid.\n"
+		"A failed attempt is discarded (no VMM, no socket left) and the command\n"
+		"keeps listening for a retry; --once exits after the first attempt,\n"
+		"whatever its outcome.  --to-file stores the guest as a seekable save\n"
+		"image FILE instead (atomically; the source VM then ends).\n"
+		"Before any page moves the receiver refuses guests with more than\n"
+		"--max-vcpus vCPUs (64) or more memory than --max-mem (MemAvailable), and\n"
+		"streams with unknown mandatory records.\n"
+		"Exit status: 0 received, 2 usage, 3 failed.\n");
+}
+
+static uint64_t mem_available(void)
+{
+	FILE *f = fopen("/proc/meminfo", "re");
+	char line[256];
+	unsigned long long kb = 0;
+
+	if (!f)
+		return UINT64_C(1) << 40;
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "MemAvailable: %llu kB", &kb) == 1)
+			break;
+	fclose(f);
+	return kb ? (uint64_t)kb << 10 : UINT64_C(1) << 40;
+}
+
+struct recv_ctx {
+	int listen_fd, conn;
+	struct xsr_mig_recv_opts o;
+	struct xsr_mig_recv_stats st;
+};
+
+static int recv_build(struct xsr_vmm *v, void *arg, char *msg, size_t msglen)
+{
+	struct recv_ctx *c = arg;
+	struct xsr_domain_info info;
+	int r;
+
+	close(c->listen_fd); /* the listener stays with `xsr receive` */
+	r = xsr_kvm_open(&v->be, msg, msglen);
+	if (r < 0)
+		return r;
+	xsr_kvm_set_log(v->be, v->log);
+	c->o.log = v->log;
+	r = xsr_migrate_receive(v->be, c->conn, &c->o, &c->st, msg, msglen);
+	close(c->conn);
+	if (r < 0)
+		return r;
+	if (v->be->ops->describe(v->be, &info) == 0)
+		for (uint32_t i = 0; i < info.nr_runs; i++)
+			v->mem_bytes += info.runs[i].count << XSR_PAGE_SHIFT;
+	if (xsr_vmm_parse_config(v, xsr_kvm_config(v->be)) < 0)
+		fprintf(v->log, "receive: no xsr VMM config in the stream: status shows no counters\n");
+	snprintf(msg, msglen,
+		 "{\"bytes\":%" PRIu64 ",\"pages\":%" PRIu64 ",\"zero_pages\":%" PRIu64 ",\"rounds\":%" PRIu64
+		 ",\"postcopy\":%s,\"postcopy_pages\":%" PRIu64 ",\"faults\":%" PRIu64 ",\"load_ms\":%.3f}",
+		 c->st.bytes, c->st.pages, c->st.zero_pages, c->st.rounds, c->st.postcopy ? "true" : "false",
+		 c->st.postcopy_pages, c->st.faults, c->st.load_ns / 1e6);
+	return 0;
+}
+
+static int listen_tcp(const char *host, const char *port, char *bound, size_t blen)
+{
+	struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE}, *ai;
+	int fd, one = 1, r = getaddrinfo(host, port, &hints, &ai);
+
+	if (r) {
+		xsr_err("receive", "%s:%s: %s", host, port, gai_strerror(r));
+		return -1;
+	}
+	fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, ai->ai_protocol);
+	if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
+	    bind(fd, ai->ai_addr, ai->ai_addrlen) < 0 || listen(fd, 4) < 0) {
+		xsr_err("receive", "cannot listen on %s:%s: %s", host, port, strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		freeaddrinfo(ai);
+		return -1;
+	}
+	freeaddrinfo(ai);
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof(ss);
+	char h[128] = "?", p[16] = "?";
+	if (getsockname(fd, (struct sockaddr *)&ss, &sl) == 0)
+		getnameinfo((struct sockaddr *)&ss, sl, h, sizeof(h), p, sizeof(p), NI_NUMERICHOST | NI_NUMERICSERV);
+	snprintf(bound, blen, "%s:%s", h, p);
+	return fd;
+}
+
+int cmd_receive(int argc, char **argv)
+{
+	static const struct option opts[] = {
+	    {"control", required_argument, NULL, 'c'}, {"to-file", required_argument, NULL, 'f'},
+	    {"once", no_argument, NULL, '1'},          {"json", no_argument, NULL, 'j'},
+	    {"max-mem", required_argument, NULL, 'm'}, {"max-vcpus", required_argument, NULL, 'v'},
+	    {"help", no_argument, NULL, 'h'},          {NULL, 0, NULL, 0}};
+	const char *sock = NULL, *file = NULL;
+	int once = 0, json = 0, o, rc = XSR_EXIT_FAIL;
+	char host[256], port[32], bound[160], msg[2048], *end;
+	struct recv_ctx c = {.listen_fd = -1, .conn = -1, .o = {.out_fd = -1, .max_vcpus = 64}};
+
+	optind = 1;
+	while ((o = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		switch (o) {
+		case 'c':
+			sock = optarg;
+			break;
+		case 'f':
+			file = optarg;
+			break;
+		case '1':
+			once = 1;
+			break;
+		case 'j':
+			json = 1;
+			break;
+		case 'm': {
+			int64_t v = xsr_parse_size(optarg);
+			if (v <= 0) {
+				xsr_err("receive", "--max-mem %s: expected a size (e.g. 512M)", optarg);
+				return XSR_EXIT_USAGE;
+			}
+			c.o.mem_limit = (uint64_t)v;
+			break;
+		}
+		case 'v': {
+			unsigned long v = strtoul(optarg, &end, 10);
+			if (*end || v < 1 || v > XSR_MAX_VCPUS) {
+				xsr_err("receive", "--max-vcpus %s: expected 1..%u", optarg, XSR_MAX_VCPUS);
+				return XSR_EXIT_USAGE;
+			}
+			c.o.max_vcpus = (uint32_t)v;
+			break;
+		}
+		case 'h':
+			receive_usage(stdout);
+			return XSR_EXIT_OK;
+		default:
+			receive_usage(stderr);
+			return XSR_EXIT_USAGE;
+		}
+	}
+	if (argc - optind != 1 || (!sock == !file)) {
+		xsr_err("receive", "%s", argc - optind != 1 ? "expected one tcp:HOST:PORT"
+							  : "give exactly one of --control SOCK and --to-file FILE");
+		receive_usage(stderr);
+		return XSR_EXIT_USAGE;
+	}
+	if (parse_tcp("receive", argv[optind], host, sizeof(host), port, sizeof(port)) < 0)
+		return XSR_EXIT_USAGE;
+	if (!c.o.mem_limit)
+		c.o.mem_limit = mem_available();
+#if XSR_TESTHOOKS
+	xsr_mig_set_cut(getenv("XSR_MIG_TEST_CUT_RECEIVER"));
+#endif
+	signal(SIGPIPE, SIG_IGN);
+	c.listen_fd = listen_tcp(host, port, bound, sizeof(bound));
+	if (c.listen_fd < 0)
+		return XSR_EXIT_FAIL;
+	fprintf(stderr, "xsr receive: listening on %s\n", bound);
+	for (;;) {
+		struct sockaddr_storage peer;
+		socklen_t pl = sizeof(peer);
+		char ph[128] = "?", pp[16] = "?";
+
+		c.conn = accept4(c.listen_fd, (struct sockaddr *)&peer, &pl, SOCK_CLOEXEC);
+		if (c.conn < 0) {
+			if (errno == EINTR)
+				continue;
+			xsr_err("receive", "accept: %s", strerror(errno));
+			break;
+		}
+		getnameinfo((struct sockaddr *)&peer, pl, ph, sizeof(ph), pp, sizeof(pp), NI_NUMERICHOST | NI_NUMERICSERV);
+		tune(c.conn);
+		/* A silent sender must not hold us forever. */
+		struct timeval tv = {.tv_sec = 60};
+		setsockopt(c.conn, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+		setsockopt(c.conn, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+		if (file) {
+			struct xsr_outfile out;
+			if (xsr_out_open(&out, "receive", file) < 0) {
+				close(c.conn);
+				break;
+			}
+			c.o.out_fd = out.fd;
+			int r = xsr_migrate_receive(NULL, c.conn, &c.o, &c.st, msg, sizeof(msg));
+			if (r == 0 && xsr_out_commit(&out, "receive") == 0) {
+				close(c.conn);
+				if (json)
+					printf("{\"file\":\"%s\",\"bytes\":%" PRIu64 ",\"pages\":%" PRIu64 ",\"zero_pages\":%" PRIu64
+					       ",\"rounds\":%" PRIu64 "}\n",
+					       file, c.st.bytes, c.st.pages, c.st.zero_pages, c.st.rounds);
+				rc = XSR_EXIT_OK;
+				break;
+			}
+			if (r < 0) {
+				xsr_out_abort(&out);
+				xsr_err("receive", "migration from %s:%s failed, nothing kept: %s", ph, pp, msg);
+			}
+			close(c.conn);
+		} else {
+			pid_t pid;
+			int r = xsr_vmm_spawn(sock, recv_build, &c, 0, &pid, msg, sizeof(msg));
+			close(c.conn);
+			if (r == 0) {
+				if (json)
+					printf("{\"pid\":%d,\"control\":\"%s\",\"receive\":%s}\n", (int)pid, sock, msg);
+				else
+					printf("%d\n", (int)pid);
+				rc = XSR_EXIT_OK;
+				break;
+			}
+			xsr_err("receive", "migration from %s:%s failed, nothing kept: %s", ph, pp, msg);
+		}
+		c.conn = -1;
+		if (once)
+			break;
+		fprintf(stderr, "xsr receive: listening on %s for a retry\n", bound);
+	}
+	close(c.listen_fd);
+	return rc;
+}

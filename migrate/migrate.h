@@ -1,0 +1,88 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * Live migration, both ends (docs/migration-protocol.md).
+ *
+ * The sender runs inside the source VMM (only it can read its vCPUs): the
+ * `xsr migrate` client connects to the receiver and hands the connected
+ * socket to the VMM, which calls xsr_migrate_send().  The receiver runs
+ * inside the destination VMM's build step (xsr_migrate_receive() with a
+ * backend) or inside `xsr receive --to-file` (with a seekable output fd).
+ */
+#ifndef XSR_MIGRATE_H
+#define XSR_MIGRATE_H
+
+#include <stdint.h>
+
+#include "../backends/backend.h"
+#include "proto.h"
+
+#define XSR_MIG_MAX_ROUNDS_STAT 64
+
+struct xsr_mig_send_opts {
+	uint8_t compress;          /* enum xsr_compress */
+	int postcopy;              /* switch to post-copy after postcopy_rounds */
+	uint32_t postcopy_rounds;  /* pre-copy rounds before post-copy (>= 1) */
+	uint64_t max_downtime_ms;  /* 0: Xen's policy (< 50 pages or max_rounds) */
+	uint32_t min_rounds;       /* at least this many pre-copy rounds */
+	uint32_t max_rounds;       /* at most this many pre-copy rounds (>= 1) */
+	int progress_fd;           /* -1: none */
+	const char *config;        /* sent early so the receiver can judge; may be NULL */
+	int hello_timeout_ms, ack_timeout_ms;
+};
+
+struct xsr_mig_round_stat {
+	uint64_t pages;      /* page entries sent */
+	uint64_t zero_pages; /* of which zero (no data) */
+	uint64_t bytes;      /* octets on the wire */
+	uint64_t dirty;      /* pages dirtied while the round ran */
+	uint64_t ns;         /* round start -> receiver's ACK */
+	int paused;
+};
+
+struct xsr_mig_send_stats {
+	uint32_t rounds; /* rounds, the paused final one included */
+	struct xsr_mig_round_stat round[XSR_MIG_MAX_ROUNDS_STAT];
+	uint64_t total_bytes;
+	uint64_t data_pages, zero_pages;
+	uint64_t downtime_ns;     /* source paused -> receiver resumed (its answer seen) */
+	uint64_t receiver_load_ns; /* the receiver's own END -> resume time */
+	double bandwidth;         /* last measured, octets/s */
+	int postcopy;             /* post-copy phase entered */
+	uint64_t postcopy_pages;  /* pages sent after the guest resumed remotely */
+	uint64_t faults;          /* FAULT requests received */
+	uint64_t faults_served;   /* pages sent ahead of the push because of a FAULT */
+	uint64_t elapsed_ns;
+};
+
+/* xsr_migrate_send() results besides 0 (committed) and <0 (source unharmed). */
+#define XSR_MIG_SPLIT 1 /* post-copy broke: the state is split, source left paused */
+
+int xsr_migrate_send(struct xsr_backend *be, int fd, const struct xsr_mig_send_opts *o,
+		     struct xsr_mig_send_stats *st, char *err, size_t errlen);
+
+struct xsr_mig_recv_opts {
+	uint64_t mem_limit;  /* refuse bigger guests (octets) */
+	uint32_t max_vcpus;  /* refuse more vCPUs */
+	int out_fd;          /* >= 0: write a seekable image here instead of a VM */
+	FILE *log;
+};
+
+struct xsr_mig_recv_stats {
+	uint64_t bytes, pages, zero_pages;
+	uint64_t rounds;
+	uint64_t postcopy_pages, faults;
+	uint64_t load_ns;
+	int postcopy;
+};
+
+/*
+ * Receive one migration from @fd into @be (created and started by this
+ * call; left running on success) or, when o->out_fd >= 0 and @be is NULL,
+ * into a seekable image on o->out_fd.  Returns 0 after COMMIT was sent.  On
+ * failure the peer was told why (ERROR record) when possible and the caller
+ * discards whatever @be holds.
+ */
+int xsr_migrate_receive(struct xsr_backend *be, int fd, const struct xsr_mig_recv_opts *o,
+			struct xsr_mig_recv_stats *st, char *err, size_t errlen);
+
+#endif

@@ -1,0 +1,692 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * The sending side of a live migration (runs in the source VMM).
+ *
+ * Pre-copy: round 0 sends every page while the guest runs, each later round
+ * the pages the backend's dirty log reports; every round ends with a
+ * MIG_ROUND record and waits for the receiver's ACK, which both bounds what
+ * is in flight and gives a bandwidth measurement that includes the
+ * receiver's work.  The stop policy is in should_stop().  Then the guest is
+ * paused, the last dirty pages, vCPUs and domain context go out, END, and the
+ * source waits for COMMIT; only then may the caller discard the guest.
+ *
+ * Post-copy: after the pre-copy rounds the guest is paused, the vCPUs and
+ * context go out with the list of still-dirty pfns, TRANSITION, and the
+ * receiver resumes the guest.  The sender then pushes the pending pages in
+ * small batches, serving FAULT requests before the next push batch.
+ *
+ * Every failure before COMMIT (or, in post-copy, before RESUMED) leaves the
+ * source guest running as if nothing had happened.
+ */
+#include <elf.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <xsrelf/writer.h>
+
+#include "../save/save.h"
+#include "migrate.h"
+
+#define CHUNK 1024u     /* pages per batch, pre-copy */
+#define PUSH_CHUNK 64u  /* pages per batch, post-copy push: keeps fault latency low */
+#define XEN_FEW_PAGES 50u
+
+struct snd {
+	struct xsr_backend *be;
+	struct xsr_writer *w;
+	struct xsr_domain_info info;
+	const struct xsr_mig_send_opts *o;
+	struct xsr_mig_send_stats *st;
+	int fd;
+	uint64_t nslots, words;
+	uint64_t *slot0; /* first slot of each run */
+	uint32_t round;
+	uint64_t round_pages, round_zero;
+	char *err;
+	size_t errlen;
+	char peer_msg[XSR_MIG_MAX_TEXT + 64];
+};
+
+static uint64_t popcount(const uint64_t *bm, uint64_t words)
+{
+	uint64_t n = 0;
+
+	for (uint64_t i = 0; i < words; i++)
+		n += (uint64_t)__builtin_popcountll(bm[i]);
+	return n;
+}
+
+/* Slot of @pfn, or -1 when the guest has no such frame. */
+static int64_t slot_of(const struct snd *c, uint64_t pfn)
+{
+	for (uint32_t r = 0; r < c->info.nr_runs; r++) {
+		const struct xsr_memrun *m = &c->info.runs[r];
+
+		if (pfn >= m->pfn && pfn - m->pfn < m->count)
+			return (int64_t)(c->slot0[r] + pfn - m->pfn);
+	}
+	return -1;
+}
+
+static uint64_t pfn_of(const struct snd *c, uint64_t slot)
+{
+	uint32_t r = 0;
+
+	while (r + 1 < c->info.nr_runs && slot >= c->slot0[r + 1])
+		r++;
+	return c->info.runs[r].pfn + slot - c->slot0[r];
+}
+
+static void cut(struct snd *c, const char *point)
+{
+	if (xsr_mig_cut_here(point)) {
+		/* Test hook: as if the network went away here. */
+		shutdown(c->fd, SHUT_RDWR);
+	}
+}
+
+static int werr(struct snd *c, int rc)
+{
+	snprintf(c->err, c->errlen, "%s", xsr_writer_error(c->w));
+	return rc;
+}
+
+/* After a failed write the receiver may have said why: fetch its ERROR. */
+static void peer_reason(struct snd *c)
+{
+	uint8_t body[XSR_MIG_MAX_RREC + XSR_MIG_MAX_TEXT];
+	size_t len;
+	char e[256];
+
+	for (int i = 0; i < 4; i++) {
+		int code = xsr_mig_recv(c->fd, 200, body, &len, e, sizeof(e));
+
+		if (code < 0)
+			return;
+		if (code == XSR_MIG_R_ERROR) {
+			body[len - 1] = 0;
+			snprintf(c->err, c->errlen, "the receiver failed: %s",
+				 (char *)body + sizeof(struct xsr_mig_error));
+			return;
+		}
+	}
+}
+
+/* Write pages (pfns need not be contiguous) in batches. */
+static int send_pfns(struct snd *c, const uint64_t *pfns, uint32_t n)
+{
+	const void *ptrs[CHUNK];
+	struct xsr_writer_stats ws0, ws1;
+	int rc;
+
+	xsr_writer_stats(c->w, &ws0);
+	for (uint32_t i = 0; i < n; i++) {
+		void *addr;
+
+		rc = c->be->ops->map(c->be, pfns[i], 1, 0, &addr);
+		if (rc < 0) {
+			snprintf(c->err, c->errlen, "mapping guest pfn 0x%" PRIx64 ": %s", pfns[i],
+				 c->be->ops->error(c->be));
+			return rc;
+		}
+		ptrs[i] = addr;
+	}
+	rc = xsr_writer_put_pages(c->w, pfns, n, ptrs);
+	for (uint32_t i = 0; i < n; i++)
+		c->be->ops->unmap(c->be, (void *)ptrs[i], pfns[i], 1);
+	if (rc < 0)
+		return werr(c, rc);
+	xsr_writer_stats(c->w, &ws1);
+	c->round_pages += n;
+	c->round_zero += ws1.zero_pages - ws0.zero_pages;
+	return 0;
+}
+
+/* Send every slot set in @bm (all slots when @bm is NULL). */
+static int send_slots(struct snd *c, const uint64_t *bm, const char *cut_point)
+{
+	uint64_t pfns[CHUNK];
+	uint32_t n = 0;
+	uint64_t total = bm ? popcount(bm, c->words) : c->nslots, done = 0;
+	int rc;
+
+	for (uint64_t s = 0; s < c->nslots; s++) {
+		if (bm && !(bm[s / 64] >> (s % 64) & 1))
+			continue;
+		pfns[n++] = pfn_of(c, s);
+		if (n == CHUNK) {
+			if ((rc = send_pfns(c, pfns, n)) < 0)
+				return rc;
+			done += n;
+			n = 0;
+			if (cut_point && done >= total / 2)
+				cut(c, cut_point);
+			if (c->o->progress_fd >= 0)
+				dprintf(c->o->progress_fd, "\rmigrate: round %u: %" PRIu64 "/%" PRIu64 " pages   ",
+					c->round, done, total);
+		}
+	}
+	if (n && (rc = send_pfns(c, pfns, n)) < 0)
+		return rc;
+	if (cut_point)
+		cut(c, cut_point);
+	return 0;
+}
+
+/* Wait for one receiver record of type @want; ERROR and others end it. */
+static int expect(struct snd *c, uint32_t want, int timeout_ms, void *body, size_t *len)
+{
+	char e[512];
+	int code = xsr_mig_recv(c->fd, timeout_ms, body, len, e, sizeof(e));
+
+	if (code < 0) {
+		snprintf(c->err, c->errlen, "waiting for the receiver's %s: %s", xsr_mig_rec_name(want), e);
+		return code;
+	}
+	if (code == XSR_MIG_R_ERROR) {
+		((char *)body)[*len - 1] = 0;
+		snprintf(c->err, c->errlen, "the receiver failed: %s",
+			 (char *)body + sizeof(struct xsr_mig_error));
+		return XSR_E_PEER;
+	}
+	if ((uint32_t)code != want) {
+		snprintf(c->err, c->errlen, "the receiver sent %s where %s was due", xsr_mig_rec_name((uint32_t)code),
+			 xsr_mig_rec_name(want));
+		return XSR_E_PEER;
+	}
+	return 0;
+}
+
+static int hello(struct snd *c)
+{
+	uint8_t body[XSR_MIG_MAX_RREC + XSR_MIG_MAX_TEXT];
+	struct xsr_mig_hello h;
+	size_t len;
+	int rc;
+
+	if (c->o->config && (rc = xsr_writer_add(c->w, XSR_SEC_CONFIG, 0, c->o->config, strlen(c->o->config))) < 0)
+		return werr(c, rc);
+	struct xsr_mig_begin b = {.flags = c->o->postcopy ? XSR_MIG_POSTCOPY : 0};
+	cut(c, "hello");
+	if ((rc = xsr_writer_add(c->w, XSR_SEC_MIG_BEGIN, 0, &b, sizeof(b))) < 0) {
+		werr(c, rc);
+		peer_reason(c);
+		return rc;
+	}
+	if ((rc = expect(c, XSR_MIG_R_HELLO, c->o->hello_timeout_ms, body, &len)) < 0)
+		return rc;
+	memcpy(&h, body, sizeof(h));
+	body[len - 1] = 0;
+	if (h.status != XSR_MIG_HELLO_ACCEPT) {
+		snprintf(c->err, c->errlen, "the receiver refused the guest: %s", (char *)body + sizeof(h));
+		return XSR_E_PEER;
+	}
+	if (c->o->postcopy && !(h.flags & XSR_MIG_POSTCOPY)) {
+		snprintf(c->err, c->errlen, "the receiver cannot do post-copy (it writes a file?)");
+		return XSR_E_PEER;
+	}
+	return 0;
+}
+
+/* End round @c->round: MIG_ROUND, then the receiver's ACK. */
+static int end_round(struct snd *c, uint64_t t0, uint64_t bytes0)
+{
+	uint8_t body[XSR_MIG_MAX_RREC + XSR_MIG_MAX_TEXT];
+	struct xsr_mig_round r = {.round = c->round, .pages = c->round_pages};
+	struct xsr_writer_stats ws;
+	struct xsr_mig_ack a;
+	size_t len;
+	int rc;
+
+	if ((rc = xsr_writer_add(c->w, XSR_SEC_MIG_ROUND, 0, &r, sizeof(r))) < 0) {
+		werr(c, rc);
+		peer_reason(c);
+		return rc;
+	}
+	if ((rc = expect(c, XSR_MIG_R_ACK, c->o->ack_timeout_ms, body, &len)) < 0)
+		return rc;
+	memcpy(&a, body, sizeof(a));
+	if (a.round != c->round) {
+		snprintf(c->err, c->errlen, "the receiver acknowledged round %" PRIu64 " at the end of round %u",
+			 a.round, c->round);
+		return XSR_E_PEER;
+	}
+	xsr_writer_stats(c->w, &ws);
+	struct xsr_mig_round_stat *rs = &c->st->round[c->round < XSR_MIG_MAX_ROUNDS_STAT ? c->round : XSR_MIG_MAX_ROUNDS_STAT - 1];
+	rs->pages = c->round_pages;
+	rs->zero_pages = c->round_zero;
+	rs->bytes = ws.bytes - bytes0;
+	rs->ns = xsr_now_ns() - t0;
+	if (rs->ns && rs->bytes > (1u << 20))
+		c->st->bandwidth = (double)rs->bytes * 1e9 / (double)rs->ns;
+	return 0;
+}
+
+/*
+ * The stop policy, after a round that left @dirty pages to send:
+ *  - never before min_rounds rounds;
+ *  - post-copy: after postcopy_rounds rounds;
+ *  - --max-downtime MS: when @dirty pages at the measured bandwidth (and the
+ *    compression seen so far) fit in MS;
+ *  - otherwise Xen's rule: fewer than 50 pages;
+ *  - always after max_rounds rounds.
+ */
+static int should_stop(struct snd *c, uint64_t dirty, uint32_t rounds_done)
+{
+	const struct xsr_mig_send_opts *o = c->o;
+
+	if (rounds_done < o->min_rounds)
+		return 0;
+	if (o->postcopy && rounds_done >= o->postcopy_rounds)
+		return 1;
+	if (rounds_done >= o->max_rounds)
+		return 1;
+	if (o->max_downtime_ms) {
+		double per_page = XSR_PAGE_SIZE;
+		const struct xsr_mig_round_stat *r0 = &c->st->round[0];
+
+		if (r0->pages)
+			per_page = (double)r0->bytes / (double)r0->pages; /* compression, zero pages */
+		if (c->st->bandwidth <= 0)
+			return dirty < XEN_FEW_PAGES;
+		return (double)dirty * per_page / c->st->bandwidth * 1e3 <= (double)o->max_downtime_ms;
+	}
+	return dirty < XEN_FEW_PAGES;
+}
+
+static int put_vcpus_and_context(struct snd *c)
+{
+	struct xsr_vcpu_state *vs = malloc(sizeof(*vs));
+	int rc = 0;
+
+	if (!vs) {
+		snprintf(c->err, c->errlen, "out of memory");
+		return XSR_E_NOMEM;
+	}
+	for (uint32_t v = 0; v < c->info.nr_vcpus && rc == 0; v++) {
+		memset(&vs->r, 0, sizeof(vs->r));
+		if ((rc = c->be->ops->get_vcpu(c->be, v, vs)) < 0) {
+			snprintf(c->err, c->errlen, "reading vCPU %u: %s", v, c->be->ops->error(c->be));
+			break;
+		}
+		vs->r.vcpu_id = v;
+		if ((rc = xsr_writer_set_vcpu(c->w, vs)) < 0)
+			werr(c, rc);
+	}
+	free(vs);
+	if (rc == 0 && (rc = c->be->ops->save_extra(c->be, c->w)) < 0)
+		snprintf(c->err, c->errlen, "sending the domain context: %s",
+			 xsr_writer_error(c->w)[0] ? xsr_writer_error(c->w) : c->be->ops->error(c->be));
+	return rc;
+}
+
+/* Read FAULT requests that are already waiting; mark them in @want. */
+static int take_faults(struct snd *c, const uint64_t *pending, uint64_t *want, uint64_t *nwant, int timeout_ms)
+{
+	uint8_t body[XSR_MIG_MAX_RREC + XSR_MIG_MAX_TEXT];
+	struct pollfd pf = {.fd = c->fd, .events = POLLIN};
+	char e[512];
+	size_t len;
+
+	while (poll(&pf, 1, timeout_ms) > 0) {
+		int code = xsr_mig_recv(c->fd, 5000, body, &len, e, sizeof(e));
+		struct xsr_mig_pfns h;
+
+		timeout_ms = 0;
+		if (code < 0) {
+			snprintf(c->err, c->errlen, "post-copy: %s", e);
+			return code;
+		}
+		if (code == XSR_MIG_R_ERROR) {
+			body[len - 1] = 0;
+			snprintf(c->err, c->errlen, "the receiver failed: %s", (char *)body + sizeof(struct xsr_mig_error));
+			return XSR_E_PEER;
+		}
+		if (code != XSR_MIG_R_FAULT) {
+			snprintf(c->err, c->errlen, "the receiver sent %s during post-copy", xsr_mig_rec_name((uint32_t)code));
+			return XSR_E_PEER;
+		}
+		memcpy(&h, body, sizeof(h));
+		if (h.reserved || h.count == 0 || h.count > XSR_MIG_MAX_FAULT || len != sizeof(h) + (size_t)h.count * 8) {
+			snprintf(c->err, c->errlen, "the receiver sent a malformed FAULT record (count %u, %zu octets)",
+				 h.count, len);
+			return XSR_E_PEER;
+		}
+		for (uint32_t i = 0; i < h.count; i++) {
+			uint64_t pfn;
+			int64_t s;
+
+			memcpy(&pfn, body + sizeof(h) + 8 * i, 8);
+			s = pfn > XSR_MAX_PFN ? -1 : slot_of(c, pfn);
+			if (s < 0) {
+				snprintf(c->err, c->errlen,
+					 "the receiver asked (FAULT) for pfn 0x%" PRIx64 ", which is outside the guest's memory: refused",
+					 pfn);
+				return XSR_E_PEER;
+			}
+			c->st->faults++;
+			/* Already pushed: it is in flight, nothing to do. */
+			if ((pending[s / 64] >> (s % 64) & 1) && !(want[s / 64] >> (s % 64) & 1)) {
+				want[s / 64] |= UINT64_C(1) << (s % 64);
+				(*nwant)++;
+			}
+		}
+	}
+	return 0;
+}
+
+/* Send up to @max slots of @from (clearing them there and in @pending). */
+static int push_from(struct snd *c, uint64_t *from, uint64_t *pending, uint64_t *cursor, uint32_t max,
+		     uint64_t *sent)
+{
+	uint64_t pfns[PUSH_CHUNK];
+	uint32_t n = 0;
+	uint64_t s = cursor ? *cursor : 0;
+
+	for (; s < c->nslots && n < max; s++) {
+		if (!(from[s / 64] >> (s % 64) & 1))
+			continue;
+		from[s / 64] &= ~(UINT64_C(1) << (s % 64));
+		pending[s / 64] &= ~(UINT64_C(1) << (s % 64));
+		pfns[n++] = pfn_of(c, s);
+	}
+	if (cursor)
+		*cursor = s;
+	*sent = n;
+	return n ? send_pfns(c, pfns, n) : 0;
+}
+
+static int postcopy(struct snd *c, uint64_t *pending, int *resumed, uint64_t tp)
+{
+	uint8_t body[XSR_MIG_MAX_RREC + XSR_MIG_MAX_TEXT];
+	uint64_t npending = popcount(pending, c->words), cursor = 0;
+	uint64_t *want = calloc(c->words, 8), nwant = 0;
+	struct xsr_mig_round r = {.round = c->round, .pages = npending, .flags = XSR_MIG_ROUND_PAUSED};
+	size_t len;
+	int rc;
+
+	if (!want) {
+		snprintf(c->err, c->errlen, "out of memory");
+		return XSR_E_NOMEM;
+	}
+	c->st->postcopy = 1;
+	if ((rc = xsr_writer_add(c->w, XSR_SEC_POSTCOPY_BEGIN, 0, &r, sizeof(r))) < 0) {
+		werr(c, rc);
+		goto out;
+	}
+	if ((rc = put_vcpus_and_context(c)) < 0)
+		goto out;
+	/* The pending list, in records of at most XSR_MAX_BATCH pfns. */
+	uint8_t *rec = malloc(sizeof(struct xsr_mig_pfns) + XSR_MAX_BATCH * 8);
+	if (!rec) {
+		rc = XSR_E_NOMEM;
+		goto out;
+	}
+	struct xsr_mig_pfns ph = {0};
+	for (uint64_t s = 0; s <= c->nslots && rc == 0; s++) {
+		if (s < c->nslots && !(pending[s / 64] >> (s % 64) & 1))
+			continue;
+		if (s < c->nslots) {
+			uint64_t pfn = pfn_of(c, s);
+			memcpy(rec + sizeof(ph) + 8 * (size_t)ph.count++, &pfn, 8);
+		}
+		if (ph.count && (ph.count == XSR_MAX_BATCH || s == c->nslots)) {
+			memcpy(rec, &ph, sizeof(ph));
+			if ((rc = xsr_writer_add(c->w, XSR_SEC_POSTCOPY_PFNS, 0, rec, sizeof(ph) + 8 * (size_t)ph.count)) < 0)
+				werr(c, rc);
+			ph.count = 0;
+		}
+	}
+	free(rec);
+	if (rc < 0)
+		goto out;
+	if ((rc = xsr_writer_add(c->w, XSR_SEC_POSTCOPY_TRANSITION, 0, NULL, 0)) < 0) {
+		werr(c, rc);
+		peer_reason(c);
+		goto out;
+	}
+	/* Until RESUMED the guest has not run there: a failure still rolls back. */
+	for (;;) {
+		rc = xsr_mig_recv(c->fd, c->o->ack_timeout_ms, body, &len, c->err, c->errlen);
+		if (rc == XSR_MIG_R_FAULT) {
+			/* Early faults (KVM touching memory at start) are taken below. */
+			struct xsr_mig_pfns h;
+			memcpy(&h, body, sizeof(h));
+			for (uint32_t i = 0; i < h.count && i < XSR_MIG_MAX_FAULT; i++) {
+				uint64_t pfn;
+				memcpy(&pfn, body + sizeof(h) + 8 * i, 8);
+				int64_t s = pfn > XSR_MAX_PFN ? -1 : slot_of(c, pfn);
+				if (s < 0) {
+					snprintf(c->err, c->errlen,
+						 "the receiver asked (FAULT) for pfn 0x%" PRIx64 ", which is outside the guest's memory: refused",
+						 pfn);
+					rc = XSR_E_PEER;
+					goto out;
+				}
+				c->st->faults++;
+				if ((pending[s / 64] >> (s % 64) & 1) && !(want[s / 64] >> (s % 64) & 1)) {
+					want[s / 64] |= UINT64_C(1) << (s % 64);
+					nwant++;
+				}
+			}
+			continue;
+		}
+		if (rc == XSR_MIG_R_RESUMED)
+			break;
+		if (rc == XSR_MIG_R_ERROR) {
+			body[len - 1] = 0;
+			snprintf(c->err, c->errlen, "the receiver failed: %s", (char *)body + sizeof(struct xsr_mig_error));
+			rc = XSR_E_PEER;
+		} else if (rc >= 0) {
+			snprintf(c->err, c->errlen, "the receiver sent %s where resumed was due", xsr_mig_rec_name((uint32_t)rc));
+			rc = XSR_E_PEER;
+		} else {
+			char e[512];
+			snprintf(e, sizeof(e), "%s", c->err);
+			snprintf(c->err, c->errlen, "waiting for the receiver to resume the guest: %s", e);
+		}
+		goto out;
+	}
+	*resumed = 1;
+	c->st->downtime_ns = xsr_now_ns() - tp;
+	{
+		struct xsr_mig_ack a;
+		memcpy(&a, body, sizeof(a));
+		c->st->receiver_load_ns = a.load_ns;
+	}
+	uint64_t pushed = 0;
+	while (npending) {
+		uint64_t sent;
+
+		if ((rc = take_faults(c, pending, want, &nwant, 0)) < 0)
+			goto out;
+		while (nwant) {
+			if ((rc = push_from(c, want, pending, NULL, PUSH_CHUNK, &sent)) < 0)
+				goto out;
+			nwant -= sent;
+			npending -= sent;
+			c->st->faults_served += sent;
+			c->st->postcopy_pages += sent;
+		}
+		if ((rc = push_from(c, pending, pending, &cursor, PUSH_CHUNK, &sent)) < 0)
+			goto out;
+		/* A slot taken through @want is gone from @pending, so no double count. */
+		npending -= sent;
+		pushed += sent;
+		c->st->postcopy_pages += sent;
+		if (pushed >= c->st->round[0].pages / 4 || npending < PUSH_CHUNK)
+			cut(c, "postcopy");
+		if (c->o->progress_fd >= 0 && sent)
+			dprintf(c->o->progress_fd, "\rmigrate: post-copy: %" PRIu64 " pages left, %" PRIu64 " faults   ",
+				npending, c->st->faults);
+	}
+	rc = 0;
+out:
+	free(want);
+	return rc;
+}
+
+int xsr_migrate_send(struct xsr_backend *be, int fd, const struct xsr_mig_send_opts *o,
+		     struct xsr_mig_send_stats *st, char *err, size_t errlen)
+{
+	const struct xsr_backend_ops *ops = be->ops;
+	struct snd c = {.be = be, .o = o, .st = st, .fd = fd, .err = err, .errlen = errlen};
+	uint8_t body[XSR_MIG_MAX_RREC + XSR_MIG_MAX_TEXT];
+	uint64_t *bm = NULL, t0 = xsr_now_ns(), tp = 0;
+	int rc, dirty = 0, paused = 0, resumed_remote = 0;
+	struct xsr_writer_stats ws;
+	size_t len;
+
+	memset(st, 0, sizeof(*st));
+	err[0] = 0;
+	if ((rc = ops->describe(be, &c.info)) < 0) {
+		snprintf(err, errlen, "describing the domain: %s", ops->error(be));
+		return rc;
+	}
+	c.slot0 = calloc(c.info.nr_runs + 1, sizeof(uint64_t));
+	if (!c.slot0)
+		return XSR_E_NOMEM;
+	for (uint32_t r = 0; r < c.info.nr_runs; r++) {
+		c.slot0[r] = c.nslots;
+		c.nslots += c.info.runs[r].count;
+	}
+	c.words = (c.nslots + 63) / 64 + 1;
+	struct xsr_writer_params p = {
+	    .machine = EM_X86_64, .kind = XSR_KIND_MIGRATION, .layout = XSR_LAYOUT_STREAM,
+	    .nr_vcpus = c.info.nr_vcpus, .nr_runs = c.info.nr_runs, .runs = c.info.runs,
+	    .hypervisor = c.info.hypervisor, .hypervisor_version = c.info.hypervisor_version,
+	    .compress = o->compress,
+	};
+	if ((rc = xsr_writer_open(&c.w, fd, &p, err, errlen)) < 0)
+		goto out;
+	if ((rc = hello(&c)) < 0)
+		goto out;
+	bm = calloc(c.words, 8);
+	if (!bm) {
+		rc = XSR_E_NOMEM;
+		goto out;
+	}
+	if ((rc = ops->dirty_start(be)) < 0) {
+		snprintf(err, errlen, "starting dirty tracking: %s", ops->error(be));
+		goto out;
+	}
+	dirty = 1;
+	for (;;) {
+		uint64_t rt0 = xsr_now_ns();
+
+		xsr_writer_stats(c.w, &ws);
+		c.round_pages = c.round_zero = 0;
+		rc = send_slots(&c, c.round ? bm : NULL, c.round == 0 ? "round0" : c.round == 1 ? "round1" : NULL);
+		if (rc == 0)
+			rc = end_round(&c, rt0, ws.bytes);
+		if (rc < 0) {
+			if (!strstr(err, "receiver"))
+				peer_reason(&c);
+			goto out;
+		}
+		memset(bm, 0, c.words * 8);
+		if ((rc = ops->dirty_fetch(be, bm, c.nslots)) < 0) {
+			snprintf(err, errlen, "reading the dirty log: %s", ops->error(be));
+			goto out;
+		}
+		uint64_t n = popcount(bm, c.words);
+		st->round[c.round < XSR_MIG_MAX_ROUNDS_STAT ? c.round : XSR_MIG_MAX_ROUNDS_STAT - 1].dirty = n;
+		if (o->progress_fd >= 0)
+			dprintf(o->progress_fd, "\rmigrate: round %u: %" PRIu64 " pages sent, %" PRIu64 " dirtied, %.1f MB/s\n",
+				c.round, c.round_pages, n, st->bandwidth / 1e6);
+		c.round++;
+		if (should_stop(&c, n, c.round) || c.round + 1 >= XSR_MIG_MAX_ROUNDS_STAT)
+			break;
+	}
+	if ((rc = ops->pause(be)) < 0) {
+		snprintf(err, errlen, "pausing the domain: %s", ops->error(be));
+		goto out;
+	}
+	paused = 1;
+	tp = xsr_now_ns();
+	/* dirty_fetch ORs in: bm keeps what the last round left. */
+	if ((rc = ops->dirty_fetch(be, bm, c.nslots)) < 0) {
+		snprintf(err, errlen, "reading the dirty log: %s", ops->error(be));
+		goto out;
+	}
+	xsr_writer_stats(c.w, &ws);
+	c.round_pages = c.round_zero = 0;
+	if (o->postcopy) {
+		rc = postcopy(&c, bm, &resumed_remote, tp);
+	} else {
+		rc = send_slots(&c, bm, "final");
+		if (rc == 0)
+			rc = put_vcpus_and_context(&c);
+	}
+	if (rc < 0) {
+		if (!strstr(err, "receiver"))
+			peer_reason(&c);
+		goto out;
+	}
+	{
+		struct xsr_writer_stats ws2;
+		xsr_writer_stats(c.w, &ws2);
+		struct xsr_mig_round_stat *rs = &st->round[c.round];
+		rs->pages = c.round_pages;
+		rs->zero_pages = c.round_zero;
+		rs->bytes = ws2.bytes - ws.bytes;
+		rs->paused = 1;
+		st->rounds = c.round + 1;
+	}
+	xsr_writer_stats(c.w, &ws);
+	rc = xsr_writer_close(c.w, err, errlen);
+	c.w = NULL;
+	/* close() added NOTES and END: header + body + padding + trailer each. */
+	st->total_bytes = ws.bytes + 64 + (((uint64_t)c.info.nr_vcpus * XSR_NOTE_SIZE + 7) & ~UINT64_C(7)) + 8 +
+			  64 + sizeof(struct xsr_end) + 8;
+	st->data_pages = ws.pages;
+	st->zero_pages = ws.zero_pages;
+	if (rc < 0) {
+		peer_reason(&c);
+		goto out;
+	}
+	cut(&c, "end");
+	if (o->postcopy) {
+		if ((rc = expect(&c, XSR_MIG_R_COMPLETE, o->ack_timeout_ms, body, &len)) < 0) {
+			/* FAULTs still in flight are harmless: every page went out. */
+			goto out;
+		}
+	}
+	if ((rc = expect(&c, XSR_MIG_R_COMMIT, o->ack_timeout_ms, body, &len)) < 0)
+		goto out;
+	if (!o->postcopy) {
+		struct xsr_mig_ack a;
+		memcpy(&a, body, sizeof(a));
+		st->downtime_ns = xsr_now_ns() - tp;
+		st->receiver_load_ns = a.load_ns;
+	}
+	rc = 0;
+out:
+	if (o->progress_fd >= 0)
+		dprintf(o->progress_fd, "\n");
+	xsr_writer_abort(c.w);
+	if (dirty)
+		ops->dirty_stop(be);
+	if (rc < 0 && resumed_remote) {
+		/* The guest ran on the receiver: this copy is stale.  Keep it paused. */
+		char e[1024];
+		snprintf(e, sizeof(e), "%s", err);
+		snprintf(err, errlen,
+			 "post-copy interrupted after the guest resumed on the receiver: %s; the guest's state is split "
+			 "(source holds it paused as of the switch-over)",
+			 e);
+		rc = XSR_MIG_SPLIT;
+	} else if (rc < 0 && paused) {
+		ops->resume(be);
+	}
+	free(bm);
+	free(c.slot0);
+	st->elapsed_ns = xsr_now_ns() - t0;
+	return rc;
+}

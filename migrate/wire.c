@@ -1,0 +1,197 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * The receiver's records: framing, checking, and the test-only cut points.
+ * Receiver records are small (<= 1.6 KiB), so they are assembled in one
+ * buffer and hashed with the library's public xsr_hash().
+ */
+#include <errno.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <xsrelf/xsrelf.h>
+
+#include "proto.h"
+
+#define ALIGN8(x) (((x) + 7) & ~(uint64_t)7)
+
+static const char *const names[] = {
+    [XSR_MIG_R_HELLO - XSR_MIG_R__FIRST] = "hello",
+    [XSR_MIG_R_ACK - XSR_MIG_R__FIRST] = "ack",
+    [XSR_MIG_R_FAULT - XSR_MIG_R__FIRST] = "fault",
+    [XSR_MIG_R_RESUMED - XSR_MIG_R__FIRST] = "resumed",
+    [XSR_MIG_R_COMPLETE - XSR_MIG_R__FIRST] = "complete",
+    [XSR_MIG_R_COMMIT - XSR_MIG_R__FIRST] = "commit",
+    [XSR_MIG_R_ERROR - XSR_MIG_R__FIRST] = "error",
+};
+
+/* Smallest and largest body of each receiver record. */
+static const struct {
+	uint32_t min, max;
+} lens[] = {
+    [XSR_MIG_R_HELLO - XSR_MIG_R__FIRST] = {sizeof(struct xsr_mig_hello) + 1,
+					    sizeof(struct xsr_mig_hello) + XSR_MIG_MAX_TEXT},
+    [XSR_MIG_R_ACK - XSR_MIG_R__FIRST] = {sizeof(struct xsr_mig_ack), sizeof(struct xsr_mig_ack)},
+    [XSR_MIG_R_FAULT - XSR_MIG_R__FIRST] = {sizeof(struct xsr_mig_pfns) + 8, XSR_MIG_MAX_RREC},
+    [XSR_MIG_R_RESUMED - XSR_MIG_R__FIRST] = {sizeof(struct xsr_mig_ack), sizeof(struct xsr_mig_ack)},
+    [XSR_MIG_R_COMPLETE - XSR_MIG_R__FIRST] = {sizeof(struct xsr_mig_ack), sizeof(struct xsr_mig_ack)},
+    [XSR_MIG_R_COMMIT - XSR_MIG_R__FIRST] = {sizeof(struct xsr_mig_ack), sizeof(struct xsr_mig_ack)},
+    [XSR_MIG_R_ERROR - XSR_MIG_R__FIRST] = {sizeof(struct xsr_mig_error) + 1,
+					    sizeof(struct xsr_mig_error) + XSR_MIG_MAX_TEXT},
+};
+
+const char *xsr_mig_rec_name(uint32_t code)
+{
+	if (code < XSR_MIG_R__FIRST || code >= XSR_MIG_R__END)
+		return "?";
+	return names[code - XSR_MIG_R__FIRST];
+}
+
+static int write_all(int fd, const void *buf, size_t len)
+{
+	const uint8_t *p = buf;
+
+	while (len) {
+		ssize_t n = send(fd, p, len, MSG_NOSIGNAL);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -errno;
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+int xsr_mig_send(int fd, uint32_t code, const void *body, size_t len)
+{
+	uint8_t buf[sizeof(struct xsr_record_header) + XSR_MIG_MAX_RREC + XSR_MIG_MAX_TEXT + 16];
+	struct xsr_record_header rh = {
+	    .sh_type = XSR_SHT(code, 0),
+	    .sh_offset = XSR_OFF_STREAMED,
+	    .sh_size = len,
+	    .sh_addralign = 8,
+	};
+	size_t span = sizeof(rh) + ALIGN8(len);
+	uint64_t h;
+
+	if (span + 8 > sizeof(buf))
+		return XSR_E_LIMIT;
+	memset(buf, 0, span);
+	memcpy(buf, &rh, sizeof(rh));
+	memcpy(buf + sizeof(rh), body, len);
+	h = xsr_hash(buf, span);
+	memcpy(buf + span, &h, 8);
+	return write_all(fd, buf, span + 8) < 0 ? XSR_E_IO : 0;
+}
+
+/* Read exactly @len octets, waiting at most until @deadline_ms passes. */
+static int read_full(int fd, void *buf, size_t len, int timeout_ms, char *err, size_t errlen,
+		     const char *what)
+{
+	uint8_t *p = buf;
+	size_t got = 0;
+
+	while (got < len) {
+		struct pollfd pf = {.fd = fd, .events = POLLIN};
+		int r = poll(&pf, 1, timeout_ms);
+
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r == 0) {
+			snprintf(err, errlen, "the receiver sent nothing for %d ms (waiting for %s)",
+				 timeout_ms, what);
+			return XSR_E_PEER;
+		}
+		ssize_t n = recv(fd, p + got, len - got, 0);
+
+		if (n < 0 && (errno == EINTR || errno == EAGAIN))
+			continue;
+		if (n < 0) {
+			snprintf(err, errlen, "connection to the receiver failed while reading %s: %s",
+				 what, strerror(errno));
+			return XSR_E_IO;
+		}
+		if (n == 0) {
+			snprintf(err, errlen, "the receiver closed the connection (%s%s)", what,
+				 got ? ", record cut short" : "");
+			return XSR_E_TRUNCATED;
+		}
+		got += (size_t)n;
+	}
+	return 0;
+}
+
+int xsr_mig_recv(int fd, int timeout_ms, void *body, size_t *len, char *err, size_t errlen)
+{
+	uint8_t buf[sizeof(struct xsr_record_header) + XSR_MIG_MAX_RREC + XSR_MIG_MAX_TEXT + 16];
+	struct xsr_record_header rh;
+	uint64_t h;
+	uint32_t code;
+	int r;
+
+	r = read_full(fd, &rh, sizeof(rh), timeout_ms, err, errlen, "a record header");
+	if (r < 0)
+		return r;
+	code = rh.sh_type & XSR_SHT_CODE_MASK;
+	if ((rh.sh_type & ~XSR_SHT_CODE_MASK) != XSR_SHT_BASE || code < XSR_MIG_R__FIRST ||
+	    code >= XSR_MIG_R__END) {
+		snprintf(err, errlen, "the receiver sent a record of unknown type 0x%x (code %u)",
+			 rh.sh_type, code);
+		return XSR_E_PEER;
+	}
+	const char *name = xsr_mig_rec_name(code);
+	if (rh.sh_name || rh.sh_flags || rh.sh_addr || rh.sh_offset != XSR_OFF_STREAMED ||
+	    rh.sh_link || rh.sh_info || rh.sh_addralign != 8 || rh.sh_entsize) {
+		snprintf(err, errlen, "receiver record %s: a field that must be zero is set", name);
+		return XSR_E_PEER;
+	}
+	if (rh.sh_size < lens[code - XSR_MIG_R__FIRST].min ||
+	    rh.sh_size > lens[code - XSR_MIG_R__FIRST].max) {
+		snprintf(err, errlen, "receiver record %s: %llu octets, must be %u..%u", name,
+			 (unsigned long long)rh.sh_size, lens[code - XSR_MIG_R__FIRST].min,
+			 lens[code - XSR_MIG_R__FIRST].max);
+		return XSR_E_PEER;
+	}
+	size_t span = ALIGN8(rh.sh_size);
+	memcpy(buf, &rh, sizeof(rh));
+	r = read_full(fd, buf + sizeof(rh), span + 8, timeout_ms, err, errlen, name);
+	if (r < 0)
+		return r;
+	memcpy(&h, buf + sizeof(rh) + span, 8);
+	for (size_t i = rh.sh_size; i < span; i++)
+		if (buf[sizeof(rh) + i]) {
+			snprintf(err, errlen, "receiver record %s: padding is not zero", name);
+			return XSR_E_PEER;
+		}
+	if (xsr_hash(buf, sizeof(rh) + span) != h) {
+		snprintf(err, errlen, "receiver record %s: checksum mismatch", name);
+		return XSR_E_CHECKSUM;
+	}
+	memcpy(body, buf + sizeof(rh), rh.sh_size);
+	*len = rh.sh_size;
+	return (int)code;
+}
+
+static char cut_point[32];
+
+void xsr_mig_set_cut(const char *spec)
+{
+#if XSR_TESTHOOKS
+	snprintf(cut_point, sizeof(cut_point), "%s", spec ? spec : "");
+#else
+	(void)spec;
+#endif
+}
+
+int xsr_mig_cut_here(const char *point)
+{
+	if (!cut_point[0] || strcmp(cut_point, point))
+		return 0;
+	cut_point[0] = 0;
+	return 1;
+}
