@@ -89,7 +89,8 @@ static void migrate_usage(FILE *f)
 		"source VMM exits only after the receiver's COMMIT; on any failure before\n"
 		"that the guest keeps running here.\n"
 		"--postcopy resumes the guest on the receiver after --postcopy-rounds (1)\n"
-		"rounds with the dirty pages still missing; they follow on demand (faults)\n"
+		"rounds (0: none, every page follows) with the dirty pages still missing;\n"
+		"they follow on demand (faults)\n"
 		"and in the background.  If the connection breaks after the guest resumed\n"
 		"there, the guest's state is split: exit status 4, the source holds its copy\n"
 		"paused (see docs/migration-protocol.md).\n"
@@ -154,7 +155,7 @@ int cmd_migrate(int argc, char **argv)
 		case 'm':
 		case 'M': {
 			unsigned long v = strtoul(optarg, &end, 10);
-			if (*end || !*optarg || (o != 'd' && (v < 1 || v > 60))) {
+			if (*end || !*optarg || (o != 'd' && (v < (o == 'P' ? 0u : 1u) || v > 60))) {
 				xsr_err("migrate", "%s %s: expected %s", o == 'd' ? "--max-downtime" : "a round count",
 					optarg, o == 'd' ? "milliseconds" : "1..60");
 				return XSR_EXIT_USAGE;

@@ -48,6 +48,7 @@ struct snd {
 	uint64_t *slot0; /* first slot of each run */
 	uint32_t round;
 	uint64_t round_pages, round_zero;
+	uint8_t *bounce; /* CHUNK pages: see send_pfns() */
 	char *err;
 	size_t errlen;
 	char peer_msg[XSR_MIG_MAX_TEXT + 64];
@@ -118,7 +119,13 @@ static void peer_reason(struct snd *c)
 	}
 }
 
-/* Write pages (pfns need not be contiguous) in batches. */
+/*
+ * Write pages (pfns need not be contiguous).  Each page is copied out of the
+ * guest first: the writer checksums a record's body and then writes it, and
+ * a running guest may change a page in between, which the receiver would
+ * (rightly) refuse as a corrupt record.  A copy torn by a concurrent write is
+ * harmless: the page is dirty again and goes out in a later round.
+ */
 static int send_pfns(struct snd *c, const uint64_t *pfns, uint32_t n)
 {
 	const void *ptrs[CHUNK];
@@ -135,11 +142,11 @@ static int send_pfns(struct snd *c, const uint64_t *pfns, uint32_t n)
 				 c->be->ops->error(c->be));
 			return rc;
 		}
-		ptrs[i] = addr;
+		memcpy(c->bounce + (size_t)i * XSR_PAGE_SIZE, addr, XSR_PAGE_SIZE);
+		c->be->ops->unmap(c->be, addr, pfns[i], 1);
+		ptrs[i] = c->bounce + (size_t)i * XSR_PAGE_SIZE;
 	}
 	rc = xsr_writer_put_pages(c->w, pfns, n, ptrs);
-	for (uint32_t i = 0; i < n; i++)
-		c->be->ops->unmap(c->be, (void *)ptrs[i], pfns[i], 1);
 	if (rc < 0)
 		return werr(c, rc);
 	xsr_writer_stats(c->w, &ws1);
@@ -550,8 +557,13 @@ int xsr_migrate_send(struct xsr_backend *be, int fd, const struct xsr_mig_send_o
 		return rc;
 	}
 	c.slot0 = calloc(c.info.nr_runs + 1, sizeof(uint64_t));
-	if (!c.slot0)
+	c.bounce = aligned_alloc(XSR_PAGE_SIZE, (size_t)CHUNK * XSR_PAGE_SIZE);
+	if (!c.slot0 || !c.bounce) {
+		free(c.slot0);
+		free(c.bounce);
+		snprintf(err, errlen, "out of memory");
 		return XSR_E_NOMEM;
+	}
 	for (uint32_t r = 0; r < c.info.nr_runs; r++) {
 		c.slot0[r] = c.nslots;
 		c.nslots += c.info.runs[r].count;
@@ -577,7 +589,10 @@ int xsr_migrate_send(struct xsr_backend *be, int fd, const struct xsr_mig_send_o
 		goto out;
 	}
 	dirty = 1;
-	for (;;) {
+	/* Pure post-copy (postcopy_rounds 0): no pre-copy, every page is pending. */
+	for (uint64_t sl = 0; o->postcopy && !o->postcopy_rounds && sl < c.nslots; sl++)
+		bm[sl / 64] |= UINT64_C(1) << (sl % 64);
+	for (; !(o->postcopy && !o->postcopy_rounds);) {
 		uint64_t rt0 = xsr_now_ns();
 
 		xsr_writer_stats(c.w, &ws);
@@ -687,6 +702,7 @@ out:
 	}
 	free(bm);
 	free(c.slot0);
+	free(c.bounce);
 	st->elapsed_ns = xsr_now_ns() - t0;
 	return rc;
 }

@@ -265,8 +265,6 @@ static void do_migrate(struct xsr_vmm *v, char **argv, int argc, const int *fds,
 	o.max_downtime_ms = arg_u64(argv, argc, "max_downtime", 0);
 	o.min_rounds = (uint32_t)arg_u64(argv, argc, "min_rounds", 1);
 	o.max_rounds = (uint32_t)arg_u64(argv, argc, "max_rounds", 5);
-	if (o.postcopy_rounds < 1)
-		o.postcopy_rounds = 1;
 	if (o.max_rounds < 1)
 		o.max_rounds = 1;
 	if (progress && !strcmp(progress, "1") && nfds >= 2)
