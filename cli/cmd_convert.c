@@ -2,6 +2,7 @@
 /* xsr convert: seekable <-> stream, losslessly, through the one writer. */
 #include <getopt.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -11,15 +12,20 @@
 
 static void usage(FILE *f)
 {
-	fprintf(f, "usage: xsr convert [--to seekable|stream] [--compress zstd|lz4] IN OUT\n\n"
+	fprintf(f, "usage: xsr convert [--to seekable|stream] [--compress zstd|lz4] IN OUT\n"
+		   "       xsr convert --paging [--vcpu N] IN OUT\n\n"
 		   "Copy an image into the other layout ('-' = stdin / stdout).  Without --to,\n"
 		   "a regular-file OUT becomes seekable and stdout a stream.  Every page and\n"
-		   "record is verified on the way; a later copy of a page in a stream wins.\n");
+		   "record is verified on the way; a later copy of a page in a stream wins.\n"
+		   "--paging writes a core whose PT_LOADs are vCPU N's guest-virtual mappings\n"
+		   "(default vCPU 0), so `gdb GUEST.elf OUT` reads variables at their linked\n"
+		   "addresses; IN and OUT must be files.\n");
 }
 
 int cmd_convert(int argc, char **argv)
 {
 	static const struct option opts[] = {{"to", required_argument, 0, 't'}, {"compress", required_argument, 0, 'c'},
+					     {"paging", no_argument, 0, 'p'}, {"vcpu", required_argument, 0, 'v'},
 					     {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
 	struct xsr_convert_opts co = {0};
 	int c;
@@ -46,6 +52,17 @@ int cmd_convert(int argc, char **argv)
 				return XSR_EXIT_USAGE;
 			}
 			break;
+		case 'p': co.paging = 1; break;
+		case 'v': {
+			char *e;
+			unsigned long v = strtoul(optarg, &e, 0);
+			if (*e || v >= XSR_MAX_VCPUS) {
+				xsr_err("convert", "--vcpu %s: need a vCPU number", optarg);
+				return XSR_EXIT_USAGE;
+			}
+			co.paging_vcpu = (uint32_t)v;
+			break;
+		}
 		case 'h': usage(stdout); return XSR_EXIT_OK;
 		default: usage(stderr); return XSR_EXIT_USAGE;
 		}
@@ -55,7 +72,7 @@ int cmd_convert(int argc, char **argv)
 		return XSR_EXIT_USAGE;
 	}
 	const char *in = argv[optind], *outp = argv[optind + 1];
-	if (co.layout == XSR_LAYOUT_SEEKABLE && !strcmp(outp, "-")) {
+	if ((co.layout == XSR_LAYOUT_SEEKABLE || co.paging) && !strcmp(outp, "-")) {
 		xsr_err("convert", "a seekable image needs a file, not stdout");
 		return XSR_EXIT_USAGE;
 	}

@@ -11,6 +11,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <xsrelf/paging.h>
+
 #include "internal.h"
 
 /* Sections the writer makes itself. */
@@ -46,8 +48,24 @@ static int copy_section(struct xsr_writer *w, uint32_t sh_type, uint32_t info, u
 	return rc;
 }
 
+/* Guest-physical reads for the page-table walker, page by verified page. */
+static int image_phys(void *ctx, uint64_t paddr, void *buf, size_t len)
+{
+	uint8_t page[XSR_PAGE_SIZE];
+	uint64_t off = paddr & (XSR_PAGE_SIZE - 1);
+	if (len > XSR_PAGE_SIZE - off)
+		return XSR_E_RANGE;
+	int rc = xsr_image_read_page(ctx, paddr >> XSR_PAGE_SHIFT, page, NULL);
+	if (rc < 0)
+		return rc;
+	memcpy(buf, page + off, len);
+	return 0;
+}
+
 static int from_image(int in, int out, const struct xsr_convert_opts *o, char *err, size_t errlen)
 {
+	struct xsr_vload *vl = NULL;
+	uint32_t nvl = 0;
 	struct xsr_image *img = NULL;
 	struct xsr_writer *w = NULL;
 	struct xsr_vcpu_state *vs = malloc(sizeof(*vs));
@@ -75,10 +93,26 @@ static int from_image(int in, int out, const struct xsr_convert_opts *o, char *e
 		xsr_fmt(err, errlen, "%s", xsr_image_error(img));
 		goto out;
 	}
+	if (o && o->paging) {
+		if (o->paging_vcpu >= fh->nr_vcpus) {
+			xsr_fmt(err, errlen, "--vcpu %u: the image has %u vCPUs", o->paging_vcpu, fh->nr_vcpus);
+			rc = XSR_E_RANGE;
+			goto out;
+		}
+		if ((rc = xsr_image_vcpu(img, o->paging_vcpu, vs)) < 0) {
+			xsr_fmt(err, errlen, "%s", xsr_image_error(img));
+			goto out;
+		}
+		rc = xsr_paging_walk(&vs->r, xsr_image_runs(img), xsr_image_nruns(img), image_phys, img, &vl, &nvl,
+				     err, errlen);
+		if (rc < 0)
+			goto out;
+	}
 	struct xsr_writer_params p = {
 		.machine = EM_X86_64, .kind = fh->kind, .layout = o ? o->layout : 0,
 		.flags = fh->flags, .nr_vcpus = fh->nr_vcpus, .nr_runs = xsr_image_nruns(img),
 		.runs = xsr_image_runs(img), .producer = pr, .compress = o ? o->compress : 0,
+		.vloads = vl, .nr_vloads = nvl,
 	};
 	if ((rc = xsr_writer_open(&w, out, &p, err, errlen)) < 0)
 		goto out;
@@ -136,6 +170,7 @@ static int from_image(int in, int out, const struct xsr_convert_opts *o, char *e
 out:
 	xsr_writer_abort(w);
 	xsr_image_close(img);
+	free(vl);
 	free(pr);
 	free(buf);
 	free(vs);
@@ -255,11 +290,19 @@ int xsr_convert(int in, int out, const struct xsr_convert_opts *o, char *err, si
 		}
 		if (hdr[XSR_EHDR_SIZE + 12] == XSR_LAYOUT_SEEKABLE)
 			return from_image(in, out, o, err, errlen);
+		if (o && o->paging) {
+			xsr_fmt(err, errlen, "a paging view needs a seekable input (convert the stream to a seekable image first)");
+			return XSR_E_STATE;
+		}
 		if (lseek(in, sizeof(hdr), SEEK_SET) < 0) {
 			xsr_fmt(err, errlen, "seeking the input: %s", strerror(errno));
 			return XSR_E_IO;
 		}
 		return from_stream(in, hdr, sizeof(hdr), out, o, err, errlen);
+	}
+	if (o && o->paging) {
+		xsr_fmt(err, errlen, "a paging view needs a seekable input file (convert the stream to a seekable image first)");
+		return XSR_E_STATE;
 	}
 	ssize_t r = xsr_io_read(in, hdr, sizeof(hdr));
 	if (r < 0) {

@@ -118,6 +118,9 @@ XSR_API const struct xsr_file_header *xsr_stream_header(const struct xsr_stream 
 struct xsr_convert_opts {
 	uint8_t layout;   /* enum xsr_layout; 0 = decide from @out */
 	uint8_t compress; /* stream page batches */
+	uint8_t paging;   /* write a paging view (seekable in and out) */
+	uint8_t reserved;
+	uint32_t paging_vcpu; /* whose page tables */
 };
 XSR_API int xsr_convert(int in, int out, const struct xsr_convert_opts *o, char *err, size_t errlen);
 
