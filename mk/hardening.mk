@@ -1,0 +1,51 @@
+# Hardening (issue 8): libFuzzer targets, sanitizer-free valgrind run of the
+# CLI tier, and the sweep helper that tests/hardening/*.sh build on demand.
+#
+#   make fuzz FUZZ_SECONDS=N   build every tests/fuzz/*/fuzz_*.c with clang
+#                              (libFuzzer + ASan + UBSan) and run each N s
+#   make fuzz-regress          run each target once over its committed seeds
+#   make valgrind              tests/cli/basic.sh with bin/xsr under valgrind
+FUZZ_CC      ?= clang
+FUZZ_SECONDS ?= 60
+FUZZ_JOBS    ?= 1
+FUZZ_CFLAGS  := -std=gnu11 -O1 -g -fno-omit-frame-pointer -D_GNU_SOURCE -D_FILE_OFFSET_BITS=64 \
+                -Ilibxsrelf/include -DXSR_TESTHOOKS=1 -fsanitize=address,undefined \
+                -fno-sanitize-recover=undefined
+FUZZ_SRC     := $(wildcard tests/fuzz/*/fuzz_*.c)
+FUZZ_BIN     := $(foreach s,$(FUZZ_SRC),build/fuzz/$(basename $(notdir $(s))))
+FUZZ_LIBOBJ  := $(LIB_SRC:libxsrelf/src/%.c=build/fuzz/lib/%.o)
+
+build/fuzz/lib/%.o: libxsrelf/src/%.c $(wildcard libxsrelf/include/xsrelf/*.h libxsrelf/src/*.h)
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -c $< -o $@
+
+# Each target may name extra tool objects it needs in a "// FUZZ_EXTRA: dir/x.c" line.
+build/fuzz/fuzz_%: $(FUZZ_LIBOBJ) $(wildcard tests/fuzz/*/fuzz_*.c tests/fuzz/*.h)
+	@mkdir -p $(dir $@)
+	src=$$(ls tests/fuzz/*/$(notdir $@).c); \
+	extra=$$(sed -n 's|^// FUZZ_EXTRA: *||p' $$src); \
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $$src $$extra $(FUZZ_LIBOBJ) $(LIB_LIBS) -lpthread
+
+.SECONDARY: $(FUZZ_LIBOBJ)
+
+fuzz-deps:
+	XSR_EXTRA_PKGS="clang libclang-rt-14-dev" tests/install-deps.sh
+
+fuzz-build: fuzz-deps
+	$(MAKE) $(FUZZ_BIN)
+
+fuzz: fuzz-build
+	tests/fuzz/run.sh $(FUZZ_SECONDS) $(FUZZ_BIN)
+
+fuzz-regress: fuzz-build
+	tests/fuzz/run.sh regress $(FUZZ_BIN)
+
+# The sweep program of tests/hardening/sweep.sh (links the static library).
+tests/build/sweep: tests/hardening/sweep.c lib/libxsrelf.a
+	@mkdir -p tests/build
+	$(CC) $(CFLAGS_BASE) -o $@ $< lib/libxsrelf.a $(LIB_LIBS) -lpthread
+
+valgrind: all
+	XSR=$(CURDIR)/tests/hardening/valgrind-xsr bash tests/cli/basic.sh
+
+.PHONY: fuzz fuzz-deps fuzz-build fuzz-regress valgrind

@@ -1,0 +1,47 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * Conversion: any input (seekable or stream, detected) through xsr_convert to
+ * a seekable image in a memfd.  Oracle: whatever conversion accepts, it must
+ * write an image that opens and verifies intact.
+ */
+#include <stdio.h>
+
+#include <xsrelf/reader.h>
+
+#include "../common.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	char err[512];
+	uint64_t nr_pages;
+	/*
+	 * A valid header may claim up to 2^36 pages; the writer then makes a
+	 * sparse file of that size and hashes its index.  That is allowed by the
+	 * format (docs/limits.md) but would only time the fuzzer out.
+	 */
+	if (size >= 128) {
+		memcpy(&nr_pages, data + 96, 8);
+		if (nr_pages > 4096)
+			return 0;
+	}
+	int in = fuzz_memfd(data, size);
+	int out = memfd_create("xsr-fuzz-out", MFD_CLOEXEC);
+	if (out < 0)
+		abort();
+	struct xsr_convert_opts o = {.layout = XSR_LAYOUT_SEEKABLE};
+	if (xsr_convert(in, out, &o, err, sizeof(err)) == 0) {
+		struct xsr_image *img;
+		if (xsr_image_open(&img, out, err, sizeof(err)) < 0) {
+			fprintf(stderr, "converted image does not open: %s\n", err);
+			abort();
+		}
+		if (xsr_image_verify(img, NULL, NULL) < 0) {
+			fprintf(stderr, "converted image does not verify: %s\n", xsr_image_error(img));
+			abort();
+		}
+		xsr_image_close(img);
+	}
+	close(in);
+	close(out);
+	return 0;
+}

@@ -1,0 +1,35 @@
+#!/bin/bash
+# Run libFuzzer targets: run.sh SECONDS BIN...  or  run.sh regress BIN...
+# Per target: executions, and findings (crash/leak/timeout/oom files written
+# under build/fuzz/artifacts/NAME/).  New corpus entries go to
+# build/fuzz/corpus/NAME; the committed seeds in tests/fuzz/NAME/seeds are
+# read only.  Exit 1 if anything was found.
+set -uo pipefail
+cd "$(dirname "$0")/../.."
+mode=$1; shift
+total_find=0
+for bin in "$@"; do
+	name=$(basename "$bin"); name=${name#fuzz_}
+	seeds=tests/fuzz/$name/seeds
+	corpus=build/fuzz/corpus/$name
+	art=build/fuzz/artifacts/$name
+	mkdir -p "$corpus" "$art"
+	log=build/fuzz/$name.log
+	if [ "$mode" = regress ]; then
+		"$bin" -runs=0 "$seeds" > "$log" 2>&1
+		rc=$?
+		n=$(ls "$seeds" | wc -l)
+		if [ $rc -eq 0 ]; then echo "$name: $n seed/regression files: ok"
+		else echo "$name: FAILED on a seed (see $log)"; total_find=$((total_find + 1)); fi
+		continue
+	fi
+	before=$(ls "$art" | wc -l)
+	nice -n 10 "$bin" -max_total_time="$mode" -timeout=10 -rss_limit_mb=2048 -max_len=262144 \
+		-artifact_prefix="$art/" -print_final_stats=1 "$corpus" "$seeds" > "$log" 2>&1
+	execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -n1)
+	after=$(ls "$art" | wc -l)
+	found=$((after - before))
+	total_find=$((total_find + found))
+	echo "$name: ${execs:-0} executions in $mode s, $found finding(s)$( [ $found -gt 0 ] && echo " in $art (log $log)")"
+done
+[ $total_find -eq 0 ]

@@ -1,0 +1,344 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * In-process corruption and truncation sweeps over a seekable image and a
+ * streamed image (run by tests/hardening/sweep.sh; spawning xsr per flip
+ * would take hours).
+ *
+ *   sweep SEEKABLE STREAM [COMPRESSED-STREAM...]
+ *
+ * Bit flips: every bit of every octet outside page data, and all 8 bits of
+ * one octet in every page slot (seekable) or every page carried (stream).
+ * Each flipped copy goes through what `xsr verify` does; every flip must be
+ * reported as damage (every octet of both layouts is covered by a header
+ * checksum, a record trailer, the integrity section, the page index or the
+ * zero-padding rule).  Truncation: at every 4 KiB boundary and every record
+ * boundary; the reader must fail and name an offset.  A crash or hang kills
+ * the run, which the script reports as a failure.
+ *
+ * Prints "ok"/"FAIL" lines, a "stats:" line per sweep, and "N passed, M failed".
+ */
+#include <elf.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <xsrelf/reader.h>
+
+static int passed, failed;
+
+static void result(int ok, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void result(int ok, const char *fmt, ...)
+{
+	va_list ap;
+	printf("%s - ", ok ? "ok  " : "FAIL");
+	va_start(ap, fmt);
+	vprintf(fmt, ap);
+	va_end(ap);
+	putchar('\n');
+	ok ? passed++ : failed++;
+}
+
+static uint8_t *load(const char *path, size_t *len)
+{
+	FILE *f = fopen(path, "rb");
+	if (!f) {
+		fprintf(stderr, "sweep: %s: %s\n", path, strerror(errno));
+		exit(2);
+	}
+	fseek(f, 0, SEEK_END);
+	*len = (size_t)ftell(f);
+	rewind(f);
+	uint8_t *b = malloc(*len);
+	if (!b || fread(b, 1, *len, f) != *len)
+		exit(2);
+	fclose(f);
+	return b;
+}
+
+/* One memfd reused for every variant: rewrite only what changed. */
+static int mfd = -1;
+static void put(const uint8_t *buf, size_t len)
+{
+	if (mfd < 0 && (mfd = memfd_create("xsr-sweep", MFD_CLOEXEC)) < 0)
+		exit(2);
+	if (ftruncate(mfd, 0) < 0 || pwrite(mfd, buf, len, 0) != (ssize_t)len)
+		exit(2);
+}
+
+static void poke(size_t off, uint8_t v)
+{
+	if (pwrite(mfd, &v, 1, (off_t)off) != 1)
+		exit(2);
+}
+
+static int is_damage(int rc)
+{
+	return rc < 0 && rc != XSR_E_IO && rc != XSR_E_NOMEM;
+}
+
+static char msg[1024];
+
+/* What `xsr verify` does: the file's own layout byte picks the reader. */
+static int verify_fd(size_t size)
+{
+	uint8_t hdr[128];
+	msg[0] = 0;
+	if (size >= 128 && pread(mfd, hdr, 128, 0) == 128 && hdr[64 + 12] == XSR_LAYOUT_SEEKABLE) {
+		struct xsr_image *img;
+		int rc = xsr_image_open(&img, mfd, msg, sizeof(msg));
+		if (rc < 0)
+			return rc;
+		rc = xsr_image_verify(img, NULL, NULL);
+		if (rc < 0)
+			snprintf(msg, sizeof(msg), "%s", xsr_image_error(img));
+		xsr_image_close(img);
+		return rc;
+	}
+	struct xsr_stream *s;
+	if (lseek(mfd, 0, SEEK_SET) < 0 || xsr_stream_open(&s, mfd, msg, sizeof(msg)) < 0)
+		exit(2);
+	int rc = xsr_stream_run(s, NULL, NULL);
+	if (rc < 0)
+		snprintf(msg, sizeof(msg), "%s", xsr_stream_error(s));
+	else if (xsr_stream_offset(s) != size) {
+		snprintf(msg, sizeof(msg), "data after the END record at stream offset 0x%llx",
+			 (unsigned long long)xsr_stream_offset(s));
+		rc = XSR_E_FORMAT;
+	}
+	xsr_stream_close(s);
+	return rc;
+}
+
+struct span {
+	size_t start, end; /* [start, end) */
+	const char *what;
+};
+
+/* Flip every bit of [a, b), or 8 bits of one octet per page in page spans. */
+struct tally {
+	unsigned long flips, detected;
+};
+
+static void flip_octet(const uint8_t *orig, size_t size, size_t off, const char *what, struct tally *t,
+		       unsigned long *missed)
+{
+	for (int bit = 0; bit < 8; bit++) {
+		poke(off, orig[off] ^ (uint8_t)(1u << bit));
+		int rc = verify_fd(size);
+		t->flips++;
+		if (is_damage(rc)) {
+			t->detected++;
+		} else if ((*missed)++ < 10) {
+			printf("     undetected: %s, octet 0x%zx bit %d (rc %d %s)\n", what, off, bit, rc, msg);
+		}
+	}
+	poke(off, orig[off]);
+}
+
+static void flip_spans(const char *name, const uint8_t *orig, size_t size, const struct span *sp, int nsp)
+{
+	for (int i = 0; i < nsp; i++) {
+		struct tally t = {0, 0};
+		unsigned long missed = 0;
+		int pages = !strncmp(sp[i].what, "page", 4);
+		for (size_t off = sp[i].start; off < sp[i].end; off++) {
+			if (pages) {
+				/* one octet per 4 KiB page, at a position that wanders */
+				size_t pg = (off - sp[i].start) / 4096;
+				off = sp[i].start + pg * 4096 + (pg * 997 + 13) % 4096;
+				if (off >= sp[i].end)
+					break;
+				flip_octet(orig, size, off, sp[i].what, &t, &missed);
+				off = sp[i].start + (pg + 1) * 4096 - 1;
+				continue;
+			}
+			flip_octet(orig, size, off, sp[i].what, &t, &missed);
+		}
+		/* Three octets of each span for the (slower) CLI pass of sweep.sh. */
+		if (sp[i].end > sp[i].start) {
+			size_t mid = sp[i].start + (sp[i].end - sp[i].start) / 2, last = sp[i].end - 1;
+			if (pages)
+				mid = sp[i].start + 4096 + 101, last = sp[i].start + 8 * 4096 + 3001;
+			printf("sample %s %zu %d %s\n", name, sp[i].start, (int)(i % 8), sp[i].what);
+			if (mid < sp[i].end && mid > sp[i].start)
+				printf("sample %s %zu %d %s\n", name, mid, (int)((i + 3) % 8), sp[i].what);
+			if (last < sp[i].end && last > mid)
+				printf("sample %s %zu %d %s\n", name, last, (int)((i + 5) % 8), sp[i].what);
+		}
+		result(t.detected == t.flips, "%s: %s [0x%zx, 0x%zx): %lu of %lu bit flips reported as damage", name,
+		       sp[i].what, sp[i].start, sp[i].end, t.detected, t.flips);
+		printf("stats: flip %s %s %lu %lu\n", name, sp[i].what, t.flips, t.detected);
+	}
+}
+
+static int cmp_size(const void *a, const void *b)
+{
+	size_t x = *(const size_t *)a, y = *(const size_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+static void truncations(const char *name, const uint8_t *orig, size_t size, size_t *cuts, int ncuts)
+{
+	unsigned long tried = 0, clean = 0;
+	qsort(cuts, (size_t)ncuts, sizeof(*cuts), cmp_size);
+	size_t prev = (size_t)-1;
+	for (int i = 0; i < ncuts; i++) {
+		if (cuts[i] >= size || cuts[i] == prev)
+			continue;
+		prev = cuts[i];
+		printf("cut %s %zu\n", name, cuts[i]);
+		put(orig, cuts[i]);
+		int rc = verify_fd(cuts[i]);
+		tried++;
+		/* A clear error: damage (not I/O), and the message names an offset or a size. */
+		if (is_damage(rc) && (strstr(msg, "0x") || strstr(msg, "octets")))
+			clean++;
+		else
+			printf("     cut at %zu: rc %d, message \"%s\"\n", cuts[i], rc, msg);
+	}
+	put(orig, size);
+	result(clean == tried, "%s: %lu of %lu truncations fail with a message naming the offset", name, clean, tried);
+	printf("stats: truncate %s %lu %lu\n", name, tried, clean);
+}
+
+static void sweep_seekable(const char *path)
+{
+	size_t size;
+	uint8_t *orig = load(path, &size);
+	char err[512];
+	struct xsr_image *img;
+	put(orig, size);
+	result(verify_fd(size) == 0, "seekable %s verifies intact before the sweep", path);
+	if (xsr_image_open(&img, mfd, err, sizeof(err)) < 0) {
+		result(0, "open %s: %s", path, err);
+		return;
+	}
+	uint32_t ns = xsr_image_nsections(img);
+	struct span *sp = calloc(ns * 2 + 8, sizeof(*sp));
+	size_t *cuts = calloc(ns * 4 + size / 4096 + 16, sizeof(*cuts));
+	int n = 0, nc = 0;
+	const Elf64_Ehdr *eh = (const Elf64_Ehdr *)orig;
+	sp[n++] = (struct span){0, 64, "ELF header"};
+	sp[n++] = (struct span){64, 128, "xsrelf file header"};
+	sp[n++] = (struct span){eh->e_phoff, eh->e_phoff + eh->e_phnum * sizeof(Elf64_Phdr), "program headers"};
+	sp[n++] = (struct span){eh->e_shoff, eh->e_shoff + eh->e_shnum * sizeof(Elf64_Shdr), "section headers"};
+	cuts[nc++] = eh->e_shoff;
+	/* Whatever lies between the regions below is padding, flipped too. */
+	size_t covered_to = sp[2].end;
+	for (uint32_t i = 1; i < ns; i++) {
+		struct xsr_section_info si;
+		xsr_image_section(img, i, &si);
+		static char names[64][64];
+		if (si.code == XSR_SEC_PAGES) {
+			snprintf(names[i % 64], 64, "page data (%s)", si.name);
+			if (si.offset > covered_to)
+				sp[n++] = (struct span){covered_to, si.offset, "padding"};
+			sp[n++] = (struct span){si.offset, si.offset + si.size, names[i % 64]};
+			covered_to = si.offset + si.size;
+			continue;
+		}
+		size_t start = si.offset - 64, end = si.offset + ((si.size + 7) & ~7ull) + 8;
+		snprintf(names[i % 64], 64, "record %s", si.name);
+		if (start > covered_to)
+			sp[n++] = (struct span){covered_to, start, "padding"};
+		sp[n++] = (struct span){start, end, names[i % 64]};
+		covered_to = end;
+		cuts[nc++] = start;
+		cuts[nc++] = si.offset;
+		cuts[nc++] = end;
+	}
+	if (eh->e_shoff > covered_to)
+		sp[n++] = (struct span){covered_to, eh->e_shoff, "padding"};
+	xsr_image_close(img);
+	for (size_t o = 4096; o < size; o += 4096)
+		cuts[nc++] = o;
+	cuts[nc++] = 0;
+	cuts[nc++] = 64;
+	cuts[nc++] = 128;
+	cuts[nc++] = size - 1;
+	flip_spans("seekable", orig, size, sp, n);
+	truncations("seekable", orig, size, cuts, nc);
+	free(sp);
+	free(cuts);
+	free(orig);
+}
+
+static void sweep_stream(const char *name, const char *path)
+{
+	size_t size;
+	uint8_t *orig = load(path, &size);
+	put(orig, size);
+	result(verify_fd(size) == 0, "stream %s verifies intact before the sweep", path);
+	int cap = 64, n = 0, nc = 0;
+	struct span *sp = calloc((size_t)cap, sizeof(*sp));
+	size_t *cuts = calloc(size / 4096 + 2 * 4096 + 8, sizeof(*cuts));
+	sp[n++] = (struct span){0, 128, "stream header"};
+	/* Walk the records by their headers; the reader already accepted them. */
+	size_t off = 128;
+	while (off + 64 <= size) {
+		struct xsr_record_header rh;
+		memcpy(&rh, orig + off, sizeof(rh));
+		size_t end = off + 64 + ((rh.sh_size + 7) & ~7ull) + 8;
+		if (n + 3 > cap) {
+			cap *= 2;
+			sp = realloc(sp, (size_t)cap * sizeof(*sp));
+		}
+		const char *nm = xsr_section_name(rh.sh_type);
+		static char names[4096][48];
+		int k = n % 4096;
+		cuts[nc++] = off;
+		cuts[nc++] = off + 64;
+		if (rh.sh_type == XSR_SHT(XSR_SEC_PAGES, 0)) {
+			struct xsr_page_batch b;
+			memcpy(&b, orig + off + 64, sizeof(b));
+			size_t data = off + 64 + sizeof(b) + (size_t)b.count * 8;
+			snprintf(names[k], 48, "batch header at 0x%zx", off);
+			sp[n++] = (struct span){off, data, names[k]};
+			k = n % 4096;
+			if (b.data_len) {
+				snprintf(names[k], 48, "page data at 0x%zx", data);
+				sp[n++] = (struct span){data, data + b.data_len, names[k]};
+			}
+			k = n % 4096;
+			snprintf(names[k], 48, "batch trailer at 0x%zx", off);
+			sp[n++] = (struct span){data + b.data_len, end, names[k]};
+		} else {
+			snprintf(names[k], 48, "%s record at 0x%zx", nm ? nm : "?", off);
+			sp[n++] = (struct span){off, end, names[k]};
+		}
+		off = end;
+	}
+	cuts[nc++] = size;
+	for (size_t o = 4096; o < size; o += 4096)
+		cuts[nc++] = o;
+	cuts[nc++] = 0;
+	cuts[nc++] = 64;
+	cuts[nc++] = 127;
+	cuts[nc++] = size - 1;
+	result(off == size, "stream records tile the file (%zu of %zu octets)", off, size);
+	flip_spans(name, orig, size, sp, n);
+	truncations(name, orig, size, cuts, nc);
+	free(sp);
+	free(cuts);
+	free(orig);
+}
+
+int main(int argc, char **argv)
+{
+	if (argc < 3) {
+		fprintf(stderr, "usage: sweep SEEKABLE STREAM [COMPRESSED-STREAM...]\n");
+		return 2;
+	}
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	sweep_seekable(argv[1]);
+	sweep_stream("stream", argv[2]);
+	for (int i = 3; i < argc; i++)
+		sweep_stream("compressed-stream", argv[i]);
+	printf("%d passed, %d failed\n", passed, failed);
+	return failed ? 1 : 0;
+}

@@ -1,0 +1,80 @@
+#!/bin/bash
+# Corruption and truncation sweeps (issue 8).  The per-bit sweep runs in one
+# C program (tests/hardening/sweep.c, ~10^5 flips); then a sample of its flips
+# and truncation points goes through the real CLI: xsr verify must exit 1,
+# xsr info / convert / synth --check (the restore path) must fail cleanly
+# (exit 1 or 3 with a message) or, when they succeed, be right; nothing may
+# die by a signal or hang.
+set -uo pipefail
+. "$(dirname "$0")/../cli/lib.sh"
+
+make -s -C "$ROOT" tests/build/sweep >"$T/make.out" 2>&1 || { bad "build tests/build/sweep"; cat "$T/make.out"; summary; exit 1; }
+SWEEP=$ROOT/tests/build/sweep
+SYNTH=(--mem 768K --vcpus 2 --zero-fraction 0.25 --seed 7)
+"$XSR" synth "${SYNTH[@]}" "$T/s.elf"
+"$XSR" synth "${SYNTH[@]}" --stream "$T/s.stream"
+"$XSR" synth "${SYNTH[@]}" --stream --compress zstd "$T/z.stream"
+check "the sweep images are small (<= 1 MiB)" test "$(stat -c %s "$T/s.elf")" -le 1048576
+
+timeout 600 "$SWEEP" "$T/s.elf" "$T/s.stream" "$T/z.stream" >"$T/sweep.out" 2>&1
+rc=$?
+grep -E '^(ok|FAIL|     )' "$T/sweep.out"
+PASS=$((PASS + $(grep -c '^ok' "$T/sweep.out")))
+FAIL=$((FAIL + $(grep -c '^FAIL' "$T/sweep.out")))
+if [ $rc -ge 124 ] || [ $rc -eq 2 ]; then bad "sweep program died (exit $rc)"; tail -5 "$T/sweep.out"; fi
+awk '/^stats: flip/{f+=$(NF-1); d+=$NF} /^stats: truncate/{t+=$(NF-1); c+=$NF}
+     END{printf "TOTAL in-process: %d bit flips, %d detected; %d truncations, %d failed cleanly\n", f, d, t, c}' "$T/sweep.out"
+
+file_of() { case $1 in seekable) echo "$T/s.elf" ;; stream) echo "$T/s.stream" ;; *) echo "$T/z.stream" ;; esac; }
+# run VERB ARGS...: sets $rc, stderr in $T/err; a signal or a hang is a failure by itself.
+run() { timeout 30 "$XSR" "$@" >"$T/out" 2>"$T/err"; rc=$?; }
+signal_or_hang() { [ "$rc" -ge 124 ]; }
+
+cli_flips=0 cli_bad=0 verify_hit=0
+while read -r _ name off bit what; do
+	src=$(file_of "$name")
+	cp "$src" "$T/f"
+	orig=$(xxd -s "$off" -l 1 -p "$T/f")
+	printf "%02x" $((0x$orig ^ (1 << bit))) | xxd -r -p | dd of="$T/f" bs=1 seek="$off" conv=notrunc 2>/dev/null
+	cli_flips=$((cli_flips + 1))
+	where="$name $what octet $off bit $bit"
+	run verify "$T/f"
+	if [ $rc -eq 1 ] && [ -s "$T/err" ]; then verify_hit=$((verify_hit + 1)); else bad "verify: $where: exit $rc (want 1)"; cli_bad=$((cli_bad + 1)); fi
+	run info "$T/f"
+	if signal_or_hang || { [ $rc -ne 0 ] && [ ! -s "$T/err" ]; } || [ $rc -eq 2 ]; then bad "info: $where: exit $rc"; cli_bad=$((cli_bad + 1)); fi
+	rm -f "$T/conv.elf"
+	run convert "$T/f" "$T/conv.elf"
+	if signal_or_hang || [ $rc -eq 2 ] || { [ $rc -ne 0 ] && { [ ! -s "$T/err" ] || [ -e "$T/conv.elf" ]; }; }; then
+		bad "convert: $where: exit $rc (or output left behind)"; cli_bad=$((cli_bad + 1))
+	elif [ $rc -eq 0 ] && ! { "$XSR" verify -q "$T/conv.elf" && "$XSR" synth "${SYNTH[@]}" --check "$T/conv.elf"; } >/dev/null 2>&1; then
+		bad "convert: $where: accepted the damage and wrote a wrong image"; cli_bad=$((cli_bad + 1))
+	fi
+	run synth "${SYNTH[@]}" --check "$T/f"
+	if signal_or_hang || [ $rc -eq 2 ] || { [ $rc -ne 0 ] && [ ! -s "$T/err" ]; }; then bad "synth --check: $where: exit $rc"; cli_bad=$((cli_bad + 1)); fi
+done < <(grep '^sample ' "$T/sweep.out")
+check "CLI: $verify_hit of $cli_flips sampled flips -> xsr verify exit 1" test "$verify_hit" -eq "$cli_flips"
+check "CLI: info/convert/synth --check fail cleanly or stay correct on all $cli_flips sampled flips" test "$cli_bad" -eq 0
+
+cuts=0 cut_bad=0 i=0
+while read -r _ name at; do
+	src=$(file_of "$name")
+	head -c "$at" "$src" >"$T/c"
+	i=$((i + 1))
+	[ $((i % 2)) -eq 0 ] || continue
+	cuts=$((cuts + 1))
+	run verify "$T/c"
+	if [ $rc -ne 1 ] || ! grep -qE '0x[0-9a-f]+|[0-9]+ octets' "$T/err"; then
+		bad "verify: $name cut at $at: exit $rc, $(head -c 200 "$T/err")"; cut_bad=$((cut_bad + 1))
+	fi
+	[ $((i % 6)) -eq 0 ] || continue
+	for v in info "convert $T/c $T/conv.elf" "synth ${SYNTH[*]} --check $T/c"; do
+		rm -f "$T/conv.elf"
+		if [ "$v" = info ]; then run info "$T/c"; else run $v; fi
+		if [ $rc -eq 0 ] || signal_or_hang || [ $rc -eq 2 ] || [ ! -s "$T/err" ] || [ -e "$T/conv.elf" ]; then
+			bad "${v%% *}: $name cut at $at: exit $rc"; cut_bad=$((cut_bad + 1))
+		fi
+	done
+done < <(grep '^cut ' "$T/sweep.out")
+check "CLI: $cuts truncations (every 2nd) -> verify exit 1 naming the offset; info/convert/check fail cleanly on every 6th" test "$cut_bad" -eq 0
+echo "TOTAL CLI: $cli_flips sampled flips x 4 verbs, $cuts truncations through verify"
+summary
