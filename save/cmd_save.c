@@ -13,6 +13,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <xsrelf/reader.h>
+
 #include "../cli/cli.h"
 #include "../vmm/vmm.h"
 
@@ -21,13 +23,16 @@ static void usage(FILE *f, const char *verb, int kind)
 	if (kind == XSR_KIND_CORE)
 		fprintf(f,
 			"usage: xsr core vm:SOCK FILE [--live] [--json] [--compress zstd|lz4]\n"
+			"       xsr core --paging [--vcpu N] vm:SOCK FILE\n"
 			"\n"
 			"Write a crash core of the running guest behind the VMM control socket\n"
 			"SOCK: the same layout as a save image, readable by gdb and crash.  The\n"
 			"guest is paused only while its state is captured.  FILE '-' streams to\n"
 			"stdout.  --live copies memory while the guest runs (dirty logging) and\n"
 			"pauses only for the last round.  --json prints bytes, pages, zero_pages,\n"
-			"pause_ms, elapsed_ms.\n");
+			"pause_ms, elapsed_ms.  --paging writes the paging view instead: PT_LOADs\n"
+			"are vCPU N's guest-virtual mappings (default 0), so `gdb GUEST.elf FILE`\n"
+			"prints the guest's variables (FILE must be a file).\n");
 	else
 		fprintf(f,
 			"usage: xsr save vm:SOCK FILE [--stop] [--live] [--json] [--compress zstd|lz4]\n"
@@ -47,10 +52,13 @@ int xsr_capture_main(const char *verb, int kind, int argc, char **argv)
 					     {"live", no_argument, NULL, 'L'},
 					     {"json", no_argument, NULL, 'j'},
 					     {"compress", required_argument, NULL, 'c'},
+					     {"paging", no_argument, NULL, 'p'},
+					     {"vcpu", required_argument, NULL, 'v'},
 					     {"help", no_argument, NULL, 'h'},
 					     {NULL, 0, NULL, 0}};
 	const char *sock, *file, *compress = "none";
-	int stop = 0, live = 0, json = 0, o, fds[2], nfds = 1, rc = XSR_EXIT_FAIL;
+	int stop = 0, live = 0, json = 0, paging = 0, o, fds[2], nfds = 1, rc = XSR_EXIT_FAIL;
+	unsigned long pvcpu = 0;
 	struct xsr_outfile out;
 	char req[256], *reply = NULL;
 	uint64_t bytes = 0, pages = 0, zero = 0;
@@ -70,6 +78,22 @@ int xsr_capture_main(const char *verb, int kind, int argc, char **argv)
 			break;
 		case 'L':
 			live = 1;
+			break;
+		case 'p':
+		case 'v':
+			if (kind != XSR_KIND_CORE) {
+				xsr_err(verb, "--paging and --vcpu are for xsr core");
+				return XSR_EXIT_USAGE;
+			}
+			if (o == 'v') {
+				char *e;
+				pvcpu = strtoul(optarg, &e, 0);
+				if (*e || pvcpu >= XSR_MAX_VCPUS) {
+					xsr_err(verb, "--vcpu %s: need a vCPU number", optarg);
+					return XSR_EXIT_USAGE;
+				}
+			}
+			paging |= o == 'p';
 			break;
 		case 'c':
 			if (strcmp(optarg, "zstd") && strcmp(optarg, "lz4") &&
@@ -100,6 +124,10 @@ int xsr_capture_main(const char *verb, int kind, int argc, char **argv)
 		xsr_err(verb, "refusing to write an image to a terminal");
 		return XSR_EXIT_USAGE;
 	}
+	if (paging && !strcmp(file, "-")) {
+		xsr_err(verb, "--paging needs a file, not stdout");
+		return XSR_EXIT_USAGE;
+	}
 	if (xsr_out_open(&out, verb, file) < 0)
 		return XSR_EXIT_FAIL;
 
@@ -112,6 +140,24 @@ int xsr_capture_main(const char *verb, int kind, int argc, char **argv)
 		xsr_out_abort(&out);
 		free(reply);
 		return XSR_EXIT_FAIL;
+	}
+	if (paging) {
+		/* The VMM wrote the physical core; the paging view is made from it. */
+		struct xsr_outfile pv;
+		struct xsr_convert_opts co = {.layout = XSR_LAYOUT_SEEKABLE, .paging = 1, .paging_vcpu = (uint32_t)pvcpu};
+		char err[512];
+		if (xsr_out_open(&pv, verb, file) < 0) {
+			xsr_out_abort(&out);
+			goto done;
+		}
+		if (xsr_convert(out.fd, pv.fd, &co, err, sizeof(err)) < 0) {
+			xsr_err(verb, "paging view of vCPU %lu: %s", pvcpu, err);
+			xsr_out_abort(&pv);
+			xsr_out_abort(&out);
+			goto done;
+		}
+		xsr_out_abort(&out);
+		out = pv;
 	}
 	if (xsr_out_commit(&out, verb) < 0) {
 		char *r2 = NULL;
