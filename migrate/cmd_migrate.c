@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -464,6 +465,14 @@ int cmd_receive(int argc, char **argv)
 				rc = XSR_EXIT_OK;
 				break;
 			}
+			/* A VMM that died (killed) could not remove its socket: nobody answers there. */
+			struct sockaddr_un sa = {.sun_family = AF_UNIX};
+			int probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+			snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", sock);
+			if (probe >= 0 && connect(probe, (struct sockaddr *)&sa, sizeof(sa)) < 0 && errno == ECONNREFUSED)
+				unlink(sock);
+			if (probe >= 0)
+				close(probe);
 			xsr_err("receive", "migration from %s:%s failed, nothing kept: %s", ph, pp, msg);
 		}
 		c.conn = -1;

@@ -44,6 +44,8 @@ struct xsr_mig_send_stats {
 	struct xsr_mig_round_stat round[XSR_MIG_MAX_ROUNDS_STAT];
 	uint64_t total_bytes;
 	uint64_t data_pages, zero_pages;
+	uint64_t page_raw_bytes;  /* page records as they would be uncompressed */
+	uint64_t page_wire_bytes; /* page records as sent */
 	uint64_t downtime_ns;     /* source paused -> receiver resumed (its answer seen) */
 	uint64_t receiver_load_ns; /* the receiver's own END -> resume time */
 	double bandwidth;         /* last measured, octets/s */

@@ -152,6 +152,10 @@ static int send_pfns(struct snd *c, const uint64_t *pfns, uint32_t n)
 	xsr_writer_stats(c->w, &ws1);
 	c->round_pages += n;
 	c->round_zero += ws1.zero_pages - ws0.zero_pages;
+	/* What this batch would have cost uncompressed: header, batch, pfns, data, trailer. */
+	c->st->page_raw_bytes += 64 + sizeof(struct xsr_page_batch) + 8 * (uint64_t)n +
+				 XSR_PAGE_SIZE * (n - (ws1.zero_pages - ws0.zero_pages)) + 8;
+	c->st->page_wire_bytes += ws1.bytes - ws0.bytes;
 	return 0;
 }
 

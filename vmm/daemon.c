@@ -303,13 +303,12 @@ static void do_migrate(struct xsr_vmm *v, char **argv, int argc, const int *fds,
 			",\"dirtied\":%" PRIu64 ",\"ms\":%.3f,\"paused\":%s}",
 			i ? "," : "", i, st->round[i].pages, st->round[i].zero_pages, st->round[i].bytes,
 			st->round[i].dirty, st->round[i].ns / 1e6, st->round[i].paused ? "true" : "false");
-	double payload = (double)st->data_pages * XSR_PAGE_SIZE;
 	fprintf(out,
 		"],\"total_bytes\":%" PRIu64 ",\"data_pages\":%" PRIu64 ",\"zero_pages\":%" PRIu64
 		",\"compression_ratio\":%.3f,\"bandwidth_mbps\":%.1f,\"downtime_ms\":%.3f,\"receiver_load_ms\":%.3f"
 		",\"postcopy\":%s,\"postcopy_pages\":%" PRIu64 ",\"faults\":%" PRIu64 ",\"faults_served\":%" PRIu64
 		",\"elapsed_ms\":%.3f}",
-		st->total_bytes, st->data_pages, st->zero_pages, st->total_bytes ? payload / (double)st->total_bytes : 0,
+		st->total_bytes, st->data_pages, st->zero_pages, st->page_wire_bytes ? (double)st->page_raw_bytes / (double)st->page_wire_bytes : 1.0,
 		st->bandwidth / 1e6, st->downtime_ns / 1e6, st->receiver_load_ns / 1e6, st->postcopy ? "true" : "false",
 		st->postcopy_pages, st->faults, st->faults_served, st->elapsed_ns / 1e6);
 	free(st);
