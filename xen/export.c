@@ -1,0 +1,395 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * xsr export: an image imported from Xen back to an xl save file or a bare
+ * libxc stream.  The PASSTHRU items are replayed in order; the image's final
+ * pages are written as PAGE_DATA records where the placeholder stands.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include <xsrelf/reader.h>
+
+#include "../cli/cli.h"
+#include "xencompat.h"
+
+enum foreign_policy { FOREIGN_REFUSE, FOREIGN_DROP, FOREIGN_KEEP };
+
+struct pt {
+	struct xen_pt_hdr h;
+	uint32_t sec; /* section index */
+};
+
+struct exp {
+	struct xsr_image *img;
+	int out;
+	char err[512];
+	struct pt *pts;
+	uint32_t npts;
+	uint32_t xc_version;
+	uint64_t bytes;
+};
+
+static int efail(struct exp *e, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int efail(struct exp *e, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(e->err, sizeof(e->err), fmt, ap);
+	va_end(ap);
+	return -1;
+}
+
+static int put(struct exp *e, struct iovec *iov, int n)
+{
+	size_t total = 0;
+	for (int i = 0; i < n; i++)
+		total += iov[i].iov_len;
+	while (n > 0) {
+		ssize_t w = writev(e->out, iov, n);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			return efail(e, "writing the output: %s", w < 0 ? strerror(errno) : "short write");
+		while (n > 0 && (size_t)w >= iov->iov_len) {
+			w -= (ssize_t)iov->iov_len;
+			iov++;
+			n--;
+		}
+		if (n > 0) {
+			iov->iov_base = (uint8_t *)iov->iov_base + w;
+			iov->iov_len -= (size_t)w;
+		}
+	}
+	e->bytes += total;
+	return 0;
+}
+
+/* One libxc/libxl-style record: type, length, body, zero padding to 8. */
+static int put_rec(struct exp *e, uint32_t type, const void *body, uint32_t len)
+{
+	static const uint8_t zero[8];
+	uint32_t rh[2] = {type, len};
+	struct iovec v[3] = {{rh, 8}, {(void *)body, len}, {(void *)zero, ((len + 7u) & ~7u) - len}};
+	return put(e, v, 3);
+}
+
+static void *read_pt(struct exp *e, const struct pt *p)
+{
+	void *b;
+	uint64_t len;
+	if (xsr_image_read_section(e->img, p->sec, &b, &len) < 0) {
+		efail(e, "section %u: %s", p->sec, xsr_image_error(e->img));
+		return NULL;
+	}
+	return b;
+}
+
+/* Every page of the image as PAGE_DATA records of up to 1024 pfns. */
+enum { PBATCH = 1024 };
+struct pbatch {
+	uint64_t pfns[PBATCH];
+	uint8_t *data;
+	uint32_t n, nd;
+};
+
+static int flush_pages(struct exp *e, struct pbatch *pb)
+{
+	if (!pb->n)
+		return 0;
+	uint32_t h[2] = {pb->n, 0};
+	uint32_t rh[2] = {XEN_RT_PAGE_DATA, 8 + 8 * pb->n + 4096 * pb->nd};
+	struct iovec v[4] = {{rh, 8}, {h, 8}, {pb->pfns, (size_t)pb->n * 8}, {pb->data, (size_t)pb->nd * 4096}};
+	pb->n = pb->nd = 0;
+	return put(e, v, 4);
+}
+
+static int put_pages(struct exp *e)
+{
+	struct pbatch *pb = calloc(1, sizeof(*pb));
+	struct xsr_index_entry *ix = malloc(PBATCH * sizeof(*ix));
+	int rc = -1;
+	if (!pb || !ix || !(pb->data = malloc((size_t)PBATCH * 4096))) {
+		efail(e, "out of memory");
+		goto out;
+	}
+	uint32_t nruns = xsr_image_nruns(e->img);
+	const struct xsr_memrun *runs = xsr_image_runs(e->img);
+	for (uint32_t r = 0; r < nruns; r++) {
+		for (uint64_t first = 0; first < runs[r].count; first += PBATCH) {
+			uint64_t m = runs[r].count - first < PBATCH ? runs[r].count - first : PBATCH;
+			if (xsr_image_run_index(e->img, r, first, m, ix) < 0) {
+				efail(e, "page index: %s", xsr_image_error(e->img));
+				goto out;
+			}
+			for (uint64_t k = 0; k < m; k++) {
+				uint64_t pfn = runs[r].pfn + first + k;
+				unsigned t = ix[k].flags >> XSR_IDX_XEN_TYPE_SHIFT;
+				if (xen_type_has_data(t)) {
+					uint32_t fl;
+					if (xsr_image_read_page(e->img, pfn, pb->data + (size_t)pb->nd * 4096, &fl) < 0) {
+						efail(e, "pfn 0x%llx: %s", (unsigned long long)pfn, xsr_image_error(e->img));
+						goto out;
+					}
+					pb->nd++;
+				}
+				pb->pfns[pb->n++] = pfn | (uint64_t)t << XEN_PFN_TYPE_SHIFT;
+				if (pb->n == PBATCH && flush_pages(e, pb) < 0)
+					goto out;
+			}
+		}
+	}
+	rc = flush_pages(e, pb);
+out:
+	if (pb)
+		free(pb->data);
+	free(pb);
+	free(ix);
+	return rc;
+}
+
+static int collect(struct exp *e)
+{
+	uint32_t ns = xsr_image_nsections(e->img);
+	e->pts = calloc(ns + 1, sizeof(*e->pts));
+	if (!e->pts)
+		return efail(e, "out of memory");
+	for (uint32_t i = 0; i < ns; i++) {
+		struct xsr_section_info si;
+		if (xsr_image_section(e->img, i, &si) < 0 || si.code != XSR_SEC_PASSTHRU)
+			continue;
+		if (si.size < sizeof(struct xen_pt_hdr))
+			return efail(e, "PASSTHRU section %u at offset 0x%llx: %llu octets, shorter than the Xen item header", i,
+				     (unsigned long long)si.offset, (unsigned long long)si.size);
+		void *b;
+		uint64_t len;
+		if (xsr_image_read_section(e->img, i, &b, &len) < 0)
+			return efail(e, "section %u: %s", i, xsr_image_error(e->img));
+		struct xen_pt_hdr h;
+		memcpy(&h, b, sizeof(h));
+		if (h.origin == XEN_PT_LIBXC_HEADER && len >= 16 + 16)
+			e->xc_version = (uint32_t)((uint8_t *)b)[16 + 12] << 24 | ((uint8_t *)b)[16 + 13] << 16 |
+					((uint8_t *)b)[16 + 14] << 8 | ((uint8_t *)b)[16 + 15];
+		free(b);
+		if (h.origin < XEN_PT_XL_HEADER || h.origin > XEN_PT_XC_CORE || h.flags & ~XEN_PT_KNOWN_FLAGS ||
+		    h.length != len - sizeof(h) || h.seq != e->npts)
+			return efail(e, "PASSTHRU section %u at offset 0x%llx: not a Xen item of this image (origin %u, flags 0x%x, length %u, seq %u, expected seq %u)",
+				     i, (unsigned long long)si.offset, h.origin, h.flags, h.length, h.seq, e->npts);
+		e->pts[e->npts++] = (struct pt){h, i};
+	}
+	return 0;
+}
+
+static void usage(FILE *f)
+{
+	fprintf(f, "usage: xsr export [--format xl|libxc] [--foreign refuse|drop|keep] IMAGE OUT\n\n"
+		   "Write an image imported from Xen back as an xl save file (default, what\n"
+		   "`xl restore` reads) or a bare libxc stream.  Records are replayed as they\n"
+		   "came; the final pages become PAGE_DATA records.  Records Xen 4.17 cannot\n"
+		   "read (never-merged proposals such as DOMAIN_CONTEXT or the post-copy records,\n"
+		   "back-channel and unknown records) make export refuse unless --foreign drop\n"
+		   "(leave them out, one warning each) or --foreign keep (write them verbatim).\n");
+}
+
+int cmd_export(int argc, char **argv)
+{
+	static const struct option opts[] = {{"format", required_argument, 0, 'f'}, {"foreign", required_argument, 0, 'F'},
+					     {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
+	int xl = 1, c;
+	enum foreign_policy pol = FOREIGN_REFUSE;
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'f':
+			if (!strcmp(optarg, "xl"))
+				xl = 1;
+			else if (!strcmp(optarg, "libxc"))
+				xl = 0;
+			else {
+				xsr_err("export", "--format %s: need xl or libxc (xc_core export is not written yet)", optarg);
+				return XSR_EXIT_USAGE;
+			}
+			break;
+		case 'F':
+			if (!strcmp(optarg, "refuse"))
+				pol = FOREIGN_REFUSE;
+			else if (!strcmp(optarg, "drop"))
+				pol = FOREIGN_DROP;
+			else if (!strcmp(optarg, "keep"))
+				pol = FOREIGN_KEEP;
+			else {
+				xsr_err("export", "--foreign %s: need refuse, drop or keep", optarg);
+				return XSR_EXIT_USAGE;
+			}
+			break;
+		case 'h': usage(stdout); return XSR_EXIT_OK;
+		default: usage(stderr); return XSR_EXIT_USAGE;
+		}
+	}
+	if (optind != argc - 2) {
+		usage(stderr);
+		return XSR_EXIT_USAGE;
+	}
+	const char *in = argv[optind], *outp = argv[optind + 1];
+	int fd = xsr_open_in("export", in), tmp = -1, ret = XSR_EXIT_FAIL;
+	if (fd < 0)
+		return XSR_EXIT_FAIL;
+	struct exp e = {0};
+	struct xsr_outfile out = {.fd = -1};
+	char err[1024] = "";
+	if (xsr_image_open(&e.img, fd, err, sizeof(err)) < 0) {
+		/* A streamed image (or stdin): make it seekable first. */
+		char t[] = "/tmp/xsr-export-XXXXXX";
+		if (lseek(fd, 0, SEEK_SET) != 0 && fd != STDIN_FILENO) {
+			xsr_err("export", "%s: %s", in, err);
+			goto done;
+		}
+		if ((tmp = mkstemp(t)) < 0) {
+			xsr_err("export", "temporary file: %s", strerror(errno));
+			goto done;
+		}
+		unlink(t);
+		struct xsr_convert_opts co = {.layout = XSR_LAYOUT_SEEKABLE};
+		char cerr[1024] = "";
+		if (xsr_convert(fd, tmp, &co, cerr, sizeof(cerr)) < 0 ||
+		    xsr_image_open(&e.img, tmp, err, sizeof(err)) < 0) {
+			xsr_err("export", "%s: %s", in, cerr[0] ? cerr : err);
+			goto done;
+		}
+	}
+	if (collect(&e) < 0) {
+		xsr_err("export", "%s: %s", in, e.err);
+		goto done;
+	}
+	int have_xl = 0, have_libxl = 0, have_libxc = 0, have_core = 0, nforeign = 0;
+	for (uint32_t i = 0; i < e.npts; i++) {
+		const struct xen_pt_hdr *h = &e.pts[i].h;
+		have_xl |= h->origin == XEN_PT_XL_HEADER;
+		have_libxl |= h->origin == XEN_PT_LIBXL_HEADER;
+		have_libxc |= h->origin == XEN_PT_LIBXC_HEADER;
+		have_core |= h->origin == XEN_PT_XC_CORE;
+		if (h->origin == XEN_PT_LIBXC_RECORD && !(h->flags & XEN_PT_PAGES) &&
+		    !xen_libxc_rec_upstream(e.xc_version, h->type)) {
+			nforeign++;
+			if (pol == FOREIGN_REFUSE)
+				fprintf(stderr, "xsr export: %s: item %u is libxc %s (0x%x) of a v%u stream, which Xen 4.17 cannot read\n",
+					in, i, xen_libxc_rec_name(e.xc_version, h->type), h->type, e.xc_version);
+		}
+	}
+	if (!e.npts) {
+		xsr_err("export", "%s: no Xen records in this image (it was not made by `xsr import`); exporting native images is not supported yet", in);
+		goto done;
+	}
+	if (!have_libxc) {
+		xsr_err("export", "%s: the image came from %s and holds no libxc stream to export (xc_core export is a later issue)", in,
+			have_core ? "an xc_core dump" : "a source without a libxc stream");
+		goto done;
+	}
+	if (e.xc_version > 3)
+		nforeign++;
+	if (nforeign && pol == FOREIGN_REFUSE) {
+		xsr_err("export", "%s: %d record(s)%s that stock Xen 4.17 cannot read; use --foreign drop to leave them out or --foreign keep to write them anyway",
+			in, nforeign, e.xc_version > 3 ? " and a v4 stream header" : "");
+		goto done;
+	}
+	if (xsr_out_open(&out, "export", outp) < 0)
+		goto done;
+	e.out = out.fd;
+	/* Without an xl header of its own, an xl export wraps the libxc stream the way xl 4.17 writes it. */
+	int synth_xl = xl && !have_xl, synth_libxl = xl && !have_xl && !have_libxl;
+	if (synth_xl) {
+		struct xsr_section_info si;
+		void *cfg = NULL;
+		uint64_t clen = 0;
+		if (xsr_image_find(e.img, XSR_SEC_CONFIG, ~0u, &si) >= 0 &&
+		    xsr_image_read_section(e.img, si.index, &cfg, &clen) < 0) {
+			xsr_err("export", "%s: config: %s", in, xsr_image_error(e.img));
+			goto fail_out;
+		}
+		uint32_t hdr[4] = {XEN_XL_BYTEORDER, XEN_XL_FLAG_STREAMV2 | (clen ? XEN_XL_FLAG_JSON : 0), 0,
+				   clen ? (uint32_t)clen + 4 : 0};
+		uint32_t cl = (uint32_t)clen;
+		struct iovec v[4] = {{(void *)XEN_XL_MAGIC, 32}, {hdr, 16}, {&cl, clen ? 4 : 0}, {cfg, clen}};
+		int r = put(&e, v, 4);
+		free(cfg);
+		if (r < 0)
+			goto fail_msg;
+	}
+	for (uint32_t i = 0; i < e.npts; i++) {
+		const struct pt *p = &e.pts[i];
+		const struct xen_pt_hdr *h = &p->h;
+		int r = 0;
+		if (!xl && (h->origin == XEN_PT_XL_HEADER || h->origin == XEN_PT_LIBXL_HEADER || h->origin == XEN_PT_LIBXL_RECORD))
+			continue;
+		if (h->origin == XEN_PT_LIBXC_RECORD && h->flags & XEN_PT_PAGES) {
+			if (put_pages(&e) < 0)
+				goto fail_msg;
+			continue;
+		}
+		if (h->origin == XEN_PT_LIBXC_RECORD && !xen_libxc_rec_upstream(e.xc_version, h->type) && pol == FOREIGN_DROP) {
+			fprintf(stderr, "xsr export: leaving out item %u, libxc %s (0x%x): Xen 4.17 cannot read it\n", i,
+				xen_libxc_rec_name(e.xc_version, h->type), h->type);
+			continue;
+		}
+		uint8_t *b = read_pt(&e, p);
+		if (!b)
+			goto fail_msg;
+		uint8_t *body = b + sizeof(*h);
+		switch (h->origin) {
+		case XEN_PT_XL_HEADER:
+		case XEN_PT_LIBXL_HEADER: {
+			struct iovec v = {body, h->length};
+			r = put(&e, &v, 1);
+			break;
+		}
+		case XEN_PT_LIBXC_HEADER: {
+			if (synth_libxl) {
+				static const uint8_t lhdr[16] = {'L', 'i', 'b', 'x', 'l', 'F', 'm', 't', 0, 0, 0, 2, 0, 0, 0, 0};
+				struct iovec v = {(void *)lhdr, 16};
+				if ((r = put(&e, &v, 1)) == 0)
+					r = put_rec(&e, XEN_LT_LIBXC_CONTEXT, NULL, 0);
+			}
+			if (pol == FOREIGN_DROP && e.xc_version > 3 && h->length >= 16) {
+				fprintf(stderr, "xsr export: writing the v%u libxc header as v3\n", e.xc_version);
+				body[12] = body[13] = body[14] = 0;
+				body[15] = 3;
+			}
+			struct iovec v = {body, h->length};
+			if (r == 0)
+				r = put(&e, &v, 1);
+			break;
+		}
+		case XEN_PT_LIBXL_RECORD:
+		case XEN_PT_LIBXC_RECORD:
+			r = put_rec(&e, h->type, body, h->length);
+			if (r == 0 && synth_libxl && h->origin == XEN_PT_LIBXC_RECORD && h->type == XEN_RT_END)
+				r = put_rec(&e, XEN_LT_END, NULL, 0);
+			break;
+		}
+		free(b);
+		if (r < 0)
+			goto fail_msg;
+	}
+	if (xsr_out_commit(&out, "export") < 0)
+		goto done;
+	ret = XSR_EXIT_OK;
+	goto done;
+fail_msg:
+	xsr_err("export", "%s: %s", in, e.err);
+fail_out:
+	xsr_out_abort(&out);
+done:
+	xsr_image_close(e.img);
+	free(e.pts);
+	if (tmp >= 0)
+		close(tmp);
+	if (fd != STDIN_FILENO)
+		close(fd);
+	return ret;
+}
