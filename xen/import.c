@@ -606,9 +606,11 @@ static int core_file(struct src *s, uint64_t *next)
 	if (nsz > (1u << 20))
 		return fail(s, "xc_core .note.Xen at offset 0x%llx: %llu octets", (unsigned long long)noff, (unsigned long long)nsz);
 	uint8_t *nb = malloc(nsz + 1);
-	if (!nb || rd(s, noff, nb, nsz, "xc_core .note.Xen") < 0) {
+	if (!nb)
+		return fail(s, "out of memory");
+	if (rd(s, noff, nb, nsz, "xc_core .note.Xen") < 0) {
 		free(nb);
-		return nb ? -1 : fail(s, "out of memory");
+		return -1;
 	}
 	int have_hdr = 0;
 	for (uint64_t p = 0; p + 12 <= nsz;) {
@@ -623,10 +625,11 @@ static int core_file(struct src *s, uint64_t *next)
 			uint64_t magic = le64(nb + d);
 			s->core_nr_vcpus = le64(nb + d + 8);
 			s->core_nr_pages = le64(nb + d + 16);
-			if ((magic != 0xF00FEBED && magic != 0xF00FEBEE) || le64(nb + d + 24) != 4096) {
+			uint64_t psize = le64(nb + d + 24);
+			if ((magic != 0xF00FEBED && magic != 0xF00FEBEE) || psize != 4096) {
 				free(nb);
 				return fail(s, "xc_core DUMPCORE_HEADER note: magic 0x%llx or page size %llu unknown",
-					    (unsigned long long)magic, (unsigned long long)le64(nb + d + 24));
+					    (unsigned long long)magic, (unsigned long long)psize);
 			}
 			s->core_is_hvm = magic == 0xF00FEBEE;
 			have_hdr = 1;
@@ -947,7 +950,7 @@ static int write_image(struct src *s, int out, int stream, char *err, size_t err
 		fail(s, "%u vCPUs: must be 1..%u", nr_vcpus, XSR_MAX_VCPUS);
 		goto out;
 	}
-	char ver[64], guest[32];
+	char ver[160], guest[32]; /* the producer keeps 63 octets; these fit */
 	snprintf(guest, sizeof(guest), "x86 %s%s", s->guest == XEN_DHDR_X86_HVM ? "HVM" : "PV",
 		 s->guest == XEN_DHDR_X86_HVM || s->is_core ? "" : s->pv_width == 4 ? " 32-bit" : " 64-bit");
 	if (s->is_core)
