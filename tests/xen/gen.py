@@ -342,7 +342,13 @@ def main():
         print(n)
     hd = os.path.join(out, "hostile")
     os.makedirs(hd, exist_ok=True)
-    for n, b in hostile(files["pv-v3.libxc"]):
+    more = [("xl-optlen", files["pv.xl"][:44] + struct.pack("<I", 0x7fffffff) + files["pv.xl"][48:]),
+            ("libxl-unknown", xl_header(cfg_pv) + struct.pack(">QII", 0x4c6962786c466d74, 2, 0) + rec(9)),
+            ("libxl-no-end", files["pv.xl"][:-8]),
+            ("core-prstatus", (lambda c: c.replace(struct.pack("<QQQQ", 0xF00FEBED, 2, 34, 4096),
+                                                   struct.pack("<QQQQ", 0xF00FEBED, 3, 34, 4096)))(files["pv.core"])),
+            ("core-pfn-order", (lambda c: c.replace(struct.pack("<QQ", 2, 0x80002), struct.pack("<QQ", 0x305, 0x80002)))(files["pv.core"]))]
+    for n, b in hostile(files["pv-v3.libxc"]) + more:
         with open(os.path.join(hd, n + ".libxc"), "wb") as f:
             f.write(b)
 
