@@ -29,6 +29,8 @@ enum xsr_mig_rec {
 	XSR_MIG_R_COMPLETE = 0x0104, /* xsr_mig_ack: every post-copy page is in */
 	XSR_MIG_R_COMMIT = 0x0105,   /* xsr_mig_ack: loaded and running; source may go */
 	XSR_MIG_R_ERROR = 0x0106,    /* xsr_mig_error + message: receiver gives up */
+	XSR_MIG_R_RELEASED = 0x0107, /* xsr_mig_ack, SENDER -> receiver after COMMIT:
+					the source copy is gone; keep the guest */
 	XSR_MIG_R__END
 };
 #define XSR_MIG_R__FIRST XSR_MIG_R_HELLO

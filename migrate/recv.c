@@ -691,6 +691,24 @@ int xsr_migrate_receive(struct xsr_backend *be, int fd, const struct xsr_mig_rec
 				.load_ns = st->load_ns};
 	if ((rc = answer(&c, XSR_MIG_R_COMMIT, &a, sizeof(a))) < 0)
 		goto fail_quiet;
+	/*
+	 * The sender answers COMMIT with RELEASED once it has given its copy up.
+	 * Without it (connection cut, sender gone) the sender may be resuming
+	 * its own copy, so this one must not run on: discard it.
+	 */
+	{
+		uint8_t body[XSR_MIG_MAX_RREC + XSR_MIG_MAX_TEXT];
+		size_t blen;
+		char e[256];
+		int code = xsr_mig_recv(fd, 10000, body, &blen, e, sizeof(e));
+		if (code != XSR_MIG_R_RELEASED) {
+			rc = rfail(&c, XSR_E_PEER, "no RELEASED after COMMIT (%s): the source may run its copy; discarding this one",
+				   code < 0 ? e : xsr_mig_rec_name((uint32_t)code));
+			if (be)
+				be->ops->pause(be);
+			goto fail_quiet;
+		}
+	}
 	rlog(&c, "committed: %" PRIu64 " pages (%" PRIu64 " zero), %" PRIu64 " rounds", st->pages, st->zero_pages, st->rounds);
 	xsr_stream_close(s);
 	free(c.vs);

@@ -679,6 +679,15 @@ int xsr_migrate_send(struct xsr_backend *be, int fd, const struct xsr_mig_send_o
 	}
 	if ((rc = expect(&c, XSR_MIG_R_COMMIT, o->ack_timeout_ms, body, &len)) < 0)
 		goto out;
+	{
+		/* Tell the receiver this copy is gone; without it, it discards its own. */
+		struct xsr_mig_ack rel = {.round = c.round};
+		if (xsr_mig_send(fd, XSR_MIG_R_RELEASED, &rel, sizeof(rel)) < 0) {
+			snprintf(err, errlen, "sending RELEASED after the receiver's COMMIT: %s", strerror(errno));
+			rc = XSR_E_IO;
+			goto out;
+		}
+	}
 	if (!o->postcopy) {
 		struct xsr_mig_ack a;
 		memcpy(&a, body, sizeof(a));

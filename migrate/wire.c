@@ -26,6 +26,7 @@ static const char *const names[] = {
     [XSR_MIG_R_COMPLETE - XSR_MIG_R__FIRST] = "complete",
     [XSR_MIG_R_COMMIT - XSR_MIG_R__FIRST] = "commit",
     [XSR_MIG_R_ERROR - XSR_MIG_R__FIRST] = "error",
+    [XSR_MIG_R_RELEASED - XSR_MIG_R__FIRST] = "released",
 };
 
 /* Smallest and largest body of each receiver record. */
@@ -41,6 +42,7 @@ static const struct {
     [XSR_MIG_R_COMMIT - XSR_MIG_R__FIRST] = {sizeof(struct xsr_mig_ack), sizeof(struct xsr_mig_ack)},
     [XSR_MIG_R_ERROR - XSR_MIG_R__FIRST] = {sizeof(struct xsr_mig_error) + 1,
 					    sizeof(struct xsr_mig_error) + XSR_MIG_MAX_TEXT},
+    [XSR_MIG_R_RELEASED - XSR_MIG_R__FIRST] = {sizeof(struct xsr_mig_ack), sizeof(struct xsr_mig_ack)},
 };
 
 const char *xsr_mig_rec_name(uint32_t code)
@@ -103,7 +105,7 @@ static int read_full(int fd, void *buf, size_t len, int timeout_ms, char *err, s
 		if (r < 0 && errno == EINTR)
 			continue;
 		if (r == 0) {
-			snprintf(err, errlen, "the receiver sent nothing for %d ms (waiting for %s)",
+			snprintf(err, errlen, "the peer sent nothing for %d ms (waiting for %s)",
 				 timeout_ms, what);
 			return XSR_E_PEER;
 		}
@@ -112,12 +114,12 @@ static int read_full(int fd, void *buf, size_t len, int timeout_ms, char *err, s
 		if (n < 0 && (errno == EINTR || errno == EAGAIN))
 			continue;
 		if (n < 0) {
-			snprintf(err, errlen, "connection to the receiver failed while reading %s: %s",
+			snprintf(err, errlen, "the connection failed while reading %s: %s",
 				 what, strerror(errno));
 			return XSR_E_IO;
 		}
 		if (n == 0) {
-			snprintf(err, errlen, "the receiver closed the connection (%s%s)", what,
+			snprintf(err, errlen, "the peer closed the connection (%s%s)", what,
 				 got ? ", record cut short" : "");
 			return XSR_E_TRUNCATED;
 		}
@@ -140,19 +142,19 @@ int xsr_mig_recv(int fd, int timeout_ms, void *body, size_t *len, char *err, siz
 	code = rh.sh_type & XSR_SHT_CODE_MASK;
 	if ((rh.sh_type & ~XSR_SHT_CODE_MASK) != XSR_SHT_BASE || code < XSR_MIG_R__FIRST ||
 	    code >= XSR_MIG_R__END) {
-		snprintf(err, errlen, "the receiver sent a record of unknown type 0x%x (code %u)",
+		snprintf(err, errlen, "the peer sent a record of unknown type 0x%x (code %u)",
 			 rh.sh_type, code);
 		return XSR_E_PEER;
 	}
 	const char *name = xsr_mig_rec_name(code);
 	if (rh.sh_name || rh.sh_flags || rh.sh_addr || rh.sh_offset != XSR_OFF_STREAMED ||
 	    rh.sh_link || rh.sh_info || rh.sh_addralign != 8 || rh.sh_entsize) {
-		snprintf(err, errlen, "receiver record %s: a field that must be zero is set", name);
+		snprintf(err, errlen, "record %s: a field that must be zero is set", name);
 		return XSR_E_PEER;
 	}
 	if (rh.sh_size < lens[code - XSR_MIG_R__FIRST].min ||
 	    rh.sh_size > lens[code - XSR_MIG_R__FIRST].max) {
-		snprintf(err, errlen, "receiver record %s: %llu octets, must be %u..%u", name,
+		snprintf(err, errlen, "record %s: %llu octets, must be %u..%u", name,
 			 (unsigned long long)rh.sh_size, lens[code - XSR_MIG_R__FIRST].min,
 			 lens[code - XSR_MIG_R__FIRST].max);
 		return XSR_E_PEER;
@@ -165,11 +167,11 @@ int xsr_mig_recv(int fd, int timeout_ms, void *body, size_t *len, char *err, siz
 	memcpy(&h, buf + sizeof(rh) + span, 8);
 	for (size_t i = rh.sh_size; i < span; i++)
 		if (buf[sizeof(rh) + i]) {
-			snprintf(err, errlen, "receiver record %s: padding is not zero", name);
+			snprintf(err, errlen, "record %s: padding is not zero", name);
 			return XSR_E_PEER;
 		}
 	if (xsr_hash(buf, sizeof(rh) + span) != h) {
-		snprintf(err, errlen, "receiver record %s: checksum mismatch", name);
+		snprintf(err, errlen, "record %s: checksum mismatch", name);
 		return XSR_E_CHECKSUM;
 	}
 	memcpy(body, buf + sizeof(rh), rh.sh_size);
