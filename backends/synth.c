@@ -9,7 +9,9 @@
  *
  * As a restore target it holds no memory: unmap() of a writable mapping
  * checks what was written against the function, so restoring an image into
- * it proves that the pages came back intact.
+ * it proves that the pages came back intact.  Its memory reads as zero
+ * until written; a mapping handed out for writing is pre-filled with a
+ * pattern instead, so a page mapped but not written shows up as wrong.
  */
 #include <errno.h>
 #include <stdio.h>

@@ -84,44 +84,57 @@ static int from_image(struct xsr_backend *be, int fd, const struct xsr_restore_o
 			goto out;
 		}
 	}
+	/*
+	 * The index is checked once (16 octets a page), so its zero flags can be
+	 * trusted: zero pages are neither read nor written (a created domain's
+	 * memory is zero), and each run of data pages is one pread straight into
+	 * guest memory, verified page by page.
+	 */
+	if ((rc = xsr_image_check_index(img)) < 0)
+		goto img_err;
 	for (uint32_t r = 0; r < info.nr_runs; r++) {
 		for (uint64_t i = 0; i < info.runs[r].count; i += CHUNK) {
 			uint32_t n = (uint32_t)(info.runs[r].count - i < CHUNK ? info.runs[r].count - i : CHUNK);
-			uint64_t pfn = info.runs[r].pfn + i;
-			void *addr;
-			if ((rc = ops->map(be, pfn, n, 1, &addr)) < 0) {
-				snprintf(err, errlen, "mapping guest pfn 0x%llx+%u: %s", (unsigned long long)pfn, n, ops->error(be));
-				goto out;
-			}
-			rc = xsr_image_run_index(img, r, i, n, ent);
-			/* One pread for the whole chunk, then per-page checks against the index. */
-			if (rc == 0 && (rc = pread(fd, addr, (size_t)n * XSR_PAGE_SIZE,
-						   (off_t)(xsr_image_run_offset(img, r) + i * XSR_PAGE_SIZE))) !=
-					       (int)(n * XSR_PAGE_SIZE)) {
-				snprintf(err, errlen, "reading pages at pfn 0x%llx: %s", (unsigned long long)pfn,
-					 rc < 0 ? strerror(errno) : "short read");
-				ops->unmap(be, addr, pfn, n);
-				rc = XSR_E_IO;
-				goto out;
-			}
-			rc = 0;
-			for (uint32_t k = 0; k < n && rc == 0; k++) {
-				const uint8_t *pg = (const uint8_t *)addr + (size_t)k * XSR_PAGE_SIZE;
-				bool ok = ent[k].flags & XSR_IDX_DATA ? xsr_hash(pg, XSR_PAGE_SIZE) == ent[k].hash
-								      : (ent[k].hash == 0 && pg[0] == 0 && !memcmp(pg, pg + 1, XSR_PAGE_SIZE - 1));
-				if (!ok) {
-					snprintf(err, errlen, "page data of pfn 0x%llx: checksum mismatch", (unsigned long long)(pfn + k));
-					rc = XSR_E_CHECKSUM;
-				}
-				if (ent[k].flags & XSR_IDX_DATA)
-					st->pages++;
-				else
+			if ((rc = xsr_image_run_index(img, r, i, n, ent)) < 0)
+				goto img_err;
+			for (uint32_t k = 0; k < n;) {
+				if (!(ent[k].flags & XSR_IDX_DATA)) {
 					st->zero_pages++;
+					k++;
+					continue;
+				}
+				uint32_t m = 1;
+				while (k + m < n && (ent[k + m].flags & XSR_IDX_DATA))
+					m++;
+				uint64_t pfn = info.runs[r].pfn + i + k;
+				void *addr;
+				if ((rc = ops->map(be, pfn, m, 1, &addr)) < 0) {
+					snprintf(err, errlen, "mapping guest pfn 0x%llx+%u: %s", (unsigned long long)pfn, m,
+						 ops->error(be));
+					goto out;
+				}
+				size_t len = (size_t)m * XSR_PAGE_SIZE;
+				ssize_t got = pread(fd, addr, len, (off_t)(xsr_image_run_offset(img, r) + (i + k) * XSR_PAGE_SIZE));
+				if (got != (ssize_t)len) {
+					snprintf(err, errlen, "reading pages at pfn 0x%llx: %s", (unsigned long long)pfn,
+						 got < 0 ? strerror(errno) : "short read");
+					ops->unmap(be, addr, pfn, m);
+					rc = XSR_E_IO;
+					goto out;
+				}
+				for (uint32_t q = 0; q < m && rc == 0; q++)
+					if (xsr_hash((const uint8_t *)addr + (size_t)q * XSR_PAGE_SIZE, XSR_PAGE_SIZE) != ent[k + q].hash) {
+						snprintf(err, errlen, "page data of pfn 0x%llx: checksum mismatch",
+							 (unsigned long long)(pfn + q));
+						rc = XSR_E_CHECKSUM;
+					}
+				ops->unmap(be, addr, pfn, m);
+				if (rc < 0)
+					goto out;
+				st->pages += m;
+				st->bytes += len;
+				k += m;
 			}
-			ops->unmap(be, addr, pfn, n);
-			if (rc < 0)
-				goto out;
-			st->bytes += (uint64_t)n * XSR_PAGE_SIZE;
 		}
 		if (o->progress)
 			fprintf(stderr, "\rrestore: run %u/%u", r + 1, info.nr_runs);

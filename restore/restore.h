@@ -19,7 +19,9 @@ struct xsr_restore_stats {
 };
 
 /*
- * Restore from @fd (a seekable image or a stream; detected).  Calls, in order:
+ * Restore from @fd (a seekable image or a stream; detected).  The memory
+ * ops->create allocates must read as zero: pages the image marks zero are
+ * not written.  Calls, in order:
  * ops->create (with the image's shape), ops->load_extra for each other section,
  * page data through ops->map(writable), ops->set_vcpu for every vCPU, then
  * ops->start unless no_start.  Every page is checksum-verified before use.

@@ -600,6 +600,11 @@ int xsr_image_run_index(struct xsr_image *img, uint32_t run, uint64_t first, uin
 	return 0;
 }
 
+int xsr_image_check_index(struct xsr_image *img)
+{
+	return hash_record(img, img->i_index, NULL);
+}
+
 int xsr_image_map_run(struct xsr_image *img, uint32_t run, void **addr, uint64_t *len)
 {
 	if (run >= img->nruns)

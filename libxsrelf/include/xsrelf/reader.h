@@ -64,6 +64,13 @@ XSR_API int xsr_image_page_entry(struct xsr_image *img, uint64_t pfn, struct xsr
 XSR_API int xsr_image_run_index(struct xsr_image *img, uint32_t run, uint64_t first, uint64_t count,
 				struct xsr_index_entry *out);
 
+/*
+ * Verify the page index record's checksum (16 octets per page are read).
+ * After this the index's zero flags can be trusted without reading the
+ * zero pages' slots, as a full restore does.
+ */
+XSR_API int xsr_image_check_index(struct xsr_image *img);
+
 /* mmap run @run MAP_PRIVATE read/write (copy on write): zero-copy restore. */
 XSR_API int xsr_image_map_run(struct xsr_image *img, uint32_t run, void **addr, uint64_t *len);
 
