@@ -1,0 +1,94 @@
+#!/bin/bash
+# Fault injection (issue 8): a save (xsr synth) and conversions in every
+# direction, once for every read and every write call they make (counted
+# with XSR_IO_COUNT), with each fault of XSR_FAULT (libxsrelf/src/io.c):
+#   ENOSPC, EIO  -> non-zero exit with a message; the earlier file at the
+#                   destination byte-identical; no temp file left
+#   SHORT, EINTR -> success, output byte-identical to a fault-free run
+# Never a signal.  A sample runs under valgrind --track-fds=yes: no fd the
+# tool opened may be open at exit.
+set -uo pipefail
+. "$(dirname "$0")/../cli/lib.sh"
+
+SYN=(--mem 64K --vcpus 2 --zero-fraction 0.25 --seed 11)
+"$XSR" synth "${SYN[@]}" "$T/ref.elf"
+"$XSR" synth "${SYN[@]}" --stream "$T/ref.stream"
+"$XSR" synth --mem 32K --vcpus 1 --seed 99 "$T/earlier"   # what a failed run must leave alone
+# name | command (OUT = destination) | reference output (empty: the fault-free run;
+# seekable -> stream orders records differently from a direct streamed save)
+scen=(
+	"save-seekable|synth ${SYN[*]} OUT|$T/ref.elf"
+	"save-stream|synth ${SYN[*]} --stream OUT|$T/ref.stream"
+	"convert-seekable-to-stream|convert --to stream $T/ref.elf OUT|"
+	"convert-stream-to-seekable|convert $T/ref.stream OUT|$T/ref.elf"
+	"convert-seekable-to-seekable|convert $T/ref.elf OUT|$T/ref.elf"
+	"convert-stream-zstd|convert --to stream --compress zstd $T/ref.stream OUT|"
+)
+mkdir -p "$T/d"
+points=0 runs=0
+for s in "${scen[@]}"; do
+	IFS='|' read -r name cmd ref <<<"$s"
+	out=$T/d/out
+	rm -f "$out"
+	XSR_IO_COUNT=$T/count "$XSR" ${cmd//OUT/$out} >/dev/null 2>&1
+	read -r nreads nwrites <"$T/count"
+	[ -n "$ref" ] || { ref=$T/ref-$name; cp "$out" "$ref"; }
+	check "$name: fault-free output is the reference" cmp "$out" "$ref"
+	bad_here=0
+	for op in read write; do
+		max=$nreads; [ $op = write ] && max=$nwrites
+		for ((n = 1; n <= max; n++)); do
+			points=$((points + 1))
+			for kind in ENOSPC EIO SHORT EINTR; do
+				runs=$((runs + 1))
+				cp "$T/earlier" "$out"
+				XSR_FAULT=$op:$n:$kind timeout 30 "$XSR" ${cmd//OUT/$out} >/dev/null 2>"$T/err"
+				rc=$?
+				what="$name $op:$n:$kind"
+				if [ $rc -ge 124 ]; then bad "$what: died or hung (exit $rc)"; bad_here=1; continue; fi
+				case $kind in
+				ENOSPC | EIO)
+					if [ $rc -eq 0 ]; then bad "$what: the fault was swallowed (exit 0)"; bad_here=1
+					elif [ ! -s "$T/err" ]; then bad "$what: exit $rc without a message"; bad_here=1
+					elif ! cmp -s "$out" "$T/earlier"; then bad "$what: the earlier file at the destination changed"; bad_here=1
+					fi ;;
+				*)
+					if [ $rc -ne 0 ]; then bad "$what: exit $rc: $(head -c 200 "$T/err")"; bad_here=1
+					elif ! cmp -s "$out" "$ref"; then bad "$what: output differs from the fault-free run"; bad_here=1
+					fi ;;
+				esac
+				if ls -A "$T/d" | grep -q 'xsr-tmp'; then bad "$what: temporary file left: $(ls -A "$T/d")"; bad_here=1; rm -f "$T"/d/.*xsr-tmp*; fi
+			done
+		done
+	done
+	[ $bad_here -eq 0 ] && ok "$name: $nreads reads + $nwrites writes, each with ENOSPC/EIO/SHORT/EINTR: clean"
+done
+
+# No write at all reaches the destination when the output cannot be created.
+chmod 0555 "$T/d" 2>/dev/null
+if [ "$(id -u)" -ne 0 ]; then
+	cp "$T/earlier" "$T/d/out" 2>/dev/null
+	check "unwritable directory: clear error, no signal" bash -c "'$XSR' synth ${SYN[*]} '$T/d/out'; rc=\$?; [ \$rc -ne 0 ] && [ \$rc -lt 124 ]"
+fi
+chmod 0755 "$T/d"
+
+# fds: a sample of faulted runs under valgrind; only inherited fds may remain.
+if command -v valgrind >/dev/null; then
+	leaks=0 sampled=0
+	for s in "${scen[@]}"; do
+		IFS='|' read -r name cmd ref <<<"$s"
+		for f in write:2:ENOSPC read:3:EIO; do
+			sampled=$((sampled + 1))
+			cp "$T/earlier" "$T/d/out"
+			XSR_FAULT=$f valgrind -q --track-fds=yes --error-exitcode=99 "$ROOT/bin/xsr" ${cmd//OUT/$T/d/out} >/dev/null 2>"$T/vg"
+			rc=$?
+			own=$(awk '/Open file descriptor/{fd=$0; getline; if ($0 !~ /inherited from parent/) print fd}' "$T/vg" | grep -v 'std' | wc -l)
+			if [ "$own" -ne 0 ] || [ $rc -eq 99 ]; then bad "$name $f: valgrind: $own fd(s) leaked or memory error"; sed 's/^/     /' "$T/vg" | head -20; leaks=1; fi
+		done
+	done
+	[ $leaks -eq 0 ] && ok "no leaked fds or memory errors in $sampled faulted runs under valgrind --track-fds=yes"
+else
+	echo "SKIPPED: valgrind not installed: fd-leak sample not run"
+fi
+echo "TOTAL faults: $points I/O call points, $runs faulted runs"
+summary
