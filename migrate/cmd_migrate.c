@@ -314,6 +314,11 @@ static int recv_build(struct xsr_vmm *v, void *arg, char *msg, size_t msglen)
 	return 0;
 }
 
+static int commit_file(void *ctx)
+{
+	return xsr_out_commit(ctx, "receive") < 0 ? XSR_E_IO : 0;
+}
+
 static int listen_tcp(const char *host, const char *port, char *bound, size_t blen)
 {
 	struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE}, *ai;
@@ -438,8 +443,10 @@ int cmd_receive(int argc, char **argv)
 				break;
 			}
 			c.o.out_fd = out.fd;
+			c.o.before_commit = commit_file;
+			c.o.commit_ctx = &out;
 			int r = xsr_migrate_receive(NULL, c.conn, &c.o, &c.st, msg, sizeof(msg));
-			if (r == 0 && xsr_out_commit(&out, "receive") == 0) {
+			if (r == 0) {
 				close(c.conn);
 				if (json)
 					printf("{\"file\":\"%s\",\"bytes\":%" PRIu64 ",\"pages\":%" PRIu64 ",\"zero_pages\":%" PRIu64

@@ -66,6 +66,9 @@ struct xsr_mig_recv_opts {
 	uint64_t mem_limit;  /* refuse bigger guests (octets) */
 	uint32_t max_vcpus;  /* refuse more vCPUs */
 	int out_fd;          /* >= 0: write a seekable image here instead of a VM */
+	/* file sink: called after fsync, before COMMIT (e.g. the atomic rename) */
+	int (*before_commit)(void *ctx);
+	void *commit_ctx;
 	FILE *log;
 };
 

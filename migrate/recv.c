@@ -68,6 +68,8 @@ struct rcv {
 	bool have_thread;
 	pthread_mutex_t send_lock;
 	uint64_t t_transition;
+	int refuse_rc; /* refusal found before MIG_BEGIN, answered at MIG_BEGIN */
+	char refusal[XSR_MIG_MAX_TEXT];
 	char *err;
 	size_t errlen;
 };
@@ -203,16 +205,25 @@ static int on_header(void *ctx, const struct xsr_file_header *h)
 {
 	struct rcv *c = ctx;
 
+	/*
+	 * A refusal is answered at MIG_BEGIN, when the sender waits for HELLO:
+	 * closing now, while it still writes, could reset the connection before
+	 * it reads why.
+	 */
 	c->fh = h;
 	if (h->kind != XSR_KIND_MIGRATION)
 		return rfail(c, XSR_E_UNSUPPORTED, "not a migration stream (image kind %u, want %u)", h->kind,
 			     XSR_KIND_MIGRATION);
-	if (h->nr_vcpus > c->o->max_vcpus)
-		return rfail(c, XSR_E_LIMIT, "the guest has %u vCPUs, this receiver takes at most %u", h->nr_vcpus,
-			     c->o->max_vcpus);
-	if (h->nr_pages > c->o->mem_limit / XSR_PAGE_SIZE)
-		return rfail(c, XSR_E_LIMIT, "the guest has %" PRIu64 " MiB of memory, this receiver has room for %" PRIu64 " MiB",
-			     h->nr_pages >> 8, c->o->mem_limit >> 20);
+	if (h->nr_vcpus > c->o->max_vcpus) {
+		c->refuse_rc = XSR_E_LIMIT;
+		snprintf(c->refusal, sizeof(c->refusal), "the guest has %u vCPUs, this receiver takes at most %u",
+			 h->nr_vcpus, c->o->max_vcpus);
+	} else if (h->nr_pages > c->o->mem_limit / XSR_PAGE_SIZE) {
+		c->refuse_rc = XSR_E_LIMIT;
+		snprintf(c->refusal, sizeof(c->refusal),
+			 "the guest has %" PRIu64 " MiB of memory, this receiver has room for %" PRIu64 " MiB",
+			 h->nr_pages >> 8, c->o->mem_limit >> 20);
+	}
 	return 0;
 }
 
@@ -231,6 +242,8 @@ static int on_memmap(struct rcv *c, const void *body, uint64_t len)
 	}
 	if (!c->have_pr)
 		return rfail(c, XSR_E_FORMAT, "memmap before producer");
+	if (c->refuse_rc)
+		return 0;
 	if (c->be) {
 		struct xsr_domain_info info = {.nr_vcpus = c->fh->nr_vcpus, .nr_runs = c->nruns, .runs = c->runs};
 		int rc;
@@ -282,6 +295,8 @@ static int on_section(void *ctx, const struct xsr_record_header *rh, const void 
 			return rfail(c, XSR_E_FORMAT, "mig-begin: repeated, or unknown flags 0x%x / reserved fields set", b.flags);
 		if (!c->runs)
 			return rfail(c, XSR_E_FORMAT, "mig-begin before the memory map");
+		if (c->refuse_rc)
+			return rfail(c, c->refuse_rc, "%s", c->refusal);
 		if ((b.flags & XSR_MIG_POSTCOPY) && !c->be)
 			return rfail(c, XSR_E_UNSUPPORTED, "post-copy needs a VM on this side, not --to-file");
 		c->begun = true;
@@ -355,6 +370,8 @@ static int on_section(void *ctx, const struct xsr_record_header *rh, const void 
 	}
 	if (!c->runs)
 		return rfail(c, XSR_E_FORMAT, "a %s record before the memory map", xsr_section_name(rh->sh_type));
+	if (c->refuse_rc)
+		return 0;
 	if (c->be) {
 		if ((rc = c->be->ops->load_extra(c->be, code, rh->sh_info, body, rh->sh_size)) < 0)
 			return rfail(c, rc, "loading a %s record: %s", xsr_section_name(rh->sh_type), c->be->ops->error(c->be));
@@ -684,6 +701,11 @@ int xsr_migrate_receive(struct xsr_backend *be, int fd, const struct xsr_mig_rec
 			rc = rfail(&c, XSR_E_IO, "fsync: %s", strerror(errno));
 			goto fail;
 		}
+		/* COMMIT promises the file is in place: rename it first. */
+		if (o->before_commit && (rc = o->before_commit(o->commit_ctx)) < 0) {
+			rfail(&c, rc, "storing the image failed");
+			goto fail;
+		}
 	}
 	st->load_ns = xsr_now_ns() - tend;
 	die_at("end");
@@ -701,7 +723,7 @@ int xsr_migrate_receive(struct xsr_backend *be, int fd, const struct xsr_mig_rec
 		size_t blen;
 		char e[256];
 		int code = xsr_mig_recv(fd, 10000, body, &blen, e, sizeof(e));
-		if (code != XSR_MIG_R_RELEASED) {
+		if (code != XSR_MIG_R_RELEASED && be) {
 			rc = rfail(&c, XSR_E_PEER, "no RELEASED after COMMIT (%s): the source may run its copy; discarding this one",
 				   code < 0 ? e : xsr_mig_rec_name((uint32_t)code));
 			if (be)

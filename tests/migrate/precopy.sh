@@ -54,7 +54,7 @@ spid=$VM_PID
 wait_moving "$S"
 start_receiver tofile --to-file "$TMP/arrived.xsr" --once
 check "migrate to a receiver writing a file" "$XSR" migrate vm:"$S" tcp:127.0.0.1:"$RX_PORT"
-check "  ... the receiver exits 0" bash -c "wait $RX_PID 2>/dev/null; true"
+check "  ... the receiver exits" wait_gone "$RX_PID"
 check "  ... source VMM gone after the commit" wait_gone "$spid"
 check "  ... the file verifies" "$XSR" verify "$TMP/arrived.xsr"
 check "  ... no temporary file left" bash -c "! ls -a '$TMP' | grep -q 'arrived.xsr.'"
