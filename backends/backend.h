@@ -41,6 +41,14 @@ struct xsr_backend_ops {
 	int (*resume)(struct xsr_backend *be);
 	int (*map)(struct xsr_backend *be, uint64_t pfn, uint64_t count, int writable, void **addr);
 	void (*unmap)(struct xsr_backend *be, void *addr, uint64_t pfn, uint64_t count);
+	/*
+	 * Set zero[i] = 1 for the pages of [pfn, pfn+count) (inside one run)
+	 * known to be zero without reading them, e.g. holes of a sparse memory
+	 * file; leave the others alone.  A backend that cannot tell sets none.
+	 * It lets a save skip memory the guest never touched instead of
+	 * faulting all of it in.
+	 */
+	int (*zero_hint)(struct xsr_backend *be, uint64_t pfn, uint64_t count, uint8_t *zero);
 
 	/* ---- save side ---- */
 	int (*get_vcpu)(struct xsr_backend *be, uint32_t vcpu, struct xsr_vcpu_state *out);

@@ -704,6 +704,41 @@ static void kvm_unmap(struct xsr_backend *be, void *addr, uint64_t pfn, uint64_t
 	(void)count;
 }
 
+/*
+ * Guest memory is a memfd: pages the guest never wrote are holes, found with
+ * SEEK_DATA/SEEK_HOLE without faulting them in (reading them would allocate
+ * all of guest memory).
+ */
+static int kvm_zero_hint(struct xsr_backend *be, uint64_t pfn, uint64_t count, uint8_t *zero)
+{
+	struct xsr_kvm *k = K(be);
+	int i = find_run(k, pfn);
+
+	if (i < 0 || count == 0 || count > k->runs[i].count - (pfn - k->runs[i].pfn))
+		return seterr(k, XSR_E_RANGE, "zero_hint: pfn 0x%llx count %llu is not inside one run",
+			      (unsigned long long)pfn, (unsigned long long)count);
+	off_t start = (off_t)((k->slots[i].slot0 + pfn - k->runs[i].pfn) << XSR_PAGE_SHIFT);
+	off_t end = start + (off_t)(count << XSR_PAGE_SHIFT), pos = start;
+
+	while (pos < end) {
+		off_t data = lseek(k->memfd, pos, SEEK_DATA);
+		if (data < 0 && errno != ENXIO)
+			return 0; /* no hole information: claim nothing */
+		off_t stop = data < 0 || data > end ? end : data;
+		for (off_t p = pos; p < stop; p += XSR_PAGE_SIZE)
+			zero[(p - start) >> XSR_PAGE_SHIFT] = 1;
+		if (data < 0 || data >= end)
+			break;
+		off_t hole = lseek(k->memfd, data, SEEK_HOLE);
+		if (hole < 0)
+			return 0;
+		pos = hole & ~(off_t)(XSR_PAGE_SIZE - 1);
+		if (pos <= data)
+			pos = data + XSR_PAGE_SIZE;
+	}
+	return 0;
+}
+
 void *xsr_kvm_mem(struct xsr_backend *be, uint64_t *len)
 {
 	if (len)
@@ -1432,6 +1467,7 @@ const struct xsr_backend_ops xsr_kvm_ops = {
     .resume = kvm_resume,
     .map = kvm_map,
     .unmap = kvm_unmap,
+    .zero_hint = kvm_zero_hint,
     .get_vcpu = kvm_get_vcpu,
     .save_extra = kvm_save_extra,
     .dirty_start = kvm_dirty_start,

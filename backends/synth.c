@@ -106,6 +106,18 @@ static void sy_unmap(struct xsr_backend *be, void *addr, uint64_t pfn, uint64_t 
 	free(addr);
 }
 
+/* The generator decides zero pages from the hash alone: no page is built. */
+static int sy_zero_hint(struct xsr_backend *be, uint64_t pfn, uint64_t count, uint8_t *zero)
+{
+	struct synth *s = S(be);
+	for (uint64_t i = 0; i < count; i++) {
+		uint64_t h = splitmix64(s->p.seed ^ ((pfn + i) * 0x9e3779b97f4a7c15ull));
+		if ((double)(h >> 11) / 9007199254740992.0 < s->p.zero_fraction)
+			zero[i] = 1;
+	}
+	return 0;
+}
+
 /* Writable unmap: compare against the generator. */
 static void sy_unmap_check(struct synth *s, void *addr, uint64_t pfn, uint64_t count)
 {
@@ -259,6 +271,7 @@ static const struct xsr_backend_ops synth_ops = {
 	.resume = sy_resume,
 	.map = sy_map,
 	.unmap = sy_unmap_any,
+	.zero_hint = sy_zero_hint,
 	.get_vcpu = sy_get_vcpu,
 	.save_extra = sy_save_extra,
 	.dirty_start = sy_dirty_start,
