@@ -30,6 +30,7 @@ struct savectx {
 	uint64_t total_slots, done;
 	int progress;
 	uint64_t last_pct;
+	uint8_t *bounce;  /* stream + running: pages are copied before checksumming */
 	char *err;
 	size_t errlen;
 };
@@ -51,18 +52,36 @@ static int send_range(struct savectx *c, uint64_t pfn, uint64_t n)
 {
 	uint64_t pfns[CHUNK];
 	const void *ptrs[CHUNK];
+	uint8_t zero[CHUNK];
 	for (uint64_t off = 0; off < n; off += CHUNK) {
 		uint32_t m = (uint32_t)(n - off < CHUNK ? n - off : CHUNK);
 		void *addr;
-		int rc = c->be->ops->map(c->be, pfn + off, m, 0, &addr);
+		memset(zero, 0, m);
+		int rc = c->be->ops->zero_hint(c->be, pfn + off, m, zero);
+		if (rc == 0)
+			rc = c->be->ops->map(c->be, pfn + off, m, 0, &addr);
 		if (rc < 0) {
 			snprintf(c->err, c->errlen, "mapping guest pfn 0x%llx+%u: %s", (unsigned long long)(pfn + off), m,
 				 c->be->ops->error(c->be));
 			return rc;
 		}
 		for (uint32_t i = 0; i < m; i++) {
+			const uint8_t *pg = (const uint8_t *)addr + (size_t)i * XSR_PAGE_SIZE;
 			pfns[i] = pfn + off + i;
-			ptrs[i] = (const uint8_t *)addr + (size_t)i * XSR_PAGE_SIZE;
+			/* Known-zero pages are never touched: a sparse guest stays sparse. */
+			if (zero[i]) {
+				ptrs[i] = NULL;
+			} else if (c->bounce) {
+				/*
+				 * A running guest may change a page between its checksum and
+				 * its write; a stream record would then fail its checksum, so
+				 * the record is made from a copy (the dirty log resends it).
+				 */
+				memcpy(c->bounce + (size_t)i * XSR_PAGE_SIZE, pg, XSR_PAGE_SIZE);
+				ptrs[i] = c->bounce + (size_t)i * XSR_PAGE_SIZE;
+			} else {
+				ptrs[i] = pg;
+			}
 		}
 		rc = xsr_writer_put_pages(c->w, pfns, m, ptrs);
 		c->be->ops->unmap(c->be, addr, pfn + off, m);
@@ -154,6 +173,15 @@ int xsr_save_domain(struct xsr_backend *be, int fd, const struct xsr_save_opts *
 		snprintf(err, errlen, "out of memory");
 		goto out;
 	}
+	if (o->live && xsr_writer_layout(c.w) == XSR_LAYOUT_STREAM) {
+		/* Seekable slots are rewritten by the final round; a stream record is not. */
+		c.bounce = malloc((size_t)CHUNK * XSR_PAGE_SIZE);
+		if (!c.bounce) {
+			rc = XSR_E_NOMEM;
+			snprintf(err, errlen, "out of memory");
+			goto out;
+		}
+	}
 	if (o->live) {
 		/* Pre-copy: send everything while the guest runs, then what it dirtied. */
 		uint64_t words = (c.total_slots + 63) / 64 + 1;
@@ -191,6 +219,8 @@ int xsr_save_domain(struct xsr_backend *be, int fd, const struct xsr_save_opts *
 	}
 	paused = 1;
 	tp = xsr_now_ns();
+	free(c.bounce); /* paused: pages hold still */
+	c.bounce = NULL;
 	if (o->live) {
 		uint64_t sent;
 		/* dirty_fetch ORs in: bm keeps the pages left from the last round. */
@@ -248,6 +278,7 @@ out:
 	if (rc < 0 && paused && !st->pause_ns)
 		st->pause_ns = xsr_now_ns() - tp;
 	xsr_writer_abort(c.w);
+	free(c.bounce);
 	free(vs);
 	free(bm);
 	st->elapsed_ns = xsr_now_ns() - t0;
