@@ -48,6 +48,7 @@ struct xsr_writer {
 	struct xsr_producer producer;
 	uint8_t *notes;    /* nr_vcpus * XSR_NOTE_SIZE */
 	uint8_t *vcpu_set; /* nr_vcpus flags */
+	uint32_t nr_vcpu_set;
 	struct xsr_writer_stats stats;
 	uint64_t chain;    /* stream: chain over trailers written so far */
 	/* seekable */
@@ -461,6 +462,13 @@ int xsr_writer_add_section(struct xsr_writer *w, uint32_t code, int optional, ui
 			    (unsigned long long)len, (unsigned long long)d->min_len, (unsigned long long)d->max_len);
 	if (d->per_vcpu && info >= w->nr_vcpus)
 		return fail(w, XSR_E_RANGE, "%s section for vCPU %u of %u", d->name, info, w->nr_vcpus);
+	/*
+	 * Keep room in the table for what close and the vCPUs still to come add
+	 * (section 0, NOTES, INDEX, PAGES, STRTAB, INTEGRITY, one VCPU each):
+	 * refuse here rather than fail at close after accepting the section.
+	 */
+	if (w->layout == XSR_LAYOUT_SEEKABLE && w->nsecs + 6 + (w->nr_vcpus - w->nr_vcpu_set) >= XSR_MAX_SECTIONS)
+		return fail(w, XSR_E_LIMIT, "more than %u sections", XSR_MAX_SECTIONS);
 	int rc = emit_record(w, code, optional || d->optional, info, entsize, iov, iovcnt, w->tail, NULL);
 	if (rc == 0 && w->layout == XSR_LAYOUT_SEEKABLE)
 		w->tail += record_span(len);
@@ -498,6 +506,7 @@ int xsr_writer_set_vcpu(struct xsr_writer *w, const struct xsr_vcpu_state *st)
 		w->tail += record_span((uint64_t)n);
 	xsr_note_prstatus(&st->r, w->notes + (size_t)id * XSR_NOTE_SIZE);
 	w->vcpu_set[id] = 1;
+	w->nr_vcpu_set++;
 	return 0;
 }
 
