@@ -91,7 +91,8 @@ int xsr_stream_prefix(struct xsr_stream *s, const void *buf, size_t len)
 	memmove(n, n + s->prepos, s->prelen - s->prepos);
 	s->prelen -= s->prepos;
 	s->prepos = 0;
-	memcpy(n + s->prelen, buf, len);
+	if (len) /* callers with nothing sniffed pass NULL, 0; memcpy(.., NULL, 0) is UB */
+		memcpy(n + s->prelen, buf, len);
 	s->prelen += len;
 	s->pre = n;
 	return 0;
