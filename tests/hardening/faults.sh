@@ -73,7 +73,9 @@ fi
 chmod 0755 "$T/d"
 
 # fds: a sample of faulted runs under valgrind; only inherited fds may remain.
-if command -v valgrind >/dev/null; then
+if grep -q __asan_init "$ROOT/bin/xsr" 2>/dev/null; then
+	echo "(fd sample under valgrind not run: bin/xsr is an ASan build, which valgrind cannot run)"
+elif command -v valgrind >/dev/null; then
 	leaks=0 sampled=0
 	for s in "${scen[@]}"; do
 		IFS='|' read -r name cmd ref <<<"$s"
