@@ -709,6 +709,8 @@ static int cmp_page(const void *a, const void *b)
 /* Sort by pfn, keep the last occurrence of each. */
 static void final_pages(struct src *s)
 {
+	if (!s->npages) /* s->pages is NULL then, and qsort's base must not be */
+		return;
 	qsort(s->pages, s->npages, sizeof(*s->pages), cmp_page);
 	size_t o = 0;
 	for (size_t i = 0; i < s->npages; i++) {
