@@ -20,7 +20,7 @@ build/fuzz/lib/%.o: libxsrelf/src/%.c $(wildcard libxsrelf/include/xsrelf/*.h li
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -c $< -o $@
 
 # Each target may name extra tool objects it needs in a "// FUZZ_EXTRA: dir/x.c" line.
-build/fuzz/fuzz_%: $(FUZZ_LIBOBJ) $(wildcard tests/fuzz/*/fuzz_*.c tests/fuzz/*.h)
+build/fuzz/fuzz_%: $(FUZZ_LIBOBJ) $(wildcard tests/fuzz/*/fuzz_*.c tests/fuzz/*.h) $(TOOL_SRC)
 	@mkdir -p $(dir $@)
 	src=$$(ls tests/fuzz/*/$(notdir $@).c); \
 	extra=$$(sed -n 's|^// FUZZ_EXTRA: *||p' $$src); \

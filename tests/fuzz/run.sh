@@ -24,7 +24,7 @@ for bin in "$@"; do
 		continue
 	fi
 	before=$(ls "$art" | wc -l)
-	nice -n 10 "$bin" -max_total_time="$mode" -timeout=10 -rss_limit_mb=2048 -max_len=262144 \
+	nice -n 10 "$bin" -max_total_time="$mode" -timeout=10 -close_fd_mask=2 -rss_limit_mb=2048 -max_len=262144 \
 		-artifact_prefix="$art/" -print_final_stats=1 "$corpus" "$seeds" > "$log" 2>&1
 	execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -n1)
 	after=$(ls "$art" | wc -l)
