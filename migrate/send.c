@@ -512,10 +512,19 @@ static int postcopy(struct snd *c, uint64_t *pending, int *resumed, uint64_t tp)
 		c->st->receiver_load_ns = a.load_ns;
 	}
 	uint64_t pushed = 0;
+	/*
+	 * Test hook: XSR_MIG_TEST_PUSH_DELAY_MS holds the background push back
+	 * for that long, serving faults only, so that a test can rely on the
+	 * guest's first touches arriving as FAULT requests.
+	 */
+	uint64_t hold_until = 0;
+	if (getenv("XSR_MIG_TEST_PUSH_DELAY_MS"))
+		hold_until = xsr_now_ns() + strtoull(getenv("XSR_MIG_TEST_PUSH_DELAY_MS"), NULL, 10) * 1000000ull;
 	while (npending) {
 		uint64_t sent;
+		int hold = hold_until && xsr_now_ns() < hold_until;
 
-		if ((rc = take_faults(c, pending, want, &nwant, 0)) < 0)
+		if ((rc = take_faults(c, pending, want, &nwant, hold ? 20 : 0)) < 0)
 			goto out;
 		while (nwant) {
 			if ((rc = push_from(c, want, pending, NULL, PUSH_CHUNK, &sent)) < 0)
@@ -525,6 +534,8 @@ static int postcopy(struct snd *c, uint64_t *pending, int *resumed, uint64_t tp)
 			c->st->faults_served += sent;
 			c->st->postcopy_pages += sent;
 		}
+		if (hold)
+			continue;
 		if ((rc = push_from(c, pending, pending, &cursor, PUSH_CHUNK, &sent)) < 0)
 			goto out;
 		/* A slot taken through @want is gone from @pending, so no double count. */

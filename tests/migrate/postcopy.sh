@@ -32,11 +32,16 @@ postcopy() {
 	stop_vm "$dst"
 }
 
-# Pure post-copy: every page follows the guest, so its first instructions fault.
+# Pure post-copy: every page follows the guest, so its first instructions
+# fault.  The sender holds its background push back for a moment (a test
+# hook) so that the guest's first touches, not the push, fetch its pages.
+export XSR_MIG_TEST_PUSH_DELAY_MS=500
 postcopy pure-1 1 64M --postcopy-rounds 0
 check "pure-1: the guest's first touches became FAULT requests" jq -e '.faults >= 1' "$TMP/pure-1.json"
 postcopy pure-2 2 64M --postcopy-rounds 0 --compress lz4
 check "pure-2: the guest's first touches became FAULT requests" jq -e '.faults >= 1' "$TMP/pure-2.json"
+check "pure-1: every fault was served ahead of the push" jq -e '.faults_served >= 1' "$TMP/pure-1.json"
+unset XSR_MIG_TEST_PUSH_DELAY_MS
 # One pre-copy round, then the pages the dirtier and the guest touched since.
 export XSR_TEST_DIRTY_MBPS=40
 postcopy after-round 2 32M --postcopy-rounds 1
