@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* xsr vm: start the test guest in a VMM daemon, and talk to it. */
 #include <errno.h>
+#include <signal.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <limits.h>
@@ -219,7 +220,9 @@ static int vm_start(int argc, char **argv)
 	if (wait_counting(sock, c.vcpus) < 0) {
 		char *reply = NULL;
 
-		xsr_ctl_call(VERB, sock, "stop", NULL, 0, &reply);
+		/* Stop it by socket if it answers, and by pid in any case: none is left behind. */
+		if (xsr_ctl_call(VERB, sock, "stop", NULL, 0, &reply) < 0)
+			kill(pid, SIGTERM);
 		free(reply);
 		return XSR_EXIT_FAIL;
 	}

@@ -583,7 +583,12 @@ daemon_main(const char *sock, xsr_vmm_build_fn build, void *ctx, int keep_stderr
 		vlog(&v, "terminated by signal");
 	shutdown_vm(&v);
 	close(lsock);
-	unlink(sock);
+	/*
+	 * stop and a committed migration unlinked the socket already; by now a
+	 * new VMM may own that path, so only a signal exit removes it here.
+	 */
+	if (daemon_quit)
+		unlink(sock);
 	vlog(&v, "exit");
 	_exit(0);
 }
