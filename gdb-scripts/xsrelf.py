@@ -74,6 +74,8 @@ XSR_CONSTANTS = {
     "XSR_SEC_POSTCOPY_BEGIN": 0x12,
     "XSR_SEC_POSTCOPY_PFNS": 0x13,
     "XSR_SEC_POSTCOPY_TRANSITION": 0x14,
+    "XSR_MIG_POSTCOPY": 0x1,
+    "XSR_MIG_ROUND_PAUSED": 0x1,
     "XSR_SEC__COUNT": 0x15,
     "XSR_IDX_DATA": 0x1,
     "XSR_IDX_XEN_TYPE_SHIFT": 28,
@@ -142,6 +144,9 @@ XSR_SIZEOF = {
     "xsr_x86_dtable": 16,
     "xsr_msr": 16,
     "xsr_x86_vcpu": 1064,
+    "xsr_mig_begin": 32,
+    "xsr_mig_round": 32,
+    "xsr_mig_pfns": 8,
 }
 
 # offsetof() of the fields this script decodes.
@@ -183,6 +188,9 @@ SEC_NAMES = {
     C["XSR_SEC_XENSTORE"]: "xenstore", C["XSR_SEC_EMULATOR"]: "emulator",
     C["XSR_SEC_PASSTHRU"]: "passthru", C["XSR_SEC_STRTAB"]: "strtab",
     C["XSR_SEC_INTEGRITY"]: "integrity", C["XSR_SEC_VMCOREINFO"]: "vmcoreinfo",
+    C["XSR_SEC_MIG_BEGIN"]: "mig-begin", C["XSR_SEC_MIG_ROUND"]: "mig-round",
+    C["XSR_SEC_POSTCOPY_BEGIN"]: "postcopy-begin", C["XSR_SEC_POSTCOPY_PFNS"]: "postcopy-pfns",
+    C["XSR_SEC_POSTCOPY_TRANSITION"]: "postcopy-transition",
 }
 KIND_NAMES = {1: "save", 2: "core", 3: "migration"}
 SHT_NOTE, SHT_STRTAB = 7, 3
