@@ -66,7 +66,9 @@ check "bad input gives clear errors, gdb survives" bash -c "
 # ---- page tables ----
 MKPT=$ROOT/tests/build/mkpt
 mkdir -p "$ROOT/tests/build"
-if ! cc -std=gnu11 -Wall -Wextra -I"$ROOT/libxsrelf/include" -o "$MKPT" "$ROOT/tests/gdb/mkpt.c" \
+# make test SANITIZE=1 builds the library with ASan/UBSan: link against it the same way.
+SAN=; grep -q __asan_init "$ROOT/lib/libxsrelf.a" 2>/dev/null && SAN="-fsanitize=address,undefined"
+if ! cc -std=gnu11 -Wall -Wextra $SAN -I"$ROOT/libxsrelf/include" -o "$MKPT" "$ROOT/tests/gdb/mkpt.c" \
 	"$ROOT/lib/libxsrelf.a" -lelf -lxxhash -lzstd -llz4 -lpthread 2>"$T/cc.err"; then
 	bad "build tests/gdb/mkpt.c"; cat "$T/cc.err"; summary; exit 1
 fi
