@@ -4,10 +4,12 @@
  * streamed image (run by tests/hardening/sweep.sh; spawning xsr per flip
  * would take hours).
  *
- *   sweep SEEKABLE STREAM [COMPRESSED-STREAM...]
+ *   sweep SEEKABLE STREAM
  *
- * Bit flips: every bit of every octet outside page data, and all 8 bits of
- * one octet in every page slot (seekable) or every page carried (stream).
+ * plus a zstd-compressed stream it writes itself (synthetic pages do not
+ * compress).  Bit flips: every bit of every octet outside page data, and all
+ * 8 bits of one octet in every page slot (seekable) or every page carried
+ * (stream; in the zstd stream every bit of the compressed data).
  * Each flipped copy goes through what `xsr verify` does; every flip must be
  * reported as damage (every octet of both layouts is covered by a header
  * checksum, a record trailer, the integrity section, the page index or the
@@ -28,6 +30,7 @@
 #include <unistd.h>
 
 #include <xsrelf/reader.h>
+#include <xsrelf/writer.h>
 
 static int passed, failed;
 
@@ -268,10 +271,10 @@ static void sweep_seekable(const char *path)
 	free(orig);
 }
 
-static void sweep_stream(const char *name, const char *path)
+static void sweep_stream(const char *name, const char *path, uint8_t *orig, size_t size)
 {
-	size_t size;
-	uint8_t *orig = load(path, &size);
+	if (!orig)
+		orig = load(path, &size);
 	put(orig, size);
 	result(verify_fd(size) == 0, "stream %s verifies intact before the sweep", path);
 	int cap = 64, n = 0, nc = 0;
@@ -301,7 +304,8 @@ static void sweep_stream(const char *name, const char *path)
 			sp[n++] = (struct span){off, data, names[k]};
 			k = n % 4096;
 			if (b.data_len) {
-				snprintf(names[k], 48, "page data at 0x%zx", data);
+				/* compressed data is flipped bit by bit, raw page data sampled */
+				snprintf(names[k], 48, "%s at 0x%zx", b.compress ? "compressed data" : "page data", data);
 				sp[n++] = (struct span){data, data + b.data_len, names[k]};
 			}
 			k = n % 4096;
@@ -328,17 +332,62 @@ static void sweep_stream(const char *name, const char *path)
 	free(orig);
 }
 
+/*
+ * A zstd stream whose batches really are compressed.  Synthetic pages are
+ * random and the writer stores incompressible batches raw, so this one is
+ * made here: 64 pages of a repeating pattern, a quarter of them zero.
+ */
+static uint8_t *zstd_stream(size_t *size)
+{
+	static const struct xsr_memrun runs[2] = {{0, 48}, {0x100, 16}};
+	struct xsr_writer_params p = {.machine = EM_X86_64, .kind = XSR_KIND_SAVE, .layout = XSR_LAYOUT_STREAM,
+				      .nr_vcpus = 1, .nr_runs = 2, .runs = runs, .hypervisor = "sweep",
+				      .compress = XSR_COMPRESS_ZSTD};
+	char err[256];
+	struct xsr_writer *w;
+	int fd = memfd_create("xsr-sweep-zstd", MFD_CLOEXEC);
+	if (fd < 0 || xsr_writer_open(&w, fd, &p, err, sizeof(err)) < 0) {
+		fprintf(stderr, "sweep: zstd stream: %s\n", err);
+		exit(2);
+	}
+	static uint8_t pages[64][4096];
+	uint64_t pfns[64];
+	const void *ptr[64];
+	for (int i = 0; i < 64; i++) {
+		pfns[i] = i < 48 ? (uint64_t)i : 0x100 + (uint64_t)(i - 48);
+		for (int k = 0; k < 4096; k++)
+			pages[i][k] = (uint8_t)(k % 61 + i);
+		ptr[i] = i % 4 == 3 ? NULL : pages[i];
+	}
+	static struct xsr_vcpu_state vs;
+	vs.r.rip = 0xffffffff81000000;
+	if (xsr_writer_put_pages(w, pfns, 64, ptr) < 0 || xsr_writer_set_vcpu(w, &vs) < 0 ||
+	    xsr_writer_close(w, err, sizeof(err)) < 0) {
+		fprintf(stderr, "sweep: zstd stream: %s\n", err);
+		exit(2);
+	}
+	off_t len = lseek(fd, 0, SEEK_END);
+	uint8_t *b = malloc((size_t)len);
+	if (len <= 0 || !b || pread(fd, b, (size_t)len, 0) != len)
+		exit(2);
+	close(fd);
+	*size = (size_t)len;
+	return b;
+}
+
 int main(int argc, char **argv)
 {
-	if (argc < 3) {
-		fprintf(stderr, "usage: sweep SEEKABLE STREAM [COMPRESSED-STREAM...]\n");
+	if (argc != 3) {
+		fprintf(stderr, "usage: sweep SEEKABLE STREAM\n");
 		return 2;
 	}
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	sweep_seekable(argv[1]);
-	sweep_stream("stream", argv[2]);
-	for (int i = 3; i < argc; i++)
-		sweep_stream("compressed-stream", argv[i]);
+	sweep_stream("stream", argv[2], NULL, 0);
+	size_t zlen;
+	uint8_t *z = zstd_stream(&zlen);
+	printf("zstd stream: %zu octets for 64 pages\n", zlen);
+	sweep_stream("zstd-stream", "(built in memory)", z, zlen);
 	printf("%d passed, %d failed\n", passed, failed);
 	return failed ? 1 : 0;
 }
