@@ -5,9 +5,13 @@
 #                              (libFuzzer + ASan + UBSan) and run each N s
 #   make fuzz-regress          run each target once over its committed seeds
 #   make valgrind              tests/cli/basic.sh with bin/xsr under valgrind
+# make test SANITIZE=1: LeakSanitizer ignores leaks inside Criterion itself.
+ifeq ($(SANITIZE),1)
+export LSAN_OPTIONS ?= suppressions=$(CURDIR)/tests/hardening/lsan.supp:print_suppressions=0
+endif
+
 FUZZ_CC      ?= clang
 FUZZ_SECONDS ?= 60
-FUZZ_JOBS    ?= 1
 FUZZ_CFLAGS  := -std=gnu11 -O1 -g -fno-omit-frame-pointer -D_GNU_SOURCE -D_FILE_OFFSET_BITS=64 \
                 -Ilibxsrelf/include -DXSR_TESTHOOKS=1 -fsanitize=address,undefined \
                 -fno-sanitize-recover=undefined
