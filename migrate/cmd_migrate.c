@@ -298,7 +298,10 @@ static int recv_build(struct xsr_vmm *v, void *arg, char *msg, size_t msglen)
 	xsr_kvm_set_log(v->be, v->log);
 	c->o.log = v->log;
 	r = xsr_migrate_receive(v->be, c->conn, &c->o, &c->st, msg, msglen);
-	close(c->conn);
+	if (r < 0)
+		xsr_mig_linger_close(c->conn);
+	else
+		close(c->conn);
 	if (r < 0)
 		return r;
 	if (v->be->ops->describe(v->be, &info) == 0)
@@ -459,9 +462,25 @@ int cmd_receive(int argc, char **argv)
 				xsr_out_abort(&out);
 				xsr_err("receive", "migration from %s:%s failed, nothing kept: %s", ph, pp, msg);
 			}
-			close(c.conn);
+			xsr_mig_linger_close(c.conn);
 		} else {
 			pid_t pid;
+			/* A VMM already owns the control socket: say so, rather than hang up. */
+			struct sockaddr_un sa0 = {.sun_family = AF_UNIX};
+			int probe0 = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+			snprintf(sa0.sun_path, sizeof(sa0.sun_path), "%s", sock);
+			int busy = probe0 >= 0 && connect(probe0, (struct sockaddr *)&sa0, sizeof(sa0)) == 0;
+			if (probe0 >= 0)
+				close(probe0);
+			if (busy) {
+				snprintf(msg, sizeof(msg), "control socket %s is in use by a running VMM", sock);
+				xsr_mig_refuse(c.conn, XSR_E_STATE, msg);
+				xsr_err("receive", "migration from %s:%s refused: %s", ph, pp, msg);
+				c.conn = -1;
+				if (once)
+					break;
+				continue;
+			}
 			int r = xsr_vmm_spawn(sock, recv_build, &c, 0, &pid, msg, sizeof(msg));
 			close(c.conn);
 			if (r == 0) {

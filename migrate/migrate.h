@@ -87,6 +87,11 @@ struct xsr_mig_recv_stats {
  * failure the peer was told why (ERROR record) when possible and the caller
  * discards whatever @be holds.
  */
+/* Half-close @fd, drain what the peer still sends (2 s at most), close. */
+void xsr_mig_linger_close(int fd);
+/* Refuse a sender before anything was read: HELLO with status -@code, then linger-close. */
+void xsr_mig_refuse(int fd, int code, const char *reason);
+
 int xsr_migrate_receive(struct xsr_backend *be, int fd, const struct xsr_mig_recv_opts *o,
 			struct xsr_mig_recv_stats *st, char *err, size_t errlen);
 

@@ -116,6 +116,15 @@ static void peer_reason(struct snd *c)
 				 (char *)body + sizeof(struct xsr_mig_error));
 			return;
 		}
+		if (code == XSR_MIG_R_HELLO && len > sizeof(struct xsr_mig_hello)) {
+			struct xsr_mig_hello h;
+			memcpy(&h, body, sizeof(h));
+			body[len - 1] = 0;
+			if (h.status != XSR_MIG_HELLO_ACCEPT) {
+				snprintf(c->err, c->errlen, "the receiver refused the guest: %s", (char *)body + sizeof(h));
+				return;
+			}
+		}
 	}
 }
 
@@ -232,6 +241,10 @@ static int hello(struct snd *c)
 	}
 	if ((rc = expect(c, XSR_MIG_R_HELLO, c->o->hello_timeout_ms, body, &len)) < 0)
 		return rc;
+	if (len <= sizeof(h)) {
+		snprintf(c->err, c->errlen, "the receiver sent a malformed HELLO (%zu octets)", len);
+		return XSR_E_PEER;
+	}
 	memcpy(&h, body, sizeof(h));
 	body[len - 1] = 0;
 	if (h.status != XSR_MIG_HELLO_ACCEPT) {
@@ -590,8 +603,11 @@ int xsr_migrate_send(struct xsr_backend *be, int fd, const struct xsr_mig_send_o
 	    .hypervisor = c.info.hypervisor, .hypervisor_version = c.info.hypervisor_version,
 	    .compress = o->compress,
 	};
-	if ((rc = xsr_writer_open(&c.w, fd, &p, err, errlen)) < 0)
+	if ((rc = xsr_writer_open(&c.w, fd, &p, err, errlen)) < 0) {
+		/* A receiver that hung up early may have said why. */
+		peer_reason(&c);
 		goto out;
+	}
 	if ((rc = hello(&c)) < 0)
 		goto out;
 	bm = calloc(c.words, 8);

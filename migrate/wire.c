@@ -14,6 +14,7 @@
 
 #include <xsrelf/xsrelf.h>
 
+#include "../save/save.h"
 #include "proto.h"
 
 #define ALIGN8(x) (((x) + 7) & ~(uint64_t)7)
@@ -196,4 +197,38 @@ int xsr_mig_cut_here(const char *point)
 		return 0;
 	cut_point[0] = 0;
 	return 1;
+}
+
+void xsr_mig_linger_close(int fd)
+{
+	/*
+	 * Closing a socket with unread data makes the kernel send a reset, which
+	 * can destroy the answer just sent (a refusal, an ERROR) before the peer
+	 * reads it.  Half-close, let the peer read and close, then close.
+	 */
+	char buf[4096];
+	struct pollfd p = {.fd = fd, .events = POLLIN};
+	uint64_t deadline = xsr_now_ns() + 2000000000ull;
+
+	shutdown(fd, SHUT_WR);
+	while (xsr_now_ns() < deadline && poll(&p, 1, 100) >= 0) {
+		if (!(p.revents & (POLLIN | POLLHUP | POLLERR)))
+			continue;
+		if (read(fd, buf, sizeof(buf)) <= 0)
+			break;
+	}
+	close(fd);
+}
+
+void xsr_mig_refuse(int fd, int code, const char *reason)
+{
+	uint8_t buf[sizeof(struct xsr_mig_hello) + XSR_MIG_MAX_TEXT];
+	struct xsr_mig_hello h = {.status = (uint32_t)-code};
+	size_t n = strnlen(reason, XSR_MIG_MAX_TEXT - 1);
+
+	memcpy(buf, &h, sizeof(h));
+	memcpy(buf + sizeof(h), reason, n);
+	buf[sizeof(h) + n] = 0;
+	xsr_mig_send(fd, XSR_MIG_R_HELLO, buf, sizeof(h) + n + 1);
+	xsr_mig_linger_close(fd);
 }

@@ -70,12 +70,18 @@ start_receiver refuse-vcpus --control "$TMP/never.sock" --once --max-vcpus 1
 out=$("$XSR" migrate vm:"$S" tcp:127.0.0.1:"$RX_PORT" 2>&1) && rc=0 || rc=$?
 check "too many vCPUs: refused (exit 3)" test "$rc" = 3
 check "  ... saying why" grep -q "refused.*2 vCPUs.*at most 1" <<<"$out"
-start_receiver refuse-mem --control "$TMP/never.sock" --once --max-mem 8M
+start_receiver refuse-mem --control "$TMP/never2.sock" --once --max-mem 8M
 out=$("$XSR" migrate vm:"$S" tcp:127.0.0.1:"$RX_PORT" 2>&1) && rc=0 || rc=$?
 check "too much memory: refused (exit 3)" test "$rc" = 3
 check "  ... saying why" grep -q "refused.*16 MiB.*8 MiB" <<<"$out"
 check "  ... the source keeps running" wait_moving "$S"
-check "  ... no receiving VMM or socket left" test ! -e "$TMP/never.sock"
+check "  ... no receiving VMM or socket left" test ! -e "$TMP/never.sock" -a ! -e "$TMP/never2.sock"
+# A receiver whose control socket is taken refuses with that reason, not a hang-up.
+start_receiver busy --control "$S" --once
+out=$("$XSR" migrate vm:"$S" tcp:127.0.0.1:"$RX_PORT" 2>&1) && rc=0 || rc=$?
+check "control socket in use: refused (exit 3)" test "$rc" = 3
+check "  ... saying why" grep -q "refused.*in use" <<<"$out"
+check "  ... the source keeps running" wait_moving "$S"
 # A receiver without --once keeps listening after a failed attempt.
 start_receiver retry --control "$TMP/retry.sock"
 "$XSR" migrate vm:"$S" tcp:127.0.0.1:1 >/dev/null 2>&1 && nok "migrate to a closed port fails" || ok "migrate to a closed port fails"
