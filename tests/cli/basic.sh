@@ -2,7 +2,7 @@
 # CLI tier: synth/info/verify/convert/cat-page, checked against readelf,
 # eu-readelf and gdb, which must read every seekable image without complaint.
 set -uo pipefail
-. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/lib.inc"
 
 check "synth seekable" "$XSR" synth --mem 32M --vcpus 2 --zero-fraction 0.25 --seed 5 "$T/a.elf"
 check "synth streamed to stdout" bash -c "'$XSR' synth --mem 32M --vcpus 2 --zero-fraction 0.25 --seed 5 - > '$T/a.stream'"

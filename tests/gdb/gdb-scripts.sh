@@ -4,7 +4,7 @@
 # and on a core with hand-built page tables (tests/gdb/mkpt.c): 4 KiB, 2 MiB,
 # 1 GiB, non-present, hostile and 5-level walks, and read-virt bytes.
 set -uo pipefail
-. "$(dirname "$0")/../cli/lib.sh"
+. "$(dirname "$0")/../cli/lib.inc"
 SCRIPT=${XSR_GDB_SCRIPT:-$ROOT/gdb-scripts/xsrelf.py}
 
 if ! command -v gdb >/dev/null || ! gdb -nx -batch -ex 'python import gdb' >/dev/null 2>&1; then

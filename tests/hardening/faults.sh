@@ -8,7 +8,7 @@
 # Never a signal.  A sample runs under valgrind --track-fds=yes: no fd the
 # tool opened may be open at exit.
 set -uo pipefail
-. "$(dirname "$0")/../cli/lib.sh"
+. "$(dirname "$0")/../cli/lib.inc"
 
 SYN=(--mem 64K --vcpus 2 --zero-fraction 0.25 --seed 11)
 "$XSR" synth "${SYN[@]}" "$T/ref.elf"

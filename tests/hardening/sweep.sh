@@ -6,7 +6,7 @@
 # (exit 1 or 3 with a message) or, when they succeed, be right; nothing may
 # die by a signal or hang.
 set -uo pipefail
-. "$(dirname "$0")/../cli/lib.sh"
+. "$(dirname "$0")/../cli/lib.inc"
 
 # Link the sweep the way bin/xsr was built (make test SANITIZE=1 passes it down; a direct run may not).
 san=; grep -q __asan_init "$ROOT/bin/xsr" 2>/dev/null && san=SANITIZE=1
