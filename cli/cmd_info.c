@@ -73,6 +73,8 @@ static void print_vcpu(const struct xsr_vcpu_state *v, int json)
 		printf("    msr 0x%08x = 0x%016llx\n", v->msrs[i].index, (unsigned long long)v->msrs[i].value);
 }
 
+static void print_xen(const struct scan *s, int json);
+
 static void print_json(const char *file, const struct scan *s)
 {
 	printf("{\"file\": ");
@@ -106,7 +108,95 @@ static void print_json(const char *file, const struct scan *s)
 		printf(", \"type\": %u, \"code\": %d, \"offset\": %llu, \"size\": %llu, \"info\": %u}", x->sh_type,
 		       x->code == UINT32_MAX ? -1 : (int)x->code, (unsigned long long)x->offset, (unsigned long long)x->size, x->info);
 	}
-	printf("], \"page_records\": %llu}\n", (unsigned long long)s->page_records);
+	printf("], \"page_records\": %llu", (unsigned long long)s->page_records);
+	if (s->nxen)
+		print_xen(s, 1);
+	printf("}\n");
+}
+
+const char *xen_libxc_rec_name(uint32_t version, uint32_t type) __attribute__((weak));
+const char *xen_libxl_rec_name(uint32_t type) __attribute__((weak));
+
+static const char *xen_origin(uint16_t o)
+{
+	static const char *const n[] = {"?", "xl header", "libxl header", "libxl", "libxc header", "libxc", "xc_core"};
+	return o < sizeof(n) / sizeof(n[0]) ? n[o] : "?";
+}
+
+static const char *xen_item(const struct scan *s, uint32_t i, char *buf, size_t len)
+{
+	uint16_t o = s->xen[i].origin;
+	uint32_t t = s->xen[i].type;
+	if (s->xen[i].flags & 1)
+		return "[pages]";
+	if (o == 3 && xen_libxl_rec_name)
+		return xen_libxl_rec_name(t);
+	if (o == 5 && xen_libxc_rec_name)
+		return xen_libxc_rec_name(s->xen_libxc_version, t);
+	if (o == 6) {
+		snprintf(buf, len, "section %u", t);
+		return buf;
+	}
+	return xen_origin(o);
+}
+
+/* "libxc: PV_INFO, X86_CPUID_POLICY, [pages], VCPU_BASIC x2, END" */
+static void print_xen(const struct scan *s, int json)
+{
+	static const char *const types[16] = {"NOTAB", "L1TAB", "L2TAB", "L3TAB", "L4TAB", "type5", "type6", "type7",
+					      "pinned", "L1TAB|pinned", "L2TAB|pinned", "L3TAB|pinned", "L4TAB|pinned",
+					      "BROKEN", "XALLOC", "XTAB"};
+	char b1[32], b2[32];
+	if (json) {
+		printf(", \"xen_source\": [");
+		for (uint32_t i = 0; i < s->nxen; i++) {
+			printf("%s{\"origin\": ", i ? ", " : "");
+			xsr_json_str(stdout, xen_origin(s->xen[i].origin));
+			printf(", \"record\": ");
+			xsr_json_str(stdout, xen_item(s, i, b1, sizeof(b1)));
+			printf(", \"type\": %u}", s->xen[i].type);
+		}
+		printf("], \"xen_page_types\": {");
+		for (int t = 0, first = 1; t < 16; t++)
+			if (s->xen_types[t]) {
+				printf("%s\"%s\": %llu", first ? "" : ", ", types[t], (unsigned long long)s->xen_types[t]);
+				first = 0;
+			}
+		printf("}");
+		return;
+	}
+	printf("xen source: %u items kept verbatim%s\n", s->nxen,
+	       s->xen_libxc_version ? "" : "");
+	if (s->xen_libxc_version)
+		printf("  libxc stream version %u\n", s->xen_libxc_version);
+	uint16_t cur = 0;
+	for (uint32_t i = 0; i < s->nxen;) {
+		uint32_t n = 1;
+		const char *nm = xen_item(s, i, b1, sizeof(b1));
+		while (i + n < s->nxen && s->xen[i + n].origin == s->xen[i].origin &&
+		       !strcmp(xen_item(s, i + n, b2, sizeof(b2)), nm))
+			n++;
+		if (s->xen[i].origin != cur) {
+			printf("%s  %s:", cur ? "\n" : "", xen_origin(s->xen[i].origin));
+			cur = s->xen[i].origin;
+		}
+		printf(" %s", nm);
+		if (n > 1)
+			printf(" x%u", n);
+		i += n;
+	}
+	if (s->nxen)
+		printf("\n");
+	int any = 0;
+	for (int t = 1; t < 16; t++)
+		any |= s->xen_types[t] != 0;
+	if (any) {
+		printf("  pages by Xen type:");
+		for (int t = 0; t < 16; t++)
+			if (s->xen_types[t])
+				printf(" %s %llu", types[t], (unsigned long long)s->xen_types[t]);
+		printf("\n");
+	}
 }
 
 static void print_text(const char *file, const struct scan *s)
@@ -141,6 +231,8 @@ static void print_text(const char *file, const struct scan *s)
 		printf("page records: %llu\n", (unsigned long long)s->page_records);
 	if (s->config)
 		printf("config:     %.200s%s", s->config, strlen(s->config) && s->config[strlen(s->config) - 1] == '\n' ? "" : "\n");
+	if (s->nxen)
+		print_xen(s, 0);
 }
 
 int cmd_info(int argc, char **argv)

@@ -36,6 +36,32 @@ static int add_sec(struct scan *s, const char *name, uint32_t type, uint32_t cod
 	return 0;
 }
 
+/* Note one PASSTHRU body (a Xen item kept verbatim by xsr import). */
+static int note_passthru(struct scan *s, const uint8_t *body, uint64_t len)
+{
+	uint32_t type, plen;
+	uint16_t origin, flags;
+	if (len < 16)
+		return 0;
+	memcpy(&type, body, 4);
+	memcpy(&plen, body + 4, 4);
+	memcpy(&origin, body + 8, 2);
+	memcpy(&flags, body + 10, 2);
+	/* libxc image header: marker(8) id(4) version(4), big-endian */
+	if (origin == 4 && len >= 16 + 16)
+		s->xen_libxc_version = (uint32_t)body[16 + 12] << 24 | (uint32_t)body[16 + 13] << 16 |
+				       (uint32_t)body[16 + 14] << 8 | body[16 + 15];
+	void *n = realloc(s->xen, (s->nxen + 1) * sizeof(*s->xen));
+	if (!n)
+		return XSR_E_NOMEM;
+	s->xen = n;
+	s->xen[s->nxen].type = type;
+	s->xen[s->nxen].origin = origin;
+	s->xen[s->nxen].flags = flags;
+	s->nxen++;
+	return 0;
+}
+
 static int scan_image(int fd, struct scan *s, char *err, size_t errlen)
 {
 	struct xsr_image *img;
@@ -56,7 +82,7 @@ static int scan_image(int fd, struct scan *s, char *err, size_t errlen)
 		xsr_image_section(img, i, &si);
 		if ((rc = add_sec(s, si.name, si.sh_type, si.code, si.info, si.offset, si.size, si.entsize)) < 0)
 			goto out;
-		if (si.code == XSR_SEC_PRODUCER || si.code == XSR_SEC_CONFIG) {
+		if (si.code == XSR_SEC_PRODUCER || si.code == XSR_SEC_CONFIG || si.code == XSR_SEC_PASSTHRU) {
 			void *b;
 			uint64_t l;
 			if ((rc = xsr_image_read_section(img, i, &b, &l)) < 0) {
@@ -67,6 +93,11 @@ static int scan_image(int fd, struct scan *s, char *err, size_t errlen)
 				memcpy(&s->producer, b, sizeof(s->producer));
 				s->have_producer = true;
 				free(b);
+			} else if (si.code == XSR_SEC_PASSTHRU) {
+				rc = note_passthru(s, b, l);
+				free(b);
+				if (rc < 0)
+					goto out;
 			} else {
 				free(s->config);
 				s->config = b;
@@ -79,11 +110,13 @@ static int scan_image(int fd, struct scan *s, char *err, size_t errlen)
 		for (uint64_t i = 0; i < s->runs[r].count; i += 256) {
 			uint64_t n = s->runs[r].count - i < 256 ? s->runs[r].count - i : 256;
 			xsr_image_run_index(img, r, i, n, ent);
-			for (uint64_t k = 0; k < n; k++)
+			for (uint64_t k = 0; k < n; k++) {
 				if (ent[k].flags & XSR_IDX_DATA)
 					s->data_pages++;
 				else
 					s->zero_pages++;
+				s->xen_types[ent[k].flags >> XSR_IDX_XEN_TYPE_SHIFT]++;
+			}
 		}
 	s->phnum = 1 + s->nruns;
 	if (s->want_vcpu >= 0) {
@@ -139,6 +172,9 @@ static int sc_section(void *ctx, const struct xsr_record_header *rh, const void 
 			return XSR_E_NOMEM;
 		memcpy(s->config, body, rh->sh_size);
 		s->config[rh->sh_size] = 0;
+	} else if (code == XSR_SEC_PASSTHRU) {
+		if ((rc = note_passthru(s, body, rh->sh_size)) < 0)
+			return rc;
 	} else if (code == XSR_SEC_MEMMAP) {
 		s->nruns = (uint32_t)(rh->sh_size / sizeof(struct xsr_memrun));
 		s->runs = malloc(rh->sh_size + 1);
@@ -282,4 +318,5 @@ void xsr_scan_free(struct scan *s)
 	free(s->ph);
 	free(s->vcpu);
 	free(s->config);
+	free(s->xen);
 }

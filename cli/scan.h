@@ -34,6 +34,11 @@ struct scan {
 	uint8_t page[4096];
 	bool have_page;
 	char *config;                   /* config section text, if any */
+	/* Xen items kept in PASSTHRU sections (xen/xencompat.h), in order */
+	struct { uint32_t type; uint16_t origin, flags; } *xen;
+	uint32_t nxen;
+	uint32_t xen_libxc_version;
+	uint64_t xen_types[16];         /* pages by Xen pfn type (index bits 31..28) */
 	uint64_t stream_end;            /* stream: offset after END */
 	bool trailing;                  /* stream: data after END */
 };
