@@ -34,3 +34,11 @@ install: all
 	install -m 644 docs/man/*.1 $(DESTDIR)$(PREFIX)/share/man/man1/
 	[ ! -d gdb-scripts ] || install -m 644 gdb-scripts/*.py $(DESTDIR)$(PREFIX)/share/xsrelf/gdb/
 	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@VERSION@|$(VERSION)|g' libxsrelf/xsrelf.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/xsrelf.pc
+
+# gdb loads every .py in its data directory's gdb/command at start-up.
+GDB_PYDIR ?= $(shell gdb -nx -batch -ex 'python print(gdb.PYTHONDIR)' 2>/dev/null)
+install-gdb:
+	@[ -n "$(GDB_PYDIR)" ] || { echo "install-gdb: gdb with Python not found"; exit 1; }
+	install -D -m 644 gdb-scripts/xsrelf.py $(DESTDIR)$(GDB_PYDIR)/gdb/command/xsrelf.py
+	@echo "installed: gdb now has the xsr commands at start-up"
+.PHONY: install-gdb
