@@ -32,6 +32,10 @@ int cmd_export(int argc, char **argv);  /* xen/ */
 
 /* "64M", "1G", "4096" -> octets; -1 on error. */
 int64_t xsr_parse_size(const char *s);
+/* "none" | "zstd" | "lz4" -> enum xsr_compress; -1 (message printed) otherwise. */
+int xsr_parse_compress(const char *verb, const char *s);
+/* A vCPU number for option @opt; 0, or -1 with a message printed. */
+int xsr_parse_vcpu(const char *verb, const char *opt, const char *s, uint32_t *out);
 /* Print "xsr VERB: message" to stderr. */
 void xsr_err(const char *verb, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Open FILE for reading ("-" = stdin); -1 with message printed on error. */

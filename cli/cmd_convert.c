@@ -42,27 +42,18 @@ int cmd_convert(int argc, char **argv)
 				return XSR_EXIT_USAGE;
 			}
 			break;
-		case 'c':
-			if (!strcmp(optarg, "zstd"))
-				co.compress = XSR_COMPRESS_ZSTD;
-			else if (!strcmp(optarg, "lz4"))
-				co.compress = XSR_COMPRESS_LZ4;
-			else {
-				xsr_err("convert", "--compress %s: need zstd or lz4", optarg);
+		case 'c': {
+			int z = xsr_parse_compress("convert", optarg);
+			if (z < 0)
 				return XSR_EXIT_USAGE;
-			}
-			break;
-		case 'p': co.paging = 1; break;
-		case 'v': {
-			char *e;
-			unsigned long v = strtoul(optarg, &e, 0);
-			if (*e || v >= XSR_MAX_VCPUS) {
-				xsr_err("convert", "--vcpu %s: need a vCPU number", optarg);
-				return XSR_EXIT_USAGE;
-			}
-			co.paging_vcpu = (uint32_t)v;
+			co.compress = (uint8_t)z;
 			break;
 		}
+		case 'p': co.paging = 1; break;
+		case 'v':
+			if (xsr_parse_vcpu("convert", "--vcpu", optarg, &co.paging_vcpu) < 0)
+				return XSR_EXIT_USAGE;
+			break;
 		case 'h': usage(stdout); return XSR_EXIT_OK;
 		default: usage(stderr); return XSR_EXIT_USAGE;
 		}

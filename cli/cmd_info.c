@@ -249,12 +249,9 @@ int cmd_info(int argc, char **argv)
 		switch (c) {
 		case 'j': json = 1; break;
 		case 'v': {
-			char *e;
-			unsigned long v = strtoul(optarg, &e, 0);
-			if (*e || v >= XSR_MAX_VCPUS) {
-				xsr_err("info", "--vcpu %s: need a vCPU number", optarg);
+			uint32_t v;
+			if (xsr_parse_vcpu("info", "--vcpu", optarg, &v) < 0)
 				return XSR_EXIT_USAGE;
-			}
 			s.want_vcpu = (int)v;
 			break;
 		}

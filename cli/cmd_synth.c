@@ -26,17 +26,6 @@ static void usage(FILE *f)
 		"every page and vCPU came back identical (exit 0) or not (exit 1).\n");
 }
 
-static int parse_compress(const char *s)
-{
-	if (!strcmp(s, "zstd"))
-		return XSR_COMPRESS_ZSTD;
-	if (!strcmp(s, "lz4"))
-		return XSR_COMPRESS_LZ4;
-	if (!strcmp(s, "none"))
-		return XSR_COMPRESS_NONE;
-	return -1;
-}
-
 int cmd_synth(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -91,10 +80,8 @@ int cmd_synth(int argc, char **argv)
 		case 'j': json = 1; break;
 		case 'C': check = optarg; break;
 		case 'c':
-			if ((compress = parse_compress(optarg)) < 0) {
-				xsr_err("synth", "--compress %s: need zstd, lz4 or none", optarg);
+			if ((compress = xsr_parse_compress("synth", optarg)) < 0)
 				return XSR_EXIT_USAGE;
-			}
 			break;
 		case 'h': usage(stdout); return XSR_EXIT_OK;
 		default: usage(stderr); return XSR_EXIT_USAGE;

@@ -10,6 +10,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <xsrelf/format.h>
+
 #include "cli.h"
 
 int64_t xsr_parse_size(const char *s)
@@ -33,6 +35,31 @@ int64_t xsr_parse_size(const char *s)
 	if (*end || v > (unsigned long long)INT64_MAX >> shift)
 		return -1;
 	return (int64_t)(v << shift);
+}
+
+int xsr_parse_compress(const char *verb, const char *s)
+{
+	if (!strcmp(s, "none"))
+		return XSR_COMPRESS_NONE;
+	if (!strcmp(s, "zstd"))
+		return XSR_COMPRESS_ZSTD;
+	if (!strcmp(s, "lz4"))
+		return XSR_COMPRESS_LZ4;
+	xsr_err(verb, "--compress %s: need none, zstd or lz4", s);
+	return -1;
+}
+
+int xsr_parse_vcpu(const char *verb, const char *opt, const char *s, uint32_t *out)
+{
+	char *e;
+	errno = 0;
+	unsigned long v = strtoul(s, &e, 0);
+	if (errno || e == s || *e || *s == '-' || v >= XSR_MAX_VCPUS) {
+		xsr_err(verb, "%s %s: need a vCPU number below %u", opt, s, XSR_MAX_VCPUS);
+		return -1;
+	}
+	*out = (uint32_t)v;
+	return 0;
 }
 
 void xsr_err(const char *verb, const char *fmt, ...)
