@@ -38,6 +38,7 @@
 #include <xsrelf/reader.h>
 #include <xsrelf/writer.h>
 
+#include "../restore/restore.h"
 #include "../save/save.h"
 #include "migrate.h"
 
@@ -507,26 +508,17 @@ static void *fault_thread(void *arg)
 	struct rcv *c = arg;
 
 	for (;;) {
-		struct pollfd p[2] = {{.fd = c->uffd, .events = POLLIN}, {.fd = c->wake[0], .events = POLLIN}};
 		struct uffd_msg msgs[XSR_MIG_MAX_FAULT];
 		uint64_t want[XSR_MIG_MAX_FAULT];
 		uint32_t nwant = 0;
-		ssize_t n;
+		int e, n = xsr_uffd_wait(c->uffd, c->wake[0], msgs, XSR_MIG_MAX_FAULT, &e);
 
-		if (poll(p, 2, -1) < 0 && errno != EINTR)
-			break;
-		if (p[1].revents)
-			break;
-		if (!(p[0].revents & POLLIN))
-			continue;
-		n = read(c->uffd, msgs, sizeof(msgs));
 		if (n < 0) {
-			if (errno == EAGAIN || errno == EINTR)
-				continue;
-			rlog(c, "post-copy: read userfaultfd: %s", strerror(errno));
+			if (e)
+				rlog(c, "post-copy: read userfaultfd: %s", strerror(e));
 			break;
 		}
-		for (size_t i = 0; i < (size_t)n / sizeof(msgs[0]); i++) {
+		for (int i = 0; i < n; i++) {
 			uint64_t a = msgs[i].arg.pagefault.address & ~(XSR_PAGE_SIZE - 1), pfn = 0;
 			int64_t s = -1;
 

@@ -150,6 +150,31 @@ static void serve_fault(struct xsr_lazy *lz, uint64_t address, uint8_t *buf)
 	atomic_fetch_add(&lz->faults, 1);
 }
 
+
+int xsr_uffd_wait(int uffd, int wakefd, struct uffd_msg *msgs, size_t max, int *err)
+{
+	struct pollfd p[2] = {{.fd = uffd, .events = POLLIN}, {.fd = wakefd, .events = POLLIN}};
+	ssize_t n;
+
+	*err = 0;
+	if (poll(p, 2, -1) < 0 && errno != EINTR) {
+		*err = errno;
+		return -1;
+	}
+	if (p[1].revents)
+		return -1;
+	if (!(p[0].revents & POLLIN))
+		return 0;
+	n = read(uffd, msgs, max * sizeof(*msgs));
+	if (n < 0) {
+		if (errno == EAGAIN || errno == EINTR)
+			return 0;
+		*err = errno;
+		return -1;
+	}
+	return (int)((size_t)n / sizeof(*msgs));
+}
+
 static void *fault_thread(void *arg)
 {
 	struct xsr_lazy *lz = arg;
@@ -160,25 +185,15 @@ static void *fault_thread(void *arg)
 		return NULL;
 	}
 	while (!atomic_load(&lz->stop)) {
-		struct pollfd p[2] = {{.fd = lz->uffd, .events = POLLIN},
-				      {.fd = lz->wake[0], .events = POLLIN}};
 		struct uffd_msg msgs[16];
-		ssize_t n;
+		int e, n = xsr_uffd_wait(lz->uffd, lz->wake[0], msgs, 16, &e);
 
-		if (poll(p, 2, -1) < 0 && errno != EINTR)
-			break;
-		if (p[1].revents)
-			break;
-		if (!(p[0].revents & POLLIN))
-			continue;
-		n = read(lz->uffd, msgs, sizeof(msgs));
 		if (n < 0) {
-			if (errno == EAGAIN || errno == EINTR)
-				continue;
-			lz_log(lz, "read userfaultfd: %s", strerror(errno));
+			if (e)
+				lz_log(lz, "read userfaultfd: %s", strerror(e));
 			break;
 		}
-		for (size_t i = 0; i < (size_t)n / sizeof(msgs[0]); i++)
+		for (int i = 0; i < n; i++)
 			if (msgs[i].event == UFFD_EVENT_PAGEFAULT)
 				serve_fault(lz, msgs[i].arg.pagefault.address, buf);
 	}

@@ -29,4 +29,13 @@ struct xsr_restore_stats {
 int xsr_restore_domain(struct xsr_backend *be, int fd, const struct xsr_restore_opts *o,
 		       struct xsr_restore_stats *st, char *err, size_t errlen);
 
+/*
+ * Wait for userfaultfd events on @uffd (a page-fault server's loop) until
+ * @wakefd becomes readable.  Returns the number of messages read into @msgs
+ * (> 0), 0 to try again, or -1 to stop: woken, or an error (errno in *err,
+ * else *err = 0).
+ */
+struct uffd_msg;
+int xsr_uffd_wait(int uffd, int wakefd, struct uffd_msg *msgs, size_t max, int *err);
+
 #endif
