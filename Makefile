@@ -15,7 +15,11 @@ endif
 XSR_TESTHOOKS ?= 1
 CFLAGS     += $(CFLAGS_BASE)
 LIB_LIBS   := -lelf -lxxhash -lzstd -llz4
-XEN_LIBS   := $(shell pkg-config --exists xencontrol xenforeignmemory 2>/dev/null && echo "-lxenctrl -lxenforeignmemory")
+# The Xen backend (backends/xen.c) is built when libxen-dev is there; without it
+# `xsr save|core DOMID` and Xen restores say "built without Xen support".
+XEN_LIBS   := $(shell pkg-config --exists xencontrol xenforeignmemory xenguest xenlight xentoollog 2>/dev/null && \
+                echo "-lxenctrl -lxenforeignmemory -lxenguest -lxenlight -lxentoollog")
+CFLAGS     += $(if $(XEN_LIBS),-DXSR_HAVE_XEN=1)
 
 LIB_SRC    := $(wildcard libxsrelf/src/*.c)
 LIB_OBJ    := $(LIB_SRC:%.c=build/%.o)

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "../backends/kvm.h"
+#include "../backends/xen.h"
 #include "../cli/cli.h"
 #include "../save/save.h"
 #include "../vmm/vmm.h"
@@ -24,6 +25,7 @@ static void usage(FILE *f)
 {
 	fprintf(f,
 		"usage: xsr restore FILE --control SOCK [--lazy] [--paused] [--json]\n"
+		"       xsr restore FILE [--paused] [--json]          (Xen, in dom0)\n"
 		"\n"
 		"Start a VMM (control socket SOCK, log SOCK.log) running the guest saved in\n"
 		"FILE ('-' reads a stream from stdin) and print its pid.  Without --lazy the\n"
@@ -32,7 +34,11 @@ static void usage(FILE *f)
 		"read from FILE on first touch and the rest prefetched in the background;\n"
 		"FILE must stay in place until `xsr vm status` shows the prefetch done.\n"
 		"--paused leaves the restored guest paused until `xsr vm resume SOCK`.\n"
-		"--json prints pid, bytes, pages, zero_pages, elapsed_ms, time_to_running_ms.\n");
+		"--json prints pid, bytes, pages, zero_pages, elapsed_ms, time_to_running_ms.\n"
+		"\n"
+		"Without --control, FILE (an image of a Xen domain: xsr save DOMID, or xsr\n"
+		"import of an xl save) is restored into Xen through libxl, and the new\n"
+		"domain id is printed.\n");
 }
 
 struct restore_ctx {
@@ -87,6 +93,40 @@ static int restore_build(struct xsr_vmm *v, void *arg, char *msg, size_t msglen)
 	return 0;
 }
 
+/*
+ * Without --control the image goes back into Xen (run in dom0): exported as
+ * an xl stream into a pipe that libxl_domain_create_restore reads.
+ */
+static int restore_xen(const char *file, int paused, int json, int lazy)
+{
+	struct xsr_xen_stats st;
+	char err[1024] = "";
+	int fd;
+	if (lazy) {
+		xsr_err(VERB, "--lazy is for KVM (--control SOCK); a Xen restore loads the whole image");
+		return XSR_EXIT_USAGE;
+	}
+	if (!xsr_xen_supported()) {
+		xsr_err(VERB, "--control SOCK is required: this xsr was built without Xen support");
+		return XSR_EXIT_USAGE;
+	}
+	if ((fd = xsr_open_in(VERB, file)) < 0)
+		return XSR_EXIT_FAIL;
+	if (xsr_xen_restore(fd, paused, &st, err, sizeof(err)) < 0) {
+		xsr_err(VERB, "%s: Xen restore: %s (a KVM image needs --control SOCK)", file, err);
+		close(fd);
+		return XSR_EXIT_FAIL;
+	}
+	close(fd);
+	if (json)
+		printf("{\"domid\":%u,\"bytes\":%" PRIu64 ",\"elapsed_ms\":%.3f}\n", st.domid, st.bytes,
+		       st.elapsed_ns / 1e6);
+	else
+		printf("%s: restored into Xen domain %u (%" PRIu64 " octets, %.1f ms)%s\n", file, st.domid, st.bytes,
+		       st.elapsed_ns / 1e6, paused ? ", paused" : "");
+	return XSR_EXIT_OK;
+}
+
 int cmd_restore(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -123,12 +163,14 @@ int cmd_restore(int argc, char **argv)
 			return XSR_EXIT_USAGE;
 		}
 	}
-	if (argc - optind != 1 || !sock) {
-		xsr_err(VERB, "%s", !sock ? "--control SOCK is required" : "expected one FILE");
+	if (argc - optind != 1) {
+		xsr_err(VERB, "expected one FILE");
 		usage(stderr);
 		return XSR_EXIT_USAGE;
 	}
 	file = argv[optind];
+	if (!sock)
+		return restore_xen(file, c.paused, json, c.lazy);
 	if (c.lazy && !strcmp(file, "-")) {
 		xsr_err(VERB, "--lazy needs a seekable image file, not a stream on stdin");
 		return XSR_EXIT_USAGE;

@@ -186,6 +186,126 @@ static int collect(struct exp *e)
 	return 0;
 }
 
+/* Replay the PASSTHRU items of e->img to @outfd; errors are printed, naming @in. */
+static int export_to(struct exp *e, const char *in, int xl, enum foreign_policy pol, int outfd)
+{
+	if (collect(e) < 0) {
+		xsr_err("export", "%s: %s", in, e->err);
+		return -1;
+	}
+	int have_xl = 0, have_libxl = 0, have_libxc = 0, have_core = 0, nforeign = 0;
+	for (uint32_t i = 0; i < e->npts; i++) {
+		const struct xen_pt_hdr *h = &e->pts[i].h;
+		have_xl |= h->origin == XEN_PT_XL_HEADER;
+		have_libxl |= h->origin == XEN_PT_LIBXL_HEADER;
+		have_libxc |= h->origin == XEN_PT_LIBXC_HEADER;
+		have_core |= h->origin == XEN_PT_XC_CORE;
+		if (h->origin == XEN_PT_LIBXC_RECORD && !(h->flags & XEN_PT_PAGES) &&
+		    !xen_libxc_rec_upstream(e->xc_version, h->type)) {
+			nforeign++;
+			if (pol == FOREIGN_REFUSE)
+				fprintf(stderr, "xsr export: %s: item %u is libxc %s (0x%x) of a v%u stream, which Xen 4.17 cannot read\n",
+					in, i, xen_libxc_rec_name(e->xc_version, h->type), h->type, e->xc_version);
+		}
+	}
+	if (!e->npts) {
+		xsr_err("export", "%s: no Xen records in this image (it was not made by `xsr import`); exporting native images is not supported yet", in);
+		return -1;
+	}
+	if (!have_libxc) {
+		xsr_err("export", "%s: the image came from %s and holds no libxc stream to export (xc_core export is a later issue)", in,
+			have_core ? "an xc_core dump" : "a source without a libxc stream");
+		return -1;
+	}
+	if (e->xc_version > 3)
+		nforeign++;
+	if (nforeign && pol == FOREIGN_REFUSE) {
+		xsr_err("export", "%s: %d record(s)%s that stock Xen 4.17 cannot read; use --foreign drop to leave them out or --foreign keep to write them anyway",
+			in, nforeign, e->xc_version > 3 ? " and a v4 stream header" : "");
+		return -1;
+	}
+	e->out = outfd;
+	/* Without an xl header of its own, an xl export wraps the libxc stream the way xl 4.17 writes it. */
+	int synth_xl = xl && !have_xl, synth_libxl = xl && !have_xl && !have_libxl;
+	if (synth_xl) {
+		struct xsr_section_info si;
+		void *cfg = NULL;
+		uint64_t clen = 0;
+		if (xsr_image_find(e->img, XSR_SEC_CONFIG, ~0u, &si) >= 0 &&
+		    xsr_image_read_section(e->img, si.index, &cfg, &clen) < 0) {
+			xsr_err("export", "%s: config: %s", in, xsr_image_error(e->img));
+			return -1;
+		}
+		uint32_t hdr[4] = {XEN_XL_BYTEORDER, XEN_XL_FLAG_STREAMV2 | (clen ? XEN_XL_FLAG_JSON : 0), 0,
+				   clen ? (uint32_t)clen + 4 : 0};
+		uint32_t cl = (uint32_t)clen;
+		struct iovec v[4] = {{(void *)XEN_XL_MAGIC, 32}, {hdr, 16}, {&cl, clen ? 4 : 0}, {cfg, clen}};
+		int r = put(e, v, 4);
+		free(cfg);
+		if (r < 0)
+			goto fail_msg;
+	}
+	for (uint32_t i = 0; i < e->npts; i++) {
+		const struct pt *p = &e->pts[i];
+		const struct xen_pt_hdr *h = &p->h;
+		int r = 0;
+		if (!xl && (h->origin == XEN_PT_XL_HEADER || h->origin == XEN_PT_LIBXL_HEADER || h->origin == XEN_PT_LIBXL_RECORD))
+			continue;
+		if (h->origin == XEN_PT_LIBXC_RECORD && h->flags & XEN_PT_PAGES) {
+			if (put_pages(e) < 0)
+				goto fail_msg;
+			continue;
+		}
+		if (h->origin == XEN_PT_LIBXC_RECORD && !xen_libxc_rec_upstream(e->xc_version, h->type) && pol == FOREIGN_DROP) {
+			fprintf(stderr, "xsr export: leaving out item %u, libxc %s (0x%x): Xen 4.17 cannot read it\n", i,
+				xen_libxc_rec_name(e->xc_version, h->type), h->type);
+			continue;
+		}
+		uint8_t *b = read_pt(e, p);
+		if (!b)
+			goto fail_msg;
+		uint8_t *body = b + sizeof(*h);
+		switch (h->origin) {
+		case XEN_PT_XL_HEADER:
+		case XEN_PT_LIBXL_HEADER: {
+			struct iovec v = {body, h->length};
+			r = put(e, &v, 1);
+			break;
+		}
+		case XEN_PT_LIBXC_HEADER: {
+			if (synth_libxl) {
+				static const uint8_t lhdr[16] = {'L', 'i', 'b', 'x', 'l', 'F', 'm', 't', 0, 0, 0, 2, 0, 0, 0, 0};
+				struct iovec v = {(void *)lhdr, 16};
+				if ((r = put(e, &v, 1)) == 0)
+					r = put_rec(e, XEN_LT_LIBXC_CONTEXT, NULL, 0);
+			}
+			if (pol == FOREIGN_DROP && e->xc_version > 3 && h->length >= 16) {
+				fprintf(stderr, "xsr export: writing the v%u libxc header as v3\n", e->xc_version);
+				body[12] = body[13] = body[14] = 0;
+				body[15] = 3;
+			}
+			struct iovec v = {body, h->length};
+			if (r == 0)
+				r = put(e, &v, 1);
+			break;
+		}
+		case XEN_PT_LIBXL_RECORD:
+		case XEN_PT_LIBXC_RECORD:
+			r = put_rec(e, h->type, body, h->length);
+			if (r == 0 && synth_libxl && h->origin == XEN_PT_LIBXC_RECORD && h->type == XEN_RT_END)
+				r = put_rec(e, XEN_LT_END, NULL, 0);
+			break;
+		}
+		free(b);
+		if (r < 0)
+			goto fail_msg;
+	}
+	return 0;
+fail_msg:
+	xsr_err("export", "%s: %s", in, e->err);
+	return -1;
+}
+
 static void usage(FILE *f)
 {
 	fprintf(f, "usage: xsr export [--format xl|libxc] [--foreign refuse|drop|keep] IMAGE OUT\n\n"
@@ -263,125 +383,14 @@ int cmd_export(int argc, char **argv)
 			goto done;
 		}
 	}
-	if (collect(&e) < 0) {
-		xsr_err("export", "%s: %s", in, e.err);
-		goto done;
-	}
-	int have_xl = 0, have_libxl = 0, have_libxc = 0, have_core = 0, nforeign = 0;
-	for (uint32_t i = 0; i < e.npts; i++) {
-		const struct xen_pt_hdr *h = &e.pts[i].h;
-		have_xl |= h->origin == XEN_PT_XL_HEADER;
-		have_libxl |= h->origin == XEN_PT_LIBXL_HEADER;
-		have_libxc |= h->origin == XEN_PT_LIBXC_HEADER;
-		have_core |= h->origin == XEN_PT_XC_CORE;
-		if (h->origin == XEN_PT_LIBXC_RECORD && !(h->flags & XEN_PT_PAGES) &&
-		    !xen_libxc_rec_upstream(e.xc_version, h->type)) {
-			nforeign++;
-			if (pol == FOREIGN_REFUSE)
-				fprintf(stderr, "xsr export: %s: item %u is libxc %s (0x%x) of a v%u stream, which Xen 4.17 cannot read\n",
-					in, i, xen_libxc_rec_name(e.xc_version, h->type), h->type, e.xc_version);
-		}
-	}
-	if (!e.npts) {
-		xsr_err("export", "%s: no Xen records in this image (it was not made by `xsr import`); exporting native images is not supported yet", in);
-		goto done;
-	}
-	if (!have_libxc) {
-		xsr_err("export", "%s: the image came from %s and holds no libxc stream to export (xc_core export is a later issue)", in,
-			have_core ? "an xc_core dump" : "a source without a libxc stream");
-		goto done;
-	}
-	if (e.xc_version > 3)
-		nforeign++;
-	if (nforeign && pol == FOREIGN_REFUSE) {
-		xsr_err("export", "%s: %d record(s)%s that stock Xen 4.17 cannot read; use --foreign drop to leave them out or --foreign keep to write them anyway",
-			in, nforeign, e.xc_version > 3 ? " and a v4 stream header" : "");
-		goto done;
-	}
 	if (xsr_out_open(&out, "export", outp) < 0)
 		goto done;
-	e.out = out.fd;
-	/* Without an xl header of its own, an xl export wraps the libxc stream the way xl 4.17 writes it. */
-	int synth_xl = xl && !have_xl, synth_libxl = xl && !have_xl && !have_libxl;
-	if (synth_xl) {
-		struct xsr_section_info si;
-		void *cfg = NULL;
-		uint64_t clen = 0;
-		if (xsr_image_find(e.img, XSR_SEC_CONFIG, ~0u, &si) >= 0 &&
-		    xsr_image_read_section(e.img, si.index, &cfg, &clen) < 0) {
-			xsr_err("export", "%s: config: %s", in, xsr_image_error(e.img));
-			goto fail_out;
-		}
-		uint32_t hdr[4] = {XEN_XL_BYTEORDER, XEN_XL_FLAG_STREAMV2 | (clen ? XEN_XL_FLAG_JSON : 0), 0,
-				   clen ? (uint32_t)clen + 4 : 0};
-		uint32_t cl = (uint32_t)clen;
-		struct iovec v[4] = {{(void *)XEN_XL_MAGIC, 32}, {hdr, 16}, {&cl, clen ? 4 : 0}, {cfg, clen}};
-		int r = put(&e, v, 4);
-		free(cfg);
-		if (r < 0)
-			goto fail_msg;
-	}
-	for (uint32_t i = 0; i < e.npts; i++) {
-		const struct pt *p = &e.pts[i];
-		const struct xen_pt_hdr *h = &p->h;
-		int r = 0;
-		if (!xl && (h->origin == XEN_PT_XL_HEADER || h->origin == XEN_PT_LIBXL_HEADER || h->origin == XEN_PT_LIBXL_RECORD))
-			continue;
-		if (h->origin == XEN_PT_LIBXC_RECORD && h->flags & XEN_PT_PAGES) {
-			if (put_pages(&e) < 0)
-				goto fail_msg;
-			continue;
-		}
-		if (h->origin == XEN_PT_LIBXC_RECORD && !xen_libxc_rec_upstream(e.xc_version, h->type) && pol == FOREIGN_DROP) {
-			fprintf(stderr, "xsr export: leaving out item %u, libxc %s (0x%x): Xen 4.17 cannot read it\n", i,
-				xen_libxc_rec_name(e.xc_version, h->type), h->type);
-			continue;
-		}
-		uint8_t *b = read_pt(&e, p);
-		if (!b)
-			goto fail_msg;
-		uint8_t *body = b + sizeof(*h);
-		switch (h->origin) {
-		case XEN_PT_XL_HEADER:
-		case XEN_PT_LIBXL_HEADER: {
-			struct iovec v = {body, h->length};
-			r = put(&e, &v, 1);
-			break;
-		}
-		case XEN_PT_LIBXC_HEADER: {
-			if (synth_libxl) {
-				static const uint8_t lhdr[16] = {'L', 'i', 'b', 'x', 'l', 'F', 'm', 't', 0, 0, 0, 2, 0, 0, 0, 0};
-				struct iovec v = {(void *)lhdr, 16};
-				if ((r = put(&e, &v, 1)) == 0)
-					r = put_rec(&e, XEN_LT_LIBXC_CONTEXT, NULL, 0);
-			}
-			if (pol == FOREIGN_DROP && e.xc_version > 3 && h->length >= 16) {
-				fprintf(stderr, "xsr export: writing the v%u libxc header as v3\n", e.xc_version);
-				body[12] = body[13] = body[14] = 0;
-				body[15] = 3;
-			}
-			struct iovec v = {body, h->length};
-			if (r == 0)
-				r = put(&e, &v, 1);
-			break;
-		}
-		case XEN_PT_LIBXL_RECORD:
-		case XEN_PT_LIBXC_RECORD:
-			r = put_rec(&e, h->type, body, h->length);
-			if (r == 0 && synth_libxl && h->origin == XEN_PT_LIBXC_RECORD && h->type == XEN_RT_END)
-				r = put_rec(&e, XEN_LT_END, NULL, 0);
-			break;
-		}
-		free(b);
-		if (r < 0)
-			goto fail_msg;
-	}
+	if (export_to(&e, in, xl, pol, out.fd) < 0)
+		goto fail_out;
 	if (xsr_out_commit(&out, "export") < 0)
 		goto done;
 	ret = XSR_EXIT_OK;
 	goto done;
-fail_msg:
-	xsr_err("export", "%s: %s", in, e.err);
 fail_out:
 	xsr_out_abort(&out);
 done:
@@ -392,4 +401,19 @@ done:
 	if (fd != STDIN_FILENO)
 		close(fd);
 	return ret;
+}
+
+int xen_export_fd(int img_fd, int out_fd, const char *name, char *err, size_t errlen)
+{
+	struct exp e = {0};
+	int rc = -1;
+	if (xsr_image_open(&e.img, img_fd, err, errlen) < 0)
+		return -1;
+	if (export_to(&e, name, 1, FOREIGN_REFUSE, out_fd) == 0)
+		rc = 0;
+	else
+		snprintf(err, errlen, "%s", e.err[0] ? e.err : "export failed (see above)");
+	xsr_image_close(e.img);
+	free(e.pts);
+	return rc;
 }

@@ -1237,6 +1237,31 @@ int xen_detect_and_parse(struct src *s)
 	return 0;
 }
 
+int xen_import_fd(int fd, int out_fd, int stream, char *err, size_t errlen)
+{
+	struct stat sb;
+	if (fstat(fd, &sb) < 0 || !S_ISREG(sb.st_mode)) {
+		snprintf(err, errlen, "the input must be a regular file (seekable)");
+		return -1;
+	}
+	struct src *s = calloc(1, sizeof(*s));
+	if (!s) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	s->fd = fd;
+	s->size = (uint64_t)sb.st_size;
+	int rc = -1;
+	if (xen_detect_and_parse(s) < 0)
+		snprintf(err, errlen, "%s", s->err);
+	else
+		rc = write_image(s, out_fd, stream, err, errlen);
+	free(s->items);
+	free(s->pages);
+	free(s);
+	return rc;
+}
+
 static void usage(FILE *f)
 {
 	fprintf(f, "usage: xsr import [--stream] IN OUT\n\n"
@@ -1277,23 +1302,12 @@ int cmd_import(int argc, char **argv)
 			return XSR_EXIT_FAIL;
 		}
 	}
-	struct src *s = calloc(1, sizeof(*s));
-	if (!s) {
-		xsr_err("import", "out of memory");
-		return XSR_EXIT_FAIL;
-	}
-	s->fd = fd;
-	s->size = (uint64_t)sb.st_size;
 	int ret = XSR_EXIT_FAIL;
 	struct xsr_outfile out = {.fd = -1};
-	if (xen_detect_and_parse(s) < 0) {
-		xsr_err("import", "%s: %s", in, s->err);
-		goto done;
-	}
+	char err[1024] = "";
 	if (xsr_out_open(&out, "import", outp) < 0)
 		goto done;
-	char err[1024] = "";
-	if (write_image(s, out.fd, stream || out.is_stdout, err, sizeof(err)) < 0) {
+	if (xen_import_fd(fd, out.fd, stream || out.is_stdout, err, sizeof(err)) < 0) {
 		xsr_err("import", "%s: %s", in, err);
 		xsr_out_abort(&out);
 		goto done;
@@ -1304,8 +1318,5 @@ int cmd_import(int argc, char **argv)
 done:
 	if (fd != STDIN_FILENO)
 		close(fd);
-	free(s->items);
-	free(s->pages);
-	free(s);
 	return ret;
 }

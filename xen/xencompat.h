@@ -106,4 +106,16 @@ const char *xen_libxl_rec_name(uint32_t type);
  */
 int xen_libxc_rec_upstream(uint32_t version, uint32_t type);
 
+/*
+ * The engines behind `xsr import` and `xsr export`, for the Xen backend's
+ * save and restore.  import: @in_fd a seekable xl file / libxl / libxc
+ * stream / xc_core, written to @out_fd (a stream if @stream).  export: the
+ * seekable xsrelf image @img_fd as an xl save file onto @out_fd (a pipe is
+ * fine); records Xen 4.17 cannot read are refused.  Both return 0 or -1
+ * with a message in @err; neither closes its descriptors.
+ */
+#include <stddef.h>
+int xen_import_fd(int in_fd, int out_fd, int stream, char *err, size_t errlen);
+int xen_export_fd(int img_fd, int out_fd, const char *name, char *err, size_t errlen);
+
 #endif

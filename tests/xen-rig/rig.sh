@@ -32,7 +32,8 @@ host_deps() {
 	command -v cpio >/dev/null || need+=(cpio)
 	command -v zstd >/dev/null || need+=(zstd)
 	command -v depmod >/dev/null || need+=(kmod)
-	[ -x /bin/busybox ] && ldd /bin/busybox 2>&1 | grep -qE 'not a dynamic|statically linked' || need+=(busybox-static)
+	# the domU needs a static busybox (ldd fails on a static binary)
+	if [ ! -x /bin/busybox ] || ldd /bin/busybox >/dev/null 2>&1; then need+=(busybox-static); fi
 	if [ ${#need[@]} -gt 0 ]; then
 		log "installing on the host: ${need[*]}"
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${need[@]}" >&2

@@ -1,0 +1,71 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * The Xen backend: domains of the Xen hypervisor this program runs in
+ * (dom0), through libxenctrl, libxenforeignmemory, libxenguest and libxl.
+ *
+ * Two halves, chosen for what each job needs (docs/xen-rig.md says why):
+ *
+ *  - core: xsr_xen_open() gives a `struct xsr_backend` whose ops map guest
+ *    frames in batches with xenforeignmemory_map and read vCPU contexts with
+ *    xc_vcpu_getcontext; the generic save code (save/save.c) writes the core
+ *    from it.  Page tables are left as the guest holds them (machine frames
+ *    in a PV guest), as in xl dump-core; the P2M section maps them back.
+ *    Its restore-side ops refuse: a PV guest cannot be rebuilt from raw
+ *    frames without localising its page tables, which libxenguest does.
+ *
+ *  - save / restore: libxl's own engine (libxl_domain_suspend and
+ *    libxl_domain_create_restore, i.e. libxenguest's xc_domain_save /
+ *    xc_domain_restore) normalises PV page tables to pfns and localises them
+ *    again; its stream is transcoded to and from xsrelf by the xen/ importer
+ *    and exporter through anonymous memory files (memfd), never a file.  The user only ever sees xsrelf images.
+ *
+ * Built only where <xenctrl.h> and libxl are present; otherwise every entry
+ * point fails with "built without Xen support" (xsr_xen_supported() = 0).
+ */
+#ifndef XSR_XEN_H
+#define XSR_XEN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "backend.h"
+
+/* 1 if this xsr was built with the Xen libraries. */
+int xsr_xen_supported(void);
+
+/*
+ * Parse a Xen target: "DOMID" (decimal digits) or "xen:DOMID".  Returns 1 and
+ * sets *domid for a Xen target, 0 for anything else (e.g. vm:SOCK).
+ */
+int xsr_xen_target(const char *target, uint32_t *domid);
+
+/* The core backend of domain @domid; close with ops->close. */
+int xsr_xen_open(struct xsr_backend **out, uint32_t domid, char *err, size_t errlen);
+
+struct xsr_xen_stats {
+	uint64_t bytes;         /* xsrelf octets written (save) or read (restore) */
+	uint64_t suspend_ns;    /* save: libxl suspend + stream */
+	uint64_t transcode_ns;  /* save: import; restore: export (overlapped) */
+	uint64_t elapsed_ns;
+	uint32_t domid;         /* restore: the new domain */
+};
+
+/*
+ * Save: suspend domain @domid with libxl into an anonymous memory file, then
+ * transcode it into an xsrelf image on @out_fd (a stream if @stream).  The
+ * domain is left suspended; the caller commits the image and then calls
+ * xsr_xen_save_finish(domid, committed): 1 destroys the domain (xl save),
+ * 0 resumes it (a failed save leaves the guest running).
+ */
+int xsr_xen_save(uint32_t domid, int out_fd, int stream, struct xsr_xen_stats *st, char *err, size_t errlen);
+int xsr_xen_save_finish(uint32_t domid, int committed, char *err, size_t errlen);
+
+/*
+ * Restore: the xsrelf image @img_fd (seekable; made by xsr save DOMID or
+ * xsr import of an xl save) is exported as an xl save into an anonymous
+ * memory file that libxl_domain_create_restore reads; the new domain runs
+ * unless @paused.
+ */
+int xsr_xen_restore(int img_fd, int paused, struct xsr_xen_stats *st, char *err, size_t errlen);
+
+#endif

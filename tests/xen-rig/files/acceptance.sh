@@ -1,0 +1,126 @@
+#!/bin/bash
+# The acceptance list of issue 7, run in the rig's dom0 (cwd = $OUT, which
+# comes back to the host).  Each check prints "ACCEPT <name>: PASS|FAIL ...";
+# each timed step prints "TIMING <name> <seconds>".  host-check.sh reads both.
+LOG=/var/log/xen/console/guest-rigu.log
+now() { date +%s.%N; }
+timed() { # timed NAME CMD...: run, print its time, keep its status
+	local n=$1 t0 rc
+	shift
+	t0=$(now)
+	"$@"
+	rc=$?
+	echo "TIMING $n $(awk -v a="$t0" -v b="$(now)" 'BEGIN{printf "%.2f", b-a}') rc=$rc"
+	return $rc
+}
+tick() { grep -o 'domU tick [0-9]*' "$LOG" 2>/dev/null | tail -1 | awk '{print $3+0}'; }
+# wait until the console shows a tick above $1 (at most $2 s)
+wait_tick() {
+	local i
+	for i in $(seq 1 $((${2:-60} * 2))); do
+		[ "$(tick)" -gt "$1" ] 2>/dev/null && return 0
+		sleep 0.5
+	done
+	return 1
+}
+# the guest continued from where it was: a tick above $1 came, it never
+# rebooted (one DOMU-UP), the marker and the pattern are intact
+continues() {
+	local before=$1 name=$2
+	if ! wait_tick "$before" 40; then
+		echo "ACCEPT $name: FAIL no tick above $before within 40 s (last: $(tick))"
+		return 1
+	fi
+	local ups last
+	ups=$(grep -c DOMU-UP "$LOG")
+	last=$(grep 'domU tick' "$LOG" | tail -1)
+	if [ "$ups" != 1 ]; then echo "ACCEPT $name: FAIL the guest booted again ($ups DOMU-UP lines)"; return 1; fi
+	case "$last" in
+	*marker=XENRIG_DOMU_MARKER_0123456789abcdef*pattern=ok*) ;;
+	*) echo "ACCEPT $name: FAIL last line: $last"; return 1 ;;
+	esac
+	echo "ACCEPT $name: PASS ticks $before -> $(tick), marker and pattern intact ($last)"
+}
+gone() { ! xl list | awk 'NR>1{print $1}' | grep -qx rigu; }
+domid() { xl domid rigu 2>/dev/null; }
+
+xl info | grep -E 'xen_version|total_memory|free_memory|xen_caps'
+xsr --help >/dev/null 2>&1; ldd /usr/local/bin/xsr | grep -E 'xen|not found'
+timed create xl create "$IN/domu.cfg"
+wait_tick 2 90 || { echo "ACCEPT boot: FAIL domU never ticked"; cat "$LOG"; exit 1; }
+echo "ACCEPT boot: PASS domU ticking (tick $(tick))"
+xl list
+
+# 1. xsr core -> gdb (gdb runs on the host on xsr.core); xl dump-core for the timing
+D=$(domid)
+timed xl-dump-core xl dump-core rigu xl.core
+T=$(tick)
+if timed xsr-core xsr core "$D" xsr.core --json && xsr verify xsr.core >/dev/null; then
+	xsr info xsr.core | head -20
+	continues "$T" core-guest-runs-on
+	echo "ACCEPT xsr-core: PASS (gdb on the host: host-check.sh)"
+else
+	echo "ACCEPT xsr-core: FAIL"
+fi
+
+# 2. xsr save --stop -> gone from xl list -> xsr restore
+T=$(tick)
+if timed xsr-save xsr save "$D" xsr.save --stop --json; then
+	xl list
+	if gone; then echo "ACCEPT xsr-save-gone: PASS rigu not in xl list"; else echo "ACCEPT xsr-save-gone: FAIL rigu still listed"; fi
+	xsr verify xsr.save && xsr info xsr.save | head -12
+	if timed xsr-restore xsr restore xsr.save --json; then
+		xl list
+		continues "$T" xsr-save-restore
+	else
+		echo "ACCEPT xsr-save-restore: FAIL xsr restore"
+	fi
+else
+	echo "ACCEPT xsr-save-restore: FAIL xsr save"
+fi
+
+# 3. xl save -> xsr import -> xsr export -> xl restore
+T=$(tick)
+if gone; then xsr restore xsr.save; fi # keep going even if 2 failed
+if timed xl-save xl save rigu xl.save && gone &&
+	timed xsr-import xsr import xl.save xl-imported.xsr &&
+	timed xsr-export xsr export xl-imported.xsr xl-exported.save; then
+	cmp xl.save xl-exported.save && echo "export of the import is byte-identical to the xl save"
+	sha256sum xl.save xl-imported.xsr xl-exported.save
+	if timed xl-restore xl restore xl-exported.save; then
+		continues "$T" xl-import-export-restore
+	else
+		echo "ACCEPT xl-import-export-restore: FAIL xl restore"
+	fi
+else
+	echo "ACCEPT xl-import-export-restore: FAIL before xl restore"
+fi
+rm -f xl-imported.xsr xl-exported.save
+
+# 4. xsr migrate DOMID -> xsr receive on loopback (stop-and-copy here: no log-dirty)
+D=$(domid)
+T=$(tick)
+if xsr migrate --help 2>&1 | grep -q DOMID; then
+	xsr receive tcp:127.0.0.1:7707 --xen --once >recv.log 2>&1 &
+	sleep 1
+	if timed xsr-migrate xsr migrate "$D" tcp:127.0.0.1:7707; then
+		wait
+		cat recv.log
+		continues "$T" xsr-migrate
+	else
+		echo "ACCEPT xsr-migrate: FAIL"
+	fi
+else
+	echo "ACCEPT xsr-migrate: FAIL not implemented for Xen domains in this build"
+fi
+
+# the restore of a plain xl save, for the timing against xsr restore
+xl destroy rigu 2>/dev/null
+timed xl-restore-plain xl restore xl.save && sleep 2
+timed xl-save-2 xl save rigu xl-2.save
+T=$(tick)
+timed xsr-restore-of-xl-save sh -c 'xsr import xl-2.save xl-2.xsr && xsr restore xl-2.xsr' && continues "$T" xsr-restore-of-xl-save
+rm -f xl-2.save xl-2.xsr
+xl list
+cp "$LOG" guest-console.log
+echo "RUN-END"
