@@ -57,7 +57,8 @@ for op in write read; do
 			stop_vm "$S"
 			n=$((n + 1))
 		done
-		[ $kind = ENOSPC ] && last[$op]=$((n - 1))
+		# n is now one past the save that no longer met the fault
+		[ $kind = ENOSPC ] && last[$op]=$((n - 2))
 		[ $bad_here -eq 0 ] && ok "KVM save, $kind at each of its $((points - before)) $op call(s): clean"
 	done
 done
