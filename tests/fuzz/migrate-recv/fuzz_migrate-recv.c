@@ -6,7 +6,6 @@
  * into the socket and are dropped.  Oracle: an image the receiver commits
  * must verify intact.
  */
-// FUZZ_EXTRA: migrate/recv.c migrate/wire.c save/save.c
 #include <stdio.h>
 #include <sys/socket.h>
 

@@ -4,7 +4,6 @@
  * dumps, through `xsr import IN OUT` itself (the parser is private to
  * xen/import.c).  Oracle: an image import writes must verify intact.
  */
-// FUZZ_EXTRA: xen/import.c xen/names.c xen/vcpu.c cli/util.c
 #include <fcntl.h>
 #include <stdio.h>
 
