@@ -140,7 +140,7 @@ static int from_image(int in, int out, const struct xsr_convert_opts *o, char *e
 	for (uint32_t r = 0; r < xsr_image_nruns(img); r++) {
 		for (uint64_t i = 0; i < runs[r].count; i += chunk) {
 			uint32_t n = (uint32_t)(runs[r].count - i < chunk ? runs[r].count - i : chunk);
-			if ((rc = xsr_image_run_index(img, r, i, n, ent)) < 0) {
+			if ((rc = xsr_image_read_pages(img, r, i, n, buf, ent)) < 0) {
 				xsr_fmt(err, errlen, "%s", xsr_image_error(img));
 				goto out;
 			}
@@ -148,15 +148,7 @@ static int from_image(int in, int out, const struct xsr_convert_opts *o, char *e
 			for (uint32_t k = 0; k < n; k++) {
 				uint64_t pfn = runs[r].pfn + i + k;
 				pfns[m] = pfn | (uint64_t)(ent[k].flags >> XSR_IDX_XEN_TYPE_SHIFT) << XSR_PFN_XEN_TYPE_SHIFT;
-				if (ent[k].flags & XSR_IDX_DATA) {
-					if ((rc = xsr_image_read_page(img, pfn, buf + (size_t)m * XSR_PAGE_SIZE, NULL)) < 0) {
-						xsr_fmt(err, errlen, "%s", xsr_image_error(img));
-						goto out;
-					}
-					ptrs[m] = buf + (size_t)m * XSR_PAGE_SIZE;
-				} else {
-					ptrs[m] = NULL;
-				}
+				ptrs[m] = ent[k].flags & XSR_IDX_DATA ? buf + (size_t)k * XSR_PAGE_SIZE : NULL;
 				m++;
 			}
 			if ((rc = xsr_writer_put_pages(w, pfns, m, ptrs)) < 0) {

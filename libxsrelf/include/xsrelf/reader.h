@@ -71,6 +71,15 @@ XSR_API int xsr_image_run_index(struct xsr_image *img, uint32_t run, uint64_t fi
  */
 XSR_API int xsr_image_check_index(struct xsr_image *img);
 
+/*
+ * Read @count pages of run @run from slot @first into @buf with one pread,
+ * each verified against its index entry (returned in @ent, @count entries).
+ * Memory use does not depend on the image: the bulk path of conversion and
+ * verification.
+ */
+XSR_API int xsr_image_read_pages(struct xsr_image *img, uint32_t run, uint64_t first, uint64_t count,
+				 void *buf, struct xsr_index_entry *ent);
+
 /* mmap run @run MAP_PRIVATE read/write (copy on write): zero-copy restore. */
 XSR_API int xsr_image_map_run(struct xsr_image *img, uint32_t run, void **addr, uint64_t *len);
 
