@@ -66,8 +66,8 @@ static int xsr_xen_capture(const char *verb, int kind, uint32_t domid, const cha
 {
 	struct xsr_outfile out;
 	char err[1024] = "";
-	uint64_t bytes = 0, pages = 0, zero = 0;
-	double pms = 0, ems = 0;
+	uint64_t bytes = 0, pages = 0, zero = 0, t_start = xsr_now_ns();
+	double pms = 0, ems = 0, open_ms = 0, xms = 0;
 	if (!xsr_xen_supported()) {
 		struct xsr_backend *be;
 		xsr_xen_open(&be, domid, err, sizeof(err));
@@ -84,8 +84,10 @@ static int xsr_xen_capture(const char *verb, int kind, uint32_t domid, const cha
 		struct xsr_backend *be;
 		struct xsr_save_opts o = {.kind = XSR_KIND_CORE, .progress = isatty(2)};
 		struct xsr_save_stats st;
-		if (xsr_xen_open(&be, domid, err, sizeof(err)) < 0 ||
-		    xsr_save_domain(be, out.fd, &o, &st, err, sizeof(err)) < 0) {
+		uint64_t t0 = xsr_now_ns();
+		int orc = xsr_xen_open(&be, domid, err, sizeof(err));
+		open_ms = (xsr_now_ns() - t0) / 1e6;
+		if (orc < 0 || xsr_save_domain(be, out.fd, &o, &st, err, sizeof(err)) < 0) {
 			if (be)
 				be->ops->close(be);
 			xsr_err(verb, "domain %u: %s", domid, err);
@@ -112,13 +114,20 @@ static int xsr_xen_capture(const char *verb, int kind, uint32_t domid, const cha
 			return XSR_EXIT_FAIL;
 		bytes = st.bytes;
 		ems = st.elapsed_ns / 1e6;
+		xms = st.transcode_ns / 1e6;
 		pms = st.suspend_ns / 1e6;
 	}
 	FILE *sf = !strcmp(file, "-") ? stderr : stdout;
-	if (json)
+	/* A Xen save is counted by libxl, not page by page: no pages/zero_pages (xsr info has them). */
+	double total_ms = (xsr_now_ns() - t_start) / 1e6;
+	if (json && kind == XSR_KIND_CORE)
 		fprintf(sf, "{\"bytes\":%" PRIu64 ",\"pages\":%" PRIu64 ",\"zero_pages\":%" PRIu64
-			    ",\"pause_ms\":%.3f,\"elapsed_ms\":%.3f,\"domid\":%u}\n",
-			bytes, pages, zero, pms, ems, domid);
+			    ",\"pause_ms\":%.3f,\"elapsed_ms\":%.3f,\"open_ms\":%.3f,\"total_ms\":%.3f,\"domid\":%u}\n",
+			bytes, pages, zero, pms, ems, open_ms, total_ms, domid);
+	else if (json)
+		fprintf(sf, "{\"bytes\":%" PRIu64 ",\"suspend_ms\":%.3f,\"transcode_ms\":%.3f,\"elapsed_ms\":%.3f,"
+			    "\"total_ms\":%.3f,\"domid\":%u,\"destroyed\":%s}\n",
+			bytes, pms, xms, ems, total_ms, domid, stop ? "true" : "false");
 	else if (kind == XSR_KIND_CORE)
 		fprintf(sf, "%s: %" PRIu64 " octets, %" PRIu64 " pages (%" PRIu64 " zero), Xen domain %u paused %.1f ms, %.1f ms in all\n",
 			file, bytes, pages, zero, domid, pms, ems);

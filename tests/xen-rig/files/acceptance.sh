@@ -63,6 +63,27 @@ else
 	echo "ACCEPT xsr-core: FAIL"
 fi
 
+# failures leave nothing behind; a save without --stop is a checkpoint
+if ! xsr core 4321 nodom.core 2>nodom.err && [ ! -e nodom.core ] && grep -q 'domain 4321' nodom.err; then
+	echo "ACCEPT xsr-core-no-domain: PASS refused, no file ($(cat nodom.err))"
+else
+	echo "ACCEPT xsr-core-no-domain: FAIL"
+fi
+if ! xsr save 4321 nodom.save 2>nodom.err && [ ! -e nodom.save ]; then
+	echo "ACCEPT xsr-save-no-domain: PASS refused, no file ($(head -c 200 nodom.err))"
+else
+	echo "ACCEPT xsr-save-no-domain: FAIL"
+fi
+rm -f nodom.*
+T=$(tick)
+if timed xsr-save-checkpoint xsr save "$D" ckpt.xsr --json && xsr verify ckpt.xsr >/dev/null && ! gone; then
+	continues "$T" xsr-save-checkpoint-keeps-running
+else
+	echo "ACCEPT xsr-save-checkpoint-keeps-running: FAIL"
+fi
+rm -f ckpt.xsr
+D=$(domid)
+
 # 2. xsr save --stop -> gone from xl list -> xsr restore
 T=$(tick)
 if timed xsr-save xsr save "$D" xsr.save --stop --json; then
