@@ -21,6 +21,12 @@ no_receiver_proc() { ! pgrep -f "^$XSR receive tcp:127.0.0.1:0 --control $1( |\$
 attempt() {
 	local tag=$1 side=$2 point=$3 want=$4 dst=$TMP/$1.dst rc out
 	shift 4
+	# A case that went wrong (e.g. migrated when it should not) must not take
+	# the source away from the cases after it.
+	if [ ! -S "$S" ]; then
+		nok "$tag: the source VM from the previous case is gone; starting a new one"
+		start_vm "$S" 16M 2 && wait_moving "$S"
+	fi
 	if [ "$side" = receiver ]; then
 		XSR_MIG_TEST_CUT_RECEIVER=$point start_receiver "$tag" --control "$dst" --once || { nok "$tag: receiver"; return; }
 		out=$("$XSR" migrate vm:"$S" tcp:127.0.0.1:"$RX_PORT" "$@" 2>&1) && rc=0 || rc=$?
