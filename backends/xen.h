@@ -44,7 +44,7 @@ int xsr_xen_open(struct xsr_backend **out, uint32_t domid, char *err, size_t err
 
 struct xsr_xen_stats {
 	uint64_t bytes;         /* xsrelf octets written (save) or read (restore) */
-	uint64_t suspend_ns;    /* save: libxl suspend + stream */
+	uint64_t suspend_ns;    /* save: libxl suspend + stream; restore: libxl_domain_create_restore */
 	uint64_t transcode_ns;  /* save: import; restore: export (overlapped) */
 	uint64_t elapsed_ns;
 	uint32_t domid;         /* restore: the new domain */

@@ -119,8 +119,8 @@ static int restore_xen(const char *file, int paused, int json, int lazy)
 	}
 	close(fd);
 	if (json)
-		printf("{\"domid\":%u,\"bytes\":%" PRIu64 ",\"elapsed_ms\":%.3f}\n", st.domid, st.bytes,
-		       st.elapsed_ns / 1e6);
+		printf("{\"domid\":%u,\"bytes\":%" PRIu64 ",\"export_ms\":%.3f,\"libxl_ms\":%.3f,\"elapsed_ms\":%.3f}\n",
+		       st.domid, st.bytes, st.transcode_ns / 1e6, st.suspend_ns / 1e6, st.elapsed_ns / 1e6);
 	else
 		printf("%s: restored into Xen domain %u (%" PRIu64 " octets, %.1f ms)%s\n", file, st.domid, st.bytes,
 		       st.elapsed_ns / 1e6, paused ? ", paused" : "");
