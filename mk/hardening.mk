@@ -1,10 +1,12 @@
-# Hardening (issue 8): libFuzzer targets, sanitizer-free valgrind run of the
-# CLI tier, and the sweep helper that tests/hardening/*.sh build on demand.
+# Hardening (issue 8): libFuzzer targets, a valgrind run of the CLI tier, the
+# sweep program tests/hardening/sweep.sh builds on demand, and LSAN_OPTIONS
+# for make test SANITIZE=1.
 #
 #   make fuzz FUZZ_SECONDS=N   build every tests/fuzz/*/fuzz_*.c with clang
 #                              (libFuzzer + ASan + UBSan) and run each N s
 #   make fuzz-regress          run each target once over its committed seeds
 #   make valgrind              tests/cli/basic.sh with bin/xsr under valgrind
+
 # make test SANITIZE=1: LeakSanitizer ignores leaks inside Criterion itself.
 ifeq ($(SANITIZE),1)
 export LSAN_OPTIONS ?= suppressions=$(CURDIR)/tests/hardening/lsan.supp:print_suppressions=0
