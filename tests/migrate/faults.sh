@@ -38,6 +38,8 @@ attempt() {
 	[ "$rc" = "$want" ] || echo "     $out"
 	check "$tag: the receiver gave up and exited" wait_gone "$RX_PID"
 	check "$tag: no receiving VMM socket left" test ! -e "$dst"
+	# If one is left after all, stop it: a failed case leaves nothing running.
+	[ -S "$dst" ] && "$XSR" vm stop "$dst" >/dev/null 2>&1
 	check "$tag: no receiving VMM process left" no_receiver_proc "$dst"
 	if [ "$want" = 4 ]; then
 		check "$tag: source holds the guest paused (split state)" test "$(state "$S")" = paused
