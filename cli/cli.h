@@ -36,6 +36,8 @@ int64_t xsr_parse_size(const char *s);
 int xsr_parse_compress(const char *verb, const char *s);
 /* A vCPU number for option @opt; 0, or -1 with a message printed. */
 int xsr_parse_vcpu(const char *verb, const char *opt, const char *s, uint32_t *out);
+/* Read all of a small file (at most @max octets); 0 or -1 with a message printed. */
+int xsr_read_file(const char *verb, const char *path, size_t max, char **buf, size_t *len);
 /* Print "xsr VERB: message" to stderr. */
 void xsr_err(const char *verb, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Open FILE for reading ("-" = stdin); -1 with message printed on error. */

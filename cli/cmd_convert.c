@@ -13,21 +13,26 @@
 static void usage(FILE *f)
 {
 	fprintf(f, "usage: xsr convert [--to seekable|stream] [--compress zstd|lz4] IN OUT\n"
-		   "       xsr convert --paging [--vcpu N] IN OUT\n\n"
+		   "       xsr convert --paging [--vcpu N] IN OUT\n"
+		   "       xsr convert --vmcoreinfo FILE IN OUT\n\n"
 		   "Copy an image into the other layout ('-' = stdin / stdout).  Without --to,\n"
 		   "a regular-file OUT becomes seekable and stdout a stream.  Every page and\n"
 		   "record is verified on the way; a later copy of a page in a stream wins.\n"
 		   "--paging writes a core whose PT_LOADs are vCPU N's guest-virtual mappings\n"
 		   "(default vCPU 0), so `gdb GUEST.elf OUT` reads variables at their linked\n"
-		   "addresses; IN and OUT must be files.\n");
+		   "addresses; IN and OUT must be files.  --vmcoreinfo carries a Linux guest's\n"
+		   "VMCOREINFO text (as the kernel exports it) as a section and as the\n"
+		   "VMCOREINFO note in PT_NOTE, where crash looks for it.\n");
 }
 
 int cmd_convert(int argc, char **argv)
 {
 	static const struct option opts[] = {{"to", required_argument, 0, 't'}, {"compress", required_argument, 0, 'c'},
 					     {"paging", no_argument, 0, 'p'}, {"vcpu", required_argument, 0, 'v'},
+					     {"vmcoreinfo", required_argument, 0, 'V'},
 					     {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
 	struct xsr_convert_opts co = {0};
+	char *vmci = NULL; /* freed at exit by the process */
 	int c;
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
@@ -50,6 +55,17 @@ int cmd_convert(int argc, char **argv)
 			break;
 		}
 		case 'p': co.paging = 1; break;
+		case 'V': {
+			char *b;
+			size_t l;
+			if (xsr_read_file("convert", optarg, XSR_MAX_VMCOREINFO, &b, &l) < 0)
+				return XSR_EXIT_USAGE;
+			free(vmci);
+			vmci = b;
+			co.vmcoreinfo = b;
+			co.vmcoreinfo_len = (uint32_t)l;
+			break;
+		}
 		case 'v':
 			if (xsr_parse_vcpu("convert", "--vcpu", optarg, &co.paging_vcpu) < 0)
 				return XSR_EXIT_USAGE;

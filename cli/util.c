@@ -62,6 +62,27 @@ int xsr_parse_vcpu(const char *verb, const char *opt, const char *s, uint32_t *o
 	return 0;
 }
 
+int xsr_read_file(const char *verb, const char *path, size_t max, char **buf, size_t *len)
+{
+	FILE *f = fopen(path, "rb");
+	if (!f) {
+		xsr_err(verb, "cannot open %s: %s", path, strerror(errno));
+		return -1;
+	}
+	char *b = malloc(max + 1);
+	size_t n = b ? fread(b, 1, max + 1, f) : 0;
+	int bad = !b || ferror(f);
+	fclose(f);
+	if (bad || n == 0 || n > max) {
+		xsr_err(verb, "%s: %s", path, !b ? "out of memory" : bad ? "read error" : n == 0 ? "empty" : "too large");
+		free(b);
+		return -1;
+	}
+	*buf = b;
+	*len = n;
+	return 0;
+}
+
 void xsr_err(const char *verb, const char *fmt, ...)
 {
 	va_list ap;

@@ -25,7 +25,7 @@ static void usage(FILE *f, const char *verb, int kind)
 	if (kind == XSR_KIND_CORE)
 		fprintf(f,
 			"usage: xsr core vm:SOCK|DOMID FILE [--live] [--json] [--compress zstd|lz4]\n"
-			"       xsr core --paging [--vcpu N] vm:SOCK FILE\n"
+			"       xsr core --paging [--vcpu N] [--vmcoreinfo TEXTFILE] vm:SOCK FILE\n"
 			"\n"
 			"Write a crash core of the running guest behind the VMM control socket\n"
 			"SOCK: the same layout as a save image, readable by gdb and crash.  The\n"
@@ -145,11 +145,14 @@ int xsr_capture_main(const char *verb, int kind, int argc, char **argv)
 					     {"compress", required_argument, NULL, 'c'},
 					     {"paging", no_argument, NULL, 'p'},
 					     {"vcpu", required_argument, NULL, 'v'},
+					     {"vmcoreinfo", required_argument, NULL, 'V'},
 					     {"help", no_argument, NULL, 'h'},
 					     {NULL, 0, NULL, 0}};
 	const char *sock, *file, *compress = "none";
 	int stop = 0, live = 0, json = 0, paging = 0, o, fds[2], nfds = 1, rc = XSR_EXIT_FAIL;
 	unsigned long pvcpu = 0;
+	char *vmci = NULL;
+	uint32_t vmci_len = 0;
 	struct xsr_outfile out;
 	char req[256], *reply = NULL;
 	uint64_t bytes = 0, pages = 0, zero = 0;
@@ -170,6 +173,18 @@ int xsr_capture_main(const char *verb, int kind, int argc, char **argv)
 		case 'L':
 			live = 1;
 			break;
+		case 'V': {
+			size_t l;
+			if (kind != XSR_KIND_CORE) {
+				xsr_err(verb, "--vmcoreinfo is for xsr core");
+				return XSR_EXIT_USAGE;
+			}
+			free(vmci);
+			if (xsr_read_file(verb, optarg, XSR_MAX_VMCOREINFO, &vmci, &l) < 0)
+				return XSR_EXIT_USAGE;
+			vmci_len = (uint32_t)l;
+			break;
+		}
 		case 'p':
 		case 'v':
 			if (kind != XSR_KIND_CORE) {
@@ -224,8 +239,8 @@ int xsr_capture_main(const char *verb, int kind, int argc, char **argv)
 		xsr_err(verb, "refusing to write an image to a terminal");
 		return XSR_EXIT_USAGE;
 	}
-	if (paging && !strcmp(file, "-")) {
-		xsr_err(verb, "--paging needs a file, not stdout");
+	if ((paging || vmci) && !strcmp(file, "-")) {
+		xsr_err(verb, "--paging and --vmcoreinfo need a file, not stdout");
 		return XSR_EXIT_USAGE;
 	}
 	if (xsr_out_open(&out, verb, file) < 0)
@@ -241,17 +256,18 @@ int xsr_capture_main(const char *verb, int kind, int argc, char **argv)
 		free(reply);
 		return XSR_EXIT_FAIL;
 	}
-	if (paging) {
-		/* The VMM wrote the physical core; the paging view is made from it. */
+	if (paging || vmci) {
+		/* The VMM wrote the physical core; the paging view / VMCOREINFO note is added to a copy. */
 		struct xsr_outfile pv;
-		struct xsr_convert_opts co = {.layout = XSR_LAYOUT_SEEKABLE, .paging = 1, .paging_vcpu = (uint32_t)pvcpu};
+		struct xsr_convert_opts co = {.layout = XSR_LAYOUT_SEEKABLE, .paging = (uint8_t)paging,
+					      .paging_vcpu = (uint32_t)pvcpu, .vmcoreinfo = vmci, .vmcoreinfo_len = vmci_len};
 		char err[512];
 		if (xsr_out_open(&pv, verb, file) < 0) {
 			xsr_out_abort(&out);
 			goto done;
 		}
 		if (xsr_convert(out.fd, pv.fd, &co, err, sizeof(err)) < 0) {
-			xsr_err(verb, "paging view of vCPU %lu: %s", pvcpu, err);
+			xsr_err(verb, "%s: %s", paging ? "paging view" : "adding VMCOREINFO", err);
 			xsr_out_abort(&pv);
 			xsr_out_abort(&out);
 			goto done;

@@ -19,7 +19,8 @@
 #define MAXREC XSR_MAX_RECORD
 const struct xsr_sec_desc xsr_sec_table[XSR_SEC__COUNT] = {
 	[XSR_SEC_END] = {"end", NULL, sizeof(struct xsr_end), sizeof(struct xsr_end), .stream_only = true},
-	[XSR_SEC_NOTES] = {"notes", ".note", XSR_NOTE_SIZE, (uint64_t)XSR_NOTE_SIZE * XSR_MAX_VCPUS},
+	[XSR_SEC_NOTES] = {"notes", ".note", XSR_NOTE_SIZE,
+			   (uint64_t)XSR_NOTE_SIZE * XSR_MAX_VCPUS + XSR_VMCI_NOTE_HDR + XSR_MAX_VMCOREINFO},
 	[XSR_SEC_MEMMAP] = {"memmap", ".xsr.memmap", 0, (uint64_t)XSR_MAX_RUNS * sizeof(struct xsr_memrun)},
 	[XSR_SEC_PRODUCER] = {"producer", ".xsr.producer", sizeof(struct xsr_producer), sizeof(struct xsr_producer)},
 	[XSR_SEC_CONFIG] = {"config", ".xsr.config", 0, XSR_MAX_CONFIG},
@@ -34,7 +35,7 @@ const struct xsr_sec_desc xsr_sec_table[XSR_SEC__COUNT] = {
 	[XSR_SEC_PASSTHRU] = {"passthru", ".xsr.passthru", 8, MAXREC},
 	[XSR_SEC_STRTAB] = {"strtab", ".shstrtab", 1, 1 << 20, .seekable_only = true},
 	[XSR_SEC_INTEGRITY] = {"integrity", ".xsr.integrity", sizeof(struct xsr_integrity), sizeof(struct xsr_integrity), .seekable_only = true},
-	[XSR_SEC_VMCOREINFO] = {"vmcoreinfo", ".xsr.vmcoreinfo", 0, 1 << 20, .optional = true},
+	[XSR_SEC_VMCOREINFO] = {"vmcoreinfo", ".xsr.vmcoreinfo", 0, XSR_MAX_VMCOREINFO, .optional = true},
 	/* Live migration control records (docs/migration-protocol.md). */
 	[XSR_SEC_MIG_BEGIN] = {"mig-begin", NULL, sizeof(struct xsr_mig_begin), sizeof(struct xsr_mig_begin), .stream_only = true},
 	[XSR_SEC_MIG_ROUND] = {"mig-round", NULL, sizeof(struct xsr_mig_round), sizeof(struct xsr_mig_round), .stream_only = true},
@@ -334,4 +335,52 @@ int xsr_decompress(int algo, const void *src, size_t len, void *dst, size_t dlen
 		return r == (int)dlen ? 0 : -1;
 	}
 	return -1;
+}
+
+uint64_t xsr_vmci_note_size(uint64_t len)
+{
+	return len ? XSR_VMCI_NOTE_HDR + ((len + 3) & ~(uint64_t)3) : 0;
+}
+
+void xsr_vmci_note(uint8_t *out, const void *text, uint32_t len)
+{
+	Elf64_Nhdr nh = {.n_namesz = sizeof(XSR_VMCI_NOTE_NAME), .n_descsz = len, .n_type = 0};
+	memset(out, 0, xsr_vmci_note_size(len));
+	memcpy(out, &nh, sizeof(nh));
+	memcpy(out + sizeof(nh), XSR_VMCI_NOTE_NAME, sizeof(XSR_VMCI_NOTE_NAME));
+	memcpy(out + XSR_VMCI_NOTE_HDR, text, len);
+}
+
+int xsr_notes_check(const uint8_t *body, uint64_t len, uint32_t nr_vcpus, const char **why)
+{
+	uint64_t pr = (uint64_t)nr_vcpus * XSR_NOTE_SIZE;
+	if (len < pr) {
+		*why = "shorter than one NT_PRSTATUS note per vCPU";
+		return XSR_E_FORMAT;
+	}
+	for (uint32_t i = 0; i < nr_vcpus; i++) {
+		Elf64_Nhdr nh;
+		memcpy(&nh, body + (uint64_t)i * XSR_NOTE_SIZE, sizeof(nh));
+		if (nh.n_namesz != 5 || nh.n_descsz != XSR_PRSTATUS_SIZE || nh.n_type != XSR_NT_PRSTATUS ||
+		    memcmp(body + (uint64_t)i * XSR_NOTE_SIZE + sizeof(nh), "CORE\0\0\0\0", 8)) {
+			*why = "an NT_PRSTATUS note header is not the one the format fixes";
+			return XSR_E_FORMAT;
+		}
+	}
+	if (len == pr)
+		return 0;
+	Elf64_Nhdr nh;
+	if (len - pr < XSR_VMCI_NOTE_HDR) {
+		*why = "octets after the NT_PRSTATUS notes are not a VMCOREINFO note";
+		return XSR_E_FORMAT;
+	}
+	memcpy(&nh, body + pr, sizeof(nh));
+	if (nh.n_namesz != sizeof(XSR_VMCI_NOTE_NAME) || nh.n_type != 0 || nh.n_descsz > XSR_MAX_VMCOREINFO ||
+	    memcmp(body + pr + sizeof(nh), XSR_VMCI_NOTE_NAME "\0", sizeof(XSR_VMCI_NOTE_NAME) + 1) ||
+	    xsr_vmci_note_size(nh.n_descsz) != len - pr || nh.n_descsz == 0 ||
+	    !xsr_is_zero(body + pr + XSR_VMCI_NOTE_HDR + nh.n_descsz, len - pr - XSR_VMCI_NOTE_HDR - nh.n_descsz)) {
+		*why = "the note after the NT_PRSTATUS notes is not a well-formed VMCOREINFO note";
+		return XSR_E_FORMAT;
+	}
+	return 0;
 }

@@ -20,7 +20,7 @@ static bool writer_made(uint32_t code)
 {
 	return code == XSR_SEC_NOTES || code == XSR_SEC_PRODUCER || code == XSR_SEC_MEMMAP ||
 	       code == XSR_SEC_INDEX || code == XSR_SEC_PAGES || code == XSR_SEC_STRTAB ||
-	       code == XSR_SEC_INTEGRITY || code == XSR_SEC_END;
+	       code == XSR_SEC_INTEGRITY || code == XSR_SEC_END || code == XSR_SEC_VMCOREINFO;
 }
 
 static int copy_section(struct xsr_writer *w, uint32_t sh_type, uint32_t info, uint64_t entsize,
@@ -64,6 +64,7 @@ static int image_phys(void *ctx, uint64_t paddr, void *buf, size_t len)
 
 static int from_image(int in, int out, const struct xsr_convert_opts *o, char *err, size_t errlen)
 {
+	void *vmci = NULL;
 	struct xsr_vload *vl = NULL;
 	uint32_t nvl = 0;
 	struct xsr_image *img = NULL;
@@ -108,11 +109,19 @@ static int from_image(int in, int out, const struct xsr_convert_opts *o, char *e
 		if (rc < 0)
 			goto out;
 	}
+	int vi = xsr_image_find(img, XSR_SEC_VMCOREINFO, UINT32_MAX, &si);
+	uint64_t vlen = 0;
+	if (vi > 0 && !(o && o->vmcoreinfo) && (rc = xsr_image_read_section(img, (uint32_t)vi, &vmci, &vlen)) < 0) {
+		xsr_fmt(err, errlen, "%s", xsr_image_error(img));
+		goto out;
+	}
 	struct xsr_writer_params p = {
 		.machine = EM_X86_64, .kind = fh->kind, .layout = o ? o->layout : 0,
 		.flags = fh->flags, .nr_vcpus = fh->nr_vcpus, .nr_runs = xsr_image_nruns(img),
 		.runs = xsr_image_runs(img), .producer = pr, .compress = o ? o->compress : 0,
 		.vloads = vl, .nr_vloads = nvl,
+		.vmcoreinfo = o && o->vmcoreinfo ? o->vmcoreinfo : vmci,
+		.vmcoreinfo_len = o && o->vmcoreinfo ? o->vmcoreinfo_len : (uint32_t)vlen,
 	};
 	if ((rc = xsr_writer_open(&w, out, &p, err, errlen)) < 0)
 		goto out;
@@ -162,6 +171,7 @@ static int from_image(int in, int out, const struct xsr_convert_opts *o, char *e
 out:
 	xsr_writer_abort(w);
 	xsr_image_close(img);
+	free(vmci);
 	free(vl);
 	free(pr);
 	free(buf);
@@ -177,9 +187,36 @@ struct sconv {
 	struct xsr_producer producer;
 	bool have_producer;
 	struct xsr_vcpu_state *vs;
+	struct xsr_memrun *runs; /* memmap seen, writer not opened yet */
+	uint32_t nruns;
+	void *vmci;
+	uint32_t vmci_len;
 	char *err;
 	size_t errlen;
 };
+
+/*
+ * The writer opens after the memmap and an optional VMCOREINFO record (the
+ * writer puts it in the notes, which it lays out at open).
+ */
+static int sc_open(struct sconv *c)
+{
+	if (c->w)
+		return 0;
+	if (!c->runs) {
+		xsr_fmt(c->err, c->errlen, "a record comes before the memmap record");
+		return XSR_E_FORMAT;
+	}
+	const void *vm = c->o && c->o->vmcoreinfo ? c->o->vmcoreinfo : c->vmci;
+	struct xsr_writer_params p = {
+		.machine = EM_X86_64, .kind = c->fh->kind, .layout = c->o ? c->o->layout : 0,
+		.flags = c->fh->flags, .nr_vcpus = c->fh->nr_vcpus, .nr_runs = c->nruns, .runs = c->runs,
+		.producer = c->have_producer ? &c->producer : NULL, .hypervisor = "unknown",
+		.compress = c->o ? c->o->compress : 0,
+		.vmcoreinfo = vm, .vmcoreinfo_len = c->o && c->o->vmcoreinfo ? c->o->vmcoreinfo_len : c->vmci_len,
+	};
+	return xsr_writer_open(&c->w, c->out, &p, c->err, c->errlen);
+}
 
 static int sc_section(void *ctx, const struct xsr_record_header *rh, const void *body)
 {
@@ -191,21 +228,26 @@ static int sc_section(void *ctx, const struct xsr_record_header *rh, const void 
 		return 0;
 	}
 	if (code == XSR_SEC_MEMMAP) {
-		struct xsr_writer_params p = {
-			.machine = EM_X86_64, .kind = c->fh->kind, .layout = c->o ? c->o->layout : 0,
-			.flags = c->fh->flags, .nr_vcpus = c->fh->nr_vcpus,
-			.nr_runs = (uint32_t)(rh->sh_size / sizeof(struct xsr_memrun)), .runs = body,
-			.producer = c->have_producer ? &c->producer : NULL, .hypervisor = "unknown",
-			.compress = c->o ? c->o->compress : 0,
-		};
-		return xsr_writer_open(&c->w, c->out, &p, c->err, c->errlen);
+		c->runs = malloc(rh->sh_size + 1);
+		if (!c->runs)
+			return XSR_E_NOMEM;
+		memcpy(c->runs, body, rh->sh_size);
+		c->nruns = (uint32_t)(rh->sh_size / sizeof(struct xsr_memrun));
+		return 0;
+	}
+	if (code == XSR_SEC_VMCOREINFO && !c->w && !c->vmci && rh->sh_size) {
+		c->vmci = malloc(rh->sh_size);
+		if (!c->vmci)
+			return XSR_E_NOMEM;
+		memcpy(c->vmci, body, rh->sh_size);
+		c->vmci_len = (uint32_t)rh->sh_size;
+		return 0;
 	}
 	if (writer_made(code))
 		return 0;
-	if (!c->w) {
-		xsr_fmt(c->err, c->errlen, "a %s record comes before the memmap record", xsr_section_name(rh->sh_type));
-		return XSR_E_FORMAT;
-	}
+	int rc = sc_open(c);
+	if (rc < 0)
+		return rc;
 	return copy_section(c->w, rh->sh_type, rh->sh_info, rh->sh_entsize, body, rh->sh_size, c->vs, c->err, c->errlen);
 }
 
@@ -214,6 +256,9 @@ static int sc_pages(void *ctx, const uint64_t *pfns, uint32_t n, const uint8_t *
 	struct sconv *c = ctx;
 	uint64_t p[XSR_MAX_BATCH];
 	const void *ptr[XSR_MAX_BATCH];
+	int rc0 = sc_open(c);
+	if (rc0 < 0)
+		return rc0;
 	for (uint32_t i = 0; i < n; i++) {
 		p[i] = pfns[i] & ~XSR_PFN_ZERO;
 		if (pfns[i] & XSR_PFN_ZERO) {
@@ -257,16 +302,15 @@ static int from_stream(int in, const void *prefix, size_t plen, int out, const s
 			xsr_fmt(err, errlen, "%s", xsr_stream_error(s));
 		goto out;
 	}
-	if (!c.w) {
-		xsr_fmt(err, errlen, "stream without a memmap record");
-		rc = XSR_E_FORMAT;
+	if ((rc = sc_open(&c)) < 0)
 		goto out;
-	}
 	rc = xsr_writer_close(c.w, err, errlen);
 	c.w = NULL;
 out:
 	xsr_writer_abort(c.w);
 	xsr_stream_close(s);
+	free(c.runs);
+	free(c.vmci);
 	free(c.vs);
 	return rc;
 }

@@ -373,10 +373,19 @@ static int load_phdrs(struct xsr_image *img)
 		return ifail(img, XSR_E_IO, "reading program headers: %s", strerror(-rc));
 	const struct xsr_section_info *n = &img->secs[img->i_notes];
 	const Elf64_Phdr *p0 = &img->ph[0];
-	if (p0->p_type != PT_NOTE || p0->p_offset != n->offset || p0->p_filesz != n->size ||
-	    n->size != (uint64_t)img->fh.nr_vcpus * XSR_NOTE_SIZE)
-		return ifail(img, XSR_E_FORMAT, "program header 0 at 0x%llx: not the PT_NOTE of %u vCPUs over section .note",
-			     (unsigned long long)img->eh.e_phoff, img->fh.nr_vcpus);
+	if (p0->p_type != PT_NOTE || p0->p_offset != n->offset || p0->p_filesz != n->size)
+		return ifail(img, XSR_E_FORMAT, "program header 0 at 0x%llx: not the PT_NOTE over section .note",
+			     (unsigned long long)img->eh.e_phoff);
+	uint8_t *nb = malloc(n->size + 1);
+	const char *why;
+	if (!nb)
+		return ifail(img, XSR_E_NOMEM, "out of memory");
+	if ((rc = read_record(img, img->i_notes, nb, n->size)) == 0 &&
+	    (rc = xsr_notes_check(nb, n->size, img->fh.nr_vcpus, &why)) < 0)
+		ifail(img, rc, "section .note at 0x%llx (%u vCPUs): %s", (unsigned long long)n->offset, img->fh.nr_vcpus, why);
+	free(nb);
+	if (rc < 0)
+		return rc;
 	bool paging = img->fh.flags & XSR_FF_PAGING_VIEW;
 	if (!paging && img->phnum != img->nruns + 1)
 		return ifail(img, XSR_E_FORMAT, "%u program headers for %u memory runs", img->phnum, img->nruns);

@@ -88,6 +88,13 @@ int xsr_io_pwritev(int fd, struct iovec *iov, int n, uint64_t off);  /* full or 
 /* ---- messages ---- */
 void xsr_fmt(char *dst, size_t len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
+/* ---- notes ---- */
+/* Octets of the VMCOREINFO note for @len octets of text (0 when none). */
+uint64_t xsr_vmci_note_size(uint64_t len);
+void xsr_vmci_note(uint8_t *out, const void *text, uint32_t len);
+/* NOTES body: one NT_PRSTATUS per vCPU, then at most one VMCOREINFO note. */
+int xsr_notes_check(const uint8_t *body, uint64_t len, uint32_t nr_vcpus, const char **why);
+
 /* ---- vCPU ---- */
 void xsr_note_prstatus(const struct xsr_x86_vcpu *r, uint8_t note[XSR_NOTE_SIZE]);
 

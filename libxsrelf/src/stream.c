@@ -322,9 +322,12 @@ int xsr_stream_step(struct xsr_stream *s, const struct xsr_stream_ops *ops, void
 		if (s->have_notes)
 			return sfail(s, XSR_E_FORMAT, "record notes at stream offset 0x%llx: a second notes record", (unsigned long long)at);
 		s->have_notes = true;
-		if (rh.sh_size != (uint64_t)s->fh.nr_vcpus * XSR_NOTE_SIZE)
-			return sfail(s, XSR_E_FORMAT, "record notes at stream offset 0x%llx: %llu octets for %u vCPUs", (unsigned long long)at,
-				     (unsigned long long)rh.sh_size, s->fh.nr_vcpus);
+		{
+			const char *why;
+			if (xsr_notes_check(s->body, rh.sh_size, s->fh.nr_vcpus, &why) < 0)
+				return sfail(s, XSR_E_FORMAT, "record notes at stream offset 0x%llx (%u vCPUs): %s",
+					     (unsigned long long)at, s->fh.nr_vcpus, why);
+		}
 		break;
 	case XSR_SEC_VCPU:
 		if (!s->have_memmap)

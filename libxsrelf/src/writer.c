@@ -46,7 +46,8 @@ struct xsr_writer {
 	uint64_t *slot_base;
 	uint64_t nr_pages;
 	struct xsr_producer producer;
-	uint8_t *notes;    /* nr_vcpus * XSR_NOTE_SIZE */
+	uint8_t *notes;    /* nr_vcpus * XSR_NOTE_SIZE, then the VMCOREINFO note */
+	uint64_t notes_len;
 	uint8_t *vcpu_set; /* nr_vcpus flags */
 	uint32_t nr_vcpu_set;
 	struct xsr_writer_stats stats;
@@ -98,6 +99,9 @@ static int fail(struct xsr_writer *w, int rc, const char *fmt, ...)
 		w->failed = 1; /* the output is now in an unknown state */
 	return rc;
 }
+
+static int add_record(struct xsr_writer *w, uint32_t code, int optional, uint32_t info, uint64_t entsize,
+		      const struct iovec *iov, int iovcnt);
 
 const char *xsr_writer_error(const struct xsr_writer *w)
 {
@@ -292,6 +296,10 @@ static int check_params(const struct xsr_writer_params *p, char *err, size_t err
 	}
 	if (p->nr_runs && !p->runs)
 		return XSR_E_INVAL;
+	if (p->vmcoreinfo && (p->vmcoreinfo_len == 0 || p->vmcoreinfo_len > XSR_MAX_VMCOREINFO)) {
+		xsr_fmt(err, errlen, "VMCOREINFO of %u octets: must be 1..%u", p->vmcoreinfo_len, XSR_MAX_VMCOREINFO);
+		return XSR_E_LIMIT;
+	}
 	return xsr_memmap_check(p->runs, p->nr_runs, &total, err, errlen);
 }
 
@@ -342,7 +350,8 @@ int xsr_writer_open(struct xsr_writer **out, int fd, const struct xsr_writer_par
 	fill_producer(w, p);
 	w->runs = malloc((p->nr_runs + 1) * sizeof(*w->runs));
 	w->slot_base = malloc((p->nr_runs + 1) * sizeof(*w->slot_base));
-	w->notes = calloc(p->nr_vcpus, XSR_NOTE_SIZE);
+	w->notes_len = (uint64_t)p->nr_vcpus * XSR_NOTE_SIZE + (p->vmcoreinfo ? xsr_vmci_note_size(p->vmcoreinfo_len) : 0);
+	w->notes = calloc(1, w->notes_len);
 	w->vcpu_set = calloc(p->nr_vcpus, 1);
 	w->ibuf = malloc(XSR_MAX_BATCH * sizeof(*w->ibuf));
 	w->zero = malloc(XSR_MAX_BATCH * sizeof(*w->zero));
@@ -353,6 +362,8 @@ int xsr_writer_open(struct xsr_writer **out, int fd, const struct xsr_writer_par
 		goto out_fail;
 	}
 	memcpy(w->runs, p->runs, p->nr_runs * sizeof(*w->runs));
+	if (p->vmcoreinfo)
+		xsr_vmci_note(w->notes + (size_t)p->nr_vcpus * XSR_NOTE_SIZE, p->vmcoreinfo, p->vmcoreinfo_len);
 	for (uint32_t i = 0; i < p->nr_runs; i++) {
 		w->slot_base[i] = w->nr_pages;
 		w->nr_pages += p->runs[i].count;
@@ -379,6 +390,9 @@ int xsr_writer_open(struct xsr_writer **out, int fd, const struct xsr_writer_par
 			goto out_msg;
 		struct iovec mv = {w->runs, w->nr_runs * sizeof(*w->runs)};
 		if ((rc = emit_record(w, XSR_SEC_MEMMAP, false, 0, sizeof(struct xsr_memrun), &mv, 1, 0, NULL)) < 0)
+			goto out_msg;
+		struct iovec vv = {(void *)p->vmcoreinfo, p->vmcoreinfo_len};
+		if (p->vmcoreinfo && (rc = add_record(w, XSR_SEC_VMCOREINFO, 1, 0, 0, &vv, 1)) < 0)
 			goto out_msg;
 		*out = w;
 		return 0;
@@ -412,7 +426,7 @@ int xsr_writer_open(struct xsr_writer **out, int fd, const struct xsr_writer_par
 	uint32_t nloads = w->loads ? w->nr_loads : w->nr_runs;
 	uint64_t off = ALIGN8(XSR_HEADER_END + (uint64_t)(1 + nloads) * sizeof(Elf64_Phdr));
 	w->notes_rec = off;
-	off += record_span((uint64_t)w->nr_vcpus * XSR_NOTE_SIZE);
+	off += record_span(w->notes_len);
 	struct wsec *s;
 	struct iovec pv = {&w->producer, sizeof(w->producer)};
 	if ((rc = emit_record(w, XSR_SEC_PRODUCER, false, 0, 0, &pv, 1, off, &s)) < 0)
@@ -432,6 +446,9 @@ int xsr_writer_open(struct xsr_writer **out, int fd, const struct xsr_writer_par
 		rc = XSR_E_IO;
 		goto out_fail;
 	}
+	struct iovec vv = {(void *)p->vmcoreinfo, p->vmcoreinfo_len};
+	if (p->vmcoreinfo && (rc = add_record(w, XSR_SEC_VMCOREINFO, 1, 0, 0, &vv, 1)) < 0)
+		goto out_msg;
 	*out = w;
 	return 0;
 
@@ -450,10 +467,18 @@ int xsr_writer_add_section(struct xsr_writer *w, uint32_t code, int optional, ui
 	const struct xsr_sec_desc *d = xsr_sec_lookup(code);
 	if (w->failed)
 		return XSR_E_STATE;
+	/* VMCOREINFO comes through the parameters, so that the note carries it too. */
 	if (!d || code == XSR_SEC_END || code == XSR_SEC_NOTES || code == XSR_SEC_MEMMAP ||
 	    code == XSR_SEC_INDEX || code == XSR_SEC_INTEGRITY || code == XSR_SEC_STRTAB ||
-	    code == XSR_SEC_PRODUCER || code == XSR_SEC_PAGES)
+	    code == XSR_SEC_PRODUCER || code == XSR_SEC_PAGES || code == XSR_SEC_VMCOREINFO)
 		return fail(w, XSR_E_INVAL, "section type %u is not for callers to add", code);
+	return add_record(w, code, optional, info, entsize, iov, iovcnt);
+}
+
+static int add_record(struct xsr_writer *w, uint32_t code, int optional, uint32_t info, uint64_t entsize,
+		      const struct iovec *iov, int iovcnt)
+{
+	const struct xsr_sec_desc *d = xsr_sec_lookup(code);
 	uint64_t len = 0;
 	for (int i = 0; i < iovcnt; i++)
 		len += iov[i].iov_len;
@@ -832,7 +857,7 @@ static int check_vcpus(struct xsr_writer *w)
 static int close_stream(struct xsr_writer *w)
 {
 	int rc;
-	struct iovec nv = {w->notes, (size_t)w->nr_vcpus * XSR_NOTE_SIZE};
+	struct iovec nv = {w->notes, (size_t)w->notes_len};
 	if ((rc = emit_record(w, XSR_SEC_NOTES, false, 0, 0, &nv, 1, 0, NULL)) < 0)
 		return rc;
 	struct xsr_end e = {.nr_records = w->stats.records, .chain = w->chain};
@@ -895,7 +920,7 @@ static int close_seekable(struct xsr_writer *w)
 	int rc;
 	struct wsec *s;
 	/* NOTES, filled now that every vCPU is known. */
-	struct iovec nv = {w->notes, (size_t)w->nr_vcpus * XSR_NOTE_SIZE};
+	struct iovec nv = {w->notes, (size_t)w->notes_len};
 	if ((rc = emit_record(w, XSR_SEC_NOTES, false, 0, 0, &nv, 1, w->notes_rec, &s)) < 0)
 		return rc;
 	if (!(s = add_wsec(w)))
@@ -1004,7 +1029,7 @@ static int close_seekable(struct xsr_writer *w)
 	/* Program headers: PT_NOTE, then the loads. */
 	ph[0].p_type = PT_NOTE;
 	ph[0].p_offset = w->notes_rec + sizeof(struct xsr_record_header);
-	ph[0].p_filesz = (uint64_t)w->nr_vcpus * XSR_NOTE_SIZE;
+	ph[0].p_filesz = w->notes_len;
 	ph[0].p_align = 4;
 	for (uint32_t i = 0; i < nloads; i++) {
 		Elf64_Phdr *q = &ph[1 + i];

@@ -68,6 +68,14 @@ head -c 5000000 "$T/a.elf" > "$T/trunc.elf"
 "$XSR" verify "$T/trunc.elf" 2> "$T/t2.err"; rc=$?
 check "verify: truncated image -> exit 1" test $rc -eq 1
 check "info on a truncated image fails with exit 3 and a message" bash -c "'$XSR' info '$T/trunc.elf' 2>'$T/e'; [ \$? -eq 3 ] && [ -s '$T/e' ]"
+# VMCOREINFO: a section and the note crash reads, kept by conversions both ways.
+printf 'OSRELEASE=6.1.0-test\nPAGESIZE=4096\nNUMBER(phys_base)=0\n' > "$T/vmci.txt"
+check "convert --vmcoreinfo" "$XSR" convert --vmcoreinfo "$T/vmci.txt" "$T/a.elf" "$T/v.elf"
+check "  ... verifies" "$XSR" verify -q "$T/v.elf"
+check "  ... readelf -n shows 2 NT_PRSTATUS and the VMCOREINFO note" bash -c "readelf -n '$T/v.elf' > '$T/vn.out' && [ \$(grep -c NT_PRSTATUS '$T/vn.out') -eq 2 ] && grep -q '^  VMCOREINFO' '$T/vn.out'"
+check "  ... eu-readelf -a: no warnings" bash -c "eu-readelf -a '$T/v.elf' >/dev/null 2>'$T/ve.err' && [ ! -s '$T/ve.err' ]"
+check "  ... survives seekable -> stream -> seekable byte for byte" bash -c "'$XSR' convert '$T/v.elf' - | '$XSR' convert - '$T/v2.elf' && cmp '$T/v.elf' '$T/v2.elf'"
+check "  ... gdb still sees 2 threads" bash -c "[ \$(gdb -nx -batch -c '$T/v.elf' -ex 'info threads' 2>/dev/null | grep -cE '^[* ] +[0-9]+ +LWP') -eq 2 ]"
 check "help on every verb" bash -c "for v in synth info verify convert cat-page; do '$XSR' \$v --help | grep -q usage || exit 1; done"
 
 summary

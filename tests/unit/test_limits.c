@@ -243,10 +243,10 @@ Test(limits, record_lengths_at_and_past_the_maximum)
 	length_limit(XSR_SEC_XENSTORE, 0, XSR_MAX_RECORD);
 	length_limit(XSR_SEC_EMULATOR, 0, XSR_MAX_RECORD);
 	length_limit(XSR_SEC_PASSTHRU, 0, XSR_MAX_RECORD);
-	length_limit(XSR_SEC_VMCOREINFO, 1, 1 << 20);
+	length_limit(XSR_SEC_VMCOREINFO, 1, XSR_MAX_VMCOREINFO);
 	length_limit(0x7777, 1, XSR_MAX_RECORD); /* unknown optional record */
 	length_limit(XSR_SEC_PAGES, 0, 16 + (uint64_t)XSR_MAX_BATCH * (8 + XSR_PAGE_SIZE));
-	length_limit(XSR_SEC_NOTES, 0, (uint64_t)XSR_NOTE_SIZE * XSR_MAX_VCPUS);
+	length_limit(XSR_SEC_NOTES, 0, (uint64_t)XSR_NOTE_SIZE * XSR_MAX_VCPUS + XSR_VMCI_NOTE_HDR + XSR_MAX_VMCOREINFO);
 }
 
 /* Below the minimum, or off an exact length: refused before the body is used. */
@@ -261,6 +261,38 @@ static void short_record(uint32_t code, uint64_t len, int want)
 	free(s.b);
 }
 
+/* A well-formed NT_PRSTATUS note, optionally followed by a VMCOREINFO note of @vlen octets. */
+static void notes_record(uint32_t vlen, int want)
+{
+	char msg[512];
+	struct sbuf s = {0};
+	uint64_t len = XSR_NOTE_SIZE + (vlen ? XSR_VMCI_NOTE_HDR + ((vlen + 3) & ~3u) : 0);
+	uint8_t *b = calloc(1, len);
+	Elf64_Nhdr nh = {5, XSR_PRSTATUS_SIZE, XSR_NT_PRSTATUS};
+	memcpy(b, &nh, sizeof(nh));
+	memcpy(b + 12, "CORE", 4);
+	if (vlen) {
+		Elf64_Nhdr vh = {11, vlen, 0};
+		memcpy(b + XSR_NOTE_SIZE, &vh, sizeof(vh));
+		memcpy(b + XSR_NOTE_SIZE + 12, "VMCOREINFO", 10);
+		memset(b + XSR_NOTE_SIZE + XSR_VMCI_NOTE_HDR, 'x', vlen);
+	}
+	stream_with_runs(&s, 1, 1);
+	put_record(&s, XSR_SEC_NOTES, 0, 0, b, len, len);
+	int rc = run(&s, msg, sizeof(msg));
+	cr_expect_eq(rc, want, "notes with VMCOREINFO of %u: %d %s", vlen, rc, msg);
+	free(b);
+	free(s.b);
+}
+
+Test(limits, notes_with_and_without_vmcoreinfo)
+{
+	notes_record(0, XSR_E_TRUNCATED);                  /* accepted; the stream just ends */
+	notes_record(5, XSR_E_TRUNCATED);                  /* padded VMCOREINFO note: accepted */
+	notes_record(XSR_MAX_VMCOREINFO, XSR_E_TRUNCATED); /* at the limit */
+	notes_record(XSR_MAX_VMCOREINFO + 1, XSR_E_FORMAT); /* past it: not a VMCOREINFO note */
+}
+
 Test(limits, record_lengths_below_the_minimum_and_exact_sizes)
 {
 	short_record(XSR_SEC_PASSTHRU, 7, XSR_E_LIMIT);
@@ -271,8 +303,8 @@ Test(limits, record_lengths_below_the_minimum_and_exact_sizes)
 	short_record(XSR_SEC_END, 31, XSR_E_LIMIT);
 	short_record(XSR_SEC_END, 33, XSR_E_LIMIT);
 	short_record(XSR_SEC_NOTES, XSR_NOTE_SIZE - 1, XSR_E_LIMIT);
-	short_record(XSR_SEC_NOTES, XSR_NOTE_SIZE + 1, XSR_E_FORMAT); /* != 356 x nr_vcpus */
-	short_record(XSR_SEC_NOTES, XSR_NOTE_SIZE, XSR_E_TRUNCATED);  /* exactly right: accepted */
+	short_record(XSR_SEC_NOTES, XSR_NOTE_SIZE + 1, XSR_E_FORMAT); /* not a VMCOREINFO note after */
+	short_record(XSR_SEC_NOTES, XSR_NOTE_SIZE, XSR_E_FORMAT);     /* right size, zero note header */
 	/* seekable-only types never appear in a stream */
 	short_record(XSR_SEC_INDEX, 16, XSR_E_FORMAT);
 	short_record(XSR_SEC_INTEGRITY, sizeof(struct xsr_integrity), XSR_E_FORMAT);

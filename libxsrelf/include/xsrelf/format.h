@@ -350,6 +350,14 @@ _Static_assert(sizeof(struct xsr_x86_vcpu) == 1064, "xsr_x86_vcpu");
 #define XSR_PRSTATUS_PID_OFF 32  /* offset of pr_pid */
 #define XSR_NOTE_NAME "CORE"
 #define XSR_NOTE_SIZE (12 + 8 + XSR_PRSTATUS_SIZE) /* Nhdr + "CORE\0"+pad + desc */
+/*
+ * A guest's VMCOREINFO, when known, follows the NT_PRSTATUS notes as one
+ * more note (name "VMCOREINFO", type 0, as Linux's /proc/vmcore has it), so
+ * that crash finds it in PT_NOTE; the same text is the VMCOREINFO section.
+ */
+#define XSR_VMCI_NOTE_NAME "VMCOREINFO"
+#define XSR_VMCI_NOTE_HDR (12 + 12) /* Nhdr + "VMCOREINFO\0" padded to 4 */
+#define XSR_MAX_VMCOREINFO (1u << 20)
 
 /* ------------------------------------------------------------------ */
 /* Documented reader limits (docs/xsrelf-format.md "Limits").          */

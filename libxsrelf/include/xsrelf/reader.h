@@ -137,6 +137,9 @@ struct xsr_convert_opts {
 	uint8_t paging;   /* write a paging view (seekable in and out) */
 	uint8_t reserved;
 	uint32_t paging_vcpu; /* whose page tables */
+	/* The guest's VMCOREINFO to carry (section + note); NULL keeps the input's. */
+	const void *vmcoreinfo;
+	uint32_t vmcoreinfo_len;
 };
 XSR_API int xsr_convert(int in, int out, const struct xsr_convert_opts *o, char *err, size_t errlen);
 

@@ -46,6 +46,13 @@ struct xsr_writer_params {
 	const char *hypervisor;         /* "kvm", "xen", "synthetic" */
 	const char *hypervisor_version; /* may be NULL */
 	uint8_t compress;      /* enum xsr_compress, stream page batches only */
+	/*
+	 * The guest's VMCOREINFO text, when known: written as the VMCOREINFO
+	 * section and as a "VMCOREINFO" note after the NT_PRSTATUS notes in
+	 * PT_NOTE, where crash looks for it.  NULL: none.
+	 */
+	const void *vmcoreinfo;
+	uint32_t vmcoreinfo_len; /* 1 ..= XSR_MAX_VMCOREINFO */
 	/* Copy this producer section verbatim instead of making one (conversion). */
 	const struct xsr_producer *producer;
 	/*
