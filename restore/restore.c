@@ -262,28 +262,18 @@ static int rs_pages(void *ctx, const uint64_t *pfns, uint32_t n, const uint8_t *
 static int from_stream(struct xsr_backend *be, int fd, const void *pre, size_t plen,
 		       const struct xsr_restore_opts *o, struct xsr_restore_stats *st, char *err, size_t errlen)
 {
-	struct xsr_stream *s;
 	struct rs c = {.be = be, .st = st, .err = err, .errlen = errlen};
 	const struct xsr_stream_ops sops = {.header = rs_header, .section = rs_section, .pages = rs_pages};
-	int rc = xsr_stream_open(&s, fd, err, errlen);
-	if (rc < 0)
-		return rc;
-	c.vs = malloc(sizeof(*c.vs));
-	if (!c.vs || xsr_stream_prefix(s, pre, plen) < 0) {
+	int rc;
+	if (!(c.vs = malloc(sizeof(*c.vs)))) {
 		rc = XSR_E_NOMEM;
 		goto out;
 	}
-	err[0] = 0;
-	rc = xsr_stream_run(s, &sops, &c);
-	if (rc < 0) {
-		if (!err[0] || rc == XSR_E_TRUNCATED || rc == XSR_E_CHECKSUM || rc == XSR_E_FORMAT)
-			snprintf(err, errlen, "%s", xsr_stream_error(s));
+	if ((rc = xsr_stream_read_all(fd, pre, plen, &sops, &c, err, errlen)) < 0)
 		goto out;
-	}
 	if (!o->no_start && (rc = be->ops->start(be)) < 0)
 		snprintf(err, errlen, "starting the domain: %s", be->ops->error(be));
 out:
-	xsr_stream_close(s);
 	free(c.vs);
 	free(c.runs);
 	return rc;

@@ -283,32 +283,21 @@ static int sc_header(void *ctx, const struct xsr_file_header *h)
 static int from_stream(int in, const void *prefix, size_t plen, int out, const struct xsr_convert_opts *o,
 		       char *err, size_t errlen)
 {
-	struct xsr_stream *s;
 	struct sconv c = {.out = out, .o = o, .err = err, .errlen = errlen};
 	const struct xsr_stream_ops ops = {.header = sc_header, .section = sc_section, .pages = sc_pages};
-	int rc = xsr_stream_open(&s, in, err, errlen);
-	if (rc < 0)
-		return rc;
-	c.vs = malloc(sizeof(*c.vs));
-	if (!c.vs || xsr_stream_prefix(s, prefix, plen) < 0) {
+	int rc;
+	if (!(c.vs = malloc(sizeof(*c.vs)))) {
 		rc = XSR_E_NOMEM;
 		goto out;
 	}
-	err[0] = 0;
-	rc = xsr_stream_run(s, &ops, &c);
-	if (rc < 0) {
-		/* The reader's message names the offset; a consumer's names the cause. */
-		if (!err[0] || rc == XSR_E_TRUNCATED || rc == XSR_E_CHECKSUM || rc == XSR_E_FORMAT)
-			xsr_fmt(err, errlen, "%s", xsr_stream_error(s));
+	if ((rc = xsr_stream_read_all(in, prefix, plen, &ops, &c, err, errlen)) < 0)
 		goto out;
-	}
 	if ((rc = sc_open(&c)) < 0)
 		goto out;
 	rc = xsr_writer_close(c.w, err, errlen);
 	c.w = NULL;
 out:
 	xsr_writer_abort(c.w);
-	xsr_stream_close(s);
 	free(c.runs);
 	free(c.vmci);
 	free(c.vs);

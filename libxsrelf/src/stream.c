@@ -350,3 +350,25 @@ int xsr_stream_run(struct xsr_stream *s, const struct xsr_stream_ops *ops, void 
 		;
 	return rc < 0 ? rc : 0;
 }
+
+int xsr_stream_read_all(int fd, const void *prefix, size_t plen, const struct xsr_stream_ops *ops, void *ctx,
+			char *err, size_t errlen)
+{
+	struct xsr_stream *s;
+	int rc = xsr_stream_open(&s, fd, err, errlen);
+	if (rc < 0)
+		return rc;
+	if (plen && (rc = xsr_stream_prefix(s, prefix, plen)) < 0) {
+		xsr_fmt(err, errlen, "out of memory");
+		xsr_stream_close(s);
+		return rc;
+	}
+	if (err && errlen)
+		err[0] = 0;
+	rc = xsr_stream_run(s, ops, ctx);
+	/* The reader's message names the offset; a consumer's names the cause. */
+	if (rc < 0 && (!err || !err[0] || rc == XSR_E_TRUNCATED || rc == XSR_E_CHECKSUM || rc == XSR_E_FORMAT))
+		xsr_fmt(err, errlen, "%s", s->err);
+	xsr_stream_close(s);
+	return rc;
+}

@@ -124,6 +124,14 @@ XSR_API int xsr_stream_prefix(struct xsr_stream *s, const void *buf, size_t len)
 XSR_API int xsr_stream_run(struct xsr_stream *s, const struct xsr_stream_ops *ops, void *ctx);
 /* Read one record and dispatch it; returns 1 after END, 0 after another record. */
 XSR_API int xsr_stream_step(struct xsr_stream *s, const struct xsr_stream_ops *ops, void *ctx);
+/*
+ * Open a stream on @fd whose first @plen octets were already read into
+ * @prefix, run it to END with @ops and close it.  Callbacks that fail may
+ * put their own reason in @err first (the same buffer); otherwise, and for
+ * damage the reader found, @err names the stream offset.
+ */
+XSR_API int xsr_stream_read_all(int fd, const void *prefix, size_t plen, const struct xsr_stream_ops *ops,
+				void *ctx, char *err, size_t errlen);
 /* Stream offset of the next octet to read. */
 XSR_API uint64_t xsr_stream_offset(const struct xsr_stream *s);
 XSR_API const struct xsr_file_header *xsr_stream_header(const struct xsr_stream *s);
