@@ -25,14 +25,16 @@ static void usage(FILE *f)
 		   "VMCOREINFO note in PT_NOTE, where crash looks for it.\n");
 }
 
-int cmd_convert(int argc, char **argv)
+/* --vmcoreinfo text, freed by cmd_convert() whichever way convert_main() returns */
+static char *vmci;
+
+static int convert_main(int argc, char **argv)
 {
 	static const struct option opts[] = {{"to", required_argument, 0, 't'}, {"compress", required_argument, 0, 'c'},
 					     {"paging", no_argument, 0, 'p'}, {"vcpu", required_argument, 0, 'v'},
 					     {"vmcoreinfo", required_argument, 0, 'V'},
 					     {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
 	struct xsr_convert_opts co = {0};
-	char *vmci = NULL; /* freed at exit by the process */
 	int c;
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
@@ -104,4 +106,12 @@ int cmd_convert(int argc, char **argv)
 		return XSR_EXIT_FAIL;
 	}
 	return xsr_out_commit(&out, "convert") < 0 ? XSR_EXIT_FAIL : XSR_EXIT_OK;
+}
+
+int cmd_convert(int argc, char **argv)
+{
+	int rc = convert_main(argc, argv);
+	free(vmci);
+	vmci = NULL;
+	return rc;
 }

@@ -137,7 +137,10 @@ static int xsr_xen_capture(const char *verb, int kind, uint32_t domid, const cha
 	return XSR_EXIT_OK;
 }
 
-int xsr_capture_main(const char *verb, int kind, int argc, char **argv)
+/* --vmcoreinfo text, freed by xsr_capture_main() whichever way capture_main() returns */
+static char *vmci;
+
+static int capture_main(const char *verb, int kind, int argc, char **argv)
 {
 	static const struct option opts[] = {{"stop", no_argument, NULL, 's'},
 					     {"live", no_argument, NULL, 'L'},
@@ -151,7 +154,6 @@ int xsr_capture_main(const char *verb, int kind, int argc, char **argv)
 	const char *sock, *file, *compress = "none";
 	int stop = 0, live = 0, json = 0, paging = 0, o, fds[2], nfds = 1, rc = XSR_EXIT_FAIL;
 	unsigned long pvcpu = 0;
-	char *vmci = NULL;
 	uint32_t vmci_len = 0;
 	struct xsr_outfile out;
 	char req[256], *reply = NULL;
@@ -317,6 +319,14 @@ int xsr_capture_main(const char *verb, int kind, int argc, char **argv)
 	rc = XSR_EXIT_OK;
 done:
 	free(reply);
+	return rc;
+}
+
+int xsr_capture_main(const char *verb, int kind, int argc, char **argv)
+{
+	int rc = capture_main(verb, kind, argc, argv);
+	free(vmci);
+	vmci = NULL;
 	return rc;
 }
 
