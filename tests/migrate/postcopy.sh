@@ -35,7 +35,7 @@ postcopy() {
 # Pure post-copy: every page follows the guest, so its first instructions
 # fault.  The sender holds its background push back for a moment (a test
 # hook) so that the guest's first touches, not the push, fetch its pages.
-export XSR_MIG_TEST_PUSH_DELAY_MS=500
+export XSR_MIG_TEST_PUSH_DELAY_MS=1500
 postcopy pure-1 1 64M --postcopy-rounds 0
 check "pure-1: the guest's first touches became FAULT requests" jq -e '.faults >= 1' "$TMP/pure-1.json"
 postcopy pure-2 2 64M --postcopy-rounds 0 --compress lz4
