@@ -634,6 +634,20 @@ static void stop_postcopy(struct rcv *c)
 
 /* ---------------- the receive loop ---------------- */
 
+/* What a receive allocated, on every way out. */
+static void rcv_free(struct rcv *c, struct xsr_stream *s)
+{
+	xsr_stream_close(s);
+	free(c->vs);
+	free(c->runs);
+	free(c->slot0);
+	free(c->base);
+	free(c->pending);
+	free(c->asked);
+	free(c->last_config);
+	pthread_mutex_destroy(&c->send_lock);
+}
+
 int xsr_migrate_receive(struct xsr_backend *be, int fd, const struct xsr_mig_recv_opts *o,
 			struct xsr_mig_recv_stats *st, char *err, size_t errlen)
 {
@@ -727,15 +741,7 @@ int xsr_migrate_receive(struct xsr_backend *be, int fd, const struct xsr_mig_rec
 		}
 	}
 	rlog(&c, "committed: %" PRIu64 " pages (%" PRIu64 " zero), %" PRIu64 " rounds", st->pages, st->zero_pages, st->rounds);
-	xsr_stream_close(s);
-	free(c.vs);
-	free(c.runs);
-	free(c.slot0);
-	free(c.base);
-	free(c.pending);
-	free(c.asked);
-	free(c.last_config);
-	pthread_mutex_destroy(&c.send_lock);
+	rcv_free(&c, s);
 	return 0;
 fail:
 	tell_failure(&c, rc);
@@ -743,14 +749,6 @@ fail_quiet:
 	rlog(&c, "failed: %s", err);
 	stop_postcopy(&c);
 	xsr_writer_abort(c.w);
-	xsr_stream_close(s);
-	free(c.vs);
-	free(c.runs);
-	free(c.slot0);
-	free(c.base);
-	free(c.pending);
-	free(c.asked);
-	free(c.last_config);
-	pthread_mutex_destroy(&c.send_lock);
+	rcv_free(&c, s);
 	return rc < 0 ? rc : XSR_E_PEER;
 }
