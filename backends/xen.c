@@ -36,6 +36,7 @@ int xsr_xen_target(const char *t, uint32_t *domid)
 #include <unistd.h>
 
 #include <libxl.h>
+#include <libxl_utils.h>
 #include <xenctrl.h>
 #include <xenforeignmemory.h>
 #include <xenguest.h>
@@ -458,12 +459,12 @@ static int read_all(int fd, void *buf, size_t len)
 	return 0;
 }
 
-int xsr_xen_save(uint32_t domid, int out_fd, int stream, struct xsr_xen_stats *st, char *err, size_t errlen)
+int xsr_xen_suspend(uint32_t domid, int live, struct xsr_xen_stats *st, char *err, size_t errlen)
 {
 	struct lx l;
 	libxl_domain_config dc;
 	char *json = NULL;
-	int mfd = -1, rc = -1, suspended = 0;
+	int mfd = -1, ok = 0;
 	uint64_t t0 = xsr_now_ns();
 	memset(st, 0, sizeof(*st));
 	if (lx_open(&l, err, errlen) < 0)
@@ -491,31 +492,108 @@ int xsr_xen_save(uint32_t domid, int out_fd, int stream, struct xsr_xen_stats *s
 		snprintf(err, errlen, "writing the xl header: %s", strerror(errno));
 		goto out;
 	}
-	if (libxl_domain_suspend(l.ctx, domid, mfd, 0, NULL) != 0) {
+	if (libxl_domain_suspend(l.ctx, domid, mfd, live ? LIBXL_SUSPEND_LIVE : 0, NULL) != 0) {
 		snprintf(err, errlen, "libxl_domain_suspend(%u) failed (see the libxl messages above)", domid);
-		suspended = 1; /* it may have got as far as suspending: resume either way */
+		/* it may have got as far as suspending: resume either way */
+		libxl_domain_resume(l.ctx, domid, 1, NULL);
 		goto out;
 	}
-	suspended = 1;
-	uint64_t t1 = xsr_now_ns();
-	st->suspend_ns = t1 - t0;
-	if (xen_import_fd(mfd, out_fd, stream, err, errlen) < 0)
-		goto out;
-	st->transcode_ns = xsr_now_ns() - t1;
-	struct stat sb;
-	if (fstat(out_fd, &sb) == 0)
-		st->bytes = (uint64_t)sb.st_size;
-	rc = 0;
+	ok = 1;
+	st->suspend_ns = xsr_now_ns() - t0;
 out:
-	if (rc < 0 && suspended)
-		libxl_domain_resume(l.ctx, domid, 1, NULL);
-	if (mfd >= 0)
+	if (!ok && mfd >= 0) {
 		close(mfd);
+		mfd = -1;
+	}
 	free(json);
 	libxl_domain_config_dispose(&dc);
 	lx_close(&l);
+	return mfd;
+}
+
+int xsr_xen_save(uint32_t domid, int out_fd, int stream, struct xsr_xen_stats *st, char *err, size_t errlen)
+{
+	uint64_t t0 = xsr_now_ns();
+	int mfd = xsr_xen_suspend(domid, 0, st, err, errlen);
+	if (mfd < 0)
+		return -1;
+	uint64_t t1 = xsr_now_ns();
+	int rc = xen_import_fd(mfd, out_fd, stream, err, errlen);
+	close(mfd);
+	if (rc < 0) {
+		char e2[256];
+		xsr_xen_save_finish(domid, 0, e2, sizeof(e2));
+	} else {
+		struct stat sb;
+		st->transcode_ns = xsr_now_ns() - t1;
+		if (fstat(out_fd, &sb) == 0)
+			st->bytes = (uint64_t)sb.st_size;
+	}
 	st->elapsed_ns = xsr_now_ns() - t0;
 	return rc;
+}
+
+int xsr_xen_logdirty(uint32_t domid, char *why, size_t whylen)
+{
+	xc_interface *xch = xc_interface_open(NULL, NULL, 0);
+	if (!xch) {
+		snprintf(why, whylen, "xc_interface_open: %s", strerror(errno));
+		return -1;
+	}
+	int r = xc_shadow_control(xch, domid, XEN_DOMCTL_SHADOW_OP_ENABLE_LOGDIRTY, NULL, 0);
+	int e = errno;
+	if (r == 0) {
+		xc_shadow_control(xch, domid, XEN_DOMCTL_SHADOW_OP_OFF, NULL, 0);
+		snprintf(why, whylen, "log-dirty available");
+	} else {
+		snprintf(why, whylen, "XEN_DOMCTL_SHADOW_OP_ENABLE_LOGDIRTY on domain %u: %s", domid, strerror(e));
+	}
+	xc_interface_close(xch);
+	return r == 0;
+}
+
+/* Rename domain @domid: append @add ("" for none) after stripping @strip from its end. */
+int xsr_xen_rename(uint32_t domid, const char *strip, const char *add, char *err, size_t errlen)
+{
+	struct lx l;
+	int rc = -1;
+	if (lx_open(&l, err, errlen) < 0)
+		return -1;
+	char *old = libxl_domid_to_name(l.ctx, domid), *nn = NULL;
+	if (!old) {
+		snprintf(err, errlen, "domain %u has no name (gone?)", domid);
+		goto out;
+	}
+	size_t n = strlen(old), sl = strlen(strip);
+	if (sl && n >= sl && !strcmp(old + n - sl, strip))
+		n -= sl;
+	if (asprintf(&nn, "%.*s%s", (int)n, old, add) < 0) {
+		nn = NULL;
+		snprintf(err, errlen, "out of memory");
+		goto out;
+	}
+	if (libxl_domain_rename(l.ctx, domid, old, nn) != 0) {
+		snprintf(err, errlen, "renaming domain %u from %s to %s failed", domid, old, nn);
+		goto out;
+	}
+	rc = 0;
+out:
+	free(old);
+	free(nn);
+	lx_close(&l);
+	return rc;
+}
+
+int xsr_xen_unpause(uint32_t domid, char *err, size_t errlen)
+{
+	struct lx l;
+	if (lx_open(&l, err, errlen) < 0)
+		return -1;
+	int rc = libxl_domain_unpause(l.ctx, domid, NULL);
+	if (rc != 0)
+		snprintf(err, errlen, "libxl_domain_unpause(%u) failed", domid);
+	lx_close(&l);
+	return rc != 0 ? -1 : 0;
 }
 
 int xsr_xen_save_finish(uint32_t domid, int committed, char *err, size_t errlen)
@@ -538,7 +616,7 @@ int xsr_xen_save_finish(uint32_t domid, int committed, char *err, size_t errlen)
  * pipe: 12.4 s; memfd: 9.0 s for the same image): libxl's reader and its
  * save helper wait on the pipe, and every switch is dear in a PV dom0.
  */
-int xsr_xen_restore(int img_fd, int paused, struct xsr_xen_stats *st, char *err, size_t errlen)
+int xsr_xen_restore(int img_fd, int paused, const char *name_suffix, struct xsr_xen_stats *st, char *err, size_t errlen)
 {
 	struct lx l;
 	libxl_domain_config dc;
@@ -584,6 +662,15 @@ int xsr_xen_restore(int img_fd, int paused, struct xsr_xen_stats *st, char *err,
 	if (libxl_domain_config_from_json(l.ctx, &dc, json + 4) != 0) {
 		snprintf(err, errlen, "the image's domain configuration is not libxl JSON");
 		goto out;
+	}
+	if (name_suffix && *name_suffix) {
+		char *nn = NULL;
+		if (asprintf(&nn, "%s%s", dc.c_info.name ? dc.c_info.name : "xsr", name_suffix) < 0) {
+			snprintf(err, errlen, "out of memory");
+			goto out;
+		}
+		free(dc.c_info.name);
+		dc.c_info.name = nn;
 	}
 	params.checkpointed_stream = LIBXL_CHECKPOINTED_STREAM_NONE;
 	params.stream_version = hdr[1] & XEN_XL_FLAG_STREAMV2 ? 2 : 1;
@@ -641,7 +728,31 @@ int xsr_xen_save_finish(uint32_t domid, int committed, char *err, size_t errlen)
 	return -1;
 }
 
-int xsr_xen_restore(int img_fd, int paused, struct xsr_xen_stats *st, char *err, size_t errlen)
+int xsr_xen_restore(int img_fd, int paused, const char *name_suffix, struct xsr_xen_stats *st, char *err, size_t errlen)
+{
+	snprintf(err, errlen, "%s", NO_XEN);
+	return -1;
+}
+
+int xsr_xen_suspend(uint32_t domid, int live, struct xsr_xen_stats *st, char *err, size_t errlen)
+{
+	snprintf(err, errlen, "%s", NO_XEN);
+	return -1;
+}
+
+int xsr_xen_logdirty(uint32_t domid, char *why, size_t whylen)
+{
+	snprintf(why, whylen, "%s", NO_XEN);
+	return -1;
+}
+
+int xsr_xen_rename(uint32_t domid, const char *strip, const char *add, char *err, size_t errlen)
+{
+	snprintf(err, errlen, "%s", NO_XEN);
+	return -1;
+}
+
+int xsr_xen_unpause(uint32_t domid, char *err, size_t errlen)
 {
 	snprintf(err, errlen, "%s", NO_XEN);
 	return -1;

@@ -64,8 +64,26 @@ int xsr_xen_save_finish(uint32_t domid, int committed, char *err, size_t errlen)
  * Restore: the xsrelf image @img_fd (seekable; made by xsr save DOMID or
  * xsr import of an xl save) is exported as an xl save into an anonymous
  * memory file that libxl_domain_create_restore reads; the new domain runs
- * unless @paused.
+ * unless @paused.  @name_suffix (NULL: none) is appended to the domain's
+ * name: a migration on one host restores "NAME--incoming" while the source
+ * "NAME" still exists.
  */
-int xsr_xen_restore(int img_fd, int paused, struct xsr_xen_stats *st, char *err, size_t errlen);
+int xsr_xen_restore(int img_fd, int paused, const char *name_suffix, struct xsr_xen_stats *st, char *err,
+		    size_t errlen);
+
+/*
+ * Migration (migrate/send_xen.c, xsr receive --xen).  xsr_xen_suspend:
+ * libxl suspends @domid into an anonymous memory file (the xl save file's
+ * bytes: header, JSON config, libxl v2 stream), returned (caller closes) or
+ * -1; the domain stays suspended (xsr_xen_save_finish resumes or destroys
+ * it).  @live: libxl's pre-copy with log-dirty first (LIBXL_SUSPEND_LIVE).
+ * xsr_xen_save = suspend + import.
+ */
+int xsr_xen_suspend(uint32_t domid, int live, struct xsr_xen_stats *st, char *err, size_t errlen);
+/* 1 if the hypervisor gives @domid log-dirty (probed: enabled, then off), 0 if not; @why says which. */
+int xsr_xen_logdirty(uint32_t domid, char *why, size_t whylen);
+/* Rename @domid: drop @strip from the end of its name (if there), append @add. */
+int xsr_xen_rename(uint32_t domid, const char *strip, const char *add, char *err, size_t errlen);
+int xsr_xen_unpause(uint32_t domid, char *err, size_t errlen);
 
 #endif

@@ -19,12 +19,14 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include "../backends/kvm.h"
+#include "../backends/xen.h"
 #include "../cli/cli.h"
 #include "../save/save.h"
 #include "../vmm/vmm.h"
@@ -80,6 +82,7 @@ static void migrate_usage(FILE *f)
 		"usage: xsr migrate vm:SOCK tcp:HOST:PORT [--postcopy] [--postcopy-rounds N]\n"
 		"                   [--compress zstd|lz4] [--max-downtime MS] [--min-rounds N]\n"
 		"                   [--max-rounds N] [--json]\n"
+		"       xsr migrate DOMID tcp:HOST:PORT [--compress zstd|lz4] [--json]   (Xen, in dom0)\n"
 		"\n"
 		"Live-migrate the guest of the VMM behind SOCK to `xsr receive` at HOST:PORT.\n"
 		"Pre-copy rounds copy memory while the guest runs (round 0: every page, then\n"
@@ -97,7 +100,60 @@ static void migrate_usage(FILE *f)
 		"paused (see docs/migration-protocol.md).\n"
 		"--compress compresses page batches.  --json prints rounds, pages and bytes\n"
 		"per round, total bytes, compression ratio, downtime and faults served.\n"
+		"A Xen domain (DOMID or xen:DOMID; receiver: `xsr receive --xen`) is\n"
+		"suspended by libxl and sent as one xsrelf stream; the receiver restores it\n"
+		"paused as NAME--incoming, and after its COMMIT this side destroys its copy\n"
+		"and the receiver's takes the name and runs.  With log-dirty libxl pre-copies\n"
+		"first; without it (e.g. Xen built without shadow paging) the migration is\n"
+		"stop-and-copy, and says so.  Any failure before the hand-over resumes the\n"
+		"domain here.\n"
 		"Exit status: 0 migrated, 2 usage, 3 failed (guest still here), 4 split.\n");
+}
+
+static int connect_tcp(const char *host, const char *port, char *msg, size_t mlen);
+
+/* xsr migrate DOMID tcp:HOST:PORT: a Xen domain, run here in dom0. */
+static int migrate_xen(uint32_t domid, const char *host, const char *port, const char *compress, int json, int others)
+{
+	char msg[512], err[2048];
+	struct xsr_mig_xen_stats st;
+
+	if (others) {
+		xsr_err("migrate", "domain %u: --postcopy, --postcopy-rounds, --max-downtime, --min-rounds and --max-rounds "
+				   "are for vm:SOCK guests (a Xen domain's rounds are libxl's)",
+			domid);
+		return XSR_EXIT_USAGE;
+	}
+	signal(SIGPIPE, SIG_IGN); /* a receiver that goes away is an error to report, not a signal */
+	int fd = connect_tcp(host, port, msg, sizeof(msg));
+	if (fd < 0) {
+		xsr_err("migrate", "%s (is `xsr receive --xen` listening there?)", msg);
+		return XSR_EXIT_FAIL;
+	}
+	struct xsr_mig_send_opts o = {
+	    .compress = !strcmp(compress, "zstd") ? XSR_COMPRESS_ZSTD : !strcmp(compress, "lz4") ? XSR_COMPRESS_LZ4 : 0,
+	    .progress_fd = json ? -1 : 2, .hello_timeout_ms = 30000, .ack_timeout_ms = 600000};
+#if XSR_TESTHOOKS
+	xsr_mig_set_cut(getenv("XSR_MIG_TEST_CUT_SENDER"));
+#endif
+	int r = xsr_migrate_send_xen(domid, fd, &o, &st, err, sizeof(err));
+	close(fd);
+	if (r < 0) {
+		xsr_err("migrate", "domain %u: %s (the domain keeps running here)", domid, err);
+		return XSR_EXIT_FAIL;
+	}
+	if (json)
+		printf("{\"domid\":%u,\"mode\":\"%s\",\"log_dirty\":\"%s\",\"total_bytes\":%" PRIu64
+		       ",\"pages\":%" PRIu64 ",\"suspend_ms\":%.1f,\"transfer_ms\":%.1f,\"receiver_load_ms\":%.1f"
+		       ",\"downtime_ms\":%.1f,\"elapsed_ms\":%.1f}\n",
+		       domid, st.mode, st.why, st.bytes, st.pages, st.suspend_ns / 1e6, st.transfer_ns / 1e6,
+		       st.receiver_load_ns / 1e6, st.downtime_ns / 1e6, st.elapsed_ns / 1e6);
+	else
+		printf("migrated: domain %u, %s, %" PRIu64 " octets, downtime %.1f ms (suspend %.1f ms, transfer %.1f ms, "
+		       "receiver restore %.1f ms)\n",
+		       domid, st.mode, st.bytes, st.downtime_ns / 1e6, st.suspend_ns / 1e6, st.transfer_ns / 1e6,
+		       st.receiver_load_ns / 1e6);
+	return XSR_EXIT_OK;
 }
 
 static int connect_tcp(const char *host, const char *port, char *msg, size_t mlen)
@@ -180,6 +236,22 @@ int cmd_migrate(int argc, char **argv)
 		migrate_usage(stderr);
 		return XSR_EXIT_USAGE;
 	}
+	uint32_t domid;
+	if (xsr_xen_target(argv[optind], &domid)) {
+		if (parse_tcp("migrate", argv[optind + 1], host, sizeof(host), port, sizeof(port)) < 0)
+			return XSR_EXIT_USAGE;
+		int others = postcopy || max_downtime || postcopy_rounds != 1 || min_rounds != 1 || max_rounds != 5;
+		int testsrc = 0;
+#if XSR_TESTHOOKS
+		testsrc = getenv("XSR_MIG_TEST_XEN_SOURCE") != NULL;
+#endif
+		if (!xsr_xen_supported() && !testsrc) {
+			xsr_err("migrate", "%s looks like a Xen domain id, but this xsr was built without Xen support "
+					   "(a VMM is vm:SOCK)", argv[optind]);
+			return XSR_EXIT_FAIL;
+		}
+		return migrate_xen(domid, host, port, compress, json, others);
+	}
 	const char *sock = xsr_ctl_target("migrate", argv[optind]);
 	if (!sock)
 		return XSR_EXIT_USAGE;
@@ -250,6 +322,7 @@ static void receive_usage(FILE *f)
 		"usage: xsr receive tcp:HOST:PORT --control SOCK [--once] [--json]\n"
 		"                   [--max-mem SIZE] [--max-vcpus N]\n"
 		"       xsr receive tcp:HOST:PORT --to-file FILE [--once] [--json]\n"
+		"       xsr receive tcp:HOST:PORT --xen [--paused] [--once] [--json]   (Xen, in dom0)\n"
 		"\n"
 		"Listen on HOST:PORT (PORT 0: any; the port is printed as 'listening on\n"
 		"HOST:PORT') for one `xsr migrate`.  The arriving guest runs in a new VMM with\n"
@@ -261,6 +334,10 @@ static void receive_usage(FILE *f)
 		"Before any page moves the receiver refuses guests with more than\n"
 		"--max-vcpus vCPUs (64) or more memory than --max-mem (MemAvailable), and\n"
 		"streams with unknown mandatory records.\n"
+		"--xen takes a Xen domain from `xsr migrate DOMID` and restores it through\n"
+		"libxl, paused as NAME--incoming; once the sender has given its copy up\n"
+		"(RELEASED) it is renamed NAME and unpaused (--paused: left paused), and the\n"
+		"new domain id is printed.  Without RELEASED it is destroyed.\n"
 		"Exit status: 0 received, 2 usage, 3 failed.\n");
 }
 
@@ -317,8 +394,9 @@ static int recv_build(struct xsr_vmm *v, void *arg, char *msg, size_t msglen)
 	return 0;
 }
 
-static int commit_file(void *ctx)
+static int commit_file(void *ctx, char *err, size_t errlen)
 {
+	(void)err, (void)errlen; /* xsr_out_commit says why on stderr */
 	return xsr_out_commit(ctx, "receive") < 0 ? XSR_E_IO : 0;
 }
 
@@ -350,15 +428,99 @@ static int listen_tcp(const char *host, const char *port, char *bound, size_t bl
 	return fd;
 }
 
+/* xsr receive --xen: the stream goes into an anonymous image, which libxl restores. */
+struct xen_in {
+	int img, paused;
+	uint32_t domid;
+	int have_domain;
+	uint64_t restore_ns;
+	char err[1024];
+};
+
+static int xen_in_commit(void *ctx, char *err, size_t errlen)
+{
+	struct xen_in *x = ctx;
+	struct xsr_xen_stats st;
+
+	if (lseek(x->img, 0, SEEK_SET) != 0 ||
+	    xsr_xen_restore(x->img, 1, "--incoming", &st, err, errlen) < 0) {
+		snprintf(x->err, sizeof(x->err), "restoring into Xen: %s", err);
+		return XSR_E_BACKEND;
+	}
+	x->domid = st.domid;
+	x->have_domain = 1;
+	x->restore_ns = st.elapsed_ns;
+	return 0;
+}
+
+static int xen_in_release(void *ctx, int released)
+{
+	struct xen_in *x = ctx;
+
+	if (!released) {
+		/* The source may be resuming its own copy: this one must not run. */
+		xsr_xen_save_finish(x->domid, 1, x->err, sizeof(x->err));
+		x->have_domain = 0;
+		snprintf(x->err, sizeof(x->err), "no RELEASED from the sender: domain %u destroyed", x->domid);
+		return XSR_E_PEER;
+	}
+	/* From here on this is the only copy: on trouble keep it (paused), never destroy it. */
+	x->have_domain = 0;
+	if (xsr_xen_rename(x->domid, "--incoming", "", x->err, sizeof(x->err)) < 0) {
+		fprintf(stderr, "xsr receive: domain %u: %s; it keeps the name NAME--incoming\n", x->domid, x->err);
+		x->err[0] = 0;
+	}
+	if (!x->paused && xsr_xen_unpause(x->domid, x->err, sizeof(x->err)) < 0) {
+		fprintf(stderr, "xsr receive: domain %u: %s; it stays paused (xl unpause %u)\n", x->domid, x->err,
+			x->domid);
+		x->err[0] = 0;
+	}
+	return 0;
+}
+
+static int receive_xen(struct recv_ctx *c, int paused, int json, const char *ph, const char *pp)
+{
+	struct xen_in x = {.paused = paused, .img = memfd_create("xsr-receive-xen", MFD_CLOEXEC)};
+	char msg[2048];
+
+	if (x.img < 0) {
+		xsr_err("receive", "memfd_create: %s", strerror(errno));
+		close(c->conn);
+		return -1;
+	}
+	c->o.out_fd = x.img;
+	c->o.before_commit = xen_in_commit;
+	c->o.after_release = xen_in_release;
+	c->o.commit_ctx = &x;
+	int r = xsr_migrate_receive(NULL, c->conn, &c->o, &c->st, msg, sizeof(msg));
+	close(x.img);
+	if (r < 0) {
+		if (x.have_domain) /* restored, but COMMIT could not be sent: discard */
+			xsr_xen_save_finish(x.domid, 1, x.err, sizeof(x.err));
+		xsr_err("receive", "migration from %s:%s failed, nothing kept: %s", ph, pp, msg);
+		xsr_mig_linger_close(c->conn);
+		return -1;
+	}
+	close(c->conn);
+	if (json)
+		printf("{\"domid\":%u,\"bytes\":%" PRIu64 ",\"pages\":%" PRIu64 ",\"zero_pages\":%" PRIu64
+		       ",\"restore_ms\":%.1f,\"paused\":%s}\n",
+		       x.domid, c->st.bytes, c->st.pages, c->st.zero_pages, x.restore_ns / 1e6, paused ? "true" : "false");
+	else
+		printf("%u\n", x.domid);
+	return 0;
+}
+
 int cmd_receive(int argc, char **argv)
 {
 	static const struct option opts[] = {
 	    {"control", required_argument, NULL, 'c'}, {"to-file", required_argument, NULL, 'f'},
 	    {"once", no_argument, NULL, '1'},          {"json", no_argument, NULL, 'j'},
 	    {"max-mem", required_argument, NULL, 'm'}, {"max-vcpus", required_argument, NULL, 'v'},
+	    {"xen", no_argument, NULL, 'X'},           {"paused", no_argument, NULL, 'P'},
 	    {"help", no_argument, NULL, 'h'},          {NULL, 0, NULL, 0}};
 	const char *sock = NULL, *file = NULL;
-	int once = 0, json = 0, o, rc = XSR_EXIT_FAIL;
+	int once = 0, json = 0, o, rc = XSR_EXIT_FAIL, xen = 0, paused = 0;
 	char host[256], port[32], bound[160], msg[2048], *end;
 	struct recv_ctx c = {.listen_fd = -1, .conn = -1, .o = {.out_fd = -1, .max_vcpus = 64}};
 
@@ -373,6 +535,12 @@ int cmd_receive(int argc, char **argv)
 			break;
 		case '1':
 			once = 1;
+			break;
+		case 'X':
+			xen = 1;
+			break;
+		case 'P':
+			paused = 1;
 			break;
 		case 'j':
 			json = 1;
@@ -403,12 +571,21 @@ int cmd_receive(int argc, char **argv)
 			return XSR_EXIT_USAGE;
 		}
 	}
-	if (argc - optind != 1 || (!sock == !file)) {
+	if (argc - optind != 1 || (!!sock + !!file + xen) != 1) {
 		xsr_err("receive", "%s", argc - optind != 1 ? "expected one tcp:HOST:PORT"
-							  : "give exactly one of --control SOCK and --to-file FILE");
+							  : "give exactly one of --control SOCK, --to-file FILE and --xen");
 		receive_usage(stderr);
 		return XSR_EXIT_USAGE;
 	}
+	if (paused && !xen) {
+		xsr_err("receive", "--paused is for --xen");
+		return XSR_EXIT_USAGE;
+	}
+	if (xen && !xsr_xen_supported()) {
+		xsr_err("receive", "--xen: this xsr was built without Xen support");
+		return XSR_EXIT_FAIL;
+	}
+	c.o.xen = xen;
 	if (parse_tcp("receive", argv[optind], host, sizeof(host), port, sizeof(port)) < 0)
 		return XSR_EXIT_USAGE;
 	if (!c.o.mem_limit)
@@ -439,7 +616,13 @@ int cmd_receive(int argc, char **argv)
 		struct timeval tv = {.tv_sec = 60};
 		setsockopt(c.conn, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
 		setsockopt(c.conn, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-		if (file) {
+		if (xen) {
+			int r = receive_xen(&c, paused, json, ph, pp);
+			if (r == 0) {
+				rc = XSR_EXIT_OK;
+				break;
+			}
+		} else if (file) {
 			struct xsr_outfile out;
 			if (xsr_out_open(&out, "receive", file) < 0) {
 				close(c.conn);

@@ -62,13 +62,43 @@ struct xsr_mig_send_stats {
 int xsr_migrate_send(struct xsr_backend *be, int fd, const struct xsr_mig_send_opts *o,
 		     struct xsr_mig_send_stats *st, char *err, size_t errlen);
 
+/*
+ * A Xen domain (migrate/send_xen.c): libxl suspends it (with log-dirty,
+ * after libxl's pre-copy), the xen/ importer streams it as an xsrelf
+ * migration stream, the receiver (xsr receive --xen) restores it.  Returns
+ * 0 once the receiver committed and the source domain is destroyed; < 0
+ * with the domain resumed here.  Options used: compress, hello and ack
+ * timeouts, progress_fd.
+ */
+struct xsr_mig_xen_stats {
+	int live;              /* libxl pre-copy with log-dirty */
+	char mode[48];         /* "stop-and-copy" or "live (...)" */
+	char why[160];         /* what the log-dirty probe said */
+	uint64_t suspend_ns;   /* libxl: suspend (and pre-copy) into memory */
+	uint64_t transfer_ns;  /* transcode + send, END written */
+	uint64_t receiver_load_ns;
+	uint64_t downtime_ns;  /* suspend started -> RELEASED sent */
+	uint64_t bytes;        /* TCP octets acknowledged */
+	uint64_t pages;
+	uint64_t elapsed_ns;
+};
+int xsr_migrate_send_xen(uint32_t domid, int fd, const struct xsr_mig_send_opts *o, struct xsr_mig_xen_stats *st,
+			 char *err, size_t errlen);
+
 struct xsr_mig_recv_opts {
 	uint64_t mem_limit;  /* refuse bigger guests (octets) */
 	uint32_t max_vcpus;  /* refuse more vCPUs */
 	int out_fd;          /* >= 0: write a seekable image here instead of a VM */
-	/* file sink: called after fsync, before COMMIT (e.g. the atomic rename) */
-	int (*before_commit)(void *ctx);
+	/* file sink: called after fsync, before COMMIT (e.g. the atomic rename); < 0 with @err set fails */
+	int (*before_commit)(void *ctx, char *err, size_t errlen);
 	void *commit_ctx;
+	/*
+	 * File sink: called after COMMIT with @released = 1 when the sender's
+	 * RELEASED came, 0 when it did not (within 10 s); < 0 fails the receive.
+	 */
+	int (*after_release)(void *ctx, int released);
+	/* 1: only Xen guests (xsr receive --xen); 0: refuse Xen guests when @be is set */
+	int xen;
 	FILE *log;
 };
 

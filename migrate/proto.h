@@ -87,6 +87,15 @@ int xsr_mig_send(int fd, uint32_t code, const void *body, size_t len);
  */
 int xsr_mig_recv(int fd, int timeout_ms, void *body, size_t *len, char *err, size_t errlen);
 
+/*
+ * Sender side: read one receiver record and require it to be @want.  An
+ * ERROR record, another record or an I/O error gives < 0 and @err says which
+ * (the receiver's own message for ERROR).
+ */
+int xsr_mig_expect(int fd, uint32_t want, int timeout_ms, void *body, size_t *len, char *err, size_t errlen);
+/* After a failed write: if the receiver said why (ERROR, refusing HELLO), put that in @err. */
+void xsr_mig_peer_reason(int fd, char *err, size_t errlen);
+
 /* Test-only failure points (XSR_TESTHOOKS): "hello", "round0", "round1",
  * "final", "end", "postcopy".  xsr_mig_cut_here() is true once at @point. */
 void xsr_mig_set_cut(const char *spec);

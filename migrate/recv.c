@@ -300,6 +300,15 @@ static int on_section(void *ctx, const struct xsr_record_header *rh, const void 
 			return rfail(c, c->refuse_rc, "%s", c->refusal);
 		if ((b.flags & XSR_MIG_POSTCOPY) && !c->be)
 			return rfail(c, XSR_E_UNSUPPORTED, "post-copy needs a VM on this side, not --to-file");
+		int is_xen = c->have_pr && !strncmp(c->pr.hypervisor, "xen", sizeof(c->pr.hypervisor));
+		if (c->o->xen && !is_xen)
+			return rfail(c, XSR_E_UNSUPPORTED, "a %.31s guest, not a Xen domain: this receiver (--xen) restores into Xen",
+				     c->have_pr ? c->pr.hypervisor : "?");
+		if (c->be && is_xen)
+			return rfail(c, XSR_E_UNSUPPORTED,
+				     "a Xen domain: receive it in dom0 with `xsr receive --xen` (or --to-file)");
+		if (is_xen && (b.flags & XSR_MIG_POSTCOPY))
+			return rfail(c, XSR_E_UNSUPPORTED, "post-copy of a Xen domain is not supported");
 		c->begun = true;
 		die_at("hello");
 		rlog(c, "guest: %u vCPUs, %" PRIu64 " pages, %u runs; accepted", c->fh->nr_vcpus, c->fh->nr_pages, c->nruns);
@@ -462,7 +471,8 @@ static int on_pages(void *ctx, const uint64_t *pfns, uint32_t n, const uint8_t *
 			else if (c->round) /* round 0 lands in fresh, zero memory */
 				memset(dst, 0, XSR_PAGE_SIZE);
 		} else {
-			clean[i] = pfn;
+			/* An image keeps what the pfn says besides its number (a Xen page's type). */
+			clean[i] = pfns[i] & ~XSR_PFN_ZERO;
 			ptrs[i] = src;
 		}
 	}
@@ -711,8 +721,9 @@ int xsr_migrate_receive(struct xsr_backend *be, int fd, const struct xsr_mig_rec
 			goto fail;
 		}
 		/* COMMIT promises the file is in place: rename it first. */
-		if (o->before_commit && (rc = o->before_commit(o->commit_ctx)) < 0) {
-			rfail(&c, rc, "storing the image failed");
+		char why[1024] = "";
+		if (o->before_commit && (rc = o->before_commit(o->commit_ctx, why, sizeof(why))) < 0) {
+			rfail(&c, rc, "storing the image failed%s%s", why[0] ? ": " : "", why);
 			goto fail;
 		}
 	}
@@ -732,6 +743,11 @@ int xsr_migrate_receive(struct xsr_backend *be, int fd, const struct xsr_mig_rec
 		size_t blen;
 		char e[256];
 		int code = xsr_mig_recv(fd, 10000, body, &blen, e, sizeof(e));
+		if (!be && o->after_release && (rc = o->after_release(o->commit_ctx, code == XSR_MIG_R_RELEASED)) < 0) {
+			rfail(&c, rc, "after %s: the image could not be taken over",
+			      code == XSR_MIG_R_RELEASED ? "RELEASED" : "a missing RELEASED");
+			goto fail_quiet;
+		}
 		if (code != XSR_MIG_R_RELEASED && be) {
 			rc = rfail(&c, XSR_E_PEER, "no RELEASED after COMMIT (%s): the source may run its copy; discarding this one",
 				   code < 0 ? e : xsr_mig_rec_name((uint32_t)code));

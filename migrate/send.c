@@ -99,34 +99,7 @@ static int werr(struct snd *c, int rc)
 }
 
 /* After a failed write the receiver may have said why: fetch its ERROR. */
-static void peer_reason(struct snd *c)
-{
-	uint8_t body[XSR_MIG_MAX_RREC + XSR_MIG_MAX_TEXT];
-	size_t len;
-	char e[256];
-
-	for (int i = 0; i < 4; i++) {
-		int code = xsr_mig_recv(c->fd, 200, body, &len, e, sizeof(e));
-
-		if (code < 0)
-			return;
-		if (code == XSR_MIG_R_ERROR) {
-			body[len - 1] = 0;
-			snprintf(c->err, c->errlen, "the receiver failed: %s",
-				 (char *)body + sizeof(struct xsr_mig_error));
-			return;
-		}
-		if (code == XSR_MIG_R_HELLO && len > sizeof(struct xsr_mig_hello)) {
-			struct xsr_mig_hello h;
-			memcpy(&h, body, sizeof(h));
-			body[len - 1] = 0;
-			if (h.status != XSR_MIG_HELLO_ACCEPT) {
-				snprintf(c->err, c->errlen, "the receiver refused the guest: %s", (char *)body + sizeof(h));
-				return;
-			}
-		}
-	}
-}
+static void peer_reason(struct snd *c) { xsr_mig_peer_reason(c->fd, c->err, c->errlen); }
 
 /*
  * Write pages (pfns need not be contiguous).  Each page is copied out of the
@@ -199,28 +172,9 @@ static int send_slots(struct snd *c, const uint64_t *bm, const char *cut_point)
 	return 0;
 }
 
-/* Wait for one receiver record of type @want; ERROR and others end it. */
 static int expect(struct snd *c, uint32_t want, int timeout_ms, void *body, size_t *len)
 {
-	char e[512];
-	int code = xsr_mig_recv(c->fd, timeout_ms, body, len, e, sizeof(e));
-
-	if (code < 0) {
-		snprintf(c->err, c->errlen, "waiting for the receiver's %s: %s", xsr_mig_rec_name(want), e);
-		return code;
-	}
-	if (code == XSR_MIG_R_ERROR) {
-		((char *)body)[*len - 1] = 0;
-		snprintf(c->err, c->errlen, "the receiver failed: %s",
-			 (char *)body + sizeof(struct xsr_mig_error));
-		return XSR_E_PEER;
-	}
-	if ((uint32_t)code != want) {
-		snprintf(c->err, c->errlen, "the receiver sent %s where %s was due", xsr_mig_rec_name((uint32_t)code),
-			 xsr_mig_rec_name(want));
-		return XSR_E_PEER;
-	}
-	return 0;
+	return xsr_mig_expect(c->fd, want, timeout_ms, body, len, c->err, c->errlen);
 }
 
 static int hello(struct snd *c)

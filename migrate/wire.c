@@ -232,3 +232,53 @@ void xsr_mig_refuse(int fd, int code, const char *reason)
 	xsr_mig_send(fd, XSR_MIG_R_HELLO, buf, sizeof(h) + n + 1);
 	xsr_mig_linger_close(fd);
 }
+
+int xsr_mig_expect(int fd, uint32_t want, int timeout_ms, void *body, size_t *len, char *err, size_t errlen)
+{
+	char e[512];
+	int code = xsr_mig_recv(fd, timeout_ms, body, len, e, sizeof(e));
+
+	if (code < 0) {
+		snprintf(err, errlen, "waiting for the receiver's %s: %s", xsr_mig_rec_name(want), e);
+		return code;
+	}
+	if (code == XSR_MIG_R_ERROR) {
+		((char *)body)[*len - 1] = 0;
+		snprintf(err, errlen, "the receiver failed: %s", (char *)body + sizeof(struct xsr_mig_error));
+		return XSR_E_PEER;
+	}
+	if ((uint32_t)code != want) {
+		snprintf(err, errlen, "the receiver sent %s where %s was due", xsr_mig_rec_name((uint32_t)code),
+			 xsr_mig_rec_name(want));
+		return XSR_E_PEER;
+	}
+	return 0;
+}
+
+void xsr_mig_peer_reason(int fd, char *err, size_t errlen)
+{
+	uint8_t body[XSR_MIG_MAX_RREC + XSR_MIG_MAX_TEXT];
+	size_t len;
+	char e[256];
+
+	for (int i = 0; i < 4; i++) {
+		int code = xsr_mig_recv(fd, 200, body, &len, e, sizeof(e));
+
+		if (code < 0)
+			return;
+		if (code == XSR_MIG_R_ERROR) {
+			body[len - 1] = 0;
+			snprintf(err, errlen, "the receiver failed: %s", (char *)body + sizeof(struct xsr_mig_error));
+			return;
+		}
+		if (code == XSR_MIG_R_HELLO && len > sizeof(struct xsr_mig_hello)) {
+			struct xsr_mig_hello h;
+			memcpy(&h, body, sizeof(h));
+			body[len - 1] = 0;
+			if (h.status != XSR_MIG_HELLO_ACCEPT) {
+				snprintf(err, errlen, "the receiver refused the guest: %s", (char *)body + sizeof(h));
+				return;
+			}
+		}
+	}
+}

@@ -112,7 +112,7 @@ static int restore_xen(const char *file, int paused, int json, int lazy)
 	}
 	if ((fd = xsr_open_in(VERB, file)) < 0)
 		return XSR_EXIT_FAIL;
-	if (xsr_xen_restore(fd, paused, &st, err, sizeof(err)) < 0) {
+	if (xsr_xen_restore(fd, paused, NULL, &st, err, sizeof(err)) < 0) {
 		xsr_err(VERB, "%s: Xen restore: %s (a KVM image needs --control SOCK)", file, err);
 		close(fd);
 		return XSR_EXIT_FAIL;

@@ -903,8 +903,9 @@ static uint32_t count_vcpus(struct src *s, struct xen_vcpus *vs)
 	return n ? n : 1;
 }
 
-static int write_image(struct src *s, int out, int stream, char *err, size_t errlen)
+static int write_image(struct src *s, int out, const struct xen_import_opts *o, char *err, size_t errlen)
 {
+	int stream = o->stream;
 	struct xsr_writer *w = NULL;
 	struct xsr_memrun *runs = NULL;
 	struct xen_vcpus vs = {0};
@@ -967,9 +968,13 @@ static int write_image(struct src *s, int out, int stream, char *err, size_t err
 	struct xsr_writer_params p = {
 		.machine = EM_X86_64, .kind = s->is_core ? XSR_KIND_CORE : XSR_KIND_SAVE,
 		.layout = stream ? XSR_LAYOUT_STREAM : 0, .nr_vcpus = nr_vcpus, .nr_runs = nruns, .runs = runs,
-		.hypervisor = "xen", .hypervisor_version = ver,
+		.hypervisor = "xen", .hypervisor_version = ver, .compress = o->compress,
 	};
+	if (o->kind)
+		p.kind = o->kind;
 	if (xsr_writer_open(&w, out, &p, err, errlen) < 0)
+		goto out_msg;
+	if (o->begin && o->begin(o->ctx, w, err, errlen) < 0)
 		goto out_msg;
 	/* 1. every non-page item, verbatim, in order */
 	for (size_t i = 0; i < s->nitems; i++) {
@@ -1239,6 +1244,12 @@ int xen_detect_and_parse(struct src *s)
 
 int xen_import_fd(int fd, int out_fd, int stream, char *err, size_t errlen)
 {
+	struct xen_import_opts o = {.stream = stream};
+	return xen_import_fd_opts(fd, out_fd, &o, err, errlen);
+}
+
+int xen_import_fd_opts(int fd, int out_fd, const struct xen_import_opts *o, char *err, size_t errlen)
+{
 	struct stat sb;
 	if (fstat(fd, &sb) < 0 || !S_ISREG(sb.st_mode)) {
 		snprintf(err, errlen, "the input must be a regular file (seekable)");
@@ -1255,7 +1266,7 @@ int xen_import_fd(int fd, int out_fd, int stream, char *err, size_t errlen)
 	if (xen_detect_and_parse(s) < 0)
 		snprintf(err, errlen, "%s", s->err);
 	else
-		rc = write_image(s, out_fd, stream, err, errlen);
+		rc = write_image(s, out_fd, o, err, errlen);
 	free(s->items);
 	free(s->pages);
 	free(s);

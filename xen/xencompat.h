@@ -116,6 +116,24 @@ int xen_libxc_rec_upstream(uint32_t version, uint32_t type);
  */
 #include <stddef.h>
 int xen_import_fd(int in_fd, int out_fd, int stream, char *err, size_t errlen);
+
+/*
+ * xen_import_fd with more say over the image: @kind (0: save or core, as the
+ * input is; XSR_KIND_MIGRATION for `xsr migrate` of a Xen domain), @compress
+ * (stream page batches) and @begin, called once the writer has written the
+ * header, PRODUCER and MEMMAP and before any other record (migration: send
+ * MIG_BEGIN and wait for the receiver's HELLO); its < 0 ends the import with
+ * @err as it left it.
+ */
+struct xsr_writer;
+struct xen_import_opts {
+	int stream;
+	uint32_t kind;
+	uint8_t compress;
+	int (*begin)(void *ctx, struct xsr_writer *w, char *err, size_t errlen);
+	void *ctx;
+};
+int xen_import_fd_opts(int in_fd, int out_fd, const struct xen_import_opts *o, char *err, size_t errlen);
 int xen_export_fd(int img_fd, int out_fd, const char *name, char *err, size_t errlen);
 
 #endif
