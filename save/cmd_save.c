@@ -67,7 +67,7 @@ static int xsr_xen_capture(const char *verb, int kind, uint32_t domid, const cha
 	struct xsr_outfile out;
 	char err[1024] = "";
 	uint64_t bytes = 0, pages = 0, zero = 0, t_start = xsr_now_ns();
-	double pms = 0, ems = 0, open_ms = 0, xms = 0;
+	double pms = 0, ems = 0, open_ms = 0, xms = 0, commit_ms = 0, finish_ms = 0;
 	if (!xsr_xen_supported()) {
 		struct xsr_backend *be;
 		xsr_xen_open(&be, domid, err, sizeof(err));
@@ -106,10 +106,14 @@ static int xsr_xen_capture(const char *verb, int kind, uint32_t domid, const cha
 			xsr_out_abort(&out);
 			return XSR_EXIT_FAIL;
 		}
+		uint64_t tc = xsr_now_ns();
 		int committed = xsr_out_commit(&out, verb) == 0;
+		uint64_t tf = xsr_now_ns();
+		commit_ms = (tf - tc) / 1e6;
 		/* The domain is suspended: destroy it only for --stop and only once FILE is safe. */
 		if (xsr_xen_save_finish(domid, committed && stop, err, sizeof(err)) < 0)
 			xsr_err(verb, "domain %u: %s", domid, err);
+		finish_ms = (xsr_now_ns() - tf) / 1e6;
 		if (!committed)
 			return XSR_EXIT_FAIL;
 		bytes = st.bytes;
@@ -126,8 +130,8 @@ static int xsr_xen_capture(const char *verb, int kind, uint32_t domid, const cha
 			bytes, pages, zero, pms, ems, open_ms, total_ms, domid);
 	else if (json)
 		fprintf(sf, "{\"bytes\":%" PRIu64 ",\"suspend_ms\":%.3f,\"transcode_ms\":%.3f,\"elapsed_ms\":%.3f,"
-			    "\"total_ms\":%.3f,\"domid\":%u,\"destroyed\":%s}\n",
-			bytes, pms, xms, ems, total_ms, domid, stop ? "true" : "false");
+			    "\"commit_ms\":%.3f,\"finish_ms\":%.3f,\"total_ms\":%.3f,\"domid\":%u,\"destroyed\":%s}\n",
+			bytes, pms, xms, ems, commit_ms, finish_ms, total_ms, domid, stop ? "true" : "false");
 	else if (kind == XSR_KIND_CORE)
 		fprintf(sf, "%s: %" PRIu64 " octets, %" PRIu64 " pages (%" PRIu64 " zero), Xen domain %u paused %.1f ms, %.1f ms in all\n",
 			file, bytes, pages, zero, domid, pms, ems);

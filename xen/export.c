@@ -91,31 +91,22 @@ static void *read_pt(struct exp *e, const struct pt *p)
 	return b;
 }
 
-/* Every page of the image as PAGE_DATA records of up to 1024 pfns. */
+/*
+ * Every page of the image as PAGE_DATA records of up to 1024 pfns.  Each
+ * batch is one bulk read of the image (xsr_image_read_pages: one pread,
+ * every page checked against the index) and one writev: pages whose Xen type
+ * carries no data are left out of the record's data by the iovec, not copied.
+ */
 enum { PBATCH = 1024 };
-struct pbatch {
-	uint64_t pfns[PBATCH];
-	uint8_t *data;
-	uint32_t n, nd;
-};
-
-static int flush_pages(struct exp *e, struct pbatch *pb)
-{
-	if (!pb->n)
-		return 0;
-	uint32_t h[2] = {pb->n, 0};
-	uint32_t rh[2] = {XEN_RT_PAGE_DATA, 8 + 8 * pb->n + 4096 * pb->nd};
-	struct iovec v[4] = {{rh, 8}, {h, 8}, {pb->pfns, (size_t)pb->n * 8}, {pb->data, (size_t)pb->nd * 4096}};
-	pb->n = pb->nd = 0;
-	return put(e, v, 4);
-}
 
 static int put_pages(struct exp *e)
 {
-	struct pbatch *pb = calloc(1, sizeof(*pb));
+	uint64_t *pfns = malloc(PBATCH * sizeof(*pfns));
 	struct xsr_index_entry *ix = malloc(PBATCH * sizeof(*ix));
+	struct iovec *iov = malloc((PBATCH + 3) * sizeof(*iov));
+	uint8_t *data = malloc((size_t)PBATCH * 4096);
 	int rc = -1;
-	if (!pb || !ix || !(pb->data = malloc((size_t)PBATCH * 4096))) {
+	if (!pfns || !ix || !iov || !data) {
 		efail(e, "out of memory");
 		goto out;
 	}
@@ -124,33 +115,40 @@ static int put_pages(struct exp *e)
 	for (uint32_t r = 0; r < nruns; r++) {
 		for (uint64_t first = 0; first < runs[r].count; first += PBATCH) {
 			uint64_t m = runs[r].count - first < PBATCH ? runs[r].count - first : PBATCH;
-			if (xsr_image_run_index(e->img, r, first, m, ix) < 0) {
-				efail(e, "page index: %s", xsr_image_error(e->img));
+			if (xsr_image_read_pages(e->img, r, first, m, data, ix) < 0) {
+				efail(e, "pages of pfn 0x%llx+%llu: %s", (unsigned long long)(runs[r].pfn + first),
+				      (unsigned long long)m, xsr_image_error(e->img));
 				goto out;
 			}
+			uint32_t h[2] = {(uint32_t)m, 0}, nd = 0, niov = 3;
 			for (uint64_t k = 0; k < m; k++) {
-				uint64_t pfn = runs[r].pfn + first + k;
 				unsigned t = ix[k].flags >> XSR_IDX_XEN_TYPE_SHIFT;
-				if (xen_type_has_data(t)) {
-					uint32_t fl;
-					if (xsr_image_read_page(e->img, pfn, pb->data + (size_t)pb->nd * 4096, &fl) < 0) {
-						efail(e, "pfn 0x%llx: %s", (unsigned long long)pfn, xsr_image_error(e->img));
-						goto out;
-					}
-					pb->nd++;
-				}
-				pb->pfns[pb->n++] = pfn | (uint64_t)t << XEN_PFN_TYPE_SHIFT;
-				if (pb->n == PBATCH && flush_pages(e, pb) < 0)
-					goto out;
+				pfns[k] = (runs[r].pfn + first + k) | (uint64_t)t << XEN_PFN_TYPE_SHIFT;
+				if (!xen_type_has_data(t))
+					continue;
+				uint8_t *pg = data + k * 4096;
+				if (niov > 3 && (uint8_t *)iov[niov - 1].iov_base + iov[niov - 1].iov_len == pg)
+					iov[niov - 1].iov_len += 4096;
+				else
+					iov[niov++] = (struct iovec){pg, 4096};
+				nd++;
 			}
+			uint32_t rh[2] = {XEN_RT_PAGE_DATA, 8 + 8 * (uint32_t)m + 4096 * nd};
+			iov[0] = (struct iovec){rh, 8};
+			iov[1] = (struct iovec){h, 8};
+			iov[2] = (struct iovec){pfns, (size_t)m * 8};
+			/* writev takes at most IOV_MAX (1024) vectors: put() writes the rest */
+			for (uint32_t o = 0; o < niov; o += 1024)
+				if (put(e, iov + o, niov - o < 1024 ? (int)(niov - o) : 1024) < 0)
+					goto out;
 		}
 	}
-	rc = flush_pages(e, pb);
+	rc = 0;
 out:
-	if (pb)
-		free(pb->data);
-	free(pb);
+	free(pfns);
 	free(ix);
+	free(iov);
+	free(data);
 	return rc;
 }
 
