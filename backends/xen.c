@@ -31,6 +31,8 @@ int xsr_xen_target(const char *t, uint32_t *domid)
 #if defined(XSR_HAVE_XEN) && __has_include(<xenctrl.h>) && __has_include(<libxl.h>)
 
 #include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -518,7 +520,8 @@ int xsr_xen_save(uint32_t domid, int out_fd, int stream, struct xsr_xen_stats *s
 	if (mfd < 0)
 		return -1;
 	uint64_t t1 = xsr_now_ns();
-	int rc = xen_import_fd(mfd, out_fd, stream, err, errlen);
+	struct xen_import_opts io = {.stream = stream, .map_input = 1};
+	int rc = xen_import_fd_opts(mfd, out_fd, &io, err, errlen);
 	close(mfd);
 	if (rc < 0) {
 		char e2[256];
@@ -610,33 +613,71 @@ int xsr_xen_save_finish(uint32_t domid, int committed, char *err, size_t errlen)
 }
 
 /*
- * Restore: the image is exported as an xl save file into an anonymous memory
- * file, which libxl then reads like a file.  Overlapping the two through a
- * pipe fed by a thread was slower in the TCG rig (64 KiB pipe: 46 s; 8 MiB
- * pipe: 12.4 s; memfd: 9.0 s for the same image): libxl's reader and its
- * save helper wait on the pipe, and every switch is dear in a PV dom0.
+ * Restore: the image is exported as an xl save file and libxl reads it.  Two
+ * ways, chosen by XSR_XEN_RESTORE_VIA (docs/xen-rig.md has the measurements):
+ *  - "pipe" (default): a thread exports into a pipe (8 MiB) while libxl
+ *    reads it, so the export overlaps libxl's restore;
+ *  - "memfd": export into an anonymous memory file first, then libxl.
+ * A failed export shows up to libxl as a short stream; the export's own
+ * message is the one reported.
  */
+struct exp_thr {
+	pthread_t tid;
+	int img_fd, wfd, rc;
+	char err[512];
+};
+
+static void *exp_main(void *arg)
+{
+	struct exp_thr *t = arg;
+	t->rc = xen_export_fd(t->img_fd, t->wfd, "image", t->err, sizeof(t->err));
+	close(t->wfd);
+	t->wfd = -1;
+	return NULL;
+}
+
 int xsr_xen_restore(int img_fd, int paused, const char *name_suffix, struct xsr_xen_stats *st, char *err, size_t errlen)
 {
 	struct lx l;
 	libxl_domain_config dc;
 	libxl_domain_restore_params params;
-	int mfd = -1, rc = -1;
+	int mfd = -1, rc = -1, threaded = 0;
 	uint32_t domid = (uint32_t)INVALID_DOMID;
 	char *json = NULL;
 	uint64_t t0 = xsr_now_ns();
+	const char *via = getenv("XSR_XEN_RESTORE_VIA");
+	struct exp_thr t = {.img_fd = img_fd, .wfd = -1};
 	memset(st, 0, sizeof(*st));
 	if (lx_open(&l, err, errlen) < 0)
 		return -1;
 	libxl_domain_config_init(&dc);
 	libxl_domain_restore_params_init(&params);
-	if ((mfd = memfd_create("xsr-xen-restore", MFD_CLOEXEC)) < 0) {
-		snprintf(err, errlen, "memfd_create: %s", strerror(errno));
-		goto out;
+	if (via && !strcmp(via, "memfd")) {
+		if ((mfd = memfd_create("xsr-xen-restore", MFD_CLOEXEC)) < 0) {
+			snprintf(err, errlen, "memfd_create: %s", strerror(errno));
+			goto out;
+		}
+		if (xen_export_fd(img_fd, mfd, "image", err, errlen) < 0 || lseek(mfd, 0, SEEK_SET) != 0)
+			goto out;
+		st->transcode_ns = xsr_now_ns() - t0;
+	} else {
+		int p[2];
+		if (pipe2(p, O_CLOEXEC) < 0) {
+			snprintf(err, errlen, "pipe: %s", strerror(errno));
+			goto out;
+		}
+		fcntl(p[1], F_SETPIPE_SZ, 8 << 20); /* best effort: fewer switches between the two sides */
+		mfd = p[0];
+		t.wfd = p[1];
+		/* libxl may stop reading early: the export then gets EPIPE, not a signal */
+		signal(SIGPIPE, SIG_IGN);
+		if (pthread_create(&t.tid, NULL, exp_main, &t) != 0) {
+			close(t.wfd);
+			snprintf(err, errlen, "cannot start the export thread");
+			goto out;
+		}
+		threaded = 1;
 	}
-	if (xen_export_fd(img_fd, mfd, "image", err, errlen) < 0 || lseek(mfd, 0, SEEK_SET) != 0)
-		goto out;
-	st->transcode_ns = xsr_now_ns() - t0;
 	/* The xl header, as xl restore reads it: magic, 4 words, optional data (u32 length + JSON). */
 	uint8_t magic[32];
 	uint32_t hdr[4];
@@ -677,8 +718,19 @@ int xsr_xen_restore(int img_fd, int paused, const char *name_suffix, struct xsr_
 	uint64_t t1 = xsr_now_ns();
 	int crc = libxl_domain_create_restore(l.ctx, &dc, &domid, mfd, -1, &params, NULL, NULL);
 	st->suspend_ns = xsr_now_ns() - t1; /* for a restore: libxl's own part */
+	if (threaded) {
+		close(mfd); /* unblocks the export if libxl stopped reading */
+		mfd = -1;
+		pthread_join(t.tid, NULL);
+		threaded = 0;
+		if (t.rc < 0 && crc == 0)
+			crc = -1;
+	}
 	if (crc != 0) {
-		snprintf(err, errlen, "libxl_domain_create_restore failed (see the libxl messages above)");
+		if (t.rc < 0)
+			snprintf(err, errlen, "exporting the image for libxl: %s", t.err);
+		else
+			snprintf(err, errlen, "libxl_domain_create_restore failed (see the libxl messages above)");
 		if (domid != (uint32_t)INVALID_DOMID)
 			libxl_domain_destroy(l.ctx, domid, NULL);
 		goto out;
@@ -695,6 +747,11 @@ int xsr_xen_restore(int img_fd, int paused, const char *name_suffix, struct xsr_
 out:
 	if (mfd >= 0)
 		close(mfd);
+	if (threaded) {
+		pthread_join(t.tid, NULL);
+		if (t.rc < 0)
+			snprintf(err, errlen, "exporting the image for libxl: %s", t.err);
+	}
 	free(json);
 	libxl_domain_restore_params_dispose(&params);
 	libxl_domain_config_dispose(&dc);

@@ -132,7 +132,8 @@ static int migrate_xen(uint32_t domid, const char *host, const char *port, const
 	}
 	struct xsr_mig_send_opts o = {
 	    .compress = !strcmp(compress, "zstd") ? XSR_COMPRESS_ZSTD : !strcmp(compress, "lz4") ? XSR_COMPRESS_LZ4 : 0,
-	    .progress_fd = json ? -1 : 2, .hello_timeout_ms = 30000, .ack_timeout_ms = 600000};
+	    .progress_fd = 2, /* the stop-and-copy notice goes to stderr, --json or not */
+	    .hello_timeout_ms = 30000, .ack_timeout_ms = 600000};
 #if XSR_TESTHOOKS
 	xsr_mig_set_cut(getenv("XSR_MIG_TEST_CUT_SENDER"));
 #endif

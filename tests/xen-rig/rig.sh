@@ -127,6 +127,7 @@ overlay() {
 	cp "$F/dom0-init" "$o/init" && chmod +x "$o/init"
 	cp "$C/vmlinuz" "$C/domu-initrd.gz" "$o/rig/"
 	install -m755 "$XSR" "$o/usr/local/bin/xsr"
+	install -m755 /bin/busybox "$o/usr/local/bin/busybox" # static: `ip link set lo up` in dom0-init
 	(cd "$o" && find . | cpio -o -H newc --quiet | zstd -q -3 >"$C/overlay.cpio.zst")
 	cat "$C/dom0-base.cpio.zst" "$C/overlay.cpio.zst" >"$C/dom0-initrd"
 }

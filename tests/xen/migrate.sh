@@ -26,7 +26,7 @@ start_receiver() {
 	RPID=$!
 	PORT=""
 	for _ in $(seq 1 100); do
-		PORT=$(sed -n 's/.*listening on 127.0.0.1:\([0-9]*\).*/\1/p' "$B/recv.err" | head -n1)
+		PORT=$(sed -n 's/.*listening on 127.0.0.1:\([0-9]*\).*/\1/p' "$B/recv.err" 2>/dev/null | head -n1)
 		[ -n "$PORT" ] && return 0
 		sleep 0.05
 	done

@@ -50,4 +50,14 @@ if [ -s xsr.save ]; then
 fi
 echo "== timings (s)"
 grep '^TIMING' run.log | awk '{printf "%-28s %s %s\n", $2, $3, $4}'
+echo "== xl against xsr, interleaved rounds: median seconds (samples)"
+grep '^TIMING pair-' run.log | awk '$4=="rc=0"{v[$2]=v[$2]" "$3} END{for(k in v) print k, v[k]}' | sort |
+	while read -r k vals; do
+		echo "$k $(echo $vals | tr ' ' '\n' | sort -n | awk '{a[NR]=$1} END{print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2), NR}')"
+	done | tee timing-medians.txt | awk '{printf "%-28s %s s (%s)\n", $1, $2, $3}'
+awk '{m[$1]=$2} END{
+	if (m["pair-xl-save"]>0) printf "xsr save / xl save:                 %.2f\n", m["pair-xsr-save"]/m["pair-xl-save"];
+	if (m["pair-xl-restore"]>0) printf "xsr restore (pipe) / xl restore:    %.2f\n", m["pair-xsr-restore"]/m["pair-xl-restore"];
+	if (m["pair-xl-restore"]>0) printf "xsr restore (memfd) / xl restore:   %.2f\n", m["pair-xsr-restore-memfd"]/m["pair-xl-restore"];
+}' timing-medians.txt
 exit $fail
