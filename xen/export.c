@@ -21,16 +21,11 @@
 
 enum foreign_policy { FOREIGN_REFUSE, FOREIGN_DROP, FOREIGN_KEEP };
 
-struct pt {
-	struct xen_pt_hdr h;
-	uint32_t sec; /* section index */
-};
-
 struct exp {
 	struct xsr_image *img;
 	int out;
 	char err[512];
-	struct pt *pts;
+	struct xen_pt_item *pts;
 	uint32_t npts;
 	uint32_t xc_version;
 	uint64_t bytes;
@@ -80,7 +75,7 @@ static int put_rec(struct exp *e, uint32_t type, const void *body, uint32_t len)
 	return put(e, v, 3);
 }
 
-static void *read_pt(struct exp *e, const struct pt *p)
+static void *read_pt(struct exp *e, const struct xen_pt_item *p)
 {
 	void *b;
 	uint64_t len;
@@ -154,36 +149,60 @@ out:
 	return rc;
 }
 
-static int collect(struct exp *e)
+int xen_pt_collect(struct xsr_image *img, struct xen_pt_item **items, uint32_t *n, uint32_t *xc_version, char *err,
+		   size_t errlen)
 {
-	uint32_t ns = xsr_image_nsections(e->img);
-	e->pts = calloc(ns + 1, sizeof(*e->pts));
-	if (!e->pts)
-		return efail(e, "out of memory");
+	uint32_t ns = xsr_image_nsections(img);
+	struct xen_pt_item *pts = calloc(ns + 1, sizeof(*pts));
+	*items = NULL;
+	*n = 0;
+	*xc_version = 0;
+	if (!pts) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	uint32_t npts = 0;
 	for (uint32_t i = 0; i < ns; i++) {
 		struct xsr_section_info si;
-		if (xsr_image_section(e->img, i, &si) < 0 || si.code != XSR_SEC_PASSTHRU)
+		if (xsr_image_section(img, i, &si) < 0 || si.code != XSR_SEC_PASSTHRU)
 			continue;
-		if (si.size < sizeof(struct xen_pt_hdr))
-			return efail(e, "PASSTHRU section %u at offset 0x%llx: %llu octets, shorter than the Xen item header", i,
-				     (unsigned long long)si.offset, (unsigned long long)si.size);
+		if (si.size < sizeof(struct xen_pt_hdr)) {
+			snprintf(err, errlen, "PASSTHRU section %u at offset 0x%llx: %llu octets, shorter than the Xen item header",
+				 i, (unsigned long long)si.offset, (unsigned long long)si.size);
+			goto fail;
+		}
 		void *b;
 		uint64_t len;
-		if (xsr_image_read_section(e->img, i, &b, &len) < 0)
-			return efail(e, "section %u: %s", i, xsr_image_error(e->img));
+		if (xsr_image_read_section(img, i, &b, &len) < 0) {
+			snprintf(err, errlen, "section %u: %s", i, xsr_image_error(img));
+			goto fail;
+		}
 		struct xen_pt_hdr h;
 		memcpy(&h, b, sizeof(h));
 		if (h.origin == XEN_PT_LIBXC_HEADER && len >= 16 + 16)
-			e->xc_version = (uint32_t)((uint8_t *)b)[16 + 12] << 24 | ((uint8_t *)b)[16 + 13] << 16 |
-					((uint8_t *)b)[16 + 14] << 8 | ((uint8_t *)b)[16 + 15];
+			*xc_version = (uint32_t)((uint8_t *)b)[16 + 12] << 24 | ((uint8_t *)b)[16 + 13] << 16 |
+				      ((uint8_t *)b)[16 + 14] << 8 | ((uint8_t *)b)[16 + 15];
 		free(b);
 		if (h.origin < XEN_PT_XL_HEADER || h.origin > XEN_PT_XC_CORE || h.flags & ~XEN_PT_KNOWN_FLAGS ||
-		    h.length != len - sizeof(h) || h.seq != e->npts)
-			return efail(e, "PASSTHRU section %u at offset 0x%llx: not a Xen item of this image (origin %u, flags 0x%x, length %u, seq %u, expected seq %u)",
-				     i, (unsigned long long)si.offset, h.origin, h.flags, h.length, h.seq, e->npts);
-		e->pts[e->npts++] = (struct pt){h, i};
+		    h.length != len - sizeof(h) || h.seq != npts) {
+			snprintf(err, errlen,
+				 "PASSTHRU section %u at offset 0x%llx: not a Xen item of this image (origin %u, flags 0x%x, length %u, seq %u, expected seq %u)",
+				 i, (unsigned long long)si.offset, h.origin, h.flags, h.length, h.seq, npts);
+			goto fail;
+		}
+		pts[npts++] = (struct xen_pt_item){h, i};
 	}
+	*items = pts;
+	*n = npts;
 	return 0;
+fail:
+	free(pts);
+	return -1;
+}
+
+static int collect(struct exp *e)
+{
+	return xen_pt_collect(e->img, &e->pts, &e->npts, &e->xc_version, e->err, sizeof(e->err));
 }
 
 /* Replay the PASSTHRU items of e->img to @outfd; errors are printed, naming @in. */
@@ -246,7 +265,7 @@ static int export_to(struct exp *e, const char *in, int xl, enum foreign_policy 
 			goto fail_msg;
 	}
 	for (uint32_t i = 0; i < e->npts; i++) {
-		const struct pt *p = &e->pts[i];
+		const struct xen_pt_item *p = &e->pts[i];
 		const struct xen_pt_hdr *h = &p->h;
 		int r = 0;
 		if (!xl && (h->origin == XEN_PT_XL_HEADER || h->origin == XEN_PT_LIBXL_HEADER || h->origin == XEN_PT_LIBXL_RECORD))
