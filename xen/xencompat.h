@@ -132,6 +132,13 @@ int xen_pt_collect(struct xsr_image *img, struct xen_pt_item **items, uint32_t *
  * fine); records Xen 4.17 cannot read are refused.  Both return 0 or -1
  * with a message in @err; neither closes its descriptors.
  */
+/*
+ * `xsr export --format xc-core`: @img (seekable) of a Xen guest written to
+ * @out_fd as `xl dump-core` writes it (docs/xen-compat.md); the fd may be a
+ * pipe, it is written in order.  Returns 0, or -1 with the reason printed
+ * ("xsr export: @name: ...").
+ */
+int xen_export_xccore(struct xsr_image *img, const char *name, int out_fd);
 int xen_import_fd(int in_fd, int out_fd, int stream, char *err, size_t errlen);
 int xen_export_fd(int img_fd, int out_fd, const char *name, char *err, size_t errlen);
 
