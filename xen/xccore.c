@@ -542,10 +542,16 @@ static int plan_passthru(struct xcx *x)
 
 /* ---------------- built as xg_core.c builds it ---------------- */
 
-static int cmp_u64(const void *a, const void *b)
+struct frame {
+	uint64_t mfn, pfn;
+};
+
+static int cmp_frame(const void *a, const void *b)
 {
-	uint64_t p = *(const uint64_t *)a, q = *(const uint64_t *)b;
-	return p < q ? -1 : p > q;
+	const struct frame *p = a, *q = b;
+	if (p->mfn != q->mfn)
+		return p->mfn < q->mfn ? -1 : 1;
+	return p->pfn < q->pfn ? -1 : p->pfn > q->pfn;
 }
 
 static int read_p2m(struct xcx *x)
@@ -567,7 +573,8 @@ static int read_p2m(struct xcx *x)
 			     (unsigned long long)si.offset, (unsigned long long)len);
 	x->p2m = b;
 	x->np2m = len / sizeof(struct xsr_p2m_entry);
-	uint64_t *m = malloc(x->np2m * sizeof(*m));
+	/* by mfn, to find two pfns on one frame: crash finds a frame's page by its mfn */
+	struct frame *m = malloc(x->np2m * sizeof(*m));
 	if (!m)
 		return xfail(x, "out of memory");
 	for (uint64_t i = 0; i < x->np2m; i++) {
@@ -589,18 +596,19 @@ static int read_p2m(struct xcx *x)
 				     (unsigned long long)si.offset, (unsigned long long)i,
 				     (unsigned long long)e->pfn, (unsigned long long)e->mfn);
 		}
-		m[i] = e->mfn;
+		m[i] = (struct frame){e->mfn, e->pfn};
 	}
-	/* crash finds a machine frame's page by its mfn: two pfns on one frame would be ambiguous.
-	 */
-	qsort(m, x->np2m, sizeof(*m), cmp_u64);
+	qsort(m, x->np2m, sizeof(*m), cmp_frame);
 	for (uint64_t i = 1; i < x->np2m; i++)
-		if (m[i] == m[i - 1]) {
-			uint64_t dup = m[i];
+		if (m[i].mfn == m[i - 1].mfn) {
+			struct frame a = m[i - 1], b = m[i];
 			free(m);
 			return xfail(
-			    x, "P2M section at offset 0x%llx: mfn 0x%llx is named by two pfns",
-			    (unsigned long long)si.offset, (unsigned long long)dup);
+			    x,
+			    "P2M section at offset 0x%llx: pfns 0x%llx and 0x%llx are both "
+			    "on mfn 0x%llx",
+			    (unsigned long long)si.offset, (unsigned long long)a.pfn,
+			    (unsigned long long)b.pfn, (unsigned long long)a.mfn);
 		}
 	free(m);
 	x->map = (const uint8_t *)x->p2m; /* {pfn, mfn} is struct xen_dumpcore_p2m */
