@@ -321,7 +321,7 @@ static int check_layout(struct xcx *x)
 				     "0x%llx: not a dump-core layout",
 				     (unsigned long long)(p->off - end), p->what,
 				     (unsigned long long)p->off);
-		if (p->len > UINT64_MAX / 2 - p->off)
+		if (p->off > UINT64_MAX / 2 || p->len > UINT64_MAX / 2 - p->off)
 			return xfail(
 			    x, "xc_core layout: %s at offset 0x%llx: length 0x%llx overflows",
 			    p->what, (unsigned long long)p->off, (unsigned long long)p->len);
@@ -904,7 +904,8 @@ static uint8_t *note(uint8_t *p, uint32_t type, const void *desc, uint32_t len)
 	uint32_t h[3] = {4, len, type};
 	memcpy(p, h, 12);
 	memcpy(p + 12, "Xen", 4);
-	memcpy(p + XC_NOTE_HDR, desc, len);
+	if (len)
+		memcpy(p + XC_NOTE_HDR, desc, len);
 	return p + XC_NOTE_HDR + len;
 }
 
