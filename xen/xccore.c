@@ -230,8 +230,10 @@ static int localise_table(struct xcx *x, uint64_t pfn, unsigned level, uint8_t *
 	return 0;
 }
 
-/* .xen_pages: the page of every map entry, read in runs of consecutive slots, written 4 MiB at a
- * time. */
+/*
+ * .xen_pages: the page of every map entry, read with one pread per run of
+ * consecutive slots, localised if need be, written 4 MiB at a time.
+ */
 static int put_pages(struct xcx *x)
 {
 	uint8_t *buf = malloc((size_t)BATCH * 4096);
