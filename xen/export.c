@@ -21,16 +21,11 @@
 
 enum foreign_policy { FOREIGN_REFUSE, FOREIGN_DROP, FOREIGN_KEEP };
 
-struct pt {
-	struct xen_pt_hdr h;
-	uint32_t sec; /* section index */
-};
-
 struct exp {
 	struct xsr_image *img;
 	int out;
 	char err[512];
-	struct pt *pts;
+	struct xen_pt_item *pts;
 	uint32_t npts;
 	uint32_t xc_version;
 	uint64_t bytes;
@@ -80,7 +75,7 @@ static int put_rec(struct exp *e, uint32_t type, const void *body, uint32_t len)
 	return put(e, v, 3);
 }
 
-static void *read_pt(struct exp *e, const struct pt *p)
+static void *read_pt(struct exp *e, const struct xen_pt_item *p)
 {
 	void *b;
 	uint64_t len;
@@ -152,36 +147,60 @@ out:
 	return rc;
 }
 
-static int collect(struct exp *e)
+int xen_pt_collect(struct xsr_image *img, struct xen_pt_item **items, uint32_t *n, uint32_t *xc_version, char *err,
+		   size_t errlen)
 {
-	uint32_t ns = xsr_image_nsections(e->img);
-	e->pts = calloc(ns + 1, sizeof(*e->pts));
-	if (!e->pts)
-		return efail(e, "out of memory");
+	uint32_t ns = xsr_image_nsections(img);
+	struct xen_pt_item *pts = calloc(ns + 1, sizeof(*pts));
+	*items = NULL;
+	*n = 0;
+	*xc_version = 0;
+	if (!pts) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	uint32_t npts = 0;
 	for (uint32_t i = 0; i < ns; i++) {
 		struct xsr_section_info si;
-		if (xsr_image_section(e->img, i, &si) < 0 || si.code != XSR_SEC_PASSTHRU)
+		if (xsr_image_section(img, i, &si) < 0 || si.code != XSR_SEC_PASSTHRU)
 			continue;
-		if (si.size < sizeof(struct xen_pt_hdr))
-			return efail(e, "PASSTHRU section %u at offset 0x%llx: %llu octets, shorter than the Xen item header", i,
-				     (unsigned long long)si.offset, (unsigned long long)si.size);
+		if (si.size < sizeof(struct xen_pt_hdr)) {
+			snprintf(err, errlen, "PASSTHRU section %u at offset 0x%llx: %llu octets, shorter than the Xen item header",
+				 i, (unsigned long long)si.offset, (unsigned long long)si.size);
+			goto fail;
+		}
 		void *b;
 		uint64_t len;
-		if (xsr_image_read_section(e->img, i, &b, &len) < 0)
-			return efail(e, "section %u: %s", i, xsr_image_error(e->img));
+		if (xsr_image_read_section(img, i, &b, &len) < 0) {
+			snprintf(err, errlen, "section %u: %s", i, xsr_image_error(img));
+			goto fail;
+		}
 		struct xen_pt_hdr h;
 		memcpy(&h, b, sizeof(h));
 		if (h.origin == XEN_PT_LIBXC_HEADER && len >= 16 + 16)
-			e->xc_version = (uint32_t)((uint8_t *)b)[16 + 12] << 24 | ((uint8_t *)b)[16 + 13] << 16 |
-					((uint8_t *)b)[16 + 14] << 8 | ((uint8_t *)b)[16 + 15];
+			*xc_version = (uint32_t)((uint8_t *)b)[16 + 12] << 24 | ((uint8_t *)b)[16 + 13] << 16 |
+				      ((uint8_t *)b)[16 + 14] << 8 | ((uint8_t *)b)[16 + 15];
 		free(b);
 		if (h.origin < XEN_PT_XL_HEADER || h.origin > XEN_PT_XC_CORE || h.flags & ~XEN_PT_KNOWN_FLAGS ||
-		    h.length != len - sizeof(h) || h.seq != e->npts)
-			return efail(e, "PASSTHRU section %u at offset 0x%llx: not a Xen item of this image (origin %u, flags 0x%x, length %u, seq %u, expected seq %u)",
-				     i, (unsigned long long)si.offset, h.origin, h.flags, h.length, h.seq, e->npts);
-		e->pts[e->npts++] = (struct pt){h, i};
+		    h.length != len - sizeof(h) || h.seq != npts) {
+			snprintf(err, errlen,
+				 "PASSTHRU section %u at offset 0x%llx: not a Xen item of this image (origin %u, flags 0x%x, length %u, seq %u, expected seq %u)",
+				 i, (unsigned long long)si.offset, h.origin, h.flags, h.length, h.seq, npts);
+			goto fail;
+		}
+		pts[npts++] = (struct xen_pt_item){h, i};
 	}
+	*items = pts;
+	*n = npts;
 	return 0;
+fail:
+	free(pts);
+	return -1;
+}
+
+static int collect(struct exp *e)
+{
+	return xen_pt_collect(e->img, &e->pts, &e->npts, &e->xc_version, e->err, sizeof(e->err));
 }
 
 /* Replay the PASSTHRU items of e->img to @outfd; errors are printed, naming @in. */
@@ -207,12 +226,12 @@ static int export_to(struct exp *e, const char *in, int xl, enum foreign_policy 
 		}
 	}
 	if (!e->npts) {
-		xsr_err("export", "%s: no Xen records in this image (it was not made by `xsr import`); exporting native images is not supported yet", in);
+		xsr_err("export", "%s: no Xen records in this image (it was not made by `xsr import`), so no libxc stream to replay; --format xc-core writes any image of a Xen guest", in);
 		return -1;
 	}
 	if (!have_libxc) {
-		xsr_err("export", "%s: the image came from %s and holds no libxc stream to export (xc_core export is a later issue)", in,
-			have_core ? "an xc_core dump" : "a source without a libxc stream");
+		xsr_err("export", "%s: the image came from %s and holds no libxc stream to export as %s; --format xc-core writes it as a dump-core",
+			in, have_core ? "an xc_core dump" : "a source without a libxc stream", xl ? "an xl save" : "a libxc stream");
 		return -1;
 	}
 	if (e->xc_version > 3)
@@ -244,7 +263,7 @@ static int export_to(struct exp *e, const char *in, int xl, enum foreign_policy 
 			goto fail_msg;
 	}
 	for (uint32_t i = 0; i < e->npts; i++) {
-		const struct pt *p = &e->pts[i];
+		const struct xen_pt_item *p = &e->pts[i];
 		const struct xen_pt_hdr *h = &p->h;
 		int r = 0;
 		if (!xl && (h->origin == XEN_PT_XL_HEADER || h->origin == XEN_PT_LIBXL_HEADER || h->origin == XEN_PT_LIBXL_RECORD))
@@ -306,35 +325,47 @@ fail_msg:
 
 static void usage(FILE *f)
 {
-	fprintf(f, "usage: xsr export [--format xl|libxc] [--foreign refuse|drop|keep] IMAGE OUT\n\n"
-		   "Write an image imported from Xen back as an xl save file (default, what\n"
-		   "`xl restore` reads) or a bare libxc stream.  Records are replayed as they\n"
-		   "came; the final pages become PAGE_DATA records.  Records Xen 4.17 cannot\n"
-		   "read (never-merged proposals such as DOMAIN_CONTEXT or the post-copy records,\n"
-		   "back-channel and unknown records) make export refuse unless --foreign drop\n"
-		   "(leave them out, one warning each) or --foreign keep (write them verbatim).\n");
+	fprintf(f, "usage: xsr export [--format xl|libxc|xc-core] [--foreign refuse|drop|keep] IMAGE OUT\n\n"
+		   "Write an image of a Xen guest back in a Xen format:\n"
+		   "  xl       (default) an xl save file, what `xl restore` reads\n"
+		   "  libxc    a bare libxc migration stream\n"
+		   "  xc-core  an `xl dump-core` file, what crash reads with the guest's vmlinux\n\n"
+		   "xl and libxc need an image imported from an xl save or a libxc stream:\n"
+		   "records are replayed as they came; the final pages become PAGE_DATA\n"
+		   "records.  Records Xen 4.17 cannot read (never-merged proposals such as\n"
+		   "DOMAIN_CONTEXT or the post-copy records, back-channel and unknown records)\n"
+		   "make export refuse unless --foreign drop (leave them out, one warning each)\n"
+		   "or --foreign keep (write them verbatim).\n\n"
+		   "xc-core takes any image of a 64-bit Xen guest: an imported dump-core comes\n"
+		   "back byte for byte; an imported save gets its page tables and cr3 put back\n"
+		   "to the source's machine frames (from the P2M section), as a restore would;\n"
+		   "an `xsr core DOMID` image is written as Xen lays the file out.\n");
 }
 
 int cmd_export(int argc, char **argv)
 {
 	static const struct option opts[] = {{"format", required_argument, 0, 'f'}, {"foreign", required_argument, 0, 'F'},
 					     {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
-	int xl = 1, c;
+	int xl = 1, xccore = 0, foreign_set = 0, c;
 	enum foreign_policy pol = FOREIGN_REFUSE;
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		switch (c) {
 		case 'f':
+			xccore = 0;
 			if (!strcmp(optarg, "xl"))
 				xl = 1;
 			else if (!strcmp(optarg, "libxc"))
 				xl = 0;
+			else if (!strcmp(optarg, "xc-core"))
+				xccore = 1;
 			else {
-				xsr_err("export", "--format %s: need xl or libxc (xc_core export is not written yet)", optarg);
+				xsr_err("export", "--format %s: need xl, libxc or xc-core", optarg);
 				return XSR_EXIT_USAGE;
 			}
 			break;
 		case 'F':
+			foreign_set = 1;
 			if (!strcmp(optarg, "refuse"))
 				pol = FOREIGN_REFUSE;
 			else if (!strcmp(optarg, "drop"))
@@ -352,6 +383,10 @@ int cmd_export(int argc, char **argv)
 	}
 	if (optind != argc - 2) {
 		usage(stderr);
+		return XSR_EXIT_USAGE;
+	}
+	if (xccore && foreign_set) {
+		xsr_err("export", "--foreign is about libxc records; it does not apply to --format xc-core");
 		return XSR_EXIT_USAGE;
 	}
 	const char *in = argv[optind], *outp = argv[optind + 1];
@@ -383,7 +418,7 @@ int cmd_export(int argc, char **argv)
 	}
 	if (xsr_out_open(&out, "export", outp) < 0)
 		goto done;
-	if (export_to(&e, in, xl, pol, out.fd) < 0)
+	if (xccore ? xen_export_xccore(e.img, in, out.fd) < 0 : export_to(&e, in, xl, pol, out.fd) < 0)
 		goto fail_out;
 	if (xsr_out_commit(&out, "export") < 0)
 		goto done;

@@ -15,6 +15,7 @@
 #ifndef XSR_XENCOMPAT_H
 #define XSR_XENCOMPAT_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 /* PASSTHRU body header of an imported Xen item.  Little-endian. */
@@ -106,6 +107,23 @@ const char *xen_libxl_rec_name(uint32_t type);
  */
 int xen_libxc_rec_upstream(uint32_t version, uint32_t type);
 
+/* One imported Xen item: its PASSTHRU header and the image section holding it. */
+struct xen_pt_item {
+	struct xen_pt_hdr h;
+	uint32_t sec; /* ELF section index in the image */
+};
+
+/*
+ * The PASSTHRU items of @img in order, each checked (known origin and
+ * flags, length, seq 0, 1, 2, ...).  *items is malloc'd (caller frees; NULL
+ * on failure), *n may be 0 (an image not made by `xsr import`), *xc_version
+ * is the libxc stream version or 0.  Returns 0, or -1 with a message naming
+ * the section in @err.
+ */
+struct xsr_image;
+int xen_pt_collect(struct xsr_image *img, struct xen_pt_item **items, uint32_t *n, uint32_t *xc_version, char *err,
+		   size_t errlen);
+
 /*
  * The engines behind `xsr import` and `xsr export`, for the Xen backend's
  * save and restore.  import: @in_fd a seekable xl file / libxl / libxc
@@ -114,7 +132,13 @@ int xen_libxc_rec_upstream(uint32_t version, uint32_t type);
  * fine); records Xen 4.17 cannot read are refused.  Both return 0 or -1
  * with a message in @err; neither closes its descriptors.
  */
-#include <stddef.h>
+/*
+ * `xsr export --format xc-core`: @img (seekable) of a Xen guest written to
+ * @out_fd as `xl dump-core` writes it (docs/xen-compat.md); the fd may be a
+ * pipe, it is written in order.  Returns 0, or -1 with the reason printed
+ * ("xsr export: @name: ...").
+ */
+int xen_export_xccore(struct xsr_image *img, const char *name, int out_fd);
 int xen_import_fd(int in_fd, int out_fd, int stream, char *err, size_t errlen);
 
 /*

@@ -5,6 +5,8 @@ Facts: docs/specs/libxc-migration-stream.pandoc, libxl-migration-stream.pandoc,
 docs/misc/dump-core-format.txt and tools/xl/xl.h of Xen 4.17, and the seed
 proposals 001 (DOMAIN_CONTEXT, v4) and 002 (post-copy records, v2).
 usage: gen.py OUTDIR  -> writes every case and prints their names.
+       gen.py xccore OUTDIR -> the PV saves with real page tables for the
+                               xc_core export tests (tests/xen/xccore.sh).
 """
 import json
 import os
@@ -202,6 +204,73 @@ def xc_core(hvm=False):
     return bytes(out)
 
 
+def pv_tables_mfn(pfn):
+    """The source machine frame of each pfn of the page-table cases: unique, not the pfn."""
+    return 0x8a000 + (63 - pfn) * 5
+
+
+def libxc_pv_tables(variant=""):
+    """A 64-pfn PV guest whose page tables (normalised: PTEs hold pfns) and p2m agree.
+
+    L4 at pfn 3 (pinned): slot 0 and 511 -> L3 pfn 4, slot 273 -> L3 pfn 12,
+    slot 260 a present entry in Xen's own slots (left alone by localisation);
+    L3s -> L2 pfn 6 -> L1 pfn 7 -> pfns 16..31 (NX set on odd ones); pinned L1
+    pfn 20 -> pfns 30..33; non-present entries keep junk frame bits.  The p2m
+    frame is pfn 40; pfn 62 is ballooned out (XTAB, no p2m entry).
+    variant: badpte (an L1 entry names pfn 0x50, outside the p2m), dupmfn (two
+    pfns on one mfn), shortp2m (the p2m covers pfns 0..31 only), badcr3 (vCPU
+    1's cr3 names the ballooned pfn).
+    """
+    def table(entries):
+        b = bytearray(PAGE)
+        for i, v in entries.items():
+            struct.pack_into("<Q", b, i * 8, v)
+        return bytes(b)
+    tabs = {
+        3: (4 | 8, table({0: 4 << 12 | 0x67, 511: 4 << 12 | 0x67, 273: 12 << 12 | 0x63, 260: 0x123456 << 12 | 0x63})),
+        4: (3, table({0: 6 << 12 | 0x67, 510: 6 << 12 | 0x63, 7: 0x55555 << 12})),
+        12: (3, table({0: 6 << 12 | 0x63})),
+        6: (2, table({8: 7 << 12 | 0x63, 9: 0x55555 << 12, 10: 20 << 12 | 0x67})),
+        7: (1, table(dict([(i, (16 + i) << 12 | 0x63 | (1 << 63 if i % 2 else 0)) for i in range(16)] +
+                          [(100, 0x77777 << 12)] + ([(20, 0x50 << 12 | 0x63)] if variant == "badpte" else [])))),
+        20: (1 | 8, table({i: (30 + i) << 12 | 0x67 for i in range(4)})),
+    }
+    p2m = [pv_tables_mfn(p) for p in range(64)]
+    p2m[62] = (1 << 64) - 1
+    if variant == "dupmfn":
+        p2m[33] = p2m[34]
+    p2m_page = b"".join(struct.pack("<Q", m) for m in p2m) + b"\xff" * (PAGE - 64 * 8)
+    end = 31 if variant == "shortp2m" else 63
+    s = ihdr(3) + dhdr(1)
+    s += rec(2, struct.pack("<BBHI", 8, 4, 0, 0))
+    s += rec(0x11, struct.pack("<IIIIII", 0, 0xffffffff, 0xd, 0x756e6547, 0x6c65746e, 0x49656e69))
+    s += rec(0x12, struct.pack("<IIQ", 0xce, 0, 0)) + rec(0x10)
+    s += rec(3, struct.pack("<II", 0, end) + struct.pack("<Q", 40))
+    entries, data = [], b""
+    for p in range(64):
+        t, d = tabs.get(p, (0, page(p)))
+        if p == 40:
+            d = p2m_page
+        if p == 62:
+            t, d = 0xf, b""
+        entries.append(struct.pack("<Q", p | t << 60))
+        data += d
+    s += rec(1, struct.pack("<II", 64, 0) + b"".join(entries) + data)
+    s += rec(8, struct.pack("<IIQII", 1, 2000000, 123456789, 1, 0))
+    s += rec(7, bytes(range(256)) * 16)
+    for v in (0, 1):
+        c = bytearray(pv_ctx(v))
+        if v == 0:
+            struct.pack_into("<Q", c, 520 + 12 * 8, 10)  # rdx: the start_info pfn (suspend record)
+        struct.pack_into("<Q", c, 4832, 9)  # gdt_frames[0]
+        struct.pack_into("<Q", c, 4960, 16)  # gdt_ents
+        struct.pack_into("<Q", c, 4984 + 8, 3 << 12 | 1)  # ctrlreg[1]: the user L4, marked
+        if variant == "badcr3" and v == 1:
+            struct.pack_into("<Q", c, 4984 + 24, 62 << 12)
+        s += rec(4, struct.pack("<II", v, 0) + bytes(c))
+    return s + rec(0)
+
+
 def hostile(base_libxc):
     """(name, bytes) of broken streams; each must fail naming record and offset."""
     cases = []
@@ -303,6 +372,15 @@ def compare(a, b):
 def main():
     if sys.argv[1] == "compare":
         sys.exit(compare(sys.argv[2], sys.argv[3]))
+    if sys.argv[1] == "xccore":
+        out = sys.argv[2]
+        os.makedirs(out, exist_ok=True)
+        for v in ("", "badpte", "dupmfn", "shortp2m", "badcr3"):
+            n = "pv-tables%s.libxc" % ("-" + v if v else "")
+            with open(os.path.join(out, n), "wb") as f:
+                f.write(libxc_pv_tables(v))
+            print(n)
+        return
     out = sys.argv[1]
     os.makedirs(out, exist_ok=True)
     cfg_pv = {"c_info": {"type": "pv", "name": "gen-pv"}, "b_info": {"max_vcpus": 2, "max_memkb": 262144}}
