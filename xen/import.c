@@ -975,6 +975,7 @@ static int write_image(struct src *s, int out, const struct xen_import_opts *o, 
 		.machine = EM_X86_64, .kind = s->is_core ? XSR_KIND_CORE : XSR_KIND_SAVE,
 		.layout = stream ? XSR_LAYOUT_STREAM : 0, .nr_vcpus = nr_vcpus, .nr_runs = nruns, .runs = runs,
 		.hypervisor = "xen", .hypervisor_version = ver, .compress = o->compress,
+		.hash_inline = o->hash_inline,
 	};
 	if (o->kind)
 		p.kind = o->kind;

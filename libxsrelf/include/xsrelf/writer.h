@@ -61,6 +61,12 @@ struct xsr_writer_params {
 	 */
 	const struct xsr_vload *vloads;
 	uint32_t nr_vloads;
+	/*
+	 * 1: hash page batches in the calling thread.  0: a worker thread hashes
+	 * one batch while this one writes it, when there is more than one CPU
+	 * (the default; XSR_NO_HASH_THREAD in the environment also turns it off).
+	 */
+	int hash_inline;
 };
 
 
