@@ -30,6 +30,11 @@ struct xsr_domain_info {
 	const struct xsr_memrun *runs; /* borrowed from the backend */
 	char hypervisor[32];           /* "kvm", "xen", "synthetic" */
 	char hypervisor_version[64];
+	/*
+	 * A 64-bit Xen PV guest: the machine frames its page tables name, for
+	 * the crash layout (xsr_writer_params.xen_pv); borrowed, NULL otherwise.
+	 */
+	const struct xsr_xen_pv *xen_pv;
 };
 
 struct xsr_backend_ops {

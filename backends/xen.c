@@ -74,6 +74,8 @@ struct xen_be {
 	struct xmap maps[4];
 	uint8_t *hvmctx;
 	uint32_t hvmctx_len;
+	struct xsr_xen_pv pv; /* 64-bit PV: the p2m as it was at describe() */
+	uint64_t *pv_mfn;
 	int paused;
 	char err[512];
 };
@@ -115,6 +117,24 @@ static int x_describe(struct xsr_backend *be, struct xsr_domain_info *out)
 	snprintf(out->hypervisor, sizeof(out->hypervisor), "xen");
 	snprintf(out->hypervisor_version, sizeof(out->hypervisor_version), "%d.%d%.16s (xsr core, x86 %s%s)", v >> 16,
 		 v & 0xffff, extra, x->hvm ? "HVM" : "PV ", x->hvm ? "" : x->width == 8 ? "64-bit" : "32-bit");
+	/*
+	 * A PV guest's page tables name machine frames: the writer lays the
+	 * image out for crash from a copy of the p2m (the guest may change its
+	 * own while the image is written; a frame it moves after this point is
+	 * mapped where it was).
+	 */
+	if (!x->hvm && x->width == 8) {
+		free(x->pv_mfn);
+		if ((x->pv_mfn = malloc(x->nr_pfns * sizeof(*x->pv_mfn)))) {
+			for (uint64_t p = 0; p < x->nr_pfns; p++) {
+				uint64_t m = p2m_get(x, p);
+				x->pv_mfn[p] = p2m_invalid(m) ? XSR_XEN_NO_MFN : m;
+			}
+			x->pv = (struct xsr_xen_pv){.xen_major = (uint32_t)v >> 16, .xen_minor = (uint32_t)v & 0xffff,
+						    .nr_pfns = x->nr_pfns, .mfn = x->pv_mfn};
+			out->xen_pv = &x->pv;
+		}
+	}
 	return 0;
 }
 
@@ -316,6 +336,7 @@ static void x_close(struct xsr_backend *be)
 	for (size_t i = 0; i < sizeof(x->maps) / sizeof(x->maps[0]); i++)
 		if (x->maps[i].addr)
 			x_unmap(be, x->maps[i].addr, 0, x->maps[i].count);
+	free(x->pv_mfn);
 	if (x->minfo.p2m_table)
 		xc_unmap_domain_meminfo(x->xch, &x->minfo);
 	if (x->fmem)

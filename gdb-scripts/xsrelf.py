@@ -13,8 +13,10 @@ or `gdb GUEST.elf -c IMAGE`).  Commands:
 
 The commands read the image file itself with plain Python (no third-party
 modules): guest-physical memory comes from the PT_LOADs by p_paddr (or, in a
-paging-view core, from the memory map and page slots), never through gdb's
-memory, which is addressed by p_vaddr.
+paging-view core, from the memory map and page slots; in a Xen PV image laid
+out for crash, where p_paddr is a machine address, by p_vaddr, each p_paddr
+checked against the image's p2m tree), never through gdb's memory, which is
+addressed by p_vaddr.
 
 Importing this file without gdb (python3 -c 'import xsrelf') gives the
 constants only; tests/spec/check-spec.sh uses that to compare them with
@@ -48,6 +50,8 @@ XSR_CONSTANTS = {
     "XSR_KIND_CORE": 2,
     "XSR_KIND_MIGRATION": 3,
     "XSR_FF_PAGING_VIEW": 0x1,
+    "XSR_FF_XEN_MACHINE_PADDR": 0x2,
+    "XSR_FF_KNOWN": 0x3,
     "XSR_EHDR_SIZE": 64,
     "XSR_HEADER_END": 128,
     "XSR_SHT_BASE": 0x80000000,
@@ -74,9 +78,10 @@ XSR_CONSTANTS = {
     "XSR_SEC_POSTCOPY_BEGIN": 0x12,
     "XSR_SEC_POSTCOPY_PFNS": 0x13,
     "XSR_SEC_POSTCOPY_TRANSITION": 0x14,
+    "XSR_SEC_XEN_P2M_TREE": 0x15,
     "XSR_MIG_POSTCOPY": 0x1,
     "XSR_MIG_ROUND_PAUSED": 0x1,
-    "XSR_SEC__COUNT": 0x15,
+    "XSR_SEC__COUNT": 0x16,
     "XSR_IDX_DATA": 0x1,
     "XSR_IDX_XEN_TYPE_SHIFT": 28,
     "XSR_IDX_XEN_TYPE_MASK": 0xF0000000,
@@ -119,6 +124,16 @@ XSR_CONSTANTS = {
     "XSR_VMCI_NOTE_NAME": b"VMCOREINFO",
     "XSR_VMCI_NOTE_HDR": 24,
     "XSR_MAX_VMCOREINFO": 1048576,
+    "XSR_QEMU_NOTE_NAME": b"QEMU",
+    "XSR_QEMU_CPUSTATE_SIZE": 440,
+    "XSR_QEMU_NOTE_SIZE": 460,
+    "XSR_XEN_NOTE_NAME": b"Xen",
+    "XSR_NT_XEN_CRASH_INFO": 0x1000001,
+    "XSR_XEN_CRASH_INFO_SIZE": 80,
+    "XSR_XEN_NOTE_SIZE": 96,
+    "XSR_XEN_NO_MFN": 0xFFFFFFFFFFFFFFFF,
+    "XSR_XEN_P2M_PER_PAGE": 512,
+    "XSR_XEN_P2M_MAX_FL": 512,
     "XSR_MAX_VCPUS": 4096,
     "XSR_MAX_RUNS": 65533,
     "XSR_MAX_SECTIONS": 65280,
@@ -150,6 +165,7 @@ XSR_SIZEOF = {
     "xsr_mig_begin": 32,
     "xsr_mig_round": 32,
     "xsr_mig_pfns": 8,
+    "xsr_xen_p2m_tree": 64,
 }
 
 # offsetof() of the fields this script decodes.
@@ -170,6 +186,8 @@ XSR_OFFSETOF = {
     "xsr_msr": {"index": 0, "value": 8},
     "xsr_memrun": {"pfn": 0, "count": 8},
     "xsr_p2m_entry": {"pfn": 0, "mfn": 8},
+    "xsr_xen_p2m_tree": {"xen_major": 0, "xen_minor": 4, "nr_pfns": 8, "fll_mfn": 16,
+                         "nr_frame_lists": 24, "nr_leaves": 28},
     "xsr_x86_vcpu": {
         "vcpu_id": 0, "valid": 4, "gpr": 8, "rip": 136, "rflags": 144,
         "cs": 152, "ds": 168, "es": 184, "fs": 200, "gs": 216, "ss": 232,
@@ -194,6 +212,7 @@ SEC_NAMES = {
     C["XSR_SEC_MIG_BEGIN"]: "mig-begin", C["XSR_SEC_MIG_ROUND"]: "mig-round",
     C["XSR_SEC_POSTCOPY_BEGIN"]: "postcopy-begin", C["XSR_SEC_POSTCOPY_PFNS"]: "postcopy-pfns",
     C["XSR_SEC_POSTCOPY_TRANSITION"]: "postcopy-transition",
+    C["XSR_SEC_XEN_P2M_TREE"]: "xen-p2m-tree",
 }
 KIND_NAMES = {1: "save", 2: "core", 3: "migration"}
 SHT_NOTE, SHT_STRTAB = 7, 3
@@ -262,6 +281,7 @@ class Image:
         if phentsize != 56 or shentsize != 64 or self.e_phnum < 1:
             raise XsrError("%s: offset 0x36: bad program/section header sizes" % path)
         self.paging_view = bool(self.flags & C["XSR_FF_PAGING_VIEW"])
+        self.xen_machine = bool(self.flags & C["XSR_FF_XEN_MACHINE_PADDR"])
         self._load_phdrs()
         self._load_shdrs()
         self._load_memory()
@@ -314,7 +334,9 @@ class Image:
     def _load_memory(self):
         """Guest-physical memory map: sorted (paddr, length, file offset)."""
         self.phys = []
-        if not self.paging_view:
+        if self.xen_machine:
+            self._load_xen_memory()
+        elif not self.paging_view:
             for p in self.phdrs[1:]:
                 if p["type"] == PT_LOAD and p["filesz"]:
                     self.phys.append((p["paddr"], p["filesz"], p["offset"]))
@@ -335,6 +357,32 @@ class Image:
             if off > self.size or n > self.size - off:
                 raise XsrError("%s: memory at 0x%x (+0x%x) lies past the end of the file"
                                % (self.path, a, n))
+
+    def _load_xen_memory(self):
+        """Xen PV for crash: p_vaddr is guest-physical, p_paddr the machine
+        address; the last PT_LOAD is the p2m tree itself (not guest memory)."""
+        t = self.find(C["XSR_SEC_XEN_P2M_TREE"])
+        if t is None:
+            raise XsrError("%s: Xen machine-address image without .xsr.xen-p2m-tree" % self.path)
+        b = self.body(t)
+        o = XSR_OFFSETOF["xsr_xen_p2m_tree"]
+        hsz = XSR_SIZEOF["xsr_xen_p2m_tree"]
+        (nr_pfns, fll) = struct.unpack_from("<QQ", b, o["nr_pfns"])
+        (nfl, nleaf) = struct.unpack_from("<II", b, o["nr_frame_lists"])
+        leaves = hsz + (1 + nfl) * 4096
+        if len(b) != hsz + (1 + nfl + nleaf) * 4096:
+            raise XsrError("section %s: %d octets for %d frame lists and %d leaves"
+                           % (t["name"], len(b), nfl, nleaf))
+        loads = [p for p in self.phdrs[1:] if p["type"] == PT_LOAD]
+        if not loads or loads[-1]["paddr"] != fll << 12:
+            raise XsrError("%s: the last PT_LOAD is not the p2m tree at machine frame 0x%x" % (self.path, fll))
+        for p in loads[:-1]:
+            pfn, mfn = p["vaddr"] >> 12, p["paddr"] >> 12
+            for k in (0, (p["filesz"] >> 12) - 1):  # both ends: loads are runs in pfn and mfn
+                if pfn + k >= nr_pfns or struct.unpack_from("<Q", b, leaves + 8 * (pfn + k))[0] != mfn + k:
+                    raise XsrError("%s: PT_LOAD of pfn 0x%x: p_paddr 0x%x disagrees with the p2m tree"
+                                   % (self.path, pfn + k, (mfn + k) << 12))
+            self.phys.append((p["vaddr"], p["filesz"], p["offset"]))
 
     def find(self, code, info=None):
         for s in self.sections[1:]:

@@ -163,7 +163,7 @@ int xsr_save_domain(struct xsr_backend *be, int fd, const struct xsr_save_opts *
 		.machine = EM_X86_64, .kind = o->kind ? o->kind : XSR_KIND_SAVE, .layout = o->layout,
 		.nr_vcpus = info.nr_vcpus, .nr_runs = info.nr_runs, .runs = info.runs,
 		.hypervisor = info.hypervisor, .hypervisor_version = info.hypervisor_version,
-		.compress = o->compress,
+		.compress = o->compress, .xen_pv = o->kind == XSR_KIND_MIGRATION ? NULL : info.xen_pv,
 	};
 	if ((rc = xsr_writer_open(&c.w, fd, &p, err, errlen)) < 0)
 		return rc;

@@ -886,6 +886,47 @@ static int mfn_to_pfn(void *ctx, uint64_t mfn, uint64_t *pfn)
 	return -1;
 }
 
+/*
+ * What the image's page tables call machine frames, for the crash layout of
+ * a 64-bit PV guest: an xc_core dump's memory is raw (its page tables hold
+ * the host's mfns, listed in .xen_p2m); a save stream's page tables were
+ * normalised to pfns by libxc, so machine frame = pfn (*mfn stays NULL).
+ * Returns 1 when the image gets the layout, 0 when not (HVM, 32-bit,
+ * migration), -1 on failure.
+ */
+static int xen_pv_map(struct src *s, const struct xen_import_opts *o, struct xsr_xen_pv *pv, uint64_t **mfn)
+{
+	*mfn = NULL;
+	if (s->guest != XEN_DHDR_X86_PV || o->kind == XSR_KIND_MIGRATION || !s->npages)
+		return 0;
+	if (!s->is_core && s->pv_width != 8)
+		return 0;
+	*pv = (struct xsr_xen_pv){.xen_major = s->xen_major, .xen_minor = s->xen_minor};
+	if (!s->is_core)
+		return 1;
+	if (!s->core_has_p2m)
+		return 0;
+	uint64_t n = (s->pages[s->npages - 1].pfn & XEN_PFN_MASK) + 1;
+	uint64_t *m = malloc(n * sizeof(*m));
+	if (!m)
+		return fail(s, "out of memory for the p2m of %llu pfns", (unsigned long long)n);
+	for (uint64_t i = 0; i < n; i++)
+		m[i] = XSR_XEN_NO_MFN;
+	for (uint64_t i = 0; i < s->core_nr_pages; i++) {
+		uint64_t pm[2];
+		if (rd(s, s->core_p2m_off + i * 16, pm, 16, "xc_core .xen_p2m") < 0) {
+			free(m);
+			return -1;
+		}
+		if (pm[0] < n)
+			m[pm[0]] = pm[1];
+	}
+	pv->nr_pfns = n;
+	pv->mfn = m;
+	*mfn = m;
+	return 1;
+}
+
 static uint32_t count_vcpus(struct src *s, struct xen_vcpus *vs)
 {
 	if (s->is_core)
@@ -916,6 +957,7 @@ static int write_image(struct src *s, int out, const struct xen_import_opts *o, 
 	struct xsr_memrun *runs = NULL;
 	struct xen_vcpus vs = {0};
 	uint8_t *hvmctx = NULL;
+	uint64_t *mfnmap = NULL;
 	int rc = -1;
 	final_pages(s);
 	/* Memory runs from the final pfn set. */
@@ -979,6 +1021,12 @@ static int write_image(struct src *s, int out, const struct xen_import_opts *o, 
 	};
 	if (o->kind)
 		p.kind = o->kind;
+	struct xsr_xen_pv pv;
+	int have_pv = xen_pv_map(s, o, &pv, &mfnmap);
+	if (have_pv < 0)
+		goto out;
+	if (have_pv)
+		p.xen_pv = &pv;
 	if (xsr_writer_open(&w, out, &p, err, errlen) < 0)
 		goto out_msg;
 	if (o->begin && o->begin(o->ctx, w, err, errlen) < 0)
@@ -1185,6 +1233,7 @@ out_done:
 	xsr_writer_abort(w);
 	free(runs);
 	free(hvmctx);
+	free(mfnmap);
 	return rc;
 }
 

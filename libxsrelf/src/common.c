@@ -20,7 +20,8 @@
 const struct xsr_sec_desc xsr_sec_table[XSR_SEC__COUNT] = {
 	[XSR_SEC_END] = {"end", NULL, sizeof(struct xsr_end), sizeof(struct xsr_end), .stream_only = true},
 	[XSR_SEC_NOTES] = {"notes", ".note", XSR_NOTE_SIZE,
-			   (uint64_t)XSR_NOTE_SIZE * XSR_MAX_VCPUS + XSR_VMCI_NOTE_HDR + XSR_MAX_VMCOREINFO},
+			   (uint64_t)(XSR_NOTE_SIZE + XSR_QEMU_NOTE_SIZE) * XSR_MAX_VCPUS + XSR_VMCI_NOTE_HDR +
+				   XSR_MAX_VMCOREINFO + XSR_XEN_NOTE_SIZE},
 	[XSR_SEC_MEMMAP] = {"memmap", ".xsr.memmap", 0, (uint64_t)XSR_MAX_RUNS * sizeof(struct xsr_memrun)},
 	[XSR_SEC_PRODUCER] = {"producer", ".xsr.producer", sizeof(struct xsr_producer), sizeof(struct xsr_producer)},
 	[XSR_SEC_CONFIG] = {"config", ".xsr.config", 0, XSR_MAX_CONFIG},
@@ -43,6 +44,9 @@ const struct xsr_sec_desc xsr_sec_table[XSR_SEC__COUNT] = {
 	[XSR_SEC_POSTCOPY_PFNS] = {"postcopy-pfns", NULL, sizeof(struct xsr_mig_pfns) + 8,
 				   sizeof(struct xsr_mig_pfns) + (uint64_t)XSR_MAX_BATCH * 8, .stream_only = true},
 	[XSR_SEC_POSTCOPY_TRANSITION] = {"postcopy-transition", NULL, 0, 0, .stream_only = true},
+	/* Xen PV guests laid out for crash: header + at least fll, one frame list, one leaf. */
+	[XSR_SEC_XEN_P2M_TREE] = {"xen-p2m-tree", ".xsr.xen-p2m-tree", sizeof(struct xsr_xen_p2m_tree) + 3 * XSR_PAGE_SIZE,
+				  MAXREC, .optional = true},
 };
 
 const struct xsr_sec_desc *xsr_sec_lookup(uint32_t code)
@@ -208,7 +212,8 @@ int xsr_check_headers(const void *buf, int want_layout, char *why, size_t whylen
 		return XSR_E_FORMAT;
 	}
 	if (fh.kind < XSR_KIND_SAVE || fh.kind > XSR_KIND_MIGRATION || fh.page_shift != XSR_PAGE_SHIFT ||
-	    fh.reserved0 || fh.reserved1 || fh.sentinel != XSR_OFF_STREAMED || (fh.flags & ~XSR_FF_PAGING_VIEW)) {
+	    fh.reserved0 || fh.reserved1 || fh.sentinel != XSR_OFF_STREAMED || (fh.flags & ~XSR_FF_KNOWN) ||
+	    (fh.flags & XSR_FF_XEN_MACHINE_PADDR && (fh.flags & XSR_FF_PAGING_VIEW || fh.layout != XSR_LAYOUT_SEEKABLE))) {
 		xsr_fmt(why, whylen, "offset 0x40: file header has a bad kind, page shift, flag, sentinel or reserved field");
 		return XSR_E_FORMAT;
 	}
@@ -351,7 +356,35 @@ void xsr_vmci_note(uint8_t *out, const void *text, uint32_t len)
 	memcpy(out + XSR_VMCI_NOTE_HDR, text, len);
 }
 
-int xsr_notes_check(const uint8_t *body, uint64_t len, uint32_t nr_vcpus, const char **why)
+static bool note_is(const uint8_t *p, uint64_t left, const char *name, uint32_t descsz, uint32_t type)
+{
+	Elf64_Nhdr nh;
+	uint32_t nl = (uint32_t)strlen(name) + 1;
+	if (left < sizeof(nh) + ALIGN4(nl) + ALIGN4(descsz))
+		return false;
+	memcpy(&nh, p, sizeof(nh));
+	return nh.n_namesz == nl && nh.n_descsz == descsz && nh.n_type == type && !memcmp(p + sizeof(nh), name, nl) &&
+	       xsr_is_zero(p + sizeof(nh) + nl, ALIGN4(nl) - nl) &&
+	       xsr_is_zero(p + sizeof(nh) + ALIGN4(nl) + descsz, ALIGN4(descsz) - descsz);
+}
+
+/* The VMCOREINFO note at @p, exactly @left octets; its size or 0. */
+static uint64_t vmci_note_ok(const uint8_t *p, uint64_t left)
+{
+	Elf64_Nhdr nh;
+	if (left < XSR_VMCI_NOTE_HDR)
+		return 0;
+	memcpy(&nh, p, sizeof(nh));
+	if (nh.n_namesz != sizeof(XSR_VMCI_NOTE_NAME) || nh.n_type != 0 || nh.n_descsz > XSR_MAX_VMCOREINFO ||
+	    nh.n_descsz == 0 || memcmp(p + sizeof(nh), XSR_VMCI_NOTE_NAME "\0", sizeof(XSR_VMCI_NOTE_NAME) + 1) ||
+	    xsr_vmci_note_size(nh.n_descsz) > left ||
+	    !xsr_is_zero(p + XSR_VMCI_NOTE_HDR + nh.n_descsz, xsr_vmci_note_size(nh.n_descsz) - XSR_VMCI_NOTE_HDR - nh.n_descsz))
+		return 0;
+	return xsr_vmci_note_size(nh.n_descsz);
+}
+
+int xsr_notes_check(const uint8_t *body, uint64_t len, uint32_t nr_vcpus, bool xen, uint64_t *xen_fll,
+		    const char **why)
 {
 	uint64_t pr = (uint64_t)nr_vcpus * XSR_NOTE_SIZE;
 	if (len < pr) {
@@ -367,20 +400,39 @@ int xsr_notes_check(const uint8_t *body, uint64_t len, uint32_t nr_vcpus, const 
 			return XSR_E_FORMAT;
 		}
 	}
-	if (len == pr)
+	if (!xen) {
+		if (len == pr)
+			return 0;
+		if (vmci_note_ok(body + pr, len - pr) != len - pr) {
+			*why = "the note after the NT_PRSTATUS notes is not a well-formed VMCOREINFO note";
+			return XSR_E_FORMAT;
+		}
 		return 0;
-	Elf64_Nhdr nh;
-	if (len - pr < XSR_VMCI_NOTE_HDR) {
-		*why = "octets after the NT_PRSTATUS notes are not a VMCOREINFO note";
+	}
+	/* Xen PV for crash: [QEMU x nr_vcpus, VMCOREINFO], then the Xen CRASH_INFO note ending the body. */
+	uint64_t at = pr;
+	if (len - at != XSR_XEN_NOTE_SIZE) {
+		uint64_t q = (uint64_t)nr_vcpus * XSR_QEMU_NOTE_SIZE;
+		for (uint32_t i = 0; i < nr_vcpus; i++)
+			if (!note_is(body + at + (uint64_t)i * XSR_QEMU_NOTE_SIZE, len - at - (uint64_t)i * XSR_QEMU_NOTE_SIZE,
+				     XSR_QEMU_NOTE_NAME, XSR_QEMU_CPUSTATE_SIZE, 0)) {
+				*why = "after the NT_PRSTATUS notes of a Xen PV image: neither the Xen note alone nor a QEMU note per vCPU";
+				return XSR_E_FORMAT;
+			}
+		at += q;
+		uint64_t v = len - at > XSR_XEN_NOTE_SIZE ? vmci_note_ok(body + at, len - at - XSR_XEN_NOTE_SIZE) : 0;
+		if (!v || v != len - at - XSR_XEN_NOTE_SIZE) {
+			*why = "the QEMU notes of a Xen PV image are not followed by a well-formed VMCOREINFO note";
+			return XSR_E_FORMAT;
+		}
+		at += v;
+	}
+	if (!note_is(body + at, len - at, XSR_XEN_NOTE_NAME, XSR_XEN_CRASH_INFO_SIZE, XSR_NT_XEN_CRASH_INFO) ||
+	    len - at != XSR_XEN_NOTE_SIZE || !xsr_is_zero(body + len - XSR_XEN_CRASH_INFO_SIZE + 16, 56)) {
+		*why = "a Xen PV image's notes do not end with the Xen CRASH_INFO note (words 2..8 zero)";
 		return XSR_E_FORMAT;
 	}
-	memcpy(&nh, body + pr, sizeof(nh));
-	if (nh.n_namesz != sizeof(XSR_VMCI_NOTE_NAME) || nh.n_type != 0 || nh.n_descsz > XSR_MAX_VMCOREINFO ||
-	    memcmp(body + pr + sizeof(nh), XSR_VMCI_NOTE_NAME "\0", sizeof(XSR_VMCI_NOTE_NAME) + 1) ||
-	    xsr_vmci_note_size(nh.n_descsz) != len - pr || nh.n_descsz == 0 ||
-	    !xsr_is_zero(body + pr + XSR_VMCI_NOTE_HDR + nh.n_descsz, len - pr - XSR_VMCI_NOTE_HDR - nh.n_descsz)) {
-		*why = "the note after the NT_PRSTATUS notes is not a well-formed VMCOREINFO note";
-		return XSR_E_FORMAT;
-	}
+	if (xen_fll)
+		memcpy(xen_fll, body + len - 8, 8);
 	return 0;
 }

@@ -20,7 +20,8 @@ static bool writer_made(uint32_t code)
 {
 	return code == XSR_SEC_NOTES || code == XSR_SEC_PRODUCER || code == XSR_SEC_MEMMAP ||
 	       code == XSR_SEC_INDEX || code == XSR_SEC_PAGES || code == XSR_SEC_STRTAB ||
-	       code == XSR_SEC_INTEGRITY || code == XSR_SEC_END || code == XSR_SEC_VMCOREINFO;
+	       code == XSR_SEC_INTEGRITY || code == XSR_SEC_END || code == XSR_SEC_VMCOREINFO ||
+	       code == XSR_SEC_XEN_P2M_TREE;
 }
 
 static int copy_section(struct xsr_writer *w, uint32_t sh_type, uint32_t info, uint64_t entsize,
@@ -64,7 +65,8 @@ static int image_phys(void *ctx, uint64_t paddr, void *buf, size_t len)
 
 static int from_image(int in, int out, const struct xsr_convert_opts *o, char *err, size_t errlen)
 {
-	void *vmci = NULL;
+	void *vmci = NULL, *tree = NULL;
+	uint64_t tlen = 0;
 	struct xsr_vload *vl = NULL;
 	uint32_t nvl = 0;
 	struct xsr_image *img = NULL;
@@ -123,6 +125,21 @@ static int from_image(int in, int out, const struct xsr_convert_opts *o, char *e
 		.vmcoreinfo = o && o->vmcoreinfo ? o->vmcoreinfo : vmci,
 		.vmcoreinfo_len = o && o->vmcoreinfo ? o->vmcoreinfo_len : (uint32_t)vlen,
 	};
+	/* A Xen PV image's machine map travels in its p2m tree; the writer re-makes the tree. */
+	struct xsr_xen_pv pv;
+	int ti = xsr_image_find(img, XSR_SEC_XEN_P2M_TREE, UINT32_MAX, &si);
+	if (ti > 0 && !(o && o->paging)) {
+		const char *why;
+		if ((rc = xsr_image_read_section(img, (uint32_t)ti, &tree, &tlen)) < 0) {
+			xsr_fmt(err, errlen, "%s", xsr_image_error(img));
+			goto out;
+		}
+		if ((rc = xsr_xen_tree_params(tree, tlen, &pv, &why)) < 0) {
+			xsr_fmt(err, errlen, "section %s: %s", si.name, why);
+			goto out;
+		}
+		p.xen_pv = &pv;
+	}
 	if ((rc = xsr_writer_open(&w, out, &p, err, errlen)) < 0)
 		goto out;
 	for (uint32_t i = 1; i < xsr_image_nsections(img); i++) {
@@ -172,6 +189,7 @@ out:
 	xsr_writer_abort(w);
 	xsr_image_close(img);
 	free(vmci);
+	free(tree);
 	free(vl);
 	free(pr);
 	free(buf);
@@ -191,6 +209,8 @@ struct sconv {
 	uint32_t nruns;
 	void *vmci;
 	uint32_t vmci_len;
+	void *tree; /* XEN_P2M_TREE body seen before the writer opened */
+	uint64_t tree_len;
 	char *err;
 	size_t errlen;
 };
@@ -215,6 +235,16 @@ static int sc_open(struct sconv *c)
 		.compress = c->o ? c->o->compress : 0,
 		.vmcoreinfo = vm, .vmcoreinfo_len = c->o && c->o->vmcoreinfo ? c->o->vmcoreinfo_len : c->vmci_len,
 	};
+	struct xsr_xen_pv pv;
+	if (c->tree) {
+		const char *why;
+		int rc = xsr_xen_tree_params(c->tree, c->tree_len, &pv, &why);
+		if (rc < 0) {
+			xsr_fmt(c->err, c->errlen, "the xen-p2m-tree record: %s", why);
+			return rc;
+		}
+		p.xen_pv = &pv;
+	}
 	return xsr_writer_open(&c->w, c->out, &p, c->err, c->errlen);
 }
 
@@ -241,6 +271,14 @@ static int sc_section(void *ctx, const struct xsr_record_header *rh, const void 
 			return XSR_E_NOMEM;
 		memcpy(c->vmci, body, rh->sh_size);
 		c->vmci_len = (uint32_t)rh->sh_size;
+		return 0;
+	}
+	/* The writer emits it right after MEMMAP (and VMCOREINFO); it lays out the seekable image. */
+	if (code == XSR_SEC_XEN_P2M_TREE && !c->w && !c->tree) {
+		if (!(c->tree = malloc(rh->sh_size)))
+			return XSR_E_NOMEM;
+		memcpy(c->tree, body, rh->sh_size);
+		c->tree_len = rh->sh_size;
 		return 0;
 	}
 	if (writer_made(code))
@@ -300,6 +338,7 @@ out:
 	xsr_writer_abort(c.w);
 	free(c.runs);
 	free(c.vmci);
+	free(c.tree);
 	free(c.vs);
 	return rc;
 }

@@ -366,6 +366,65 @@ static int load_memmap(struct xsr_image *img)
 	return 0;
 }
 
+/*
+ * XSR_FF_XEN_MACHINE_PADDR: the PT_LOADs must be exactly those the writer
+ * makes from the memory map and the p2m tree (which is checked to be the tree
+ * they make): p_vaddr guest-physical, p_paddr the machine address of the
+ * tree's leaf, p_offset the slot; then the tree's own PT_LOAD.
+ */
+static int xen_phdrs(struct xsr_image *img, uint64_t note_fll)
+{
+	struct xsr_section_info t;
+	struct xsr_xen_layout l;
+	const char *why;
+	void *body;
+	uint64_t len;
+	int i = xsr_image_find(img, XSR_SEC_XEN_P2M_TREE, UINT32_MAX, &t);
+	if (i < 0)
+		return ifail(img, XSR_E_FORMAT, "a Xen machine-address image (file header flag 0x%x) without a %s section",
+			     XSR_FF_XEN_MACHINE_PADDR, ".xsr.xen-p2m-tree");
+	int rc = xsr_image_read_section(img, (uint32_t)i, &body, &len);
+	if (rc < 0)
+		return rc;
+	rc = xsr_xen_layout_from_tree(img->runs, img->nruns, body, len, &l, &why);
+	free(body);
+	if (rc == XSR_E_NOMEM)
+		return ifail(img, rc, "out of memory");
+	if (rc < 0)
+		return ifail(img, rc, "section %s at 0x%llx: %s", t.name, (unsigned long long)t.offset, why);
+	rc = 0;
+	if (note_fll != l.hdr.fll_mfn)
+		rc = ifail(img, XSR_E_FORMAT, "section .note: the Xen CRASH_INFO note names p2m frame 0x%llx, the tree is at 0x%llx",
+			   (unsigned long long)note_fll, (unsigned long long)l.hdr.fll_mfn);
+	else if (img->phnum != l.nr_loads + 2)
+		rc = ifail(img, XSR_E_FORMAT, "%u program headers; the memory map and the p2m tree make %u", img->phnum,
+			   l.nr_loads + 2);
+	for (uint32_t k = 1; k < img->phnum && rc == 0; k++) {
+		Elf64_Phdr want = {.p_type = PT_LOAD, .p_flags = PF_R | PF_W | PF_X};
+		if (k <= l.nr_loads) {
+			const struct xsr_xen_load *x = &l.loads[k - 1];
+			want.p_offset = img->pages_off +
+					(uint64_t)xsr_memmap_slot(img->runs, img->slot_base, img->nruns, x->pfn) * XSR_PAGE_SIZE;
+			want.p_vaddr = x->pfn << XSR_PAGE_SHIFT;
+			want.p_paddr = x->mfn << XSR_PAGE_SHIFT;
+			want.p_filesz = want.p_memsz = x->count << XSR_PAGE_SHIFT;
+		} else {
+			want.p_offset = t.offset + sizeof(struct xsr_xen_p2m_tree);
+			want.p_vaddr = want.p_paddr = l.hdr.fll_mfn << XSR_PAGE_SHIFT;
+			want.p_filesz = want.p_memsz = l.npages * XSR_PAGE_SIZE;
+		}
+		if (memcmp(&want, &img->ph[k], sizeof(want)))
+			rc = ifail(img, XSR_E_FORMAT,
+				   "program header %u at 0x%llx: not the PT_LOAD the memory map and the p2m tree make "
+				   "(want vaddr 0x%llx paddr 0x%llx offset 0x%llx size 0x%llx, align 0)",
+				   k, (unsigned long long)(img->eh.e_phoff + k * sizeof(Elf64_Phdr)),
+				   (unsigned long long)want.p_vaddr, (unsigned long long)want.p_paddr,
+				   (unsigned long long)want.p_offset, (unsigned long long)want.p_filesz);
+	}
+	xsr_xen_layout_free(&l);
+	return rc;
+}
+
 static int load_phdrs(struct xsr_image *img)
 {
 	int rc = xsr_io_pread(img->fd, img->ph, img->phnum * sizeof(Elf64_Phdr), img->eh.e_phoff);
@@ -378,14 +437,18 @@ static int load_phdrs(struct xsr_image *img)
 			     (unsigned long long)img->eh.e_phoff);
 	uint8_t *nb = malloc(n->size + 1);
 	const char *why;
+	bool xen = img->fh.flags & XSR_FF_XEN_MACHINE_PADDR;
+	uint64_t fll = 0;
 	if (!nb)
 		return ifail(img, XSR_E_NOMEM, "out of memory");
 	if ((rc = read_record(img, img->i_notes, nb, n->size)) == 0 &&
-	    (rc = xsr_notes_check(nb, n->size, img->fh.nr_vcpus, &why)) < 0)
+	    (rc = xsr_notes_check(nb, n->size, img->fh.nr_vcpus, xen, &fll, &why)) < 0)
 		ifail(img, rc, "section .note at 0x%llx (%u vCPUs): %s", (unsigned long long)n->offset, img->fh.nr_vcpus, why);
 	free(nb);
 	if (rc < 0)
 		return rc;
+	if (xen)
+		return xen_phdrs(img, fll);
 	bool paging = img->fh.flags & XSR_FF_PAGING_VIEW;
 	if (!paging && img->phnum != img->nruns + 1)
 		return ifail(img, XSR_E_FORMAT, "%u program headers for %u memory runs", img->phnum, img->nruns);

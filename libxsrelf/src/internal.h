@@ -17,6 +17,7 @@
 #define XSR_ERRLEN 512
 
 #define ALIGN8(x) (((x) + 7) & ~(uint64_t)7)
+#define ALIGN4(x) (((x) + 3) & ~(uint64_t)3)
 #define ALIGN_PAGE(x) (((x) + XSR_PAGE_SIZE - 1) & ~(XSR_PAGE_SIZE - 1))
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 
@@ -92,11 +93,46 @@ void xsr_fmt(char *dst, size_t len, const char *fmt, ...) __attribute__((format(
 /* Octets of the VMCOREINFO note for @len octets of text (0 when none). */
 uint64_t xsr_vmci_note_size(uint64_t len);
 void xsr_vmci_note(uint8_t *out, const void *text, uint32_t len);
-/* NOTES body: one NT_PRSTATUS per vCPU, then at most one VMCOREINFO note. */
-int xsr_notes_check(const uint8_t *body, uint64_t len, uint32_t nr_vcpus, const char **why);
+/*
+ * NOTES body: one NT_PRSTATUS per vCPU, then at most one VMCOREINFO note;
+ * with @xen (XSR_FF_XEN_MACHINE_PADDR): NT_PRSTATUS per vCPU, then either
+ * nothing or one QEMU note per vCPU and the VMCOREINFO note, then the Xen
+ * CRASH_INFO note, whose p2m frame-list-list mfn goes to *@xen_fll.
+ */
+int xsr_notes_check(const uint8_t *body, uint64_t len, uint32_t nr_vcpus, bool xen, uint64_t *xen_fll,
+		    const char **why);
 
 /* ---- vCPU ---- */
 void xsr_note_prstatus(const struct xsr_x86_vcpu *r, uint8_t note[XSR_NOTE_SIZE]);
+
+/* ---- Xen PV guests laid out for crash (xenpv.c) ---- */
+struct xsr_xen_load {
+	uint64_t pfn, mfn, count; /* one PT_LOAD: p_vaddr = pfn << 12, p_paddr = mfn << 12 */
+};
+struct xsr_xen_layout {
+	struct xsr_xen_p2m_tree hdr;
+	uint64_t *tree;              /* npages pages: fll, frame lists, leaves */
+	uint64_t npages;
+	struct xsr_xen_load *loads;  /* in pfn order, each inside one memory run */
+	uint32_t nr_loads;
+};
+/*
+ * The layout for these runs and map: 0, 1 when it does not fit (too many
+ * loads or frame lists, a machine frame used twice; *why says which; the
+ * image is then written without it), or XSR_E_NOMEM.
+ */
+int xsr_xen_layout_make(const struct xsr_memrun *runs, uint32_t nruns, const struct xsr_xen_pv *pv,
+			struct xsr_xen_layout *out, const char **why);
+/* Re-make the layout from a tree section body and check the body is exactly it. */
+int xsr_xen_layout_from_tree(const struct xsr_memrun *runs, uint32_t nruns, const void *body, uint64_t len,
+			     struct xsr_xen_layout *out, const char **why);
+/* Writer parameters from a tree section body (pointing into @body, which must be 8-aligned). */
+int xsr_xen_tree_params(const void *body, uint64_t len, struct xsr_xen_pv *pv, const char **why);
+void xsr_xen_layout_free(struct xsr_xen_layout *l);
+void xsr_qemu_note(const struct xsr_x86_vcpu *r, uint64_t kernel_gs_base, uint8_t out[XSR_QEMU_NOTE_SIZE]);
+void xsr_xen_note(uint32_t major, uint32_t minor, uint64_t fll_mfn, uint8_t out[XSR_XEN_NOTE_SIZE]);
+/* Length of the VMCOREINFO text a page starts with ("OSRELEASE=", printable, PAGESIZE=), or 0. */
+uint32_t xsr_vmci_in_page(const uint8_t *page);
 
 /* ---- memmap ---- */
 /* Validate a memmap body: sorted, disjoint, non-empty runs, pfn limits. */

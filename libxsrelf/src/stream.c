@@ -324,7 +324,7 @@ int xsr_stream_step(struct xsr_stream *s, const struct xsr_stream_ops *ops, void
 		s->have_notes = true;
 		{
 			const char *why;
-			if (xsr_notes_check(s->body, rh.sh_size, s->fh.nr_vcpus, &why) < 0)
+			if (xsr_notes_check(s->body, rh.sh_size, s->fh.nr_vcpus, false, NULL, &why) < 0)
 				return sfail(s, XSR_E_FORMAT, "record notes at stream offset 0x%llx (%u vCPUs): %s",
 					     (unsigned long long)at, s->fh.nr_vcpus, why);
 		}

@@ -11,6 +11,12 @@
  *   page     page slots, run after run          (zero pages are holes)
  *   tail     appended records (config, vcpu, ...), STRTAB, INTEGRITY
  *            Elf64_Shdr table
+ *
+ * A Xen PV guest laid out for crash (XSR_FF_XEN_MACHINE_PADDR): NOTES gets
+ * the room of its largest possible body (crash reads notes only before the
+ * first page), because the VMCOREINFO text may be found among the pages put;
+ * the unused end of that room is zero fill.  The p2m tree record opens the
+ * tail (its pages page aligned); VMCOREINFO is appended at close.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -59,6 +65,14 @@ struct xsr_writer {
 	uint64_t notes_rec, index_rec; /* record header offsets */
 	uint64_t pages_off, tail;
 	uint64_t *databits; /* slots currently holding data */
+	/* seekable, Xen PV guest laid out for crash */
+	struct xsr_xen_layout *xen;
+	uint64_t tree_body;  /* file offset of the tree section's body */
+	uint8_t *qemu;       /* nr_vcpus QEMU notes */
+	void *vmci;          /* VMCOREINFO: given, or found at close */
+	uint32_t vmci_len;
+	uint64_t vmci_pfn[8]; /* pages put that start with "OSRELEASE=" */
+	uint32_t nr_vmci_pfn;
 	struct wsec *secs;
 	uint32_t nsecs, capsecs;
 	/* scratch */
@@ -291,7 +305,7 @@ static int check_params(const struct xsr_writer_params *p, char *err, size_t err
 		xsr_fmt(err, errlen, "unknown compression %u", p->compress);
 		return XSR_E_INVAL;
 	}
-	if (p->flags & ~XSR_FF_PAGING_VIEW) {
+	if (p->flags & ~XSR_FF_KNOWN) {
 		xsr_fmt(err, errlen, "unknown flags 0x%x", p->flags);
 		return XSR_E_INVAL;
 	}
@@ -302,6 +316,18 @@ static int check_params(const struct xsr_writer_params *p, char *err, size_t err
 		return XSR_E_LIMIT;
 	}
 	return xsr_memmap_check(p->runs, p->nr_runs, &total, err, errlen);
+}
+
+/*
+ * Xen PV: the largest NOTES body the image can get.  A VMCOREINFO found in
+ * guest memory is shorter than a page; a given one counts with at least that
+ * room too, so that a conversion, which passes the found text as given, lays
+ * the file out the same way.
+ */
+static uint64_t xen_notes_room(const struct xsr_writer_params *p)
+{
+	uint64_t v = p->vmcoreinfo && p->vmcoreinfo_len > XSR_PAGE_SIZE - 1 ? p->vmcoreinfo_len : XSR_PAGE_SIZE - 1;
+	return (uint64_t)p->nr_vcpus * (XSR_NOTE_SIZE + XSR_QEMU_NOTE_SIZE) + xsr_vmci_note_size(v) + XSR_XEN_NOTE_SIZE;
 }
 
 static int check_vloads(struct xsr_writer *w)
@@ -375,6 +401,23 @@ int xsr_writer_open(struct xsr_writer **out, int fd, const struct xsr_writer_par
 		rc = XSR_E_INVAL;
 		goto out_fail;
 	}
+	/* The writer decides the Xen layout (below); a caller's flag bit is not a request. */
+	w->flags &= ~XSR_FF_XEN_MACHINE_PADDR;
+	if (p->xen_pv && !p->vloads) {
+		const char *why;
+		if (!(w->xen = calloc(1, sizeof(*w->xen)))) {
+			rc = XSR_E_NOMEM;
+			goto out_fail;
+		}
+		rc = xsr_xen_layout_make(p->runs, p->nr_runs, p->xen_pv, w->xen, &why);
+		if (rc < 0)
+			goto out_fail;
+		if (rc > 0) { /* does not fit: an ordinary physical view */
+			free(w->xen);
+			w->xen = NULL;
+		}
+		rc = 0;
+	}
 	if (w->layout == XSR_LAYOUT_STREAM) {
 		if (w->compress) {
 			w->rawbuf = malloc(XSR_MAX_BATCH * XSR_PAGE_SIZE);
@@ -396,6 +439,16 @@ int xsr_writer_open(struct xsr_writer **out, int fd, const struct xsr_writer_par
 		struct iovec vv = {(void *)p->vmcoreinfo, p->vmcoreinfo_len};
 		if (p->vmcoreinfo && (rc = add_record(w, XSR_SEC_VMCOREINFO, 1, 0, 0, &vv, 1)) < 0)
 			goto out_msg;
+		if (w->xen) {
+			/* Carried so that a conversion to seekable makes the same layout; notes stay plain. */
+			struct iovec tv[2] = {{&w->xen->hdr, sizeof(w->xen->hdr)},
+					      {w->xen->tree, w->xen->npages * XSR_PAGE_SIZE}};
+			if ((rc = add_record(w, XSR_SEC_XEN_P2M_TREE, 1, 0, 0, tv, 2)) < 0)
+				goto out_msg;
+			xsr_xen_layout_free(w->xen);
+			free(w->xen);
+			w->xen = NULL;
+		}
 		*out = w;
 		return 0;
 	}
@@ -415,6 +468,20 @@ int xsr_writer_open(struct xsr_writer **out, int fd, const struct xsr_writer_par
 	} else {
 		w->flags &= ~XSR_FF_PAGING_VIEW;
 	}
+	if (w->xen) {
+		w->flags |= XSR_FF_XEN_MACHINE_PADDR;
+		w->qemu = calloc(p->nr_vcpus, XSR_QEMU_NOTE_SIZE);
+		if (p->vmcoreinfo) {
+			w->vmci = malloc(p->vmcoreinfo_len);
+			w->vmci_len = p->vmcoreinfo_len;
+		}
+		if (!w->qemu || (p->vmcoreinfo && !w->vmci)) {
+			rc = XSR_E_NOMEM;
+			goto out_fail;
+		}
+		if (w->vmci)
+			memcpy(w->vmci, p->vmcoreinfo, p->vmcoreinfo_len);
+	}
 	w->databits = calloc((w->nr_pages + 63) / 64 + 1, 8);
 	if (!w->databits) {
 		rc = XSR_E_NOMEM;
@@ -425,10 +492,10 @@ int xsr_writer_open(struct xsr_writer **out, int fd, const struct xsr_writer_par
 		rc = XSR_E_IO;
 		goto out_fail;
 	}
-	uint32_t nloads = w->loads ? w->nr_loads : w->nr_runs;
+	uint32_t nloads = w->loads ? w->nr_loads : w->xen ? w->xen->nr_loads + 1 : w->nr_runs;
 	uint64_t off = ALIGN8(XSR_HEADER_END + (uint64_t)(1 + nloads) * sizeof(Elf64_Phdr));
 	w->notes_rec = off;
-	off += record_span(w->notes_len);
+	off += record_span(w->xen ? xen_notes_room(p) : w->notes_len);
 	struct wsec *s;
 	struct iovec pv = {&w->producer, sizeof(w->producer)};
 	if ((rc = emit_record(w, XSR_SEC_PRODUCER, false, 0, 0, &pv, 1, off, &s)) < 0)
@@ -448,9 +515,27 @@ int xsr_writer_open(struct xsr_writer **out, int fd, const struct xsr_writer_par
 		rc = XSR_E_IO;
 		goto out_fail;
 	}
-	struct iovec vv = {(void *)p->vmcoreinfo, p->vmcoreinfo_len};
-	if (p->vmcoreinfo && (rc = add_record(w, XSR_SEC_VMCOREINFO, 1, 0, 0, &vv, 1)) < 0)
-		goto out_msg;
+	if (w->xen) {
+		/*
+		 * The tree's pages are page aligned in the file like the page slots
+		 * (the PT_LOAD over them): the record starts 128 octets (record
+		 * header + tree header) before a page boundary, zero fill before it.
+		 */
+		uint64_t at = ALIGN_PAGE(w->tail + 2 * 64) - 2 * 64;
+		struct iovec tv[2] = {{&w->xen->hdr, sizeof(w->xen->hdr)}, {w->xen->tree, w->xen->npages * XSR_PAGE_SIZE}};
+		uint64_t len = sizeof(w->xen->hdr) + w->xen->npages * XSR_PAGE_SIZE;
+		if ((rc = emit_record(w, XSR_SEC_XEN_P2M_TREE, true, 0, 0, tv, 2, at, NULL)) < 0)
+			goto out_msg;
+		w->tree_body = at + sizeof(struct xsr_record_header);
+		w->tail = at + record_span(len);
+		/* The tree is on disk; the loads stay for the program headers. */
+		free(w->xen->tree);
+		w->xen->tree = NULL;
+	} else {
+		struct iovec vv = {(void *)p->vmcoreinfo, p->vmcoreinfo_len};
+		if (p->vmcoreinfo && (rc = add_record(w, XSR_SEC_VMCOREINFO, 1, 0, 0, &vv, 1)) < 0)
+			goto out_msg;
+	}
 	*out = w;
 	return 0;
 
@@ -472,7 +557,8 @@ int xsr_writer_add_section(struct xsr_writer *w, uint32_t code, int optional, ui
 	/* VMCOREINFO comes through the parameters, so that the note carries it too. */
 	if (!d || code == XSR_SEC_END || code == XSR_SEC_NOTES || code == XSR_SEC_MEMMAP ||
 	    code == XSR_SEC_INDEX || code == XSR_SEC_INTEGRITY || code == XSR_SEC_STRTAB ||
-	    code == XSR_SEC_PRODUCER || code == XSR_SEC_PAGES || code == XSR_SEC_VMCOREINFO)
+	    code == XSR_SEC_PRODUCER || code == XSR_SEC_PAGES || code == XSR_SEC_VMCOREINFO ||
+	    code == XSR_SEC_XEN_P2M_TREE)
 		return fail(w, XSR_E_INVAL, "section type %u is not for callers to add", code);
 	return add_record(w, code, optional, info, entsize, iov, iovcnt);
 }
@@ -532,6 +618,11 @@ int xsr_writer_set_vcpu(struct xsr_writer *w, const struct xsr_vcpu_state *st)
 	if (w->layout == XSR_LAYOUT_SEEKABLE)
 		w->tail += record_span((uint64_t)n);
 	xsr_note_prstatus(&st->r, w->notes + (size_t)id * XSR_NOTE_SIZE);
+	if (w->qemu) {
+		uint64_t kgs = 0;
+		xsr_vcpu_msr(st, 0xc0000102, &kgs); /* KERNEL_GS_BASE, 0 when not saved */
+		xsr_qemu_note(&st->r, kgs, w->qemu + (size_t)id * XSR_QEMU_NOTE_SIZE);
+	}
 	w->vcpu_set[id] = 1;
 	w->nr_vcpu_set++;
 	return 0;
@@ -744,6 +835,20 @@ static uint32_t group_len(const struct xsr_writer *w, uint32_t start, uint32_t n
 }
 
 /*
+ * Linux keeps its VMCOREINFO text in a page of its own that starts with
+ * "OSRELEASE=": remember such pages (a few) and read them back at close,
+ * when the last write of each is known.
+ */
+static void note_vmci_page(struct xsr_writer *w, uint64_t pfn)
+{
+	for (uint32_t i = 0; i < w->nr_vmci_pfn; i++)
+		if (w->vmci_pfn[i] == pfn)
+			return;
+	if (w->nr_vmci_pfn < ARRAY_SIZE(w->vmci_pfn))
+		w->vmci_pfn[w->nr_vmci_pfn++] = pfn;
+}
+
+/*
  * Seekable batch: page data goes out while the worker hashes the same pages;
  * the index entries follow once both are done.
  */
@@ -754,6 +859,8 @@ static int put_seekable(struct xsr_writer *w, const uint64_t *pfns, uint32_t n, 
 		if ((rc = check_pfn(w, pfns[i], &w->slots[i])) < 0)
 			return rc;
 		w->zero[i] = !pages[i] || xsr_page_is_zero(pages[i]);
+		if (w->xen && !w->vmci && !w->zero[i] && !memcmp(pages[i], "OSRELEASE=", 10))
+			note_vmci_page(w, pfns[i] & XSR_PFN_MASK);
 	}
 	bool async = hash_start(w, pages, n);
 	for (uint32_t start = 0, len; start < n && rc == 0; start += len) {
@@ -917,14 +1024,66 @@ static const char *elf_name(const struct wsec *s)
 	return d && d->elfname ? d->elfname : ".xsr.unknown";
 }
 
+/*
+ * Xen PV for crash: VMCOREINFO (given, or the first valid page of those that
+ * started with "OSRELEASE="), then the notes in the order crash needs:
+ * NT_PRSTATUS, a QEMU note per vCPU and VMCOREINFO (crash refuses a Xen
+ * kdump with QEMU notes but no VMCOREINFO), the Xen CRASH_INFO note.
+ */
+static int xen_notes(struct xsr_writer *w)
+{
+	int rc;
+	uint8_t *page = NULL;
+	for (uint32_t i = 0; i < w->nr_vmci_pfn && !w->vmci; i++) {
+		int64_t slot = xsr_memmap_slot(w->runs, w->slot_base, w->nr_runs, w->vmci_pfn[i]);
+		if (slot < 0 || !bit_get(w->databits, (uint64_t)slot))
+			continue;
+		if (!page && !(page = malloc(XSR_PAGE_SIZE)))
+			return fail(w, XSR_E_NOMEM, "out of memory");
+		if ((rc = xsr_io_pread(w->fd, page, XSR_PAGE_SIZE, w->pages_off + (uint64_t)slot * XSR_PAGE_SIZE)) < 0) {
+			free(page);
+			return fail(w, XSR_E_IO, "reading back pfn 0x%llx: %s", (unsigned long long)w->vmci_pfn[i],
+				    strerror(-rc));
+		}
+		uint32_t n = xsr_vmci_in_page(page);
+		if (n) {
+			w->vmci = page;
+			w->vmci_len = n;
+			page = NULL;
+		}
+	}
+	free(page);
+	if (w->vmci) {
+		struct iovec vv = {w->vmci, w->vmci_len};
+		if ((rc = add_record(w, XSR_SEC_VMCOREINFO, 1, 0, 0, &vv, 1)) < 0)
+			return rc;
+	}
+	uint64_t pr = (uint64_t)w->nr_vcpus * XSR_NOTE_SIZE;
+	uint64_t q = w->vmci ? (uint64_t)w->nr_vcpus * XSR_QEMU_NOTE_SIZE + xsr_vmci_note_size(w->vmci_len) : 0;
+	uint8_t *n = realloc(w->notes, pr + q + XSR_XEN_NOTE_SIZE);
+	if (!n)
+		return fail(w, XSR_E_NOMEM, "out of memory for the notes");
+	w->notes = n;
+	if (w->vmci) {
+		memcpy(n + pr, w->qemu, (size_t)w->nr_vcpus * XSR_QEMU_NOTE_SIZE);
+		xsr_vmci_note(n + pr + (uint64_t)w->nr_vcpus * XSR_QEMU_NOTE_SIZE, w->vmci, w->vmci_len);
+	}
+	xsr_xen_note(w->xen->hdr.xen_major, w->xen->hdr.xen_minor, w->xen->hdr.fll_mfn, n + pr + q);
+	w->notes_len = pr + q + XSR_XEN_NOTE_SIZE;
+	return 0;
+}
+
 static int close_seekable(struct xsr_writer *w)
 {
 	int rc;
 	struct wsec *s;
+	if (w->xen && (rc = xen_notes(w)) < 0)
+		return rc;
 	/* NOTES, filled now that every vCPU is known. */
 	struct iovec nv = {w->notes, (size_t)w->notes_len};
 	if ((rc = emit_record(w, XSR_SEC_NOTES, false, 0, 0, &nv, 1, w->notes_rec, &s)) < 0)
 		return rc;
+
 	if (!(s = add_wsec(w)))
 		return fail(w, XSR_E_LIMIT, "too many sections");
 	if ((rc = finish_index(w, s)) < 0)
@@ -1005,7 +1164,7 @@ static int close_seekable(struct xsr_writer *w)
 	uint32_t shnum = n + 2; /* NULL + sections + integrity */
 	uint64_t file_size = shoff + (uint64_t)shnum * sizeof(Elf64_Shdr);
 	Elf64_Shdr *sh = calloc(shnum, sizeof(*sh));
-	uint32_t nloads = w->loads ? w->nr_loads : w->nr_runs;
+	uint32_t nloads = w->loads ? w->nr_loads : w->xen ? w->xen->nr_loads + 1 : w->nr_runs;
 	Elf64_Phdr *ph = calloc(1 + nloads, sizeof(*ph));
 	if (!sh || !ph) {
 		free(sh);
@@ -1037,7 +1196,23 @@ static int close_seekable(struct xsr_writer *w)
 		Elf64_Phdr *q = &ph[1 + i];
 		q->p_type = PT_LOAD;
 		q->p_align = XSR_PAGE_SIZE;
-		if (w->loads) {
+		if (w->xen) {
+			/* p_align 0: crash takes an ELF core as kdump (and reads its QEMU notes) only so. */
+			q->p_flags = PF_R | PF_W | PF_X;
+			q->p_align = 0;
+			if (i < w->xen->nr_loads) {
+				const struct xsr_xen_load *l = &w->xen->loads[i];
+				int64_t slot = xsr_memmap_slot(w->runs, w->slot_base, w->nr_runs, l->pfn);
+				q->p_offset = w->pages_off + (uint64_t)slot * XSR_PAGE_SIZE;
+				q->p_vaddr = l->pfn << XSR_PAGE_SHIFT;
+				q->p_paddr = l->mfn << XSR_PAGE_SHIFT;
+				q->p_filesz = q->p_memsz = l->count << XSR_PAGE_SHIFT;
+			} else {
+				q->p_offset = w->tree_body + sizeof(struct xsr_xen_p2m_tree);
+				q->p_vaddr = q->p_paddr = w->xen->hdr.fll_mfn << XSR_PAGE_SHIFT;
+				q->p_filesz = q->p_memsz = w->xen->npages * XSR_PAGE_SIZE;
+			}
+		} else if (w->loads) {
 			const struct xsr_vload *l = &w->loads[i];
 			int64_t slot = xsr_memmap_slot(w->runs, w->slot_base, w->nr_runs, l->paddr >> XSR_PAGE_SHIFT);
 			q->p_flags = l->flags ? l->flags : PF_R | PF_W | PF_X;
@@ -1107,6 +1282,10 @@ void xsr_writer_abort(struct xsr_writer *w)
 	free(w->notes);
 	free(w->vcpu_set);
 	free(w->loads);
+	xsr_xen_layout_free(w->xen);
+	free(w->xen);
+	free(w->qemu);
+	free(w->vmci);
 	free(w->databits);
 	free(w->secs);
 	free(w->cbuf);

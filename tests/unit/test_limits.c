@@ -246,7 +246,11 @@ Test(limits, record_lengths_at_and_past_the_maximum)
 	length_limit(XSR_SEC_VMCOREINFO, 1, XSR_MAX_VMCOREINFO);
 	length_limit(0x7777, 1, XSR_MAX_RECORD); /* unknown optional record */
 	length_limit(XSR_SEC_PAGES, 0, 16 + (uint64_t)XSR_MAX_BATCH * (8 + XSR_PAGE_SIZE));
-	length_limit(XSR_SEC_NOTES, 0, (uint64_t)XSR_NOTE_SIZE * XSR_MAX_VCPUS + XSR_VMCI_NOTE_HDR + XSR_MAX_VMCOREINFO);
+	/* NT_PRSTATUS and QEMU notes for every vCPU, VMCOREINFO, the Xen note (Xen PV images) */
+	length_limit(XSR_SEC_NOTES, 0,
+		     (uint64_t)(XSR_NOTE_SIZE + XSR_QEMU_NOTE_SIZE) * XSR_MAX_VCPUS + XSR_VMCI_NOTE_HDR + XSR_MAX_VMCOREINFO +
+			     XSR_XEN_NOTE_SIZE);
+	length_limit(XSR_SEC_XEN_P2M_TREE, 1, XSR_MAX_RECORD);
 }
 
 /* Below the minimum, or off an exact length: refused before the body is used. */

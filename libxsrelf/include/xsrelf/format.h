@@ -44,6 +44,13 @@ enum xsr_kind {
 
 /* xsr_file_header.flags */
 #define XSR_FF_PAGING_VIEW 0x1u /* PT_LOADs are guest-virtual mappings */
+/*
+ * Xen PV guest laid out for crash (seekable only): each PT_LOAD's p_vaddr is
+ * guest-physical and its p_paddr the machine address the guest's page tables
+ * use; the last PT_LOAD is the synthetic p2m tree of XSR_SEC_XEN_P2M_TREE.
+ */
+#define XSR_FF_XEN_MACHINE_PADDR 0x2u
+#define XSR_FF_KNOWN (XSR_FF_PAGING_VIEW | XSR_FF_XEN_MACHINE_PADDR)
 
 struct xsr_file_header {
 	uint8_t magic[8];        /* XSR_MAGIC */
@@ -135,6 +142,7 @@ enum xsr_sec {
 	XSR_SEC_POSTCOPY_BEGIN = 0x12, /* xsr_mig_round: paused; vCPUs follow */
 	XSR_SEC_POSTCOPY_PFNS = 0x13,  /* xsr_mig_pfns: pages still to come */
 	XSR_SEC_POSTCOPY_TRANSITION = 0x14, /* empty: resume now, pages follow */
+	XSR_SEC_XEN_P2M_TREE = 0x15, /* xsr_xen_p2m_tree + pages: crash's view of a Xen PV p2m */
 	XSR_SEC__COUNT
 };
 
@@ -169,6 +177,28 @@ struct xsr_p2m_entry {
 	uint64_t mfn;
 };
 _Static_assert(sizeof(struct xsr_p2m_entry) == 16, "xsr_p2m_entry");
+
+/*
+ * XSR_SEC_XEN_P2M_TREE: this header, then 1 + nr_frame_lists + nr_leaves
+ * pages: the frame-list-list page, the frame-list pages and the leaf pages
+ * of a 3-level p2m (as a 64-bit PV Linux guest keeps it), at machine frames
+ * fll_mfn, fll_mfn + 1, ...  Leaf entry p is the machine frame of pfn p, or
+ * XSR_XEN_NO_MFN.  In a seekable image the pages are page aligned in the
+ * file and the last PT_LOAD maps them; a Xen CRASH_INFO note names fll_mfn.
+ */
+#define XSR_XEN_NO_MFN UINT64_C(0xffffffffffffffff)
+#define XSR_XEN_P2M_PER_PAGE 512     /* 8-octet entries per page */
+#define XSR_XEN_P2M_MAX_FL 512       /* frame lists crash reads at most */
+struct xsr_xen_p2m_tree {
+	uint32_t xen_major;      /* hypervisor version (for the CRASH_INFO note) */
+	uint32_t xen_minor;
+	uint64_t nr_pfns;        /* leaf entries that matter: pfns 0 .. nr_pfns - 1 */
+	uint64_t fll_mfn;        /* machine frame of the first page, a multiple of 512 */
+	uint32_t nr_frame_lists; /* ceil(nr_leaves / 512), 1 ..= XSR_XEN_P2M_MAX_FL */
+	uint32_t nr_leaves;      /* ceil(nr_pfns / 512) */
+	uint64_t reserved[4];    /* 0 */
+};
+_Static_assert(sizeof(struct xsr_xen_p2m_tree) == 64, "xsr_xen_p2m_tree");
 
 /* XSR_SEC_INDEX: one entry per page slot, in slot (memmap) order. */
 #define XSR_IDX_DATA 0x1u           /* slot holds non-zero data with hash */
@@ -358,6 +388,19 @@ _Static_assert(sizeof(struct xsr_x86_vcpu) == 1064, "xsr_x86_vcpu");
 #define XSR_VMCI_NOTE_NAME "VMCOREINFO"
 #define XSR_VMCI_NOTE_HDR (12 + 12) /* Nhdr + "VMCOREINFO\0" padded to 4 */
 #define XSR_MAX_VMCOREINFO (1u << 20)
+/*
+ * XSR_FF_XEN_MACHINE_PADDR images add, after the NT_PRSTATUS notes: one
+ * "QEMU" note (type 0, QEMU's 440-octet QEMUCPUState version 1) per vCPU and
+ * the VMCOREINFO note when VMCOREINFO is known, then one "Xen" note of type
+ * XEN_ELFNOTE_CRASH_INFO whose last word is the p2m tree's fll_mfn.
+ */
+#define XSR_QEMU_NOTE_NAME "QEMU"
+#define XSR_QEMU_CPUSTATE_SIZE 440
+#define XSR_QEMU_NOTE_SIZE (12 + 8 + XSR_QEMU_CPUSTATE_SIZE)
+#define XSR_XEN_NOTE_NAME "Xen"
+#define XSR_NT_XEN_CRASH_INFO 0x1000001
+#define XSR_XEN_CRASH_INFO_SIZE 80 /* 10 x u64 */
+#define XSR_XEN_NOTE_SIZE (12 + 4 + XSR_XEN_CRASH_INFO_SIZE)
 
 /* ------------------------------------------------------------------ */
 /* Documented reader limits (docs/xsrelf-format.md "Limits").          */

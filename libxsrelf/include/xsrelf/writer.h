@@ -35,6 +35,23 @@ struct xsr_vload {
 	uint32_t reserved;
 };
 
+/*
+ * A 64-bit Xen PV guest: which machine frame each pfn's page tables name, so
+ * that a seekable image is laid out for crash (docs/xsrelf-format.md, "Xen PV
+ * guests and crash").
+ */
+struct xsr_xen_pv {
+	uint32_t xen_major;   /* hypervisor version, 0.0 when unknown */
+	uint32_t xen_minor;
+	uint64_t nr_pfns;     /* entries of mfn[] */
+	/*
+	 * mfn[pfn] = the machine frame of pfn, XSR_XEN_NO_MFN for none (such a
+	 * populated pfn gets no PT_LOAD).  NULL: the image's page tables hold
+	 * pfns (an xl save: Xen normalises them), machine frame = pfn.
+	 */
+	const uint64_t *mfn;
+};
+
 struct xsr_writer_params {
 	uint16_t machine;      /* EM_X86_64 (only value supported now) */
 	uint8_t kind;          /* enum xsr_kind */
@@ -67,6 +84,18 @@ struct xsr_writer_params {
 	 * (the default; XSR_NO_HASH_THREAD in the environment also turns it off).
 	 */
 	int hash_inline;
+	/*
+	 * A Xen PV guest (copied at open; NULL: not).  Seekable, physical view:
+	 * the writer sets XSR_FF_XEN_MACHINE_PADDR, writes PT_LOADs by machine
+	 * address, the XEN_P2M_TREE section, the QEMU and Xen notes, and, when
+	 * @vmcoreinfo is NULL, looks for the VMCOREINFO text in the pages put
+	 * (a page that starts with "OSRELEASE=").  Stream: the writer emits the
+	 * XEN_P2M_TREE record after MEMMAP, so that a conversion to seekable
+	 * makes the same layout.  When the layout does not fit (more than 65532
+	 * PT_LOADs, more than 512 frame lists, a machine frame named twice) the
+	 * image is written as if @xen_pv were NULL.  Ignored with @vloads.
+	 */
+	const struct xsr_xen_pv *xen_pv;
 };
 
 
@@ -83,7 +112,8 @@ XSR_API int xsr_writer_layout(const struct xsr_writer *w);
 
 /*
  * Add one section/record.  @code is enum xsr_sec (not END, NOTES, MEMMAP,
- * INDEX, INTEGRITY, STRTAB, PRODUCER: the writer makes those), @optional sets
+ * INDEX, INTEGRITY, STRTAB, PRODUCER, VMCOREINFO, XEN_P2M_TREE: the writer
+ * makes those), @optional sets
  * XSR_SHT_OPTIONAL, @info is sh_info (vCPU id), @entsize sh_entsize.  The
  * ELF section name follows from the code (".xsr.config"), so a conversion
  * to a stream and back loses nothing.
