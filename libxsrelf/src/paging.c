@@ -35,7 +35,7 @@ struct walk {
 	const struct xsr_p2m_entry *m2p; /* sorted by mfn; NULL: frames are pfns */
 	uint64_t nr_m2p;
 	uint64_t skip_start, skip_end; /* in pages */
-	uint64_t tables, xlated;
+	uint64_t tables, xlated, leaves, max_leaves, pages;
 	/* the mapping being merged, not yet emitted; the frames of the one before */
 	struct xsr_vload cur;
 	uint32_t cur_run;
@@ -331,7 +331,13 @@ static int table(struct walk *w, uint64_t tpa, int level, uint64_t vbase, bool w
 		uint32_t flags = PF_R | (w2 ? PF_W : 0) | (nx2 ? 0 : PF_X);
 		uint64_t fr = (e[i] & ADDR_MASK) >> XSR_PAGE_SHIFT, pfn;
 		int rc = 0;
-		if (level == 1 || ((level == 2 || level == 3) && (e[i] & PTE_PS)))
+		bool is_leaf = level == 1 || ((level == 2 || level == 3) && (e[i] & PTE_PS));
+		if (is_leaf && ++w->leaves > w->max_leaves) {
+			xsr_fmt(w->err, w->errlen, "more than %llu leaf entries in the tables of an image of %llu pages: refusing to go on",
+				(unsigned long long)w->max_leaves, (unsigned long long)w->pages);
+			return XSR_E_LIMIT;
+		}
+		if (is_leaf)
 			rc = map(w, va, fr & ~(np - 1), np, flags);
 		else if (level > 1 && frame_pfn(w, fr, &pfn))
 			rc = table(w, pfn << XSR_PAGE_SHIFT, level - 1, va, w2, nx2);
@@ -361,7 +367,7 @@ static int cmp_vaddr(const void *a, const void *b)
 /* One walk from the table at @root; merged mappings go to w->emit. */
 static int pass(struct walk *w, uint64_t root)
 {
-	w->tables = w->xlated = 0;
+	w->tables = w->xlated = w->leaves = 0;
 	w->have_cur = false;
 	w->prev_len = 0;
 	int rc = table(w, root, w->levels, 0, true, false);
@@ -433,6 +439,10 @@ int xsr_paging_walk_opts(const struct xsr_x86_vcpu *r, const struct xsr_memrun *
 		st->skip_start = o->skip_start;
 		st->skip_end = o->skip_end;
 	}
+	for (uint32_t i = 0; i < nr_runs; i++)
+		w.pages += runs[i].count;
+	w.max_leaves = w.pages > XSR_PAGING_MIN_LEAVES / XSR_PAGING_LEAVES_PER_PAGE ? w.pages * XSR_PAGING_LEAVES_PER_PAGE
+										      : XSR_PAGING_MIN_LEAVES;
 	if (o && o->p2m) {
 		if ((rc = inverse_p2m(&w, o->p2m, o->nr_p2m, &m2p)) < 0)
 			return rc;

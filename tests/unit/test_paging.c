@@ -236,3 +236,16 @@ Test(paging, refuses_bad_options)
 	o = (struct xsr_paging_opts){.skip_start = 2, .skip_end = 1};
 	cr_expect_eq(xsr_paging_walk_opts(&r, &run, 1, rd, NULL, &o, &v, &n, NULL, err, sizeof(err)), XSR_E_INVAL);
 }
+
+Test(paging, looping_tables_end_at_the_leaf_budget)
+{
+	struct xsr_vload *v;
+	uint32_t n;
+	char err[256] = "";
+	struct xsr_x86_vcpu r = vcpu(1 << 12);
+	memset(mem, 0, sizeof(mem));
+	for (unsigned i = 0; i < 512; i++) /* every entry at every level: the PML4 itself */
+		pte(1, i, 1, P | RW, false);
+	cr_expect_eq(xsr_paging_walk_opts(&r, &run, 1, rd, NULL, NULL, &v, &n, NULL, err, sizeof(err)), XSR_E_LIMIT);
+	cr_expect(strstr(err, "more than 16777216 leaf entries") != NULL, "%s", err);
+}

@@ -19,6 +19,13 @@ typedef int (*xsr_read_phys_fn)(void *ctx, uint64_t paddr, void *buf, size_t len
 /* Limits of one walk: a hostile table cannot make it run away. */
 #define XSR_PAGING_MAX_TABLES (1u << 20) /* page-table pages read per pass */
 #define XSR_PAGING_MAX_XLATE (UINT64_C(1) << 29) /* machine frames translated per pass */
+/*
+ * Leaf entries per pass: 16 per populated page, at least 2^24.  Tables that
+ * loop or share subtrees cost at most that, never 2^20 tables x 512; a Linux
+ * guest has about one per page plus a fixed few hundred thousand.
+ */
+#define XSR_PAGING_LEAVES_PER_PAGE 16u
+#define XSR_PAGING_MIN_LEAVES (UINT64_C(1) << 24)
 
 /* Linux x86-64's kernel image mapping (__START_KERNEL_map); modules and fixmap lie above. */
 #define XSR_PAGING_KERNEL_START UINT64_C(0xffffffff80000000)
