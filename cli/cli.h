@@ -44,6 +44,12 @@ void xsr_err(const char *verb, const char *fmt, ...) __attribute__((format(print
 int xsr_open_in(const char *verb, const char *path);
 /* JSON string escaping to @f. */
 void xsr_json_str(FILE *f, const char *s);
+/*
+ * What a paging view kept and left out (struct xsr_paging_stats): lines of
+ * text, or one JSON object without a newline when @json.
+ */
+struct xsr_paging_stats;
+void xsr_paging_report(FILE *f, const struct xsr_paging_stats *st, uint32_t vcpu, int json);
 
 /*
  * Atomic output: create a temporary file beside @path; commit fsyncs and

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <xsrelf/paging.h>
 #include <xsrelf/reader.h>
 
 #include "cli.h"
@@ -13,14 +14,18 @@
 static void usage(FILE *f)
 {
 	fprintf(f, "usage: xsr convert [--to seekable|stream] [--compress zstd|lz4] IN OUT\n"
-		   "       xsr convert --paging [--vcpu N] IN OUT\n"
+		   "       xsr convert --paging [--vcpu N] [--json] IN OUT\n"
 		   "       xsr convert --vmcoreinfo FILE IN OUT\n\n"
 		   "Copy an image into the other layout ('-' = stdin / stdout).  Without --to,\n"
 		   "a regular-file OUT becomes seekable and stdout a stream.  Every page and\n"
 		   "record is verified on the way; a later copy of a page in a stream wins.\n"
 		   "--paging writes a core whose PT_LOADs are vCPU N's guest-virtual mappings\n"
 		   "(default vCPU 0), so `gdb GUEST.elf OUT` reads variables at their linked\n"
-		   "addresses; IN and OUT must be files.  --vmcoreinfo carries a Linux guest's\n"
+		   "addresses; IN and OUT must be files.  Mappings contiguous in virtual and\n"
+		   "physical space are merged; past 65533 the kernel image (0xffffffff80000000\n"
+		   "up) and the direct map are kept first and what is left out is reported\n"
+		   "(--json: as JSON).  Xen PV images: Xen's slots are not walked, and a core's\n"
+		   "page tables are read through its P2M.  --vmcoreinfo carries a Linux guest's\n"
 		   "VMCOREINFO text (as the kernel exports it) as a section and as the\n"
 		   "VMCOREINFO note in PT_NOTE, where crash looks for it.\n");
 }
@@ -32,10 +37,11 @@ static int convert_main(int argc, char **argv)
 {
 	static const struct option opts[] = {{"to", required_argument, 0, 't'}, {"compress", required_argument, 0, 'c'},
 					     {"paging", no_argument, 0, 'p'}, {"vcpu", required_argument, 0, 'v'},
-					     {"vmcoreinfo", required_argument, 0, 'V'},
+					     {"vmcoreinfo", required_argument, 0, 'V'}, {"json", no_argument, 0, 'j'},
 					     {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
-	struct xsr_convert_opts co = {0};
-	int c;
+	struct xsr_paging_stats pst;
+	struct xsr_convert_opts co = {.paging_stats = &pst};
+	int c, json = 0;
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		switch (c) {
@@ -57,6 +63,7 @@ static int convert_main(int argc, char **argv)
 			break;
 		}
 		case 'p': co.paging = 1; break;
+		case 'j': json = 1; break;
 		case 'V': {
 			char *b;
 			size_t l;
@@ -81,6 +88,10 @@ static int convert_main(int argc, char **argv)
 		return XSR_EXIT_USAGE;
 	}
 	const char *in = argv[optind], *outp = argv[optind + 1];
+	if (json && !co.paging) {
+		xsr_err("convert", "--json reports a paging view: it goes with --paging");
+		return XSR_EXIT_USAGE;
+	}
 	if ((co.layout == XSR_LAYOUT_SEEKABLE || co.paging) && !strcmp(outp, "-")) {
 		xsr_err("convert", "a seekable image needs a file, not stdout");
 		return XSR_EXIT_USAGE;
@@ -105,7 +116,14 @@ static int convert_main(int argc, char **argv)
 		xsr_out_abort(&out);
 		return XSR_EXIT_FAIL;
 	}
-	return xsr_out_commit(&out, "convert") < 0 ? XSR_EXIT_FAIL : XSR_EXIT_OK;
+	if (xsr_out_commit(&out, "convert") < 0)
+		return XSR_EXIT_FAIL;
+	if (co.paging) {
+		xsr_paging_report(stdout, &pst, co.paging_vcpu, json);
+		if (json)
+			putchar('\n');
+	}
+	return XSR_EXIT_OK;
 }
 
 int cmd_convert(int argc, char **argv)

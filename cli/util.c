@@ -2,6 +2,7 @@
 /* Helpers shared by the xsr verbs. */
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <libgen.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -11,6 +12,7 @@
 #include <unistd.h>
 
 #include <xsrelf/format.h>
+#include <xsrelf/paging.h>
 
 #include "cli.h"
 
@@ -116,6 +118,55 @@ void xsr_json_str(FILE *f, const char *s)
 			fputc(c, f);
 	}
 	fputc('"', f);
+}
+
+/* "12 KiB", "127.9 MiB": a size for people, in @buf. */
+static const char *size_str(char buf[32], uint64_t octets)
+{
+	if (octets < (1u << 20))
+		snprintf(buf, 32, "%" PRIu64 " KiB", octets >> 10);
+	else
+		snprintf(buf, 32, "%.1f MiB", octets / 1048576.0);
+	return buf;
+}
+
+void xsr_paging_report(FILE *f, const struct xsr_paging_stats *st, uint32_t vcpu, int json)
+{
+	if (json) {
+		fprintf(f, "{\"vcpu\":%u,\"mappings\":%" PRIu64 ",\"octets\":%" PRIu64 ",\"kept\":%" PRIu64
+			   ",\"kept_octets\":%" PRIu64 ",\"kernel_octets\":%" PRIu64 ",\"direct_map\":%" PRIu64
+			   ",\"direct_octets\":%" PRIu64 ",\"left_out\":%" PRIu64 ",\"left_out_octets\":%" PRIu64
+			   ",\"left_out_start\":%" PRIu64 ",\"left_out_last\":%" PRIu64 ",\"left_out_kernel\":%" PRIu64
+			   ",\"left_out_direct\":%" PRIu64 ",\"left_out_repeats\":%" PRIu64 ",\"outside_pages\":%" PRIu64 ",\"tables\":%" PRIu64
+			   ",\"machine_frames\":%s,\"skip_start\":%" PRIu64 ",\"skip_end\":%" PRIu64 "}",
+			vcpu, st->mappings, st->octets, st->kept, st->kept_octets, st->kernel_octets, st->direct_map,
+			st->direct_octets, st->left_out, st->left_out_octets, st->left_out_start, st->left_out_last,
+			st->left_out_kernel, st->left_out_direct, st->left_out_repeats, st->outside_pages, st->tables,
+			st->machine_frames ? "true" : "false", st->skip_start, st->skip_end);
+		return;
+	}
+	char a[32], b[32];
+	fprintf(f, "paging view of vCPU %u: %" PRIu64 " PT_LOADs mapping %s; kernel image and above %s", vcpu,
+		st->kept, size_str(a, st->kept_octets), size_str(b, st->kernel_octets));
+	if (st->direct_map)
+		fprintf(f, ", direct map at 0x%" PRIx64 " %s", st->direct_map, size_str(a, st->direct_octets));
+	fprintf(f, "\n");
+	if (st->machine_frames)
+		fprintf(f, "  page-table entries read as machine frames, through .xsr.p2m (a Xen PV core)\n");
+	if (st->skip_start < st->skip_end)
+		fprintf(f, "  0x%" PRIx64 "-0x%" PRIx64 " not walked (Xen's part of a PV guest)\n", st->skip_start,
+			st->skip_end - 1);
+	if (!st->left_out)
+		return;
+	fprintf(f, "  left out (a core holds at most %u PT_LOADs): %" PRIu64 " of %" PRIu64 " mappings, %s, between 0x%" PRIx64
+		   " and 0x%" PRIx64 "; %" PRIu64 " of them repeat the frames of the mapping before them\n",
+		XSR_MAX_RUNS, st->left_out, st->mappings, size_str(a, st->left_out_octets), st->left_out_start,
+		st->left_out_last, st->left_out_repeats);
+	if (st->left_out_kernel || st->left_out_direct)
+		fprintf(f, "  warning: %" PRIu64 " mappings of the kernel image and above and %" PRIu64
+			   " of the direct map are among them\n", st->left_out_kernel, st->left_out_direct);
+	else
+		fprintf(f, "  none of the kernel image and above or of the direct map\n");
 }
 
 int xsr_out_open(struct xsr_outfile *o, const char *verb, const char *path)

@@ -23,6 +23,7 @@ constants only; tests/spec/check-spec.sh uses that to compare them with
 format.h and the spec.
 """
 
+import bisect
 import os
 import re
 import struct
@@ -282,6 +283,7 @@ class Image:
             raise XsrError("%s: offset 0x36: bad program/section header sizes" % path)
         self.paging_view = bool(self.flags & C["XSR_FF_PAGING_VIEW"])
         self.xen_machine = bool(self.flags & C["XSR_FF_XEN_MACHINE_PADDR"])
+        self._m2p = None
         self._load_phdrs()
         self._load_shdrs()
         self._load_memory()
@@ -422,6 +424,28 @@ class Image:
                 return self.phys[mid]
         return None
 
+    def machine_frames(self):
+        """A Xen PV core's inverse p2m, (mfns, pfns) sorted by mfn, or None.
+
+        Only a core has page tables naming machine frames (xl dump-core,
+        xsr core DOMID); a save's were normalised to pfns by libxc, and
+        only Xen PV images have a P2M at all (see convert.c).
+        """
+        if self._m2p is None:
+            self._m2p = False
+            s = self.find(C["XSR_SEC_P2M"])
+            if self.kind == C["XSR_KIND_CORE"] and s is not None:
+                b = self.body(s)
+                pairs = sorted((m, p) for p, m in struct.iter_unpack("<QQ", b[:len(b) - len(b) % 16]))
+                self._m2p = ([m for m, _ in pairs], [p for _, p in pairs])
+        return self._m2p or None
+
+    def mfn_to_pfn(self, mfn):
+        """The pfn of machine frame mfn through the inverse p2m, or None."""
+        mfns, pfns = self.machine_frames()
+        i = bisect.bisect_left(mfns, mfn)
+        return pfns[i] if i < len(mfns) and mfns[i] == mfn else None
+
     def producer(self):
         s = self.find(C["XSR_SEC_PRODUCER"])
         if s is None or s["size"] != XSR_SIZEOF["xsr_producer"]:
@@ -500,11 +524,24 @@ def walk(img, v, va):
     """Translate va with vCPU v's page tables.
 
     Returns dict(levels=[(name, index, entry_paddr, entry)], phys, page_size,
-    writable, user, nx, la57, paging).  Raises XsrError naming the level on a
-    non-present entry or a table outside guest memory; at most 5 reads, so a
-    hostile table (loops included) cannot make it hang.
+    writable, user, nx, la57, paging, machine).  Raises XsrError naming the
+    level on a non-present entry or a table outside guest memory; at most 5
+    reads, so a hostile table (loops included) cannot make it hang.  In a
+    Xen PV core the entries name machine frames: each is translated to its
+    pfn through .xsr.p2m (machine=True), as the C walker does.
     """
-    res = dict(levels=[], paging=True, la57=False)
+    m2p = img.machine_frames()
+
+    def pfn_of(frame, name, idx, e):
+        if not m2p:
+            return frame
+        pfn = img.mfn_to_pfn(frame)
+        if pfn is None:
+            raise XsrError("%s[%d] = 0x%016x names machine frame 0x%x, which .xsr.p2m maps to no pfn "
+                           "(a frame of Xen or of another domain)" % (name, idx, e, frame), res)
+        return pfn
+
+    res = dict(levels=[], paging=True, la57=False, machine=bool(m2p))
     if not v["cr0"] & CR0_PG:
         res.update(paging=False, phys=va, page_size=0, writable=True, user=True, nx=False)
         return res
@@ -524,6 +561,8 @@ def walk(img, v, va):
         names, shifts = names[1:], shifts[1:]
     nxe = bool(v["efer"] & EFER_NXE)
     table = v["cr3"] & PTE_ADDR
+    if m2p and img._region(table) is None and img.mfn_to_pfn(table >> 12) is not None:
+        table = img.mfn_to_pfn(table >> 12) << 12  # a CR3 left as a machine frame
     writable, user, nx = True, True, False
     for name, shift in zip(names, shifts):
         idx = (va >> shift) & 0x1FF
@@ -542,15 +581,15 @@ def walk(img, v, va):
         nx = nx or (nxe and bool(e & PTE_NX))
         if e & PTE_PS and shift in (30, 21):
             size = 1 << shift
-            base = e & PTE_ADDR & ~(size - 1)
-            res.update(phys=base | (va & (size - 1)), page_size=size)
+            frame = ((e & PTE_ADDR & ~(size - 1)) | (va & (size - 1))) >> 12
+            res.update(phys=(pfn_of(frame, name, idx, e) << 12) | (va & 0xFFF), page_size=size)
             break
         if e & PTE_PS and shift > 30:
             raise XsrError("%s[%d] = 0x%016x has the reserved PS bit set" % (name, idx, e), res)
         if shift == 12:
-            res.update(phys=(e & PTE_ADDR) | (va & 0xFFF), page_size=4096)
+            res.update(phys=(pfn_of((e & PTE_ADDR) >> 12, name, idx, e) << 12) | (va & 0xFFF), page_size=4096)
             break
-        table = e & PTE_ADDR
+        table = pfn_of((e & PTE_ADDR) >> 12, name, idx, e) << 12
     res.update(writable=writable, user=user, nx=nx)
     return res
 
@@ -740,9 +779,11 @@ if gdb is not None:
                 print("vCPU %d: paging is off (CR0.PG = 0)" % n)
                 print("virtual 0x%x -> physical 0x%x (identity)" % (va, va))
                 return
-            print("vCPU %d: CR3 0x%x, %d-level paging%s" % (
+            print("vCPU %d: CR3 0x%x, %d-level paging%s%s" % (
                 n, v["cr3"], 5 if v["cr4"] & CR4_LA57 else 4,
-                ", NX enabled" if v["efer"] & EFER_NXE else ""))
+                ", NX enabled" if v["efer"] & EFER_NXE else "",
+                "; entries name machine frames, read through .xsr.p2m (Xen PV core)"
+                if img.machine_frames() else ""))
             try:
                 res = walk(img, v, va)
             except XsrError as e:

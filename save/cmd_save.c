@@ -13,6 +13,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <xsrelf/paging.h>
 #include <xsrelf/reader.h>
 
 #include "../backends/xen.h"
@@ -34,10 +35,12 @@ static void usage(FILE *f, const char *verb, int kind)
 			"pauses only for the last round.  --json prints bytes, pages, zero_pages,\n"
 			"pause_ms, elapsed_ms.  --paging writes the paging view instead: PT_LOADs\n"
 			"are vCPU N's guest-virtual mappings (default 0), so `gdb GUEST.elf FILE`\n"
-			"prints the guest's variables (FILE must be a file).\n"
+			"prints the guest's variables (FILE must be a file); what did not fit in\n"
+			"65533 PT_LOADs is reported (--json: \"paging\").\n"
 			"\n"
 			"DOMID (or xen:DOMID) is a Xen domain (run in dom0): its memory is mapped\n"
-			"in batches while it is paused, and the P2M section gives each pfn's frame.\n");
+			"in batches while it is paused, and the P2M section gives each pfn's frame\n"
+			"(--paging reads a PV guest's page tables through it).\n");
 	else
 		fprintf(f,
 			"usage: xsr save vm:SOCK|DOMID FILE [--stop] [--live] [--json] [--compress zstd|lz4]\n"
@@ -56,14 +59,47 @@ static void usage(FILE *f, const char *verb, int kind)
 	(void)verb;
 }
 
+/* --vmcoreinfo text, freed by xsr_capture_main() whichever way capture_main() returns */
+static char *vmci;
+static uint32_t vmci_len;
+
+/*
+ * The physical core is in @out; the paging view and the VMCOREINFO note are
+ * added to a copy, which replaces it.  0, or -1 with @out removed.
+ */
+static int rewrite_core(const char *verb, struct xsr_outfile *out, int paging, uint32_t pvcpu,
+			struct xsr_paging_stats *pst)
+{
+	struct xsr_outfile pv;
+	struct xsr_convert_opts co = {.layout = XSR_LAYOUT_SEEKABLE, .paging = (uint8_t)paging,
+				      .paging_vcpu = pvcpu, .vmcoreinfo = vmci, .vmcoreinfo_len = vmci_len,
+				      .paging_stats = pst};
+	char err[512];
+	if (xsr_out_open(&pv, verb, out->path) < 0) {
+		xsr_out_abort(out);
+		return -1;
+	}
+	if (xsr_convert(out->fd, pv.fd, &co, err, sizeof(err)) < 0) {
+		xsr_err(verb, "%s: %s", paging ? "paging view" : "adding VMCOREINFO", err);
+		xsr_out_abort(&pv);
+		xsr_out_abort(out);
+		return -1;
+	}
+	xsr_out_abort(out);
+	*out = pv;
+	return 0;
+}
+
 /*
  * xsr save|core DOMID FILE: the Xen backend.  A core goes through the generic
  * save code like a KVM core; a save through libxl (see backends/xen.h).
  * Either way FILE is committed (fsync + rename) before the domain is
  * destroyed (save --stop) and a failure leaves it running.
  */
-static int xsr_xen_capture(const char *verb, int kind, uint32_t domid, const char *file, int stop, int json)
+static int xsr_xen_capture(const char *verb, int kind, uint32_t domid, const char *file, int stop, int json,
+			   int paging, uint32_t pvcpu)
 {
+	struct xsr_paging_stats pst;
 	struct xsr_outfile out;
 	char err[1024] = "";
 	uint64_t bytes = 0, pages = 0, zero = 0, t_start = xsr_now_ns();
@@ -97,6 +133,8 @@ static int xsr_xen_capture(const char *verb, int kind, uint32_t domid, const cha
 		be->ops->close(be);
 		bytes = st.bytes, pages = st.pages, zero = st.zero_pages;
 		pms = st.pause_ns / 1e6, ems = st.elapsed_ns / 1e6;
+		if ((paging || vmci) && rewrite_core(verb, &out, paging, pvcpu, &pst) < 0)
+			return XSR_EXIT_FAIL;
 		if (xsr_out_commit(&out, verb) < 0)
 			return XSR_EXIT_FAIL;
 	} else {
@@ -124,25 +162,29 @@ static int xsr_xen_capture(const char *verb, int kind, uint32_t domid, const cha
 	FILE *sf = !strcmp(file, "-") ? stderr : stdout;
 	/* A Xen save is counted by libxl, not page by page: no pages/zero_pages (xsr info has them). */
 	double total_ms = (xsr_now_ns() - t_start) / 1e6;
-	if (json && kind == XSR_KIND_CORE)
+	if (json && kind == XSR_KIND_CORE) {
 		fprintf(sf, "{\"bytes\":%" PRIu64 ",\"pages\":%" PRIu64 ",\"zero_pages\":%" PRIu64
-			    ",\"pause_ms\":%.3f,\"elapsed_ms\":%.3f,\"open_ms\":%.3f,\"total_ms\":%.3f,\"domid\":%u}\n",
+			    ",\"pause_ms\":%.3f,\"elapsed_ms\":%.3f,\"open_ms\":%.3f,\"total_ms\":%.3f,\"domid\":%u",
 			bytes, pages, zero, pms, ems, open_ms, total_ms, domid);
-	else if (json)
+		if (paging) {
+			fprintf(sf, ",\"paging\":");
+			xsr_paging_report(sf, &pst, pvcpu, 1);
+		}
+		fprintf(sf, "}\n");
+	} else if (json)
 		fprintf(sf, "{\"bytes\":%" PRIu64 ",\"suspend_ms\":%.3f,\"transcode_ms\":%.3f,\"elapsed_ms\":%.3f,"
 			    "\"commit_ms\":%.3f,\"finish_ms\":%.3f,\"total_ms\":%.3f,\"domid\":%u,\"destroyed\":%s}\n",
 			bytes, pms, xms, ems, commit_ms, finish_ms, total_ms, domid, stop ? "true" : "false");
-	else if (kind == XSR_KIND_CORE)
+	else if (kind == XSR_KIND_CORE) {
 		fprintf(sf, "%s: %" PRIu64 " octets, %" PRIu64 " pages (%" PRIu64 " zero), Xen domain %u paused %.1f ms, %.1f ms in all\n",
 			file, bytes, pages, zero, domid, pms, ems);
-	else
+		if (paging)
+			xsr_paging_report(sf, &pst, pvcpu, 0);
+	} else
 		fprintf(sf, "%s: %" PRIu64 " octets, Xen domain %u suspended by libxl %.1f ms, %.1f ms in all; %s\n", file,
 			bytes, domid, pms, ems, stop ? "domain destroyed" : "domain resumed");
 	return XSR_EXIT_OK;
 }
-
-/* --vmcoreinfo text, freed by xsr_capture_main() whichever way capture_main() returns */
-static char *vmci;
 
 static int capture_main(const char *verb, int kind, int argc, char **argv)
 {
@@ -158,7 +200,7 @@ static int capture_main(const char *verb, int kind, int argc, char **argv)
 	const char *sock, *file, *compress = "none";
 	int stop = 0, live = 0, json = 0, paging = 0, o, fds[2], nfds = 1, rc = XSR_EXIT_FAIL;
 	unsigned long pvcpu = 0;
-	uint32_t vmci_len = 0;
+	struct xsr_paging_stats pst;
 	struct xsr_outfile out;
 	char req[256], *reply = NULL;
 	uint64_t bytes = 0, pages = 0, zero = 0;
@@ -228,25 +270,25 @@ static int capture_main(const char *verb, int kind, int argc, char **argv)
 		usage(stderr, verb, kind);
 		return XSR_EXIT_USAGE;
 	}
+	file = argv[optind + 1];
+	if ((paging || vmci) && !strcmp(file, "-")) {
+		xsr_err(verb, "--paging and --vmcoreinfo need a file, not stdout");
+		return XSR_EXIT_USAGE;
+	}
 	uint32_t domid;
 	if (xsr_xen_target(argv[optind], &domid)) {
-		if (paging || live || strcmp(compress, "none")) {
-			xsr_err(verb, "%s: --paging, --live and --compress are for vm:SOCK targets (a Xen %s is stop-and-copy, uncompressed)",
+		if (live || strcmp(compress, "none")) {
+			xsr_err(verb, "%s: --live and --compress are for vm:SOCK targets (a Xen %s is stop-and-copy, uncompressed)",
 				argv[optind], verb);
 			return XSR_EXIT_USAGE;
 		}
-		return xsr_xen_capture(verb, kind, domid, argv[optind + 1], stop, json);
+		return xsr_xen_capture(verb, kind, domid, file, stop, json, paging, (uint32_t)pvcpu);
 	}
 	sock = xsr_ctl_target(verb, argv[optind]);
-	file = argv[optind + 1];
 	if (!sock)
 		return XSR_EXIT_USAGE;
 	if (!strcmp(file, "-") && isatty(1)) {
 		xsr_err(verb, "refusing to write an image to a terminal");
-		return XSR_EXIT_USAGE;
-	}
-	if ((paging || vmci) && !strcmp(file, "-")) {
-		xsr_err(verb, "--paging and --vmcoreinfo need a file, not stdout");
 		return XSR_EXIT_USAGE;
 	}
 	if (xsr_out_open(&out, verb, file) < 0)
@@ -262,25 +304,9 @@ static int capture_main(const char *verb, int kind, int argc, char **argv)
 		free(reply);
 		return XSR_EXIT_FAIL;
 	}
-	if (paging || vmci) {
-		/* The VMM wrote the physical core; the paging view / VMCOREINFO note is added to a copy. */
-		struct xsr_outfile pv;
-		struct xsr_convert_opts co = {.layout = XSR_LAYOUT_SEEKABLE, .paging = (uint8_t)paging,
-					      .paging_vcpu = (uint32_t)pvcpu, .vmcoreinfo = vmci, .vmcoreinfo_len = vmci_len};
-		char err[512];
-		if (xsr_out_open(&pv, verb, file) < 0) {
-			xsr_out_abort(&out);
-			goto done;
-		}
-		if (xsr_convert(out.fd, pv.fd, &co, err, sizeof(err)) < 0) {
-			xsr_err(verb, "%s: %s", paging ? "paging view" : "adding VMCOREINFO", err);
-			xsr_out_abort(&pv);
-			xsr_out_abort(&out);
-			goto done;
-		}
-		xsr_out_abort(&out);
-		out = pv;
-	}
+	/* The VMM wrote the physical core; the paging view / VMCOREINFO note is added to a copy. */
+	if ((paging || vmci) && rewrite_core(verb, &out, paging, (uint32_t)pvcpu, &pst) < 0)
+		goto done;
 	if (xsr_out_commit(&out, verb) < 0) {
 		char *r2 = NULL;
 
@@ -310,16 +336,24 @@ static int capture_main(const char *verb, int kind, int argc, char **argv)
 	double pms = pause_ms ? strtod(pause_ms + 11, NULL) : 0;
 	double ems = elapsed_ms ? strtod(elapsed_ms + 13, NULL) : 0;
 
-	if (json)
+	if (json) {
 		fprintf(sf,
 			"{\"bytes\":%" PRIu64 ",\"pages\":%" PRIu64 ",\"zero_pages\":%" PRIu64
-			",\"pause_ms\":%.3f,\"elapsed_ms\":%.3f}\n",
+			",\"pause_ms\":%.3f,\"elapsed_ms\":%.3f",
 			bytes, pages, zero, pms, ems);
-	else
+		if (paging) {
+			fprintf(sf, ",\"paging\":");
+			xsr_paging_report(sf, &pst, (uint32_t)pvcpu, 1);
+		}
+		fprintf(sf, "}\n");
+	} else {
 		fprintf(sf,
 			"%s: %" PRIu64 " octets, %" PRIu64 " pages (%" PRIu64
 			" zero), guest paused %.1f ms, %.1f ms in all%s\n",
 			file, bytes, pages, zero, pms, ems, stop ? "; VM stopped" : "");
+		if (paging)
+			xsr_paging_report(sf, &pst, (uint32_t)pvcpu, 0);
+	}
 	rc = XSR_EXIT_OK;
 done:
 	free(reply);
@@ -331,6 +365,7 @@ int xsr_capture_main(const char *verb, int kind, int argc, char **argv)
 	int rc = capture_main(verb, kind, argc, argv);
 	free(vmci);
 	vmci = NULL;
+	vmci_len = 0;
 	return rc;
 }
 

@@ -49,18 +49,60 @@ static int copy_section(struct xsr_writer *w, uint32_t sh_type, uint32_t info, u
 	return rc;
 }
 
-/* Guest-physical reads for the page-table walker, page by verified page. */
+/* Guest-physical reads for the page-table walker, page by verified page (one pread each). */
 static int image_phys(void *ctx, uint64_t paddr, void *buf, size_t len)
 {
 	uint8_t page[XSR_PAGE_SIZE];
 	uint64_t off = paddr & (XSR_PAGE_SIZE - 1);
 	if (len > XSR_PAGE_SIZE - off)
 		return XSR_E_RANGE;
+	if (len == XSR_PAGE_SIZE)
+		return xsr_image_read_page(ctx, paddr >> XSR_PAGE_SHIFT, buf, NULL);
 	int rc = xsr_image_read_page(ctx, paddr >> XSR_PAGE_SHIFT, page, NULL);
 	if (rc < 0)
 		return rc;
 	memcpy(buf, page + off, len);
 	return 0;
+}
+
+/*
+ * Only Xen PV images carry a P2M.  Their top-level slots 256..271 are
+ * Xen's (hypervisor frames, and a linear map of the guest's own tables
+ * that would map every table again), so they are left out.  A PV core
+ * holds the guest's pages as they were, page tables naming machine frames;
+ * a save or migration stream holds them normalised to pfns by libxc.
+ */
+static int paging_view(struct xsr_image *img, const struct xsr_file_header *fh, const struct xsr_vcpu_state *vs,
+		       const struct xsr_convert_opts *o, struct xsr_vload **vl, uint32_t *nvl, char *err,
+		       size_t errlen)
+{
+	struct xsr_paging_opts po = {0};
+	struct xsr_section_info si;
+	void *p2m = NULL;
+	uint64_t len = 0;
+	int rc, pi = xsr_image_find(img, XSR_SEC_P2M, UINT32_MAX, &si);
+	if (pi > 0) {
+		if ((rc = xsr_image_read_section(img, (uint32_t)pi, &p2m, &len)) < 0) {
+			xsr_fmt(err, errlen, "%s", xsr_image_error(img));
+			return rc;
+		}
+		if (len % sizeof(struct xsr_p2m_entry)) {
+			xsr_fmt(err, errlen, "section .xsr.p2m at 0x%llx: %llu octets is not a whole number of entries",
+				(unsigned long long)si.offset, (unsigned long long)len);
+			free(p2m);
+			return XSR_E_FORMAT;
+		}
+		po.skip_start = XSR_XEN_PV_RESERVED_START;
+		po.skip_end = XSR_XEN_PV_RESERVED_END;
+		if (fh->kind == XSR_KIND_CORE) {
+			po.p2m = p2m;
+			po.nr_p2m = len / sizeof(struct xsr_p2m_entry);
+		}
+	}
+	rc = xsr_paging_walk_opts(&vs->r, xsr_image_runs(img), xsr_image_nruns(img), image_phys, img, &po, vl, nvl,
+				  o->paging_stats, err, errlen);
+	free(p2m);
+	return rc;
 }
 
 static int from_image(int in, int out, const struct xsr_convert_opts *o, char *err, size_t errlen)
@@ -106,9 +148,7 @@ static int from_image(int in, int out, const struct xsr_convert_opts *o, char *e
 			xsr_fmt(err, errlen, "%s", xsr_image_error(img));
 			goto out;
 		}
-		rc = xsr_paging_walk(&vs->r, xsr_image_runs(img), xsr_image_nruns(img), image_phys, img, &vl, &nvl,
-				     err, errlen);
-		if (rc < 0)
+		if ((rc = paging_view(img, fh, vs, o, &vl, &nvl, err, errlen)) < 0)
 			goto out;
 	}
 	int vi = xsr_image_find(img, XSR_SEC_VMCOREINFO, UINT32_MAX, &si);

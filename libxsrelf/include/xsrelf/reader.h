@@ -138,6 +138,8 @@ XSR_API const struct xsr_file_header *xsr_stream_header(const struct xsr_stream 
 
 /* ---------------- conversion ---------------- */
 
+struct xsr_paging_stats; /* <xsrelf/paging.h> */
+
 /* Copy any image (@in: seekable or stream, detected) to @out via the writer. */
 struct xsr_convert_opts {
 	uint8_t layout;   /* enum xsr_layout; 0 = decide from @out */
@@ -148,6 +150,12 @@ struct xsr_convert_opts {
 	/* The guest's VMCOREINFO to carry (section + note); NULL keeps the input's. */
 	const void *vmcoreinfo;
 	uint32_t vmcoreinfo_len;
+	/*
+	 * Paging view: what the walk kept and left out (xsr_paging_walk_opts()),
+	 * filled when not NULL.  Xen PV images (those with a P2M) are walked
+	 * without Xen's slots, and a PV core's entries through the P2M.
+	 */
+	struct xsr_paging_stats *paging_stats;
 };
 XSR_API int xsr_convert(int in, int out, const struct xsr_convert_opts *o, char *err, size_t errlen);
 
