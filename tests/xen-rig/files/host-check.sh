@@ -48,6 +48,58 @@ if [ -s xsr.save ]; then
 		res verify-stream-xsr-save-export PASS || res verify-stream-xsr-save-export FAIL
 	rm -f xsr-export.save
 fi
+# crash with the domU's own debug vmlinux (issue 9): each file directly and
+# after `xsr export --format xc-core`; gdb vmlinux on the paging core
+KDEB=$(ls "$C"/debs/linux-image-*-amd64_*.deb 2>/dev/null | head -n1)
+VM=""
+if [ -n "$KDEB" ] && command -v crash >/dev/null; then
+	KB=$(basename "$KDEB" .deb)            # linux-image-6.1.0-56-amd64_6.1.192-2_amd64
+	KABI=${KB#linux-image-}; KABI=${KABI%%-amd64_*}
+	KVER=${KB#*_}; KVER=${KVER%_amd64}
+	. "$TOP/tests/xen/vmlinux.inc"
+	VM=$(XSR_DBG_CACHE=$C/dbg xsr_vmlinux "$KABI" "$KVER") || VM=""
+fi
+if [ -z "$VM" ]; then
+	res crash "FAIL no debug vmlinux (or crash) for the rig's kernel"
+else
+	printf '%s\n' sys bt 'bt -a' 'log | tail -3' 'vtop ffffffff81000000' 'kmem -i' 'p jiffies_64' >crash.cmds
+	[ -s xl.core ] && "$XSR" import xl.core xl-core.xsr
+	[ -s xl.save ] && "$XSR" import xl.save xl-save.xsr
+	for f in xsr.core xsr.save xl-save.xsr xl-core.xsr; do
+		[ -s "$f" ] || { res "crash-$f" "FAIL $f did not come back"; continue; }
+		"$XSR" export --format xc-core "$f" "$f.xccore" 2>"$f.xccore.err" || cat "$f.xccore.err"
+		for how in direct xc-core; do
+			in=$f
+			[ $how = xc-core ] && in=$f.xccore
+			timeout 300 crash -s "$VM" "$in" -i crash.cmds </dev/null >"crash-$f-$how.txt" 2>&1
+			miss=""
+			grep -q "RELEASE: $KABI-amd64" "crash-$f-$how.txt" || miss="$miss sys"
+			grep -q 'xen_start_kernel\|ret_from_fork' "crash-$f-$how.txt" || miss="$miss bt"
+			grep -q '^ffffffff81000000 *[0-9a-f]' "crash-$f-$how.txt" || miss="$miss vtop"
+			grep -q 'TOTAL MEM' "crash-$f-$how.txt" || miss="$miss kmem"
+			grep -q 'jiffies_64 = \$[0-9]* = [0-9]' "crash-$f-$how.txt" || miss="$miss jiffies"
+			[ "$(grep -c '\[ *[0-9]*\.[0-9]*\]' "crash-$f-$how.txt")" -ge 3 ] || miss="$miss log"
+			if [ -z "$miss" ]; then
+				res "crash-$f-$how" "PASS sys, bt, log, vtop, kmem -i, $(grep -o 'jiffies_64 = .*' "crash-$f-$how.txt" | sed 's/\$[0-9]* = //')"
+			else
+				res "crash-$f-$how" "FAIL missing:$miss (crash-$f-$how.txt)"
+			fi
+		done
+		rm -f "$f.xccore"
+	done
+	if [ -s xsr-paging.core ]; then
+		init=$(gdb -nx -batch -ex 'p jiffies_64' "$VM" 2>/dev/null | sed -n 's/^\$1 = //p')
+		dump=$(gdb -nx -batch -ex 'p jiffies_64' "$VM" xsr-paging.core 2>/dev/null | sed -n 's/^\$1 = //p')
+		if [ -n "$dump" ] && [ "$dump" != "$init" ]; then
+			res gdb-vmlinux-paging "PASS jiffies_64 = $dump from the dump (vmlinux alone: $init)"
+		else
+			res gdb-vmlinux-paging "FAIL jiffies_64 dump '$dump' vmlinux '$init'"
+		fi
+	else
+		res gdb-vmlinux-paging "FAIL no xsr-paging.core"
+	fi
+	rm -f xl-core.xsr xl-save.xsr
+fi
 echo "== timings (s)"
 grep '^TIMING' run.log | awk '{printf "%-28s %s %s\n", $2, $3, $4}'
 echo "== xl against xsr, interleaved rounds: median seconds (samples)"
