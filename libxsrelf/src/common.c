@@ -131,12 +131,16 @@ bool xsr_is_zero(const void *p, size_t len)
 
 bool xsr_page_is_zero(const void *page)
 {
-	const uint64_t *q = page;
-	uint64_t acc = 0;
-	/* Early out on the first non-zero line: most pages are not zero. */
-	for (size_t i = 0; i < XSR_PAGE_SIZE / 8; i += 8) {
-		acc = q[i] | q[i + 1] | q[i + 2] | q[i + 3] | q[i + 4] | q[i + 5] | q[i + 6] | q[i + 7];
-		if (acc)
+	const uint8_t *p = page;
+	/*
+	 * Early out on the first non-zero 64-octet line: most pages are not
+	 * zero.  Loads through memcpy: a page need not be 8-aligned (the Xen
+	 * importer hands over pages where they lie in an xl save file).
+	 */
+	for (size_t i = 0; i < XSR_PAGE_SIZE; i += 64) {
+		uint64_t q[8];
+		memcpy(q, p + i, sizeof(q));
+		if (q[0] | q[1] | q[2] | q[3] | q[4] | q[5] | q[6] | q[7])
 			return false;
 	}
 	return true;

@@ -110,5 +110,5 @@ fi
 "$X" receive tcp:127.0.0.1:0 --to-file x --paused >/dev/null 2>"$B/u.err"
 [ $? = 2 ] && grep -q -- '--paused is for --xen' "$B/u.err" && ok "receive --paused without --xen: usage error" || ko "receive --paused"
 
-echo "xen migrate: $pass passed, $fail failed"
+echo "$pass passed, $fail failed"
 [ $fail = 0 ]
