@@ -61,6 +61,14 @@ struct xsr_outfile {
 	char *path;
 	char *tmp;
 };
+/*
+ * Write all of @iov (@n vectors, any number: sent IOV_MAX at a time) to @fd,
+ * retrying on EINTR and short writes; @iov is consumed.  Returns the octets
+ * written, or -errno (-EIO for a write of 0).
+ */
+struct iovec;
+int64_t xsr_writev_all(int fd, struct iovec *iov, int n);
+
 int xsr_out_open(struct xsr_outfile *o, const char *verb, const char *path);
 int xsr_out_commit(struct xsr_outfile *o, const char *verb);
 void xsr_out_abort(struct xsr_outfile *o);

@@ -43,26 +43,10 @@ static int efail(struct exp *e, const char *fmt, ...)
 
 static int put(struct exp *e, struct iovec *iov, int n)
 {
-	size_t total = 0;
-	for (int i = 0; i < n; i++)
-		total += iov[i].iov_len;
-	while (n > 0) {
-		ssize_t w = writev(e->out, iov, n);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0)
-			return efail(e, "writing the output: %s", w < 0 ? strerror(errno) : "short write");
-		while (n > 0 && (size_t)w >= iov->iov_len) {
-			w -= (ssize_t)iov->iov_len;
-			iov++;
-			n--;
-		}
-		if (n > 0) {
-			iov->iov_base = (uint8_t *)iov->iov_base + w;
-			iov->iov_len -= (size_t)w;
-		}
-	}
-	e->bytes += total;
+	int64_t w = xsr_writev_all(e->out, iov, n);
+	if (w < 0)
+		return efail(e, "writing the output: %s", strerror((int)-w));
+	e->bytes += (uint64_t)w;
 	return 0;
 }
 
@@ -132,10 +116,8 @@ static int put_pages(struct exp *e)
 			iov[0] = (struct iovec){rh, 8};
 			iov[1] = (struct iovec){h, 8};
 			iov[2] = (struct iovec){pfns, (size_t)m * 8};
-			/* writev takes at most IOV_MAX (1024) vectors: put() writes the rest */
-			for (uint32_t o = 0; o < niov; o += 1024)
-				if (put(e, iov + o, niov - o < 1024 ? (int)(niov - o) : 1024) < 0)
-					goto out;
+			if (put(e, iov, (int)niov) < 0)
+				goto out;
 		}
 	}
 	rc = 0;

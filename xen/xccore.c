@@ -163,25 +163,11 @@ static int p2m_lookup(const struct xcx *x, uint64_t pfn, uint64_t *mfn)
 
 static int put(struct xcx *x, struct iovec *iov, int n)
 {
-	while (n > 0) {
-		ssize_t w = writev(x->out, iov, n > IOV_MAX ? IOV_MAX : n);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0)
-			return xfail(x, "writing the output at offset 0x%llx: %s",
-				     (unsigned long long)x->bytes,
-				     w < 0 ? strerror(errno) : "short write");
-		x->bytes += (uint64_t)w;
-		while (n > 0 && (size_t)w >= iov->iov_len) {
-			w -= (ssize_t)iov->iov_len;
-			iov++;
-			n--;
-		}
-		if (n > 0) {
-			iov->iov_base = (uint8_t *)iov->iov_base + w;
-			iov->iov_len -= (size_t)w;
-		}
-	}
+	int64_t w = xsr_writev_all(x->out, iov, n);
+	if (w < 0)
+		return xfail(x, "writing the output at offset 0x%llx: %s", (unsigned long long)x->bytes,
+			     strerror((int)-w));
+	x->bytes += (uint64_t)w;
 	return 0;
 }
 
