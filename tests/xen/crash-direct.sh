@@ -6,18 +6,9 @@
 # working, and conversions stay byte for byte.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
-X=$PWD/bin/xsr
-G=$PWD/tests/xen/golden
-B=$PWD/tests/build/xen-crash
-pass=0 fail=0
-ok() { pass=$((pass + 1)); echo "ok   $*"; }
-ko() { fail=$((fail + 1)); echo "FAIL $*"; }
-check() { # description cmd...
-	local d=$1; shift
-	if "$@" >"$B/last.log" 2>&1; then ok "$d"; else ko "$d"; sed 's/^/     /' "$B/last.log" | tail -n 8; fi
-}
+B=$PWD/tests/build/xen-crash-direct
+. tests/xen/lib.inc
 rm -rf "$B" && mkdir -p "$B"
-MARK=XENRIG_DOMU_MARKER_0123456789abcdef
 
 # Header flags, PT_LOAD count and p_align of an image; the guest-physical
 # address (by p_vaddr) of the first file offset holding $MARK.

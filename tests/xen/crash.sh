@@ -8,16 +8,8 @@
 # swapper on 6.1 kernels (fixed in 8.0.4), so ps is not asked.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
-X=$PWD/bin/xsr
-G=$PWD/tests/xen/golden
 B=$PWD/tests/build/xen-crash
-pass=0 fail=0
-ok() { pass=$((pass + 1)); echo "ok   $*"; }
-ko() { fail=$((fail + 1)); echo "FAIL $*"; }
-check() { # description cmd...
-	local d=$1; shift
-	if "$@" >"$B/last.log" 2>&1; then ok "$d"; else ko "$d"; sed 's/^/     /' "$B/last.log" | tail -n 8; fi
-}
+. tests/xen/lib.inc
 rm -rf "$B" && mkdir -p "$B"
 
 if ! command -v crash >/dev/null; then

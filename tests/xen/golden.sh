@@ -5,18 +5,9 @@
 # verify-stream-v2 on the exports, gdb on the imported core.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
-X=$PWD/bin/xsr
-G=$PWD/tests/xen/golden
 B=$PWD/tests/build/xen-golden
-pass=0 fail=0
-ok() { pass=$((pass + 1)); echo "ok   $*"; }
-ko() { fail=$((fail + 1)); echo "FAIL $*"; }
-check() { # description cmd...
-	local d=$1; shift
-	if "$@" >"$B/last.log" 2>&1; then ok "$d"; else ko "$d"; sed 's/^/     /' "$B/last.log" | tail -n 8; fi
-}
+. tests/xen/lib.inc
 rm -rf "$B" && mkdir -p "$B"
-MARK=XENRIG_DOMU_MARKER_0123456789abcdef
 
 # verify-stream-v2 from Debian's xen-utils-4.17 (unpacked, never installed), shared with xen.sh
 VERIFY=""

@@ -9,16 +9,8 @@
 # structure is checked, and a SKIPPED line says so.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
-X=$PWD/bin/xsr
-G=$PWD/tests/xen/golden
 B=$PWD/tests/build/xen-paging
-pass=0 fail=0
-ok() { pass=$((pass + 1)); echo "ok   $*"; }
-ko() { fail=$((fail + 1)); echo "FAIL $*"; }
-check() { # description cmd...
-	local d=$1; shift
-	if "$@" >"$B/last.log" 2>&1; then ok "$d"; else ko "$d"; sed 's/^/     /' "$B/last.log" | tail -n 8; fi
-}
+. tests/xen/lib.inc
 # is DESCRIPTION GOT WANT
 is() { if [ "$2" = "$3" ]; then ok "$1 ($2)"; else ko "$1: got '$2', want '$3'"; fi; }
 rm -rf "$B" && mkdir -p "$B"

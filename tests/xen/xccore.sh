@@ -7,18 +7,10 @@
 # refused without leaving OUT.  crash on these files: tests/xen/crash.sh.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
-X=$PWD/bin/xsr
-G=$PWD/tests/xen/golden
 B=$PWD/tests/build/xen-xccore
+. tests/xen/lib.inc
 GEN="python3 $PWD/tests/xen/gen.py"
 CHK="python3 $PWD/tests/xen/xccore.py"
-pass=0 fail=0
-ok() { pass=$((pass + 1)); echo "ok   $*"; }
-ko() { fail=$((fail + 1)); echo "FAIL $*"; }
-check() { # description cmd...
-	local d=$1; shift
-	if "$@" >"$B/last.log" 2>&1; then ok "$d"; else ko "$d"; sed 's/^/     /' "$B/last.log" | tail -n 8; fi
-}
 refused() { # IMAGE PATTERN: export --format xc-core fails naming PATTERN, leaves no OUT and no temporary file
 	local out=$B/refused.xc
 	rm -f "$out"

@@ -4,16 +4,9 @@
 # the imported vCPUs, and hostile inputs.  See docs/xen-compat.md.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
-X=$PWD/bin/xsr
 B=$PWD/tests/build/xen
+. tests/xen/lib.inc
 GEN="python3 $PWD/tests/xen/gen.py"
-pass=0 fail=0
-ok() { pass=$((pass + 1)); echo "ok   $*"; }
-ko() { fail=$((fail + 1)); echo "FAIL $*"; }
-check() { # description cmd...
-	local d=$1; shift
-	if "$@" >"$B/last.log" 2>&1; then ok "$d"; else ko "$d"; sed 's/^/     /' "$B/last.log" | tail -n 8; fi
-}
 
 rm -rf "$B/w" && mkdir -p "$B/w"
 W=$B/w
