@@ -541,12 +541,7 @@ int xsr_xen_save(uint32_t domid, int out_fd, int stream, struct xsr_xen_stats *s
 	if (mfd < 0)
 		return -1;
 	uint64_t t1 = xsr_now_ns();
-	/*
-	 * Hash in line: in the TCG rig's dom0 a hashing worker made the import
-	 * 2-8x slower (0.95 s vs 0.44 s quiet, 4.2 s vs 0.53 s loaded): the
-	 * hand-off between dom0's vCPUs costs more than the hashing.
-	 */
-	struct xen_import_opts io = {.stream = stream, .map_input = 1, .hash_inline = 1};
+	struct xen_import_opts io = {.stream = stream};
 	int rc = xen_import_fd_opts(mfd, out_fd, &io, err, errlen);
 	close(mfd);
 	if (rc < 0) {

@@ -127,8 +127,7 @@ int xsr_migrate_send_xen(uint32_t domid, int fd, const struct xsr_mig_send_opts 
 	}
 	uint64_t t1 = xsr_now_ns();
 	struct xen_import_opts io = {.stream = 1, .kind = XSR_KIND_MIGRATION, .compress = o->compress,
-				     .begin = xhello, .ctx = &c, .map_input = 1,
-				     .hash_inline = 1 /* as xsr_xen_save: see there */};
+				     .begin = xhello, .ctx = &c};
 	if ((rc = xen_import_fd_opts(mfd, fd, &io, err, errlen)) < 0) {
 		rc = XSR_E_PEER;
 		if (!strstr(err, "receiver"))

@@ -17,7 +17,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -44,7 +43,6 @@ struct page {
 struct src {
 	int fd;
 	uint64_t size;
-	const uint8_t *map; /* the whole input, read-only (xen_import_opts.map_input), or NULL */
 	char err[512];
 	const char *kind;   /* "xl save file", ... */
 	int libxl;          /* a libxl layer is present */
@@ -84,10 +82,6 @@ static int rd(struct src *s, uint64_t off, void *buf, uint64_t len, const char *
 	if (off > s->size || s->size - off < len)
 		return fail(s, "%s at offset 0x%llx: needs %llu octets but the file ends at 0x%llx (truncated)", what,
 			    (unsigned long long)off, (unsigned long long)len, (unsigned long long)s->size);
-	if (s->map) {
-		memcpy(buf, s->map + off, len);
-		return 0;
-	}
 	uint8_t *p = buf;
 	while (len) {
 		ssize_t n = pread(s->fd, p, len > (1u << 30) ? (1u << 30) : len, (off_t)off);
@@ -1017,7 +1011,6 @@ static int write_image(struct src *s, int out, const struct xen_import_opts *o, 
 		.machine = EM_X86_64, .kind = s->is_core ? XSR_KIND_CORE : XSR_KIND_SAVE,
 		.layout = stream ? XSR_LAYOUT_STREAM : 0, .nr_vcpus = nr_vcpus, .nr_runs = nruns, .runs = runs,
 		.hypervisor = "xen", .hypervisor_version = ver, .compress = o->compress,
-		.hash_inline = o->hash_inline,
 	};
 	if (o->kind)
 		p.kind = o->kind;
@@ -1187,19 +1180,13 @@ static int write_image(struct src *s, int out, const struct xen_import_opts *o, 
 					uint32_t k = 1;
 					while (n + k < B && i + k < s->npages && s->pages[i + k].off == pg->off + k * 4096)
 						k++;
-					/* mapped input: the writer takes the pages where they lie, no copy */
-					const uint8_t *src = s->map ? s->map + pg->off : buf + (size_t)n * 4096;
-					if (s->map ? pg->off > s->size || s->size - pg->off < (uint64_t)k * 4096
-						   : rd(s, pg->off, buf + (size_t)n * 4096, (uint64_t)k * 4096, "page data") < 0) {
-						if (s->map)
-							fail(s, "page data at offset 0x%llx: past the end of the input",
-							     (unsigned long long)pg->off);
+					if (rd(s, pg->off, buf + (size_t)n * 4096, (uint64_t)k * 4096, "page data") < 0) {
 						free(buf);
 						goto out;
 					}
 					for (uint32_t j = 0; j < k; j++) {
 						pfns[n + j] = s->pages[i + j].pfn;
-						ptrs[n + j] = src + (size_t)j * 4096;
+						ptrs[n + j] = buf + (size_t)(n + j) * 4096;
 					}
 					n += k;
 					i += k;
@@ -1324,20 +1311,11 @@ int xen_import_fd_opts(int fd, int out_fd, const struct xen_import_opts *o, char
 	}
 	s->fd = fd;
 	s->size = (uint64_t)sb.st_size;
-	void *map = MAP_FAILED;
-	if (o->map_input && s->size) {
-		/* only for inputs nobody else can truncate (a memfd of our own): a mapping would SIGBUS */
-		map = mmap(NULL, s->size, PROT_READ, MAP_SHARED | MAP_POPULATE, fd, 0);
-		if (map != MAP_FAILED)
-			s->map = map;
-	}
 	int rc = -1;
 	if (xen_detect_and_parse(s) < 0)
 		snprintf(err, errlen, "%s", s->err);
 	else
 		rc = write_image(s, out_fd, o, err, errlen);
-	if (map != MAP_FAILED)
-		munmap(map, s->size);
 	free(s->items);
 	free(s->pages);
 	free(s);

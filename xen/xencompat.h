@@ -154,8 +154,6 @@ struct xen_import_opts {
 	int stream;
 	uint32_t kind;
 	uint8_t compress;
-	int map_input; /* mmap @in_fd (a memfd nobody else writes) instead of reading it: one copy less */
-	int hash_inline; /* xsr_writer_params.hash_inline */
 	int (*begin)(void *ctx, struct xsr_writer *w, char *err, size_t errlen);
 	void *ctx;
 };

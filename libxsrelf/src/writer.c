@@ -42,7 +42,6 @@ struct xsr_writer {
 	int fd;
 	int layout;
 	int failed;
-	int hash_inline;
 	uint16_t machine;
 	uint8_t kind;
 	uint8_t compress;
@@ -372,7 +371,6 @@ int xsr_writer_open(struct xsr_writer **out, int fd, const struct xsr_writer_par
 	w->kind = p->kind;
 	w->flags = p->flags;
 	w->compress = p->compress;
-	w->hash_inline = p->hash_inline;
 	w->nr_vcpus = p->nr_vcpus;
 	w->nr_runs = p->nr_runs;
 	fill_producer(w, p);
@@ -788,7 +786,7 @@ static bool hash_start(struct xsr_writer *w, const void *const *pages, uint32_t 
 	static int ncpu = -1;
 	if (ncpu < 0)
 		ncpu = (int)sysconf(_SC_NPROCESSORS_ONLN);
-	if (n >= 64 && ncpu > 1 && !w->hasher && !w->hash_inline && !getenv("XSR_NO_HASH_THREAD")) {
+	if (n >= 64 && ncpu > 1 && !w->hasher && !getenv("XSR_NO_HASH_THREAD")) {
 		struct hasher *h = calloc(1, sizeof(*h));
 		if (h) {
 			pthread_mutex_init(&h->lock, NULL);

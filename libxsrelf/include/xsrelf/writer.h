@@ -79,12 +79,6 @@ struct xsr_writer_params {
 	const struct xsr_vload *vloads;
 	uint32_t nr_vloads;
 	/*
-	 * 1: hash page batches in the calling thread.  0: a worker thread hashes
-	 * one batch while this one writes it, when there is more than one CPU
-	 * (the default; XSR_NO_HASH_THREAD in the environment also turns it off).
-	 */
-	int hash_inline;
-	/*
 	 * A Xen PV guest (copied at open; NULL: not).  Seekable, physical view:
 	 * the writer sets XSR_FF_XEN_MACHINE_PADDR, writes PT_LOADs by machine
 	 * address, the XEN_P2M_TREE section, the QEMU and Xen notes, and, when
