@@ -33,6 +33,7 @@ int xsr_xen_target(const char *t, uint32_t *domid)
 #include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -482,7 +483,13 @@ static int read_all(int fd, void *buf, size_t len)
 	return 0;
 }
 
-int xsr_xen_suspend(uint32_t domid, int live, struct xsr_xen_stats *st, char *err, size_t errlen)
+/*
+ * libxl suspends @domid into a new memfd (xl header first).  @ready, if not
+ * NULL, is called with the memfd and the domain's vCPU count once the header
+ * is in and before libxl starts writing; its < 0 aborts.
+ */
+static int suspend_into(uint32_t domid, int live, int (*ready)(void *ctx, int mfd, uint32_t vcpus), void *rctx,
+			struct xsr_xen_stats *st, char *err, size_t errlen)
 {
 	struct lx l;
 	libxl_domain_config dc;
@@ -515,6 +522,16 @@ int xsr_xen_suspend(uint32_t domid, int live, struct xsr_xen_stats *st, char *er
 		snprintf(err, errlen, "writing the xl header: %s", strerror(errno));
 		goto out;
 	}
+	if (ready) {
+		libxl_dominfo di;
+		libxl_dominfo_init(&di);
+		uint32_t nv = libxl_domain_info(l.ctx, &di, domid) == 0 ? di.vcpu_max_id + 1 : 0;
+		libxl_dominfo_dispose(&di);
+		if (ready(rctx, mfd, nv) < 0) {
+			snprintf(err, errlen, "cannot start the transcoding thread");
+			goto out;
+		}
+	}
 	if (libxl_domain_suspend(l.ctx, domid, mfd, live ? LIBXL_SUSPEND_LIVE : 0, NULL) != 0) {
 		snprintf(err, errlen, "libxl_domain_suspend(%u) failed (see the libxl messages above)", domid);
 		/* it may have got as far as suspending: resume either way */
@@ -534,22 +551,76 @@ out:
 	return mfd;
 }
 
+int xsr_xen_suspend(uint32_t domid, int live, struct xsr_xen_stats *st, char *err, size_t errlen)
+{
+	return suspend_into(domid, live, NULL, NULL, st, err, errlen);
+}
+
+/*
+ * The save's transcode runs on a thread that follows libxl's memfd as it
+ * grows (xen_import_opts.follow_done), so that it overlaps the suspend.
+ */
+struct follower {
+	pthread_t tid;
+	int started, out, mfd, rc, overlapped;
+	uint32_t vcpus;
+	atomic_int done;
+	char err[1024];
+};
+
+static void *follow_main(void *arg)
+{
+	struct follower *f = arg;
+	struct xen_import_opts o = {.follow_done = &f->done, .vcpus_hint = f->vcpus, .overlapped = &f->overlapped};
+	f->rc = xen_import_fd_opts(f->mfd, f->out, &o, f->err, sizeof(f->err));
+	return NULL;
+}
+
+static int follow_start(void *ctx, int mfd, uint32_t vcpus)
+{
+	struct follower *f = ctx;
+	f->mfd = mfd;
+	f->vcpus = vcpus;
+	if (pthread_create(&f->tid, NULL, follow_main, f) != 0)
+		return -1;
+	f->started = 1;
+	return 0;
+}
+
 int xsr_xen_save(uint32_t domid, int out_fd, int stream, struct xsr_xen_stats *st, char *err, size_t errlen)
 {
 	uint64_t t0 = xsr_now_ns();
-	int mfd = xsr_xen_suspend(domid, 0, st, err, errlen);
-	if (mfd < 0)
-		return -1;
-	uint64_t t1 = xsr_now_ns();
-	struct xen_import_opts io = {.stream = stream};
-	int rc = xen_import_fd_opts(mfd, out_fd, &io, err, errlen);
-	close(mfd);
+	int rc, mfd;
+	/* A stream cannot be started again if the stream turns out off the plan: transcode at the end. */
+	if (!stream && !getenv("XSR_XEN_SAVE_NO_OVERLAP")) {
+		struct follower f = {.out = out_fd};
+		mfd = suspend_into(domid, 0, follow_start, &f, st, err, errlen);
+		atomic_store(&f.done, 1);
+		if (f.started)
+			pthread_join(f.tid, NULL);
+		if (mfd < 0)
+			return -1; /* the domain was resumed */
+		close(mfd);
+		rc = f.started ? f.rc : -1;
+		if (rc < 0)
+			snprintf(err, errlen, "%s", f.started ? f.err : "the transcoding thread did not start");
+		st->overlapped = f.overlapped;
+		st->transcode_ns = xsr_now_ns() - t0 - st->suspend_ns; /* what was left after libxl's part */
+	} else {
+		mfd = suspend_into(domid, 0, NULL, NULL, st, err, errlen);
+		if (mfd < 0)
+			return -1;
+		uint64_t t1 = xsr_now_ns();
+		struct xen_import_opts io = {.stream = stream};
+		rc = xen_import_fd_opts(mfd, out_fd, &io, err, errlen);
+		close(mfd);
+		st->transcode_ns = xsr_now_ns() - t1;
+	}
 	if (rc < 0) {
 		char e2[256];
 		xsr_xen_save_finish(domid, 0, e2, sizeof(e2));
 	} else {
 		struct stat sb;
-		st->transcode_ns = xsr_now_ns() - t1;
 		if (fstat(out_fd, &sb) == 0)
 			st->bytes = (uint64_t)sb.st_size;
 	}

@@ -48,6 +48,7 @@ struct xsr_xen_stats {
 	uint64_t transcode_ns;  /* save: import; restore: export (overlapped) */
 	uint64_t elapsed_ns;
 	uint32_t domid;         /* restore: the new domain */
+	int overlapped;         /* save: the transcode ran while libxl wrote (follow mode) */
 };
 
 /*

@@ -13,11 +13,15 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <pthread.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <xsrelf/writer.h>
@@ -65,6 +69,22 @@ struct src {
 	uint64_t core_prstatus_off, core_nr_vcpus, core_p2m_off, core_nr_pages, core_is_hvm;
 	int core_has_p2m;
 	int core_has_shinfo; uint64_t core_shinfo_off;
+	/*
+	 * Follow mode (xen_import_opts.follow_done): the input grows while libxl
+	 * writes it; reads past its end wait until it has grown or is done.
+	 * With it, the pages of a 64-bit PV stream go to the writer as they
+	 * arrive (sw), over the run X86_PV_P2M_FRAMES announces and the vCPU
+	 * count the caller expects; if the stream then differs from that
+	 * (sw_off), the image is written the usual way at the end.
+	 */
+	const atomic_int *follow_done;
+	const struct xen_import_opts *o;
+	int out;
+	struct xsr_writer *sw;
+	int sw_off;
+	struct xsr_memrun sw_run;
+	uint64_t sw_seen;
+	uint8_t *sw_buf;
 };
 
 static int fail(struct src *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -77,8 +97,28 @@ static int fail(struct src *s, const char *fmt, ...)
 	return -1;
 }
 
+/*
+ * Follow mode: wait until the input holds @end octets (true), or is done
+ * and shorter (false).  Otherwise: whether it holds them.
+ */
+static int grow(struct src *s, uint64_t end)
+{
+	while (s->size < end && s->follow_done) {
+		int done = atomic_load(s->follow_done);
+		struct stat sb;
+		if (fstat(s->fd, &sb) == 0)
+			s->size = (uint64_t)sb.st_size;
+		if (s->size >= end || done)
+			break;
+		nanosleep(&(struct timespec){0, 200000}, NULL);
+	}
+	return s->size >= end;
+}
+
 static int rd(struct src *s, uint64_t off, void *buf, uint64_t len, const char *what)
 {
+	if (len <= UINT64_MAX - off && (off > s->size || s->size - off < len))
+		grow(s, off + len);
 	if (off > s->size || s->size - off < len)
 		return fail(s, "%s at offset 0x%llx: needs %llu octets but the file ends at 0x%llx (truncated)", what,
 			    (unsigned long long)off, (unsigned long long)len, (unsigned long long)s->size);
@@ -191,6 +231,8 @@ static int libxc_header(struct src *s, uint64_t off, uint64_t *next)
 	return add_item(s, XEN_PT_LIBXC_HEADER, 0, 0, off, sizeof(h));
 }
 
+static int stream_pages(struct src *s, const uint64_t *pfns, uint32_t count, uint64_t doff, uint64_t ndata);
+
 static int page_record(struct src *s, uint32_t type, uint64_t body, uint32_t len, uint64_t roff, const char *name,
 		       int data)
 {
@@ -244,6 +286,11 @@ static int page_record(struct src *s, uint32_t type, uint64_t body, uint32_t len
 				free(pfns);
 				return -1;
 			}
+		}
+		if (type == XEN_RT_PAGE_DATA && s->follow_done && !s->sw_off &&
+		    stream_pages(s, pfns, count, body + 8 + (uint64_t)count * 8, ndata) < 0) {
+			free(pfns);
+			return -1;
 		}
 	}
 	free(pfns);
@@ -388,7 +435,7 @@ static int libxc_records(struct src *s, uint64_t off, int in_libxl, uint64_t *ne
 			return fail(s, "%s record at offset 0x%llx: length %u > %u (Xen's REC_LENGTH_MAX)", name,
 				    (unsigned long long)off, len, XEN_REC_LENGTH_MAX);
 		uint64_t body = off + 8, span = 8 + (((uint64_t)len + 7) & ~UINT64_C(7));
-		if (s->size - off < span)
+		if (s->size - off < span && !grow(s, off + span))
 			return fail(s, "%s record at offset 0x%llx: length %u runs past the end of the file (0x%llx)", name,
 				    (unsigned long long)off, len, (unsigned long long)s->size);
 		if (check_pad(s, body, len, name, off) < 0)
@@ -457,7 +504,7 @@ static int libxl_stream(struct src *s, uint64_t off, uint64_t *next)
 			return fail(s, "%s record at offset 0x%llx: length %u > %u", name, (unsigned long long)off, len,
 				    XEN_REC_LENGTH_MAX);
 		uint64_t body = off + 8, span = 8 + (((uint64_t)len + 7) & ~UINT64_C(7));
-		if (s->size - off < span)
+		if (s->size - off < span && !grow(s, off + span))
 			return fail(s, "%s record at offset 0x%llx: length %u runs past the end of the file (0x%llx)", name,
 				    (unsigned long long)off, len, (unsigned long long)s->size);
 		if (check_pad(s, body, len, name, off) < 0)
@@ -514,7 +561,7 @@ static int xl_file(struct src *s, uint64_t *next)
 	uint32_t mflags = le32(h + 36), optlen = le32(h + 44);
 	if (mflags & ~(XEN_XL_FLAG_JSON | XEN_XL_FLAG_STREAMV2))
 		return fail(s, "xl save-file header at offset 0x24: unknown mandatory flags 0x%x", mflags);
-	if (s->size - 48 < optlen)
+	if (s->size - 48 < optlen && !grow(s, 48 + (uint64_t)optlen))
 		return fail(s, "xl save-file header at offset 0x2c: optional data of %u octets runs past the end of the file", optlen);
 	if (optlen >= 4) {
 		uint8_t l[4];
@@ -944,6 +991,82 @@ static uint32_t count_vcpus(struct src *s, struct xen_vcpus *vs)
 	return n ? n : 1;
 }
 
+/* The producer's hypervisor_version: Xen's version and what the input was. */
+static void producer_version(struct src *s, char *ver, size_t n)
+{
+	char guest[32]; /* the producer keeps 63 octets; these fit */
+	snprintf(guest, sizeof(guest), "x86 %s%s", s->guest == XEN_DHDR_X86_HVM ? "HVM" : "PV",
+		 s->guest == XEN_DHDR_X86_HVM || s->is_core ? "" : s->pv_width == 4 ? " 32-bit" : " 64-bit");
+	if (s->is_core)
+		snprintf(ver, n, "%u.%u%.16s (xc_core dump, %s)", s->xen_major, s->xen_minor, s->xen_extra, guest);
+	else if (s->xen_major)
+		snprintf(ver, n, "%u.%u (%s%slibxc v%u, %s)", s->xen_major, s->xen_minor, s->libxl ? "xl, libxl v2, " : "",
+			 s->items[0].origin == XEN_PT_XL_HEADER && !s->libxl ? "xl, " : "", s->xc_version, guest);
+	else
+		snprintf(ver, n, "unknown (%s%slibxc v%u, %s)", s->libxl ? "xl, libxl v2, " : "",
+			 s->items[0].origin == XEN_PT_XL_HEADER && !s->libxl ? "xl, " : "", s->xc_version, guest);
+}
+
+/*
+ * Follow mode: the pages of one PAGE_DATA record go to the writer now.  The
+ * writer is opened at the first of them, with the run that X86_PV_P2M_FRAMES
+ * announced (libxc sends every pfn of it) and the caller's vCPU count.
+ * Anything off that plan sets sw_off: the image is then written the usual
+ * way once the stream is complete.
+ */
+static int stream_pages(struct src *s, const uint64_t *pfns, uint32_t count, uint64_t doff, uint64_t ndata)
+{
+	const struct xen_import_opts *o = s->o;
+	if (!s->sw) {
+		long pf = s->last[XEN_RT_X86_PV_P2M_FRAMES];
+		uint8_t h[8];
+		if (s->is_core || s->guest != XEN_DHDR_X86_PV || s->pv_width != 8 || pf < 0 || !o->vcpus_hint ||
+		    o->vcpus_hint > XSR_MAX_VCPUS || s->seen_verify || rd(s, s->items[pf].off, h, 8, "X86_PV_P2M_FRAMES") < 0) {
+			s->sw_off = 1;
+			return 0;
+		}
+		s->sw_run = (struct xsr_memrun){le32(h), (uint64_t)le32(h + 4) - le32(h) + 1};
+		char ver[160];
+		producer_version(s, ver, sizeof(ver));
+		struct xsr_writer_params p = {
+			.machine = EM_X86_64, .kind = o->kind ? o->kind : XSR_KIND_SAVE,
+			.layout = o->stream ? XSR_LAYOUT_STREAM : 0, .nr_vcpus = o->vcpus_hint, .nr_runs = 1,
+			.runs = &s->sw_run, .hypervisor = "xen", .hypervisor_version = ver, .compress = o->compress,
+		};
+		struct xsr_xen_pv pv = {.xen_major = s->xen_major, .xen_minor = s->xen_minor};
+		if (p.kind != XSR_KIND_MIGRATION)
+			p.xen_pv = &pv; /* a save: page tables hold pfns, mfn = pfn (xen_pv_map) */
+		s->sw_buf = malloc((size_t)1024 * 4096);
+		if (!s->sw_buf || xsr_writer_open(&s->sw, s->out, &p, s->err, sizeof(s->err)) < 0) {
+			s->sw = NULL;
+			return s->sw_buf ? -1 : fail(s, "out of memory");
+		}
+		if (o->begin && o->begin(o->ctx, s->sw, s->err, sizeof(s->err)) < 0)
+			return -1;
+	}
+	const void *ptrs[1024];
+	uint64_t clean[1024];
+	if (count > 1024 || ndata > count) {
+		s->sw_off = 1;
+		return 0;
+	}
+	if (ndata && rd(s, doff, s->sw_buf, ndata * 4096, "page data") < 0)
+		return -1;
+	for (uint32_t i = 0, d = 0; i < count; i++) {
+		uint64_t pfn = pfns[i] & XEN_PFN_MASK;
+		if (pfn < s->sw_run.pfn || pfn - s->sw_run.pfn >= s->sw_run.count) {
+			s->sw_off = 1; /* outside the announced run: write the usual way */
+			return 0;
+		}
+		clean[i] = pfns[i];
+		ptrs[i] = xen_type_has_data((unsigned)(pfns[i] >> XEN_PFN_TYPE_SHIFT)) ? s->sw_buf + (size_t)d++ * 4096 : NULL;
+	}
+	if (xsr_writer_put_pages(s->sw, clean, count, ptrs) < 0)
+		return fail(s, "pages: %s", xsr_writer_error(s->sw));
+	s->sw_seen += count;
+	return 0;
+}
+
 static int write_image(struct src *s, int out, const struct xen_import_opts *o, char *err, size_t errlen)
 {
 	int stream = o->stream;
@@ -995,18 +1118,20 @@ static int write_image(struct src *s, int out, const struct xen_import_opts *o, 
 		fail(s, "%u vCPUs: must be 1..%u", nr_vcpus, XSR_MAX_VCPUS);
 		goto out;
 	}
-	char ver[160], guest[32]; /* the producer keeps 63 octets; these fit */
-	snprintf(guest, sizeof(guest), "x86 %s%s", s->guest == XEN_DHDR_X86_HVM ? "HVM" : "PV",
-		 s->guest == XEN_DHDR_X86_HVM || s->is_core ? "" : s->pv_width == 4 ? " 32-bit" : " 64-bit");
-	if (s->is_core)
-		snprintf(ver, sizeof(ver), "%u.%u%.16s (xc_core dump, %s)", s->xen_major, s->xen_minor, s->xen_extra, guest);
-	else if (s->xen_major)
-		snprintf(ver, sizeof(ver), "%u.%u (%s%slibxc v%u, %s)", s->xen_major, s->xen_minor,
-			 s->libxl ? "xl, libxl v2, " : "", s->items[0].origin == XEN_PT_XL_HEADER && !s->libxl ? "xl, " : "",
-			 s->xc_version, guest);
-	else
-		snprintf(ver, sizeof(ver), "unknown (%s%slibxc v%u, %s)", s->libxl ? "xl, libxl v2, " : "",
-			 s->items[0].origin == XEN_PT_XL_HEADER && !s->libxl ? "xl, " : "", s->xc_version, guest);
+	/* Follow mode: the pages are in already if the stream kept to the plan. */
+	int streamed = 0;
+	if (s->sw && !s->sw_off && nruns == 1 && runs[0].pfn == s->sw_run.pfn && runs[0].count == s->sw_run.count &&
+	    nr_vcpus == o->vcpus_hint) {
+		w = s->sw;
+		streamed = 1;
+		if (o->overlapped)
+			*o->overlapped = 1;
+	} else if (s->sw) {
+		xsr_writer_abort(s->sw); /* off the plan: start again (a seekable target is truncated) */
+	}
+	s->sw = NULL;
+	char ver[160];
+	producer_version(s, ver, sizeof(ver));
 	struct xsr_writer_params p = {
 		.machine = EM_X86_64, .kind = s->is_core ? XSR_KIND_CORE : XSR_KIND_SAVE,
 		.layout = stream ? XSR_LAYOUT_STREAM : 0, .nr_vcpus = nr_vcpus, .nr_runs = nruns, .runs = runs,
@@ -1020,9 +1145,9 @@ static int write_image(struct src *s, int out, const struct xen_import_opts *o, 
 		goto out;
 	if (have_pv)
 		p.xen_pv = &pv;
-	if (xsr_writer_open(&w, out, &p, err, errlen) < 0)
+	if (!streamed && xsr_writer_open(&w, out, &p, err, errlen) < 0)
 		goto out_msg;
-	if (o->begin && o->begin(o->ctx, w, err, errlen) < 0)
+	if (!streamed && o->begin && o->begin(o->ctx, w, err, errlen) < 0)
 		goto out_msg;
 	/* 1. every non-page item, verbatim, in order */
 	for (size_t i = 0; i < s->nitems; i++) {
@@ -1160,7 +1285,7 @@ static int write_image(struct src *s, int out, const struct xen_import_opts *o, 
 	st = NULL;
 	ctx = NULL;
 	/* 4. pages, by pfn, read in runs of consecutive file offsets */
-	{
+	if (!streamed) {
 		enum { B = 256 };
 		uint8_t *buf = malloc((size_t)B * 4096);
 		uint64_t pfns[B];
@@ -1264,6 +1389,8 @@ int xen_detect_and_parse(struct src *s)
 	int ended = 0;
 	for (size_t i = 0; i < sizeof(s->last) / sizeof(s->last[0]); i++)
 		s->last[i] = -1;
+	if (s->follow_done)
+		grow(s, 48); /* the longest magic: an xl header */
 	if (rd(s, 0, m, s->size < 32 ? s->size : 32, "file start") < 0)
 		return -1;
 	int rc;
@@ -1285,6 +1412,13 @@ int xen_detect_and_parse(struct src *s)
 	}
 	if (rc < 0)
 		return -1;
+	if (s->follow_done) { /* the writer may still add (wrongly) past the end: wait for it */
+		while (!atomic_load(s->follow_done))
+			nanosleep(&(struct timespec){0, 200000}, NULL);
+		struct stat sb;
+		if (fstat(s->fd, &sb) == 0)
+			s->size = (uint64_t)sb.st_size;
+	}
 	if (end != s->size)
 		return fail(s, "%llu octets after the end of the %s at offset 0x%llx", (unsigned long long)(s->size - end),
 			    s->kind, (unsigned long long)end);
@@ -1311,16 +1445,60 @@ int xen_import_fd_opts(int fd, int out_fd, const struct xen_import_opts *o, char
 	}
 	s->fd = fd;
 	s->size = (uint64_t)sb.st_size;
+	s->o = o;
+	s->out = out_fd;
+	s->follow_done = o->follow_done;
 	int rc = -1;
 	if (xen_detect_and_parse(s) < 0)
 		snprintf(err, errlen, "%s", s->err);
 	else
 		rc = write_image(s, out_fd, o, err, errlen);
+	xsr_writer_abort(s->sw);
+	free(s->sw_buf);
 	free(s->items);
 	free(s->pages);
 	free(s);
 	return rc;
 }
+
+#if XSR_TESTHOOKS
+struct feeder {
+	int in, mfd;
+	atomic_int done;
+};
+
+static void *feed(void *arg)
+{
+	struct feeder *f = arg;
+	char buf[256 << 10];
+	for (;;) {
+		ssize_t n = read(f->in, buf, sizeof(buf));
+		if (n <= 0 || write(f->mfd, buf, (size_t)n) != n)
+			break;
+		nanosleep(&(struct timespec){0, 100000}, NULL);
+	}
+	atomic_store(&f->done, 1);
+	return NULL;
+}
+
+static int follow_test(int in, int out, int stream, uint32_t vcpus, char *err, size_t errlen)
+{
+	struct feeder f = {.in = in, .mfd = memfd_create("xsr-import-follow", MFD_CLOEXEC)};
+	pthread_t t;
+	if (f.mfd < 0 || pthread_create(&t, NULL, feed, &f) != 0) {
+		snprintf(err, errlen, "follow test: cannot start the feeder");
+		return -1;
+	}
+	int overlapped = 0;
+	struct xen_import_opts o = {.stream = stream, .follow_done = &f.done, .vcpus_hint = vcpus,
+				    .overlapped = &overlapped};
+	int rc = xen_import_fd_opts(f.mfd, out, &o, err, errlen);
+	fprintf(stderr, "xsr import: follow test: pages %s\n", overlapped ? "written as they arrived" : "written at the end");
+	pthread_join(t, NULL);
+	close(f.mfd);
+	return rc;
+}
+#endif
 
 static void usage(FILE *f)
 {
@@ -1367,7 +1545,16 @@ int cmd_import(int argc, char **argv)
 	char err[1024] = "";
 	if (xsr_out_open(&out, "import", outp) < 0)
 		goto done;
-	if (xen_import_fd(fd, out.fd, stream || out.is_stdout, err, sizeof(err)) < 0) {
+	int irc;
+#if XSR_TESTHOOKS
+	/* Test hook: feed the input through a growing memfd, as libxl's save does (follow mode). */
+	const char *fv = getenv("XSR_IMPORT_TEST_FOLLOW");
+	if (fv)
+		irc = follow_test(fd, out.fd, stream || out.is_stdout, (uint32_t)atoi(fv), err, sizeof(err));
+	else
+#endif
+		irc = xen_import_fd(fd, out.fd, stream || out.is_stdout, err, sizeof(err));
+	if (irc < 0) {
 		xsr_err("import", "%s: %s", in, err);
 		xsr_out_abort(&out);
 		goto done;

@@ -15,6 +15,7 @@
 #ifndef XSR_XENCOMPAT_H
 #define XSR_XENCOMPAT_H
 
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -156,6 +157,17 @@ struct xen_import_opts {
 	uint8_t compress;
 	int (*begin)(void *ctx, struct xsr_writer *w, char *err, size_t errlen);
 	void *ctx;
+	/*
+	 * Non-NULL: @in_fd is still being written (libxl's save into a memfd)
+	 * and is complete once *follow_done is set.  The import reads it as it
+	 * grows; a 64-bit PV libxc stream's pages go to the writer as they
+	 * arrive (planned with @vcpus_hint vCPUs and the run X86_PV_P2M_FRAMES
+	 * announces), so the transcode overlaps the save.  A stream that turns
+	 * out otherwise is written the usual way at the end.
+	 */
+	const atomic_int *follow_done;
+	uint32_t vcpus_hint;
+	int *overlapped; /* if not NULL: set to 1 when the pages went to the writer as they arrived */
 };
 int xen_import_fd_opts(int in_fd, int out_fd, const struct xen_import_opts *o, char *err, size_t errlen);
 int xen_export_fd(int img_fd, int out_fd, const char *name, char *err, size_t errlen);

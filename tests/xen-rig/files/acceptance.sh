@@ -107,10 +107,16 @@ D=$(domid)
 
 # 2. xsr save --stop -> gone from xl list -> xsr restore
 T=$(tick)
-if timed xsr-save xsr save "$D" xsr.save --stop --json; then
+if timed xsr-save xsr save "$D" xsr.save --stop --json >save.json; then
+	cat save.json
 	xl list
 	if gone; then echo "ACCEPT xsr-save-gone: PASS rigu not in xl list"; else echo "ACCEPT xsr-save-gone: FAIL rigu still listed"; fi
 	xsr verify xsr.save && xsr info xsr.save | head -12
+	if grep -q '"overlapped":true' save.json; then
+		echo "ACCEPT xsr-save-overlapped: PASS the transcode ran while libxl wrote"
+	else
+		echo "ACCEPT xsr-save-overlapped: FAIL $(cat save.json)"
+	fi
 	if timed xsr-restore xsr restore xsr.save --json; then
 		xl list
 		continues "$T" xsr-save-restore
