@@ -71,12 +71,16 @@ static void *read_pt(struct exp *e, const struct xen_pt_item *p)
 }
 
 /*
- * Every page of the image as PAGE_DATA records of up to 1024 pfns.  Each
- * batch is one bulk read of the image (xsr_image_read_pages: one pread,
- * every page checked against the index) and one writev: pages whose Xen type
- * carries no data are left out of the record's data by the iovec, not copied.
+ * Every page of the image as PAGE_DATA records of up to 1024 pfns.  The
+ * index is checked once (xsr_image_check_index), so its zero flags are
+ * trusted: a batch reads only its spans of data pages (zero gaps of up to
+ * ZGAP pages are read along, to keep the reads few), each span with one
+ * pread and every page in it verified; zero pages outside the spans are
+ * written from a static zero buffer.  One writev per batch; pages whose Xen
+ * type carries no data are left out of the record's data.
  */
-enum { PBATCH = 1024 };
+enum { PBATCH = 1024, ZGAP = 32, ZBUF = 64 };
+static const uint8_t zero_pages[ZBUF * 4096];
 
 static int put_pages(struct exp *e)
 {
@@ -84,9 +88,14 @@ static int put_pages(struct exp *e)
 	struct xsr_index_entry *ix = malloc(PBATCH * sizeof(*ix));
 	struct iovec *iov = malloc((PBATCH + 3) * sizeof(*iov));
 	uint8_t *data = malloc((size_t)PBATCH * 4096);
+	uint8_t *inread = malloc(PBATCH);
 	int rc = -1;
-	if (!pfns || !ix || !iov || !data) {
+	if (!pfns || !ix || !iov || !data || !inread) {
 		efail(e, "out of memory");
+		goto out;
+	}
+	if (xsr_image_check_index(e->img) < 0) {
+		efail(e, "page index: %s", xsr_image_error(e->img));
 		goto out;
 	}
 	uint32_t nruns = xsr_image_nruns(e->img);
@@ -94,23 +103,54 @@ static int put_pages(struct exp *e)
 	for (uint32_t r = 0; r < nruns; r++) {
 		for (uint64_t first = 0; first < runs[r].count; first += PBATCH) {
 			uint64_t m = runs[r].count - first < PBATCH ? runs[r].count - first : PBATCH;
-			if (xsr_image_read_pages(e->img, r, first, m, data, ix) < 0) {
-				efail(e, "pages of pfn 0x%llx+%llu: %s", (unsigned long long)(runs[r].pfn + first),
-				      (unsigned long long)m, xsr_image_error(e->img));
+			if (xsr_image_run_index(e->img, r, first, m, ix) < 0) {
+				efail(e, "page index: %s", xsr_image_error(e->img));
 				goto out;
 			}
+			/* read the spans of data pages; inread[k]: page k is in data[] */
+			memset(inread, 0, m);
+			uint64_t k = 0;
+			while (k < m) {
+				if (!(ix[k].flags & XSR_IDX_DATA)) {
+					k++;
+					continue;
+				}
+				uint64_t a = k, b = k + 1, gap = 0;
+				for (uint64_t j = k + 1; j < m && gap <= ZGAP; j++) {
+					if (ix[j].flags & XSR_IDX_DATA) {
+						b = j + 1;
+						gap = 0;
+					} else {
+						gap++;
+					}
+				}
+				if (xsr_image_read_pages(e->img, r, first + a, b - a, data + a * 4096, ix + a) < 0) {
+					efail(e, "pages of pfn 0x%llx+%llu: %s", (unsigned long long)(runs[r].pfn + first + a),
+					      (unsigned long long)(b - a), xsr_image_error(e->img));
+					goto out;
+				}
+				memset(inread + a, 1, b - a);
+				k = b;
+			}
 			uint32_t h[2] = {(uint32_t)m, 0}, nd = 0, niov = 3;
-			for (uint64_t k = 0; k < m; k++) {
+			for (k = 0; k < m; k++) {
 				unsigned t = ix[k].flags >> XSR_IDX_XEN_TYPE_SHIFT;
 				pfns[k] = (runs[r].pfn + first + k) | (uint64_t)t << XEN_PFN_TYPE_SHIFT;
 				if (!xen_type_has_data(t))
 					continue;
-				uint8_t *pg = data + k * 4096;
-				if (niov > 3 && (uint8_t *)iov[niov - 1].iov_base + iov[niov - 1].iov_len == pg)
-					iov[niov - 1].iov_len += 4096;
-				else
-					iov[niov++] = (struct iovec){pg, 4096};
 				nd++;
+				struct iovec *l = &iov[niov - 1];
+				if (inread[k]) {
+					uint8_t *pg = data + k * 4096;
+					if (niov > 3 && (uint8_t *)l->iov_base + l->iov_len == pg)
+						l->iov_len += 4096;
+					else
+						iov[niov++] = (struct iovec){pg, 4096};
+				} else if (niov > 3 && l->iov_base == zero_pages && l->iov_len < sizeof(zero_pages)) {
+					l->iov_len += 4096;
+				} else {
+					iov[niov++] = (struct iovec){(void *)zero_pages, 4096};
+				}
 			}
 			uint32_t rh[2] = {XEN_RT_PAGE_DATA, 8 + 8 * (uint32_t)m + 4096 * nd};
 			iov[0] = (struct iovec){rh, 8};
@@ -126,6 +166,7 @@ out:
 	free(ix);
 	free(iov);
 	free(data);
+	free(inread);
 	return rc;
 }
 
