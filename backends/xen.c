@@ -434,24 +434,39 @@ struct lx {
 	xentoollog_logger_stdiostream *log;
 };
 
+/*
+ * One libxl context per process, made at the first use and freed at exit: a
+ * save opens it for the suspend and again for the destroy, and each
+ * libxl_ctx_alloc talks to xenstore (dear in the TCG rig's dom0).  Only the
+ * calling thread uses it (the transcoding threads never call libxl).
+ */
+static struct lx lx_cached;
+
+static void lx_free_cached(void)
+{
+	if (lx_cached.ctx)
+		libxl_ctx_free(lx_cached.ctx);
+	if (lx_cached.log)
+		xtl_logger_destroy((xentoollog_logger *)lx_cached.log);
+	lx_cached = (struct lx){0};
+}
+
 static int lx_open(struct lx *l, char *err, size_t errlen)
 {
-	l->log = xtl_createlogger_stdiostream(stderr, XTL_ERROR, 0);
-	if (libxl_ctx_alloc(&l->ctx, LIBXL_VERSION, 0, (xentoollog_logger *)l->log) < 0) {
-		snprintf(err, errlen, "libxl_ctx_alloc failed (is this dom0 with xenstored running?)");
-		if (l->log)
-			xtl_logger_destroy((xentoollog_logger *)l->log);
-		return -1;
+	if (!lx_cached.ctx) {
+		lx_cached.log = xtl_createlogger_stdiostream(stderr, XTL_ERROR, 0);
+		if (libxl_ctx_alloc(&lx_cached.ctx, LIBXL_VERSION, 0, (xentoollog_logger *)lx_cached.log) < 0) {
+			snprintf(err, errlen, "libxl_ctx_alloc failed (is this dom0 with xenstored running?)");
+			lx_free_cached();
+			return -1;
+		}
+		atexit(lx_free_cached);
 	}
+	*l = lx_cached;
 	return 0;
 }
 
-static void lx_close(struct lx *l)
-{
-	libxl_ctx_free(l->ctx);
-	if (l->log)
-		xtl_logger_destroy((xentoollog_logger *)l->log);
-}
+static void lx_close(struct lx *l) { (void)l; /* the context stays for the next call; freed at exit */ }
 
 static int write_all(int fd, const void *buf, size_t len)
 {
@@ -595,6 +610,8 @@ int xsr_xen_save(uint32_t domid, int out_fd, int stream, struct xsr_xen_stats *s
 	if (!stream && !getenv("XSR_XEN_SAVE_NO_OVERLAP")) {
 		struct follower f = {.out = out_fd};
 		mfd = suspend_into(domid, 0, follow_start, &f, st, err, errlen);
+		if (getenv("XSR_XEN_TIMING"))
+			fprintf(stderr, "xsr timing: libxl suspend returned %.1f ms\n", xsr_now_ns() / 1e6);
 		atomic_store(&f.done, 1);
 		if (f.started)
 			pthread_join(f.tid, NULL);

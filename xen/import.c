@@ -27,6 +27,7 @@
 #include <xsrelf/writer.h>
 
 #include "../cli/cli.h"
+#include "../save/save.h"
 #include "xencompat.h"
 #include "xenvcpu.h"
 
@@ -1064,6 +1065,9 @@ static int stream_pages(struct src *s, const uint64_t *pfns, uint32_t count, uin
 	if (xsr_writer_put_pages(s->sw, clean, count, ptrs) < 0)
 		return fail(s, "pages: %s", xsr_writer_error(s->sw));
 	s->sw_seen += count;
+	if (s->sw_seen == s->sw_run.count && getenv("XSR_XEN_TIMING"))
+		fprintf(stderr, "xsr timing: last page written %.1f ms, libxl done: %d\n", xsr_now_ns() / 1e6,
+			atomic_load(s->follow_done));
 	return 0;
 }
 
@@ -1118,6 +1122,8 @@ static int write_image(struct src *s, int out, const struct xen_import_opts *o, 
 		fail(s, "%u vCPUs: must be 1..%u", nr_vcpus, XSR_MAX_VCPUS);
 		goto out;
 	}
+	if (s->follow_done && getenv("XSR_XEN_TIMING"))
+		fprintf(stderr, "xsr timing: stream parsed, runs made %.1f ms\n", xsr_now_ns() / 1e6);
 	/* Follow mode: the pages are in already if the stream kept to the plan. */
 	int streamed = 0;
 	if (s->sw && !s->sw_off && nruns == 1 && runs[0].pfn == s->sw_run.pfn && runs[0].count == s->sw_run.count &&
@@ -1328,8 +1334,12 @@ static int write_image(struct src *s, int out, const struct xen_import_opts *o, 
 		}
 		free(buf);
 	}
+	if (s->follow_done && getenv("XSR_XEN_TIMING"))
+		fprintf(stderr, "xsr timing: sections written %.1f ms\n", xsr_now_ns() / 1e6);
 	rc = xsr_writer_close(w, err, errlen);
 	w = NULL;
+	if (s->follow_done && getenv("XSR_XEN_TIMING"))
+		fprintf(stderr, "xsr timing: writer closed %.1f ms\n", xsr_now_ns() / 1e6);
 	if (rc < 0)
 		goto out_msg;
 	rc = 0;

@@ -192,11 +192,12 @@ fi
 quiet() { "$@" >/dev/null 2>&1; }
 pair_xl() { timed pair-xl-save quiet xl save rigu p.xl && timed pair-xl-restore quiet xl restore p.xl; rm -f p.xl; }
 pair_xsr() { timed pair-xsr-save quiet xsr save "$(domid)" p.xsr --stop && timed pair-xsr-restore quiet xsr restore p.xsr; rm -f p.xsr; }
+pair_nothread() { XSR_NO_HASH_THREAD=1 timed pair-xsr-save-nothread quiet xsr save "$(domid)" p.xsr --stop && timed pair-xsr-restore quiet xsr restore p.xsr; rm -f p.xsr; }
 pair_memfd() { timed pair-xsr-save quiet xsr save "$(domid)" p.xsr --stop &&
 	XSR_XEN_RESTORE_VIA=memfd timed pair-xsr-restore-memfd quiet xsr restore p.xsr; rm -f p.xsr; }
 [ -n "$(domid)" ] || xl restore xl.save
 [ -e "$IN/quick" ] && { echo "RIG: quick run (make test): no timing rounds"; xl list; cat $LOGS >guest-console.log; echo "RUN-END"; exit 0; }
-for order in "pair_xl pair_xsr pair_memfd" "pair_xsr pair_memfd pair_xl" "pair_memfd pair_xl pair_xsr"; do
+for order in "pair_xl pair_xsr pair_memfd pair_nothread" "pair_xsr pair_nothread pair_memfd pair_xl" "pair_nothread pair_memfd pair_xl pair_xsr"; do
 	for f in $order; do $f; sleep 1; done
 done
 T=$(tick)
@@ -205,7 +206,10 @@ xl list
 
 # where a transcode's time goes under TCG (docs/xen-rig.md): the same xl save read, copied, imported
 if [ -s xl.save ]; then
+	D=$(domid); XSR_XEN_TIMING=1 xsr save "$D" exp.xsr 2>&1 | grep 'xsr timing'; rm -f exp.xsr
+	D=$(domid); XSR_XEN_TIMING=1 xsr save "$D" exp.xsr 2>&1 | grep 'xsr timing'; rm -f exp.xsr
 	timed exp-start xsr --help >/dev/null
+	timed exp-xl-start xl help >/dev/null
 	timed exp-cat cat xl.save >/dev/null
 	timed exp-cp cp xl.save exp.copy
 	rm -f exp.copy
