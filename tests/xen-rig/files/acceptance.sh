@@ -66,7 +66,11 @@ xl list
 
 # 1. xsr core -> gdb (gdb runs on the host on xsr.core); xl dump-core for the timing
 D=$(domid)
+# paused around it: xl dump-core copies a running guest's memory as it goes, and a dump
+# caught mid-fork is one crash cannot open (its current task is not in the PID hash yet)
+xl pause rigu
 timed xl-dump-core xl dump-core rigu xl.core
+xl unpause rigu
 # xl.core comes back: the host opens its import with crash (host-check.sh)
 T=$(tick)
 if timed xsr-core xsr core "$D" xsr.core --json && xsr verify xsr.core >/dev/null; then

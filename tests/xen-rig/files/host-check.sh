@@ -64,6 +64,12 @@ if [ -z "$VM" ]; then
 else
 	printf '%s\n' sys bt 'bt -a' 'log | tail -3' 'vtop ffffffff81000000' 'kmem -i' 'p jiffies_64' >crash.cmds
 	[ -s xl.core ] && "$XSR" import xl.core xl-core.xsr
+	# the baseline: crash on the xl dump-core itself
+	base_ok=1
+	if [ -s xl.core ]; then
+		timeout 300 crash -s "$VM" xl.core -i crash.cmds </dev/null >crash-xl.core-original.txt 2>&1
+		grep -q "RELEASE: $KABI-amd64" crash-xl.core-original.txt || base_ok=0
+	fi
 	[ -s xl.save ] && "$XSR" import xl.save xl-save.xsr
 	for f in xsr.core xsr.save xl-save.xsr xl-core.xsr; do
 		[ -s "$f" ] || { res "crash-$f" "FAIL $f did not come back"; continue; }
@@ -81,6 +87,9 @@ else
 			[ "$(grep -c '\[ *[0-9]*\.[0-9]*\]' "crash-$f-$how.txt")" -ge 3 ] || miss="$miss log"
 			if [ -z "$miss" ]; then
 				res "crash-$f-$how" "PASS sys, bt, log, vtop, kmem -i, $(grep -o 'jiffies_64 = .*' "crash-$f-$how.txt" | sed 's/\$[0-9]* = //')"
+			elif [ "$f" = xl-core.xsr ] && [ $base_ok = 0 ] &&
+				diff -q <(grep -v 'DUMPFILE' crash-xl.core-original.txt) <(grep -v 'DUMPFILE' "crash-$f-$how.txt") >/dev/null; then
+				res "crash-$f-$how" "PASS crash says what it says of the original xl dump-core, which it cannot open either: $(grep -m1 'crash:' crash-xl.core-original.txt)"
 			else
 				res "crash-$f-$how" "FAIL missing:$miss (crash-$f-$how.txt)"
 			fi
