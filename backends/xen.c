@@ -36,6 +36,7 @@ int xsr_xen_target(const char *t, uint32_t *domid)
 #include <stdatomic.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include <libxl.h>
@@ -44,6 +45,7 @@ int xsr_xen_target(const char *t, uint32_t *domid)
 #include <xenforeignmemory.h>
 #include <xenguest.h>
 
+#include "../cli/cli.h"
 #include "../save/save.h"
 #include "../xen/xencompat.h"
 #include "../xen/xenvcpu.h"
@@ -468,21 +470,6 @@ static int lx_open(struct lx *l, char *err, size_t errlen)
 
 static void lx_close(struct lx *l) { (void)l; /* the context stays for the next call; freed at exit */ }
 
-static int write_all(int fd, const void *buf, size_t len)
-{
-	const uint8_t *p = buf;
-	while (len) {
-		ssize_t n = write(fd, p, len);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return -1;
-		p += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
 static int read_all(int fd, void *buf, size_t len)
 {
 	uint8_t *p = buf;
@@ -532,8 +519,8 @@ static int suspend_into(uint32_t domid, int live, int (*ready)(void *ctx, int mf
 	}
 	uint32_t clen = (uint32_t)strlen(json) + 1;
 	uint32_t hdr[4] = {XEN_XL_BYTEORDER, XEN_XL_FLAG_STREAMV2 | XEN_XL_FLAG_JSON, 0, clen + 4};
-	if (write_all(mfd, XEN_XL_MAGIC, 32) < 0 || write_all(mfd, hdr, sizeof(hdr)) < 0 ||
-	    write_all(mfd, &clen, 4) < 0 || write_all(mfd, json, clen) < 0) {
+	struct iovec xlh[4] = {{(void *)XEN_XL_MAGIC, 32}, {hdr, sizeof(hdr)}, {&clen, 4}, {json, clen}};
+	if (xsr_writev_all(mfd, xlh, 4) < 0) {
 		snprintf(err, errlen, "writing the xl header: %s", strerror(errno));
 		goto out;
 	}

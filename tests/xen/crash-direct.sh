@@ -27,16 +27,8 @@ print("flags=%d loads=%d align=%s gpa=%s" % (flags, len(loads), ",".join(sorted(
 EOF
 }
 
-VM=""
-if ! command -v crash >/dev/null; then
-	echo "SKIPPED: crash on the Xen images (crash is not installed); nothing counted for it"
-else
-	. tests/xen/vmlinux.inc
-	if ! VM=$(xsr_vmlinux 6.1.0-56 6.1.192-2 2>"$B/vmlinux.err"); then
-		echo "SKIPPED: crash on the Xen images (no debug vmlinux: $(cat "$B/vmlinux.err")); nothing counted for it"
-		VM=""
-	fi
-fi
+. tests/xen/vmlinux.inc
+VM=$(golden_vmlinux crash "crash on the Xen images") || VM=""
 printf '%s\n' sys bt 'bt ffff888005258000' 'log | tail -3' 'vtop ffffffff81000000' 'kmem -i' 'p jiffies_64' \
 	'help -D' >"$B/cmds"
 run_crash() { timeout 180 crash -s "$VM" "$1" -i "$B/cmds" </dev/null >"$2" 2>&1; }

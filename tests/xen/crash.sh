@@ -17,10 +17,7 @@ if ! command -v crash >/dev/null; then
 	exit 0
 fi
 source tests/xen/vmlinux.inc
-if ! V=$(xsr_vmlinux 6.1.0-56 6.1.192-2 2>"$B/vmlinux.err"); then
-	echo "SKIPPED: no debug vmlinux for the golden domU's kernel 6.1.0-56 ($(tail -n1 "$B/vmlinux.err")); nothing counted"
-	exit 0
-fi
+V=$(golden_vmlinux crash "crash on the golden domU's xc_core exports") || exit 0
 for f in xen417-rigu.core.zst xen417-rigu.save.zst; do
 	[ -f "$G/$f" ] || { ko "golden file $G/$f missing"; echo "$pass passed, $fail failed"; exit 1; }
 done

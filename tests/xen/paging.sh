@@ -19,16 +19,8 @@ rm -rf "$B" && mkdir -p "$B"
 CORE_JIFFIES=4294901056
 RELEASE=6.1.0-56-amd64
 
-VMLINUX=""
-if ! command -v gdb >/dev/null; then
-	echo "SKIPPED: gdb on the paging views (no gdb); nothing counted for it"
-else
-	. tests/xen/vmlinux.inc
-	if ! VMLINUX=$(xsr_vmlinux 6.1.0-56 6.1.192-2 2>"$B/vmlinux.err"); then
-		echo "SKIPPED: gdb vmlinux on the paging views: no debug vmlinux ($(cat "$B/vmlinux.err")); nothing counted for it"
-		VMLINUX=""
-	fi
-fi
+. tests/xen/vmlinux.inc
+VMLINUX=$(golden_vmlinux gdb "gdb vmlinux on the paging views") || VMLINUX=""
 
 # What gdb prints from vmlinux alone: the initial value the dump must not give.
 if [ -n "$VMLINUX" ]; then
