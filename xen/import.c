@@ -288,7 +288,7 @@ static int page_record(struct src *s, uint32_t type, uint64_t body, uint32_t len
 				return -1;
 			}
 		}
-		if (type == XEN_RT_PAGE_DATA && s->follow_done && !s->sw_off &&
+		if (type == XEN_RT_PAGE_DATA && (s->follow_done || (s->o && s->o->pages)) && !s->sw_off &&
 		    stream_pages(s, pfns, count, body + 8 + (uint64_t)count * 8, ndata) < 0) {
 			free(pfns);
 			return -1;
@@ -836,6 +836,21 @@ static int dc_add(struct src *s, struct dcbuf *d, uint16_t code, long idx, uint6
 }
 
 /* Guest p2m (pfn -> source mfn) from the p2m frames named by X86_PV_P2M_FRAMES. */
+/* The data of page @pg: from the input, or (native save) from xen_import_opts.pages. */
+static int page_at(struct src *s, const struct page *pg, uint8_t *buf, const char *what)
+{
+	const struct xen_import_opts *o = s->o;
+	if (!o || !o->pages)
+		return rd(s, pg->off, buf, 4096, what);
+	const void *p = NULL;
+	if (o->pages(o->pctx, &pg->pfn, 1, &p, s->err, sizeof(s->err)) < 0)
+		return -1;
+	if (p)
+		memcpy(buf, p, 4096);
+	o->pages(o->pctx, &pg->pfn, 1, NULL, NULL, 0);
+	return p ? 0 : fail(s, "%s: pfn 0x%llx has no data", what, (unsigned long long)(pg->pfn & XEN_PFN_MASK));
+}
+
 static int pv_p2m(struct src *s, struct xsr_writer *w)
 {
 	long idx = s->last[XEN_RT_X86_PV_P2M_FRAMES];
@@ -863,7 +878,7 @@ static int pv_p2m(struct src *s, struct xsr_writer *w)
 		const struct page *pg = find_page(s, fp & XEN_PFN_MASK);
 		if (!pg || !pg->off)
 			continue;
-		if (rd(s, pg->off, page, 4096, "p2m frame page") < 0)
+		if (page_at(s, pg, page, "p2m frame page") < 0)
 			goto err;
 		for (uint64_t k = 0; k < fpp; k++) {
 			uint64_t pfn = start + f * fpp + k;
@@ -1024,7 +1039,7 @@ static int stream_pages(struct src *s, const uint64_t *pfns, uint32_t count, uin
 		if (s->is_core || s->guest != XEN_DHDR_X86_PV || s->pv_width != 8 || pf < 0 || !o->vcpus_hint ||
 		    o->vcpus_hint > XSR_MAX_VCPUS || s->seen_verify || rd(s, s->items[pf].off, h, 8, "X86_PV_P2M_FRAMES") < 0) {
 			s->sw_off = 1;
-			return 0;
+			return o->pages ? fail(s, "native save: not a 64-bit PV stream with its p2m run first") : 0;
 		}
 		s->sw_run = (struct xsr_memrun){le32(h), (uint64_t)le32(h + 4) - le32(h) + 1};
 		char ver[160];
@@ -1045,24 +1060,35 @@ static int stream_pages(struct src *s, const uint64_t *pfns, uint32_t count, uin
 		if (o->begin && o->begin(o->ctx, s->sw, s->err, sizeof(s->err)) < 0)
 			return -1;
 	}
-	const void *ptrs[1024];
+	const void *ptrs[1024], *given[1024];
 	uint64_t clean[1024];
 	if (count > 1024 || ndata > count) {
 		s->sw_off = 1;
-		return 0;
+		return o->pages ? fail(s, "native save: a PAGE_DATA record of %u pages", count) : 0;
 	}
-	if (ndata && rd(s, doff, s->sw_buf, ndata * 4096, "page data") < 0)
-		return -1;
-	for (uint32_t i = 0, d = 0; i < count; i++) {
+	for (uint32_t i = 0; i < count; i++) {
 		uint64_t pfn = pfns[i] & XEN_PFN_MASK;
 		if (pfn < s->sw_run.pfn || pfn - s->sw_run.pfn >= s->sw_run.count) {
 			s->sw_off = 1; /* outside the announced run: write the usual way */
-			return 0;
+			return o->pages ? fail(s, "native save: pfn 0x%llx outside the p2m", (unsigned long long)pfn) : 0;
 		}
-		clean[i] = pfns[i];
-		ptrs[i] = xen_type_has_data((unsigned)(pfns[i] >> XEN_PFN_TYPE_SHIFT)) ? s->sw_buf + (size_t)d++ * 4096 : NULL;
 	}
-	if (xsr_writer_put_pages(s->sw, clean, count, ptrs) < 0)
+	/* native save: the data area is a hole; the caller maps the pages */
+	if (o->pages && o->pages(o->pctx, pfns, count, given, s->err, sizeof(s->err)) < 0)
+		return -1;
+	if (!o->pages && ndata && rd(s, doff, s->sw_buf, ndata * 4096, "page data") < 0)
+		return -1;
+	for (uint32_t i = 0, d = 0; i < count; i++) {
+		clean[i] = pfns[i];
+		if (!xen_type_has_data((unsigned)(pfns[i] >> XEN_PFN_TYPE_SHIFT)))
+			ptrs[i] = NULL;
+		else
+			ptrs[i] = o->pages ? given[i] : s->sw_buf + (size_t)d++ * 4096;
+	}
+	int prc = xsr_writer_put_pages(s->sw, clean, count, ptrs);
+	if (o->pages)
+		o->pages(o->pctx, pfns, count, NULL, NULL, 0);
+	if (prc < 0)
 		return fail(s, "pages: %s", xsr_writer_error(s->sw));
 	s->sw_seen += count;
 	if (s->sw_seen == s->sw_run.count && getenv("XSR_XEN_TIMING"))
@@ -1132,6 +1158,10 @@ static int write_image(struct src *s, int out, const struct xen_import_opts *o, 
 		streamed = 1;
 		if (o->overlapped)
 			*o->overlapped = 1;
+	} else if (o->pages) {
+		fail(s, "native save: the stream did not keep to its plan (%u run(s), %u vCPUs, %u expected)", nruns,
+		     nr_vcpus, o->vcpus_hint);
+		goto out;
 	} else if (s->sw) {
 		xsr_writer_abort(s->sw); /* off the plan: start again (a seekable target is truncated) */
 	}
@@ -1508,6 +1538,88 @@ static int follow_test(int in, int out, int stream, uint32_t vcpus, char *err, s
 	close(f.mfd);
 	return rc;
 }
+
+/*
+ * Test hook for xen_import_opts.pages (the native save's path): the input's
+ * page data is punched out of a copy, and the callback hands the pages back
+ * from the original; the image must be the plain import's, byte for byte.
+ */
+struct holes {
+	int in;
+	struct src *orig;
+	uint8_t *buf;
+};
+
+static int holes_pages(void *ctx, const uint64_t *pfns, uint32_t count, const void **ptrs, char *err, size_t errlen)
+{
+	struct holes *h = ctx;
+	if (!ptrs)
+		return 0;
+	for (uint32_t i = 0; i < count; i++) {
+		const struct page *pg = find_page(h->orig, pfns[i] & XEN_PFN_MASK);
+		ptrs[i] = NULL;
+		if (!xen_type_has_data((unsigned)(pfns[i] >> XEN_PFN_TYPE_SHIFT)))
+			continue;
+		if (!pg || !pg->off || pread(h->in, h->buf + (size_t)i * 4096, 4096, (off_t)pg->off) != 4096) {
+			snprintf(err, errlen, "holes test: no data for pfn 0x%llx", (unsigned long long)pfns[i]);
+			return -1;
+		}
+		ptrs[i] = h->buf + (size_t)i * 4096;
+	}
+	return 0;
+}
+
+static int holes_test(int in, int out, int stream, char *err, size_t errlen)
+{
+	struct src *o = calloc(1, sizeof(*o));
+	struct xen_import_opts none = {0};
+	struct holes h = {.in = in, .orig = o, .buf = malloc((size_t)1024 * 4096)};
+	int rc = -1, cp = memfd_create("xsr-import-holes", MFD_CLOEXEC);
+	struct stat sb;
+	if (!o || !h.buf || cp < 0 || fstat(in, &sb) < 0) {
+		snprintf(err, errlen, "holes test: out of memory");
+		goto out;
+	}
+	o->fd = in;
+	o->size = (uint64_t)sb.st_size;
+	o->o = &none;
+	if (xen_detect_and_parse(o) < 0) {
+		snprintf(err, errlen, "%s", o->err);
+		goto out;
+	}
+	final_pages(o);
+	struct xen_vcpus vs = {0};
+	uint32_t nv = count_vcpus(o, &vs);
+	/* the copy: every octet but the page data */
+	off_t ip = 0, op = 0;
+	if (copy_file_range(in, &ip, cp, &op, (size_t)sb.st_size, 0) != sb.st_size) {
+		for (uint64_t done = 0; done < (uint64_t)sb.st_size;) {
+			ssize_t n = pread(in, h.buf, (size_t)1024 * 4096, (off_t)done);
+			if (n <= 0 || pwrite(cp, h.buf, (size_t)n, (off_t)done) != n) {
+				snprintf(err, errlen, "holes test: copy failed");
+				goto out;
+			}
+			done += (uint64_t)n;
+		}
+	}
+	for (size_t i = 0; i < o->npages; i++)
+		if (o->pages[i].off && fallocate(cp, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)o->pages[i].off, 4096) < 0) {
+			snprintf(err, errlen, "holes test: punching a hole: %s", strerror(errno));
+			goto out;
+		}
+	struct xen_import_opts op2 = {.stream = stream, .vcpus_hint = nv, .pages = holes_pages, .pctx = &h};
+	rc = xen_import_fd_opts(cp, out, &op2, err, errlen);
+out:
+	if (cp >= 0)
+		close(cp);
+	if (o) {
+		free(o->items);
+		free(o->pages);
+		free(o);
+	}
+	free(h.buf);
+	return rc;
+}
 #endif
 
 static void usage(FILE *f)
@@ -1561,6 +1673,8 @@ int cmd_import(int argc, char **argv)
 	const char *fv = getenv("XSR_IMPORT_TEST_FOLLOW");
 	if (fv)
 		irc = follow_test(fd, out.fd, stream || out.is_stdout, (uint32_t)atoi(fv), err, sizeof(err));
+	else if (getenv("XSR_IMPORT_TEST_HOLES"))
+		irc = holes_test(fd, out.fd, stream || out.is_stdout, err, sizeof(err));
 	else
 #endif
 		irc = xen_import_fd(fd, out.fd, stream || out.is_stdout, err, sizeof(err));

@@ -168,6 +168,16 @@ struct xen_import_opts {
 	const atomic_int *follow_done;
 	uint32_t vcpus_hint;
 	int *overlapped; /* if not NULL: set to 1 when the pages went to the writer as they arrived */
+	/*
+	 * Native save (backends/xen_save.c): the PAGE_DATA records of @in_fd
+	 * carry no data (their data areas are holes).  @pages fills @ptrs with
+	 * the @count pages of one record (@pfns with their type bits; NULL for a
+	 * type without data) and is called again with @ptrs NULL once the writer
+	 * has them.  The pages go to the writer as records come, as in follow
+	 * mode; a stream off that plan is an error.
+	 */
+	int (*pages)(void *pctx, const uint64_t *pfns, uint32_t count, const void **ptrs, char *err, size_t errlen);
+	void *pctx;
 };
 int xen_import_fd_opts(int in_fd, int out_fd, const struct xen_import_opts *o, char *err, size_t errlen);
 int xen_export_fd(int img_fd, int out_fd, const char *name, char *err, size_t errlen);
