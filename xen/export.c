@@ -34,6 +34,8 @@ struct exp {
 	int img_fd;             /* the image's fd, for splice; -1 if not known */
 	bool no_splice;         /* the image's file system refused splice: copy */
 	bool no_vmsplice;       /* vmsplice refused: write the zeros */
+	bool epipe;             /* the output's reader went away */
+	bool quiet_epipe;       /* ... which the caller tells, if need be: no message */
 };
 
 static int efail(struct exp *e, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -49,6 +51,7 @@ static int efail(struct exp *e, const char *fmt, ...)
 static int put(struct exp *e, struct iovec *iov, int n)
 {
 	int64_t w = xsr_writev_all(e->out, iov, n);
+	e->epipe |= w == -EPIPE;
 	if (w < 0)
 		return efail(e, "writing the output: %s", strerror((int)-w));
 	e->bytes += (uint64_t)w;
@@ -120,6 +123,7 @@ static int put_file(struct exp *e, uint64_t off, uint64_t len, uint8_t *buf, siz
 			e->no_splice = true; /* a file system without splice_read: copy the rest */
 			break;
 		}
+		e->epipe |= n < 0 && errno == EPIPE;
 		if (n < 0)
 			return efail(e, "splicing image octets at 0x%llx into the output: %s", (unsigned long long)o,
 				     strerror(errno));
@@ -171,6 +175,7 @@ static int put_zero(struct exp *e, uint64_t len)
 			e->no_vmsplice = true;
 			continue;
 		}
+		e->epipe |= w < 0 && errno == EPIPE;
 		if (w <= 0)
 			return efail(e, "writing the output: %s", w < 0 ? strerror(errno) : "vmsplice moved nothing");
 		/* a short vmsplice ends on a page boundary; the rest starts at zero_pages again, all zeros alike */
@@ -497,7 +502,8 @@ static int export_to(struct exp *e, const char *in, int xl, enum foreign_policy 
 	}
 	return 0;
 fail_msg:
-	xsr_err("export", "%s: %s", in, e->err);
+	if (!(e->epipe && e->quiet_epipe))
+		xsr_err("export", "%s: %s", in, e->err);
 	return -1;
 }
 
@@ -617,7 +623,7 @@ done:
 
 int xen_export_fd(int img_fd, int out_fd, const char *name, char *err, size_t errlen)
 {
-	struct exp e = {.img_fd = img_fd};
+	struct exp e = {.img_fd = img_fd, .quiet_epipe = true};
 	int rc = -1;
 	if (xsr_image_open(&e.img, img_fd, err, errlen) < 0)
 		return -1;
@@ -625,6 +631,8 @@ int xen_export_fd(int img_fd, int out_fd, const char *name, char *err, size_t er
 		rc = 0;
 	else
 		snprintf(err, errlen, "%s", e.err[0] ? e.err : "export failed (see above)");
+	if (rc < 0 && e.epipe)
+		rc = -EPIPE;
 	xsr_image_close(e.img);
 	free(e.pts);
 	return rc;
