@@ -734,7 +734,7 @@ static void *exp_main(void *arg)
 
 int xsr_xen_restore(int img_fd, int paused, const char *name_suffix, struct xsr_xen_stats *st, char *err, size_t errlen)
 {
-	struct lx l;
+	struct lx l = {0};
 	libxl_domain_config dc;
 	libxl_domain_restore_params params;
 	int mfd = -1, rc = -1, threaded = 0;
@@ -744,11 +744,13 @@ int xsr_xen_restore(int img_fd, int paused, const char *name_suffix, struct xsr_
 	const char *via = getenv("XSR_XEN_RESTORE_VIA");
 	struct exp_thr t = {.img_fd = img_fd, .wfd = -1};
 	memset(st, 0, sizeof(*st));
-	if (lx_open(&l, err, errlen) < 0)
-		return -1;
+	if (errlen)
+		err[0] = 0;
 	libxl_domain_config_init(&dc);
 	libxl_domain_restore_params_init(&params);
 	if (via && !strcmp(via, "memfd")) {
+		if (lx_open(&l, err, errlen) < 0)
+			goto out;
 		if ((mfd = memfd_create("xsr-xen-restore", MFD_CLOEXEC)) < 0) {
 			snprintf(err, errlen, "memfd_create: %s", strerror(errno));
 			goto out;
@@ -773,6 +775,9 @@ int xsr_xen_restore(int img_fd, int paused, const char *name_suffix, struct xsr_
 			goto out;
 		}
 		threaded = 1;
+		/* libxl_ctx_alloc talks to xenstore (tens of ms in the rig's dom0): meanwhile the export fills the pipe */
+		if (lx_open(&l, err, errlen) < 0)
+			goto out;
 	}
 	/* The xl header, as xl restore reads it: magic, 4 words, optional data (u32 length + JSON). */
 	uint8_t magic[32];
@@ -819,11 +824,10 @@ int xsr_xen_restore(int img_fd, int paused, const char *name_suffix, struct xsr_
 		mfd = -1;
 		pthread_join(t.tid, NULL);
 		threaded = 0;
-		if (t.rc < 0 && crc == 0)
-			crc = -1;
 	}
-	if (crc != 0) {
-		if (t.rc < 0)
+	if (crc != 0 || t.rc < 0) {
+		/* EPIPE: libxl stopped reading, and its failure is the one to tell */
+		if (t.rc < 0 && (t.rc != -EPIPE || crc == 0))
 			snprintf(err, errlen, "exporting the image for libxl: %s", t.err);
 		else
 			snprintf(err, errlen, "libxl_domain_create_restore failed (see the libxl messages above)");
@@ -844,8 +848,9 @@ out:
 	if (mfd >= 0)
 		close(mfd);
 	if (threaded) {
+		/* the read end is closed: an export still writing gets EPIPE and ends */
 		pthread_join(t.tid, NULL);
-		if (t.rc < 0)
+		if (t.rc < 0 && (t.rc != -EPIPE || !errlen || !err[0]))
 			snprintf(err, errlen, "exporting the image for libxl: %s", t.err);
 	}
 	free(json);

@@ -8,9 +8,11 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
@@ -29,6 +31,11 @@ struct exp {
 	uint32_t npts;
 	uint32_t xc_version;
 	uint64_t bytes;
+	int img_fd;             /* the image's fd, for splice; -1 if not known */
+	bool no_splice;         /* the image's file system refused splice: copy */
+	bool no_vmsplice;       /* vmsplice refused: write the zeros */
+	bool epipe;             /* the output's reader went away */
+	bool quiet_epipe;       /* ... which the caller tells, if need be: no message */
 };
 
 static int efail(struct exp *e, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -44,6 +51,7 @@ static int efail(struct exp *e, const char *fmt, ...)
 static int put(struct exp *e, struct iovec *iov, int n)
 {
 	int64_t w = xsr_writev_all(e->out, iov, n);
+	e->epipe |= w == -EPIPE;
 	if (w < 0)
 		return efail(e, "writing the output: %s", strerror((int)-w));
 	e->bytes += (uint64_t)w;
@@ -78,16 +86,145 @@ static void *read_pt(struct exp *e, const struct xen_pt_item *p)
  * pread and every page in it verified; zero pages outside the spans are
  * written from a static zero buffer.  One writev per batch; pages whose Xen
  * type carries no data are left out of the record's data.
+ *
+ * Into a pipe from an image in a regular file (a restore into Xen: libxl
+ * reads the other end), the page data does not pass through this process:
+ * the batch is verified first, its spans read VBUF pages at a time into a
+ * buffer that stays in the cache, then the record header is written, the
+ * data pages are spliced from the image's page cache and the zero pages
+ * vmspliced from zero_pages.  The octets are those of the copying path.
+ * The pipe holds references to the page cache, not copies: the check is of
+ * the file as it was when read, and an image rewritten while the export runs
+ * would not be caught (the copying path writes exactly what it checked).
+ * zero_pages is const and never written, so the pipe may keep referring to
+ * it.  Where the file system refuses splice or the kernel vmsplice, the
+ * octets are copied as before.
  */
-enum { PBATCH = 1024, ZGAP = 32, ZBUF = 64 };
-static const uint8_t zero_pages[ZBUF * 4096];
+enum { PBATCH = 1024, ZGAP = 32, ZBUF = 64, VBUF = 64, ZIOV = 64 };
+static const uint8_t zero_pages[ZBUF * 4096] __attribute__((aligned(4096)));
+
+/* Zero-copy is for a pipe fed from a regular file (splice needs a pipe on one side). */
+static bool zc_usable(const struct exp *e)
+{
+	struct stat so, si;
+	return e->img_fd >= 0 && fstat(e->out, &so) == 0 && S_ISFIFO(so.st_mode) && fstat(e->img_fd, &si) == 0 &&
+	       S_ISREG(si.st_mode);
+}
+
+/* @len octets of the image at @off into the pipe; through @buf (@cap octets) where splice is refused. */
+static int put_file(struct exp *e, uint64_t off, uint64_t len, uint8_t *buf, size_t cap)
+{
+	loff_t o = (loff_t)off;
+	while (len && !e->no_splice) {
+		ssize_t n = splice(e->img_fd, &o, e->out, NULL, len < (1u << 30) ? len : (1u << 30), SPLICE_F_MORE);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && (errno == EINVAL || errno == ENOSYS)) {
+			e->no_splice = true; /* a file system without splice_read: copy the rest */
+			break;
+		}
+		e->epipe |= n < 0 && errno == EPIPE;
+		if (n < 0)
+			return efail(e, "splicing image octets at 0x%llx into the output: %s", (unsigned long long)o,
+				     strerror(errno));
+		if (n == 0)
+			return efail(e, "splicing image octets at 0x%llx: the image file ends there (truncated while exported?)",
+				     (unsigned long long)o);
+		len -= (uint64_t)n;
+		e->bytes += (uint64_t)n;
+	}
+	while (len) {
+		size_t n = len < cap ? len : cap;
+		ssize_t r = pread(e->img_fd, buf, n, o);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			return efail(e, "reading image octets at 0x%llx: %s", (unsigned long long)o,
+				     r < 0 ? strerror(errno) : "the image file ends there");
+		struct iovec v = {buf, (size_t)r};
+		if (put(e, &v, 1) < 0)
+			return -1;
+		o += r;
+		len -= (uint64_t)r;
+	}
+	return 0;
+}
+
+/* @len octets of zeros into the pipe, by reference to zero_pages; written where vmsplice is refused. */
+static int put_zero(struct exp *e, uint64_t len)
+{
+	struct iovec v[ZIOV];
+	while (len) {
+		int n = 0;
+		uint64_t l = len;
+		for (; n < ZIOV && l; n++) {
+			size_t c = l < sizeof(zero_pages) ? l : sizeof(zero_pages);
+			v[n] = (struct iovec){(void *)zero_pages, c};
+			l -= c;
+		}
+		if (e->no_vmsplice) {
+			if (put(e, v, n) < 0)
+				return -1;
+			len = l;
+			continue;
+		}
+		ssize_t w = vmsplice(e->out, v, (unsigned long)n, 0);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0 && (errno == EINVAL || errno == ENOSYS)) {
+			e->no_vmsplice = true;
+			continue;
+		}
+		e->epipe |= w < 0 && errno == EPIPE;
+		if (w <= 0)
+			return efail(e, "writing the output: %s", w < 0 ? strerror(errno) : "vmsplice moved nothing");
+		/* a short vmsplice ends on a page boundary; the rest starts at zero_pages again, all zeros alike */
+		len -= (uint64_t)w;
+		e->bytes += (uint64_t)w;
+	}
+	return 0;
+}
+
+/* A stretch of record data: image octets to splice, or zeros; sent when the next page does not extend it. */
+struct zc_run {
+	bool file;
+	uint64_t off, len;
+};
+
+static int zc_flush(struct exp *e, struct zc_run *z, uint8_t *buf, size_t cap)
+{
+	int rc = 0;
+	if (z->len)
+		rc = z->file ? put_file(e, z->off, z->len, buf, cap) : put_zero(e, z->len);
+	z->len = 0;
+	return rc;
+}
+
+static int zc_add(struct exp *e, struct zc_run *z, bool file, uint64_t off, uint8_t *buf, size_t cap)
+{
+	if (z->len && z->file == file && (!file || z->off + z->len == off)) {
+		z->len += 4096;
+		return 0;
+	}
+	if (zc_flush(e, z, buf, cap) < 0)
+		return -1;
+	*z = (struct zc_run){file, off, 4096};
+	return 0;
+}
 
 static int put_pages(struct exp *e)
 {
+	bool zc = zc_usable(e);
+#if XSR_TESTHOOKS
+	/* Test-only: the zero-copy path with the copies it falls back on when splice and vmsplice are refused. */
+	if (getenv("XSR_TEST_EXPORT_NO_SPLICE"))
+		e->no_splice = e->no_vmsplice = true;
+#endif
+	size_t cap = zc ? VBUF : PBATCH; /* pages data[] holds */
 	uint64_t *pfns = malloc(PBATCH * sizeof(*pfns));
 	struct xsr_index_entry *ix = malloc(PBATCH * sizeof(*ix));
 	struct iovec *iov = malloc((PBATCH + 3) * sizeof(*iov));
-	uint8_t *data = malloc((size_t)PBATCH * 4096);
+	uint8_t *data = malloc(cap * 4096);
 	uint8_t *inread = malloc(PBATCH);
 	int rc = -1;
 	if (!pfns || !ix || !iov || !data || !inread) {
@@ -101,6 +238,7 @@ static int put_pages(struct exp *e)
 	uint32_t nruns = xsr_image_nruns(e->img);
 	const struct xsr_memrun *runs = xsr_image_runs(e->img);
 	for (uint32_t r = 0; r < nruns; r++) {
+		uint64_t roff = xsr_image_run_offset(e->img, r);
 		for (uint64_t first = 0; first < runs[r].count; first += PBATCH) {
 			uint64_t m = runs[r].count - first < PBATCH ? runs[r].count - first : PBATCH;
 			if (xsr_image_run_index(e->img, r, first, m, ix) < 0) {
@@ -124,12 +262,19 @@ static int put_pages(struct exp *e)
 						gap++;
 					}
 				}
-				if (xsr_image_read_pages(e->img, r, first + a, b - a, data + a * 4096, ix + a) < 0) {
-					efail(e, "pages of pfn 0x%llx+%llu: %s", (unsigned long long)(runs[r].pfn + first + a),
-					      (unsigned long long)(b - a), xsr_image_error(e->img));
-					goto out;
+				/* zero-copy: only checked here, VBUF pages at a time; the octets go by splice below */
+				uint64_t step = zc ? cap : b - a;
+				for (uint64_t c = a; c < b; c += step) {
+					uint64_t n = b - c < step ? b - c : step;
+					if (xsr_image_read_pages(e->img, r, first + c, n, zc ? data : data + c * 4096, ix + c) < 0) {
+						efail(e, "pages of pfn 0x%llx+%llu: %s",
+						      (unsigned long long)(runs[r].pfn + first + c), (unsigned long long)n,
+						      xsr_image_error(e->img));
+						goto out;
+					}
 				}
-				memset(inread + a, 1, b - a);
+				if (!zc)
+					memset(inread + a, 1, b - a);
 				k = b;
 			}
 			uint32_t h[2] = {(uint32_t)m, 0}, nd = 0, niov = 3;
@@ -139,6 +284,8 @@ static int put_pages(struct exp *e)
 				if (!xen_type_has_data(t))
 					continue;
 				nd++;
+				if (zc)
+					continue;
 				struct iovec *l = &iov[niov - 1];
 				if (inread[k]) {
 					uint8_t *pg = data + k * 4096;
@@ -156,7 +303,20 @@ static int put_pages(struct exp *e)
 			iov[0] = (struct iovec){rh, 8};
 			iov[1] = (struct iovec){h, 8};
 			iov[2] = (struct iovec){pfns, (size_t)m * 8};
-			if (put(e, iov, (int)niov) < 0)
+			if (put(e, iov, zc ? 3 : (int)niov) < 0)
+				goto out;
+			if (!zc)
+				continue;
+			/* the same octets as the iovecs above: a page indexed as data is the file's, any other zeros */
+			struct zc_run z = {0};
+			for (k = 0; k < m; k++) {
+				if (!xen_type_has_data(ix[k].flags >> XSR_IDX_XEN_TYPE_SHIFT))
+					continue;
+				bool file = ix[k].flags & XSR_IDX_DATA;
+				if (zc_add(e, &z, file, roff + (first + k) * 4096, data, cap * 4096) < 0)
+					goto out;
+			}
+			if (zc_flush(e, &z, data, cap * 4096) < 0)
 				goto out;
 		}
 	}
@@ -342,7 +502,8 @@ static int export_to(struct exp *e, const char *in, int xl, enum foreign_policy 
 	}
 	return 0;
 fail_msg:
-	xsr_err("export", "%s: %s", in, e->err);
+	if (!(e->epipe && e->quiet_epipe))
+		xsr_err("export", "%s: %s", in, e->err);
 	return -1;
 }
 
@@ -416,7 +577,7 @@ int cmd_export(int argc, char **argv)
 	int fd = xsr_open_in("export", in), tmp = -1, ret = XSR_EXIT_FAIL;
 	if (fd < 0)
 		return XSR_EXIT_FAIL;
-	struct exp e = {0};
+	struct exp e = {.img_fd = fd};
 	struct xsr_outfile out = {.fd = -1};
 	char err[1024] = "";
 	if (xsr_image_open(&e.img, fd, err, sizeof(err)) < 0) {
@@ -433,6 +594,7 @@ int cmd_export(int argc, char **argv)
 		unlink(t);
 		struct xsr_convert_opts co = {.layout = XSR_LAYOUT_SEEKABLE};
 		char cerr[1024] = "";
+		e.img_fd = tmp;
 		if (xsr_convert(fd, tmp, &co, cerr, sizeof(cerr)) < 0 ||
 		    xsr_image_open(&e.img, tmp, err, sizeof(err)) < 0) {
 			xsr_err("export", "%s: %s", in, cerr[0] ? cerr : err);
@@ -461,7 +623,7 @@ done:
 
 int xen_export_fd(int img_fd, int out_fd, const char *name, char *err, size_t errlen)
 {
-	struct exp e = {0};
+	struct exp e = {.img_fd = img_fd, .quiet_epipe = true};
 	int rc = -1;
 	if (xsr_image_open(&e.img, img_fd, err, errlen) < 0)
 		return -1;
@@ -469,6 +631,8 @@ int xen_export_fd(int img_fd, int out_fd, const char *name, char *err, size_t er
 		rc = 0;
 	else
 		snprintf(err, errlen, "%s", e.err[0] ? e.err : "export failed (see above)");
+	if (rc < 0 && e.epipe)
+		rc = -EPIPE;
 	xsr_image_close(e.img);
 	free(e.pts);
 	return rc;

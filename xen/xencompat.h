@@ -180,6 +180,11 @@ struct xen_import_opts {
 	void *pctx;
 };
 int xen_import_fd_opts(int in_fd, int out_fd, const struct xen_import_opts *o, char *err, size_t errlen);
+/*
+ * The image on @img_fd as an xl save file into @out_fd (xsr export's default
+ * format); 0, or <0 with @err set: -EPIPE when the failure was that @out_fd's
+ * reader went away, -1 for any other.
+ */
 int xen_export_fd(int img_fd, int out_fd, const char *name, char *err, size_t errlen);
 
 #endif

@@ -48,6 +48,8 @@ for f in "$W"/*.xl "$W"/*.libxc; do
 	check "$n: streamed image verifies" "$X" verify "$W/$n.s.elf"
 	check "$n: export of the streamed image is the same file" bash -c \
 		"'$X' export --format $fmt $foreign '$W/$n.s.elf' '$W/$n.exp2' && cmp '$W/$n.exp' '$W/$n.exp2'"
+	check "$n: export into a pipe (splice, vmsplice) is the same file" bash -c \
+		"set -o pipefail; '$X' export --format $fmt $foreign '$W/$n.a.elf' - | cat >'$W/$n.exp3' && cmp '$W/$n.exp' '$W/$n.exp3'"
 	if [ -n "$VERIFY" ]; then
 		vs $fmt "$f" >"$W/$n.vin" 2>&1; rin=$?
 		vs $fmt "$W/$n.exp" >"$W/$n.vout" 2>&1; rout=$?
