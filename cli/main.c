@@ -1,7 +1,11 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* xsr: xl-style verbs over libxsrelf. */
 #include <stdio.h>
+#include <execinfo.h>
+#include <signal.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <xsrelf/xsrelf.h>
 
@@ -35,8 +39,26 @@ static void usage(FILE *f)
 	fprintf(f, "\n'xsr VERB --help' describes a verb.  'xsr --version' prints the version.\n");
 }
 
+/* XSR_BACKTRACE=1: a crash prints its stack (for bug reports) before dying as it would. */
+static void on_crash(int sig)
+{
+	void *bt[64];
+	int n = backtrace(bt, 64);
+	static const char m[] = "xsr: fatal signal; stack:\n";
+	if (write(2, m, sizeof(m) - 1) < 0) {
+	}
+	backtrace_symbols_fd(bt, n, 2);
+	signal(sig, SIG_DFL);
+	raise(sig);
+}
+
 int main(int argc, char **argv)
 {
+	if (getenv("XSR_BACKTRACE")) {
+		signal(SIGSEGV, on_crash);
+		signal(SIGBUS, on_crash);
+		signal(SIGABRT, on_crash);
+	}
 	if (argc < 2) {
 		usage(stderr);
 		return XSR_EXIT_USAGE;
