@@ -49,6 +49,7 @@ int xsr_xen_target(const char *t, uint32_t *domid)
 #include "../save/save.h"
 #include "../xen/xencompat.h"
 #include "../xen/xenvcpu.h"
+#include "xen_priv.h"
 
 int xsr_xen_supported(void) { return 1; }
 
@@ -470,6 +471,37 @@ static int lx_open(struct lx *l, char *err, size_t errlen)
 
 static void lx_close(struct lx *l) { (void)l; /* the context stays for the next call; freed at exit */ }
 
+libxl_ctx *xsr_xen_libxl(char *err, size_t errlen)
+{
+	struct lx l;
+	return lx_open(&l, err, errlen) < 0 ? NULL : l.ctx;
+}
+
+int xsr_xen_xl_header(libxl_ctx *ctx, uint32_t domid, int fd, char *err, size_t errlen)
+{
+	libxl_domain_config dc;
+	char *json = NULL;
+	int rc = -1;
+	libxl_domain_config_init(&dc);
+	if (libxl_retrieve_domain_configuration(ctx, domid, &dc, NULL) != 0 ||
+	    !(json = libxl_domain_config_to_json(ctx, &dc))) {
+		snprintf(err, errlen, "domain %u: cannot read its libxl configuration (not a domain libxl knows?)", domid);
+		goto out;
+	}
+	uint32_t clen = (uint32_t)strlen(json) + 1;
+	uint32_t hdr[4] = {XEN_XL_BYTEORDER, XEN_XL_FLAG_STREAMV2 | XEN_XL_FLAG_JSON, 0, clen + 4};
+	struct iovec xlh[4] = {{(void *)XEN_XL_MAGIC, 32}, {hdr, sizeof(hdr)}, {&clen, 4}, {json, clen}};
+	if (xsr_writev_all(fd, xlh, 4) < 0) {
+		snprintf(err, errlen, "writing the xl header: %s", strerror(errno));
+		goto out;
+	}
+	rc = 0;
+out:
+	free(json);
+	libxl_domain_config_dispose(&dc);
+	return rc;
+}
+
 static int read_all(int fd, void *buf, size_t len)
 {
 	uint8_t *p = buf;
@@ -494,20 +526,11 @@ static int suspend_into(uint32_t domid, int live, int (*ready)(void *ctx, int mf
 			struct xsr_xen_stats *st, char *err, size_t errlen)
 {
 	struct lx l;
-	libxl_domain_config dc;
-	char *json = NULL;
 	int mfd = -1, ok = 0;
 	uint64_t t0 = xsr_now_ns();
 	memset(st, 0, sizeof(*st));
 	if (lx_open(&l, err, errlen) < 0)
 		return -1;
-	libxl_domain_config_init(&dc);
-	/* The xl header's JSON config: what `xsr restore` (and xl restore) rebuild the domain from. */
-	if (libxl_retrieve_domain_configuration(l.ctx, domid, &dc, NULL) != 0 ||
-	    !(json = libxl_domain_config_to_json(l.ctx, &dc))) {
-		snprintf(err, errlen, "domain %u: cannot read its libxl configuration (not a domain libxl knows?)", domid);
-		goto out;
-	}
 	/*
 	 * The import reads its input twice (check, then write): the libxc
 	 * stream goes to an anonymous memory file, never to the file system.
@@ -517,13 +540,8 @@ static int suspend_into(uint32_t domid, int live, int (*ready)(void *ctx, int mf
 		snprintf(err, errlen, "memfd_create: %s", strerror(errno));
 		goto out;
 	}
-	uint32_t clen = (uint32_t)strlen(json) + 1;
-	uint32_t hdr[4] = {XEN_XL_BYTEORDER, XEN_XL_FLAG_STREAMV2 | XEN_XL_FLAG_JSON, 0, clen + 4};
-	struct iovec xlh[4] = {{(void *)XEN_XL_MAGIC, 32}, {hdr, sizeof(hdr)}, {&clen, 4}, {json, clen}};
-	if (xsr_writev_all(mfd, xlh, 4) < 0) {
-		snprintf(err, errlen, "writing the xl header: %s", strerror(errno));
+	if (xsr_xen_xl_header(l.ctx, domid, mfd, err, errlen) < 0)
 		goto out;
-	}
 	if (ready) {
 		libxl_dominfo di;
 		libxl_dominfo_init(&di);
@@ -547,8 +565,6 @@ out:
 		close(mfd);
 		mfd = -1;
 	}
-	free(json);
-	libxl_domain_config_dispose(&dc);
 	lx_close(&l);
 	return mfd;
 }
@@ -593,6 +609,13 @@ int xsr_xen_save(uint32_t domid, int out_fd, int stream, struct xsr_xen_stats *s
 {
 	uint64_t t0 = xsr_now_ns();
 	int rc, mfd;
+	const char *via = getenv("XSR_XEN_SAVE_VIA");
+	/* 64-bit PV: the native save (backends/xen_save.c); "libxl" keeps libxl's engine, for comparison */
+	if (!via || strcmp(via, "libxl")) {
+		rc = xsr_xen_save_native(domid, out_fd, stream, st, err, errlen);
+		if (rc != 1)
+			return rc;
+	}
 	/* A stream cannot be started again if the stream turns out off the plan: transcode at the end. */
 	if (!stream && !getenv("XSR_XEN_SAVE_NO_OVERLAP")) {
 		struct follower f = {.out = out_fd};
@@ -720,6 +743,7 @@ int xsr_xen_save_finish(uint32_t domid, int committed, char *err, size_t errlen)
 struct exp_thr {
 	pthread_t tid;
 	int img_fd, wfd, rc;
+	uint64_t done_ns;
 	char err[512];
 };
 
@@ -727,6 +751,7 @@ static void *exp_main(void *arg)
 {
 	struct exp_thr *t = arg;
 	t->rc = xen_export_fd(t->img_fd, t->wfd, "image", t->err, sizeof(t->err));
+	t->done_ns = xsr_now_ns();
 	close(t->wfd);
 	t->wfd = -1;
 	return NULL;
@@ -817,8 +842,13 @@ int xsr_xen_restore(int img_fd, int paused, const char *name_suffix, struct xsr_
 	params.checkpointed_stream = LIBXL_CHECKPOINTED_STREAM_NONE;
 	params.stream_version = hdr[1] & XEN_XL_FLAG_STREAMV2 ? 2 : 1;
 	uint64_t t1 = xsr_now_ns();
+	if (getenv("XSR_XEN_TIMING"))
+		fprintf(stderr, "xsr timing: restore: config parsed +%.1f ms\n", (t1 - t0) / 1e6);
 	int crc = libxl_domain_create_restore(l.ctx, &dc, &domid, mfd, -1, &params, NULL, NULL);
 	st->suspend_ns = xsr_now_ns() - t1; /* for a restore: libxl's own part */
+	if (getenv("XSR_XEN_TIMING"))
+		fprintf(stderr, "xsr timing: restore: libxl returned +%.1f ms, export done +%.1f ms\n",
+			(xsr_now_ns() - t0) / 1e6, t.done_ns ? (t.done_ns - t0) / 1e6 : -1.0);
 	if (threaded) {
 		close(mfd); /* unblocks the export if libxl stopped reading */
 		mfd = -1;
@@ -840,6 +870,8 @@ int xsr_xen_restore(int img_fd, int paused, const char *name_suffix, struct xsr_
 		goto out;
 	}
 	st->domid = domid;
+	if (getenv("XSR_XEN_TIMING"))
+		fprintf(stderr, "xsr timing: restore: unpaused +%.1f ms\n", (xsr_now_ns() - t0) / 1e6);
 	struct stat sb;
 	if (fstat(img_fd, &sb) == 0)
 		st->bytes = (uint64_t)sb.st_size;

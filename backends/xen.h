@@ -13,11 +13,16 @@
  *    Its restore-side ops refuse: a PV guest cannot be rebuilt from raw
  *    frames without localising its page tables, which libxenguest does.
  *
- *  - save / restore: libxl's own engine (libxl_domain_suspend and
- *    libxl_domain_create_restore, i.e. libxenguest's xc_domain_save /
- *    xc_domain_restore) normalises PV page tables to pfns and localises them
- *    again; its stream is transcoded to and from xsrelf by the xen/ importer
- *    and exporter through anonymous memory files (memfd), never a file.  The user only ever sees xsrelf images.
+ *  - save: a 64-bit PV domain is saved natively (backends/xen_save.c):
+ *    libxl_domain_suspend_only, then the libxc stream written without its
+ *    page data and the importer taking each record's pages straight from
+ *    the guest's frames, page tables normalised to pfns as libxenguest does.
+ *    Other domains (HVM, 32-bit PV; or XSR_XEN_SAVE_VIA=libxl) go through
+ *    libxl's engine (libxl_domain_suspend, i.e. libxenguest's
+ *    xc_domain_save) into an anonymous memory file that the importer follows.
+ *  - restore: libxl_domain_create_restore (libxenguest's xc_domain_restore
+ *    localises the page tables again) reads the image exported into a pipe.
+ *    The user only ever sees xsrelf images.
  *
  * Built only where <xenctrl.h> and libxl are present; otherwise every entry
  * point fails with "built without Xen support" (xsr_xen_supported() = 0).
@@ -49,11 +54,13 @@ struct xsr_xen_stats {
 	uint64_t elapsed_ns;
 	uint32_t domid;         /* restore: the new domain */
 	int overlapped;         /* save: the transcode ran while libxl wrote (follow mode) */
+	int native;             /* save: xsr's own PV save (backends/xen_save.c), not libxl's engine */
 };
 
 /*
- * Save: suspend domain @domid with libxl into an anonymous memory file, then
- * transcode it into an xsrelf image on @out_fd (a stream if @stream).  The
+ * Save: suspend domain @domid and write it as an xsrelf image on @out_fd (a
+ * stream if @stream): natively for a 64-bit PV guest, else through libxl's
+ * engine and an anonymous memory file (see above).  The
  * domain is left suspended; the caller commits the image and then calls
  * xsr_xen_save_finish(domid, committed): 1 destroys the domain (xl save),
  * 0 resumes it (a failed save leaves the guest running).

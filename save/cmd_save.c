@@ -104,7 +104,7 @@ static int xsr_xen_capture(const char *verb, int kind, uint32_t domid, const cha
 	char err[1024] = "";
 	uint64_t bytes = 0, pages = 0, zero = 0, t_start = xsr_now_ns();
 	double pms = 0, ems = 0, open_ms = 0, xms = 0, commit_ms = 0, finish_ms = 0;
-	int overlapped = 0;
+	int overlapped = 0, native = 0;
 	if (!xsr_xen_supported()) {
 		struct xsr_backend *be;
 		xsr_xen_open(&be, domid, err, sizeof(err));
@@ -160,6 +160,7 @@ static int xsr_xen_capture(const char *verb, int kind, uint32_t domid, const cha
 		xms = st.transcode_ns / 1e6;
 		pms = st.suspend_ns / 1e6;
 		overlapped = st.overlapped;
+		native = st.native;
 	}
 	FILE *sf = !strcmp(file, "-") ? stderr : stdout;
 	/* A Xen save is counted by libxl, not page by page: no pages/zero_pages (xsr info has them). */
@@ -176,17 +177,17 @@ static int xsr_xen_capture(const char *verb, int kind, uint32_t domid, const cha
 	} else if (json)
 		fprintf(sf, "{\"bytes\":%" PRIu64 ",\"suspend_ms\":%.3f,\"transcode_ms\":%.3f,\"elapsed_ms\":%.3f,"
 			    "\"commit_ms\":%.3f,\"finish_ms\":%.3f,\"total_ms\":%.3f,\"domid\":%u,\"destroyed\":%s,"
-			    "\"overlapped\":%s}\n",
+			    "\"overlapped\":%s,\"engine\":\"%s\"}\n",
 			bytes, pms, xms, ems, commit_ms, finish_ms, total_ms, domid, stop ? "true" : "false",
-			overlapped ? "true" : "false");
+			overlapped ? "true" : "false", native ? "native" : "libxl");
 	else if (kind == XSR_KIND_CORE) {
 		fprintf(sf, "%s: %" PRIu64 " octets, %" PRIu64 " pages (%" PRIu64 " zero), Xen domain %u paused %.1f ms, %.1f ms in all\n",
 			file, bytes, pages, zero, domid, pms, ems);
 		if (paging)
 			xsr_paging_report(sf, &pst, pvcpu, 0);
 	} else
-		fprintf(sf, "%s: %" PRIu64 " octets, Xen domain %u suspended by libxl %.1f ms, %.1f ms in all; %s\n", file,
-			bytes, domid, pms, ems, stop ? "domain destroyed" : "domain resumed");
+		fprintf(sf, "%s: %" PRIu64 " octets, Xen domain %u suspended %.1f ms%s, %.1f ms in all; %s\n", file, bytes,
+			domid, pms, native ? "" : " (libxl's save)", ems, stop ? "domain destroyed" : "domain resumed");
 	return XSR_EXIT_OK;
 }
 

@@ -1093,7 +1093,7 @@ static int stream_pages(struct src *s, const uint64_t *pfns, uint32_t count, uin
 	s->sw_seen += count;
 	if (s->sw_seen == s->sw_run.count && getenv("XSR_XEN_TIMING"))
 		fprintf(stderr, "xsr timing: last page written %.1f ms, libxl done: %d\n", xsr_now_ns() / 1e6,
-			atomic_load(s->follow_done));
+			s->follow_done ? atomic_load(s->follow_done) : 1);
 	return 0;
 }
 
