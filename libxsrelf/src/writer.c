@@ -20,6 +20,7 @@
  */
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -88,8 +89,10 @@ struct xsr_writer {
 
 /*
  * Hashing every page is the one CPU cost a save adds over a copy.  A worker
- * takes the second half of each large batch so that on a machine with two
- * or more cores it costs about half the wall time.
+ * starts on each large batch while the caller's thread writes it; the caller
+ * then joins in, the two taking pages from one counter, so that on a machine
+ * with two or more cores the hashing costs about half its time and neither
+ * thread idles while the other works.
  */
 struct hasher {
 	pthread_t thread;
@@ -98,6 +101,7 @@ struct hasher {
 	int state; /* 0 idle, 1 work posted, 2 work done, 3 quit */
 	const void *const *pages;
 	uint32_t n;
+	atomic_uint next; /* the next page to take */
 	bool *zero;
 	uint64_t *hash;
 };
@@ -741,6 +745,15 @@ static void hash_pages(const void *const *pages, uint32_t n, const bool *zero, u
 		hash[i] = zero[i] || off ? 0 : XXH3_64bits(pages[i], XSR_PAGE_SIZE);
 }
 
+/* Hash pages of the posted batch until none is left (the worker and the caller both). */
+static void hash_share(struct hasher *h)
+{
+	bool off = bench_nohash();
+	unsigned i;
+	while ((i = atomic_fetch_add(&h->next, 1)) < h->n)
+		h->hash[i] = h->zero[i] || off ? 0 : XXH3_64bits(h->pages[i], XSR_PAGE_SIZE);
+}
+
 static void *hasher_main(void *arg)
 {
 	struct hasher *h = arg;
@@ -751,7 +764,7 @@ static void *hasher_main(void *arg)
 		if (h->state == 3)
 			break;
 		pthread_mutex_unlock(&h->lock);
-		hash_pages(h->pages, h->n, h->zero, h->hash);
+		hash_share(h);
 		pthread_mutex_lock(&h->lock);
 		h->state = 2;
 		pthread_cond_broadcast(&h->cond);
@@ -807,6 +820,7 @@ static bool hash_start(struct xsr_writer *w, const void *const *pages, uint32_t 
 	h->n = n;
 	h->zero = w->zero;
 	h->hash = w->hash;
+	atomic_store(&h->next, 0);
 	h->state = 1;
 	pthread_cond_broadcast(&h->cond);
 	pthread_mutex_unlock(&h->lock);
@@ -816,6 +830,7 @@ static bool hash_start(struct xsr_writer *w, const void *const *pages, uint32_t 
 static void hash_wait(struct xsr_writer *w)
 {
 	struct hasher *h = w->hasher;
+	hash_share(h); /* help with what the worker has not taken yet */
 	pthread_mutex_lock(&h->lock);
 	while (h->state != 2)
 		pthread_cond_wait(&h->cond, &h->lock);
