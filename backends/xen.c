@@ -725,6 +725,7 @@ int xsr_xen_save_finish(uint32_t domid, int committed, char *err, size_t errlen)
 	if (lx_open(&l, err, errlen) < 0)
 		return -1;
 	rc = committed ? libxl_domain_destroy(l.ctx, domid, NULL) : libxl_domain_resume(l.ctx, domid, 1, NULL);
+	xsr_xen_save_reap(); /* the native save's unmapping ran alongside */
 	if (rc != 0)
 		snprintf(err, errlen, "%s domain %u failed", committed ? "destroying" : "resuming", domid);
 	lx_close(&l);

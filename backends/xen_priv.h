@@ -30,5 +30,7 @@ int xsr_xen_xl_header(libxl_ctx *ctx, uint32_t domid, int fd, char *err, size_t 
  * the domain resumed if it had been suspended.
  */
 int xsr_xen_save_native(uint32_t domid, int out_fd, int stream, struct xsr_xen_stats *st, char *err, size_t errlen);
+/* Wait for the last native save's mappings to be gone (its mapper thread unmaps them behind the caller). */
+void xsr_xen_save_reap(void);
 
 #endif

@@ -57,7 +57,7 @@
 #define PTE_PRESENT 0x1u
 #define PTE_PSE 0x80u
 #define BATCH 1024u
-#define NSLOT 3
+#define NSLOT 48 /* batches mapped at most at once: 192 MiB of mappings */
 
 struct slot;
 
@@ -81,7 +81,6 @@ struct nsave {
 	/* the batches handed to the importer (mapper thread) */
 	uint8_t *types; /* per pfn, as in the PAGE_DATA records */
 	struct slot *slots, *sync, *cur;
-	uint8_t *scratch; /* the sync batch's normalised page tables */
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
 	pthread_t mapper_tid;
@@ -622,6 +621,10 @@ static int map_batch(const struct nsave *n, struct slot *sl, const uint64_t *pfn
 			return -1;
 		}
 		if ((t & 7u) >= 1 && (t & 7u) <= 4) {
+			if (!sl->scratch && !(sl->scratch = malloc((size_t)BATCH * 4096))) {
+				snprintf(sl->err, sizeof(sl->err), "out of memory");
+				return -1;
+			}
 			uint8_t *dst = sl->scratch + (size_t)i * 4096;
 			if (normalise(n, (const uint64_t *)pg, (uint64_t *)dst, t, pfn, sl->err, sizeof(sl->err)) < 0)
 				return -1;
@@ -649,18 +652,32 @@ static uint32_t batch_pfns(const struct nsave *n, uint64_t first, uint64_t *pfns
 	return cnt;
 }
 
+static void release_maps(struct nsave *n);
+
 static void *mapper_main(void *arg)
 {
 	struct nsave *n = arg;
 	uint64_t pfns[BATCH];
 	pthread_mutex_lock(&n->mu);
 	for (;;) {
+		/*
+		 * Mapping comes first (the writer waits for it); unmapping (three
+		 * times dearer here) only when slots run short, or after quit --
+		 * while the caller commits the image and destroys the domain.
+		 */
 		struct slot *work = NULL;
+		int nfree = 0;
+		for (int i = 0; i < NSLOT; i++)
+			nfree += n->slots[i].state == SL_FREE;
 		for (int i = 0; i < NSLOT && !work; i++)
+			if (n->slots[i].state == SL_WANTED) {
+				if (n->quit)
+					n->slots[i].state = SL_FREE;
+				else
+					work = &n->slots[i];
+			}
+		for (int i = 0; i < NSLOT && !work && (n->quit || nfree < 3); i++)
 			if (n->slots[i].state == SL_DONE)
-				work = &n->slots[i];
-		for (int i = 0; i < NSLOT && !work; i++)
-			if (n->slots[i].state == SL_WANTED)
 				work = &n->slots[i];
 		if (!work) {
 			if (n->quit)
@@ -682,6 +699,7 @@ static void *mapper_main(void *arg)
 		pthread_cond_broadcast(&n->cv);
 	}
 	pthread_mutex_unlock(&n->mu);
+	release_maps(n);
 	return NULL;
 }
 
@@ -730,7 +748,6 @@ static int give_pages(void *ctx, const uint64_t *pfns, uint32_t count, const voi
 	for (uint32_t i = 0; planned && i < count; i++)
 		planned = pfns[i] == ((first + i) | (uint64_t)n->types[first + i] << XEN_PFN_TYPE_SHIFT);
 	if (!planned) {
-		n->sync->scratch = n->scratch;
 		if (map_batch(n, n->sync, pfns, count) < 0) {
 			snprintf(err, errlen, "%s", n->sync->err);
 			unmap_batch(n, n->sync);
@@ -767,37 +784,76 @@ static int give_pages(void *ctx, const uint64_t *pfns, uint32_t count, const voi
 
 /* ---------------- the save ---------------- */
 
-static void nsave_close(struct nsave *n)
+/* Every foreign mapping: the batches', the p2m's, the M2P.  On the mapper thread once it has quit. */
+static void release_maps(struct nsave *n)
 {
-	if (n->mapper) {
-		pthread_mutex_lock(&n->mu);
-		n->quit = 1;
-		pthread_cond_broadcast(&n->cv);
-		pthread_mutex_unlock(&n->mu);
-		pthread_join(n->mapper_tid, NULL);
-	}
-	for (int i = 0; n->slots && i < NSLOT; i++) {
+	for (int i = 0; n->slots && i < NSLOT; i++)
 		unmap_batch(n, &n->slots[i]);
-		free(n->slots[i].scratch);
-	}
-	free(n->slots);
 	if (n->sync)
 		unmap_batch(n, n->sync);
-	free(n->sync);
 	if (n->p2m)
 		xenforeignmemory_unmap(n->fmem, n->p2m, n->p2m_frames);
+	n->p2m = NULL;
 	if (n->m2p)
 		munmap(n->m2p, n->m2p_len);
+	n->m2p = NULL;
+}
+
+static void nsave_free(struct nsave *n)
+{
 	if (n->fmem)
 		xenforeignmemory_close(n->fmem);
 	if (n->xch)
 		xc_interface_close(n->xch);
 	if (n->mfd >= 0)
 		close(n->mfd);
+	for (int i = 0; n->slots && i < NSLOT; i++)
+		free(n->slots[i].scratch);
+	free(n->slots);
+	if (n->sync)
+		free(n->sync->scratch);
+	free(n->sync);
 	free(n->p2m_mfns);
 	free(n->types);
-	free(n->scratch);
 	free(n);
+}
+
+/* A save whose mapper thread is still unmapping (xsr_xen_save_reap() joins it). */
+static struct nsave *pending;
+
+void xsr_xen_save_reap(void)
+{
+	if (!pending)
+		return;
+	pthread_join(pending->mapper_tid, NULL);
+	nsave_free(pending);
+	pending = NULL;
+}
+
+/*
+ * The mapper, told to quit, unmaps what is still mapped while the caller
+ * goes on (commit, destroy: ~100 ms of unmapping off the critical path);
+ * xsr_xen_save_finish() and exit join it.
+ */
+static void nsave_close(struct nsave *n)
+{
+	if (n->mfd >= 0)
+		close(n->mfd);
+	n->mfd = -1;
+	if (!n->mapper) {
+		release_maps(n);
+		nsave_free(n);
+		return;
+	}
+	pthread_mutex_lock(&n->mu);
+	n->quit = 1;
+	pthread_cond_broadcast(&n->cv);
+	pthread_mutex_unlock(&n->mu);
+	xsr_xen_save_reap(); /* at most one at a time */
+	pending = n;
+	static int registered;
+	if (!registered++)
+		atexit(xsr_xen_save_reap);
 }
 
 int xsr_xen_save_native(uint32_t domid, int out_fd, int stream, struct xsr_xen_stats *st, char *err, size_t errlen)
@@ -828,9 +884,8 @@ int xsr_xen_save_native(uint32_t domid, int out_fd, int stream, struct xsr_xen_s
 	libxl_ctx *ctx = xsr_xen_libxl(err, errlen);
 	if (!ctx)
 		goto out;
-	n->scratch = malloc((size_t)BATCH * 4096);
 	n->mfd = memfd_create("xsr-xen-native-save", MFD_CLOEXEC);
-	if (!n->scratch || n->mfd < 0) {
+	if (n->mfd < 0) {
 		snprintf(err, errlen, "out of memory");
 		goto out;
 	}
@@ -929,11 +984,6 @@ int xsr_xen_save_native(uint32_t domid, int out_fd, int stream, struct xsr_xen_s
 		nfail(n, "out of memory");
 		goto nerr;
 	}
-	for (int i = 0; i < NSLOT; i++)
-		if (!(n->slots[i].scratch = malloc((size_t)BATCH * 4096))) {
-			nfail(n, "out of memory");
-			goto nerr;
-		}
 	pthread_mutex_init(&n->mu, NULL);
 	pthread_cond_init(&n->cv, NULL);
 	if (!getenv("XSR_XEN_SAVE_NO_MAPPER") && pthread_create(&n->mapper_tid, NULL, mapper_main, n) == 0) {
