@@ -10,6 +10,7 @@
 #include <xsrelf/xsrelf.h>
 
 #include "cli.h"
+#include "../save/save.h"
 
 static const struct {
 	const char *name;
@@ -52,8 +53,20 @@ static void on_crash(int sig)
 	raise(sig);
 }
 
+/* XSR_XEN_TIMING: when main() began and when exit() ran its handlers (monotonic ms). */
+static uint64_t main_t0;
+static void timing_exit(void)
+{
+	fprintf(stderr, "xsr timing: main %.1f ms -> exit %.1f ms (%.1f ms)\n", main_t0 / 1e6, xsr_now_ns() / 1e6,
+		(xsr_now_ns() - main_t0) / 1e6);
+}
+
 int main(int argc, char **argv)
 {
+	if (getenv("XSR_XEN_TIMING")) {
+		main_t0 = xsr_now_ns();
+		atexit(timing_exit);
+	}
 	if (getenv("XSR_BACKTRACE")) {
 		signal(SIGSEGV, on_crash);
 		signal(SIGBUS, on_crash);
