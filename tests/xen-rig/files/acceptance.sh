@@ -107,6 +107,27 @@ else
 	echo "ACCEPT xsr-save-checkpoint-keeps-running: FAIL"
 fi
 rm -f ckpt.xsr
+# libxl's engine (what HVM and 32-bit PV guests get): a checkpoint through it too, transcoded
+# while libxl writes
+T=$(tick)
+if XSR_XEN_SAVE_VIA=libxl xsr save "$D" lx.xsr --json >lx.json && xsr verify lx.xsr >/dev/null && ! gone &&
+	grep -q '"overlapped":true' lx.json && grep -q '"engine":"libxl"' lx.json; then
+	continues "$T" xsr-save-libxl-engine
+else
+	echo "ACCEPT xsr-save-libxl-engine: FAIL $(cat lx.json)"
+fi
+rm -f lx.xsr lx.json
+# a save that fails half-way (the file system fills up) resumes the domain and leaves no file
+mkdir -p small && mount -t tmpfs -o size=16m xsrsmall small
+T=$(tick)
+if ! xsr save "$D" small/full.xsr --stop 2>full.err && [ -z "$(ls small)" ] && ! gone && [ "$(domid)" = "$D" ]; then
+	echo "refused: $(tail -c 300 full.err)"
+	continues "$T" xsr-save-enospc-resumes
+else
+	echo "ACCEPT xsr-save-enospc-resumes: FAIL $(cat full.err); $(ls -la small)"
+	xl list
+fi
+umount small
 D=$(domid)
 
 # 2. xsr save --stop -> gone from xl list -> xsr restore
@@ -116,10 +137,10 @@ if timed xsr-save xsr save "$D" xsr.save --stop --json >save.json; then
 	xl list
 	if gone; then echo "ACCEPT xsr-save-gone: PASS rigu not in xl list"; else echo "ACCEPT xsr-save-gone: FAIL rigu still listed"; fi
 	xsr verify xsr.save && xsr info xsr.save | head -12
-	if grep -q '"overlapped":true' save.json; then
-		echo "ACCEPT xsr-save-overlapped: PASS the transcode ran while libxl wrote"
+	if grep -q '"engine":"native"' save.json; then
+		echo "ACCEPT xsr-save-native: PASS saved by xsr's own PV save, not libxl's engine"
 	else
-		echo "ACCEPT xsr-save-overlapped: FAIL $(cat save.json)"
+		echo "ACCEPT xsr-save-native: FAIL $(cat save.json)"
 	fi
 	if timed xsr-restore xsr restore xsr.save --json; then
 		xl list
@@ -139,6 +160,14 @@ if timed xl-save xl save rigu xl.save && gone &&
 	timed xsr-export xsr export xl-imported.xsr xl-exported.save; then
 	cmp xl.save xl-exported.save && echo "export of the import is byte-identical to the xl save"
 	sha256sum xl.save xl-imported.xsr xl-exported.save
+	# the native save writes the records xc_domain_save writes, in the same order
+	xsr info xsr.save | grep -E '^  (libxc|libxl|xl header|libxc header)' >native.recs
+	xsr info xl-imported.xsr | grep -E '^  (libxc|libxl|xl header|libxc header)' >xl.recs
+	if [ -s xl.recs ] && cmp -s native.recs xl.recs; then
+		echo "ACCEPT xsr-save-records-as-xl: PASS $(grep '^  libxc:' native.recs)"
+	else
+		echo "ACCEPT xsr-save-records-as-xl: FAIL"; diff native.recs xl.recs
+	fi
 	if timed xl-restore xl restore xl-exported.save; then
 		continues "$T" xl-import-export-restore
 	else
@@ -196,12 +225,12 @@ fi
 quiet() { "$@" >/dev/null 2>&1; }
 pair_xl() { timed pair-xl-save quiet xl save rigu p.xl && timed pair-xl-restore quiet xl restore p.xl; rm -f p.xl; }
 pair_xsr() { timed pair-xsr-save quiet xsr save "$(domid)" p.xsr --stop && timed pair-xsr-restore quiet xsr restore p.xsr; rm -f p.xsr; }
-pair_nothread() { XSR_NO_HASH_THREAD=1 timed pair-xsr-save-nothread quiet xsr save "$(domid)" p.xsr --stop && timed pair-xsr-restore quiet xsr restore p.xsr; rm -f p.xsr; }
+pair_libxl() { XSR_XEN_SAVE_VIA=libxl timed pair-xsr-save-libxl quiet xsr save "$(domid)" p.xsr --stop && timed pair-xsr-restore quiet xsr restore p.xsr; rm -f p.xsr; }
 pair_memfd() { timed pair-xsr-save quiet xsr save "$(domid)" p.xsr --stop &&
 	XSR_XEN_RESTORE_VIA=memfd timed pair-xsr-restore-memfd quiet xsr restore p.xsr; rm -f p.xsr; }
 [ -n "$(domid)" ] || xl restore xl.save
 [ -e "$IN/quick" ] && { echo "RIG: quick run (make test): no timing rounds"; xl list; cat $LOGS >guest-console.log; echo "RUN-END"; exit 0; }
-for order in "pair_xl pair_xsr pair_memfd pair_nothread" "pair_xsr pair_nothread pair_memfd pair_xl" "pair_nothread pair_memfd pair_xl pair_xsr"; do
+for order in "pair_xl pair_xsr pair_memfd pair_libxl" "pair_xsr pair_libxl pair_memfd pair_xl" "pair_libxl pair_memfd pair_xl pair_xsr" "pair_memfd pair_xl pair_xsr pair_libxl"; do
 	for f in $order; do $f; sleep 1; done
 done
 T=$(tick)

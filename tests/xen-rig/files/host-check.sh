@@ -118,6 +118,7 @@ grep '^TIMING pair-' run.log | awk '$4=="rc=0"{v[$2]=v[$2]" "$3} END{for(k in v)
 	done | tee timing-medians.txt | awk '{printf "%-28s %s s (%s)\n", $1, $2, $3}'
 awk '{m[$1]=$2} END{
 	if (m["pair-xl-save"]>0) printf "xsr save / xl save:                 %.2f\n", m["pair-xsr-save"]/m["pair-xl-save"];
+	if (m["pair-xl-save"]>0 && m["pair-xsr-save-libxl"]>0) printf "xsr save (libxl engine) / xl save:  %.2f\n", m["pair-xsr-save-libxl"]/m["pair-xl-save"];
 	if (m["pair-xl-restore"]>0) printf "xsr restore (pipe) / xl restore:    %.2f\n", m["pair-xsr-restore"]/m["pair-xl-restore"];
 	if (m["pair-xl-restore"]>0) printf "xsr restore (memfd) / xl restore:   %.2f\n", m["pair-xsr-restore-memfd"]/m["pair-xl-restore"];
 }' timing-medians.txt
