@@ -931,6 +931,12 @@ int xsr_xen_suspend(uint32_t domid, int live, struct xsr_xen_stats *st, char *er
 	return -1;
 }
 
+int xsr_xen_save_native_opts(uint32_t domid, int out_fd, const struct xen_import_opts *io, struct xsr_xen_stats *st,
+			     char *err, size_t errlen)
+{
+	return 1; /* not handled here: xsr_xen_suspend says why */
+}
+
 int xsr_xen_logdirty(uint32_t domid, char *why, size_t whylen)
 {
 	snprintf(why, whylen, "%s", NO_XEN);

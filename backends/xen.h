@@ -80,6 +80,18 @@ int xsr_xen_restore(int img_fd, int paused, const char *name_suffix, struct xsr_
 		    size_t errlen);
 
 /*
+ * The native save of a 64-bit PV domain (backends/xen_save.c) written with
+ * the importer's options @io (struct xen_import_opts, xen/xencompat.h: stream,
+ * kind, compression, begin hook; its page callback and vCPU count are the
+ * native save's): the migration sender's stop-and-copy.  1 = not a domain
+ * it handles, nothing done (use xsr_xen_suspend); 0 = written, the domain is
+ * left suspended (xsr_xen_save_finish); -1 = failed, the domain resumed.
+ */
+struct xen_import_opts;
+int xsr_xen_save_native_opts(uint32_t domid, int out_fd, const struct xen_import_opts *io, struct xsr_xen_stats *st,
+			     char *err, size_t errlen);
+
+/*
  * Migration (migrate/send_xen.c, xsr receive --xen).  xsr_xen_suspend:
  * libxl suspends @domid into an anonymous memory file (the xl save file's
  * bytes: header, JSON config, libxl v2 stream), returned (caller closes) or

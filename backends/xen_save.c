@@ -858,6 +858,13 @@ static void nsave_close(struct nsave *n)
 
 int xsr_xen_save_native(uint32_t domid, int out_fd, int stream, struct xsr_xen_stats *st, char *err, size_t errlen)
 {
+	struct xen_import_opts io = {.stream = stream};
+	return xsr_xen_save_native_opts(domid, out_fd, &io, st, err, errlen);
+}
+
+int xsr_xen_save_native_opts(uint32_t domid, int out_fd, const struct xen_import_opts *io, struct xsr_xen_stats *st,
+			     char *err, size_t errlen)
+{
 	uint64_t t0 = xsr_now_ns();
 	int timing = getenv("XSR_XEN_TIMING") != NULL, suspended = 0, rc = -1;
 	unsigned width = 0;
@@ -993,7 +1000,10 @@ int xsr_xen_save_native(uint32_t domid, int out_fd, int stream, struct xsr_xen_s
 		pthread_mutex_unlock(&n->mu);
 	}
 	/* the image: the importer reads the stream, the pages come from give_pages */
-	struct xen_import_opts o = {.stream = stream, .vcpus_hint = vcpus, .pages = give_pages, .pctx = n};
+	struct xen_import_opts o = *io;
+	o.vcpus_hint = vcpus;
+	o.pages = give_pages;
+	o.pctx = n;
 	uint64_t ti = xsr_now_ns();
 	if (xen_import_fd_opts(n->mfd, out_fd, &o, err, errlen) < 0)
 		goto out;

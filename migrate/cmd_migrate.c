@@ -146,9 +146,9 @@ static int migrate_xen(uint32_t domid, const char *host, const char *port, const
 	if (json)
 		printf("{\"domid\":%u,\"mode\":\"%s\",\"log_dirty\":\"%s\",\"total_bytes\":%" PRIu64
 		       ",\"pages\":%" PRIu64 ",\"suspend_ms\":%.1f,\"transfer_ms\":%.1f,\"receiver_load_ms\":%.1f"
-		       ",\"downtime_ms\":%.1f,\"elapsed_ms\":%.1f}\n",
+		       ",\"downtime_ms\":%.1f,\"elapsed_ms\":%.1f,\"engine\":\"%s\"}\n",
 		       domid, st.mode, st.why, st.bytes, st.pages, st.suspend_ns / 1e6, st.transfer_ns / 1e6,
-		       st.receiver_load_ns / 1e6, st.downtime_ns / 1e6, st.elapsed_ns / 1e6);
+		       st.receiver_load_ns / 1e6, st.downtime_ns / 1e6, st.elapsed_ns / 1e6, st.native ? "native" : "libxl");
 	else
 		printf("migrated: domain %u, %s, %" PRIu64 " octets, downtime %.1f ms (suspend %.1f ms, transfer %.1f ms, "
 		       "receiver restore %.1f ms)\n",

@@ -72,6 +72,7 @@ int xsr_migrate_send(struct xsr_backend *be, int fd, const struct xsr_mig_send_o
  */
 struct xsr_mig_xen_stats {
 	int live;              /* libxl pre-copy with log-dirty */
+	int native;            /* stop-and-copy by the native save (no libxl stream) */
 	char mode[48];         /* "stop-and-copy" or "live (...)" */
 	char why[160];         /* what the log-dirty probe said */
 	uint64_t suspend_ns;   /* libxl: suspend (and pre-copy) into memory */

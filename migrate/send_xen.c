@@ -86,6 +86,8 @@ int xsr_migrate_send_xen(uint32_t domid, int fd, const struct xsr_mig_send_opts 
 			 char *err, size_t errlen)
 {
 	struct xsnd c = {.fd = fd, .o = o};
+	struct xen_import_opts io = {.stream = 1, .kind = XSR_KIND_MIGRATION, .compress = o->compress,
+				     .begin = xhello, .ctx = &c};
 	struct xsr_xen_stats xs;
 	uint8_t body[XSR_MIG_MAX_RREC + XSR_MIG_MAX_TEXT];
 	size_t len;
@@ -119,6 +121,30 @@ int xsr_migrate_send_xen(uint32_t domid, int fd, const struct xsr_mig_send_opts 
 				     : "xsr migrate: domain %u: no log-dirty on this hypervisor (%s): stop-and-copy, the "
 				       "domain stays suspended for the whole transfer\n",
 				domid, st->why);
+		/*
+		 * Stop-and-copy of a 64-bit PV guest: the native save writes the
+		 * migration stream onto the socket as it maps the guest (no libxl
+		 * stream in between); otherwise libxl suspends into a memfd.
+		 */
+		if (!live && !getenv("XSR_XEN_SAVE_VIA")) {
+			uint64_t t1 = xsr_now_ns();
+			int nr = xsr_xen_save_native_opts(domid, fd, &io, &xs, err, errlen);
+			if (nr < 0) { /* the domain was resumed */
+				if (!xs.suspend_ns)
+					return XSR_E_BACKEND;
+				if (!strstr(err, "receiver"))
+					xsr_mig_peer_reason(fd, err, errlen);
+				st->elapsed_ns = xsr_now_ns() - t0;
+				return XSR_E_PEER;
+			}
+			if (nr == 0) {
+				suspended = 1;
+				st->native = 1;
+				st->suspend_ns = xs.suspend_ns;
+				st->transfer_ns = xsr_now_ns() - t1 - xs.suspend_ns;
+				goto sent;
+			}
+		}
 		mfd = xsr_xen_suspend(domid, live, &xs, err, errlen);
 		if (mfd < 0)
 			return XSR_E_BACKEND; /* the domain was resumed */
@@ -126,8 +152,6 @@ int xsr_migrate_send_xen(uint32_t domid, int fd, const struct xsr_mig_send_opts 
 		st->suspend_ns = xs.suspend_ns;
 	}
 	uint64_t t1 = xsr_now_ns();
-	struct xen_import_opts io = {.stream = 1, .kind = XSR_KIND_MIGRATION, .compress = o->compress,
-				     .begin = xhello, .ctx = &c};
 	if ((rc = xen_import_fd_opts(mfd, fd, &io, err, errlen)) < 0) {
 		rc = XSR_E_PEER;
 		if (!strstr(err, "receiver"))
@@ -135,6 +159,7 @@ int xsr_migrate_send_xen(uint32_t domid, int fd, const struct xsr_mig_send_opts 
 		goto fail;
 	}
 	st->transfer_ns = xsr_now_ns() - t1;
+sent:
 	st->bytes = bytes_sent(fd);
 	xcut(fd, "end");
 	if ((rc = xsr_mig_expect(fd, XSR_MIG_R_COMMIT, o->ack_timeout_ms, body, &len, err, errlen)) < 0)
@@ -161,7 +186,8 @@ int xsr_migrate_send_xen(uint32_t domid, int fd, const struct xsr_mig_send_opts 
 	st->downtime_ns = xsr_now_ns() - t0;
 	if (suspended && xsr_xen_save_finish(domid, 1, e2, sizeof(e2)) < 0 && o->progress_fd >= 0)
 		dprintf(o->progress_fd, "xsr migrate: the guest runs on the receiver, but the source copy: %s\n", e2);
-	close(mfd);
+	if (mfd >= 0)
+		close(mfd);
 	st->elapsed_ns = xsr_now_ns() - t0;
 	return 0;
 fail:

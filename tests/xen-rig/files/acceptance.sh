@@ -211,6 +211,11 @@ if timed xsr-migrate timeout 300 xsr migrate "$D" tcp:127.0.0.1:7707 --json >mig
 	else
 		echo "ACCEPT xsr-migrate: FAIL source still there, no rigu, a leftover name, or no stop-and-copy notice"
 	fi
+	if grep -q '"engine":"native"' mig.json; then
+		echo "ACCEPT xsr-migrate-native: PASS the stream went out as the native save mapped the guest"
+	else
+		echo "ACCEPT xsr-migrate-native: FAIL $(cat mig.json)"
+	fi
 else
 	kill $RPID 2>/dev/null
 	cat mig.json mig.log recv.json recv.log
