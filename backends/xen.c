@@ -805,6 +805,8 @@ int xsr_xen_restore(int img_fd, int paused, const char *name_suffix, struct xsr_
 		if (lx_open(&l, err, errlen) < 0)
 			goto out;
 	}
+	if (getenv("XSR_XEN_TIMING"))
+		fprintf(stderr, "xsr timing: restore: libxl context +%.1f ms\n", (xsr_now_ns() - t0) / 1e6);
 	/* The xl header, as xl restore reads it: magic, 4 words, optional data (u32 length + JSON). */
 	uint8_t magic[32];
 	uint32_t hdr[4];
@@ -820,6 +822,8 @@ int xsr_xen_restore(int img_fd, int paused, const char *name_suffix, struct xsr_
 		goto out;
 	}
 	json = (char *)opt;
+	if (getenv("XSR_XEN_TIMING"))
+		fprintf(stderr, "xsr timing: restore: xl header read +%.1f ms\n", (xsr_now_ns() - t0) / 1e6);
 	uint32_t clen;
 	memcpy(&clen, opt, 4);
 	if (clen > hdr[3] - 4) {

@@ -625,7 +625,8 @@ int xen_export_fd(int img_fd, int out_fd, const char *name, char *err, size_t er
 {
 	struct exp e = {.img_fd = img_fd, .quiet_epipe = true};
 	int rc = -1;
-	if (xsr_image_open(&e.img, img_fd, err, errlen) < 0)
+	/* pages go by the index: the Xen crash layout's PT_LOADs need no check here (xsr restore waits on this open) */
+	if (xsr_image_open_flags(&e.img, img_fd, XSR_OPEN_NO_XEN_LAYOUT, err, errlen) < 0)
 		return -1;
 	if (export_to(&e, name, 1, FOREIGN_REFUSE, out_fd) == 0)
 		rc = 0;

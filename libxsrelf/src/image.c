@@ -20,6 +20,7 @@
 
 struct xsr_image {
 	int fd;
+	unsigned open_flags; /* XSR_OPEN_* */
 	uint64_t size;
 	Elf *elf;
 	Elf64_Ehdr eh;
@@ -448,7 +449,7 @@ static int load_phdrs(struct xsr_image *img)
 	if (rc < 0)
 		return rc;
 	if (xen)
-		return xen_phdrs(img, fll);
+		return img->open_flags & XSR_OPEN_NO_XEN_LAYOUT ? 0 : xen_phdrs(img, fll);
 	bool paging = img->fh.flags & XSR_FF_PAGING_VIEW;
 	if (!paging && img->phnum != img->nruns + 1)
 		return ifail(img, XSR_E_FORMAT, "%u program headers for %u memory runs", img->phnum, img->nruns);
@@ -475,14 +476,24 @@ static int load_phdrs(struct xsr_image *img)
 
 int xsr_image_open(struct xsr_image **out, int fd, char *err, size_t errlen)
 {
+	return xsr_image_open_flags(out, fd, 0, err, errlen);
+}
+
+int xsr_image_open_flags(struct xsr_image **out, int fd, unsigned flags, char *err, size_t errlen)
+{
 	uint8_t hdr[XSR_HEADER_END];
 	struct stat sb;
 	int rc;
 	*out = NULL;
+	if (flags & ~XSR_OPEN_NO_XEN_LAYOUT) {
+		snprintf(err, errlen, "xsr_image_open_flags: unknown flags 0x%x", flags & ~XSR_OPEN_NO_XEN_LAYOUT);
+		return XSR_E_INVAL;
+	}
 	struct xsr_image *img = calloc(1, sizeof(*img));
 	if (!img)
 		return XSR_E_NOMEM;
 	img->fd = fd;
+	img->open_flags = flags;
 	elf_version(EV_CURRENT);
 	if (fstat(fd, &sb) < 0) {
 		rc = ifail(img, XSR_E_IO, "fstat: %s", strerror(errno));

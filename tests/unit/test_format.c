@@ -372,3 +372,57 @@ Test(backend, synth_ops_complete)
 	cr_assert_null(xsr_backend_check(be->ops));
 	be->ops->close(be);
 }
+
+/*
+ * XSR_OPEN_NO_XEN_LAYOUT: a Xen PV image whose PT_LOAD disagrees with its p2m
+ * tree is refused by a plain open, opened with the flag (pages still read and
+ * verified through the index); unknown flags are refused.
+ */
+Test(reader, open_flags_skip_only_the_xen_layout_check)
+{
+	char path[64], err[256];
+	int fd = tmpfd(path);
+	struct xsr_xen_pv pv = {.xen_major = 4, .xen_minor = 17};
+	static const struct xsr_memrun run = {0, 64};
+	struct xsr_writer *w;
+	struct xsr_writer_params p = {.machine = EM_X86_64, .kind = XSR_KIND_SAVE, .nr_vcpus = 1, .nr_runs = 1,
+				      .runs = &run, .hypervisor = "xen", .xen_pv = &pv};
+	cr_assert_eq(xsr_writer_open(&w, fd, &p, err, sizeof(err)), 0, "%s", err);
+	static uint8_t pages[64][4096];
+	uint64_t pfns[64];
+	const void *ptr[64];
+	for (int i = 0; i < 64; i++) {
+		pfns[i] = (uint64_t)i;
+		fill(pages[i], pfns[i], (uint8_t)(1 + i % 5));
+		ptr[i] = pages[i];
+	}
+	cr_assert_eq(xsr_writer_put_pages(w, pfns, 64, ptr), 0, "%s", xsr_writer_error(w));
+	struct xsr_vcpu_state *vs = calloc(1, sizeof(*vs));
+	xsr_synth_vcpu(0, vs);
+	cr_assert_eq(xsr_writer_set_vcpu(w, vs), 0);
+	free(vs);
+	cr_assert_eq(xsr_writer_close(w, err, sizeof(err)), 0, "%s", err);
+	struct xsr_image *img;
+	cr_assert_eq(xsr_image_open(&img, fd, err, sizeof(err)), 0, "%s", err);
+	xsr_image_close(img);
+	/* move the first PT_LOAD's p_paddr by 2 MiB */
+	Elf64_Ehdr eh;
+	Elf64_Phdr ph;
+	cr_assert_eq(pread(fd, &eh, sizeof(eh), 0), (ssize_t)sizeof(eh));
+	cr_assert_eq(pread(fd, &ph, sizeof(ph), (off_t)(eh.e_phoff + sizeof(ph))), (ssize_t)sizeof(ph));
+	cr_assert_eq(ph.p_type, PT_LOAD);
+	ph.p_paddr += 0x200000;
+	cr_assert_eq(pwrite(fd, &ph, sizeof(ph), (off_t)(eh.e_phoff + sizeof(ph))), (ssize_t)sizeof(ph));
+	cr_assert_lt(xsr_image_open(&img, fd, err, sizeof(err)), 0);
+	cr_assert(strstr(err, "not the PT_LOAD"), "%s", err);
+	cr_assert_eq(xsr_image_open_flags(&img, fd, XSR_OPEN_NO_XEN_LAYOUT, err, sizeof(err)), 0, "%s", err);
+	uint8_t got[4096];
+	struct xsr_index_entry ix;
+	cr_assert_eq(xsr_image_read_pages(img, 0, 7, 1, got, &ix), 0, "%s", xsr_image_error(img));
+	cr_assert_eq(memcmp(got, pages[7], 4096), 0);
+	xsr_image_close(img);
+	cr_assert_lt(xsr_image_open_flags(&img, fd, 0x80, err, sizeof(err)), 0);
+	cr_assert(strstr(err, "unknown flags"), "%s", err);
+	close(fd);
+	unlink(path);
+}
