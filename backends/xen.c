@@ -790,7 +790,17 @@ int xsr_xen_restore(int img_fd, int paused, const char *name_suffix, struct xsr_
 			snprintf(err, errlen, "pipe: %s", strerror(errno));
 			goto out;
 		}
-		fcntl(p[1], F_SETPIPE_SZ, 8 << 20); /* best effort: fewer switches between the two sides */
+		/*
+		 * A pipe that holds a small guest's whole stream lets the export (and
+		 * its checking of every page) finish early, away from libxl's busiest
+		 * part: rig, 6 interleaved rounds, 0.62 s against 0.645 s with 8 MiB.
+		 * Spliced pages are references to the image's page cache, not copies.
+		 * Best effort, smaller sizes if refused (the limits are for non-root).
+		 */
+		for (int mb = 128; mb >= 1 && fcntl(p[1], F_SETPIPE_SZ, mb << 20) < 0; mb /= 2)
+			;
+		if (getenv("XSR_XEN_TIMING"))
+			fprintf(stderr, "xsr timing: restore: pipe of %d octets\n", fcntl(p[1], F_GETPIPE_SZ));
 		mfd = p[0];
 		t.wfd = p[1];
 		/* libxl may stop reading early: the export then gets EPIPE, not a signal */

@@ -242,6 +242,26 @@ T=$(tick)
 [ -n "$(domid)" ] && continues "$T" after-timing-rounds
 xl list
 
+# the native save of a 2-vCPU domU (full list only): both vCPUs' records, restored, both online
+xl destroy rigu
+cat $LOGS >guest-console-1vcpu.log
+for f in $LOGS; do : >"$f"; done # a new boot: continues() counts DOMU-UP lines
+xl create "$IN/domu.cfg" vcpus=2 maxvcpus=2 >/dev/null 2>&1
+if wait_tick 2 90 && [ "$(xl vcpu-list rigu | awk 'NR>1' | wc -l)" = 2 ]; then
+	T=$(tick)
+	D=$(domid)
+	if xsr save "$D" v2.xsr --stop --json >v2.json && gone && xsr restore v2.xsr >/dev/null &&
+		[ "$(xsr info v2.xsr | grep -o 'X86_PV_VCPU_BASIC' | wc -l)" = 2 ] && grep -q '"engine":"native"' v2.json &&
+		[ "$(xl vcpu-list rigu | awk 'NR>1 && $5 !~ /p/' | wc -l)" = 2 ]; then
+		continues "$T" xsr-save-restore-2-vcpus
+	else
+		echo "ACCEPT xsr-save-restore-2-vcpus: FAIL $(cat v2.json)"; xl list; xl vcpu-list
+	fi
+	rm -f v2.xsr v2.json
+else
+	echo "ACCEPT xsr-save-restore-2-vcpus: FAIL the 2-vCPU domU did not come up"
+fi
+
 # where a transcode's time goes under TCG (docs/xen-rig.md): the same xl save read, copied, imported
 if [ -s xl.save ]; then
 	D=$(domid); XSR_XEN_TIMING=1 xsr save "$D" exp.xsr 2>&1 | grep 'xsr timing'; rm -f exp.xsr
