@@ -702,6 +702,15 @@ int xsr_migrate_receive(struct xsr_backend *be, int fd, const struct xsr_mig_rec
 		struct xsr_mig_ack a = {.pages = st->postcopy_pages, .faults = c.faults};
 		st->faults = c.faults;
 		rlog(&c, "post-copy complete: %" PRIu64 " pages, %" PRIu64 " faults", st->postcopy_pages, st->faults);
+		if (xsr_mig_cut_here("latefault")) {
+			/* Test hook: FAULTs that crossed the last pushed pages on the wire come before COMPLETE. */
+			uint8_t buf[16];
+			struct xsr_mig_pfns h = {.count = 1};
+			memcpy(buf, &h, sizeof(h));
+			memcpy(buf + sizeof(h), &c.runs[0].pfn, 8);
+			for (int i = 0; i < 3; i++)
+				answer(&c, XSR_MIG_R_FAULT, buf, sizeof(buf));
+		}
 		if ((rc = answer(&c, XSR_MIG_R_COMPLETE, &a, sizeof(a))) < 0)
 			goto fail_quiet;
 	} else if (be) {

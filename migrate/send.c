@@ -653,10 +653,15 @@ int xsr_migrate_send(struct xsr_backend *be, int fd, const struct xsr_mig_send_o
 	}
 	cut(&c, "end");
 	if (o->postcopy) {
-		if ((rc = expect(&c, XSR_MIG_R_COMPLETE, o->ack_timeout_ms, body, &len)) < 0) {
-			/* FAULTs still in flight are harmless: every page went out. */
+		/*
+		 * FAULTs the receiver sent before the last pushed pages reached it
+		 * may still come: harmless (every page went out), read and dropped,
+		 * as many as there could be (one per FAULT record's worth of pages).
+		 */
+		unsigned late = (unsigned)(c.nslots < 1u << 20 ? c.nslots : 1u << 20) + 1;
+		if ((rc = xsr_mig_expect_skip(fd, XSR_MIG_R_COMPLETE, XSR_MIG_R_FAULT, late, o->ack_timeout_ms, body,
+					      &len, err, errlen)) < 0)
 			goto out;
-		}
 	}
 	if ((rc = expect(&c, XSR_MIG_R_COMMIT, o->ack_timeout_ms, body, &len)) < 0)
 		goto out;

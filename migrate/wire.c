@@ -235,9 +235,23 @@ void xsr_mig_refuse(int fd, int code, const char *reason)
 
 int xsr_mig_expect(int fd, uint32_t want, int timeout_ms, void *body, size_t *len, char *err, size_t errlen)
 {
+	return xsr_mig_expect_skip(fd, want, UINT32_MAX, 0, timeout_ms, body, len, err, errlen);
+}
+
+int xsr_mig_expect_skip(int fd, uint32_t want, uint32_t skip, unsigned max_skip, int timeout_ms, void *body,
+			size_t *len, char *err, size_t errlen)
+{
 	char e[512];
 	int code = xsr_mig_recv(fd, timeout_ms, body, len, e, sizeof(e));
 
+	for (unsigned n = 0; code >= 0 && (uint32_t)code == skip && (uint32_t)code != want; n++) {
+		if (n == max_skip) {
+			snprintf(err, errlen, "the receiver sent more than %u %s records where %s was due", max_skip,
+				 xsr_mig_rec_name(skip), xsr_mig_rec_name(want));
+			return XSR_E_PEER;
+		}
+		code = xsr_mig_recv(fd, timeout_ms, body, len, e, sizeof(e));
+	}
 	if (code < 0) {
 		snprintf(err, errlen, "waiting for the receiver's %s: %s", xsr_mig_rec_name(want), e);
 		return code;

@@ -46,4 +46,10 @@ unset XSR_MIG_TEST_PUSH_DELAY_MS
 export XSR_TEST_DIRTY_MBPS=40
 postcopy after-round 2 32M --postcopy-rounds 1
 unset XSR_TEST_DIRTY_MBPS
+# FAULT requests that crossed the last pushed pages on the wire reach the
+# sender after it has sent everything: dropped, the migration completes
+# (the receiver sends three before COMPLETE: a test hook).
+export XSR_MIG_TEST_CUT_RECEIVER=latefault
+postcopy late-fault 1 16M --postcopy-rounds 1
+unset XSR_MIG_TEST_CUT_RECEIVER
 finish
