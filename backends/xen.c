@@ -951,6 +951,8 @@ int xsr_xen_save_native_opts(uint32_t domid, int out_fd, const struct xen_import
 	return 1; /* not handled here: xsr_xen_suspend says why */
 }
 
+void xsr_xen_save_catch_signals(void) {}
+
 int xsr_xen_logdirty(uint32_t domid, char *why, size_t whylen)
 {
 	snprintf(why, whylen, "%s", NO_XEN);

@@ -67,6 +67,12 @@ struct xsr_xen_stats {
  */
 int xsr_xen_save(uint32_t domid, int out_fd, int stream, struct xsr_xen_stats *st, char *err, size_t errlen);
 int xsr_xen_save_finish(uint32_t domid, int committed, char *err, size_t errlen);
+/*
+ * For the save and migrate verbs: SIGINT/SIGTERM/SIGHUP make a native save
+ * stop at its next batch (the domain is resumed, the verb fails) instead of
+ * killing the process with the domain suspended; SIGPIPE is ignored.
+ */
+void xsr_xen_save_catch_signals(void);
 
 /*
  * Restore: the xsrelf image @img_fd (seekable; made by xsr save DOMID or

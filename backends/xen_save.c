@@ -39,9 +39,11 @@
 
 #include <fcntl.h>
 #include <pthread.h>
+#include <signal.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <xenctrl.h>
@@ -73,7 +75,8 @@ struct nsave {
 	/* the guest's p2m (pfn -> mfn), its frames mapped */
 	uint64_t *p2m;
 	uint64_t *p2m_mfns; /* frames of the p2m list */
-	uint32_t p2m_frames;
+	uint32_t p2m_frames, p2m_hint;
+	int borrowed; /* the importer holds a page of the p2m mapping */
 	uint64_t max_pfn;
 	/* the synthetic stream */
 	int mfd;
@@ -89,6 +92,25 @@ struct nsave {
 	char err[512];
 };
 
+/*
+ * SIGINT, SIGTERM, SIGHUP during a save (xsr_xen_save_catch_signals): the
+ * save stops at the next batch and the domain is resumed, rather than the
+ * process dying with the domain suspended.
+ */
+static volatile sig_atomic_t stop_sig;
+
+static void on_stop_signal(int sig) { stop_sig = sig; }
+
+void xsr_xen_save_catch_signals(void)
+{
+	struct sigaction sa = {.sa_handler = on_stop_signal};
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGHUP, &sa, NULL);
+	signal(SIGPIPE, SIG_IGN); /* a reader that goes away is a write error: the save fails, the domain resumes */
+}
+
 static int nfail(struct nsave *n, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static int nfail(struct nsave *n, const char *fmt, ...)
 {
@@ -101,7 +123,9 @@ static int nfail(struct nsave *n, const char *fmt, ...)
 
 static int mfn_ok(const struct nsave *n, uint64_t mfn)
 {
-	return mfn <= n->max_mfn && n->m2p[mfn] <= n->max_pfn && n->p2m[n->m2p[mfn]] == mfn;
+	/* max_mfn is Xen's max_page, one past the last frame; the M2P mapping ends at entry m2p_len / 8 */
+	return mfn < n->max_mfn && mfn < n->m2p_len / sizeof(xen_pfn_t) && n->m2p[mfn] <= n->max_pfn &&
+	       n->p2m[n->m2p[mfn]] == mfn;
 }
 
 /* ---------------- the stream ---------------- */
@@ -228,7 +252,7 @@ static int p2m_list(struct nsave *n, uint64_t p2m_cr3, uint64_t vaddr)
 	mfns[0] = xen_cr3_to_pfn_x86_64(p2m_cr3);
 	for (int level = 4; level > 0; level--) {
 		for (uint32_t i = 0; i < nm; i++)
-			if (mfns[i] == 0 || mfns[i] > n->max_mfn) {
+			if (mfns[i] == 0 || mfns[i] >= n->max_mfn) {
 				free(mfns);
 				return nfail(n, "p2m list: bad frame 0x%llx in the level-%d walk", (unsigned long long)mfns[i],
 					     level + 1);
@@ -296,7 +320,7 @@ static int p2m_list(struct nsave *n, uint64_t p2m_cr3, uint64_t vaddr)
 static int p2m_tree(struct nsave *n, uint64_t fll)
 {
 	uint32_t fl_entries = n->p2m_frames, fll_entries = (fl_entries + 511) / 512;
-	if (fll == 0 || fll > n->max_mfn || fll_entries > 512)
+	if (fll == 0 || fll >= n->max_mfn || fll_entries > 512)
 		return nfail(n, "shared_info: bad p2m frame list list 0x%llx", (unsigned long long)fll);
 	xen_pfn_t top = fll;
 	uint64_t *l1 = map_ro(n, &top, 1);
@@ -318,7 +342,7 @@ static int p2m_tree(struct nsave *n, uint64_t fll)
 		fll_entries = saved_x + 1;
 	}
 	for (uint32_t i = 0; i < fll_entries; i++)
-		if (mids[i] == 0 || mids[i] > n->max_mfn)
+		if (mids[i] == 0 || mids[i] >= n->max_mfn)
 			return nfail(n, "p2m tree: bad frame 0x%llx in the frame list list", (unsigned long long)mids[i]);
 	uint64_t *fl = map_ro(n, mids, fll_entries);
 	if (!fl)
@@ -332,7 +356,7 @@ static int p2m_tree(struct nsave *n, uint64_t fll)
 		n->p2m_mfns[i] = fl[i];
 	xenforeignmemory_unmap(n->fmem, fl, fll_entries);
 	for (uint32_t i = 0; i < fl_entries; i++)
-		if (n->p2m_mfns[i] == 0 || n->p2m_mfns[i] > n->max_mfn)
+		if (n->p2m_mfns[i] == 0 || n->p2m_mfns[i] >= n->max_mfn)
 			return nfail(n, "p2m tree: bad leaf frame 0x%llx", (unsigned long long)n->p2m_mfns[i]);
 	return 0;
 }
@@ -709,7 +733,7 @@ static void prefetch(struct nsave *n, uint64_t first)
 	if (!n->mapper || first > n->max_pfn)
 		return;
 	for (int i = 0; i < NSLOT; i++)
-		if (n->slots[i].state != SL_FREE && n->slots[i].first == first)
+		if (n->slots[i].state != SL_FREE && n->slots[i].state != SL_DONE && n->slots[i].first == first)
 			return;
 	for (int i = 0; i < NSLOT; i++)
 		if (n->slots[i].state == SL_FREE) {
@@ -729,6 +753,10 @@ static void prefetch(struct nsave *n, uint64_t first)
 static int give_pages(void *ctx, const uint64_t *pfns, uint32_t count, const void **ptrs, char *err, size_t errlen)
 {
 	struct nsave *n = ctx;
+	if (ptrs && stop_sig) {
+		snprintf(err, errlen, "interrupted by signal %d (%s)", (int)stop_sig, strsignal(stop_sig));
+		return -1;
+	}
 	if (!ptrs) {
 		if (n->cur) {
 			pthread_mutex_lock(&n->mu);
@@ -736,6 +764,8 @@ static int give_pages(void *ctx, const uint64_t *pfns, uint32_t count, const voi
 			pthread_cond_broadcast(&n->cv);
 			pthread_mutex_unlock(&n->mu);
 			n->cur = NULL;
+		} else if (n->borrowed) {
+			n->borrowed = 0; /* a page of the p2m mapping: stays mapped */
 		} else {
 			unmap_batch(n, n->sync);
 		}
@@ -747,6 +777,18 @@ static int give_pages(void *ctx, const uint64_t *pfns, uint32_t count, const voi
 		      count == (n->max_pfn + 1 - first < BATCH ? n->max_pfn + 1 - first : BATCH);
 	for (uint32_t i = 0; planned && i < count; i++)
 		planned = pfns[i] == ((first + i) | (uint64_t)n->types[first + i] << XEN_PFN_TYPE_SHIFT);
+	if (!planned && count == 1 && xen_type_has_data((unsigned)(pfns[0] >> XEN_PFN_TYPE_SHIFT))) {
+		/* the importer reads the p2m's own frames (pv_p2m), one at a time, in order: mapped already */
+		for (uint32_t k = 0; k < n->p2m_frames; k++) {
+			uint32_t i = (n->p2m_hint + k) % n->p2m_frames;
+			if (n->m2p[n->p2m_mfns[i]] == first) {
+				ptrs[0] = (const uint8_t *)n->p2m + (size_t)i * 4096;
+				n->p2m_hint = i + 1;
+				n->borrowed = 1;
+				return 0;
+			}
+		}
+	}
 	if (!planned) {
 		if (map_batch(n, n->sync, pfns, count) < 0) {
 			snprintf(err, errlen, "%s", n->sync->err);
@@ -773,6 +815,11 @@ static int give_pages(void *ctx, const uint64_t *pfns, uint32_t count, const voi
 	prefetch(n, first + BATCH);
 	pthread_mutex_unlock(&n->mu);
 	n->t_map += xsr_now_ns() - tm; /* the wait for the mapper */
+#if XSR_TESTHOOKS
+	/* Test hook: a slower save, so that a test can interrupt it while the pages go out. */
+	if (getenv("XSR_XEN_SAVE_TEST_BATCH_MS"))
+		nanosleep(&(struct timespec){0, atol(getenv("XSR_XEN_SAVE_TEST_BATCH_MS")) % 1000 * 1000000L}, NULL);
+#endif
 	if (sl->rc < 0) {
 		snprintf(err, errlen, "%s", sl->err);
 		give_pages(ctx, NULL, 0, NULL, NULL, 0);
@@ -904,8 +951,8 @@ int xsr_xen_save_native_opts(uint32_t domid, int out_fd, const struct xen_import
 		snprintf(err, errlen, "mapping Xen's M2P: %s", strerror(errno));
 		goto out;
 	}
-	/* xc_map_m2p maps whole 2 MiB chunks */
-	n->m2p_len = (((n->max_mfn + 1) * sizeof(xen_pfn_t) + (1u << 21) - 1) >> 21) << 21;
+	/* xc_map_m2p maps M2P_SIZE(max_mfn): max_mfn entries rounded up to whole 2 MiB chunks */
+	n->m2p_len = (((uint64_t)n->max_mfn * sizeof(xen_pfn_t) + (1u << 21) - 1) >> 21) << 21;
 
 	uint64_t ts = xsr_now_ns();
 	if (libxl_domain_suspend_only(ctx, domid, NULL) != 0) {
@@ -918,6 +965,10 @@ int xsr_xen_save_native_opts(uint32_t domid, int out_fd, const struct xen_import
 	if (timing)
 		fprintf(stderr, "xsr timing: native: suspended %.1f ms after start (suspend %.1f ms)\n",
 			(xsr_now_ns() - t0) / 1e6, st->suspend_ns / 1e6);
+	if (stop_sig) {
+		snprintf(err, errlen, "interrupted by signal %d (%s)", (int)stop_sig, strsignal(stop_sig));
+		goto out;
+	}
 	if (xc_domain_getinfo(n->xch, domid, 1, &n->info) != 1 || n->info.domid != domid || !n->info.shutdown ||
 	    n->info.shutdown_reason != SHUTDOWN_suspend) {
 		snprintf(err, errlen, "domain %u did not suspend", domid);
@@ -925,6 +976,12 @@ int xsr_xen_save_native_opts(uint32_t domid, int out_fd, const struct xen_import
 	}
 	if (map_p2m(n) < 0)
 		goto nerr;
+	if (8 + (uint64_t)n->p2m_frames * 8 > XEN_REC_LENGTH_MAX) {
+		nfail(n, "the guest's p2m spans %u frames (max_pfn 0x%llx): its X86_PV_P2M_FRAMES record would pass "
+			 "the %u-octet limit that Xen's restore enforces", n->p2m_frames, (unsigned long long)n->max_pfn,
+		      XEN_REC_LENGTH_MAX);
+		goto nerr;
+	}
 
 	/* the stream, but for the page data */
 	uint8_t pvinfo[8] = {8, 4};
@@ -941,7 +998,7 @@ int xsr_xen_save_native_opts(uint32_t domid, int out_fd, const struct xen_import
 	}
 	for (uint32_t i = 0; i < n->p2m_frames; i++)
 		fpfns[i] = n->m2p[n->p2m_mfns[i]];
-	int fr = rec2(n, XEN_RT_X86_PV_P2M_FRAMES, pf, 8, fpfns, n->p2m_frames * 8);
+	int fr = rec2(n, XEN_RT_X86_PV_P2M_FRAMES, pf, 8, fpfns, (uint32_t)((uint64_t)n->p2m_frames * 8));
 	free(fpfns);
 	if (fr < 0)
 		goto nerr;
@@ -1023,7 +1080,9 @@ out:
 	nsave_close(n);
 	if (rc < 0 && suspended) {
 		char e2[256];
-		xsr_xen_save_finish(domid, 0, e2, sizeof(e2));
+		size_t l = strlen(err);
+		if (xsr_xen_save_finish(domid, 0, e2, sizeof(e2)) < 0 && l < errlen)
+			snprintf(err + l, errlen - l, "; and resuming it failed: %s (it stays suspended)", e2);
 	}
 	st->elapsed_ns = xsr_now_ns() - t0;
 	return rc;

@@ -127,6 +127,7 @@ int xsr_migrate_send_xen(uint32_t domid, int fd, const struct xsr_mig_send_opts 
 		 * stream in between); otherwise libxl suspends into a memfd.
 		 */
 		if (!live && !getenv("XSR_XEN_SAVE_VIA")) {
+			xsr_xen_save_catch_signals();
 			uint64_t t1 = xsr_now_ns();
 			int nr = xsr_xen_save_native_opts(domid, fd, &io, &xs, err, errlen);
 			if (nr < 0) { /* the domain was resumed */

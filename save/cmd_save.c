@@ -140,8 +140,10 @@ static int xsr_xen_capture(const char *verb, int kind, uint32_t domid, const cha
 			return XSR_EXIT_FAIL;
 	} else {
 		struct xsr_xen_stats st;
+		xsr_xen_save_catch_signals();
 		if (xsr_xen_save(domid, out.fd, out.is_stdout, &st, err, sizeof(err)) < 0) {
-			xsr_err(verb, "domain %u: %s (the domain keeps running)", domid, err);
+			xsr_err(verb, "domain %u: %s%s", domid, err,
+				strstr(err, "stays suspended") ? "" : " (the domain keeps running)");
 			xsr_out_abort(&out);
 			return XSR_EXIT_FAIL;
 		}

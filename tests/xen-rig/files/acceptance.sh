@@ -128,6 +128,31 @@ else
 	xl list
 fi
 umount small
+# interrupted (SIGINT while the pages go out, slowed by a test hook), or its reader gone
+# (SIGPIPE): the save stops, the domain is resumed, no file is left
+T=$(tick)
+XSR_XEN_SAVE_TEST_BATCH_MS=40 xsr save "$D" int.xsr --stop 2>int.err &
+SP=$!
+sleep 0.6
+kill -INT $SP
+wait $SP; rc=$?
+if [ $rc != 0 ] && grep -q 'interrupted by signal 2' int.err && [ ! -e int.xsr ] && ! gone && [ "$(domid)" = "$D" ]; then
+	echo "refused: $(cat int.err)"
+	continues "$T" xsr-save-sigint-resumes
+else
+	echo "ACCEPT xsr-save-sigint-resumes: FAIL rc=$rc $(cat int.err)"
+	xl list
+fi
+T=$(tick)
+xsr save "$D" - --stop 2>pipe.err | head -c 4096 >/dev/null
+if [ "${PIPESTATUS[0]}" != 0 ] && ! gone && [ "$(domid)" = "$D" ]; then
+	echo "refused: $(cat pipe.err)"
+	continues "$T" xsr-save-epipe-resumes
+else
+	echo "ACCEPT xsr-save-epipe-resumes: FAIL $(cat pipe.err)"
+	xl list
+fi
+rm -f int.err pipe.err
 D=$(domid)
 
 # 2. xsr save --stop -> gone from xl list -> xsr restore
