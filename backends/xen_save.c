@@ -938,6 +938,14 @@ int xsr_xen_save_native_opts(uint32_t domid, int out_fd, const struct xen_import
 	libxl_ctx *ctx = xsr_xen_libxl(err, errlen);
 	if (!ctx)
 		goto out;
+	/* PCI passthrough: whatever libxl's engine makes of it (it knows the device state), not this one */
+	int npci = 0;
+	libxl_device_pci *pcis = libxl_device_pci_list(ctx, domid, &npci);
+	libxl_device_pci_list_free(pcis, npci);
+	if (npci > 0) {
+		rc = 1;
+		goto out;
+	}
 	n->mfd = memfd_create("xsr-xen-native-save", MFD_CLOEXEC);
 	if (n->mfd < 0) {
 		snprintf(err, errlen, "out of memory");
