@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
- * Random-access reader for seekable images.  elfutils libelf parses the ELF
- * tables; every offset and length is checked against the file size first,
- * with checks written so that they cannot overflow.
+ * Random-access reader for seekable images, from any source (source.c).
+ * elfutils libelf parses the ELF tables from a read-only map of the file;
+ * every offset and length is checked against the file size first, with
+ * checks written so that they cannot overflow.
  */
 #include <errno.h>
 #include <gelf.h>
@@ -10,18 +11,18 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
+#define XXH_STATIC_LINKING_ONLY /* XXH3_state_t on the stack */
 #include <xxhash.h>
 
 #include "internal.h"
 
 struct xsr_image {
-	int fd;
+	struct xsr_source src;
 	unsigned open_flags; /* XSR_OPEN_* */
 	uint64_t size;
+	void *file; /* read-only map of the whole file: libelf's input, and the index */
 	Elf *elf;
 	Elf64_Ehdr eh;
 	struct xsr_file_header fh;
@@ -36,9 +37,8 @@ struct xsr_image {
 	int i_notes, i_memmap, i_index, i_pages, i_producer, i_strtab, i_integrity;
 	uint64_t pages_off;
 	uint64_t index_off;
-	const struct xsr_index_entry *index; /* mmap of the index body */
-	void *index_map;
-	size_t index_map_len;
+	/* The index body, in the map; entries are copied out (a caller's buffer need not be 8-aligned). */
+	const uint8_t *index;
 	char err[XSR_ERRLEN];
 };
 
@@ -50,6 +50,34 @@ static int ifail(struct xsr_image *img, int rc, const char *fmt, ...)
 	vsnprintf(img->err, sizeof(img->err), fmt, ap);
 	va_end(ap);
 	return rc;
+}
+
+static int img_pread(struct xsr_image *img, void *buf, size_t len, uint64_t off)
+{
+	return img->src.ops->pread(&img->src, buf, len, off);
+}
+
+/*
+ * [off, off + len) of the file: in place when the source holds it in memory,
+ * else read into *@scratch (@cap octets, allocated at the first need, so
+ * that a reader from memory allocates nothing).  NULL with *@rc = -errno.
+ */
+static const uint8_t *img_bytes(struct xsr_image *img, uint8_t **scratch, size_t cap, size_t len, uint64_t off,
+				int *rc)
+{
+	const uint8_t *p = img->src.ops->view(&img->src, off, len);
+	if (p)
+		return p;
+	if (len > cap) {
+		*rc = -EINVAL;
+		return NULL;
+	}
+	if (!*scratch && !(*scratch = malloc(cap))) {
+		*rc = -ENOMEM;
+		return NULL;
+	}
+	*rc = img_pread(img, *scratch, len, off);
+	return *rc < 0 ? NULL : *scratch;
 }
 
 const char *xsr_image_error(const struct xsr_image *img)
@@ -78,9 +106,9 @@ static int read_record(struct xsr_image *img, int i, void *body, uint64_t len)
 	if (len != s->size)
 		return ifail(img, XSR_E_INVAL, "section %s: buffer of %llu for %llu octets", sname(img, i),
 			     (unsigned long long)len, (unsigned long long)s->size);
-	if ((rc = xsr_io_pread(img->fd, &rh, sizeof(rh), s->offset - sizeof(rh))) < 0 ||
-	    (rc = xsr_io_pread(img->fd, body, len, s->offset)) < 0 ||
-	    (rc = xsr_io_pread(img->fd, tail, pad + 8, s->offset + len)) < 0)
+	if ((rc = img_pread(img, &rh, sizeof(rh), s->offset - sizeof(rh))) < 0 ||
+	    (rc = img_pread(img, body, len, s->offset)) < 0 ||
+	    (rc = img_pread(img, tail, pad + 8, s->offset + len)) < 0)
 		return ifail(img, XSR_E_IO, "section %s at 0x%llx: read failed: %s", sname(img, i),
 			     (unsigned long long)s->offset, strerror(-rc));
 	struct xsr_record_header want = img->shdrs[i];
@@ -109,13 +137,9 @@ static int hash_record(struct xsr_image *img, int i, uint64_t *trailer_out)
 	uint64_t pad = ALIGN8(s->size) - s->size, trailer;
 	uint8_t tail[16];
 	int rc = 0;
-	uint8_t *buf = malloc(chunk);
-	XXH3_state_t *st = XXH3_createState();
-	if (!buf || !st) {
-		rc = ifail(img, XSR_E_NOMEM, "out of memory");
-		goto out;
-	}
-	if ((rc = xsr_io_pread(img->fd, &rh, sizeof(rh), s->offset - sizeof(rh))) < 0) {
+	uint8_t *buf = NULL; /* for sources that do not hold the file in memory */
+	XXH3_state_t st;
+	if ((rc = img_pread(img, &rh, sizeof(rh), s->offset - sizeof(rh))) < 0) {
 		rc = ifail(img, XSR_E_IO, "section %s: %s", sname(img, i), strerror(-rc));
 		goto out;
 	}
@@ -126,17 +150,18 @@ static int hash_record(struct xsr_image *img, int i, uint64_t *trailer_out)
 			   sname(img, i), (unsigned long long)(s->offset - sizeof(rh)));
 		goto out;
 	}
-	XXH3_64bits_reset(st);
-	XXH3_64bits_update(st, &rh, sizeof(rh));
+	XXH3_64bits_reset(&st);
+	XXH3_64bits_update(&st, &rh, sizeof(rh));
 	for (uint64_t off = 0; off < s->size; off += chunk) {
 		size_t n = s->size - off < chunk ? (size_t)(s->size - off) : chunk;
-		if ((rc = xsr_io_pread(img->fd, buf, n, s->offset + off)) < 0) {
-			rc = ifail(img, XSR_E_IO, "section %s: %s", sname(img, i), strerror(-rc));
+		const uint8_t *p = img_bytes(img, &buf, chunk, n, s->offset + off, &rc);
+		if (!p) {
+			rc = ifail(img, rc == -ENOMEM ? XSR_E_NOMEM : XSR_E_IO, "section %s: %s", sname(img, i), strerror(-rc));
 			goto out;
 		}
-		XXH3_64bits_update(st, buf, n);
+		XXH3_64bits_update(&st, p, n);
 	}
-	if ((rc = xsr_io_pread(img->fd, tail, pad + 8, s->offset + s->size)) < 0) {
+	if ((rc = img_pread(img, tail, pad + 8, s->offset + s->size)) < 0) {
 		rc = ifail(img, XSR_E_IO, "section %s: %s", sname(img, i), strerror(-rc));
 		goto out;
 	}
@@ -145,16 +170,15 @@ static int hash_record(struct xsr_image *img, int i, uint64_t *trailer_out)
 			   (unsigned long long)(s->offset + s->size));
 		goto out;
 	}
-	XXH3_64bits_update(st, tail, pad);
+	XXH3_64bits_update(&st, tail, pad);
 	memcpy(&trailer, tail + pad, 8);
-	if (XXH3_64bits_digest(st) != trailer)
+	if (XXH3_64bits_digest(&st) != trailer)
 		rc = ifail(img, XSR_E_CHECKSUM, "section %s at 0x%llx: checksum mismatch", sname(img, i),
 			   (unsigned long long)s->offset);
 	if (trailer_out)
 		*trailer_out = trailer;
 out:
 	free(buf);
-	XXH3_freeState(st);
 	return rc;
 }
 
@@ -242,7 +266,14 @@ static int load_tables(struct xsr_image *img)
 	    eh->e_shstrndx == 0 || eh->e_shstrndx >= eh->e_shnum)
 		return ifail(img, XSR_E_FORMAT, "offset 0x28: section header table (0x%llx, %u entries, strtab %u) is invalid or past the end of the file",
 			     (unsigned long long)eh->e_shoff, eh->e_shnum, eh->e_shstrndx);
-	img->elf = elf_begin(img->fd, ELF_C_READ_MMAP, NULL);
+	/* One read-only map of the file serves libelf and the page index. */
+	int rc = img->src.ops->map(&img->src, 0, (size_t)img->size, false, &img->file);
+	if (rc < 0) {
+		img->file = NULL;
+		return ifail(img, XSR_E_IO, "mapping the file (%llu octets): %s", (unsigned long long)img->size,
+			     strerror(-rc));
+	}
+	img->elf = elf_memory(img->file, (size_t)img->size);
 	if (!img->elf)
 		return ifail(img, XSR_E_FORMAT, "libelf: %s", elf_errmsg(-1));
 	if (elf_getshdrstrndx(img->elf, &shstrndx) < 0)
@@ -285,8 +316,7 @@ static int load_tables(struct xsr_image *img)
 				return ifail(img, XSR_E_FORMAT, "section header 0 is not all zero");
 			continue;
 		}
-		int rc = check_section(img, (int)i, &sh);
-		if (rc < 0)
+		if ((rc = check_section(img, (int)i, &sh)) < 0)
 			return rc;
 		int *slot = s->code == UINT32_MAX ? NULL : slot_for(img, s->code);
 		if (slot) {
@@ -305,7 +335,7 @@ static int load_tables(struct xsr_image *img)
 	uint8_t *seen = calloc(img->fh.nr_vcpus, 1);
 	if (!seen)
 		return ifail(img, XSR_E_NOMEM, "out of memory");
-	int rc = 0;
+	rc = 0;
 	for (uint32_t i = 1; i < img->nsecs && rc == 0; i++)
 		if (img->secs[i].code == XSR_SEC_VCPU && seen[img->secs[i].info]++)
 			rc = ifail(img, XSR_E_FORMAT, "section %s (header %u): a second section for vCPU %u",
@@ -354,16 +384,7 @@ static int load_memmap(struct xsr_image *img)
 			     (unsigned long long)x->size, (unsigned long long)total);
 	img->pages_off = p->offset;
 	img->index_off = x->offset;
-	if (x->size) {
-		uint64_t base = x->offset & ~(XSR_PAGE_SIZE - 1);
-		img->index_map_len = (size_t)(x->offset - base + x->size);
-		img->index_map = mmap(NULL, img->index_map_len, PROT_READ, MAP_SHARED, img->fd, (off_t)base);
-		if (img->index_map == MAP_FAILED) {
-			img->index_map = NULL;
-			return ifail(img, XSR_E_IO, "mapping the page index: %s", strerror(errno));
-		}
-		img->index = (const void *)((const char *)img->index_map + (x->offset - base));
-	}
+	img->index = (const uint8_t *)img->file + x->offset; /* check_section: inside the file */
 	return 0;
 }
 
@@ -428,7 +449,7 @@ static int xen_phdrs(struct xsr_image *img, uint64_t note_fll)
 
 static int load_phdrs(struct xsr_image *img)
 {
-	int rc = xsr_io_pread(img->fd, img->ph, img->phnum * sizeof(Elf64_Phdr), img->eh.e_phoff);
+	int rc = img_pread(img, img->ph, img->phnum * sizeof(Elf64_Phdr), img->eh.e_phoff);
 	if (rc < 0)
 		return ifail(img, XSR_E_IO, "reading program headers: %s", strerror(-rc));
 	const struct xsr_section_info *n = &img->secs[img->i_notes];
@@ -474,42 +495,35 @@ static int load_phdrs(struct xsr_image *img)
 	return 0;
 }
 
-int xsr_image_open(struct xsr_image **out, int fd, char *err, size_t errlen)
-{
-	return xsr_image_open_flags(out, fd, 0, err, errlen);
-}
-
-int xsr_image_open_flags(struct xsr_image **out, int fd, unsigned flags, char *err, size_t errlen)
+static int image_open(struct xsr_image **out, const struct xsr_source *src, const char *fn, unsigned flags,
+		      char *err, size_t errlen)
 {
 	uint8_t hdr[XSR_HEADER_END];
-	struct stat sb;
 	int rc;
 	*out = NULL;
 	if (flags & ~XSR_OPEN_NO_XEN_LAYOUT) {
-		snprintf(err, errlen, "xsr_image_open_flags: unknown flags 0x%x", flags & ~XSR_OPEN_NO_XEN_LAYOUT);
+		xsr_fmt(err, errlen, "%s: unknown flags 0x%x", fn, flags & ~XSR_OPEN_NO_XEN_LAYOUT);
 		return XSR_E_INVAL;
 	}
 	struct xsr_image *img = calloc(1, sizeof(*img));
 	if (!img)
 		return XSR_E_NOMEM;
-	img->fd = fd;
+	img->src = *src;
 	img->open_flags = flags;
 	elf_version(EV_CURRENT);
-	if (fstat(fd, &sb) < 0) {
-		rc = ifail(img, XSR_E_IO, "fstat: %s", strerror(errno));
+	if ((rc = img->src.ops->size(&img->src, &img->size)) < 0) {
+		if (rc == -ESPIPE)
+			rc = ifail(img, XSR_E_STATE, "not a regular file: random access needs a seekable image");
+		else
+			rc = ifail(img, XSR_E_IO, "the size of the file: %s", strerror(-rc));
 		goto bad;
 	}
-	if (!S_ISREG(sb.st_mode)) {
-		rc = ifail(img, XSR_E_STATE, "not a regular file: random access needs a seekable image");
-		goto bad;
-	}
-	img->size = (uint64_t)sb.st_size;
 	if (img->size < XSR_HEADER_END) {
 		rc = ifail(img, XSR_E_TRUNCATED, "file of %llu octets is shorter than the 128-octet header",
 			   (unsigned long long)img->size);
 		goto bad;
 	}
-	if ((rc = xsr_io_pread(fd, hdr, sizeof(hdr), 0)) < 0) {
+	if ((rc = img_pread(img, hdr, sizeof(hdr), 0)) < 0) {
 		rc = ifail(img, XSR_E_IO, "reading the header: %s", strerror(-rc));
 		goto bad;
 	}
@@ -544,14 +558,39 @@ bad:
 	return rc;
 }
 
+int xsr_image_open(struct xsr_image **out, int fd, char *err, size_t errlen)
+{
+	return xsr_image_open_flags(out, fd, 0, err, errlen);
+}
+
+int xsr_image_open_flags(struct xsr_image **out, int fd, unsigned flags, char *err, size_t errlen)
+{
+	struct xsr_source src;
+	xsr_source_fd(&src, fd);
+	return image_open(out, &src, "xsr_image_open_flags", flags, err, errlen);
+}
+
+int xsr_image_open_mem(struct xsr_image **out, const void *buf, size_t len, unsigned flags, char *err,
+		       size_t errlen)
+{
+	struct xsr_source src;
+	*out = NULL;
+	if (!buf && len) {
+		xsr_fmt(err, errlen, "xsr_image_open_mem: no buffer for %zu octets", len);
+		return XSR_E_INVAL;
+	}
+	xsr_source_mem(&src, buf, len);
+	return image_open(out, &src, "xsr_image_open_mem", flags, err, errlen);
+}
+
 void xsr_image_close(struct xsr_image *img)
 {
 	if (!img)
 		return;
-	if (img->index_map)
-		munmap(img->index_map, img->index_map_len);
 	if (img->elf)
 		elf_end(img->elf);
+	if (img->file)
+		img->src.ops->unmap(&img->src, img->file, 0, (size_t)img->size);
 	free(img->secs);
 	free(img->shdrs);
 	free(img->ph);
@@ -650,12 +689,17 @@ static int check_page(struct xsr_image *img, uint64_t pfn, const struct xsr_inde
 	return 0;
 }
 
+static void index_entry(const struct xsr_image *img, int64_t slot, struct xsr_index_entry *e)
+{
+	memcpy(e, img->index + (uint64_t)slot * sizeof(*e), sizeof(*e));
+}
+
 int xsr_image_page_entry(struct xsr_image *img, uint64_t pfn, struct xsr_index_entry *e)
 {
 	int64_t slot = xsr_memmap_slot(img->runs, img->slot_base, img->nruns, pfn);
 	if (slot < 0)
 		return ifail(img, XSR_E_RANGE, "pfn 0x%llx is not populated in this image", (unsigned long long)pfn);
-	*e = img->index[slot];
+	index_entry(img, slot, e);
 	return check_entry(img, pfn, e);
 }
 
@@ -664,8 +708,9 @@ int xsr_image_read_page(struct xsr_image *img, uint64_t pfn, void *buf, uint32_t
 	int64_t slot = xsr_memmap_slot(img->runs, img->slot_base, img->nruns, pfn);
 	if (slot < 0)
 		return ifail(img, XSR_E_RANGE, "pfn 0x%llx is not populated in this image", (unsigned long long)pfn);
-	struct xsr_index_entry e = img->index[slot];
-	int rc = xsr_io_pread(img->fd, buf, XSR_PAGE_SIZE, img->pages_off + (uint64_t)slot * XSR_PAGE_SIZE);
+	struct xsr_index_entry e;
+	index_entry(img, slot, &e);
+	int rc = img_pread(img, buf, XSR_PAGE_SIZE, img->pages_off + (uint64_t)slot * XSR_PAGE_SIZE);
 	if (rc < 0)
 		return ifail(img, XSR_E_IO, "reading pfn 0x%llx: %s", (unsigned long long)pfn, strerror(-rc));
 	if (flags)
@@ -684,8 +729,8 @@ int xsr_image_run_index(struct xsr_image *img, uint32_t run, uint64_t first, uin
 	 * the index mapping, so that walking a 16 GiB guest's 64 MiB index does
 	 * not leave it all mapped into the process.
 	 */
-	int rc = xsr_io_pread(img->fd, out, count * sizeof(*out),
-			      img->index_off + (img->slot_base[run] + first) * sizeof(*out));
+	int rc = img_pread(img, out, count * sizeof(*out),
+			   img->index_off + (img->slot_base[run] + first) * sizeof(*out));
 	if (rc < 0)
 		return ifail(img, XSR_E_IO, "reading the page index of run %u: %s", run, strerror(-rc));
 	return 0;
@@ -703,7 +748,7 @@ int xsr_image_read_pages(struct xsr_image *img, uint32_t run, uint64_t first, ui
 	if (rc < 0)
 		return rc;
 	uint64_t slot = img->slot_base[run] + first;
-	rc = xsr_io_pread(img->fd, buf, count * XSR_PAGE_SIZE, img->pages_off + slot * XSR_PAGE_SIZE);
+	rc = img_pread(img, buf, count * XSR_PAGE_SIZE, img->pages_off + slot * XSR_PAGE_SIZE);
 	if (rc < 0)
 		return ifail(img, XSR_E_IO, "reading pfn 0x%llx+%llu: %s", (unsigned long long)(img->runs[run].pfn + first),
 			     (unsigned long long)count, strerror(-rc));
@@ -718,9 +763,11 @@ int xsr_image_map_run(struct xsr_image *img, uint32_t run, void **addr, uint64_t
 	if (run >= img->nruns)
 		return ifail(img, XSR_E_RANGE, "run %u of %u", run, img->nruns);
 	uint64_t l = img->runs[run].count * XSR_PAGE_SIZE;
-	void *p = mmap(NULL, l, PROT_READ | PROT_WRITE, MAP_PRIVATE, img->fd, (off_t)xsr_image_run_offset(img, run));
-	if (p == MAP_FAILED)
-		return ifail(img, XSR_E_IO, "mapping run %u (%llu octets): %s", run, (unsigned long long)l, strerror(errno));
+	void *p;
+	/* load_memmap: the runs' slots tile the page data, which lies inside the file. */
+	int rc = img->src.ops->map(&img->src, xsr_image_run_offset(img, run), (size_t)l, true, &p);
+	if (rc < 0)
+		return ifail(img, XSR_E_IO, "mapping run %u (%llu octets): %s", run, (unsigned long long)l, strerror(-rc));
 	*addr = p;
 	*len = l;
 	return 0;
@@ -785,21 +832,23 @@ static void verify_pages(struct vctx *v)
 	for (uint32_t r = 0; r < img->nruns; r++)
 		if (img->runs[r].count > chunk)
 			chunk = img->runs[r].count < 256 ? (uint32_t)img->runs[r].count : 256;
-	uint8_t *buf = malloc((size_t)chunk * XSR_PAGE_SIZE);
-	if (!buf) {
-		report(v, "out of memory verifying pages");
-		return;
-	}
+	uint8_t *buf = NULL; /* for sources that do not hold the file in memory */
 	for (uint32_t r = 0; r < img->nruns; r++) {
 		for (uint64_t i = 0; i < img->runs[r].count; i += chunk) {
 			uint64_t n = img->runs[r].count - i < chunk ? img->runs[r].count - i : chunk;
 			uint64_t slot = img->slot_base[r] + i;
 			struct xsr_index_entry ent[256];
+			const uint8_t *data = NULL;
+			char m[XSR_ERRLEN + 64];
 			int rc = xsr_image_run_index(img, r, i, n, ent);
-			if (rc == 0)
-				rc = xsr_io_pread(img->fd, buf, n * XSR_PAGE_SIZE, img->pages_off + slot * XSR_PAGE_SIZE);
 			if (rc < 0) {
-				char m[160];
+				snprintf(m, sizeof(m), "section .xsr.pages: %s", img->err);
+				report(v, m);
+				continue;
+			}
+			data = img_bytes(img, &buf, (size_t)chunk * XSR_PAGE_SIZE, n * XSR_PAGE_SIZE,
+					 img->pages_off + slot * XSR_PAGE_SIZE, &rc);
+			if (!data) {
 				snprintf(m, sizeof(m), "section .xsr.pages: reading pfn 0x%llx: %s",
 					 (unsigned long long)(img->runs[r].pfn + i), strerror(-rc));
 				report(v, m);
@@ -807,8 +856,7 @@ static void verify_pages(struct vctx *v)
 			}
 			for (uint64_t k = 0; k < n; k++) {
 				uint64_t pfn = img->runs[r].pfn + i + k;
-				if (check_page(img, pfn, &ent[k], buf + k * XSR_PAGE_SIZE) < 0) {
-					char m[XSR_ERRLEN + 32];
+				if (check_page(img, pfn, &ent[k], data + k * XSR_PAGE_SIZE) < 0) {
 					snprintf(m, sizeof(m), "section .xsr.pages: %s", img->err);
 					report(v, m);
 				}
@@ -853,7 +901,9 @@ int xsr_image_verify(struct xsr_image *img, xsr_report_fn rep, void *ctx)
 		report(&v, m);
 	} else {
 		size_t phl = img->phnum * sizeof(Elf64_Phdr), shl = img->nsecs * sizeof(Elf64_Shdr);
-		uint8_t *tbl = malloc(phl > shl ? phl : shl);
+		uint8_t *tbl = NULL; /* for sources that do not hold the file in memory */
+		const uint8_t *p;
+		int rc;
 		if (in.algorithm != XSR_HASH_XXH3_64 || in.reserved0 || in.reserved1[0] || in.reserved1[1])
 			report(&v, "section .xsr.integrity: unknown algorithm or reserved field set");
 		if (in.file_size != img->size) {
@@ -861,9 +911,11 @@ int xsr_image_verify(struct xsr_image *img, xsr_report_fn rep, void *ctx)
 				 (unsigned long long)in.file_size, (unsigned long long)img->size);
 			report(&v, m);
 		}
-		if (tbl && xsr_io_pread(img->fd, tbl, phl, img->eh.e_phoff) == 0 && XXH3_64bits(tbl, phl) != in.phdr_hash)
+		if ((p = img_bytes(img, &tbl, phl > shl ? phl : shl, phl, img->eh.e_phoff, &rc)) &&
+		    XXH3_64bits(p, phl) != in.phdr_hash)
 			report(&v, "program header table (offset 0x80): checksum mismatch");
-		if (tbl && xsr_io_pread(img->fd, tbl, shl, img->eh.e_shoff) == 0 && XXH3_64bits(tbl, shl) != in.shdr_hash) {
+		if ((p = img_bytes(img, &tbl, phl > shl ? phl : shl, shl, img->eh.e_shoff, &rc)) &&
+		    XXH3_64bits(p, shl) != in.shdr_hash) {
 			snprintf(m, sizeof(m), "section header table at 0x%llx: checksum mismatch", (unsigned long long)img->eh.e_shoff);
 			report(&v, m);
 		}
@@ -875,8 +927,8 @@ int xsr_image_verify(struct xsr_image *img, xsr_report_fn rep, void *ctx)
 	/* Every octet belongs to exactly one region, or is zero padding between regions. */
 	qsort(rg, nrg, sizeof(*rg), cmp_region);
 	uint64_t pos = 0;
-	uint8_t *zb = malloc(1 << 16);
-	for (uint32_t i = 0; i <= nrg && zb; i++) {
+	uint8_t *zb = NULL; /* for sources that do not hold the file in memory */
+	for (uint32_t i = 0; i <= nrg; i++) {
 		uint64_t next = i < nrg ? rg[i].start : img->size;
 		if (next < pos) {
 			snprintf(m, sizeof(m), "%s at 0x%llx overlaps the region before it", rg[i].what, (unsigned long long)next);
@@ -884,9 +936,15 @@ int xsr_image_verify(struct xsr_image *img, xsr_report_fn rep, void *ctx)
 		} else {
 			for (uint64_t o = pos; o < next; o += 1 << 16) {
 				size_t n = next - o < (1 << 16) ? (size_t)(next - o) : (1 << 16);
-				if (xsr_io_pread(img->fd, zb, n, o) < 0 || !xsr_is_zero(zb, n)) {
-					snprintf(m, sizeof(m), "padding at 0x%llx..0x%llx is not zero", (unsigned long long)o,
-						 (unsigned long long)(o + n));
+				int rc;
+				const uint8_t *p = img_bytes(img, &zb, 1 << 16, n, o, &rc);
+				if (!p || !xsr_is_zero(p, n)) {
+					if (p)
+						snprintf(m, sizeof(m), "padding at 0x%llx..0x%llx is not zero",
+							 (unsigned long long)o, (unsigned long long)(o + n));
+					else
+						snprintf(m, sizeof(m), "padding at 0x%llx..0x%llx: %s", (unsigned long long)o,
+							 (unsigned long long)(o + n), strerror(-rc));
 					report(&v, m);
 					break;
 				}

@@ -86,6 +86,57 @@ int xsr_io_write(int fd, const void *buf, size_t len);               /* full or 
 int xsr_io_writev(int fd, struct iovec *iov, int n);                 /* full or -errno */
 int xsr_io_pwritev(int fd, struct iovec *iov, int n, uint64_t off);  /* full or -errno */
 
+/* ---- sources: where the readers' octets come from (source.c) ---- */
+/*
+ * A reader holds one source by value and never asks which kind it is.  Every
+ * member of the ops table exists; a source that cannot do something says so
+ * with a return value.  Offsets and lengths come from the input: each member
+ * checks them against what the source holds, with checks that cannot
+ * overflow.  The source does not own what it reads from (the caller's fd or
+ * buffer outlives the handle); a source that owns state (an HTTP or S3 range
+ * reader) would add it here and a member to release it.
+ */
+struct xsr_source;
+struct xsr_source_ops {
+	/* Exactly @len octets at @off into @buf: 0, or -errno (-EIO when the source ends first). */
+	int (*pread)(struct xsr_source *src, void *buf, size_t len, uint64_t off);
+	/*
+	 * Sequential reading (streams): up to @len octets, fewer only at the end
+	 * of the source; the number read or -errno.  @off is where the previous
+	 * read ended (0 at first); a pipe or socket reads on from where it is.
+	 */
+	ssize_t (*read)(struct xsr_source *src, void *buf, size_t len, uint64_t off);
+	/* Octets in the source: 0, -ESPIPE when it has no size (a pipe, a socket, a device), or -errno. */
+	int (*size)(struct xsr_source *src, uint64_t *size);
+	/*
+	 * [off, off + len) where it already lies in memory: no mapping is made
+	 * and nothing is released; valid as long as the source.  NULL when the
+	 * source does not hold its octets in memory or the range is not all
+	 * there: the caller then preads.
+	 */
+	const void *(*view)(struct xsr_source *src, uint64_t off, size_t len);
+	/*
+	 * Direct mapping of [off, off + len).  Read-only (@writable false): the
+	 * source's octets, not a copy; released with unmap(src, *addr, off, len).
+	 * @writable true: private copy-on-write memory the caller may change and
+	 * releases with munmap(*addr, len); @off must be page-aligned.  0, or
+	 * -errno (-EIO: the range is not all in the source; -ENOTSUP: this
+	 * source cannot map).
+	 */
+	int (*map)(struct xsr_source *src, uint64_t off, size_t len, bool writable, void **addr);
+	void (*unmap)(struct xsr_source *src, void *addr, uint64_t off, size_t len);
+};
+struct xsr_source {
+	const struct xsr_source_ops *ops;
+	int fd;             /* fd sources: the caller's */
+	const uint8_t *mem; /* memory sources: the caller's buffer of @len octets */
+	uint64_t len;
+};
+/* An fd: a file, pipe or socket.  Reads go through xsr_io_* (XSR_FAULT reaches them). */
+void xsr_source_fd(struct xsr_source *src, int fd);
+/* A buffer the caller keeps valid and unchanged while the source is in use. */
+void xsr_source_mem(struct xsr_source *src, const void *buf, size_t len);
+
 /* ---- messages ---- */
 void xsr_fmt(char *dst, size_t len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 

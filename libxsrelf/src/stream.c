@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
- * Streaming reader: record by record from any fd (pipe, socket, file), with
- * memory bounded by the largest record the format allows, never by the image.
+ * Streaming reader: record by record from any source (source.c: a pipe,
+ * socket or file, or a buffer), with memory bounded by the largest record
+ * the format allows, never by the image.  From a buffer, record bodies are
+ * used in place.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -14,7 +16,8 @@
 #include "internal.h"
 
 struct xsr_stream {
-	int fd;
+	struct xsr_source src;
+	uint64_t src_off; /* octets taken from the source (the prefix comes first) */
 	uint64_t off;
 	uint8_t *pre;
 	size_t prelen, prepos;
@@ -26,7 +29,9 @@ struct xsr_stream {
 	uint32_t nruns;
 	uint8_t *body;
 	size_t cap;
+	const uint8_t *rec; /* the current record's body: in s->body or in place in the source */
 	uint8_t *pages; /* decompressed batch */
+	size_t pages_cap;
 	uint8_t *vcpu_seen;
 	uint64_t nrec, chain;
 	char err[XSR_ERRLEN];
@@ -57,7 +62,7 @@ const struct xsr_file_header *xsr_stream_header(const struct xsr_stream *s)
 	return s->have_header ? &s->fh : NULL;
 }
 
-int xsr_stream_open(struct xsr_stream **out, int fd, char *err, size_t errlen)
+static int stream_open(struct xsr_stream **out, const struct xsr_source *src, char *err, size_t errlen)
 {
 	struct xsr_stream *s = calloc(1, sizeof(*s));
 	*out = NULL;
@@ -65,9 +70,28 @@ int xsr_stream_open(struct xsr_stream **out, int fd, char *err, size_t errlen)
 		xsr_fmt(err, errlen, "out of memory");
 		return XSR_E_NOMEM;
 	}
-	s->fd = fd;
+	s->src = *src;
 	*out = s;
 	return 0;
+}
+
+int xsr_stream_open(struct xsr_stream **out, int fd, char *err, size_t errlen)
+{
+	struct xsr_source src;
+	xsr_source_fd(&src, fd);
+	return stream_open(out, &src, err, errlen);
+}
+
+int xsr_stream_open_mem(struct xsr_stream **out, const void *buf, size_t len, char *err, size_t errlen)
+{
+	struct xsr_source src;
+	*out = NULL;
+	if (!buf && len) {
+		xsr_fmt(err, errlen, "xsr_stream_open_mem: no buffer for %zu octets", len);
+		return XSR_E_INVAL;
+	}
+	xsr_source_mem(&src, buf, len);
+	return stream_open(out, &src, err, errlen);
 }
 
 void xsr_stream_close(struct xsr_stream *s)
@@ -109,10 +133,11 @@ static int get(struct xsr_stream *s, void *buf, size_t len, const char *what)
 		done = n;
 	}
 	if (done < len) {
-		ssize_t r = xsr_io_read(s->fd, (char *)buf + done, len - done);
+		ssize_t r = s->src.ops->read(&s->src, (char *)buf + done, len - done, s->src_off);
 		if (r < 0)
 			return sfail(s, XSR_E_IO, "stream offset 0x%llx: reading %s: %s",
 				     (unsigned long long)(s->off + done), what, strerror((int)-r));
+		s->src_off += (uint64_t)r;
 		done += (size_t)r;
 	}
 	if (done < len) {
@@ -139,6 +164,28 @@ static int grow(struct xsr_stream *s, size_t need)
 	return 0;
 }
 
+/*
+ * The next @len octets: in place when the source holds them in memory
+ * (8-aligned: bodies are read as structs), else read into s->body.
+ */
+static int take(struct xsr_stream *s, size_t len, const char *what)
+{
+	if (s->prepos == s->prelen) {
+		const uint8_t *p = s->src.ops->view(&s->src, s->src_off, len);
+		if (p && (uintptr_t)p % 8 == 0) {
+			s->src_off += len;
+			s->off += len;
+			s->rec = p;
+			return 0;
+		}
+	}
+	int rc = grow(s, len);
+	if (rc == 0)
+		rc = get(s, s->body, len, what);
+	s->rec = s->body;
+	return rc;
+}
+
 static int read_header(struct xsr_stream *s, const struct xsr_stream_ops *ops, void *ctx)
 {
 	uint8_t hdr[XSR_HEADER_END];
@@ -163,7 +210,7 @@ static int read_header(struct xsr_stream *s, const struct xsr_stream_ops *ops, v
 static int do_pages(struct xsr_stream *s, uint64_t at, uint64_t len, const struct xsr_stream_ops *ops, void *ctx)
 {
 	struct xsr_page_batch b;
-	memcpy(&b, s->body, sizeof(b));
+	memcpy(&b, s->rec, sizeof(b));
 	if (!s->have_memmap)
 		return sfail(s, XSR_E_FORMAT, "record pages at stream offset 0x%llx: comes before the memmap record", (unsigned long long)at);
 	if (b.count == 0 || b.count > XSR_MAX_BATCH || b.reserved0 || b.reserved1 || b.compress > XSR_COMPRESS_LZ4)
@@ -172,7 +219,7 @@ static int do_pages(struct xsr_stream *s, uint64_t at, uint64_t len, const struc
 	if (len != sizeof(b) + (uint64_t)b.count * 8 + b.data_len)
 		return sfail(s, XSR_E_FORMAT, "record pages at stream offset 0x%llx: length %llu does not match %u pfns and %llu data octets",
 			     (unsigned long long)at, (unsigned long long)len, b.count, (unsigned long long)b.data_len);
-	const uint64_t *pfns = (const uint64_t *)(s->body + sizeof(b));
+	const uint64_t *pfns = (const uint64_t *)(s->rec + sizeof(b));
 	uint32_t ndata = 0;
 	for (uint32_t i = 0; i < b.count; i++) {
 		uint64_t e = pfns[i];
@@ -191,9 +238,15 @@ static int do_pages(struct xsr_stream *s, uint64_t at, uint64_t len, const struc
 			return sfail(s, XSR_E_FORMAT, "record pages at stream offset 0x%llx: %llu data octets for %u pages",
 				     (unsigned long long)at, (unsigned long long)b.data_len, ndata);
 	} else {
-		/* Only compressed streams need the 4 MiB batch buffer. */
-		if (!s->pages && !(s->pages = malloc(XSR_MAX_BATCH * XSR_PAGE_SIZE)))
-			return sfail(s, XSR_E_NOMEM, "out of memory for a page batch");
+		/* Only compressed streams need a batch buffer, and only as large as their batches. */
+		size_t need = (size_t)ndata * XSR_PAGE_SIZE;
+		if (need > s->pages_cap) {
+			free(s->pages); /* nothing in it to keep */
+			s->pages_cap = 0;
+			if (!(s->pages = malloc(need)))
+				return sfail(s, XSR_E_NOMEM, "out of memory for a page batch");
+			s->pages_cap = need;
+		}
 		if (!ndata || xsr_decompress(b.compress, data, b.data_len, s->pages, (size_t)ndata * XSR_PAGE_SIZE))
 			return sfail(s, XSR_E_FORMAT, "record pages at stream offset 0x%llx: compressed data does not decode to %u pages",
 				     (unsigned long long)at, ndata);
@@ -205,7 +258,7 @@ static int do_pages(struct xsr_stream *s, uint64_t at, uint64_t len, const struc
 static int do_end(struct xsr_stream *s, uint64_t at, const struct xsr_stream_ops *ops, void *ctx)
 {
 	struct xsr_end e;
-	memcpy(&e, s->body, sizeof(e));
+	memcpy(&e, s->rec, sizeof(e));
 	if (e.reserved[0] || e.reserved[1])
 		return sfail(s, XSR_E_FORMAT, "record end at stream offset 0x%llx: reserved field set", (unsigned long long)at);
 	if (e.nr_records != s->nrec || e.chain != s->chain)
@@ -267,13 +320,13 @@ int xsr_stream_step(struct xsr_stream *s, const struct xsr_stream_ops *ops, void
 	if (d && d->seekable_only)
 		return sfail(s, XSR_E_FORMAT, "record %s at stream offset 0x%llx: only allowed in seekable images", name, (unsigned long long)at);
 	uint64_t span = ALIGN8(rh.sh_size) + 8;
-	if ((rc = grow(s, (size_t)span)) < 0 || (rc = get(s, s->body, (size_t)span, "a record body")) < 0)
+	if ((rc = take(s, (size_t)span, "a record body")) < 0)
 		return rc;
 	uint64_t pad = ALIGN8(rh.sh_size) - rh.sh_size, trailer;
-	memcpy(&trailer, s->body + ALIGN8(rh.sh_size), 8);
-	if (!xsr_is_zero(s->body + rh.sh_size, pad))
+	memcpy(&trailer, s->rec + ALIGN8(rh.sh_size), 8);
+	if (!xsr_is_zero(s->rec + rh.sh_size, pad))
 		return sfail(s, XSR_E_FORMAT, "record %s at stream offset 0x%llx: padding is not zero", name, (unsigned long long)at);
-	struct iovec v = {s->body, rh.sh_size};
+	struct iovec v = {(void *)s->rec, rh.sh_size};
 	if (xsr_record_hash(&rh, &v, 1, rh.sh_size) != trailer)
 		return sfail(s, XSR_E_CHECKSUM, "record %s at stream offset 0x%llx: checksum mismatch", name, (unsigned long long)at);
 	if (code == XSR_SEC_END)
@@ -302,7 +355,7 @@ int xsr_stream_step(struct xsr_stream *s, const struct xsr_stream_ops *ops, void
 		s->base = malloc(((size_t)s->nruns + 1) * 8);
 		if (!s->runs || !s->base)
 			return sfail(s, XSR_E_NOMEM, "out of memory");
-		memcpy(s->runs, s->body, rh.sh_size);
+		memcpy(s->runs, s->rec, rh.sh_size);
 		if ((rc = xsr_memmap_check(s->runs, s->nruns, &total, why, sizeof(why))) < 0)
 			return sfail(s, rc, "record memmap at stream offset 0x%llx: %s", (unsigned long long)at, why);
 		if (total != s->fh.nr_pages)
@@ -324,7 +377,7 @@ int xsr_stream_step(struct xsr_stream *s, const struct xsr_stream_ops *ops, void
 		s->have_notes = true;
 		{
 			const char *why;
-			if (xsr_notes_check(s->body, rh.sh_size, s->fh.nr_vcpus, false, NULL, &why) < 0)
+			if (xsr_notes_check(s->rec, rh.sh_size, s->fh.nr_vcpus, false, NULL, &why) < 0)
 				return sfail(s, XSR_E_FORMAT, "record notes at stream offset 0x%llx (%u vCPUs): %s",
 					     (unsigned long long)at, s->fh.nr_vcpus, why);
 		}
@@ -335,7 +388,7 @@ int xsr_stream_step(struct xsr_stream *s, const struct xsr_stream_ops *ops, void
 		break;
 	}
 	if (ops && ops->section) {
-		rc = ops->section(ctx, &rh, s->body);
+		rc = ops->section(ctx, &rh, s->rec);
 		if (rc < 0 && !s->err[0])
 			sfail(s, rc, "record %s at stream offset 0x%llx: refused by the consumer", name, (unsigned long long)at);
 		return rc;

@@ -6,6 +6,12 @@
  * libelf, every offset and length checked against the file size).
  * xsr_stream_*: record-by-record reading of a streamed image from any fd,
  * with bounded memory and callbacks.
+ *
+ * Both read from an fd or from a buffer in memory (*_open_mem).  A buffer is
+ * borrowed: it must stay valid and unchanged until close, and its length is
+ * the file's size.  The reader reads it in place: no file is mapped, and
+ * page data is copied only where the caller asks for a copy (read_page,
+ * read_pages, map_run).
  */
 #ifndef XSRELF_READER_H
 #define XSRELF_READER_H
@@ -47,6 +53,14 @@ XSR_API int xsr_image_open(struct xsr_image **out, int fd, char *err, size_t err
  */
 #define XSR_OPEN_NO_XEN_LAYOUT 0x1u
 XSR_API int xsr_image_open_flags(struct xsr_image **out, int fd, unsigned flags, char *err, size_t errlen);
+/*
+ * As xsr_image_open_flags, from the @len octets at @buf (a whole seekable
+ * image; fewer octets than its tables name are refused as truncated, as a
+ * short file is).  @buf is borrowed until close.  Pages are read from it by
+ * copying; xsr_image_map_run copies the run into anonymous memory.
+ */
+XSR_API int xsr_image_open_mem(struct xsr_image **out, const void *buf, size_t len, unsigned flags, char *err,
+			       size_t errlen);
 XSR_API void xsr_image_close(struct xsr_image *img);
 XSR_API const char *xsr_image_error(const struct xsr_image *img);
 
@@ -92,7 +106,12 @@ XSR_API int xsr_image_check_index(struct xsr_image *img);
 XSR_API int xsr_image_read_pages(struct xsr_image *img, uint32_t run, uint64_t first, uint64_t count,
 				 void *buf, struct xsr_index_entry *ent);
 
-/* mmap run @run MAP_PRIVATE read/write (copy on write): zero-copy restore. */
+/*
+ * Map run @run read/write and private (copy on write: writes never reach the
+ * image): zero-copy restore.  Release with munmap(*addr, *len); the mapping
+ * may outlive the handle.  From memory (xsr_image_open_mem) the run is copied
+ * into anonymous memory, released the same way.
+ */
 XSR_API int xsr_image_map_run(struct xsr_image *img, uint32_t run, void **addr, uint64_t *len);
 
 /* vCPU state of vCPU @vcpu (decoded and validated). */
@@ -128,6 +147,12 @@ struct xsr_stream_ops {
 };
 
 XSR_API int xsr_stream_open(struct xsr_stream **out, int fd, char *err, size_t errlen);
+/*
+ * A stream from the @len octets at @buf, borrowed until close; the end of
+ * the buffer is the end of the stream (XSR_E_TRUNCATED without END).  Record
+ * bodies handed to callbacks point into @buf when it is 8-aligned.
+ */
+XSR_API int xsr_stream_open_mem(struct xsr_stream **out, const void *buf, size_t len, char *err, size_t errlen);
 XSR_API void xsr_stream_close(struct xsr_stream *s);
 XSR_API const char *xsr_stream_error(const struct xsr_stream *s);
 /* Feed a prefix already read from the fd (e.g. while sniffing). */
