@@ -426,3 +426,238 @@ Test(reader, open_flags_skip_only_the_xen_layout_check)
 	close(fd);
 	unlink(path);
 }
+
+/* ---- the same image from an fd and from memory ---- */
+
+static uint8_t *fd_bytes(int fd, size_t *len)
+{
+	struct stat sb;
+	cr_assert_eq(fstat(fd, &sb), 0);
+	uint8_t *b = malloc((size_t)sb.st_size + 8);
+	cr_assert_not_null(b);
+	cr_assert_eq(pread(fd, b, (size_t)sb.st_size, 0), sb.st_size);
+	*len = (size_t)sb.st_size;
+	return b;
+}
+
+/* Everything a reader hands out, compared between two handles on the same image. */
+static void same_image(struct xsr_image *a, struct xsr_image *b)
+{
+	cr_assert_arr_eq(xsr_image_header(a), xsr_image_header(b), sizeof(struct xsr_file_header));
+	cr_assert_eq(xsr_image_nsections(a), xsr_image_nsections(b));
+	for (uint32_t i = 0; i < xsr_image_nsections(a); i++) {
+		struct xsr_section_info x, y;
+		cr_assert_eq(xsr_image_section(a, i, &x), 0);
+		cr_assert_eq(xsr_image_section(b, i, &y), 0);
+		cr_assert_str_eq(x.name, y.name);
+		cr_assert(x.sh_type == y.sh_type && x.code == y.code && x.info == y.info && x.offset == y.offset &&
+			  x.size == y.size && x.entsize == y.entsize, "section %u (%s) differs", i, x.name);
+		void *bx, *by;
+		uint64_t lx, ly;
+		int rx = xsr_image_read_section(a, i, &bx, &lx), ry = xsr_image_read_section(b, i, &by, &ly);
+		cr_assert_eq(rx, ry, "section %u (%s): %d from the fd, %d from memory", i, x.name, rx, ry);
+		if (rx == 0) {
+			cr_assert_eq(lx, ly);
+			cr_assert_arr_eq(bx, by, lx, "section %u (%s) body", i, x.name);
+			free(bx);
+			free(by);
+		}
+	}
+	cr_assert_eq(xsr_image_nruns(a), xsr_image_nruns(b));
+	cr_assert_arr_eq(xsr_image_runs(a), xsr_image_runs(b), xsr_image_nruns(a) * sizeof(struct xsr_memrun));
+	static uint8_t pa[8][4096], pb[8][4096];
+	for (uint32_t r = 0; r < xsr_image_nruns(a); r++) {
+		const struct xsr_memrun *run = &xsr_image_runs(a)[r];
+		cr_assert_eq(xsr_image_run_offset(a, r), xsr_image_run_offset(b, r));
+		for (uint64_t k = 0; k < run->count; k++) {
+			uint32_t fa = 0, fb = 0;
+			struct xsr_index_entry ea, eb;
+			cr_assert_eq(xsr_image_read_page(a, run->pfn + k, pa[0], &fa), 0, "%s", xsr_image_error(a));
+			cr_assert_eq(xsr_image_read_page(b, run->pfn + k, pb[0], &fb), 0, "%s", xsr_image_error(b));
+			cr_assert_eq(fa, fb);
+			cr_assert_arr_eq(pa[0], pb[0], 4096, "pfn 0x%llx", (unsigned long long)(run->pfn + k));
+			cr_assert_eq(xsr_image_page_entry(a, run->pfn + k, &ea), 0);
+			cr_assert_eq(xsr_image_page_entry(b, run->pfn + k, &eb), 0);
+			cr_assert_arr_eq(&ea, &eb, sizeof(ea));
+		}
+		struct xsr_index_entry ia[8], ib[8];
+		uint64_t n = run->count < 8 ? run->count : 8;
+		cr_assert_eq(xsr_image_read_pages(a, r, run->count - n, n, pa, ia), 0, "%s", xsr_image_error(a));
+		cr_assert_eq(xsr_image_read_pages(b, r, run->count - n, n, pb, ib), 0, "%s", xsr_image_error(b));
+		cr_assert_arr_eq(pa, pb, n * 4096);
+		cr_assert_arr_eq(ia, ib, n * sizeof(ia[0]));
+		void *ma, *mb;
+		uint64_t la, lb;
+		cr_assert_eq(xsr_image_map_run(a, r, &ma, &la), 0, "%s", xsr_image_error(a));
+		cr_assert_eq(xsr_image_map_run(b, r, &mb, &lb), 0, "%s", xsr_image_error(b));
+		cr_assert_eq(la, lb);
+		cr_assert_arr_eq(ma, mb, la, "run %u mapped", r);
+		memset(mb, 0xee, (size_t)lb); /* private: the image must not change */
+		munmap(ma, la);
+		munmap(mb, lb);
+	}
+	uint8_t *page = pa[0];
+	cr_assert_eq(xsr_image_read_page(a, 0x20, page, NULL), XSR_E_RANGE);
+	cr_assert_eq(xsr_image_read_page(b, 0x20, page, NULL), XSR_E_RANGE);
+	cr_assert_str_eq(xsr_image_error(a), xsr_image_error(b));
+	struct xsr_vcpu_state *va = malloc(sizeof(*va)), *vb = malloc(sizeof(*vb));
+	for (uint32_t v = 0; v < xsr_image_header(a)->nr_vcpus; v++) {
+		cr_assert_eq(xsr_image_vcpu(a, v, va), 0, "%s", xsr_image_error(a));
+		cr_assert_eq(xsr_image_vcpu(b, v, vb), 0, "%s", xsr_image_error(b));
+		cr_assert_eq(va->r.rip, vb->r.rip);
+		cr_assert_eq(va->r.cr3, vb->r.cr3);
+		cr_assert_eq(va->r.nr_msrs, vb->r.nr_msrs);
+	}
+	free(va);
+	free(vb);
+	cr_assert_eq(xsr_image_check_index(a), 0);
+	cr_assert_eq(xsr_image_check_index(b), 0);
+	cr_assert_eq(xsr_image_verify(a, NULL, NULL), 0, "%s", xsr_image_error(a));
+	cr_assert_eq(xsr_image_verify(b, NULL, NULL), 0, "%s", xsr_image_error(b));
+}
+
+/* Also from an odd address: the reader must not rely on the caller's alignment. */
+Test(reader, memory_and_fd_give_the_same_image)
+{
+	char path[64], err[256];
+	int fd = tmpfd(path);
+	write_image(fd, 0);
+	size_t len;
+	uint8_t *buf = fd_bytes(fd, &len);
+	uint8_t *odd = malloc(len + 1);
+	memcpy(odd + 1, buf, len);
+	struct xsr_image *f, *m;
+	cr_assert_eq(xsr_image_open(&f, fd, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(xsr_image_open_mem(&m, buf, len, 0, err, sizeof(err)), 0, "%s", err);
+	same_image(f, m);
+	xsr_image_close(m);
+	cr_assert_eq(xsr_image_open_mem(&m, odd + 1, len, 0, err, sizeof(err)), 0, "%s", err);
+	same_image(f, m);
+	xsr_image_close(m);
+	xsr_image_close(f);
+	uint8_t *again = fd_bytes(fd, &len);
+	cr_assert_arr_eq(again, buf, len, "writing into a mapped run changed the image");
+	free(again);
+	free(odd);
+	free(buf);
+	close(fd);
+	unlink(path);
+}
+
+/* A buffer shorter than the image is refused, as a short file is, with the same message. */
+Test(reader, short_buffer_is_refused_like_a_short_file)
+{
+	char path[64], cpath[64], err[256], ferr[256];
+	int fd = tmpfd(path), cut = tmpfd(cpath);
+	write_image(fd, 0);
+	size_t len;
+	uint8_t *buf = fd_bytes(fd, &len);
+	const size_t cuts[] = {0, 1, 64, 127, 128, 4096, len / 2, len - 64, len - 1};
+	for (size_t i = 0; i < sizeof(cuts) / sizeof(cuts[0]); i++) {
+		size_t n = cuts[i];
+		uint8_t *p = malloc(n ? n : 1); /* exactly @n octets: ASan sees a read past the end */
+		memcpy(p, buf, n);
+		struct xsr_image *img = (void *)1;
+		int rc = xsr_image_open_mem(&img, p, n, 0, err, sizeof(err));
+		cr_expect_lt(rc, 0, "%zu of %zu octets: opened", n, len);
+		cr_expect_null(img);
+		cr_expect(rc == XSR_E_TRUNCATED || rc == XSR_E_FORMAT, "%zu octets: rc %d (%s)", n, rc, err);
+		cr_expect(strstr(err, "0x") || strstr(err, "octets"), "%zu octets: message names no offset: %s", n, err);
+		cr_assert_eq(ftruncate(cut, 0), 0);
+		cr_assert_eq(pwrite(cut, buf, n, 0), (ssize_t)n);
+		cr_expect_eq(xsr_image_open(&img, cut, ferr, sizeof(ferr)), rc, "%zu octets", n);
+		cr_expect_str_eq(err, ferr, "%zu octets: memory and fd messages differ", n);
+		free(p);
+	}
+	struct xsr_image *img;
+	cr_assert_eq(xsr_image_open_mem(&img, NULL, 4096, 0, err, sizeof(err)), XSR_E_INVAL);
+	cr_assert(strstr(err, "no buffer"), "%s", err);
+	cr_assert_eq(xsr_image_open_mem(&img, buf, len, 0x80, err, sizeof(err)), XSR_E_INVAL);
+	cr_assert(strstr(err, "xsr_image_open_mem: unknown flags"), "%s", err);
+	free(buf);
+	close(fd), close(cut);
+	unlink(path), unlink(cpath);
+}
+
+/* What a stream hands out, folded into one checksum per kind. */
+struct digest {
+	uint64_t sections, pages;
+	uint32_t npages, ends;
+};
+static int d_sec(void *c, const struct xsr_record_header *rh, const void *b)
+{
+	struct digest *d = c;
+	d->sections = d->sections * 31 + xsr_hash(rh, sizeof(*rh)) + xsr_hash(b, rh->sh_size);
+	return 0;
+}
+static int d_pg(void *c, const uint64_t *p, uint32_t n, const uint8_t *data)
+{
+	struct digest *d = c;
+	uint32_t ndata = 0;
+	for (uint32_t i = 0; i < n; i++)
+		ndata += !(p[i] & XSR_PFN_ZERO);
+	d->pages = d->pages * 31 + xsr_hash(p, n * 8ull) + xsr_hash(data, ndata * 4096ull);
+	d->npages += n;
+	return 0;
+}
+static int d_end(void *c, const struct xsr_end *e)
+{
+	((struct digest *)c)->ends++;
+	return 0;
+}
+static const struct xsr_stream_ops digest_ops = {.section = d_sec, .pages = d_pg, .end = d_end};
+
+static int digest_stream(struct xsr_stream *s, struct digest *d, char *msg, size_t msglen)
+{
+	memset(d, 0, sizeof(*d));
+	int rc = xsr_stream_run(s, &digest_ops, d);
+	snprintf(msg, msglen, "%s", xsr_stream_error(s));
+	return rc;
+}
+
+Test(stream, memory_and_fd_give_the_same_records)
+{
+	char path[64], err[256], msg[512];
+	int fd = tmpfd(path);
+	write_image(fd, XSR_LAYOUT_STREAM);
+	size_t len;
+	uint8_t *buf = fd_bytes(fd, &len);
+	uint8_t *odd = malloc(len + 1);
+	memcpy(odd + 1, buf, len); /* not 8-aligned: bodies are copied, not used in place */
+	struct digest df, dm, dodd;
+	struct xsr_stream *s;
+	cr_assert_eq(lseek(fd, 0, SEEK_SET), 0);
+	cr_assert_eq(xsr_stream_open(&s, fd, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(digest_stream(s, &df, msg, sizeof(msg)), 0, "%s", msg);
+	cr_assert_eq(xsr_stream_offset(s), len);
+	xsr_stream_close(s);
+	cr_assert_eq(xsr_stream_open_mem(&s, buf, len, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(digest_stream(s, &dm, msg, sizeof(msg)), 0, "%s", msg);
+	cr_assert_eq(xsr_stream_offset(s), len);
+	cr_assert_arr_eq(xsr_stream_header(s), buf + 64, sizeof(struct xsr_file_header));
+	xsr_stream_close(s);
+	cr_assert_eq(xsr_stream_open_mem(&s, odd + 1, len, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(digest_stream(s, &dodd, msg, sizeof(msg)), 0, "%s", msg);
+	xsr_stream_close(s);
+	cr_assert_eq(df.ends, 1);
+	cr_assert_eq(df.npages, 24);
+	cr_assert_arr_eq(&df, &dm, sizeof(df), "fd and memory streams differ");
+	cr_assert_arr_eq(&df, &dodd, sizeof(df), "fd and unaligned memory streams differ");
+	/* Short buffers: truncated, naming the offset, as from a pipe. */
+	for (size_t cut = 0; cut < len; cut += cut < 256 ? 7 : 1021) {
+		uint8_t *p = malloc(cut ? cut : 1);
+		memcpy(p, buf, cut);
+		cr_assert_eq(xsr_stream_open_mem(&s, p, cut, err, sizeof(err)), 0, "%s", err);
+		int rc = digest_stream(s, &dm, msg, sizeof(msg));
+		cr_expect_eq(rc, XSR_E_TRUNCATED, "cut at %zu: rc %d (%s)", cut, rc, msg);
+		cr_expect(strstr(msg, "offset 0x") != NULL, "cut at %zu: message names no offset: %s", cut, msg);
+		xsr_stream_close(s);
+		free(p);
+	}
+	cr_assert_eq(xsr_stream_open_mem(&s, NULL, 1, err, sizeof(err)), XSR_E_INVAL);
+	cr_assert_null(s);
+	free(odd);
+	free(buf);
+	close(fd);
+	unlink(path);
+}
