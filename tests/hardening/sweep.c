@@ -17,6 +17,14 @@
  * boundary; the reader must fail and name an offset.  A crash or hang kills
  * the run, which the script reports as a failure.
  *
+ * The flips are made in a private copy of the image, in a buffer of exactly
+ * its size (ASan sees a read past the end), and opened from memory
+ * (xsr_image_open_mem, xsr_stream_open_mem): no system call per variant.
+ * The fd reader is exercised too, through one memfd: the intact images,
+ * every 61st flip and every truncation (a prefix in a buffer of its own
+ * length, and the same prefix in the memfd) go through both readers, which
+ * must return the same code and the same message.
+ *
  * Prints "ok"/"FAIL" lines, a "stats:" line per sweep, and "N passed, M failed".
  */
 #include <elf.h>
@@ -86,14 +94,21 @@ static int is_damage(int rc)
 
 static char msg[1024];
 
-/* What `xsr verify` does: the file's own layout byte picks the reader. */
-static int verify_fd(size_t size)
+/*
+ * What `xsr verify` does: the file's own layout byte picks the reader.  The
+ * @size octets at @buf, or the memfd's when @buf is NULL.
+ */
+static int verify(const uint8_t *buf, size_t size)
 {
 	uint8_t hdr[128];
+	const uint8_t *h = buf;
 	msg[0] = 0;
-	if (size >= 128 && pread(mfd, hdr, 128, 0) == 128 && hdr[64 + 12] == XSR_LAYOUT_SEEKABLE) {
+	if (!buf && size >= 128 && pread(mfd, hdr, 128, 0) == 128)
+		h = hdr;
+	if (size >= 128 && h && h[64 + 12] == XSR_LAYOUT_SEEKABLE) {
 		struct xsr_image *img;
-		int rc = xsr_image_open(&img, mfd, msg, sizeof(msg));
+		int rc = buf ? xsr_image_open_mem(&img, buf, size, 0, msg, sizeof(msg))
+			     : xsr_image_open(&img, mfd, msg, sizeof(msg));
 		if (rc < 0)
 			return rc;
 		rc = xsr_image_verify(img, NULL, NULL);
@@ -103,7 +118,8 @@ static int verify_fd(size_t size)
 		return rc;
 	}
 	struct xsr_stream *s;
-	if (lseek(mfd, 0, SEEK_SET) < 0 || xsr_stream_open(&s, mfd, msg, sizeof(msg)) < 0)
+	if (buf ? xsr_stream_open_mem(&s, buf, size, msg, sizeof(msg)) < 0
+		: lseek(mfd, 0, SEEK_SET) < 0 || xsr_stream_open(&s, mfd, msg, sizeof(msg)) < 0)
 		exit(2);
 	int rc = xsr_stream_run(s, NULL, NULL);
 	if (rc < 0)
@@ -127,24 +143,52 @@ struct tally {
 	unsigned long flips, detected;
 };
 
-static void flip_octet(const uint8_t *orig, size_t size, size_t off, const char *what, struct tally *t,
-		       unsigned long *missed)
+/* The flips that also go through the memfd, in one sweep. */
+#define FD_EVERY 61
+static struct {
+	unsigned long nth, tried, same, shown;
+} fdflips;
+
+/*
+ * The memfd holds the original; @work is a copy of it, which the flip
+ * changes and restores.  Through the fd, the same result and message.
+ */
+static void flip_octet(const uint8_t *orig, uint8_t *work, size_t size, size_t off, const char *what,
+		       struct tally *t, unsigned long *missed)
 {
 	for (int bit = 0; bit < 8; bit++) {
-		poke(off, orig[off] ^ (uint8_t)(1u << bit));
-		int rc = verify_fd(size);
+		work[off] = orig[off] ^ (uint8_t)(1u << bit);
+		int rc = verify(work, size);
 		t->flips++;
 		if (is_damage(rc)) {
 			t->detected++;
 		} else if ((*missed)++ < 10) {
 			printf("     undetected: %s, octet 0x%zx bit %d (rc %d %s)\n", what, off, bit, rc, msg);
 		}
+		if (++fdflips.nth % FD_EVERY)
+			continue;
+		char mem_msg[sizeof(msg)];
+		memcpy(mem_msg, msg, sizeof(msg));
+		poke(off, work[off]);
+		int fd_rc = verify(NULL, size);
+		poke(off, orig[off]);
+		fdflips.tried++;
+		if (fd_rc == rc && !strcmp(msg, mem_msg))
+			fdflips.same++;
+		else if (fdflips.shown++ < 10)
+			printf("     %s, octet 0x%zx bit %d: from memory rc %d \"%s\", through an fd rc %d \"%s\"\n", what,
+			       off, bit, rc, mem_msg, fd_rc, msg);
 	}
-	poke(off, orig[off]);
+	work[off] = orig[off];
 }
 
 static void flip_spans(const char *name, const uint8_t *orig, size_t size, const struct span *sp, int nsp)
 {
+	uint8_t *work = malloc(size);
+	if (!work)
+		exit(2);
+	memcpy(work, orig, size);
+	memset(&fdflips, 0, sizeof(fdflips));
 	for (int i = 0; i < nsp; i++) {
 		struct tally t = {0, 0};
 		unsigned long missed = 0;
@@ -156,11 +200,11 @@ static void flip_spans(const char *name, const uint8_t *orig, size_t size, const
 				off = sp[i].start + pg * 4096 + (pg * 997 + 13) % 4096;
 				if (off >= sp[i].end)
 					break;
-				flip_octet(orig, size, off, sp[i].what, &t, &missed);
+				flip_octet(orig, work, size, off, sp[i].what, &t, &missed);
 				off = sp[i].start + (pg + 1) * 4096 - 1;
 				continue;
 			}
-			flip_octet(orig, size, off, sp[i].what, &t, &missed);
+			flip_octet(orig, work, size, off, sp[i].what, &t, &missed);
 		}
 		/* Three octets of each span for the (slower) CLI pass of sweep.sh. */
 		if (sp[i].end > sp[i].start) {
@@ -177,6 +221,10 @@ static void flip_spans(const char *name, const uint8_t *orig, size_t size, const
 		       sp[i].what, sp[i].start, sp[i].end, t.detected, t.flips);
 		printf("stats: flip %s %s %lu %lu\n", name, sp[i].what, t.flips, t.detected);
 	}
+	result(fdflips.tried > 0 && fdflips.same == fdflips.tried,
+	       "%s: %lu of %lu flips sampled through an fd (one in %d) give the memory reader's result", name,
+	       fdflips.same, fdflips.tried, FD_EVERY);
+	free(work);
 }
 
 static int cmp_size(const void *a, const void *b)
@@ -195,14 +243,25 @@ static void truncations(const char *name, const uint8_t *orig, size_t size, size
 			continue;
 		prev = cuts[i];
 		printf("cut %s %zu\n", name, cuts[i]);
+		/* A buffer of the prefix's length: ASan sees a read past its end. */
+		uint8_t *prefix = malloc(cuts[i] ? cuts[i] : 1);
+		if (!prefix)
+			exit(2);
+		memcpy(prefix, orig, cuts[i]);
+		int rc = verify(prefix, cuts[i]);
+		free(prefix);
+		char mem_msg[sizeof(msg)];
+		memcpy(mem_msg, msg, sizeof(msg));
 		put(orig, cuts[i]);
-		int rc = verify_fd(cuts[i]);
+		int fd_rc = verify(NULL, cuts[i]);
 		tried++;
-		/* A clear error: damage (not I/O), and the message names an offset or a size. */
-		if (is_damage(rc) && (strstr(msg, "0x") || strstr(msg, "octets")))
+		/* A clear error: damage (not I/O), and the message names an offset or a size; the same through an fd. */
+		if (is_damage(rc) && (strstr(mem_msg, "0x") || strstr(mem_msg, "octets")) && fd_rc == rc &&
+		    !strcmp(msg, mem_msg))
 			clean++;
 		else
-			printf("     cut at %zu: rc %d, message \"%s\"\n", cuts[i], rc, msg);
+			printf("     cut at %zu: from memory rc %d \"%s\", through an fd rc %d \"%s\"\n", cuts[i], rc,
+			       mem_msg, fd_rc, msg);
 	}
 	put(orig, size);
 	result(clean == tried, "%s: %lu of %lu truncations fail with a message naming the offset", name, clean, tried);
@@ -216,7 +275,8 @@ static void sweep_seekable(const char *path)
 	char err[512];
 	struct xsr_image *img;
 	put(orig, size);
-	result(verify_fd(size) == 0, "seekable %s verifies intact before the sweep", path);
+	result(verify(orig, size) == 0 && verify(NULL, size) == 0,
+	       "seekable %s verifies intact before the sweep, from memory and through an fd", path);
 	if (xsr_image_open(&img, mfd, err, sizeof(err)) < 0) {
 		result(0, "open %s: %s", path, err);
 		return;
@@ -276,7 +336,8 @@ static void sweep_stream(const char *name, const char *path, uint8_t *orig, size
 	if (!orig)
 		orig = load(path, &size);
 	put(orig, size);
-	result(verify_fd(size) == 0, "stream %s verifies intact before the sweep", path);
+	result(verify(orig, size) == 0 && verify(NULL, size) == 0,
+	       "stream %s verifies intact before the sweep, from memory and through an fd", path);
 	int cap = 64, n = 0, nc = 0;
 	struct span *sp = calloc((size_t)cap, sizeof(*sp));
 	size_t *cuts = calloc(size / 4096 + 2 * 4096 + 8, sizeof(*cuts));
