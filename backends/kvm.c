@@ -20,6 +20,8 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
 #include <sys/utsname.h>
 #include <time.h>
 #include <unistd.h>
@@ -472,6 +474,19 @@ static void *vcpu_thread(void *arg)
 	sigemptyset(&set);
 	sigaddset(&set, KVM_KICK_SIGNAL);
 	pthread_sigmask(SIG_UNBLOCK, &set, NULL);
+	/*
+	 * XSR_VCPU_NICE=N (0..19): run the vCPU threads at nice N, so that a
+	 * guest that never halts (the test guest counts without pause) leaves
+	 * the CPUs to the host's own work first.  The nested-KVM rig sets it:
+	 * there every vCPU is a TCG thread on the same two cores as the tests.
+	 */
+	const char *nice_s = getenv("XSR_VCPU_NICE");
+	if (nice_s) {
+		char *end;
+		long n = strtol(nice_s, &end, 10);
+		if (*nice_s && !*end && n >= 0 && n <= 19)
+			setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), (int)n);
+	}
 
 	pthread_mutex_lock(&k->lock);
 	for (;;) {

@@ -1,44 +1,104 @@
 #!/bin/bash
-# Run every test tier and print one summary line that CI reads.
+# Run every test tier and print one summary line that CI reads:
+#   N passed, M failed, K skipped
+# A tier that exits non-zero without a "N passed, M failed" line of its own
+# (it died before its summary) counts as one failure, as does one whose line
+# says 0 failed; K counts the tiers that printed SKIPPED lines.
+#
+# Tiers that need /dev/kvm (those calling require_kvm) run natively where it
+# works, and otherwise all together in one boot of the nested-KVM rig
+# (tests/kvm-rig, docs/rigs.md), whose logs come back here and are counted
+# exactly as native ones.  XSR_KVM_RIG=1 uses the rig even with /dev/kvm;
+# XSR_KVM_RIG=0 never does (the tiers then say SKIPPED without /dev/kvm).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 pass=0 fail=0 skip=0
 failed=()
-run() { # name cmd...
-	local name=$1; shift
-	local log=tests/build/log-${name//\//_}.txt
-	echo "=== $name"
-	"$@" >"$log" 2>&1
-	local rc=$?
+# count NAME RC LOG: add a tier's result to the totals.
+count() {
+	local name=$1 rc=$2 log=$3
 	tail -n 15 "$log" | sed 's/^/    /'
 	local line; line=$(grep -E '^(SKIPPED|[0-9]+ passed, [0-9]+ failed)' "$log" | tail -n1)
 	if grep -q '^SKIPPED' "$log"; then
 		grep '^SKIPPED' "$log" | sed 's/^/!!! /'
 		skip=$((skip + 1))
 	fi
+	local counted=0
 	if [[ $line =~ ^([0-9]+)\ passed,\ ([0-9]+)\ failed ]]; then
-		pass=$((pass + BASH_REMATCH[1])); fail=$((fail + BASH_REMATCH[2]))
+		pass=$((pass + BASH_REMATCH[1])); fail=$((fail + BASH_REMATCH[2])); counted=${BASH_REMATCH[2]}
 	elif [[ $name == unit ]] && grep -q 'Synthesis: Tested:' "$log"; then
 		local s; s=$(grep 'Synthesis: Tested:' "$log" | tail -n1)
 		[[ $s =~ Passing:\ ([0-9]+) ]] && pass=$((pass + BASH_REMATCH[1]))
-		[[ $s =~ Failing:\ ([0-9]+) ]] && fail=$((fail + BASH_REMATCH[1]))
-		[[ $s =~ Crashing:\ ([0-9]+) ]] && fail=$((fail + BASH_REMATCH[1]))
+		[[ $s =~ Failing:\ ([0-9]+) ]] && { fail=$((fail + BASH_REMATCH[1])); counted=$((counted + BASH_REMATCH[1])); }
+		[[ $s =~ Crashing:\ ([0-9]+) ]] && { fail=$((fail + BASH_REMATCH[1])); counted=$((counted + BASH_REMATCH[1])); }
 	fi
-	if [ $rc -ne 0 ]; then
+	if [ "$rc" -ne 0 ]; then
 		failed+=("$name (exit $rc, log $log)")
-		[[ $line =~ ^[0-9]+\ passed,\ 0\ failed ]] && fail=$((fail + 1))
+		# a tier that failed must show in the count, whatever its own line said
+		[ "$counted" -gt 0 ] || fail=$((fail + 1))
 	fi
+}
+run() { # name cmd...
+	local name=$1; shift
+	local log=tests/build/log-${name//\//_}.txt t0=$SECONDS
+	echo "=== $name"
+	"$@" >"$log" 2>&1
+	local rc=$?
+	count "$name" "$rc" "$log"
+	echo "    ($((SECONDS - t0)) s)"
 }
 mkdir -p tests/build
 run unit tests/build/unit --jobs 2
-# Every tier folder's *.sh is a test (helpers are *.inc); bench and fuzz are not tests.
+
+tiers=()
 for t in tests/*/*.sh; do
 	case "$t" in tests/bench/* | tests/fuzz/* | tests/install-deps.sh) continue ;; esac
-	[ -f "$t" ] || continue
-	run "${t#tests/}" bash "$t"
+	[ -f "$t" ] && tiers+=("$t")
+done
+# Which tiers need KVM, and where they run: native, rig, or (neither) natively to say SKIPPED.
+kvm_tiers=()
+for t in "${tiers[@]}"; do grep -q '^require_kvm' "$t" && kvm_tiers+=("$t"); done
+kvm_where=native
+if [ ${#kvm_tiers[@]} -gt 0 ]; then
+	if [ "${XSR_KVM_RIG:-}" = 1 ] || { [ "${XSR_KVM_RIG:-}" != 0 ] && ! { [ -r /dev/kvm ] && [ -w /dev/kvm ]; }; }; then
+		if why=$(tests/kvm-rig/rig.sh probe 2>&1); then
+			kvm_where=rig
+		else
+			export XSR_KVM_NO_RIG="the nested-KVM rig cannot run either: $why"
+		fi
+	fi
+fi
+if [ "$kvm_where" = rig ]; then
+	echo "=== nested-KVM rig for ${#kvm_tiers[@]} tiers without /dev/kvm: ${kvm_tiers[*]}"
+	rig_out=tests/build/kvm-rig
+	rm -rf "$rig_out"
+	t0=$SECONDS
+	tests/kvm-rig/rig.sh tiers "$rig_out" "${kvm_tiers[@]}" >tests/build/log-kvm-rig.txt 2>&1
+	rig_rc=$?
+	sed 's/^/    /' tests/build/log-kvm-rig.txt | tail -n 40
+	echo "    (rig: $((SECONDS - t0)) s, exit $rig_rc)"
+fi
+
+for t in "${tiers[@]}"; do
+	name=${t#tests/}
+	if [ "$kvm_where" = rig ] && grep -q '^require_kvm' "$t"; then
+		n=${name//\//_}
+		n=${n%.sh}
+		log=tests/build/log-${name//\//_}.txt
+		echo "=== $name (in the nested-KVM rig)"
+		if [ -f "$rig_out/$n.rc" ]; then
+			cp "$rig_out/$n.log" "$log"
+			count "$name" "$(cat "$rig_out/$n.rc")" "$log"
+		else
+			echo "the nested-KVM rig did not run this tier (rig exit $rig_rc; see tests/build/log-kvm-rig.txt)" >"$log"
+			count "$name" 1 "$log"
+		fi
+		continue
+	fi
+	run "$name" bash "$t"
 done
 echo
 [ ${#failed[@]} -gt 0 ] && printf 'FAILED: %s\n' "${failed[@]}"
 [ $skip -gt 0 ] && echo "($skip tier(s) printed SKIPPED lines; see above)"
-echo "$pass passed, $fail failed"
+echo "$pass passed, $fail failed, $skip skipped"
 [ $fail -eq 0 ] && [ ${#failed[@]} -eq 0 ]
