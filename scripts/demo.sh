@@ -16,7 +16,18 @@ say() { printf '\n\033[1m$ %s\033[0m\n' "$*"; }
 run() { say "$*"; "$@"; }
 
 if ! [ -r /dev/kvm ] || ! [ -w /dev/kvm ]; then
-	echo "SKIPPED: /dev/kvm is not usable here; showing the format on a synthetic domain instead"
+	# No KVM here: the same demo, on a real guest, in the nested-KVM rig.
+	if why=$(tests/kvm-rig/rig.sh probe 2>&1); then
+		echo "No usable /dev/kvm here: the demo runs in the nested-KVM rig (Debian's kernel in QEMU/TCG"
+		echo "with kvm_amd, this machine's root shared read-only; docs/rigs.md).  Its first start downloads"
+		echo "and unpacks the kernel (~20 s); every start then boots in ~30 s, and the guest runs emulated."
+		t0=$(date +%s.%N)
+		rc=0
+		tests/kvm-rig/rig.sh exec scripts/demo.sh || rc=$?
+		echo "(rig: built, booted, ran the demo and powered off in $(echo "$(date +%s.%N) - $t0" | bc | cut -d. -f1) s)"
+		exit $rc
+	fi
+	echo "SKIPPED: /dev/kvm is not usable here and the nested-KVM rig cannot run ($why); showing the format on a synthetic domain instead"
 	run "$XSR" synth --mem 64M --vcpus 2 --zero-fraction 0.5 "$D/synth.elf"
 	run "$XSR" info "$D/synth.elf"
 	run "$XSR" verify "$D/synth.elf"

@@ -119,7 +119,7 @@ hot_files() {
 		[ -e "$f" ] || continue
 		echo "$f"
 		[ -f "$f" ] && [ -x "$f" ] || continue
-		ldd "$f" 2>/dev/null | awk '$2 == "=>" && $3 ~ /^\// {print $3} $1 ~ /^\// {print $1}'
+		ldd "$f" 2>/dev/null | awk '$2 == "=>" && $3 ~ /^\// {print $3} $1 ~ /^\// {print $1}'  || true # a static binary: no libraries
 	done | sort -u
 }
 # hot_cpio OUT: the files listed on stdin, under hot/ at their own paths, as a gzip cpio.

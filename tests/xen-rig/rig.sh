@@ -23,9 +23,11 @@ TIMEOUT=${TIMEOUT:-900}
 XSR=${XSR:-$TOP/bin/xsr}
 KVER_PKG=""
 mkdir -p "$C"
-log() { echo "[xen-rig $(date +%H:%M:%S)] $*" >&2; }
-now() { date +%s.%N; }
-since() { awk -v a="$1" -v b="$(now)" 'BEGIN{printf "%.1f", b-a}'; }
+RIG_NAME=xen-rig
+. "$TOP/tests/rig/lib.sh"
+log() { rig_log "$@"; }
+now() { rig_now; }
+since() { rig_since "$1"; }
 
 host_deps() {
 	local need=()
@@ -36,49 +38,48 @@ host_deps() {
 	command -v depmod >/dev/null || need+=(kmod)
 	# the domU needs a static busybox (ldd fails on a static binary)
 	if [ ! -x /bin/busybox ] || ldd /bin/busybox >/dev/null 2>&1; then need+=(busybox-static); fi
-	if [ ${#need[@]} -gt 0 ]; then
-		log "installing on the host: ${need[*]}"
-		DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${need[@]}" >&2
-	fi
+	[ ${#need[@]} -eq 0 ] || rig_apt_install "${need[@]}"
 }
 
 # Debian packages, downloaded once: the hypervisor, the kernel (dom0 and
 # domU), xen-utils (host-side verify-stream-v2).
 debs() {
 	mkdir -p "$C/debs"
-	local kpkg
-	kpkg=$(apt-cache depends linux-image-amd64 | awk '/Depends: linux-image-/{print $2; exit}')
-	if ! ls "$C"/debs/xen-hypervisor-4.17-amd64_*.deb "$C"/debs/xen-utils-4.17_*.deb \
-		"$C"/debs/"$kpkg"_*.deb >/dev/null 2>&1; then
-		log "apt-get download xen-hypervisor-4.17-amd64 xen-utils-4.17 $kpkg"
-		(cd "$C/debs" && apt-get download -q xen-hypervisor-4.17-amd64 xen-utils-4.17 "$kpkg" >&2)
-	fi
-	KVER_PKG=$kpkg
+	rig_kernel_deb "$C/debs" || return 1
+	KVER_PKG=$RIG_KPKG
+	local want=() p
+	for p in xen-hypervisor-4.17-amd64 xen-utils-4.17; do
+		ls "$C"/debs/${p}_*.deb >/dev/null 2>&1 && rig_is_deb "$(ls "$C"/debs/${p}_*.deb | head -1)" || want+=("$p")
+	done
+	[ ${#want[@]} -eq 0 ] && return 0
+	log "apt-get download ${want[*]}"
+	rig_download "$C/debs" "${want[@]}"
 }
 
+unpack_xen() { local d; d=$(mktemp -d) && dpkg -x "$C"/debs/xen-hypervisor-4.17-amd64_*.deb "$d" &&
+	# QEMU's multiboot loader takes the 32-bit ELF, not the .gz
+	zcat "$d"/boot/xen-4.17-amd64.gz >"$1"; local rc=$?; rm -rf "$d"; return $rc; }
+xen_ok() { [ -s "$1" ] && [ "$(head -c4 "$1" | od -An -c | tr -d ' ')" = '177ELF' ]; }
+unpack_utils() { mkdir -p "$1" && dpkg -x "$C"/debs/xen-utils-4.17_*.deb "$1"; }
+utils_ok() { [ -x "$1/usr/lib/xen-4.17/bin/verify-stream-v2" ]; }
+unpack_kernel() { mkdir -p "$1" && dpkg -x "$C"/debs/"$KVER_PKG"_*.deb "$1"; }
+kernel_ok() { ls "$1"/boot/vmlinuz-* >/dev/null 2>&1 && [ -d "$1/lib/modules" ]; }
 hypervisor_and_kernel() {
-	if [ ! -s "$C/xen" ]; then
-		rm -rf "$C/hv" && mkdir -p "$C/hv"
-		dpkg -x "$C"/debs/xen-hypervisor-4.17-amd64_*.deb "$C/hv"
-		# QEMU's multiboot loader takes the 32-bit ELF, not the .gz
-		zcat "$C"/hv/boot/xen-4.17-amd64.gz >"$C/xen.tmp" && mv "$C/xen.tmp" "$C/xen"
+	rig_cached "$C/xen" xen_ok unpack_xen || return 1
+	rig_cached "$C/xen-utils" utils_ok unpack_utils || return 1
+	# a kernel package that is not the unpacked one: unpack again
+	if [ -d "$C/kernel" ] && ! ls "$C/kernel/boot/vmlinuz-${KVER_PKG#linux-image-}" >/dev/null 2>&1; then
+		rm -rf "$C/kernel" "$C/vmlinuz"
 	fi
-	if [ ! -x "$C/xen-utils/usr/lib/xen-4.17/bin/verify-stream-v2" ]; then
-		rm -rf "$C/xen-utils" && mkdir -p "$C/xen-utils"
-		dpkg -x "$C"/debs/xen-utils-4.17_*.deb "$C/xen-utils"
-	fi
-	if [ ! -s "$C/vmlinuz" ]; then
-		rm -rf "$C/kernel" && mkdir -p "$C/kernel"
-		dpkg -x "$C"/debs/"$KVER_PKG"_*.deb "$C/kernel"
-		cp "$C"/kernel/boot/vmlinuz-* "$C/vmlinuz.tmp" && mv "$C/vmlinuz.tmp" "$C/vmlinuz"
-	fi
+	rig_cached "$C/kernel" kernel_ok unpack_kernel || return 1
+	cp "$C"/kernel/boot/vmlinuz-* "$C/vmlinuz.tmp" && mv "$C/vmlinuz.tmp" "$C/vmlinuz"
 }
 
 # The dom0 root: debootstrap minbase + xen-utils + the runtime libraries of
 # bin/xsr, trimmed, as one zstd cpio (built once; ~45 s of debootstrap).
-dom0_root() {
-	[ -s "$C/dom0-base.cpio.zst" ] && return 0
-	local r="$C/dom0-root"
+dom0_root() { rig_cached "$C/dom0-base.cpio.zst" rig_cpio_ok build_dom0_root; }
+build_dom0_root() {
+	local out=$1 r="$C/dom0-root"
 	rm -rf "$r"
 	log "debootstrap bookworm minbase (dom0 root)"
 	debootstrap --variant=minbase --include=xen-utils-4.17,libxenmisc4.17,zstd,kmod,libelf1,libxxhash0,liblz4-1,libzstd1,util-linux,procps \
@@ -91,63 +92,66 @@ dom0_root() {
 	if [ "$uv" != "$hv" ]; then
 		log "dom0 xen-utils $uv != hypervisor $hv: installing the security versions"
 		mkdir -p "$C/debs/dom0"
-		(cd "$C/debs/dom0" && apt-get download -q xen-utils-4.17 xen-utils-common libxenmisc4.17 \
+		(cd "$C/debs/dom0" && rig_retry 3 apt-get "${RIG_APT[@]}" download -q xen-utils-4.17 xen-utils-common libxenmisc4.17 \
 			libxencall1 libxendevicemodel1 libxenevtchn1 libxenforeignmemory1 libxengnttab1 \
 			libxenhypfs1 libxenstore4 libxentoolcore1 libxentoollog1 >&2)
 		cp "$C"/debs/dom0/*.deb "$r/tmp/"
-		chroot "$r" sh -c 'dpkg -i /tmp/*.deb' >>"$C/debootstrap.log" 2>&1
+		chroot "$r" sh -c 'dpkg -i /tmp/*.deb' >>"$C/debootstrap.log" 2>&1 || { tail -20 "$C/debootstrap.log" >&2; return 1; }
 		rm -f "$r"/tmp/*.deb
 	fi
 	rm -rf "$r"/usr/share/{doc,man,locale,info} "$r"/var/cache/apt/archives/*.deb "$r"/var/lib/apt/lists/*
-	(cd "$r" && find . -xdev | cpio -o -H newc --quiet | zstd -q -T0 -3 >"$C/dom0-base.cpio.zst.tmp")
-	mv "$C/dom0-base.cpio.zst.tmp" "$C/dom0-base.cpio.zst"
+	[ -x "$r/usr/lib/xen-4.17/bin/xl" ] || { echo "debootstrap made no xl" >&2; return 1; }
+	(cd "$r" && find . -xdev | cpio -o -H newc --quiet | zstd -q -T0 -3 >"$out")
 }
 
 # The domU: busybox-static and files/domu-init, gzip cpio (~1 MB).
 domu_initrd() {
-	[ -s "$C/domu-initrd.gz" ] && [ "$C/domu-initrd.gz" -nt "$F/domu-init" ] && return 0
-	local d="$C/domu-root"
-	rm -rf "$d" && mkdir -p "$d"/{bin,proc,sys,dev,tmp}
-	cp /bin/busybox "$d/bin/busybox"
-	cp "$F/domu-init" "$d/init" && chmod +x "$d/init"
-	(cd "$d" && find . | cpio -o -H newc --quiet | gzip -9 >"$C/domu-initrd.gz")
+	[ "$C/domu-initrd.gz" -nt "$F/domu-init" ] || rm -f "$C/domu-initrd.gz"
+	rig_cached "$C/domu-initrd.gz" rig_cpio_ok build_domu_initrd
+}
+build_domu_initrd() {
+	local out=$1 d="$C/domu-root"
+	rm -rf "$d" && mkdir -p "$d"/{bin,proc,sys,dev,tmp} || return 1
+	cp /bin/busybox "$d/bin/busybox" || return 1
+	cp "$F/domu-init" "$d/init" && chmod +x "$d/init" || return 1
+	(cd "$d" && find . | cpio -o -H newc --quiet | gzip -9 >"$out")
 }
 
 # The overlay (rebuilt every run, ~1 s): /init, the modules dom0 needs, the
 # domU kernel + initrd, and bin/xsr.
 overlay() {
 	local o="$C/overlay" kv m
-	rm -rf "$o" && mkdir -p "$o"/{rig,proc,sys,dev,usr/local/bin}
-	kv=$(ls "$C"/kernel/lib/modules)
+	rm -rf "$o" && mkdir -p "$o"/{rig,proc,sys,dev,usr/local/bin} || return 1
+	kv=$(ls "$C"/kernel/lib/modules) || return 1
 	for m in xen-evtchn xen-gntdev xen-gntalloc xen-privcmd xenfs virtio_pci virtio_pci_modern_dev virtio_pci_legacy_dev virtio_blk virtio_ring virtio; do
 		mkdir -p "$o/usr/lib/modules/$kv/extra"
 		find "$C/kernel/lib/modules/$kv" -name "$m.ko*" -exec cp {} "$o/usr/lib/modules/$kv/extra/" \;
 	done
 	# the .deb has no modules.dep (merged /usr: write under usr/lib, never lib/)
 	depmod -b "$o/usr" "$kv" 2>/dev/null || true
-	cp "$F/dom0-init" "$o/init" && chmod +x "$o/init"
-	cp "$C/vmlinuz" "$C/domu-initrd.gz" "$o/rig/"
-	install -m755 "$XSR" "$o/usr/local/bin/xsr"
-	install -m755 /bin/busybox "$o/usr/local/bin/busybox" # static: `ip link set lo up` in dom0-init
-	(cd "$o" && find . | cpio -o -H newc --quiet | zstd -q -3 >"$C/overlay.cpio.zst")
-	cat "$C/dom0-base.cpio.zst" "$C/overlay.cpio.zst" >"$C/dom0-initrd"
+	cp "$F/dom0-init" "$o/init" && chmod +x "$o/init" &&
+		cp "$C/vmlinuz" "$C/domu-initrd.gz" "$o/rig/" &&
+		install -m755 "$XSR" "$o/usr/local/bin/xsr" &&
+		install -m755 /bin/busybox "$o/usr/local/bin/busybox" && # static: `ip link set lo up` in dom0-init
+		(cd "$o" && find . | cpio -o -H newc --quiet | zstd -q -3 >"$C/overlay.cpio.zst") &&
+		cat "$C/dom0-base.cpio.zst" "$C/overlay.cpio.zst" >"$C/dom0-initrd"
 }
 
 build() {
 	local t0
 	t0=$(now)
-	host_deps
-	debs
-	hypervisor_and_kernel
-	dom0_root
-	domu_initrd
-	[ -x "$XSR" ] || { log "no $XSR: run make first"; return 1; }
-	overlay
+	rig_step "host packages" host_deps
+	rig_step "download the hypervisor, xen-utils and the kernel" debs
+	rig_step "unpack the hypervisor, xen-utils and the kernel" hypervisor_and_kernel
+	rig_step "dom0 root (debootstrap, log: $C/debootstrap.log)" dom0_root
+	rig_step "domU initramfs" domu_initrd
+	[ -x "$XSR" ] || { log "no $XSR: run make first"; exit 1; }
+	rig_step "dom0 overlay (modules, bin/xsr)" overlay
 	log "build done in $(since "$t0") s"
 }
 
 run() {
-	local cmds=${1:-$F/acceptance.sh} R="$C/run" t0 qpid rc=0
+	local cmds=${1:-$F/acceptance.sh} R="$C/run" rc=0
 	build
 	rm -rf "$R" && mkdir -p "$R/in" "$R/out"
 	cp "$cmds" "$R/in/run.sh" && chmod +x "$R/in/run.sh"
@@ -157,30 +161,13 @@ run() {
 	tar -cf "$R/in.tar" -C "$R/in" .
 	truncate -s 2G "$R/out.img"
 	log "booting (log: $R/serial.log)"
-	t0=$(now)
-	qemu-system-x86_64 -accel tcg -cpu "${TCG_CPU:-qemu64}" -m 3G -smp 2 -nographic -nic none \
+	rig_qemu "$R/serial.log" "$TIMEOUT" RIG-DONE \
+		-accel tcg -cpu "${TCG_CPU:-qemu64}" -m 3G -smp 2 -nographic -nic none \
 		-no-reboot -kernel "$C/xen" \
 		-append "console=com1 com1=115200,8n1 dom0_mem=2048M,max:2048M dom0_max_vcpus=2 loglvl=all guest_loglvl=all console_timestamps=boot" \
 		-initrd "$C/vmlinuz console=hvc0 earlyprintk=xen rdinit=/init quiet,$C/dom0-initrd" \
 		-drive file="$R/in.tar",format=raw,if=virtio,readonly=on \
-		-drive file="$R/out.img",format=raw,if=virtio \
-		</dev/null >"$R/serial.log" 2>&1 &
-	qpid=$!
-	echo "$qpid" >"$R/qemu.pid"
-	# watchdog: QEMU is always killed by its PID
-	local done_at=""
-	while kill -0 "$qpid" 2>/dev/null; do
-		sleep 1
-		local el
-		el=$(since "$t0"); el=${el%.*}
-		if [ -z "$done_at" ] && grep -q 'RIG-DONE' "$R/serial.log"; then done_at=$el; fi
-		if [ -n "$done_at" ] && [ $((el - done_at)) -gt 20 ]; then log "no power-off 20 s after RIG-DONE: killing QEMU $qpid"; break; fi
-		if grep -qE 'Panic on CPU|Kernel panic|KVM internal error' "$R/serial.log"; then log "panic: killing QEMU $qpid"; rc=1; break; fi
-		if [ "$el" -gt "$TIMEOUT" ]; then log "timeout ${TIMEOUT}s: killing QEMU $qpid"; rc=1; break; fi
-	done
-	kill -9 "$qpid" 2>/dev/null || true
-	wait "$qpid" 2>/dev/null || true
-	log "QEMU ran $(since "$t0") s"
+		-drive file="$R/out.img",format=raw,if=virtio || rc=1
 	(cd "$R/out" && tar -xf "$R/out.img") 2>/dev/null || true
 	rm -f "$R/out.img"
 	[ -s "$R/out/run.log" ] || { log "no run.log came back"; return 1; }
