@@ -89,6 +89,11 @@ for t in "${tiers[@]}"; do
 		if [ -f "$rig_out/$n.rc" ]; then
 			cp "$rig_out/$n.log" "$log"
 			count "$name" "$(cat "$rig_out/$n.rc")" "$log"
+			# the rig exists to run these: a skip there is a failure
+			if grep -q '^SKIPPED' "$log"; then
+				fail=$((fail + 1))
+				failed+=("$name (SKIPPED inside the nested-KVM rig, log $log)")
+			fi
 		else
 			echo "the nested-KVM rig did not run this tier (rig exit $rig_rc; see tests/build/log-kvm-rig.txt)" >"$log"
 			count "$name" 1 "$log"
