@@ -51,7 +51,7 @@ for op in write read; do
 			[ "$(state "$S")" = running ] || { nok "$what: guest is $(state "$S"), not running"; bad_here=1; }
 			[ "$(errors "$S")" = 0 ] || { nok "$what: guest_errors $(errors "$S")"; bad_here=1; }
 			if [ $rc -ne 0 ]; then
-				"$XSR" save vm:"$S" "$D/again.xsr" >/dev/null 2>&1 && rm -f "$D/again.xsr" ||
+				timeout 60 "$XSR" save vm:"$S" "$D/again.xsr" >/dev/null 2>&1 && rm -f "$D/again.xsr" ||
 					{ nok "$what: a second save of the same guest fails"; bad_here=1; }
 			fi
 			stop_vm "$S"

@@ -22,9 +22,9 @@
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 TOP=$(cd "$HERE/../.." && pwd)
-C=${CACHE:-$HERE/cache}
+C=$(realpath -m "${CACHE:-$HERE/cache}")
 RIG_NAME=kvm-rig
-. "$TOP/tests/rig/lib.sh"
+. "$TOP/tests/rig/lib.inc"
 # The modules the initramfs loads, with their dependencies (in load order).
 MODULES=(virtio_pci 9pnet_virtio 9p overlay kvm_amd)
 
@@ -57,20 +57,26 @@ build_kernel() {
 	# the load order of the modules and their dependencies, one file name a line
 	local m f
 	for m in "${MODULES[@]}"; do
-		modprobe -d "$d/x" -S "$kv" --show-depends "$m" | awk '$1 == "insmod" {print $2}'
+		modprobe -d "$d/x" -S "$kv" --show-depends "$m" >"$d/dep.$m" || { echo "modprobe --show-depends $m failed" >&2; return 1; }
+		awk '$1 == "insmod" {print $2}' "$d/dep.$m"
 	done | awk '!seen[$0]++' >"$d/load.paths" || return 1
-	while read -r f; do
+	while IFS= read -r f; do
 		case $f in
 		*.ko) cp "$f" "$d/modules/" ;;
 		*.ko.xz) xz -dc "$f" >"$d/modules/$(basename "${f%.xz}")" ;;
-		*) echo "unexpected module file $f" >&2; return 1 ;;
-		esac
-		basename "${f%.xz}" >>"$d/modules.load"
+		*) echo "unexpected module file $f" >&2; false ;;
+		esac || return 1
+		basename "${f%.xz}" >>"$d/modules.load" || return 1
 	done <"$d/load.paths"
 	echo "$kv" >"$d/version"
 	rm -rf "$d/x"
 }
-kernel_ok() { [ -s "$1/vmlinuz" ] && [ -s "$1/modules.load" ] && grep -q '^kvm-amd.ko$' "$1/modules.load" && [ -s "$1/version" ]; }
+kernel_ok() {
+	[ -s "$1/vmlinuz" ] && [ -s "$1/modules.load" ] && [ -s "$1/version" ] || return 1
+	local m
+	for m in kvm-amd.ko 9p.ko 9pnet_virtio.ko overlay.ko; do grep -qx "$m" "$1/modules.load" || return 1; done
+	while IFS= read -r m; do [ -s "$1/modules/$m" ] || return 1; done <"$1/modules.load"
+}
 
 build_initrd() {
 	local out=$1 d
@@ -126,7 +132,7 @@ hot_files() {
 hot_cpio() {
 	local out=$1 d f l fd rc=0
 	d=$(mktemp -d) || return 1
-	while read -r f; do
+	while IFS= read -r f; do
 		l=$(readlink -f "$f")
 		mkdir -p "$d/hot$(dirname "$l")" && cp -L "$l" "$d/hot$l" || { rc=1; break; }
 		# a link to it (libfoo.so.1 -> libfoo.so.1.2) becomes a copy: no readlink over 9p
@@ -145,7 +151,7 @@ hot_sys_list() {
 	for c in "${HOT_CMDS[@]}"; do
 		# the command PATH finds here, and Debian's own where PATH has a wrapper first (pyenv)
 		type -P "$c" || true
-		[ -x "/usr/bin/$c" ] && echo "/usr/bin/$c"
+		[ ! -x "/usr/bin/$c" ] || echo "/usr/bin/$c"
 	done | sort -u | { mapfile -t l; hot_files "${l[@]}" /etc/ld.so.cache; }
 }
 hot_sys_key() { hot_sys_list | xargs -d '\n' stat -L -c '%n %s %Y' 2>/dev/null | md5sum | cut -d' ' -f1; }
@@ -174,7 +180,7 @@ boot() {
 	rig_step "hot layer (the tests' programs and libraries)" hot_layer "$r"
 	rig_log "hot layer: $(($(stat -c %s "$r/initrd") / 1048576)) MiB initramfs in $(rig_since "$t0") s"
 	rig_log "booting nested KVM in TCG (console: $r/console.log)"
-	rig_qemu "$r/console.log" "${RIG_TIMEOUT:-2400}" RIG-DONE \
+	rig_qemu "$r/console.log" "${RIG_TIMEOUT:-$RIG_BOOT_TIMEOUT}" RIG-DONE \
 		-accel tcg,thread=multi -cpu max -smp "${RIG_SMP:-2}" -m "${RIG_MEM:-6G}" -nographic -nic none -no-reboot \
 		-kernel "$C/kernel/vmlinuz" -initrd "$r/initrd" \
 		-append "console=ttyS0 quiet panic=-1 rdinit=/init xsrrig=$r" \
@@ -199,10 +205,11 @@ env_file() {
 	done
 }
 
+RIG_BOOT_TIMEOUT=600
 newrun() {
 	R=$C/run.$$
 	rm -rf "$R" && mkdir -p "$R/out"
-	trap 'rm -rf "$R"' EXIT
+	RIG_CLEANUP='rm -rf "$R"'
 }
 
 tiers() {
@@ -211,15 +218,28 @@ tiers() {
 	build
 	newrun
 	mkdir -p "$out"
+	# one boot: room for every tier's own timeout
+	RIG_BOOT_TIMEOUT=$((${RIG_TIER_TIMEOUT:-900} * $# + 300))
 	{
 		env_file
 		echo "cd '$TOP'"
+		cat <<'EOS'
+hangdump() {
+	sleep "$2" || return
+	{ ps -eo pid,ppid,stat,wchan:30,etime,args; for t in /proc/[0-9]*/task/[0-9]*; do
+		case $(cat "$t/comm" 2>/dev/null) in xsr*) echo "--- $t $(cat "$t/comm") $(cat "$t/wchan")"; cat "$t/stack" 2>/dev/null ;; esac
+	done; } >"$1" 2>&1
+}
+EOS
 		for t in "$@"; do
 			name=${t#tests/}
 			name=${name//\//_}
 			name=${name%.sh}
 			echo "echo \"RIG: tier $t at \$(cut -d' ' -f1 /proc/uptime) s\""
+			# a tier that runs out of time leaves what every process was doing in NAME.hang
+			echo "hangdump '$R/out/$name.hang' \$((${RIG_TIER_TIMEOUT:-900} - 20)) & hd=\$!"
 			echo "timeout -k 10 ${RIG_TIER_TIMEOUT:-900} bash '$t' >'$R/out/$name.log' 2>&1; echo \$? >'$R/out/$name.rc'"
+			echo "kill \$hd 2>/dev/null; wait \$hd 2>/dev/null"
 			echo "echo \"RIG: tier $t exit \$(cat '$R/out/$name.rc') at \$(cut -d' ' -f1 /proc/uptime) s\""
 		done
 	} >"$R/run.sh"
@@ -236,10 +256,13 @@ exec_script() {
 	shift
 	build
 	newrun
+	# the script goes into the run directory: a path under /dev/shm or
+	# /run on the host is not there inside
+	cp "$s" "$R/script.sh" || return 1
 	{
 		env_file
 		echo "cd '$TOP'"
-		printf 'bash %q' "$s"
+		printf 'bash %q' "$R/script.sh"
 		printf ' %q' "$@"
 		echo " >'$R/out/stdout' 2>&1; echo \$? >'$R/out/rc'"
 	} >"$R/run.sh"

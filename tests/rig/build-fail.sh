@@ -1,5 +1,5 @@
 #!/bin/bash
-# The rigs' build steps (tests/rig/lib.sh): a step that fails stops the rig
+# The rigs' build steps (tests/rig/lib.inc): a step that fails stops the rig
 # naming the step, and nothing from the failed attempt is reused later.
 #  - rig_cached on its own: a builder that leaves 20 octets and fails, a
 #    half-written entry from an earlier crash, an entry that fails its check;
@@ -9,7 +9,7 @@
 set -uo pipefail
 . "$(dirname "$0")/../cli/lib.inc"
 RIG_NAME=test-rig
-. "$ROOT/tests/rig/lib.sh"
+. "$ROOT/tests/rig/lib.inc"
 
 # --- rig_cached
 ok_gz() { rig_cpio_ok "$1"; }

@@ -11,6 +11,10 @@ printf '#!/bin/sh\necho "[====] Synthesis: Tested: 3 | Passing: 3 | Failing: 0 |
 chmod +x "$M/tests/build/unit"
 printf 'echo "ok - one"\necho "2 passed, 0 failed"\n' >"$M/tests/a/good.sh"
 printf 'echo "SKIPPED: mock: nothing to run here"\necho "0 passed, 0 failed"\n' >"$M/tests/a/skips.sh"
+# the rig's own script and the helpers are not tiers
+mkdir -p "$M/tests/kvm-rig" "$M/tests/rig"
+printf 'echo "usage: ..."\nexit 2\n' >"$M/tests/kvm-rig/rig.sh"
+printf 'exit 3\n' >"$M/tests/rig/lib.inc"
 
 summary_of() { bash "$M/tests/run-all.sh" >"$T/out" 2>&1; rc=$?; line=$(tail -n1 "$T/out"); }
 summary_of

@@ -24,7 +24,7 @@ XSR=${XSR:-$TOP/bin/xsr}
 KVER_PKG=""
 mkdir -p "$C"
 RIG_NAME=xen-rig
-. "$TOP/tests/rig/lib.sh"
+. "$TOP/tests/rig/lib.inc"
 log() { rig_log "$@"; }
 now() { rig_now; }
 since() { rig_since "$1"; }
@@ -49,7 +49,8 @@ debs() {
 	KVER_PKG=$RIG_KPKG
 	local want=() p
 	for p in xen-hypervisor-4.17-amd64 xen-utils-4.17; do
-		ls "$C"/debs/${p}_*.deb >/dev/null 2>&1 && rig_is_deb "$(ls "$C"/debs/${p}_*.deb | head -1)" || want+=("$p")
+		ls "$C"/debs/${p}_*.deb >/dev/null 2>&1 && rig_is_deb "$(ls "$C"/debs/${p}_*.deb | head -1)" ||
+			{ rm -f "$C"/debs/${p}_*.deb; want+=("$p"); }
 	done
 	[ ${#want[@]} -eq 0 ] && return 0
 	log "apt-get download ${want[*]}"
@@ -91,13 +92,15 @@ build_dom0_root() {
 	hv=$(dpkg-deb -f "$C"/debs/xen-hypervisor-4.17-amd64_*.deb Version)
 	if [ "$uv" != "$hv" ]; then
 		log "dom0 xen-utils $uv != hypervisor $hv: installing the security versions"
-		mkdir -p "$C/debs/dom0"
-		(cd "$C/debs/dom0" && rig_retry 3 apt-get "${RIG_APT[@]}" download -q xen-utils-4.17 xen-utils-common libxenmisc4.17 \
+		rm -rf "$C/debs/dom0"
+		rig_download "$C/debs/dom0" xen-utils-4.17 xen-utils-common libxenmisc4.17 \
 			libxencall1 libxendevicemodel1 libxenevtchn1 libxenforeignmemory1 libxengnttab1 \
-			libxenhypfs1 libxenstore4 libxentoolcore1 libxentoollog1 >&2)
-		cp "$C"/debs/dom0/*.deb "$r/tmp/"
+			libxenhypfs1 libxenstore4 libxentoolcore1 libxentoollog1 || return 1
+		cp "$C"/debs/dom0/*.deb "$r/tmp/" || return 1
 		chroot "$r" sh -c 'dpkg -i /tmp/*.deb' >>"$C/debootstrap.log" 2>&1 || { tail -20 "$C/debootstrap.log" >&2; return 1; }
 		rm -f "$r"/tmp/*.deb
+		uv=$(chroot "$r" dpkg-query -W -f '${Version}' xen-utils-4.17)
+		[ "$uv" = "$hv" ] || { echo "dom0 xen-utils is still $uv, the hypervisor $hv" >&2; return 1; }
 	fi
 	rm -rf "$r"/usr/share/{doc,man,locale,info} "$r"/var/cache/apt/archives/*.deb "$r"/var/lib/apt/lists/*
 	[ -x "$r/usr/lib/xen-4.17/bin/xl" ] || { echo "debootstrap made no xl" >&2; return 1; }
@@ -189,7 +192,8 @@ tier() {
 	fi
 	local out rc=0
 	out=$(mktemp)
-	if ! QUICK=1 run >"$out" 2>&1; then rc=1; fi
+	# a subshell: a build step that fails exits it, and its reason is in $out
+	if ! (QUICK=1 run) >"$out" 2>&1; then rc=1; fi
 	CACHE=$C "$F/host-check.sh" "$C/run/out" >>"$out" 2>&1 || rc=1
 	grep -E '^(\[xen-rig|ACCEPT)' "$out" || true
 	local p f
