@@ -17,6 +17,7 @@
 #   rig.sh clean              remove the cache
 #
 # Knobs: CACHE (default tests/kvm-rig/cache), RIG_MEM (QEMU -m, default 6G),
+# RIG_SMP (QEMU -smp, default 1: see docs/rigs.md, two vCPUs locked up),
 # RIG_TIMEOUT (s for one boot, default 2400), RIG_TIER_TIMEOUT (s per tier,
 # default 900).  Needs root (the 9p share of / is read with root's rights).
 set -euo pipefail
@@ -181,7 +182,7 @@ boot() {
 	rig_log "hot layer: $(($(stat -c %s "$r/initrd") / 1048576)) MiB initramfs in $(rig_since "$t0") s"
 	rig_log "booting nested KVM in TCG (console: $r/console.log)"
 	rig_qemu "$r/console.log" "${RIG_TIMEOUT:-$RIG_BOOT_TIMEOUT}" RIG-DONE \
-		-accel tcg,thread=multi -cpu max -smp "${RIG_SMP:-2}" -m "${RIG_MEM:-6G}" -nographic -nic none -no-reboot \
+		-accel tcg,thread=multi -cpu max -smp "${RIG_SMP:-1}" -m "${RIG_MEM:-6G}" -nographic -nic none -no-reboot \
 		-kernel "$C/kernel/vmlinuz" -initrd "$r/initrd" \
 		-append "console=ttyS0 quiet panic=-1 rdinit=/init xsrrig=$r" \
 		-virtfs local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap \
