@@ -257,13 +257,19 @@ exec_script() {
 	shift
 	build
 	newrun
-	# the script goes into the run directory: a path under /dev/shm or
-	# /run on the host is not there inside
-	cp "$s" "$R/script.sh" || return 1
+	# a script in this checkout runs where it is (it may find the checkout
+	# from its own path); any other goes into the run directory: a path
+	# under /dev/shm or /run on the host is not there inside
+	local sp
+	sp=$(realpath "$s") || return 1
+	case $sp in
+	"$TOP"/*) ;;
+	*) cp "$sp" "$R/script.sh" && sp=$R/script.sh || return 1 ;;
+	esac
 	{
 		env_file
 		echo "cd '$TOP'"
-		printf 'bash %q' "$R/script.sh"
+		printf 'bash %q' "$sp"
 		printf ' %q' "$@"
 		echo " >'$R/out/stdout' 2>&1; echo \$? >'$R/out/rc'"
 	} >"$R/run.sh"
