@@ -15,5 +15,11 @@ if [ "$(id -u)" -ne 0 ]; then
 	exit 1
 fi
 export DEBIAN_FRONTEND=noninteractive
-apt-get update -qq
-apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+# wait for another apt/dpkg instead of failing; retry what the network may drop
+APT=(-o DPkg::Lock::Timeout=600 -o Acquire::Retries=3)
+for i in 1 2 3; do
+	apt-get "${APT[@]}" update -qq && apt-get "${APT[@]}" install -y -qq --no-install-recommends "${missing[@]}" >/dev/null && exit 0
+	echo "install-deps: apt-get failed (try $i of 3)" >&2
+	sleep $((5 * i))
+done
+exit 1
