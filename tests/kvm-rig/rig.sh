@@ -18,7 +18,8 @@
 #
 # Knobs: CACHE (default tests/kvm-rig/cache), RIG_MEM (QEMU -m, default 6G),
 # RIG_SMP (QEMU -smp, default 1: see docs/rigs.md, two vCPUs locked up),
-# RIG_TIMEOUT (s for one boot, default 2400), RIG_TIER_TIMEOUT (s per tier,
+# RIG_TIMEOUT (s for one boot; default: every tier's time + 300 s, or 600 for exec),
+# RIG_TIER_TIMEOUT (s per tier,
 # default 900).  Needs root (the 9p share of / is read with root's rights).
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
