@@ -54,11 +54,16 @@ check "xsr cat-page on a stream == on the seekable image" cmp "$T/cat.bin" "$T/c
 check "cat-page of an unpopulated pfn fails cleanly" bash -c "'$XSR' cat-page '$T/a.elf' 0xa5 > /dev/null 2> '$T/e'; [ \$? -eq 3 ] && grep -q 'not populated' '$T/e'"
 
 # verify: exit codes, damage named with section/pfn, never a signal.
+# Damage octet 100 of pfn 0x201, a data page (gdb and cat-page read it above):
+# its slot is 0xa0 + (0x201 - 0x100) pages into .xsr.pages, whose offset
+# readelf gives.
 cp "$T/a.elf" "$T/d.elf"
-printf '\x55' | dd of="$T/d.elf" bs=1 seek=$((0x41000 + 0x201 * 4096 - 0x100 * 4096 + 0xa0 * 4096 + 100)) conv=notrunc 2>/dev/null
+pages_off=$((0x$(readelf -SW "$T/a.elf" | awk '{for (i = 1; i < NF; i++) if ($i == ".xsr.pages") print $(i + 3)}')))
+check "pfn 0x201 holds data (so the damage below is in a data page)" bash -c "od -An -tx1 '$T/cat.bin' | grep -qv '^ 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00$'"
+printf '\x55' | dd of="$T/d.elf" bs=1 seek=$((pages_off + (0xa0 + 0x201 - 0x100) * 4096 + 100)) conv=notrunc 2>/dev/null
 "$XSR" verify "$T/d.elf" > /dev/null 2> "$T/v.err"; rc=$?
 check "verify: damaged page -> exit 1" test $rc -eq 1
-check "verify: message names the pfn" grep -q 'pfn 0x' "$T/v.err"
+check "verify: message names the damaged pfn 0x201" grep -q 'pfn 0x0*201\b' "$T/v.err"
 check "verify: usage error -> exit 2" bash -c "'$XSR' verify; [ \$? -eq 2 ]"
 check "verify: missing file -> exit 3" bash -c "'$XSR' verify /nonexistent; [ \$? -eq 3 ]"
 head -c 100000 "$T/a.stream" > "$T/trunc.stream"
@@ -76,6 +81,14 @@ check "  ... readelf -n shows 2 NT_PRSTATUS and the VMCOREINFO note" bash -c "re
 check "  ... eu-readelf -a: no warnings" bash -c "eu-readelf -a '$T/v.elf' >/dev/null 2>'$T/ve.err' && [ ! -s '$T/ve.err' ]"
 check "  ... survives seekable -> stream -> seekable byte for byte" bash -c "'$XSR' convert '$T/v.elf' - | '$XSR' convert - '$T/v2.elf' && cmp '$T/v.elf' '$T/v2.elf'"
 check "  ... gdb still sees 2 threads" bash -c "[ \$(gdb -nx -batch -c '$T/v.elf' -ex 'info threads' 2>/dev/null | grep -cE '^[* ] +[0-9]+ +LWP') -eq 2 ]"
+# Every image this tier wrote, read by the spec's own reader (tests/spec/xsrelf_check.py,
+# written from docs/xsrelf-format.md alone); the damaged ones it must refuse.
+for f in "$T"/*.elf "$T"/*.stream; do
+	case ${f##*/} in
+	d.elf | trunc.*) check "spec reader refuses ${f##*/}" bash -c "! python3 '$ROOT/tests/spec/xsrelf_check.py' '$f'" ;;
+	*) check "spec reader accepts ${f##*/}" python3 "$ROOT/tests/spec/xsrelf_check.py" "$f" ;;
+	esac
+done
 check "help on every verb" bash -c "for v in synth info verify convert cat-page; do '$XSR' \$v --help | grep -q usage || exit 1; done"
 
 summary
