@@ -80,24 +80,22 @@ if [ "$kvm_where" = rig ] && [ "$(id -u)" = 0 ] && [ "${SANITIZE:-0}" != 1 ] &&
 	tests/xen-rig/rig.sh build >tests/build/log-xen-rig-prebuild.txt 2>&1 &
 	xen_prebuild=$!
 fi
-if [ "$kvm_where" = rig ]; then
+# The rig runs in the background while the native tiers run beside it (it
+# keeps one core busy, they the other); its tiers are counted once it is done.
+# The Xen rig's tier waits for both (it needs its cache and both cores).
+# XSR_TEST_SERIAL=1 runs the rig first and alone, as before.
+rig_pid=
+rig_done() { # wait for the KVM rig and count its tiers
+	[ -n "$rig_pid" ] || return 0
+	wait "$rig_pid"
+	rig_rc=$(cat tests/build/kvm-rig.rc 2>/dev/null || echo 1)
+	rig_pid=
 	echo "=== nested-KVM rig for ${#kvm_tiers[@]} tiers without /dev/kvm: ${kvm_tiers[*]}"
-	rig_out=tests/build/kvm-rig
-	rm -rf "$rig_out"
-	t0=$SECONDS
-	tests/kvm-rig/rig.sh tiers "$rig_out" "${kvm_tiers[@]}" >tests/build/log-kvm-rig.txt 2>&1
-	rig_rc=$?
 	sed 's/^/    /' tests/build/log-kvm-rig.txt | tail -n 40
-	echo "    (rig: $((SECONDS - t0)) s, exit $rig_rc)"
-fi
-if [ -n "$xen_prebuild" ]; then
-	wait "$xen_prebuild" && echo "    (the Xen rig's cache was built beside it)" ||
-		echo "    (building the Xen rig's cache beside it failed; its tier builds again: tests/build/log-xen-rig-prebuild.txt)"
-fi
-
-for t in "${tiers[@]}"; do
-	name=${t#tests/}
-	if [ "$kvm_where" = rig ] && grep -q '^require_kvm' "$t"; then
+	echo "    (rig: $((SECONDS - rig_t0)) s, exit $rig_rc)"
+	local t name n log rc
+	for t in "${kvm_tiers[@]}"; do
+		name=${t#tests/}
 		n=${name//\//_}
 		n=${n%.sh}
 		log=tests/build/log-${name//\//_}.txt
@@ -117,10 +115,40 @@ for t in "${tiers[@]}"; do
 			echo "the nested-KVM rig did not run this tier (rig exit $rig_rc; see tests/build/log-kvm-rig.txt)" >"$log"
 			count "$name" 1 "$log"
 		fi
+	done
+}
+prebuild_done() {
+	[ -n "$xen_prebuild" ] || return 0
+	wait "$xen_prebuild" && echo "    (the Xen rig's cache was built beside the KVM rig)" ||
+		echo "    (building the Xen rig's cache beside the KVM rig failed; its tier builds again: tests/build/log-xen-rig-prebuild.txt)"
+	xen_prebuild=
+}
+if [ "$kvm_where" = rig ]; then
+	echo "=== nested-KVM rig started for ${#kvm_tiers[@]} tiers; the native tiers run beside it"
+	rig_out=tests/build/kvm-rig
+	rm -rf "$rig_out" tests/build/kvm-rig.rc
+	rig_t0=$SECONDS
+	{
+		tests/kvm-rig/rig.sh tiers "$rig_out" "${kvm_tiers[@]}" >tests/build/log-kvm-rig.txt 2>&1
+		echo $? >tests/build/kvm-rig.rc
+	} &
+	rig_pid=$!
+	[ "${XSR_TEST_SERIAL:-0}" != 1 ] || { rig_done; prebuild_done; }
+fi
+
+deferred=()
+for t in "${tiers[@]}"; do
+	name=${t#tests/}
+	[ "$kvm_where" = rig ] && grep -q '^require_kvm' "$t" && continue
+	if [ "$name" = xen-rig/rig.sh ] && [ -n "$rig_pid$xen_prebuild" ]; then
+		deferred+=("$t")
 		continue
 	fi
 	run "$name" bash "$t"
 done
+rig_done
+prebuild_done
+for t in "${deferred[@]}"; do run "${t#tests/}" bash "$t"; done
 echo
 [ ${#failed[@]} -gt 0 ] && printf 'FAILED: %s\n' "${failed[@]}"
 [ $skip -gt 0 ] && echo "($skip tier(s) printed SKIPPED lines; see above)"
