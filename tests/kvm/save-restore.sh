@@ -106,5 +106,5 @@ check "  ... saying why" grep -q "seekable" <<<"$out"
 out=$("$XSR" save vm:"$TMP/nothing.sock" "$TMP/never.xsr" 2>&1) && rc=0 || rc=$?
 check "save from a missing VMM fails" test "$rc" -eq 3
 check "  ... clearly" grep -q "no VMM control socket" <<<"$out"
-check "  ... and leaves no file or temporary behind" bash -c "! ls '$TMP' | grep -q never"
+check "  ... and leaves no file or temporary behind" bash -c "! ls -a '$TMP' | grep -q never"
 finish

@@ -29,7 +29,8 @@ if [ -n "$VMLINUX" ]; then
 fi
 
 # json FILE KEY: a number from convert --json
-json() { python3 -c 'import json,sys; v=json.load(open(sys.argv[1]))[sys.argv[2]]; print(str(v).lower() if isinstance(v, bool) else v)' "$1" "$2"; }
+# json FILE KEY: the value, or "<no KEY in FILE>" (so two absent keys never compare equal)
+json() { python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); k=sys.argv[2]; v=d.get(k, "<no %s in %s>" % (k, sys.argv[1])); print(str(v).lower() if isinstance(v, bool) else v)' "$1" "$2" 2>&1; }
 
 # gdbread CORE: the dump's values through the kernel image and the direct map
 gdbread() {
@@ -112,7 +113,11 @@ elif [ -n "$VMLINUX" ]; then
 fi
 
 # The gdb script's walker (xsr virt) translates the core's machine frames too.
-if command -v gdb >/dev/null && [ -f "$B/core.elf" ]; then
+if ! command -v gdb >/dev/null; then
+	echo "SKIPPED: xsr virt on the PV core (gdb is not installed); nothing counted for it"
+elif [ ! -f "$B/core.elf" ]; then
+	ko "xsr virt on the PV core: $B/core.elf was not made"
+else
 	gdb -nx -batch -c "$B/core.elf" -ex "source $PWD/gdb-scripts/xsrelf.py" -ex 'xsr virt 0xffffffff82a079c0' \
 		>"$B/virt.out" 2>&1
 	check "xsr virt 0xffffffff82a079c0 on the PV core -> physical 0x2a079c0" \

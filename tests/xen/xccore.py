@@ -14,7 +14,8 @@ usage:
   xccore.py check-pages IMAGE XC    every page XC maps equals IMAGE's page
   xccore.py same-pages A B          two images hold the same pfns and pages
   xccore.py sections-equal A B NAME...  the named sections of two ELF files are equal
-  xccore.py has-section FILE NAME   exit 0 if FILE has a section NAME
+  xccore.py has-section FILE NAME   exit 0 if FILE has a section NAME (2: FILE unreadable)
+  xccore.py lacks-section FILE NAME exit 0 if FILE, an ELF file, has no section NAME
   xccore.py cr3 XC N                ctrlreg[3] of .xen_prstatus entry N
   xccore.py p2m IMAGE PFN           the P2M's mfn of PFN
 Each prints one line saying what it found; exit 0 if it holds, 1 if not.
@@ -226,8 +227,13 @@ def main():
         bad = [n for n in args[2:] if a.body(n) != b.body(n)]
         print(("DIFFER: " + " ".join(bad)) if bad else "OK: %s equal" % " ".join(args[2:]))
         sys.exit(1 if bad else 0)
-    if cmd == "has-section":
-        sys.exit(0 if Elf(args[0]).find(args[1]) else 1)
+    if cmd in ("has-section", "lacks-section"):
+        try:  # a file that cannot be read is neither: exit 2, so "! has-section" cannot pass on it
+            found = bool(Elf(args[0]).find(args[1]))
+        except (OSError, struct.error, IndexError, ValueError) as e:
+            print("%s: %s" % (args[0], e), file=sys.stderr)
+            sys.exit(2)
+        sys.exit(0 if found == (cmd == "has-section") else 1)
     if cmd == "cr3":
         print("0x%x" % struct.unpack_from("<Q", Elf(args[0]).body(".xen_prstatus"), CTX * int(args[1]) + CTRLREG + 24)[0])
         return
