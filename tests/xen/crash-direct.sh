@@ -53,6 +53,8 @@ for kind in core save; do
 	check "$kind: readelf -a accepts it" bash -c "readelf -a '$I' >/dev/null 2>'$B/re.err' && [ ! -s '$B/re.err' ]"
 	if command -v eu-readelf >/dev/null; then
 		check "$kind: eu-readelf -a accepts it" bash -c "eu-readelf -a '$I' >/dev/null 2>'$B/eu.err' && [ ! -s '$B/eu.err' ]"
+	else
+		echo "SKIPPED: $kind: eu-readelf check (elfutils is not installed); nothing counted for it"
 	fi
 	check "$kind: notes are PRSTATUS, QEMU, VMCOREINFO, Xen CRASH_INFO" bash -c \
 		"readelf -nW '$I' | grep -v '^  Owner' | awk '/^  [A-Z]/ {printf \"%s \", \$1}' | grep -qx 'CORE QEMU VMCOREINFO Xen '"
@@ -66,6 +68,8 @@ for kind in core save; do
 			"gdb -nx -batch -c '$I' -ex 'x/s $gpa' 2>&1 | grep -q '$MARK'"
 		check "$kind: the gdb script opens it (xsr info)" bash -c \
 			"gdb -nx -batch -c '$I' -ex 'source gdb-scripts/xsrelf.py' -ex 'xsr info' 2>&1 | grep -q 'vcpu'"
+	else
+		echo "SKIPPED: $kind: gdb checks (gdb is not installed; tests/install-deps.sh installs it); nothing counted for them"
 	fi
 	check "$kind: seekable -> stream -> seekable is byte for byte" bash -c \
 		"'$X' convert '$I' '$B/$kind.str' --to stream && '$X' convert '$B/$kind.str' '$B/$kind.rt' && cmp '$I' '$B/$kind.rt'"
