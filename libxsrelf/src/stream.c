@@ -216,7 +216,12 @@ static int do_pages(struct xsr_stream *s, uint64_t at, uint64_t len, const struc
 	if (b.count == 0 || b.count > XSR_MAX_BATCH || b.reserved0 || b.reserved1 || b.compress > XSR_COMPRESS_LZ4)
 		return sfail(s, XSR_E_FORMAT, "record pages at stream offset 0x%llx: count %u (1..%u), compression %u or a reserved field is bad",
 			     (unsigned long long)at, b.count, XSR_MAX_BATCH, b.compress);
-	if (len != sizeof(b) + (uint64_t)b.count * 8 + b.data_len)
+	/*
+	 * Subtract, never add: data_len is the sender's, and a sum with it wraps
+	 * (count 4, length 24, data_len 2^64-24 once passed and read past the record).
+	 */
+	uint64_t fixed = sizeof(b) + (uint64_t)b.count * 8; /* count <= XSR_MAX_BATCH: no overflow */
+	if (len < fixed || len - fixed != b.data_len)
 		return sfail(s, XSR_E_FORMAT, "record pages at stream offset 0x%llx: length %llu does not match %u pfns and %llu data octets",
 			     (unsigned long long)at, (unsigned long long)len, b.count, (unsigned long long)b.data_len);
 	const uint64_t *pfns = (const uint64_t *)(s->rec + sizeof(b));
