@@ -17,6 +17,7 @@
  *       vcpu-xsave, vcpu-msrs, vcpu-id (the first VCPU record's xsave_len,
  *       nr_msrs or vcpu_id), shstrtab-nul (last .shstrtab octet),
  *       sh-name (a section name offset past .shstrtab)
+ *   craft flip OFF BIT IN OUT     IN with one bit flipped, checksums recomputed
  */
 #include <stddef.h>
 #include <stdio.h>
@@ -208,12 +209,24 @@ int main(int argc, char **argv)
 		huge_memmap(b, len);
 		resum_stream(b, len);
 		save(argv[3], b, len);
+	} else if (argc == 6 && !strcmp(argv[1], "flip")) {
+		/* flip OFF BIT IN OUT: one bit flipped, then every checksum recomputed */
+		uint8_t *b = load(argv[4], &len, 0);
+		size_t off = strtoull(argv[2], NULL, 0);
+		if (off >= len)
+			return 2;
+		b[off] ^= (uint8_t)(1u << (atoi(argv[3]) & 7));
+		if (is_stream(b, len))
+			resum_stream(b, len);
+		else
+			resum_image(b, len);
+		save(argv[5], b, len);
 	} else if (argc == 5 && !strcmp(argv[1], "mutate")) {
 		uint8_t *b = load(argv[3], &len, 0);
 		mutate(argv[2], b, len);
 		save(argv[4], b, len);
 	} else {
-		fprintf(stderr, "usage: craft pages-wrap|huge-claim STREAM OUT | craft mutate WHAT IN OUT\n");
+		fprintf(stderr, "usage: craft pages-wrap|huge-claim STREAM OUT | craft mutate WHAT IN OUT | craft flip OFF BIT IN OUT\n");
 		return 2;
 	}
 	return 0;
