@@ -7,9 +7,8 @@
  *
  *   craft pages-wrap STREAM OUT   the finding-1 stream: a PAGES record of
  *       length 24 with count 4 and data_len 2^64-24 (the old sum wrapped to
- *       24), after a memory map of 2^36 pages; its pfn[0] is chosen so that
- *       its own trailer, read as pfn[1], is a valid entry (2^23 tries), and
- *       16 zero octets follow it (pfn[2], pfn[3] when read in place)
+ *       24), after a memory map of 2^36 pages, laid out so that the old
+ *       reader faulted in zstd (see pages_wrap)
  *   craft huge-claim STREAM OUT   the finding-2 stream: nr_pages 2^36, the
  *       memory map grown to match; otherwise the intact STREAM
  *   craft mutate WHAT IN OUT      IN (seekable or stream) with one field
@@ -24,6 +23,8 @@
 #include <stdlib.h>
 
 #include <xsrelf/reader.h>
+
+#include <zstd.h>
 
 #include "../fuzz/resum.h"
 
@@ -114,6 +115,43 @@ static void huge_memmap(uint8_t *b, size_t len)
 	set_header_pages(b, XSR_MAX_PAGES);
 }
 
+/*
+ * What the old reader did with it: the 16 + 8 * 4 + data_len sum wrapped to
+ * 24, so pfn[1..3] were read past the record (pfn[1] is its trailer, made a
+ * valid data entry by the choice of pfn[0]; pfn[2..3] are zero), and the
+ * page data handed to zstd as a source of 2^64 - 24 octets started there:
+ * a frame of the four pages, then a skippable frame that sends zstd 4 GiB
+ * further, where it faults.  The same octets lie after the record in the
+ * file (the reader from memory uses bodies in place) and at the same place
+ * in the body of an optional record before it (the reader from an fd reuses
+ * one body buffer).
+ */
+static size_t wrap_tail(uint8_t *t)
+{
+	static uint8_t pages[4 * XSR_PAGE_SIZE];
+	size_t n = ZSTD_compress(t + 16, 256, pages, sizeof(pages), 1);
+	if (ZSTD_isError(n)) {
+		fprintf(stderr, "craft: zstd: %s\n", ZSTD_getErrorName(n));
+		exit(2);
+	}
+	memset(t, 0, 16);
+	uint32_t skip[2] = {0x184D2A50u, 0xfffffff0u};
+	memcpy(t + 16 + n, skip, sizeof(skip));
+	return 16 + n + sizeof(skip);
+}
+
+static size_t put_rec(uint8_t *b, size_t at, uint32_t sh_type, const void *body, uint64_t len)
+{
+	struct xsr_record_header rh = {.sh_type = sh_type, .sh_offset = XSR_OFF_STREAMED, .sh_size = len, .sh_addralign = 8};
+	memcpy(b + at, &rh, 64);
+	memcpy(b + at + 64, body, len);
+	memset(b + at + 64 + len, 0, RESUM_ALIGN8(len) - len);
+	struct iovec v = {b + at + 64, len};
+	uint64_t h = xsr_record_hash(&rh, &v, 1, len);
+	memcpy(b + at + 64 + RESUM_ALIGN8(len), &h, 8);
+	return at + 64 + RESUM_ALIGN8(len) + 8;
+}
+
 static size_t pages_wrap(uint8_t *b, size_t len)
 {
 	huge_memmap(b, len);
@@ -122,14 +160,19 @@ static size_t pages_wrap(uint8_t *b, size_t len)
 		fprintf(stderr, "craft: no PAGES record\n");
 		exit(2);
 	}
-	/* Everything before the first PAGES record, resummed; then the crafted record. */
+	/* Everything before the first PAGES record, resummed; then the crafted records. */
 	resum_stream(b, p);
+	uint8_t tail[512], junk[512] = {0};
+	size_t tn = wrap_tail(tail);
+	memcpy(junk + 32, tail, tn); /* pfn[2..3] at body + 32, the data at body + 48 */
+	p = put_rec(b, p, XSR_SHT(0x7777, 1), junk, RESUM_ALIGN8(32 + tn));
 	struct xsr_record_header rh = {.sh_type = XSR_SHT(XSR_SEC_PAGES, 0), .sh_offset = XSR_OFF_STREAMED,
 				       .sh_size = 24, .sh_addralign = 8};
 	struct xsr_page_batch pb = {.count = 4, .compress = XSR_COMPRESS_ZSTD, .data_len = (uint64_t)0 - 24};
 	uint8_t body[24];
 	memcpy(body, &pb, sizeof(pb));
-	const uint64_t bad = XSR_PFN_RESERVED | (XSR_PFN_MASK & ~(XSR_MAX_PAGES - 1));
+	/* pfn[1] (the trailer) must be a data entry inside the memory map: 2^24 tries on average. */
+	const uint64_t bad = XSR_PFN_RESERVED | XSR_PFN_ZERO | (XSR_PFN_MASK & ~(XSR_MAX_PAGES - 1));
 	uint64_t trailer = 0, pfn0;
 	for (pfn0 = 0; pfn0 < XSR_MAX_PAGES - 1; pfn0++) {
 		memcpy(body + 16, &pfn0, 8);
@@ -142,11 +185,9 @@ static size_t pages_wrap(uint8_t *b, size_t len)
 		fprintf(stderr, "craft: no pfn[0] gives a trailer that reads as a pfn\n");
 		exit(1);
 	}
-	memcpy(b + p, &rh, 64);
-	memcpy(b + p + 64, body, sizeof(body));
-	memcpy(b + p + 64 + 24, &trailer, 8);
-	memset(b + p + 64 + 32, 0, 16);
-	return p + 64 + 32 + 16;
+	p = put_rec(b, p, rh.sh_type, body, sizeof(body));
+	memcpy(b + p, tail, tn);
+	return p + tn;
 }
 
 static void mutate(const char *what, uint8_t *b, size_t len)
@@ -201,7 +242,7 @@ int main(int argc, char **argv)
 {
 	size_t len;
 	if (argc == 4 && !strcmp(argv[1], "pages-wrap")) {
-		uint8_t *b = load(argv[2], &len, 256);
+		uint8_t *b = load(argv[2], &len, 2048);
 		size_t n = pages_wrap(b, len);
 		save(argv[3], b, n);
 	} else if (argc == 4 && !strcmp(argv[1], "huge-claim")) {
