@@ -151,13 +151,33 @@ static int get(struct xsr_stream *s, void *buf, size_t len, const char *what)
 	return 0;
 }
 
+/*
+ * Under AddressSanitizer (make SANITIZE=1, the fuzz targets) a record's
+ * buffer is exactly its size, so that a read past the record is an error
+ * there too and not a read of the last record's leftovers: in a 64 KiB
+ * buffer, issue 15's overread of a PAGES record went unseen.
+ */
+#if defined(__SANITIZE_ADDRESS__)
+#define XSR_EXACT_BUFFERS 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define XSR_EXACT_BUFFERS 1
+#endif
+#endif
+
 static int grow(struct xsr_stream *s, size_t need)
 {
+#ifdef XSR_EXACT_BUFFERS
+	if (need == s->cap)
+		return 0;
+	size_t cap = need ? need : 1;
+#else
 	if (need <= s->cap)
 		return 0;
 	size_t cap = s->cap ? s->cap : 1 << 16;
 	while (cap < need)
 		cap *= 2;
+#endif
 	uint8_t *n = realloc(s->body, cap);
 	if (!n)
 		return sfail(s, XSR_E_NOMEM, "out of memory for a record of %zu octets", need);
