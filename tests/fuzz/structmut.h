@@ -9,8 +9,9 @@
  * libFuzzer's comparison feedback offers the operands it saw (len and the
  * sum), never that value, and random bytes hit it with probability 2^-64.
  * Here a field gets len - c for c = 8 * k + small, as well as 0, 1, ~0,
- * 2^63, 2^32 - 1 and the format's limits; resum.h then makes the checksums
- * valid, so the parser's own arithmetic is what the value meets.
+ * 2^63, 2^32 - 1 and the format's limits, or a count and the length that
+ * "adds up" with it (sm_count_len); resum.h then makes the checksums valid,
+ * so the parser's own arithmetic is what the value meets.
  */
 #ifndef XSR_FUZZ_STRUCTMUT_H
 #define XSR_FUZZ_STRUCTMUT_H
@@ -47,17 +48,40 @@ static uint64_t sm_value(uint64_t *r, uint64_t len)
 	}
 }
 
-/* Write an edge value (as 8, 4 or 2 octets) at a random aligned field of [body, body + len). */
-static void sm_poke(uint8_t *b, size_t size, uint64_t body, uint64_t len, uint64_t *r)
+/*
+ * Write an edge value (as 8, 4 or 2 octets) at a random aligned field of the
+ * first @span octets of a body of @len octets at @body.
+ */
+static void sm_poke(uint8_t *b, size_t size, uint64_t body, uint64_t len, uint64_t span, uint64_t *r)
 {
 	if (body >= size)
 		return;
-	uint64_t span = len < size - body ? len : size - body;
+	if (span > size - body)
+		span = size - body;
 	uint64_t w = 8 >> (sm_rand(r) % 3);
 	if (span < w)
 		return;
 	uint64_t at = body + (sm_rand(r) % (span / w)) * w, v = sm_value(r, len);
 	memcpy(b + at, &v, w); /* little-endian: the low octets */
+}
+
+/*
+ * A count and a length that must add up to the body: set a 32-bit count at
+ * body offset 0 or 4 (to 1..1024, or a limit), then a 64-bit field after it
+ * to len - (its end + count * entry) for an entry of 8, 16 or 4096 octets.
+ * With a large count that value wraps, which is what a sum check that adds
+ * it misses and a check that subtracts refuses.
+ */
+static void sm_count_len(uint8_t *b, size_t size, uint64_t body, uint64_t len, uint64_t *r)
+{
+	static const uint64_t ent[] = {8, 16, 4096};
+	uint64_t a = 4 * (sm_rand(r) % 2), o = 8 * (1 + sm_rand(r) % 3);
+	if (body >= size || o + 8 > size - body)
+		return;
+	uint32_t cnt = sm_rand(r) % 2 ? (uint32_t)(1 + sm_rand(r) % 1024) : (uint32_t)sm_value(r, len);
+	memcpy(b + body + a, &cnt, 4);
+	uint64_t v = len - (o + 8) - ent[sm_rand(r) % 3] * cnt;
+	memcpy(b + body + o, &v, 8);
 }
 
 /* The stream's records: poke a body field, or set sh_size itself. */
@@ -77,11 +101,18 @@ static size_t sm_stream(uint8_t *b, size_t size, uint64_t *r)
 	uint64_t off = offs[sm_rand(r) % n];
 	struct xsr_record_header rh;
 	memcpy(&rh, b + off, sizeof(rh));
-	if (sm_rand(r) % 8 == 0) {
+	switch (sm_rand(r) % 8) {
+	case 0:
 		rh.sh_size = sm_value(r, rh.sh_size);
 		memcpy(b + off, &rh, sizeof(rh));
-	} else {
-		sm_poke(b, size, off + 64, rh.sh_size < 256 ? rh.sh_size : 256, r);
+		break;
+	case 1:
+	case 2:
+	case 3:
+		sm_count_len(b, size, off + 64, rh.sh_size, r);
+		break;
+	default:
+		sm_poke(b, size, off + 64, rh.sh_size, 256, r);
 	}
 	return size;
 }
@@ -98,10 +129,16 @@ static size_t sm_image(uint8_t *b, size_t size, uint64_t *r)
 	uint64_t i = 1 + sm_rand(r) % (eh.e_shnum - 1u), sh = eh.e_shoff + 64 * i;
 	struct xsr_record_header h;
 	memcpy(&h, b + sh, sizeof(h));
-	if (sm_rand(r) % 4 == 0)
-		sm_poke(b, size, sh, 64, r);
-	else
-		sm_poke(b, size, h.sh_offset, h.sh_size < 256 ? h.sh_size : 256, r);
+	switch (sm_rand(r) % 4) {
+	case 0:
+		sm_poke(b, size, sh, 64, 64, r);
+		break;
+	case 1:
+		sm_count_len(b, size, h.sh_offset, h.sh_size, r);
+		break;
+	default:
+		sm_poke(b, size, h.sh_offset, h.sh_size, 256, r);
+	}
 	return size;
 }
 
