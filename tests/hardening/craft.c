@@ -245,27 +245,33 @@ int main(int argc, char **argv)
 		uint8_t *b = load(argv[2], &len, 2048);
 		size_t n = pages_wrap(b, len);
 		save(argv[3], b, n);
+		free(b);
 	} else if (argc == 4 && !strcmp(argv[1], "huge-claim")) {
 		uint8_t *b = load(argv[2], &len, 0);
 		huge_memmap(b, len);
 		resum_stream(b, len);
 		save(argv[3], b, len);
+		free(b);
 	} else if (argc == 6 && !strcmp(argv[1], "flip")) {
 		/* flip OFF BIT IN OUT: one bit flipped, then every checksum recomputed */
 		uint8_t *b = load(argv[4], &len, 0);
 		size_t off = strtoull(argv[2], NULL, 0);
-		if (off >= len)
+		if (off >= len) {
+			free(b);
 			return 2;
+		}
 		b[off] ^= (uint8_t)(1u << (atoi(argv[3]) & 7));
 		if (is_stream(b, len))
 			resum_stream(b, len);
 		else
 			resum_image(b, len);
 		save(argv[5], b, len);
+		free(b);
 	} else if (argc == 5 && !strcmp(argv[1], "mutate")) {
 		uint8_t *b = load(argv[3], &len, 0);
 		mutate(argv[2], b, len);
 		save(argv[4], b, len);
+		free(b);
 	} else {
 		fprintf(stderr, "usage: craft pages-wrap|huge-claim STREAM OUT | craft mutate WHAT IN OUT | craft flip OFF BIT IN OUT\n");
 		return 2;
