@@ -52,7 +52,8 @@ int cmd_verify(int argc, char **argv)
 	if (fstat(fd, &sb) == 0 && S_ISREG(sb.st_mode) && sb.st_size >= XSR_HEADER_END &&
 	    pread(fd, hdr, sizeof(hdr), 0) == sizeof(hdr) && hdr[XSR_EHDR_SIZE + 12] == XSR_LAYOUT_SEEKABLE) {
 		struct xsr_image *img;
-		rc = xsr_image_open(&img, fd, err, sizeof(err));
+		/* Open without the structure check: verify makes it itself and lists every problem. */
+		rc = xsr_image_open_flags(&img, fd, XSR_OPEN_NO_CHECK, err, sizeof(err));
 		if (rc < 0) {
 			fprintf(stderr, "xsr verify: %s: %s\n", file, err);
 			damaged = rc == XSR_E_IO || rc == XSR_E_NOMEM ? -1 : 1;
@@ -70,7 +71,11 @@ int cmd_verify(int argc, char **argv)
 		s.want_vcpu = -1;
 		s.want_pfn = -1;
 		rc = xsr_scan(fd, &s, err, sizeof(err));
-		if (rc < 0) {
+		if (rc == XSR_E_STATE) {
+			/* A seekable image on a pipe is not damage: it cannot be read there (exit 3). */
+			fprintf(stderr, "xsr verify: %s: a seekable image on a pipe: give it as a file (random access is needed)\n", file);
+			damaged = -1;
+		} else if (rc < 0) {
 			fprintf(stderr, "xsr verify: %s: %s\n", file, err);
 			damaged = rc == XSR_E_IO || rc == XSR_E_NOMEM ? -1 : 1;
 		} else if (s.trailing) {

@@ -143,9 +143,76 @@ out:
 	return rc;
 }
 
+/*
+ * Which slots' last copy had data: a sparse bitmap, one 64-slot word per
+ * entry of an open-addressing table keyed by word number.  A stream may
+ * claim 2^36 pages and send one; a dense bitmap of nr_pages bits cost 8 GiB
+ * of address space and 4 GiB of RSS for that (issue 15, finding 2).  Memory
+ * follows the pfn entries the stream really holds: at most 32 octets of
+ * table per 8-octet entry, and nothing for a slot never sent.
+ */
+struct sparse_bits {
+	uint64_t *key; /* word number + 1; 0 = empty */
+	uint64_t *word;
+	uint64_t cap, used; /* cap: a power of two, or 0 */
+};
+
+static uint64_t *sb_word(struct sparse_bits *b, uint64_t w, bool create)
+{
+	if (create && (b->used + 1) * 2 > b->cap) {
+		uint64_t ncap = b->cap ? b->cap * 2 : 1024;
+		uint64_t *nk = calloc(ncap, 8), *nw = calloc(ncap, 8);
+		if (!nk || !nw) {
+			free(nk);
+			free(nw);
+			return NULL;
+		}
+		for (uint64_t i = 0; i < b->cap; i++) {
+			if (!b->key[i])
+				continue;
+			uint64_t h = (b->key[i] * UINT64_C(0x9e3779b97f4a7c15)) & (ncap - 1);
+			while (nk[h])
+				h = (h + 1) & (ncap - 1);
+			nk[h] = b->key[i];
+			nw[h] = b->word[i];
+		}
+		free(b->key);
+		free(b->word);
+		b->key = nk;
+		b->word = nw;
+		b->cap = ncap;
+	}
+	if (!b->cap)
+		return NULL;
+	uint64_t k = w + 1, h = (k * UINT64_C(0x9e3779b97f4a7c15)) & (b->cap - 1);
+	while (b->key[h] && b->key[h] != k)
+		h = (h + 1) & (b->cap - 1);
+	if (!b->key[h]) {
+		if (!create)
+			return NULL;
+		b->key[h] = k;
+		b->used++;
+	}
+	return &b->word[h];
+}
+
+static uint64_t sb_count(const struct sparse_bits *b)
+{
+	uint64_t n = 0;
+	for (uint64_t i = 0; i < b->cap; i++)
+		n += (uint64_t)__builtin_popcountll(b->word[i]);
+	return n;
+}
+
+static void sb_free(struct sparse_bits *b)
+{
+	free(b->key);
+	free(b->word);
+}
+
 struct sctx {
 	struct scan *s;
-	uint64_t *data; /* slot bitmap: last version of the page had data */
+	struct sparse_bits data; /* slots whose last copy had data */
 	uint64_t *base;
 	struct xsr_stream *st;
 	char *err;
@@ -179,8 +246,7 @@ static int sc_section(void *ctx, const struct xsr_record_header *rh, const void 
 		s->nruns = (uint32_t)(rh->sh_size / sizeof(struct xsr_memrun));
 		s->runs = malloc(rh->sh_size + 1);
 		c->base = malloc((s->nruns + 1) * 8ull);
-		c->data = calloc((s->fh.nr_pages + 63) / 64 + 1, 8);
-		if (!s->runs || !c->base || !c->data)
+		if (!s->runs || !c->base)
 			return XSR_E_NOMEM;
 		memcpy(s->runs, body, rh->sh_size);
 		uint64_t t = 0;
@@ -220,10 +286,13 @@ static int sc_pages(void *ctx, const uint64_t *pfns, uint32_t n, const uint8_t *
 				lo = mid + 1;
 			else {
 				uint64_t slot = c->base[mid] + pfn - s->runs[mid].pfn;
-				if (z)
-					c->data[slot / 64] &= ~(1ull << (slot % 64));
-				else
-					c->data[slot / 64] |= 1ull << (slot % 64);
+				uint64_t *w = sb_word(&c->data, slot / 64, !z);
+				if (!w && !z)
+					return XSR_E_NOMEM;
+				if (w && z)
+					*w &= ~(1ull << (slot % 64));
+				else if (w)
+					*w |= 1ull << (slot % 64);
 				break;
 			}
 		}
@@ -268,8 +337,7 @@ static int scan_stream(int fd, const uint8_t *pre, size_t plen, struct scan *s, 
 	while ((r = read(fd, &b, 1)) < 0 && errno == EINTR)
 		;
 	s->trailing = r > 0;
-	for (uint64_t i = 0; i < (s->fh.nr_pages + 63) / 64; i++)
-		s->data_pages += (uint64_t)__builtin_popcountll(c.data[i]);
+	s->data_pages = sb_count(&c.data);
 	s->zero_pages = s->fh.nr_pages - s->data_pages;
 	if (s->want_vcpu >= 0 && !s->have_vcpu) {
 		snprintf(err, errlen, "no vCPU %d in this image (it has %u)", s->want_vcpu, s->fh.nr_vcpus);
@@ -288,7 +356,7 @@ static int scan_stream(int fd, const uint8_t *pre, size_t plen, struct scan *s, 
 		}
 	}
 out:
-	free(c.data);
+	sb_free(&c.data);
 	free(c.base);
 	xsr_stream_close(c.st);
 	return rc;

@@ -436,7 +436,14 @@ static int postcopy(struct snd *c, uint64_t *pending, int *resumed, uint64_t tp)
 			/* Early faults (KVM touching memory at start) are taken below. */
 			struct xsr_mig_pfns h;
 			memcpy(&h, body, sizeof(h));
-			for (uint32_t i = 0; i < h.count && i < XSR_MIG_MAX_FAULT; i++) {
+			/* As in post-copy: the count must be what the record holds, not only under the cap. */
+			if (h.reserved || h.count == 0 || h.count > XSR_MIG_MAX_FAULT || len != sizeof(h) + (size_t)h.count * 8) {
+				snprintf(c->err, c->errlen, "the receiver sent a malformed FAULT record (count %u, %zu octets)",
+					 h.count, len);
+				rc = XSR_E_PEER;
+				goto out;
+			}
+			for (uint32_t i = 0; i < h.count; i++) {
 				uint64_t pfn;
 				memcpy(&pfn, body + sizeof(h) + 8 * i, 8);
 				int64_t s = pfn > XSR_MAX_PFN ? -1 : slot_of(c, pfn);

@@ -436,7 +436,7 @@ static int libxc_records(struct src *s, uint64_t off, int in_libxl, uint64_t *ne
 			return fail(s, "%s record at offset 0x%llx: length %u > %u (Xen's REC_LENGTH_MAX)", name,
 				    (unsigned long long)off, len, XEN_REC_LENGTH_MAX);
 		uint64_t body = off + 8, span = 8 + (((uint64_t)len + 7) & ~UINT64_C(7));
-		if (s->size - off < span && !grow(s, off + span))
+		if ((off > s->size || s->size - off < span) && !grow(s, off + span))
 			return fail(s, "%s record at offset 0x%llx: length %u runs past the end of the file (0x%llx)", name,
 				    (unsigned long long)off, len, (unsigned long long)s->size);
 		if (check_pad(s, body, len, name, off) < 0)
@@ -505,7 +505,7 @@ static int libxl_stream(struct src *s, uint64_t off, uint64_t *next)
 			return fail(s, "%s record at offset 0x%llx: length %u > %u", name, (unsigned long long)off, len,
 				    XEN_REC_LENGTH_MAX);
 		uint64_t body = off + 8, span = 8 + (((uint64_t)len + 7) & ~UINT64_C(7));
-		if (s->size - off < span && !grow(s, off + span))
+		if ((off > s->size || s->size - off < span) && !grow(s, off + span))
 			return fail(s, "%s record at offset 0x%llx: length %u runs past the end of the file (0x%llx)", name,
 				    (unsigned long long)off, len, (unsigned long long)s->size);
 		if (check_pad(s, body, len, name, off) < 0)
@@ -964,6 +964,13 @@ static int xen_pv_map(struct src *s, const struct xen_import_opts *o, struct xsr
 	if (!s->core_has_p2m)
 		return 0;
 	uint64_t n = (s->pages[s->npages - 1].pfn & XEN_PFN_MASK) + 1;
+	/*
+	 * n comes from the dump (pfns up to 2^52): a tree crash can read holds
+	 * at most 512 frame lists of 512 leaves of 512 entries; past that the
+	 * writer makes an ordinary physical view anyway, so do not allocate n.
+	 */
+	if (n > (uint64_t)XSR_XEN_P2M_MAX_FL * XSR_XEN_P2M_PER_PAGE * XSR_XEN_P2M_PER_PAGE)
+		return 0;
 	uint64_t *m = malloc(n * sizeof(*m));
 	if (!m)
 		return fail(s, "out of memory for the p2m of %llu pfns", (unsigned long long)n);

@@ -75,6 +75,9 @@ const char *xen_hvm_vcpu(const uint8_t *blob, uint64_t len, uint32_t v, struct x
 		struct hdesc d;
 		memcpy(&d, blob + off, sizeof(d));
 		off += sizeof(d);
+		/* xen_hvm_scan checked the blob, but this must not depend on being called after it. */
+		if (d.length > len - off)
+			break;
 		const uint8_t *p = blob + off;
 		off += d.length;
 		if (d.typecode == 0)

@@ -515,6 +515,13 @@ static int plan_passthru(struct xcx *x)
 	}
 	if (map < 0)
 		return xfail(x, "xc_core sections: neither .xen_p2m nor .xen_pfn");
+	/*
+	 * The map's entries are read from its body: a NOBITS map has none, and
+	 * its sh_size (the file's, unchecked against any body) would be read past it.
+	 */
+	if (sh[map].sh_type == SHT_NOBITS || sh[pages].sh_size / 4096 != sh[map].sh_size / x->stride)
+		return xfail(x, "xc_core section %d (pfn map): SHT_NOBITS, or %llu octets that .xen_pages (%llu octets) does not match",
+			     map, (unsigned long long)sh[map].sh_size, (unsigned long long)sh[pages].sh_size);
 	if (sh[map].sh_size % x->stride || sh[pages].sh_size != sh[map].sh_size / x->stride * 4096)
 		return xfail(x, "xc_core .xen_pages holds %llu octets for %llu pfn map entries",
 			     (unsigned long long)sh[pages].sh_size,

@@ -417,6 +417,11 @@ int xsr_notes_check(const uint8_t *body, uint64_t len, uint32_t nr_vcpus, bool x
 	uint64_t at = pr;
 	if (len - at != XSR_XEN_NOTE_SIZE) {
 		uint64_t q = (uint64_t)nr_vcpus * XSR_QEMU_NOTE_SIZE;
+		/* Without this, len - at - i * QEMU_NOTE_SIZE below wraps and note_is reads past the body. */
+		if (len - at < q) {
+			*why = "after the NT_PRSTATUS notes of a Xen PV image: neither the Xen note alone nor room for a QEMU note per vCPU";
+			return XSR_E_FORMAT;
+		}
 		for (uint32_t i = 0; i < nr_vcpus; i++)
 			if (!note_is(body + at + (uint64_t)i * XSR_QEMU_NOTE_SIZE, len - at - (uint64_t)i * XSR_QEMU_NOTE_SIZE,
 				     XSR_QEMU_NOTE_NAME, XSR_QEMU_CPUSTATE_SIZE, 0)) {

@@ -293,6 +293,10 @@ static int load_tables(struct xsr_image *img)
 	if (!strscn || !gelf_getshdr(strscn, &strsh) || strsh.sh_type != SHT_STRTAB ||
 	    !xsr_in_bounds(strsh.sh_offset, strsh.sh_size, img->size) || strsh.sh_size == 0)
 		return ifail(img, XSR_E_FORMAT, "section header %zu: the section-name string table is invalid", shstrndx);
+	/* Every name must end inside the table, or readers print garbage or "(bad name)". */
+	if (((const uint8_t *)img->file)[strsh.sh_offset + strsh.sh_size - 1] != 0)
+		return ifail(img, XSR_E_FORMAT, "section .shstrtab at 0x%llx: the last octet is not NUL",
+			     (unsigned long long)strsh.sh_offset);
 	for (uint32_t i = 0; i < img->nsecs; i++) {
 		GElf_Shdr sh;
 		Elf_Scn *scn = elf_getscn(img->elf, i);
@@ -306,8 +310,12 @@ static int load_tables(struct xsr_image *img)
 		s->offset = sh.sh_offset;
 		s->size = sh.sh_size;
 		s->entsize = sh.sh_entsize;
-		const char *nm = elf_strptr(img->elf, shstrndx, sh.sh_name);
-		s->name = nm ? nm : "(bad name)";
+		const char *nm = sh.sh_name < strsh.sh_size ? elf_strptr(img->elf, shstrndx, sh.sh_name) : NULL;
+		if (!nm)
+			return ifail(img, XSR_E_FORMAT, "section header %u at 0x%llx: sh_name 0x%x is outside .shstrtab (%llu octets)",
+				     i, (unsigned long long)(eh->e_shoff + (uint64_t)i * sizeof(Elf64_Shdr)), sh.sh_name,
+				     (unsigned long long)strsh.sh_size);
+		s->name = nm;
 		if (i == 0) {
 			s->code = UINT32_MAX;
 			GElf_Shdr zero;
@@ -495,14 +503,17 @@ static int load_phdrs(struct xsr_image *img)
 	return 0;
 }
 
+static int check_structure_first(struct xsr_image *img);
+
 static int image_open(struct xsr_image **out, const struct xsr_source *src, const char *fn, unsigned flags,
 		      char *err, size_t errlen)
 {
 	uint8_t hdr[XSR_HEADER_END];
 	int rc;
 	*out = NULL;
-	if (flags & ~XSR_OPEN_NO_XEN_LAYOUT) {
-		xsr_fmt(err, errlen, "%s: unknown flags 0x%x", fn, flags & ~XSR_OPEN_NO_XEN_LAYOUT);
+	const unsigned known = XSR_OPEN_NO_XEN_LAYOUT | XSR_OPEN_NO_CHECK;
+	if (flags & ~known) {
+		xsr_fmt(err, errlen, "%s: unknown flags 0x%x", fn, flags & ~known);
 		return XSR_E_INVAL;
 	}
 	struct xsr_image *img = calloc(1, sizeof(*img));
@@ -549,6 +560,8 @@ static int image_open(struct xsr_image **out, const struct xsr_source *src, cons
 		goto bad;
 	struct xsr_producer pr;
 	if ((rc = read_record(img, img->i_producer, &pr, sizeof(pr))) < 0)
+		goto bad;
+	if (!(flags & XSR_OPEN_NO_CHECK) && (rc = check_structure_first(img)) < 0)
 		goto bad;
 	*out = img;
 	return 0;
@@ -813,15 +826,25 @@ struct vctx {
 	xsr_report_fn report;
 	void *ctx;
 	unsigned damage;
+	int first_rc;              /* code of the first problem */
+	char first[XSR_ERRLEN];    /* and its message */
 };
 
-static void report(struct vctx *v, const char *msg)
+static void report_rc(struct vctx *v, int rc, const char *msg)
 {
-	v->damage++;
+	if (!v->damage++) {
+		v->first_rc = rc;
+		snprintf(v->first, sizeof(v->first), "%s", msg);
+	}
 	if (v->report && v->damage <= 50)
 		v->report(v->ctx, msg);
 	else if (v->report && v->damage == 51)
 		v->report(v->ctx, "(further problems not listed)");
+}
+
+static void report(struct vctx *v, const char *msg)
+{
+	report_rc(v, XSR_E_CHECKSUM, msg);
 }
 
 static void verify_pages(struct vctx *v)
@@ -866,9 +889,37 @@ static void verify_pages(struct vctx *v)
 	free(buf);
 }
 
-int xsr_image_verify(struct xsr_image *img, xsr_report_fn rep, void *ctx)
+/* Each VCPU section decodes and names the vCPU it is filed under (as xsr_image_vcpu requires). */
+static void check_vcpus(struct vctx *v)
 {
-	struct vctx v = {img, rep, ctx, 0};
+	struct xsr_image *img = v->img;
+	struct xsr_vcpu_state *st = malloc(sizeof(*st));
+	char m[XSR_ERRLEN + 64];
+	if (!st) {
+		report_rc(v, XSR_E_NOMEM, "out of memory");
+		return;
+	}
+	for (uint32_t i = 1; i < img->nsecs; i++) {
+		if (img->secs[i].code != XSR_SEC_VCPU)
+			continue;
+		int rc = xsr_image_vcpu(img, img->secs[i].info, st);
+		/* A damaged record is reported by the checksum pass already. */
+		if (rc < 0 && rc != XSR_E_CHECKSUM) {
+			snprintf(m, sizeof(m), "%s", img->err);
+			report_rc(v, rc, m);
+		}
+	}
+	free(st);
+}
+
+/*
+ * Everything but page data: every record (header copy, padding, trailer),
+ * the integrity section, the vCPU sections, zero padding between regions
+ * and that the regions tile the file.
+ */
+static int check_structure(struct vctx *vp)
+{
+	struct xsr_image *img = vp->img;
 	char m[XSR_ERRLEN + 64];
 	uint64_t chain = 0, nrec = 0;
 	struct region *rg = calloc(img->nsecs + 4, sizeof(*rg));
@@ -886,9 +937,10 @@ int xsr_image_verify(struct xsr_image *img, xsr_report_fn rep, void *ctx)
 		}
 		rg[nrg++] = (struct region){s->offset - sizeof(struct xsr_record_header), s->offset + ALIGN8(s->size) + 8, s->name};
 		uint64_t trailer = 0;
-		if (hash_record(img, (int)i, &trailer) < 0) {
+		int rc = hash_record(img, (int)i, &trailer);
+		if (rc < 0) {
 			snprintf(m, sizeof(m), "%s", img->err);
-			report(&v, m);
+			report_rc(vp, rc, m);
 		}
 		if ((int)i != img->i_integrity) {
 			chain = XXH3_64bits_withSeed(&trailer, 8, chain);
@@ -896,34 +948,34 @@ int xsr_image_verify(struct xsr_image *img, xsr_report_fn rep, void *ctx)
 		}
 	}
 	struct xsr_integrity in;
-	if (read_record(img, img->i_integrity, &in, sizeof(in)) < 0) {
+	int irc = read_record(img, img->i_integrity, &in, sizeof(in));
+	if (irc < 0) {
 		snprintf(m, sizeof(m), "%s", img->err);
-		report(&v, m);
+		report_rc(vp, irc, m);
 	} else {
 		size_t phl = img->phnum * sizeof(Elf64_Phdr), shl = img->nsecs * sizeof(Elf64_Shdr);
 		uint8_t *tbl = NULL; /* for sources that do not hold the file in memory */
 		const uint8_t *p;
 		int rc;
 		if (in.algorithm != XSR_HASH_XXH3_64 || in.reserved0 || in.reserved1[0] || in.reserved1[1])
-			report(&v, "section .xsr.integrity: unknown algorithm or reserved field set");
+			report(vp, "section .xsr.integrity: unknown algorithm or reserved field set");
 		if (in.file_size != img->size) {
 			snprintf(m, sizeof(m), "section .xsr.integrity: file should be %llu octets, is %llu",
 				 (unsigned long long)in.file_size, (unsigned long long)img->size);
-			report(&v, m);
+			report(vp, m);
 		}
 		if ((p = img_bytes(img, &tbl, phl > shl ? phl : shl, phl, img->eh.e_phoff, &rc)) &&
 		    XXH3_64bits(p, phl) != in.phdr_hash)
-			report(&v, "program header table (offset 0x80): checksum mismatch");
+			report(vp, "program header table (offset 0x80): checksum mismatch");
 		if ((p = img_bytes(img, &tbl, phl > shl ? phl : shl, shl, img->eh.e_shoff, &rc)) &&
 		    XXH3_64bits(p, shl) != in.shdr_hash) {
 			snprintf(m, sizeof(m), "section header table at 0x%llx: checksum mismatch", (unsigned long long)img->eh.e_shoff);
-			report(&v, m);
+			report(vp, m);
 		}
 		if (in.chain != chain || in.nr_records != nrec)
-			report(&v, "section .xsr.integrity: the chain of record checksums does not match (a record was replaced or reordered)");
+			report(vp, "section .xsr.integrity: the chain of record checksums does not match (a record was replaced or reordered)");
 		free(tbl);
 	}
-	verify_pages(&v);
 	/* Every octet belongs to exactly one region, or is zero padding between regions. */
 	qsort(rg, nrg, sizeof(*rg), cmp_region);
 	uint64_t pos = 0;
@@ -932,7 +984,7 @@ int xsr_image_verify(struct xsr_image *img, xsr_report_fn rep, void *ctx)
 		uint64_t next = i < nrg ? rg[i].start : img->size;
 		if (next < pos) {
 			snprintf(m, sizeof(m), "%s at 0x%llx overlaps the region before it", rg[i].what, (unsigned long long)next);
-			report(&v, m);
+			report_rc(vp, XSR_E_FORMAT, m);
 		} else {
 			for (uint64_t o = pos; o < next; o += 1 << 16) {
 				size_t n = next - o < (1 << 16) ? (size_t)(next - o) : (1 << 16);
@@ -945,7 +997,7 @@ int xsr_image_verify(struct xsr_image *img, xsr_report_fn rep, void *ctx)
 					else
 						snprintf(m, sizeof(m), "padding at 0x%llx..0x%llx: %s", (unsigned long long)o,
 							 (unsigned long long)(o + n), strerror(-rc));
-					report(&v, m);
+					report_rc(vp, XSR_E_FORMAT, m);
 					break;
 				}
 			}
@@ -955,6 +1007,29 @@ int xsr_image_verify(struct xsr_image *img, xsr_report_fn rep, void *ctx)
 	}
 	free(zb);
 	free(rg);
+	check_vcpus(vp);
+	return 0;
+}
+
+/* At open: the first problem check_structure finds, with its own code and message. */
+static int check_structure_first(struct xsr_image *img)
+{
+	struct vctx v = {.img = img};
+	int rc = check_structure(&v);
+	if (rc < 0)
+		return rc;
+	if (v.damage)
+		return ifail(img, v.first_rc, "%s", v.first);
+	return 0;
+}
+
+int xsr_image_verify(struct xsr_image *img, xsr_report_fn rep, void *ctx)
+{
+	struct vctx v = {.img = img, .report = rep, .ctx = ctx};
+	int rc = check_structure(&v);
+	if (rc < 0)
+		return rc;
+	verify_pages(&v);
 	if (v.damage)
 		return ifail(img, XSR_E_CHECKSUM, "%u problem(s) found", v.damage);
 	return 0;

@@ -33,6 +33,7 @@ struct xsr_stream {
 	uint8_t *pages; /* decompressed batch */
 	size_t pages_cap;
 	uint8_t *vcpu_seen;
+	struct xsr_vcpu_state *vcpu; /* scratch for checking VCPU records, allocated at the first */
 	uint64_t nrec, chain;
 	char err[XSR_ERRLEN];
 };
@@ -104,6 +105,7 @@ void xsr_stream_close(struct xsr_stream *s)
 	free(s->body);
 	free(s->pages);
 	free(s->vcpu_seen);
+	free(s->vcpu);
 	free(s);
 }
 
@@ -149,13 +151,33 @@ static int get(struct xsr_stream *s, void *buf, size_t len, const char *what)
 	return 0;
 }
 
+/*
+ * Under AddressSanitizer (make SANITIZE=1, the fuzz targets) a record's
+ * buffer is exactly its size, so that a read past the record is an error
+ * there too and not a read of the last record's leftovers: in a 64 KiB
+ * buffer, issue 15's overread of a PAGES record went unseen.
+ */
+#if defined(__SANITIZE_ADDRESS__)
+#define XSR_EXACT_BUFFERS 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define XSR_EXACT_BUFFERS 1
+#endif
+#endif
+
 static int grow(struct xsr_stream *s, size_t need)
 {
+#ifdef XSR_EXACT_BUFFERS
+	if (need == s->cap)
+		return 0;
+	size_t cap = need ? need : 1;
+#else
 	if (need <= s->cap)
 		return 0;
 	size_t cap = s->cap ? s->cap : 1 << 16;
 	while (cap < need)
 		cap *= 2;
+#endif
 	uint8_t *n = realloc(s->body, cap);
 	if (!n)
 		return sfail(s, XSR_E_NOMEM, "out of memory for a record of %zu octets", need);
@@ -216,7 +238,12 @@ static int do_pages(struct xsr_stream *s, uint64_t at, uint64_t len, const struc
 	if (b.count == 0 || b.count > XSR_MAX_BATCH || b.reserved0 || b.reserved1 || b.compress > XSR_COMPRESS_LZ4)
 		return sfail(s, XSR_E_FORMAT, "record pages at stream offset 0x%llx: count %u (1..%u), compression %u or a reserved field is bad",
 			     (unsigned long long)at, b.count, XSR_MAX_BATCH, b.compress);
-	if (len != sizeof(b) + (uint64_t)b.count * 8 + b.data_len)
+	/*
+	 * Subtract, never add: data_len is the sender's, and a sum with it wraps
+	 * (count 4, length 24, data_len 2^64-24 once passed and read past the record).
+	 */
+	uint64_t fixed = sizeof(b) + (uint64_t)b.count * 8; /* count <= XSR_MAX_BATCH: no overflow */
+	if (len < fixed || len - fixed != b.data_len)
 		return sfail(s, XSR_E_FORMAT, "record pages at stream offset 0x%llx: length %llu does not match %u pfns and %llu data octets",
 			     (unsigned long long)at, (unsigned long long)len, b.count, (unsigned long long)b.data_len);
 	const uint64_t *pfns = (const uint64_t *)(s->rec + sizeof(b));
@@ -382,10 +409,23 @@ int xsr_stream_step(struct xsr_stream *s, const struct xsr_stream_ops *ops, void
 					     (unsigned long long)at, s->fh.nr_vcpus, why);
 		}
 		break;
-	case XSR_SEC_VCPU:
+	case XSR_SEC_VCPU: {
 		if (!s->have_memmap)
 			return sfail(s, XSR_E_FORMAT, "record vcpu at stream offset 0x%llx: comes before the memmap record", (unsigned long long)at);
+		/*
+		 * Decoded here, not only by consumers that need the state, so that
+		 * verify refuses what convert and restore refuse (issue 15).
+		 */
+		const char *why;
+		if (!s->vcpu && !(s->vcpu = malloc(sizeof(*s->vcpu))))
+			return sfail(s, XSR_E_NOMEM, "out of memory");
+		if ((rc = xsr_vcpu_decode(s->rec, rh.sh_size, s->vcpu, &why)) < 0)
+			return sfail(s, rc, "record vcpu at stream offset 0x%llx (vCPU %u): %s", (unsigned long long)at, rh.sh_info, why);
+		if (s->vcpu->r.vcpu_id != rh.sh_info)
+			return sfail(s, XSR_E_FORMAT, "record vcpu at stream offset 0x%llx: says vCPU %u, filed as vCPU %u",
+				     (unsigned long long)at, s->vcpu->r.vcpu_id, rh.sh_info);
 		break;
+	}
 	}
 	if (ops && ops->section) {
 		rc = ops->section(ctx, &rh, s->rec);
@@ -404,6 +444,20 @@ int xsr_stream_run(struct xsr_stream *s, const struct xsr_stream_ops *ops, void 
 	return rc < 0 ? rc : 0;
 }
 
+int xsr_stream_expect_eof(struct xsr_stream *s)
+{
+	uint8_t b;
+	if (!s->ended)
+		return sfail(s, XSR_E_STATE, "stream offset 0x%llx: END not read yet", (unsigned long long)s->off);
+	ssize_t r = s->prepos < s->prelen ? 1 : s->src.ops->read(&s->src, &b, 1, s->src_off);
+	if (r < 0)
+		return sfail(s, XSR_E_IO, "stream offset 0x%llx: reading past the END record: %s", (unsigned long long)s->off,
+			     strerror((int)-r));
+	if (r > 0)
+		return sfail(s, XSR_E_FORMAT, "data after the END record at stream offset 0x%llx", (unsigned long long)s->off);
+	return 0;
+}
+
 int xsr_stream_read_all(int fd, const void *prefix, size_t plen, const struct xsr_stream_ops *ops, void *ctx,
 			char *err, size_t errlen)
 {
@@ -419,6 +473,8 @@ int xsr_stream_read_all(int fd, const void *prefix, size_t plen, const struct xs
 	if (err && errlen)
 		err[0] = 0;
 	rc = xsr_stream_run(s, ops, ctx);
+	if (rc == 0)
+		rc = xsr_stream_expect_eof(s);
 	/* The reader's message names the offset; a consumer's names the cause. */
 	if (rc < 0 && (!err || !err[0] || rc == XSR_E_TRUNCATED || rc == XSR_E_CHECKSUM || rc == XSR_E_FORMAT))
 		xsr_fmt(err, errlen, "%s", s->err);

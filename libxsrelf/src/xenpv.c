@@ -137,6 +137,11 @@ int xsr_xen_tree_params(const void *body, uint64_t len, struct xsr_xen_pv *pv, c
 		return XSR_E_FORMAT;
 	}
 	memcpy(&h, body, sizeof(h));
+	/* nr_pfns is the file's: bound it before rounding up, which would wrap near 2^64. */
+	if (h.nr_pfns > XSR_MAX_PFN + 1) {
+		*why = "nr_pfns is past the last pfn the format allows";
+		return XSR_E_FORMAT;
+	}
 	uint64_t nleaf = (h.nr_pfns + per - 1) / per, nfl = (nleaf + per - 1) / per;
 	if (h.nr_pfns == 0 || h.nr_leaves != nleaf || h.nr_frame_lists != nfl || nfl > XSR_XEN_P2M_MAX_FL ||
 	    (len - sizeof(h)) / XSR_PAGE_SIZE != 1 + nfl + nleaf || h.reserved[0] || h.reserved[1] || h.reserved[2] ||

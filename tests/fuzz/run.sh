@@ -23,9 +23,13 @@ for bin in "$@"; do
 		else echo "$name: FAILED on a seed (see $log)"; total_find=$((total_find + 1)); fi
 		continue
 	fi
+	# The record and section types, magics and the lengths where the limits and the
+	# arithmetic live (tests/fuzz/mkdict.py; README.md says why).
+	dict=tests/fuzz/$name/dict
+	[ -f "$dict" ] || dict=tests/fuzz/xsrelf.dict
 	before=$(ls "$art" | wc -l)
 	nice -n 10 "$bin" -max_total_time="$mode" -timeout=10 -close_fd_mask=2 -rss_limit_mb=2048 -max_len=262144 \
-		-artifact_prefix="$art/" -print_final_stats=1 "$corpus" "$seeds" > "$log" 2>&1
+		-dict="$dict" -artifact_prefix="$art/" -print_final_stats=1 "$corpus" "$seeds" > "$log" 2>&1
 	execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -n1)
 	after=$(ls "$art" | wc -l)
 	found=$((after - before))

@@ -482,3 +482,26 @@ Test(limits, seekable_runs_at_the_limit, .timeout = 120)
 	free(r);
 	close(fd);
 }
+
+/*
+ * Issue 15 finding 1: a PAGES record's length was checked as a 64-bit sum
+ * with the sender's data_len, which wraps: count 4, length 24 and data_len
+ * 2^64 - 24 passed, and the pfns and "data" were read past the record.
+ * The reader must refuse it on the length, with a valid checksum in place.
+ */
+Test(hostile, pages_length_sum_does_not_wrap)
+{
+	char msg[512];
+	for (uint8_t comp = XSR_COMPRESS_NONE; comp <= XSR_COMPRESS_LZ4; comp++) {
+		struct sbuf s = {0};
+		stream_with_runs(&s, 1, 1);
+		uint8_t b[24] = {0};
+		struct xsr_page_batch pb = {.count = 4, .compress = comp, .data_len = (uint64_t)0 - 24};
+		memcpy(b, &pb, sizeof(pb));
+		put_record(&s, XSR_SEC_PAGES, 0, 0, b, sizeof(b), sizeof(b));
+		int rc = run(&s, msg, sizeof(msg));
+		cr_expect(rc == XSR_E_FORMAT && strstr(msg, "length 24 does not match 4 pfns"),
+			  "compression %u: %d %s", comp, rc, msg);
+		free(s.b);
+	}
+}

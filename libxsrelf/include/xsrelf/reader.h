@@ -36,8 +36,10 @@ struct xsr_section_info {
 
 /*
  * Open a seekable image.  Checks the ELF and file headers, the section and
- * program header tables against the file size, and every record's trailer of
- * the small sections; page data is verified per page on read.  @fd stays
+ * program header tables against the file size, and the whole structure as
+ * xsr_image_verify does (every record, the integrity section, the vCPU
+ * sections, padding), so that every reader refuses what verify reports;
+ * page data is verified per page on read.  @fd stays
  * owned by the caller and must stay open until close.
  */
 XSR_API int xsr_image_open(struct xsr_image **out, int fd, char *err, size_t errlen);
@@ -52,6 +54,16 @@ XSR_API int xsr_image_open(struct xsr_image **out, int fd, char *err, size_t err
  *      to ELF tools; xsr restore's export does not.
  */
 #define XSR_OPEN_NO_XEN_LAYOUT 0x1u
+/*
+ *  XSR_OPEN_NO_CHECK  skip the whole-structure check every open makes
+ *      otherwise: every record's trailer, header copy and padding, the
+ *      integrity section, the vCPU sections, and zero padding between
+ *      regions (everything xsr_image_verify checks but page data).  Only
+ *      for a caller that runs xsr_image_verify next and wants every problem
+ *      reported, not the first: any other reader refuses what verify
+ *      reports.
+ */
+#define XSR_OPEN_NO_CHECK 0x2u
 XSR_API int xsr_image_open_flags(struct xsr_image **out, int fd, unsigned flags, char *err, size_t errlen);
 /*
  * As xsr_image_open_flags, from the @len octets at @buf (a whole seekable
@@ -169,6 +181,13 @@ XSR_API int xsr_stream_step(struct xsr_stream *s, const struct xsr_stream_ops *o
  */
 XSR_API int xsr_stream_read_all(int fd, const void *prefix, size_t plen, const struct xsr_stream_ops *ops,
 				void *ctx, char *err, size_t errlen);
+/*
+ * After END: 0 if the source holds nothing more, XSR_E_FORMAT ("data after
+ * the END record") if it does, as xsr verify reports.  For readers of a
+ * whole file or pipe; a socket that carries more after END must not call it.
+ * xsr_stream_read_all calls it.
+ */
+XSR_API int xsr_stream_expect_eof(struct xsr_stream *s);
 /* Stream offset of the next octet to read. */
 XSR_API uint64_t xsr_stream_offset(const struct xsr_stream *s);
 XSR_API const struct xsr_file_header *xsr_stream_header(const struct xsr_stream *s);

@@ -1,0 +1,66 @@
+#!/bin/bash
+# Property (issue 15): verify and convert agree.  On every committed fuzz
+# seed (tests/fuzz/*/seeds, and the local corpora build/fuzz/corpus/* when
+# XSR_AGREE_CORPUS=1) and on a sample of sweep variants (one bit flipped,
+# with and without every checksum recomputed), `xsr verify` exits 0 exactly
+# when `xsr convert` succeeds.  verify exit 1 (damage) or 3 (unreadable) and
+# a convert failure both mean "refused"; a signal or a hang fails by itself.
+set -uo pipefail
+. "$(dirname "$0")/../cli/lib.inc"
+
+san=; grep -q __asan_init "$ROOT/bin/xsr" 2>/dev/null && san=SANITIZE=1
+make -s -C "$ROOT" $san tests/build/craft >"$T/make.out" 2>&1 || { bad "build tests/build/craft"; cat "$T/make.out"; summary; exit 1; }
+CRAFT=$ROOT/tests/build/craft
+N_FLIPS=${XSR_AGREE_FLIPS:-60}   # per image and mode: 2 images x 2 modes x 60 = 240 variants
+
+agree() { # agree WHAT FILE
+	local what=$1 f=$2 v c
+	timeout 60 "$XSR" verify -q "$f" >/dev/null 2>"$T/verr"; v=$?
+	rm -f "$T/conv"
+	# To a stream: the output then needs no room for pages the input only claims (a stream may
+	# claim 2^36 pages, a seekable copy of it does not fit a file system); the reading is the same.
+	timeout 60 "$XSR" convert --to stream "$f" "$T/conv" >/dev/null 2>"$T/cerr"; c=$?
+	if [ $v -ge 124 ] || [ $c -ge 124 ]; then
+		bad "$what: a signal or a hang (verify $v, convert $c)"; return
+	fi
+	if { [ $v -eq 0 ] && [ $c -eq 0 ]; } || { [ $v -ne 0 ] && [ $c -ne 0 ]; }; then
+		AGREE=$((AGREE + 1))
+	else
+		bad "$what: verify exit $v, convert exit $c"
+		sed 's/^/     verify:  /' "$T/verr" | head -2; sed 's/^/     convert: /' "$T/cerr" | head -2
+	fi
+}
+
+AGREE=0
+n=0
+dirs=("$ROOT"/tests/fuzz/*/seeds)
+[ "${XSR_AGREE_CORPUS:-0}" = 1 ] && dirs+=("$ROOT"/build/fuzz/corpus/*)
+for d in "${dirs[@]}"; do
+	for f in "$d"/*; do
+		[ -f "$f" ] || continue
+		agree "${f#$ROOT/}" "$f"
+		n=$((n + 1))
+	done
+done
+check "verify and convert agree on all $n corpus files ($AGREE agreed)" test $AGREE -eq $n
+
+SYNTH=(--mem 768K --vcpus 2 --zero-fraction 0.25 --seed 7)
+"$XSR" synth "${SYNTH[@]}" "$T/s.elf"
+"$XSR" synth "${SYNTH[@]}" --stream "$T/s.stream"
+AGREE=0 n=0
+for img in s.elf s.stream; do
+	size=$(stat -c %s "$T/$img")
+	# Offsets spread over the whole file, the header and tables weighted in (a fixed sequence: reproducible).
+	for i in $(seq 1 "$N_FLIPS"); do
+		if [ $((i % 3)) -eq 0 ]; then off=$(( (i * 7919) % 4096 % size )); else off=$(( (i * 2654435761) % size )); fi
+		bit=$((i % 8))
+		cp "$T/$img" "$T/f"
+		printf "\\x$(printf %02x $(( $(od -An -tu1 -j "$off" -N1 "$T/f") ^ (1 << bit) )))" |
+			dd of="$T/f" bs=1 seek="$off" conv=notrunc 2>/dev/null
+		agree "$img flip at $off bit $bit" "$T/f"
+		"$CRAFT" flip "$off" "$bit" "$T/$img" "$T/g" && agree "$img flip at $off bit $bit, checksums recomputed" "$T/g"
+		n=$((n + 2))
+	done
+done
+check "verify and convert agree on all $n sweep variants ($AGREE agreed)" test $AGREE -eq $n
+summary

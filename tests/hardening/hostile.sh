@@ -1,0 +1,122 @@
+#!/bin/bash
+# Regression tests of issue 15's input-side findings, each on an input whose
+# checksums are recomputed (tests/hardening/craft.c), so that the check
+# behind the checksums is what is tested:
+#   1  a PAGES record whose length sum wrapped (crash)
+#   2  a header claiming 2^36 pages (4 GiB RSS): memory must follow the file
+#   7  verify said intact where convert refused
+#   8  convert accepted damage verify reported
+#   9  a seekable image piped into verify - exited 1 (damage), not 3
+# Every reading verb must fail cleanly (no signal, a message) or succeed.
+set -uo pipefail
+. "$(dirname "$0")/../cli/lib.inc"
+
+san=; grep -q __asan_init "$ROOT/bin/xsr" 2>/dev/null && san=SANITIZE=1
+make -s -C "$ROOT" $san tests/build/craft >"$T/make.out" 2>&1 || { bad "build tests/build/craft"; cat "$T/make.out"; summary; exit 1; }
+CRAFT=$ROOT/tests/build/craft
+SYNTH=(--mem 768K --vcpus 2 --zero-fraction 0.25 --seed 7)
+"$XSR" synth "${SYNTH[@]}" "$T/s.elf"
+"$XSR" synth "${SYNTH[@]}" --stream "$T/s.stream"
+
+# run VERB ARGS...: $rc, stderr in $T/err.  A signal (>= 128) or a hang (124) fails by itself.
+run() { timeout 60 "$XSR" "$@" >"$T/out" 2>"$T/err"; rc=$?; }
+# refused WHAT FILE: verify exits 1 with a message, convert fails with one and leaves no output,
+# and info neither dies nor hangs.
+refused() {
+	local what=$1 f=$2
+	run verify "$f"
+	if [ $rc -eq 1 ] && [ -s "$T/err" ]; then ok "$what: verify reports it ($(head -c 120 "$T/err"))"
+	else bad "$what: verify exit $rc (want 1)"; sed 's/^/     /' "$T/err" | head -3; fi
+	rm -f "$T/conv"
+	run convert "$f" "$T/conv"
+	if [ $rc -ne 0 ] && [ $rc -lt 124 ] && [ -s "$T/err" ] && [ ! -e "$T/conv" ]; then ok "$what: convert refuses it"
+	else bad "$what: convert exit $rc (want a clean refusal)"; sed 's/^/     /' "$T/err" | head -3; fi
+	run info "$f"
+	if [ $rc -lt 124 ] && { [ $rc -eq 0 ] || [ -s "$T/err" ]; }; then ok "$what: info ends cleanly (exit $rc)"
+	else bad "$what: info exit $rc"; fi
+}
+
+# --- finding 1 ---
+if "$CRAFT" pages-wrap "$T/s.stream" "$T/wrap.stream" 2>"$T/err"; then
+	refused "finding 1 (PAGES length sum wraps)" "$T/wrap.stream"
+	run verify "$T/wrap.stream"
+	check "finding 1: the message names the record, offset and lengths" grep -q "record pages at stream offset 0x[0-9a-f]*: length 24 does not match 4 pfns" "$T/err"
+	run cat-page "$T/wrap.stream" 0
+	check "finding 1: cat-page ends cleanly (exit $rc)" test $rc -ne 0 -a $rc -lt 124
+else
+	bad "craft pages-wrap"; cat "$T/err"
+fi
+
+# --- finding 2: RSS bound (docs/limits.md, "Memory of the reading verbs") ---
+MAX_RSS_KIB=65536
+"$CRAFT" huge-claim "$T/s.stream" "$T/huge.stream"
+for verb in verify info "cat-page@0x5"; do
+	args=("${verb%@*}" "$T/huge.stream"); [ "$verb" != "${verb%@*}" ] && args+=("${verb#*@}")
+	/usr/bin/time -f %M -o "$T/rss" timeout 60 "$XSR" "${args[@]}" >/dev/null 2>"$T/err"; rc=$?
+	rss=$(tail -n1 "$T/rss")
+	check "finding 2: ${verb%@*} of a stream claiming 2^36 pages: exit $rc, max RSS $rss KiB <= $MAX_RSS_KIB KiB" \
+		test "$rc" -eq 0 -a "${rss:-999999999}" -le $MAX_RSS_KIB
+done
+run info "$T/huge.stream"
+check "finding 2: info still counts every page (150 with data, the rest zero)" grep -q "68719476736 populated.*150 with data, 68719476586 zero" "$T/out"
+
+# --- finding 7: verify said intact where convert refused ---
+for what in vcpu-xsave vcpu-msrs vcpu-id; do
+	for layout in elf stream; do
+		"$CRAFT" mutate $what "$T/s.$layout" "$T/m.$layout" && refused "finding 7: $what ($layout)" "$T/m.$layout"
+	done
+done
+for what in shstrtab-nul sh-name; do
+	"$CRAFT" mutate $what "$T/s.elf" "$T/m.elf" && refused "finding 7: $what" "$T/m.elf"
+	run verify "$T/m.elf"
+	check "finding 7: $what: the message names .shstrtab" grep -q "shstrtab" "$T/err"
+done
+
+# --- finding 8: convert accepted damage that verify reported ---
+# Offsets from the section headers: the integrity body, the .shstrtab body, and a padding octet
+# (the first octet of a gap between regions, as verify sees them).
+read -r integ strtab gap < <(python3 - "$T/s.elf" <<'EOF'
+import struct, sys
+b = open(sys.argv[1], 'rb').read()
+shoff, = struct.unpack_from('<Q', b, 0x28); shnum, = struct.unpack_from('<H', b, 0x3c)
+phoff, = struct.unpack_from('<Q', b, 0x20); phnum, = struct.unpack_from('<H', b, 0x38)
+regs = [(0, 128), (phoff, phoff + 56 * phnum), (shoff, shoff + 64 * shnum)]
+integ = strtab = None
+for i in range(1, shnum):
+    name, typ, flags, addr, off, size = struct.unpack_from('<IIQQQQ', b, shoff + 64 * i)
+    if typ == 0x80000000 | 7:          # pages: raw, no record header
+        regs.append((off, off + size)); continue
+    regs.append((off - 64, off + ((size + 7) & ~7) + 8))
+    if typ == 0x80000000 | 14: integ = off
+    if typ == 3: strtab = off
+regs.sort(); pos = 0; gap = None
+for s, e in regs:
+    if s > pos and gap is None: gap = pos
+    pos = max(pos, e)
+print(integ, strtab, gap)
+EOF
+)
+flip() { cp "$1" "$3"; printf "\\x$(printf %02x $(( $(od -An -tu1 -j "$2" -N1 "$1") ^ 0x10 )))" | dd of="$3" bs=1 seek="$2" conv=notrunc 2>/dev/null; }
+check "finding 8: found the integrity body ($integ), .shstrtab ($strtab) and a padding gap ($gap)" test -n "$integ" -a -n "$strtab" -a -n "$gap" -a "$gap" != None
+flip "$T/s.elf" $((integ + 8)) "$T/f.elf" && refused "finding 8: a flipped INTEGRITY octet" "$T/f.elf"
+flip "$T/s.elf" $((strtab + 1)) "$T/f.elf" && refused "finding 8: a flipped .shstrtab octet" "$T/f.elf"
+flip "$T/s.elf" "$gap" "$T/f.elf" && refused "finding 8: a flipped zero-padding octet" "$T/f.elf"
+{ cat "$T/s.stream"; printf x; } >"$T/f.stream" && refused "finding 8: data after END (file)" "$T/f.stream"
+{ cat "$T/s.stream"; printf x; } | timeout 60 "$XSR" convert - "$T/conv2" >/dev/null 2>"$T/err"; rc=$?
+check "finding 8: data after END on a pipe: convert refuses (exit $rc)" test $rc -ne 0 -a $rc -lt 124 -a ! -e "$T/conv2"
+{ cat "$T/s.stream"; printf x; } | timeout 60 "$XSR" verify - >/dev/null 2>"$T/err"; rc=$?
+check "finding 8: data after END on a pipe: verify reports it (exit $rc)" test $rc -eq 1
+
+# --- finding 9 ---
+cat "$T/s.elf" | timeout 60 "$XSR" verify - >/dev/null 2>"$T/err"; rc=$?
+check "finding 9: a seekable image piped into verify - exits 3 (unreadable), not 1 (got $rc)" test $rc -eq 3
+check "finding 9: and says why" grep -q "seekable image on a pipe" "$T/err"
+timeout 60 "$XSR" verify - <"$T/s.elf" >/dev/null 2>&1; rc=$?
+check "finding 9: the same image as a file on stdin verifies (exit $rc)" test $rc -eq 0
+
+# The untouched inputs stay accepted by both.
+for f in "$T/s.elf" "$T/s.stream"; do
+	rm -f "$T/conv"
+	check "intact $(basename "$f"): verify and convert accept it" bash -c '"$0" verify -q "$1" && "$0" convert "$1" "$2"' "$XSR" "$f" "$T/conv"
+done
+summary
