@@ -114,8 +114,8 @@ static int read_record(struct xsr_image *img, int i, void *body, uint64_t len)
 	struct xsr_record_header want = img->shdrs[i];
 	want.sh_name = 0;
 	if (memcmp(&rh, &want, sizeof(rh)))
-		return ifail(img, XSR_E_CHECKSUM, "section %s: record header at 0x%llx differs from its section header",
-			     sname(img, i), (unsigned long long)(s->offset - sizeof(rh)));
+		return ifail(img, XSR_E_CHECKSUM, "section %s: record header at 0x%llx differs from its section header (header %d)",
+			     sname(img, i), (unsigned long long)(s->offset - sizeof(rh)), i);
 	if (!xsr_is_zero(tail, pad))
 		return ifail(img, XSR_E_FORMAT, "section %s: padding at 0x%llx is not zero", sname(img, i),
 			     (unsigned long long)(s->offset + len));
@@ -146,8 +146,8 @@ static int hash_record(struct xsr_image *img, int i, uint64_t *trailer_out)
 	struct xsr_record_header want = img->shdrs[i];
 	want.sh_name = 0;
 	if (memcmp(&rh, &want, sizeof(rh))) {
-		rc = ifail(img, XSR_E_CHECKSUM, "section %s: record header at 0x%llx differs from its section header",
-			   sname(img, i), (unsigned long long)(s->offset - sizeof(rh)));
+		rc = ifail(img, XSR_E_CHECKSUM, "section %s: record header at 0x%llx differs from its section header (header %d)",
+			   sname(img, i), (unsigned long long)(s->offset - sizeof(rh)), i);
 		goto out;
 	}
 	XXH3_64bits_reset(&st);
@@ -329,14 +329,27 @@ static int load_tables(struct xsr_image *img)
 		int *slot = s->code == UINT32_MAX ? NULL : slot_for(img, s->code);
 		if (slot) {
 			if (*slot >= 0)
-				return ifail(img, XSR_E_FORMAT, "section %s (header %u): a second %s section", s->name, i,
-					     xsr_section_name(s->sh_type));
+				return ifail(img, XSR_E_FORMAT, "section %s (header %u): a second %s section (the first is header %d)",
+					     s->name, i, xsr_section_name(s->sh_type), *slot);
 			*slot = (int)i;
 		}
 	}
 	if (img->i_notes < 0 || img->i_memmap < 0 || img->i_index < 0 || img->i_pages < 0 ||
 	    img->i_producer < 0 || img->i_strtab < 0 || img->i_integrity < 0)
-		return ifail(img, XSR_E_FORMAT, "a required section (notes, producer, memmap, index, pages, shstrtab or integrity) is missing");
+	{
+		/* name the missing ones: a damaged sh_type turns one into something else */
+		const struct {
+			int i;
+			const char *name;
+		} req[] = {{img->i_notes, ".note"},       {img->i_producer, ".xsr.producer"}, {img->i_memmap, ".xsr.memmap"},
+			   {img->i_index, ".xsr.index"}, {img->i_pages, ".xsr.pages"},        {img->i_strtab, ".shstrtab"},
+			   {img->i_integrity, ".xsr.integrity"}};
+		char miss[128] = "";
+		for (size_t k = 0; k < sizeof(req) / sizeof(req[0]); k++)
+			if (req[k].i < 0)
+				snprintf(miss + strlen(miss), sizeof(miss) - strlen(miss), "%s%s", miss[0] ? ", " : "", req[k].name);
+		return ifail(img, XSR_E_FORMAT, "required section(s) missing: %s (no section header of that type)", miss);
+	}
 	if ((uint32_t)img->i_strtab != shstrndx)
 		return ifail(img, XSR_E_FORMAT, "e_shstrndx %zu is not the .shstrtab section", shstrndx);
 	/* One VCPU section per vCPU, no more, no fewer. */
@@ -493,8 +506,11 @@ static int load_phdrs(struct xsr_image *img)
 		int64_t last = npg ? xsr_memmap_slot(img->runs, img->slot_base, img->nruns, (q->p_paddr >> XSR_PAGE_SHIFT) + npg - 1) : -1;
 		if (slot < 0 || last != slot + (int64_t)npg - 1 ||
 		    q->p_offset != img->pages_off + (uint64_t)slot * XSR_PAGE_SIZE)
-			return ifail(img, XSR_E_FORMAT, "program header %u at 0x%llx: p_paddr 0x%llx / p_offset 0x%llx do not match the memory map",
-				     i, (unsigned long long)at, (unsigned long long)q->p_paddr, (unsigned long long)q->p_offset);
+			return ifail(img, XSR_E_FORMAT,
+				     "program header %u at 0x%llx: p_paddr 0x%llx / p_offset 0x%llx do not match the memory map and "
+				     ".xsr.pages (header %d) at 0x%llx",
+				     i, (unsigned long long)at, (unsigned long long)q->p_paddr, (unsigned long long)q->p_offset,
+				     img->i_pages, (unsigned long long)img->pages_off);
 		if (!paging && (q->p_vaddr != q->p_paddr || q->p_paddr != img->runs[i - 1].pfn << XSR_PAGE_SHIFT ||
 				npg != img->runs[i - 1].count))
 			return ifail(img, XSR_E_FORMAT, "program header %u at 0x%llx: does not cover memory run %u",

@@ -347,7 +347,10 @@ int xsr_stream_step(struct xsr_stream *s, const struct xsr_stream_ops *ops, void
 	if (d && d->seekable_only)
 		return sfail(s, XSR_E_FORMAT, "record %s at stream offset 0x%llx: only allowed in seekable images", name, (unsigned long long)at);
 	uint64_t span = ALIGN8(rh.sh_size) + 8;
-	if ((rc = take(s, (size_t)span, "a record body")) < 0)
+	/* a length damaged upwards shows as a cut: name the record that claimed it */
+	char what[96];
+	snprintf(what, sizeof(what), "the body of record %s at stream offset 0x%llx", name, (unsigned long long)at);
+	if ((rc = take(s, (size_t)span, what)) < 0)
 		return rc;
 	uint64_t pad = ALIGN8(rh.sh_size) - rh.sh_size, trailer;
 	memcpy(&trailer, s->rec + ALIGN8(rh.sh_size), 8);

@@ -93,6 +93,17 @@ static int is_damage(int rc)
 }
 
 static char msg[1024];
+/* Every message of the last verify(): the open error, or each problem verify reported. */
+static char all[16384];
+static size_t all_len;
+
+static void add_msg(void *ctx, const char *m)
+{
+	(void)ctx;
+	int n = snprintf(all + all_len, sizeof(all) - all_len, "%s\n", m);
+	if (n > 0)
+		all_len = all_len + (size_t)n < sizeof(all) ? all_len + (size_t)n : sizeof(all) - 1;
+}
 
 /*
  * What `xsr verify` does: the file's own layout byte picks the reader.  The
@@ -103,15 +114,19 @@ static int verify(const uint8_t *buf, size_t size)
 	uint8_t hdr[128];
 	const uint8_t *h = buf;
 	msg[0] = 0;
+	all[0] = 0;
+	all_len = 0;
 	if (!buf && size >= 128 && pread(mfd, hdr, 128, 0) == 128)
 		h = hdr;
 	if (size >= 128 && h && h[64 + 12] == XSR_LAYOUT_SEEKABLE) {
 		struct xsr_image *img;
 		int rc = buf ? xsr_image_open_mem(&img, buf, size, 0, msg, sizeof(msg))
 			     : xsr_image_open(&img, mfd, msg, sizeof(msg));
-		if (rc < 0)
+		if (rc < 0) {
+			add_msg(NULL, msg);
 			return rc;
-		rc = xsr_image_verify(img, NULL, NULL);
+		}
+		rc = xsr_image_verify(img, buf ? add_msg : NULL, NULL);
 		if (rc < 0)
 			snprintf(msg, sizeof(msg), "%s", xsr_image_error(img));
 		xsr_image_close(img);
@@ -130,17 +145,81 @@ static int verify(const uint8_t *buf, size_t size)
 		rc = XSR_E_FORMAT;
 	}
 	xsr_stream_close(s);
+	add_msg(NULL, msg);
 	return rc;
 }
 
 struct span {
 	size_t start, end; /* [start, end) */
 	const char *what;
+	const char *name;  /* a name a message may give the place by ("" = none) */
+	size_t rec;        /* start of the record the span is part of */
 };
+
+/* Seekable page slots: slot -> pfn, for "names the pfn". */
+static const struct xsr_memrun *slot_runs;
+static uint32_t slot_nruns;
+static size_t slot_base;
+
+static uint64_t slot_pfn(size_t off)
+{
+	uint64_t s = (off - slot_base) / 4096;
+	for (uint32_t i = 0; i < slot_nruns; i++) {
+		if (s < slot_runs[i].count)
+			return slot_runs[i].pfn + s;
+		s -= slot_runs[i].count;
+	}
+	return UINT64_MAX;
+}
+
+/*
+ * A report "names the place" of a flip at @off in @sp when a message gives
+ * an offset inside the span's record (from 64 octets before it, for a
+ * record header named by its body, to its end), the flipped octet's pfn,
+ * or one of the span's names ("section header|(header ": either).
+ */
+static char sh_names[64][48]; /* seekable: the name of section header k */
+static uint32_t sh_count;
+
+static int names_place(const struct span *sp, size_t off)
+{
+	char want[48];
+	if (!strcmp(sp->what, "section headers") && sh_count) {
+		/* the section whose header was flipped: by index or by name */
+		uint32_t k = (uint32_t)((off - sp->start) / 64);
+		snprintf(want, sizeof(want), "header %u", k);
+		/* (or the table, when only its hash in .xsr.integrity can tell) */
+		if (strstr(all, want) || (k && k < sh_count && strstr(all, sh_names[k])) ||
+		    strstr(all, "section header table"))
+			return 1;
+		return 0;
+	}
+	/* sp->name: alternatives separated by '|' */
+	for (const char *n = sp->name; *n;) {
+		size_t l = strcspn(n, "|");
+		char one[48];
+		snprintf(one, sizeof(one), "%.*s", (int)l, n);
+		if (strstr(all, one))
+			return 1;
+		n += l + (n[l] == '|');
+	}
+	if (slot_runs && !strncmp(sp->what, "page data (", 11)) {
+		snprintf(want, sizeof(want), "pfn 0x%llx", (unsigned long long)slot_pfn(off));
+		if (strstr(all, want))
+			return 1;
+	}
+	size_t lo = sp->rec >= 64 ? sp->rec - 64 : 0;
+	for (const char *p = all; (p = strstr(p, "0x")); p += 2) {
+		unsigned long long v = strtoull(p, NULL, 16);
+		if (v >= lo && v < sp->end + 8)
+			return 1;
+	}
+	return 0;
+}
 
 /* Flip every bit of [a, b), or 8 bits of one octet per page in page spans. */
 struct tally {
-	unsigned long flips, detected;
+	unsigned long flips, detected, named;
 };
 
 /* The flips that also go through the memfd, in one sweep. */
@@ -153,15 +232,20 @@ static struct {
  * The memfd holds the original; @work is a copy of it, which the flip
  * changes and restores.  Through the fd, the same result and message.
  */
-static void flip_octet(const uint8_t *orig, uint8_t *work, size_t size, size_t off, const char *what,
-		       struct tally *t, unsigned long *missed)
+static void flip_octet(const uint8_t *orig, uint8_t *work, size_t size, size_t off, const struct span *sp,
+		       struct tally *t, unsigned long *missed, unsigned long *unnamed)
 {
+	const char *what = sp->what;
 	for (int bit = 0; bit < 8; bit++) {
 		work[off] = orig[off] ^ (uint8_t)(1u << bit);
 		int rc = verify(work, size);
 		t->flips++;
 		if (is_damage(rc)) {
 			t->detected++;
+			if (names_place(sp, off))
+				t->named++;
+			else if ((*unnamed)++ < 5)
+				printf("     not named: %s, octet 0x%zx bit %d: %s", what, off, bit, all);
 		} else if ((*missed)++ < 10) {
 			printf("     undetected: %s, octet 0x%zx bit %d (rc %d %s)\n", what, off, bit, rc, msg);
 		}
@@ -190,8 +274,8 @@ static void flip_spans(const char *name, const uint8_t *orig, size_t size, const
 	memcpy(work, orig, size);
 	memset(&fdflips, 0, sizeof(fdflips));
 	for (int i = 0; i < nsp; i++) {
-		struct tally t = {0, 0};
-		unsigned long missed = 0;
+		struct tally t = {0, 0, 0};
+		unsigned long missed = 0, unnamed = 0;
 		int pages = !strncmp(sp[i].what, "page", 4);
 		for (size_t off = sp[i].start; off < sp[i].end; off++) {
 			if (pages) {
@@ -200,11 +284,11 @@ static void flip_spans(const char *name, const uint8_t *orig, size_t size, const
 				off = sp[i].start + pg * 4096 + (pg * 997 + 13) % 4096;
 				if (off >= sp[i].end)
 					break;
-				flip_octet(orig, work, size, off, sp[i].what, &t, &missed);
+				flip_octet(orig, work, size, off, &sp[i], &t, &missed, &unnamed);
 				off = sp[i].start + (pg + 1) * 4096 - 1;
 				continue;
 			}
-			flip_octet(orig, work, size, off, sp[i].what, &t, &missed);
+			flip_octet(orig, work, size, off, &sp[i], &t, &missed, &unnamed);
 		}
 		/* Three octets of each span for the (slower) CLI pass of sweep.sh. */
 		if (sp[i].end > sp[i].start) {
@@ -220,6 +304,8 @@ static void flip_spans(const char *name, const uint8_t *orig, size_t size, const
 		result(t.detected == t.flips, "%s: %s [0x%zx, 0x%zx): %lu of %lu bit flips reported as damage", name,
 		       sp[i].what, sp[i].start, sp[i].end, t.detected, t.flips);
 		printf("stats: flip %s %s %lu %lu\n", name, sp[i].what, t.flips, t.detected);
+		result(t.named == t.detected, "%s: %s: %lu of %lu reports name the place (an offset in the record, the pfn or the name)",
+		       name, sp[i].what, t.named, t.detected);
 	}
 	result(fdflips.tried > 0 && fdflips.same == fdflips.tried,
 	       "%s: %lu of %lu flips sampled through an fd (one in %d) give the memory reader's result", name,
@@ -286,37 +372,50 @@ static void sweep_seekable(const char *path)
 	size_t *cuts = calloc(ns * 4 + size / 4096 + 16, sizeof(*cuts));
 	int n = 0, nc = 0;
 	const Elf64_Ehdr *eh = (const Elf64_Ehdr *)orig;
-	sp[n++] = (struct span){0, 64, "ELF header"};
-	sp[n++] = (struct span){64, 128, "xsrelf file header"};
-	sp[n++] = (struct span){eh->e_phoff, eh->e_phoff + eh->e_phnum * sizeof(Elf64_Phdr), "program headers"};
-	sp[n++] = (struct span){eh->e_shoff, eh->e_shoff + eh->e_shnum * sizeof(Elf64_Shdr), "section headers"};
+	sp[n++] = (struct span){0, 64, "ELF header", "ELF header", 0};
+	sp[n++] = (struct span){64, 128, "xsrelf file header", "file header", 64};
+	sp[n++] = (struct span){eh->e_phoff, eh->e_phoff + eh->e_phnum * sizeof(Elf64_Phdr), "program headers",
+				"program header", eh->e_phoff};
+	sp[n++] = (struct span){eh->e_shoff, eh->e_shoff + eh->e_shnum * sizeof(Elf64_Shdr), "section headers",
+				"section header|(header ", eh->e_shoff};
 	cuts[nc++] = eh->e_shoff;
 	/* Whatever lies between the regions below is padding, flipped too. */
 	size_t covered_to = sp[2].end;
 	for (uint32_t i = 1; i < ns; i++) {
 		struct xsr_section_info si;
 		xsr_image_section(img, i, &si);
-		static char names[64][64];
+		static char names[64][64], secname[64][48];
+		snprintf(secname[i % 64], 48, "%s", si.name);
+		if (i < 64) {
+			snprintf(sh_names[i], sizeof(sh_names[i]), "%s", si.name);
+			sh_count = i + 1;
+		}
 		if (si.code == XSR_SEC_PAGES) {
 			snprintf(names[i % 64], 64, "page data (%s)", si.name);
 			if (si.offset > covered_to)
-				sp[n++] = (struct span){covered_to, si.offset, "padding"};
-			sp[n++] = (struct span){si.offset, si.offset + si.size, names[i % 64]};
+				sp[n++] = (struct span){covered_to, si.offset, "padding", "padding", covered_to};
+			sp[n++] = (struct span){si.offset, si.offset + si.size, names[i % 64], "", si.offset};
 			covered_to = si.offset + si.size;
 			continue;
 		}
 		size_t start = si.offset - 64, end = si.offset + ((si.size + 7) & ~7ull) + 8;
 		snprintf(names[i % 64], 64, "record %s", si.name);
 		if (start > covered_to)
-			sp[n++] = (struct span){covered_to, start, "padding"};
-		sp[n++] = (struct span){start, end, names[i % 64]};
+			sp[n++] = (struct span){covered_to, start, "padding", "padding", covered_to};
+		sp[n++] = (struct span){start, end, names[i % 64], secname[i % 64], start};
 		covered_to = end;
 		cuts[nc++] = start;
 		cuts[nc++] = si.offset;
 		cuts[nc++] = end;
 	}
 	if (eh->e_shoff > covered_to)
-		sp[n++] = (struct span){covered_to, eh->e_shoff, "padding"};
+		sp[n++] = (struct span){covered_to, eh->e_shoff, "padding", "padding", covered_to};
+	uint32_t nruns = xsr_image_nruns(img);
+	struct xsr_memrun *runs = malloc((nruns + 1) * sizeof(*runs));
+	if (!runs)
+		exit(2);
+	memcpy(runs, xsr_image_runs(img), nruns * sizeof(*runs));
+	slot_base = xsr_image_run_offset(img, 0);
 	xsr_image_close(img);
 	for (size_t o = 4096; o < size; o += 4096)
 		cuts[nc++] = o;
@@ -324,8 +423,12 @@ static void sweep_seekable(const char *path)
 	cuts[nc++] = 64;
 	cuts[nc++] = 128;
 	cuts[nc++] = size - 1;
+	slot_runs = runs;
+	slot_nruns = nruns;
 	flip_spans("seekable", orig, size, sp, n);
+	slot_runs = NULL;
 	truncations("seekable", orig, size, cuts, nc);
+	free(runs);
 	free(sp);
 	free(cuts);
 	free(orig);
@@ -341,7 +444,7 @@ static void sweep_stream(const char *name, const char *path, uint8_t *orig, size
 	int cap = 64, n = 0, nc = 0;
 	struct span *sp = calloc((size_t)cap, sizeof(*sp));
 	size_t *cuts = calloc(size / 4096 + 2 * 4096 + 8, sizeof(*cuts));
-	sp[n++] = (struct span){0, 128, "stream header"};
+	sp[n++] = (struct span){0, 128, "stream header", "header", 0};
 	/* Walk the records by their headers; the reader already accepted them. */
 	size_t off = 128;
 	while (off + 64 <= size) {
@@ -362,19 +465,19 @@ static void sweep_stream(const char *name, const char *path, uint8_t *orig, size
 			memcpy(&b, orig + off + 64, sizeof(b));
 			size_t data = off + 64 + sizeof(b) + (size_t)b.count * 8;
 			snprintf(names[k], 48, "batch header at 0x%zx", off);
-			sp[n++] = (struct span){off, data, names[k]};
+			sp[n++] = (struct span){off, data, names[k], "", off};
 			k = n % 4096;
 			if (b.data_len) {
 				/* compressed data is flipped bit by bit, raw page data sampled */
 				snprintf(names[k], 48, "%s at 0x%zx", b.compress ? "compressed data" : "page data", data);
-				sp[n++] = (struct span){data, data + b.data_len, names[k]};
+				sp[n++] = (struct span){data, data + b.data_len, names[k], "", off};
 			}
 			k = n % 4096;
 			snprintf(names[k], 48, "batch trailer at 0x%zx", off);
-			sp[n++] = (struct span){data + b.data_len, end, names[k]};
+			sp[n++] = (struct span){data + b.data_len, end, names[k], "", off};
 		} else {
 			snprintf(names[k], 48, "%s record at 0x%zx", nm ? nm : "?", off);
-			sp[n++] = (struct span){off, end, names[k]};
+			sp[n++] = (struct span){off, end, names[k], "", off};
 		}
 		off = end;
 	}

@@ -223,7 +223,7 @@ static void length_limit(uint32_t code, int optional, uint64_t max)
 	stream_with_runs(&s, 1, 1);
 	put_record(&s, code, optional, 0, NULL, max, 0);
 	int rc = run(&s, msg, sizeof(msg));
-	cr_expect(rc == XSR_E_TRUNCATED && strstr(msg, "record body"), "type %u at %llu octets: %d %s", code,
+	cr_expect(rc == XSR_E_TRUNCATED && strstr(msg, "the body of record"), "type %u at %llu octets: %d %s", code,
 		  (unsigned long long)max, rc, msg);
 	s.len = 0;
 	stream_with_runs(&s, 1, 1);
