@@ -886,7 +886,8 @@ int xsr_image_verify(struct xsr_image *img, xsr_report_fn rep, void *ctx)
 		}
 		rg[nrg++] = (struct region){s->offset - sizeof(struct xsr_record_header), s->offset + ALIGN8(s->size) + 8, s->name};
 		uint64_t trailer = 0;
-		if (hash_record(img, (int)i, &trailer) < 0) {
+		/* The INTEGRITY record is checked (and reported) once, by read_record() below. */
+		if (hash_record(img, (int)i, &trailer) < 0 && (int)i != img->i_integrity) {
 			snprintf(m, sizeof(m), "%s", img->err);
 			report(&v, m);
 		}
