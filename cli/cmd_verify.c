@@ -22,7 +22,7 @@ static void usage(FILE *f)
 
 static void report(void *ctx, const char *msg)
 {
-	fprintf(stderr, "xsr verify: %s: %s\n", (const char *)ctx, msg);
+	xsr_err("verify", "%s: %s", (const char *)ctx, msg);
 }
 
 int cmd_verify(int argc, char **argv)
@@ -54,12 +54,12 @@ int cmd_verify(int argc, char **argv)
 		struct xsr_image *img;
 		rc = xsr_image_open(&img, fd, err, sizeof(err));
 		if (rc < 0) {
-			fprintf(stderr, "xsr verify: %s: %s\n", file, err);
+			xsr_err("verify", "%s: %s", file, err);
 			damaged = rc == XSR_E_IO || rc == XSR_E_NOMEM ? -1 : 1;
 		} else {
 			rc = xsr_image_verify(img, report, (void *)file);
 			if (rc < 0) {
-				fprintf(stderr, "xsr verify: %s: %s\n", file, xsr_image_error(img));
+				xsr_err("verify", "%s: %s", file, xsr_image_error(img));
 				damaged = rc == XSR_E_NOMEM ? -1 : 1;
 			}
 			xsr_image_close(img);
@@ -71,10 +71,10 @@ int cmd_verify(int argc, char **argv)
 		s.want_pfn = -1;
 		rc = xsr_scan(fd, &s, err, sizeof(err));
 		if (rc < 0) {
-			fprintf(stderr, "xsr verify: %s: %s\n", file, err);
+			xsr_err("verify", "%s: %s", file, err);
 			damaged = rc == XSR_E_IO || rc == XSR_E_NOMEM ? -1 : 1;
 		} else if (s.trailing) {
-			fprintf(stderr, "xsr verify: %s: data after the END record at stream offset 0x%llx\n", file,
+			xsr_err("verify", "%s: data after the END record at stream offset 0x%llx", file,
 				(unsigned long long)s.stream_end);
 			damaged = 1;
 		}

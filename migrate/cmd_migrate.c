@@ -635,10 +635,13 @@ int cmd_receive(int argc, char **argv)
 			int r = xsr_migrate_receive(NULL, c.conn, &c.o, &c.st, msg, sizeof(msg));
 			if (r == 0) {
 				close(c.conn);
-				if (json)
-					printf("{\"file\":\"%s\",\"bytes\":%" PRIu64 ",\"pages\":%" PRIu64 ",\"zero_pages\":%" PRIu64
+				if (json) {
+					printf("{\"file\":");
+					xsr_json_str(stdout, file);
+					printf(",\"bytes\":%" PRIu64 ",\"pages\":%" PRIu64 ",\"zero_pages\":%" PRIu64
 					       ",\"rounds\":%" PRIu64 "}\n",
-					       file, c.st.bytes, c.st.pages, c.st.zero_pages, c.st.rounds);
+					       c.st.bytes, c.st.pages, c.st.zero_pages, c.st.rounds);
+				}
 				rc = XSR_EXIT_OK;
 				break;
 			}
@@ -668,9 +671,11 @@ int cmd_receive(int argc, char **argv)
 			int r = xsr_vmm_spawn(sock, recv_build, &c, 0, &pid, msg, sizeof(msg));
 			close(c.conn);
 			if (r == 0) {
-				if (json)
-					printf("{\"pid\":%d,\"control\":\"%s\",\"receive\":%s}\n", (int)pid, sock, msg);
-				else
+				if (json) {
+					printf("{\"pid\":%d,\"control\":", (int)pid);
+					xsr_json_str(stdout, sock);
+					printf(",\"receive\":%s}\n", msg);
+				} else
 					printf("%d\n", (int)pid);
 				rc = XSR_EXIT_OK;
 				break;
