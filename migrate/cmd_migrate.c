@@ -212,8 +212,10 @@ int cmd_migrate(int argc, char **argv)
 		case 'd':
 		case 'm':
 		case 'M': {
+			/* strtoul() wraps '-1' and saturates on overflow: neither is a number here. */
+			errno = 0;
 			unsigned long v = strtoul(optarg, &end, 10);
-			if (*end || !*optarg || (o != 'd' && (v < (o == 'P' ? 0u : 1u) || v > 60))) {
+			if (*end || !*optarg || errno || strchr(optarg, '-') || v > UINT32_MAX || (o != 'd' && (v < (o == 'P' ? 0u : 1u) || v > 60))) {
 				xsr_err("migrate", "%s %s: expected %s", o == 'd' ? "--max-downtime" : "a round count",
 					optarg, o == 'd' ? "milliseconds" : "1..60");
 				return XSR_EXIT_USAGE;
@@ -556,8 +558,9 @@ int cmd_receive(int argc, char **argv)
 			break;
 		}
 		case 'v': {
+			errno = 0;
 			unsigned long v = strtoul(optarg, &end, 10);
-			if (*end || v < 1 || v > XSR_MAX_VCPUS) {
+			if (*end || errno || strchr(optarg, '-') || v < 1 || v > XSR_MAX_VCPUS) {
 				xsr_err("receive", "--max-vcpus %s: expected 1..%u", optarg, XSR_MAX_VCPUS);
 				return XSR_EXIT_USAGE;
 			}

@@ -146,7 +146,8 @@ static int xsr_xen_capture(const char *verb, int kind, uint32_t domid, const cha
 			xsr_err(verb, "domain %u: %s%s", domid, err,
 				strstr(err, "stays suspended") ? "" : " (the domain keeps running)");
 			xsr_out_abort(&out);
-			return XSR_EXIT_FAIL;
+			/* Interrupted: the temporary file is gone, the status says which signal (xsr(1)). */
+			return xsr_xen_save_stop_signal() ? 128 + xsr_xen_save_stop_signal() : XSR_EXIT_FAIL;
 		}
 		uint64_t tc = xsr_now_ns();
 		int committed = xsr_out_commit(&out, verb) == 0;
@@ -250,7 +251,7 @@ static int capture_main(const char *verb, int kind, int argc, char **argv)
 			if (o == 'v') {
 				char *e;
 				pvcpu = strtoul(optarg, &e, 0);
-				if (*e || pvcpu >= XSR_MAX_VCPUS) {
+				if (*e || e == optarg || strchr(optarg, '-') || pvcpu >= XSR_MAX_VCPUS) {
 					xsr_err(verb, "--vcpu %s: need a vCPU number", optarg);
 					return XSR_EXIT_USAGE;
 				}

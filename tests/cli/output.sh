@@ -177,6 +177,13 @@ for s in 99999999999999999999 18446744073709551616 -1 ' -1' 0x1ffffffffffffffff 
 	check "--seed '$s' is refused (exit 2)" bash -c "'$XSR' synth --mem 4M --vcpus 1 --seed '$s' '$T/seed.img' 2>/dev/null; [ \$? -eq 2 ] && [ ! -e '$T/seed.img' ]"
 done
 check "--seed 18446744073709551615 (2^64-1) is accepted" "$XSR" synth --mem 4M --vcpus 1 --seed 18446744073709551615 "$T/seed.img"
+# The same class in the other verbs' numbers: strtoul() wraps '-N' and saturates on overflow.
+for args in "migrate --max-downtime -1 vm:$T/none tcp:127.0.0.1:1" \
+	"migrate --max-downtime 99999999999999999999999 vm:$T/none tcp:127.0.0.1:1" \
+	"receive --max-vcpus -18446744073709551615 tcp:127.0.0.1:0 --to-file $T/none.img" \
+	"core --paging --vcpu -18446744073709551615 vm:$T/none $T/none.img"; do
+	check "xsr $args: a usage error (exit 2)" bash -c "timeout 10 '$XSR' $args >/dev/null 2>&1; [ \$? -eq 2 ]"
+done
 check "--vcpus 99999999999999999999 is refused (exit 2)" bash -c "'$XSR' synth --mem 4M --vcpus 99999999999999999999 '$T/x.img' 2>/dev/null; [ \$? -eq 2 ]"
 for lay in "" --stream; do
 	"$XSR" synth --mem 8M --vcpus 2 --zero-fraction 0.3 $lay --json "$T/js.img" >"$T/js.json"
