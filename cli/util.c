@@ -421,8 +421,10 @@ int xsr_out_open(struct xsr_outfile *o, const char *verb, const char *path)
 	 * group where we may set them.
 	 */
 	if (have) {
-		if ((sb.st_uid != geteuid() || sb.st_gid != getegid()) && fchown(o->fd, sb.st_uid, sb.st_gid) < 0)
-			sb.st_mode &= fchown(o->fd, (uid_t)-1, sb.st_gid) < 0 ? ~(mode_t)077 : ~(mode_t)07;
+		/* Group bits are for the old group: where it cannot be kept, they and the other bits go. */
+		if ((sb.st_uid != geteuid() || sb.st_gid != getegid()) && fchown(o->fd, sb.st_uid, sb.st_gid) < 0 &&
+		    fchown(o->fd, (uid_t)-1, sb.st_gid) < 0)
+			sb.st_mode &= ~(mode_t)077;
 		fchmod(o->fd, sb.st_mode & 07777);
 	}
 	return 0;

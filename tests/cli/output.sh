@@ -60,6 +60,12 @@ for m in 640 604 600 666; do
 	check "replacing a file of mode $m keeps $m (convert)" bash -c "umask 022; '$XSR' convert --to stream '$T/a.img' '$T/r$m.img' && [ \$(stat -c %a '$T/r$m.img') = $m ]"
 done
 chmod 640 "$T/r640.img"
+if [ "$(id -u)" = 0 ] && id nobody >/dev/null 2>&1; then
+	cp "$T/a.img" "$T/owned.img" && chown nobody "$T/owned.img" && chmod 640 "$T/owned.img"
+	want=$(stat -c '%U:%G %a' "$T/owned.img")
+	check "replacing another user's file (as root) keeps owner, group and mode ($want)" \
+		bash -c "'$XSR' convert --to stream '$T/a.img' '$T/owned.img' && [ \"\$(stat -c '%U:%G %a' '$T/owned.img')\" = '$want' ]"
+fi
 check "replacing a file keeps its mode (synth)" bash -c "'$XSR' synth --mem 4M --vcpus 1 '$T/r640.img' && [ \$(stat -c %a '$T/r640.img') = 640 ]"
 check "a streamed image written to a FIFO-free new file via import keeps 0600" bash -c "umask 022; '$XSR' convert --to stream '$T/a.img' '$T/s.img' && '$XSR' import '$T/s.img' '$T/imp.img' 2>/dev/null; [ ! -e '$T/imp.img' ] || [ \$(stat -c %a '$T/imp.img') = 600 ]"
 
