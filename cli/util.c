@@ -352,6 +352,11 @@ int xsr_out_open(struct xsr_outfile *o, const char *verb, const char *path)
 	memset(o, 0, sizeof(*o));
 	o->fd = -1;
 	if (!strcmp(path, "-")) {
+		/* Image octets on a terminal are garbage at best and escape sequences at worst. */
+		if (isatty(STDOUT_FILENO)) {
+			xsr_err(verb, "refusing to write an image to a terminal; redirect stdout");
+			return -1;
+		}
 		o->fd = STDOUT_FILENO;
 		o->is_stdout = 1;
 		return 0;

@@ -166,6 +166,15 @@ sys.exit(subprocess.run([sys.argv[1], "synth", "--mem", "4M", "--vcpus", "1", sy
 else
 	echo "skip - escape tests need root and unshare -u (to set a host name)"
 fi
+if command -v script >/dev/null; then
+	for v in "synth --mem 4M --vcpus 1 -" "convert $T/a.img -"; do
+		script -qc "'$XSR' $v; echo rc=\$?" /dev/null >"$T/tty.out" 2>&1 </dev/null
+		check "xsr $v on a terminal: refused (exit 3), no image octets" \
+			bash -c "grep -q 'rc=3' '$T/tty.out' && grep -q 'terminal' '$T/tty.out' && [ \$(stat -c %s '$T/tty.out') -lt 1000 ]"
+	done
+else
+	echo "skip - script(1) missing: image to a terminal not tried"
+fi
 check "error messages escape what they quote" bash -c "'$XSR' info \"\$(printf '$T/no\\033[2Jsuch')\" 2>'$T/e'; ! grep -q \$'\\x1b' '$T/e' && grep -qF 'no\\x1b[2Jsuch' '$T/e'"
 
 # --- Finding 11: stdout redirected to a regular file (write-only). ---
