@@ -953,6 +953,11 @@ int xsr_xen_save_native_opts(uint32_t domid, int out_fd, const struct xen_import
 
 void xsr_xen_save_catch_signals(void) {}
 
+int xsr_xen_save_stop_signal(void)
+{
+	return 0;
+}
+
 int xsr_xen_logdirty(uint32_t domid, char *why, size_t whylen)
 {
 	snprintf(why, whylen, "%s", NO_XEN);

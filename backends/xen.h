@@ -73,6 +73,8 @@ int xsr_xen_save_finish(uint32_t domid, int committed, char *err, size_t errlen)
  * killing the process with the domain suspended; SIGPIPE is ignored.
  */
 void xsr_xen_save_catch_signals(void);
+/* The signal that stopped a save (for its exit status, 128 + N), or 0. */
+int xsr_xen_save_stop_signal(void);
 
 /*
  * Restore: the xsrelf image @img_fd (seekable; made by xsr save DOMID or

@@ -101,6 +101,11 @@ static volatile sig_atomic_t stop_sig;
 
 static void on_stop_signal(int sig) { stop_sig = sig; }
 
+int xsr_xen_save_stop_signal(void)
+{
+	return stop_sig;
+}
+
 void xsr_xen_save_catch_signals(void)
 {
 	struct sigaction sa = {.sa_handler = on_stop_signal};

@@ -42,8 +42,24 @@ int xsr_read_file(const char *verb, const char *path, size_t max, char **buf, si
 void xsr_err(const char *verb, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Open FILE for reading ("-" = stdin); -1 with message printed on error. */
 int xsr_open_in(const char *verb, const char *path);
-/* JSON string escaping to @f. */
+/*
+ * A JSON string to @f, of @s up to NUL or @max octets.  Controls, DEL, C1
+ * controls and octets that are not UTF-8 become \u00XX (an octet that is not
+ * UTF-8 reads as its Latin-1 character): the output is always valid JSON and
+ * never carries a terminal escape.
+ */
+void xsr_json_strn(FILE *f, const char *s, size_t max);
 void xsr_json_str(FILE *f, const char *s);
+/*
+ * Text from an image made safe for a terminal: printable ASCII and valid
+ * UTF-8 (U+00A0 up) as is, a backslash doubled, every other octet as \xHH;
+ * @keep_nl keeps newlines and tabs.  At most @max octets of @s are read (a
+ * fixed-size field need not end in NUL).  xsr_esc_to() writes @out (always
+ * NUL-terminated, cut short when full) and returns its length; xsr_esc()
+ * returns one of 8 static buffers of 1 KiB, for use in printf arguments.
+ */
+size_t xsr_esc_to(char *out, size_t outlen, const char *s, size_t max, int keep_nl);
+const char *xsr_esc(const char *s, size_t max);
 /*
  * What a paging view kept and left out (struct xsr_paging_stats): lines of
  * text, or one JSON object without a newline when @json.
@@ -52,15 +68,30 @@ struct xsr_paging_stats;
 void xsr_paging_report(FILE *f, const struct xsr_paging_stats *st, uint32_t vcpu, int json);
 
 /*
- * Atomic output: create a temporary file beside @path; commit fsyncs and
- * renames it over @path; abort unlinks it.  "-" means stdout (no temp).
+ * Output FILE.  A regular file (or a new one) is written atomically: a hidden
+ * temporary file beside it (beside the target of a symbolic link), which
+ * commit fsyncs and renames over it and abort unlinks; SIGINT, SIGTERM and
+ * SIGHUP unlink it too and exit 128 + the signal.  A new file gets mode 0600
+ * less the umask (it holds guest memory); a replaced file keeps its mode.  A
+ * FIFO or character device is opened and written in place (@in_place), any
+ * other kind of file refused.  "-" means stdout.  Only a temporary file can
+ * hold a seekable image: xsr_out_streamed() says when it must be a stream.
  */
 struct xsr_outfile {
 	int fd;
 	int is_stdout;
-	char *path;
+	int in_place;
+	char *path;   /* as the user gave it, for messages */
+	char *target; /* the resolved symbolic link, or NULL */
 	char *tmp;
 };
+/*
+ * 1 when xsr_out_open(@path) would make or replace a regular file (one that
+ * can hold a seekable image), 0 for stdout, a FIFO, a device or anything
+ * else: ask before opening, since opening a FIFO waits for its reader.
+ */
+int xsr_out_regular(const char *path);
+static inline int xsr_out_streamed(const struct xsr_outfile *o) { return o->is_stdout || o->in_place; }
 /*
  * Write all of @iov (@n vectors, any number: sent IOV_MAX at a time) to @fd,
  * retrying on EINTR and short writes; @iov is consumed.  Returns the octets

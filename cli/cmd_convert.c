@@ -17,8 +17,9 @@ static void usage(FILE *f)
 		   "       xsr convert --paging [--vcpu N] [--json] IN OUT\n"
 		   "       xsr convert --vmcoreinfo FILE IN OUT\n\n"
 		   "Copy an image into the other layout ('-' = stdin / stdout).  Without --to,\n"
-		   "a regular-file OUT becomes seekable and stdout a stream.  Every page and\n"
-		   "record is verified on the way; a later copy of a page in a stream wins.\n"
+		   "a regular-file OUT becomes seekable and stdout, a FIFO or a device a\n"
+		   "stream; --compress makes a stream.  Every page and record is verified\n"
+		   "on the way; a later copy of a page in a stream wins.\n"
 		   "--paging writes a core whose PT_LOADs are vCPU N's guest-virtual mappings\n"
 		   "(default vCPU 0), so `gdb GUEST.elf OUT` reads variables at their linked\n"
 		   "addresses; IN and OUT must be files.  Mappings contiguous in virtual and\n"
@@ -92,8 +93,16 @@ static int convert_main(int argc, char **argv)
 		xsr_err("convert", "--json reports a paging view: it goes with --paging");
 		return XSR_EXIT_USAGE;
 	}
-	if ((co.layout == XSR_LAYOUT_SEEKABLE || co.paging) && !strcmp(outp, "-")) {
-		xsr_err("convert", "a seekable image needs a file, not stdout");
+	/* Compression is of stream page batches: --compress means --to stream. */
+	if (co.compress && (co.layout == XSR_LAYOUT_SEEKABLE || co.paging)) {
+		xsr_err("convert", "--compress makes a stream: it does not go with %s",
+			co.paging ? "--paging" : "--to seekable");
+		return XSR_EXIT_USAGE;
+	}
+	if (co.compress)
+		co.layout = XSR_LAYOUT_STREAM;
+	if ((co.layout == XSR_LAYOUT_SEEKABLE || co.paging) && !xsr_out_regular(outp)) {
+		xsr_err("convert", "%s: a seekable image needs a regular file", outp);
 		return XSR_EXIT_USAGE;
 	}
 	int fd = xsr_open_in("convert", in);
@@ -105,14 +114,15 @@ static int convert_main(int argc, char **argv)
 			close(fd);
 		return XSR_EXIT_FAIL;
 	}
-	if (out.is_stdout)
+	if (xsr_out_streamed(&out))
 		co.layout = XSR_LAYOUT_STREAM;
 	char err[1024] = "";
 	int rc = xsr_convert(fd, out.fd, &co, err, sizeof(err));
 	if (fd != STDIN_FILENO)
 		close(fd);
 	if (rc < 0) {
-		xsr_err("convert", "%s: %s", in, err);
+		/* The failure may be in reading IN or in writing OUT: name both. */
+		xsr_err("convert", "%s -> %s: %s", in, outp, err);
 		xsr_out_abort(&out);
 		return XSR_EXIT_FAIL;
 	}

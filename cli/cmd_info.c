@@ -85,15 +85,15 @@ static void print_json(const char *file, const struct scan *s)
 	       (unsigned long long)s->data_pages, s->fh.flags & XSR_FF_PAGING_VIEW ? "true" : "false");
 	if (s->have_producer) {
 		printf(", \"producer\": {\"name\": ");
-		xsr_json_str(stdout, s->producer.producer);
+		xsr_json_strn(stdout, s->producer.producer, sizeof(s->producer.producer));
 		printf(", \"version\": ");
-		xsr_json_str(stdout, s->producer.producer_version_str);
+		xsr_json_strn(stdout, s->producer.producer_version_str, sizeof(s->producer.producer_version_str));
 		printf(", \"hypervisor\": ");
-		xsr_json_str(stdout, s->producer.hypervisor);
+		xsr_json_strn(stdout, s->producer.hypervisor, sizeof(s->producer.hypervisor));
 		printf(", \"hypervisor_version\": ");
-		xsr_json_str(stdout, s->producer.hypervisor_version);
+		xsr_json_strn(stdout, s->producer.hypervisor_version, sizeof(s->producer.hypervisor_version));
 		printf(", \"host\": ");
-		xsr_json_str(stdout, s->producer.host);
+		xsr_json_strn(stdout, s->producer.host, sizeof(s->producer.host));
 		printf("}");
 	}
 	printf(", \"memory_runs\": [");
@@ -104,7 +104,7 @@ static void print_json(const char *file, const struct scan *s)
 	for (uint32_t i = 0; i < s->nsecs; i++) {
 		const struct scan_sec *x = &s->secs[i];
 		printf("%s{\"name\": ", i ? ", " : "");
-		xsr_json_str(stdout, x->name);
+		xsr_json_strn(stdout, x->name, sizeof(x->name));
 		printf(", \"type\": %u, \"code\": %d, \"offset\": %llu, \"size\": %llu, \"info\": %u}", x->sh_type,
 		       x->code == UINT32_MAX ? -1 : (int)x->code, (unsigned long long)x->offset, (unsigned long long)x->size, x->info);
 	}
@@ -199,16 +199,19 @@ static void print_xen(const struct scan *s, int json)
 	}
 }
 
+/* Every string that came from the image goes through xsr_esc(): it may hold terminal escapes. */
+#define P(field) xsr_esc(s->producer.field, sizeof(s->producer.field))
+
 static void print_text(const char *file, const struct scan *s)
 {
-	printf("file:       %s\n", file);
+	printf("file:       %s\n", xsr_esc(file, SIZE_MAX));
 	printf("layout:     %s%s\n", s->layout == XSR_LAYOUT_SEEKABLE ? "seekable (ELF core)" : "stream",
 	       s->fh.flags & XSR_FF_PAGING_VIEW ? ", paging view" : "");
 	printf("kind:       %s\n", xsr_kind_name(s->fh.kind));
 	printf("format:     %u.%u\n", s->fh.version_major, s->fh.version_minor);
 	if (s->have_producer)
-		printf("producer:   %s %s on '%s'; hypervisor %s %s\n", s->producer.producer, s->producer.producer_version_str,
-		       s->producer.host, s->producer.hypervisor, s->producer.hypervisor_version);
+		printf("producer:   %s %s on '%s'; hypervisor %s %s\n", P(producer), P(producer_version_str), P(host),
+		       P(hypervisor), P(hypervisor_version));
 	printf("vcpus:      %u\n", s->fh.nr_vcpus);
 	printf("pages:      %llu populated (%llu MiB), %llu with data, %llu zero\n", (unsigned long long)s->fh.nr_pages,
 	       (unsigned long long)(s->fh.nr_pages >> 8), (unsigned long long)s->data_pages, (unsigned long long)s->zero_pages);
@@ -224,13 +227,16 @@ static void print_text(const char *file, const struct scan *s)
 		char vc[16] = "-";
 		if (x->code == XSR_SEC_VCPU)
 			snprintf(vc, sizeof(vc), "%u", x->info);
-		printf("  %-16s %-10s %-6s 0x%016llx %14llu\n", x->name, t ? t : "unknown", vc, (unsigned long long)x->offset,
+		printf("  %-16s %-10s %-6s 0x%016llx %14llu\n", xsr_esc(x->name, sizeof(x->name)), t ? t : "unknown", vc, (unsigned long long)x->offset,
 		       (unsigned long long)x->size);
 	}
 	if (s->layout == XSR_LAYOUT_STREAM)
 		printf("page records: %llu\n", (unsigned long long)s->page_records);
-	if (s->config)
-		printf("config:     %.200s%s", s->config, strlen(s->config) && s->config[strlen(s->config) - 1] == '\n' ? "" : "\n");
+	if (s->config) {
+		char cfg[1024];
+		size_t n = xsr_esc_to(cfg, sizeof(cfg), s->config, 200, 1);
+		printf("config:     %s%s", cfg, n && cfg[n - 1] == '\n' ? "" : "\n");
+	}
 	if (s->nxen)
 		print_xen(s, 0);
 }

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* xsr synth: a deterministic synthetic domain through the one writer. */
+#include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,7 +22,8 @@ static void usage(FILE *f)
 		"       xsr synth --mem SIZE --vcpus N [--zero-fraction F] [--seed S] --check IMAGE\n\n"
 		"Write a deterministic synthetic domain (page content and registers are a\n"
 		"documented function of pfn, vCPU and seed) to OUT ('-' = stdout, streamed).\n"
-		"--stream forces the streamed layout on a regular file.  --check restores\n"
+		"--stream forces the streamed layout on a regular file, and so does\n"
+		"--compress (only stream page batches are compressed).  --check restores\n"
 		"IMAGE into a synthetic domain of the same parameters and reports whether\n"
 		"every page and vCPU came back identical (exit 0) or not (exit 1).\n");
 }
@@ -50,8 +52,9 @@ int cmd_synth(int argc, char **argv)
 			break;
 		case 'v': {
 			char *e;
+			errno = 0;
 			unsigned long v = strtoul(optarg, &e, 10);
-			if (*e || v == 0 || v > XSR_MAX_VCPUS) {
+			if (*e || e == optarg || errno || v == 0 || v > XSR_MAX_VCPUS) {
 				xsr_err("synth", "--vcpus %s: need 1..%u", optarg, XSR_MAX_VCPUS);
 				return XSR_EXIT_USAGE;
 			}
@@ -69,9 +72,10 @@ int cmd_synth(int argc, char **argv)
 		}
 		case 's': {
 			char *e;
+			errno = 0;
 			p.seed = strtoull(optarg, &e, 0);
-			if (*e) {
-				xsr_err("synth", "--seed %s: need an integer", optarg);
+			if (*e || e == optarg || errno || optarg[strspn(optarg, " \t")] == '-') {
+				xsr_err("synth", "--seed %s: need an integer from 0 to 2^64-1", optarg);
 				return XSR_EXIT_USAGE;
 			}
 			break;
@@ -89,6 +93,10 @@ int cmd_synth(int argc, char **argv)
 	}
 	if (mem < 0 || (!check && optind != argc - 1) || (check && optind != argc)) {
 		usage(stderr);
+		return XSR_EXIT_USAGE;
+	}
+	if (compress && check) {
+		xsr_err("synth", "--compress is for writing an image, not --check");
 		return XSR_EXIT_USAGE;
 	}
 	p.mem_bytes = (uint64_t)mem;
@@ -110,11 +118,14 @@ int cmd_synth(int argc, char **argv)
 		xsr_synth_expect(be, NULL, NULL);
 		int rc = xsr_restore_domain(be, fd, &ro, &rs, err, sizeof(err));
 		xsr_synth_expect(be, &checked, &bad);
+		char be_err[256];
+		snprintf(be_err, sizeof(be_err), "%llu of %llu pages differ from the synthetic domain (first: %s)",
+			 (unsigned long long)bad, (unsigned long long)checked, be->ops->error(be));
 		be->ops->close(be);
 		if (fd != STDIN_FILENO)
 			close(fd);
-		if (rc < 0) {
-			xsr_err("synth", "%s: %s", check, err);
+		if (rc < 0 || bad) {
+			xsr_err("synth", "%s: %s", check, rc < 0 ? err : be_err);
 			return XSR_EXIT_DAMAGE;
 		}
 		printf("%s: %llu pages and %u vCPUs match the synthetic domain\n", check, (unsigned long long)checked, p.nr_vcpus);
@@ -125,7 +136,9 @@ int cmd_synth(int argc, char **argv)
 		be->ops->close(be);
 		return XSR_EXIT_FAIL;
 	}
-	struct xsr_save_opts so = {.kind = XSR_KIND_SAVE, .layout = stream || out.is_stdout ? XSR_LAYOUT_STREAM : 0,
+	/* Compression is of stream page batches: --compress writes the streamed layout. */
+	struct xsr_save_opts so = {.kind = XSR_KIND_SAVE,
+				   .layout = stream || compress || xsr_out_streamed(&out) ? XSR_LAYOUT_STREAM : 0,
 				   .compress = (uint8_t)compress, .progress = isatty(2) && !out.is_stdout};
 	struct xsr_save_stats st;
 	int rc = xsr_save_domain(be, out.fd, &so, &st, err, sizeof(err));

@@ -22,7 +22,7 @@ static void usage(FILE *f)
 
 static void report(void *ctx, const char *msg)
 {
-	fprintf(stderr, "xsr verify: %s: %s\n", (const char *)ctx, msg);
+	xsr_err("verify", "%s: %s", (const char *)ctx, msg);
 }
 
 int cmd_verify(int argc, char **argv)
@@ -55,12 +55,12 @@ int cmd_verify(int argc, char **argv)
 		/* Open without the structure check: verify makes it itself and lists every problem. */
 		rc = xsr_image_open_flags(&img, fd, XSR_OPEN_NO_CHECK, err, sizeof(err));
 		if (rc < 0) {
-			fprintf(stderr, "xsr verify: %s: %s\n", file, err);
+			xsr_err("verify", "%s: %s", file, err);
 			damaged = rc == XSR_E_IO || rc == XSR_E_NOMEM ? -1 : 1;
 		} else {
 			rc = xsr_image_verify(img, report, (void *)file);
 			if (rc < 0) {
-				fprintf(stderr, "xsr verify: %s: %s\n", file, xsr_image_error(img));
+				xsr_err("verify", "%s: %s", file, xsr_image_error(img));
 				damaged = rc == XSR_E_NOMEM ? -1 : 1;
 			}
 			xsr_image_close(img);
@@ -73,13 +73,13 @@ int cmd_verify(int argc, char **argv)
 		rc = xsr_scan(fd, &s, err, sizeof(err));
 		if (rc == XSR_E_STATE) {
 			/* A seekable image on a pipe is not damage: it cannot be read there (exit 3). */
-			fprintf(stderr, "xsr verify: %s: a seekable image on a pipe: give it as a file (random access is needed)\n", file);
+			xsr_err("verify", "%s: a seekable image on a pipe: give it as a file (random access is needed)", file);
 			damaged = -1;
 		} else if (rc < 0) {
-			fprintf(stderr, "xsr verify: %s: %s\n", file, err);
+			xsr_err("verify", "%s: %s", file, err);
 			damaged = rc == XSR_E_IO || rc == XSR_E_NOMEM ? -1 : 1;
 		} else if (s.trailing) {
-			fprintf(stderr, "xsr verify: %s: data after the END record at stream offset 0x%llx\n", file,
+			xsr_err("verify", "%s: data after the END record at stream offset 0x%llx", file,
 				(unsigned long long)s.stream_end);
 			damaged = 1;
 		}

@@ -1,5 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* xsr: xl-style verbs over libxsrelf. */
+#include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <execinfo.h>
 #include <signal.h>
@@ -61,8 +63,34 @@ static void timing_exit(void)
 		(xsr_now_ns() - main_t0) / 1e6);
 }
 
+/*
+ * What the verb printed must have reached stdout: a full disk or a closed
+ * pipe is a failure (exit 3), not a silent success.  A stdout that was
+ * closed before we started and never written to is not an error.
+ */
+static int close_stdout(const char *verb, int rc)
+{
+	int bad = fflush(stdout) != 0 || ferror(stdout);
+	int e = errno;
+	if (fclose(stdout) != 0 && !bad && errno != EBADF) {
+		bad = 1;
+		e = errno;
+	}
+	if (!bad)
+		return rc;
+	fprintf(stderr, "xsr%s%s: writing stdout: %s\n", verb ? " " : "", verb ? verb : "", strerror(e));
+	return rc == XSR_EXIT_OK || rc == XSR_EXIT_DAMAGE ? XSR_EXIT_FAIL : rc;
+}
+
 int main(int argc, char **argv)
 {
+	/*
+	 * A closed 0, 1 or 2 would be the next file opened, and a message or
+	 * --json meant for stdout would land in the image: hold them with /dev/null.
+	 */
+	for (int fd = 0; fd < 3; fd++)
+		if (fcntl(fd, F_GETFD) < 0 && errno == EBADF && open("/dev/null", fd ? O_WRONLY : O_RDONLY) != fd)
+			return XSR_EXIT_FAIL;
 	if (getenv("XSR_XEN_TIMING")) {
 		main_t0 = xsr_now_ns();
 		atexit(timing_exit);
@@ -78,16 +106,16 @@ int main(int argc, char **argv)
 	}
 	if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
 		usage(stdout);
-		return XSR_EXIT_OK;
+		return close_stdout(NULL, XSR_EXIT_OK);
 	}
 	if (!strcmp(argv[1], "--version")) {
 		printf("xsr %s (libxsrelf %s, format %d.%d)\n", XSR_PRODUCER_VERSION_STR, xsr_version(),
 		       XSR_VERSION_MAJOR, XSR_VERSION_MINOR);
-		return XSR_EXIT_OK;
+		return close_stdout(NULL, XSR_EXIT_OK);
 	}
 	for (size_t i = 0; i < sizeof(verbs) / sizeof(verbs[0]); i++)
 		if (!strcmp(argv[1], verbs[i].name))
-			return verbs[i].fn(argc - 1, argv + 1);
+			return close_stdout(verbs[i].name, verbs[i].fn(argc - 1, argv + 1));
 	fprintf(stderr, "xsr: unknown verb '%s'\n", argv[1]);
 	usage(stderr);
 	return XSR_EXIT_USAGE;

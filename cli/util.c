@@ -5,7 +5,9 @@
 #include <inttypes.h>
 #include <libgen.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -87,14 +89,84 @@ int xsr_read_file(const char *verb, const char *path, size_t max, char **buf, si
 	return 0;
 }
 
+/*
+ * Length of the UTF-8 sequence at @s (at most @n octets) when it is valid,
+ * shortest-form and encodes U+00A0 or above (no C1 control); else 0.
+ */
+static size_t utf8_printable(const unsigned char *s, size_t n)
+{
+	uint32_t cp;
+	size_t len;
+	if (s[0] >= 0xc2 && s[0] <= 0xdf)
+		len = 2, cp = s[0] & 0x1f;
+	else if (s[0] >= 0xe0 && s[0] <= 0xef)
+		len = 3, cp = s[0] & 0x0f;
+	else if (s[0] >= 0xf0 && s[0] <= 0xf4)
+		len = 4, cp = s[0] & 0x07;
+	else
+		return 0;
+	if (len > n)
+		return 0;
+	for (size_t i = 1; i < len; i++) {
+		if ((s[i] & 0xc0) != 0x80)
+			return 0;
+		cp = cp << 6 | (s[i] & 0x3f);
+	}
+	static const uint32_t min[5] = {0, 0, 0x80, 0x800, 0x10000};
+	if (cp < min[len] || cp < 0xa0 || (cp >= 0xd800 && cp <= 0xdfff) || cp > 0x10ffff)
+		return 0;
+	return len;
+}
+
+size_t xsr_esc_to(char *out, size_t outlen, const char *s, size_t max, int keep_nl)
+{
+	size_t o = 0;
+	if (!outlen)
+		return 0;
+	for (size_t i = 0; i < max && s[i]; i++) {
+		unsigned char c = (unsigned char)s[i];
+		char tmp[8];
+		size_t n = 0, u = 0;
+		if (c >= 0x20 && c < 0x7f && c != '\\')
+			tmp[n++] = (char)c;
+		else if (c == '\\')
+			tmp[n++] = '\\', tmp[n++] = '\\';
+		else if (keep_nl && (c == '\n' || c == '\t'))
+			tmp[n++] = (char)c;
+		else if (c >= 0x80 && (u = utf8_printable((const unsigned char *)s + i, strnlen(s + i, max - i))) > 0) {
+			memcpy(tmp, s + i, u);
+			n = u;
+			i += u - 1;
+		} else
+			n = (size_t)snprintf(tmp, sizeof(tmp), "\\x%02x", c);
+		if (o + n >= outlen)
+			break;
+		memcpy(out + o, tmp, n);
+		o += n;
+	}
+	out[o] = 0;
+	return o;
+}
+
+const char *xsr_esc(const char *s, size_t max)
+{
+	static char ring[8][1024];
+	static unsigned next;
+	char *b = ring[next++ % 8];
+	xsr_esc_to(b, sizeof(ring[0]), s, max, 0);
+	return b;
+}
+
 void xsr_err(const char *verb, const char *fmt, ...)
 {
+	/* Messages carry names and text from images: escaped like stdout. */
+	char raw[4096], esc[4096];
 	va_list ap;
-	fprintf(stderr, "xsr %s: ", verb);
 	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
+	vsnprintf(raw, sizeof(raw), fmt, ap);
 	va_end(ap);
-	fputc('\n', stderr);
+	xsr_esc_to(esc, sizeof(esc), raw, sizeof(raw), 1);
+	fprintf(stderr, "xsr %s: %s\n", verb, esc);
 }
 
 int xsr_open_in(const char *verb, const char *path)
@@ -107,19 +179,28 @@ int xsr_open_in(const char *verb, const char *path)
 	return fd;
 }
 
-void xsr_json_str(FILE *f, const char *s)
+void xsr_json_strn(FILE *f, const char *s, size_t max)
 {
 	fputc('"', f);
-	for (; *s; s++) {
-		unsigned char c = (unsigned char)*s;
+	for (size_t i = 0; i < max && s[i]; i++) {
+		unsigned char c = (unsigned char)s[i];
+		size_t u;
 		if (c == '"' || c == '\\')
 			fprintf(f, "\\%c", c);
-		else if (c < 0x20)
-			fprintf(f, "\\u%04x", c);
-		else
+		else if (c >= 0x20 && c < 0x7f)
 			fputc(c, f);
+		else if (c >= 0x80 && (u = utf8_printable((const unsigned char *)s + i, strnlen(s + i, max - i))) > 0) {
+			fwrite(s + i, 1, u, f);
+			i += u - 1;
+		} else
+			fprintf(f, "\\u%04x", c); /* controls, DEL, and each octet that is not UTF-8 */
 	}
 	fputc('"', f);
+}
+
+void xsr_json_str(FILE *f, const char *s)
+{
+	xsr_json_strn(f, s, SIZE_MAX);
 }
 
 /* "12 KiB", "127.9 MiB": a size for people, in @buf. */
@@ -171,60 +252,220 @@ void xsr_paging_report(FILE *f, const struct xsr_paging_stats *st, uint32_t vcpu
 		fprintf(f, "  none of the kernel image and above or of the direct map\n");
 }
 
+/*
+ * The hidden temporary files that exist right now, so that SIGINT, SIGTERM
+ * and SIGHUP can remove them (a crash or SIGKILL cannot: see xsr(1), FILES).
+ * Slots are filled and cleared with the three signals blocked; the handler
+ * only reads them and calls unlink() and _exit(), both async-signal-safe.
+ */
+#define XSR_MAX_TMP 4
+static char *volatile live_tmp[XSR_MAX_TMP];
+
+static void on_stop_signal(int sig)
+{
+	for (int i = 0; i < XSR_MAX_TMP; i++)
+		if (live_tmp[i])
+			unlink(live_tmp[i]);
+	_exit(128 + sig);
+}
+
+static void block_stop_signals(int how, sigset_t *old)
+{
+	sigset_t set;
+	sigemptyset(&set);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGHUP);
+	sigprocmask(how, &set, old);
+}
+
+static void track_tmp(char *tmp, int add)
+{
+	static int installed;
+	sigset_t old;
+	block_stop_signals(SIG_BLOCK, &old);
+	for (int i = 0; i < XSR_MAX_TMP; i++)
+		if (add ? !live_tmp[i] : live_tmp[i] == tmp) {
+			live_tmp[i] = add ? tmp : NULL;
+			break;
+		}
+	if (add && !installed) {
+		/* A signal the caller ignores (nohup) stays ignored. */
+		static const int sigs[] = {SIGINT, SIGTERM, SIGHUP};
+		for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++) {
+			struct sigaction sa, prev;
+			if (sigaction(sigs[i], NULL, &prev) == 0 && prev.sa_handler == SIG_IGN)
+				continue;
+			memset(&sa, 0, sizeof(sa));
+			sa.sa_handler = on_stop_signal;
+			sigfillset(&sa.sa_mask);
+			sigaction(sigs[i], &sa, NULL);
+		}
+		installed = 1;
+	}
+	sigprocmask(SIG_SETMASK, &old, NULL);
+}
+
+static void out_free(struct xsr_outfile *o)
+{
+	if (o->tmp)
+		track_tmp(o->tmp, 0);
+	free(o->tmp);
+	free(o->path);
+	free(o->target);
+	o->tmp = o->path = o->target = NULL;
+	o->fd = -1;
+}
+
+/* A FIFO or a character device at @path: written where it is, never replaced. */
+static int open_in_place(struct xsr_outfile *o, const char *verb)
+{
+	o->fd = open(o->path, O_WRONLY | O_CLOEXEC | O_NOCTTY);
+	if (o->fd < 0) {
+		xsr_err(verb, "cannot open %s: %s", o->path, strerror(errno));
+		out_free(o);
+		return -1;
+	}
+	struct stat sb;
+	if (fstat(o->fd, &sb) < 0 || !(S_ISFIFO(sb.st_mode) || S_ISCHR(sb.st_mode))) {
+		/* It changed between the look and the open: refuse rather than guess. */
+		xsr_err(verb, "%s changed while it was opened; not writing to it", o->path);
+		close(o->fd);
+		out_free(o);
+		return -1;
+	}
+	o->in_place = 1;
+	return 0;
+}
+
+int xsr_out_regular(const char *path)
+{
+	struct stat sb;
+	if (!strcmp(path, "-"))
+		return 0;
+	return stat(path, &sb) < 0 ? errno == ENOENT : S_ISREG(sb.st_mode);
+}
+
 int xsr_out_open(struct xsr_outfile *o, const char *verb, const char *path)
 {
+	struct stat sb;
 	memset(o, 0, sizeof(*o));
 	o->fd = -1;
 	if (!strcmp(path, "-")) {
+		/* Image octets on a terminal are garbage at best and escape sequences at worst. */
+		if (isatty(STDOUT_FILENO)) {
+			xsr_err(verb, "refusing to write an image to a terminal; redirect stdout");
+			return -1;
+		}
 		o->fd = STDOUT_FILENO;
 		o->is_stdout = 1;
 		return 0;
 	}
 	o->path = strdup(path);
-	char *dup = strdup(path);
-	if (!o->path || !dup) {
-		free(dup);
+	if (!o->path) {
 		xsr_err(verb, "out of memory");
 		return -1;
 	}
+	int have = lstat(path, &sb) == 0;
+	if (!have && errno != ENOENT) {
+		xsr_err(verb, "%s: %s", path, strerror(errno));
+		out_free(o);
+		return -1;
+	}
+	if (have && S_ISLNK(sb.st_mode)) {
+		/* A symbolic link is followed: its target is written, the link stays. */
+		if (stat(path, &sb) < 0 || !(o->target = realpath(path, NULL))) {
+			xsr_err(verb, "%s is a symbolic link to a missing file (%s); not creating through it", path,
+				strerror(errno));
+			out_free(o);
+			return -1;
+		}
+	}
+	if (have && (S_ISFIFO(sb.st_mode) || S_ISCHR(sb.st_mode)))
+		return open_in_place(o, verb);
+	if (have && !S_ISREG(sb.st_mode)) {
+		xsr_err(verb, "%s is not a regular file, a FIFO or a character device; not replacing it", path);
+		out_free(o);
+		return -1;
+	}
+	const char *target = o->target ? o->target : path;
+	char *dup = strdup(target);
+	if (!dup) {
+		xsr_err(verb, "out of memory");
+		out_free(o);
+		return -1;
+	}
 	const char *dir = dirname(dup);
-	const char *base = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
+	const char *base = strrchr(target, '/') ? strrchr(target, '/') + 1 : target;
 	if (asprintf(&o->tmp, "%s/.%s.xsr-tmp.XXXXXX", dir, base) < 0) {
 		o->tmp = NULL;
 		free(dup);
 		xsr_err(verb, "out of memory");
+		out_free(o);
 		return -1;
 	}
 	free(dup);
+	sigset_t old;
+	/* No signal between creating the file and recording its name. */
+	block_stop_signals(SIG_BLOCK, &old);
 	o->fd = mkostemp(o->tmp, O_CLOEXEC);
+	int e = errno;
+	if (o->fd >= 0)
+		track_tmp(o->tmp, 1);
+	sigprocmask(SIG_SETMASK, &old, NULL);
 	if (o->fd < 0) {
-		xsr_err(verb, "cannot create a temporary file beside %s: %s", path, strerror(errno));
+		xsr_err(verb, "cannot create %s (a temporary file beside it): %s", path, strerror(e));
 		free(o->tmp);
 		o->tmp = NULL;
+		out_free(o);
 		return -1;
 	}
-	fchmod(o->fd, 0644);
+	/*
+	 * A new file keeps mkostemp()'s 0600 (less the umask): an image holds guest
+	 * memory.  A file that is replaced keeps its mode, and its owner and
+	 * group where we may set them.
+	 */
+	if (have) {
+		/* Group bits are for the old group: where it cannot be kept, they and the other bits go. */
+		if ((sb.st_uid != geteuid() || sb.st_gid != getegid()) && fchown(o->fd, sb.st_uid, sb.st_gid) < 0 &&
+		    fchown(o->fd, (uid_t)-1, sb.st_gid) < 0)
+			sb.st_mode &= ~(mode_t)077;
+		fchmod(o->fd, sb.st_mode & 07777);
+	}
 	return 0;
 }
 
 int xsr_out_commit(struct xsr_outfile *o, const char *verb)
 {
-	int rc = 0;
+	struct stat sb;
 	if (o->is_stdout)
 		return 0;
-	if (fsync(o->fd) < 0) {
-		xsr_err(verb, "fsync of %s: %s", o->tmp, strerror(errno));
-		rc = -1;
-	} else if (rename(o->tmp, o->path) < 0) {
-		xsr_err(verb, "renaming %s to %s: %s", o->tmp, o->path, strerror(errno));
-		rc = -1;
+	if (o->in_place) {
+		int rc = close(o->fd);
+		if (rc < 0)
+			xsr_err(verb, "writing %s: %s", o->path, strerror(errno));
+		out_free(o);
+		return rc < 0 ? -1 : 0;
 	}
-	if (rc < 0) {
+	const char *target = o->target ? o->target : o->path;
+	if (fsync(o->fd) < 0) {
+		xsr_err(verb, "writing %s: %s", o->path, strerror(errno));
 		xsr_out_abort(o);
-		return rc;
+		return -1;
+	}
+	/* Whatever appeared at the path meanwhile, only a regular file is replaced. */
+	if (lstat(target, &sb) == 0 && !S_ISREG(sb.st_mode)) {
+		xsr_err(verb, "%s is no longer a regular file; not replacing it", o->path);
+		xsr_out_abort(o);
+		return -1;
+	}
+	if (rename(o->tmp, target) < 0) {
+		xsr_err(verb, "cannot replace %s: %s", o->path, strerror(errno));
+		xsr_out_abort(o);
+		return -1;
 	}
 	/* Make the rename itself durable. */
-	char *dup = strdup(o->path);
+	char *dup = strdup(target);
 	if (dup) {
 		int dfd = open(dirname(dup), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 		if (dfd >= 0) {
@@ -234,10 +475,7 @@ int xsr_out_commit(struct xsr_outfile *o, const char *verb)
 		free(dup);
 	}
 	close(o->fd);
-	free(o->tmp);
-	free(o->path);
-	o->tmp = o->path = NULL;
-	o->fd = -1;
+	out_free(o);
 	return 0;
 }
 
@@ -248,10 +486,7 @@ void xsr_out_abort(struct xsr_outfile *o)
 	close(o->fd);
 	if (o->tmp)
 		unlink(o->tmp);
-	free(o->tmp);
-	free(o->path);
-	o->tmp = o->path = NULL;
-	o->fd = -1;
+	out_free(o);
 }
 
 int64_t xsr_writev_all(int fd, struct iovec *iov, int n)

@@ -212,8 +212,10 @@ int cmd_migrate(int argc, char **argv)
 		case 'd':
 		case 'm':
 		case 'M': {
+			/* strtoul() wraps '-1' and saturates on overflow: neither is a number here. */
+			errno = 0;
 			unsigned long v = strtoul(optarg, &end, 10);
-			if (*end || !*optarg || (o != 'd' && (v < (o == 'P' ? 0u : 1u) || v > 60))) {
+			if (*end || !*optarg || errno || strchr(optarg, '-') || v > UINT32_MAX || (o != 'd' && (v < (o == 'P' ? 0u : 1u) || v > 60))) {
 				xsr_err("migrate", "%s %s: expected %s", o == 'd' ? "--max-downtime" : "a round count",
 					optarg, o == 'd' ? "milliseconds" : "1..60");
 				return XSR_EXIT_USAGE;
@@ -556,8 +558,9 @@ int cmd_receive(int argc, char **argv)
 			break;
 		}
 		case 'v': {
+			errno = 0;
 			unsigned long v = strtoul(optarg, &end, 10);
-			if (*end || v < 1 || v > XSR_MAX_VCPUS) {
+			if (*end || errno || strchr(optarg, '-') || v < 1 || v > XSR_MAX_VCPUS) {
 				xsr_err("receive", "--max-vcpus %s: expected 1..%u", optarg, XSR_MAX_VCPUS);
 				return XSR_EXIT_USAGE;
 			}
@@ -635,10 +638,13 @@ int cmd_receive(int argc, char **argv)
 			int r = xsr_migrate_receive(NULL, c.conn, &c.o, &c.st, msg, sizeof(msg));
 			if (r == 0) {
 				close(c.conn);
-				if (json)
-					printf("{\"file\":\"%s\",\"bytes\":%" PRIu64 ",\"pages\":%" PRIu64 ",\"zero_pages\":%" PRIu64
+				if (json) {
+					printf("{\"file\":");
+					xsr_json_str(stdout, file);
+					printf(",\"bytes\":%" PRIu64 ",\"pages\":%" PRIu64 ",\"zero_pages\":%" PRIu64
 					       ",\"rounds\":%" PRIu64 "}\n",
-					       file, c.st.bytes, c.st.pages, c.st.zero_pages, c.st.rounds);
+					       c.st.bytes, c.st.pages, c.st.zero_pages, c.st.rounds);
+				}
 				rc = XSR_EXIT_OK;
 				break;
 			}
@@ -668,9 +674,11 @@ int cmd_receive(int argc, char **argv)
 			int r = xsr_vmm_spawn(sock, recv_build, &c, 0, &pid, msg, sizeof(msg));
 			close(c.conn);
 			if (r == 0) {
-				if (json)
-					printf("{\"pid\":%d,\"control\":\"%s\",\"receive\":%s}\n", (int)pid, sock, msg);
-				else
+				if (json) {
+					printf("{\"pid\":%d,\"control\":", (int)pid);
+					xsr_json_str(stdout, sock);
+					printf(",\"receive\":%s}\n", msg);
+				} else
 					printf("%d\n", (int)pid);
 				rc = XSR_EXIT_OK;
 				break;

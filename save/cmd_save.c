@@ -46,9 +46,10 @@ static void usage(FILE *f, const char *verb, int kind)
 			"usage: xsr save vm:SOCK|DOMID FILE [--stop] [--live] [--json] [--compress zstd|lz4]\n"
 			"\n"
 			"Save the guest behind the VMM control socket SOCK to FILE ('-' streams to\n"
-			"stdout).  FILE is replaced atomically: a failed save leaves an earlier\n"
-			"FILE untouched and the guest running.  --stop ends the VM once FILE is\n"
-			"safely on disk.  --live copies memory while the guest runs (dirty\n"
+			"stdout; so do a FIFO, a device and --compress).  FILE is replaced\n"
+			"atomically, keeping its mode (a new FILE is 0600): a failed save\n"
+			"leaves an earlier FILE untouched and the guest running.  --stop ends\n"
+			"the VM once FILE is safely on disk.  --live copies memory while the guest runs (dirty\n"
 			"logging) and pauses only for the last round.  --json prints bytes, pages,\n"
 			"zero_pages, pause_ms, elapsed_ms.\n"
 			"\n"
@@ -141,11 +142,12 @@ static int xsr_xen_capture(const char *verb, int kind, uint32_t domid, const cha
 	} else {
 		struct xsr_xen_stats st;
 		xsr_xen_save_catch_signals();
-		if (xsr_xen_save(domid, out.fd, out.is_stdout, &st, err, sizeof(err)) < 0) {
+		if (xsr_xen_save(domid, out.fd, xsr_out_streamed(&out), &st, err, sizeof(err)) < 0) {
 			xsr_err(verb, "domain %u: %s%s", domid, err,
 				strstr(err, "stays suspended") ? "" : " (the domain keeps running)");
 			xsr_out_abort(&out);
-			return XSR_EXIT_FAIL;
+			/* Interrupted: the temporary file is gone, the status says which signal (xsr(1)). */
+			return xsr_xen_save_stop_signal() ? 128 + xsr_xen_save_stop_signal() : XSR_EXIT_FAIL;
 		}
 		uint64_t tc = xsr_now_ns();
 		int committed = xsr_out_commit(&out, verb) == 0;
@@ -249,7 +251,7 @@ static int capture_main(const char *verb, int kind, int argc, char **argv)
 			if (o == 'v') {
 				char *e;
 				pvcpu = strtoul(optarg, &e, 0);
-				if (*e || pvcpu >= XSR_MAX_VCPUS) {
+				if (*e || e == optarg || strchr(optarg, '-') || pvcpu >= XSR_MAX_VCPUS) {
 					xsr_err(verb, "--vcpu %s: need a vCPU number", optarg);
 					return XSR_EXIT_USAGE;
 				}
@@ -278,8 +280,8 @@ static int capture_main(const char *verb, int kind, int argc, char **argv)
 		return XSR_EXIT_USAGE;
 	}
 	file = argv[optind + 1];
-	if ((paging || vmci) && !strcmp(file, "-")) {
-		xsr_err(verb, "--paging and --vmcoreinfo need a file, not stdout");
+	if ((paging || vmci) && !xsr_out_regular(file)) {
+		xsr_err(verb, "%s: --paging and --vmcoreinfo need a regular file", file);
 		return XSR_EXIT_USAGE;
 	}
 	uint32_t domid;
@@ -304,8 +306,13 @@ static int capture_main(const char *verb, int kind, int argc, char **argv)
 	fds[0] = out.fd;
 	if (isatty(2))
 		fds[nfds++] = 2;
-	snprintf(req, sizeof(req), "save kind=%s hold=%d progress=%d compress=%s live=%d",
-		 kind == XSR_KIND_CORE ? "core" : "save", stop, nfds > 1, compress, live);
+	/*
+	 * Stdout, a FIFO or a device gets a stream, as '-' promises: stdout
+	 * redirected to a file is write-only and a seekable image is read back.
+	 */
+	snprintf(req, sizeof(req), "save kind=%s hold=%d progress=%d compress=%s live=%d layout=%s",
+		 kind == XSR_KIND_CORE ? "core" : "save", stop, nfds > 1, compress, live,
+		 xsr_out_streamed(&out) || strcmp(compress, "none") ? "stream" : "auto");
 	if (xsr_ctl_call(verb, sock, req, fds, nfds, &reply) < 0) {
 		xsr_out_abort(&out);
 		free(reply);

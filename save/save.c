@@ -259,11 +259,10 @@ int xsr_save_domain(struct xsr_backend *be, int fd, const struct xsr_save_opts *
 		paused = 0;
 	}
 	st->pause_ns = xsr_now_ns() - tp;
-	struct xsr_writer_stats ws;
-	xsr_writer_stats(c.w, &ws);
-	rc = xsr_writer_close(c.w, err, errlen);
+	struct xsr_writer_stats ws = {0};
+	rc = xsr_writer_close_stats(c.w, &ws, err, errlen);
 	c.w = NULL;
-	st->bytes = ws.bytes;
+	st->bytes = ws.bytes; /* the image's size: what --json reports as "bytes" */
 	st->pages = ws.pages;
 	st->zero_pages = ws.zero_pages;
 out:

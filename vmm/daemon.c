@@ -171,6 +171,8 @@ static void do_save(struct xsr_vmm *v, char **argv, int argc, const int *fds, in
 		o.compress = XSR_COMPRESS_ZSTD;
 	else if (comp && !strcmp(comp, "lz4"))
 		o.compress = XSR_COMPRESS_LZ4;
+	if (arg(argv, argc, "layout") && !strcmp(arg(argv, argc, "layout"), "stream"))
+		o.layout = XSR_LAYOUT_STREAM;
 	o.leave_paused = hold && !strcmp(hold, "1");
 	o.live = arg(argv, argc, "live") && !strcmp(arg(argv, argc, "live"), "1");
 	if (progress && !strcmp(progress, "1") && nfds >= 2) {

@@ -603,7 +603,14 @@ int cmd_export(int argc, char **argv)
 	}
 	if (xsr_out_open(&out, "export", outp) < 0)
 		goto done;
-	if (xccore ? xen_export_xccore(e.img, in, out.fd) < 0 : export_to(&e, in, xl, pol, out.fd) < 0)
+	/* A failure may be in reading IN or in writing OUT: messages name both. */
+	char *both = NULL;
+	if (asprintf(&both, "%s -> %s", in, outp) < 0)
+		both = NULL;
+	int xrc = xccore ? xen_export_xccore(e.img, both ? both : in, out.fd)
+			 : export_to(&e, both ? both : in, xl, pol, out.fd);
+	free(both);
+	if (xrc < 0)
 		goto fail_out;
 	if (xsr_out_commit(&out, "export") < 0)
 		goto done;

@@ -1679,14 +1679,14 @@ int cmd_import(int argc, char **argv)
 	/* Test hook: feed the input through a growing memfd, as libxl's save does (follow mode). */
 	const char *fv = getenv("XSR_IMPORT_TEST_FOLLOW");
 	if (fv)
-		irc = follow_test(fd, out.fd, stream || out.is_stdout, (uint32_t)atoi(fv), err, sizeof(err));
+		irc = follow_test(fd, out.fd, stream || xsr_out_streamed(&out), (uint32_t)atoi(fv), err, sizeof(err));
 	else if (getenv("XSR_IMPORT_TEST_HOLES"))
-		irc = holes_test(fd, out.fd, stream || out.is_stdout, err, sizeof(err));
+		irc = holes_test(fd, out.fd, stream || xsr_out_streamed(&out), err, sizeof(err));
 	else
 #endif
-		irc = xen_import_fd(fd, out.fd, stream || out.is_stdout, err, sizeof(err));
+		irc = xen_import_fd(fd, out.fd, stream || xsr_out_streamed(&out), err, sizeof(err));
 	if (irc < 0) {
-		xsr_err("import", "%s: %s", in, err);
+		xsr_err("import", "%s -> %s: %s", in, outp, err);
 		xsr_out_abort(&out);
 		goto done;
 	}

@@ -58,6 +58,7 @@ struct xsr_writer {
 	uint8_t *vcpu_set; /* nr_vcpus flags */
 	uint32_t nr_vcpu_set;
 	struct xsr_writer_stats stats;
+	uint64_t image_size; /* set by a successful close: the file's size, or the stream's length */
 	uint64_t chain;    /* stream: chain over trailers written so far */
 	/* seekable */
 	struct xsr_vload *loads;
@@ -366,11 +367,26 @@ int xsr_writer_open(struct xsr_writer **out, int fd, const struct xsr_writer_par
 		xsr_fmt(err, errlen, "fstat of the output: %s", strerror(errno));
 		return XSR_E_IO;
 	}
+	/*
+	 * The seekable layout writes at fixed offsets from 0 and reads the page
+	 * index back: it needs a regular file open for reading and writing,
+	 * without O_APPEND, and (when the fd decides) not already written to.
+	 * Stdout redirected to a file is write-only: that gets a stream.
+	 */
+	int fl = fcntl(fd, F_GETFL);
+	bool rw = fl >= 0 && (fl & O_ACCMODE) == O_RDWR && !(fl & O_APPEND);
+	if (p->layout == XSR_LAYOUT_SEEKABLE && (!S_ISREG(sb.st_mode) || !rw)) {
+		xsr_fmt(err, errlen, "a seekable image needs a regular file open for reading and writing%s",
+			S_ISREG(sb.st_mode) ? (fl & O_APPEND ? " (this one is in append mode)" : " (this one is write-only)") : "");
+		return XSR_E_INVAL;
+	}
 	struct xsr_writer *w = calloc(1, sizeof(*w));
 	if (!w)
 		return XSR_E_NOMEM;
 	w->fd = fd;
-	w->layout = p->layout ? p->layout : S_ISREG(sb.st_mode) ? XSR_LAYOUT_SEEKABLE : XSR_LAYOUT_STREAM;
+	w->layout = p->layout ? p->layout
+		    : S_ISREG(sb.st_mode) && rw && lseek(fd, 0, SEEK_CUR) == 0 ? XSR_LAYOUT_SEEKABLE
+									  : XSR_LAYOUT_STREAM;
 	w->machine = p->machine;
 	w->kind = p->kind;
 	w->flags = p->flags;
@@ -984,7 +1000,10 @@ static int close_stream(struct xsr_writer *w)
 		return rc;
 	struct xsr_end e = {.nr_records = w->stats.records, .chain = w->chain};
 	struct iovec ev = {&e, sizeof(e)};
-	return emit_record(w, XSR_SEC_END, false, 0, 0, &ev, 1, 0, NULL);
+	if ((rc = emit_record(w, XSR_SEC_END, false, 0, 0, &ev, 1, 0, NULL)) < 0)
+		return rc;
+	w->image_size = w->stats.bytes;
+	return 0;
 }
 
 /* Hash the index record (header + entries read back + padding) and write header and trailer. */
@@ -1259,15 +1278,17 @@ static int close_seekable(struct xsr_writer *w)
 		rc = fail(w, XSR_E_IO, "setting the file size: %s", strerror(errno));
 	if (rc == 0)
 		rc = write_header(w, XSR_HEADER_END, (uint16_t)(1 + nloads), shoff, (uint16_t)shnum, (uint16_t)strndx);
-	if (rc == 0)
+	if (rc == 0) {
 		w->stats.bytes += (uint64_t)shnum * sizeof(*sh) + (1 + nloads) * sizeof(*ph) + XSR_HEADER_END;
+		w->image_size = file_size;
+	}
 	free(sh);
 	free(ph);
 	free(ord);
 	return rc;
 }
 
-int xsr_writer_close(struct xsr_writer *w, char *err, size_t errlen)
+int xsr_writer_close_stats(struct xsr_writer *w, struct xsr_writer_stats *st, char *err, size_t errlen)
 {
 	int rc;
 	if (!w)
@@ -1278,8 +1299,17 @@ int xsr_writer_close(struct xsr_writer *w, char *err, size_t errlen)
 		rc = w->layout == XSR_LAYOUT_STREAM ? close_stream(w) : close_seekable(w);
 	if (rc < 0)
 		xsr_fmt(err, errlen, "%s", w->err[0] ? w->err : "an earlier write failed");
+	else if (st) {
+		*st = w->stats;
+		st->bytes = w->image_size;
+	}
 	xsr_writer_abort(w);
 	return rc;
+}
+
+int xsr_writer_close(struct xsr_writer *w, char *err, size_t errlen)
+{
+	return xsr_writer_close_stats(w, NULL, err, errlen);
 }
 
 void xsr_writer_abort(struct xsr_writer *w)

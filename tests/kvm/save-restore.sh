@@ -83,6 +83,9 @@ restore_vm "$TMP/live2.sock" "$TMP/live.xsr" --lazy
 check "live image restores lazily and counts" wait_moving "$TMP/live2.sock"
 check "  ... with guest_errors 0" test "$(errors "$TMP/live2.sock")" = 0
 stop_vm "$TMP/live2.sock"
+# Issue 15: stdout redirected to a file is write-only; the image must still be whole.
+check "save vm:SOCK - > FILE makes an intact image" bash -c "'$XSR' save vm:'$S' - > '$TMP/redir.xsr' && '$XSR' verify -q '$TMP/redir.xsr'"
+check "a new saved FILE is mode 0600 under umask 022" bash -c "umask 022; '$XSR' save vm:'$S' '$TMP/mode.xsr' >/dev/null && [ \$(stat -c %a '$TMP/mode.xsr') = 600 ]"
 stop_vm "$S"
 
 # A VM above 3 GiB has two memory runs (RAM skips the LAPIC/IOAPIC window).

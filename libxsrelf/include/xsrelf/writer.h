@@ -3,9 +3,12 @@
  * libxsrelf: the one writer.
  *
  * The caller makes the same calls whatever the target.  The writer looks at
- * the fd: a regular file (seekable) gets the ELF core layout with fixed page
- * slots; a pipe or socket gets the streamed layout (records, offsets set to
- * XSR_OFF_STREAMED).  Memory use does not depend on guest size: page data is
+ * the fd: a regular file open read-write at offset 0, without O_APPEND,
+ * gets the ELF core layout with fixed page slots (the writer reads its page
+ * index back); anything else (a pipe, a socket, stdout redirected to a file,
+ * which is write-only) gets the streamed layout (records, offsets set to
+ * XSR_OFF_STREAMED).  Asking for XSR_LAYOUT_SEEKABLE on any other fd fails
+ * with XSR_E_INVAL before anything is written.  Memory use does not depend on guest size: page data is
  * written with pwritev/writev straight from the caller's buffers, and the
  * seekable page index lives in the file.
  *
@@ -140,6 +143,16 @@ struct xsr_writer_stats {
 	uint64_t records;
 };
 XSR_API void xsr_writer_stats(const struct xsr_writer *w, struct xsr_writer_stats *st);
+
+/*
+ * xsr_writer_close(), and on success *@st holds the final statistics, with
+ * bytes the length of the image: the file's size for the seekable layout
+ * (zero pages are holes, counted), every octet for a stream.  The records
+ * that close writes are counted, which xsr_writer_stats() before close
+ * cannot show.
+ */
+XSR_API int xsr_writer_close_stats(struct xsr_writer *w, struct xsr_writer_stats *st, char *err,
+				   size_t errlen);
 
 /* Finish the image and free @w.  Returns 0 or <0 (message copied to @err). */
 XSR_API int xsr_writer_close(struct xsr_writer *w, char *err, size_t errlen);
