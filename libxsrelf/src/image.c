@@ -953,9 +953,10 @@ static int check_structure(struct vctx *vp)
 		}
 		rg[nrg++] = (struct region){s->offset - sizeof(struct xsr_record_header), s->offset + ALIGN8(s->size) + 8, s->name};
 		uint64_t trailer = 0;
-		/* The INTEGRITY record is checked (and reported) once, by read_record() below. */
+		/* Damage to the INTEGRITY record is reported once, by read_record() below;
+		 * an I/O error here is reported, as that later read may well succeed. */
 		int rc = hash_record(img, (int)i, &trailer);
-		if (rc < 0 && (int)i != img->i_integrity) {
+		if (rc < 0 && ((int)i != img->i_integrity || rc == XSR_E_IO || rc == XSR_E_NOMEM)) {
 			snprintf(m, sizeof(m), "%s", img->err);
 			report_rc(vp, rc, m);
 		}
@@ -981,11 +982,17 @@ static int check_structure(struct vctx *vp)
 				 (unsigned long long)in.file_size, (unsigned long long)img->size);
 			report(vp, m);
 		}
-		if ((p = img_bytes(img, &tbl, phl > shl ? phl : shl, phl, img->eh.e_phoff, &rc)) &&
-		    XXH3_64bits(p, phl) != in.phdr_hash)
+		/* a table that cannot be read is an I/O error, never a silent pass */
+		if (!(p = img_bytes(img, &tbl, phl > shl ? phl : shl, phl, img->eh.e_phoff, &rc))) {
+			snprintf(m, sizeof(m), "program header table (offset 0x80): %s", strerror(-rc));
+			report_rc(vp, rc == -ENOMEM ? XSR_E_NOMEM : XSR_E_IO, m);
+		} else if (XXH3_64bits(p, phl) != in.phdr_hash)
 			report(vp, "program header table (offset 0x80): checksum mismatch");
-		if ((p = img_bytes(img, &tbl, phl > shl ? phl : shl, shl, img->eh.e_shoff, &rc)) &&
-		    XXH3_64bits(p, shl) != in.shdr_hash) {
+		if (!(p = img_bytes(img, &tbl, phl > shl ? phl : shl, shl, img->eh.e_shoff, &rc))) {
+			snprintf(m, sizeof(m), "section header table at 0x%llx: %s", (unsigned long long)img->eh.e_shoff,
+				 strerror(-rc));
+			report_rc(vp, rc == -ENOMEM ? XSR_E_NOMEM : XSR_E_IO, m);
+		} else if (XXH3_64bits(p, shl) != in.shdr_hash) {
 			snprintf(m, sizeof(m), "section header table at 0x%llx: checksum mismatch", (unsigned long long)img->eh.e_shoff);
 			report(vp, m);
 		}

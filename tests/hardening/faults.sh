@@ -99,7 +99,7 @@ fi
 echo "TOTAL faults: $points I/O call points, $runs faulted runs"
 # The figures docs/reliability.md and the README state: a scenario that stops
 # reaching the library's I/O (or a sweep that shrinks) fails here.
-MIN_POINTS=173
+MIN_POINTS=253
 check "at least $MIN_POINTS I/O call points faulted ($points), 4 faults each ($runs runs)" \
 	test "$points" -ge $MIN_POINTS -a "$runs" -eq $((4 * points))
 summary
