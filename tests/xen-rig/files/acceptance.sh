@@ -183,7 +183,11 @@ if gone; then xsr restore xsr.save; fi # keep going even if 2 failed
 if timed xl-save xl save rigu xl.save && gone &&
 	timed xsr-import xsr import xl.save xl-imported.xsr &&
 	timed xsr-export xsr export xl-imported.xsr xl-exported.save; then
-	cmp xl.save xl-exported.save && echo "export of the import is byte-identical to the xl save"
+	if cmp xl.save xl-exported.save; then
+		echo "ACCEPT xl-import-export-identical: PASS the export of the import is the xl save, byte for byte"
+	else
+		echo "ACCEPT xl-import-export-identical: FAIL the export of the import differs from the xl save"
+	fi
 	sha256sum xl.save xl-imported.xsr xl-exported.save
 	# the native save writes the records xc_domain_save writes, in the same order
 	xsr info xsr.save | grep -E '^  (libxc|libxl|xl header|libxc header)' >native.recs
