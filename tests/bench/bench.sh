@@ -59,7 +59,8 @@ if [ -r /dev/kvm ] && [ -w /dev/kvm ]; then
 elif why=$(tests/kvm-rig/rig.sh probe 2>&1); then
 	echo "== the KVM rows below: nested KVM in TCG (tests/kvm-rig, no /dev/kvm here); ratios are against references measured inside the same rig"
 	printf 'for b in tests/bench/bench-*.sh; do [ -f "$b" ] && bash "$b"; done\n' >"$DIR/kvm-bench.sh"
-	tests/kvm-rig/rig.sh exec "$DIR/kvm-bench.sh" | sed 's/^== /== [nested KVM in TCG] /'
+	# one boot for every KVM row; migration rows under TCG take minutes each
+	RIG_TIMEOUT=${RIG_TIMEOUT:-3600} tests/kvm-rig/rig.sh exec "$DIR/kvm-bench.sh" | sed 's/^== /== [nested KVM in TCG] /'
 else
 	echo "SKIPPED: KVM rows: no /dev/kvm, and the nested-KVM rig cannot run: $why"
 fi
