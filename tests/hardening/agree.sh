@@ -8,8 +8,7 @@
 set -uo pipefail
 . "$(dirname "$0")/../cli/lib.inc"
 
-san=; grep -q __asan_init "$ROOT/bin/xsr" 2>/dev/null && san=SANITIZE=1
-make -s -C "$ROOT" $san tests/build/craft >"$T/make.out" 2>&1 || { bad "build tests/build/craft"; cat "$T/make.out"; summary; exit 1; }
+build_helper craft
 CRAFT=$ROOT/tests/build/craft
 N_FLIPS=${XSR_AGREE_FLIPS:-60}   # per image and mode: 2 images x 2 modes x 60 = 240 variants
 

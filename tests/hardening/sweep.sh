@@ -8,9 +8,7 @@
 set -uo pipefail
 . "$(dirname "$0")/../cli/lib.inc"
 
-# Link the sweep the way bin/xsr was built (make test SANITIZE=1 passes it down; a direct run may not).
-san=; grep -q __asan_init "$ROOT/bin/xsr" 2>/dev/null && san=SANITIZE=1
-make -s -C "$ROOT" $san tests/build/sweep >"$T/make.out" 2>&1 || { bad "build tests/build/sweep"; cat "$T/make.out"; summary; exit 1; }
+build_helper sweep
 SWEEP=$ROOT/tests/build/sweep
 SYNTH=(--mem 768K --vcpus 2 --zero-fraction 0.25 --seed 7)
 "$XSR" synth "${SYNTH[@]}" "$T/s.elf"

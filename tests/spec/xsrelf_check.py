@@ -223,6 +223,14 @@ class Image:
             raise Bad(f"{where}: sh_type {t:#x} is not an xsrelf record")
         return t & 0xFFFF, bool(t & 0x40000000)
 
+    def allowed(self, code, opt, t, other, where):
+        """A type of the other layout only (@other), or an unknown mandatory one, is refused."""
+        if code in TYPES and TYPES[code][4] == other:
+            raise Bad(f"{where}: {other}-only type {TYPES[code][0]} in a{'' if other == SEEK else ' seekable'} "
+                      f"{'stream' if other == SEEK else 'image'}")
+        if code not in TYPES and not opt:
+            raise Bad(f"{where}: unknown mandatory type {code} ({t:#x})")
+
     def check_len(self, code, size, where):
         if code in TYPES:
             name, _, lo, hi, _ = TYPES[code]
@@ -367,10 +375,7 @@ class Image:
             code, opt = self.decode_type(t, where)
             if flags or addr or link:
                 raise Bad(f"{where}: sh_flags/sh_addr/sh_link not 0")
-            if code in TYPES and TYPES[code][4] == STREAM:
-                raise Bad(f"{where}: stream-only type {TYPES[code][0]} in a seekable image")
-            if code not in TYPES and not opt:
-                raise Bad(f"{where}: unknown mandatory type {code} ({t:#x})")
+            self.allowed(code, opt, t, STREAM, where)
             if code == 7:
                 if t != 0x80000007 or align != 4096 or entsize != 4096 or off % 4096 or size != nr * PAGE \
                         or off > self.size or size > self.size - off:
@@ -498,10 +503,7 @@ class Image:
             where = f"{name} record at {off:#x}"
             if sho != SENT:
                 raise Bad(f"{where}: sh_offset not the sentinel")
-            if code in TYPES and TYPES[code][4] == SEEK:
-                raise Bad(f"{where}: seekable-only type in a stream")
-            if code not in TYPES and not opt:
-                raise Bad(f"{where}: unknown mandatory type {code}")
+            self.allowed(code, opt, self.u("I", off + 4)[0], SEEK, where)
             if code == 0:
                 n, ch, r0, r1 = struct.unpack_from("<QQQQ", body, 0)
                 if r0 or r1 or n != nrec or ch != chain:
