@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include <xsrelf/format.h>
+#include <xsrelf/io.h>
 #include <xsrelf/paging.h>
 
 #include "cli.h"
@@ -448,8 +449,9 @@ int xsr_out_commit(struct xsr_outfile *o, const char *verb)
 		return rc < 0 ? -1 : 0;
 	}
 	const char *target = o->target ? o->target : o->path;
-	if (fsync(o->fd) < 0) {
-		xsr_err(verb, "writing %s: %s", o->path, strerror(errno));
+	int e;
+	if ((e = xsr_fsync(o->fd)) < 0) {
+		xsr_err(verb, "writing %s: %s", o->path, strerror(-e));
 		xsr_out_abort(o);
 		return -1;
 	}
@@ -459,8 +461,8 @@ int xsr_out_commit(struct xsr_outfile *o, const char *verb)
 		xsr_out_abort(o);
 		return -1;
 	}
-	if (rename(o->tmp, target) < 0) {
-		xsr_err(verb, "cannot replace %s: %s", o->path, strerror(errno));
+	if ((e = xsr_rename(o->tmp, target)) < 0) {
+		xsr_err(verb, "cannot replace %s: %s", o->path, strerror(-e));
 		xsr_out_abort(o);
 		return -1;
 	}
@@ -491,23 +493,10 @@ void xsr_out_abort(struct xsr_outfile *o)
 
 int64_t xsr_writev_all(int fd, struct iovec *iov, int n)
 {
+	/* the library's writer: a fault-injection point like its own writes */
 	int64_t total = 0;
-	while (n > 0) {
-		ssize_t w = writev(fd, iov, n > IOV_MAX ? IOV_MAX : n);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0)
-			return w < 0 ? -errno : -EIO;
-		total += w;
-		while (n > 0 && (size_t)w >= iov->iov_len) {
-			w -= (ssize_t)iov->iov_len;
-			iov++;
-			n--;
-		}
-		if (n > 0) {
-			iov->iov_base = (uint8_t *)iov->iov_base + w;
-			iov->iov_len -= (size_t)w;
-		}
-	}
-	return total;
+	for (int i = 0; i < n; i++)
+		total += (int64_t)iov[i].iov_len;
+	int rc = xsr_write_all(fd, iov, n);
+	return rc < 0 ? rc : total;
 }

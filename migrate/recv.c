@@ -35,6 +35,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <xsrelf/io.h>
 #include <xsrelf/reader.h>
 #include <xsrelf/writer.h>
 
@@ -725,8 +726,9 @@ int xsr_migrate_receive(struct xsr_backend *be, int fd, const struct xsr_mig_rec
 		c.w = NULL;
 		if (rc < 0)
 			goto fail;
-		if (fsync(o->out_fd) < 0) {
-			rc = rfail(&c, XSR_E_IO, "fsync: %s", strerror(errno));
+		int e = xsr_fsync(o->out_fd);
+		if (e < 0) {
+			rc = rfail(&c, XSR_E_IO, "fsync: %s", strerror(-e));
 			goto fail;
 		}
 		/* COMMIT promises the file is in place: rename it first. */

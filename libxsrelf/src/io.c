@@ -3,11 +3,17 @@
  * All file and socket I/O of the library goes through here, so that short
  * transfers and EINTR are handled once, and so that tests can inject faults:
  *
- *   XSR_FAULT=OP:N:KIND   OP = read | write | any, N = the Nth such call
- *                         (1-based, counted per process), KIND = ENOSPC |
- *                         EIO | SHORT | EINTR.  SHORT and EINTR must be
- *                         survived; ENOSPC and EIO must fail cleanly.
- *   XSR_IO_COUNT=FILE     at exit, write "reads writes" call counts to FILE.
+ *   XSR_FAULT=OP:N:KIND   OP = read | write | sync | rename | any (any: a
+ *                         read or a write), N = the Nth such call (1-based,
+ *                         counted per process), KIND = ENOSPC | EIO | SHORT
+ *                         | EINTR.  SHORT and EINTR must be survived (they
+ *                         exercise the retry loops here; SHORT does nothing
+ *                         to a sync or rename); ENOSPC and EIO must fail
+ *                         cleanly, in the caller.
+ *   XSR_IO_COUNT=FILE     at exit, write "reads writes syncs renames" call
+ *                         counts to FILE.
+ *
+ * Tools built on the library reach the same points through xsrelf/io.h.
  */
 #include <errno.h>
 #include <limits.h>
@@ -17,15 +23,18 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <xsrelf/io.h>
+
 #include "internal.h"
 
 enum { F_NONE, F_ENOSPC, F_EIO, F_SHORT, F_EINTR };
+enum { OP_READ, OP_WRITE, OP_SYNC, OP_RENAME, OP__N, OP_ANY = OP__N };
 static struct {
 	pthread_once_t once;
-	int op; /* 0 read, 1 write, 2 any */
+	int op; /* OP_* */
 	unsigned long n;
 	int kind;
-	unsigned long reads, writes;
+	unsigned long cnt[OP__N];
 	const char *count_file;
 } fault = {PTHREAD_ONCE_INIT};
 static pthread_mutex_t fault_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -34,7 +43,8 @@ static void fault_atexit(void)
 {
 	FILE *f = fopen(fault.count_file, "w");
 	if (f) {
-		fprintf(f, "%lu %lu\n", fault.reads, fault.writes);
+		fprintf(f, "%lu %lu %lu %lu\n", fault.cnt[OP_READ], fault.cnt[OP_WRITE], fault.cnt[OP_SYNC],
+			fault.cnt[OP_RENAME]);
 		fclose(f);
 	}
 }
@@ -44,7 +54,11 @@ static void fault_init(void)
 	const char *s = getenv("XSR_FAULT");
 	char op[8], kind[8];
 	if (s && sscanf(s, "%7[a-z]:%lu:%7[A-Z]", op, &fault.n, kind) == 3) {
-		fault.op = !strcmp(op, "read") ? 0 : !strcmp(op, "write") ? 1 : 2;
+		fault.op = !strcmp(op, "read")	   ? OP_READ
+			   : !strcmp(op, "write")  ? OP_WRITE
+			   : !strcmp(op, "sync")   ? OP_SYNC
+			   : !strcmp(op, "rename") ? OP_RENAME
+						   : OP_ANY;
 		fault.kind = !strcmp(kind, "ENOSPC") ? F_ENOSPC
 			     : !strcmp(kind, "EIO")  ? F_EIO
 			     : !strcmp(kind, "SHORT") ? F_SHORT
@@ -56,18 +70,19 @@ static void fault_init(void)
 		atexit(fault_atexit);
 }
 
-/* Returns the fault to inject into this call, if any. */
-static int fault_hit(int is_write)
+/* Returns the fault to inject into this call (of kind OP_*), if any. */
+static int fault_hit(int op)
 {
 	int k = F_NONE;
 	pthread_once(&fault.once, fault_init);
 	if (!fault.kind && !fault.count_file)
 		return F_NONE;
 	pthread_mutex_lock(&fault_lock);
-	unsigned long nth = is_write ? ++fault.writes : ++fault.reads;
+	unsigned long nth = ++fault.cnt[op];
 	if (fault.kind) {
-		unsigned long cnt = fault.op == 2 ? fault.reads + fault.writes : nth;
-		if ((fault.op == 2 || fault.op == is_write) && cnt == fault.n)
+		int any = fault.op == OP_ANY && op <= OP_WRITE;
+		unsigned long cnt = any ? fault.cnt[OP_READ] + fault.cnt[OP_WRITE] : nth;
+		if ((any || fault.op == op) && cnt == fault.n)
 			k = fault.kind;
 	}
 	pthread_mutex_unlock(&fault_lock);
@@ -94,7 +109,7 @@ ssize_t xsr_io_read(int fd, void *buf, size_t len)
 	while (done < len) {
 		size_t want = len - done;
 		ssize_t r;
-		if (inject(fault_hit(0), &want) < 0)
+		if (inject(fault_hit(OP_READ), &want) < 0)
 			r = -1;
 		else
 			r = read(fd, (char *)buf + done, want);
@@ -116,7 +131,7 @@ int xsr_io_pread(int fd, void *buf, size_t len, uint64_t off)
 	while (done < len) {
 		size_t want = len - done;
 		ssize_t r;
-		if (inject(fault_hit(0), &want) < 0)
+		if (inject(fault_hit(OP_READ), &want) < 0)
 			r = -1;
 		else
 			r = pread(fd, (char *)buf + done, want, (off_t)(off + done));
@@ -167,7 +182,7 @@ static int io_vec(int fd, struct iovec *iov, int n, uint64_t off, int positional
 			total += iov[i].iov_len;
 		size_t want = total;
 		ssize_t r;
-		int k = fault_hit(1);
+		int k = fault_hit(OP_WRITE);
 		if (inject(k, &want) < 0) {
 			r = -1;
 		} else if (k == F_SHORT) {
@@ -202,4 +217,39 @@ int xsr_io_writev(int fd, struct iovec *iov, int n)
 int xsr_io_pwritev(int fd, struct iovec *iov, int n, uint64_t off)
 {
 	return io_vec(fd, iov, n, off, 1);
+}
+
+/* ---- the same for tools built on the library (xsrelf/io.h) ---- */
+
+int xsr_write_all(int fd, struct iovec *iov, int n)
+{
+	return io_vec(fd, iov, n, 0, 0);
+}
+
+int xsr_fsync(int fd)
+{
+	for (;;) {
+		size_t none = 0;
+		int k = fault_hit(OP_SYNC);
+		if (inject(k, &none) < 0 || (k == F_NONE || k == F_SHORT ? fsync(fd) : 0) < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		return 0;
+	}
+}
+
+int xsr_rename(const char *from, const char *to)
+{
+	for (;;) {
+		size_t none = 0;
+		int k = fault_hit(OP_RENAME);
+		if (inject(k, &none) < 0 || (k == F_NONE || k == F_SHORT ? rename(from, to) : 0) < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		return 0;
+	}
 }

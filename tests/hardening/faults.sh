@@ -1,7 +1,8 @@
 #!/bin/bash
 # Fault injection (issue 8): a save (xsr synth) and conversions in every
-# direction, once for every read and every write call they make (counted
-# with XSR_IO_COUNT), with each fault of XSR_FAULT (libxsrelf/src/io.c):
+# direction, once for every read, write, fsync and rename call they make
+# (counted with XSR_IO_COUNT; the tool's own output commit goes through the
+# library's xsrelf/io.h), with each fault of XSR_FAULT (libxsrelf/src/io.c):
 #   ENOSPC, EIO  -> non-zero exit with a message; the earlier file at the
 #                   destination byte-identical; no temp file left
 #   SHORT, EINTR -> success, output byte-identical to a fault-free run
@@ -33,14 +34,14 @@ for s in "${scen[@]}"; do
 	out=$T/d/out
 	rm -f "$out"
 	XSR_IO_COUNT=$T/count "$XSR" ${cmd//OUT/$out} >/dev/null 2>&1
-	nreads=0 nwrites=0
-	read -r nreads nwrites <"$T/count"
+	nreads=0 nwrites=0 nsyncs=0 nrenames=0
+	read -r nreads nwrites nsyncs nrenames <"$T/count"
 	check "$name: writes through the library's I/O ($nreads reads, $nwrites writes)" test "$nwrites" -ge 1
 	[ -n "$ref" ] || { ref=$T/ref-$name; cp "$out" "$ref"; }
 	check "$name: fault-free output is the reference" cmp "$out" "$ref"
 	bad_here=0
-	for op in read write; do
-		max=$nreads; [ $op = write ] && max=$nwrites
+	for op in read write sync rename; do
+		case $op in read) max=$nreads ;; write) max=$nwrites ;; sync) max=$nsyncs ;; rename) max=$nrenames ;; esac
 		for ((n = 1; n <= max; n++)); do
 			points=$((points + 1))
 			for kind in ENOSPC EIO SHORT EINTR; do
@@ -65,7 +66,9 @@ for s in "${scen[@]}"; do
 			done
 		done
 	done
-	[ $bad_here -eq 0 ] && ok "$name: $nreads reads + $nwrites writes, each with ENOSPC/EIO/SHORT/EINTR: clean"
+	[ $bad_here -eq 0 ] && ok "$name: $nreads reads + $nwrites writes + $nsyncs fsyncs + $nrenames renames, each with ENOSPC/EIO/SHORT/EINTR: clean"
+	# a file output is committed with the tool's own fsync and rename, faulted too
+	check "$name: its fsync and rename go through the library's I/O ($nsyncs, $nrenames)" test "$nsyncs" -ge 1 -a "$nrenames" -eq 1
 done
 
 # No write at all reaches the destination when the output cannot be created.
@@ -99,7 +102,7 @@ fi
 echo "TOTAL faults: $points I/O call points, $runs faulted runs"
 # The figures docs/reliability.md and the README state: a scenario that stops
 # reaching the library's I/O (or a sweep that shrinks) fails here.
-MIN_POINTS=253
+MIN_POINTS=265
 check "at least $MIN_POINTS I/O call points faulted ($points), 4 faults each ($runs runs)" \
 	test "$points" -ge $MIN_POINTS -a "$runs" -eq $((4 * points))
 summary
