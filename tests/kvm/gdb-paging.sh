@@ -58,5 +58,5 @@ done
 # "vm:/nonexistent would fail anyway" is not what is being checked
 out=$("$XSR" core --paging vm:/nonexistent - 2>&1 >/dev/null) && rc=0 || rc=$?
 check "core --paging refuses stdout (exit 2)" test "$rc" -eq 2
-check "  ... saying it needs a file" grep -q "need a file, not stdout" <<<"$out"
+check "  ... saying it needs a regular file" grep -q "need a regular file" <<<"$out"
 finish
