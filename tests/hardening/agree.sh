@@ -10,7 +10,7 @@ set -uo pipefail
 
 build_helper craft
 CRAFT=$ROOT/tests/build/craft
-N_FLIPS=${XSR_AGREE_FLIPS:-60}   # per image and mode: 2 images x 2 modes x 60 = 240 variants
+N_FLIPS=${XSR_AGREE_FLIPS:-40}   # per image and mode: 2 images x 2 modes x 40 = 160 variants
 
 agree() { # agree WHAT FILE
 	local what=$1 f=$2 v c
@@ -61,5 +61,5 @@ for img in s.elf s.stream; do
 		n=$((n + 2))
 	done
 done
-check "verify and convert agree on all $n sweep variants ($AGREE agreed)" test $AGREE -eq $n
+check "verify and convert agree on all $n sweep variants ($AGREE agreed)" test $AGREE -eq $n -a $n -ge 160
 summary

@@ -8,7 +8,8 @@
 #   ENOSPC, EIO  -> the save fails (exit 3, message), the earlier file at the
 #                   path is byte-identical, no temporary file is left, the
 #                   guest is running and a second save of it succeeds
-#   SHORT, EINTR -> the save succeeds and the image verifies
+#   SHORT, EINTR -> the save succeeds and the image verifies (at every 3rd
+#                   call and the last: they only test io.c's retry loop)
 set -uo pipefail
 . "$(dirname "$0")/../kvm/lib.inc"
 require_kvm
@@ -55,7 +56,13 @@ for op in write read; do
 					{ nok "$what: a second save of the same guest fails"; bad_here=1; }
 			fi
 			stop_vm "$S"
-			n=$((n + 1))
+			if [ $kind = SHORT ] || [ $kind = EINTR ]; then
+				# they only test io.c's retry loop: every 3rd call and the last
+				end=${last[$op]:-200}
+				n=$((n + 3 > end && n < end ? end : n + 3))
+			else
+				n=$((n + 1))
+			fi
 		done
 		# n is now one past the save that no longer met the fault
 		[ $kind = ENOSPC ] && last[$op]=$((n - 2))
@@ -63,7 +70,10 @@ for op in write read; do
 		if [ $((points - before)) -lt 1 ]; then
 			nok "KVM save, $kind on $op: no fault point reached the save (XSR_FAULT lost on the way to the daemon?)"
 		elif [ $bad_here -eq 0 ]; then
-			ok "KVM save, $kind at each of its $((points - before)) $op call(s): clean"
+			case $kind in
+			SHORT | EINTR) ok "KVM save, $kind at $((points - before)) of its $op calls (every 3rd and the last): clean" ;;
+			*) ok "KVM save, $kind at each of its $((points - before)) $op call(s): clean" ;;
+			esac
 		fi
 	done
 done
@@ -75,7 +85,7 @@ check "the save with ENOSPC at write 3 failed (exit 3, got $rc)" test "$rc" -eq 
 check "after a failed save the guest keeps counting" wait_moving "$S"
 stop_vm "$S"
 echo "TOTAL KVM faults: $points fault points, $runs saves"
-# 80 points and 84 saves when this was written (reads and writes of a 4 MiB
-# guest's save); a sweep that shrinks by more than a quarter fails
-check "at least 60 fault points were exercised ($points)" test "$points" -ge 60
+# 56 points when SHORT and EINTR were sampled (80 before: reads and writes of
+# a 4 MiB guest's save); a sweep that shrinks by more than a quarter fails
+check "at least 42 fault points were exercised ($points)" test "$points" -ge 42
 finish
