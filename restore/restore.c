@@ -14,6 +14,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <xsrelf/io.h>
 #include <xsrelf/reader.h>
 
 #include "../save/save.h"
@@ -56,13 +57,14 @@ static int zero_slots(int fd, off_t off, off_t len, uint64_t pfn, char *err, siz
 			break;
 		}
 		size_t n = end - d < 64 * 1024 ? (size_t)(end - d) : 64 * 1024;
-		ssize_t got = pread(fd, buf, n, d);
-		if (got <= 0) {
+		int e = xsr_read_at(fd, buf, n, (uint64_t)d);
+		if (e < 0) {
 			snprintf(err, errlen, "reading the zero page slots at pfn 0x%llx: %s", (unsigned long long)pfn,
-				 got < 0 ? strerror(errno) : "short read");
+				 strerror(-e));
 			rc = XSR_E_IO;
 			break;
 		}
+		ssize_t got = (ssize_t)n;
 		for (ssize_t q = 0; q < got && !rc; q++)
 			if (buf[q]) {
 				snprintf(err, errlen, "page data of pfn 0x%llx: indexed as zero but holds data (octet at 0x%llx)",
@@ -167,10 +169,10 @@ static int from_image(struct xsr_backend *be, int fd, const struct xsr_restore_o
 					goto out;
 				}
 				size_t len = (size_t)m * XSR_PAGE_SIZE;
-				ssize_t got = pread(fd, addr, len, (off_t)(xsr_image_run_offset(img, r) + (i + k) * XSR_PAGE_SIZE));
-				if (got != (ssize_t)len) {
-					snprintf(err, errlen, "reading pages at pfn 0x%llx: %s", (unsigned long long)pfn,
-						 got < 0 ? strerror(errno) : "short read");
+				/* the library's read: a fault-injection point (XSR_FAULT) */
+				int e = xsr_read_at(fd, addr, len, xsr_image_run_offset(img, r) + (i + k) * XSR_PAGE_SIZE);
+				if (e < 0) {
+					snprintf(err, errlen, "reading pages at pfn 0x%llx: %s", (unsigned long long)pfn, strerror(-e));
 					ops->unmap(be, addr, pfn, m);
 					rc = XSR_E_IO;
 					goto out;

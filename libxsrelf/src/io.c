@@ -221,6 +221,11 @@ int xsr_io_pwritev(int fd, struct iovec *iov, int n, uint64_t off)
 
 /* ---- the same for tools built on the library (xsrelf/io.h) ---- */
 
+int xsr_read_at(int fd, void *buf, size_t len, uint64_t off)
+{
+	return xsr_io_pread(fd, buf, len, off);
+}
+
 int xsr_write_all(int fd, struct iovec *iov, int n)
 {
 	return io_vec(fd, iov, n, 0, 0);

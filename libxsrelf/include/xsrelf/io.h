@@ -14,6 +14,8 @@
 
 #include <xsrelf/xsrelf.h>
 
+/* Read exactly @len octets at @off (-EIO at end of file). */
+XSR_API int xsr_read_at(int fd, void *buf, size_t len, uint64_t off);
 /* Write all of @iov (@n entries, which are consumed). */
 XSR_API int xsr_write_all(int fd, struct iovec *iov, int n);
 /* fsync(@fd). */
