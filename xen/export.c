@@ -16,6 +16,7 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include <xsrelf/io.h>
 #include <xsrelf/reader.h>
 
 #include "../cli/cli.h"
@@ -135,12 +136,12 @@ static int put_file(struct exp *e, uint64_t off, uint64_t len, uint8_t *buf, siz
 	}
 	while (len) {
 		size_t n = len < cap ? len : cap;
-		ssize_t r = pread(e->img_fd, buf, n, o);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r <= 0)
+		/* the library's exact read: a fault-injection point (XSR_FAULT) */
+		int re = xsr_read_at(e->img_fd, buf, n, (uint64_t)o);
+		if (re < 0)
 			return efail(e, "reading image octets at 0x%llx: %s", (unsigned long long)o,
-				     r < 0 ? strerror(errno) : "the image file ends there");
+				     re == -EIO ? "I/O error, or the image file ends there" : strerror(-re));
+		ssize_t r = (ssize_t)n;
 		struct iovec v = {buf, (size_t)r};
 		if (put(e, &v, 1) < 0)
 			return -1;

@@ -24,6 +24,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <xsrelf/io.h>
 #include <xsrelf/writer.h>
 
 #include "../cli/cli.h"
@@ -123,17 +124,18 @@ static int rd(struct src *s, uint64_t off, void *buf, uint64_t len, const char *
 	if (off > s->size || s->size - off < len)
 		return fail(s, "%s at offset 0x%llx: needs %llu octets but the file ends at 0x%llx (truncated)", what,
 			    (unsigned long long)off, (unsigned long long)len, (unsigned long long)s->size);
+	/* the library's exact read: EINTR and short reads retried, and a
+	 * fault-injection point (XSR_FAULT) like every read of the library */
 	uint8_t *p = buf;
 	while (len) {
-		ssize_t n = pread(s->fd, p, len > (1u << 30) ? (1u << 30) : len, (off_t)off);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
+		size_t n = len > (1u << 30) ? (1u << 30) : (size_t)len;
+		int e = xsr_read_at(s->fd, p, n, off);
+		if (e < 0)
 			return fail(s, "%s at offset 0x%llx: read failed: %s", what, (unsigned long long)off,
-				    n < 0 ? strerror(errno) : "unexpected end of file");
+				    e == -EIO ? "I/O error or unexpected end of file" : strerror(-e));
 		p += n;
-		off += (uint64_t)n;
-		len -= (uint64_t)n;
+		off += n;
+		len -= n;
 	}
 	return 0;
 }
