@@ -258,9 +258,9 @@ static int p2m_list(struct nsave *n, uint64_t p2m_cr3, uint64_t vaddr)
 	for (int level = 4; level > 0; level--) {
 		for (uint32_t i = 0; i < nm; i++)
 			if (mfns[i] == 0 || mfns[i] >= n->max_mfn) {
+				unsigned long long bad = (unsigned long long)mfns[i];
 				free(mfns);
-				return nfail(n, "p2m list: bad frame 0x%llx in the level-%d walk", (unsigned long long)mfns[i],
-					     level + 1);
+				return nfail(n, "p2m list: bad frame 0x%llx in the level-%d walk", bad, level + 1);
 			}
 		uint64_t *ptes = map_ro(n, mfns, nm);
 		if (!ptes) {
