@@ -65,7 +65,9 @@ static int zero_slots(int fd, off_t off, off_t len, uint64_t pfn, char *err, siz
 			break;
 		}
 		ssize_t got = (ssize_t)n;
-		for (ssize_t q = 0; q < got && !rc; q++)
+		/* memcmp against zeros (word-wide), then find the octet only on a mismatch */
+		static const uint8_t zeros[64 * 1024];
+		for (ssize_t q = memcmp(buf, zeros, (size_t)got) ? 0 : got; q < got && !rc; q++)
 			if (buf[q]) {
 				snprintf(err, errlen, "page data of pfn 0x%llx: indexed as zero but holds data (octet at 0x%llx)",
 					 (unsigned long long)(pfn + (uint64_t)(d + q - start) / XSR_PAGE_SIZE),
