@@ -197,12 +197,17 @@ static int from_image(int in, int out, const struct xsr_convert_opts *o, char *e
 		if (rc < 0)
 			goto out;
 	}
-	buf = malloc(chunk * XSR_PAGE_SIZE);
+	const struct xsr_memrun *runs = xsr_image_runs(img);
+	/* No more than the longest run needs: 1 MiB for a one-page image is an mmap each. */
+	uint64_t most = 1;
+	for (uint32_t r = 0; r < xsr_image_nruns(img); r++)
+		if (runs[r].count > most)
+			most = runs[r].count < chunk ? runs[r].count : chunk;
+	buf = malloc(most * XSR_PAGE_SIZE);
 	if (!buf) {
 		rc = XSR_E_NOMEM;
 		goto out;
 	}
-	const struct xsr_memrun *runs = xsr_image_runs(img);
 	for (uint32_t r = 0; r < xsr_image_nruns(img); r++) {
 		for (uint64_t i = 0; i < runs[r].count; i += chunk) {
 			uint32_t n = (uint32_t)(runs[r].count - i < chunk ? runs[r].count - i : chunk);

@@ -136,6 +136,13 @@ struct xsr_source {
 void xsr_source_fd(struct xsr_source *src, int fd);
 /* A buffer the caller keeps valid and unchanged while the source is in use. */
 void xsr_source_mem(struct xsr_source *src, const void *buf, size_t len);
+/*
+ * True if [off, off + len) of an fd source is a hole of a sparse file (reads
+ * as zeros without being read); false if it holds data, if that is not
+ * known, and for memory sources.  The caller has checked the range lies
+ * inside the source.
+ */
+bool xsr_source_hole(const struct xsr_source *src, uint64_t off, uint64_t len);
 
 /* ---- messages ---- */
 void xsr_fmt(char *dst, size_t len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));

@@ -82,6 +82,17 @@ void xsr_source_fd(struct xsr_source *src, int fd)
 	*src = (struct xsr_source){.ops = &fd_ops, .fd = fd};
 }
 
+bool xsr_source_hole(const struct xsr_source *src, uint64_t off, uint64_t len)
+{
+	if (src->ops != &fd_ops || len == 0 || off > INT64_MAX)
+		return false;
+	off_t d = lseek(src->fd, (off_t)off, SEEK_DATA);
+	/* ENXIO: no data from @off to the end; any other error: not known to be a hole. */
+	if (d < 0)
+		return errno == ENXIO;
+	return (uint64_t)d - off >= len;
+}
+
 /* ---- memory ---- */
 
 static int mem_pread(struct xsr_source *src, void *buf, size_t len, uint64_t off)

@@ -1014,7 +1014,11 @@ static int finish_index(struct xsr_writer *w, struct wsec *s)
 	make_rh(&s->rh, XSR_SEC_INDEX, false, 0, sizeof(struct xsr_index_entry), len, body);
 	s->is_record = true;
 	XXH3_state_t *st = XXH3_createState();
-	size_t chunk = 1 << 20;
+	/*
+	 * Sized to the index: a fixed 1 MiB buffer for a small image is an
+	 * mmap and munmap per close (under ASan, of its shadow too).
+	 */
+	size_t chunk = len < (1 << 20) ? (size_t)len + 8 : 1 << 20;
 	uint8_t *buf = malloc(chunk);
 	int rc = 0;
 	if (!st || !buf) {
