@@ -9,22 +9,53 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-/* A memfd holding @data: a regular file, as the seekable reader requires. */
+/*
+ * A memfd holding @data: a regular file, as the seekable reader requires.
+ * One per process, refilled for each input and never closed by the target:
+ * a new memfd per execution costs its creation, a page allocation and
+ * clearing for every 4 KiB written, and their release at close, which is
+ * more than the parsing of a small input.  A seekable reader maps the file,
+ * so its content is replaced only once that mapping is gone (the targets
+ * close every handle before returning).
+ */
 static inline int fuzz_memfd(const uint8_t *data, size_t size)
 {
-	int fd = memfd_create("xsr-fuzz", MFD_CLOEXEC);
-	if (fd < 0)
+	static int fd = -1;
+	if (fd < 0 && (fd = memfd_create("xsr-fuzz", MFD_CLOEXEC)) < 0)
 		abort();
 	size_t done = 0;
 	while (done < size) {
-		ssize_t r = write(fd, data + done, size - done);
+		ssize_t r = pwrite(fd, data + done, size - done, (off_t)done);
 		if (r <= 0)
 			abort();
 		done += (size_t)r;
 	}
-	if (lseek(fd, 0, SEEK_SET) < 0)
+	if (ftruncate(fd, (off_t)size) < 0 || lseek(fd, 0, SEEK_SET) < 0)
 		abort();
 	return fd;
+}
+
+/* An empty memfd for output, one per @slot (0..3) and process, like fuzz_memfd's. */
+static inline int fuzz_outfd(int slot)
+{
+	static int fds[4] = {-1, -1, -1, -1};
+	if (fds[slot] < 0 && (fds[slot] = memfd_create("xsr-fuzz-out", MFD_CLOEXEC)) < 0)
+		abort();
+	if (ftruncate(fds[slot], 0) < 0 || lseek(fds[slot], 0, SEEK_SET) < 0)
+		abort();
+	return fds[slot];
+}
+
+/*
+ * The writer hashes batches of 64 pages or more on a thread of its own,
+ * started by each writer: a thread per execution, and a process whose
+ * threads have run on both CPUs pays a TLB shootdown (an IPI) on every
+ * munmap after.  The hashing is the same inline.
+ */
+int LLVMFuzzerInitialize(int *argc, char ***argv)
+{
+	setenv("XSR_NO_HASH_THREAD", "1", 1);
+	return 0;
 }
 
 /* Touch every octet so that ASan sees any out-of-bounds callback buffer. */

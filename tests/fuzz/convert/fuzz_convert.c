@@ -41,22 +41,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (nr_pages > 4096)
 			return 0;
 	}
-	int in = fuzz_memfd(data, size);
-	int out = memfd_create("xsr-fuzz-out", MFD_CLOEXEC);
-	if (out < 0)
-		abort();
+	int in = fuzz_memfd(data, size), out = fuzz_outfd(0);
 	struct xsr_convert_opts o = {.layout = XSR_LAYOUT_SEEKABLE};
 	if (xsr_convert(in, out, &o, err, sizeof(err)) == 0) {
 		check(out, "converted image");
-		int pv = memfd_create("xsr-fuzz-paging", MFD_CLOEXEC);
+		int pv = fuzz_outfd(1);
 		struct xsr_convert_opts po = {.layout = XSR_LAYOUT_SEEKABLE, .paging = 1};
-		if (pv < 0)
-			abort();
 		if (xsr_convert(out, pv, &po, err, sizeof(err)) == 0)
 			check(pv, "paging view");
-		close(pv);
 	}
-	close(in);
-	close(out);
 	return 0;
 }

@@ -29,7 +29,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	int fd = fuzz_memfd(b, size);
 	free(b);
 	if (xsr_image_open(&img, fd, err, sizeof(err)) < 0) {
-		close(fd);
 		return 0;
 	}
 	for (uint32_t i = 0; i < xsr_image_nsections(img); i++) {
@@ -54,6 +53,5 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	(void)xsr_image_verify(img, NULL, NULL);
 	xsr_image_close(img);
-	close(fd);
 	return 0;
 }

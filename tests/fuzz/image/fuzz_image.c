@@ -85,6 +85,5 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	xsr_image_close(img);
 	xsr_image_close(mem);
-	close(fd);
 	return 0;
 }

@@ -30,7 +30,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		done += (size_t)r;
 	}
 	shutdown(sv[0], SHUT_WR);
-	int out = memfd_create("xsr-fuzz-mig", MFD_CLOEXEC);
+	int out = fuzz_outfd(0);
 	/* 16 MiB: a bigger guest is a sparse file the size of its memory. */
 	struct xsr_mig_recv_opts o = {.mem_limit = 16 << 20, .max_vcpus = 64, .out_fd = out};
 	struct xsr_mig_recv_stats st;
@@ -47,7 +47,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		}
 		xsr_image_close(img);
 	}
-	close(out);
 	close(sv[0]);
 	close(sv[1]);
 	return 0;

@@ -52,9 +52,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	int convert = rc == 0 && fh && fh->nr_pages <= 4096;
 	xsr_stream_close(s);
 	if (convert) {
-		int out = memfd_create("xsr-fuzz-out", MFD_CLOEXEC);
+		int out = fuzz_outfd(0);
 		struct xsr_convert_opts o = {.layout = XSR_LAYOUT_SEEKABLE};
-		if (lseek(fd, 0, SEEK_SET) < 0 || out < 0)
+		if (lseek(fd, 0, SEEK_SET) < 0)
 			abort();
 		if (xsr_convert(fd, out, &o, err, sizeof(err)) == 0) {
 			struct xsr_image *img;
@@ -68,9 +68,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			}
 			xsr_image_close(img);
 		}
-		close(out);
 	}
-	close(fd);
 	free(b);
 	return 0;
 }

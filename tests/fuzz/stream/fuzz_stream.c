@@ -71,6 +71,5 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	xsr_stream_close(s);
 	xsr_stream_close(m);
-	close(fd);
 	return 0;
 }

@@ -38,6 +38,5 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		close(o);
 		unlink(out);
 	}
-	close(fd);
 	return 0;
 }
