@@ -212,6 +212,16 @@ struct xsr_convert_opts {
 	 * without Xen's slots, and a PV core's entries through the P2M.
 	 */
 	struct xsr_paging_stats *paging_stats;
+	/*
+	 * Since XSRELF_1.4: called as pages are copied, with the pages done and
+	 * the input's page count (a stream's header count; a later copy of a page
+	 * counts again, so @done may pass @total).  NULL: not called.  The
+	 * library prints nothing; a tool draws the progress.  Programs built
+	 * before 1.4 call the old xsr_convert, which reads the struct without
+	 * these members.
+	 */
+	void (*progress)(void *ctx, uint64_t done, uint64_t total);
+	void *progress_ctx;
 };
 XSR_API int xsr_convert(int in, int out, const struct xsr_convert_opts *o, char *err, size_t errlen);
 
