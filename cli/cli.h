@@ -6,13 +6,60 @@
 #include <stdint.h>
 #include <stdio.h>
 
-/* Exit codes shared by all verbs. */
+/*
+ * Exit codes shared by all verbs (xsr(1), EXIT STATUS).  A verb interrupted
+ * while writing an output file exits 128 + the signal (129, 130, 143);
+ * migrate adds 4 (a post-copy split).
+ */
 enum {
 	XSR_EXIT_OK = 0,
-	XSR_EXIT_DAMAGE = 1, /* verify: damage found */
-	XSR_EXIT_USAGE = 2,  /* bad command line */
+	XSR_EXIT_DAMAGE = 1, /* verify, synth --check: damage found */
+	XSR_EXIT_USAGE = 2,  /* bad command line: unknown option, missing or extra operand, bad value */
 	XSR_EXIT_FAIL = 3,   /* operation failed */
 };
+
+/*
+ * --quiet (-q) and --verbose (-v), which every verb takes.  Each verb puts
+ * XSR_COMMON_OPTS in its getopt_long table and XSR_COMMON_SHORT in its short
+ * options, and hands a code its switch does not know to xsr_common_opt()
+ * before calling it a usage error.  The last of them wins; -vv is more.
+ *   --quiet:   no progress and no informational lines on stderr (errors and
+ *              warnings stay; what the verb was asked to print stays);
+ *   --verbose: a line or two of detail on stderr (what was opened, the
+ *              layout, sizes, time taken).
+ */
+#define XSR_COMMON_OPTS {"quiet", no_argument, 0, 'q'}, {"verbose", no_argument, 0, 'v'}
+#define XSR_COMMON_SHORT "qv"
+#define XSR_COMMON_HELP "-q, --quiet: no progress or notes on stderr; -v, --verbose: details on stderr.\n"
+extern int xsr_verbosity; /* -1 quiet, 0 default, 1 and up verbose */
+/* 1 if @c (a getopt_long return) was --quiet or --verbose, now applied; else 0. */
+int xsr_common_opt(int c);
+/* "xsr VERB: message" on stderr unless --quiet (progress notes, summaries sent to stderr). */
+void xsr_note(const char *verb, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* "xsr VERB: message" on stderr with --verbose only. */
+void xsr_detail(const char *verb, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/*
+ * Progress on a terminal, one helper for every verb: "\rLABEL: DONE/TOTAL
+ * UNIT (P%)" on stderr, redrawn when the percentage moves, and a newline at
+ * the end.  Shown only when stderr is a terminal, without --quiet and
+ * without --json (@json); xsr_progress_init() decides once.  The library and
+ * the engines print nothing: they call xsr_progress_cb() with @p as context.
+ */
+struct xsr_progress {
+	const char *label; /* the verb: "convert", "import", ... */
+	const char *unit;  /* "pages" */
+	int on, drawn;
+	uint64_t last_pct;
+};
+void xsr_progress_init(struct xsr_progress *p, const char *label, const char *unit, int json);
+void xsr_progress_cb(void *p, uint64_t done, uint64_t total);
+void xsr_progress_end(struct xsr_progress *p);
+/*
+ * The layout a verb writes: "seekable" or "stream" (--layout, and the older
+ * spellings --to and --stream) -> enum xsr_layout; -1 with a message printed.
+ */
+int xsr_parse_layout(const char *verb, const char *opt, const char *s);
 
 typedef int (*xsr_cmd_fn)(int argc, char **argv);
 

@@ -114,8 +114,13 @@ int main(int argc, char **argv)
 		return close_stdout(NULL, XSR_EXIT_OK);
 	}
 	for (size_t i = 0; i < sizeof(verbs) / sizeof(verbs[0]); i++)
-		if (!strcmp(argv[1], verbs[i].name))
-			return close_stdout(verbs[i].name, verbs[i].fn(argc - 1, argv + 1));
+		if (!strcmp(argv[1], verbs[i].name)) {
+			uint64_t t0 = xsr_now_ns();
+			int rc = close_stdout(verbs[i].name, verbs[i].fn(argc - 1, argv + 1));
+			/* --verbose, for every verb: how it ended and how long it took */
+			xsr_detail(verbs[i].name, "exit status %d after %.1f ms", rc, (xsr_now_ns() - t0) / 1e6);
+			return rc;
+		}
 	fprintf(stderr, "xsr: unknown verb '%s'\n", argv[1]);
 	usage(stderr);
 	return XSR_EXIT_USAGE;
