@@ -15,7 +15,8 @@ static void usage(FILE *f)
 		   "Describe an xsrelf image (seekable or streamed; '-' reads a stream from stdin):\n"
 		   "layout, vCPUs, populated and zero pages, sections, segments, producer.\n"
 		   "--vcpu N prints vCPU N's full state (registers, segments, control and debug\n"
-		   "registers, MSRs) instead.\n");
+		   "registers, MSRs) instead.\n"
+		   XSR_COMMON_HELP);
 }
 
 static const char *seg_names[] = {"cs", "ds", "es", "fs", "gs", "ss", "tr", "ldt"};
@@ -244,17 +245,18 @@ static void print_text(const char *file, const struct scan *s)
 int cmd_info(int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{"json", no_argument, 0, 'j'}, {"vcpu", required_argument, 0, 'v'}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
+		{"json", no_argument, 0, 'j'}, {"vcpu", required_argument, 0, 'n'}, {"help", no_argument, 0, 'h'},
+		XSR_COMMON_OPTS, {0, 0, 0, 0}};
 	int json = 0, c;
 	struct scan s;
 	memset(&s, 0, sizeof(s));
 	s.want_vcpu = -1;
 	s.want_pfn = -1;
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "hj", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "hj" XSR_COMMON_SHORT, opts, NULL)) != -1) {
 		switch (c) {
 		case 'j': json = 1; break;
-		case 'v': {
+		case 'n': {
 			uint32_t v;
 			if (xsr_parse_vcpu("info", "--vcpu", optarg, &v) < 0)
 				return XSR_EXIT_USAGE;
@@ -262,7 +264,11 @@ int cmd_info(int argc, char **argv)
 			break;
 		}
 		case 'h': usage(stdout); return XSR_EXIT_OK;
-		default: usage(stderr); return XSR_EXIT_USAGE;
+		default:
+			if (xsr_common_opt(c))
+				break;
+			usage(stderr);
+			return XSR_EXIT_USAGE;
 		}
 	}
 	if (optind != argc - 1) {
@@ -282,6 +288,8 @@ int cmd_info(int argc, char **argv)
 		xsr_scan_free(&s);
 		return XSR_EXIT_FAIL;
 	}
+	xsr_detail("info", "%s: %s layout, %llu pages, %u sections", file,
+		   s.layout == XSR_LAYOUT_SEEKABLE ? "seekable" : "streamed", (unsigned long long)s.fh.nr_pages, s.nsecs);
 	if (s.want_vcpu >= 0)
 		print_vcpu(s.vcpu, json);
 	else if (json)

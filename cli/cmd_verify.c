@@ -17,7 +17,9 @@ static void usage(FILE *f)
 		   "headers, program and section header tables, every section or record, every\n"
 		   "page against the index, the record chain, and that all padding is zero.\n"
 		   "Exit 0: intact.  Exit 1: damage found (each problem is named with its section\n"
-		   "and offset, and pages with their pfn).  Exit 2: usage.  Exit 3: unreadable.\n");
+		   "and offset, and pages with their pfn).  Exit 2: usage.  Exit 3: unreadable.\n"
+		   "--quiet leaves out the \"FILE: intact\" line: only the exit status tells.\n"
+		   XSR_COMMON_HELP);
 }
 
 static void report(void *ctx, const char *msg)
@@ -27,14 +29,17 @@ static void report(void *ctx, const char *msg)
 
 int cmd_verify(int argc, char **argv)
 {
-	static const struct option opts[] = {{"quiet", no_argument, 0, 'q'}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
-	int quiet = 0, c;
+	static const struct option opts[] = {{"help", no_argument, 0, 'h'}, XSR_COMMON_OPTS, {0, 0, 0, 0}};
+	int c;
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "hq", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "h" XSR_COMMON_SHORT, opts, NULL)) != -1) {
 		switch (c) {
-		case 'q': quiet = 1; break;
 		case 'h': usage(stdout); return XSR_EXIT_OK;
-		default: usage(stderr); return XSR_EXIT_USAGE;
+		default:
+			if (xsr_common_opt(c))
+				break;
+			usage(stderr);
+			return XSR_EXIT_USAGE;
 		}
 	}
 	if (optind != argc - 1) {
@@ -52,6 +57,7 @@ int cmd_verify(int argc, char **argv)
 	if (fstat(fd, &sb) == 0 && S_ISREG(sb.st_mode) && sb.st_size >= XSR_HEADER_END &&
 	    pread(fd, hdr, sizeof(hdr), 0) == sizeof(hdr) && hdr[XSR_EHDR_SIZE + 12] == XSR_LAYOUT_SEEKABLE) {
 		struct xsr_image *img;
+		xsr_detail("verify", "%s: a seekable image of %lld octets", file, (long long)sb.st_size);
 		/* Open without the structure check: verify makes it itself and lists every problem. */
 		rc = xsr_image_open_flags(&img, fd, XSR_OPEN_NO_CHECK, err, sizeof(err));
 		if (rc < 0) {
@@ -70,6 +76,7 @@ int cmd_verify(int argc, char **argv)
 		memset(&s, 0, sizeof(s));
 		s.want_vcpu = -1;
 		s.want_pfn = -1;
+		xsr_detail("verify", "%s: read as a stream", file);
 		rc = xsr_scan(fd, &s, err, sizeof(err));
 		if (rc == XSR_E_STATE) {
 			/* A seekable image on a pipe is not damage: it cannot be read there (exit 3). */
@@ -91,7 +98,7 @@ int cmd_verify(int argc, char **argv)
 		return XSR_EXIT_FAIL;
 	if (damaged)
 		return XSR_EXIT_DAMAGE;
-	if (!quiet)
+	if (xsr_verbosity >= 0)
 		printf("%s: intact\n", file);
 	return XSR_EXIT_OK;
 }

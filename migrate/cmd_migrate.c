@@ -107,7 +107,9 @@ static void migrate_usage(FILE *f)
 		"first; without it (e.g. Xen built without shadow paging) the migration is\n"
 		"stop-and-copy, and says so.  Any failure before the hand-over resumes the\n"
 		"domain here.\n"
-		"Exit status: 0 migrated, 2 usage, 3 failed (guest still here), 4 split.\n");
+		"On a terminal, the rounds are shown on stderr (not with --quiet or --json).\n"
+		"Exit status: 0 migrated, 2 usage, 3 failed (guest still here), 4 split.\n"
+		XSR_COMMON_HELP);
 }
 
 static int connect_tcp(const char *host, const char *port, char *msg, size_t mlen);
@@ -189,14 +191,14 @@ int cmd_migrate(int argc, char **argv)
 	    {"compress", required_argument, NULL, 'c'}, {"max-downtime", required_argument, NULL, 'd'},
 	    {"min-rounds", required_argument, NULL, 'm'}, {"max-rounds", required_argument, NULL, 'M'},
 	    {"json", no_argument, NULL, 'j'},         {"help", no_argument, NULL, 'h'},
-	    {NULL, 0, NULL, 0}};
+	    XSR_COMMON_OPTS,                          {NULL, 0, NULL, 0}};
 	const char *compress = "none";
 	unsigned long postcopy_rounds = 1, min_rounds = 1, max_rounds = 5, max_downtime = 0;
 	int postcopy = 0, json = 0, o;
 	char host[256], port[32], msg[512], req[512], *reply = NULL, *end;
 
 	optind = 1;
-	while ((o = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+	while ((o = getopt_long(argc, argv, "h" XSR_COMMON_SHORT, opts, NULL)) != -1) {
 		switch (o) {
 		case 'p':
 			postcopy = 1;
@@ -230,6 +232,8 @@ int cmd_migrate(int argc, char **argv)
 			migrate_usage(stdout);
 			return XSR_EXIT_OK;
 		default:
+			if (xsr_common_opt(o))
+				break;
 			migrate_usage(stderr);
 			return XSR_EXIT_USAGE;
 		}
@@ -269,7 +273,8 @@ int cmd_migrate(int argc, char **argv)
 		xsr_err("migrate", "%s (is `xsr receive` listening there?)", msg);
 		return XSR_EXIT_FAIL;
 	}
-	int progress = isatty(2) && !json;
+	int progress = isatty(2) && !json && xsr_verbosity >= 0;
+	xsr_detail("migrate", "%s -> %s:%s (compress %s%s)", sock, host, port, compress, postcopy ? ", post-copy" : "");
 	const char *cut = NULL;
 #if XSR_TESTHOOKS
 	cut = getenv("XSR_MIG_TEST_CUT_SENDER");
@@ -341,7 +346,9 @@ static void receive_usage(FILE *f)
 		"libxl, paused as NAME--incoming; once the sender has given its copy up\n"
 		"(RELEASED) it is renamed NAME and unpaused (--paused: left paused), and the\n"
 		"new domain id is printed.  Without RELEASED it is destroyed.\n"
-		"Exit status: 0 received, 2 usage, 3 failed.\n");
+		"The 'listening on' line is printed even with --quiet (it tells the port).\n"
+		"Exit status: 0 received, 2 usage, 3 failed.\n"
+		XSR_COMMON_HELP);
 }
 
 static uint64_t mem_available(void)
@@ -519,16 +526,17 @@ int cmd_receive(int argc, char **argv)
 	static const struct option opts[] = {
 	    {"control", required_argument, NULL, 'c'}, {"to-file", required_argument, NULL, 'f'},
 	    {"once", no_argument, NULL, '1'},          {"json", no_argument, NULL, 'j'},
-	    {"max-mem", required_argument, NULL, 'm'}, {"max-vcpus", required_argument, NULL, 'v'},
+	    {"max-mem", required_argument, NULL, 'm'}, {"max-vcpus", required_argument, NULL, 'n'},
 	    {"xen", no_argument, NULL, 'X'},           {"paused", no_argument, NULL, 'P'},
-	    {"help", no_argument, NULL, 'h'},          {NULL, 0, NULL, 0}};
+	    {"help", no_argument, NULL, 'h'},          XSR_COMMON_OPTS,
+	    {NULL, 0, NULL, 0}};
 	const char *sock = NULL, *file = NULL;
 	int once = 0, json = 0, o, rc = XSR_EXIT_FAIL, xen = 0, paused = 0;
 	char host[256], port[32], bound[160], msg[2048], *end;
 	struct recv_ctx c = {.listen_fd = -1, .conn = -1, .o = {.out_fd = -1, .max_vcpus = 64}};
 
 	optind = 1;
-	while ((o = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+	while ((o = getopt_long(argc, argv, "h" XSR_COMMON_SHORT, opts, NULL)) != -1) {
 		switch (o) {
 		case 'c':
 			sock = optarg;
@@ -557,7 +565,7 @@ int cmd_receive(int argc, char **argv)
 			c.o.mem_limit = (uint64_t)v;
 			break;
 		}
-		case 'v': {
+		case 'n': {
 			errno = 0;
 			unsigned long v = strtoul(optarg, &end, 10);
 			if (*end || errno || strchr(optarg, '-') || v < 1 || v > XSR_MAX_VCPUS) {
@@ -571,6 +579,8 @@ int cmd_receive(int argc, char **argv)
 			receive_usage(stdout);
 			return XSR_EXIT_OK;
 		default:
+			if (xsr_common_opt(o))
+				break;
 			receive_usage(stderr);
 			return XSR_EXIT_USAGE;
 		}
@@ -696,7 +706,7 @@ int cmd_receive(int argc, char **argv)
 		c.conn = -1;
 		if (once)
 			break;
-		fprintf(stderr, "xsr receive: listening on %s for a retry\n", bound);
+		xsr_note("receive", "listening on %s for a retry", bound);
 	}
 	close(c.listen_fd);
 	return rc;

@@ -38,14 +38,18 @@ static void usage(FILE *f)
 		"\n"
 		"Without --control, FILE (an image of a Xen domain: xsr save DOMID, or xsr\n"
 		"import of an xl save) is restored into Xen through libxl, and the new\n"
-		"domain id is printed.\n");
+		"domain id is printed.\n"
+		"\n"
+		"On a terminal, progress is shown on stderr (not with --quiet, --json or\n"
+		"--lazy).\n"
+		XSR_COMMON_HELP);
 }
 
 struct restore_ctx {
 	int fd;
 	int lazy;
-	int progress;
 	int paused;
+	struct xsr_progress pg; /* decided here, drawn by the VMM while it builds */
 };
 
 static int restore_build(struct xsr_vmm *v, void *arg, char *msg, size_t msglen)
@@ -70,9 +74,10 @@ static int restore_build(struct xsr_vmm *v, void *arg, char *msg, size_t msglen)
 		if (r == 0)
 			c->fd = -1; /* the lazy handle reads it until the prefetch ends */
 	} else {
-		struct xsr_restore_opts o = {.progress = c->progress};
+		struct xsr_restore_opts o = {.progress = xsr_progress_cb, .progress_ctx = &c->pg};
 
 		r = xsr_restore_domain(v->be, c->fd, &o, &st, msg, msglen);
+		xsr_progress_end(&c->pg);
 		close(c->fd); /* every octet is in guest memory now */
 		c->fd = -1;
 	}
@@ -132,7 +137,8 @@ int cmd_restore(int argc, char **argv)
 	static const struct option opts[] = {
 	    {"control", required_argument, NULL, 'c'}, {"lazy", no_argument, NULL, 'l'},
 	    {"paused", no_argument, NULL, 'p'},	       {"json", no_argument, NULL, 'j'},
-	    {"help", no_argument, NULL, 'h'},	       {NULL, 0, NULL, 0}};
+	    {"help", no_argument, NULL, 'h'},	       XSR_COMMON_OPTS,
+	    {NULL, 0, NULL, 0}};
 	struct restore_ctx c = {.fd = -1};
 	const char *sock = NULL, *file;
 	char msg[2048];
@@ -141,7 +147,7 @@ int cmd_restore(int argc, char **argv)
 	uint64_t t0 = xsr_now_ns();
 
 	optind = 1;
-	while ((o = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+	while ((o = getopt_long(argc, argv, "h" XSR_COMMON_SHORT, opts, NULL)) != -1) {
 		switch (o) {
 		case 'c':
 			sock = optarg;
@@ -159,6 +165,8 @@ int cmd_restore(int argc, char **argv)
 			usage(stdout);
 			return XSR_EXIT_OK;
 		default:
+			if (xsr_common_opt(o))
+				break;
 			usage(stderr);
 			return XSR_EXIT_USAGE;
 		}
@@ -187,8 +195,10 @@ int cmd_restore(int argc, char **argv)
 			return XSR_EXIT_USAGE;
 		}
 	}
-	c.progress = !c.lazy && isatty(2);
-	if (xsr_vmm_spawn(sock, restore_build, &c, c.progress, &pid, msg, sizeof(msg)) < 0) {
+	xsr_progress_init(&c.pg, VERB, "pages", json);
+	c.pg.on &= !c.lazy; /* a lazy restore loads pages after the guest runs */
+	xsr_detail(VERB, "%s into a VMM on %s%s", file, sock, c.lazy ? ", lazily" : "");
+	if (xsr_vmm_spawn(sock, restore_build, &c, c.pg.on, &pid, msg, sizeof(msg)) < 0) {
 		xsr_err(VERB, "%s: %s", file, msg);
 		if (c.fd > 0)
 			close(c.fd);

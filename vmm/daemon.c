@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "../backends/kvm.h"
+#include "../cli/cli.h"
 #include "../migrate/migrate.h"
 #include "../save/save.h"
 #include "vmm.h"
@@ -150,6 +151,7 @@ static const char *arg(char **argv, int argc, const char *key)
 static void do_save(struct xsr_vmm *v, char **argv, int argc, const int *fds, int nfds, FILE *out)
 {
 	struct xsr_save_opts o = {.kind = XSR_KIND_SAVE};
+	struct xsr_progress pg;
 	struct xsr_save_stats st;
 	const char *kind = arg(argv, argc, "kind"), *hold = arg(argv, argc, "hold");
 	const char *progress = arg(argv, argc, "progress"), *comp = arg(argv, argc, "compress");
@@ -176,11 +178,15 @@ static void do_save(struct xsr_vmm *v, char **argv, int argc, const int *fds, in
 	o.leave_paused = hold && !strcmp(hold, "1");
 	o.live = arg(argv, argc, "live") && !strcmp(arg(argv, argc, "live"), "1");
 	if (progress && !strcmp(progress, "1") && nfds >= 2) {
-		/* The library reports progress on stderr: lend it the client's. */
+		/* Progress goes to stderr: lend it the client's (the client checked its tty and --quiet). */
 		fflush(stderr);
 		saved_stderr = dup(2);
-		if (saved_stderr >= 0 && dup2(fds[1], 2) >= 0)
-			o.progress = 1;
+		if (saved_stderr >= 0 && dup2(fds[1], 2) >= 0) {
+			xsr_progress_init(&pg, o.kind == XSR_KIND_CORE ? "core" : "save", "pages", 0);
+			pg.on = 1;
+			o.progress = xsr_progress_cb;
+			o.progress_ctx = &pg;
+		}
 	}
 
 	vlog(v, "%s to fd (hold=%d)", o.kind == XSR_KIND_CORE ? "core" : "save", o.leave_paused);
@@ -189,6 +195,7 @@ static void do_save(struct xsr_vmm *v, char **argv, int argc, const int *fds, in
 	r = xsr_save_domain(v->be, fds[0], &o, &st, err, sizeof(err));
 	after = xsr_kvm_pause_depth(v->be);
 	if (saved_stderr >= 0) {
+		xsr_progress_end(&pg);
 		fflush(stderr);
 		dup2(saved_stderr, 2);
 		close(saved_stderr);
