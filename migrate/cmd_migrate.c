@@ -453,7 +453,7 @@ static int xen_in_commit(void *ctx, char *err, size_t errlen)
 	struct xsr_xen_stats st;
 
 	if (lseek(x->img, 0, SEEK_SET) != 0 ||
-	    xsr_xen_restore(x->img, 1, "--incoming", &st, err, errlen) < 0) {
+	    xsr_xen_restore(x->img, 1, "--incoming", NULL, NULL, &st, err, errlen) < 0) {
 		snprintf(x->err, sizeof(x->err), "restoring into Xen: %s", err);
 		return XSR_E_BACKEND;
 	}

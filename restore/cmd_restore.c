@@ -104,6 +104,7 @@ static int restore_build(struct xsr_vmm *v, void *arg, char *msg, size_t msglen)
  */
 static int restore_xen(const char *file, int paused, int json, int lazy)
 {
+	struct xsr_progress pg;
 	struct xsr_xen_stats st;
 	char err[1024] = "";
 	int fd;
@@ -117,7 +118,11 @@ static int restore_xen(const char *file, int paused, int json, int lazy)
 	}
 	if ((fd = xsr_open_in(VERB, file)) < 0)
 		return XSR_EXIT_FAIL;
-	if (xsr_xen_restore(fd, paused, NULL, &st, err, sizeof(err)) < 0) {
+	xsr_progress_init(&pg, VERB, "pages", json);
+	xsr_detail(VERB, "%s into Xen%s", file, paused ? ", paused" : "");
+	int rc = xsr_xen_restore(fd, paused, NULL, xsr_progress_cb, &pg, &st, err, sizeof(err));
+	xsr_progress_end(&pg);
+	if (rc < 0) {
 		xsr_err(VERB, "%s: Xen restore: %s (a KVM image needs --control SOCK)", file, err);
 		close(fd);
 		return XSR_EXIT_FAIL;

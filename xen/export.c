@@ -38,7 +38,9 @@ struct exp {
 	bool no_vmsplice;       /* vmsplice refused: write the zeros */
 	bool epipe;             /* the output's reader went away */
 	bool quiet_epipe;       /* ... which the caller tells, if need be: no message */
-	struct xsr_progress *pg; /* pages written, on a terminal (xsr export); NULL: none */
+	/* pages written (done, total), for progress on a terminal; NULL: none */
+	void (*progress)(void *ctx, uint64_t done, uint64_t total);
+	void *pctx;
 };
 
 static int efail(struct exp *e, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -245,7 +247,8 @@ static int put_pages(struct exp *e)
 		uint64_t roff = xsr_image_run_offset(e->img, r);
 		for (uint64_t first = 0; first < runs[r].count; first += PBATCH) {
 			uint64_t m = runs[r].count - first < PBATCH ? runs[r].count - first : PBATCH;
-			xsr_progress_cb(e->pg, done, total);
+			if (e->progress)
+				e->progress(e->pctx, done, total);
 			done += m;
 			if (xsr_image_run_index(e->img, r, first, m, ix) < 0) {
 				efail(e, "page index: %s", xsr_image_error(e->img));
@@ -326,7 +329,8 @@ static int put_pages(struct exp *e)
 				goto out;
 		}
 	}
-	xsr_progress_cb(e->pg, done, total);
+	if (e->progress)
+		e->progress(e->pctx, done, total);
 	rc = 0;
 out:
 	free(pfns);
@@ -592,7 +596,7 @@ int cmd_export(int argc, char **argv)
 		return XSR_EXIT_FAIL;
 	struct xsr_progress pg;
 	xsr_progress_init(&pg, "export", "pages", 0);
-	struct exp e = {.img_fd = fd, .pg = &pg};
+	struct exp e = {.img_fd = fd, .progress = xsr_progress_cb, .pctx = &pg};
 	struct xsr_outfile out = {.fd = -1};
 	char err[1024] = "";
 	if (xsr_image_open(&e.img, fd, err, sizeof(err)) < 0) {
@@ -647,9 +651,10 @@ done:
 	return ret;
 }
 
-int xen_export_fd(int img_fd, int out_fd, const char *name, char *err, size_t errlen)
+int xen_export_fd(int img_fd, int out_fd, const char *name, void (*progress)(void *, uint64_t, uint64_t), void *pctx,
+		  char *err, size_t errlen)
 {
-	struct exp e = {.img_fd = img_fd, .quiet_epipe = true};
+	struct exp e = {.img_fd = img_fd, .quiet_epipe = true, .progress = progress, .pctx = pctx};
 	int rc = -1;
 	/* pages go by the index: the Xen crash layout's PT_LOADs need no check here (xsr restore waits on this open) */
 	if (xsr_image_open_flags(&e.img, img_fd, XSR_OPEN_NO_XEN_LAYOUT, err, errlen) < 0)

@@ -188,8 +188,10 @@ int xen_import_fd_opts(int in_fd, int out_fd, const struct xen_import_opts *o, c
 /*
  * The image on @img_fd as an xl save file into @out_fd (xsr export's default
  * format); 0, or <0 with @err set: -EPIPE when the failure was that @out_fd's
- * reader went away, -1 for any other.
+ * reader went away, -1 for any other.  @progress (NULL: none) is told the
+ * pages written (done, total) as they go.
  */
-int xen_export_fd(int img_fd, int out_fd, const char *name, char *err, size_t errlen);
+int xen_export_fd(int img_fd, int out_fd, const char *name, void (*progress)(void *ctx, uint64_t done, uint64_t total),
+		  void *pctx, char *err, size_t errlen);
 
 #endif
