@@ -70,8 +70,9 @@ static int convert_main(int argc, char **argv)
 		case 'V': {
 			char *b;
 			size_t l;
+			/* a file that cannot be read is a failure (3), like IN (xsr(1), EXIT STATUS) */
 			if (xsr_read_file("convert", optarg, XSR_MAX_VMCOREINFO, &b, &l) < 0)
-				return XSR_EXIT_USAGE;
+				return XSR_EXIT_FAIL;
 			free(vmci);
 			vmci = b;
 			co.vmcoreinfo = b;

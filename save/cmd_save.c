@@ -248,8 +248,9 @@ static int capture_main(const char *verb, int kind, int argc, char **argv)
 				return XSR_EXIT_USAGE;
 			}
 			free(vmci);
+			/* a file that cannot be read is a failure (3), like an input (xsr(1), EXIT STATUS) */
 			if (xsr_read_file(verb, optarg, XSR_MAX_VMCOREINFO, &vmci, &l) < 0)
-				return XSR_EXIT_USAGE;
+				return XSR_EXIT_FAIL;
 			vmci_len = (uint32_t)l;
 			break;
 		}

@@ -40,6 +40,8 @@ done
 check "a required option's value missing exits 2" rc_is 2 "$XSR" synth --vcpus 1 "$T/x.elf" --mem
 check "a bad option value exits 2" rc_is 2 "$XSR" convert --compress gzip "$T/x" "$T/y"
 check "options that do not go together exit 2" rc_is 2 "$XSR" convert --layout seekable --compress zstd "$T/x" "$T/y"
+check "an input that cannot be read exits 3, not 2" rc_is 3 "$XSR" info "$T/no-such-file"
+check "a --vmcoreinfo file that cannot be read exits 3, like an input" rc_is 3 "$XSR" convert --vmcoreinfo "$T/no-such-file" "$T/x" "$T/y"
 
 # ---- --quiet and --verbose ----
 "$XSR" synth --mem 4M --vcpus 2 --zero-fraction 0.25 --seed 3 "$T/a.elf" 2>/dev/null
