@@ -30,7 +30,7 @@ enum {
  */
 #define XSR_COMMON_OPTS {"quiet", no_argument, 0, 'q'}, {"verbose", no_argument, 0, 'v'}
 #define XSR_COMMON_SHORT "qv"
-#define XSR_COMMON_HELP "-q, --quiet: no progress or notes on stderr; -v, --verbose: details on stderr.\n"
+#define XSR_COMMON_HELP "\n-q, --quiet: no progress or notes on stderr; -v, --verbose: details on stderr.\n"
 extern int xsr_verbosity; /* -1 quiet, 0 default, 1 and up verbose */
 /* 1 if @c (a getopt_long return) was --quiet or --verbose, now applied; else 0. */
 int xsr_common_opt(int c);
