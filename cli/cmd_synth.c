@@ -132,11 +132,15 @@ int cmd_synth(int argc, char **argv)
 			be->ops->close(be);
 			return XSR_EXIT_FAIL;
 		}
-		struct xsr_restore_opts ro = {0};
+		/* the restore engine's progress, as xsr restore shows it, labelled synth */
+		struct xsr_progress pg;
+		xsr_progress_init(&pg, "synth", "pages", json);
+		struct xsr_restore_opts ro = {.progress = xsr_progress_cb, .progress_ctx = &pg};
 		struct xsr_restore_stats rs;
 		uint64_t checked, bad;
 		xsr_synth_expect(be, NULL, NULL);
 		int rc = xsr_restore_domain(be, fd, &ro, &rs, err, sizeof(err));
+		xsr_progress_end(&pg);
 		xsr_synth_expect(be, &checked, &bad);
 		char be_err[256];
 		snprintf(be_err, sizeof(be_err), "%llu of %llu pages differ from the synthetic domain (first: %s)",

@@ -79,6 +79,11 @@ on_tty "$T/tty.out" "'$XSR' convert '$T/a.elf' '$T/p.stream'"
 check "convert from a seekable image: progress too" has_progress convert "$T/tty.out"
 on_tty "$T/tty.out" "'$XSR' synth --mem 4M --vcpus 1 '$T/p2.elf'"
 check "synth on a terminal: labelled synth" has_progress synth "$T/tty.out"
+# synth --check goes through the restore engine (restore/restore.c), the one xsr restore uses
+for f in a.elf a.stream; do
+	on_tty "$T/tty.out" "'$XSR' synth --mem 4M --vcpus 2 --zero-fraction 0.25 --seed 3 --check '$T/$f'"
+	check "synth --check $f on a terminal: the restore engine's progress" has_progress synth "$T/tty.out"
+done
 on_tty "$T/tty.out" "'$XSR' synth --json --mem 4M --vcpus 1 '$T/p3.elf'"
 check "synth --json on a terminal: no progress" bash -c "! tr '\\r' '\\n' <'$T/tty.out' | grep -q '^synth: ' && grep -q '\"pages\"' '$T/tty.out'"
 "$XSR" convert "$T/a.stream" "$T/np.elf" 2>"$T/np.err"
