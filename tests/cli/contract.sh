@@ -102,6 +102,10 @@ if python3 "$ROOT/tests/xen/gen.py" "$T/xen" >/dev/null 2>"$T/gen.err"; then
 	"$XSR" export "$T/pv.elf" "$T/pv-back2.xl" 2>"$T/np.err"
 	check "export, stderr not a terminal: no progress" test ! -s "$T/np.err"
 	check "export with and without progress: the same file" cmp "$T/pv-back.xl" "$T/pv-back2.xl"
+	"$XSR" import -v "$T/xen/pv.xl" "$T/pv-v.elf" 2>"$T/v.err"
+	check "import --verbose: what was read and written, on stderr" grep -q "^xsr import: .*pv.xl" "$T/v.err"
+	"$XSR" export --verbose "$T/pv.elf" "$T/pv-v.xl" 2>"$T/v.err"
+	check "export --verbose: the format, on stderr" grep -q "^xsr export: .* as an xl save" "$T/v.err"
 	# ---- --layout for import ----
 	"$XSR" import --layout stream "$T/xen/pv.xl" "$T/pv-l.stream" && "$XSR" import --stream "$T/xen/pv.xl" "$T/pv-s.stream"
 	check "import --layout stream writes a stream" test "$(layout_of "$T/pv-l.stream")" = stream
