@@ -100,7 +100,7 @@ static int convert_main(int argc, char **argv)
 		xsr_err("convert", "--json reports a paging view: it goes with --paging");
 		return XSR_EXIT_USAGE;
 	}
-	/* Compression is of stream page batches: --compress means --to stream. */
+	/* Compression is of stream page batches: --compress means --layout stream. */
 	if (co.compress && (co.layout == XSR_LAYOUT_SEEKABLE || co.paging)) {
 		xsr_err("convert", "--compress makes a stream: it does not go with %s",
 			co.paging ? "--paging" : "--layout seekable");
@@ -128,7 +128,8 @@ static int convert_main(int argc, char **argv)
 	xsr_progress_init(&pg, "convert", "pages", json);
 	co.progress = xsr_progress_cb;
 	co.progress_ctx = &pg;
-	xsr_detail("convert", "%s -> %s (%s, %s layout%s)", in, outp, out.is_stdout ? "stdout" : out.in_place ? "written in place" : "a new file",
+	xsr_detail("convert", "%s -> %s (%s, %s layout%s)", in, outp,
+		   out.is_stdout ? "stdout" : out.in_place ? "written in place" : "a new file",
 		   co.paging ? "paging view" : co.layout == XSR_LAYOUT_STREAM ? "streamed" : "seekable",
 		   co.compress ? ", compressed" : "");
 	uint64_t t0 = xsr_now_ns();
