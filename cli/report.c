@@ -60,7 +60,8 @@ void xsr_progress_init(struct xsr_progress *p, const char *label, const char *un
 	memset(p, 0, sizeof(*p));
 	p->label = label;
 	p->unit = unit;
-	/* A log file or a pipe gets no carriage returns; a script asked for --json gets JSON only. */
+	/* A log file or a pipe gets no carriage returns; a script asked for --json gets JSON only.
+	 */
 	p->on = isatty(STDERR_FILENO) && xsr_verbosity >= 0 && !json;
 	p->last_pct = UINT64_MAX;
 }
@@ -77,8 +78,8 @@ void xsr_progress_cb(void *ctx, uint64_t done, uint64_t total)
 		return;
 	p->last_pct = pct;
 	p->drawn = 1;
-	fprintf(stderr, "\r%s: %llu/%llu %s (%llu%%)", p->label, (unsigned long long)done, (unsigned long long)total,
-		p->unit, (unsigned long long)pct);
+	fprintf(stderr, "\r%s: %llu/%llu %s (%llu%%)", p->label, (unsigned long long)done,
+		(unsigned long long)total, p->unit, (unsigned long long)pct);
 	fflush(stderr);
 }
 
