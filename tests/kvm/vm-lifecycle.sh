@@ -24,6 +24,23 @@ check "status: running again" test "$(state "$S")" = running
 check "counters move after resume" wait_moving "$S"
 check "guest_errors is 0" test "$(errors "$S")" = 0
 
+# Issue 15, finding 6, for the verbs that need a live guest: stdout that
+# cannot be written is a failure (exit 3, a message), not a silent success,
+# and the guest runs on.
+full() { # description, then the command; stdout goes to /dev/full
+	local d=$1 rc=0
+	shift
+	"$@" >/dev/full 2>"$TMP/full.err" || rc=$?
+	check "stdout on /dev/full: $d -> exit 3 ($rc), saying why" \
+		bash -c "[ $rc -eq 3 ] && grep -qi 'space\\|writ' '$TMP/full.err'"
+}
+full "vm status" "$XSR" vm status "$S"
+full "vm status --json" "$XSR" vm status "$S" --json
+full "save vm:SOCK -" "$XSR" save "vm:$S" -
+full "core vm:SOCK -" "$XSR" core "vm:$S" -
+check "the guest runs on after them" test "$(state "$S")" = running
+check "  ... and its counters move" wait_moving "$S"
+
 out=$("$XSR" vm start --mem 4M --vcpus 1 --control "$S" 2>&1) && rc=0 || rc=$?
 check "second VMM on a live socket is refused" test "$rc" -ne 0
 check "  ... saying so" grep -q "in use" <<<"$out"
