@@ -1,0 +1,163 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* Helpers of the inspection verbs: see inspect.h. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <xsrelf/io.h>
+
+#include "cli.h"
+#include "inspect.h"
+
+/* An unnamed read-write file in $TMPDIR: O_TMPFILE, or a named one unlinked at once. */
+static int tmp_file(const char *verb)
+{
+	const char *dir = getenv("TMPDIR");
+	if (!dir || !*dir)
+		dir = "/tmp";
+	int fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+	if (fd >= 0)
+		return fd;
+	size_t n = strlen(dir) + 32;
+	char *path = malloc(n);
+	if (!path) {
+		xsr_err(verb, "out of memory");
+		return -1;
+	}
+	snprintf(path, n, "%s/.xsr-inspect.XXXXXX", dir);
+	fd = mkostemp(path, O_CLOEXEC);
+	if (fd >= 0)
+		unlink(path);
+	else
+		xsr_err(verb, "cannot make a temporary file in %s: %s", dir, strerror(errno));
+	free(path);
+	return fd;
+}
+
+/* Copy standard input into a temporary file, 256 KiB at a time. */
+static int copy_stdin(const char *verb)
+{
+	int fd = tmp_file(verb);
+	if (fd < 0)
+		return -1;
+	enum { CHUNK = 256 << 10 };
+	char *buf = malloc(CHUNK);
+	if (!buf) {
+		xsr_err(verb, "out of memory");
+		close(fd);
+		return -1;
+	}
+	for (;;) {
+		ssize_t r = read(STDIN_FILENO, buf, CHUNK);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0) {
+			xsr_err(verb, "reading standard input: %s", strerror(errno));
+			break;
+		}
+		if (r == 0) {
+			free(buf);
+			return fd;
+		}
+		struct iovec iov = {buf, (size_t)r};
+		int w = xsr_write_all(fd, &iov, 1);
+		if (w < 0) {
+			xsr_err(verb, "copying standard input to a temporary file: %s", strerror(-w));
+			break;
+		}
+	}
+	free(buf);
+	close(fd);
+	return -1;
+}
+
+int xsr_anyimg_open(struct xsr_anyimg *a, const char *verb, const char *path, int verbose)
+{
+	memset(a, 0, sizeof(*a));
+	a->fd = a->img_fd = -1;
+	if (!strcmp(path, "-")) {
+		if (verbose)
+			fprintf(stderr, "xsr %s: copying standard input to a temporary file\n", verb);
+		a->fd = copy_stdin(verb);
+		a->stdin_copy = 1;
+	} else {
+		a->fd = xsr_open_in(verb, path);
+	}
+	if (a->fd < 0)
+		return XSR_EXIT_FAIL;
+	const char *name = a->stdin_copy ? "standard input" : path;
+	struct stat sb;
+	uint8_t hdr[XSR_HEADER_END];
+	if (fstat(a->fd, &sb) < 0 || !S_ISREG(sb.st_mode)) {
+		xsr_err(verb, "%s: not a regular file (give '-' to read a pipe or a device)", name);
+		goto fail;
+	}
+	if (sb.st_size < XSR_HEADER_END || xsr_read_at(a->fd, hdr, sizeof(hdr), 0) < 0) {
+		xsr_err(verb, "%s: %lld octets, shorter than the 128-octet header: truncated or not an xsrelf image",
+			name, (long long)sb.st_size);
+		goto fail;
+	}
+	char err[1024] = "";
+	int rc;
+	a->layout = hdr[XSR_EHDR_SIZE + 12] == XSR_LAYOUT_STREAM ? XSR_LAYOUT_STREAM : XSR_LAYOUT_SEEKABLE;
+	if (a->layout == XSR_LAYOUT_STREAM) {
+		if (verbose)
+			fprintf(stderr, "xsr %s: %s is a stream: converting it to a temporary seekable file\n", verb,
+				xsr_esc(name, SIZE_MAX));
+		if ((a->img_fd = tmp_file(verb)) < 0)
+			goto fail;
+		const struct xsr_convert_opts o = {.layout = XSR_LAYOUT_SEEKABLE};
+		if ((rc = xsr_convert(a->fd, a->img_fd, &o, err, sizeof(err))) < 0) {
+			xsr_err(verb, "%s: %s", name, err);
+			goto fail;
+		}
+	} else {
+		a->img_fd = a->fd;
+	}
+	if ((rc = xsr_image_open(&a->img, a->img_fd, err, sizeof(err))) < 0) {
+		xsr_err(verb, "%s: %s", name, err);
+		goto fail;
+	}
+	return 0;
+fail:
+	xsr_anyimg_close(a);
+	return XSR_EXIT_FAIL;
+}
+
+void xsr_anyimg_close(struct xsr_anyimg *a)
+{
+	xsr_image_close(a->img);
+	if (a->img_fd >= 0 && a->img_fd != a->fd)
+		close(a->img_fd);
+	if (a->fd >= 0 && a->fd != STDIN_FILENO)
+		close(a->fd);
+	memset(a, 0, sizeof(*a));
+	a->fd = a->img_fd = -1;
+}
+
+void xsr_json_hex(FILE *f, uint64_t v)
+{
+	fprintf(f, "\"0x%llx\"", (unsigned long long)v);
+}
+
+void xsr_json_dec(FILE *f, uint64_t v)
+{
+	fprintf(f, "\"%llu\"", (unsigned long long)v);
+}
+
+int xsr_parse_u64(const char *verb, const char *opt, const char *s, uint64_t *out)
+{
+	char *e;
+	errno = 0;
+	unsigned long long v = strtoull(s, &e, 0);
+	/* strtoull takes " -1" as 2^64 - 1 and a leading 0 as octal: refuse both surprises. */
+	if (errno || *s < '0' || *s > '9' || *e || (s[0] == '0' && s[1] >= '0' && s[1] <= '9')) {
+		xsr_err(verb, "%s %s: need a number (decimal, or hex with 0x) below 2^64", opt, s);
+		return -1;
+	}
+	*out = v;
+	return 0;
+}
