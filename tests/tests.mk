@@ -42,3 +42,13 @@ install-gdb:
 	install -D -m 644 gdb-scripts/xsrelf.py $(DESTDIR)$(GDB_PYDIR)/gdb/command/xsrelf.py
 	@echo "installed: gdb now has the xsr commands at start-up"
 .PHONY: install-gdb
+
+# Helpers of tests/cli/verbs.sh: a pair of images one page and two vCPU fields
+# apart (xsr diff), and the hand-built page tables of tests/gdb (xsr dump --vaddr).
+tests/build/mkpair: tests/cli/mkpair.c lib/libxsrelf.a
+	@mkdir -p tests/build
+	$(CC) $(CFLAGS_BASE) -o $@ $< lib/libxsrelf.a $(LIB_LIBS) -lpthread
+
+tests/build/mkpt: tests/gdb/mkpt.c lib/libxsrelf.a
+	@mkdir -p tests/build
+	$(CC) $(CFLAGS_BASE) -o $@ $< lib/libxsrelf.a $(LIB_LIBS) -lpthread
