@@ -23,7 +23,8 @@ demo: deps
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include/xsrelf \
-	    $(DESTDIR)$(PREFIX)/share/man/man1 $(DESTDIR)$(PREFIX)/share/xsrelf/gdb $(DESTDIR)$(PREFIX)/lib/pkgconfig
+	    $(DESTDIR)$(PREFIX)/share/man/man1 $(DESTDIR)$(PREFIX)/share/xsrelf/gdb $(DESTDIR)$(PREFIX)/lib/pkgconfig \
+	    $(DESTDIR)$(PREFIX)/share/bash-completion/completions
 	install -m 755 bin/xsr $(DESTDIR)$(PREFIX)/bin/xsr
 	install -m 644 bin/xsr-guest.elf $(DESTDIR)$(PREFIX)/bin/xsr-guest.elf
 	install -m 644 lib/libxsrelf.a $(DESTDIR)$(PREFIX)/lib/
@@ -32,6 +33,7 @@ install: all
 	ln -sf libxsrelf.so.$(SOVERSION) $(DESTDIR)$(PREFIX)/lib/libxsrelf.so
 	install -m 644 libxsrelf/include/xsrelf/*.h $(DESTDIR)$(PREFIX)/include/xsrelf/
 	install -m 644 docs/man/*.1 $(DESTDIR)$(PREFIX)/share/man/man1/
+	install -m 644 contrib/bash-completion/xsr $(DESTDIR)$(PREFIX)/share/bash-completion/completions/xsr
 	[ ! -d gdb-scripts ] || install -m 644 gdb-scripts/*.py $(DESTDIR)$(PREFIX)/share/xsrelf/gdb/
 	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@VERSION@|$(VERSION)|g' libxsrelf/xsrelf.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/xsrelf.pc
 
