@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* Helpers of the inspection verbs: see inspect.h. */
 #include <errno.h>
+#include <stddef.h>
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
@@ -104,6 +105,22 @@ int xsr_anyimg_open(struct xsr_anyimg *a, const char *verb, const char *path, in
 	int rc;
 	a->layout = hdr[XSR_EHDR_SIZE + 12] == XSR_LAYOUT_STREAM ? XSR_LAYOUT_STREAM : XSR_LAYOUT_SEEKABLE;
 	if (a->layout == XSR_LAYOUT_STREAM) {
+		/*
+		 * The seekable copy's index follows the header's claim (16 octets a
+		 * page, all read back when the writer closes), and its page slots
+		 * too: a 4 KiB stream claiming 2^36 pages would cost a terabyte of
+		 * index where the file system allows it.  Every page a stream holds
+		 * costs it at least an 8-octet pfn entry, so a larger claim is
+		 * refused before anything is written.
+		 */
+		uint64_t claim;
+		memcpy(&claim, hdr + XSR_EHDR_SIZE + offsetof(struct xsr_file_header, nr_pages), sizeof(claim));
+		if (claim > XSR_INSPECT_FREE_PAGES && claim > (uint64_t)sb.st_size / 8) {
+			xsr_err(verb, "%s: the stream claims 0x%llx pages, more than its %lld octets can hold (an 8-octet "
+				      "entry a page): refusing to make a seekable copy that large",
+				name, (unsigned long long)claim, (long long)sb.st_size);
+			goto fail;
+		}
 		if (verbose)
 			fprintf(stderr, "xsr %s: %s is a stream: converting it to a temporary seekable file\n", verb,
 				xsr_esc(name, SIZE_MAX));

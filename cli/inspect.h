@@ -18,8 +18,11 @@
  * checked) into another one, both in $TMPDIR (/tmp): memory stays bounded
  * whatever the image claims, at the cost of disk space for its data pages
  * (zero pages are holes).  Unnamed files (O_TMPFILE, or unlinked at once)
- * vanish with the process, whatever ends it.
+ * vanish with the process, whatever ends it.  A stream that claims more
+ * pages than XSR_INSPECT_FREE_PAGES and more than one per 8 octets of its
+ * size (a pfn entry) is refused: its copy's index would follow the claim.
  */
+#define XSR_INSPECT_FREE_PAGES (UINT64_C(1) << 20)
 struct xsr_anyimg {
 	struct xsr_image *img; /* the seekable image (the input or its conversion) */
 	int fd;                /* the input as a regular file (the copy of stdin) */

@@ -5,6 +5,7 @@ set -uo pipefail
 . "$(dirname "$0")/lib.inc"
 build_helper mkpair
 build_helper mkpt
+build_helper craft
 
 # xsr_rc WANT DESCRIPTION CMD...: CMD exits WANT (stdout and stderr in $T/out, $T/err).
 xsr_rc() {
@@ -215,11 +216,22 @@ has "$T/err" 'refusing to write binary memory to a terminal' "  ... says why"
 xsr_rc 0 "dump --hex to a terminal is fine" tty_rc "$XSR" dump --hex --paddr 0x201000 --len 16 "$T/a1.elf"
 xsr_rc 0 "dump --force to a terminal is fine" tty_rc "$XSR" dump --force --paddr 0x201000 --len 16 "$T/a1.elf"
 
+# A stream's seekable copy follows its header's claim: a claim its size cannot hold is
+# refused before anything is written (on tmpfs, which allows a 256 TiB sparse file,
+# the copy of this 8 MiB stream claiming 2^36 pages would never end).
+"$ROOT/tests/build/craft" huge-claim "$T/s1.stream" "$T/huge.stream" || bad "craft huge-claim"
+for v in ls diff dump; do
+	case $v in ls) a=() ;; diff) a=("$T/a1.elf") ;; dump) a=(--paddr 0 --len 1) ;; esac
+	xsr_rc 3 "$v of a stream claiming 2^36 pages, refused at once" \
+		env TMPDIR="$([ -w /dev/shm ] && echo /dev/shm || echo "$TMPDIR")" timeout 20 "$XSR" $v "${a[@]}" "$T/huge.stream"
+	has "$T/err" 'claims 0x1000000000 pages, more than its [0-9]+ octets can hold' "  ... says why"
+done
+
 # Streams are held in unnamed temporary files: none is left behind.
 check "no temporary file left in \$TMPDIR" test -z "$(ls -A "$TMPDIR")"
 # Memory does not follow the image: a 256 MiB guest diffed (both layouts) under a 64 MiB data limit.
 if ! grep -q __asan_init "$XSR"; then
-	"$XSR" synth --mem 256M --vcpus 1 --zero-fraction 0.9 "$T/big.elf" && "$XSR" convert --to stream "$T/big.elf" "$T/big.stream"
+	"$XSR" synth --mem 256M --vcpus 1 --zero-fraction 0.99 "$T/big.elf" && "$XSR" convert --to stream "$T/big.elf" "$T/big.stream"
 	check "diff of a 256 MiB guest's two layouts within a 64 MiB data limit" \
 		bash -c "ulimit -d 65536; '$XSR' diff '$T/big.elf' '$T/big.stream'"
 	rm -f "$T/big.elf" "$T/big.stream"
