@@ -333,17 +333,13 @@ static int cmp_skey(const void *x, const void *y)
 }
 
 /*
- * What the layout or the writer alone makes, or what is compared above:
- * not compared as sections.
+ * A section compared by its body: content (xsr_section_derived() says what
+ * is not), except what is compared above: the vCPUs field by field, the
+ * memory map through the pages.
  */
-static bool derived(uint32_t code)
+static bool compared_as_body(const struct xsr_section_info *si)
 {
-	switch (code) {
-	case XSR_SEC_NOTES: case XSR_SEC_MEMMAP: case XSR_SEC_PAGES: case XSR_SEC_INDEX: case XSR_SEC_STRTAB:
-	case XSR_SEC_INTEGRITY: case XSR_SEC_XEN_P2M_TREE: case XSR_SEC_VCPU: case XSR_SEC_END:
-		return true;
-	}
-	return code == UINT32_MAX;
+	return !xsr_section_derived(si->sh_type) && si->code != XSR_SEC_VCPU && si->code != XSR_SEC_MEMMAP;
 }
 
 /* The sections of @img to compare, sorted; *n of them.  NULL only when out of memory. */
@@ -356,7 +352,7 @@ static struct skey *section_keys(struct xsr_image *img, uint32_t *n)
 		return NULL;
 	for (uint32_t i = 1; i < ns; i++) {
 		struct xsr_section_info si;
-		if (xsr_image_section(img, i, &si) < 0 || derived(si.code))
+		if (xsr_image_section(img, i, &si) < 0 || !compared_as_body(&si))
 			continue;
 		k[*n] = (struct skey){si.code, si.info, 0, i};
 		(*n)++;
