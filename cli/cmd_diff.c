@@ -27,7 +27,7 @@ static void usage(FILE *f)
 		   "...).  What the layout alone decides (index, integrity, notes, string\n"
 		   "table, offsets, compression) is not compared.  Pages compare by the\n"
 		   "XXH3-64 checksums of the index.  --limit lists at most N page ranges;\n"
-		   "--quiet prints nothing and stops at the first difference.\n"
+		   "--quiet (or -s, as cmp) prints nothing and stops at the first difference.\n"
 		   "Exit 0: same content.  1: differences.  2: usage.  3: an image could not\n"
 		   "be read (damaged, truncated, missing).\n");
 }
@@ -233,6 +233,10 @@ static void vcpu_field(struct diff *d, uint32_t vcpu, const char *name, bool hav
 		printf(", \"b\": ");
 		have_b ? xsr_json_hex(stdout, b) : (void)printf("null");
 		printf("}");
+		return;
+	}
+	if (!strcmp(name, "vcpu")) {
+		printf("vcpu %u: only in %s\n", vcpu, have_a ? "A" : "B");
 		return;
 	}
 	char va[24] = "absent", vb[24] = "absent";

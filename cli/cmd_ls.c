@@ -20,7 +20,8 @@ static void usage(FILE *f)
 		   "either layout ('-' reads standard input).  --pages or --sections lists only\n"
 		   "those; --zero or --nonzero only such extents; --range only the pfns from\n"
 		   "PFN to PFN (inclusive); --limit at most N extents.  Section offsets of a\n"
-		   "stream are stream offsets.  Exit 0, 2 usage, 3 unreadable.\n");
+		   "stream are stream offsets.  A stream or a pipe is read through a temporary\n"
+		   "file (--verbose says so).  Exit 0, 2 usage, 3 unreadable.\n");
 }
 
 struct ls {

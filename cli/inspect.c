@@ -38,63 +38,69 @@ static int tmp_file(const char *verb)
 	return fd;
 }
 
-/* Copy standard input into a temporary file, 256 KiB at a time. */
-static int copy_stdin(const char *verb)
+/* Copy @in (a pipe, a device) into a temporary file, 256 KiB at a time; @in is closed. */
+static int copy_in(const char *verb, int in, const char *name)
 {
-	int fd = tmp_file(verb);
+	int fd = tmp_file(verb), out = -1;
 	if (fd < 0)
-		return -1;
+		goto done;
 	enum { CHUNK = 256 << 10 };
 	char *buf = malloc(CHUNK);
 	if (!buf) {
 		xsr_err(verb, "out of memory");
 		close(fd);
-		return -1;
+		goto done;
 	}
 	for (;;) {
-		ssize_t r = read(STDIN_FILENO, buf, CHUNK);
+		ssize_t r = read(in, buf, CHUNK);
 		if (r < 0 && errno == EINTR)
 			continue;
 		if (r < 0) {
-			xsr_err(verb, "reading standard input: %s", strerror(errno));
+			xsr_err(verb, "reading %s: %s", name, strerror(errno));
 			break;
 		}
 		if (r == 0) {
-			free(buf);
-			return fd;
+			out = fd;
+			break;
 		}
 		struct iovec iov = {buf, (size_t)r};
 		int w = xsr_write_all(fd, &iov, 1);
 		if (w < 0) {
-			xsr_err(verb, "copying standard input to a temporary file: %s", strerror(-w));
+			xsr_err(verb, "copying %s to a temporary file: %s", name, strerror(-w));
 			break;
 		}
 	}
 	free(buf);
-	close(fd);
-	return -1;
+	if (out < 0)
+		close(fd);
+done:
+	if (in != STDIN_FILENO)
+		close(in);
+	return out;
 }
 
 int xsr_anyimg_open(struct xsr_anyimg *a, const char *verb, const char *path, int verbose)
 {
 	memset(a, 0, sizeof(*a));
 	a->fd = a->img_fd = -1;
-	if (!strcmp(path, "-")) {
-		if (verbose)
-			fprintf(stderr, "xsr %s: copying standard input to a temporary file\n", verb);
-		a->fd = copy_stdin(verb);
-		a->stdin_copy = 1;
-	} else {
-		a->fd = xsr_open_in(verb, path);
-	}
-	if (a->fd < 0)
-		return XSR_EXIT_FAIL;
-	const char *name = a->stdin_copy ? "standard input" : path;
+	const char *name = strcmp(path, "-") ? path : "standard input";
 	struct stat sb;
 	uint8_t hdr[XSR_HEADER_END];
-	if (fstat(a->fd, &sb) < 0 || !S_ISREG(sb.st_mode)) {
-		xsr_err(verb, "%s: not a regular file (give '-' to read a pipe or a device)", name);
+	a->fd = xsr_open_in(verb, path);
+	if (a->fd < 0)
+		return XSR_EXIT_FAIL;
+	if (fstat(a->fd, &sb) < 0) {
+		xsr_err(verb, "%s: %s", name, strerror(errno));
 		goto fail;
+	}
+	/* A pipe or a device (stdin, <(...)) is read once: random access needs a copy. */
+	if (!S_ISREG(sb.st_mode)) {
+		if (verbose)
+			fprintf(stderr, "xsr %s: copying %s to a temporary file\n", verb, xsr_esc(name, SIZE_MAX));
+		a->fd = copy_in(verb, a->fd, name);
+		a->stdin_copy = 1;
+		if (a->fd < 0 || fstat(a->fd, &sb) < 0)
+			goto fail;
 	}
 	if (sb.st_size < XSR_HEADER_END || xsr_read_at(a->fd, hdr, sizeof(hdr), 0) < 0) {
 		xsr_err(verb, "%s: %lld octets, shorter than the 128-octet header: truncated or not an xsrelf image",

@@ -13,7 +13,8 @@
 
 /*
  * Any image, seekable or streamed, from a file or standard input ("-"),
- * held as a seekable image.  Standard input is first copied to an unnamed
+ * held as a seekable image.  Standard input, or a pipe or device given by
+ * name, is first copied to an unnamed
  * temporary file, and a stream is converted (xsr_convert(), every record
  * checked) into another one, both in $TMPDIR (/tmp): memory stays bounded
  * whatever the image claims, at the cost of disk space for its data pages
@@ -28,7 +29,7 @@ struct xsr_anyimg {
 	int fd;                /* the input as a regular file (the copy of stdin) */
 	int img_fd;            /* what img reads: fd, or the conversion */
 	int layout;            /* the input's enum xsr_layout */
-	int stdin_copy;        /* fd is a copy of standard input */
+	int stdin_copy;        /* fd is a copy of standard input, a pipe or a device */
 };
 
 /*

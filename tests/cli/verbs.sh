@@ -77,6 +77,13 @@ has "$T/out" '^pages 0x400-0x4ff: differ \(256 pages\)$' "  ... pages held by bo
 has "$T/out" '^header nr_pages: 0x200 \| 0x800$' "  ... header nr_pages"
 has "$T/out" '^section \.xsr\.config: differs' "  ... config section"
 
+"$XSR" synth --mem 8M --vcpus 3 --seed 1 "$T/v3.elf"
+xsr_rc 1 "diff: a vCPU more" "$XSR" diff -s "$T/a1.elf" "$T/v3.elf"
+xsr_rc 1 "  ... without -s" "$XSR" diff "$T/a1.elf" "$T/v3.elf"
+has "$T/out" '^vcpu 2: only in B$' "  ... names it"
+has "$T/out" '^header nr_vcpus: 0x2 \| 0x3$' "  ... and the header field"
+check "  ... and no page (same seed)" bash -c "! grep -q '^pages' '$T/out'"
+xsr_rc 0 "diff: a pipe given by name (process substitution)" bash -c "'$XSR' diff <(cat '$T/a1.elf') <(cat '$T/z1.stream')"
 xsr_rc 2 "diff: one file is a usage error" "$XSR" diff "$T/a1.elf"
 xsr_rc 2 "diff: stdin twice is a usage error" "$XSR" diff - -
 xsr_rc 2 "diff --limit x is a usage error" "$XSR" diff --limit x "$T/a1.elf" "$T/a2.elf"
