@@ -336,6 +336,14 @@ static int cmp_skey(const void *x, const void *y)
 	return a->rank < b->rank ? -1 : a->rank > b->rank;
 }
 
+/* Type, vCPU, then the order in the file: equal sections keep it (qsort is not stable). */
+static int cmp_file_order(const void *x, const void *y)
+{
+	const struct skey *a = x, *b = y;
+	int c = cmp_skey(a, b);
+	return c ? c : a->index < b->index ? -1 : a->index > b->index;
+}
+
 /*
  * A section compared by its body: content (xsr_section_derived() says what
  * is not), except what is compared above: the vCPUs field by field, the
@@ -362,7 +370,7 @@ static struct skey *section_keys(struct xsr_image *img, uint32_t *n)
 		(*n)++;
 	}
 	/* Rank: the order among sections of the same code and vCPU (several PASSTHRU items). */
-	qsort(k, *n, sizeof(*k), cmp_skey); /* rank 0 everywhere: sorts by code, info */
+	qsort(k, *n, sizeof(*k), cmp_file_order); /* rank is 0 everywhere yet */
 	for (uint32_t i = 1; i < *n; i++)
 		if (k[i].code == k[i - 1].code && k[i].info == k[i - 1].info)
 			k[i].rank = k[i - 1].rank + 1;

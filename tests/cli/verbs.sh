@@ -84,6 +84,14 @@ has "$T/out" '^vcpu 2: only in B$' "  ... names it"
 has "$T/out" '^header nr_vcpus: 0x2 \| 0x3$' "  ... and the header field"
 check "  ... and no page (same seed)" bash -c "! grep -q '^pages' '$T/out'"
 xsr_rc 0 "diff: a pipe given by name (process substitution)" bash -c "'$XSR' diff <(cat '$T/a1.elf') <(cat '$T/z1.stream')"
+# A real Xen guest: many PASSTHRU sections of one type, matched in their order.
+G=$ROOT/tests/xen/golden/xen417-rigu.save.zst
+if [ -f "$G" ] && command -v zstd >/dev/null; then
+	zstd -q -d -c "$G" >"$T/rigu.save" && "$XSR" import "$T/rigu.save" "$T/rigu.img" &&
+		"$XSR" import --stream "$T/rigu.save" "$T/rigu.stream" || bad "import the golden Xen save"
+	xsr_rc 0 "diff: an imported Xen save, seekable vs streamed (16 PASSTHRU sections)" "$XSR" diff "$T/rigu.img" "$T/rigu.stream"
+	rm -f "$T/rigu.save" "$T/rigu.stream"
+fi
 xsr_rc 2 "diff: one file is a usage error" "$XSR" diff "$T/a1.elf"
 xsr_rc 2 "diff: stdin twice is a usage error" "$XSR" diff - -
 xsr_rc 2 "diff --limit x is a usage error" "$XSR" diff --limit x "$T/a1.elf" "$T/a2.elf"
