@@ -33,16 +33,18 @@ static void usage(FILE *f)
 }
 
 enum kind { SAME, DIFFER, ONLY_A, ONLY_B };
-static const char *const kind_text[] = {[DIFFER] = "differ", [ONLY_A] = "only in A", [ONLY_B] = "only in B"};
-static const char *const kind_json[] = {[DIFFER] = "differ", [ONLY_A] = "only_a", [ONLY_B] = "only_b"};
+static const char *const kind_text[] = {
+    [DIFFER] = "differ", [ONLY_A] = "only in A", [ONLY_B] = "only in B"};
+static const char *const kind_json[] = {
+    [DIFFER] = "differ", [ONLY_A] = "only_a", [ONLY_B] = "only_b"};
 
 struct diff {
 	struct xsr_image *a, *b;
 	int fd_a, fd_b;
 	int json, quiet;
 	uint64_t limit;
-	bool any;      /* a difference was found */
-	int items;     /* items printed in the current JSON array */
+	bool any;  /* a difference was found */
+	int items; /* items printed in the current JSON array */
 	/* the page range being grown */
 	enum kind kind;
 	uint64_t first, count;
@@ -80,7 +82,8 @@ static void header_field(struct diff *d, const char *name, uint64_t a, uint64_t 
 		xsr_json_hex(stdout, b);
 		printf("}");
 	} else {
-		printf("header %s: 0x%llx | 0x%llx\n", name, (unsigned long long)a, (unsigned long long)b);
+		printf("header %s: 0x%llx | 0x%llx\n", name, (unsigned long long)a,
+		       (unsigned long long)b);
 	}
 }
 
@@ -117,8 +120,8 @@ static void flush_range(struct diff *d)
 	} else if (d->count == 1) {
 		printf("pages 0x%llx: %s\n", (unsigned long long)d->first, kind_text[d->kind]);
 	} else {
-		printf("pages 0x%llx-0x%llx: %s (%llu pages)\n", (unsigned long long)d->first, (unsigned long long)last,
-		       kind_text[d->kind], (unsigned long long)d->count);
+		printf("pages 0x%llx-0x%llx: %s (%llu pages)\n", (unsigned long long)d->first,
+		       (unsigned long long)last, kind_text[d->kind], (unsigned long long)d->count);
 	}
 	d->listed++;
 	d->count = 0;
@@ -155,12 +158,15 @@ static int diff_pages(struct diff *d)
 	uint64_t oa = 0, ob = 0; /* offsets in runs ia and ib */
 	struct xsr_index_entry ea[256], eb[256];
 	while ((ia < na || ib < nb) && !done(d)) {
-		uint64_t pa = ia < na ? ra[ia].pfn + oa : UINT64_MAX, pb = ib < nb ? rb[ib].pfn + ob : UINT64_MAX;
-		uint64_t la = ia < na ? ra[ia].count - oa : 0, lb = ib < nb ? rb[ib].count - ob : 0, n;
+		uint64_t pa = ia < na ? ra[ia].pfn + oa : UINT64_MAX,
+			 pb = ib < nb ? rb[ib].pfn + ob : UINT64_MAX;
+		uint64_t la = ia < na ? ra[ia].count - oa : 0, lb = ib < nb ? rb[ib].count - ob : 0,
+			 n;
 		if (pa == pb) {
 			n = la < lb ? la : lb;
 			n = n < 256 ? n : 256;
-			if (xsr_image_run_index(d->a, ia, oa, n, ea) < 0 || xsr_image_run_index(d->b, ib, ob, n, eb) < 0)
+			if (xsr_image_run_index(d->a, ia, oa, n, ea) < 0 ||
+			    xsr_image_run_index(d->b, ib, ob, n, eb) < 0)
 				return -1;
 			for (uint64_t i = 0; i < n; i++)
 				add_pages(d, same_page(&ea[i], &eb[i]) ? SAME : DIFFER, pa + i, 1);
@@ -191,20 +197,62 @@ struct vfield {
 	const char *name;
 	size_t off, size;
 };
-#define F(n, m) {n, offsetof(struct xsr_x86_vcpu, m), sizeof(((struct xsr_x86_vcpu *)0)->m)}
-#define SEG(s) F(#s ".selector", s.selector), F(#s ".base", s.base), F(#s ".limit", s.limit), F(#s ".attr", s.attr)
+#define F(n, m)                                                                                    \
+	{                                                                                          \
+		n, offsetof(struct xsr_x86_vcpu, m), sizeof(((struct xsr_x86_vcpu *)0)->m)         \
+	}
+#define SEG(s)                                                                                     \
+	F(#s ".selector", s.selector), F(#s ".base", s.base), F(#s ".limit", s.limit),             \
+	    F(#s ".attr", s.attr)
 static const struct vfield vfields[] = {
-	F("valid", valid), F("rax", gpr[XSR_RAX]), F("rbx", gpr[XSR_RBX]), F("rcx", gpr[XSR_RCX]),
-	F("rdx", gpr[XSR_RDX]), F("rsi", gpr[XSR_RSI]), F("rdi", gpr[XSR_RDI]), F("rsp", gpr[XSR_RSP]),
-	F("rbp", gpr[XSR_RBP]), F("r8", gpr[XSR_R8]), F("r9", gpr[XSR_R9]), F("r10", gpr[XSR_R10]),
-	F("r11", gpr[XSR_R11]), F("r12", gpr[XSR_R12]), F("r13", gpr[XSR_R13]), F("r14", gpr[XSR_R14]),
-	F("r15", gpr[XSR_R15]), F("rip", rip), F("rflags", rflags),
-	SEG(cs), SEG(ds), SEG(es), SEG(fs), SEG(gs), SEG(ss), SEG(tr), SEG(ldt),
-	F("gdt.base", gdt.base), F("gdt.limit", gdt.limit), F("idt.base", idt.base), F("idt.limit", idt.limit),
-	F("cr0", cr0), F("cr2", cr2), F("cr3", cr3), F("cr4", cr4), F("cr8", cr8), F("efer", efer),
-	F("apic_base", apic_base), F("xcr0", xcr0), F("dr0", dr[0]), F("dr1", dr[1]), F("dr2", dr[2]),
-	F("dr3", dr[3]), F("dr6", dr[6]), F("dr7", dr[7]), F("mp_state", mp_state),
-	F("fxsave", fxsave), F("events", events),
+    F("valid", valid),
+    F("rax", gpr[XSR_RAX]),
+    F("rbx", gpr[XSR_RBX]),
+    F("rcx", gpr[XSR_RCX]),
+    F("rdx", gpr[XSR_RDX]),
+    F("rsi", gpr[XSR_RSI]),
+    F("rdi", gpr[XSR_RDI]),
+    F("rsp", gpr[XSR_RSP]),
+    F("rbp", gpr[XSR_RBP]),
+    F("r8", gpr[XSR_R8]),
+    F("r9", gpr[XSR_R9]),
+    F("r10", gpr[XSR_R10]),
+    F("r11", gpr[XSR_R11]),
+    F("r12", gpr[XSR_R12]),
+    F("r13", gpr[XSR_R13]),
+    F("r14", gpr[XSR_R14]),
+    F("r15", gpr[XSR_R15]),
+    F("rip", rip),
+    F("rflags", rflags),
+    SEG(cs),
+    SEG(ds),
+    SEG(es),
+    SEG(fs),
+    SEG(gs),
+    SEG(ss),
+    SEG(tr),
+    SEG(ldt),
+    F("gdt.base", gdt.base),
+    F("gdt.limit", gdt.limit),
+    F("idt.base", idt.base),
+    F("idt.limit", idt.limit),
+    F("cr0", cr0),
+    F("cr2", cr2),
+    F("cr3", cr3),
+    F("cr4", cr4),
+    F("cr8", cr8),
+    F("efer", efer),
+    F("apic_base", apic_base),
+    F("xcr0", xcr0),
+    F("dr0", dr[0]),
+    F("dr1", dr[1]),
+    F("dr2", dr[2]),
+    F("dr3", dr[3]),
+    F("dr6", dr[6]),
+    F("dr7", dr[7]),
+    F("mp_state", mp_state),
+    F("fxsave", fxsave),
+    F("events", events),
 };
 #undef SEG
 #undef F
@@ -217,8 +265,8 @@ static uint64_t load(const void *p, size_t size)
 }
 
 /* One vCPU field that differs: values (@blob 0), or a blob's lengths and first differing octet. */
-static void vcpu_field(struct diff *d, uint32_t vcpu, const char *name, bool have_a, uint64_t a, bool have_b,
-		       uint64_t b)
+static void vcpu_field(struct diff *d, uint32_t vcpu, const char *name, bool have_a, uint64_t a,
+		       bool have_b, uint64_t b)
 {
 	d->any = true;
 	d->vcpu_fields++;
@@ -248,8 +296,8 @@ static void vcpu_field(struct diff *d, uint32_t vcpu, const char *name, bool hav
 }
 
 /* A blob (fxsave, xsave, lapic...): its lengths if they differ, else the first octet that does. */
-static void vcpu_blob(struct diff *d, uint32_t vcpu, const char *name, const uint8_t *a, uint64_t la,
-		      const uint8_t *b, uint64_t lb)
+static void vcpu_blob(struct diff *d, uint32_t vcpu, const char *name, const uint8_t *a,
+		      uint64_t la, const uint8_t *b, uint64_t lb)
 {
 	char n[48];
 	if (la != lb) {
@@ -265,7 +313,8 @@ static void vcpu_blob(struct diff *d, uint32_t vcpu, const char *name, const uin
 		}
 }
 
-static void diff_msrs(struct diff *d, uint32_t v, const struct xsr_vcpu_state *a, const struct xsr_vcpu_state *b)
+static void diff_msrs(struct diff *d, uint32_t v, const struct xsr_vcpu_state *a,
+		      const struct xsr_vcpu_state *b)
 {
 	char n[32];
 	uint64_t x, y;
@@ -301,13 +350,15 @@ static int diff_vcpus(struct diff *d)
 			goto out;
 		for (size_t i = 0; i < sizeof(vfields) / sizeof(vfields[0]); i++) {
 			const struct vfield *f = &vfields[i];
-			const uint8_t *pa = (const uint8_t *)&a->r + f->off, *pb = (const uint8_t *)&b->r + f->off;
+			const uint8_t *pa = (const uint8_t *)&a->r + f->off,
+				      *pb = (const uint8_t *)&b->r + f->off;
 			if (!memcmp(pa, pb, f->size))
 				continue;
 			if (f->size > 8)
 				vcpu_blob(d, v, f->name, pa, f->size, pb, f->size);
 			else
-				vcpu_field(d, v, f->name, true, load(pa, f->size), true, load(pb, f->size));
+				vcpu_field(d, v, f->name, true, load(pa, f->size), true,
+					   load(pb, f->size));
 		}
 		vcpu_blob(d, v, "xsave", a->xsave, a->r.xsave_len, b->xsave, b->r.xsave_len);
 		vcpu_blob(d, v, "lapic", a->lapic, a->r.lapic_len, b->lapic, b->r.lapic_len);
@@ -351,7 +402,8 @@ static int cmp_file_order(const void *x, const void *y)
  */
 static bool compared_as_body(const struct xsr_section_info *si)
 {
-	return !xsr_section_derived(si->sh_type) && si->code != XSR_SEC_VCPU && si->code != XSR_SEC_MEMMAP;
+	return !xsr_section_derived(si->sh_type) && si->code != XSR_SEC_VCPU &&
+	       si->code != XSR_SEC_MEMMAP;
 }
 
 /* The sections of @img to compare, sorted; *n of them.  NULL only when out of memory. */
@@ -378,7 +430,8 @@ static struct skey *section_keys(struct xsr_image *img, uint32_t *n)
 }
 
 /* 1 if the bodies differ, 0 if not, <0 on a read error; 64 KiB at a time. */
-static int bodies_differ(int fa, const struct xsr_section_info *a, int fb, const struct xsr_section_info *b)
+static int bodies_differ(int fa, const struct xsr_section_info *a, int fb,
+			 const struct xsr_section_info *b)
 {
 	enum { CHUNK = 64 << 10 };
 	static uint8_t x[CHUNK], y[CHUNK];
@@ -386,7 +439,8 @@ static int bodies_differ(int fa, const struct xsr_section_info *a, int fb, const
 		return 1;
 	for (uint64_t o = 0; o < a->size; o += CHUNK) {
 		size_t n = a->size - o < CHUNK ? (size_t)(a->size - o) : CHUNK;
-		if (xsr_read_at(fa, x, n, a->offset + o) < 0 || xsr_read_at(fb, y, n, b->offset + o) < 0)
+		if (xsr_read_at(fa, x, n, a->offset + o) < 0 ||
+		    xsr_read_at(fb, y, n, b->offset + o) < 0)
 			return -1;
 		if (memcmp(x, y, n))
 			return 1;
@@ -418,8 +472,8 @@ static void section_item(struct diff *d, enum kind k, const struct xsr_section_i
 	if (s->info)
 		snprintf(nm + strlen(nm), sizeof(nm) - strlen(nm), " (info %u)", s->info);
 	if (k == DIFFER)
-		printf("section %s: differs (%llu | %llu octets)\n", nm, (unsigned long long)a->size,
-		       (unsigned long long)b->size);
+		printf("section %s: differs (%llu | %llu octets)\n", nm,
+		       (unsigned long long)a->size, (unsigned long long)b->size);
 	else
 		printf("section %s: %s\n", nm, kind_text[k]);
 }
@@ -488,7 +542,8 @@ static int run(struct diff *d)
 		printf(", \"vcpus\": [");
 		d->items = 0;
 	} else if (!d->quiet && d->listed < d->ranges) {
-		printf("pages: %llu more range(s) (--limit)\n", (unsigned long long)(d->ranges - d->listed));
+		printf("pages: %llu more range(s) (--limit)\n",
+		       (unsigned long long)(d->ranges - d->listed));
 	}
 	int rc = diff_vcpus(d);
 	if (rc < 0)
@@ -502,33 +557,46 @@ static int run(struct diff *d)
 	if (d->json)
 		printf("], \"identical\": %s}\n", d->any ? "false" : "true");
 	else if (!d->quiet && d->any)
-		printf("differ: %llu page(s) in %llu range(s), %llu vCPU field(s), %llu section(s), %llu header field(s)\n",
+		printf("differ: %llu page(s) in %llu range(s), %llu vCPU field(s), %llu "
+		       "section(s), %llu header field(s)\n",
 		       (unsigned long long)(d->pages[DIFFER] + d->pages[ONLY_A] + d->pages[ONLY_B]),
-		       (unsigned long long)d->ranges, (unsigned long long)d->vcpu_fields, (unsigned long long)d->sections,
-		       (unsigned long long)d->header);
+		       (unsigned long long)d->ranges, (unsigned long long)d->vcpu_fields,
+		       (unsigned long long)d->sections, (unsigned long long)d->header);
 	return 0;
 }
 
 int cmd_diff(int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{"json", no_argument, 0, 'j'}, {"limit", required_argument, 0, 'l'}, {"quiet", no_argument, 0, 'q'},
-		{"verbose", no_argument, 0, 'v'}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0},
+	    {"json", no_argument, 0, 'j'},  {"limit", required_argument, 0, 'l'},
+	    {"quiet", no_argument, 0, 'q'}, {"verbose", no_argument, 0, 'v'},
+	    {"help", no_argument, 0, 'h'},  {0, 0, 0, 0},
 	};
 	struct diff d = {.limit = UINT64_MAX};
 	int verbose = 0, c;
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "hjqsv", opts, NULL)) != -1) {
 		switch (c) {
-		case 'j': d.json = 1; break;
+		case 'j':
+			d.json = 1;
+			break;
 		case 'l':
 			if (xsr_parse_u64("diff", "--limit", optarg, &d.limit) < 0)
 				return XSR_EXIT_USAGE;
 			break;
-		case 'q': case 's': d.quiet = 1; break;
-		case 'v': verbose = 1; break;
-		case 'h': usage(stdout); return XSR_EXIT_OK;
-		default: usage(stderr); return XSR_EXIT_USAGE;
+		case 'q':
+		case 's':
+			d.quiet = 1;
+			break;
+		case 'v':
+			verbose = 1;
+			break;
+		case 'h':
+			usage(stdout);
+			return XSR_EXIT_OK;
+		default:
+			usage(stderr);
+			return XSR_EXIT_USAGE;
 		}
 	}
 	if (optind != argc - 2) {

@@ -88,8 +88,8 @@ static int locate(struct dump *d, uint64_t addr, uint64_t *paddr, bool *held)
 	*paddr = addr;
 	if (d->virt) {
 		uint64_t ent[5];
-		int levels, rc = xsr_paging_translate(&d->r, addr, read_phys, d, paddr, ent, &levels, d->err,
-						      sizeof(d->err));
+		int levels, rc = xsr_paging_translate(&d->r, addr, read_phys, d, paddr, ent,
+						      &levels, d->err, sizeof(d->err));
 		if (rc == XSR_E_RANGE)
 			return 1;
 		if (rc < 0)
@@ -98,7 +98,8 @@ static int locate(struct dump *d, uint64_t addr, uint64_t *paddr, bool *held)
 	struct xsr_index_entry e;
 	int rc = xsr_image_page_entry(d->img, *paddr >> XSR_PAGE_SHIFT, &e);
 	if (rc == XSR_E_RANGE) {
-		snprintf(d->err, sizeof(d->err), "%sguest-physical 0x%llx (pfn 0x%llx) is not in the image",
+		snprintf(d->err, sizeof(d->err),
+			 "%sguest-physical 0x%llx (pfn 0x%llx) is not in the image",
 			 d->virt ? "mapped to " : "", (unsigned long long)*paddr,
 			 (unsigned long long)(*paddr >> XSR_PAGE_SHIFT));
 		return 1;
@@ -156,7 +157,8 @@ static int pass(struct dump *d, bool write)
 	d->line_addr = d->addr;
 	while (left) {
 		uint64_t off = addr & (XSR_PAGE_SIZE - 1), paddr;
-		size_t n = XSR_PAGE_SIZE - off < left ? (size_t)(XSR_PAGE_SIZE - off) : (size_t)left;
+		size_t n =
+		    XSR_PAGE_SIZE - off < left ? (size_t)(XSR_PAGE_SIZE - off) : (size_t)left;
 		bool held;
 		int rc = locate(d, addr, &paddr, &held);
 		if (rc < 0 || (rc > 0 && !d->fill)) {
@@ -166,11 +168,13 @@ static int pass(struct dump *d, bool write)
 		}
 		if (write) {
 			if (d->verbose && d->virt && (off == 0 || addr == d->addr))
-				fprintf(stderr, "xsr dump: virtual 0x%llx -> %s 0x%llx\n", (unsigned long long)addr,
-					rc ? "(zeros)" : "physical", (unsigned long long)(rc ? 0 : paddr));
+				fprintf(stderr, "xsr dump: virtual 0x%llx -> %s 0x%llx\n",
+					(unsigned long long)addr, rc ? "(zeros)" : "physical",
+					(unsigned long long)(rc ? 0 : paddr));
 			if (!held)
 				memset(page, 0, sizeof(page));
-			else if (xsr_image_read_page(d->img, paddr >> XSR_PAGE_SHIFT, page, NULL) < 0) {
+			else if (xsr_image_read_page(d->img, paddr >> XSR_PAGE_SHIFT, page, NULL) <
+				 0) {
 				xsr_err("dump", "%s: %s", d->file, xsr_image_error(d->img));
 				return XSR_EXIT_FAIL;
 			}
@@ -192,8 +196,11 @@ static int setup_virt(struct dump *d, uint32_t vcpu, bool have_cr3, uint64_t cr3
 	struct xsr_section_info si;
 	const struct xsr_file_header *h = xsr_image_header(d->img);
 	if (h->kind == XSR_KIND_CORE && xsr_image_find(d->img, XSR_SEC_P2M, ~0u, &si) >= 0) {
-		xsr_err("dump", "%s: a Xen PV core's page tables hold machine frames: --vaddr cannot walk them; "
-				"translate with gdb or crash, then use --paddr", d->file);
+		xsr_err("dump",
+			"%s: a Xen PV core's page tables hold machine frames: --vaddr cannot walk "
+			"them; "
+			"translate with gdb or crash, then use --paddr",
+			d->file);
 		return XSR_EXIT_FAIL;
 	}
 	if (vcpu >= h->nr_vcpus) {
@@ -216,14 +223,23 @@ static int setup_virt(struct dump *d, uint32_t vcpu, bool have_cr3, uint64_t cr3
 int cmd_dump(int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{"paddr", required_argument, 0, 'p'}, {"vaddr", required_argument, 0, 'V'},
-		{"len", required_argument, 0, 'l'}, {"vcpu", required_argument, 0, 'c'},
-		{"cr3", required_argument, 0, '3'}, {"hex", no_argument, 0, 'x'}, {"force", no_argument, 0, 'f'},
-		{"fill", no_argument, 0, 'z'}, {"json", no_argument, 0, 'j'}, {"quiet", no_argument, 0, 'q'},
-		{"verbose", no_argument, 0, 'v'}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0},
+	    {"paddr", required_argument, 0, 'p'},
+	    {"vaddr", required_argument, 0, 'V'},
+	    {"len", required_argument, 0, 'l'},
+	    {"vcpu", required_argument, 0, 'c'},
+	    {"cr3", required_argument, 0, '3'},
+	    {"hex", no_argument, 0, 'x'},
+	    {"force", no_argument, 0, 'f'},
+	    {"fill", no_argument, 0, 'z'},
+	    {"json", no_argument, 0, 'j'},
+	    {"quiet", no_argument, 0, 'q'},
+	    {"verbose", no_argument, 0, 'v'},
+	    {"help", no_argument, 0, 'h'},
+	    {0, 0, 0, 0},
 	};
 	struct dump *d = calloc(1, sizeof(*d));
-	bool have_p = false, have_v = false, have_len = false, have_vcpu = false, have_cr3 = false, force = false;
+	bool have_p = false, have_v = false, have_len = false, have_vcpu = false, have_cr3 = false,
+	     force = false;
 	uint32_t vcpu = 0;
 	uint64_t cr3 = 0;
 	int c, rc = XSR_EXIT_USAGE;
@@ -234,15 +250,19 @@ int cmd_dump(int argc, char **argv)
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "hjqv", opts, NULL)) != -1) {
 		switch (c) {
-		case 'p': case 'V':
-			if (xsr_parse_u64("dump", c == 'p' ? "--paddr" : "--vaddr", optarg, &d->addr) < 0)
+		case 'p':
+		case 'V':
+			if (xsr_parse_u64("dump", c == 'p' ? "--paddr" : "--vaddr", optarg,
+					  &d->addr) < 0)
 				goto out;
 			*(c == 'p' ? &have_p : &have_v) = true;
 			break;
 		case 'l': {
 			int64_t n = xsr_parse_size(optarg);
 			if (n <= 0) {
-				xsr_err("dump", "--len %s: need a length from 1 (K, M, G suffixes allowed)", optarg);
+				xsr_err("dump",
+					"--len %s: need a length from 1 (K, M, G suffixes allowed)",
+					optarg);
 				goto out;
 			}
 			d->len = (uint64_t)n;
@@ -259,14 +279,31 @@ int cmd_dump(int argc, char **argv)
 				goto out;
 			have_cr3 = true;
 			break;
-		case 'x': d->hex = true; break;
-		case 'f': force = true; break;
-		case 'z': d->fill = true; break;
-		case 'j': d->json = true; break;
-		case 'q': d->verbose = false; break;
-		case 'v': d->verbose = true; break;
-		case 'h': usage(stdout); rc = XSR_EXIT_OK; goto out;
-		default: usage(stderr); goto out;
+		case 'x':
+			d->hex = true;
+			break;
+		case 'f':
+			force = true;
+			break;
+		case 'z':
+			d->fill = true;
+			break;
+		case 'j':
+			d->json = true;
+			break;
+		case 'q':
+			d->verbose = false;
+			break;
+		case 'v':
+			d->verbose = true;
+			break;
+		case 'h':
+			usage(stdout);
+			rc = XSR_EXIT_OK;
+			goto out;
+		default:
+			usage(stderr);
+			goto out;
 		}
 	}
 	if (optind != argc - 1 || have_p == have_v || !have_len) {
@@ -283,12 +320,14 @@ int cmd_dump(int argc, char **argv)
 		goto out;
 	}
 	if (d->addr + d->len < d->addr && d->addr + d->len != 0) {
-		xsr_err("dump", "0x%llx + --len %llu: the range passes the end of the 64-bit address space",
+		xsr_err("dump",
+			"0x%llx + --len %llu: the range passes the end of the 64-bit address space",
 			(unsigned long long)d->addr, (unsigned long long)d->len);
 		goto out;
 	}
 	if (!d->hex && !d->json && !force && isatty(STDOUT_FILENO)) {
-		xsr_err("dump", "refusing to write binary memory to a terminal: redirect stdout, or --hex, or --force");
+		xsr_err("dump", "refusing to write binary memory to a terminal: redirect stdout, "
+				"or --hex, or --force");
 		goto out;
 	}
 	d->virt = have_v;
@@ -306,10 +345,12 @@ int cmd_dump(int argc, char **argv)
 		if (d->json) {
 			printf("{\"file\": ");
 			xsr_json_str(stdout, d->file);
-			printf(", \"space\": \"%s\", \"address\": ", d->virt ? "virtual" : "physical");
+			printf(", \"space\": \"%s\", \"address\": ",
+			       d->virt ? "virtual" : "physical");
 			xsr_json_hex(stdout, d->addr);
 			if (d->virt)
-				printf(", \"vcpu\": %u, \"cr3\": \"0x%llx\"", vcpu, (unsigned long long)d->r.cr3);
+				printf(", \"vcpu\": %u, \"cr3\": \"0x%llx\"", vcpu,
+				       (unsigned long long)d->r.cr3);
 			printf(", \"len\": ");
 			xsr_json_dec(stdout, d->len);
 			printf(", \"data\": \"");

@@ -55,7 +55,8 @@ static void emit(struct ls *l)
 		printf(", \"zero\": %s}", l->zero ? "true" : "false");
 	} else {
 		printf("  0x%09llx  0x%09llx %12llu  %s\n", (unsigned long long)l->first,
-		       (unsigned long long)(l->first + l->count - 1), (unsigned long long)l->count, l->zero ? "zero" : "data");
+		       (unsigned long long)(l->first + l->count - 1), (unsigned long long)l->count,
+		       l->zero ? "zero" : "data");
 	}
 	l->listed++;
 }
@@ -91,7 +92,8 @@ static int list_pages(struct ls *l, struct xsr_image *img, const char *file)
 		uint64_t first = runs[r].pfn, last = runs[r].pfn + runs[r].count - 1;
 		if (last < l->lo || first > l->hi)
 			continue;
-		uint64_t from = first < l->lo ? l->lo - first : 0, to = (last > l->hi ? l->hi : last) - first;
+		uint64_t from = first < l->lo ? l->lo - first : 0,
+			 to = (last > l->hi ? l->hi : last) - first;
 		for (uint64_t i = from; i <= to; i += 512) {
 			uint64_t n = to - i + 1 < 512 ? to - i + 1 : 512;
 			int rc = xsr_image_run_index(img, r, i, n, ent);
@@ -117,10 +119,13 @@ static int list_pages(struct ls *l, struct xsr_image *img, const char *file)
 		xsr_json_dec(stdout, l->zero_pages);
 	} else {
 		if (l->listed < l->extents)
-			printf("  ... %llu more extent(s) (--limit)\n", (unsigned long long)(l->extents - l->listed));
-		printf("  %llu page(s) in range: %llu with data, %llu zero; %llu extent(s) listed of %llu\n",
-		       (unsigned long long)l->pages, (unsigned long long)l->data, (unsigned long long)l->zero_pages,
-		       (unsigned long long)l->listed, (unsigned long long)l->extents);
+			printf("  ... %llu more extent(s) (--limit)\n",
+			       (unsigned long long)(l->extents - l->listed));
+		printf("  %llu page(s) in range: %llu with data, %llu zero; %llu extent(s) listed "
+		       "of %llu\n",
+		       (unsigned long long)l->pages, (unsigned long long)l->data,
+		       (unsigned long long)l->zero_pages, (unsigned long long)l->listed,
+		       (unsigned long long)l->extents);
 	}
 	return 0;
 }
@@ -140,7 +145,8 @@ static void list_sections(const struct ls *l, const struct scan *s)
 			xsr_json_strn(stdout, x->name, sizeof(x->name));
 			printf(", \"type\": ");
 			xsr_json_str(stdout, t ? t : "unknown");
-			printf(", \"sh_type\": \"0x%x\", \"info\": %u, \"offset\": ", x->sh_type, x->info);
+			printf(", \"sh_type\": \"0x%x\", \"info\": %u, \"offset\": ", x->sh_type,
+			       x->info);
 			xsr_json_hex(stdout, x->offset);
 			printf(", \"size\": ");
 			xsr_json_dec(stdout, x->size);
@@ -150,8 +156,9 @@ static void list_sections(const struct ls *l, const struct scan *s)
 		char vc[16] = "-";
 		if (x->code == XSR_SEC_VCPU)
 			snprintf(vc, sizeof(vc), "%u", x->info);
-		printf("  %-16s %-12s %-6s 0x%016llx %14llu\n", xsr_esc(x->name, sizeof(x->name)), t ? t : "unknown", vc,
-		       (unsigned long long)x->offset, (unsigned long long)x->size);
+		printf("  %-16s %-12s %-6s 0x%016llx %14llu\n", xsr_esc(x->name, sizeof(x->name)),
+		       t ? t : "unknown", vc, (unsigned long long)x->offset,
+		       (unsigned long long)x->size);
 	}
 	if (l->json)
 		printf("]");
@@ -176,27 +183,43 @@ static int parse_range(const char *s, uint64_t *lo, uint64_t *hi)
 		goto bad;
 	return 0;
 bad:
-	xsr_err("ls", "--range %s: need PFN or FIRST-LAST, FIRST <= LAST <= 0x%llx", s, (unsigned long long)XSR_MAX_PFN);
+	xsr_err("ls", "--range %s: need PFN or FIRST-LAST, FIRST <= LAST <= 0x%llx", s,
+		(unsigned long long)XSR_MAX_PFN);
 	return -1;
 }
 
 int cmd_ls(int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{"pages", no_argument, 0, 'p'}, {"sections", no_argument, 0, 's'}, {"zero", no_argument, 0, 'z'},
-		{"nonzero", no_argument, 0, 'n'}, {"range", required_argument, 0, 'r'}, {"limit", required_argument, 0, 'l'},
-		{"json", no_argument, 0, 'j'}, {"quiet", no_argument, 0, 'q'}, {"verbose", no_argument, 0, 'v'},
-		{"help", no_argument, 0, 'h'}, {0, 0, 0, 0},
+	    {"pages", no_argument, 0, 'p'},
+	    {"sections", no_argument, 0, 's'},
+	    {"zero", no_argument, 0, 'z'},
+	    {"nonzero", no_argument, 0, 'n'},
+	    {"range", required_argument, 0, 'r'},
+	    {"limit", required_argument, 0, 'l'},
+	    {"json", no_argument, 0, 'j'},
+	    {"quiet", no_argument, 0, 'q'},
+	    {"verbose", no_argument, 0, 'v'},
+	    {"help", no_argument, 0, 'h'},
+	    {0, 0, 0, 0},
 	};
 	struct ls l = {.hi = XSR_MAX_PFN, .limit = UINT64_MAX};
 	int pages = 0, secs = 0, zero = 0, nonzero = 0, verbose = 0, c;
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "hjqv", opts, NULL)) != -1) {
 		switch (c) {
-		case 'p': pages = 1; break;
-		case 's': secs = 1; break;
-		case 'z': zero = 1; break;
-		case 'n': nonzero = 1; break;
+		case 'p':
+			pages = 1;
+			break;
+		case 's':
+			secs = 1;
+			break;
+		case 'z':
+			zero = 1;
+			break;
+		case 'n':
+			nonzero = 1;
+			break;
 		case 'r':
 			if (parse_range(optarg, &l.lo, &l.hi) < 0)
 				return XSR_EXIT_USAGE;
@@ -205,11 +228,21 @@ int cmd_ls(int argc, char **argv)
 			if (xsr_parse_u64("ls", "--limit", optarg, &l.limit) < 0)
 				return XSR_EXIT_USAGE;
 			break;
-		case 'j': l.json = 1; break;
-		case 'q': verbose = 0; break;
-		case 'v': verbose = 1; break;
-		case 'h': usage(stdout); return XSR_EXIT_OK;
-		default: usage(stderr); return XSR_EXIT_USAGE;
+		case 'j':
+			l.json = 1;
+			break;
+		case 'q':
+			verbose = 0;
+			break;
+		case 'v':
+			verbose = 1;
+			break;
+		case 'h':
+			usage(stdout);
+			return XSR_EXIT_OK;
+		default:
+			usage(stderr);
+			return XSR_EXIT_USAGE;
 		}
 	}
 	if (optind != argc - 1) {
@@ -230,9 +263,11 @@ int cmd_ls(int argc, char **argv)
 	s.want_pfn = -1;
 	int rc = 0;
 	if (l.want_secs) {
-		/* The sections as the input holds them (stream offsets for a stream): scan the input itself. */
+		/* The sections as the input holds them (stream offsets for a stream): scan the
+		 * input itself. */
 		char err[1024] = "";
-		if (lseek(a.fd, 0, SEEK_SET) < 0 || (rc = xsr_scan(a.fd, &s, err, sizeof(err))) < 0) {
+		if (lseek(a.fd, 0, SEEK_SET) < 0 ||
+		    (rc = xsr_scan(a.fd, &s, err, sizeof(err))) < 0) {
 			xsr_err("ls", "%s: %s", file, err[0] ? err : "cannot seek the input");
 			rc = -1;
 			goto out;
@@ -241,7 +276,8 @@ int cmd_ls(int argc, char **argv)
 	if (l.json) {
 		printf("{\"file\": ");
 		xsr_json_str(stdout, file);
-		printf(", \"layout\": \"%s\", \"runs\": %u", a.layout == XSR_LAYOUT_STREAM ? "stream" : "seekable",
+		printf(", \"layout\": \"%s\", \"runs\": %u",
+		       a.layout == XSR_LAYOUT_STREAM ? "stream" : "seekable",
 		       xsr_image_nruns(a.img));
 	}
 	if (l.want_pages && (rc = list_pages(&l, a.img, file)) < 0)

@@ -96,20 +96,24 @@ int xsr_anyimg_open(struct xsr_anyimg *a, const char *verb, const char *path, in
 	/* A pipe or a device (stdin, <(...)) is read once: random access needs a copy. */
 	if (!S_ISREG(sb.st_mode)) {
 		if (verbose)
-			fprintf(stderr, "xsr %s: copying %s to a temporary file\n", verb, xsr_esc(name, SIZE_MAX));
+			fprintf(stderr, "xsr %s: copying %s to a temporary file\n", verb,
+				xsr_esc(name, SIZE_MAX));
 		a->fd = copy_in(verb, a->fd, name);
 		a->stdin_copy = 1;
 		if (a->fd < 0 || fstat(a->fd, &sb) < 0)
 			goto fail;
 	}
 	if (sb.st_size < XSR_HEADER_END || xsr_read_at(a->fd, hdr, sizeof(hdr), 0) < 0) {
-		xsr_err(verb, "%s: %lld octets, shorter than the 128-octet header: truncated or not an xsrelf image",
+		xsr_err(verb,
+			"%s: %lld octets, shorter than the 128-octet header: truncated or not an "
+			"xsrelf image",
 			name, (long long)sb.st_size);
 		goto fail;
 	}
 	char err[1024] = "";
 	int rc;
-	a->layout = hdr[XSR_EHDR_SIZE + 12] == XSR_LAYOUT_STREAM ? XSR_LAYOUT_STREAM : XSR_LAYOUT_SEEKABLE;
+	a->layout =
+	    hdr[XSR_EHDR_SIZE + 12] == XSR_LAYOUT_STREAM ? XSR_LAYOUT_STREAM : XSR_LAYOUT_SEEKABLE;
 	if (a->layout == XSR_LAYOUT_STREAM) {
 		/*
 		 * The seekable copy's index follows the header's claim (16 octets a
@@ -120,16 +124,21 @@ int xsr_anyimg_open(struct xsr_anyimg *a, const char *verb, const char *path, in
 		 * refused before anything is written.
 		 */
 		uint64_t claim;
-		memcpy(&claim, hdr + XSR_EHDR_SIZE + offsetof(struct xsr_file_header, nr_pages), sizeof(claim));
+		memcpy(&claim, hdr + XSR_EHDR_SIZE + offsetof(struct xsr_file_header, nr_pages),
+		       sizeof(claim));
 		if (claim > XSR_INSPECT_FREE_PAGES && claim > (uint64_t)sb.st_size / 8) {
-			xsr_err(verb, "%s: the stream claims 0x%llx pages, more than its %lld octets can hold (an 8-octet "
-				      "entry a page): refusing to make a seekable copy that large",
+			xsr_err(verb,
+				"%s: the stream claims 0x%llx pages, more than its %lld octets can "
+				"hold (an 8-octet "
+				"entry a page): refusing to make a seekable copy that large",
 				name, (unsigned long long)claim, (long long)sb.st_size);
 			goto fail;
 		}
 		if (verbose)
-			fprintf(stderr, "xsr %s: %s is a stream: converting it to a temporary seekable file\n", verb,
-				xsr_esc(name, SIZE_MAX));
+			fprintf(
+			    stderr,
+			    "xsr %s: %s is a stream: converting it to a temporary seekable file\n",
+			    verb, xsr_esc(name, SIZE_MAX));
 		if ((a->img_fd = tmp_file(verb)) < 0)
 			goto fail;
 		const struct xsr_convert_opts o = {.layout = XSR_LAYOUT_SEEKABLE};

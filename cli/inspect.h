@@ -26,10 +26,10 @@
 #define XSR_INSPECT_FREE_PAGES (UINT64_C(1) << 20)
 struct xsr_anyimg {
 	struct xsr_image *img; /* the seekable image (the input or its conversion) */
-	int fd;                /* the input as a regular file (the copy of stdin) */
-	int img_fd;            /* what img reads: fd, or the conversion */
-	int layout;            /* the input's enum xsr_layout */
-	int stdin_copy;        /* fd is a copy of standard input, a pipe or a device */
+	int fd;		       /* the input as a regular file (the copy of stdin) */
+	int img_fd;	       /* what img reads: fd, or the conversion */
+	int layout;	       /* the input's enum xsr_layout */
+	int stdin_copy;	       /* fd is a copy of standard input, a pipe or a device */
 };
 
 /*

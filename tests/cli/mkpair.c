@@ -49,9 +49,14 @@ int main(int argc, char **argv)
 	if (variant)
 		mem[0x42][100] ^= 0x80;
 	struct xsr_writer_params p = {
-		.machine = EM_X86_64, .kind = XSR_KIND_SAVE, .nr_vcpus = 2, .nr_runs = 2, .runs = runs,
-		.hypervisor = "test", .hypervisor_version = "mkpair",
-		.layout = stream ? XSR_LAYOUT_STREAM : XSR_LAYOUT_SEEKABLE,
+	    .machine = EM_X86_64,
+	    .kind = XSR_KIND_SAVE,
+	    .nr_vcpus = 2,
+	    .nr_runs = 2,
+	    .runs = runs,
+	    .hypervisor = "test",
+	    .hypervisor_version = "mkpair",
+	    .layout = stream ? XSR_LAYOUT_STREAM : XSR_LAYOUT_SEEKABLE,
 	};
 	char err[512];
 	int fd = open(argv[i], O_RDWR | O_CREAT | O_TRUNC, 0644);
@@ -78,7 +83,8 @@ int main(int argc, char **argv)
 		st->r.efer = 0xd01;
 		st->r.nr_msrs = 2;
 		st->msrs[0] = (struct xsr_msr){.index = 0xc0000080, .value = 0xd01};
-		st->msrs[1] = (struct xsr_msr){.index = 0xc0000100, .value = 0x7f00 + (variant && v == 0)};
+		st->msrs[1] =
+		    (struct xsr_msr){.index = 0xc0000100, .value = 0x7f00 + (variant && v == 0)};
 		if (xsr_writer_set_vcpu(w, st) < 0)
 			goto fail;
 	}
