@@ -190,6 +190,27 @@ static int pass(struct dump *d, bool write)
 	return 0;
 }
 
+/* The range to stdout, in a JSON object with --json.  0 or an exit status. */
+static int write_range(struct dump *d, uint32_t vcpu)
+{
+	if (d->json) {
+		printf("{\"file\": ");
+		xsr_json_str(stdout, d->file);
+		printf(", \"space\": \"%s\", \"address\": ", d->virt ? "virtual" : "physical");
+		xsr_json_hex(stdout, d->addr);
+		if (d->virt)
+			printf(", \"vcpu\": %u, \"cr3\": \"0x%llx\"", vcpu,
+			       (unsigned long long)d->r.cr3);
+		printf(", \"len\": ");
+		xsr_json_dec(stdout, d->len);
+		printf(", \"data\": \"");
+	}
+	int rc = pass(d, true);
+	if (d->json && !rc)
+		printf("\"}\n");
+	return rc;
+}
+
 /* The vCPU whose tables --vaddr walks, with --cr3 when given.  0 or an exit status. */
 static int setup_virt(struct dump *d, uint32_t vcpu, bool have_cr3, uint64_t cr3)
 {
@@ -341,24 +362,8 @@ int cmd_dump(int argc, char **argv)
 	rc = d->virt ? setup_virt(d, vcpu, have_cr3, cr3) : 0;
 	if (!rc && !d->fill)
 		rc = pass(d, false);
-	if (!rc) {
-		if (d->json) {
-			printf("{\"file\": ");
-			xsr_json_str(stdout, d->file);
-			printf(", \"space\": \"%s\", \"address\": ",
-			       d->virt ? "virtual" : "physical");
-			xsr_json_hex(stdout, d->addr);
-			if (d->virt)
-				printf(", \"vcpu\": %u, \"cr3\": \"0x%llx\"", vcpu,
-				       (unsigned long long)d->r.cr3);
-			printf(", \"len\": ");
-			xsr_json_dec(stdout, d->len);
-			printf(", \"data\": \"");
-		}
-		rc = pass(d, true);
-		if (d->json && !rc)
-			printf("\"}\n");
-	}
+	if (!rc)
+		rc = write_range(d, vcpu);
 	xsr_anyimg_close(&a);
 out:
 	free(d);
