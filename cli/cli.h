@@ -9,7 +9,7 @@
 /* Exit codes shared by all verbs. */
 enum {
 	XSR_EXIT_OK = 0,
-	XSR_EXIT_DAMAGE = 1, /* verify: damage found */
+	XSR_EXIT_DAMAGE = 1, /* verify: damage found; diff: the images differ */
 	XSR_EXIT_USAGE = 2,  /* bad command line */
 	XSR_EXIT_FAIL = 3,   /* operation failed */
 };
@@ -21,6 +21,9 @@ int cmd_info(int argc, char **argv);
 int cmd_verify(int argc, char **argv);
 int cmd_convert(int argc, char **argv);
 int cmd_cat_page(int argc, char **argv);
+int cmd_ls(int argc, char **argv);
+int cmd_diff(int argc, char **argv);
+int cmd_dump(int argc, char **argv);
 int cmd_vm(int argc, char **argv);      /* vmm/ */
 int cmd_save(int argc, char **argv);    /* save/ */
 int cmd_restore(int argc, char **argv); /* restore/ */

@@ -31,6 +31,7 @@ struct xsr_sec_desc {
 	bool stream_only;     /* END */
 	bool seekable_only;   /* INDEX, INTEGRITY, STRTAB */
 	bool per_vcpu;        /* sh_info is a vCPU id */
+	bool derived;         /* made from the rest of the image or by its layout (xsr_section_derived) */
 };
 extern const struct xsr_sec_desc xsr_sec_table[XSR_SEC__COUNT];
 /* NULL when @code is not known to this version. */

@@ -127,6 +127,14 @@ full "info --json --vcpu 0" "$XSR" info --json --vcpu 0 "$T/a.img"
 full "verify" "$XSR" verify "$T/a.img"
 full "verify (stream on stdin)" bash -c "'$XSR' verify - < '$T/a.stream'"
 full "cat-page" "$XSR" cat-page "$T/a.img" 0x101
+for v in ls diff dump; do
+	full "xsr $v --help" "$XSR" $v --help
+done
+full "ls" "$XSR" ls "$T/a.img"
+full "ls --json (stream)" "$XSR" ls --json "$T/a.stream"
+full "diff --json" "$XSR" diff --json "$T/a.img" "$T/a.stream"
+full "dump" "$XSR" dump --paddr 0x100000 --len 64K "$T/a.img"
+full "dump --hex" "$XSR" dump --hex --paddr 0x100000 --len 64K "$T/a.img"
 full "synth --json" "$XSR" synth --mem 4M --vcpus 1 --json "$T/j.img"
 full "synth --check" "$XSR" synth --mem 8M --vcpus 2 --zero-fraction 0.3 --check "$T/a.img"
 full "synth to -" "$XSR" synth --mem 4M --vcpus 1 -

@@ -664,3 +664,18 @@ Test(stream, memory_and_fd_give_the_same_records)
 	close(fd);
 	unlink(path);
 }
+
+/* xsr_section_derived: what the layout or the rest of the image makes is not content (xsr diff). */
+Test(format, derived_sections_are_the_layouts_own)
+{
+	const uint32_t derived[] = {SHT_NOTE, SHT_STRTAB, XSR_SHT(XSR_SEC_END, 0), XSR_SHT(XSR_SEC_PAGES, 0),
+				    XSR_SHT(XSR_SEC_INDEX, 0), XSR_SHT(XSR_SEC_INTEGRITY, 0),
+				    XSR_SHT(XSR_SEC_XEN_P2M_TREE, 1), XSR_SHT(XSR_SEC_MIG_ROUND, 0)};
+	const uint32_t content[] = {XSR_SHT(XSR_SEC_CONFIG, 0), XSR_SHT(XSR_SEC_VCPU, 0), XSR_SHT(XSR_SEC_MEMMAP, 0),
+				    XSR_SHT(XSR_SEC_P2M, 0), XSR_SHT(XSR_SEC_PRODUCER, 0),
+				    XSR_SHT(XSR_SEC_VMCOREINFO, 1), XSR_SHT(0x7777, 1), SHT_PROGBITS};
+	for (size_t i = 0; i < sizeof(derived) / sizeof(derived[0]); i++)
+		cr_expect(xsr_section_derived(derived[i]), "sh_type 0x%x is derived", derived[i]);
+	for (size_t i = 0; i < sizeof(content) / sizeof(content[0]); i++)
+		cr_expect(!xsr_section_derived(content[i]), "sh_type 0x%x is content", content[i]);
+}
