@@ -158,6 +158,53 @@ const char *xsr_esc(const char *s, size_t max)
 	return b;
 }
 
+/*
+ * --json errors: the first message a verb gives through xsr_err() is kept,
+ * and xsr_json_error_exit() turns it into the one object on stdout.  The
+ * first, because later messages are mostly the consequences of the first.
+ */
+static struct {
+	int on, answered, stdout_data;
+	char verb[32];
+	char msg[4096];
+} jerr;
+
+void xsr_json_errors(const char *verb)
+{
+	jerr.on = 1;
+	snprintf(jerr.verb, sizeof(jerr.verb), "%s", verb);
+}
+
+void xsr_json_answered(void)
+{
+	jerr.answered = 1;
+}
+
+void xsr_stdout_is_data(void)
+{
+	jerr.stdout_data = 1;
+}
+
+int xsr_json_error_exit(int rc)
+{
+	if (!jerr.on || jerr.answered || rc == XSR_EXIT_OK)
+		return rc;
+	/* A verb that writes an image to stdout keeps it free of anything else. */
+	FILE *f = jerr.stdout_data ? stderr : stdout;
+	fprintf(f, "{\"error\":{\"verb\":");
+	xsr_json_str(f, jerr.verb);
+	fprintf(f, ",\"message\":");
+	if (jerr.msg[0])
+		xsr_json_str(f, jerr.msg);
+	else if (rc == XSR_EXIT_USAGE)
+		fprintf(f, "\"bad command line: see 'xsr %s --help'\"", jerr.verb[0] ? jerr.verb : "--");
+	else
+		fprintf(f, "\"failed (exit %d)\"", rc);
+	fprintf(f, ",\"exit\":%d}}\n", rc);
+	jerr.answered = 1;
+	return rc;
+}
+
 void xsr_err(const char *verb, const char *fmt, ...)
 {
 	/* Messages carry names and text from images: escaped like stdout. */
@@ -168,6 +215,9 @@ void xsr_err(const char *verb, const char *fmt, ...)
 	va_end(ap);
 	xsr_esc_to(esc, sizeof(esc), raw, sizeof(raw), 1);
 	fprintf(stderr, "xsr %s: %s\n", verb, esc);
+	/* raw: xsr_json_str() escapes what JSON must not carry */
+	if (jerr.on && !jerr.msg[0])
+		snprintf(jerr.msg, sizeof(jerr.msg), "%s", raw);
 }
 
 int xsr_open_in(const char *verb, const char *path)
@@ -360,6 +410,7 @@ int xsr_out_open(struct xsr_outfile *o, const char *verb, const char *path)
 		}
 		o->fd = STDOUT_FILENO;
 		o->is_stdout = 1;
+		xsr_stdout_is_data();
 		return 0;
 	}
 	o->path = strdup(path);
