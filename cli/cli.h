@@ -64,6 +64,16 @@ int xsr_open_in(const char *verb, const char *path);
 void xsr_json_strn(FILE *f, const char *s, size_t max);
 void xsr_json_str(FILE *f, const char *s);
 /*
+ * 64-bit values for JSON, as xsr(1) JSON OUTPUT says: a JSON number is a
+ * double to most readers (jq, JavaScript) and rounds above 2^53, so every
+ * 64-bit value is a string: xsr_jhex() "\"0x1f\"" for addresses, pfns,
+ * offsets, registers, MSRs and hashes, xsr_jdec() "\"4096\"" for sizes and
+ * counts.  Values of 32 bits or less stay numbers.  Both return one of 64
+ * static buffers, for printf arguments.
+ */
+const char *xsr_jhex(uint64_t v);
+const char *xsr_jdec(uint64_t v);
+/*
  * Text from an image made safe for a terminal: printable ASCII and valid
  * UTF-8 (U+00A0 up) as is, a backslash doubled, every other octet as \xHH;
  * @keep_nl keeps newlines and tabs.  At most @max octets of @s are read (a

@@ -356,6 +356,11 @@ static int scan_stream(int fd, const uint8_t *pre, size_t plen, struct scan *s, 
 		}
 	}
 out:
+	if (rc < 0) {
+		xsr_stream_error_at(c.st, &s->err_at);
+		s->err_at.code = rc;
+		s->err_at.message = NULL; /* the stream's, gone at close */
+	}
 	sb_free(&c.data);
 	free(c.base);
 	xsr_stream_close(c.st);

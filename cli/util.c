@@ -254,6 +254,27 @@ void xsr_json_str(FILE *f, const char *s)
 	xsr_json_strn(f, s, SIZE_MAX);
 }
 
+static char *jring(void)
+{
+	static char ring[64][24];
+	static unsigned next;
+	return ring[next++ % 64];
+}
+
+const char *xsr_jhex(uint64_t v)
+{
+	char *b = jring();
+	snprintf(b, 24, "\"0x%" PRIx64 "\"", v);
+	return b;
+}
+
+const char *xsr_jdec(uint64_t v)
+{
+	char *b = jring();
+	snprintf(b, 24, "\"%" PRIu64 "\"", v);
+	return b;
+}
+
 /* "12 KiB", "127.9 MiB": a size for people, in @buf. */
 static const char *size_str(char buf[32], uint64_t octets)
 {
