@@ -288,16 +288,19 @@ static const char *size_str(char buf[32], uint64_t octets)
 void xsr_paging_report(FILE *f, const struct xsr_paging_stats *st, uint32_t vcpu, int json)
 {
 	if (json) {
-		fprintf(f, "{\"vcpu\":%u,\"mappings\":%" PRIu64 ",\"octets\":%" PRIu64 ",\"kept\":%" PRIu64
-			   ",\"kept_octets\":%" PRIu64 ",\"kernel_octets\":%" PRIu64 ",\"direct_map\":%" PRIu64
-			   ",\"direct_octets\":%" PRIu64 ",\"left_out\":%" PRIu64 ",\"left_out_octets\":%" PRIu64
-			   ",\"left_out_start\":%" PRIu64 ",\"left_out_last\":%" PRIu64 ",\"left_out_kernel\":%" PRIu64
-			   ",\"left_out_direct\":%" PRIu64 ",\"left_out_repeats\":%" PRIu64 ",\"outside_pages\":%" PRIu64 ",\"tables\":%" PRIu64
-			   ",\"machine_frames\":%s,\"skip_start\":%" PRIu64 ",\"skip_end\":%" PRIu64 "}",
-			vcpu, st->mappings, st->octets, st->kept, st->kept_octets, st->kernel_octets, st->direct_map,
-			st->direct_octets, st->left_out, st->left_out_octets, st->left_out_start, st->left_out_last,
-			st->left_out_kernel, st->left_out_direct, st->left_out_repeats, st->outside_pages, st->tables,
-			st->machine_frames ? "true" : "false", st->skip_start, st->skip_end);
+		/* addresses as "0x...", counts and sizes as decimal strings (xsr(1), JSON OUTPUT) */
+		fprintf(f, "{\"vcpu\":%u,\"mappings\":%s,\"octets\":%s,\"kept\":%s"
+			   ",\"kept_octets\":%s,\"kernel_octets\":%s,\"direct_map\":%s"
+			   ",\"direct_octets\":%s,\"left_out\":%s,\"left_out_octets\":%s"
+			   ",\"left_out_start\":%s,\"left_out_last\":%s,\"left_out_kernel\":%s"
+			   ",\"left_out_direct\":%s,\"left_out_repeats\":%s,\"outside_pages\":%s,\"tables\":%s"
+			   ",\"machine_frames\":%s,\"skip_start\":%s,\"skip_end\":%s}",
+			vcpu, xsr_jdec(st->mappings), xsr_jdec(st->octets), xsr_jdec(st->kept), xsr_jdec(st->kept_octets),
+			xsr_jdec(st->kernel_octets), xsr_jhex(st->direct_map), xsr_jdec(st->direct_octets),
+			xsr_jdec(st->left_out), xsr_jdec(st->left_out_octets), xsr_jhex(st->left_out_start),
+			xsr_jhex(st->left_out_last), xsr_jdec(st->left_out_kernel), xsr_jdec(st->left_out_direct),
+			xsr_jdec(st->left_out_repeats), xsr_jdec(st->outside_pages), xsr_jdec(st->tables),
+			st->machine_frames ? "true" : "false", xsr_jhex(st->skip_start), xsr_jhex(st->skip_end));
 		return;
 	}
 	char a[32], b[32];
