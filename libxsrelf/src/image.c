@@ -919,6 +919,7 @@ static void report_at(struct vctx *v, int rc, const char *msg, const char *secti
 		v->first_rc = rc;
 		snprintf(v->first, sizeof(v->first), "%s", msg);
 		v->first_at = f;
+		v->first_at.message = NULL; /* @msg is the caller's; img->err gets a copy */
 	}
 	if (v->damage <= 50) {
 		if (v->report)
