@@ -74,7 +74,9 @@ flip "$T/v.img" $(($(secoff "$T/a.img" .xsr.vcpu) + 40))
 "$XSR" verify --json "$T/v.img" >"$T/vi.json" 2>/dev/null
 rc=$?
 check "verify --json, damaged vCPU section: exit 1" test $rc = 1
-vstream=$(($(jq -r '[.sections[] | select(.name == ".xsr.vcpu")][0].offset' "$T/i2.json")))
+vs=$(jq -r '[.sections[] | select(.name == ".xsr.vcpu")][0].offset // empty' "$T/i2.json" 2>/dev/null)
+[[ $vs =~ ^0x[0-9a-f]+$ ]] || { bad "info --json a.stream: a .xsr.vcpu section at an 0x offset (got '$vs')"; vs=0x1000; }
+vstream=$((vs))
 cp "$T/a.stream" "$T/v.stream"
 flip "$T/v.stream" $((vstream + 40))
 "$XSR" verify --json "$T/v.stream" >"$T/vs.json" 2>/dev/null
