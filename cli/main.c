@@ -116,10 +116,17 @@ int main(int argc, char **argv)
 		       XSR_VERSION_MAJOR, XSR_VERSION_MINOR);
 		return close_stdout(NULL, XSR_EXIT_OK);
 	}
+	/*
+	 * Seen here, not by each verb's option parser: a bad option before
+	 * --json still gets its error as JSON.  "--" ends the options.
+	 */
+	for (int i = 2; i < argc && strcmp(argv[i], "--"); i++)
+		if (!strcmp(argv[i], "--json"))
+			xsr_json_errors(argv[1]);
 	for (size_t i = 0; i < sizeof(verbs) / sizeof(verbs[0]); i++)
 		if (!strcmp(argv[1], verbs[i].name))
-			return close_stdout(verbs[i].name, verbs[i].fn(argc - 1, argv + 1));
-	fprintf(stderr, "xsr: unknown verb '%s'\n", argv[1]);
+			return close_stdout(verbs[i].name, xsr_json_error_exit(verbs[i].fn(argc - 1, argv + 1)));
+	xsr_err(argv[1], "unknown verb");
 	usage(stderr);
-	return XSR_EXIT_USAGE;
+	return close_stdout(NULL, xsr_json_error_exit(XSR_EXIT_USAGE));
 }

@@ -211,7 +211,7 @@ check "--vcpus 99999999999999999999 is refused (exit 2)" bash -c "'$XSR' synth -
 for lay in "" --stream; do
 	"$XSR" synth --mem 8M --vcpus 2 --zero-fraction 0.3 $lay --json "$T/js.img" >"$T/js.json"
 	check "synth $lay --json: \"bytes\" is the file's size" \
-		python3 -c "import json,os,sys; j=json.load(open(sys.argv[1])); assert j['bytes']==os.path.getsize(sys.argv[2]), (j['bytes'], os.path.getsize(sys.argv[2]))" "$T/js.json" "$T/js.img"
+		python3 -c "import json,os,sys; j=json.load(open(sys.argv[1])); assert int(j['bytes'])==os.path.getsize(sys.argv[2]), (j['bytes'], os.path.getsize(sys.argv[2]))" "$T/js.json" "$T/js.img"
 	"$XSR" synth --mem 8M --vcpus 2 --zero-fraction 0.3 --check "$T/js.img" >"$T/chk$lay.out"
 	check "synth --check ($lay): every one of the 2048 pages counted" grep -q ': 2048 pages' "$T/chk$lay.out"
 done

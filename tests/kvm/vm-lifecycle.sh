@@ -9,7 +9,7 @@ check "vm start 2 vCPUs" start_vm "$S" 64M 2
 check "status: running" test "$(state "$S")" = running
 check "status: pid is the daemon's" test "$(status "$S" | jq .pid)" = "$VM_PID"
 check "status: 2 vCPUs, 2 counters" test "$(status "$S" | jq '[.vcpus, (.counters|length)] == [2,2]')" = true
-check "status: 64 MiB" test "$(status "$S" | jq .mem)" = $((64 << 20))
+check "status: 64 MiB" test "$(status "$S" | jq -r .mem)" = $((64 << 20))
 check "counters move" wait_moving "$S"
 check "status (text) names the state" bash -c "'$XSR' vm status '$S' | grep -q '^state: *running'"
 

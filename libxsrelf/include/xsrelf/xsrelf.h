@@ -62,6 +62,14 @@ XSR_API const char *xsr_section_name(uint32_t sh_type);
  */
 XSR_API int xsr_section_derived(uint32_t sh_type);
 
+/*
+ * The section name of records of type @sh_type in the seekable layout
+ * (".xsr.vcpu", ".note", ".shstrtab"); a type only streams carry (END, the
+ * migration records) is named the same way (".xsr.end"), so that every
+ * type has one name in both layouts.  NULL if the type is unknown.
+ */
+XSR_API const char *xsr_section_elf_name(uint32_t sh_type);
+
 /* XXH3-64, the checksum of the format. */
 XSR_API uint64_t xsr_hash(const void *data, size_t len);
 
