@@ -554,8 +554,10 @@ static int run(struct diff *d)
 	}
 	if ((rc = diff_sections(d)) < 0)
 		return rc;
-	if (d->json)
+	if (d->json) {
 		printf("], \"identical\": %s}\n", d->any ? "false" : "true");
+		xsr_json_answered(); /* exit 1 says "different", not an error */
+	}
 	else if (!d->quiet && d->any)
 		printf("differ: %llu page(s) in %llu range(s), %llu vCPU field(s), %llu "
 		       "section(s), %llu header field(s)\n",

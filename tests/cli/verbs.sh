@@ -147,7 +147,7 @@ e = j["extents"]; assert j["pages"] == "256" and e[0]["first"] == "0x100" and e[
 xsr_rc 0 "ls --pages prints no sections" "$XSR" ls --pages "$T/a1.elf"
 check "  ... right" bash -c "grep -q '^pages:' '$T/out' && ! grep -q '^sections:' '$T/out'"
 xsr_rc 0 "ls --sections of a stream on stdin" bash -c "'$XSR' ls --sections - < '$T/s1.stream'"
-check "  ... stream offsets, no pages" bash -c "grep -q 'stream offset' '$T/out' && ! grep -q '^pages:' '$T/out' && grep -q '^  vcpu ' '$T/out'"
+check "  ... stream offsets, no pages" bash -c "grep -q 'stream offset' '$T/out' && ! grep -q '^pages:' '$T/out' && grep -q '^  .xsr.vcpu ' '$T/out'"
 xsr_rc 0 "ls --limit 2" "$XSR" ls --pages --limit 2 "$T/q.elf"
 check "  ... two extents and the rest counted" bash -c "[ \$(grep -cE '  (data|zero)\$' '$T/out') -eq 2 ] && grep -q 'more extent' '$T/out'"
 xsr_rc 2 "ls --range 5-3" "$XSR" ls --range 5-3 "$T/q.elf"
