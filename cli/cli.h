@@ -13,7 +13,7 @@
  */
 enum {
 	XSR_EXIT_OK = 0,
-	XSR_EXIT_DAMAGE = 1, /* verify, synth --check: damage found */
+	XSR_EXIT_DAMAGE = 1, /* verify, synth --check: damage found; diff: the images differ */
 	XSR_EXIT_USAGE = 2,  /* bad command line: unknown option, missing or extra operand, bad value */
 	XSR_EXIT_FAIL = 3,   /* operation failed */
 };
@@ -68,6 +68,9 @@ int cmd_info(int argc, char **argv);
 int cmd_verify(int argc, char **argv);
 int cmd_convert(int argc, char **argv);
 int cmd_cat_page(int argc, char **argv);
+int cmd_ls(int argc, char **argv);
+int cmd_diff(int argc, char **argv);
+int cmd_dump(int argc, char **argv);
 int cmd_vm(int argc, char **argv);      /* vmm/ */
 int cmd_save(int argc, char **argv);    /* save/ */
 int cmd_restore(int argc, char **argv); /* restore/ */
@@ -87,6 +90,19 @@ int xsr_parse_vcpu(const char *verb, const char *opt, const char *s, uint32_t *o
 int xsr_read_file(const char *verb, const char *path, size_t max, char **buf, size_t *len);
 /* Print "xsr VERB: message" to stderr. */
 void xsr_err(const char *verb, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/*
+ * --json errors (xsr(1), JSON OUTPUT).  main() calls xsr_json_errors() when
+ * the command line holds --json; from then on a failing verb's exit status
+ * goes through xsr_json_error_exit(), which prints
+ * {"error":{"verb":V,"message":M,"exit":N}} on stdout (M: the first message
+ * given to xsr_err()) unless the verb printed its own JSON answer
+ * (xsr_json_answered(), e.g. verify's findings) or stdout carries an image
+ * (xsr_stdout_is_data(): then on stderr).  The stderr message stays.
+ */
+void xsr_json_errors(const char *verb);
+void xsr_json_answered(void);
+void xsr_stdout_is_data(void);
+int xsr_json_error_exit(int rc);
 /* Open FILE for reading ("-" = stdin); -1 with message printed on error. */
 int xsr_open_in(const char *verb, const char *path);
 /*
@@ -97,6 +113,16 @@ int xsr_open_in(const char *verb, const char *path);
  */
 void xsr_json_strn(FILE *f, const char *s, size_t max);
 void xsr_json_str(FILE *f, const char *s);
+/*
+ * 64-bit values for JSON, as xsr(1) JSON OUTPUT says: a JSON number is a
+ * double to most readers (jq, JavaScript) and rounds above 2^53, so every
+ * 64-bit value is a string: xsr_jhex() "\"0x1f\"" for addresses, pfns,
+ * offsets, registers, MSRs and hashes, xsr_jdec() "\"4096\"" for sizes and
+ * counts.  Values of 32 bits or less stay numbers.  Both return one of 64
+ * static buffers, for printf arguments.
+ */
+const char *xsr_jhex(uint64_t v);
+const char *xsr_jdec(uint64_t v);
 /*
  * Text from an image made safe for a terminal: printable ASCII and valid
  * UTF-8 (U+00A0 up) as is, a backslash doubled, every other octet as \xHH;

@@ -183,8 +183,8 @@ int cmd_synth(int argc, char **argv)
 		   st.elapsed_ns / 1e6);
 	if (json)
 		fprintf(out.is_stdout ? stderr : stdout,
-			"{\"bytes\": %llu, \"pages\": %llu, \"zero_pages\": %llu, \"elapsed_ms\": %.3f}\n",
-			(unsigned long long)st.bytes, (unsigned long long)st.pages, (unsigned long long)st.zero_pages,
+			"{\"bytes\": %s, \"pages\": %s, \"zero_pages\": %s, \"elapsed_ms\": %.3f}\n",
+			xsr_jdec(st.bytes), xsr_jdec(st.pages), xsr_jdec(st.zero_pages),
 			st.elapsed_ns / 1e6);
 	return XSR_EXIT_OK;
 }

@@ -146,10 +146,10 @@ static int migrate_xen(uint32_t domid, const char *host, const char *port, const
 		return XSR_EXIT_FAIL;
 	}
 	if (json)
-		printf("{\"domid\":%u,\"mode\":\"%s\",\"log_dirty\":\"%s\",\"total_bytes\":%" PRIu64
-		       ",\"pages\":%" PRIu64 ",\"suspend_ms\":%.1f,\"transfer_ms\":%.1f,\"receiver_load_ms\":%.1f"
+		printf("{\"domid\":%u,\"mode\":\"%s\",\"log_dirty\":\"%s\",\"total_bytes\":%s"
+		       ",\"pages\":%s,\"suspend_ms\":%.1f,\"transfer_ms\":%.1f,\"receiver_load_ms\":%.1f"
 		       ",\"downtime_ms\":%.1f,\"elapsed_ms\":%.1f,\"engine\":\"%s\"}\n",
-		       domid, st.mode, st.why, st.bytes, st.pages, st.suspend_ns / 1e6, st.transfer_ns / 1e6,
+		       domid, st.mode, st.why, xsr_jdec(st.bytes), xsr_jdec(st.pages), st.suspend_ns / 1e6, st.transfer_ns / 1e6,
 		       st.receiver_load_ns / 1e6, st.downtime_ns / 1e6, st.elapsed_ns / 1e6, st.native ? "native" : "libxl");
 	else
 		printf("migrated: domain %u, %s, %" PRIu64 " octets, downtime %.1f ms (suspend %.1f ms, transfer %.1f ms, "
@@ -397,10 +397,10 @@ static int recv_build(struct xsr_vmm *v, void *arg, char *msg, size_t msglen)
 	if (xsr_vmm_parse_config(v, xsr_kvm_config(v->be)) < 0)
 		fprintf(v->log, "receive: no xsr VMM config in the stream: status shows no counters\n");
 	snprintf(msg, msglen,
-		 "{\"bytes\":%" PRIu64 ",\"pages\":%" PRIu64 ",\"zero_pages\":%" PRIu64 ",\"rounds\":%" PRIu64
-		 ",\"postcopy\":%s,\"postcopy_pages\":%" PRIu64 ",\"faults\":%" PRIu64 ",\"load_ms\":%.3f}",
-		 c->st.bytes, c->st.pages, c->st.zero_pages, c->st.rounds, c->st.postcopy ? "true" : "false",
-		 c->st.postcopy_pages, c->st.faults, c->st.load_ns / 1e6);
+		 "{\"bytes\":%s,\"pages\":%s,\"zero_pages\":%s,\"rounds\":%" PRIu64
+		 ",\"postcopy\":%s,\"postcopy_pages\":%s,\"faults\":%s,\"load_ms\":%.3f}",
+		 xsr_jdec(c->st.bytes), xsr_jdec(c->st.pages), xsr_jdec(c->st.zero_pages), c->st.rounds,
+		 c->st.postcopy ? "true" : "false", xsr_jdec(c->st.postcopy_pages), xsr_jdec(c->st.faults), c->st.load_ns / 1e6);
 	return 0;
 }
 
@@ -513,9 +513,9 @@ static int receive_xen(struct recv_ctx *c, int paused, int json, const char *ph,
 	}
 	close(c->conn);
 	if (json)
-		printf("{\"domid\":%u,\"bytes\":%" PRIu64 ",\"pages\":%" PRIu64 ",\"zero_pages\":%" PRIu64
+		printf("{\"domid\":%u,\"bytes\":%s,\"pages\":%s,\"zero_pages\":%s"
 		       ",\"restore_ms\":%.1f,\"paused\":%s}\n",
-		       x.domid, c->st.bytes, c->st.pages, c->st.zero_pages, x.restore_ns / 1e6, paused ? "true" : "false");
+		       x.domid, xsr_jdec(c->st.bytes), xsr_jdec(c->st.pages), xsr_jdec(c->st.zero_pages), x.restore_ns / 1e6, paused ? "true" : "false");
 	else
 		printf("%u\n", x.domid);
 	return 0;
@@ -651,9 +651,8 @@ int cmd_receive(int argc, char **argv)
 				if (json) {
 					printf("{\"file\":");
 					xsr_json_str(stdout, file);
-					printf(",\"bytes\":%" PRIu64 ",\"pages\":%" PRIu64 ",\"zero_pages\":%" PRIu64
-					       ",\"rounds\":%" PRIu64 "}\n",
-					       c.st.bytes, c.st.pages, c.st.zero_pages, c.st.rounds);
+					printf(",\"bytes\":%s,\"pages\":%s,\"zero_pages\":%s,\"rounds\":%" PRIu64 "}\n",
+					       xsr_jdec(c.st.bytes), xsr_jdec(c.st.pages), xsr_jdec(c.st.zero_pages), c.st.rounds);
 				}
 				rc = XSR_EXIT_OK;
 				break;

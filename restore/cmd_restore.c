@@ -92,9 +92,8 @@ static int restore_build(struct xsr_vmm *v, void *arg, char *msg, size_t msglen)
 		fprintf(v->log, "restore: no xsr VMM config in the image: status shows no "
 				"counters\n");
 	snprintf(msg, msglen,
-		 "{\"bytes\":%" PRIu64 ",\"pages\":%" PRIu64 ",\"zero_pages\":%" PRIu64
-		 ",\"elapsed_ms\":%.3f}",
-		 st.bytes, st.pages, st.zero_pages, st.elapsed_ns / 1e6);
+		 "{\"bytes\":%s,\"pages\":%s,\"zero_pages\":%s,\"elapsed_ms\":%.3f}",
+		 xsr_jdec(st.bytes), xsr_jdec(st.pages), xsr_jdec(st.zero_pages), st.elapsed_ns / 1e6);
 	return 0;
 }
 
@@ -129,8 +128,8 @@ static int restore_xen(const char *file, int paused, int json, int lazy)
 	}
 	close(fd);
 	if (json)
-		printf("{\"domid\":%u,\"bytes\":%" PRIu64 ",\"export_ms\":%.3f,\"libxl_ms\":%.3f,\"elapsed_ms\":%.3f}\n",
-		       st.domid, st.bytes, st.transcode_ns / 1e6, st.suspend_ns / 1e6, st.elapsed_ns / 1e6);
+		printf("{\"domid\":%u,\"bytes\":%s,\"export_ms\":%.3f,\"libxl_ms\":%.3f,\"elapsed_ms\":%.3f}\n",
+		       st.domid, xsr_jdec(st.bytes), st.transcode_ns / 1e6, st.suspend_ns / 1e6, st.elapsed_ns / 1e6);
 	else
 		printf("%s: restored into Xen domain %u (%" PRIu64 " octets, %.1f ms)%s\n", file, st.domid, st.bytes,
 		       st.elapsed_ns / 1e6, paused ? ", paused" : "");
@@ -220,10 +219,9 @@ int cmd_restore(int argc, char **argv)
 		xsr_json_u64(msg, "bytes", &bytes);
 		xsr_json_u64(msg, "pages", &pages);
 		xsr_json_u64(msg, "zero_pages", &zero);
-		printf("{\"pid\":%d,\"lazy\":%s,\"bytes\":%" PRIu64 ",\"pages\":%" PRIu64
-		       ",\"zero_pages\":%" PRIu64
+		printf("{\"pid\":%d,\"lazy\":%s,\"bytes\":%s,\"pages\":%s,\"zero_pages\":%s"
 		       ",\"elapsed_ms\":%.3f,\"time_to_running_ms\":%.3f}\n",
-		       (int)pid, c.lazy ? "true" : "false", bytes, pages, zero,
+		       (int)pid, c.lazy ? "true" : "false", xsr_jdec(bytes), xsr_jdec(pages), xsr_jdec(zero),
 		       e ? strtod(e + 13, NULL) : 0.0, ttr);
 	} else {
 		printf("%d\n", (int)pid);

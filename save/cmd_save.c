@@ -180,19 +180,19 @@ static int xsr_xen_capture(const char *verb, int kind, uint32_t domid, const cha
 	/* A Xen save is counted by libxl, not page by page: no pages/zero_pages (xsr info has them). */
 	double total_ms = (xsr_now_ns() - t_start) / 1e6;
 	if (json && kind == XSR_KIND_CORE) {
-		fprintf(sf, "{\"bytes\":%" PRIu64 ",\"pages\":%" PRIu64 ",\"zero_pages\":%" PRIu64
+		fprintf(sf, "{\"bytes\":%s,\"pages\":%s,\"zero_pages\":%s"
 			    ",\"pause_ms\":%.3f,\"elapsed_ms\":%.3f,\"open_ms\":%.3f,\"total_ms\":%.3f,\"domid\":%u",
-			bytes, pages, zero, pms, ems, open_ms, total_ms, domid);
+			xsr_jdec(bytes), xsr_jdec(pages), xsr_jdec(zero), pms, ems, open_ms, total_ms, domid);
 		if (paging) {
 			fprintf(sf, ",\"paging\":");
 			xsr_paging_report(sf, &pst, pvcpu, 1);
 		}
 		fprintf(sf, "}\n");
 	} else if (json)
-		fprintf(sf, "{\"bytes\":%" PRIu64 ",\"suspend_ms\":%.3f,\"transcode_ms\":%.3f,\"elapsed_ms\":%.3f,"
+		fprintf(sf, "{\"bytes\":%s,\"suspend_ms\":%.3f,\"transcode_ms\":%.3f,\"elapsed_ms\":%.3f,"
 			    "\"commit_ms\":%.3f,\"finish_ms\":%.3f,\"total_ms\":%.3f,\"domid\":%u,\"destroyed\":%s,"
 			    "\"overlapped\":%s,\"engine\":\"%s\"}\n",
-			bytes, pms, xms, ems, commit_ms, finish_ms, total_ms, domid, stop ? "true" : "false",
+			xsr_jdec(bytes), pms, xms, ems, commit_ms, finish_ms, total_ms, domid, stop ? "true" : "false",
 			overlapped ? "true" : "false", native ? "native" : "libxl");
 	else if (kind == XSR_KIND_CORE) {
 		fprintf(sf, "%s: %" PRIu64 " octets, %" PRIu64 " pages (%" PRIu64 " zero), Xen domain %u paused %.1f ms, %.1f ms in all\n",
@@ -370,9 +370,8 @@ static int capture_main(const char *verb, int kind, int argc, char **argv)
 
 	if (json) {
 		fprintf(sf,
-			"{\"bytes\":%" PRIu64 ",\"pages\":%" PRIu64 ",\"zero_pages\":%" PRIu64
-			",\"pause_ms\":%.3f,\"elapsed_ms\":%.3f",
-			bytes, pages, zero, pms, ems);
+			"{\"bytes\":%s,\"pages\":%s,\"zero_pages\":%s,\"pause_ms\":%.3f,\"elapsed_ms\":%.3f",
+			xsr_jdec(bytes), xsr_jdec(pages), xsr_jdec(zero), pms, ems);
 		if (paging) {
 			fprintf(sf, ",\"paging\":");
 			xsr_paging_report(sf, &pst, (uint32_t)pvcpu, 1);

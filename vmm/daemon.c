@@ -119,20 +119,23 @@ static void do_status(struct xsr_vmm *v, FILE *out)
 	else
 		state = "running";
 	fprintf(out,
-		"{\"ok\":true,\"state\":\"%s\",\"pid\":%d,\"vcpus\":%u,\"mem\":%" PRIu64
+		"{\"ok\":true,\"state\":\"%s\",\"pid\":%d,\"vcpus\":%u,\"mem\":\"%" PRIu64 "\""
 		",\"entered\":%u,\"failed\":%u,\"halted\":%u,\"held\":%s,\"counters\":[",
 		state, (int)getpid(), ks.nr_vcpus, v->mem_bytes, ks.entered, ks.failed, ks.halted,
 		v->held ? "true" : "false");
+	/*
+	 * 64-bit values as strings, as xsr vm status --json passes them on
+	 * (xsr(1), JSON OUTPUT); quoted here, since the VMM does not use cli/.
+	 */
 	for (uint32_t i = 0; i < ks.nr_vcpus && i < v->nr_counters; i++)
-		fprintf(out, "%s%" PRIu64, i ? "," : "", guest_u64(v, v->counters_gpa + 8 * i));
-	fprintf(out, "],\"errors\":%" PRIu64, v->nr_counters ? guest_u64(v, v->errors_gpa) : 0);
+		fprintf(out, "%s\"%" PRIu64 "\"", i ? "," : "", guest_u64(v, v->counters_gpa + 8 * i));
+	fprintf(out, "],\"errors\":\"%" PRIu64 "\"", v->nr_counters ? guest_u64(v, v->errors_gpa) : 0);
 	if (v->lazy) {
 		struct xsr_lazy_stats ls;
 
 		xsr_lazy_stats(v->lazy, &ls);
 		fprintf(out,
-			",\"lazy\":{\"faults\":%" PRIu64 ",\"prefetched\":%" PRIu64
-			",\"errors\":%" PRIu64 ",\"done\":%s}",
+			",\"lazy\":{\"faults\":\"%" PRIu64 "\",\"prefetched\":\"%" PRIu64 "\",\"errors\":\"%" PRIu64 "\",\"done\":%s}",
 			ls.faults, ls.prefetched, ls.errors, ls.done ? "true" : "false");
 	}
 	fputs("}", out);
@@ -221,7 +224,7 @@ static void do_save(struct xsr_vmm *v, char **argv, int argc, const int *fds, in
 	vlog(v, "saved %" PRIu64 " octets, %" PRIu64 " pages (%" PRIu64 " zero), paused %.3f ms",
 	     st.bytes, st.pages, st.zero_pages, st.pause_ns / 1e6);
 	fprintf(out,
-		"{\"ok\":true,\"bytes\":%" PRIu64 ",\"pages\":%" PRIu64 ",\"zero_pages\":%" PRIu64
+		"{\"ok\":true,\"bytes\":\"%" PRIu64 "\",\"pages\":\"%" PRIu64 "\",\"zero_pages\":\"%" PRIu64 "\""
 		",\"pause_ms\":%.3f,\"elapsed_ms\":%.3f,\"held\":%s}",
 		st.bytes, st.pages, st.zero_pages, st.pause_ns / 1e6, st.elapsed_ns / 1e6,
 		v->held ? "true" : "false");
@@ -308,17 +311,17 @@ static void do_migrate(struct xsr_vmm *v, char **argv, int argc, const int *fds,
 	fprintf(out, "{\"ok\":true,\"rounds\":%u,\"round\":[", st->rounds);
 	for (uint32_t i = 0; i < st->rounds && i < XSR_MIG_MAX_ROUNDS_STAT; i++)
 		fprintf(out,
-			"%s{\"round\":%u,\"pages\":%" PRIu64 ",\"zero_pages\":%" PRIu64 ",\"bytes\":%" PRIu64
-			",\"dirtied\":%" PRIu64 ",\"ms\":%.3f,\"paused\":%s}",
-			i ? "," : "", i, st->round[i].pages, st->round[i].zero_pages, st->round[i].bytes,
-			st->round[i].dirty, st->round[i].ns / 1e6, st->round[i].paused ? "true" : "false");
+			"%s{\"round\":%u,\"pages\":\"%" PRIu64 "\",\"zero_pages\":\"%" PRIu64 "\",\"bytes\":\"%" PRIu64 "\",\"dirtied\":\"%" PRIu64 "\",\"ms\":%.3f,\"paused\":%s}",
+			i ? "," : "", i, st->round[i].pages, st->round[i].zero_pages,
+			st->round[i].bytes, st->round[i].dirty, st->round[i].ns / 1e6,
+			st->round[i].paused ? "true" : "false");
 	fprintf(out,
-		"],\"total_bytes\":%" PRIu64 ",\"data_pages\":%" PRIu64 ",\"zero_pages\":%" PRIu64
+		"],\"total_bytes\":\"%" PRIu64 "\",\"data_pages\":\"%" PRIu64 "\",\"zero_pages\":\"%" PRIu64 "\""
 		",\"compression_ratio\":%.3f,\"bandwidth_mbps\":%.1f,\"downtime_ms\":%.3f,\"receiver_load_ms\":%.3f"
-		",\"postcopy\":%s,\"postcopy_pages\":%" PRIu64 ",\"faults\":%" PRIu64 ",\"faults_served\":%" PRIu64
-		",\"elapsed_ms\":%.3f}",
-		st->total_bytes, st->data_pages, st->zero_pages, st->page_wire_bytes ? (double)st->page_raw_bytes / (double)st->page_wire_bytes : 1.0,
-		st->bandwidth / 1e6, st->downtime_ns / 1e6, st->receiver_load_ns / 1e6, st->postcopy ? "true" : "false",
+		",\"postcopy\":%s,\"postcopy_pages\":\"%" PRIu64 "\",\"faults\":\"%" PRIu64 "\",\"faults_served\":\"%" PRIu64 "\",\"elapsed_ms\":%.3f}",
+		st->total_bytes, st->data_pages, st->zero_pages,
+		st->page_wire_bytes ? (double)st->page_raw_bytes / (double)st->page_wire_bytes : 1.0, st->bandwidth / 1e6,
+		st->downtime_ns / 1e6, st->receiver_load_ns / 1e6, st->postcopy ? "true" : "false",
 		st->postcopy_pages, st->faults, st->faults_served, st->elapsed_ns / 1e6);
 	free(st);
 }
