@@ -744,6 +744,8 @@ int xsr_xen_save_finish(uint32_t domid, int committed, char *err, size_t errlen)
 struct exp_thr {
 	pthread_t tid;
 	int img_fd, wfd, rc;
+	void (*progress)(void *, uint64_t, uint64_t);
+	void *pctx;
 	uint64_t done_ns;
 	char err[512];
 };
@@ -751,14 +753,15 @@ struct exp_thr {
 static void *exp_main(void *arg)
 {
 	struct exp_thr *t = arg;
-	t->rc = xen_export_fd(t->img_fd, t->wfd, "image", t->err, sizeof(t->err));
+	t->rc = xen_export_fd(t->img_fd, t->wfd, "image", t->progress, t->pctx, t->err, sizeof(t->err));
 	t->done_ns = xsr_now_ns();
 	close(t->wfd);
 	t->wfd = -1;
 	return NULL;
 }
 
-int xsr_xen_restore(int img_fd, int paused, const char *name_suffix, struct xsr_xen_stats *st, char *err, size_t errlen)
+int xsr_xen_restore(int img_fd, int paused, const char *name_suffix, void (*progress)(void *, uint64_t, uint64_t),
+		    void *pctx, struct xsr_xen_stats *st, char *err, size_t errlen)
 {
 	struct lx l = {0};
 	libxl_domain_config dc;
@@ -768,7 +771,7 @@ int xsr_xen_restore(int img_fd, int paused, const char *name_suffix, struct xsr_
 	char *json = NULL;
 	uint64_t t0 = xsr_now_ns();
 	const char *via = getenv("XSR_XEN_RESTORE_VIA");
-	struct exp_thr t = {.img_fd = img_fd, .wfd = -1};
+	struct exp_thr t = {.img_fd = img_fd, .wfd = -1, .progress = progress, .pctx = pctx};
 	memset(st, 0, sizeof(*st));
 	if (errlen)
 		err[0] = 0;
@@ -781,7 +784,7 @@ int xsr_xen_restore(int img_fd, int paused, const char *name_suffix, struct xsr_
 			snprintf(err, errlen, "memfd_create: %s", strerror(errno));
 			goto out;
 		}
-		if (xen_export_fd(img_fd, mfd, "image", err, errlen) < 0 || lseek(mfd, 0, SEEK_SET) != 0)
+		if (xen_export_fd(img_fd, mfd, "image", progress, pctx, err, errlen) < 0 || lseek(mfd, 0, SEEK_SET) != 0)
 			goto out;
 		st->transcode_ns = xsr_now_ns() - t0;
 	} else {
@@ -933,7 +936,8 @@ int xsr_xen_save_finish(uint32_t domid, int committed, char *err, size_t errlen)
 	return -1;
 }
 
-int xsr_xen_restore(int img_fd, int paused, const char *name_suffix, struct xsr_xen_stats *st, char *err, size_t errlen)
+int xsr_xen_restore(int img_fd, int paused, const char *name_suffix, void (*progress)(void *, uint64_t, uint64_t),
+		    void *pctx, struct xsr_xen_stats *st, char *err, size_t errlen)
 {
 	snprintf(err, errlen, "%s", NO_XEN);
 	return -1;

@@ -82,10 +82,11 @@ int xsr_xen_save_stop_signal(void);
  * memory file that libxl_domain_create_restore reads; the new domain runs
  * unless @paused.  @name_suffix (NULL: none) is appended to the domain's
  * name: a migration on one host restores "NAME--incoming" while the source
- * "NAME" still exists.
+ * "NAME" still exists.  @progress (NULL: none) is told the pages exported
+ * (done, total) as they go to libxl; it may be called from another thread.
  */
-int xsr_xen_restore(int img_fd, int paused, const char *name_suffix, struct xsr_xen_stats *st, char *err,
-		    size_t errlen);
+int xsr_xen_restore(int img_fd, int paused, const char *name_suffix, void (*progress)(void *ctx, uint64_t done, uint64_t total),
+		    void *pctx, struct xsr_xen_stats *st, char *err, size_t errlen);
 
 /*
  * The native save of a 64-bit PV domain (backends/xen_save.c) written with

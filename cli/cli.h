@@ -6,13 +6,60 @@
 #include <stdint.h>
 #include <stdio.h>
 
-/* Exit codes shared by all verbs. */
+/*
+ * Exit codes shared by all verbs (xsr(1), EXIT STATUS).  A verb interrupted
+ * while writing an output file exits 128 + the signal (129, 130, 143);
+ * migrate adds 4 (a post-copy split).
+ */
 enum {
 	XSR_EXIT_OK = 0,
-	XSR_EXIT_DAMAGE = 1, /* verify: damage found */
-	XSR_EXIT_USAGE = 2,  /* bad command line */
+	XSR_EXIT_DAMAGE = 1, /* verify, synth --check: damage found; diff: the images differ */
+	XSR_EXIT_USAGE = 2,  /* bad command line: unknown option, missing or extra operand, bad value */
 	XSR_EXIT_FAIL = 3,   /* operation failed */
 };
+
+/*
+ * --quiet (-q) and --verbose (-v), which every verb takes.  Each verb puts
+ * XSR_COMMON_OPTS in its getopt_long table and XSR_COMMON_SHORT in its short
+ * options, and hands a code its switch does not know to xsr_common_opt()
+ * before calling it a usage error.  The last of them wins; -vv is more.
+ *   --quiet:   no progress and no informational lines on stderr (errors and
+ *              warnings stay; what the verb was asked to print stays);
+ *   --verbose: a line or two of detail on stderr (what was opened, the
+ *              layout, sizes, time taken).
+ */
+#define XSR_COMMON_OPTS {"quiet", no_argument, 0, 'q'}, {"verbose", no_argument, 0, 'v'}
+#define XSR_COMMON_SHORT "qv"
+#define XSR_COMMON_HELP "\n-q, --quiet: no progress or notes on stderr; -v, --verbose: details on stderr.\n"
+extern int xsr_verbosity; /* -1 quiet, 0 default, 1 and up verbose */
+/* 1 if @c (a getopt_long return) was --quiet or --verbose, now applied; else 0. */
+int xsr_common_opt(int c);
+/* "xsr VERB: message" on stderr unless --quiet (progress notes, summaries sent to stderr). */
+void xsr_note(const char *verb, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* "xsr VERB: message" on stderr with --verbose only. */
+void xsr_detail(const char *verb, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/*
+ * Progress on a terminal, one helper for every verb: "\rLABEL: DONE/TOTAL
+ * UNIT (P%)" on stderr, redrawn when the percentage moves, and a newline at
+ * the end.  Shown only when stderr is a terminal, without --quiet and
+ * without --json (@json); xsr_progress_init() decides once.  The library and
+ * the engines print nothing: they call xsr_progress_cb() with @p as context.
+ */
+struct xsr_progress {
+	const char *label; /* the verb: "convert", "import", ... */
+	const char *unit;  /* "pages" */
+	int on, drawn;
+	uint64_t last_pct;
+};
+void xsr_progress_init(struct xsr_progress *p, const char *label, const char *unit, int json);
+void xsr_progress_cb(void *p, uint64_t done, uint64_t total);
+void xsr_progress_end(struct xsr_progress *p);
+/*
+ * The layout a verb writes: "seekable" or "stream" (--layout, and the older
+ * spellings --to and --stream) -> enum xsr_layout; -1 with a message printed.
+ */
+int xsr_parse_layout(const char *verb, const char *opt, const char *s);
 
 typedef int (*xsr_cmd_fn)(int argc, char **argv);
 
@@ -21,6 +68,9 @@ int cmd_info(int argc, char **argv);
 int cmd_verify(int argc, char **argv);
 int cmd_convert(int argc, char **argv);
 int cmd_cat_page(int argc, char **argv);
+int cmd_ls(int argc, char **argv);
+int cmd_diff(int argc, char **argv);
+int cmd_dump(int argc, char **argv);
 int cmd_vm(int argc, char **argv);      /* vmm/ */
 int cmd_save(int argc, char **argv);    /* save/ */
 int cmd_restore(int argc, char **argv); /* restore/ */
@@ -40,6 +90,19 @@ int xsr_parse_vcpu(const char *verb, const char *opt, const char *s, uint32_t *o
 int xsr_read_file(const char *verb, const char *path, size_t max, char **buf, size_t *len);
 /* Print "xsr VERB: message" to stderr. */
 void xsr_err(const char *verb, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/*
+ * --json errors (xsr(1), JSON OUTPUT).  main() calls xsr_json_errors() when
+ * the command line holds --json; from then on a failing verb's exit status
+ * goes through xsr_json_error_exit(), which prints
+ * {"error":{"verb":V,"message":M,"exit":N}} on stdout (M: the first message
+ * given to xsr_err()) unless the verb printed its own JSON answer
+ * (xsr_json_answered(), e.g. verify's findings) or stdout carries an image
+ * (xsr_stdout_is_data(): then on stderr).  The stderr message stays.
+ */
+void xsr_json_errors(const char *verb);
+void xsr_json_answered(void);
+void xsr_stdout_is_data(void);
+int xsr_json_error_exit(int rc);
 /* Open FILE for reading ("-" = stdin); -1 with message printed on error. */
 int xsr_open_in(const char *verb, const char *path);
 /*
@@ -50,6 +113,16 @@ int xsr_open_in(const char *verb, const char *path);
  */
 void xsr_json_strn(FILE *f, const char *s, size_t max);
 void xsr_json_str(FILE *f, const char *s);
+/*
+ * 64-bit values for JSON, as xsr(1) JSON OUTPUT says: a JSON number is a
+ * double to most readers (jq, JavaScript) and rounds above 2^53, so every
+ * 64-bit value is a string: xsr_jhex() "\"0x1f\"" for addresses, pfns,
+ * offsets, registers, MSRs and hashes, xsr_jdec() "\"4096\"" for sizes and
+ * counts.  Values of 32 bits or less stay numbers.  Both return one of 64
+ * static buffers, for printf arguments.
+ */
+const char *xsr_jhex(uint64_t v);
+const char *xsr_jdec(uint64_t v);
 /*
  * Text from an image made safe for a terminal: printable ASCII and valid
  * UTF-8 (U+00A0 up) as is, a backslash doubled, every other octet as \xHH;

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* xsr cat-page: one guest page, verified, to stdout. */
 #include <errno.h>
+#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,18 +10,34 @@
 #include "cli.h"
 #include "scan.h"
 
+static void usage(FILE *f)
+{
+	fprintf(f, "usage: xsr cat-page FILE PFN\n\nWrite guest page PFN (decimal or 0x hex) of an image to stdout:\n"
+		   "4096 octets, checked against its checksum.  Works on both layouts\n"
+		   "('-' = stream on stdin); in a stream the last copy of the page wins.\n"
+		   XSR_COMMON_HELP);
+}
+
 int cmd_cat_page(int argc, char **argv)
 {
-	if (argc == 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
-		printf("usage: xsr cat-page FILE PFN\n\nWrite guest page PFN (decimal or 0x hex) of an image to stdout:\n"
-		       "4096 octets, checked against its checksum.  Works on both layouts\n"
-		       "('-' = stream on stdin); in a stream the last copy of the page wins.\n");
-		return XSR_EXIT_OK;
+	static const struct option opts[] = {{"help", no_argument, 0, 'h'}, XSR_COMMON_OPTS, {0, 0, 0, 0}};
+	int c;
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "h" XSR_COMMON_SHORT, opts, NULL)) != -1) {
+		switch (c) {
+		case 'h': usage(stdout); return XSR_EXIT_OK;
+		default:
+			if (xsr_common_opt(c))
+				break;
+			usage(stderr);
+			return XSR_EXIT_USAGE;
+		}
 	}
-	if (argc != 3) {
-		fprintf(stderr, "usage: xsr cat-page FILE PFN\n");
+	if (argc - optind != 2) {
+		usage(stderr);
 		return XSR_EXIT_USAGE;
 	}
+	argv += optind - 1; /* FILE is argv[1], PFN argv[2] */
 	char *e;
 	errno = 0;
 	unsigned long long pfn = strtoull(argv[2], &e, 0);
@@ -48,6 +65,8 @@ int cmd_cat_page(int argc, char **argv)
 		xsr_scan_free(&s);
 		return XSR_EXIT_FAIL;
 	}
+	xsr_detail("cat-page", "%s: pfn 0x%llx read from a %s image", argv[1], pfn,
+		   s.layout == XSR_LAYOUT_SEEKABLE ? "seekable" : "streamed");
 	size_t off = 0;
 	while (off < sizeof(s.page)) {
 		ssize_t w = write(STDOUT_FILENO, s.page + off, sizeof(s.page) - off);

@@ -9,17 +9,19 @@
 #include <xsrelf/paging.h>
 #include <xsrelf/reader.h>
 
+#include "../save/save.h"
 #include "cli.h"
 
 static void usage(FILE *f)
 {
-	fprintf(f, "usage: xsr convert [--to seekable|stream] [--compress zstd|lz4] IN OUT\n"
+	fprintf(f, "usage: xsr convert [--layout seekable|stream] [--compress zstd|lz4] IN OUT\n"
 		   "       xsr convert --paging [--vcpu N] [--json] IN OUT\n"
 		   "       xsr convert --vmcoreinfo FILE IN OUT\n\n"
-		   "Copy an image into the other layout ('-' = stdin / stdout).  Without --to,\n"
-		   "a regular-file OUT becomes seekable and stdout, a FIFO or a device a\n"
-		   "stream; --compress makes a stream.  Every page and record is verified\n"
-		   "on the way; a later copy of a page in a stream wins.\n"
+		   "Copy an image into the other layout ('-' = stdin / stdout).  Without\n"
+		   "--layout (or its older spelling --to), a regular-file OUT becomes seekable\n"
+		   "and stdout, a FIFO or a device a stream; --compress makes a stream.  Every\n"
+		   "page and record is verified on the way; a later copy of a page in a stream\n"
+		   "wins.  On a terminal, progress is shown on stderr.\n"
 		   "--paging writes a core whose PT_LOADs are vCPU N's guest-virtual mappings\n"
 		   "(default vCPU 0), so `gdb GUEST.elf OUT` reads variables at their linked\n"
 		   "addresses; IN and OUT must be files.  Mappings contiguous in virtual and\n"
@@ -28,7 +30,8 @@ static void usage(FILE *f)
 		   "(--json: as JSON).  Xen PV images: Xen's slots are not walked, and a core's\n"
 		   "page tables are read through its P2M.  --vmcoreinfo carries a Linux guest's\n"
 		   "VMCOREINFO text (as the kernel exports it) as a section and as the\n"
-		   "VMCOREINFO note in PT_NOTE, where crash looks for it.\n");
+		   "VMCOREINFO note in PT_NOTE, where crash looks for it.\n"
+		   XSR_COMMON_HELP);
 }
 
 /* --vmcoreinfo text, freed by cmd_convert() whichever way convert_main() returns */
@@ -36,26 +39,25 @@ static char *vmci;
 
 static int convert_main(int argc, char **argv)
 {
-	static const struct option opts[] = {{"to", required_argument, 0, 't'}, {"compress", required_argument, 0, 'c'},
-					     {"paging", no_argument, 0, 'p'}, {"vcpu", required_argument, 0, 'v'},
-					     {"vmcoreinfo", required_argument, 0, 'V'}, {"json", no_argument, 0, 'j'},
-					     {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
+	static const struct option opts[] = {{"layout", required_argument, 0, 'L'}, {"to", required_argument, 0, 't'},
+					     {"compress", required_argument, 0, 'c'}, {"paging", no_argument, 0, 'p'},
+					     {"vcpu", required_argument, 0, 'n'}, {"vmcoreinfo", required_argument, 0, 'V'},
+					     {"json", no_argument, 0, 'j'}, {"help", no_argument, 0, 'h'},
+					     XSR_COMMON_OPTS, {0, 0, 0, 0}};
 	struct xsr_paging_stats pst;
 	struct xsr_convert_opts co = {.paging_stats = &pst};
 	int c, json = 0;
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "h" XSR_COMMON_SHORT, opts, NULL)) != -1) {
 		switch (c) {
-		case 't':
-			if (!strcmp(optarg, "seekable"))
-				co.layout = XSR_LAYOUT_SEEKABLE;
-			else if (!strcmp(optarg, "stream"))
-				co.layout = XSR_LAYOUT_STREAM;
-			else {
-				xsr_err("convert", "--to %s: need seekable or stream", optarg);
+		case 'L':
+		case 't': {
+			int l = xsr_parse_layout("convert", c == 't' ? "--to" : "--layout", optarg);
+			if (l < 0)
 				return XSR_EXIT_USAGE;
-			}
+			co.layout = (uint8_t)l;
 			break;
+		}
 		case 'c': {
 			int z = xsr_parse_compress("convert", optarg);
 			if (z < 0)
@@ -68,20 +70,25 @@ static int convert_main(int argc, char **argv)
 		case 'V': {
 			char *b;
 			size_t l;
+			/* a file that cannot be read is a failure (3), like IN (xsr(1), EXIT STATUS) */
 			if (xsr_read_file("convert", optarg, XSR_MAX_VMCOREINFO, &b, &l) < 0)
-				return XSR_EXIT_USAGE;
+				return XSR_EXIT_FAIL;
 			free(vmci);
 			vmci = b;
 			co.vmcoreinfo = b;
 			co.vmcoreinfo_len = (uint32_t)l;
 			break;
 		}
-		case 'v':
+		case 'n':
 			if (xsr_parse_vcpu("convert", "--vcpu", optarg, &co.paging_vcpu) < 0)
 				return XSR_EXIT_USAGE;
 			break;
 		case 'h': usage(stdout); return XSR_EXIT_OK;
-		default: usage(stderr); return XSR_EXIT_USAGE;
+		default:
+			if (xsr_common_opt(c))
+				break;
+			usage(stderr);
+			return XSR_EXIT_USAGE;
 		}
 	}
 	if (optind != argc - 2) {
@@ -93,10 +100,10 @@ static int convert_main(int argc, char **argv)
 		xsr_err("convert", "--json reports a paging view: it goes with --paging");
 		return XSR_EXIT_USAGE;
 	}
-	/* Compression is of stream page batches: --compress means --to stream. */
+	/* Compression is of stream page batches: --compress means --layout stream. */
 	if (co.compress && (co.layout == XSR_LAYOUT_SEEKABLE || co.paging)) {
 		xsr_err("convert", "--compress makes a stream: it does not go with %s",
-			co.paging ? "--paging" : "--to seekable");
+			co.paging ? "--paging" : "--layout seekable");
 		return XSR_EXIT_USAGE;
 	}
 	if (co.compress)
@@ -117,7 +124,17 @@ static int convert_main(int argc, char **argv)
 	if (xsr_out_streamed(&out))
 		co.layout = XSR_LAYOUT_STREAM;
 	char err[1024] = "";
+	struct xsr_progress pg;
+	xsr_progress_init(&pg, "convert", "pages", json);
+	co.progress = xsr_progress_cb;
+	co.progress_ctx = &pg;
+	xsr_detail("convert", "%s -> %s (%s, %s layout%s)", in, outp,
+		   out.is_stdout ? "stdout" : out.in_place ? "written in place" : "a new file",
+		   co.paging ? "paging view" : co.layout == XSR_LAYOUT_STREAM ? "streamed" : "seekable",
+		   co.compress ? ", compressed" : "");
+	uint64_t t0 = xsr_now_ns();
 	int rc = xsr_convert(fd, out.fd, &co, err, sizeof(err));
+	xsr_progress_end(&pg);
 	if (fd != STDIN_FILENO)
 		close(fd);
 	if (rc < 0) {
@@ -126,8 +143,13 @@ static int convert_main(int argc, char **argv)
 		xsr_out_abort(&out);
 		return XSR_EXIT_FAIL;
 	}
+	off_t size = out.is_stdout || out.in_place ? -1 : lseek(out.fd, 0, SEEK_END);
 	if (xsr_out_commit(&out, "convert") < 0)
 		return XSR_EXIT_FAIL;
+	if (size >= 0)
+		xsr_detail("convert", "%s: %lld octets in %.1f ms", outp, (long long)size, (xsr_now_ns() - t0) / 1e6);
+	else
+		xsr_detail("convert", "%s: done in %.1f ms", outp, (xsr_now_ns() - t0) / 1e6);
 	if (co.paging) {
 		xsr_paging_report(stdout, &pst, co.paging_vcpu, json);
 		if (json)

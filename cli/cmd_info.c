@@ -15,7 +15,8 @@ static void usage(FILE *f)
 		   "Describe an xsrelf image (seekable or streamed; '-' reads a stream from stdin):\n"
 		   "layout, vCPUs, populated and zero pages, sections, segments, producer.\n"
 		   "--vcpu N prints vCPU N's full state (registers, segments, control and debug\n"
-		   "registers, MSRs) instead.\n");
+		   "registers, MSRs) instead.\n"
+		   XSR_COMMON_HELP);
 }
 
 static const char *seg_names[] = {"cs", "ds", "es", "fs", "gs", "ss", "tr", "ldt"};
@@ -27,26 +28,26 @@ static void print_vcpu(const struct xsr_vcpu_state *v, int json)
 	const struct xsr_x86_vcpu *r = &v->r;
 	const struct xsr_x86_segment *seg[] = {&r->cs, &r->ds, &r->es, &r->fs, &r->gs, &r->ss, &r->tr, &r->ldt};
 	if (json) {
+		/* Registers are 64-bit: "0x..." strings (xsr(1), JSON OUTPUT). */
 		printf("{\"vcpu\": %u, \"valid\": %u", r->vcpu_id, r->valid);
 		for (int i = 0; i < 16; i++)
-			printf(", \"%s\": %llu", gpr_names[i], (unsigned long long)r->gpr[i]);
-		printf(", \"rip\": %llu, \"rflags\": %llu, \"cr0\": %llu, \"cr2\": %llu, \"cr3\": %llu, \"cr4\": %llu, \"cr8\": %llu, \"efer\": %llu, \"apic_base\": %llu, \"xcr0\": %llu",
-		       (unsigned long long)r->rip, (unsigned long long)r->rflags, (unsigned long long)r->cr0,
-		       (unsigned long long)r->cr2, (unsigned long long)r->cr3, (unsigned long long)r->cr4,
-		       (unsigned long long)r->cr8, (unsigned long long)r->efer, (unsigned long long)r->apic_base,
-		       (unsigned long long)r->xcr0);
+			printf(", \"%s\": %s", gpr_names[i], xsr_jhex(r->gpr[i]));
+		printf(", \"rip\": %s, \"rflags\": %s, \"cr0\": %s, \"cr2\": %s, \"cr3\": %s, \"cr4\": %s, \"cr8\": %s, \"efer\": %s, \"apic_base\": %s, \"xcr0\": %s",
+		       xsr_jhex(r->rip), xsr_jhex(r->rflags), xsr_jhex(r->cr0), xsr_jhex(r->cr2), xsr_jhex(r->cr3),
+		       xsr_jhex(r->cr4), xsr_jhex(r->cr8), xsr_jhex(r->efer), xsr_jhex(r->apic_base), xsr_jhex(r->xcr0));
 		printf(", \"segments\": {");
 		for (int i = 0; i < 8; i++)
-			printf("%s\"%s\": {\"selector\": %u, \"base\": %llu, \"limit\": %u, \"attr\": %u}", i ? ", " : "",
-			       seg_names[i], seg[i]->selector, (unsigned long long)seg[i]->base, seg[i]->limit, seg[i]->attr);
-		printf("}, \"gdt\": {\"base\": %llu, \"limit\": %u}, \"idt\": {\"base\": %llu, \"limit\": %u}",
-		       (unsigned long long)r->gdt.base, r->gdt.limit, (unsigned long long)r->idt.base, r->idt.limit);
+			printf("%s\"%s\": {\"selector\": %u, \"base\": %s, \"limit\": %u, \"attr\": %u}", i ? ", " : "",
+			       seg_names[i], seg[i]->selector, xsr_jhex(seg[i]->base), seg[i]->limit, seg[i]->attr);
+		printf("}, \"gdt\": {\"base\": %s, \"limit\": %u}, \"idt\": {\"base\": %s, \"limit\": %u}",
+		       xsr_jhex(r->gdt.base), r->gdt.limit, xsr_jhex(r->idt.base), r->idt.limit);
 		printf(", \"dr\": [");
 		for (int i = 0; i < 8; i++)
-			printf("%s%llu", i ? ", " : "", (unsigned long long)r->dr[i]);
-		printf("], \"mp_state\": %u, \"xsave_len\": %u, \"lapic_len\": %u, \"msrs\": {", r->mp_state, r->xsave_len, r->lapic_len);
+			printf("%s%s", i ? ", " : "", xsr_jhex(r->dr[i]));
+		printf("], \"mp_state\": %u, \"xsave_len\": %u, \"lapic_len\": %u, \"nr_msrs\": %u, \"msrs\": {", r->mp_state,
+		       r->xsave_len, r->lapic_len, r->nr_msrs);
 		for (uint32_t i = 0; i < r->nr_msrs; i++)
-			printf("%s\"0x%x\": %llu", i ? ", " : "", v->msrs[i].index, (unsigned long long)v->msrs[i].value);
+			printf("%s\"0x%x\": %s", i ? ", " : "", v->msrs[i].index, xsr_jhex(v->msrs[i].value));
 		printf("}}\n");
 		return;
 	}
@@ -75,14 +76,19 @@ static void print_vcpu(const struct xsr_vcpu_state *v, int json)
 
 static void print_xen(const struct scan *s, int json);
 
+/*
+ * Everything the text shows, and more: 64-bit values as strings (xsr(1),
+ * JSON OUTPUT), section names as the seekable layout has them for both
+ * layouts, the whole config.
+ */
 static void print_json(const char *file, const struct scan *s)
 {
 	printf("{\"file\": ");
 	xsr_json_str(stdout, file);
-	printf(", \"layout\": \"%s\", \"kind\": \"%s\", \"format_version\": \"%u.%u\", \"vcpus\": %u, \"pages\": %llu, \"zero_pages\": %llu, \"data_pages\": %llu, \"paging_view\": %s",
+	printf(", \"layout\": \"%s\", \"kind\": \"%s\", \"format_version\": \"%u.%u\", \"flags\": %u, \"vcpus\": %u, \"pages\": %s, \"zero_pages\": %s, \"data_pages\": %s, \"paging_view\": %s",
 	       s->layout == XSR_LAYOUT_SEEKABLE ? "seekable" : "stream", xsr_kind_name(s->fh.kind), s->fh.version_major,
-	       s->fh.version_minor, s->fh.nr_vcpus, (unsigned long long)s->fh.nr_pages, (unsigned long long)s->zero_pages,
-	       (unsigned long long)s->data_pages, s->fh.flags & XSR_FF_PAGING_VIEW ? "true" : "false");
+	       s->fh.version_minor, s->fh.flags, s->fh.nr_vcpus, xsr_jdec(s->fh.nr_pages), xsr_jdec(s->zero_pages),
+	       xsr_jdec(s->data_pages), s->fh.flags & XSR_FF_PAGING_VIEW ? "true" : "false");
 	if (s->have_producer) {
 		printf(", \"producer\": {\"name\": ");
 		xsr_json_strn(stdout, s->producer.producer, sizeof(s->producer.producer));
@@ -94,21 +100,32 @@ static void print_json(const char *file, const struct scan *s)
 		xsr_json_strn(stdout, s->producer.hypervisor_version, sizeof(s->producer.hypervisor_version));
 		printf(", \"host\": ");
 		xsr_json_strn(stdout, s->producer.host, sizeof(s->producer.host));
-		printf("}");
+		printf(", \"producer_version\": %s}", xsr_jhex(s->producer.producer_version));
 	}
 	printf(", \"memory_runs\": [");
 	for (uint32_t i = 0; i < s->nruns; i++)
-		printf("%s{\"pfn\": %llu, \"count\": %llu}", i ? ", " : "", (unsigned long long)s->runs[i].pfn,
-		       (unsigned long long)s->runs[i].count);
+		printf("%s{\"pfn\": %s, \"last\": %s, \"count\": %s}", i ? ", " : "", xsr_jhex(s->runs[i].pfn),
+		       xsr_jhex(s->runs[i].pfn + s->runs[i].count - 1), xsr_jdec(s->runs[i].count));
 	printf("], \"sections\": [");
 	for (uint32_t i = 0; i < s->nsecs; i++) {
 		const struct scan_sec *x = &s->secs[i];
+		const char *t = xsr_section_name(x->sh_type);
 		printf("%s{\"name\": ", i ? ", " : "");
 		xsr_json_strn(stdout, x->name, sizeof(x->name));
-		printf(", \"type\": %u, \"code\": %d, \"offset\": %llu, \"size\": %llu, \"info\": %u}", x->sh_type,
-		       x->code == UINT32_MAX ? -1 : (int)x->code, (unsigned long long)x->offset, (unsigned long long)x->size, x->info);
+		printf(", \"type\": %u, \"type_name\": ", x->sh_type);
+		xsr_json_str(stdout, t ? t : "unknown");
+		printf(", \"code\": %d, \"vcpu\": ", x->code == UINT32_MAX ? -1 : (int)x->code);
+		if (x->code == XSR_SEC_VCPU)
+			printf("%u", x->info);
+		else
+			printf("null");
+		printf(", \"offset\": %s, \"size\": %s, \"info\": %u}", xsr_jhex(x->offset), xsr_jdec(x->size), x->info);
 	}
-	printf("], \"page_records\": %llu", (unsigned long long)s->page_records);
+	printf("], \"page_records\": %s, \"config\": ", xsr_jdec(s->page_records));
+	if (s->config)
+		xsr_json_str(stdout, s->config);
+	else
+		printf("null");
 	if (s->nxen)
 		print_xen(s, 1);
 	printf("}\n");
@@ -156,10 +173,10 @@ static void print_xen(const struct scan *s, int json)
 			xsr_json_str(stdout, xen_item(s, i, b1, sizeof(b1)));
 			printf(", \"type\": %u}", s->xen[i].type);
 		}
-		printf("], \"xen_page_types\": {");
+		printf("], \"xen_libxc_version\": %u, \"xen_page_types\": {", s->xen_libxc_version);
 		for (int t = 0, first = 1; t < 16; t++)
 			if (s->xen_types[t]) {
-				printf("%s\"%s\": %llu", first ? "" : ", ", types[t], (unsigned long long)s->xen_types[t]);
+				printf("%s\"%s\": %s", first ? "" : ", ", types[t], xsr_jdec(s->xen_types[t]));
 				first = 0;
 			}
 		printf("}");
@@ -244,17 +261,18 @@ static void print_text(const char *file, const struct scan *s)
 int cmd_info(int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{"json", no_argument, 0, 'j'}, {"vcpu", required_argument, 0, 'v'}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
+		{"json", no_argument, 0, 'j'}, {"vcpu", required_argument, 0, 'n'}, {"help", no_argument, 0, 'h'},
+		XSR_COMMON_OPTS, {0, 0, 0, 0}};
 	int json = 0, c;
 	struct scan s;
 	memset(&s, 0, sizeof(s));
 	s.want_vcpu = -1;
 	s.want_pfn = -1;
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "hj", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "hj" XSR_COMMON_SHORT, opts, NULL)) != -1) {
 		switch (c) {
 		case 'j': json = 1; break;
-		case 'v': {
+		case 'n': {
 			uint32_t v;
 			if (xsr_parse_vcpu("info", "--vcpu", optarg, &v) < 0)
 				return XSR_EXIT_USAGE;
@@ -262,7 +280,11 @@ int cmd_info(int argc, char **argv)
 			break;
 		}
 		case 'h': usage(stdout); return XSR_EXIT_OK;
-		default: usage(stderr); return XSR_EXIT_USAGE;
+		default:
+			if (xsr_common_opt(c))
+				break;
+			usage(stderr);
+			return XSR_EXIT_USAGE;
 		}
 	}
 	if (optind != argc - 1) {
@@ -282,6 +304,8 @@ int cmd_info(int argc, char **argv)
 		xsr_scan_free(&s);
 		return XSR_EXIT_FAIL;
 	}
+	xsr_detail("info", "%s: %s layout, %llu pages, %u sections", file,
+		   s.layout == XSR_LAYOUT_SEEKABLE ? "seekable" : "streamed", (unsigned long long)s.fh.nr_pages, s.nsecs);
 	if (s.want_vcpu >= 0)
 		print_vcpu(s.vcpu, json);
 	else if (json)

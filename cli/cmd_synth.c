@@ -18,31 +18,34 @@ static void usage(FILE *f)
 {
 	fprintf(f,
 		"usage: xsr synth --mem SIZE --vcpus N [--zero-fraction F] [--seed S]\n"
-		"                 [--stream] [--compress zstd|lz4] [--json] OUT\n"
+		"                 [--layout seekable|stream] [--compress zstd|lz4] [--json] OUT\n"
 		"       xsr synth --mem SIZE --vcpus N [--zero-fraction F] [--seed S] --check IMAGE\n\n"
 		"Write a deterministic synthetic domain (page content and registers are a\n"
 		"documented function of pfn, vCPU and seed) to OUT ('-' = stdout, streamed).\n"
-		"--stream forces the streamed layout on a regular file, and so does\n"
-		"--compress (only stream page batches are compressed).  --check restores\n"
-		"IMAGE into a synthetic domain of the same parameters and reports whether\n"
-		"every page and vCPU came back identical (exit 0) or not (exit 1).\n");
+		"--layout stream (or --stream) writes the streamed layout to a regular file,\n"
+		"and so does --compress (only stream page batches are compressed); without\n"
+		"--layout a regular file is seekable.  --json prints bytes, pages,\n"
+		"zero_pages and elapsed_ms.  --check restores IMAGE into a synthetic domain\n"
+		"of the same parameters and reports whether every page and vCPU came back\n"
+		"identical (exit 0) or not (exit 1).\n"
+		XSR_COMMON_HELP);
 }
 
 int cmd_synth(int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{"mem", required_argument, 0, 'm'}, {"vcpus", required_argument, 0, 'v'},
+		{"mem", required_argument, 0, 'm'}, {"vcpus", required_argument, 0, 'n'},
 		{"zero-fraction", required_argument, 0, 'z'}, {"seed", required_argument, 0, 's'},
-		{"stream", no_argument, 0, 'S'}, {"json", no_argument, 0, 'j'},
+		{"layout", required_argument, 0, 'L'}, {"stream", no_argument, 0, 'S'}, {"json", no_argument, 0, 'j'},
 		{"compress", required_argument, 0, 'c'}, {"check", required_argument, 0, 'C'},
-		{"help", no_argument, 0, 'h'}, {0, 0, 0, 0},
+		{"help", no_argument, 0, 'h'}, XSR_COMMON_OPTS, {0, 0, 0, 0},
 	};
 	struct xsr_synth_params p = {.nr_vcpus = 1, .seed = 1};
-	int stream = 0, json = 0, compress = 0, c;
+	int layout = 0, json = 0, compress = 0, c;
 	const char *check = NULL;
 	int64_t mem = -1;
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "h" XSR_COMMON_SHORT, opts, NULL)) != -1) {
 		switch (c) {
 		case 'm':
 			if ((mem = xsr_parse_size(optarg)) < 0 || mem % 4096) {
@@ -50,7 +53,7 @@ int cmd_synth(int argc, char **argv)
 				return XSR_EXIT_USAGE;
 			}
 			break;
-		case 'v': {
+		case 'n': {
 			char *e;
 			errno = 0;
 			unsigned long v = strtoul(optarg, &e, 10);
@@ -80,7 +83,11 @@ int cmd_synth(int argc, char **argv)
 			}
 			break;
 		}
-		case 'S': stream = 1; break;
+		case 'S': layout = XSR_LAYOUT_STREAM; break;
+		case 'L':
+			if ((layout = xsr_parse_layout("synth", "--layout", optarg)) < 0)
+				return XSR_EXIT_USAGE;
+			break;
 		case 'j': json = 1; break;
 		case 'C': check = optarg; break;
 		case 'c':
@@ -88,15 +95,28 @@ int cmd_synth(int argc, char **argv)
 				return XSR_EXIT_USAGE;
 			break;
 		case 'h': usage(stdout); return XSR_EXIT_OK;
-		default: usage(stderr); return XSR_EXIT_USAGE;
+		default:
+			if (xsr_common_opt(c))
+				break;
+			usage(stderr);
+			return XSR_EXIT_USAGE;
 		}
 	}
 	if (mem < 0 || (!check && optind != argc - 1) || (check && optind != argc)) {
 		usage(stderr);
 		return XSR_EXIT_USAGE;
 	}
-	if (compress && check) {
-		xsr_err("synth", "--compress is for writing an image, not --check");
+	if ((compress || layout) && check) {
+		xsr_err("synth", "--compress and --layout are for writing an image, not --check");
+		return XSR_EXIT_USAGE;
+	}
+	/* Compression is of stream page batches: --compress writes the streamed layout. */
+	if (compress && layout == XSR_LAYOUT_SEEKABLE) {
+		xsr_err("synth", "--compress makes a stream: it does not go with --layout seekable");
+		return XSR_EXIT_USAGE;
+	}
+	if (layout == XSR_LAYOUT_SEEKABLE && !xsr_out_regular(argv[optind])) {
+		xsr_err("synth", "%s: a seekable image needs a regular file", argv[optind]);
 		return XSR_EXIT_USAGE;
 	}
 	p.mem_bytes = (uint64_t)mem;
@@ -112,11 +132,15 @@ int cmd_synth(int argc, char **argv)
 			be->ops->close(be);
 			return XSR_EXIT_FAIL;
 		}
-		struct xsr_restore_opts ro = {0};
+		/* the restore engine's progress, as xsr restore shows it, labelled synth */
+		struct xsr_progress pg;
+		xsr_progress_init(&pg, "synth", "pages", json);
+		struct xsr_restore_opts ro = {.progress = xsr_progress_cb, .progress_ctx = &pg};
 		struct xsr_restore_stats rs;
 		uint64_t checked, bad;
 		xsr_synth_expect(be, NULL, NULL);
 		int rc = xsr_restore_domain(be, fd, &ro, &rs, err, sizeof(err));
+		xsr_progress_end(&pg);
 		xsr_synth_expect(be, &checked, &bad);
 		char be_err[256];
 		snprintf(be_err, sizeof(be_err), "%llu of %llu pages differ from the synthetic domain (first: %s)",
@@ -136,12 +160,15 @@ int cmd_synth(int argc, char **argv)
 		be->ops->close(be);
 		return XSR_EXIT_FAIL;
 	}
-	/* Compression is of stream page batches: --compress writes the streamed layout. */
+	struct xsr_progress pg;
+	xsr_progress_init(&pg, "synth", "pages", json);
 	struct xsr_save_opts so = {.kind = XSR_KIND_SAVE,
-				   .layout = stream || compress || xsr_out_streamed(&out) ? XSR_LAYOUT_STREAM : 0,
-				   .compress = (uint8_t)compress, .progress = isatty(2) && !out.is_stdout};
+				   .layout = layout == XSR_LAYOUT_STREAM || compress || xsr_out_streamed(&out)
+						 ? XSR_LAYOUT_STREAM : 0,
+				   .compress = (uint8_t)compress, .progress = xsr_progress_cb, .progress_ctx = &pg};
 	struct xsr_save_stats st;
 	int rc = xsr_save_domain(be, out.fd, &so, &st, err, sizeof(err));
+	xsr_progress_end(&pg);
 	be->ops->close(be);
 	if (rc < 0) {
 		xsr_err("synth", "%s: %s", argv[optind], err);
@@ -150,10 +177,14 @@ int cmd_synth(int argc, char **argv)
 	}
 	if (xsr_out_commit(&out, "synth") < 0)
 		return XSR_EXIT_FAIL;
+	xsr_detail("synth", "%s: %s layout%s, %llu pages (%llu zero), %llu octets, %.1f ms", argv[optind],
+		   so.layout == XSR_LAYOUT_STREAM ? "streamed" : "seekable", compress ? ", compressed" : "",
+		   (unsigned long long)st.pages, (unsigned long long)st.zero_pages, (unsigned long long)st.bytes,
+		   st.elapsed_ns / 1e6);
 	if (json)
 		fprintf(out.is_stdout ? stderr : stdout,
-			"{\"bytes\": %llu, \"pages\": %llu, \"zero_pages\": %llu, \"elapsed_ms\": %.3f}\n",
-			(unsigned long long)st.bytes, (unsigned long long)st.pages, (unsigned long long)st.zero_pages,
+			"{\"bytes\": %s, \"pages\": %s, \"zero_pages\": %s, \"elapsed_ms\": %.3f}\n",
+			xsr_jdec(st.bytes), xsr_jdec(st.pages), xsr_jdec(st.zero_pages),
 			st.elapsed_ns / 1e6);
 	return XSR_EXIT_OK;
 }

@@ -24,6 +24,9 @@ static const struct {
 	{"verify", cmd_verify, "check every checksum and structure of an image"},
 	{"convert", cmd_convert, "convert between seekable and streamed layouts"},
 	{"cat-page", cmd_cat_page, "write one guest page to stdout"},
+	{"ls", cmd_ls, "list page extents (zero or with data) and sections of an image"},
+	{"diff", cmd_diff, "which pages, vCPU fields and sections differ between two images"},
+	{"dump", cmd_dump, "write guest-physical or guest-virtual memory to stdout"},
 	{"vm", cmd_vm, "run and control a KVM test guest (start/status/pause/resume/stop)"},
 	{"save", cmd_save, "save a running guest to an image"},
 	{"restore", cmd_restore, "restore a guest from an image (full or --lazy)"},
@@ -113,10 +116,22 @@ int main(int argc, char **argv)
 		       XSR_VERSION_MAJOR, XSR_VERSION_MINOR);
 		return close_stdout(NULL, XSR_EXIT_OK);
 	}
+	/*
+	 * Seen here, not by each verb's option parser: a bad option before
+	 * --json still gets its error as JSON.  "--" ends the options.
+	 */
+	for (int i = 2; i < argc && strcmp(argv[i], "--"); i++)
+		if (!strcmp(argv[i], "--json"))
+			xsr_json_errors(argv[1]);
 	for (size_t i = 0; i < sizeof(verbs) / sizeof(verbs[0]); i++)
-		if (!strcmp(argv[1], verbs[i].name))
-			return close_stdout(verbs[i].name, verbs[i].fn(argc - 1, argv + 1));
-	fprintf(stderr, "xsr: unknown verb '%s'\n", argv[1]);
+		if (!strcmp(argv[1], verbs[i].name)) {
+			uint64_t t0 = xsr_now_ns();
+			int rc = close_stdout(verbs[i].name, xsr_json_error_exit(verbs[i].fn(argc - 1, argv + 1)));
+			/* --verbose, for every verb: how it ended and how long it took */
+			xsr_detail(verbs[i].name, "exit status %d after %.1f ms", rc, (xsr_now_ns() - t0) / 1e6);
+			return rc;
+		}
+	xsr_err(argv[1], "unknown verb");
 	usage(stderr);
-	return XSR_EXIT_USAGE;
+	return close_stdout(NULL, xsr_json_error_exit(XSR_EXIT_USAGE));
 }

@@ -224,7 +224,8 @@ static int sc_section(void *ctx, const struct xsr_record_header *rh, const void 
 	struct sctx *c = ctx;
 	struct scan *s = c->s;
 	uint32_t code = rh->sh_type == SHT_NOTE ? XSR_SEC_NOTES : rh->sh_type & XSR_SHT_CODE_MASK;
-	const char *nm = xsr_section_name(rh->sh_type);
+	/* Named as the seekable layout names it: one name in both layouts. */
+	const char *nm = xsr_section_elf_name(rh->sh_type);
 	uint64_t at = xsr_stream_offset(c->st) - ((((rh->sh_size) + 7) & ~7ull) + 8);
 	int rc = add_sec(s, nm ? nm : "?", rh->sh_type, code, rh->sh_info, at, rh->sh_size, rh->sh_entsize);
 	if (rc < 0)
@@ -356,6 +357,11 @@ static int scan_stream(int fd, const uint8_t *pre, size_t plen, struct scan *s, 
 		}
 	}
 out:
+	if (rc < 0) {
+		xsr_stream_error_at(c.st, &s->err_at);
+		s->err_at.code = rc;
+		s->err_at.message = NULL; /* the stream's, gone at close */
+	}
 	sb_free(&c.data);
 	free(c.base);
 	xsr_stream_close(c.st);

@@ -41,6 +41,8 @@ struct scan {
 	uint64_t xen_types[16];         /* pages by Xen pfn type (index bits 31..28) */
 	uint64_t stream_end;            /* stream: offset after END */
 	bool trailing;                  /* stream: data after END */
+	/* stream: where the reader's error lies (no message: it is in err) */
+	struct xsr_finding err_at;
 };
 
 /* Fill @s from @fd.  Returns 0 or <0 with @err set. */

@@ -158,6 +158,53 @@ const char *xsr_esc(const char *s, size_t max)
 	return b;
 }
 
+/*
+ * --json errors: the first message a verb gives through xsr_err() is kept,
+ * and xsr_json_error_exit() turns it into the one object on stdout.  The
+ * first, because later messages are mostly the consequences of the first.
+ */
+static struct {
+	int on, answered, stdout_data;
+	char verb[32];
+	char msg[4096];
+} jerr;
+
+void xsr_json_errors(const char *verb)
+{
+	jerr.on = 1;
+	snprintf(jerr.verb, sizeof(jerr.verb), "%s", verb);
+}
+
+void xsr_json_answered(void)
+{
+	jerr.answered = 1;
+}
+
+void xsr_stdout_is_data(void)
+{
+	jerr.stdout_data = 1;
+}
+
+int xsr_json_error_exit(int rc)
+{
+	if (!jerr.on || jerr.answered || rc == XSR_EXIT_OK)
+		return rc;
+	/* A verb that writes an image to stdout keeps it free of anything else. */
+	FILE *f = jerr.stdout_data ? stderr : stdout;
+	fprintf(f, "{\"error\":{\"verb\":");
+	xsr_json_str(f, jerr.verb);
+	fprintf(f, ",\"message\":");
+	if (jerr.msg[0])
+		xsr_json_str(f, jerr.msg);
+	else if (rc == XSR_EXIT_USAGE)
+		fprintf(f, "\"bad command line: see 'xsr %s --help'\"", jerr.verb[0] ? jerr.verb : "--");
+	else
+		fprintf(f, "\"failed (exit %d)\"", rc);
+	fprintf(f, ",\"exit\":%d}}\n", rc);
+	jerr.answered = 1;
+	return rc;
+}
+
 void xsr_err(const char *verb, const char *fmt, ...)
 {
 	/* Messages carry names and text from images: escaped like stdout. */
@@ -168,6 +215,9 @@ void xsr_err(const char *verb, const char *fmt, ...)
 	va_end(ap);
 	xsr_esc_to(esc, sizeof(esc), raw, sizeof(raw), 1);
 	fprintf(stderr, "xsr %s: %s\n", verb, esc);
+	/* raw: xsr_json_str() escapes what JSON must not carry */
+	if (jerr.on && !jerr.msg[0])
+		snprintf(jerr.msg, sizeof(jerr.msg), "%s", raw);
 }
 
 int xsr_open_in(const char *verb, const char *path)
@@ -204,6 +254,27 @@ void xsr_json_str(FILE *f, const char *s)
 	xsr_json_strn(f, s, SIZE_MAX);
 }
 
+static char *jring(void)
+{
+	static char ring[64][24];
+	static unsigned next;
+	return ring[next++ % 64];
+}
+
+const char *xsr_jhex(uint64_t v)
+{
+	char *b = jring();
+	snprintf(b, 24, "\"0x%" PRIx64 "\"", v);
+	return b;
+}
+
+const char *xsr_jdec(uint64_t v)
+{
+	char *b = jring();
+	snprintf(b, 24, "\"%" PRIu64 "\"", v);
+	return b;
+}
+
 /* "12 KiB", "127.9 MiB": a size for people, in @buf. */
 static const char *size_str(char buf[32], uint64_t octets)
 {
@@ -217,16 +288,19 @@ static const char *size_str(char buf[32], uint64_t octets)
 void xsr_paging_report(FILE *f, const struct xsr_paging_stats *st, uint32_t vcpu, int json)
 {
 	if (json) {
-		fprintf(f, "{\"vcpu\":%u,\"mappings\":%" PRIu64 ",\"octets\":%" PRIu64 ",\"kept\":%" PRIu64
-			   ",\"kept_octets\":%" PRIu64 ",\"kernel_octets\":%" PRIu64 ",\"direct_map\":%" PRIu64
-			   ",\"direct_octets\":%" PRIu64 ",\"left_out\":%" PRIu64 ",\"left_out_octets\":%" PRIu64
-			   ",\"left_out_start\":%" PRIu64 ",\"left_out_last\":%" PRIu64 ",\"left_out_kernel\":%" PRIu64
-			   ",\"left_out_direct\":%" PRIu64 ",\"left_out_repeats\":%" PRIu64 ",\"outside_pages\":%" PRIu64 ",\"tables\":%" PRIu64
-			   ",\"machine_frames\":%s,\"skip_start\":%" PRIu64 ",\"skip_end\":%" PRIu64 "}",
-			vcpu, st->mappings, st->octets, st->kept, st->kept_octets, st->kernel_octets, st->direct_map,
-			st->direct_octets, st->left_out, st->left_out_octets, st->left_out_start, st->left_out_last,
-			st->left_out_kernel, st->left_out_direct, st->left_out_repeats, st->outside_pages, st->tables,
-			st->machine_frames ? "true" : "false", st->skip_start, st->skip_end);
+		/* addresses as "0x...", counts and sizes as decimal strings (xsr(1), JSON OUTPUT) */
+		fprintf(f, "{\"vcpu\":%u,\"mappings\":%s,\"octets\":%s,\"kept\":%s"
+			   ",\"kept_octets\":%s,\"kernel_octets\":%s,\"direct_map\":%s"
+			   ",\"direct_octets\":%s,\"left_out\":%s,\"left_out_octets\":%s"
+			   ",\"left_out_start\":%s,\"left_out_last\":%s,\"left_out_kernel\":%s"
+			   ",\"left_out_direct\":%s,\"left_out_repeats\":%s,\"outside_pages\":%s,\"tables\":%s"
+			   ",\"machine_frames\":%s,\"skip_start\":%s,\"skip_end\":%s}",
+			vcpu, xsr_jdec(st->mappings), xsr_jdec(st->octets), xsr_jdec(st->kept), xsr_jdec(st->kept_octets),
+			xsr_jdec(st->kernel_octets), xsr_jhex(st->direct_map), xsr_jdec(st->direct_octets),
+			xsr_jdec(st->left_out), xsr_jdec(st->left_out_octets), xsr_jhex(st->left_out_start),
+			xsr_jhex(st->left_out_last), xsr_jdec(st->left_out_kernel), xsr_jdec(st->left_out_direct),
+			xsr_jdec(st->left_out_repeats), xsr_jdec(st->outside_pages), xsr_jdec(st->tables),
+			st->machine_frames ? "true" : "false", xsr_jhex(st->skip_start), xsr_jhex(st->skip_end));
 		return;
 	}
 	char a[32], b[32];
@@ -360,6 +434,7 @@ int xsr_out_open(struct xsr_outfile *o, const char *verb, const char *path)
 		}
 		o->fd = STDOUT_FILENO;
 		o->is_stdout = 1;
+		xsr_stdout_is_data();
 		return 0;
 	}
 	o->path = strdup(path);

@@ -278,7 +278,7 @@ class Image:
                               C["XSR_VERSION_MAJOR"]))
         if self.layout != C["XSR_LAYOUT_SEEKABLE"]:
             raise XsrError("%s: a streamed image has no offsets; convert it first: "
-                           "xsr convert %s OUT --to seekable" % (path, path))
+                           "xsr convert %s OUT --layout seekable" % (path, path))
         if phentsize != 56 or shentsize != 64 or self.e_phnum < 1:
             raise XsrError("%s: offset 0x36: bad program/section header sizes" % path)
         self.paging_view = bool(self.flags & C["XSR_FF_PAGING_VIEW"])

@@ -107,7 +107,9 @@ static void migrate_usage(FILE *f)
 		"first; without it (e.g. Xen built without shadow paging) the migration is\n"
 		"stop-and-copy, and says so.  Any failure before the hand-over resumes the\n"
 		"domain here.\n"
-		"Exit status: 0 migrated, 2 usage, 3 failed (guest still here), 4 split.\n");
+		"On a terminal, the rounds are shown on stderr (not with --quiet or --json).\n"
+		"Exit status: 0 migrated, 2 usage, 3 failed (guest still here), 4 split.\n"
+		XSR_COMMON_HELP);
 }
 
 static int connect_tcp(const char *host, const char *port, char *msg, size_t mlen);
@@ -144,10 +146,10 @@ static int migrate_xen(uint32_t domid, const char *host, const char *port, const
 		return XSR_EXIT_FAIL;
 	}
 	if (json)
-		printf("{\"domid\":%u,\"mode\":\"%s\",\"log_dirty\":\"%s\",\"total_bytes\":%" PRIu64
-		       ",\"pages\":%" PRIu64 ",\"suspend_ms\":%.1f,\"transfer_ms\":%.1f,\"receiver_load_ms\":%.1f"
+		printf("{\"domid\":%u,\"mode\":\"%s\",\"log_dirty\":\"%s\",\"total_bytes\":%s"
+		       ",\"pages\":%s,\"suspend_ms\":%.1f,\"transfer_ms\":%.1f,\"receiver_load_ms\":%.1f"
 		       ",\"downtime_ms\":%.1f,\"elapsed_ms\":%.1f,\"engine\":\"%s\"}\n",
-		       domid, st.mode, st.why, st.bytes, st.pages, st.suspend_ns / 1e6, st.transfer_ns / 1e6,
+		       domid, st.mode, st.why, xsr_jdec(st.bytes), xsr_jdec(st.pages), st.suspend_ns / 1e6, st.transfer_ns / 1e6,
 		       st.receiver_load_ns / 1e6, st.downtime_ns / 1e6, st.elapsed_ns / 1e6, st.native ? "native" : "libxl");
 	else
 		printf("migrated: domain %u, %s, %" PRIu64 " octets, downtime %.1f ms (suspend %.1f ms, transfer %.1f ms, "
@@ -189,14 +191,14 @@ int cmd_migrate(int argc, char **argv)
 	    {"compress", required_argument, NULL, 'c'}, {"max-downtime", required_argument, NULL, 'd'},
 	    {"min-rounds", required_argument, NULL, 'm'}, {"max-rounds", required_argument, NULL, 'M'},
 	    {"json", no_argument, NULL, 'j'},         {"help", no_argument, NULL, 'h'},
-	    {NULL, 0, NULL, 0}};
+	    XSR_COMMON_OPTS,                          {NULL, 0, NULL, 0}};
 	const char *compress = "none";
 	unsigned long postcopy_rounds = 1, min_rounds = 1, max_rounds = 5, max_downtime = 0;
 	int postcopy = 0, json = 0, o;
 	char host[256], port[32], msg[512], req[512], *reply = NULL, *end;
 
 	optind = 1;
-	while ((o = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+	while ((o = getopt_long(argc, argv, "h" XSR_COMMON_SHORT, opts, NULL)) != -1) {
 		switch (o) {
 		case 'p':
 			postcopy = 1;
@@ -230,6 +232,8 @@ int cmd_migrate(int argc, char **argv)
 			migrate_usage(stdout);
 			return XSR_EXIT_OK;
 		default:
+			if (xsr_common_opt(o))
+				break;
 			migrate_usage(stderr);
 			return XSR_EXIT_USAGE;
 		}
@@ -269,7 +273,8 @@ int cmd_migrate(int argc, char **argv)
 		xsr_err("migrate", "%s (is `xsr receive` listening there?)", msg);
 		return XSR_EXIT_FAIL;
 	}
-	int progress = isatty(2) && !json;
+	int progress = isatty(2) && !json && xsr_verbosity >= 0;
+	xsr_detail("migrate", "%s -> %s:%s (compress %s%s)", sock, host, port, compress, postcopy ? ", post-copy" : "");
 	const char *cut = NULL;
 #if XSR_TESTHOOKS
 	cut = getenv("XSR_MIG_TEST_CUT_SENDER");
@@ -341,7 +346,9 @@ static void receive_usage(FILE *f)
 		"libxl, paused as NAME--incoming; once the sender has given its copy up\n"
 		"(RELEASED) it is renamed NAME and unpaused (--paused: left paused), and the\n"
 		"new domain id is printed.  Without RELEASED it is destroyed.\n"
-		"Exit status: 0 received, 2 usage, 3 failed.\n");
+		"The 'listening on' line is printed even with --quiet (it tells the port).\n"
+		"Exit status: 0 received, 2 usage, 3 failed.\n"
+		XSR_COMMON_HELP);
 }
 
 static uint64_t mem_available(void)
@@ -390,10 +397,10 @@ static int recv_build(struct xsr_vmm *v, void *arg, char *msg, size_t msglen)
 	if (xsr_vmm_parse_config(v, xsr_kvm_config(v->be)) < 0)
 		fprintf(v->log, "receive: no xsr VMM config in the stream: status shows no counters\n");
 	snprintf(msg, msglen,
-		 "{\"bytes\":%" PRIu64 ",\"pages\":%" PRIu64 ",\"zero_pages\":%" PRIu64 ",\"rounds\":%" PRIu64
-		 ",\"postcopy\":%s,\"postcopy_pages\":%" PRIu64 ",\"faults\":%" PRIu64 ",\"load_ms\":%.3f}",
-		 c->st.bytes, c->st.pages, c->st.zero_pages, c->st.rounds, c->st.postcopy ? "true" : "false",
-		 c->st.postcopy_pages, c->st.faults, c->st.load_ns / 1e6);
+		 "{\"bytes\":%s,\"pages\":%s,\"zero_pages\":%s,\"rounds\":%" PRIu64
+		 ",\"postcopy\":%s,\"postcopy_pages\":%s,\"faults\":%s,\"load_ms\":%.3f}",
+		 xsr_jdec(c->st.bytes), xsr_jdec(c->st.pages), xsr_jdec(c->st.zero_pages), c->st.rounds,
+		 c->st.postcopy ? "true" : "false", xsr_jdec(c->st.postcopy_pages), xsr_jdec(c->st.faults), c->st.load_ns / 1e6);
 	return 0;
 }
 
@@ -446,7 +453,7 @@ static int xen_in_commit(void *ctx, char *err, size_t errlen)
 	struct xsr_xen_stats st;
 
 	if (lseek(x->img, 0, SEEK_SET) != 0 ||
-	    xsr_xen_restore(x->img, 1, "--incoming", &st, err, errlen) < 0) {
+	    xsr_xen_restore(x->img, 1, "--incoming", NULL, NULL, &st, err, errlen) < 0) {
 		snprintf(x->err, sizeof(x->err), "restoring into Xen: %s", err);
 		return XSR_E_BACKEND;
 	}
@@ -506,9 +513,9 @@ static int receive_xen(struct recv_ctx *c, int paused, int json, const char *ph,
 	}
 	close(c->conn);
 	if (json)
-		printf("{\"domid\":%u,\"bytes\":%" PRIu64 ",\"pages\":%" PRIu64 ",\"zero_pages\":%" PRIu64
+		printf("{\"domid\":%u,\"bytes\":%s,\"pages\":%s,\"zero_pages\":%s"
 		       ",\"restore_ms\":%.1f,\"paused\":%s}\n",
-		       x.domid, c->st.bytes, c->st.pages, c->st.zero_pages, x.restore_ns / 1e6, paused ? "true" : "false");
+		       x.domid, xsr_jdec(c->st.bytes), xsr_jdec(c->st.pages), xsr_jdec(c->st.zero_pages), x.restore_ns / 1e6, paused ? "true" : "false");
 	else
 		printf("%u\n", x.domid);
 	return 0;
@@ -519,16 +526,17 @@ int cmd_receive(int argc, char **argv)
 	static const struct option opts[] = {
 	    {"control", required_argument, NULL, 'c'}, {"to-file", required_argument, NULL, 'f'},
 	    {"once", no_argument, NULL, '1'},          {"json", no_argument, NULL, 'j'},
-	    {"max-mem", required_argument, NULL, 'm'}, {"max-vcpus", required_argument, NULL, 'v'},
+	    {"max-mem", required_argument, NULL, 'm'}, {"max-vcpus", required_argument, NULL, 'n'},
 	    {"xen", no_argument, NULL, 'X'},           {"paused", no_argument, NULL, 'P'},
-	    {"help", no_argument, NULL, 'h'},          {NULL, 0, NULL, 0}};
+	    {"help", no_argument, NULL, 'h'},          XSR_COMMON_OPTS,
+	    {NULL, 0, NULL, 0}};
 	const char *sock = NULL, *file = NULL;
 	int once = 0, json = 0, o, rc = XSR_EXIT_FAIL, xen = 0, paused = 0;
 	char host[256], port[32], bound[160], msg[2048], *end;
 	struct recv_ctx c = {.listen_fd = -1, .conn = -1, .o = {.out_fd = -1, .max_vcpus = 64}};
 
 	optind = 1;
-	while ((o = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+	while ((o = getopt_long(argc, argv, "h" XSR_COMMON_SHORT, opts, NULL)) != -1) {
 		switch (o) {
 		case 'c':
 			sock = optarg;
@@ -557,7 +565,7 @@ int cmd_receive(int argc, char **argv)
 			c.o.mem_limit = (uint64_t)v;
 			break;
 		}
-		case 'v': {
+		case 'n': {
 			errno = 0;
 			unsigned long v = strtoul(optarg, &end, 10);
 			if (*end || errno || strchr(optarg, '-') || v < 1 || v > XSR_MAX_VCPUS) {
@@ -571,6 +579,8 @@ int cmd_receive(int argc, char **argv)
 			receive_usage(stdout);
 			return XSR_EXIT_OK;
 		default:
+			if (xsr_common_opt(o))
+				break;
 			receive_usage(stderr);
 			return XSR_EXIT_USAGE;
 		}
@@ -641,9 +651,8 @@ int cmd_receive(int argc, char **argv)
 				if (json) {
 					printf("{\"file\":");
 					xsr_json_str(stdout, file);
-					printf(",\"bytes\":%" PRIu64 ",\"pages\":%" PRIu64 ",\"zero_pages\":%" PRIu64
-					       ",\"rounds\":%" PRIu64 "}\n",
-					       c.st.bytes, c.st.pages, c.st.zero_pages, c.st.rounds);
+					printf(",\"bytes\":%s,\"pages\":%s,\"zero_pages\":%s,\"rounds\":%" PRIu64 "}\n",
+					       xsr_jdec(c.st.bytes), xsr_jdec(c.st.pages), xsr_jdec(c.st.zero_pages), c.st.rounds);
 				}
 				rc = XSR_EXIT_OK;
 				break;
@@ -696,7 +705,7 @@ int cmd_receive(int argc, char **argv)
 		c.conn = -1;
 		if (once)
 			break;
-		fprintf(stderr, "xsr receive: listening on %s for a retry\n", bound);
+		xsr_note("receive", "listening on %s for a retry", bound);
 	}
 	close(c.listen_fd);
 	return rc;

@@ -38,14 +38,18 @@ static void usage(FILE *f)
 		"\n"
 		"Without --control, FILE (an image of a Xen domain: xsr save DOMID, or xsr\n"
 		"import of an xl save) is restored into Xen through libxl, and the new\n"
-		"domain id is printed.\n");
+		"domain id is printed.\n"
+		"\n"
+		"On a terminal, progress is shown on stderr (not with --quiet, --json or\n"
+		"--lazy).\n"
+		XSR_COMMON_HELP);
 }
 
 struct restore_ctx {
 	int fd;
 	int lazy;
-	int progress;
 	int paused;
+	struct xsr_progress pg; /* decided here, drawn by the VMM while it builds */
 };
 
 static int restore_build(struct xsr_vmm *v, void *arg, char *msg, size_t msglen)
@@ -70,9 +74,10 @@ static int restore_build(struct xsr_vmm *v, void *arg, char *msg, size_t msglen)
 		if (r == 0)
 			c->fd = -1; /* the lazy handle reads it until the prefetch ends */
 	} else {
-		struct xsr_restore_opts o = {.progress = c->progress};
+		struct xsr_restore_opts o = {.progress = xsr_progress_cb, .progress_ctx = &c->pg};
 
 		r = xsr_restore_domain(v->be, c->fd, &o, &st, msg, msglen);
+		xsr_progress_end(&c->pg);
 		close(c->fd); /* every octet is in guest memory now */
 		c->fd = -1;
 	}
@@ -87,9 +92,8 @@ static int restore_build(struct xsr_vmm *v, void *arg, char *msg, size_t msglen)
 		fprintf(v->log, "restore: no xsr VMM config in the image: status shows no "
 				"counters\n");
 	snprintf(msg, msglen,
-		 "{\"bytes\":%" PRIu64 ",\"pages\":%" PRIu64 ",\"zero_pages\":%" PRIu64
-		 ",\"elapsed_ms\":%.3f}",
-		 st.bytes, st.pages, st.zero_pages, st.elapsed_ns / 1e6);
+		 "{\"bytes\":%s,\"pages\":%s,\"zero_pages\":%s,\"elapsed_ms\":%.3f}",
+		 xsr_jdec(st.bytes), xsr_jdec(st.pages), xsr_jdec(st.zero_pages), st.elapsed_ns / 1e6);
 	return 0;
 }
 
@@ -99,6 +103,7 @@ static int restore_build(struct xsr_vmm *v, void *arg, char *msg, size_t msglen)
  */
 static int restore_xen(const char *file, int paused, int json, int lazy)
 {
+	struct xsr_progress pg;
 	struct xsr_xen_stats st;
 	char err[1024] = "";
 	int fd;
@@ -112,15 +117,19 @@ static int restore_xen(const char *file, int paused, int json, int lazy)
 	}
 	if ((fd = xsr_open_in(VERB, file)) < 0)
 		return XSR_EXIT_FAIL;
-	if (xsr_xen_restore(fd, paused, NULL, &st, err, sizeof(err)) < 0) {
+	xsr_progress_init(&pg, VERB, "pages", json);
+	xsr_detail(VERB, "%s into Xen%s", file, paused ? ", paused" : "");
+	int rc = xsr_xen_restore(fd, paused, NULL, xsr_progress_cb, &pg, &st, err, sizeof(err));
+	xsr_progress_end(&pg);
+	if (rc < 0) {
 		xsr_err(VERB, "%s: Xen restore: %s (a KVM image needs --control SOCK)", file, err);
 		close(fd);
 		return XSR_EXIT_FAIL;
 	}
 	close(fd);
 	if (json)
-		printf("{\"domid\":%u,\"bytes\":%" PRIu64 ",\"export_ms\":%.3f,\"libxl_ms\":%.3f,\"elapsed_ms\":%.3f}\n",
-		       st.domid, st.bytes, st.transcode_ns / 1e6, st.suspend_ns / 1e6, st.elapsed_ns / 1e6);
+		printf("{\"domid\":%u,\"bytes\":%s,\"export_ms\":%.3f,\"libxl_ms\":%.3f,\"elapsed_ms\":%.3f}\n",
+		       st.domid, xsr_jdec(st.bytes), st.transcode_ns / 1e6, st.suspend_ns / 1e6, st.elapsed_ns / 1e6);
 	else
 		printf("%s: restored into Xen domain %u (%" PRIu64 " octets, %.1f ms)%s\n", file, st.domid, st.bytes,
 		       st.elapsed_ns / 1e6, paused ? ", paused" : "");
@@ -132,7 +141,8 @@ int cmd_restore(int argc, char **argv)
 	static const struct option opts[] = {
 	    {"control", required_argument, NULL, 'c'}, {"lazy", no_argument, NULL, 'l'},
 	    {"paused", no_argument, NULL, 'p'},	       {"json", no_argument, NULL, 'j'},
-	    {"help", no_argument, NULL, 'h'},	       {NULL, 0, NULL, 0}};
+	    {"help", no_argument, NULL, 'h'},	       XSR_COMMON_OPTS,
+	    {NULL, 0, NULL, 0}};
 	struct restore_ctx c = {.fd = -1};
 	const char *sock = NULL, *file;
 	char msg[2048];
@@ -141,7 +151,7 @@ int cmd_restore(int argc, char **argv)
 	uint64_t t0 = xsr_now_ns();
 
 	optind = 1;
-	while ((o = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+	while ((o = getopt_long(argc, argv, "h" XSR_COMMON_SHORT, opts, NULL)) != -1) {
 		switch (o) {
 		case 'c':
 			sock = optarg;
@@ -159,6 +169,8 @@ int cmd_restore(int argc, char **argv)
 			usage(stdout);
 			return XSR_EXIT_OK;
 		default:
+			if (xsr_common_opt(o))
+				break;
 			usage(stderr);
 			return XSR_EXIT_USAGE;
 		}
@@ -187,8 +199,10 @@ int cmd_restore(int argc, char **argv)
 			return XSR_EXIT_USAGE;
 		}
 	}
-	c.progress = !c.lazy && isatty(2);
-	if (xsr_vmm_spawn(sock, restore_build, &c, c.progress, &pid, msg, sizeof(msg)) < 0) {
+	xsr_progress_init(&c.pg, VERB, "pages", json);
+	c.pg.on &= !c.lazy; /* a lazy restore loads pages after the guest runs */
+	xsr_detail(VERB, "%s into a VMM on %s%s", file, sock, c.lazy ? ", lazily" : "");
+	if (xsr_vmm_spawn(sock, restore_build, &c, c.pg.on, &pid, msg, sizeof(msg)) < 0) {
 		xsr_err(VERB, "%s: %s", file, msg);
 		if (c.fd > 0)
 			close(c.fd);
@@ -205,10 +219,9 @@ int cmd_restore(int argc, char **argv)
 		xsr_json_u64(msg, "bytes", &bytes);
 		xsr_json_u64(msg, "pages", &pages);
 		xsr_json_u64(msg, "zero_pages", &zero);
-		printf("{\"pid\":%d,\"lazy\":%s,\"bytes\":%" PRIu64 ",\"pages\":%" PRIu64
-		       ",\"zero_pages\":%" PRIu64
+		printf("{\"pid\":%d,\"lazy\":%s,\"bytes\":%s,\"pages\":%s,\"zero_pages\":%s"
 		       ",\"elapsed_ms\":%.3f,\"time_to_running_ms\":%.3f}\n",
-		       (int)pid, c.lazy ? "true" : "false", bytes, pages, zero,
+		       (int)pid, c.lazy ? "true" : "false", xsr_jdec(bytes), xsr_jdec(pages), xsr_jdec(zero),
 		       e ? strtod(e + 13, NULL) : 0.0, ttr);
 	} else {
 		printf("%d\n", (int)pid);

@@ -138,6 +138,9 @@ static int from_image(struct xsr_backend *be, int fd, const struct xsr_restore_o
 	 */
 	if ((rc = xsr_image_check_index(img)) < 0)
 		goto img_err;
+	uint64_t total = 0, done = 0;
+	for (uint32_t r = 0; r < info.nr_runs; r++)
+		total += info.runs[r].count;
 	for (uint32_t r = 0; r < info.nr_runs; r++) {
 		for (uint64_t i = 0; i < info.runs[r].count; i += CHUNK) {
 			uint32_t n = (uint32_t)(info.runs[r].count - i < CHUNK ? info.runs[r].count - i : CHUNK);
@@ -192,12 +195,11 @@ static int from_image(struct xsr_backend *be, int fd, const struct xsr_restore_o
 				st->bytes += len;
 				k += m;
 			}
+			done += n;
+			if (o->progress)
+				o->progress(o->progress_ctx, done, total);
 		}
-		if (o->progress)
-			fprintf(stderr, "\rrestore: run %u/%u", r + 1, info.nr_runs);
 	}
-	if (o->progress)
-		fputc('\n', stderr);
 	for (uint32_t v = 0; v < info.nr_vcpus; v++) {
 		if ((rc = xsr_image_vcpu(img, v, vs)) < 0)
 			goto img_err;
@@ -227,6 +229,7 @@ struct rs {
 	struct xsr_memrun *runs;
 	struct xsr_vcpu_state *vs;
 	struct xsr_restore_stats *st;
+	const struct xsr_restore_opts *o;
 	bool created;
 	char *err;
 	size_t errlen;
@@ -313,13 +316,16 @@ static int rs_pages(void *ctx, const uint64_t *pfns, uint32_t n, const uint8_t *
 		c->st->bytes += (uint64_t)(j - i) * XSR_PAGE_SIZE;
 		i = j;
 	}
+	/* The header's page count is the total; a later copy of a page may count twice (clamped). */
+	if (c->o->progress && c->fh)
+		c->o->progress(c->o->progress_ctx, c->st->pages + c->st->zero_pages, c->fh->nr_pages);
 	return 0;
 }
 
 static int from_stream(struct xsr_backend *be, int fd, const void *pre, size_t plen,
 		       const struct xsr_restore_opts *o, struct xsr_restore_stats *st, char *err, size_t errlen)
 {
-	struct rs c = {.be = be, .st = st, .err = err, .errlen = errlen};
+	struct rs c = {.be = be, .st = st, .o = o, .err = err, .errlen = errlen};
 	const struct xsr_stream_ops sops = {.header = rs_header, .section = rs_section, .pages = rs_pages};
 	int rc;
 	if (!(c.vs = malloc(sizeof(*c.vs)))) {

@@ -8,7 +8,9 @@
 #include "../backends/backend.h"
 
 struct xsr_restore_opts {
-	int progress;     /* progress on stderr */
+	/* Called as pages come in (done, total pages); NULL: none.  The engine prints nothing. */
+	void (*progress)(void *ctx, uint64_t done, uint64_t total);
+	void *progress_ctx;
 	int use_mmap;     /* seekable: let the backend take MAP_PRIVATE runs (see map_image) */
 	int no_start;     /* load everything but do not call ops->start */
 };

@@ -40,7 +40,10 @@ static void usage(FILE *f, const char *verb, int kind)
 			"\n"
 			"DOMID (or xen:DOMID) is a Xen domain (run in dom0): its memory is mapped\n"
 			"in batches while it is paused, and the P2M section gives each pfn's frame\n"
-			"(--paging reads a PV guest's page tables through it).\n");
+			"(--paging reads a PV guest's page tables through it).\n"
+			"\n"
+			"On a terminal, progress is shown on stderr (not with --quiet or --json).\n"
+			XSR_COMMON_HELP);
 	else
 		fprintf(f,
 			"usage: xsr save vm:SOCK|DOMID FILE [--stop] [--live] [--json] [--compress zstd|lz4]\n"
@@ -56,7 +59,10 @@ static void usage(FILE *f, const char *verb, int kind)
 			"DOMID (or xen:DOMID) is a Xen domain (run in dom0): libxl suspends it and\n"
 			"its stream is transcoded into FILE on the fly.  Without --stop the domain\n"
 			"resumes afterwards; with --stop it is destroyed once FILE is safe (xl save).\n"
-			"Xen saves are stop-and-copy: --live is refused (no log-dirty here).\n");
+			"Xen saves are stop-and-copy: --live is refused (no log-dirty here).\n"
+			"\n"
+			"On a terminal, progress is shown on stderr (not with --quiet or --json).\n"
+			XSR_COMMON_HELP);
 	(void)verb;
 }
 
@@ -120,12 +126,16 @@ static int xsr_xen_capture(const char *verb, int kind, uint32_t domid, const cha
 		return XSR_EXIT_FAIL;
 	if (kind == XSR_KIND_CORE) {
 		struct xsr_backend *be;
-		struct xsr_save_opts o = {.kind = XSR_KIND_CORE, .progress = isatty(2)};
+		struct xsr_progress pg;
+		xsr_progress_init(&pg, verb, "pages", json);
+		struct xsr_save_opts o = {.kind = XSR_KIND_CORE, .progress = xsr_progress_cb, .progress_ctx = &pg};
 		struct xsr_save_stats st;
 		uint64_t t0 = xsr_now_ns();
 		int orc = xsr_xen_open(&be, domid, err, sizeof(err));
 		open_ms = (xsr_now_ns() - t0) / 1e6;
-		if (orc < 0 || xsr_save_domain(be, out.fd, &o, &st, err, sizeof(err)) < 0) {
+		orc = orc < 0 ? orc : xsr_save_domain(be, out.fd, &o, &st, err, sizeof(err));
+		xsr_progress_end(&pg);
+		if (orc < 0) {
 			if (be)
 				be->ops->close(be);
 			xsr_err(verb, "domain %u: %s", domid, err);
@@ -170,19 +180,19 @@ static int xsr_xen_capture(const char *verb, int kind, uint32_t domid, const cha
 	/* A Xen save is counted by libxl, not page by page: no pages/zero_pages (xsr info has them). */
 	double total_ms = (xsr_now_ns() - t_start) / 1e6;
 	if (json && kind == XSR_KIND_CORE) {
-		fprintf(sf, "{\"bytes\":%" PRIu64 ",\"pages\":%" PRIu64 ",\"zero_pages\":%" PRIu64
+		fprintf(sf, "{\"bytes\":%s,\"pages\":%s,\"zero_pages\":%s"
 			    ",\"pause_ms\":%.3f,\"elapsed_ms\":%.3f,\"open_ms\":%.3f,\"total_ms\":%.3f,\"domid\":%u",
-			bytes, pages, zero, pms, ems, open_ms, total_ms, domid);
+			xsr_jdec(bytes), xsr_jdec(pages), xsr_jdec(zero), pms, ems, open_ms, total_ms, domid);
 		if (paging) {
 			fprintf(sf, ",\"paging\":");
 			xsr_paging_report(sf, &pst, pvcpu, 1);
 		}
 		fprintf(sf, "}\n");
 	} else if (json)
-		fprintf(sf, "{\"bytes\":%" PRIu64 ",\"suspend_ms\":%.3f,\"transcode_ms\":%.3f,\"elapsed_ms\":%.3f,"
+		fprintf(sf, "{\"bytes\":%s,\"suspend_ms\":%.3f,\"transcode_ms\":%.3f,\"elapsed_ms\":%.3f,"
 			    "\"commit_ms\":%.3f,\"finish_ms\":%.3f,\"total_ms\":%.3f,\"domid\":%u,\"destroyed\":%s,"
 			    "\"overlapped\":%s,\"engine\":\"%s\"}\n",
-			bytes, pms, xms, ems, commit_ms, finish_ms, total_ms, domid, stop ? "true" : "false",
+			xsr_jdec(bytes), pms, xms, ems, commit_ms, finish_ms, total_ms, domid, stop ? "true" : "false",
 			overlapped ? "true" : "false", native ? "native" : "libxl");
 	else if (kind == XSR_KIND_CORE) {
 		fprintf(sf, "%s: %" PRIu64 " octets, %" PRIu64 " pages (%" PRIu64 " zero), Xen domain %u paused %.1f ms, %.1f ms in all\n",
@@ -202,9 +212,10 @@ static int capture_main(const char *verb, int kind, int argc, char **argv)
 					     {"json", no_argument, NULL, 'j'},
 					     {"compress", required_argument, NULL, 'c'},
 					     {"paging", no_argument, NULL, 'p'},
-					     {"vcpu", required_argument, NULL, 'v'},
+					     {"vcpu", required_argument, NULL, 'n'},
 					     {"vmcoreinfo", required_argument, NULL, 'V'},
 					     {"help", no_argument, NULL, 'h'},
+					     XSR_COMMON_OPTS,
 					     {NULL, 0, NULL, 0}};
 	const char *sock, *file, *compress = "none";
 	int stop = 0, live = 0, json = 0, paging = 0, o, fds[2], nfds = 1, rc = XSR_EXIT_FAIL;
@@ -215,7 +226,7 @@ static int capture_main(const char *verb, int kind, int argc, char **argv)
 	uint64_t bytes = 0, pages = 0, zero = 0;
 
 	optind = 1;
-	while ((o = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+	while ((o = getopt_long(argc, argv, "h" XSR_COMMON_SHORT, opts, NULL)) != -1) {
 		switch (o) {
 		case 's':
 			if (kind == XSR_KIND_CORE) {
@@ -237,18 +248,19 @@ static int capture_main(const char *verb, int kind, int argc, char **argv)
 				return XSR_EXIT_USAGE;
 			}
 			free(vmci);
+			/* a file that cannot be read is a failure (3), like an input (xsr(1), EXIT STATUS) */
 			if (xsr_read_file(verb, optarg, XSR_MAX_VMCOREINFO, &vmci, &l) < 0)
-				return XSR_EXIT_USAGE;
+				return XSR_EXIT_FAIL;
 			vmci_len = (uint32_t)l;
 			break;
 		}
 		case 'p':
-		case 'v':
+		case 'n':
 			if (kind != XSR_KIND_CORE) {
 				xsr_err(verb, "--paging and --vcpu are for xsr core");
 				return XSR_EXIT_USAGE;
 			}
-			if (o == 'v') {
+			if (o == 'n') {
 				char *e;
 				pvcpu = strtoul(optarg, &e, 0);
 				if (*e || e == optarg || strchr(optarg, '-') || pvcpu >= XSR_MAX_VCPUS) {
@@ -270,6 +282,8 @@ static int capture_main(const char *verb, int kind, int argc, char **argv)
 			usage(stdout, verb, kind);
 			return XSR_EXIT_OK;
 		default:
+			if (xsr_common_opt(o))
+				break;
 			usage(stderr, verb, kind);
 			return XSR_EXIT_USAGE;
 		}
@@ -304,8 +318,12 @@ static int capture_main(const char *verb, int kind, int argc, char **argv)
 		return XSR_EXIT_FAIL;
 
 	fds[0] = out.fd;
-	if (isatty(2))
+	/* The VMM draws the progress on our stderr (xsr_progress rules: a tty, not --quiet or --json). */
+	struct xsr_progress pg;
+	xsr_progress_init(&pg, verb, "pages", json);
+	if (pg.on)
 		fds[nfds++] = 2;
+	xsr_detail(verb, "%s -> %s (%s)", argv[optind], file, xsr_out_streamed(&out) || strcmp(compress, "none") ? "streamed" : "seekable");
 	/*
 	 * Stdout, a FIFO or a device gets a stream, as '-' promises: stdout
 	 * redirected to a file is write-only and a seekable image is read back.
@@ -352,15 +370,15 @@ static int capture_main(const char *verb, int kind, int argc, char **argv)
 
 	if (json) {
 		fprintf(sf,
-			"{\"bytes\":%" PRIu64 ",\"pages\":%" PRIu64 ",\"zero_pages\":%" PRIu64
-			",\"pause_ms\":%.3f,\"elapsed_ms\":%.3f",
-			bytes, pages, zero, pms, ems);
+			"{\"bytes\":%s,\"pages\":%s,\"zero_pages\":%s,\"pause_ms\":%.3f,\"elapsed_ms\":%.3f",
+			xsr_jdec(bytes), xsr_jdec(pages), xsr_jdec(zero), pms, ems);
 		if (paging) {
 			fprintf(sf, ",\"paging\":");
 			xsr_paging_report(sf, &pst, (uint32_t)pvcpu, 1);
 		}
 		fprintf(sf, "}\n");
-	} else {
+	} else if (sf != stderr || xsr_verbosity >= 0) {
+		/* (with FILE '-' the summary is a note: --quiet drops it) */
 		fprintf(sf,
 			"%s: %" PRIu64 " octets, %" PRIu64 " pages (%" PRIu64
 			" zero), guest paused %.1f ms, %.1f ms in all%s\n",

@@ -28,23 +28,16 @@ struct savectx {
 	struct xsr_writer *w;
 	const struct xsr_domain_info *info;
 	uint64_t total_slots, done;
-	int progress;
-	uint64_t last_pct;
+	const struct xsr_save_opts *o;
 	uint8_t *bounce;  /* stream + running: pages are copied before checksumming */
 	char *err;
 	size_t errlen;
 };
 
-static void progress(struct savectx *c, const char *what)
+static void progress(struct savectx *c)
 {
-	if (!c->progress || !c->total_slots)
-		return;
-	uint64_t pct = c->done * 100 / c->total_slots;
-	if (pct != c->last_pct || c->done == c->total_slots) {
-		fprintf(stderr, "\r%s: %3llu%% (%llu/%llu MiB)", what, (unsigned long long)pct,
-			(unsigned long long)(c->done >> 8), (unsigned long long)(c->total_slots >> 8));
-		c->last_pct = pct;
-	}
+	if (c->o->progress && c->total_slots)
+		c->o->progress(c->o->progress_ctx, c->done, c->total_slots);
 }
 
 /* Send pages [pfn, pfn+n) of one run. */
@@ -90,7 +83,7 @@ static int send_range(struct savectx *c, uint64_t pfn, uint64_t n)
 			return rc;
 		}
 		c->done += m;
-		progress(c, "save");
+		progress(c);
 	}
 	return 0;
 }
@@ -150,8 +143,7 @@ int xsr_save_domain(struct xsr_backend *be, int fd, const struct xsr_save_opts *
 	uint64_t *bm = NULL;
 	int paused = 0, dirty = 0, rc;
 	uint64_t t0 = xsr_now_ns(), tp = 0;
-	struct savectx c = {.be = be, .info = &info, .progress = o->progress, .err = err, .errlen = errlen,
-			    .last_pct = ~0ull};
+	struct savectx c = {.be = be, .info = &info, .o = o, .err = err, .errlen = errlen};
 	memset(st, 0, sizeof(*st));
 	if ((rc = ops->describe(be, &info)) < 0) {
 		snprintf(err, errlen, "describing the domain: %s", ops->error(be));
@@ -266,8 +258,6 @@ int xsr_save_domain(struct xsr_backend *be, int fd, const struct xsr_save_opts *
 	st->pages = ws.pages;
 	st->zero_pages = ws.zero_pages;
 out:
-	if (c.progress && c.total_slots)
-		fputc('\n', stderr);
 	if (dirty)
 		ops->dirty_stop(be);
 	if (paused && (rc < 0 || !o->leave_paused)) {

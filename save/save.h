@@ -12,7 +12,9 @@ struct xsr_save_opts {
 	uint8_t layout;    /* 0: from the fd */
 	uint8_t compress;  /* stream page batches */
 	int leave_paused;  /* do not resume at the end (save --stop) */
-	int progress;      /* print progress to stderr */
+	/* Called as pages go out (done, total pages); NULL: none.  The engine prints nothing. */
+	void (*progress)(void *ctx, uint64_t done, uint64_t total);
+	void *progress_ctx;
 	int live;          /* pre-copy rounds before the final pause */
 };
 

@@ -23,7 +23,8 @@ demo: deps
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include/xsrelf \
-	    $(DESTDIR)$(PREFIX)/share/man/man1 $(DESTDIR)$(PREFIX)/share/xsrelf/gdb $(DESTDIR)$(PREFIX)/lib/pkgconfig
+	    $(DESTDIR)$(PREFIX)/share/man/man1 $(DESTDIR)$(PREFIX)/share/xsrelf/gdb $(DESTDIR)$(PREFIX)/lib/pkgconfig \
+	    $(DESTDIR)$(PREFIX)/share/bash-completion/completions
 	install -m 755 bin/xsr $(DESTDIR)$(PREFIX)/bin/xsr
 	install -m 644 bin/xsr-guest.elf $(DESTDIR)$(PREFIX)/bin/xsr-guest.elf
 	install -m 644 lib/libxsrelf.a $(DESTDIR)$(PREFIX)/lib/
@@ -32,6 +33,7 @@ install: all
 	ln -sf libxsrelf.so.$(SOVERSION) $(DESTDIR)$(PREFIX)/lib/libxsrelf.so
 	install -m 644 libxsrelf/include/xsrelf/*.h $(DESTDIR)$(PREFIX)/include/xsrelf/
 	install -m 644 docs/man/*.1 $(DESTDIR)$(PREFIX)/share/man/man1/
+	install -m 644 contrib/bash-completion/xsr $(DESTDIR)$(PREFIX)/share/bash-completion/completions/xsr
 	[ ! -d gdb-scripts ] || install -m 644 gdb-scripts/*.py $(DESTDIR)$(PREFIX)/share/xsrelf/gdb/
 	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@VERSION@|$(VERSION)|g' libxsrelf/xsrelf.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/xsrelf.pc
 
@@ -42,3 +44,13 @@ install-gdb:
 	install -D -m 644 gdb-scripts/xsrelf.py $(DESTDIR)$(GDB_PYDIR)/gdb/command/xsrelf.py
 	@echo "installed: gdb now has the xsr commands at start-up"
 .PHONY: install-gdb
+
+# Helpers of tests/cli/verbs.sh: a pair of images one page and two vCPU fields
+# apart (xsr diff), and the hand-built page tables of tests/gdb (xsr dump --vaddr).
+tests/build/mkpair: tests/cli/mkpair.c lib/libxsrelf.a
+	@mkdir -p tests/build
+	$(CC) $(CFLAGS_BASE) -o $@ $< lib/libxsrelf.a $(LIB_LIBS) -lpthread
+
+tests/build/mkpt: tests/gdb/mkpt.c lib/libxsrelf.a
+	@mkdir -p tests/build
+	$(CC) $(CFLAGS_BASE) -o $@ $< lib/libxsrelf.a $(LIB_LIBS) -lpthread

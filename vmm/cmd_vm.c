@@ -31,7 +31,8 @@ static void usage(FILE *f)
 		"        VMM's pid.  SIZE takes K/M/G suffixes (at least 4M); N is 1..8.\n"
 		"status  running/paused, vCPUs, pid, the guest's counters and error count\n"
 		"pause   stop the vCPUs (the VMM stays up); resume lets them run again\n"
-		"stop    end the VM; the VMM removes SOCK and exits\n");
+		"stop    end the VM; the VMM removes SOCK and exits\n"
+		XSR_COMMON_HELP);
 }
 
 struct start_ctx {
@@ -142,6 +143,7 @@ static int vm_start(int argc, char **argv)
 					     {"guest", required_argument, NULL, 'g'},
 					     {"json", no_argument, NULL, 'j'},
 					     {"help", no_argument, NULL, 'h'},
+					     XSR_COMMON_OPTS,
 					     {NULL, 0, NULL, 0}};
 	struct start_ctx c = {.mem = 64 << 20, .vcpus = 1};
 	const char *sock = NULL;
@@ -151,7 +153,7 @@ static int vm_start(int argc, char **argv)
 
 	c.guest = NULL;
 	optind = 1;
-	while ((o = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+	while ((o = getopt_long(argc, argv, "h" XSR_COMMON_SHORT, opts, NULL)) != -1) {
 		switch (o) {
 		case 'm': {
 			int64_t m = xsr_parse_size(optarg);
@@ -187,6 +189,8 @@ static int vm_start(int argc, char **argv)
 			usage(stdout);
 			return XSR_EXIT_OK;
 		default:
+			if (xsr_common_opt(o))
+				break;
 			usage(stderr);
 			return XSR_EXIT_USAGE;
 		}
@@ -213,6 +217,8 @@ static int vm_start(int argc, char **argv)
 		xsr_err(VERB, "guest %s: %s", c.guest, strerror(errno));
 		return XSR_EXIT_FAIL;
 	}
+	xsr_detail(VERB, "starting %s with %llu MiB and %u vCPUs on %s", c.guest, (unsigned long long)(c.mem >> 20),
+		   c.vcpus, sock);
 	if (xsr_vmm_spawn(sock, start_build, &c, 0, &pid, msg, sizeof(msg)) < 0) {
 		xsr_err(VERB, "start: %s", msg);
 		return XSR_EXIT_FAIL;
@@ -236,31 +242,43 @@ static int vm_start(int argc, char **argv)
 
 static int vm_simple(const char *what, int argc, char **argv)
 {
-	int json = 0;
+	static const struct option opts[] = {{"json", no_argument, NULL, 'j'}, {"help", no_argument, NULL, 'h'},
+					     XSR_COMMON_OPTS, {NULL, 0, NULL, 0}};
+	int json = 0, o;
 	const char *sock = NULL;
 	char *reply = NULL;
 
-	for (int i = 1; i < argc; i++) {
-		if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+	optind = 1;
+	while ((o = getopt_long(argc, argv, "h" XSR_COMMON_SHORT, opts, NULL)) != -1) {
+		switch (o) {
+		case 'j':
+			if (strcmp(what, "status")) {
+				xsr_err(VERB, "%s: --json is for status", what);
+				return XSR_EXIT_USAGE;
+			}
+			json = 1;
+			break;
+		case 'h':
 			usage(stdout);
 			return XSR_EXIT_OK;
-		} else if (!strcmp(argv[i], "--json") && !strcmp(what, "status")) {
-			json = 1;
-		} else if (argv[i][0] == '-' && argv[i][1]) {
-			xsr_err(VERB, "%s: unknown option %s", what, argv[i]);
-			return XSR_EXIT_USAGE;
-		} else if (!sock) {
-			sock = argv[i];
-		} else {
-			xsr_err(VERB, "%s: unexpected argument %s", what, argv[i]);
+		default:
+			if (xsr_common_opt(o))
+				break;
+			usage(stderr);
 			return XSR_EXIT_USAGE;
 		}
 	}
+	if (argc - optind > 1) {
+		xsr_err(VERB, "%s: unexpected argument %s", what, argv[optind + 1]);
+		return XSR_EXIT_USAGE;
+	}
+	sock = argc - optind == 1 ? argv[optind] : NULL;
 	if (!sock) {
 		xsr_err(VERB, "%s: the control socket SOCK is required", what);
 		usage(stderr);
 		return XSR_EXIT_USAGE;
 	}
+	xsr_detail(VERB, "%s: asking the VMM on %s", what, sock);
 	if (xsr_ctl_call(VERB, sock, what, NULL, 0, &reply) < 0) {
 		free(reply);
 		return XSR_EXIT_FAIL;

@@ -181,10 +181,13 @@ int xsr_json_u64(const char *js, const char *key, uint64_t *out)
 	const char *v = json_value(js, key);
 	char *end;
 
+	/* a 64-bit value may come as a string, "123" or "0x7b" (xsr(1), JSON OUTPUT) */
+	if (v && *v == '"')
+		v++;
 	if (!v || *v < '0' || *v > '9')
 		return -1;
 	errno = 0;
-	*out = strtoull(v, &end, 10);
+	*out = strtoull(v, &end, 0);
 	return errno ? -1 : 0;
 }
 
@@ -237,9 +240,13 @@ int xsr_json_u64_array(const char *js, const char *key, uint64_t *out, int max)
 			v++;
 		if (*v == ']')
 			return n;
+		int quoted = *v == '"';
+		v += quoted;
 		if (*v < '0' || *v > '9')
 			return -1;
-		uint64_t x = strtoull(v, &end, 10);
+		uint64_t x = strtoull(v, &end, 0);
+		if (quoted && *end++ != '"')
+			return -1;
 		if (n < max)
 			out[n] = x;
 		n++;

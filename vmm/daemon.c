@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "../backends/kvm.h"
+#include "../cli/cli.h"
 #include "../migrate/migrate.h"
 #include "../save/save.h"
 #include "vmm.h"
@@ -118,20 +119,23 @@ static void do_status(struct xsr_vmm *v, FILE *out)
 	else
 		state = "running";
 	fprintf(out,
-		"{\"ok\":true,\"state\":\"%s\",\"pid\":%d,\"vcpus\":%u,\"mem\":%" PRIu64
+		"{\"ok\":true,\"state\":\"%s\",\"pid\":%d,\"vcpus\":%u,\"mem\":\"%" PRIu64 "\""
 		",\"entered\":%u,\"failed\":%u,\"halted\":%u,\"held\":%s,\"counters\":[",
 		state, (int)getpid(), ks.nr_vcpus, v->mem_bytes, ks.entered, ks.failed, ks.halted,
 		v->held ? "true" : "false");
+	/*
+	 * 64-bit values as strings, as xsr vm status --json passes them on
+	 * (xsr(1), JSON OUTPUT); quoted here, since the VMM does not use cli/.
+	 */
 	for (uint32_t i = 0; i < ks.nr_vcpus && i < v->nr_counters; i++)
-		fprintf(out, "%s%" PRIu64, i ? "," : "", guest_u64(v, v->counters_gpa + 8 * i));
-	fprintf(out, "],\"errors\":%" PRIu64, v->nr_counters ? guest_u64(v, v->errors_gpa) : 0);
+		fprintf(out, "%s\"%" PRIu64 "\"", i ? "," : "", guest_u64(v, v->counters_gpa + 8 * i));
+	fprintf(out, "],\"errors\":\"%" PRIu64 "\"", v->nr_counters ? guest_u64(v, v->errors_gpa) : 0);
 	if (v->lazy) {
 		struct xsr_lazy_stats ls;
 
 		xsr_lazy_stats(v->lazy, &ls);
 		fprintf(out,
-			",\"lazy\":{\"faults\":%" PRIu64 ",\"prefetched\":%" PRIu64
-			",\"errors\":%" PRIu64 ",\"done\":%s}",
+			",\"lazy\":{\"faults\":\"%" PRIu64 "\",\"prefetched\":\"%" PRIu64 "\",\"errors\":\"%" PRIu64 "\",\"done\":%s}",
 			ls.faults, ls.prefetched, ls.errors, ls.done ? "true" : "false");
 	}
 	fputs("}", out);
@@ -150,6 +154,7 @@ static const char *arg(char **argv, int argc, const char *key)
 static void do_save(struct xsr_vmm *v, char **argv, int argc, const int *fds, int nfds, FILE *out)
 {
 	struct xsr_save_opts o = {.kind = XSR_KIND_SAVE};
+	struct xsr_progress pg;
 	struct xsr_save_stats st;
 	const char *kind = arg(argv, argc, "kind"), *hold = arg(argv, argc, "hold");
 	const char *progress = arg(argv, argc, "progress"), *comp = arg(argv, argc, "compress");
@@ -176,11 +181,15 @@ static void do_save(struct xsr_vmm *v, char **argv, int argc, const int *fds, in
 	o.leave_paused = hold && !strcmp(hold, "1");
 	o.live = arg(argv, argc, "live") && !strcmp(arg(argv, argc, "live"), "1");
 	if (progress && !strcmp(progress, "1") && nfds >= 2) {
-		/* The library reports progress on stderr: lend it the client's. */
+		/* Progress goes to stderr: lend it the client's (the client checked its tty and --quiet). */
 		fflush(stderr);
 		saved_stderr = dup(2);
-		if (saved_stderr >= 0 && dup2(fds[1], 2) >= 0)
-			o.progress = 1;
+		if (saved_stderr >= 0 && dup2(fds[1], 2) >= 0) {
+			xsr_progress_init(&pg, o.kind == XSR_KIND_CORE ? "core" : "save", "pages", 0);
+			pg.on = 1;
+			o.progress = xsr_progress_cb;
+			o.progress_ctx = &pg;
+		}
 	}
 
 	vlog(v, "%s to fd (hold=%d)", o.kind == XSR_KIND_CORE ? "core" : "save", o.leave_paused);
@@ -189,6 +198,7 @@ static void do_save(struct xsr_vmm *v, char **argv, int argc, const int *fds, in
 	r = xsr_save_domain(v->be, fds[0], &o, &st, err, sizeof(err));
 	after = xsr_kvm_pause_depth(v->be);
 	if (saved_stderr >= 0) {
+		xsr_progress_end(&pg);
 		fflush(stderr);
 		dup2(saved_stderr, 2);
 		close(saved_stderr);
@@ -214,7 +224,7 @@ static void do_save(struct xsr_vmm *v, char **argv, int argc, const int *fds, in
 	vlog(v, "saved %" PRIu64 " octets, %" PRIu64 " pages (%" PRIu64 " zero), paused %.3f ms",
 	     st.bytes, st.pages, st.zero_pages, st.pause_ns / 1e6);
 	fprintf(out,
-		"{\"ok\":true,\"bytes\":%" PRIu64 ",\"pages\":%" PRIu64 ",\"zero_pages\":%" PRIu64
+		"{\"ok\":true,\"bytes\":\"%" PRIu64 "\",\"pages\":\"%" PRIu64 "\",\"zero_pages\":\"%" PRIu64 "\""
 		",\"pause_ms\":%.3f,\"elapsed_ms\":%.3f,\"held\":%s}",
 		st.bytes, st.pages, st.zero_pages, st.pause_ns / 1e6, st.elapsed_ns / 1e6,
 		v->held ? "true" : "false");
@@ -301,17 +311,17 @@ static void do_migrate(struct xsr_vmm *v, char **argv, int argc, const int *fds,
 	fprintf(out, "{\"ok\":true,\"rounds\":%u,\"round\":[", st->rounds);
 	for (uint32_t i = 0; i < st->rounds && i < XSR_MIG_MAX_ROUNDS_STAT; i++)
 		fprintf(out,
-			"%s{\"round\":%u,\"pages\":%" PRIu64 ",\"zero_pages\":%" PRIu64 ",\"bytes\":%" PRIu64
-			",\"dirtied\":%" PRIu64 ",\"ms\":%.3f,\"paused\":%s}",
-			i ? "," : "", i, st->round[i].pages, st->round[i].zero_pages, st->round[i].bytes,
-			st->round[i].dirty, st->round[i].ns / 1e6, st->round[i].paused ? "true" : "false");
+			"%s{\"round\":%u,\"pages\":\"%" PRIu64 "\",\"zero_pages\":\"%" PRIu64 "\",\"bytes\":\"%" PRIu64 "\",\"dirtied\":\"%" PRIu64 "\",\"ms\":%.3f,\"paused\":%s}",
+			i ? "," : "", i, st->round[i].pages, st->round[i].zero_pages,
+			st->round[i].bytes, st->round[i].dirty, st->round[i].ns / 1e6,
+			st->round[i].paused ? "true" : "false");
 	fprintf(out,
-		"],\"total_bytes\":%" PRIu64 ",\"data_pages\":%" PRIu64 ",\"zero_pages\":%" PRIu64
+		"],\"total_bytes\":\"%" PRIu64 "\",\"data_pages\":\"%" PRIu64 "\",\"zero_pages\":\"%" PRIu64 "\""
 		",\"compression_ratio\":%.3f,\"bandwidth_mbps\":%.1f,\"downtime_ms\":%.3f,\"receiver_load_ms\":%.3f"
-		",\"postcopy\":%s,\"postcopy_pages\":%" PRIu64 ",\"faults\":%" PRIu64 ",\"faults_served\":%" PRIu64
-		",\"elapsed_ms\":%.3f}",
-		st->total_bytes, st->data_pages, st->zero_pages, st->page_wire_bytes ? (double)st->page_raw_bytes / (double)st->page_wire_bytes : 1.0,
-		st->bandwidth / 1e6, st->downtime_ns / 1e6, st->receiver_load_ns / 1e6, st->postcopy ? "true" : "false",
+		",\"postcopy\":%s,\"postcopy_pages\":\"%" PRIu64 "\",\"faults\":\"%" PRIu64 "\",\"faults_served\":\"%" PRIu64 "\",\"elapsed_ms\":%.3f}",
+		st->total_bytes, st->data_pages, st->zero_pages,
+		st->page_wire_bytes ? (double)st->page_raw_bytes / (double)st->page_wire_bytes : 1.0, st->bandwidth / 1e6,
+		st->downtime_ns / 1e6, st->receiver_load_ns / 1e6, st->postcopy ? "true" : "false",
 		st->postcopy_pages, st->faults, st->faults_served, st->elapsed_ns / 1e6);
 	free(st);
 }

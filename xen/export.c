@@ -20,6 +20,7 @@
 #include <xsrelf/reader.h>
 
 #include "../cli/cli.h"
+#include "../save/save.h"
 #include "xencompat.h"
 
 enum foreign_policy { FOREIGN_REFUSE, FOREIGN_DROP, FOREIGN_KEEP };
@@ -37,6 +38,9 @@ struct exp {
 	bool no_vmsplice;       /* vmsplice refused: write the zeros */
 	bool epipe;             /* the output's reader went away */
 	bool quiet_epipe;       /* ... which the caller tells, if need be: no message */
+	/* pages written (done, total), for progress on a terminal; NULL: none */
+	void (*progress)(void *ctx, uint64_t done, uint64_t total);
+	void *pctx;
 };
 
 static int efail(struct exp *e, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -238,10 +242,14 @@ static int put_pages(struct exp *e)
 	}
 	uint32_t nruns = xsr_image_nruns(e->img);
 	const struct xsr_memrun *runs = xsr_image_runs(e->img);
+	uint64_t done = 0, total = xsr_image_header(e->img)->nr_pages;
 	for (uint32_t r = 0; r < nruns; r++) {
 		uint64_t roff = xsr_image_run_offset(e->img, r);
 		for (uint64_t first = 0; first < runs[r].count; first += PBATCH) {
 			uint64_t m = runs[r].count - first < PBATCH ? runs[r].count - first : PBATCH;
+			if (e->progress)
+				e->progress(e->pctx, done, total);
+			done += m;
 			if (xsr_image_run_index(e->img, r, first, m, ix) < 0) {
 				efail(e, "page index: %s", xsr_image_error(e->img));
 				goto out;
@@ -321,6 +329,8 @@ static int put_pages(struct exp *e)
 				goto out;
 		}
 	}
+	if (e->progress)
+		e->progress(e->pctx, done, total);
 	rc = 0;
 out:
 	free(pfns);
@@ -524,17 +534,19 @@ static void usage(FILE *f)
 		   "xc-core takes any image of a 64-bit Xen guest: an imported dump-core comes\n"
 		   "back byte for byte; an imported save gets its page tables and cr3 put back\n"
 		   "to the source's machine frames (from the P2M section), as a restore would;\n"
-		   "an `xsr core DOMID` image is written as Xen lays the file out.\n");
+		   "an `xsr core DOMID` image is written as Xen lays the file out.\n\n"
+		   "On a terminal, progress is shown on stderr.\n"
+		   XSR_COMMON_HELP);
 }
 
 int cmd_export(int argc, char **argv)
 {
 	static const struct option opts[] = {{"format", required_argument, 0, 'f'}, {"foreign", required_argument, 0, 'F'},
-					     {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
+					     {"help", no_argument, 0, 'h'}, XSR_COMMON_OPTS, {0, 0, 0, 0}};
 	int xl = 1, xccore = 0, foreign_set = 0, c;
 	enum foreign_policy pol = FOREIGN_REFUSE;
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "h" XSR_COMMON_SHORT, opts, NULL)) != -1) {
 		switch (c) {
 		case 'f':
 			xccore = 0;
@@ -563,7 +575,11 @@ int cmd_export(int argc, char **argv)
 			}
 			break;
 		case 'h': usage(stdout); return XSR_EXIT_OK;
-		default: usage(stderr); return XSR_EXIT_USAGE;
+		default:
+			if (xsr_common_opt(c))
+				break;
+			usage(stderr);
+			return XSR_EXIT_USAGE;
 		}
 	}
 	if (optind != argc - 2) {
@@ -578,7 +594,9 @@ int cmd_export(int argc, char **argv)
 	int fd = xsr_open_in("export", in), tmp = -1, ret = XSR_EXIT_FAIL;
 	if (fd < 0)
 		return XSR_EXIT_FAIL;
-	struct exp e = {.img_fd = fd};
+	struct xsr_progress pg;
+	xsr_progress_init(&pg, "export", "pages", 0);
+	struct exp e = {.img_fd = fd, .progress = xsr_progress_cb, .pctx = &pg};
 	struct xsr_outfile out = {.fd = -1};
 	char err[1024] = "";
 	if (xsr_image_open(&e.img, fd, err, sizeof(err)) < 0) {
@@ -608,13 +626,17 @@ int cmd_export(int argc, char **argv)
 	char *both = NULL;
 	if (asprintf(&both, "%s -> %s", in, outp) < 0)
 		both = NULL;
-	int xrc = xccore ? xen_export_xccore(e.img, both ? both : in, out.fd)
+	xsr_detail("export", "%s -> %s as %s", in, outp, xccore ? "an xc_core file" : xl ? "an xl save" : "a libxc stream");
+	uint64_t t0 = xsr_now_ns();
+	int xrc = xccore ? xen_export_xccore(e.img, both ? both : in, out.fd, &pg)
 			 : export_to(&e, both ? both : in, xl, pol, out.fd);
+	xsr_progress_end(&pg);
 	free(both);
 	if (xrc < 0)
 		goto fail_out;
 	if (xsr_out_commit(&out, "export") < 0)
 		goto done;
+	xsr_detail("export", "%s: done in %.1f ms", outp, (xsr_now_ns() - t0) / 1e6);
 	ret = XSR_EXIT_OK;
 	goto done;
 fail_out:
@@ -629,9 +651,10 @@ done:
 	return ret;
 }
 
-int xen_export_fd(int img_fd, int out_fd, const char *name, char *err, size_t errlen)
+int xen_export_fd(int img_fd, int out_fd, const char *name, void (*progress)(void *, uint64_t, uint64_t), void *pctx,
+		  char *err, size_t errlen)
 {
-	struct exp e = {.img_fd = img_fd, .quiet_epipe = true};
+	struct exp e = {.img_fd = img_fd, .quiet_epipe = true, .progress = progress, .pctx = pctx};
 	int rc = -1;
 	/* pages go by the index: the Xen crash layout's PT_LOADs need no check here (xsr restore waits on this open) */
 	if (xsr_image_open_flags(&e.img, img_fd, XSR_OPEN_NO_XEN_LAYOUT, err, errlen) < 0)

@@ -1100,6 +1100,8 @@ static int stream_pages(struct src *s, const uint64_t *pfns, uint32_t count, uin
 	if (prc < 0)
 		return fail(s, "pages: %s", xsr_writer_error(s->sw));
 	s->sw_seen += count;
+	if (o->progress)
+		o->progress(o->progress_ctx, s->sw_seen, s->sw_run.count);
 	if (s->sw_seen == s->sw_run.count && getenv("XSR_XEN_TIMING"))
 		fprintf(stderr, "xsr timing: last page written %.1f ms, libxl done: %d\n", xsr_now_ns() / 1e6,
 			s->follow_done ? atomic_load(s->follow_done) : 1);
@@ -1370,6 +1372,8 @@ static int write_image(struct src *s, int out, const struct xen_import_opts *o, 
 				fail(s, "pages: %s", xsr_writer_error(w));
 				goto out;
 			}
+			if (o->progress)
+				o->progress(o->progress_ctx, i, s->npages);
 		}
 		free(buf);
 	}
@@ -1542,7 +1546,7 @@ static int follow_test(int in, int out, int stream, uint32_t vcpus, char *err, s
 	struct xen_import_opts o = {.stream = stream, .follow_done = &f.done, .vcpus_hint = vcpus,
 				    .overlapped = &overlapped};
 	int rc = xen_import_fd_opts(f.mfd, out, &o, err, errlen);
-	fprintf(stderr, "xsr import: follow test: pages %s\n", overlapped ? "written as they arrived" : "written at the end");
+	xsr_note("import", "follow test: pages %s", overlapped ? "written as they arrived" : "written at the end");
 	pthread_join(t, NULL);
 	close(f.mfd);
 	return rc;
@@ -1633,23 +1637,34 @@ out:
 
 static void usage(FILE *f)
 {
-	fprintf(f, "usage: xsr import [--stream] IN OUT\n\n"
+	fprintf(f, "usage: xsr import [--layout seekable|stream] IN OUT\n\n"
 		   "Read an xl save file, a libxl v2 or libxc v2/v3 migration stream, or an\n"
-		   "xl dump-core (xc_core) file ('-' = stdin) and write it as an xsrelf image\n"
-		   "(seekable unless --stream or OUT is '-').  Every record is kept: export\n"
-		   "gives the Xen records back.  See docs/xen-compat.md.\n");
+		   "xl dump-core (xc_core) file ('-' = stdin) and write it as an xsrelf image:\n"
+		   "seekable unless --layout stream (or --stream) or OUT is '-', a FIFO or a\n"
+		   "device.  Every record is kept: export gives the Xen records back.  On a\n"
+		   "terminal, progress is shown on stderr.  See docs/xen-compat.md.\n"
+		   XSR_COMMON_HELP);
 }
 
 int cmd_import(int argc, char **argv)
 {
-	static const struct option opts[] = {{"stream", no_argument, 0, 'S'}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
-	int stream = 0, c;
+	static const struct option opts[] = {{"layout", required_argument, 0, 'L'}, {"stream", no_argument, 0, 'S'},
+					     {"help", no_argument, 0, 'h'}, XSR_COMMON_OPTS, {0, 0, 0, 0}};
+	int layout = 0, c;
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "h" XSR_COMMON_SHORT, opts, NULL)) != -1) {
 		switch (c) {
-		case 'S': stream = 1; break;
+		case 'S': layout = XSR_LAYOUT_STREAM; break;
+		case 'L':
+			if ((layout = xsr_parse_layout("import", "--layout", optarg)) < 0)
+				return XSR_EXIT_USAGE;
+			break;
 		case 'h': usage(stdout); return XSR_EXIT_OK;
-		default: usage(stderr); return XSR_EXIT_USAGE;
+		default:
+			if (xsr_common_opt(c))
+				break;
+			usage(stderr);
+			return XSR_EXIT_USAGE;
 		}
 	}
 	if (optind != argc - 2) {
@@ -1657,6 +1672,10 @@ int cmd_import(int argc, char **argv)
 		return XSR_EXIT_USAGE;
 	}
 	const char *in = argv[optind], *outp = argv[optind + 1];
+	if (layout == XSR_LAYOUT_SEEKABLE && !xsr_out_regular(outp)) {
+		xsr_err("import", "%s: a seekable image needs a regular file", outp);
+		return XSR_EXIT_USAGE;
+	}
 	int fd = xsr_open_in("import", in);
 	if (fd < 0)
 		return XSR_EXIT_FAIL;
@@ -1676,24 +1695,35 @@ int cmd_import(int argc, char **argv)
 	char err[1024] = "";
 	if (xsr_out_open(&out, "import", outp) < 0)
 		goto done;
-	int irc;
+	int stream = layout == XSR_LAYOUT_STREAM || xsr_out_streamed(&out), irc;
+	struct xsr_progress pg;
+	xsr_progress_init(&pg, "import", "pages", 0);
+	xsr_detail("import", "%s (%lld octets) -> %s, %s layout", in, (long long)sb.st_size, outp,
+		   stream ? "streamed" : "seekable");
+	uint64_t t0 = xsr_now_ns();
 #if XSR_TESTHOOKS
 	/* Test hook: feed the input through a growing memfd, as libxl's save does (follow mode). */
 	const char *fv = getenv("XSR_IMPORT_TEST_FOLLOW");
 	if (fv)
-		irc = follow_test(fd, out.fd, stream || xsr_out_streamed(&out), (uint32_t)atoi(fv), err, sizeof(err));
+		irc = follow_test(fd, out.fd, stream, (uint32_t)atoi(fv), err, sizeof(err));
 	else if (getenv("XSR_IMPORT_TEST_HOLES"))
-		irc = holes_test(fd, out.fd, stream || xsr_out_streamed(&out), err, sizeof(err));
+		irc = holes_test(fd, out.fd, stream, err, sizeof(err));
 	else
 #endif
-		irc = xen_import_fd(fd, out.fd, stream || xsr_out_streamed(&out), err, sizeof(err));
+	{
+		struct xen_import_opts o = {.stream = stream, .progress = xsr_progress_cb, .progress_ctx = &pg};
+		irc = xen_import_fd_opts(fd, out.fd, &o, err, sizeof(err));
+	}
+	xsr_progress_end(&pg);
 	if (irc < 0) {
 		xsr_err("import", "%s -> %s: %s", in, outp, err);
 		xsr_out_abort(&out);
 		goto done;
 	}
+	off_t size = xsr_out_streamed(&out) ? -1 : lseek(out.fd, 0, SEEK_END);
 	if (xsr_out_commit(&out, "import") < 0)
 		goto done;
+	xsr_detail("import", "%s: %lld octets in %.1f ms", outp, (long long)size, (xsr_now_ns() - t0) / 1e6);
 	ret = XSR_EXIT_OK;
 done:
 	if (fd != STDIN_FILENO)

@@ -87,6 +87,7 @@ struct xcx {
 	uint32_t npts, xc_version;
 	struct xsr_producer prod;
 	int native; /* read only what backends/xen.c records */
+	struct xsr_progress *pg; /* pages written, on a terminal; NULL: none */
 	/* the plan */
 	struct piece pc[MAX_PIECES];
 	uint32_t npc;
@@ -275,6 +276,7 @@ static int put_pages(struct xcx *x)
 		}
 		if (put_buf(x, buf, (uint64_t)n * 4096) < 0)
 			goto out;
+		xsr_progress_cb(x->pg, i, x->nmap);
 	}
 	rc = 0;
 out:
@@ -1142,7 +1144,7 @@ static int plan(struct xcx *x)
 	return plan_native(x);
 }
 
-int xen_export_xccore(struct xsr_image *img, const char *in, int outfd)
+int xen_export_xccore(struct xsr_image *img, const char *in, int outfd, struct xsr_progress *pg)
 {
 	struct xcx *x = calloc(1, sizeof(*x));
 	if (!x) {
@@ -1151,6 +1153,7 @@ int xen_export_xccore(struct xsr_image *img, const char *in, int outfd)
 	}
 	x->img = img;
 	x->out = outfd;
+	x->pg = pg;
 	int rc = plan(x);
 	if (rc == 0)
 		rc = check_layout(x);

@@ -139,7 +139,9 @@ int xen_pt_collect(struct xsr_image *img, struct xen_pt_item **items, uint32_t *
  * pipe, it is written in order.  Returns 0, or -1 with the reason printed
  * ("xsr export: @name: ...").
  */
-int xen_export_xccore(struct xsr_image *img, const char *name, int out_fd);
+struct xsr_progress;
+/* @pg: progress of the pages written (cli.h), or NULL. */
+int xen_export_xccore(struct xsr_image *img, const char *name, int out_fd, struct xsr_progress *pg);
 int xen_import_fd(int in_fd, int out_fd, int stream, char *err, size_t errlen);
 
 /*
@@ -178,13 +180,18 @@ struct xen_import_opts {
 	 */
 	int (*pages)(void *pctx, const uint64_t *pfns, uint32_t count, const void **ptrs, char *err, size_t errlen);
 	void *pctx;
+	/* Called as pages go to the writer (done, total); NULL: none.  The import prints nothing. */
+	void (*progress)(void *ctx, uint64_t done, uint64_t total);
+	void *progress_ctx;
 };
 int xen_import_fd_opts(int in_fd, int out_fd, const struct xen_import_opts *o, char *err, size_t errlen);
 /*
  * The image on @img_fd as an xl save file into @out_fd (xsr export's default
  * format); 0, or <0 with @err set: -EPIPE when the failure was that @out_fd's
- * reader went away, -1 for any other.
+ * reader went away, -1 for any other.  @progress (NULL: none) is told the
+ * pages written (done, total) as they go.
  */
-int xen_export_fd(int img_fd, int out_fd, const char *name, char *err, size_t errlen);
+int xen_export_fd(int img_fd, int out_fd, const char *name, void (*progress)(void *ctx, uint64_t done, uint64_t total),
+		  void *pctx, char *err, size_t errlen);
 
 #endif

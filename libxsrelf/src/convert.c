@@ -5,6 +5,7 @@
  * a later copy of a page supersedes an earlier one in its slot).
  */
 #include <errno.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -208,6 +209,7 @@ static int from_image(int in, int out, const struct xsr_convert_opts *o, char *e
 		rc = XSR_E_NOMEM;
 		goto out;
 	}
+	uint64_t done = 0;
 	for (uint32_t r = 0; r < xsr_image_nruns(img); r++) {
 		for (uint64_t i = 0; i < runs[r].count; i += chunk) {
 			uint32_t n = (uint32_t)(runs[r].count - i < chunk ? runs[r].count - i : chunk);
@@ -226,6 +228,9 @@ static int from_image(int in, int out, const struct xsr_convert_opts *o, char *e
 				xsr_fmt(err, errlen, "%s", xsr_writer_error(w));
 				goto out;
 			}
+			done += n;
+			if (o && o->progress)
+				o->progress(o->progress_ctx, done, fh->nr_pages);
 		}
 	}
 	rc = xsr_writer_close(w, err, errlen);
@@ -254,6 +259,7 @@ struct sconv {
 	uint32_t nruns;
 	void *vmci;
 	uint32_t vmci_len;
+	uint64_t done; /* pages copied, for progress */
 	void *tree; /* XEN_P2M_TREE body seen before the writer opened */
 	uint64_t tree_len;
 	char *err;
@@ -354,6 +360,9 @@ static int sc_pages(void *ctx, const uint64_t *pfns, uint32_t n, const uint8_t *
 	int rc = xsr_writer_put_pages(c->w, p, n, ptr);
 	if (rc < 0)
 		xsr_fmt(c->err, c->errlen, "%s", xsr_writer_error(c->w));
+	c->done += n;
+	if (rc == 0 && c->o && c->o->progress)
+		c->o->progress(c->o->progress_ctx, c->done, c->fh->nr_pages);
 	return rc;
 }
 
@@ -388,7 +397,37 @@ out:
 	return rc;
 }
 
-int xsr_convert(int in, int out, const struct xsr_convert_opts *o, char *err, size_t errlen)
+/* struct xsr_convert_opts as XSRELF_1 had it: what xsr_convert@XSRELF_1 reads. */
+struct xsr_convert_opts_1_0 {
+	uint8_t layout, compress, paging, reserved;
+	uint32_t paging_vcpu;
+	const void *vmcoreinfo;
+	uint32_t vmcoreinfo_len;
+	struct xsr_paging_stats *paging_stats;
+};
+_Static_assert(offsetof(struct xsr_convert_opts, progress) == sizeof(struct xsr_convert_opts_1_0),
+	       "the 1.4 members follow the XSRELF_1 struct");
+
+/*
+ * xsr_convert@@XSRELF_1.4 takes struct xsr_convert_opts with the progress
+ * members; xsr_convert@XSRELF_1, which programs built before them call,
+ * copies their shorter struct and calls it.  In the static library only
+ * the default version is reached by name.
+ */
+int convert_1_4(int in, int out, const struct xsr_convert_opts *o, char *err, size_t errlen) XSR_API;
+int convert_1_0(int in, int out, const struct xsr_convert_opts_1_0 *o, char *err, size_t errlen) XSR_API;
+__asm__(".symver convert_1_4, xsr_convert@@XSRELF_1.4");
+__asm__(".symver convert_1_0, xsr_convert@XSRELF_1");
+
+int convert_1_0(int in, int out, const struct xsr_convert_opts_1_0 *o, char *err, size_t errlen)
+{
+	struct xsr_convert_opts full = {0};
+	if (o)
+		memcpy(&full, o, sizeof(*o));
+	return convert_1_4(in, out, o ? &full : NULL, err, errlen);
+}
+
+int convert_1_4(int in, int out, const struct xsr_convert_opts *o, char *err, size_t errlen)
 {
 	uint8_t hdr[XSR_HEADER_END];
 	struct stat sb;

@@ -40,6 +40,7 @@ struct xsr_image {
 	/* The index body, in the map; entries are copied out (a caller's buffer need not be 8-aligned). */
 	const uint8_t *index;
 	char err[XSR_ERRLEN];
+	struct xsr_finding where; /* where the problem in err lies */
 };
 
 static int ifail(struct xsr_image *img, int rc, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -49,7 +50,27 @@ static int ifail(struct xsr_image *img, int rc, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(img->err, sizeof(img->err), fmt, ap);
 	va_end(ap);
+	xsr_finding_clear(&img->where);
+	img->where.offset = xsr_msg_offset(img->err);
 	return rc;
+}
+
+/* ifail()'s result, placed: return at(img, ifail(img, ...), section, offset, pfn). */
+static int at(struct xsr_image *img, int rc, const char *section, uint64_t off, uint64_t pfn)
+{
+	xsr_finding_set(&img->where, section, off, pfn);
+	return rc;
+}
+
+void xsr_image_error_at(const struct xsr_image *img, struct xsr_finding *out)
+{
+	if (!img) {
+		xsr_finding_clear(out);
+		out->message = "no image";
+		return;
+	}
+	*out = img->where;
+	out->message = img->err;
 }
 
 static int img_pread(struct xsr_image *img, void *buf, size_t len, uint64_t off)
@@ -109,21 +130,22 @@ static int read_record(struct xsr_image *img, int i, void *body, uint64_t len)
 	if ((rc = img_pread(img, &rh, sizeof(rh), s->offset - sizeof(rh))) < 0 ||
 	    (rc = img_pread(img, body, len, s->offset)) < 0 ||
 	    (rc = img_pread(img, tail, pad + 8, s->offset + len)) < 0)
-		return ifail(img, XSR_E_IO, "section %s at 0x%llx: read failed: %s", sname(img, i),
-			     (unsigned long long)s->offset, strerror(-rc));
+		return at(img, ifail(img, XSR_E_IO, "section %s at 0x%llx: read failed: %s", sname(img, i),
+				     (unsigned long long)s->offset, strerror(-rc)), sname(img, i), s->offset, XSR_NO_PFN);
 	struct xsr_record_header want = img->shdrs[i];
 	want.sh_name = 0;
 	if (memcmp(&rh, &want, sizeof(rh)))
-		return ifail(img, XSR_E_CHECKSUM, "section %s: record header at 0x%llx differs from its section header (header %d)",
-			     sname(img, i), (unsigned long long)(s->offset - sizeof(rh)), i);
+		return at(img, ifail(img, XSR_E_CHECKSUM, "section %s: record header at 0x%llx differs from its section header (header %d)",
+				     sname(img, i), (unsigned long long)(s->offset - sizeof(rh)), i),
+			  sname(img, i), s->offset - sizeof(rh), XSR_NO_PFN);
 	if (!xsr_is_zero(tail, pad))
-		return ifail(img, XSR_E_FORMAT, "section %s: padding at 0x%llx is not zero", sname(img, i),
-			     (unsigned long long)(s->offset + len));
+		return at(img, ifail(img, XSR_E_FORMAT, "section %s: padding at 0x%llx is not zero", sname(img, i),
+				     (unsigned long long)(s->offset + len)), sname(img, i), s->offset + len, XSR_NO_PFN);
 	memcpy(&trailer, tail + pad, 8);
 	struct iovec v = {body, len};
 	if (xsr_record_hash(&rh, &v, 1, len) != trailer)
-		return ifail(img, XSR_E_CHECKSUM, "section %s at 0x%llx: checksum mismatch", sname(img, i),
-			     (unsigned long long)s->offset);
+		return at(img, ifail(img, XSR_E_CHECKSUM, "section %s at 0x%llx: checksum mismatch", sname(img, i),
+				     (unsigned long long)s->offset), sname(img, i), s->offset, XSR_NO_PFN);
 	return 0;
 }
 
@@ -140,14 +162,16 @@ static int hash_record(struct xsr_image *img, int i, uint64_t *trailer_out)
 	uint8_t *buf = NULL; /* for sources that do not hold the file in memory */
 	XXH3_state_t st;
 	if ((rc = img_pread(img, &rh, sizeof(rh), s->offset - sizeof(rh))) < 0) {
-		rc = ifail(img, XSR_E_IO, "section %s: %s", sname(img, i), strerror(-rc));
+		rc = at(img, ifail(img, XSR_E_IO, "section %s: %s", sname(img, i), strerror(-rc)), sname(img, i),
+			s->offset - sizeof(rh), XSR_NO_PFN);
 		goto out;
 	}
 	struct xsr_record_header want = img->shdrs[i];
 	want.sh_name = 0;
 	if (memcmp(&rh, &want, sizeof(rh))) {
-		rc = ifail(img, XSR_E_CHECKSUM, "section %s: record header at 0x%llx differs from its section header (header %d)",
-			   sname(img, i), (unsigned long long)(s->offset - sizeof(rh)), i);
+		rc = at(img, ifail(img, XSR_E_CHECKSUM, "section %s: record header at 0x%llx differs from its section header (header %d)",
+				   sname(img, i), (unsigned long long)(s->offset - sizeof(rh)), i),
+			sname(img, i), s->offset - sizeof(rh), XSR_NO_PFN);
 		goto out;
 	}
 	XXH3_64bits_reset(&st);
@@ -156,25 +180,27 @@ static int hash_record(struct xsr_image *img, int i, uint64_t *trailer_out)
 		size_t n = s->size - off < chunk ? (size_t)(s->size - off) : chunk;
 		const uint8_t *p = img_bytes(img, &buf, chunk, n, s->offset + off, &rc);
 		if (!p) {
-			rc = ifail(img, rc == -ENOMEM ? XSR_E_NOMEM : XSR_E_IO, "section %s: %s", sname(img, i), strerror(-rc));
+			rc = at(img, ifail(img, rc == -ENOMEM ? XSR_E_NOMEM : XSR_E_IO, "section %s: %s", sname(img, i), strerror(-rc)),
+				sname(img, i), s->offset + off, XSR_NO_PFN);
 			goto out;
 		}
 		XXH3_64bits_update(&st, p, n);
 	}
 	if ((rc = img_pread(img, tail, pad + 8, s->offset + s->size)) < 0) {
-		rc = ifail(img, XSR_E_IO, "section %s: %s", sname(img, i), strerror(-rc));
+		rc = at(img, ifail(img, XSR_E_IO, "section %s: %s", sname(img, i), strerror(-rc)), sname(img, i),
+			s->offset + s->size, XSR_NO_PFN);
 		goto out;
 	}
 	if (!xsr_is_zero(tail, pad)) {
-		rc = ifail(img, XSR_E_FORMAT, "section %s: padding at 0x%llx is not zero", sname(img, i),
-			   (unsigned long long)(s->offset + s->size));
+		rc = at(img, ifail(img, XSR_E_FORMAT, "section %s: padding at 0x%llx is not zero", sname(img, i),
+				   (unsigned long long)(s->offset + s->size)), sname(img, i), s->offset + s->size, XSR_NO_PFN);
 		goto out;
 	}
 	XXH3_64bits_update(&st, tail, pad);
 	memcpy(&trailer, tail + pad, 8);
 	if (XXH3_64bits_digest(&st) != trailer)
-		rc = ifail(img, XSR_E_CHECKSUM, "section %s at 0x%llx: checksum mismatch", sname(img, i),
-			   (unsigned long long)s->offset);
+		rc = at(img, ifail(img, XSR_E_CHECKSUM, "section %s at 0x%llx: checksum mismatch", sname(img, i),
+				   (unsigned long long)s->offset), sname(img, i), s->offset, XSR_NO_PFN);
 	if (trailer_out)
 		*trailer_out = trailer;
 out:
@@ -325,7 +351,8 @@ static int load_tables(struct xsr_image *img)
 			continue;
 		}
 		if ((rc = check_section(img, (int)i, &sh)) < 0)
-			return rc;
+			return img->where.offset == XSR_NO_OFFSET ? at(img, rc, s->name, eh->e_shoff + i * sizeof(Elf64_Shdr), XSR_NO_PFN)
+								  : rc;
 		int *slot = s->code == UINT32_MAX ? NULL : slot_for(img, s->code);
 		if (slot) {
 			if (*slot >= 0)
@@ -522,7 +549,7 @@ static int load_phdrs(struct xsr_image *img)
 static int check_structure_first(struct xsr_image *img);
 
 static int image_open(struct xsr_image **out, const struct xsr_source *src, const char *fn, unsigned flags,
-		      char *err, size_t errlen)
+		      char *err, size_t errlen, struct xsr_finding *where)
 {
 	uint8_t hdr[XSR_HEADER_END];
 	int rc;
@@ -537,6 +564,7 @@ static int image_open(struct xsr_image **out, const struct xsr_source *src, cons
 		return XSR_E_NOMEM;
 	img->src = *src;
 	img->open_flags = flags;
+	xsr_finding_clear(&img->where);
 	elf_version(EV_CURRENT);
 	if ((rc = img->src.ops->size(&img->src, &img->size)) < 0) {
 		if (rc == -ESPIPE)
@@ -554,8 +582,10 @@ static int image_open(struct xsr_image **out, const struct xsr_source *src, cons
 		rc = ifail(img, XSR_E_IO, "reading the header: %s", strerror(-rc));
 		goto bad;
 	}
-	if ((rc = xsr_check_headers(hdr, XSR_LAYOUT_SEEKABLE, img->err, sizeof(img->err))) < 0)
+	if ((rc = xsr_check_headers(hdr, XSR_LAYOUT_SEEKABLE, img->err, sizeof(img->err))) < 0) {
+		img->where.offset = xsr_msg_offset(img->err);
 		goto bad;
+	}
 	memcpy(&img->eh, hdr, sizeof(img->eh));
 	memcpy(&img->fh, hdr + XSR_EHDR_SIZE, sizeof(img->fh));
 	if ((uint64_t)img->eh.e_shoff + (uint64_t)img->eh.e_shnum * sizeof(Elf64_Shdr) != img->size &&
@@ -583,6 +613,11 @@ static int image_open(struct xsr_image **out, const struct xsr_source *src, cons
 	return 0;
 bad:
 	xsr_fmt(err, errlen, "%s", img->err);
+	if (where) {
+		*where = img->where;
+		where->code = rc;
+		where->message = err;
+	}
 	xsr_image_close(img);
 	return rc;
 }
@@ -596,7 +631,17 @@ int xsr_image_open_flags(struct xsr_image **out, int fd, unsigned flags, char *e
 {
 	struct xsr_source src;
 	xsr_source_fd(&src, fd);
-	return image_open(out, &src, "xsr_image_open_flags", flags, err, errlen);
+	return image_open(out, &src, "xsr_image_open_flags", flags, err, errlen, NULL);
+}
+
+int xsr_image_open_where(struct xsr_image **out, int fd, unsigned flags, char *err, size_t errlen,
+			 struct xsr_finding *where)
+{
+	struct xsr_source src;
+	xsr_source_fd(&src, fd);
+	if (where)
+		xsr_finding_clear(where);
+	return image_open(out, &src, "xsr_image_open_where", flags, err, errlen, where);
 }
 
 int xsr_image_open_mem(struct xsr_image **out, const void *buf, size_t len, unsigned flags, char *err,
@@ -609,7 +654,7 @@ int xsr_image_open_mem(struct xsr_image **out, const void *buf, size_t len, unsi
 		return XSR_E_INVAL;
 	}
 	xsr_source_mem(&src, buf, len);
-	return image_open(out, &src, "xsr_image_open_mem", flags, err, errlen);
+	return image_open(out, &src, "xsr_image_open_mem", flags, err, errlen, NULL);
 }
 
 void xsr_image_close(struct xsr_image *img)
@@ -695,11 +740,21 @@ uint64_t xsr_image_run_offset(const struct xsr_image *img, uint32_t run)
 	return run < img->nruns ? img->pages_off + img->slot_base[run] * XSR_PAGE_SIZE : 0;
 }
 
+/* Where page @pfn's index entry (@what 0) or data (1) lies, for a message. */
+static int at_page(struct xsr_image *img, int rc, uint64_t pfn, int data)
+{
+	int64_t slot = xsr_memmap_slot(img->runs, img->slot_base, img->nruns, pfn);
+	uint64_t off = slot < 0 ? XSR_NO_OFFSET
+				: data ? img->pages_off + (uint64_t)slot * XSR_PAGE_SIZE
+				       : img->index_off + (uint64_t)slot * sizeof(struct xsr_index_entry);
+	return at(img, rc, data ? ".xsr.pages" : ".xsr.index", off, pfn);
+}
+
 static int check_entry(struct xsr_image *img, uint64_t pfn, const struct xsr_index_entry *e)
 {
 	if (e->reserved || (e->flags & ~XSR_IDX_KNOWN_FLAGS) || (!(e->flags & XSR_IDX_DATA) && e->hash))
-		return ifail(img, XSR_E_FORMAT, "page index entry of pfn 0x%llx is malformed (flags 0x%x)",
-			     (unsigned long long)pfn, e->flags);
+		return at_page(img, ifail(img, XSR_E_FORMAT, "page index entry of pfn 0x%llx is malformed (flags 0x%x)",
+					  (unsigned long long)pfn, e->flags), pfn, 0);
 	return 0;
 }
 
@@ -711,9 +766,11 @@ static int check_page(struct xsr_image *img, uint64_t pfn, const struct xsr_inde
 		return rc;
 	if (e->flags & XSR_IDX_DATA) {
 		if (XXH3_64bits(buf, XSR_PAGE_SIZE) != e->hash)
-			return ifail(img, XSR_E_CHECKSUM, "page data of pfn 0x%llx: checksum mismatch", (unsigned long long)pfn);
+			return at_page(img, ifail(img, XSR_E_CHECKSUM, "page data of pfn 0x%llx: checksum mismatch",
+						  (unsigned long long)pfn), pfn, 1);
 	} else if (!xsr_page_is_zero(buf)) {
-		return ifail(img, XSR_E_CHECKSUM, "page data of pfn 0x%llx: indexed as zero but holds data", (unsigned long long)pfn);
+		return at_page(img, ifail(img, XSR_E_CHECKSUM, "page data of pfn 0x%llx: indexed as zero but holds data",
+					  (unsigned long long)pfn), pfn, 1);
 	}
 	return 0;
 }
@@ -741,7 +798,7 @@ int xsr_image_read_page(struct xsr_image *img, uint64_t pfn, void *buf, uint32_t
 	index_entry(img, slot, &e);
 	int rc = img_pread(img, buf, XSR_PAGE_SIZE, img->pages_off + (uint64_t)slot * XSR_PAGE_SIZE);
 	if (rc < 0)
-		return ifail(img, XSR_E_IO, "reading pfn 0x%llx: %s", (unsigned long long)pfn, strerror(-rc));
+		return at_page(img, ifail(img, XSR_E_IO, "reading pfn 0x%llx: %s", (unsigned long long)pfn, strerror(-rc)), pfn, 1);
 	if (flags)
 		*flags = e.flags;
 	return check_page(img, pfn, &e, buf);
@@ -761,7 +818,8 @@ int xsr_image_run_index(struct xsr_image *img, uint32_t run, uint64_t first, uin
 	int rc = img_pread(img, out, count * sizeof(*out),
 			   img->index_off + (img->slot_base[run] + first) * sizeof(*out));
 	if (rc < 0)
-		return ifail(img, XSR_E_IO, "reading the page index of run %u: %s", run, strerror(-rc));
+		return at(img, ifail(img, XSR_E_IO, "reading the page index of run %u: %s", run, strerror(-rc)), ".xsr.index",
+			  img->index_off + (img->slot_base[run] + first) * sizeof(*out), img->runs[run].pfn + first);
 	return 0;
 }
 
@@ -831,10 +889,11 @@ int xsr_image_vcpu(struct xsr_image *img, uint32_t vcpu, struct xsr_vcpu_state *
 	rc = xsr_vcpu_decode(body, len, st, &why);
 	free(body);
 	if (rc < 0)
-		return ifail(img, rc, "section %s (vCPU %u) at 0x%llx: %s", s.name, vcpu, (unsigned long long)s.offset, why);
+		return at(img, ifail(img, rc, "section %s (vCPU %u) at 0x%llx: %s", s.name, vcpu, (unsigned long long)s.offset, why),
+			  s.name, s.offset, XSR_NO_PFN);
 	if (st->r.vcpu_id != vcpu)
-		return ifail(img, XSR_E_FORMAT, "section %s at 0x%llx: says vCPU %u, filed as vCPU %u", s.name,
-			     (unsigned long long)s.offset, st->r.vcpu_id, vcpu);
+		return at(img, ifail(img, XSR_E_FORMAT, "section %s at 0x%llx: says vCPU %u, filed as vCPU %u", s.name,
+				     (unsigned long long)s.offset, st->r.vcpu_id, vcpu), s.name, s.offset, XSR_NO_PFN);
 	return 0;
 }
 
@@ -843,6 +902,7 @@ int xsr_image_vcpu(struct xsr_image *img, uint32_t vcpu, struct xsr_vcpu_state *
 struct region {
 	uint64_t start, end;
 	const char *what;
+	bool is_section; /* @what is a section's name */
 };
 
 static int cmp_region(const void *a, const void *b)
@@ -854,27 +914,48 @@ static int cmp_region(const void *a, const void *b)
 struct vctx {
 	struct xsr_image *img;
 	xsr_report_fn report;
+	xsr_finding_fn finding;
 	void *ctx;
 	unsigned damage;
 	int first_rc;              /* code of the first problem */
 	char first[XSR_ERRLEN];    /* and its message */
+	struct xsr_finding first_at;
 };
 
-static void report_rc(struct vctx *v, int rc, const char *msg)
+/* One problem, where it lies (@section NULL: in no section). */
+static void report_at(struct vctx *v, int rc, const char *msg, const char *section, uint64_t off, uint64_t pfn)
 {
+	struct xsr_finding f;
+	xsr_finding_set(&f, section, off, pfn);
+	f.code = rc;
+	f.message = msg;
 	if (!v->damage++) {
 		v->first_rc = rc;
 		snprintf(v->first, sizeof(v->first), "%s", msg);
+		v->first_at = f;
+		v->first_at.message = NULL; /* @msg is the caller's; img->err gets a copy */
 	}
-	if (v->report && v->damage <= 50)
-		v->report(v->ctx, msg);
-	else if (v->report && v->damage == 51)
+	if (v->damage <= 50) {
+		if (v->report)
+			v->report(v->ctx, msg);
+		if (v->finding)
+			v->finding(v->ctx, &f);
+	} else if (v->report && v->damage == 51)
 		v->report(v->ctx, "(further problems not listed)");
 }
 
-static void report(struct vctx *v, const char *msg)
+static void report_rc(struct vctx *v, int rc, const char *msg)
 {
-	report_rc(v, XSR_E_CHECKSUM, msg);
+	report_at(v, rc, msg, NULL, XSR_NO_OFFSET, XSR_NO_PFN);
+}
+
+/* The problem a failed call left in img->err, where that call placed it. */
+static void report_img(struct vctx *v, int rc, const char *prefix)
+{
+	char m[XSR_ERRLEN + 64];
+	const struct xsr_finding *w = &v->img->where;
+	snprintf(m, sizeof(m), "%s%s", prefix, v->img->err);
+	report_at(v, rc, m, w->section, w->offset, w->pfn);
 }
 
 /* Check pages [k0, k1) of a chunk whose first slot is @slot: read them, or only their entries in a hole. */
@@ -892,17 +973,16 @@ static void verify_span(struct vctx *v, uint32_t r, uint64_t i, uint64_t slot, c
 		if (!data) {
 			snprintf(m, sizeof(m), "section .xsr.pages: reading pfn 0x%llx: %s",
 				 (unsigned long long)(img->runs[r].pfn + i + k0), strerror(-rc));
-			report(v, m);
+			report_at(v, XSR_E_CHECKSUM, m, ".xsr.pages", img->pages_off + (slot + k0) * XSR_PAGE_SIZE,
+				  img->runs[r].pfn + i + k0);
 			return;
 		}
 	}
 	for (uint64_t k = k0; k < k1; k++) {
 		uint64_t pfn = img->runs[r].pfn + i + k;
 		rc = hole ? check_entry(img, pfn, &ent[k]) : check_page(img, pfn, &ent[k], data + (k - k0) * XSR_PAGE_SIZE);
-		if (rc < 0) {
-			snprintf(m, sizeof(m), "section .xsr.pages: %s", img->err);
-			report(v, m);
-		}
+		if (rc < 0)
+			report_img(v, XSR_E_CHECKSUM, "section .xsr.pages: ");
 	}
 }
 
@@ -920,11 +1000,9 @@ static void verify_pages(struct vctx *v)
 			uint64_t n = img->runs[r].count - i < chunk ? img->runs[r].count - i : chunk;
 			uint64_t slot = img->slot_base[r] + i;
 			struct xsr_index_entry ent[256];
-			char m[XSR_ERRLEN + 64];
 			int rc = xsr_image_run_index(img, r, i, n, ent);
 			if (rc < 0) {
-				snprintf(m, sizeof(m), "section .xsr.pages: %s", img->err);
-				report(v, m);
+				report_img(v, XSR_E_CHECKSUM, "section .xsr.pages: ");
 				continue;
 			}
 			/*
@@ -959,7 +1037,6 @@ static void check_vcpus(struct vctx *v)
 {
 	struct xsr_image *img = v->img;
 	struct xsr_vcpu_state *st = malloc(sizeof(*st));
-	char m[XSR_ERRLEN + 64];
 	if (!st) {
 		report_rc(v, XSR_E_NOMEM, "out of memory");
 		return;
@@ -969,10 +1046,8 @@ static void check_vcpus(struct vctx *v)
 			continue;
 		int rc = xsr_image_vcpu(img, img->secs[i].info, st);
 		/* A damaged record is reported by the checksum pass already. */
-		if (rc < 0 && rc != XSR_E_CHECKSUM) {
-			snprintf(m, sizeof(m), "%s", img->err);
-			report_rc(v, rc, m);
-		}
+		if (rc < 0 && rc != XSR_E_CHECKSUM)
+			report_img(v, rc, "");
 	}
 	free(st);
 }
@@ -991,24 +1066,22 @@ static int check_structure(struct vctx *vp)
 	uint32_t nrg = 0;
 	if (!rg)
 		return ifail(img, XSR_E_NOMEM, "out of memory");
-	rg[nrg++] = (struct region){0, XSR_HEADER_END, "file header"};
-	rg[nrg++] = (struct region){img->eh.e_phoff, img->eh.e_phoff + img->phnum * sizeof(Elf64_Phdr), "program headers"};
-	rg[nrg++] = (struct region){img->eh.e_shoff, img->eh.e_shoff + img->nsecs * sizeof(Elf64_Shdr), "section headers"};
+	rg[nrg++] = (struct region){0, XSR_HEADER_END, "file header", false};
+	rg[nrg++] = (struct region){img->eh.e_phoff, img->eh.e_phoff + img->phnum * sizeof(Elf64_Phdr), "program headers", false};
+	rg[nrg++] = (struct region){img->eh.e_shoff, img->eh.e_shoff + img->nsecs * sizeof(Elf64_Shdr), "section headers", false};
 	for (uint32_t i = 1; i < img->nsecs; i++) {
 		const struct xsr_section_info *s = &img->secs[i];
 		if (!is_record(img, (int)i)) {
-			rg[nrg++] = (struct region){s->offset, s->offset + s->size, s->name};
+			rg[nrg++] = (struct region){s->offset, s->offset + s->size, s->name, true};
 			continue;
 		}
-		rg[nrg++] = (struct region){s->offset - sizeof(struct xsr_record_header), s->offset + ALIGN8(s->size) + 8, s->name};
+		rg[nrg++] = (struct region){s->offset - sizeof(struct xsr_record_header), s->offset + ALIGN8(s->size) + 8, s->name, true};
 		uint64_t trailer = 0;
 		/* Damage to the INTEGRITY record is reported once, by read_record() below;
 		 * an I/O error here is reported, as that later read may well succeed. */
 		int rc = hash_record(img, (int)i, &trailer);
-		if (rc < 0 && ((int)i != img->i_integrity || rc == XSR_E_IO || rc == XSR_E_NOMEM)) {
-			snprintf(m, sizeof(m), "%s", img->err);
-			report_rc(vp, rc, m);
-		}
+		if (rc < 0 && ((int)i != img->i_integrity || rc == XSR_E_IO || rc == XSR_E_NOMEM))
+			report_img(vp, rc, "");
 		if ((int)i != img->i_integrity) {
 			chain = XXH3_64bits_withSeed(&trailer, 8, chain);
 			nrec++;
@@ -1016,37 +1089,41 @@ static int check_structure(struct vctx *vp)
 	}
 	struct xsr_integrity in;
 	int irc = read_record(img, img->i_integrity, &in, sizeof(in));
+	const uint64_t ioff = img->secs[img->i_integrity].offset;
 	if (irc < 0) {
-		snprintf(m, sizeof(m), "%s", img->err);
-		report_rc(vp, irc, m);
+		report_img(vp, irc, "");
 	} else {
 		size_t phl = img->phnum * sizeof(Elf64_Phdr), shl = img->nsecs * sizeof(Elf64_Shdr);
 		uint8_t *tbl = NULL; /* for sources that do not hold the file in memory */
 		const uint8_t *p;
 		int rc;
 		if (in.algorithm != XSR_HASH_XXH3_64 || in.reserved0 || in.reserved1[0] || in.reserved1[1])
-			report(vp, "section .xsr.integrity: unknown algorithm or reserved field set");
+			report_at(vp, XSR_E_CHECKSUM, "section .xsr.integrity: unknown algorithm or reserved field set",
+				  ".xsr.integrity", ioff, XSR_NO_PFN);
 		if (in.file_size != img->size) {
 			snprintf(m, sizeof(m), "section .xsr.integrity: file should be %llu octets, is %llu",
 				 (unsigned long long)in.file_size, (unsigned long long)img->size);
-			report(vp, m);
+			report_at(vp, XSR_E_CHECKSUM, m, ".xsr.integrity", ioff, XSR_NO_PFN);
 		}
 		/* a table that cannot be read is an I/O error, never a silent pass */
 		if (!(p = img_bytes(img, &tbl, phl > shl ? phl : shl, phl, img->eh.e_phoff, &rc))) {
 			snprintf(m, sizeof(m), "program header table (offset 0x80): %s", strerror(-rc));
-			report_rc(vp, rc == -ENOMEM ? XSR_E_NOMEM : XSR_E_IO, m);
+			report_at(vp, rc == -ENOMEM ? XSR_E_NOMEM : XSR_E_IO, m, NULL, img->eh.e_phoff, XSR_NO_PFN);
 		} else if (XXH3_64bits(p, phl) != in.phdr_hash)
-			report(vp, "program header table (offset 0x80): checksum mismatch");
+			report_at(vp, XSR_E_CHECKSUM, "program header table (offset 0x80): checksum mismatch", NULL, img->eh.e_phoff,
+				  XSR_NO_PFN);
 		if (!(p = img_bytes(img, &tbl, phl > shl ? phl : shl, shl, img->eh.e_shoff, &rc))) {
 			snprintf(m, sizeof(m), "section header table at 0x%llx: %s", (unsigned long long)img->eh.e_shoff,
 				 strerror(-rc));
-			report_rc(vp, rc == -ENOMEM ? XSR_E_NOMEM : XSR_E_IO, m);
+			report_at(vp, rc == -ENOMEM ? XSR_E_NOMEM : XSR_E_IO, m, NULL, img->eh.e_shoff, XSR_NO_PFN);
 		} else if (XXH3_64bits(p, shl) != in.shdr_hash) {
 			snprintf(m, sizeof(m), "section header table at 0x%llx: checksum mismatch", (unsigned long long)img->eh.e_shoff);
-			report(vp, m);
+			report_at(vp, XSR_E_CHECKSUM, m, NULL, img->eh.e_shoff, XSR_NO_PFN);
 		}
 		if (in.chain != chain || in.nr_records != nrec)
-			report(vp, "section .xsr.integrity: the chain of record checksums does not match (a record was replaced or reordered)");
+			report_at(vp, XSR_E_CHECKSUM,
+				  "section .xsr.integrity: the chain of record checksums does not match (a record was replaced or reordered)",
+				  ".xsr.integrity", ioff, XSR_NO_PFN);
 		free(tbl);
 	}
 	/* Every octet belongs to exactly one region, or is zero padding between regions. */
@@ -1057,20 +1134,24 @@ static int check_structure(struct vctx *vp)
 		uint64_t next = i < nrg ? rg[i].start : img->size;
 		if (next < pos) {
 			snprintf(m, sizeof(m), "%s at 0x%llx overlaps the region before it", rg[i].what, (unsigned long long)next);
-			report_rc(vp, XSR_E_FORMAT, m);
+			report_at(vp, XSR_E_FORMAT, m, rg[i].is_section ? rg[i].what : NULL, next, XSR_NO_PFN);
 		} else {
 			for (uint64_t o = pos; o < next; o += 1 << 16) {
 				size_t n = next - o < (1 << 16) ? (size_t)(next - o) : (1 << 16);
 				int rc;
 				const uint8_t *p = img_bytes(img, &zb, 1 << 16, n, o, &rc);
 				if (!p || !xsr_is_zero(p, n)) {
+					uint64_t bad = o;
 					if (p)
 						snprintf(m, sizeof(m), "padding at 0x%llx..0x%llx is not zero",
 							 (unsigned long long)o, (unsigned long long)(o + n));
 					else
 						snprintf(m, sizeof(m), "padding at 0x%llx..0x%llx: %s", (unsigned long long)o,
 							 (unsigned long long)(o + n), strerror(-rc));
-					report_rc(vp, XSR_E_FORMAT, m);
+					/* the octet that is not zero, for a program to point at */
+					while (p && bad < o + n && !p[bad - o])
+						bad++;
+					report_at(vp, XSR_E_FORMAT, m, NULL, bad, XSR_NO_PFN);
 					break;
 				}
 			}
@@ -1091,19 +1172,37 @@ static int check_structure_first(struct xsr_image *img)
 	int rc = check_structure(&v);
 	if (rc < 0)
 		return rc;
-	if (v.damage)
-		return ifail(img, v.first_rc, "%s", v.first);
+	if (v.damage) {
+		ifail(img, v.first_rc, "%s", v.first);
+		img->where = v.first_at;
+		return v.first_rc;
+	}
+	return 0;
+}
+
+static int verify(struct vctx *v, uint64_t *total)
+{
+	int rc = check_structure(v);
+	if (total)
+		*total = v->damage;
+	if (rc < 0)
+		return rc;
+	verify_pages(v);
+	if (total)
+		*total = v->damage;
+	if (v->damage)
+		return ifail(v->img, XSR_E_CHECKSUM, "%u problem(s) found", v->damage);
 	return 0;
 }
 
 int xsr_image_verify(struct xsr_image *img, xsr_report_fn rep, void *ctx)
 {
 	struct vctx v = {.img = img, .report = rep, .ctx = ctx};
-	int rc = check_structure(&v);
-	if (rc < 0)
-		return rc;
-	verify_pages(&v);
-	if (v.damage)
-		return ifail(img, XSR_E_CHECKSUM, "%u problem(s) found", v.damage);
-	return 0;
+	return verify(&v, NULL);
+}
+
+int xsr_image_verify_findings(struct xsr_image *img, xsr_finding_fn fn, void *ctx, uint64_t *total)
+{
+	struct vctx v = {.img = img, .finding = fn, .ctx = ctx};
+	return verify(&v, total);
 }

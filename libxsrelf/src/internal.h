@@ -31,6 +31,7 @@ struct xsr_sec_desc {
 	bool stream_only;     /* END */
 	bool seekable_only;   /* INDEX, INTEGRITY, STRTAB */
 	bool per_vcpu;        /* sh_info is a vCPU id */
+	bool derived;         /* made from the rest of the image or by its layout (xsr_section_derived) */
 };
 extern const struct xsr_sec_desc xsr_sec_table[XSR_SEC__COUNT];
 /* NULL when @code is not known to this version. */
@@ -146,6 +147,11 @@ bool xsr_source_hole(const struct xsr_source *src, uint64_t off, uint64_t len);
 
 /* ---- messages ---- */
 void xsr_fmt(char *dst, size_t len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* struct xsr_finding: no location; a location (@section may be NULL). */
+void xsr_finding_clear(struct xsr_finding *f);
+void xsr_finding_set(struct xsr_finding *f, const char *section, uint64_t offset, uint64_t pfn);
+/* The offset a message names by the "offset 0x40: ..." convention, or XSR_NO_OFFSET. */
+uint64_t xsr_msg_offset(const char *msg);
 
 /* ---- notes ---- */
 /* Octets of the VMCOREINFO note for @len octets of text (0 when none). */

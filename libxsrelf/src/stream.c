@@ -36,6 +36,9 @@ struct xsr_stream {
 	struct xsr_vcpu_state *vcpu; /* scratch for checking VCPU records, allocated at the first */
 	uint64_t nrec, chain;
 	char err[XSR_ERRLEN];
+	/* where the record being read begins, its type (0: none yet), and a pfn at fault */
+	uint64_t cur_at, cur_pfn;
+	uint32_t cur_type;
 };
 
 static int sfail(struct xsr_stream *s, int rc, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -51,6 +54,19 @@ static int sfail(struct xsr_stream *s, int rc, const char *fmt, ...)
 const char *xsr_stream_error(const struct xsr_stream *s)
 {
 	return s ? s->err : "no stream";
+}
+
+void xsr_stream_error_at(const struct xsr_stream *s, struct xsr_finding *out)
+{
+	xsr_finding_clear(out);
+	if (!s) {
+		out->message = "no stream";
+		return;
+	}
+	uint64_t off = xsr_msg_offset(s->err); /* the file header's messages: "offset 0x38: ..." */
+	xsr_finding_set(out, s->cur_type ? xsr_section_elf_name(s->cur_type) : NULL,
+			off != XSR_NO_OFFSET ? off : s->cur_at, s->cur_pfn);
+	out->message = s->err;
 }
 
 uint64_t xsr_stream_offset(const struct xsr_stream *s)
@@ -72,6 +88,7 @@ static int stream_open(struct xsr_stream **out, const struct xsr_source *src, ch
 		return XSR_E_NOMEM;
 	}
 	s->src = *src;
+	s->cur_pfn = XSR_NO_PFN;
 	*out = s;
 	return 0;
 }
@@ -253,9 +270,11 @@ static int do_pages(struct xsr_stream *s, uint64_t at, uint64_t len, const struc
 		if (e & XSR_PFN_RESERVED)
 			return sfail(s, XSR_E_FORMAT, "record pages at stream offset 0x%llx: entry %u (0x%llx) has reserved bits set",
 				     (unsigned long long)at, i, (unsigned long long)e);
-		if (xsr_memmap_slot(s->runs, s->base, s->nruns, e & XSR_PFN_MASK) < 0)
+		if (xsr_memmap_slot(s->runs, s->base, s->nruns, e & XSR_PFN_MASK) < 0) {
+			s->cur_pfn = e & XSR_PFN_MASK;
 			return sfail(s, XSR_E_RANGE, "record pages at stream offset 0x%llx: pfn 0x%llx is outside the memory map",
 				     (unsigned long long)at, (unsigned long long)(e & XSR_PFN_MASK));
+		}
 		if (!(e & XSR_PFN_ZERO))
 			ndata++;
 	}
@@ -306,6 +325,9 @@ int xsr_stream_step(struct xsr_stream *s, const struct xsr_stream_ops *ops, void
 	int rc;
 	if (s->ended)
 		return 1;
+	s->cur_at = s->off;
+	s->cur_type = 0;
+	s->cur_pfn = XSR_NO_PFN;
 	if (!s->have_header)
 		return read_header(s, ops, ctx);
 	uint64_t at = s->off;
@@ -315,6 +337,7 @@ int xsr_stream_step(struct xsr_stream *s, const struct xsr_stream_ops *ops, void
 				     (unsigned long long)at, (unsigned long long)s->nrec);
 		return rc;
 	}
+	s->cur_type = rh.sh_type;
 	uint32_t code;
 	if (rh.sh_type == SHT_NOTE)
 		code = XSR_SEC_NOTES;
@@ -450,6 +473,9 @@ int xsr_stream_run(struct xsr_stream *s, const struct xsr_stream_ops *ops, void 
 int xsr_stream_expect_eof(struct xsr_stream *s)
 {
 	uint8_t b;
+	s->cur_at = s->off;
+	s->cur_type = 0;
+	s->cur_pfn = XSR_NO_PFN;
 	if (!s->ended)
 		return sfail(s, XSR_E_STATE, "stream offset 0x%llx: END not read yet", (unsigned long long)s->off);
 	ssize_t r = s->prepos < s->prelen ? 1 : s->src.ops->read(&s->src, &b, 1, s->src_off);

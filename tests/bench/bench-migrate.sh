@@ -50,7 +50,7 @@ echo "guest $MEM, test dirtier at $RATE MB/s"
 for c in none lz4 zstd; do
 	run "$c" --compress "$c" --max-downtime 100 || { echo "migrate ($c) failed"; continue; }
 	j=$TMP/$c.json
-	bytes=$(jq .total_bytes "$j")
+	bytes=$(jq -r .total_bytes "$j") # 64-bit values are strings (xsr(1), JSON OUTPUT)
 	el=$(jq .elapsed_ms "$j")
 	raw=$(raw_tcp "$bytes")
 	awk -v b="$bytes" -v m="$memb" -v el="$el" -v raw="$raw" -v c="$c" \

@@ -18,8 +18,8 @@ import json, sys
 j = json.load(open(sys.argv[1]))
 for k in ("layout", "vcpus", "pages", "zero_pages", "sections"):
     assert k in j, k
-assert j["vcpus"] == 2 and j["pages"] == 8192, j
-assert 0.15 < j["zero_pages"] / j["pages"] < 0.35, j["zero_pages"]
+assert j["vcpus"] == 2 and int(j["pages"]) == 8192, j
+assert 0.15 < int(j["zero_pages"]) / int(j["pages"]) < 0.35, j["zero_pages"]
 PY
 done
 check "layouts named" bash -c "grep -q '\"layout\": \"seekable\"' '$T/a.elf.json' && grep -q '\"layout\": \"stream\"' '$T/a.stream.json'"

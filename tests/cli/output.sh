@@ -127,6 +127,14 @@ full "info --json --vcpu 0" "$XSR" info --json --vcpu 0 "$T/a.img"
 full "verify" "$XSR" verify "$T/a.img"
 full "verify (stream on stdin)" bash -c "'$XSR' verify - < '$T/a.stream'"
 full "cat-page" "$XSR" cat-page "$T/a.img" 0x101
+for v in ls diff dump; do
+	full "xsr $v --help" "$XSR" $v --help
+done
+full "ls" "$XSR" ls "$T/a.img"
+full "ls --json (stream)" "$XSR" ls --json "$T/a.stream"
+full "diff --json" "$XSR" diff --json "$T/a.img" "$T/a.stream"
+full "dump" "$XSR" dump --paddr 0x100000 --len 64K "$T/a.img"
+full "dump --hex" "$XSR" dump --hex --paddr 0x100000 --len 64K "$T/a.img"
 full "synth --json" "$XSR" synth --mem 4M --vcpus 1 --json "$T/j.img"
 full "synth --check" "$XSR" synth --mem 8M --vcpus 2 --zero-fraction 0.3 --check "$T/a.img"
 full "synth to -" "$XSR" synth --mem 4M --vcpus 1 -
@@ -203,7 +211,7 @@ check "--vcpus 99999999999999999999 is refused (exit 2)" bash -c "'$XSR' synth -
 for lay in "" --stream; do
 	"$XSR" synth --mem 8M --vcpus 2 --zero-fraction 0.3 $lay --json "$T/js.img" >"$T/js.json"
 	check "synth $lay --json: \"bytes\" is the file's size" \
-		python3 -c "import json,os,sys; j=json.load(open(sys.argv[1])); assert j['bytes']==os.path.getsize(sys.argv[2]), (j['bytes'], os.path.getsize(sys.argv[2]))" "$T/js.json" "$T/js.img"
+		python3 -c "import json,os,sys; j=json.load(open(sys.argv[1])); assert int(j['bytes'])==os.path.getsize(sys.argv[2]), (j['bytes'], os.path.getsize(sys.argv[2]))" "$T/js.json" "$T/js.img"
 	"$XSR" synth --mem 8M --vcpus 2 --zero-fraction 0.3 --check "$T/js.img" >"$T/chk$lay.out"
 	check "synth --check ($lay): every one of the 2048 pages counted" grep -q ': 2048 pages' "$T/chk$lay.out"
 done

@@ -39,6 +39,8 @@ check "xsr vcpu 1 matches xsr info --vcpu 1 --json (CR0/3/4, EFER, RIP, segments
 import json, re, sys
 out = open(sys.argv[1]).read()
 j = json.load(open(sys.argv[2]))
+# registers are "0x..." strings (xsr(1), JSON OUTPUT)
+j = {k: int(v, 0) if isinstance(v, str) and v.startswith("0x") else v for k, v in j.items()}
 def reg(name):
     m = re.search(r"\b%s\s+(0x[0-9a-f]+)" % name, out)
     assert m, "no %s in: %s" % (name, out)
@@ -48,9 +50,9 @@ assert reg("efer") == 0xd01 == j["efer"], (reg("efer"), j["efer"])
 for k in ("cr0", "cr4", "rip", "rflags", "rsp", "rax", "r15"):
     assert reg(k) == j[k], (k, reg(k), j[k])
 gs = re.search(r"gs\s+sel 0x([0-9a-f]+) base 0x([0-9a-f]+)", out)
-assert int(gs.group(2), 16) == j["segments"]["gs"]["base"], gs.group(0)
+assert int(gs.group(2), 16) == int(j["segments"]["gs"]["base"], 0), gs.group(0)
 msrs = {int(a, 16): int(b, 16) for a, b in re.findall(r"msr (0x[0-9a-f]+) = (0x[0-9a-f]+)", out)}
-assert msrs == {int(k, 16): v for k, v in j["msrs"].items()}, (msrs, j["msrs"])
+assert msrs == {int(k, 16): int(v, 0) for k, v in j["msrs"].items()}, (msrs, j["msrs"])
 PY
 cat "$T/gdb.out" >"$T/vcpu1.out"
 

@@ -12,13 +12,27 @@ build_helper craft
 CRAFT=$ROOT/tests/build/craft
 N_FLIPS=${XSR_AGREE_FLIPS:-40}   # per image and mode: 2 images x 2 modes x 40 = 160 variants
 
+# Memory (docs/limits.md, "Memory of the reading verbs"): no input, however
+# hostile, makes verify or convert exceed MAX_RSS_KIB; the largest is reported.
+MAX_RSS_KIB=65536
+RSS_MAX=0 RSS_WHAT=none RSS_OVER=0
+rss() { # rss WHAT FILE-WRITTEN-BY-/usr/bin/time
+	local k
+	k=$(tail -n1 "$2" 2>/dev/null)
+	case $k in '' | *[!0-9]*) bad "$1: no RSS measured ($(head -c 100 "$2" 2>/dev/null))"; return ;; esac
+	[ "$k" -gt "$RSS_MAX" ] && RSS_MAX=$k RSS_WHAT=$1
+	[ "$k" -le $MAX_RSS_KIB ] || { RSS_OVER=$((RSS_OVER + 1)); echo "     over the bound: $1: $k KiB"; }
+}
+
 agree() { # agree WHAT FILE
 	local what=$1 f=$2 v c
-	timeout 60 "$XSR" verify -q "$f" >/dev/null 2>"$T/verr"; v=$?
+	/usr/bin/time -f %M -o "$T/vrss" timeout 60 "$XSR" verify -q "$f" >/dev/null 2>"$T/verr"; v=$?
 	rm -f "$T/conv"
 	# To a stream: the output then needs no room for pages the input only claims (a stream may
 	# claim 2^36 pages, a seekable copy of it does not fit a file system); the reading is the same.
-	timeout 60 "$XSR" convert --to stream "$f" "$T/conv" >/dev/null 2>"$T/cerr"; c=$?
+	/usr/bin/time -f %M -o "$T/crss" timeout 60 "$XSR" convert --to stream "$f" "$T/conv" >/dev/null 2>"$T/cerr"; c=$?
+	rss "$what: verify" "$T/vrss"
+	rss "$what: convert" "$T/crss"
 	if [ $v -ge 124 ] || [ $c -ge 124 ]; then
 		bad "$what: a signal or a hang (verify $v, convert $c)"; return
 	fi
@@ -62,4 +76,6 @@ for img in s.elf s.stream; do
 	done
 done
 check "verify and convert agree on all $n sweep variants ($AGREE agreed)" test $AGREE -eq $n -a $n -ge 160
+check "no input made verify or convert exceed $MAX_RSS_KIB KiB of RSS (largest: $RSS_MAX KiB, $RSS_WHAT)" \
+	test "$RSS_OVER" -eq 0 -a "$RSS_MAX" -gt 0
 summary

@@ -25,7 +25,7 @@ for n in 1 2; do
 	start_vm "$S" 64M "$n"
 	wait_moving "$S"
 	check "$n vCPU: xsr core --json" bash -c "'$XSR' core vm:'$S' '$C' --json >'$TMP/core$n.json'"
-	check "$n vCPU: --json reports pause_ms" bash -c "jq -e '.pause_ms >= 0 and .bytes > 0' '$TMP/core$n.json' >/dev/null"
+	check "$n vCPU: --json reports pause_ms" bash -c "jq -e '.pause_ms >= 0 and (.bytes | tonumber) > 0' '$TMP/core$n.json' >/dev/null"
 	check "$n vCPU: the guest runs on after the core" wait_moving "$S"
 	check "$n vCPU: and is not paused" test "$(state "$S")" = running
 	check "$n vCPU: xsr verify accepts the core" bash -c "'$XSR' verify '$C' >/dev/null"

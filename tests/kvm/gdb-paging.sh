@@ -14,7 +14,7 @@ for vcpus in 1 2; do
 	start_vm "$S" 16M "$vcpus" || { nok "start a $vcpus-vCPU guest"; continue; }
 	# Let it count, then hold it still so status and core see the same moment.
 	for ((i = 0; i < 100; i++)); do
-		c=$("$XSR" vm status "$S" --json | python3 -c 'import json,sys; print(min(json.load(sys.stdin)["counters"]))')
+		c=$("$XSR" vm status "$S" --json | python3 -c 'import json,sys; print(min(map(int, json.load(sys.stdin)["counters"])))')
 		[ "$c" -gt 5 ] && break
 		sleep 0.1
 	done
@@ -35,7 +35,7 @@ print(" ".join(x.strip() for x in c[:'"$vcpus"']), e)')
 	n=$(gdb -nx -batch -c "$TMP/phys.elf" -ex 'info threads' 2>/dev/null | grep -cE '^[* ] +[0-9]+ +LWP')
 	check "$vcpus vCPU(s): info threads shows $vcpus thread(s)" test "$n" -eq "$vcpus"
 	for ((v = 0; v < vcpus; v++)); do
-		rip=$("$XSR" info --vcpu "$v" --json "$TMP/phys.elf" | python3 -c 'import json,sys; print(hex(json.load(sys.stdin)["rip"]))')
+		rip=$("$XSR" info --vcpu "$v" --json "$TMP/phys.elf" | python3 -c 'import json,sys; print(hex(int(json.load(sys.stdin)["rip"], 0)))')
 		g=$(gdb -nx -batch -c "$TMP/phys.elf" -ex "thread $((v + 1))" -ex 'info registers rip' 2>/dev/null | awk '/^rip/{print $2}')
 		check "$vcpus vCPU(s): vCPU $v info registers rip ($g) = saved state ($rip)" test "$g" = "$rip"
 	done

@@ -45,7 +45,7 @@ roundtrip() {
 			sleep 0.05
 		done
 		check "$tag: prefetch completes" test "$(status "$dst" | jq .lazy.done)" = true
-		check "$tag: no lazy page errors" test "$(status "$dst" | jq .lazy.errors)" = 0
+		check "$tag: no lazy page errors" test "$(status "$dst" | jq -r .lazy.errors)" = 0
 		check "$tag: still counting after prefetch" wait_moving "$dst"
 	fi
 	"$XSR" vm resume "$src"

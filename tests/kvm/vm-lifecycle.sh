@@ -9,7 +9,7 @@ check "vm start 2 vCPUs" start_vm "$S" 64M 2
 check "status: running" test "$(state "$S")" = running
 check "status: pid is the daemon's" test "$(status "$S" | jq .pid)" = "$VM_PID"
 check "status: 2 vCPUs, 2 counters" test "$(status "$S" | jq '[.vcpus, (.counters|length)] == [2,2]')" = true
-check "status: 64 MiB" test "$(status "$S" | jq .mem)" = $((64 << 20))
+check "status: 64 MiB" test "$(status "$S" | jq -r .mem)" = $((64 << 20))
 check "counters move" wait_moving "$S"
 check "status (text) names the state" bash -c "'$XSR' vm status '$S' | grep -q '^state: *running'"
 
@@ -23,6 +23,23 @@ check "resume" "$XSR" vm resume "$S"
 check "status: running again" test "$(state "$S")" = running
 check "counters move after resume" wait_moving "$S"
 check "guest_errors is 0" test "$(errors "$S")" = 0
+
+# Issue 15, finding 6, for the verbs that need a live guest: stdout that
+# cannot be written is a failure (exit 3, a message), not a silent success,
+# and the guest runs on.
+full() { # description, then the command; stdout goes to /dev/full
+	local d=$1 rc=0
+	shift
+	"$@" >/dev/full 2>"$TMP/full.err" || rc=$?
+	check "stdout on /dev/full: $d -> exit 3 ($rc), saying why" \
+		bash -c "[ $rc -eq 3 ] && grep -qi 'space\\|writ' '$TMP/full.err'"
+}
+full "vm status" "$XSR" vm status "$S"
+full "vm status --json" "$XSR" vm status "$S" --json
+full "save vm:SOCK -" "$XSR" save "vm:$S" -
+full "core vm:SOCK -" "$XSR" core "vm:$S" -
+check "the guest runs on after them" test "$(state "$S")" = running
+check "  ... and its counters move" wait_moving "$S"
 
 out=$("$XSR" vm start --mem 4M --vcpus 1 --control "$S" 2>&1) && rc=0 || rc=$?
 check "second VMM on a live socket is refused" test "$rc" -ne 0

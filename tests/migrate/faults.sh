@@ -99,6 +99,6 @@ start_receiver retry --control "$TMP/retry.dst" --once
 check "retry after every failure succeeds" "$XSR" migrate vm:"$S" tcp:127.0.0.1:"$RX_PORT"
 wait_gone "$RX_PID" || true
 rx_vm_pid >/dev/null
-check "  ... counting with guest_errors 0" bash -c "[ \"\$('$XSR' vm status '$TMP/retry.dst' --json | jq .errors)\" = 0 ]"
+check "  ... counting with guest_errors 0" bash -c "[ \"\$('$XSR' vm status '$TMP/retry.dst' --json | jq -r .errors)\" = 0 ]"
 stop_vm "$TMP/retry.dst"
 finish

@@ -24,8 +24,8 @@ postcopy() {
 	wait_gone "$RX_PID" || true
 	rx_vm_pid >/dev/null
 	check "$tag: source VMM exited after COMPLETE and COMMIT" wait_gone "$spid"
-	check "$tag: report says post-copy, with its pages" jq -e '.postcopy == true and .postcopy_pages > 0' "$TMP/$tag.json"
-	check "$tag: receiver saw the same post-copy pages" bash -c "[ \"\$(jq .receive.postcopy_pages '$RX_OUT')\" = \"\$(jq .postcopy_pages '$TMP/$tag.json')\" ]"
+	check "$tag: report says post-copy, with its pages" jq -e '.postcopy == true and (.postcopy_pages | tonumber) > 0' "$TMP/$tag.json"
+	check "$tag: receiver saw the same post-copy pages" bash -c "[ \"\$(jq -r .receive.postcopy_pages '$RX_OUT')\" = \"\$(jq -r .postcopy_pages '$TMP/$tag.json')\" ]"
 	check "$tag: counters continue (from $before)" counters_at_least "$dst" "$before"
 	check "$tag: guest keeps counting" wait_moving "$dst"
 	check "$tag: guest_errors is 0" test "$(errors "$dst")" = 0
@@ -37,10 +37,10 @@ postcopy() {
 # hook) so that the guest's first touches, not the push, fetch its pages.
 export XSR_MIG_TEST_PUSH_DELAY_MS=1500
 postcopy pure-1 1 64M --postcopy-rounds 0
-check "pure-1: the guest's first touches became FAULT requests" jq -e '.faults >= 1' "$TMP/pure-1.json"
+check "pure-1: the guest's first touches became FAULT requests" jq -e '(.faults | tonumber) >= 1' "$TMP/pure-1.json"
 postcopy pure-2 2 64M --postcopy-rounds 0 --compress lz4
-check "pure-2: the guest's first touches became FAULT requests" jq -e '.faults >= 1' "$TMP/pure-2.json"
-check "pure-1: every fault was served ahead of the push" jq -e '.faults_served >= 1' "$TMP/pure-1.json"
+check "pure-2: the guest's first touches became FAULT requests" jq -e '(.faults | tonumber) >= 1' "$TMP/pure-2.json"
+check "pure-1: every fault was served ahead of the push" jq -e '(.faults_served | tonumber) >= 1' "$TMP/pure-1.json"
 unset XSR_MIG_TEST_PUSH_DELAY_MS
 # One pre-copy round, then the pages the dirtier and the guest touched since.
 export XSR_TEST_DIRTY_MBPS=40

@@ -30,7 +30,7 @@ migrate_ok() {
 	check "$tag: counters continue on the receiver (from $before)" counters_at_least "$dst" "$before"
 	check "$tag: receiver's guest keeps counting" wait_moving "$dst"
 	check "$tag: receiver's guest_errors is 0" test "$(errors "$dst")" = 0
-	check "$tag: report has rounds, bytes, downtime" jq -e '.rounds >= 1 and (.round | length) == .rounds and .total_bytes > 0 and .downtime_ms > 0 and has("compression_ratio")' "$TMP/$tag.json"
+	check "$tag: report has rounds, bytes, downtime" jq -e '.rounds >= 1 and (.round | length) == .rounds and (.total_bytes | tonumber) > 0 and .downtime_ms > 0 and has("compression_ratio")' "$TMP/$tag.json"
 	stop_vm "$dst"
 }
 
@@ -45,7 +45,7 @@ check "lz4: compression shrinks the stream" jq -e '.compression_ratio > 1' "$TMP
 export XSR_TEST_DIRTY_MBPS=40
 migrate_ok dirtier 2 --max-downtime 20 --min-rounds 2 --max-rounds 8
 unset XSR_TEST_DIRTY_MBPS
-check "dirtier: several pre-copy rounds, later ones resend dirtied pages" jq -e '.rounds >= 3 and .round[1].pages > 0' "$TMP/dirtier.json"
+check "dirtier: several pre-copy rounds, later ones resend dirtied pages" jq -e '.rounds >= 3 and (.round[1].pages | tonumber) > 0' "$TMP/dirtier.json"
 
 # --to-file: the arriving stream becomes a seekable save image.
 S=$TMP/tofile.src
@@ -59,7 +59,7 @@ check "  ... source VMM gone after the commit" wait_gone "$spid"
 check "  ... the file verifies" "$XSR" verify "$TMP/arrived.xsr"
 check "  ... no temporary file left" bash -c "! ls -a '$TMP' | grep -q 'arrived.xsr.'"
 restore_vm "$TMP/fromfile.sock" "$TMP/arrived.xsr"
-check "  ... and restores, counting with guest_errors 0" bash -c "$(declare -f status counters wait_moving); XSR='$XSR' DEADLINE=$DEADLINE wait_moving '$TMP/fromfile.sock' && [ \"\$('$XSR' vm status '$TMP/fromfile.sock' --json | jq .errors)\" = 0 ]"
+check "  ... and restores, counting with guest_errors 0" bash -c "$(declare -f status counters wait_moving); XSR='$XSR' DEADLINE=$DEADLINE wait_moving '$TMP/fromfile.sock' && [ \"\$('$XSR' vm status '$TMP/fromfile.sock' --json | jq -r .errors)\" = 0 ]"
 stop_vm "$TMP/fromfile.sock"
 
 # Refusals come before any page moves; the source runs on.
@@ -88,7 +88,7 @@ start_receiver retry --control "$TMP/retry.sock"
 check "retry to a listening receiver succeeds" "$XSR" migrate vm:"$S" tcp:127.0.0.1:"$RX_PORT"
 wait_gone "$RX_PID" || true
 rx_vm_pid >/dev/null
-check "  ... and counts with guest_errors 0" bash -c "[ \"\$('$XSR' vm status '$TMP/retry.sock' --json | jq .errors)\" = 0 ]"
+check "  ... and counts with guest_errors 0" bash -c "[ \"\$('$XSR' vm status '$TMP/retry.sock' --json | jq -r .errors)\" = 0 ]"
 stop_vm "$TMP/retry.sock"
 
 out=$("$XSR" migrate --help) && check "migrate --help" grep -q "max-downtime" <<<"$out"

@@ -94,7 +94,7 @@ for f in "${IMGS[@]}"; do
 	check "xsr info --json $f: 20 pages, 15 zero, 1 vCPU" python3 -c "
 import json, subprocess, sys
 d = json.loads(subprocess.run(['$XSR', 'info', '--json', '$G/$f'], capture_output=True, check=True).stdout)
-assert (d['pages'], d['zero_pages'], d['vcpus']) == (20, 15, 1), d"
+assert (int(d['pages']), int(d['zero_pages']), d['vcpus']) == (20, 15, 1), d"
 	check "xsr convert $f -> seekable: the spec reader accepts it" bash -c "'$XSR' convert --to seekable '$G/$f' '$T/c-$f.img' && python3 '$CHK' '$T/c-$f.img'"
 	check "  ... with the same pages, vCPU, config and DOMCTX" python3 - "$T/$f.json" "$CHK" "$T/c-$f.img" <<'PY'
 import json, subprocess, sys

@@ -664,3 +664,99 @@ Test(stream, memory_and_fd_give_the_same_records)
 	close(fd);
 	unlink(path);
 }
+
+/* xsr_section_derived: what the layout or the rest of the image makes is not content (xsr diff). */
+Test(format, derived_sections_are_the_layouts_own)
+{
+	const uint32_t derived[] = {SHT_NOTE, SHT_STRTAB, XSR_SHT(XSR_SEC_END, 0), XSR_SHT(XSR_SEC_PAGES, 0),
+				    XSR_SHT(XSR_SEC_INDEX, 0), XSR_SHT(XSR_SEC_INTEGRITY, 0),
+				    XSR_SHT(XSR_SEC_XEN_P2M_TREE, 1), XSR_SHT(XSR_SEC_MIG_ROUND, 0)};
+	const uint32_t content[] = {XSR_SHT(XSR_SEC_CONFIG, 0), XSR_SHT(XSR_SEC_VCPU, 0), XSR_SHT(XSR_SEC_MEMMAP, 0),
+				    XSR_SHT(XSR_SEC_P2M, 0), XSR_SHT(XSR_SEC_PRODUCER, 0),
+				    XSR_SHT(XSR_SEC_VMCOREINFO, 1), XSR_SHT(0x7777, 1), SHT_PROGBITS};
+	for (size_t i = 0; i < sizeof(derived) / sizeof(derived[0]); i++)
+		cr_expect(xsr_section_derived(derived[i]), "sh_type 0x%x is derived", derived[i]);
+	for (size_t i = 0; i < sizeof(content) / sizeof(content[0]); i++)
+		cr_expect(!xsr_section_derived(content[i]), "sh_type 0x%x is content", content[i]);
+}
+
+/* verify --json's source: each problem placed by section, offset and pfn. */
+struct placed {
+	struct xsr_finding f[4];
+	int n;
+};
+static void on_found(void *ctx, const struct xsr_finding *f)
+{
+	struct placed *p = ctx;
+	if (p->n < 4)
+		p->f[p->n++] = *f;
+}
+
+Test(reader, findings_name_the_section_offset_and_pfn)
+{
+	char path[64], err[256];
+	int fd = tmpfd(path);
+	write_image(fd, 0);
+	struct xsr_image *img;
+	cr_assert_eq(xsr_image_open(&img, fd, err, sizeof(err)), 0, "%s", err);
+	uint64_t page = xsr_image_run_offset(img, 1) + 4096; /* pfn 0x101 */
+	struct xsr_section_info cfg;
+	cr_assert_geq(xsr_image_find(img, XSR_SEC_CONFIG, ~0u, &cfg), 0);
+	uint64_t cfg_off = cfg.offset;
+	xsr_image_close(img);
+
+	flip(fd, (off_t)page + 100);
+	flip(fd, (off_t)cfg_off + 3);
+	cr_assert_eq(xsr_image_open_flags(&img, fd, XSR_OPEN_NO_CHECK, err, sizeof(err)), 0, "%s", err);
+	struct placed p = {.n = 0};
+	uint64_t total = 0;
+	cr_assert_lt(xsr_image_verify_findings(img, on_found, &p, &total), 0);
+	xsr_image_close(img);
+	cr_assert_eq(total, 2);
+	cr_assert_eq(p.n, 2);
+	int pi = strcmp(p.f[0].section, ".xsr.pages") ? 1 : 0, ci = !pi;
+	cr_expect_str_eq(p.f[pi].section, ".xsr.pages");
+	cr_expect_eq(p.f[pi].offset, page);
+	cr_expect_eq(p.f[pi].pfn, 0x101);
+	cr_expect_eq(p.f[pi].code, XSR_E_CHECKSUM);
+	cr_expect_str_eq(p.f[ci].section, ".xsr.config");
+	cr_expect_eq(p.f[ci].offset, cfg_off);
+	cr_expect_eq(p.f[ci].pfn, XSR_NO_PFN);
+	/* A full open refuses it, and says where. */
+	struct xsr_finding w;
+	cr_assert_lt(xsr_image_open_where(&img, fd, 0, err, sizeof(err), &w), 0);
+	cr_expect_str_eq(w.section, ".xsr.config", "%s", err);
+	cr_expect_eq(w.offset, cfg_off);
+	flip(fd, (off_t)page + 100);
+	flip(fd, (off_t)cfg_off + 3);
+	/* The file header lies in no section. */
+	flip(fd, 0x50);
+	cr_assert_lt(xsr_image_open_where(&img, fd, XSR_OPEN_NO_CHECK, err, sizeof(err), &w), 0);
+	cr_expect_str_eq(w.section, "", "%s", err);
+	cr_expect_eq(w.offset, 0, "%s", err);
+	close(fd);
+	unlink(path);
+}
+
+Test(stream, error_at_names_the_record_as_the_seekable_layout_does)
+{
+	size_t len;
+	uint8_t *d = stream_bytes(&len);
+	/* The producer record follows the 128-octet file header; its body starts 64 octets in. */
+	d[0x80 + 64 + 10] ^= 0x10;
+	char err[256];
+	struct xsr_stream *s;
+	cr_assert_eq(xsr_stream_open_mem(&s, d, len, err, sizeof(err)), 0, "%s", err);
+	cr_assert_lt(xsr_stream_run(s, NULL, NULL), 0);
+	struct xsr_finding f;
+	xsr_stream_error_at(s, &f);
+	cr_expect_str_eq(f.section, ".xsr.producer", "%s", xsr_stream_error(s));
+	cr_expect_eq(f.offset, 0x80);
+	cr_expect_eq(f.pfn, XSR_NO_PFN);
+	cr_expect_str_eq(f.message, xsr_stream_error(s));
+	xsr_stream_close(s);
+	free(d);
+	cr_expect_str_eq(xsr_section_elf_name(XSR_SHT(XSR_SEC_PAGES, 0)), ".xsr.pages");
+	cr_expect_str_eq(xsr_section_elf_name(SHT_NOTE), ".note");
+	cr_expect_str_eq(xsr_section_elf_name(XSR_SHT(XSR_SEC_END, 0)), ".xsr.end");
+}

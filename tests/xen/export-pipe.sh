@@ -77,9 +77,9 @@ x, img, mark = sys.argv[1], sys.argv[2], sys.argv[3].encode()
 info = json.loads(subprocess.run([x, "info", "--json", img], capture_output=True, check=True).stdout)
 p = next(s for s in info["sections"] if s["name"] == ".xsr.pages")
 with open(img, "rb") as f:
-    f.seek(p["offset"])
-    at = f.read(p["size"]).find(mark)
-print(p["offset"] + at if at >= 0 else "")
+    f.seek(int(p["offset"], 0))  # 64-bit values are strings (xsr(1), JSON OUTPUT)
+    at = f.read(int(p["size"])).find(mark)
+print(int(p["offset"], 0) + at if at >= 0 else "")
 EOF
 )
 if [ -n "$bad" ]; then

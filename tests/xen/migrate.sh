@@ -57,8 +57,8 @@ for comp in none zstd lz4; do
 	rrc=$?
 	if [ $src = 0 ] && [ $rrc = 0 ]; then ok "$comp: migrate and receive exit 0"; else
 		ko "$comp: migrate $src, receive $rrc"; cat "$B/mig.err" "$B/recv.err"; continue; fi
-	sed -n 's/.*"total_bytes":\([0-9]*\).*/\1/p' "$B/mig.json" >"$B/total-$comp"
-	grep -q '"mode":"stop-and-copy"' "$B/mig.json" && grep -q '"pages":32768' "$B/mig.json" &&
+	sed -n 's/.*"total_bytes":"\([0-9]*\)".*/\1/p' "$B/mig.json" >"$B/total-$comp" # a string (xsr(1), JSON OUTPUT)
+	grep -q '"mode":"stop-and-copy"' "$B/mig.json" && grep -q '"pages":"32768"' "$B/mig.json" &&
 		ok "$comp: --json says stop-and-copy and 32768 pages" || { ko "$comp: --json"; cat "$B/mig.json"; }
 	"$X" verify "$B/in.xsr" >/dev/null 2>&1 && ok "$comp: the received image verifies" || ko "$comp: xsr verify"
 	"$X" info "$B/in.xsr" | grep -q 'L4TAB|pinned 7' && ok "$comp: Xen page types arrived (L4TAB|pinned 7)" ||

@@ -29,8 +29,9 @@ if [ -n "$VMLINUX" ]; then
 fi
 
 # json FILE KEY: a number from convert --json
-# json FILE KEY: the value, or "<no KEY in FILE>" (so two absent keys never compare equal)
-json() { python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); k=sys.argv[2]; v=d.get(k, "<no %s in %s>" % (k, sys.argv[1])); print(str(v).lower() if isinstance(v, bool) else v)' "$1" "$2" 2>&1; }
+# json FILE KEY: the value, or "<no KEY in FILE>" (so two absent keys never compare equal);
+# 64-bit values come as "0x..." or decimal strings (xsr(1), JSON OUTPUT): printed in decimal
+json() { python3 -c 'import json,re,sys; d=json.load(open(sys.argv[1])); k=sys.argv[2]; v=d.get(k, "<no %s in %s>" % (k, sys.argv[1])); v=int(v, 0) if isinstance(v, str) and re.fullmatch(r"0x[0-9a-f]+|[0-9]+", v) else v; print(str(v).lower() if isinstance(v, bool) else v)' "$1" "$2" 2>&1; }
 
 # gdbread CORE: the dump's values through the kernel image and the direct map
 gdbread() {

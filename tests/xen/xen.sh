@@ -123,7 +123,7 @@ check "info: producer names Xen and the guest type" grep -q "hypervisor xen .*x8
 check "info: lists the libxc records it came from" grep -q "libxc: X86_PV_INFO .*X86_PV_VCPU_BASIC" "$W/info.out"
 check "info: counts pages by Xen type" grep -q "pages by Xen type: .*L4TAB|pinned 1" "$W/info.out"
 "$X" info --json "$W/info.elf" >"$W/info.json"
-check "info --json: xen_source and xen_page_types" python3 -c "import json,sys; j=json.load(open(sys.argv[1])); assert any(r['record']=='X86_PV_INFO' for r in j['xen_source']) and j['xen_page_types']['NOTAB'] > 0" "$W/info.json"
+check "info --json: xen_source and xen_page_types" python3 -c "import json,sys; j=json.load(open(sys.argv[1])); assert any(r['record']=='X86_PV_INFO' for r in j['xen_source']) and int(j['xen_page_types']['NOTAB']) > 0" "$W/info.json"
 
 echo "$pass passed, $fail failed"
 [ $fail -eq 0 ]

@@ -138,6 +138,43 @@ XSR_API int xsr_image_vcpu(struct xsr_image *img, uint32_t vcpu, struct xsr_vcpu
 typedef void (*xsr_report_fn)(void *ctx, const char *msg);
 XSR_API int xsr_image_verify(struct xsr_image *img, xsr_report_fn report, void *ctx);
 
+/*
+ * Where a problem lies, for programs (xsr verify --json).  @section is the
+ * name the seekable layout gives the section it lies in (".xsr.pages",
+ * ".note", ".shstrtab"); a stream's records are named the same way, by
+ * type (xsr_section_elf_name()), so that both layouts give one name.  It is
+ * "" where the damage lies in no section (the file header, the header
+ * tables, padding between regions) or is not known.  @offset is the file
+ * offset (for a stream: the stream offset) of the damaged octets, or of the
+ * record or page that holds them, XSR_NO_OFFSET when not known; @pfn the
+ * page concerned or XSR_NO_PFN.  @code is an enum xsr_err and @message the
+ * text the report callback or *_error() gives, borrowed for the call.
+ */
+#define XSR_NO_OFFSET UINT64_MAX
+#define XSR_NO_PFN UINT64_MAX
+struct xsr_finding {
+	char section[64];
+	uint64_t offset;
+	uint64_t pfn;
+	int code;
+	const char *message;
+};
+typedef void (*xsr_finding_fn)(void *ctx, const struct xsr_finding *f);
+/*
+ * xsr_image_verify with each problem as a struct xsr_finding: the first 50
+ * are given to @fn, and *@total (if not NULL) gets how many there were.
+ */
+XSR_API int xsr_image_verify_findings(struct xsr_image *img, xsr_finding_fn fn, void *ctx, uint64_t *total);
+/* Where the last error of @img lies (@out->message: xsr_image_error()). */
+XSR_API void xsr_image_error_at(const struct xsr_image *img, struct xsr_finding *out);
+/*
+ * xsr_image_open_flags that, when it fails, also says where (@where may be
+ * NULL; its message is @err).  The image is never returned on failure, so
+ * this is the only way to learn where an open found damage.
+ */
+XSR_API int xsr_image_open_where(struct xsr_image **out, int fd, unsigned flags, char *err, size_t errlen,
+				 struct xsr_finding *where);
+
 /* ---------------- streaming ---------------- */
 
 struct xsr_stream;
@@ -188,6 +225,8 @@ XSR_API int xsr_stream_read_all(int fd, const void *prefix, size_t plen, const s
  * xsr_stream_read_all calls it.
  */
 XSR_API int xsr_stream_expect_eof(struct xsr_stream *s);
+/* Where the last error of @s lies (struct xsr_finding; @out->message: xsr_stream_error()). */
+XSR_API void xsr_stream_error_at(const struct xsr_stream *s, struct xsr_finding *out);
 /* Stream offset of the next octet to read. */
 XSR_API uint64_t xsr_stream_offset(const struct xsr_stream *s);
 XSR_API const struct xsr_file_header *xsr_stream_header(const struct xsr_stream *s);
@@ -212,6 +251,16 @@ struct xsr_convert_opts {
 	 * without Xen's slots, and a PV core's entries through the P2M.
 	 */
 	struct xsr_paging_stats *paging_stats;
+	/*
+	 * Since XSRELF_1.4: called as pages are copied, with the pages done and
+	 * the input's page count (a stream's header count; a later copy of a page
+	 * counts again, so @done may pass @total).  NULL: not called.  The
+	 * library prints nothing; a tool draws the progress.  Programs built
+	 * before 1.4 call the old xsr_convert, which reads the struct without
+	 * these members.
+	 */
+	void (*progress)(void *ctx, uint64_t done, uint64_t total);
+	void *progress_ctx;
 };
 XSR_API int xsr_convert(int in, int out, const struct xsr_convert_opts *o, char *err, size_t errlen);
 

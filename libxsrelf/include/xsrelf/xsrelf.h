@@ -51,6 +51,24 @@ XSR_API const char *xsr_version(void);
 
 /* The name of a section/record type code ("vcpu"), or NULL if unknown. */
 XSR_API const char *xsr_section_name(uint32_t sh_type);
+/*
+ * 1 when a section or record of type @sh_type is made from the rest of the
+ * image or by its layout: the notes (from the vCPUs), the page data, index,
+ * string table and integrity section, the Xen p2m tree (from the P2M), END
+ * and the migration control records.  Two images with the same content may
+ * differ there (xsr diff does not compare them).  0 for content (config,
+ * vCPUs, memory map, p2m, producer, ...) and for types this version does
+ * not know.
+ */
+XSR_API int xsr_section_derived(uint32_t sh_type);
+
+/*
+ * The section name of records of type @sh_type in the seekable layout
+ * (".xsr.vcpu", ".note", ".shstrtab"); a type only streams carry (END, the
+ * migration records) is named the same way (".xsr.end"), so that every
+ * type has one name in both layouts.  NULL if the type is unknown.
+ */
+XSR_API const char *xsr_section_elf_name(uint32_t sh_type);
 
 /* XXH3-64, the checksum of the format. */
 XSR_API uint64_t xsr_hash(const void *data, size_t len);

@@ -133,7 +133,14 @@ umount small
 T=$(tick)
 XSR_XEN_SAVE_TEST_BATCH_MS=40 xsr save "$D" int.xsr --stop 2>int.err &
 SP=$!
-sleep 0.6
+# Once its temporary file holds pages (at most 30 s): a fixed sleep raced a
+# start-up slowed by a busy host, and a SIGINT before xsr's handler is in
+# place is ignored (a background job's SIGINT is SIG_IGN), so the save ran
+# to the end and --stop destroyed the domain every later check needs.
+for i in $(seq 1 300); do
+	[ -n "$(find . -maxdepth 1 -name '.int.xsr.xsr-tmp.*' -size +256k 2>/dev/null)" ] && break
+	sleep 0.1
+done
 kill -INT $SP
 wait $SP; rc=$?
 if [ $rc != 0 ] && grep -q 'interrupted by signal 2' int.err && [ ! -e int.xsr ] && ! gone && [ "$(domid)" = "$D" ]; then
