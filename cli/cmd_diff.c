@@ -570,14 +570,13 @@ static int run(struct diff *d)
 int cmd_diff(int argc, char **argv)
 {
 	static const struct option opts[] = {
-	    {"json", no_argument, 0, 'j'},  {"limit", required_argument, 0, 'l'},
-	    {"quiet", no_argument, 0, 'q'}, {"verbose", no_argument, 0, 'v'},
-	    {"help", no_argument, 0, 'h'},  {0, 0, 0, 0},
+	    {"json", no_argument, 0, 'j'}, {"limit", required_argument, 0, 'l'},
+	    {"help", no_argument, 0, 'h'}, XSR_COMMON_OPTS, {0, 0, 0, 0},
 	};
 	struct diff d = {.limit = UINT64_MAX};
-	int verbose = 0, c;
+	int c;
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "hjqsv", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "hjs" XSR_COMMON_SHORT, opts, NULL)) != -1) {
 		switch (c) {
 		case 'j':
 			d.json = 1;
@@ -586,17 +585,15 @@ int cmd_diff(int argc, char **argv)
 			if (xsr_parse_u64("diff", "--limit", optarg, &d.limit) < 0)
 				return XSR_EXIT_USAGE;
 			break;
-		case 'q':
-		case 's':
-			d.quiet = 1;
-			break;
-		case 'v':
-			verbose = 1;
+		case 's': /* as cmp -s: --quiet */
+			xsr_verbosity = -1;
 			break;
 		case 'h':
 			usage(stdout);
 			return XSR_EXIT_OK;
 		default:
+			if (xsr_common_opt(c))
+				break;
 			usage(stderr);
 			return XSR_EXIT_USAGE;
 		}
@@ -605,6 +602,7 @@ int cmd_diff(int argc, char **argv)
 		usage(stderr);
 		return XSR_EXIT_USAGE;
 	}
+	d.quiet = xsr_verbosity < 0;
 	const char *fa = argv[optind], *fb = argv[optind + 1];
 	if (!strcmp(fa, "-") && !strcmp(fb, "-")) {
 		xsr_err("diff", "standard input can be only one of A and B");
@@ -615,7 +613,7 @@ int cmd_diff(int argc, char **argv)
 	struct xsr_anyimg a, b;
 	memset(&b, 0, sizeof(b));
 	b.fd = b.img_fd = -1;
-	if (xsr_anyimg_open(&a, "diff", fa, verbose) || xsr_anyimg_open(&b, "diff", fb, verbose)) {
+	if (xsr_anyimg_open(&a, "diff", fa, xsr_verbosity > 0) || xsr_anyimg_open(&b, "diff", fb, xsr_verbosity > 0)) {
 		xsr_anyimg_close(&a);
 		return XSR_EXIT_FAIL;
 	}

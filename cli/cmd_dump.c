@@ -39,7 +39,7 @@ static void usage(FILE *f)
 struct dump {
 	struct xsr_image *img;
 	const char *file;
-	bool virt, fill, hex, json, verbose;
+	bool virt, fill, hex, json;
 	uint64_t addr, len;
 	struct xsr_x86_vcpu r; /* whose tables (virt) */
 	/* table pages recently read: a walk reads 4 or 5 of them, mostly the same ones */
@@ -167,7 +167,7 @@ static int pass(struct dump *d, bool write)
 			return XSR_EXIT_FAIL;
 		}
 		if (write) {
-			if (d->verbose && d->virt && (off == 0 || addr == d->addr))
+			if (xsr_verbosity > 0 && d->virt && (off == 0 || addr == d->addr))
 				fprintf(stderr, "xsr dump: virtual 0x%llx -> %s 0x%llx\n",
 					(unsigned long long)addr, rc ? "(zeros)" : "physical",
 					(unsigned long long)(rc ? 0 : paddr));
@@ -253,9 +253,8 @@ int cmd_dump(int argc, char **argv)
 	    {"force", no_argument, 0, 'f'},
 	    {"fill", no_argument, 0, 'z'},
 	    {"json", no_argument, 0, 'j'},
-	    {"quiet", no_argument, 0, 'q'},
-	    {"verbose", no_argument, 0, 'v'},
 	    {"help", no_argument, 0, 'h'},
+	    XSR_COMMON_OPTS,
 	    {0, 0, 0, 0},
 	};
 	struct dump *d = calloc(1, sizeof(*d));
@@ -269,7 +268,7 @@ int cmd_dump(int argc, char **argv)
 		return XSR_EXIT_FAIL;
 	}
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "hjqv", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "hj" XSR_COMMON_SHORT, opts, NULL)) != -1) {
 		switch (c) {
 		case 'p':
 		case 'V':
@@ -312,17 +311,13 @@ int cmd_dump(int argc, char **argv)
 		case 'j':
 			d->json = true;
 			break;
-		case 'q':
-			d->verbose = false;
-			break;
-		case 'v':
-			d->verbose = true;
-			break;
 		case 'h':
 			usage(stdout);
 			rc = XSR_EXIT_OK;
 			goto out;
 		default:
+			if (xsr_common_opt(c))
+				break;
 			usage(stderr);
 			goto out;
 		}
@@ -354,7 +349,7 @@ int cmd_dump(int argc, char **argv)
 	d->virt = have_v;
 	d->file = argv[optind];
 	struct xsr_anyimg a;
-	if (xsr_anyimg_open(&a, "dump", d->file, d->verbose)) {
+	if (xsr_anyimg_open(&a, "dump", d->file, xsr_verbosity > 0)) {
 		rc = XSR_EXIT_FAIL;
 		goto out;
 	}

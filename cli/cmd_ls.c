@@ -198,15 +198,14 @@ int cmd_ls(int argc, char **argv)
 	    {"range", required_argument, 0, 'r'},
 	    {"limit", required_argument, 0, 'l'},
 	    {"json", no_argument, 0, 'j'},
-	    {"quiet", no_argument, 0, 'q'},
-	    {"verbose", no_argument, 0, 'v'},
 	    {"help", no_argument, 0, 'h'},
+	    XSR_COMMON_OPTS,
 	    {0, 0, 0, 0},
 	};
 	struct ls l = {.hi = XSR_MAX_PFN, .limit = UINT64_MAX};
-	int pages = 0, secs = 0, zero = 0, nonzero = 0, verbose = 0, c;
+	int pages = 0, secs = 0, zero = 0, nonzero = 0, c;
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "hjqv", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "hj" XSR_COMMON_SHORT, opts, NULL)) != -1) {
 		switch (c) {
 		case 'p':
 			pages = 1;
@@ -231,16 +230,12 @@ int cmd_ls(int argc, char **argv)
 		case 'j':
 			l.json = 1;
 			break;
-		case 'q':
-			verbose = 0;
-			break;
-		case 'v':
-			verbose = 1;
-			break;
 		case 'h':
 			usage(stdout);
 			return XSR_EXIT_OK;
 		default:
+			if (xsr_common_opt(c))
+				break;
 			usage(stderr);
 			return XSR_EXIT_USAGE;
 		}
@@ -255,7 +250,7 @@ int cmd_ls(int argc, char **argv)
 	l.want_data = nonzero || !zero;
 	const char *file = argv[optind];
 	struct xsr_anyimg a;
-	if (xsr_anyimg_open(&a, "ls", file, verbose))
+	if (xsr_anyimg_open(&a, "ls", file, xsr_verbosity > 0))
 		return XSR_EXIT_FAIL;
 	struct scan s;
 	memset(&s, 0, sizeof(s));
