@@ -150,6 +150,11 @@ rig_done
 prebuild_done
 for t in "${deferred[@]}"; do run "${t#tests/}" bash "$t"; done
 echo
+# The failing checks again, last: CI keeps only the end of the output.
+for f in "${failed[@]}"; do
+	log=${f##*log }; log=${log%)}
+	[ -f "$log" ] && grep -A6 '^FAIL\|ACCEPT.*FAIL' "$log" | head -30 | sed "s|^|    ${f%% *}: |"
+done
 [ ${#failed[@]} -gt 0 ] && printf 'FAILED: %s\n' "${failed[@]}"
 [ $skip -gt 0 ] && echo "($skip tier(s) printed SKIPPED lines; see above)"
 echo "$pass passed, $fail failed, $skip skipped"
