@@ -23,23 +23,35 @@ CFLAGS     += $(if $(XEN_LIBS),-DXSR_HAVE_XEN=1)
 
 LIB_SRC    := $(wildcard libxsrelf/src/*.c)
 LIB_OBJ    := $(LIB_SRC:%.c=build/%.o)
+# The shipped library (lib/libxsrelf.so, and the archive `make install` puts
+# beside it) is built without test hooks: it reads no XSR_FAULT, XSR_IO_COUNT
+# or XSR_BENCH_NOHASH.  lib/libxsrelf.a, which bin/xsr and the test programs
+# link, keeps them (XSR_TESTHOOKS, default 1) for the fault tier.
+SHIP_OBJ   := $(LIB_SRC:%.c=build/shipped/%.o)
 TOOL_SRC   := $(wildcard cli/*.c save/*.c restore/*.c core/*.c backends/*.c vmm/*.c xen/*.c migrate/*.c)
 TOOL_OBJ   := $(TOOL_SRC:%.c=build/%.o)
 
-all: lib/libxsrelf.so lib/libxsrelf.a bin/xsr guest
+all: lib/libxsrelf.so lib/libxsrelf.a build/shipped/libxsrelf.a bin/xsr guest
 
 build/%.o: %.c $(wildcard libxsrelf/include/xsrelf/*.h libxsrelf/src/*.h backends/*.h save/*.h restore/*.h vmm/*.h cli/*.h xen/*.h migrate/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -DXSR_TESTHOOKS=$(XSR_TESTHOOKS) -fvisibility=hidden -c $< -o $@
 
+build/shipped/%.o: %.c $(wildcard libxsrelf/include/xsrelf/*.h libxsrelf/src/*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -DXSR_TESTHOOKS=0 -fvisibility=hidden -c $< -o $@
+
+build/shipped/libxsrelf.a: $(SHIP_OBJ)
+	rm -f $@ && ar rcs $@ $^
+
 lib/libxsrelf.a: $(LIB_OBJ)
 	@mkdir -p lib
 	rm -f $@ && ar rcs $@ $^
 
-lib/libxsrelf.so: $(LIB_OBJ) libxsrelf/libxsrelf.map
+lib/libxsrelf.so: $(SHIP_OBJ) libxsrelf/libxsrelf.map
 	@mkdir -p lib
 	$(CC) -shared -Wl,-soname,libxsrelf.so.$(SOVERSION) -Wl,--version-script=libxsrelf/libxsrelf.map \
-	    $(LDFLAGS_SAN) -o lib/libxsrelf.so.$(VERSION) $(LIB_OBJ) $(LIB_LIBS)
+	    $(LDFLAGS_SAN) -o lib/libxsrelf.so.$(VERSION) $(SHIP_OBJ) $(LIB_LIBS)
 	ln -sf libxsrelf.so.$(VERSION) lib/libxsrelf.so.$(SOVERSION)
 	ln -sf libxsrelf.so.$(SOVERSION) $@
 

@@ -21,13 +21,13 @@ demo: deps
 	$(MAKE) all
 	scripts/demo.sh
 
-install: all
+install: all build/shipped/libxsrelf.a
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include/xsrelf \
 	    $(DESTDIR)$(PREFIX)/share/man/man1 $(DESTDIR)$(PREFIX)/share/xsrelf/gdb $(DESTDIR)$(PREFIX)/lib/pkgconfig \
 	    $(DESTDIR)$(PREFIX)/share/bash-completion/completions
 	install -m 755 bin/xsr $(DESTDIR)$(PREFIX)/bin/xsr
 	install -m 644 bin/xsr-guest.elf $(DESTDIR)$(PREFIX)/bin/xsr-guest.elf
-	install -m 644 lib/libxsrelf.a $(DESTDIR)$(PREFIX)/lib/
+	install -m 644 build/shipped/libxsrelf.a $(DESTDIR)$(PREFIX)/lib/
 	install -m 755 lib/libxsrelf.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/
 	ln -sf libxsrelf.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/libxsrelf.so.$(SOVERSION)
 	ln -sf libxsrelf.so.$(SOVERSION) $(DESTDIR)$(PREFIX)/lib/libxsrelf.so

@@ -21,6 +21,14 @@ check "the library exports xsr_convert@@XSRELF_1.4" grep -q ' xsr_convert@@XSREL
 check "and keeps xsr_convert@XSRELF_1" grep -q ' xsr_convert@XSRELF_1$' <<<"$syms"
 check "no implementation name leaks (convert_1_*)" bash -c "! grep -q 'convert_1_' <<<'$syms'"
 
+# Test hooks: the shipped library reads no XSR_FAULT / XSR_IO_COUNT /
+# XSR_BENCH_NOHASH (built with XSR_TESTHOOKS=0), while the test build that
+# bin/xsr links has them; the second check shows the first is able to fail.
+hooks() { strings -a "$1" | grep -c -E 'XSR_FAULT|XSR_IO_COUNT|XSR_BENCH_NOHASH'; }
+check "the shipped libxsrelf.so has no test hooks" test "$(hooks "$(readlink -f "$SO")")" = 0
+check "the shipped libxsrelf.a (make install) has no test hooks" test "$(hooks "$ROOT/build/shipped/libxsrelf.a")" = 0
+check "the test build (lib/libxsrelf.a) has them, so the check can fail" test "$(hooks "$ROOT/lib/libxsrelf.a")" -ge 3
+
 "$XSR" synth --mem 1M --vcpus 1 "$T/a.elf"
 cat >"$T/new.c" <<'C'
 #include <fcntl.h>
