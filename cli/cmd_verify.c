@@ -182,7 +182,7 @@ int cmd_verify(int argc, char **argv)
 	struct stat sb;
 	int damaged;
 	if (fstat(fd, &sb) == 0 && S_ISREG(sb.st_mode) && sb.st_size >= XSR_HEADER_END &&
-	    pread(fd, hdr, sizeof(hdr), 0) == sizeof(hdr) && hdr[XSR_EHDR_SIZE + 12] == XSR_LAYOUT_SEEKABLE) {
+	    pread(fd, hdr, sizeof(hdr), 0) == sizeof(hdr) && xsr_sniff_layout(hdr, sizeof(hdr)) == XSR_LAYOUT_SEEKABLE) {
 		xsr_detail("verify", "%s: a seekable image of %lld octets", fo.file, (long long)sb.st_size);
 		damaged = verify_image(fd, &fo, json);
 	} else {

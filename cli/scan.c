@@ -378,7 +378,7 @@ int xsr_scan(int fd, struct scan *s, char *err, size_t errlen)
 				 (long long)sb.st_size);
 			return XSR_E_TRUNCATED;
 		}
-		if (hdr[XSR_EHDR_SIZE + 12] != XSR_LAYOUT_STREAM)
+		if (xsr_sniff_layout(hdr, sizeof(hdr)) != XSR_LAYOUT_STREAM)
 			return scan_image(fd, s, err, errlen);
 		return scan_stream(fd, NULL, 0, s, err, errlen);
 	}

@@ -2,6 +2,7 @@
 /* The section table, errors, hashing, header checks and small helpers. */
 #include <errno.h>
 #include <stdio.h>
+#include <stddef.h>
 #include <string.h>
 
 #include <lz4.h>
@@ -88,6 +89,15 @@ int xsr_section_derived(uint32_t sh_type)
 		return 0;
 	const struct xsr_sec_desc *d = xsr_sec_lookup(sh_type & XSR_SHT_CODE_MASK);
 	return d && d->derived;
+}
+
+int xsr_sniff_layout(const void *hdr, size_t len)
+{
+	const size_t at = XSR_EHDR_SIZE + offsetof(struct xsr_file_header, layout);
+	if (!hdr || len <= at)
+		return 0;
+	uint8_t l = ((const uint8_t *)hdr)[at];
+	return l == XSR_LAYOUT_SEEKABLE || l == XSR_LAYOUT_STREAM ? l : 0;
 }
 
 const char *xsr_section_elf_name(uint32_t sh_type)

@@ -436,7 +436,7 @@ int convert_1_4(int in, int out, const struct xsr_convert_opts *o, char *err, si
 			xsr_fmt(err, errlen, "input shorter than the 128-octet header");
 			return XSR_E_TRUNCATED;
 		}
-		if (hdr[XSR_EHDR_SIZE + 12] == XSR_LAYOUT_SEEKABLE)
+		if (xsr_sniff_layout(hdr, sizeof(hdr)) == XSR_LAYOUT_SEEKABLE)
 			return from_image(in, out, o, err, errlen);
 		if (o && o->paging) {
 			xsr_fmt(err, errlen, "a paging view needs a seekable input (convert the stream to a seekable image first)");
@@ -457,7 +457,7 @@ int convert_1_4(int in, int out, const struct xsr_convert_opts *o, char *err, si
 		xsr_fmt(err, errlen, "reading the input: %s", strerror((int)-r));
 		return XSR_E_IO;
 	}
-	if (r >= XSR_EHDR_SIZE + 13 && hdr[XSR_EHDR_SIZE + 12] == XSR_LAYOUT_SEEKABLE) {
+	if (xsr_sniff_layout(hdr, (size_t)r) == XSR_LAYOUT_SEEKABLE) {
 		xsr_fmt(err, errlen, "a seekable image on a pipe: give it as a file (random access is needed)");
 		return XSR_E_STATE;
 	}

@@ -53,7 +53,7 @@ static int layout_of(const char *path)
 	cr_assert(fd >= 0);
 	cr_assert_eq(pread(fd, hdr, sizeof(hdr), 0), (ssize_t)sizeof(hdr));
 	close(fd);
-	return hdr[XSR_EHDR_SIZE + 12];
+	return xsr_sniff_layout(hdr, sizeof(hdr));
 }
 
 static void check_size(const char *path, const struct xsr_writer_stats *st)

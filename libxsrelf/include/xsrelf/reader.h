@@ -35,6 +35,14 @@ struct xsr_section_info {
 };
 
 /*
+ * The layout an image's first @len octets claim: XSR_LAYOUT_SEEKABLE or
+ * XSR_LAYOUT_STREAM from the file header's layout field, or 0 when @len does
+ * not reach that field or it holds neither.  Only a sniff, to pick a reader:
+ * the reader checks the headers in full.  (XSRELF_1.5)
+ */
+XSR_API int xsr_sniff_layout(const void *hdr, size_t len);
+
+/*
  * Open a seekable image.  Checks the ELF and file headers, the section and
  * program header tables against the file size, and the whole structure as
  * xsr_image_verify does (every record, the integrity section, the vCPU
