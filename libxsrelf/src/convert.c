@@ -16,15 +16,6 @@
 
 #include "internal.h"
 
-/* Sections the writer makes itself. */
-static bool writer_made(uint32_t code)
-{
-	return code == XSR_SEC_NOTES || code == XSR_SEC_PRODUCER || code == XSR_SEC_MEMMAP ||
-	       code == XSR_SEC_INDEX || code == XSR_SEC_PAGES || code == XSR_SEC_STRTAB ||
-	       code == XSR_SEC_INTEGRITY || code == XSR_SEC_END || code == XSR_SEC_VMCOREINFO ||
-	       code == XSR_SEC_XEN_P2M_TREE;
-}
-
 static int copy_section(struct xsr_writer *w, uint32_t sh_type, uint32_t info, uint64_t entsize,
 			const void *body, uint64_t len, struct xsr_vcpu_state *vs, char *err, size_t errlen)
 {
@@ -187,7 +178,7 @@ static int from_image(int in, int out, const struct xsr_convert_opts *o, char *e
 		void *body;
 		uint64_t len;
 		xsr_image_section(img, i, &si);
-		if (si.code == UINT32_MAX || writer_made(si.code))
+		if (si.code == UINT32_MAX || xsr_section_writer_made(si.code))
 			continue;
 		if ((rc = xsr_image_read_section(img, i, &body, &len)) < 0) {
 			xsr_fmt(err, errlen, "%s", xsr_image_error(img));
@@ -332,7 +323,7 @@ static int sc_section(void *ctx, const struct xsr_record_header *rh, const void 
 		c->tree_len = rh->sh_size;
 		return 0;
 	}
-	if (writer_made(code))
+	if (xsr_section_writer_made(code))
 		return 0;
 	int rc = sc_open(c);
 	if (rc < 0)

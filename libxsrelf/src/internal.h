@@ -32,7 +32,11 @@ struct xsr_sec_desc {
 	bool seekable_only;   /* INDEX, INTEGRITY, STRTAB */
 	bool per_vcpu;        /* sh_info is a vCPU id */
 	bool derived;         /* made from the rest of the image or by its layout (xsr_section_derived) */
+	bool writer_made;     /* the writer makes it; xsr_writer_add_section refuses it (xsr_section_writer_made) */
+	uint16_t align;       /* sh_addralign in a seekable image; a stream record's is this, at most 8 */
+	int64_t entsize;      /* the sh_entsize the format fixes, or XSR_ENTSIZE_ANY: the caller's */
 };
+#define XSR_ENTSIZE_ANY (-1)
 extern const struct xsr_sec_desc xsr_sec_table[XSR_SEC__COUNT];
 /* NULL when @code is not known to this version. */
 const struct xsr_sec_desc *xsr_sec_lookup(uint32_t code);
@@ -40,10 +44,15 @@ const struct xsr_sec_desc *xsr_sec_lookup(uint32_t code);
 uint32_t xsr_sec_type(uint32_t code);
 
 /* ---- checks ---- */
+/* sh_addralign of a record of @d written to a stream or as a section header by the writer. */
+static inline uint64_t xsr_sec_rec_align(const struct xsr_sec_desc *d)
+{
+	return d->align < 8 ? d->align : 8;
+}
 /*
- * The header fields the format fixes for a known type: sh_info is 0 unless
- * the type is per-vCPU, sh_addralign is 4 (NOTES) or 8, and the writer-made
- * array sections have their entry size.  Returns NULL or what is wrong.
+ * The header fields the format fixes for a known type (the table's columns):
+ * sh_info is 0 unless the type is per-vCPU, sh_addralign and sh_entsize are
+ * the table's.  Returns NULL or what is wrong.
  */
 static inline const char *xsr_rh_fixed(uint32_t code, const struct xsr_sec_desc *d, uint32_t info,
 				       uint64_t entsize, uint64_t align)
@@ -52,15 +61,9 @@ static inline const char *xsr_rh_fixed(uint32_t code, const struct xsr_sec_desc 
 		return NULL;
 	if (!d->per_vcpu && info)
 		return "sh_info must be 0 for this type";
-	if (align != (code == XSR_SEC_NOTES ? 4u : code == XSR_SEC_PAGES ? XSR_PAGE_SIZE : 8u))
+	if (align != d->align)
 		return "sh_addralign is not the one the format fixes";
-	uint64_t want = code == XSR_SEC_MEMMAP || code == XSR_SEC_INDEX ? 16u
-			: code == XSR_SEC_PAGES					? XSR_PAGE_SIZE
-			: code == XSR_SEC_NOTES || code == XSR_SEC_PRODUCER || code == XSR_SEC_STRTAB ||
-					  code == XSR_SEC_INTEGRITY || code == XSR_SEC_END || code == XSR_SEC_VCPU
-				? 0u
-				: entsize;
-	if (entsize != want)
+	if (d->entsize != XSR_ENTSIZE_ANY && entsize != (uint64_t)d->entsize)
 		return "sh_entsize is not the one the format fixes";
 	return NULL;
 }

@@ -150,7 +150,7 @@ static void make_rh(struct xsr_record_header *rh, uint32_t code, bool optional, 
 	rh->sh_offset = off;
 	rh->sh_size = size;
 	rh->sh_info = info;
-	rh->sh_addralign = code == XSR_SEC_NOTES ? 4 : 8;
+	rh->sh_addralign = xsr_sec_rec_align(&xsr_sec_table[code]);
 	rh->sh_entsize = entsize;
 }
 
@@ -573,10 +573,7 @@ int xsr_writer_add_section(struct xsr_writer *w, uint32_t code, int optional, ui
 	if (w->failed)
 		return XSR_E_STATE;
 	/* VMCOREINFO comes through the parameters, so that the note carries it too. */
-	if (!d || code == XSR_SEC_END || code == XSR_SEC_NOTES || code == XSR_SEC_MEMMAP ||
-	    code == XSR_SEC_INDEX || code == XSR_SEC_INTEGRITY || code == XSR_SEC_STRTAB ||
-	    code == XSR_SEC_PRODUCER || code == XSR_SEC_PAGES || code == XSR_SEC_VMCOREINFO ||
-	    code == XSR_SEC_XEN_P2M_TREE)
+	if (!d || d->writer_made)
 		return fail(w, XSR_E_INVAL, "section type %u is not for callers to add", code);
 	return add_record(w, code, optional, info, entsize, iov, iovcnt);
 }

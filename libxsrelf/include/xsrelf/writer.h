@@ -108,9 +108,9 @@ XSR_API int xsr_writer_open(struct xsr_writer **out, int fd,
 XSR_API int xsr_writer_layout(const struct xsr_writer *w);
 
 /*
- * Add one section/record.  @code is enum xsr_sec (not END, NOTES, MEMMAP,
- * INDEX, INTEGRITY, STRTAB, PRODUCER, VMCOREINFO, XEN_P2M_TREE: the writer
- * makes those), @optional sets
+ * Add one section/record.  @code is enum xsr_sec, not one the writer makes
+ * itself (xsr_section_writer_made(): END, NOTES, MEMMAP, PRODUCER, PAGES,
+ * INDEX, STRTAB, INTEGRITY, VMCOREINFO, XEN_P2M_TREE), @optional sets
  * XSR_SHT_OPTIONAL, @info is sh_info (vCPU id), @entsize sh_entsize.  The
  * ELF section name follows from the code (".xsr.config"), so a conversion
  * to a stream and back loses nothing.

@@ -63,6 +63,16 @@ XSR_API const char *xsr_section_name(uint32_t sh_type);
 XSR_API int xsr_section_derived(uint32_t sh_type);
 
 /*
+ * 1 when the writer makes sections of type @code (enum xsr_sec) itself, from
+ * its parameters, pages and vCPUs: END, NOTES, MEMMAP, PRODUCER, PAGES,
+ * INDEX, STRTAB, INTEGRITY, VMCOREINFO, XEN_P2M_TREE.  xsr_writer_add_section
+ * refuses them, and a program copying an image section by section skips
+ * them.  0 for the others and for codes this version does not know.
+ * (XSRELF_1.5)
+ */
+XSR_API int xsr_section_writer_made(uint32_t code);
+
+/*
  * The section name of records of type @sh_type in the seekable layout
  * (".xsr.vcpu", ".note", ".shstrtab"); a type only streams carry (END, the
  * migration records) is named the same way (".xsr.end"), so that every
