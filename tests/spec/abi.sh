@@ -21,6 +21,25 @@ check "the library exports xsr_convert@@XSRELF_1.4" grep -q ' xsr_convert@@XSREL
 check "and keeps xsr_convert@XSRELF_1" grep -q ' xsr_convert@XSRELF_1$' <<<"$syms"
 check "no implementation name leaks (convert_1_*)" bash -c "! grep -q 'convert_1_' <<<'$syms'"
 
+# The export list (libxsrelf/libxsrelf.map names each symbol) and the public
+# headers agree: every XSR_API function of libxsrelf/include/xsrelf/*.h is
+# exported, and every exported symbol is declared there.  The last check
+# feeds the comparison a header name the library lacks, to see it fail.
+declared() { grep -hv '^#' "$ROOT"/libxsrelf/include/xsrelf/*.h | tr '\n' ' ' | grep -o 'XSR_API[^;{]*(' |
+	sed -E 's/.*[^A-Za-z0-9_]([A-Za-z_][A-Za-z0-9_]*)[[:space:]]*\($/\1/' | sort -u; }
+exported() { awk '$7 != "UND" && $5 != "LOCAL" && $8 ~ /@/ {sub(/@.*/, "", $8); print $8}' <<<"$syms" | sort -u; }
+declared >"$T/declared"
+exported >"$T/exported"
+check "the public headers declare XSR_API functions (parsed $(wc -l <"$T/declared"))" test "$(wc -l <"$T/declared")" -ge 60
+check "every function in a public header is exported" \
+	bash -c "comm -23 '$T/declared' '$T/exported' | sed 's/^/not exported: /' >&2; [ -z \"\$(comm -23 '$T/declared' '$T/exported')\" ]"
+check "every exported symbol is in a public header" \
+	bash -c "comm -13 '$T/declared' '$T/exported' | sed 's/^/in no header: /' >&2; [ -z \"\$(comm -13 '$T/declared' '$T/exported')\" ]"
+check "every exported symbol has an explicit version node (no glob)" bash -c "! grep -q 'xsr_\\*' '$ROOT/libxsrelf/libxsrelf.map'"
+{ cat "$T/declared"; echo xsr_not_in_the_library; } | sort >"$T/declared+"
+check "the comparison fails on a header name the library lacks" test -n "$(comm -23 "$T/declared+" "$T/exported")"
+check "the 1.5 symbols bind XSRELF_1.5" bash -c "grep -q ' xsr_sniff_layout@@XSRELF_1.5\$' <<<'$syms'"
+
 # Test hooks: the shipped library reads no XSR_FAULT / XSR_IO_COUNT /
 # XSR_BENCH_NOHASH (built with XSR_TESTHOOKS=0), while the test build that
 # bin/xsr links has them; the second check shows the first is able to fail.
