@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #define XXH_STATIC_LINKING_ONLY /* XXH3_state_t on the stack */
@@ -23,6 +24,7 @@ struct xsr_image {
 	unsigned open_flags; /* XSR_OPEN_* */
 	uint64_t size;
 	void *file; /* read-only map of the whole file: libelf's input, and the index */
+	bool file_anon; /* file is map_sparse()'s memory */
 	Elf *elf;
 	Elf64_Ehdr eh;
 	struct xsr_file_header fh;
@@ -52,6 +54,15 @@ static int ifail(struct xsr_image *img, int rc, const char *fmt, ...)
 	va_end(ap);
 	xsr_finding_clear(&img->where);
 	img->where.offset = xsr_msg_offset(img->err);
+	/* A callback source (a remote store) failed: say where, whatever the caller was reading. */
+	if (rc == XSR_E_IO && img->src.failed_at != XSR_NO_OFFSET && xsr_source_is_callbacks(&img->src)) {
+		size_t n = strlen(img->err);
+		snprintf(img->err + n, sizeof(img->err) - n, " (the source failed at offset 0x%llx)",
+			 (unsigned long long)img->src.failed_at);
+		if (img->where.offset == XSR_NO_OFFSET)
+			img->where.offset = img->src.failed_at;
+		img->src.failed_at = XSR_NO_OFFSET;
+	}
 	return rc;
 }
 
@@ -277,6 +288,50 @@ static int *slot_for(struct xsr_image *img, uint32_t code)
 	return NULL;
 }
 
+/*
+ * The file's view for a source that cannot map (a callback source: HTTP, S3):
+ * anonymous memory of the file's size, into which the header, the program
+ * and section header tables and every section body but the page slots are
+ * read.  The untouched rest costs no memory; page data is read when asked
+ * for.  So memory follows the image's metadata (its index is 16 octets a
+ * page), not the size the file claims.  Ranges are checked by the caller
+ * (tables) or skipped here when outside the file (the checks that follow
+ * report them).
+ */
+static int map_sparse(struct xsr_image *img, const Elf64_Ehdr *eh)
+{
+	if (img->size > SIZE_MAX)
+		return -EFBIG;
+	uint8_t *p = mmap(NULL, (size_t)img->size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
+			  -1, 0);
+	if (p == MAP_FAILED)
+		return -errno;
+	img->file = p;
+	img->file_anon = true;
+	uint64_t sh_len = (uint64_t)eh->e_shnum * sizeof(Elf64_Shdr);
+	int rc;
+	if ((rc = img_pread(img, p, XSR_HEADER_END, 0)) < 0 ||
+	    (rc = img_pread(img, p + eh->e_phoff, (size_t)eh->e_phnum * sizeof(Elf64_Phdr), eh->e_phoff)) < 0 ||
+	    (rc = img_pread(img, p + eh->e_shoff, (size_t)sh_len, eh->e_shoff)) < 0)
+		return rc;
+	const Elf64_Shdr *sh = (const Elf64_Shdr *)(p + eh->e_shoff);
+	for (uint32_t i = 1; i < eh->e_shnum; i++) {
+		bool pages = (sh[i].sh_type & XSR_SHT_BASE) && (sh[i].sh_type & XSR_SHT_CODE_MASK) == XSR_SEC_PAGES;
+		if (pages || sh[i].sh_type == SHT_NOBITS || !sh[i].sh_size ||
+		    !xsr_in_bounds(sh[i].sh_offset, sh[i].sh_size, img->size))
+			continue;
+		/* A record's header lies before its body and its trailer after (read_record checks them). */
+		uint64_t at = sh[i].sh_offset, len = sh[i].sh_size;
+		uint64_t lead = at >= sizeof(struct xsr_record_header) ? sizeof(struct xsr_record_header) : at;
+		uint64_t end = ALIGN8(at + len) + sizeof(struct xsr_record_trailer);
+		if (end > img->size || end < at)
+			end = img->size;
+		if ((rc = img_pread(img, p + at - lead, (size_t)(end - (at - lead)), at - lead)) < 0)
+			return rc;
+	}
+	return 0;
+}
+
 static int load_tables(struct xsr_image *img)
 {
 	const Elf64_Ehdr *eh = &img->eh;
@@ -294,6 +349,8 @@ static int load_tables(struct xsr_image *img)
 			     (unsigned long long)eh->e_shoff, eh->e_shnum, eh->e_shstrndx);
 	/* One read-only map of the file serves libelf and the page index. */
 	int rc = img->src.ops->map(&img->src, 0, (size_t)img->size, false, &img->file);
+	if (rc == -ENOTSUP)
+		rc = map_sparse(img, eh);
 	if (rc < 0) {
 		img->file = NULL;
 		return ifail(img, XSR_E_IO, "mapping the file (%llu octets): %s", (unsigned long long)img->size,
@@ -644,6 +701,16 @@ int xsr_image_open_where(struct xsr_image **out, int fd, unsigned flags, char *e
 	return image_open(out, &src, "xsr_image_open_where", flags, err, errlen, where);
 }
 
+int xsr_image_open_source(struct xsr_image **out, struct xsr_source *src, unsigned flags, char *err, size_t errlen)
+{
+	*out = NULL;
+	if (!src) {
+		xsr_fmt(err, errlen, "xsr_image_open_source: no source");
+		return XSR_E_INVAL;
+	}
+	return image_open(out, src, "xsr_image_open_source", flags, err, errlen, NULL);
+}
+
 int xsr_image_open_mem(struct xsr_image **out, const void *buf, size_t len, unsigned flags, char *err,
 		       size_t errlen)
 {
@@ -663,7 +730,9 @@ void xsr_image_close(struct xsr_image *img)
 		return;
 	if (img->elf)
 		elf_end(img->elf);
-	if (img->file)
+	if (img->file && img->file_anon)
+		munmap(img->file, (size_t)img->size);
+	else if (img->file)
 		img->src.ops->unmap(&img->src, img->file, 0, (size_t)img->size);
 	free(img->secs);
 	free(img->shdrs);

@@ -10,6 +10,7 @@
 #include <sys/types.h>
 #include <sys/uio.h>
 
+#include <xsrelf/io.h>
 #include <xsrelf/reader.h>
 #include <xsrelf/writer.h>
 #include <xsrelf/xsrelf.h>
@@ -129,12 +130,17 @@ struct xsr_source_ops {
 	 */
 	int (*map)(struct xsr_source *src, uint64_t off, size_t len, bool writable, void **addr);
 	void (*unmap)(struct xsr_source *src, void *addr, uint64_t off, size_t len);
+	/* See xsr_source_hole(). */
+	bool (*hole)(const struct xsr_source *src, uint64_t off, uint64_t len);
 };
 struct xsr_source {
 	const struct xsr_source_ops *ops;
 	int fd;             /* fd sources: the caller's */
 	const uint8_t *mem; /* memory sources: the caller's buffer of @len octets */
 	uint64_t len;
+	struct xsr_source_callbacks cb; /* callback sources (xsrelf/io.h) */
+	void *ctx;
+	uint64_t failed_at; /* callback sources: where the last failed read began, or XSR_NO_OFFSET */
 };
 /* An fd: a file, pipe or socket.  Reads go through xsr_io_* (XSR_FAULT reaches them). */
 void xsr_source_fd(struct xsr_source *src, int fd);
@@ -147,7 +153,43 @@ void xsr_source_mem(struct xsr_source *src, const void *buf, size_t len);
  * inside the source.
  */
 bool xsr_source_hole(const struct xsr_source *src, uint64_t off, uint64_t len);
+/* True if @src is a callback source: it cannot map, and its failures are placed by failed_at. */
+bool xsr_source_is_callbacks(const struct xsr_source *src);
 
+/* ---- sinks: where the writer's octets go (sink.c) ---- */
+/*
+ * The writer holds a pointer to one sink and never asks which kind it is.
+ * Every write goes through xsr_sink_writev(), which retries short writes
+ * and EINTR and is the write fault-injection point (io.c).
+ */
+struct xsr_sink;
+struct xsr_sink_ops {
+	/* One vectored write at @off (seekable) or appended (streamed): octets taken (> 0), or -errno. */
+	ssize_t (*writev)(struct xsr_sink *snk, const struct iovec *iov, int n, uint64_t off, bool positional);
+	/* Exactly @len octets at @off: 0 or -errno (-EIO at the end).  Seekable sinks only. */
+	int (*pread)(struct xsr_sink *snk, void *buf, size_t len, uint64_t off);
+	/* Set the length: 0 or -errno.  Seekable sinks only. */
+	int (*truncate)(struct xsr_sink *snk, uint64_t size);
+	/* Make [off, off + len) read as zeros cheaply: 0, or -errno (-EOPNOTSUPP: write zeros instead). */
+	int (*punch)(struct xsr_sink *snk, uint64_t off, uint64_t len);
+	void (*close)(struct xsr_sink *snk);
+};
+struct xsr_sink {
+	const struct xsr_sink_ops *ops;
+	bool seekable;  /* can take the seekable layout */
+	bool fresh;     /* nothing written before: the writer picks seekable by itself */
+	const char *not_seekable; /* why not, for the message: "" or " (this one is write-only)" */
+	int fd;         /* fd sinks: the caller's */
+	uint8_t *buf;   /* memory sinks: owned */
+	uint64_t len, cap, max;
+	uint64_t pos;   /* streamed callback sinks without writev: where the next write goes */
+	struct xsr_sink_callbacks cb;
+	void *ctx;
+};
+/* An fd sink in place (the writer's own, for xsr_writer_open): 0 or -errno from fstat. */
+int xsr_sink_fd(struct xsr_sink *snk, int fd);
+/* Write all of @iov (@n entries, consumed) at @off or appended: 0 or -errno. */
+int xsr_sink_writev(struct xsr_sink *snk, struct iovec *iov, int n, uint64_t off, bool positional);
 /* ---- messages ---- */
 void xsr_fmt(char *dst, size_t len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 /* struct xsr_finding: no location; a location (@section may be NULL). */

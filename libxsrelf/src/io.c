@@ -179,7 +179,17 @@ static int iov_advance(struct iovec **iov, int cnt, size_t n)
 	return cnt;
 }
 
-static int io_vec(int fd, struct iovec *iov, int n, uint64_t off, int positional)
+/*
+ * One vectored write of at most IOV_MAX entries: the octets taken, or
+ * -errno.  @arg is the fd or the sink.
+ */
+typedef ssize_t (*raw_writev)(void *arg, const struct iovec *iov, int n, uint64_t off, bool positional);
+
+/*
+ * Write all of @iov through @raw, retrying EINTR and short writes: the one
+ * write loop, and the write fault-injection point for fds and sinks alike.
+ */
+static int vec_loop(raw_writev raw, void *arg, struct iovec *iov, int n, uint64_t off, bool positional)
 {
 	/* Drop empty leading entries so a short write of 0 octets can't loop. */
 	while (n && iov->iov_len == 0) {
@@ -195,21 +205,23 @@ static int io_vec(int fd, struct iovec *iov, int n, uint64_t off, int positional
 		ssize_t r;
 		int k = fault_hit(OP_WRITE);
 		if (inject(k, &want) < 0) {
-			r = -1;
+			r = -errno;
 		} else if (k == F_SHORT) {
 			/* Write only a prefix to exercise the continuation. */
-			r = positional ? pwrite(fd, iov[0].iov_base, iov[0].iov_len > want ? want : iov[0].iov_len, (off_t)off)
-				       : write(fd, iov[0].iov_base, iov[0].iov_len > want ? want : iov[0].iov_len);
+			struct iovec pre = {iov[0].iov_base, iov[0].iov_len > want ? want : iov[0].iov_len};
+			r = raw(arg, &pre, 1, off, positional);
 		} else {
-			r = positional ? pwritev(fd, iov, cnt, (off_t)off) : writev(fd, iov, cnt);
+			r = raw(arg, iov, cnt, off, positional);
 		}
 		if (r < 0) {
-			if (errno == EINTR)
+			if (r == -EINTR)
 				continue;
-			return -errno;
+			return (int)r;
 		}
 		if (r == 0 && total)
 			return -EIO;
+		if ((size_t)r > total)
+			return -EPROTO; /* a callback sink claimed more than it was given */
 		off += (uint64_t)r;
 		n = iov_advance(&iov, n, (size_t)r);
 		while (n && iov->iov_len == 0) {
@@ -218,6 +230,29 @@ static int io_vec(int fd, struct iovec *iov, int n, uint64_t off, int positional
 		}
 	}
 	return 0;
+}
+
+static ssize_t fd_raw(void *arg, const struct iovec *iov, int n, uint64_t off, bool positional)
+{
+	int fd = *(const int *)arg;
+	ssize_t r = positional ? pwritev(fd, iov, n, (off_t)off) : writev(fd, iov, n);
+	return r < 0 ? -errno : r;
+}
+
+static int io_vec(int fd, struct iovec *iov, int n, uint64_t off, int positional)
+{
+	return vec_loop(fd_raw, &fd, iov, n, off, positional);
+}
+
+static ssize_t sink_raw(void *arg, const struct iovec *iov, int n, uint64_t off, bool positional)
+{
+	struct xsr_sink *snk = arg;
+	return snk->ops->writev(snk, iov, n, off, positional);
+}
+
+int xsr_sink_writev(struct xsr_sink *snk, struct iovec *iov, int n, uint64_t off, bool positional)
+{
+	return vec_loop(sink_raw, snk, iov, n, off, positional);
 }
 
 int xsr_io_writev(int fd, struct iovec *iov, int n)

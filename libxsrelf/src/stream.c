@@ -100,6 +100,16 @@ int xsr_stream_open(struct xsr_stream **out, int fd, char *err, size_t errlen)
 	return stream_open(out, &src, err, errlen);
 }
 
+int xsr_stream_open_source(struct xsr_stream **out, struct xsr_source *src, char *err, size_t errlen)
+{
+	*out = NULL;
+	if (!src) {
+		xsr_fmt(err, errlen, "xsr_stream_open_source: no source");
+		return XSR_E_INVAL;
+	}
+	return stream_open(out, src, err, errlen);
+}
+
 int xsr_stream_open_mem(struct xsr_stream **out, const void *buf, size_t len, char *err, size_t errlen)
 {
 	struct xsr_source src;

@@ -40,7 +40,8 @@ struct wsec {
 };
 
 struct xsr_writer {
-	int fd;
+	struct xsr_sink *sink; /* the caller's, or own_sink (xsr_writer_open) */
+	struct xsr_sink own_sink;
 	int layout;
 	int failed;
 	uint16_t machine;
@@ -201,7 +202,7 @@ static int emit_record(struct xsr_writer *w, uint32_t code, bool optional, uint3
 		iov[c++] = body[i];
 	iov[c++] = (struct iovec){zeros, ALIGN8(len) - len};
 	iov[c++] = (struct iovec){&trailer, sizeof(trailer)};
-	int rc = seek ? xsr_io_pwritev(w->fd, iov, c, at) : xsr_io_writev(w->fd, iov, c);
+	int rc = xsr_sink_writev(w->sink, iov, c, at, seek);
 	if (iov != stackv)
 		free(iov);
 	if (rc < 0)
@@ -282,7 +283,7 @@ static int write_header(struct xsr_writer *w, uint64_t phoff, uint16_t phnum, ui
 	memcpy(buf, &eh, sizeof(eh));
 	memcpy(buf + sizeof(eh), &fh, sizeof(fh));
 	struct iovec iov = {buf, sizeof(buf)};
-	int rc = w->layout == XSR_LAYOUT_SEEKABLE ? xsr_io_pwritev(w->fd, &iov, 1, 0) : xsr_io_writev(w->fd, &iov, 1);
+	int rc = xsr_sink_writev(w->sink, &iov, 1, 0, w->layout == XSR_LAYOUT_SEEKABLE);
 	if (rc < 0)
 		return fail(w, XSR_E_IO, "writing the file header: %s", strerror(-rc));
 	if (w->layout == XSR_LAYOUT_STREAM)
@@ -350,43 +351,14 @@ static int check_vloads(struct xsr_writer *w)
 	return 0;
 }
 
-int xsr_writer_open(struct xsr_writer **out, int fd, const struct xsr_writer_params *p, char *err,
-		    size_t errlen)
+/* The writer's state from the parameters (checked): buffers, runs, notes.  NULL: out of memory. */
+static struct xsr_writer *writer_new(struct xsr_sink *snk, int layout, const struct xsr_writer_params *p)
 {
-	struct stat sb;
-	int rc;
-	*out = NULL;
-	if (!p || fd < 0) {
-		xsr_fmt(err, errlen, "no parameters or bad fd");
-		return XSR_E_INVAL;
-	}
-	rc = check_params(p, err, errlen);
-	if (rc < 0)
-		return rc;
-	if (fstat(fd, &sb) < 0) {
-		xsr_fmt(err, errlen, "fstat of the output: %s", strerror(errno));
-		return XSR_E_IO;
-	}
-	/*
-	 * The seekable layout writes at fixed offsets from 0 and reads the page
-	 * index back: it needs a regular file open for reading and writing,
-	 * without O_APPEND, and (when the fd decides) not already written to.
-	 * Stdout redirected to a file is write-only: that gets a stream.
-	 */
-	int fl = fcntl(fd, F_GETFL);
-	bool rw = fl >= 0 && (fl & O_ACCMODE) == O_RDWR && !(fl & O_APPEND);
-	if (p->layout == XSR_LAYOUT_SEEKABLE && (!S_ISREG(sb.st_mode) || !rw)) {
-		xsr_fmt(err, errlen, "a seekable image needs a regular file open for reading and writing%s",
-			S_ISREG(sb.st_mode) ? (fl & O_APPEND ? " (this one is in append mode)" : " (this one is write-only)") : "");
-		return XSR_E_INVAL;
-	}
 	struct xsr_writer *w = calloc(1, sizeof(*w));
 	if (!w)
-		return XSR_E_NOMEM;
-	w->fd = fd;
-	w->layout = p->layout ? p->layout
-		    : S_ISREG(sb.st_mode) && rw && lseek(fd, 0, SEEK_CUR) == 0 ? XSR_LAYOUT_SEEKABLE
-									  : XSR_LAYOUT_STREAM;
+		return NULL;
+	w->sink = snk;
+	w->layout = layout;
 	w->machine = p->machine;
 	w->kind = p->kind;
 	w->flags = p->flags;
@@ -404,8 +376,8 @@ int xsr_writer_open(struct xsr_writer **out, int fd, const struct xsr_writer_par
 	w->hash = malloc(XSR_MAX_BATCH * sizeof(*w->hash));
 	w->slots = malloc(XSR_MAX_BATCH * sizeof(*w->slots));
 	if (!w->runs || !w->slot_base || !w->notes || !w->vcpu_set || !w->ibuf || !w->zero || !w->hash || !w->slots) {
-		rc = XSR_E_NOMEM;
-		goto out_fail;
+		xsr_writer_abort(w);
+		return NULL;
 	}
 	memcpy(w->runs, p->runs, p->nr_runs * sizeof(*w->runs));
 	if (p->vmcoreinfo)
@@ -414,75 +386,75 @@ int xsr_writer_open(struct xsr_writer **out, int fd, const struct xsr_writer_par
 		w->slot_base[i] = w->nr_pages;
 		w->nr_pages += p->runs[i].count;
 	}
-	if (w->layout == XSR_LAYOUT_STREAM && (p->flags & XSR_FF_PAGING_VIEW || p->vloads)) {
-		xsr_fmt(err, errlen, "a paging view needs a seekable output");
-		rc = XSR_E_INVAL;
-		goto out_fail;
-	}
-	/* The writer decides the Xen layout (below); a caller's flag bit is not a request. */
-	w->flags &= ~XSR_FF_XEN_MACHINE_PADDR;
-	if (p->xen_pv && !p->vloads) {
-		const char *why;
-		if (!(w->xen = calloc(1, sizeof(*w->xen)))) {
-			rc = XSR_E_NOMEM;
-			goto out_fail;
-		}
-		rc = xsr_xen_layout_make(p->runs, p->nr_runs, p->xen_pv, w->xen, &why);
-		if (rc < 0)
-			goto out_fail;
-		if (rc > 0) { /* does not fit: an ordinary physical view */
-			free(w->xen);
-			w->xen = NULL;
-		}
-		rc = 0;
-	}
-	if (w->layout == XSR_LAYOUT_STREAM) {
-		if (w->compress) {
-			w->rawbuf = malloc(XSR_MAX_BATCH * XSR_PAGE_SIZE);
-			w->cbuf_len = xsr_compress_bound(w->compress, XSR_MAX_BATCH * XSR_PAGE_SIZE);
-			w->cbuf = malloc(w->cbuf_len);
-			if (!w->rawbuf || !w->cbuf) {
-				rc = XSR_E_NOMEM;
-				goto out_fail;
-			}
-		}
-		if ((rc = write_header(w, 0, 0, 0, 0, 0)) < 0)
-			goto out_msg;
-		struct iovec pv = {&w->producer, sizeof(w->producer)};
-		if ((rc = emit_record(w, XSR_SEC_PRODUCER, false, 0, 0, &pv, 1, 0, NULL)) < 0)
-			goto out_msg;
-		struct iovec mv = {w->runs, w->nr_runs * sizeof(*w->runs)};
-		if ((rc = emit_record(w, XSR_SEC_MEMMAP, false, 0, sizeof(struct xsr_memrun), &mv, 1, 0, NULL)) < 0)
-			goto out_msg;
-		struct iovec vv = {(void *)p->vmcoreinfo, p->vmcoreinfo_len};
-		if (p->vmcoreinfo && (rc = add_record(w, XSR_SEC_VMCOREINFO, 1, 0, 0, &vv, 1)) < 0)
-			goto out_msg;
-		if (w->xen) {
-			/* Carried so that a conversion to seekable makes the same layout; notes stay plain. */
-			struct iovec tv[2] = {{&w->xen->hdr, sizeof(w->xen->hdr)},
-					      {w->xen->tree, w->xen->npages * XSR_PAGE_SIZE}};
-			if ((rc = add_record(w, XSR_SEC_XEN_P2M_TREE, 1, 0, 0, tv, 2)) < 0)
-				goto out_msg;
-			xsr_xen_layout_free(w->xen);
-			free(w->xen);
-			w->xen = NULL;
-		}
-		*out = w;
-		return 0;
-	}
+	return w;
+}
 
-	/* Seekable: fix every offset now. */
+/* The Xen PV layout, when it fits (the writer decides; a caller's flag bit is not a request). */
+static int xen_setup(struct xsr_writer *w, const struct xsr_writer_params *p)
+{
+	const char *why;
+	w->flags &= ~XSR_FF_XEN_MACHINE_PADDR;
+	if (!p->xen_pv || p->vloads)
+		return 0;
+	if (!(w->xen = calloc(1, sizeof(*w->xen))))
+		return XSR_E_NOMEM;
+	int rc = xsr_xen_layout_make(p->runs, p->nr_runs, p->xen_pv, w->xen, &why);
+	if (rc < 0)
+		return rc;
+	if (rc > 0) { /* does not fit: an ordinary physical view */
+		free(w->xen);
+		w->xen = NULL;
+	}
+	return 0;
+}
+
+/* Stream: the header, PRODUCER, MEMMAP, then VMCOREINFO and the Xen p2m tree when there are. */
+static int open_stream(struct xsr_writer *w, const struct xsr_writer_params *p)
+{
+	int rc;
+	if (w->compress) {
+		w->rawbuf = malloc(XSR_MAX_BATCH * XSR_PAGE_SIZE);
+		w->cbuf_len = xsr_compress_bound(w->compress, XSR_MAX_BATCH * XSR_PAGE_SIZE);
+		w->cbuf = malloc(w->cbuf_len);
+		if (!w->rawbuf || !w->cbuf)
+			return XSR_E_NOMEM;
+	}
+	if ((rc = write_header(w, 0, 0, 0, 0, 0)) < 0)
+		return rc;
+	struct iovec pv = {&w->producer, sizeof(w->producer)};
+	if ((rc = emit_record(w, XSR_SEC_PRODUCER, false, 0, 0, &pv, 1, 0, NULL)) < 0)
+		return rc;
+	struct iovec mv = {w->runs, w->nr_runs * sizeof(*w->runs)};
+	if ((rc = emit_record(w, XSR_SEC_MEMMAP, false, 0, sizeof(struct xsr_memrun), &mv, 1, 0, NULL)) < 0)
+		return rc;
+	struct iovec vv = {(void *)p->vmcoreinfo, p->vmcoreinfo_len};
+	if (p->vmcoreinfo && (rc = add_record(w, XSR_SEC_VMCOREINFO, 1, 0, 0, &vv, 1)) < 0)
+		return rc;
+	if (w->xen) {
+		/* Carried so that a conversion to seekable makes the same layout; notes stay plain. */
+		struct iovec tv[2] = {{&w->xen->hdr, sizeof(w->xen->hdr)}, {w->xen->tree, w->xen->npages * XSR_PAGE_SIZE}};
+		if ((rc = add_record(w, XSR_SEC_XEN_P2M_TREE, 1, 0, 0, tv, 2)) < 0)
+			return rc;
+		xsr_xen_layout_free(w->xen);
+		free(w->xen);
+		w->xen = NULL;
+	}
+	return 0;
+}
+
+/* Seekable: the paging view's loads, the Xen notes' room, the slot bitmap. */
+static int seekable_state(struct xsr_writer *w, const struct xsr_writer_params *p)
+{
+	int rc;
 	if (p->vloads) {
 		w->nr_loads = p->nr_vloads;
 		w->loads = malloc((p->nr_vloads + 1) * sizeof(*w->loads));
-		if (!w->loads) {
-			rc = XSR_E_NOMEM;
-			goto out_fail;
-		}
+		if (!w->loads)
+			return XSR_E_NOMEM;
 		memcpy(w->loads, p->vloads, p->nr_vloads * sizeof(*w->loads));
 		w->flags |= XSR_FF_PAGING_VIEW;
 		if ((rc = check_vloads(w)) < 0)
-			goto out_msg;
+			return rc;
 	} else {
 		w->flags &= ~XSR_FF_PAGING_VIEW;
 	}
@@ -493,23 +465,23 @@ int xsr_writer_open(struct xsr_writer **out, int fd, const struct xsr_writer_par
 			w->vmci = malloc(p->vmcoreinfo_len);
 			w->vmci_len = p->vmcoreinfo_len;
 		}
-		if (!w->qemu || (p->vmcoreinfo && !w->vmci)) {
-			rc = XSR_E_NOMEM;
-			goto out_fail;
-		}
+		if (!w->qemu || (p->vmcoreinfo && !w->vmci))
+			return XSR_E_NOMEM;
 		if (w->vmci)
 			memcpy(w->vmci, p->vmcoreinfo, p->vmcoreinfo_len);
 	}
 	w->databits = calloc((w->nr_pages + 63) / 64 + 1, 8);
-	if (!w->databits) {
-		rc = XSR_E_NOMEM;
-		goto out_fail;
-	}
-	if (ftruncate(fd, 0) < 0) {
-		xsr_fmt(err, errlen, "truncating the output: %s", strerror(errno));
-		rc = XSR_E_IO;
-		goto out_fail;
-	}
+	return w->databits ? 0 : XSR_E_NOMEM;
+}
+
+/* Seekable: fix every offset now and write what open knows (file layout: top of this file). */
+static int open_seekable(struct xsr_writer *w, const struct xsr_writer_params *p)
+{
+	int rc = seekable_state(w, p);
+	if (rc < 0)
+		return rc;
+	if ((rc = w->sink->ops->truncate(w->sink, 0)) < 0)
+		return fail(w, XSR_E_IO, "truncating the output: %s", strerror(-rc));
 	uint32_t nloads = w->loads ? w->nr_loads : w->xen ? w->xen->nr_loads + 1 : w->nr_runs;
 	uint64_t off = ALIGN8(XSR_HEADER_END + (uint64_t)(1 + nloads) * sizeof(Elf64_Phdr));
 	w->notes_rec = off;
@@ -517,53 +489,108 @@ int xsr_writer_open(struct xsr_writer **out, int fd, const struct xsr_writer_par
 	struct wsec *s;
 	struct iovec pv = {&w->producer, sizeof(w->producer)};
 	if ((rc = emit_record(w, XSR_SEC_PRODUCER, false, 0, 0, &pv, 1, off, &s)) < 0)
-		goto out_msg;
+		return rc;
 	off += record_span(sizeof(w->producer));
 	struct iovec mv = {w->runs, w->nr_runs * sizeof(*w->runs)};
 	if ((rc = emit_record(w, XSR_SEC_MEMMAP, false, 0, sizeof(struct xsr_memrun), &mv, 1, off, &s)) < 0)
-		goto out_msg;
+		return rc;
 	off += record_span(w->nr_runs * sizeof(*w->runs));
 	w->index_rec = off;
 	off += record_span(w->nr_pages * sizeof(struct xsr_index_entry));
 	w->pages_off = ALIGN_PAGE(off);
 	w->tail = w->pages_off + w->nr_pages * XSR_PAGE_SIZE;
 	/* Sized now so the index and unwritten slots read as zeros (holes). */
-	if (ftruncate(fd, (off_t)w->tail) < 0) {
-		xsr_fmt(err, errlen, "sizing the output to %llu octets: %s", (unsigned long long)w->tail, strerror(errno));
-		rc = XSR_E_IO;
-		goto out_fail;
-	}
-	if (w->xen) {
-		/*
-		 * The tree's pages are page aligned in the file like the page slots
-		 * (the PT_LOAD over them): the record starts 128 octets (record
-		 * header + tree header) before a page boundary, zero fill before it.
-		 */
-		uint64_t at = ALIGN_PAGE(w->tail + 2 * 64) - 2 * 64;
-		struct iovec tv[2] = {{&w->xen->hdr, sizeof(w->xen->hdr)}, {w->xen->tree, w->xen->npages * XSR_PAGE_SIZE}};
-		uint64_t len = sizeof(w->xen->hdr) + w->xen->npages * XSR_PAGE_SIZE;
-		if ((rc = emit_record(w, XSR_SEC_XEN_P2M_TREE, true, 0, 0, tv, 2, at, NULL)) < 0)
-			goto out_msg;
-		w->tree_body = at + sizeof(struct xsr_record_header);
-		w->tail = at + record_span(len);
-		/* The tree is on disk; the loads stay for the program headers. */
-		free(w->xen->tree);
-		w->xen->tree = NULL;
-	} else {
+	if ((rc = w->sink->ops->truncate(w->sink, w->tail)) < 0)
+		return fail(w, XSR_E_IO, "sizing the output to %llu octets: %s", (unsigned long long)w->tail, strerror(-rc));
+	if (!w->xen) {
 		struct iovec vv = {(void *)p->vmcoreinfo, p->vmcoreinfo_len};
-		if (p->vmcoreinfo && (rc = add_record(w, XSR_SEC_VMCOREINFO, 1, 0, 0, &vv, 1)) < 0)
-			goto out_msg;
+		return p->vmcoreinfo ? add_record(w, XSR_SEC_VMCOREINFO, 1, 0, 0, &vv, 1) : 0;
+	}
+	/*
+	 * The tree's pages are page aligned in the file like the page slots (the
+	 * PT_LOAD over them): the record starts 128 octets (record header + tree
+	 * header) before a page boundary, zero fill before it.
+	 */
+	uint64_t at = ALIGN_PAGE(w->tail + 2 * 64) - 2 * 64;
+	struct iovec tv[2] = {{&w->xen->hdr, sizeof(w->xen->hdr)}, {w->xen->tree, w->xen->npages * XSR_PAGE_SIZE}};
+	uint64_t len = sizeof(w->xen->hdr) + w->xen->npages * XSR_PAGE_SIZE;
+	if ((rc = emit_record(w, XSR_SEC_XEN_P2M_TREE, true, 0, 0, tv, 2, at, NULL)) < 0)
+		return rc;
+	w->tree_body = at + sizeof(struct xsr_record_header);
+	w->tail = at + record_span(len);
+	/* The tree is on disk; the loads stay for the program headers. */
+	free(w->xen->tree);
+	w->xen->tree = NULL;
+	return 0;
+}
+
+/* Open on @snk (the caller's, or the writer's own for an fd); parameters checked. */
+static int writer_open(struct xsr_writer **out, struct xsr_sink *snk, bool own, const struct xsr_writer_params *p,
+		       char *err, size_t errlen)
+{
+	if (p->layout == XSR_LAYOUT_SEEKABLE && !snk->seekable) {
+		if (snk->fd >= 0)
+			xsr_fmt(err, errlen, "a seekable image needs a regular file open for reading and writing%s",
+				snk->not_seekable);
+		else
+			xsr_fmt(err, errlen, "a seekable image needs a sink that can be read back and truncated%s", snk->not_seekable);
+		return XSR_E_INVAL;
+	}
+	int layout = p->layout ? p->layout : snk->seekable && snk->fresh ? XSR_LAYOUT_SEEKABLE : XSR_LAYOUT_STREAM;
+	struct xsr_writer *w = writer_new(snk, layout, p);
+	if (!w) {
+		xsr_fmt(err, errlen, "out of memory opening the writer");
+		return XSR_E_NOMEM;
+	}
+	if (own) {
+		w->own_sink = *snk;
+		w->sink = &w->own_sink;
+	}
+	int rc = 0;
+	if (w->layout == XSR_LAYOUT_STREAM && (p->flags & XSR_FF_PAGING_VIEW || p->vloads))
+		rc = fail(w, XSR_E_INVAL, "a paging view needs a seekable output");
+	if (rc == 0)
+		rc = xen_setup(w, p);
+	if (rc == 0)
+		rc = w->layout == XSR_LAYOUT_STREAM ? open_stream(w, p) : open_seekable(w, p);
+	if (rc < 0) {
+		xsr_fmt(err, errlen, "%s", rc == XSR_E_NOMEM ? "out of memory opening the writer" : w->err);
+		xsr_writer_abort(w);
+		return rc;
 	}
 	*out = w;
 	return 0;
+}
 
-out_msg:
-	xsr_fmt(err, errlen, "%s", w->err);
-out_fail:
-	if (rc == XSR_E_NOMEM)
-		xsr_fmt(err, errlen, "out of memory opening the writer");
-	xsr_writer_abort(w);
-	return rc;
+int xsr_writer_open_sink(struct xsr_writer **out, struct xsr_sink *snk, const struct xsr_writer_params *p,
+			 char *err, size_t errlen)
+{
+	*out = NULL;
+	if (!p || !snk) {
+		xsr_fmt(err, errlen, "no parameters or no sink");
+		return XSR_E_INVAL;
+	}
+	int rc = check_params(p, err, errlen);
+	return rc < 0 ? rc : writer_open(out, snk, false, p, err, errlen);
+}
+
+int xsr_writer_open(struct xsr_writer **out, int fd, const struct xsr_writer_params *p, char *err,
+		    size_t errlen)
+{
+	struct xsr_sink snk;
+	*out = NULL;
+	if (!p || fd < 0) {
+		xsr_fmt(err, errlen, "no parameters or bad fd");
+		return XSR_E_INVAL;
+	}
+	int rc = check_params(p, err, errlen);
+	if (rc < 0)
+		return rc;
+	if ((rc = xsr_sink_fd(&snk, fd)) < 0) {
+		xsr_fmt(err, errlen, "fstat of the output: %s", strerror(-rc));
+		return XSR_E_IO;
+	}
+	return writer_open(out, &snk, true, p, err, errlen);
 }
 
 int xsr_writer_add_section(struct xsr_writer *w, uint32_t code, int optional, uint32_t info,
@@ -659,15 +686,19 @@ static int check_pfn(struct xsr_writer *w, uint64_t e, int64_t *slot)
 static int punch(struct xsr_writer *w, uint64_t slot, uint64_t n)
 {
 	uint64_t off = w->pages_off + slot * XSR_PAGE_SIZE, len = n * XSR_PAGE_SIZE;
-	if (fallocate(w->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)off, (off_t)len) == 0)
+	if (w->sink->ops->punch(w->sink, off, len) == 0)
 		return 0;
-	/* No hole punching on this filesystem: the slot must still read as zeros. */
+	/* No hole punching here: the slots must still read as zeros; one zero page, many iovecs. */
 	static const uint8_t zero[XSR_PAGE_SIZE];
-	for (uint64_t i = 0; i < n; i++) {
-		struct iovec v = {(void *)zero, sizeof(zero)};
-		int rc = xsr_io_pwritev(w->fd, &v, 1, off + i * XSR_PAGE_SIZE);
+	struct iovec v[64];
+	for (uint64_t i = 0; i < n;) {
+		int c = 0;
+		for (; c < (int)ARRAY_SIZE(v) && i + (uint64_t)c < n; c++)
+			v[c] = (struct iovec){(void *)zero, sizeof(zero)};
+		int rc = xsr_sink_writev(w->sink, v, c, off + i * XSR_PAGE_SIZE, true);
 		if (rc < 0)
 			return rc;
+		i += (uint64_t)c;
 	}
 	return 0;
 }
@@ -699,7 +730,7 @@ static int group_data(struct xsr_writer *w, const uint64_t *pfns, const void *co
 				iov[j - i] = (struct iovec){(void *)pages[j], XSR_PAGE_SIZE};
 				j++;
 			}
-			rc = xsr_io_pwritev(w->fd, iov, (int)(j - i), w->pages_off + (slot0 + i) * XSR_PAGE_SIZE);
+			rc = xsr_sink_writev(w->sink, iov, (int)(j - i), w->pages_off + (slot0 + i) * XSR_PAGE_SIZE, true);
 			if (rc < 0)
 				return fail(w, XSR_E_IO, "writing pages at pfn 0x%llx: %s",
 					    (unsigned long long)(pfns[i] & XSR_PFN_MASK), strerror(-rc));
@@ -732,7 +763,7 @@ static int group_index(struct xsr_writer *w, const uint64_t *pfns, uint32_t firs
 		w->ibuf[k].reserved = 0;
 	}
 	struct iovec iv = {w->ibuf, n * sizeof(*w->ibuf)};
-	int rc = xsr_io_pwritev(w->fd, &iv, 1, w->index_rec + sizeof(struct xsr_record_header) + slot0 * sizeof(*w->ibuf));
+	int rc = xsr_sink_writev(w->sink, &iv, 1, w->index_rec + sizeof(struct xsr_record_header) + slot0 * sizeof(*w->ibuf), true);
 	if (rc < 0)
 		return fail(w, XSR_E_IO, "writing the page index: %s", strerror(-rc));
 	w->stats.bytes += n * sizeof(*w->ibuf);
@@ -959,7 +990,7 @@ static int put_stream_batch(struct xsr_writer *w, const uint64_t *pfns, uint32_t
 	uint64_t trailer = xsr_record_hash(&rh, iov + 1, c - 1, body);
 	iov[c++] = (struct iovec){zeros, ALIGN8(body) - body};
 	iov[c++] = (struct iovec){&trailer, sizeof(trailer)};
-	rc = xsr_io_writev(w->fd, iov, c);
+	rc = xsr_sink_writev(w->sink, iov, c, 0, false);
 	if (rc < 0)
 		return fail(w, XSR_E_IO, "writing a page batch (pfn 0x%llx..) to the stream: %s",
 			    (unsigned long long)(pfns[0] & XSR_PFN_MASK), strerror(-rc));
@@ -1031,7 +1062,7 @@ static int finish_index(struct xsr_writer *w, struct wsec *s)
 	XXH3_64bits_update(st, &s->rh, sizeof(s->rh));
 	for (uint64_t off = 0; off < len; off += chunk) {
 		size_t n = len - off < chunk ? (size_t)(len - off) : chunk;
-		if ((rc = xsr_io_pread(w->fd, buf, n, body + off)) < 0) {
+		if ((rc = w->sink->ops->pread(w->sink, buf, n, body + off)) < 0) {
 			rc = fail(w, XSR_E_IO, "reading back the page index: %s", strerror(-rc));
 			goto out;
 		}
@@ -1042,8 +1073,8 @@ static int finish_index(struct xsr_writer *w, struct wsec *s)
 	s->trailer = XXH3_64bits_digest(st);
 	struct iovec h = {&s->rh, sizeof(s->rh)};
 	struct iovec t = {&s->trailer, 8};
-	if ((rc = xsr_io_pwritev(w->fd, &h, 1, w->index_rec)) < 0 ||
-	    (rc = xsr_io_pwritev(w->fd, &t, 1, body + ALIGN8(len))) < 0)
+	if ((rc = xsr_sink_writev(w->sink, &h, 1, w->index_rec, true)) < 0 ||
+	    (rc = xsr_sink_writev(w->sink, &t, 1, body + ALIGN8(len), true)) < 0)
 		rc = fail(w, XSR_E_IO, "writing the page index record: %s", strerror(-rc));
 	w->stats.bytes += sizeof(s->rh) + 8;
 out:
@@ -1078,7 +1109,7 @@ static int xen_notes(struct xsr_writer *w)
 			continue;
 		if (!page && !(page = malloc(XSR_PAGE_SIZE)))
 			return fail(w, XSR_E_NOMEM, "out of memory");
-		if ((rc = xsr_io_pread(w->fd, page, XSR_PAGE_SIZE, w->pages_off + (uint64_t)slot * XSR_PAGE_SIZE)) < 0) {
+		if ((rc = w->sink->ops->pread(w->sink, page, XSR_PAGE_SIZE, w->pages_off + (uint64_t)slot * XSR_PAGE_SIZE)) < 0) {
 			free(page);
 			return fail(w, XSR_E_IO, "reading back pfn 0x%llx: %s", (unsigned long long)w->vmci_pfn[i],
 				    strerror(-rc));
@@ -1272,16 +1303,16 @@ static int close_seekable(struct xsr_writer *w)
 	rc = emit_record(w, XSR_SEC_INTEGRITY, false, 0, 0, &iv, 1, integ_at, NULL);
 	if (rc == 0) {
 		struct iovec v = {sh, (size_t)shnum * sizeof(*sh)};
-		if ((rc = xsr_io_pwritev(w->fd, &v, 1, shoff)) < 0)
+		if ((rc = xsr_sink_writev(w->sink, &v, 1, shoff, true)) < 0)
 			rc = fail(w, XSR_E_IO, "writing the section header table: %s", strerror(-rc));
 	}
 	if (rc == 0) {
 		struct iovec v = {ph, (1 + (size_t)nloads) * sizeof(*ph)};
-		if ((rc = xsr_io_pwritev(w->fd, &v, 1, XSR_HEADER_END)) < 0)
+		if ((rc = xsr_sink_writev(w->sink, &v, 1, XSR_HEADER_END, true)) < 0)
 			rc = fail(w, XSR_E_IO, "writing the program header table: %s", strerror(-rc));
 	}
-	if (rc == 0 && ftruncate(w->fd, (off_t)file_size) < 0)
-		rc = fail(w, XSR_E_IO, "setting the file size: %s", strerror(errno));
+	if (rc == 0 && (rc = w->sink->ops->truncate(w->sink, file_size)) < 0)
+		rc = fail(w, XSR_E_IO, "setting the file size: %s", strerror(-rc));
 	if (rc == 0)
 		rc = write_header(w, XSR_HEADER_END, (uint16_t)(1 + nloads), shoff, (uint16_t)shnum, (uint16_t)strndx);
 	if (rc == 0) {

@@ -22,6 +22,7 @@
 /* ---------------- random access ---------------- */
 
 struct xsr_image;
+struct xsr_source; /* xsrelf/io.h */
 
 struct xsr_section_info {
 	uint32_t index;    /* ELF section index */
@@ -81,6 +82,16 @@ XSR_API int xsr_image_open_flags(struct xsr_image **out, int fd, unsigned flags,
  */
 XSR_API int xsr_image_open_mem(struct xsr_image **out, const void *buf, size_t len, unsigned flags, char *err,
 			       size_t errlen);
+/*
+ * Open a seekable image from a source (xsrelf/io.h): an fd, memory, or the
+ * caller's callbacks (a remote store).  Checks as xsr_image_open_flags.  A
+ * source that cannot map has the image's metadata read into memory (not its
+ * page slots, which are read when asked for); an I/O failure of a callback
+ * source names the offset it failed at.  @src stays the caller's and must
+ * stay open until close.  (XSRELF_1.5)
+ */
+XSR_API int xsr_image_open_source(struct xsr_image **out, struct xsr_source *src, unsigned flags, char *err,
+				  size_t errlen);
 XSR_API void xsr_image_close(struct xsr_image *img);
 XSR_API const char *xsr_image_error(const struct xsr_image *img);
 
@@ -210,6 +221,8 @@ XSR_API int xsr_stream_open(struct xsr_stream **out, int fd, char *err, size_t e
  * bodies handed to callbacks point into @buf when it is 8-aligned.
  */
 XSR_API int xsr_stream_open_mem(struct xsr_stream **out, const void *buf, size_t len, char *err, size_t errlen);
+/* A stream from a source (xsrelf/io.h), read in order; @src must stay open until close.  (XSRELF_1.5) */
+XSR_API int xsr_stream_open_source(struct xsr_stream **out, struct xsr_source *src, char *err, size_t errlen);
 XSR_API void xsr_stream_close(struct xsr_stream *s);
 XSR_API const char *xsr_stream_error(const struct xsr_stream *s);
 /* Feed a prefix already read from the fd (e.g. while sniffing). */

@@ -29,6 +29,7 @@
 #include <xsrelf/xsrelf.h>
 
 struct xsr_writer;
+struct xsr_sink; /* xsrelf/io.h */
 
 struct xsr_vload {
 	uint64_t vaddr; /* page aligned */
@@ -103,6 +104,16 @@ struct xsr_writer_params {
  */
 XSR_API int xsr_writer_open(struct xsr_writer **out, int fd,
 			    const struct xsr_writer_params *p, char *err, size_t errlen);
+
+/*
+ * Start an image on @snk (xsrelf/io.h), which stays the caller's: close it
+ * after the writer.  Seekable or streamed is the sink's property, decided
+ * as for an fd: a seekable sink (a fresh one, unless @p->layout says)
+ * gets the seekable layout, any other the stream.  Every write goes through
+ * the library's write fault-injection point.  (XSRELF_1.5)
+ */
+XSR_API int xsr_writer_open_sink(struct xsr_writer **out, struct xsr_sink *snk, const struct xsr_writer_params *p,
+				 char *err, size_t errlen);
 
 /* The layout chosen (enum xsr_layout). */
 XSR_API int xsr_writer_layout(const struct xsr_writer *w);
