@@ -1142,6 +1142,82 @@ static int xen_notes(struct xsr_writer *w)
 	return 0;
 }
 
+/*
+ * The section table's order: notes, producer, memmap, index, pages, then the
+ * rest as written; room for two more (string table, integrity).  NULL: out
+ * of memory.
+ */
+static struct wsec *order_sections(struct xsr_writer *w, uint32_t *count)
+{
+	static const uint32_t first[] = {XSR_SEC_NOTES, XSR_SEC_PRODUCER, XSR_SEC_MEMMAP, XSR_SEC_INDEX, XSR_SEC_PAGES};
+	struct wsec *ord = malloc((w->nsecs + 2) * sizeof(*ord));
+	if (!ord)
+		return NULL;
+	uint32_t n = 0;
+	for (size_t k = 0; k < ARRAY_SIZE(first); k++)
+		for (uint32_t i = 0; i < w->nsecs; i++) {
+			uint32_t t = w->secs[i].rh.sh_type;
+			uint32_t code = t == SHT_NOTE ? XSR_SEC_NOTES : t & XSR_SHT_CODE_MASK;
+			if (code == first[k] && (t == SHT_NOTE || (t & XSR_SHT_BASE)))
+				ord[n++] = w->secs[i];
+		}
+	for (uint32_t i = 0; i < w->nsecs; i++) {
+		uint32_t t = w->secs[i].rh.sh_type;
+		uint32_t code = t & XSR_SHT_CODE_MASK;
+		bool isfirst = t == SHT_NOTE;
+		for (size_t k = 0; k < ARRAY_SIZE(first) && !isfirst; k++)
+			isfirst = code == first[k];
+		if (!isfirst)
+			ord[n++] = w->secs[i];
+	}
+	*count = n;
+	return ord;
+}
+
+/* Program headers: PT_NOTE, then the loads (Xen: by machine address, then the p2m tree; paging view; runs). */
+static void make_phdrs(const struct xsr_writer *w, Elf64_Phdr *ph, uint32_t nloads)
+{
+	ph[0].p_type = PT_NOTE;
+	ph[0].p_offset = w->notes_rec + sizeof(struct xsr_record_header);
+	ph[0].p_filesz = w->notes_len;
+	ph[0].p_align = 4;
+	for (uint32_t i = 0; i < nloads; i++) {
+		Elf64_Phdr *q = &ph[1 + i];
+		q->p_type = PT_LOAD;
+		q->p_align = XSR_PAGE_SIZE;
+		if (w->xen) {
+			/* p_align 0: crash takes an ELF core as kdump (and reads its QEMU notes) only so. */
+			q->p_flags = PF_R | PF_W | PF_X;
+			q->p_align = 0;
+			if (i < w->xen->nr_loads) {
+				const struct xsr_xen_load *l = &w->xen->loads[i];
+				int64_t slot = xsr_memmap_slot(w->runs, w->slot_base, w->nr_runs, l->pfn);
+				q->p_offset = w->pages_off + (uint64_t)slot * XSR_PAGE_SIZE;
+				q->p_vaddr = l->pfn << XSR_PAGE_SHIFT;
+				q->p_paddr = l->mfn << XSR_PAGE_SHIFT;
+				q->p_filesz = q->p_memsz = l->count << XSR_PAGE_SHIFT;
+			} else {
+				q->p_offset = w->tree_body + sizeof(struct xsr_xen_p2m_tree);
+				q->p_vaddr = q->p_paddr = w->xen->hdr.fll_mfn << XSR_PAGE_SHIFT;
+				q->p_filesz = q->p_memsz = w->xen->npages * XSR_PAGE_SIZE;
+			}
+		} else if (w->loads) {
+			const struct xsr_vload *l = &w->loads[i];
+			int64_t slot = xsr_memmap_slot(w->runs, w->slot_base, w->nr_runs, l->paddr >> XSR_PAGE_SHIFT);
+			q->p_flags = l->flags ? l->flags : PF_R | PF_W | PF_X;
+			q->p_offset = w->pages_off + (uint64_t)slot * XSR_PAGE_SIZE;
+			q->p_vaddr = l->vaddr;
+			q->p_paddr = l->paddr;
+			q->p_filesz = q->p_memsz = l->len;
+		} else {
+			q->p_flags = PF_R | PF_W | PF_X;
+			q->p_offset = w->pages_off + w->slot_base[i] * XSR_PAGE_SIZE;
+			q->p_vaddr = q->p_paddr = w->runs[i].pfn << XSR_PAGE_SHIFT;
+			q->p_filesz = q->p_memsz = w->runs[i].count << XSR_PAGE_SHIFT;
+		}
+	}
+}
+
 static int close_seekable(struct xsr_writer *w)
 {
 	int rc;
@@ -1168,28 +1244,10 @@ static int close_seekable(struct xsr_writer *w)
 	s->rh.sh_entsize = XSR_PAGE_SIZE;
 	s->is_record = false;
 
-	/* Order the table: notes, producer, memmap, index, pages, then the rest as written. */
-	static const uint32_t first[] = {XSR_SEC_NOTES, XSR_SEC_PRODUCER, XSR_SEC_MEMMAP, XSR_SEC_INDEX, XSR_SEC_PAGES};
-	struct wsec *ord = malloc((w->nsecs + 2) * sizeof(*ord));
+	uint32_t n;
+	struct wsec *ord = order_sections(w, &n);
 	if (!ord)
 		return fail(w, XSR_E_NOMEM, "out of memory");
-	uint32_t n = 0;
-	for (size_t k = 0; k < ARRAY_SIZE(first); k++)
-		for (uint32_t i = 0; i < w->nsecs; i++) {
-			uint32_t t = w->secs[i].rh.sh_type;
-			uint32_t code = t == SHT_NOTE ? XSR_SEC_NOTES : t & XSR_SHT_CODE_MASK;
-			if (code == first[k] && (t == SHT_NOTE || (t & XSR_SHT_BASE)))
-				ord[n++] = w->secs[i];
-		}
-	for (uint32_t i = 0; i < w->nsecs; i++) {
-		uint32_t t = w->secs[i].rh.sh_type;
-		uint32_t code = t & XSR_SHT_CODE_MASK;
-		bool isfirst = t == SHT_NOTE;
-		for (size_t k = 0; k < ARRAY_SIZE(first) && !isfirst; k++)
-			isfirst = code == first[k];
-		if (!isfirst)
-			ord[n++] = w->secs[i];
-	}
 	/* String table: names of all sections, then its own and the integrity's. */
 	size_t slen = 1;
 	for (uint32_t i = 0; i < n; i++)
@@ -1256,46 +1314,7 @@ static int close_seekable(struct xsr_writer *w)
 	irh.sh_name = integ_name;
 	memcpy(&sh[shnum - 1], &irh, sizeof(Elf64_Shdr));
 
-	/* Program headers: PT_NOTE, then the loads. */
-	ph[0].p_type = PT_NOTE;
-	ph[0].p_offset = w->notes_rec + sizeof(struct xsr_record_header);
-	ph[0].p_filesz = w->notes_len;
-	ph[0].p_align = 4;
-	for (uint32_t i = 0; i < nloads; i++) {
-		Elf64_Phdr *q = &ph[1 + i];
-		q->p_type = PT_LOAD;
-		q->p_align = XSR_PAGE_SIZE;
-		if (w->xen) {
-			/* p_align 0: crash takes an ELF core as kdump (and reads its QEMU notes) only so. */
-			q->p_flags = PF_R | PF_W | PF_X;
-			q->p_align = 0;
-			if (i < w->xen->nr_loads) {
-				const struct xsr_xen_load *l = &w->xen->loads[i];
-				int64_t slot = xsr_memmap_slot(w->runs, w->slot_base, w->nr_runs, l->pfn);
-				q->p_offset = w->pages_off + (uint64_t)slot * XSR_PAGE_SIZE;
-				q->p_vaddr = l->pfn << XSR_PAGE_SHIFT;
-				q->p_paddr = l->mfn << XSR_PAGE_SHIFT;
-				q->p_filesz = q->p_memsz = l->count << XSR_PAGE_SHIFT;
-			} else {
-				q->p_offset = w->tree_body + sizeof(struct xsr_xen_p2m_tree);
-				q->p_vaddr = q->p_paddr = w->xen->hdr.fll_mfn << XSR_PAGE_SHIFT;
-				q->p_filesz = q->p_memsz = w->xen->npages * XSR_PAGE_SIZE;
-			}
-		} else if (w->loads) {
-			const struct xsr_vload *l = &w->loads[i];
-			int64_t slot = xsr_memmap_slot(w->runs, w->slot_base, w->nr_runs, l->paddr >> XSR_PAGE_SHIFT);
-			q->p_flags = l->flags ? l->flags : PF_R | PF_W | PF_X;
-			q->p_offset = w->pages_off + (uint64_t)slot * XSR_PAGE_SIZE;
-			q->p_vaddr = l->vaddr;
-			q->p_paddr = l->paddr;
-			q->p_filesz = q->p_memsz = l->len;
-		} else {
-			q->p_flags = PF_R | PF_W | PF_X;
-			q->p_offset = w->pages_off + w->slot_base[i] * XSR_PAGE_SIZE;
-			q->p_vaddr = q->p_paddr = w->runs[i].pfn << XSR_PAGE_SHIFT;
-			q->p_filesz = q->p_memsz = w->runs[i].count << XSR_PAGE_SHIFT;
-		}
-	}
+	make_phdrs(w, ph, nloads);
 	in.phdr_hash = XXH3_64bits(ph, (1 + (size_t)nloads) * sizeof(*ph));
 	/* shdr_hash covers the table as written, including the integrity entry. */
 	in.shdr_hash = XXH3_64bits(sh, (size_t)shnum * sizeof(*sh));
