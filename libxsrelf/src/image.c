@@ -316,8 +316,12 @@ static int map_sparse(struct xsr_image *img, const Elf64_Ehdr *eh)
 		return rc;
 	const Elf64_Shdr *sh = (const Elf64_Shdr *)(p + eh->e_shoff);
 	for (uint32_t i = 1; i < eh->e_shnum; i++) {
-		bool pages = (sh[i].sh_type & XSR_SHT_BASE) && (sh[i].sh_type & XSR_SHT_CODE_MASK) == XSR_SEC_PAGES;
-		if (pages || sh[i].sh_type == SHT_NOBITS || !sh[i].sh_size ||
+		uint32_t t = sh[i].sh_type;
+		uint32_t code = t == SHT_NOTE ? XSR_SEC_NOTES : t == SHT_STRTAB ? XSR_SEC_STRTAB
+				: t & XSR_SHT_BASE ? t & XSR_SHT_CODE_MASK : UINT32_MAX;
+		const struct xsr_sec_desc *d = xsr_sec_lookup(code);
+		/* Page slots are not metadata; a body longer than its type allows is refused later, unread. */
+		if (code == XSR_SEC_PAGES || !sh[i].sh_size || sh[i].sh_size > (d ? d->max_len : XSR_MAX_RECORD) ||
 		    !xsr_in_bounds(sh[i].sh_offset, sh[i].sh_size, img->size))
 			continue;
 		/* A record's header lies before its body and its trailer after (read_record checks them). */
