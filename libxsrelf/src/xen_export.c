@@ -1,12 +1,12 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
- * xsr export: an image imported from Xen back to an xl save file or a bare
- * libxc stream.  The PASSTHRU items are replayed in order; the image's final
- * pages are written as PAGE_DATA records where the placeholder stands.
+ * Export (xsrelf/xen.h): an image imported from Xen back to an xl save file
+ * or a bare libxc stream.  The PASSTHRU items are replayed in order; the
+ * image's final pages are written as PAGE_DATA records where the
+ * placeholder stands.  --format xc-core is xen_xccore.c's.
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <getopt.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -19,11 +19,8 @@
 #include <xsrelf/io.h>
 #include <xsrelf/reader.h>
 
-#include "../cli/cli.h"
-#include "../save/save.h"
-#include "xencompat.h"
-
-enum foreign_policy { FOREIGN_REFUSE, FOREIGN_DROP, FOREIGN_KEEP };
+#include "internal.h"
+#include "xen_internal.h"
 
 struct exp {
 	struct xsr_image *img;
@@ -37,10 +34,10 @@ struct exp {
 	bool no_splice;         /* the image's file system refused splice: copy */
 	bool no_vmsplice;       /* vmsplice refused: write the zeros */
 	bool epipe;             /* the output's reader went away */
-	bool quiet_epipe;       /* ... which the caller tells, if need be: no message */
-	/* pages written (done, total), for progress on a terminal; NULL: none */
-	void (*progress)(void *ctx, uint64_t done, uint64_t total);
-	void *pctx;
+	int code;               /* the enum xsr_err of a failure (efail: XSR_E_FORMAT unless set) */
+	uint32_t dropped;       /* records left out (XSR_XEN_FOREIGN_DROP) */
+	const struct xsr_foreign_cb *cb;
+	const char *name;       /* the image, for notes */
 };
 
 static int efail(struct exp *e, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -50,15 +47,39 @@ static int efail(struct exp *e, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(e->err, sizeof(e->err), fmt, ap);
 	va_end(ap);
+	if (!e->code)
+		e->code = XSR_E_FORMAT;
 	return -1;
+}
+
+/* A note to the caller (xsr_foreign_cb.note): an item left out, a header rewritten, a record refused. */
+static void enote(struct exp *e, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void enote(struct exp *e, const char *fmt, ...)
+{
+	char msg[512];
+	va_list ap;
+	if (!e->cb->note)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	e->cb->note(e->cb->note_ctx, msg);
+}
+
+static void eprogress(struct exp *e, uint64_t done, uint64_t total)
+{
+	if (e->cb->progress)
+		e->cb->progress(e->cb->progress_ctx, done, total);
 }
 
 static int put(struct exp *e, struct iovec *iov, int n)
 {
-	int64_t w = xsr_writev_all(e->out, iov, n);
+	int64_t w = xen_put(e->out, iov, n);
 	e->epipe |= w == -EPIPE;
-	if (w < 0)
+	if (w < 0) {
+		e->code = XSR_E_IO;
 		return efail(e, "writing the output: %s", strerror((int)-w));
+	}
 	e->bytes += (uint64_t)w;
 	return 0;
 }
@@ -76,7 +97,7 @@ static void *read_pt(struct exp *e, const struct xen_pt_item *p)
 {
 	void *b;
 	uint64_t len;
-	if (xsr_image_read_section(e->img, p->sec, &b, &len) < 0) {
+	if ((e->code = xsr_image_read_section(e->img, p->sec, &b, &len)) < 0) {
 		efail(e, "section %u: %s", p->sec, xsr_image_error(e->img));
 		return NULL;
 	}
@@ -129,6 +150,7 @@ static int put_file(struct exp *e, uint64_t off, uint64_t len, uint8_t *buf, siz
 			break;
 		}
 		e->epipe |= n < 0 && errno == EPIPE;
+		e->code = XSR_E_IO;
 		if (n < 0)
 			return efail(e, "splicing image octets at 0x%llx into the output: %s", (unsigned long long)o,
 				     strerror(errno));
@@ -142,7 +164,7 @@ static int put_file(struct exp *e, uint64_t off, uint64_t len, uint8_t *buf, siz
 		size_t n = len < cap ? len : cap;
 		/* the library's exact read: a fault-injection point (XSR_FAULT) */
 		int re = xsr_read_at(e->img_fd, buf, n, (uint64_t)o);
-		if (re < 0)
+		if (re < 0 && (e->code = XSR_E_IO))
 			return efail(e, "reading image octets at 0x%llx: %s", (unsigned long long)o,
 				     re == -EIO ? "I/O error, or the image file ends there" : strerror(-re));
 		ssize_t r = (ssize_t)n;
@@ -181,7 +203,7 @@ static int put_zero(struct exp *e, uint64_t len)
 			continue;
 		}
 		e->epipe |= w < 0 && errno == EPIPE;
-		if (w <= 0)
+		if (w <= 0 && (e->code = XSR_E_IO))
 			return efail(e, "writing the output: %s", w < 0 ? strerror(errno) : "vmsplice moved nothing");
 		/* a short vmsplice ends on a page boundary; the rest starts at zero_pages again, all zeros alike */
 		len -= (uint64_t)w;
@@ -233,10 +255,11 @@ static int put_pages(struct exp *e)
 	uint8_t *inread = malloc(PBATCH);
 	int rc = -1;
 	if (!pfns || !ix || !iov || !data || !inread) {
+		e->code = XSR_E_NOMEM;
 		efail(e, "out of memory");
 		goto out;
 	}
-	if (xsr_image_check_index(e->img) < 0) {
+	if ((e->code = xsr_image_check_index(e->img)) < 0) {
 		efail(e, "page index: %s", xsr_image_error(e->img));
 		goto out;
 	}
@@ -247,10 +270,9 @@ static int put_pages(struct exp *e)
 		uint64_t roff = xsr_image_run_offset(e->img, r);
 		for (uint64_t first = 0; first < runs[r].count; first += PBATCH) {
 			uint64_t m = runs[r].count - first < PBATCH ? runs[r].count - first : PBATCH;
-			if (e->progress)
-				e->progress(e->pctx, done, total);
+			eprogress(e, done, total);
 			done += m;
-			if (xsr_image_run_index(e->img, r, first, m, ix) < 0) {
+			if ((e->code = xsr_image_run_index(e->img, r, first, m, ix)) < 0) {
 				efail(e, "page index: %s", xsr_image_error(e->img));
 				goto out;
 			}
@@ -275,7 +297,8 @@ static int put_pages(struct exp *e)
 				uint64_t step = zc ? cap : b - a;
 				for (uint64_t c = a; c < b; c += step) {
 					uint64_t n = b - c < step ? b - c : step;
-					if (xsr_image_read_pages(e->img, r, first + c, n, zc ? data : data + c * 4096, ix + c) < 0) {
+					if ((e->code = xsr_image_read_pages(e->img, r, first + c, n, zc ? data : data + c * 4096,
+									    ix + c)) < 0) {
 						efail(e, "pages of pfn 0x%llx+%llu: %s",
 						      (unsigned long long)(runs[r].pfn + first + c), (unsigned long long)n,
 						      xsr_image_error(e->img));
@@ -290,7 +313,7 @@ static int put_pages(struct exp *e)
 			for (k = 0; k < m; k++) {
 				unsigned t = ix[k].flags >> XSR_IDX_XEN_TYPE_SHIFT;
 				pfns[k] = (runs[r].pfn + first + k) | (uint64_t)t << XEN_PFN_TYPE_SHIFT;
-				if (!xen_type_has_data(t))
+				if (!xsr_xen_type_has_data(t))
 					continue;
 				nd++;
 				if (zc)
@@ -319,7 +342,7 @@ static int put_pages(struct exp *e)
 			/* the same octets as the iovecs above: a page indexed as data is the file's, any other zeros */
 			struct zc_run z = {0};
 			for (k = 0; k < m; k++) {
-				if (!xen_type_has_data(ix[k].flags >> XSR_IDX_XEN_TYPE_SHIFT))
+				if (!xsr_xen_type_has_data(ix[k].flags >> XSR_IDX_XEN_TYPE_SHIFT))
 					continue;
 				bool file = ix[k].flags & XSR_IDX_DATA;
 				if (zc_add(e, &z, file, roff + (first + k) * 4096, data, cap * 4096) < 0)
@@ -329,8 +352,7 @@ static int put_pages(struct exp *e)
 				goto out;
 		}
 	}
-	if (e->progress)
-		e->progress(e->pctx, done, total);
+	eprogress(e, done, total);
 	rc = 0;
 out:
 	free(pfns);
@@ -341,331 +363,192 @@ out:
 	return rc;
 }
 
-int xen_pt_collect(struct xsr_image *img, struct xen_pt_item **items, uint32_t *n, uint32_t *xc_version, char *err,
-		   size_t errlen)
-{
-	uint32_t ns = xsr_image_nsections(img);
-	struct xen_pt_item *pts = calloc(ns + 1, sizeof(*pts));
-	*items = NULL;
-	*n = 0;
-	*xc_version = 0;
-	if (!pts) {
-		snprintf(err, errlen, "out of memory");
-		return -1;
-	}
-	uint32_t npts = 0;
-	for (uint32_t i = 0; i < ns; i++) {
-		struct xsr_section_info si;
-		if (xsr_image_section(img, i, &si) < 0 || si.code != XSR_SEC_PASSTHRU)
-			continue;
-		if (si.size < sizeof(struct xen_pt_hdr)) {
-			snprintf(err, errlen, "PASSTHRU section %u at offset 0x%llx: %llu octets, shorter than the Xen item header",
-				 i, (unsigned long long)si.offset, (unsigned long long)si.size);
-			goto fail;
-		}
-		void *b;
-		uint64_t len;
-		if (xsr_image_read_section(img, i, &b, &len) < 0) {
-			snprintf(err, errlen, "section %u: %s", i, xsr_image_error(img));
-			goto fail;
-		}
-		struct xen_pt_hdr h;
-		memcpy(&h, b, sizeof(h));
-		if (h.origin == XEN_PT_LIBXC_HEADER && len >= 16 + 16)
-			*xc_version = (uint32_t)((uint8_t *)b)[16 + 12] << 24 | ((uint8_t *)b)[16 + 13] << 16 |
-				      ((uint8_t *)b)[16 + 14] << 8 | ((uint8_t *)b)[16 + 15];
-		free(b);
-		if (h.origin < XEN_PT_XL_HEADER || h.origin > XEN_PT_XC_CORE || h.flags & ~XEN_PT_KNOWN_FLAGS ||
-		    h.length != len - sizeof(h) || h.seq != npts) {
-			snprintf(err, errlen,
-				 "PASSTHRU section %u at offset 0x%llx: not a Xen item of this image (origin %u, flags 0x%x, length %u, seq %u, expected seq %u)",
-				 i, (unsigned long long)si.offset, h.origin, h.flags, h.length, h.seq, npts);
-			goto fail;
-		}
-		pts[npts++] = (struct xen_pt_item){h, i};
-	}
-	*items = pts;
-	*n = npts;
-	return 0;
-fail:
-	free(pts);
-	return -1;
-}
 
-static int collect(struct exp *e)
+/*
+ * Which Xen sources the image holds, and whether it may be exported under
+ * the policy: the foreign records are noted (refuse) or counted.
+ */
+static int export_check(struct exp *e, int xl, int pol, int *have_xl, int *have_libxl)
 {
-	return xen_pt_collect(e->img, &e->pts, &e->npts, &e->xc_version, e->err, sizeof(e->err));
-}
-
-/* Replay the PASSTHRU items of e->img to @outfd; errors are printed, naming @in. */
-static int export_to(struct exp *e, const char *in, int xl, enum foreign_policy pol, int outfd)
-{
-	if (collect(e) < 0) {
-		xsr_err("export", "%s: %s", in, e->err);
-		return -1;
-	}
-	int have_xl = 0, have_libxl = 0, have_libxc = 0, have_core = 0, nforeign = 0;
+	int have_libxc = 0, have_core = 0, nforeign = 0;
 	for (uint32_t i = 0; i < e->npts; i++) {
-		const struct xen_pt_hdr *h = &e->pts[i].h;
-		have_xl |= h->origin == XEN_PT_XL_HEADER;
-		have_libxl |= h->origin == XEN_PT_LIBXL_HEADER;
-		have_libxc |= h->origin == XEN_PT_LIBXC_HEADER;
-		have_core |= h->origin == XEN_PT_XC_CORE;
-		if (h->origin == XEN_PT_LIBXC_RECORD && !(h->flags & XEN_PT_PAGES) &&
-		    !xen_libxc_rec_upstream(e->xc_version, h->type)) {
+		const struct xsr_passthru_hdr *h = &e->pts[i].h;
+		*have_xl |= h->origin == XSR_PT_ORIGIN_XL_HEADER;
+		*have_libxl |= h->origin == XSR_PT_ORIGIN_LIBXL_HEADER;
+		have_libxc |= h->origin == XSR_PT_ORIGIN_LIBXC_HEADER;
+		have_core |= h->origin == XSR_PT_ORIGIN_XC_CORE;
+		if (h->origin == XSR_PT_ORIGIN_LIBXC_RECORD && !(h->flags & XSR_PT_PAGES) &&
+		    !xsr_xen_libxc_rec_upstream(e->xc_version, h->type)) {
 			nforeign++;
-			if (pol == FOREIGN_REFUSE)
-				fprintf(stderr, "xsr export: %s: item %u is libxc %s (0x%x) of a v%u stream, which Xen 4.17 cannot read\n",
-					in, i, xen_libxc_rec_name(e->xc_version, h->type), h->type, e->xc_version);
+			if (pol == XSR_XEN_FOREIGN_REFUSE)
+				enote(e, "%s: item %u is libxc %s (0x%x) of a v%u stream, which Xen 4.17 cannot read", e->name,
+				      i, xsr_xen_libxc_rec_name(e->xc_version, h->type), h->type, e->xc_version);
 		}
 	}
-	if (!e->npts) {
-		xsr_err("export", "%s: no Xen records in this image (it was not made by `xsr import`), so no libxc stream to replay; --format xc-core writes any image of a Xen guest", in);
-		return -1;
-	}
-	if (!have_libxc) {
-		xsr_err("export", "%s: the image came from %s and holds no libxc stream to export as %s; --format xc-core writes it as a dump-core",
-			in, have_core ? "an xc_core dump" : "a source without a libxc stream", xl ? "an xl save" : "a libxc stream");
-		return -1;
-	}
+	e->code = XSR_E_UNSUPPORTED;
+	if (!e->npts)
+		return efail(e, "no Xen records in this image (it was not made by `xsr import`), so no libxc stream to replay; --format xc-core writes any image of a Xen guest");
+	if (!have_libxc)
+		return efail(e, "the image came from %s and holds no libxc stream to export as %s; --format xc-core writes it as a dump-core",
+			     have_core ? "an xc_core dump" : "a source without a libxc stream", xl ? "an xl save" : "a libxc stream");
 	if (e->xc_version > 3)
 		nforeign++;
-	if (nforeign && pol == FOREIGN_REFUSE) {
-		xsr_err("export", "%s: %d record(s)%s that stock Xen 4.17 cannot read; use --foreign drop to leave them out or --foreign keep to write them anyway",
-			in, nforeign, e->xc_version > 3 ? " and a v4 stream header" : "");
-		return -1;
+	if (nforeign && pol == XSR_XEN_FOREIGN_REFUSE)
+		return efail(e, "%d record(s)%s that stock Xen 4.17 cannot read; use --foreign drop to leave them out or --foreign keep to write them anyway",
+			     nforeign, e->xc_version > 3 ? " and a v4 stream header" : "");
+	e->code = 0;
+	return 0;
+}
+
+/* Without an xl header of its own, an xl export wraps the libxc stream the way xl 4.17 writes it. */
+static int put_xl_header(struct exp *e)
+{
+	struct xsr_section_info si;
+	void *cfg = NULL;
+	uint64_t clen = 0;
+	if (xsr_image_find(e->img, XSR_SEC_CONFIG, ~0u, &si) >= 0 &&
+	    (e->code = xsr_image_read_section(e->img, si.index, &cfg, &clen)) < 0)
+		return efail(e, "config: %s", xsr_image_error(e->img));
+	uint32_t hdr[4] = {XEN_XL_BYTEORDER, XEN_XL_FLAG_STREAMV2 | (clen ? XEN_XL_FLAG_JSON : 0), 0,
+			   clen ? (uint32_t)clen + 4 : 0};
+	uint32_t cl = (uint32_t)clen;
+	struct iovec v[4] = {{(void *)XEN_XL_MAGIC, 32}, {hdr, 16}, {&cl, clen ? 4 : 0}, {cfg, clen}};
+	int r = put(e, v, 4);
+	free(cfg);
+	return r;
+}
+
+/* One PASSTHRU item @p, body @body, as it came (with a libxl wrapper of its own where @synth_libxl). */
+static int put_item(struct exp *e, const struct xsr_passthru_hdr *h, uint8_t *body, int pol, int synth_libxl)
+{
+	int r = 0;
+	switch (h->origin) {
+	case XSR_PT_ORIGIN_XL_HEADER:
+	case XSR_PT_ORIGIN_LIBXL_HEADER: {
+		struct iovec v = {body, h->length};
+		return put(e, &v, 1);
 	}
-	e->out = outfd;
-	/* Without an xl header of its own, an xl export wraps the libxc stream the way xl 4.17 writes it. */
-	int synth_xl = xl && !have_xl, synth_libxl = xl && !have_xl && !have_libxl;
-	if (synth_xl) {
-		struct xsr_section_info si;
-		void *cfg = NULL;
-		uint64_t clen = 0;
-		if (xsr_image_find(e->img, XSR_SEC_CONFIG, ~0u, &si) >= 0 &&
-		    xsr_image_read_section(e->img, si.index, &cfg, &clen) < 0) {
-			xsr_err("export", "%s: config: %s", in, xsr_image_error(e->img));
-			return -1;
+	case XSR_PT_ORIGIN_LIBXC_HEADER: {
+		if (synth_libxl) {
+			static const uint8_t lhdr[16] = {'L', 'i', 'b', 'x', 'l', 'F', 'm', 't', 0, 0, 0, 2, 0, 0, 0, 0};
+			struct iovec v = {(void *)lhdr, 16};
+			if ((r = put(e, &v, 1)) == 0)
+				r = put_rec(e, XEN_LT_LIBXC_CONTEXT, NULL, 0);
 		}
-		uint32_t hdr[4] = {XEN_XL_BYTEORDER, XEN_XL_FLAG_STREAMV2 | (clen ? XEN_XL_FLAG_JSON : 0), 0,
-				   clen ? (uint32_t)clen + 4 : 0};
-		uint32_t cl = (uint32_t)clen;
-		struct iovec v[4] = {{(void *)XEN_XL_MAGIC, 32}, {hdr, 16}, {&cl, clen ? 4 : 0}, {cfg, clen}};
-		int r = put(e, v, 4);
-		free(cfg);
-		if (r < 0)
-			goto fail_msg;
+		if (pol == XSR_XEN_FOREIGN_DROP && e->xc_version > 3 && h->length >= 16) {
+			enote(e, "writing the v%u libxc header as v3", e->xc_version);
+			body[12] = body[13] = body[14] = 0;
+			body[15] = 3;
+		}
+		struct iovec v = {body, h->length};
+		return r ? r : put(e, &v, 1);
 	}
+	case XSR_PT_ORIGIN_LIBXL_RECORD:
+	case XSR_PT_ORIGIN_LIBXC_RECORD:
+		r = put_rec(e, h->type, body, h->length);
+		if (r == 0 && synth_libxl && h->origin == XSR_PT_ORIGIN_LIBXC_RECORD && h->type == XEN_RT_END)
+			r = put_rec(e, XEN_LT_END, NULL, 0);
+		return r;
+	}
+	return 0;
+}
+
+/* Replay the PASSTHRU items of e->img to e->out: 0, or -1 with e->err and e->code set. */
+static int export_stream(struct exp *e, int xl, int pol)
+{
+	int have_xl = 0, have_libxl = 0;
+	if ((e->code = xen_pt_collect(e->img, &e->pts, &e->npts, &e->xc_version, e->err, sizeof(e->err))) < 0)
+		return -1;
+	if (export_check(e, xl, pol, &have_xl, &have_libxl) < 0)
+		return -1;
+	int synth_xl = xl && !have_xl, synth_libxl = xl && !have_xl && !have_libxl;
+	if (synth_xl && put_xl_header(e) < 0)
+		return -1;
 	for (uint32_t i = 0; i < e->npts; i++) {
 		const struct xen_pt_item *p = &e->pts[i];
-		const struct xen_pt_hdr *h = &p->h;
-		int r = 0;
-		if (!xl && (h->origin == XEN_PT_XL_HEADER || h->origin == XEN_PT_LIBXL_HEADER || h->origin == XEN_PT_LIBXL_RECORD))
+		const struct xsr_passthru_hdr *h = &p->h;
+		if (!xl && (h->origin == XSR_PT_ORIGIN_XL_HEADER || h->origin == XSR_PT_ORIGIN_LIBXL_HEADER ||
+			    h->origin == XSR_PT_ORIGIN_LIBXL_RECORD))
 			continue;
-		if (h->origin == XEN_PT_LIBXC_RECORD && h->flags & XEN_PT_PAGES) {
+		if (h->origin == XSR_PT_ORIGIN_LIBXC_RECORD && h->flags & XSR_PT_PAGES) {
 			if (put_pages(e) < 0)
-				goto fail_msg;
+				return -1;
 			continue;
 		}
-		if (h->origin == XEN_PT_LIBXC_RECORD && !xen_libxc_rec_upstream(e->xc_version, h->type) && pol == FOREIGN_DROP) {
-			fprintf(stderr, "xsr export: leaving out item %u, libxc %s (0x%x): Xen 4.17 cannot read it\n", i,
-				xen_libxc_rec_name(e->xc_version, h->type), h->type);
+		if (h->origin == XSR_PT_ORIGIN_LIBXC_RECORD && !xsr_xen_libxc_rec_upstream(e->xc_version, h->type) &&
+		    pol == XSR_XEN_FOREIGN_DROP) {
+			enote(e, "leaving out item %u, libxc %s (0x%x): Xen 4.17 cannot read it", i,
+			      xsr_xen_libxc_rec_name(e->xc_version, h->type), h->type);
+			e->dropped++;
 			continue;
 		}
 		uint8_t *b = read_pt(e, p);
 		if (!b)
-			goto fail_msg;
-		uint8_t *body = b + sizeof(*h);
-		switch (h->origin) {
-		case XEN_PT_XL_HEADER:
-		case XEN_PT_LIBXL_HEADER: {
-			struct iovec v = {body, h->length};
-			r = put(e, &v, 1);
-			break;
-		}
-		case XEN_PT_LIBXC_HEADER: {
-			if (synth_libxl) {
-				static const uint8_t lhdr[16] = {'L', 'i', 'b', 'x', 'l', 'F', 'm', 't', 0, 0, 0, 2, 0, 0, 0, 0};
-				struct iovec v = {(void *)lhdr, 16};
-				if ((r = put(e, &v, 1)) == 0)
-					r = put_rec(e, XEN_LT_LIBXC_CONTEXT, NULL, 0);
-			}
-			if (pol == FOREIGN_DROP && e->xc_version > 3 && h->length >= 16) {
-				fprintf(stderr, "xsr export: writing the v%u libxc header as v3\n", e->xc_version);
-				body[12] = body[13] = body[14] = 0;
-				body[15] = 3;
-			}
-			struct iovec v = {body, h->length};
-			if (r == 0)
-				r = put(e, &v, 1);
-			break;
-		}
-		case XEN_PT_LIBXL_RECORD:
-		case XEN_PT_LIBXC_RECORD:
-			r = put_rec(e, h->type, body, h->length);
-			if (r == 0 && synth_libxl && h->origin == XEN_PT_LIBXC_RECORD && h->type == XEN_RT_END)
-				r = put_rec(e, XEN_LT_END, NULL, 0);
-			break;
-		}
+			return -1;
+		int r = put_item(e, h, b + sizeof(*h), pol, synth_libxl);
 		free(b);
 		if (r < 0)
-			goto fail_msg;
+			return -1;
 	}
 	return 0;
-fail_msg:
-	if (!(e->epipe && e->quiet_epipe))
-		xsr_err("export", "%s: %s", in, e->err);
-	return -1;
 }
 
-static void usage(FILE *f)
+int xsr_xen_export(struct xsr_image *img, int img_fd, int out_fd, const struct xsr_xen_export_opts *o,
+		   struct xsr_xen_export_stats *st, char *err, size_t errlen)
 {
-	fprintf(f, "usage: xsr export [--format xl|libxc|xc-core] [--foreign refuse|drop|keep] IMAGE OUT\n\n"
-		   "Write an image of a Xen guest back in a Xen format:\n"
-		   "  xl       (default) an xl save file, what `xl restore` reads\n"
-		   "  libxc    a bare libxc migration stream\n"
-		   "  xc-core  an `xl dump-core` file, what crash reads with the guest's vmlinux\n\n"
-		   "xl and libxc need an image imported from an xl save or a libxc stream:\n"
-		   "records are replayed as they came; the final pages become PAGE_DATA\n"
-		   "records.  Records Xen 4.17 cannot read (never-merged proposals such as\n"
-		   "DOMAIN_CONTEXT or the post-copy records, back-channel and unknown records)\n"
-		   "make export refuse unless --foreign drop (leave them out, one warning each)\n"
-		   "or --foreign keep (write them verbatim).\n\n"
-		   "xc-core takes any image of a 64-bit Xen guest: an imported dump-core comes\n"
-		   "back byte for byte; an imported save gets its page tables and cr3 put back\n"
-		   "to the source's machine frames (from the P2M section), as a restore would;\n"
-		   "an `xsr core DOMID` image is written as Xen lays the file out.\n\n"
-		   "On a terminal, progress is shown on stderr.\n"
-		   XSR_COMMON_HELP);
+	static const struct xsr_xen_export_opts none;
+	if (!o)
+		o = &none;
+	if (st)
+		memset(st, 0, sizeof(*st));
+	if (!img || out_fd < 0 || o->format < XSR_XEN_FORMAT_XL || o->format > XSR_XEN_FORMAT_XC_CORE ||
+	    o->foreign < XSR_XEN_FOREIGN_REFUSE || o->foreign > XSR_XEN_FOREIGN_KEEP) {
+		snprintf(err, errlen, "xsr_xen_export: bad argument (format %d, foreign %d)", o->format, o->foreign);
+		return XSR_E_INVAL;
+	}
+	if (o->format == XSR_XEN_FORMAT_XC_CORE) {
+		uint64_t bytes = 0;
+		int rc = xen_xccore_export(img, out_fd, &o->cb, &bytes, err, errlen);
+		if (st)
+			st->bytes = bytes;
+		return rc;
+	}
+	struct exp *e = calloc(1, sizeof(*e));
+	if (!e) {
+		snprintf(err, errlen, "out of memory");
+		return XSR_E_NOMEM;
+	}
+	e->img = img;
+	e->img_fd = img_fd;
+	e->out = out_fd;
+	e->cb = &o->cb;
+	e->name = o->name ? o->name : "image";
+	int rc = 0;
+	if (export_stream(e, o->format == XSR_XEN_FORMAT_XL, o->foreign) < 0) {
+		snprintf(err, errlen, "%s", e->err);
+		rc = e->code < 0 ? e->code : XSR_E_FORMAT;
+	}
+	if (st) {
+		st->bytes = e->bytes;
+		st->dropped = e->dropped;
+		st->epipe = e->epipe;
+	}
+	free(e->pts);
+	free(e);
+	return rc;
 }
 
-int cmd_export(int argc, char **argv)
+int xsr_xen_export_fd(int img_fd, int out_fd, const struct xsr_xen_export_opts *o, struct xsr_xen_export_stats *st,
+		      char *err, size_t errlen)
 {
-	static const struct option opts[] = {{"format", required_argument, 0, 'f'}, {"foreign", required_argument, 0, 'F'},
-					     {"help", no_argument, 0, 'h'}, XSR_COMMON_OPTS, {0, 0, 0, 0}};
-	int xl = 1, xccore = 0, foreign_set = 0, c;
-	enum foreign_policy pol = FOREIGN_REFUSE;
-	optind = 1;
-	while ((c = getopt_long(argc, argv, "h" XSR_COMMON_SHORT, opts, NULL)) != -1) {
-		switch (c) {
-		case 'f':
-			xccore = 0;
-			if (!strcmp(optarg, "xl"))
-				xl = 1;
-			else if (!strcmp(optarg, "libxc"))
-				xl = 0;
-			else if (!strcmp(optarg, "xc-core"))
-				xccore = 1;
-			else {
-				xsr_err("export", "--format %s: need xl, libxc or xc-core", optarg);
-				return XSR_EXIT_USAGE;
-			}
-			break;
-		case 'F':
-			foreign_set = 1;
-			if (!strcmp(optarg, "refuse"))
-				pol = FOREIGN_REFUSE;
-			else if (!strcmp(optarg, "drop"))
-				pol = FOREIGN_DROP;
-			else if (!strcmp(optarg, "keep"))
-				pol = FOREIGN_KEEP;
-			else {
-				xsr_err("export", "--foreign %s: need refuse, drop or keep", optarg);
-				return XSR_EXIT_USAGE;
-			}
-			break;
-		case 'h': usage(stdout); return XSR_EXIT_OK;
-		default:
-			if (xsr_common_opt(c))
-				break;
-			usage(stderr);
-			return XSR_EXIT_USAGE;
-		}
-	}
-	if (optind != argc - 2) {
-		usage(stderr);
-		return XSR_EXIT_USAGE;
-	}
-	if (xccore && foreign_set) {
-		xsr_err("export", "--foreign is about libxc records; it does not apply to --format xc-core");
-		return XSR_EXIT_USAGE;
-	}
-	const char *in = argv[optind], *outp = argv[optind + 1];
-	int fd = xsr_open_in("export", in), tmp = -1, ret = XSR_EXIT_FAIL;
-	if (fd < 0)
-		return XSR_EXIT_FAIL;
-	struct xsr_progress pg;
-	xsr_progress_init(&pg, "export", "pages", 0);
-	struct exp e = {.img_fd = fd, .progress = xsr_progress_cb, .pctx = &pg};
-	struct xsr_outfile out = {.fd = -1};
-	char err[1024] = "";
-	if (xsr_image_open(&e.img, fd, err, sizeof(err)) < 0) {
-		/* A streamed image (or stdin): make it seekable first. */
-		char t[] = "/tmp/xsr-export-XXXXXX";
-		if (lseek(fd, 0, SEEK_SET) != 0 && fd != STDIN_FILENO) {
-			xsr_err("export", "%s: %s", in, err);
-			goto done;
-		}
-		if ((tmp = mkstemp(t)) < 0) {
-			xsr_err("export", "temporary file: %s", strerror(errno));
-			goto done;
-		}
-		unlink(t);
-		struct xsr_convert_opts co = {.layout = XSR_LAYOUT_SEEKABLE};
-		char cerr[1024] = "";
-		e.img_fd = tmp;
-		if (xsr_convert(fd, tmp, &co, cerr, sizeof(cerr)) < 0 ||
-		    xsr_image_open(&e.img, tmp, err, sizeof(err)) < 0) {
-			xsr_err("export", "%s: %s", in, cerr[0] ? cerr : err);
-			goto done;
-		}
-	}
-	if (xsr_out_open(&out, "export", outp) < 0)
-		goto done;
-	/* A failure may be in reading IN or in writing OUT: messages name both. */
-	char *both = NULL;
-	if (asprintf(&both, "%s -> %s", in, outp) < 0)
-		both = NULL;
-	xsr_detail("export", "%s -> %s as %s", in, outp, xccore ? "an xc_core file" : xl ? "an xl save" : "a libxc stream");
-	uint64_t t0 = xsr_now_ns();
-	int xrc = xccore ? xen_export_xccore(e.img, both ? both : in, out.fd, &pg)
-			 : export_to(&e, both ? both : in, xl, pol, out.fd);
-	xsr_progress_end(&pg);
-	free(both);
-	if (xrc < 0)
-		goto fail_out;
-	if (xsr_out_commit(&out, "export") < 0)
-		goto done;
-	xsr_detail("export", "%s: done in %.1f ms", outp, (xsr_now_ns() - t0) / 1e6);
-	ret = XSR_EXIT_OK;
-	goto done;
-fail_out:
-	xsr_out_abort(&out);
-done:
-	xsr_image_close(e.img);
-	free(e.pts);
-	if (tmp >= 0)
-		close(tmp);
-	if (fd != STDIN_FILENO)
-		close(fd);
-	return ret;
-}
-
-int xen_export_fd(int img_fd, int out_fd, const char *name, void (*progress)(void *, uint64_t, uint64_t), void *pctx,
-		  char *err, size_t errlen)
-{
-	struct exp e = {.img_fd = img_fd, .quiet_epipe = true, .progress = progress, .pctx = pctx};
-	int rc = -1;
-	/* pages go by the index: the Xen crash layout's PT_LOADs need no check here (xsr restore waits on this open) */
-	if (xsr_image_open_flags(&e.img, img_fd, XSR_OPEN_NO_XEN_LAYOUT, err, errlen) < 0)
-		return -1;
-	if (export_to(&e, name, 1, FOREIGN_REFUSE, out_fd) == 0)
-		rc = 0;
-	else
-		snprintf(err, errlen, "%s", e.err[0] ? e.err : "export failed (see above)");
-	if (rc < 0 && e.epipe)
-		rc = -EPIPE;
-	xsr_image_close(e.img);
-	free(e.pts);
+	struct xsr_image *img;
+	if (st)
+		memset(st, 0, sizeof(*st));
+	/* pages go by the index: the Xen crash layout's PT_LOADs need no check here (a restore waits on this open) */
+	int rc = xsr_image_open_flags(&img, img_fd, XSR_OPEN_NO_XEN_LAYOUT, err, errlen);
+	if (rc < 0)
+		return rc;
+	rc = xsr_xen_export(img, img_fd, out_fd, o, st, err, errlen);
+	xsr_image_close(img);
 	return rc;
 }
