@@ -6,7 +6,7 @@
  * libxl suspends the domain into an anonymous memory file (libxenguest's
  * save: PV page tables normalised to pfns, the p2m and vCPU contexts in
  * Xen's records; with log-dirty, LIBXL_SUSPEND_LIVE runs libxl's own
- * pre-copy rounds first, while the guest runs).  The xen/ importer then
+ * pre-copy rounds first, while the guest runs).  The library's Xen importer (xsrelf/xen.h) then
  * transcodes that into the xsrelf migration stream on the socket, the same
  * records an `xsr save DOMID` image holds: header, PRODUCER, MEMMAP,
  * MIG_BEGIN (the receiver's HELLO is awaited before anything else goes),
