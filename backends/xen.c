@@ -585,10 +585,16 @@ struct follower {
 	char err[1024];
 };
 
+/* The importer's XSR_XEN_TIMING notes ("timing: ..."), printed as before the library had them. */
+static void timing_note(void *ctx, const char *msg)
+{
+	fprintf(stderr, "xsr %s\n", msg);
+}
+
 static void *follow_main(void *arg)
 {
 	struct follower *f = arg;
-	struct xsr_xen_import_opts o = {.follow_done = &f->done, .vcpus_hint = f->vcpus};
+	struct xsr_xen_import_opts o = {.cb = {.note = timing_note}, .follow_done = &f->done, .vcpus_hint = f->vcpus};
 	struct xsr_xen_import_stats st;
 	f->rc = xsr_xen_import_fd(f->mfd, f->out, &o, &st, f->err, sizeof(f->err));
 	f->overlapped = st.overlapped;
