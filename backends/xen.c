@@ -47,8 +47,7 @@ int xsr_xen_target(const char *t, uint32_t *domid)
 
 #include "../cli/cli.h"
 #include "../save/save.h"
-#include "../xen/xencompat.h"
-#include "../xen/xenvcpu.h"
+#include <xsrelf/xen.h>
 #include "xen_priv.h"
 
 int xsr_xen_supported(void) { return 1; }
@@ -270,15 +269,15 @@ static int x_get_vcpu(struct xsr_backend *be, uint32_t vcpu, struct xsr_vcpu_sta
 				return xfail(x, "xc_domain_hvm_getcontext(%u): %s", x->domid, strerror(errno));
 			x->hvmctx_len = (uint32_t)len;
 		}
-		why = xen_hvm_vcpu(x->hvmctx, x->hvmctx_len, vcpu, out);
+		why = xsr_xen_hvm_vcpu(x->hvmctx, x->hvmctx_len, vcpu, out);
 	} else {
 		vcpu_guest_context_any_t c;
 		if (xc_vcpu_getcontext(x->xch, x->domid, vcpu, &c) < 0)
 			return xfail(x, "xc_vcpu_getcontext(%u, vCPU %u): %s", x->domid, vcpu, strerror(errno));
 		if (x->width == 8)
-			why = xen_pv_basic((const uint8_t *)&c.x64, sizeof(c.x64), 8, out, mfn_to_pfn, x);
+			why = xsr_xen_pv_basic((const uint8_t *)&c.x64, sizeof(c.x64), 8, out, mfn_to_pfn, x);
 		else
-			why = xen_pv_basic((const uint8_t *)&c.x32, sizeof(c.x32), 4, out, NULL, NULL);
+			why = xsr_xen_pv_basic((const uint8_t *)&c.x32, sizeof(c.x32), 4, out, NULL, NULL);
 	}
 	out->r.vcpu_id = vcpu;
 	if (why) {
@@ -576,7 +575,7 @@ int xsr_xen_suspend(uint32_t domid, int live, struct xsr_xen_stats *st, char *er
 
 /*
  * The save's transcode runs on a thread that follows libxl's memfd as it
- * grows (xen_import_opts.follow_done), so that it overlaps the suspend.
+ * grows (xsr_xen_import_opts.follow_done), so that it overlaps the suspend.
  */
 struct follower {
 	pthread_t tid;
@@ -586,11 +585,19 @@ struct follower {
 	char err[1024];
 };
 
+/* The importer's XSR_XEN_TIMING notes ("timing: ..."), printed as before the library had them. */
+static void timing_note(void *ctx, const char *msg)
+{
+	fprintf(stderr, "xsr %s\n", msg);
+}
+
 static void *follow_main(void *arg)
 {
 	struct follower *f = arg;
-	struct xen_import_opts o = {.follow_done = &f->done, .vcpus_hint = f->vcpus, .overlapped = &f->overlapped};
-	f->rc = xen_import_fd_opts(f->mfd, f->out, &o, f->err, sizeof(f->err));
+	struct xsr_xen_import_opts o = {.cb = {.note = timing_note}, .follow_done = &f->done, .vcpus_hint = f->vcpus};
+	struct xsr_xen_import_stats st;
+	f->rc = xsr_xen_import_fd(f->mfd, f->out, &o, &st, f->err, sizeof(f->err));
+	f->overlapped = st.overlapped;
 	return NULL;
 }
 
@@ -638,8 +645,8 @@ int xsr_xen_save(uint32_t domid, int out_fd, int stream, struct xsr_xen_stats *s
 		if (mfd < 0)
 			return -1;
 		uint64_t t1 = xsr_now_ns();
-		struct xen_import_opts io = {.stream = stream};
-		rc = xen_import_fd_opts(mfd, out_fd, &io, err, errlen);
+		struct xsr_xen_import_opts io = {.layout = stream ? XSR_LAYOUT_STREAM : 0};
+		rc = xsr_xen_import_fd(mfd, out_fd, &io, NULL, err, errlen);
 		close(mfd);
 		st->transcode_ns = xsr_now_ns() - t1;
 	}
@@ -753,7 +760,11 @@ struct exp_thr {
 static void *exp_main(void *arg)
 {
 	struct exp_thr *t = arg;
-	t->rc = xen_export_fd(t->img_fd, t->wfd, "image", t->progress, t->pctx, t->err, sizeof(t->err));
+	struct xsr_xen_export_opts o = {.cb = {.progress = t->progress, .progress_ctx = t->pctx}};
+	struct xsr_xen_export_stats st;
+	t->rc = xsr_xen_export_fd(t->img_fd, t->wfd, &o, &st, t->err, sizeof(t->err));
+	if (t->rc < 0 && st.epipe)
+		t->rc = -EPIPE; /* libxl stopped reading: its failure is the one to tell */
 	t->done_ns = xsr_now_ns();
 	close(t->wfd);
 	t->wfd = -1;
@@ -784,7 +795,8 @@ int xsr_xen_restore(int img_fd, int paused, const char *name_suffix, void (*prog
 			snprintf(err, errlen, "memfd_create: %s", strerror(errno));
 			goto out;
 		}
-		if (xen_export_fd(img_fd, mfd, "image", progress, pctx, err, errlen) < 0 || lseek(mfd, 0, SEEK_SET) != 0)
+		struct xsr_xen_export_opts eo = {.cb = {.progress = progress, .progress_ctx = pctx}};
+		if (xsr_xen_export_fd(img_fd, mfd, &eo, NULL, err, errlen) < 0 || lseek(mfd, 0, SEEK_SET) != 0)
 			goto out;
 		st->transcode_ns = xsr_now_ns() - t0;
 	} else {
@@ -949,7 +961,7 @@ int xsr_xen_suspend(uint32_t domid, int live, struct xsr_xen_stats *st, char *er
 	return -1;
 }
 
-int xsr_xen_save_native_opts(uint32_t domid, int out_fd, const struct xen_import_opts *io, struct xsr_xen_stats *st,
+int xsr_xen_save_native_opts(uint32_t domid, int out_fd, const struct xsr_xen_import_opts *io, struct xsr_xen_stats *st,
 			     char *err, size_t errlen)
 {
 	return 1; /* not handled here: xsr_xen_suspend says why */

@@ -90,14 +90,14 @@ int xsr_xen_restore(int img_fd, int paused, const char *name_suffix, void (*prog
 
 /*
  * The native save of a 64-bit PV domain (backends/xen_save.c) written with
- * the importer's options @io (struct xen_import_opts, xen/xencompat.h: stream,
+ * the importer's options @io (struct xsr_xen_import_opts, xsrelf/xen.h: layout,
  * kind, compression, begin hook; its page callback and vCPU count are the
  * native save's): the migration sender's stop-and-copy.  1 = not a domain
  * it handles, nothing done (use xsr_xen_suspend); 0 = written, the domain is
  * left suspended (xsr_xen_save_finish); -1 = failed, the domain resumed.
  */
-struct xen_import_opts;
-int xsr_xen_save_native_opts(uint32_t domid, int out_fd, const struct xen_import_opts *io, struct xsr_xen_stats *st,
+struct xsr_xen_import_opts;
+int xsr_xen_save_native_opts(uint32_t domid, int out_fd, const struct xsr_xen_import_opts *io, struct xsr_xen_stats *st,
 			     char *err, size_t errlen);
 
 /*

@@ -7,7 +7,7 @@
  * into an anonymous memory file the libxl v2 / libxc v3 stream that
  * libxenguest's xc_domain_save would write for the suspended domain -- every
  * record, but with the page data areas left as holes -- and the importer
- * (xen/import.c, xen_import_opts.pages) turns that into the image, taking
+ * (libxsrelf/src/xen_import.c, xsr_xen_import_opts.pages) turns that into the image, taking
  * each PAGE_DATA record's pages straight from the guest: mapped 1024 frames
  * at a time with xenforeignmemory_map, page tables normalised to pfns as
  * libxenguest does.  Guest memory is copied once, into the image, where the
@@ -52,7 +52,7 @@
 
 #include "../cli/cli.h"
 #include "../save/save.h"
-#include "../xen/xencompat.h"
+#include <xsrelf/xen.h>
 #include "xen_priv.h"
 
 #define PTE_FRAME UINT64_C(0x000ffffffffff000)
@@ -548,14 +548,14 @@ static int page_records(struct nsave *n)
 		}
 		for (uint32_t i = 0; i < cnt; i++) {
 			unsigned t = (unsigned)(types[i] >> XEN_DOMCTL_PFINFO_LTAB_SHIFT);
-			if (types[i] & ~(xen_pfn_t)XEN_DOMCTL_PFINFO_LTAB_MASK || !xen_type_valid(t)) {
+			if (types[i] & ~(xen_pfn_t)XEN_DOMCTL_PFINFO_LTAB_MASK || !xsr_xen_type_valid(t)) {
 				nfail(n, "pfn 0x%llx: unknown page type 0x%llx", (unsigned long long)(first + i),
 				      (unsigned long long)types[i]);
 				goto out;
 			}
 			pfns[i] = (first + i) | (uint64_t)t << XEN_PFN_TYPE_SHIFT;
 			n->types[first + i] = (uint8_t)t;
-			nd += xen_type_has_data(t);
+			nd += xsr_xen_type_has_data(t);
 		}
 		uint32_t h[4] = {XEN_RT_PAGE_DATA, 8 + 8 * cnt + 4096 * nd, cnt, 0};
 		if (put(n, h, 16) < 0 || put(n, pfns, (size_t)cnt * 8) < 0)
@@ -628,7 +628,7 @@ static int map_batch(const struct nsave *n, struct slot *sl, const uint64_t *pfn
 			snprintf(sl->err, sizeof(sl->err), "pfn 0x%llx past the p2m", (unsigned long long)pfn);
 			return -1;
 		}
-		if (xen_type_has_data((unsigned)(pfns[i] >> XEN_PFN_TYPE_SHIFT)))
+		if (xsr_xen_type_has_data((unsigned)(pfns[i] >> XEN_PFN_TYPE_SHIFT)))
 			sl->mfns[nd++] = n->p2m[pfn];
 	}
 	sl->nd = nd;
@@ -640,7 +640,7 @@ static int map_batch(const struct nsave *n, struct slot *sl, const uint64_t *pfn
 	for (uint32_t i = 0, d = 0; i < count; i++) {
 		unsigned t = (unsigned)(pfns[i] >> XEN_PFN_TYPE_SHIFT);
 		sl->ptrs[i] = NULL;
-		if (!xen_type_has_data(t))
+		if (!xsr_xen_type_has_data(t))
 			continue;
 		uint64_t pfn = pfns[i] & XEN_PFN_MASK;
 		const uint8_t *pg = (const uint8_t *)sl->map + (size_t)d * 4096;
@@ -750,7 +750,7 @@ static void prefetch(struct nsave *n, uint64_t first)
 }
 
 /*
- * xen_import_opts.pages: the pages of one PAGE_DATA record (@ptrs NULL:
+ * xsr_xen_import_opts.pages: the pages of one PAGE_DATA record (@ptrs NULL:
  * the writer is done with them).  The records page_records() wrote come
  * from the mapper, the next one asked for at once; anything else (the
  * importer's single p2m frames) is mapped here.
@@ -782,7 +782,7 @@ static int give_pages(void *ctx, const uint64_t *pfns, uint32_t count, const voi
 		      count == (n->max_pfn + 1 - first < BATCH ? n->max_pfn + 1 - first : BATCH);
 	for (uint32_t i = 0; planned && i < count; i++)
 		planned = pfns[i] == ((first + i) | (uint64_t)n->types[first + i] << XEN_PFN_TYPE_SHIFT);
-	if (!planned && count == 1 && xen_type_has_data((unsigned)(pfns[0] >> XEN_PFN_TYPE_SHIFT))) {
+	if (!planned && count == 1 && xsr_xen_type_has_data((unsigned)(pfns[0] >> XEN_PFN_TYPE_SHIFT))) {
 		/* the importer reads the p2m's own frames (pv_p2m), one at a time, in order: mapped already */
 		for (uint32_t k = 0; k < n->p2m_frames; k++) {
 			uint32_t i = (n->p2m_hint + k) % n->p2m_frames;
@@ -910,11 +910,11 @@ static void nsave_close(struct nsave *n)
 
 int xsr_xen_save_native(uint32_t domid, int out_fd, int stream, struct xsr_xen_stats *st, char *err, size_t errlen)
 {
-	struct xen_import_opts io = {.stream = stream};
+	struct xsr_xen_import_opts io = {.layout = stream ? XSR_LAYOUT_STREAM : 0};
 	return xsr_xen_save_native_opts(domid, out_fd, &io, st, err, errlen);
 }
 
-int xsr_xen_save_native_opts(uint32_t domid, int out_fd, const struct xen_import_opts *io, struct xsr_xen_stats *st,
+int xsr_xen_save_native_opts(uint32_t domid, int out_fd, const struct xsr_xen_import_opts *io, struct xsr_xen_stats *st,
 			     char *err, size_t errlen)
 {
 	uint64_t t0 = xsr_now_ns();
@@ -1070,12 +1070,12 @@ int xsr_xen_save_native_opts(uint32_t domid, int out_fd, const struct xen_import
 		pthread_mutex_unlock(&n->mu);
 	}
 	/* the image: the importer reads the stream, the pages come from give_pages */
-	struct xen_import_opts o = *io;
+	struct xsr_xen_import_opts o = *io;
 	o.vcpus_hint = vcpus;
 	o.pages = give_pages;
-	o.pctx = n;
+	o.pages_ctx = n;
 	uint64_t ti = xsr_now_ns();
-	if (xen_import_fd_opts(n->mfd, out_fd, &o, err, errlen) < 0)
+	if (xsr_xen_import_fd(n->mfd, out_fd, &o, NULL, err, errlen) < 0)
 		goto out;
 	st->transcode_ns = xsr_now_ns() - ti;
 	if (timing)

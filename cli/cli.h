@@ -77,8 +77,8 @@ int cmd_restore(int argc, char **argv); /* restore/ */
 int cmd_core(int argc, char **argv);    /* core/ */
 int cmd_migrate(int argc, char **argv); /* migrate/ */
 int cmd_receive(int argc, char **argv); /* migrate/ */
-int cmd_import(int argc, char **argv);  /* xen/ */
-int cmd_export(int argc, char **argv);  /* xen/ */
+int cmd_import(int argc, char **argv);  /* cmd_import.c: xsrelf/xen.h */
+int cmd_export(int argc, char **argv);  /* cmd_export.c: xsrelf/xen.h */
 
 /* "64M", "1G", "4096" -> octets; -1 on error. */
 int64_t xsr_parse_size(const char *s);

@@ -6,6 +6,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <xsrelf/xen.h>
+
 #include "cli.h"
 #include "scan.h"
 
@@ -131,9 +133,6 @@ static void print_json(const char *file, const struct scan *s)
 	printf("}\n");
 }
 
-const char *xen_libxc_rec_name(uint32_t version, uint32_t type) __attribute__((weak));
-const char *xen_libxl_rec_name(uint32_t type) __attribute__((weak));
-
 static const char *xen_origin(uint16_t o)
 {
 	static const char *const n[] = {"?", "xl header", "libxl header", "libxl", "libxc header", "libxc", "xc_core"};
@@ -144,13 +143,13 @@ static const char *xen_item(const struct scan *s, uint32_t i, char *buf, size_t 
 {
 	uint16_t o = s->xen[i].origin;
 	uint32_t t = s->xen[i].type;
-	if (s->xen[i].flags & 1)
+	if (s->xen[i].flags & XSR_PT_PAGES)
 		return "[pages]";
-	if (o == 3 && xen_libxl_rec_name)
-		return xen_libxl_rec_name(t);
-	if (o == 5 && xen_libxc_rec_name)
-		return xen_libxc_rec_name(s->xen_libxc_version, t);
-	if (o == 6) {
+	if (o == XSR_PT_ORIGIN_LIBXL_RECORD)
+		return xsr_xen_libxl_rec_name(t);
+	if (o == XSR_PT_ORIGIN_LIBXC_RECORD)
+		return xsr_xen_libxc_rec_name(s->xen_libxc_version, t);
+	if (o == XSR_PT_ORIGIN_XC_CORE) {
 		snprintf(buf, len, "section %u", t);
 		return buf;
 	}

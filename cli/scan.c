@@ -39,16 +39,14 @@ static int add_sec(struct scan *s, const char *name, uint32_t type, uint32_t cod
 /* Note one PASSTHRU body (a Xen item kept verbatim by xsr import). */
 static int note_passthru(struct scan *s, const uint8_t *body, uint64_t len)
 {
-	uint32_t type, plen;
-	uint16_t origin, flags;
-	if (len < 16)
+	struct xsr_passthru_hdr h;
+	if (len < sizeof(h))
 		return 0;
-	memcpy(&type, body, 4);
-	memcpy(&plen, body + 4, 4);
-	memcpy(&origin, body + 8, 2);
-	memcpy(&flags, body + 10, 2);
+	memcpy(&h, body, sizeof(h));
+	uint32_t type = h.type;
+	uint16_t origin = h.origin, flags = h.flags;
 	/* libxc image header: marker(8) id(4) version(4), big-endian */
-	if (origin == 4 && len >= 16 + 16)
+	if (origin == XSR_PT_ORIGIN_LIBXC_HEADER && len >= 16 + 16)
 		s->xen_libxc_version = (uint32_t)body[16 + 12] << 24 | (uint32_t)body[16 + 13] << 16 |
 				       (uint32_t)body[16 + 14] << 8 | body[16 + 15];
 	void *n = realloc(s->xen, (s->nxen + 1) * sizeof(*s->xen));

@@ -34,7 +34,7 @@ struct scan {
 	uint8_t page[4096];
 	bool have_page;
 	char *config;                   /* config section text, if any */
-	/* Xen items kept in PASSTHRU sections (xen/xencompat.h), in order */
+	/* Xen items kept in PASSTHRU sections (struct xsr_passthru_hdr, xsrelf/format.h), in order */
 	struct { uint32_t type; uint16_t origin, flags; } *xen;
 	uint32_t nxen;
 	uint32_t xen_libxc_version;

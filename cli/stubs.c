@@ -17,5 +17,3 @@ __attribute__((weak)) int cmd_restore(int argc, char **argv) { return missing("r
 __attribute__((weak)) int cmd_core(int argc, char **argv) { return missing("core"); }
 __attribute__((weak)) int cmd_migrate(int argc, char **argv) { return missing("migrate"); }
 __attribute__((weak)) int cmd_receive(int argc, char **argv) { return missing("receive"); }
-__attribute__((weak)) int cmd_import(int argc, char **argv) { return missing("import"); }
-__attribute__((weak)) int cmd_export(int argc, char **argv) { return missing("export"); }

@@ -116,6 +116,14 @@ XSR_CONSTANTS = {
     "XSR_VCPU_HAVE_DEBUG": 0x20,
     "XSR_VCPU_HAVE_EVENTS": 0x40,
     "XSR_VCPU_KNOWN": 0x7F,
+    "XSR_PT_ORIGIN_XL_HEADER": 1,
+    "XSR_PT_ORIGIN_LIBXL_HEADER": 2,
+    "XSR_PT_ORIGIN_LIBXL_RECORD": 3,
+    "XSR_PT_ORIGIN_LIBXC_HEADER": 4,
+    "XSR_PT_ORIGIN_LIBXC_RECORD": 5,
+    "XSR_PT_ORIGIN_XC_CORE": 6,
+    "XSR_PT_PAGES": 0x1,
+    "XSR_PT_KNOWN_FLAGS": 0x1,
     "XSR_NT_PRSTATUS": 1,
     "XSR_PRSTATUS_SIZE": 336,
     "XSR_PRSTATUS_REG_OFF": 112,
@@ -166,6 +174,7 @@ XSR_SIZEOF = {
     "xsr_mig_begin": 32,
     "xsr_mig_round": 32,
     "xsr_mig_pfns": 8,
+    "xsr_passthru_hdr": 16,
     "xsr_xen_p2m_tree": 64,
 }
 

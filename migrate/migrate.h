@@ -64,7 +64,7 @@ int xsr_migrate_send(struct xsr_backend *be, int fd, const struct xsr_mig_send_o
 
 /*
  * A Xen domain (migrate/send_xen.c): libxl suspends it (with log-dirty,
- * after libxl's pre-copy), the xen/ importer streams it as an xsrelf
+ * after libxl's pre-copy), the library's Xen importer (xsrelf/xen.h) streams it as an xsrelf
  * migration stream, the receiver (xsr receive --xen) restores it.  Returns
  * 0 once the receiver committed and the source domain is destroyed; < 0
  * with the domain resumed here.  Options used: compress, hello and ack

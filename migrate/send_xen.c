@@ -6,7 +6,7 @@
  * libxl suspends the domain into an anonymous memory file (libxenguest's
  * save: PV page tables normalised to pfns, the p2m and vCPU contexts in
  * Xen's records; with log-dirty, LIBXL_SUSPEND_LIVE runs libxl's own
- * pre-copy rounds first, while the guest runs).  The xen/ importer then
+ * pre-copy rounds first, while the guest runs).  The library's Xen importer (xsrelf/xen.h) then
  * transcodes that into the xsrelf migration stream on the socket, the same
  * records an `xsr save DOMID` image holds: header, PRODUCER, MEMMAP,
  * MIG_BEGIN (the receiver's HELLO is awaited before anything else goes),
@@ -31,7 +31,7 @@
 
 #include "../backends/xen.h"
 #include "../save/save.h"
-#include "../xen/xencompat.h"
+#include <xsrelf/xen.h>
 #include "migrate.h"
 
 struct xsnd {
@@ -86,8 +86,8 @@ int xsr_migrate_send_xen(uint32_t domid, int fd, const struct xsr_mig_send_opts 
 			 char *err, size_t errlen)
 {
 	struct xsnd c = {.fd = fd, .o = o};
-	struct xen_import_opts io = {.stream = 1, .kind = XSR_KIND_MIGRATION, .compress = o->compress,
-				     .begin = xhello, .ctx = &c};
+	struct xsr_xen_import_opts io = {.layout = XSR_LAYOUT_STREAM, .kind = XSR_KIND_MIGRATION,
+					 .compress = o->compress, .begin = xhello, .begin_ctx = &c};
 	struct xsr_xen_stats xs;
 	uint8_t body[XSR_MIG_MAX_RREC + XSR_MIG_MAX_TEXT];
 	size_t len;
@@ -153,7 +153,7 @@ int xsr_migrate_send_xen(uint32_t domid, int fd, const struct xsr_mig_send_opts 
 		st->suspend_ns = xs.suspend_ns;
 	}
 	uint64_t t1 = xsr_now_ns();
-	if ((rc = xen_import_fd_opts(mfd, fd, &io, err, errlen)) < 0) {
+	if ((rc = xsr_xen_import_fd(mfd, fd, &io, NULL, err, errlen)) < 0) {
 		rc = XSR_E_PEER;
 		if (!strstr(err, "receiver"))
 			xsr_mig_peer_reason(fd, err, errlen);

@@ -23,7 +23,7 @@ from collections import defaultdict
 ENGINES = ("save", "restore", "core", "migrate")
 # A backend's interface; every other header under backends/ is private to it.
 BACKEND_INTERFACE = {"backends/backend.h"}
-TOOL_DIRS = ("cli",) + ENGINES + ("backends", "vmm", "xen")
+TOOL_DIRS = ("cli",) + ENGINES + ("backends", "vmm")
 
 
 def layer(path):

@@ -310,6 +310,38 @@ struct xsr_mig_pfns {
 _Static_assert(sizeof(struct xsr_mig_pfns) == 8, "xsr_mig_pfns");
 
 /* ------------------------------------------------------------------ */
+/* PASSTHRU (0x0c) body: a foreign format's item kept verbatim.        */
+/* ------------------------------------------------------------------ */
+/*
+ * A foreign-format import (xsrelf/xen.h) writes each item of its source but
+ * page data as one PASSTHRU section: this header, then the item's octets
+ * verbatim.  The items are numbered 0, 1, 2, ... (seq) in source order, so
+ * an export replays them as they came.  Little-endian.
+ */
+struct xsr_passthru_hdr {
+	uint32_t type;   /* the foreign record type (libxc/libxl rhdr.type); see origin */
+	uint32_t length; /* octets of the foreign item that follow this header */
+	uint16_t origin; /* XSR_PT_ORIGIN_*: which format and layer the item is from */
+	uint16_t flags;  /* XSR_PT_PAGES or 0 */
+	uint32_t seq;    /* position among the image's PASSTHRU items */
+};
+_Static_assert(sizeof(struct xsr_passthru_hdr) == 16, "xsr_passthru_hdr");
+/* origin, Xen (docs/xen-compat.md); 7 and up are free for the next foreign formats */
+#define XSR_PT_ORIGIN_XL_HEADER 1    /* type 0: the xl save-file header and its optional data */
+#define XSR_PT_ORIGIN_LIBXL_HEADER 2 /* type 0: the 16-octet libxl stream header */
+#define XSR_PT_ORIGIN_LIBXL_RECORD 3 /* type = libxl record type, body = record body */
+#define XSR_PT_ORIGIN_LIBXC_HEADER 4 /* type 0: image header (24) + domain header (16) */
+#define XSR_PT_ORIGIN_LIBXC_RECORD 5 /* type = libxc record type, body = record body */
+#define XSR_PT_ORIGIN_XC_CORE 6      /* type = section index (0: the Elf64_Ehdr); body = Shdr + contents */
+/*
+ * flags: PAGES marks the placeholder where an export writes every page of
+ * the image (libxc: PAGE_DATA records, empty body; xc_core: the .xen_pages
+ * contents, body = the section header).
+ */
+#define XSR_PT_PAGES 0x1u
+#define XSR_PT_KNOWN_FLAGS 0x1u
+
+/* ------------------------------------------------------------------ */
 /* x86-64 vCPU context (XSR_SEC_VCPU body).                            */
 /* ------------------------------------------------------------------ */
 

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
- * xsr export --format xc-core: an image of a Xen guest as the ELF file
+ * Export --format xc-core (xsrelf/xen.h, XSR_XEN_FORMAT_XC_CORE): an image of a Xen guest as the ELF file
  * `xl dump-core` writes (Xen's docs/misc/dump-core-format.txt and
  * tools/libs/guest/xg_core.c), which crash opens with the guest's vmlinux.
  *
@@ -37,9 +37,9 @@
 
 #include <xsrelf/reader.h>
 
-#include "../cli/cli.h"
-#include "xencompat.h"
-#include "xenvcpu.h"
+#include "internal.h"
+#include "xen_internal.h"
+#include "xen_vcpu.h"
 
 #include <xen/xen.h> /* VGCF_* */
 
@@ -87,7 +87,8 @@ struct xcx {
 	uint32_t npts, xc_version;
 	struct xsr_producer prod;
 	int native; /* read only what backends/xen.c records */
-	struct xsr_progress *pg; /* pages written, on a terminal; NULL: none */
+	const struct xsr_foreign_cb *cb; /* progress: pages written */
+	int code;                        /* enum xsr_err of the failure */
 	/* the plan */
 	struct piece pc[MAX_PIECES];
 	uint32_t npc;
@@ -109,6 +110,8 @@ static int xfail(struct xcx *x, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(x->err, sizeof(x->err), fmt, ap);
 	va_end(ap);
+	if (!x->code)
+		x->code = !strcmp(fmt, "out of memory") ? XSR_E_NOMEM : XSR_E_FORMAT;
 	return -1;
 }
 
@@ -164,8 +167,8 @@ static int p2m_lookup(const struct xcx *x, uint64_t pfn, uint64_t *mfn)
 
 static int put(struct xcx *x, struct iovec *iov, int n)
 {
-	int64_t w = xsr_writev_all(x->out, iov, n);
-	if (w < 0)
+	int64_t w = xen_put(x->out, iov, n);
+	if (w < 0 && (x->code = XSR_E_IO))
 		return xfail(x, "writing the output at offset 0x%llx: %s", (unsigned long long)x->bytes,
 			     strerror((int)-w));
 	x->bytes += (uint64_t)w;
@@ -276,7 +279,8 @@ static int put_pages(struct xcx *x)
 		}
 		if (put_buf(x, buf, (uint64_t)n * 4096) < 0)
 			goto out;
-		xsr_progress_cb(x->pg, i, x->nmap);
+		if (x->cb->progress)
+			x->cb->progress(x->cb->progress_ctx, i, x->nmap);
 	}
 	rc = 0;
 out:
@@ -376,7 +380,7 @@ static int check_map(struct xcx *x, const char *mapname, int all, int need_data)
 				if (j < x->nmap && map_pfn(x, j) < pfn) /* the slots passed it by */
 					break;
 				if (j < x->nmap && map_pfn(x, j) == pfn) {
-					if (need_data && !xen_type_has_data(t)) {
+					if (need_data && !xsr_xen_type_has_data(t)) {
 						xfail(x,
 						      "%s entry %llu: pfn 0x%llx is mapped, but "
 						      "the image has it as a frame without data "
@@ -424,7 +428,7 @@ static int plan_passthru(struct xcx *x)
 	int pages = -1;
 	for (uint32_t i = 0; i < x->npts; i++) {
 		const struct xen_pt_item *p = &x->pts[i];
-		if (p->h.origin != XEN_PT_XC_CORE)
+		if (p->h.origin != XSR_PT_ORIGIN_XC_CORE)
 			return xfail(x,
 				     "PASSTHRU item %u (origin %u) in an image of an xc_core dump",
 				     i, p->h.origin);
@@ -434,7 +438,7 @@ static int plan_passthru(struct xcx *x)
 			return xfail(x, "section %u: %s", p->sec, xsr_image_error(x->img));
 		if (!own(x, b))
 			return -1;
-		const uint8_t *d = (const uint8_t *)b + sizeof(struct xen_pt_hdr);
+		const uint8_t *d = (const uint8_t *)b + sizeof(struct xsr_passthru_hdr);
 		if (p->h.type == 0) {
 			if (eh || p->h.flags || p->h.length != sizeof(Elf64_Ehdr))
 				return xfail(x,
@@ -469,7 +473,7 @@ static int plan_passthru(struct xcx *x)
 		memcpy(&sh[s], d, sizeof(Elf64_Shdr));
 		body[s] = d + sizeof(Elf64_Shdr);
 		uint64_t clen = p->h.length - sizeof(Elf64_Shdr);
-		if (p->h.flags & XEN_PT_PAGES) {
+		if (p->h.flags & XSR_PT_PAGES) {
 			if (pages >= 0 || clen)
 				return xfail(x,
 					     "PASSTHRU item %u: a second .xen_pages placeholder, "
@@ -634,7 +638,7 @@ static int hvm_pfns(struct xcx *x)
 				return xfail(x, "page index: %s", xsr_image_error(x->img));
 			}
 			for (uint64_t j = 0; j < m && k < n; j++)
-				if (xen_type_has_data(ix[j].flags >> XSR_IDX_XEN_TYPE_SHIFT))
+				if (xsr_xen_type_has_data(ix[j].flags >> XSR_IDX_XEN_TYPE_SHIFT))
 					pf[k++] = runs[r].pfn + first + j;
 		}
 	free(ix);
@@ -775,7 +779,7 @@ static int prstatus_libxc(struct xcx *x, uint8_t **out, uint32_t *nv)
 	*nv = 0;
 	for (uint32_t i = 0; i < x->npts; i++) {
 		const struct xen_pt_item *p = &x->pts[i];
-		if (p->h.origin != XEN_PT_LIBXC_RECORD || p->h.type != XEN_RT_X86_PV_VCPU_BASIC)
+		if (p->h.origin != XSR_PT_ORIGIN_LIBXC_RECORD || p->h.type != XEN_RT_X86_PV_VCPU_BASIC)
 			continue;
 		if (p->h.length != 8 + XC_CTX_SIZE) {
 			xfail(x,
@@ -791,7 +795,7 @@ static int prstatus_libxc(struct xcx *x, uint8_t **out, uint32_t *nv)
 			goto out;
 		}
 		uint32_t v;
-		memcpy(&v, (uint8_t *)b + sizeof(struct xen_pt_hdr), 4);
+		memcpy(&v, (uint8_t *)b + sizeof(struct xsr_passthru_hdr), 4);
 		free(b);
 		if (v >= nr) {
 			xfail(x,
@@ -813,7 +817,7 @@ static int prstatus_libxc(struct xcx *x, uint8_t **out, uint32_t *nv)
 			goto out;
 		}
 		vcpu_guest_context_x86_64_t c;
-		memcpy(&c, (uint8_t *)b + sizeof(struct xen_pt_hdr) + 8, sizeof(c));
+		memcpy(&c, (uint8_t *)b + sizeof(struct xsr_passthru_hdr) + 8, sizeof(c));
 		free(b);
 		if (localise_vcpu(x, v, &c) < 0)
 			goto out;
@@ -848,7 +852,7 @@ static int prstatus_state(struct xcx *x, int hvm, uint8_t **out, uint32_t *nv)
 		if (!st->r.valid)
 			continue;
 		uint64_t cr3 = st->r.cr3, mfn;
-		if (!hvm) { /* the image keeps a PV cr3 as a pfn (xen_pv_basic) */
+		if (!hvm) { /* the image keeps a PV cr3 as a pfn (xsr_xen_pv_basic) */
 			if (pfn_to_mfn(x, v, "cr3", cr3 >> 12, &mfn) < 0)
 				goto out;
 			cr3 = mfn << 12 | (cr3 & 0xfff);
@@ -1031,8 +1035,8 @@ static int plan_libxc(struct xcx *x)
 	uint8_t width = 8;
 	for (uint32_t i = 0; i < x->npts; i++) {
 		const struct xen_pt_item *p = &x->pts[i];
-		int hdr = p->h.origin == XEN_PT_LIBXC_HEADER && p->h.length >= 28;
-		int info = p->h.origin == XEN_PT_LIBXC_RECORD && p->h.type == XEN_RT_X86_PV_INFO &&
+		int hdr = p->h.origin == XSR_PT_ORIGIN_LIBXC_HEADER && p->h.length >= 28;
+		int info = p->h.origin == XSR_PT_ORIGIN_LIBXC_RECORD && p->h.type == XEN_RT_X86_PV_INFO &&
 			   p->h.length >= 1;
 		if (!hdr && !info)
 			continue;
@@ -1040,7 +1044,7 @@ static int plan_libxc(struct xcx *x)
 		uint64_t len;
 		if (xsr_image_read_section(x->img, p->sec, &b, &len) < 0)
 			return xfail(x, "section %u: %s", p->sec, xsr_image_error(x->img));
-		const uint8_t *d = (uint8_t *)b + sizeof(struct xen_pt_hdr);
+		const uint8_t *d = (uint8_t *)b + sizeof(struct xsr_passthru_hdr);
 		if (hdr)
 			memcpy(&gtype, d + 24, 4);
 		else
@@ -1118,7 +1122,7 @@ static int plan(struct xcx *x)
 			     "Xen's dump format, only images of Xen guests export to it",
 			     x->prod.hypervisor[0] ? x->prod.hypervisor : "unnamed",
 			     x->prod.hypervisor);
-	if (xen_pt_collect(x->img, &x->pts, &x->npts, &x->xc_version, x->err, sizeof(x->err)) < 0)
+	if ((x->code = xen_pt_collect(x->img, &x->pts, &x->npts, &x->xc_version, x->err, sizeof(x->err))) < 0)
 		return -1;
 #if XSR_TESTHOOKS
 	/* Test-only: read an imported dump as `xsr core DOMID` would have written it (no Xen items,
@@ -1130,8 +1134,8 @@ static int plan(struct xcx *x)
 #endif
 	int core = 0, libxc = 0;
 	for (uint32_t i = 0; i < x->npts; i++) {
-		core |= x->pts[i].h.origin == XEN_PT_XC_CORE;
-		libxc |= x->pts[i].h.origin == XEN_PT_LIBXC_HEADER;
+		core |= x->pts[i].h.origin == XSR_PT_ORIGIN_XC_CORE;
+		libxc |= x->pts[i].h.origin == XSR_PT_ORIGIN_LIBXC_HEADER;
 	}
 	if (core)
 		return plan_passthru(x);
@@ -1144,23 +1148,28 @@ static int plan(struct xcx *x)
 	return plan_native(x);
 }
 
-int xen_export_xccore(struct xsr_image *img, const char *in, int outfd, struct xsr_progress *pg)
+int xen_xccore_export(struct xsr_image *img, int out_fd, const struct xsr_foreign_cb *cb, uint64_t *bytes,
+		      char *err, size_t errlen)
 {
 	struct xcx *x = calloc(1, sizeof(*x));
+	*bytes = 0;
 	if (!x) {
-		xsr_err("export", "out of memory");
-		return -1;
+		snprintf(err, errlen, "out of memory");
+		return XSR_E_NOMEM;
 	}
 	x->img = img;
-	x->out = outfd;
-	x->pg = pg;
+	x->out = out_fd;
+	x->cb = cb;
 	int rc = plan(x);
 	if (rc == 0)
 		rc = check_layout(x);
 	if (rc == 0)
 		rc = emit(x);
-	if (rc < 0)
-		xsr_err("export", "%s: %s", in, x->err);
+	if (rc < 0) {
+		snprintf(err, errlen, "%s", x->err);
+		rc = x->code < 0 ? x->code : XSR_E_FORMAT;
+	}
+	*bytes = x->bytes;
 	for (uint32_t i = 0; i < x->nowned; i++)
 		free(x->owned[i]);
 	free(x->pts);

@@ -10,7 +10,7 @@
 #include <xen/hvm/save.h>
 #include <xen/domctl.h>
 
-#include "xenvcpu.h"
+#include "xen_vcpu.h"
 
 _Static_assert(sizeof(struct xen_domctl_vcpu_msr) == sizeof(struct xsr_msr), "MSR entry layouts agree");
 
@@ -68,7 +68,7 @@ static void msr(struct xsr_vcpu_state *st, uint32_t idx, uint64_t val)
 	st->r.valid |= XSR_VCPU_HAVE_MSRS;
 }
 
-const char *xen_hvm_vcpu(const uint8_t *blob, uint64_t len, uint32_t v, struct xsr_vcpu_state *st)
+const char *xsr_xen_hvm_vcpu(const uint8_t *blob, uint64_t len, uint32_t v, struct xsr_vcpu_state *st)
 {
 	uint64_t off = 0;
 	while (off + sizeof(struct hdesc) <= len) {
@@ -133,8 +133,8 @@ const char *xen_hvm_vcpu(const uint8_t *blob, uint64_t len, uint32_t v, struct x
 	return NULL;
 }
 
-const char *xen_pv_basic(const uint8_t *ctx, uint64_t len, unsigned width, struct xsr_vcpu_state *st,
-			 xen_m2p_fn m2p, void *m2p_ctx)
+const char *xsr_xen_pv_basic(const uint8_t *ctx, uint64_t len, unsigned width, struct xsr_vcpu_state *st,
+			 xsr_xen_m2p_fn m2p, void *m2p_ctx)
 {
 	struct xsr_x86_vcpu *r = &st->r;
 	uint64_t cr3;

@@ -1,10 +1,10 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
- * xsr import: xl save files, libxl v2 and libxc v2/v3(/v4) streams, xc_core
- * dumps -> one xsrelf image through the one writer.
+ * Import (xsrelf/xen.h): xl save files, libxl v2 and libxc v2/v3(/v4)
+ * streams, xc_core dumps -> one xsrelf image through the one writer.
  *
- * Two passes over a seekable input (stdin is spooled to an unlinked temporary
- * file first): the first checks every header, record length, count, pfn and
+ * Two passes over a seekable source (an fd or memory; `xsr import` spools a
+ * pipe to an unlinked temporary file first): the first checks every header, record length, count, pfn and
  * reserved field and notes where each record and page lies; the second
  * writes.  Only offsets are kept between the passes (24 octets per page
  * occurrence), never page data.
@@ -12,7 +12,6 @@
 #include <elf.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <getopt.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -27,10 +26,9 @@
 #include <xsrelf/io.h>
 #include <xsrelf/writer.h>
 
-#include "../cli/cli.h"
-#include "../save/save.h"
-#include "xencompat.h"
-#include "xenvcpu.h"
+#include "internal.h"
+#include "xen_internal.h"
+#include "xen_vcpu.h"
 
 struct item {
 	uint16_t origin, flags;
@@ -47,9 +45,13 @@ struct page {
 };
 
 struct src {
-	int fd;
+	struct xsr_source in; /* the input: every read goes through it */
+	int fd;               /* an fd input's fd (follow mode watches it grow), else -1 */
 	uint64_t size;
 	char err[512];
+	int code;             /* the enum xsr_err of the failure (fail: XSR_E_FORMAT unless set) */
+	int overlapped;       /* follow mode: the pages went to the writer as they arrived */
+	uint32_t nr_vcpus;    /* in the image written */
 	const char *kind;   /* "xl save file", ... */
 	int libxl;          /* a libxl layer is present */
 	uint32_t xc_version;   /* libxc stream version */
@@ -80,7 +82,7 @@ struct src {
 	 * (sw_off), the image is written the usual way at the end.
 	 */
 	const atomic_int *follow_done;
-	const struct xen_import_opts *o;
+	const struct xsr_xen_import_opts *o;
 	int out;
 	struct xsr_writer *sw;
 	int sw_off;
@@ -96,7 +98,34 @@ static int fail(struct src *s, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(s->err, sizeof(s->err), fmt, ap);
 	va_end(ap);
+	if (!s->code)
+		s->code = !strcmp(fmt, "out of memory") ? XSR_E_NOMEM : XSR_E_FORMAT;
 	return -1;
+}
+
+static uint64_t now_ns(void)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (uint64_t)t.tv_sec * 1000000000u + (uint64_t)t.tv_nsec;
+}
+
+/*
+ * XSR_XEN_TIMING: when the follow mode's steps end, for the Xen rig's
+ * measurements; a note to the caller (the library prints nothing).
+ */
+static void timing(struct src *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void timing(struct src *s, const char *fmt, ...)
+{
+	if (!s->follow_done || !s->o || !s->o->cb.note || !getenv("XSR_XEN_TIMING"))
+		return;
+	char msg[256];
+	int n = snprintf(msg, sizeof(msg), "timing: ");
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg + n, sizeof(msg) - (size_t)n, fmt, ap);
+	va_end(ap);
+	s->o->cb.note(s->o->cb.note_ctx, msg);
 }
 
 /*
@@ -105,7 +134,7 @@ static int fail(struct src *s, const char *fmt, ...)
  */
 static int grow(struct src *s, uint64_t end)
 {
-	while (s->size < end && s->follow_done) {
+	while (s->size < end && s->follow_done && s->fd >= 0) {
 		int done = atomic_load(s->follow_done);
 		struct stat sb;
 		if (fstat(s->fd, &sb) == 0)
@@ -121,16 +150,16 @@ static int rd(struct src *s, uint64_t off, void *buf, uint64_t len, const char *
 {
 	if (len <= UINT64_MAX - off && (off > s->size || s->size - off < len))
 		grow(s, off + len);
-	if (off > s->size || s->size - off < len)
+	if ((off > s->size || s->size - off < len) && (s->code = XSR_E_TRUNCATED))
 		return fail(s, "%s at offset 0x%llx: needs %llu octets but the file ends at 0x%llx (truncated)", what,
 			    (unsigned long long)off, (unsigned long long)len, (unsigned long long)s->size);
-	/* the library's exact read: EINTR and short reads retried, and a
-	 * fault-injection point (XSR_FAULT) like every read of the library */
+	/* the source's exact read: for an fd, EINTR and short reads retried,
+	 * and a fault-injection point (XSR_FAULT) like every read of the library */
 	uint8_t *p = buf;
 	while (len) {
 		size_t n = len > (1u << 30) ? (1u << 30) : (size_t)len;
-		int e = xsr_read_at(s->fd, p, n, off);
-		if (e < 0)
+		int e = s->in.ops->pread(&s->in, p, n, off);
+		if (e < 0 && (s->code = XSR_E_IO))
 			return fail(s, "%s at offset 0x%llx: read failed: %s", what, (unsigned long long)off,
 				    e == -EIO ? "I/O error or unexpected end of file" : strerror(-e));
 		p += n;
@@ -231,7 +260,7 @@ static int libxc_header(struct src *s, uint64_t off, uint64_t *next)
 	s->xen_minor = le32(h + 36);
 	s->seen_libxc_hdr = 1;
 	*next = off + sizeof(h);
-	return add_item(s, XEN_PT_LIBXC_HEADER, 0, 0, off, sizeof(h));
+	return add_item(s, XSR_PT_ORIGIN_LIBXC_HEADER, 0, 0, off, sizeof(h));
 }
 
 static int stream_pages(struct src *s, const uint64_t *pfns, uint32_t count, uint64_t doff, uint64_t ndata);
@@ -264,12 +293,12 @@ static int page_record(struct src *s, uint32_t type, uint64_t body, uint32_t len
 	for (uint32_t i = 0; i < count; i++) {
 		uint64_t p = pfns[i];
 		unsigned t = (unsigned)(p >> XEN_PFN_TYPE_SHIFT);
-		if (p & XEN_PFN_RESERVED || !xen_type_valid(t)) {
+		if (p & XEN_PFN_RESERVED || !xsr_xen_type_valid(t)) {
 			free(pfns);
 			return fail(s, "%s record at offset 0x%llx: pfn[%u] = 0x%016llx has %s", name, (unsigned long long)roff,
 				    i, (unsigned long long)p, p & XEN_PFN_RESERVED ? "reserved bits 59..52 set" : "an invalid type");
 		}
-		if (xen_type_has_data(t))
+		if (xsr_xen_type_has_data(t))
 			ndata++;
 	}
 	if (len != 8 + (uint64_t)count * 8 + (data ? ndata * 4096 : 0)) {
@@ -282,8 +311,8 @@ static int page_record(struct src *s, uint32_t type, uint64_t body, uint32_t len
 		uint64_t doff = body + 8 + (uint64_t)count * 8;
 		for (uint32_t i = 0; i < count; i++) {
 			unsigned t = (unsigned)(pfns[i] >> XEN_PFN_TYPE_SHIFT);
-			int rc = add_page(s, pfns[i], xen_type_has_data(t) ? doff : 0);
-			if (xen_type_has_data(t))
+			int rc = add_page(s, pfns[i], xsr_xen_type_has_data(t) ? doff : 0);
+			if (xsr_xen_type_has_data(t))
 				doff += 4096;
 			if (rc < 0) {
 				free(pfns);
@@ -433,7 +462,7 @@ static int libxc_records(struct src *s, uint64_t off, int in_libxl, uint64_t *ne
 		if (rd(s, off, rh, 8, "libxc record header") < 0)
 			return -1;
 		uint32_t type = le32(rh), len = le32(rh + 4);
-		snprintf(name, sizeof(name), "libxc %s (0x%x)", xen_libxc_rec_name(s->xc_version, type), type);
+		snprintf(name, sizeof(name), "libxc %s (0x%x)", xsr_xen_libxc_rec_name(s->xc_version, type), type);
 		if (len > XEN_REC_LENGTH_MAX)
 			return fail(s, "%s record at offset 0x%llx: length %u > %u (Xen's REC_LENGTH_MAX)", name,
 				    (unsigned long long)off, len, XEN_REC_LENGTH_MAX);
@@ -448,7 +477,7 @@ static int libxc_records(struct src *s, uint64_t off, int in_libxl, uint64_t *ne
 				return -1;
 			if (!s->seen_pages || (s->seen_verify && !s->pages_after_verify)) {
 				/* Where export writes every page: first PAGE_DATA, and again after VERIFY. */
-				if (add_item(s, XEN_PT_LIBXC_RECORD, XEN_PT_PAGES, XEN_RT_PAGE_DATA, body, 0) < 0)
+				if (add_item(s, XSR_PT_ORIGIN_LIBXC_RECORD, XSR_PT_PAGES, XEN_RT_PAGE_DATA, body, 0) < 0)
 					return -1;
 				if (s->seen_verify)
 					s->pages_after_verify = 1;
@@ -457,7 +486,7 @@ static int libxc_records(struct src *s, uint64_t off, int in_libxl, uint64_t *ne
 		} else {
 			if (libxc_check(s, type, body, len, off, name) < 0)
 				return -1;
-			if (add_item(s, XEN_PT_LIBXC_RECORD, 0, type, body, len) < 0)
+			if (add_item(s, XSR_PT_ORIGIN_LIBXC_RECORD, 0, type, body, len) < 0)
 				return -1;
 			if (type < 0x20 && !(s->xc_version == 2 && type >= XEN_RT_POSTCOPY_BEGIN))
 				s->last[type] = (long)s->nitems - 1;
@@ -489,7 +518,7 @@ static int libxl_stream(struct src *s, uint64_t off, uint64_t *next)
 		return fail(s, "libxl stream header at offset 0x%llx: big-endian stream not supported", (unsigned long long)off);
 	if (opt & ~3u)
 		return fail(s, "libxl stream header at offset 0x%llx: reserved option bits 0x%x set", (unsigned long long)off, opt & ~3u);
-	if (add_item(s, XEN_PT_LIBXL_HEADER, 0, 0, off, 16) < 0)
+	if (add_item(s, XSR_PT_ORIGIN_LIBXL_HEADER, 0, 0, off, 16) < 0)
 		return -1;
 	s->libxl = 1;
 	off += 16;
@@ -500,7 +529,7 @@ static int libxl_stream(struct src *s, uint64_t off, uint64_t *next)
 		if (rd(s, off, rh, 8, "libxl record header") < 0)
 			return -1;
 		uint32_t type = le32(rh), len = le32(rh + 4);
-		snprintf(name, sizeof(name), "libxl %s (0x%x)", xen_libxl_rec_name(type), type);
+		snprintf(name, sizeof(name), "libxl %s (0x%x)", xsr_xen_libxl_rec_name(type), type);
 		if (type > XEN_LT_CHECKPOINT_STATE)
 			return fail(s, "libxl record at offset 0x%llx: unknown record type 0x%x", (unsigned long long)off, type);
 		if (len > XEN_REC_LENGTH_MAX)
@@ -532,7 +561,7 @@ static int libxl_stream(struct src *s, uint64_t off, uint64_t *next)
 				return fail(s, "%s record at offset 0x%llx: length %u < 4", name, (unsigned long long)off, len);
 			break;
 		}
-		if (add_item(s, XEN_PT_LIBXL_RECORD, 0, type, body, len) < 0)
+		if (add_item(s, XSR_PT_ORIGIN_LIBXL_RECORD, 0, type, body, len) < 0)
 			return -1;
 		off += span;
 		if (type == XEN_LT_LIBXC_CONTEXT) {
@@ -579,7 +608,7 @@ static int xl_file(struct src *s, uint64_t *next)
 		s->config_off = 52;
 		s->config_len = le32(l);
 	}
-	if (add_item(s, XEN_PT_XL_HEADER, 0, 0, 0, 48 + (uint64_t)optlen) < 0)
+	if (add_item(s, XSR_PT_ORIGIN_XL_HEADER, 0, 0, 0, 48 + (uint64_t)optlen) < 0)
 		return -1;
 	uint64_t off = 48 + (uint64_t)optlen;
 	if (mflags & XEN_XL_FLAG_STREAMV2) {
@@ -625,7 +654,7 @@ static int core_file(struct src *s, uint64_t *next)
 			    (unsigned long long)ss->sh_offset, (unsigned long long)ss->sh_size);
 	if (rd(s, ss->sh_offset, strtab, ss->sh_size, "xc_core .shstrtab") < 0)
 		return -1;
-	if (add_item(s, XEN_PT_XC_CORE, 0, 0, 0, sizeof(eh)) < 0)
+	if (add_item(s, XSR_PT_ORIGIN_XC_CORE, 0, 0, 0, sizeof(eh)) < 0)
 		return -1;
 	int notes = -1, prs = -1, pages = -1, p2m = -1, pfn = -1, shi = -1;
 	for (int i = 1; i < eh.e_shnum; i++) {
@@ -643,9 +672,9 @@ static int core_file(struct src *s, uint64_t *next)
 		else if (!strcmp(n, ".xen_pfn")) pfn = i;
 		else if (!strcmp(n, ".xen_shared_info")) shi = i;
 		int is_pages = pages == i;
-		if (is_pages && add_item(s, XEN_PT_XC_CORE, XEN_PT_PAGES, (uint32_t)i, sh[i].sh_offset, 0) < 0)
+		if (is_pages && add_item(s, XSR_PT_ORIGIN_XC_CORE, XSR_PT_PAGES, (uint32_t)i, sh[i].sh_offset, 0) < 0)
 			return -1;
-		if (!is_pages && add_item(s, XEN_PT_XC_CORE, 0, (uint32_t)i, sh[i].sh_offset, sz) < 0)
+		if (!is_pages && add_item(s, XSR_PT_ORIGIN_XC_CORE, 0, (uint32_t)i, sh[i].sh_offset, sz) < 0)
 			return -1;
 		s->items[s->nitems - 1].shdr_off = eh.e_shoff + (uint64_t)i * sizeof(Elf64_Shdr);
 	}
@@ -773,15 +802,15 @@ static void final_pages(struct src *s)
 
 static void *read_item(struct src *s, const struct item *it, uint64_t *len)
 {
-	uint64_t pre = it->origin == XEN_PT_XC_CORE && it->type ? sizeof(Elf64_Shdr) : 0;
-	uint64_t n = sizeof(struct xen_pt_hdr) + pre + it->len;
+	uint64_t pre = it->origin == XSR_PT_ORIGIN_XC_CORE && it->type ? sizeof(Elf64_Shdr) : 0;
+	uint64_t n = sizeof(struct xsr_passthru_hdr) + pre + it->len;
 	uint8_t *b = malloc(n ? n : 1);
 	if (!b) {
 		fail(s, "out of memory for a record of %llu octets", (unsigned long long)it->len);
 		return NULL;
 	}
-	if ((pre && rd(s, it->shdr_off, b + sizeof(struct xen_pt_hdr), pre, "xc_core section header") < 0) ||
-	    rd(s, it->off, b + sizeof(struct xen_pt_hdr) + pre, it->len, "record") < 0) {
+	if ((pre && rd(s, it->shdr_off, b + sizeof(struct xsr_passthru_hdr), pre, "xc_core section header") < 0) ||
+	    rd(s, it->off, b + sizeof(struct xsr_passthru_hdr) + pre, it->len, "record") < 0) {
 		free(b);
 		return NULL;
 	}
@@ -841,15 +870,15 @@ static int dc_add(struct src *s, struct dcbuf *d, uint16_t code, long idx, uint6
 /* The data of page @pg: from the input, or (native save) from xen_import_opts.pages. */
 static int page_at(struct src *s, const struct page *pg, uint8_t *buf, const char *what)
 {
-	const struct xen_import_opts *o = s->o;
+	const struct xsr_xen_import_opts *o = s->o;
 	if (!o || !o->pages)
 		return rd(s, pg->off, buf, 4096, what);
 	const void *p = NULL;
-	if (o->pages(o->pctx, &pg->pfn, 1, &p, s->err, sizeof(s->err)) < 0)
+	if (o->pages(o->pages_ctx, &pg->pfn, 1, &p, s->err, sizeof(s->err)) < 0)
 		return -1;
 	if (p)
 		memcpy(buf, p, 4096);
-	o->pages(o->pctx, &pg->pfn, 1, NULL, NULL, 0);
+	o->pages(o->pages_ctx, &pg->pfn, 1, NULL, NULL, 0);
 	return p ? 0 : fail(s, "%s: pfn 0x%llx has no data", what, (unsigned long long)(pg->pfn & XEN_PFN_MASK));
 }
 
@@ -953,7 +982,7 @@ static int mfn_to_pfn(void *ctx, uint64_t mfn, uint64_t *pfn)
  * Returns 1 when the image gets the layout, 0 when not (HVM, 32-bit,
  * migration), -1 on failure.
  */
-static int xen_pv_map(struct src *s, const struct xen_import_opts *o, struct xsr_xen_pv *pv, uint64_t **mfn)
+static int xen_pv_map(struct src *s, const struct xsr_xen_import_opts *o, struct xsr_xen_pv *pv, uint64_t **mfn)
 {
 	*mfn = NULL;
 	if (s->guest != XEN_DHDR_X86_PV || o->kind == XSR_KIND_MIGRATION || !s->npages)
@@ -1000,7 +1029,7 @@ static uint32_t count_vcpus(struct src *s, struct xen_vcpus *vs)
 	uint32_t n = 0;
 	for (size_t i = 0; i < s->nitems; i++) {
 		const struct item *it = &s->items[i];
-		if (it->origin != XEN_PT_LIBXC_RECORD || it->flags || s->guest != XEN_DHDR_X86_PV || it->len < 8)
+		if (it->origin != XSR_PT_ORIGIN_LIBXC_RECORD || it->flags || s->guest != XEN_DHDR_X86_PV || it->len < 8)
 			continue;
 		if (it->type == XEN_RT_X86_PV_VCPU_BASIC || it->type == XEN_RT_X86_PV_VCPU_EXTENDED ||
 		    it->type == XEN_RT_X86_PV_VCPU_XSAVE || it->type == XEN_RT_X86_PV_VCPU_MSRS) {
@@ -1026,10 +1055,10 @@ static void producer_version(struct src *s, char *ver, size_t n)
 		snprintf(ver, n, "%u.%u%.16s (xc_core dump, %s)", s->xen_major, s->xen_minor, s->xen_extra, guest);
 	else if (s->xen_major)
 		snprintf(ver, n, "%u.%u (%s%slibxc v%u, %s)", s->xen_major, s->xen_minor, s->libxl ? "xl, libxl v2, " : "",
-			 s->items[0].origin == XEN_PT_XL_HEADER && !s->libxl ? "xl, " : "", s->xc_version, guest);
+			 s->items[0].origin == XSR_PT_ORIGIN_XL_HEADER && !s->libxl ? "xl, " : "", s->xc_version, guest);
 	else
 		snprintf(ver, n, "unknown (%s%slibxc v%u, %s)", s->libxl ? "xl, libxl v2, " : "",
-			 s->items[0].origin == XEN_PT_XL_HEADER && !s->libxl ? "xl, " : "", s->xc_version, guest);
+			 s->items[0].origin == XSR_PT_ORIGIN_XL_HEADER && !s->libxl ? "xl, " : "", s->xc_version, guest);
 }
 
 /*
@@ -1041,7 +1070,7 @@ static void producer_version(struct src *s, char *ver, size_t n)
  */
 static int stream_pages(struct src *s, const uint64_t *pfns, uint32_t count, uint64_t doff, uint64_t ndata)
 {
-	const struct xen_import_opts *o = s->o;
+	const struct xsr_xen_import_opts *o = s->o;
 	if (!s->sw) {
 		long pf = s->last[XEN_RT_X86_PV_P2M_FRAMES];
 		uint8_t h[8];
@@ -1055,7 +1084,7 @@ static int stream_pages(struct src *s, const uint64_t *pfns, uint32_t count, uin
 		producer_version(s, ver, sizeof(ver));
 		struct xsr_writer_params p = {
 			.machine = EM_X86_64, .kind = o->kind ? o->kind : XSR_KIND_SAVE,
-			.layout = o->stream ? XSR_LAYOUT_STREAM : 0, .nr_vcpus = o->vcpus_hint, .nr_runs = 1,
+			.layout = (uint8_t)o->layout, .nr_vcpus = o->vcpus_hint, .nr_runs = 1,
 			.runs = &s->sw_run, .hypervisor = "xen", .hypervisor_version = ver, .compress = o->compress,
 		};
 		struct xsr_xen_pv pv = {.xen_major = s->xen_major, .xen_minor = s->xen_minor};
@@ -1066,7 +1095,7 @@ static int stream_pages(struct src *s, const uint64_t *pfns, uint32_t count, uin
 			s->sw = NULL;
 			return s->sw_buf ? -1 : fail(s, "out of memory");
 		}
-		if (o->begin && o->begin(o->ctx, s->sw, s->err, sizeof(s->err)) < 0)
+		if (o->begin && o->begin(o->begin_ctx, s->sw, s->err, sizeof(s->err)) < 0)
 			return -1;
 	}
 	const void *ptrs[1024], *given[1024];
@@ -1083,96 +1112,112 @@ static int stream_pages(struct src *s, const uint64_t *pfns, uint32_t count, uin
 		}
 	}
 	/* native save: the data area is a hole; the caller maps the pages */
-	if (o->pages && o->pages(o->pctx, pfns, count, given, s->err, sizeof(s->err)) < 0)
+	if (o->pages && o->pages(o->pages_ctx, pfns, count, given, s->err, sizeof(s->err)) < 0)
 		return -1;
 	if (!o->pages && ndata && rd(s, doff, s->sw_buf, ndata * 4096, "page data") < 0)
 		return -1;
 	for (uint32_t i = 0, d = 0; i < count; i++) {
 		clean[i] = pfns[i];
-		if (!xen_type_has_data((unsigned)(pfns[i] >> XEN_PFN_TYPE_SHIFT)))
+		if (!xsr_xen_type_has_data((unsigned)(pfns[i] >> XEN_PFN_TYPE_SHIFT)))
 			ptrs[i] = NULL;
 		else
 			ptrs[i] = o->pages ? given[i] : s->sw_buf + (size_t)d++ * 4096;
 	}
 	int prc = xsr_writer_put_pages(s->sw, clean, count, ptrs);
 	if (o->pages)
-		o->pages(o->pctx, pfns, count, NULL, NULL, 0);
+		o->pages(o->pages_ctx, pfns, count, NULL, NULL, 0);
 	if (prc < 0)
 		return fail(s, "pages: %s", xsr_writer_error(s->sw));
 	s->sw_seen += count;
-	if (o->progress)
-		o->progress(o->progress_ctx, s->sw_seen, s->sw_run.count);
-	if (s->sw_seen == s->sw_run.count && getenv("XSR_XEN_TIMING"))
-		fprintf(stderr, "xsr timing: last page written %.1f ms, libxl done: %d\n", xsr_now_ns() / 1e6,
-			s->follow_done ? atomic_load(s->follow_done) : 1);
+	if (o->cb.progress)
+		o->cb.progress(o->cb.progress_ctx, s->sw_seen, s->sw_run.count);
+	if (s->sw_seen == s->sw_run.count)
+		timing(s, "last page written %.1f ms, libxl done: %d", now_ns() / 1e6,
+		       s->follow_done ? atomic_load(s->follow_done) : 1);
 	return 0;
 }
 
-static int write_image(struct src *s, int out, const struct xen_import_opts *o, char *err, size_t errlen)
+/* ---------------- the second pass: the image ---------------- */
+
+/* What the parts of write_image share. */
+struct wimg {
+	struct xsr_writer *w;
+	struct xsr_memrun *runs;
+	uint32_t nruns, nr_vcpus;
+	uint8_t *hvmctx; /* the last HVM_CONTEXT, HVM guests */
+	uint64_t *mfnmap;
+	int streamed; /* follow mode: the pages are in already */
+};
+
+/* A writer call failed with @rc: its message after @fmt's text. */
+static int wfail(struct src *s, struct xsr_writer *w, int rc, const char *what)
 {
-	int stream = o->stream;
-	struct xsr_writer *w = NULL;
-	struct xsr_memrun *runs = NULL;
-	struct xen_vcpus vs = {0};
-	uint8_t *hvmctx = NULL;
-	uint64_t *mfnmap = NULL;
-	int rc = -1;
+	s->code = rc < 0 ? rc : XSR_E_FORMAT;
+	return fail(s, "%s: %s", what, xsr_writer_error(w));
+}
+
+/* Memory runs from the final pfn set. */
+static int make_runs(struct src *s, struct wimg *wi)
+{
 	final_pages(s);
-	/* Memory runs from the final pfn set. */
+	wi->runs = malloc((s->npages + 1) * sizeof(*wi->runs) > XSR_MAX_RUNS * sizeof(*wi->runs) + 16
+				  ? (XSR_MAX_RUNS + 1) * sizeof(*wi->runs)
+				  : (s->npages + 1) * sizeof(*wi->runs));
+	if (!wi->runs)
+		return fail(s, "out of memory");
+	struct xsr_memrun *runs = wi->runs;
 	uint32_t nruns = 0;
-	runs = malloc((s->npages + 1) * sizeof(*runs) > XSR_MAX_RUNS * sizeof(*runs) + 16
-			      ? (XSR_MAX_RUNS + 1) * sizeof(*runs) : (s->npages + 1) * sizeof(*runs));
-	if (!runs) {
-		fail(s, "out of memory");
-		goto out;
-	}
 	for (size_t i = 0; i < s->npages; i++) {
 		uint64_t p = s->pages[i].pfn & XEN_PFN_MASK;
 		if (nruns && runs[nruns - 1].pfn + runs[nruns - 1].count == p) {
 			runs[nruns - 1].count++;
 			continue;
 		}
-		if (nruns == XSR_MAX_RUNS) {
-			fail(s, "guest memory has more than %u separate pfn ranges: an image cannot describe it", XSR_MAX_RUNS);
-			goto out;
-		}
+		if (nruns == XSR_MAX_RUNS && (s->code = XSR_E_LIMIT))
+			return fail(s, "guest memory has more than %u separate pfn ranges: an image cannot describe it",
+				    XSR_MAX_RUNS);
 		runs[nruns++] = (struct xsr_memrun){p, 1};
 	}
-	/* HVM vCPUs come from the last HVM_CONTEXT. */
+	wi->nruns = nruns;
+	return 0;
+}
+
+/* The vCPU count; HVM vCPUs come from the last HVM_CONTEXT, kept in wi->hvmctx. */
+static int find_vcpus(struct src *s, struct wimg *wi)
+{
+	struct xen_vcpus vs = {0};
 	if (s->guest == XEN_DHDR_X86_HVM && !s->is_core && s->last[XEN_RT_HVM_CONTEXT] >= 0) {
 		const struct item *it = &s->items[s->last[XEN_RT_HVM_CONTEXT]];
-		hvmctx = malloc(it->len);
-		if (!hvmctx) {
-			fail(s, "out of memory");
-			goto out;
-		}
-		if (rd(s, it->off, hvmctx, it->len, "HVM_CONTEXT") < 0)
-			goto out;
-		const char *why = xen_hvm_scan(hvmctx, it->len, &vs);
-		if (why) {
-			fail(s, "libxc HVM_CONTEXT (0x9) record at offset 0x%llx: %s", (unsigned long long)it->off - 8, why);
-			goto out;
-		}
+		wi->hvmctx = malloc(it->len);
+		if (!wi->hvmctx)
+			return fail(s, "out of memory");
+		if (rd(s, it->off, wi->hvmctx, it->len, "HVM_CONTEXT") < 0)
+			return -1;
+		const char *why = xen_hvm_scan(wi->hvmctx, it->len, &vs);
+		if (why)
+			return fail(s, "libxc HVM_CONTEXT (0x9) record at offset 0x%llx: %s", (unsigned long long)it->off - 8,
+				    why);
 	}
-	uint32_t nr_vcpus = count_vcpus(s, &vs);
-	if (!nr_vcpus || nr_vcpus > XSR_MAX_VCPUS) {
-		fail(s, "%u vCPUs: must be 1..%u", nr_vcpus, XSR_MAX_VCPUS);
-		goto out;
-	}
-	if (s->follow_done && getenv("XSR_XEN_TIMING"))
-		fprintf(stderr, "xsr timing: stream parsed, runs made %.1f ms\n", xsr_now_ns() / 1e6);
-	/* Follow mode: the pages are in already if the stream kept to the plan. */
-	int streamed = 0;
-	if (s->sw && !s->sw_off && nruns == 1 && runs[0].pfn == s->sw_run.pfn && runs[0].count == s->sw_run.count &&
-	    nr_vcpus == o->vcpus_hint) {
-		w = s->sw;
-		streamed = 1;
-		if (o->overlapped)
-			*o->overlapped = 1;
+	wi->nr_vcpus = count_vcpus(s, &vs);
+	if ((!wi->nr_vcpus || wi->nr_vcpus > XSR_MAX_VCPUS) && (s->code = XSR_E_LIMIT))
+		return fail(s, "%u vCPUs: must be 1..%u", wi->nr_vcpus, XSR_MAX_VCPUS);
+	return 0;
+}
+
+/*
+ * The writer: the one follow mode opened if the stream kept to its plan
+ * (its pages are in), else a new one on @out, with @o->begin called.
+ */
+static int open_writer(struct src *s, const struct xsr_xen_import_opts *o, int out, struct wimg *wi)
+{
+	if (s->sw && !s->sw_off && wi->nruns == 1 && wi->runs[0].pfn == s->sw_run.pfn &&
+	    wi->runs[0].count == s->sw_run.count && wi->nr_vcpus == o->vcpus_hint) {
+		wi->w = s->sw;
+		wi->streamed = 1;
+		s->overlapped = 1;
 	} else if (o->pages) {
-		fail(s, "native save: the stream did not keep to its plan (%u run(s), %u vCPUs, %u expected)", nruns,
-		     nr_vcpus, o->vcpus_hint);
-		goto out;
+		return fail(s, "native save: the stream did not keep to its plan (%u run(s), %u vCPUs, %u expected)",
+			    wi->nruns, wi->nr_vcpus, o->vcpus_hint);
 	} else if (s->sw) {
 		xsr_writer_abort(s->sw); /* off the plan: start again (a seekable target is truncated) */
 	}
@@ -1181,261 +1226,267 @@ static int write_image(struct src *s, int out, const struct xen_import_opts *o, 
 	producer_version(s, ver, sizeof(ver));
 	struct xsr_writer_params p = {
 		.machine = EM_X86_64, .kind = s->is_core ? XSR_KIND_CORE : XSR_KIND_SAVE,
-		.layout = stream ? XSR_LAYOUT_STREAM : 0, .nr_vcpus = nr_vcpus, .nr_runs = nruns, .runs = runs,
-		.hypervisor = "xen", .hypervisor_version = ver, .compress = o->compress,
+		.layout = (uint8_t)o->layout, .nr_vcpus = wi->nr_vcpus,
+		.nr_runs = wi->nruns, .runs = wi->runs, .hypervisor = "xen", .hypervisor_version = ver,
+		.compress = o->compress,
 	};
 	if (o->kind)
 		p.kind = o->kind;
 	struct xsr_xen_pv pv;
-	int have_pv = xen_pv_map(s, o, &pv, &mfnmap);
+	int have_pv = xen_pv_map(s, o, &pv, &wi->mfnmap);
 	if (have_pv < 0)
-		goto out;
+		return -1;
 	if (have_pv)
 		p.xen_pv = &pv;
-	if (!streamed && xsr_writer_open(&w, out, &p, err, errlen) < 0)
-		goto out_msg;
-	if (!streamed && o->begin && o->begin(o->ctx, w, err, errlen) < 0)
-		goto out_msg;
-	/* 1. every non-page item, verbatim, in order */
+	if (wi->streamed)
+		return 0;
+	int rc = xsr_writer_open(&wi->w, out, &p, s->err, sizeof(s->err));
+	if (rc == 0 && o->begin && (rc = o->begin(o->begin_ctx, wi->w, s->err, sizeof(s->err))) >= 0)
+		rc = 0;
+	if (rc < 0)
+		s->code = rc < -1 ? rc : XSR_E_IO;
+	return rc < 0 ? -1 : 0;
+}
+
+/* 1. every non-page item, verbatim, in order, as PASSTHRU (struct xsr_passthru_hdr, then the item) */
+static int write_passthru(struct src *s, struct xsr_writer *w)
+{
 	for (size_t i = 0; i < s->nitems; i++) {
 		const struct item *it = &s->items[i];
 		uint64_t len;
 		uint8_t *b = read_item(s, it, &len);
 		if (!b)
-			goto out;
-		struct xen_pt_hdr h = {.type = it->type, .length = (uint32_t)(len - sizeof(h)), .origin = it->origin,
-				       .flags = it->flags, .seq = (uint32_t)i};
+			return -1;
+		struct xsr_passthru_hdr h = {.type = it->type, .length = (uint32_t)(len - sizeof(h)),
+					     .origin = it->origin, .flags = it->flags, .seq = (uint32_t)i};
 		memcpy(b, &h, sizeof(h));
 		int r = xsr_writer_add(w, XSR_SEC_PASSTHRU, 0, b, len);
 		free(b);
 		if (r < 0) {
-			fail(s, "PASSTHRU section for item %zu: %s", i, xsr_writer_error(w));
-			goto out;
+			s->code = r;
+			return fail(s, "PASSTHRU section for item %zu: %s", i, xsr_writer_error(w));
 		}
 	}
-	/* 2. typed sections */
+	return 0;
+}
+
+/* 2a. CONFIG (the xl configuration), XENSTORE and EMULATOR */
+static int write_config(struct src *s, struct xsr_writer *w)
+{
 	if (s->config_len) {
 		uint8_t *c = malloc(s->config_len);
 		if (!c || rd(s, (uint64_t)s->config_off, c, s->config_len, "xl config") < 0) {
 			free(c);
-			goto out;
+			return c ? -1 : fail(s, "out of memory");
 		}
 		int r = xsr_writer_add(w, XSR_SEC_CONFIG, 0, c, s->config_len);
 		free(c);
-		if (r < 0) {
-			fail(s, "CONFIG section: %s", xsr_writer_error(w));
-			goto out;
-		}
+		if (r < 0)
+			return wfail(s, w, r, "CONFIG section");
 	}
 	for (size_t i = 0; i < s->nitems; i++) {
 		const struct item *it = &s->items[i];
-		if (it->origin != XEN_PT_LIBXL_RECORD ||
+		if (it->origin != XSR_PT_ORIGIN_LIBXL_RECORD ||
 		    (it->type != XEN_LT_EMULATOR_XENSTORE_DATA && it->type != XEN_LT_EMULATOR_CONTEXT))
 			continue;
 		uint64_t len;
 		uint8_t *b = read_item(s, it, &len);
 		if (!b)
-			goto out;
+			return -1;
 		int r = xsr_writer_add(w, it->type == XEN_LT_EMULATOR_CONTEXT ? XSR_SEC_EMULATOR : XSR_SEC_XENSTORE, 0,
-				       b + sizeof(struct xen_pt_hdr), it->len);
+				       b + sizeof(struct xsr_passthru_hdr), it->len);
 		free(b);
-		if (r < 0) {
-			fail(s, "emulator/xenstore section: %s", xsr_writer_error(w));
-			goto out;
-		}
+		if (r < 0)
+			return wfail(s, w, r, "emulator/xenstore section");
 	}
+	return 0;
+}
+
+/* 2b. DOMCTX from the last record of each kind, then P2M */
+static int write_domctx(struct src *s, struct xsr_writer *w)
+{
 	struct dcbuf dc = {0};
+	int rc = -1;
 	if (dc_add(s, &dc, XSR_DC_PV_INFO, s->last[XEN_RT_X86_PV_INFO], 0) < 0 ||
 	    dc_add(s, &dc, XSR_DC_SHARED_INFO, s->last[XEN_RT_SHARED_INFO], 0) < 0 ||
 	    dc_add(s, &dc, XSR_DC_TSC_INFO, s->last[XEN_RT_X86_TSC_INFO], 0) < 0 ||
 	    dc_add(s, &dc, XSR_DC_HVM_CONTEXT, s->last[XEN_RT_HVM_CONTEXT], 0) < 0 ||
 	    dc_add(s, &dc, XSR_DC_HVM_PARAMS, s->last[XEN_RT_HVM_PARAMS], 0) < 0 ||
 	    dc_add(s, &dc, XSR_DC_CPUID_POLICY, s->last[XEN_RT_X86_CPUID_POLICY], 0) < 0 ||
-	    dc_add(s, &dc, XSR_DC_MSR_POLICY, s->last[XEN_RT_X86_MSR_POLICY], 0) < 0) {
-		free(dc.b);
+	    dc_add(s, &dc, XSR_DC_MSR_POLICY, s->last[XEN_RT_X86_MSR_POLICY], 0) < 0)
 		goto out;
-	}
 	if (s->is_core && s->core_has_shinfo) {
 		struct item tmp = {.off = s->core_shinfo_off, .len = 4096};
 		size_t save = s->nitems;
-		if (add_item(s, 0, 0, 0, tmp.off, tmp.len) < 0 || dc_add(s, &dc, XSR_DC_SHARED_INFO, (long)save, 0) < 0) {
-			free(dc.b);
+		if (add_item(s, 0, 0, 0, tmp.off, tmp.len) < 0 || dc_add(s, &dc, XSR_DC_SHARED_INFO, (long)save, 0) < 0)
 			goto out;
-		}
 		s->nitems = save;
 	}
-	if (dc.len && xsr_writer_add(w, XSR_SEC_DOMCTX, 0, dc.b, dc.len) < 0) {
-		free(dc.b);
-		fail(s, "DOMCTX section: %s", xsr_writer_error(w));
+	int r = dc.len ? xsr_writer_add(w, XSR_SEC_DOMCTX, 0, dc.b, dc.len) : 0;
+	if (r < 0) {
+		wfail(s, w, r, "DOMCTX section");
 		goto out;
 	}
-	free(dc.b);
-	if ((s->is_core ? core_p2m(s, w) : pv_p2m(s, w)) < 0)
-		goto out;
-	/* 3. vCPUs */
-	struct xsr_vcpu_state *st = malloc(sizeof(*st));
-	uint8_t *ctx = malloc(XEN_VCPU_REC_MAX);
-	if (!st || !ctx) {
-		free(st);
-		free(ctx);
-		fail(s, "out of memory");
-		goto out;
-	}
-	for (uint32_t v = 0; v < nr_vcpus; v++) {
-		memset(&st->r, 0, sizeof(st->r));
-		st->r.vcpu_id = v;
-		const char *why = NULL;
-		if (s->is_core) {
-			uint64_t sz = sizeof(vcpu_guest_context_x86_64_t);
-			if (rd(s, s->core_prstatus_off + v * sz, ctx, sz, "xc_core .xen_prstatus") < 0)
-				goto vout;
-			why = xen_pv_basic(ctx, sz, 8, st, s->core_is_hvm ? NULL : mfn_to_pfn, s);
-		} else if (s->guest == XEN_DHDR_X86_HVM) {
-			why = hvmctx ? xen_hvm_vcpu(hvmctx, s->items[s->last[XEN_RT_HVM_CONTEXT]].len, v, st) : NULL;
-		} else {
-			/* the last record of each kind for this vCPU wins */
-			for (size_t i = 0; i < s->nitems && !why; i++) {
-				const struct item *it = &s->items[i];
-				if (it->origin != XEN_PT_LIBXC_RECORD || it->flags || it->len <= 8 || it->len > XEN_VCPU_REC_MAX ||
-				    (it->type != XEN_RT_X86_PV_VCPU_BASIC && it->type != XEN_RT_X86_PV_VCPU_XSAVE &&
-				     it->type != XEN_RT_X86_PV_VCPU_MSRS))
-					continue;
-				if (rd(s, it->off, ctx, it->len, "vCPU record") < 0)
-					goto vout;
-				if (le32(ctx) != v)
-					continue;
-				if (it->type == XEN_RT_X86_PV_VCPU_BASIC)
-					why = xen_pv_basic(ctx + 8, it->len - 8, s->pv_width ? s->pv_width : 8, st, NULL, NULL);
-				else if (it->type == XEN_RT_X86_PV_VCPU_XSAVE)
-					xen_pv_xsave(ctx + 8, it->len - 8, st);
-				else
-					xen_pv_msrs(ctx + 8, it->len - 8, st);
-				if (why) {
-					fail(s, "libxc %s record at offset 0x%llx: %s", xen_libxc_rec_name(s->xc_version, it->type),
-					     (unsigned long long)it->off - 8, why);
-					goto vout;
-				}
-			}
-		}
-		if (why) {
-			fail(s, "vCPU %u: %s", v, why);
-			goto vout;
-		}
-		st->r.vcpu_id = v;
-		if (xsr_writer_set_vcpu(w, st) < 0) {
-			fail(s, "vCPU %u: %s", v, xsr_writer_error(w));
-			goto vout;
-		}
-	}
-	free(st);
-	free(ctx);
-	st = NULL;
-	ctx = NULL;
-	/* 4. pages, by pfn, read in runs of consecutive file offsets */
-	if (!streamed) {
-		enum { B = 256 };
-		uint8_t *buf = malloc((size_t)B * 4096);
-		uint64_t pfns[B];
-		const void *ptrs[B];
-		if (!buf) {
-			fail(s, "out of memory");
-			goto out;
-		}
-		for (size_t i = 0; i < s->npages;) {
-			uint32_t n = 0;
-			while (i < s->npages && n < B) {
-				const struct page *pg = &s->pages[i];
-				pfns[n] = pg->pfn;
-				ptrs[n] = NULL;
-				if (pg->off) {
-					/* coalesce consecutive data offsets into one read */
-					uint32_t k = 1;
-					while (n + k < B && i + k < s->npages && s->pages[i + k].off == pg->off + k * 4096)
-						k++;
-					if (rd(s, pg->off, buf + (size_t)n * 4096, (uint64_t)k * 4096, "page data") < 0) {
-						free(buf);
-						goto out;
-					}
-					for (uint32_t j = 0; j < k; j++) {
-						pfns[n + j] = s->pages[i + j].pfn;
-						ptrs[n + j] = buf + (size_t)(n + j) * 4096;
-					}
-					n += k;
-					i += k;
-					continue;
-				}
-				n++;
-				i++;
-			}
-			if (xsr_writer_put_pages(w, pfns, n, ptrs) < 0) {
-				free(buf);
-				fail(s, "pages: %s", xsr_writer_error(w));
-				goto out;
-			}
-			if (o->progress)
-				o->progress(o->progress_ctx, i, s->npages);
-		}
-		free(buf);
-	}
-	if (s->follow_done && getenv("XSR_XEN_TIMING"))
-		fprintf(stderr, "xsr timing: sections written %.1f ms\n", xsr_now_ns() / 1e6);
-	rc = xsr_writer_close(w, err, errlen);
-	w = NULL;
-	if (s->follow_done && getenv("XSR_XEN_TIMING"))
-		fprintf(stderr, "xsr timing: writer closed %.1f ms\n", xsr_now_ns() / 1e6);
-	if (rc < 0)
-		goto out_msg;
-	rc = 0;
-	goto out_done;
-vout:
-	free(st);
-	free(ctx);
+	rc = s->is_core ? core_p2m(s, w) : pv_p2m(s, w);
 out:
-	snprintf(err, errlen, "%s", s->err);
-out_msg:
-	rc = -1;
-out_done:
-	xsr_writer_abort(w);
-	free(runs);
-	free(hvmctx);
-	free(mfnmap);
+	free(dc.b);
 	return rc;
 }
 
-/* ---------------- verb ---------------- */
-
-/* Copy a pipe or other unseekable input to an unlinked temporary file. */
-static int spool(int in)
+/* vCPU @v of a PV stream: the last record of each kind for it wins; NULL or a reason (*@ioerr: s->err says). */
+static const char *pv_vcpu(struct src *s, uint32_t v, uint8_t *ctx, struct xsr_vcpu_state *st, int *ioerr)
 {
-	char tmpl[] = "/tmp/xsr-import-XXXXXX";
-	int fd = mkstemp(tmpl);
-	if (fd < 0)
-		return -1;
-	unlink(tmpl);
-	char buf[1 << 16];
-	for (;;) {
-		ssize_t n = read(in, buf, sizeof(buf));
-		if (n < 0 && errno == EINTR)
+	const char *why = NULL;
+	for (size_t i = 0; i < s->nitems && !why; i++) {
+		const struct item *it = &s->items[i];
+		if (it->origin != XSR_PT_ORIGIN_LIBXC_RECORD || it->flags || it->len <= 8 || it->len > XEN_VCPU_REC_MAX ||
+		    (it->type != XEN_RT_X86_PV_VCPU_BASIC && it->type != XEN_RT_X86_PV_VCPU_XSAVE &&
+		     it->type != XEN_RT_X86_PV_VCPU_MSRS))
 			continue;
-		if (n < 0) {
-			close(fd);
-			return -1;
+		if (rd(s, it->off, ctx, it->len, "vCPU record") < 0) {
+			*ioerr = 1;
+			return NULL;
 		}
-		if (n == 0)
-			return fd;
-		for (ssize_t o = 0; o < n;) {
-			ssize_t m = write(fd, buf + o, (size_t)(n - o));
-			if (m <= 0) {
-				close(fd);
-				return -1;
-			}
-			o += m;
+		if (le32(ctx) != v)
+			continue;
+		if (it->type == XEN_RT_X86_PV_VCPU_BASIC)
+			why = xsr_xen_pv_basic(ctx + 8, it->len - 8, s->pv_width ? s->pv_width : 8, st, NULL, NULL);
+		else if (it->type == XEN_RT_X86_PV_VCPU_XSAVE)
+			xen_pv_xsave(ctx + 8, it->len - 8, st);
+		else
+			xen_pv_msrs(ctx + 8, it->len - 8, st);
+		if (why) {
+			fail(s, "libxc %s record at offset 0x%llx: %s", xsr_xen_libxc_rec_name(s->xc_version, it->type),
+			     (unsigned long long)it->off - 8, why);
+			*ioerr = 1;
+			return NULL;
 		}
 	}
+	return NULL;
 }
 
-int xen_detect_and_parse(struct src *s);
-int xen_detect_and_parse(struct src *s)
+/* 3. the vCPUs, from xc_core's .xen_prstatus, HVM_CONTEXT or the PV vCPU records */
+static int write_vcpus(struct src *s, struct wimg *wi)
+{
+	struct xsr_vcpu_state *st = malloc(sizeof(*st));
+	uint8_t *ctx = malloc(XEN_VCPU_REC_MAX);
+	int rc = -1;
+	if (!st || !ctx) {
+		fail(s, "out of memory");
+		goto out;
+	}
+	for (uint32_t v = 0; v < wi->nr_vcpus; v++) {
+		memset(&st->r, 0, sizeof(st->r));
+		st->r.vcpu_id = v;
+		const char *why = NULL;
+		int ioerr = 0;
+		if (s->is_core) {
+			uint64_t sz = sizeof(vcpu_guest_context_x86_64_t);
+			if (rd(s, s->core_prstatus_off + v * sz, ctx, sz, "xc_core .xen_prstatus") < 0)
+				goto out;
+			why = xsr_xen_pv_basic(ctx, sz, 8, st, s->core_is_hvm ? NULL : mfn_to_pfn, s);
+		} else if (s->guest == XEN_DHDR_X86_HVM) {
+			why = wi->hvmctx ? xsr_xen_hvm_vcpu(wi->hvmctx, s->items[s->last[XEN_RT_HVM_CONTEXT]].len, v, st)
+					 : NULL;
+		} else {
+			why = pv_vcpu(s, v, ctx, st, &ioerr);
+			if (ioerr)
+				goto out;
+		}
+		if (why) {
+			fail(s, "vCPU %u: %s", v, why);
+			goto out;
+		}
+		st->r.vcpu_id = v;
+		int r = xsr_writer_set_vcpu(wi->w, st);
+		if (r < 0) {
+			s->code = r;
+			fail(s, "vCPU %u: %s", v, xsr_writer_error(wi->w));
+			goto out;
+		}
+	}
+	rc = 0;
+out:
+	free(st);
+	free(ctx);
+	return rc;
+}
+
+/* 4. pages, by pfn, read in runs of consecutive input offsets */
+static int write_pages(struct src *s, struct xsr_writer *w, const struct xsr_xen_import_opts *o)
+{
+	enum { B = 256 };
+	uint8_t *buf = malloc((size_t)B * 4096);
+	uint64_t pfns[B];
+	const void *ptrs[B];
+	if (!buf)
+		return fail(s, "out of memory");
+	for (size_t i = 0; i < s->npages;) {
+		uint32_t n = 0;
+		while (i < s->npages && n < B) {
+			const struct page *pg = &s->pages[i];
+			pfns[n] = pg->pfn;
+			ptrs[n] = NULL;
+			if (pg->off) {
+				/* coalesce consecutive data offsets into one read */
+				uint32_t k = 1;
+				while (n + k < B && i + k < s->npages && s->pages[i + k].off == pg->off + k * 4096)
+					k++;
+				if (rd(s, pg->off, buf + (size_t)n * 4096, (uint64_t)k * 4096, "page data") < 0) {
+					free(buf);
+					return -1;
+				}
+				for (uint32_t j = 0; j < k; j++) {
+					pfns[n + j] = s->pages[i + j].pfn;
+					ptrs[n + j] = buf + (size_t)(n + j) * 4096;
+				}
+				n += k;
+				i += k;
+				continue;
+			}
+			n++;
+			i++;
+		}
+		int r = xsr_writer_put_pages(w, pfns, n, ptrs);
+		if (r < 0) {
+			free(buf);
+			return wfail(s, w, r, "pages");
+		}
+		if (o->cb.progress)
+			o->cb.progress(o->cb.progress_ctx, i, s->npages);
+	}
+	free(buf);
+	return 0;
+}
+
+static int write_image(struct src *s, int out, const struct xsr_xen_import_opts *o)
+{
+	struct wimg wi = {0};
+	int rc = -1;
+	if (make_runs(s, &wi) < 0 || find_vcpus(s, &wi) < 0)
+		goto out;
+	timing(s, "stream parsed, runs made %.1f ms", now_ns() / 1e6);
+	if (open_writer(s, o, out, &wi) < 0 || write_passthru(s, wi.w) < 0 || write_config(s, wi.w) < 0 ||
+	    write_domctx(s, wi.w) < 0 || write_vcpus(s, &wi) < 0 || (!wi.streamed && write_pages(s, wi.w, o) < 0))
+		goto out;
+	timing(s, "sections written %.1f ms", now_ns() / 1e6);
+	rc = xsr_writer_close(wi.w, s->err, sizeof(s->err));
+	wi.w = NULL;
+	timing(s, "writer closed %.1f ms", now_ns() / 1e6);
+	if (rc < 0)
+		s->code = rc;
+	s->nr_vcpus = wi.nr_vcpus;
+out:
+	xsr_writer_abort(wi.w);
+	free(wi.runs);
+	free(wi.hvmctx);
+	free(wi.mfnmap);
+	return rc < 0 ? -1 : 0;
+}
+
+/* ---------------- detection and the API ---------------- */
+
+static int detect_and_parse(struct src *s)
 {
 	uint8_t m[32];
 	uint64_t end = 0;
@@ -1461,11 +1512,12 @@ int xen_detect_and_parse(struct src *s)
 	} else if (s->size >= 4 && !memcmp(m, ELFMAG, SELFMAG)) {
 		rc = core_file(s, &end);
 	} else {
+		s->code = XSR_E_UNSUPPORTED;
 		return fail(s, "not an xl save file, libxl/libxc stream or xc_core dump (unknown magic at offset 0)");
 	}
 	if (rc < 0)
 		return -1;
-	if (s->follow_done) { /* the writer may still add (wrongly) past the end: wait for it */
+	if (s->follow_done && s->fd >= 0) { /* the writer may still add (wrongly) past the end: wait for it */
 		while (!atomic_load(s->follow_done))
 			nanosleep(&(struct timespec){0, 200000}, NULL);
 		struct stat sb;
@@ -1478,43 +1530,110 @@ int xen_detect_and_parse(struct src *s)
 	return 0;
 }
 
-int xen_import_fd(int fd, int out_fd, int stream, char *err, size_t errlen)
+static void src_free(struct src *s)
 {
-	struct xen_import_opts o = {.stream = stream};
-	return xen_import_fd_opts(fd, out_fd, &o, err, errlen);
-}
-
-int xen_import_fd_opts(int fd, int out_fd, const struct xen_import_opts *o, char *err, size_t errlen)
-{
-	struct stat sb;
-	if (fstat(fd, &sb) < 0 || !S_ISREG(sb.st_mode)) {
-		snprintf(err, errlen, "the input must be a regular file (seekable)");
-		return -1;
-	}
-	struct src *s = calloc(1, sizeof(*s));
-	if (!s) {
-		snprintf(err, errlen, "out of memory");
-		return -1;
-	}
-	s->fd = fd;
-	s->size = (uint64_t)sb.st_size;
-	s->o = o;
-	s->out = out_fd;
-	s->follow_done = o->follow_done;
-	int rc = -1;
-	if (xen_detect_and_parse(s) < 0)
-		snprintf(err, errlen, "%s", s->err);
-	else
-		rc = write_image(s, out_fd, o, err, errlen);
+	if (!s)
+		return;
 	xsr_writer_abort(s->sw);
 	free(s->sw_buf);
 	free(s->items);
 	free(s->pages);
 	free(s);
+}
+
+/* Parse and write the source @s holds (its in, fd and size set). */
+static int import_src(struct src *s, int out_fd, const struct xsr_xen_import_opts *o, struct xsr_xen_import_stats *st,
+		      char *err, size_t errlen)
+{
+	s->o = o;
+	s->out = out_fd;
+	s->follow_done = o->follow_done;
+	if (o->layout != 0 && o->layout != XSR_LAYOUT_SEEKABLE && o->layout != XSR_LAYOUT_STREAM) {
+		snprintf(err, errlen, "layout %d: need 0, XSR_LAYOUT_SEEKABLE or XSR_LAYOUT_STREAM", o->layout);
+		return XSR_E_INVAL;
+	}
+	int rc = detect_and_parse(s) < 0 ? -1 : write_image(s, out_fd, o);
+	if (rc < 0) {
+		snprintf(err, errlen, "%s", s->err);
+		rc = s->code < 0 ? s->code : XSR_E_FORMAT;
+	}
+	if (st) {
+		*st = (struct xsr_xen_import_stats){.format = s->kind, .in_size = s->size, .nr_vcpus = s->nr_vcpus,
+						    .nr_pages = s->npages, .overlapped = s->overlapped};
+	}
 	return rc;
 }
 
 #if XSR_TESTHOOKS
+static int test_hooks(int fd, int out_fd, const struct xsr_xen_import_opts *o, struct xsr_xen_import_stats *st,
+		      char *err, size_t errlen);
+#endif
+
+int xsr_xen_import_fd(int fd, int out_fd, const struct xsr_xen_import_opts *o, struct xsr_xen_import_stats *st,
+		      char *err, size_t errlen)
+{
+	static const struct xsr_xen_import_opts none;
+	if (!o)
+		o = &none;
+	if (st)
+		memset(st, 0, sizeof(*st));
+#if XSR_TESTHOOKS
+	int hrc = test_hooks(fd, out_fd, o, st, err, errlen);
+	if (hrc != 1)
+		return hrc;
+#endif
+	struct stat sb;
+	if (fstat(fd, &sb) < 0 || !S_ISREG(sb.st_mode)) {
+		snprintf(err, errlen, "the input must be a regular file (seekable)");
+		return XSR_E_INVAL;
+	}
+	struct src *s = calloc(1, sizeof(*s));
+	if (!s) {
+		snprintf(err, errlen, "out of memory");
+		return XSR_E_NOMEM;
+	}
+	xsr_source_fd(&s->in, fd);
+	s->fd = fd;
+	s->size = (uint64_t)sb.st_size;
+	int rc = import_src(s, out_fd, o, st, err, errlen);
+	src_free(s);
+	return rc;
+}
+
+int xsr_xen_import_mem(const void *buf, size_t len, int out_fd, const struct xsr_xen_import_opts *o,
+		       struct xsr_xen_import_stats *st, char *err, size_t errlen)
+{
+	static const struct xsr_xen_import_opts none;
+	if (!o)
+		o = &none;
+	if (st)
+		memset(st, 0, sizeof(*st));
+	if ((!buf && len) || o->follow_done) {
+		snprintf(err, errlen, "xsr_xen_import_mem: %s", o->follow_done ? "follow mode needs an fd" : "no buffer");
+		return XSR_E_INVAL;
+	}
+	struct src *s = calloc(1, sizeof(*s));
+	if (!s) {
+		snprintf(err, errlen, "out of memory");
+		return XSR_E_NOMEM;
+	}
+	xsr_source_mem(&s->in, buf, len);
+	s->fd = -1;
+	s->size = len;
+	int rc = import_src(s, out_fd, o, st, err, errlen);
+	src_free(s);
+	return rc;
+}
+
+#if XSR_TESTHOOKS
+/*
+ * Test hooks of `xsr import` (a plain import: no follow mode, no pages or
+ * begin callback).  XSR_IMPORT_TEST_FOLLOW=VCPUS feeds the input through a
+ * growing memfd, as libxl's save does (follow mode);
+ * XSR_IMPORT_TEST_HOLES punches the page data out of a copy and hands the
+ * pages back through the pages callback (the native save's path): the
+ * image must be the plain import's, byte for byte.  1: no hook asked for.
+ */
 struct feeder {
 	int in, mfd;
 	atomic_int done;
@@ -1534,29 +1653,28 @@ static void *feed(void *arg)
 	return NULL;
 }
 
-static int follow_test(int in, int out, int stream, uint32_t vcpus, char *err, size_t errlen)
+static int follow_test(int in, int out, const struct xsr_xen_import_opts *base, uint32_t vcpus,
+		       struct xsr_xen_import_stats *st, char *err, size_t errlen)
 {
 	struct feeder f = {.in = in, .mfd = memfd_create("xsr-import-follow", MFD_CLOEXEC)};
 	pthread_t t;
 	if (f.mfd < 0 || pthread_create(&t, NULL, feed, &f) != 0) {
 		snprintf(err, errlen, "follow test: cannot start the feeder");
-		return -1;
+		return XSR_E_IO;
 	}
-	int overlapped = 0;
-	struct xen_import_opts o = {.stream = stream, .follow_done = &f.done, .vcpus_hint = vcpus,
-				    .overlapped = &overlapped};
-	int rc = xen_import_fd_opts(f.mfd, out, &o, err, errlen);
-	xsr_note("import", "follow test: pages %s", overlapped ? "written as they arrived" : "written at the end");
+	struct xsr_xen_import_opts o = {.layout = base->layout, .follow_done = &f.done, .vcpus_hint = vcpus};
+	struct xsr_xen_import_stats fs;
+	int rc = xsr_xen_import_fd(f.mfd, out, &o, &fs, err, errlen);
+	if (base->cb.note)
+		base->cb.note(base->cb.note_ctx, fs.overlapped ? "follow test: pages written as they arrived"
+							       : "follow test: pages written at the end");
+	if (st)
+		*st = fs;
 	pthread_join(t, NULL);
 	close(f.mfd);
 	return rc;
 }
 
-/*
- * Test hook for xen_import_opts.pages (the native save's path): the input's
- * page data is punched out of a copy, and the callback hands the pages back
- * from the original; the image must be the plain import's, byte for byte.
- */
 struct holes {
 	int in;
 	struct src *orig;
@@ -1571,7 +1689,7 @@ static int holes_pages(void *ctx, const uint64_t *pfns, uint32_t count, const vo
 	for (uint32_t i = 0; i < count; i++) {
 		const struct page *pg = find_page(h->orig, pfns[i] & XEN_PFN_MASK);
 		ptrs[i] = NULL;
-		if (!xen_type_has_data((unsigned)(pfns[i] >> XEN_PFN_TYPE_SHIFT)))
+		if (!xsr_xen_type_has_data((unsigned)(pfns[i] >> XEN_PFN_TYPE_SHIFT)))
 			continue;
 		if (!pg || !pg->off || pread(h->in, h->buf + (size_t)i * 4096, 4096, (off_t)pg->off) != 4096) {
 			snprintf(err, errlen, "holes test: no data for pfn 0x%llx", (unsigned long long)pfns[i]);
@@ -1582,46 +1700,57 @@ static int holes_pages(void *ctx, const uint64_t *pfns, uint32_t count, const vo
 	return 0;
 }
 
-static int holes_test(int in, int out, int stream, char *err, size_t errlen)
+/* A copy of @in without its page data (holes): every octet else. */
+static int holes_copy(int in, int cp, const struct src *o, uint8_t *buf, char *err, size_t errlen)
 {
-	struct src *o = calloc(1, sizeof(*o));
-	struct xen_import_opts none = {0};
-	struct holes h = {.in = in, .orig = o, .buf = malloc((size_t)1024 * 4096)};
-	int rc = -1, cp = memfd_create("xsr-import-holes", MFD_CLOEXEC);
-	struct stat sb;
-	if (!o || !h.buf || cp < 0 || fstat(in, &sb) < 0) {
-		snprintf(err, errlen, "holes test: out of memory");
-		goto out;
-	}
-	o->fd = in;
-	o->size = (uint64_t)sb.st_size;
-	o->o = &none;
-	if (xen_detect_and_parse(o) < 0) {
-		snprintf(err, errlen, "%s", o->err);
-		goto out;
-	}
-	final_pages(o);
-	struct xen_vcpus vs = {0};
-	uint32_t nv = count_vcpus(o, &vs);
-	/* the copy: every octet but the page data */
 	off_t ip = 0, op = 0;
-	if (copy_file_range(in, &ip, cp, &op, (size_t)sb.st_size, 0) != sb.st_size) {
-		for (uint64_t done = 0; done < (uint64_t)sb.st_size;) {
-			ssize_t n = pread(in, h.buf, (size_t)1024 * 4096, (off_t)done);
-			if (n <= 0 || pwrite(cp, h.buf, (size_t)n, (off_t)done) != n) {
+	if (copy_file_range(in, &ip, cp, &op, (size_t)o->size, 0) != (ssize_t)o->size) {
+		for (uint64_t done = 0; done < o->size;) {
+			ssize_t n = pread(in, buf, (size_t)1024 * 4096, (off_t)done);
+			if (n <= 0 || pwrite(cp, buf, (size_t)n, (off_t)done) != n) {
 				snprintf(err, errlen, "holes test: copy failed");
-				goto out;
+				return -1;
 			}
 			done += (uint64_t)n;
 		}
 	}
 	for (size_t i = 0; i < o->npages; i++)
-		if (o->pages[i].off && fallocate(cp, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)o->pages[i].off, 4096) < 0) {
+		if (o->pages[i].off &&
+		    fallocate(cp, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)o->pages[i].off, 4096) < 0) {
 			snprintf(err, errlen, "holes test: punching a hole: %s", strerror(errno));
-			goto out;
+			return -1;
 		}
-	struct xen_import_opts op2 = {.stream = stream, .vcpus_hint = nv, .pages = holes_pages, .pctx = &h};
-	rc = xen_import_fd_opts(cp, out, &op2, err, errlen);
+	return 0;
+}
+
+static int holes_test(int in, int out, const struct xsr_xen_import_opts *base, struct xsr_xen_import_stats *st,
+		      char *err, size_t errlen)
+{
+	struct src *o = calloc(1, sizeof(*o));
+	static const struct xsr_xen_import_opts none;
+	struct holes h = {.in = in, .orig = o, .buf = malloc((size_t)1024 * 4096)};
+	int rc = XSR_E_IO, cp = memfd_create("xsr-import-holes", MFD_CLOEXEC);
+	struct stat sb;
+	if (!o || !h.buf || cp < 0 || fstat(in, &sb) < 0) {
+		snprintf(err, errlen, "holes test: out of memory");
+		goto out;
+	}
+	xsr_source_fd(&o->in, in);
+	o->fd = in;
+	o->size = (uint64_t)sb.st_size;
+	o->o = &none;
+	if (detect_and_parse(o) < 0) {
+		snprintf(err, errlen, "%s", o->err);
+		rc = o->code < 0 ? o->code : XSR_E_FORMAT;
+		goto out;
+	}
+	final_pages(o);
+	struct xen_vcpus vs = {0};
+	uint32_t nv = count_vcpus(o, &vs);
+	if (holes_copy(in, cp, o, h.buf, err, errlen) < 0)
+		goto out;
+	struct xsr_xen_import_opts op2 = {.layout = base->layout, .vcpus_hint = nv, .pages = holes_pages, .pages_ctx = &h};
+	rc = xsr_xen_import_fd(cp, out, &op2, st, err, errlen);
 out:
 	if (cp >= 0)
 		close(cp);
@@ -1633,100 +1762,17 @@ out:
 	free(h.buf);
 	return rc;
 }
-#endif
 
-static void usage(FILE *f)
+static int test_hooks(int fd, int out_fd, const struct xsr_xen_import_opts *o, struct xsr_xen_import_stats *st,
+		      char *err, size_t errlen)
 {
-	fprintf(f, "usage: xsr import [--layout seekable|stream] IN OUT\n\n"
-		   "Read an xl save file, a libxl v2 or libxc v2/v3 migration stream, or an\n"
-		   "xl dump-core (xc_core) file ('-' = stdin) and write it as an xsrelf image:\n"
-		   "seekable unless --layout stream (or --stream) or OUT is '-', a FIFO or a\n"
-		   "device.  Every record is kept: export gives the Xen records back.  On a\n"
-		   "terminal, progress is shown on stderr.  See docs/xen-compat.md.\n"
-		   XSR_COMMON_HELP);
-}
-
-int cmd_import(int argc, char **argv)
-{
-	static const struct option opts[] = {{"layout", required_argument, 0, 'L'}, {"stream", no_argument, 0, 'S'},
-					     {"help", no_argument, 0, 'h'}, XSR_COMMON_OPTS, {0, 0, 0, 0}};
-	int layout = 0, c;
-	optind = 1;
-	while ((c = getopt_long(argc, argv, "h" XSR_COMMON_SHORT, opts, NULL)) != -1) {
-		switch (c) {
-		case 'S': layout = XSR_LAYOUT_STREAM; break;
-		case 'L':
-			if ((layout = xsr_parse_layout("import", "--layout", optarg)) < 0)
-				return XSR_EXIT_USAGE;
-			break;
-		case 'h': usage(stdout); return XSR_EXIT_OK;
-		default:
-			if (xsr_common_opt(c))
-				break;
-			usage(stderr);
-			return XSR_EXIT_USAGE;
-		}
-	}
-	if (optind != argc - 2) {
-		usage(stderr);
-		return XSR_EXIT_USAGE;
-	}
-	const char *in = argv[optind], *outp = argv[optind + 1];
-	if (layout == XSR_LAYOUT_SEEKABLE && !xsr_out_regular(outp)) {
-		xsr_err("import", "%s: a seekable image needs a regular file", outp);
-		return XSR_EXIT_USAGE;
-	}
-	int fd = xsr_open_in("import", in);
-	if (fd < 0)
-		return XSR_EXIT_FAIL;
-	struct stat sb;
-	if (fstat(fd, &sb) < 0 || !S_ISREG(sb.st_mode)) {
-		int t = spool(fd);
-		if (fd != STDIN_FILENO)
-			close(fd);
-		fd = t;
-		if (fd < 0 || fstat(fd, &sb) < 0) {
-			xsr_err("import", "%s: cannot copy the input to a temporary file", in);
-			return XSR_EXIT_FAIL;
-		}
-	}
-	int ret = XSR_EXIT_FAIL;
-	struct xsr_outfile out = {.fd = -1};
-	char err[1024] = "";
-	if (xsr_out_open(&out, "import", outp) < 0)
-		goto done;
-	int stream = layout == XSR_LAYOUT_STREAM || xsr_out_streamed(&out), irc;
-	struct xsr_progress pg;
-	xsr_progress_init(&pg, "import", "pages", 0);
-	xsr_detail("import", "%s (%lld octets) -> %s, %s layout", in, (long long)sb.st_size, outp,
-		   stream ? "streamed" : "seekable");
-	uint64_t t0 = xsr_now_ns();
-#if XSR_TESTHOOKS
-	/* Test hook: feed the input through a growing memfd, as libxl's save does (follow mode). */
+	if (o->follow_done || o->pages || o->begin)
+		return 1;
 	const char *fv = getenv("XSR_IMPORT_TEST_FOLLOW");
 	if (fv)
-		irc = follow_test(fd, out.fd, stream, (uint32_t)atoi(fv), err, sizeof(err));
-	else if (getenv("XSR_IMPORT_TEST_HOLES"))
-		irc = holes_test(fd, out.fd, stream, err, sizeof(err));
-	else
-#endif
-	{
-		struct xen_import_opts o = {.stream = stream, .progress = xsr_progress_cb, .progress_ctx = &pg};
-		irc = xen_import_fd_opts(fd, out.fd, &o, err, sizeof(err));
-	}
-	xsr_progress_end(&pg);
-	if (irc < 0) {
-		xsr_err("import", "%s -> %s: %s", in, outp, err);
-		xsr_out_abort(&out);
-		goto done;
-	}
-	off_t size = xsr_out_streamed(&out) ? -1 : lseek(out.fd, 0, SEEK_END);
-	if (xsr_out_commit(&out, "import") < 0)
-		goto done;
-	xsr_detail("import", "%s: %lld octets in %.1f ms", outp, (long long)size, (xsr_now_ns() - t0) / 1e6);
-	ret = XSR_EXIT_OK;
-done:
-	if (fd != STDIN_FILENO)
-		close(fd);
-	return ret;
+		return follow_test(fd, out_fd, o, (uint32_t)atoi(fv), st, err, errlen);
+	if (getenv("XSR_IMPORT_TEST_HOLES"))
+		return holes_test(fd, out_fd, o, st, err, errlen);
+	return 1;
 }
+#endif

@@ -2,7 +2,7 @@
 /* One name table per Xen record family, and which records upstream Xen reads. */
 #include <stddef.h>
 
-#include "xencompat.h"
+#include "xen_internal.h"
 
 static const char *const libxc_names[] = {
 	[XEN_RT_END] = "END",
@@ -33,7 +33,7 @@ static const char *const postcopy_names[] = {
 	"POSTCOPY_PAGE_DATA", "POSTCOPY_FAULT", "POSTCOPY_COMPLETE",
 };
 
-const char *xen_libxc_rec_name(uint32_t version, uint32_t type)
+const char *xsr_xen_libxc_rec_name(uint32_t version, uint32_t type)
 {
 	if (version == 2 && type >= XEN_RT_POSTCOPY_BEGIN && type <= XEN_RT_POSTCOPY_COMPLETE)
 		return postcopy_names[type - XEN_RT_POSTCOPY_BEGIN];
@@ -44,14 +44,14 @@ const char *xen_libxc_rec_name(uint32_t version, uint32_t type)
 	return type & XEN_RT_OPTIONAL ? "unknown optional" : "unknown";
 }
 
-const char *xen_libxl_rec_name(uint32_t type)
+const char *xsr_xen_libxl_rec_name(uint32_t type)
 {
 	static const char *const n[] = {"END", "LIBXC_CONTEXT", "EMULATOR_XENSTORE_DATA",
 					"EMULATOR_CONTEXT", "CHECKPOINT_END", "CHECKPOINT_STATE"};
 	return type < sizeof(n) / sizeof(n[0]) ? n[type] : "unknown";
 }
 
-int xen_libxc_rec_upstream(uint32_t version, uint32_t type)
+int xsr_xen_libxc_rec_upstream(uint32_t version, uint32_t type)
 {
 	if (version < 2 || version > 4)
 		return 0;
