@@ -23,12 +23,12 @@ CFLAGS     += $(if $(XEN_LIBS),-DXSR_HAVE_XEN=1)
 
 LIB_SRC    := $(wildcard libxsrelf/src/*.c)
 LIB_OBJ    := $(LIB_SRC:%.c=build/%.o)
-TOOL_SRC   := $(wildcard cli/*.c save/*.c restore/*.c core/*.c backends/*.c vmm/*.c xen/*.c migrate/*.c)
+TOOL_SRC   := $(wildcard util/*.c cli/*.c save/*.c restore/*.c core/*.c backends/*.c vmm/*.c xen/*.c migrate/*.c)
 TOOL_OBJ   := $(TOOL_SRC:%.c=build/%.o)
 
 all: lib/libxsrelf.so lib/libxsrelf.a bin/xsr guest
 
-build/%.o: %.c $(wildcard libxsrelf/include/xsrelf/*.h libxsrelf/src/*.h backends/*.h save/*.h restore/*.h vmm/*.h cli/*.h xen/*.h migrate/*.h)
+build/%.o: %.c $(wildcard libxsrelf/include/xsrelf/*.h libxsrelf/src/*.h util/*.h backends/*.h save/*.h restore/*.h vmm/*.h cli/*.h xen/*.h migrate/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -DXSR_TESTHOOKS=$(XSR_TESTHOOKS) -fvisibility=hidden -c $< -o $@
 

@@ -6,6 +6,9 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "../util/clock.h"
+#include "../util/progress.h"
+
 /*
  * Exit codes shared by all verbs (xsr(1), EXIT STATUS).  A verb interrupted
  * while writing an output file exits 128 + the signal (129, 130, 143);
@@ -40,21 +43,12 @@ void xsr_note(const char *verb, const char *fmt, ...) __attribute__((format(prin
 void xsr_detail(const char *verb, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /*
- * Progress on a terminal, one helper for every verb: "\rLABEL: DONE/TOTAL
- * UNIT (P%)" on stderr, redrawn when the percentage moves, and a newline at
- * the end.  Shown only when stderr is a terminal, without --quiet and
- * without --json (@json); xsr_progress_init() decides once.  The library and
- * the engines print nothing: they call xsr_progress_cb() with @p as context.
+ * Progress on a terminal, one helper for every verb (util/progress.h draws
+ * it): shown only when stderr is a terminal, without --quiet and without
+ * --json (@json); xsr_progress_init() decides once.  The library and the
+ * engines print nothing: they call xsr_progress_cb() with @p as context.
  */
-struct xsr_progress {
-	const char *label; /* the verb: "convert", "import", ... */
-	const char *unit;  /* "pages" */
-	int on, drawn;
-	uint64_t last_pct;
-};
 void xsr_progress_init(struct xsr_progress *p, const char *label, const char *unit, int json);
-void xsr_progress_cb(void *p, uint64_t done, uint64_t total);
-void xsr_progress_end(struct xsr_progress *p);
 /*
  * The layout a verb writes: "seekable" or "stream" (--layout, and the older
  * spellings --to and --stream) -> enum xsr_layout; -1 with a message printed.

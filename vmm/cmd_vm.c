@@ -12,7 +12,7 @@
 
 #include "../backends/kvm.h"
 #include "../cli/cli.h"
-#include "../save/save.h"
+#include "../util/clock.h"
 #include "vmm.h"
 
 #define VERB "vm"
