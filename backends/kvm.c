@@ -774,24 +774,16 @@ void *xsr_kvm_gpa(struct xsr_backend *be, uint64_t gpa, uint64_t len)
 	       (gpa & (XSR_PAGE_SIZE - 1));
 }
 
-int xsr_kvm_slot_pfn(struct xsr_backend *be, uint64_t slot, uint64_t *pfn)
+/* The memfd mapping, slot order (kvm.h): what lazy restore registers with userfaultfd. */
+static int kvm_map_guest(struct xsr_backend *be, void **addr, uint64_t *len)
 {
 	struct xsr_kvm *k = K(be);
-	uint32_t lo = 0, hi = k->nr_runs;
 
-	while (lo < hi) {
-		uint32_t mid = lo + (hi - lo) / 2;
-
-		if (slot < k->slots[mid].slot0)
-			hi = mid;
-		else if (slot - k->slots[mid].slot0 >= k->slots[mid].count)
-			lo = mid + 1;
-		else {
-			*pfn = k->slots[mid].pfn + (slot - k->slots[mid].slot0);
-			return 0;
-		}
-	}
-	return XSR_E_RANGE;
+	if (!k->mem)
+		return seterr(k, XSR_E_STATE, "map_guest: the VM has no memory (create first)");
+	*addr = k->mem;
+	*len = k->mem_len;
+	return 0;
 }
 
 static int set_log_dirty(struct xsr_kvm *k, bool on)
@@ -1492,6 +1484,7 @@ const struct xsr_backend_ops xsr_kvm_ops = {
     .set_vcpu = kvm_set_vcpu,
     .load_extra = kvm_load_extra,
     .start = kvm_start,
+    .map_guest = kvm_map_guest,
     .error = kvm_error,
     .close = kvm_close,
 };

@@ -74,29 +74,6 @@ int xsr_guest_load(struct xsr_backend *be, const char *path, uint32_t nr_vcpus,
 /* "<dir of /proc/self/exe>/xsr-guest.elf" into @buf. */
 int xsr_guest_default_path(char *buf, size_t len);
 
-/* ---------------- lazy restore (restore/lazy.c) ---------------- */
-
-struct xsr_lazy;
-struct xsr_lazy_stats {
-	uint64_t faults;     /* pages served on demand */
-	uint64_t prefetched; /* pages copied in by the background thread */
-	uint64_t errors;     /* pages that could not be served (see the log) */
-	int done;	     /* every page is in; userfaultfd released */
-};
-
-/*
- * Restore the seekable image on @fd into @be (an opened, empty KVM backend)
- * and start the guest at once; a userfaultfd thread serves each first touch
- * from the image and another prefetches the rest.  On success the lazy
- * handle owns @fd (closed by xsr_lazy_stop()); on failure the caller keeps
- * it.  @st gets what was done before start (no page data).
- */
-int xsr_lazy_restore(struct xsr_backend *be, int fd, FILE *log, struct xsr_lazy **out,
-		     struct xsr_restore_stats *st, char *err, size_t errlen);
-void xsr_lazy_stats(struct xsr_lazy *lz, struct xsr_lazy_stats *st);
-/* Stop the threads and release everything.  Stop the vCPUs first. NULL ok. */
-void xsr_lazy_stop(struct xsr_lazy *lz);
-
 /* ---------------- the daemon (vmm/daemon.c) ---------------- */
 
 struct xsr_vmm {
