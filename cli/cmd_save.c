@@ -1,10 +1,11 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * xsr save, and what it shares with xsr core (cli/cmd_core.c): the capture
- * of a guest into FILE.  For a VM (vm:SOCK) the verbs are clients of a VMM.  Only the VMM can read its vCPUs,
- * so the client opens the output (atomically: a temporary file beside FILE)
- * and passes the descriptor over the control socket; the VMM writes the image
- * with xsr_save_domain() and replies with statistics; the client then commits
+ * of a guest into FILE.  For a VM (vm:SOCK) the verbs are clients of a VMM:
+ * only the VMM can read its vCPUs, so the client opens the output
+ * (atomically: a temporary file beside FILE) and passes the descriptor over
+ * the control socket; the VMM writes the image with xsr_save_domain() or
+ * xsr_core_domain() and replies with statistics; the client then commits
  * (fsync + rename) or removes the temporary file.  An earlier FILE is never
  * touched by a failed save.
  */
@@ -84,8 +85,8 @@ static int rewrite_core(const struct capture *c, struct xsr_outfile *out, struct
 }
 
 /*
- * xsr save|core DOMID FILE: the Xen backend.  A core goes through the generic
- * save code like a KVM core; a save through libxl (see backends/xen.h).
+ * xsr save|core DOMID FILE: the Xen backend.  A core goes through the core
+ * engine like a KVM core; a save through libxl (see backends/xen.h).
  * Either way FILE is committed (fsync + rename) before the domain is
  * destroyed (save --stop) and a failure leaves it running.
  */
