@@ -28,12 +28,12 @@ LIB_OBJ    := $(LIB_SRC:%.c=build/%.o)
 # or XSR_BENCH_NOHASH.  lib/libxsrelf.a, which bin/xsr and the test programs
 # link, keeps them (XSR_TESTHOOKS, default 1) for the fault tier.
 SHIP_OBJ   := $(LIB_SRC:%.c=build/shipped/%.o)
-TOOL_SRC   := $(wildcard cli/*.c save/*.c restore/*.c core/*.c backends/*.c vmm/*.c migrate/*.c)
+TOOL_SRC   := $(wildcard util/*.c cli/*.c save/*.c restore/*.c core/*.c backends/*.c vmm/*.c migrate/*.c)
 TOOL_OBJ   := $(TOOL_SRC:%.c=build/%.o)
 
 all: lib/libxsrelf.so lib/libxsrelf.a build/shipped/libxsrelf.a bin/xsr guest
 
-build/%.o: %.c $(wildcard libxsrelf/include/xsrelf/*.h libxsrelf/src/*.h backends/*.h save/*.h restore/*.h vmm/*.h cli/*.h migrate/*.h)
+build/%.o: %.c $(wildcard libxsrelf/include/xsrelf/*.h libxsrelf/src/*.h util/*.h backends/*.h save/*.h restore/*.h vmm/*.h cli/*.h migrate/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -DXSR_TESTHOOKS=$(XSR_TESTHOOKS) -fvisibility=hidden -c $< -o $@
 

@@ -3,7 +3,8 @@
  * The hypervisor backend interface.
  *
  * One ops struct per backend (synthetic, KVM, Xen); every member is filled
- * (backend_check() refuses an ops struct with a NULL member).  The generic
+ * (backend_check() refuses an ops struct with a NULL member), but for
+ * map_guest, a capability that only some backends have.  The generic
  * save / restore / core / migrate code in save/, restore/ and core/ only ever
  * calls through this struct and never asks which backend it has.
  *
@@ -76,6 +77,19 @@ struct xsr_backend_ops {
 			  uint64_t len);
 	/* Start (or un-pause) the restored domain. */
 	int (*start)(struct xsr_backend *be);
+
+	/*
+	 * ---- lazy restore (restore/lazy.c) ----
+	 * The one optional member: NULL when the backend cannot restore lazily
+	 * (xsr_backend_check() allows that, and lazy restore then refuses).
+	 * After create, before anything touches guest memory: the host mapping
+	 * of all of it, page slot i at @addr + i * XSR_PAGE_SIZE (slots in
+	 * describe()'s run order), shared (a memfd) or anonymous memory that
+	 * userfaultfd can register in MISSING mode, so that the engine serves
+	 * each first touch, the backend's own included, from the image.
+	 * Borrowed until close.
+	 */
+	int (*map_guest)(struct xsr_backend *be, void **addr, uint64_t *len);
 
 	/* Message for the last failure (static or owned by @be). */
 	const char *(*error)(struct xsr_backend *be);

@@ -774,24 +774,16 @@ void *xsr_kvm_gpa(struct xsr_backend *be, uint64_t gpa, uint64_t len)
 	       (gpa & (XSR_PAGE_SIZE - 1));
 }
 
-int xsr_kvm_slot_pfn(struct xsr_backend *be, uint64_t slot, uint64_t *pfn)
+/* The memfd mapping, slot order (kvm.h): what lazy restore registers with userfaultfd. */
+static int kvm_map_guest(struct xsr_backend *be, void **addr, uint64_t *len)
 {
 	struct xsr_kvm *k = K(be);
-	uint32_t lo = 0, hi = k->nr_runs;
 
-	while (lo < hi) {
-		uint32_t mid = lo + (hi - lo) / 2;
-
-		if (slot < k->slots[mid].slot0)
-			hi = mid;
-		else if (slot - k->slots[mid].slot0 >= k->slots[mid].count)
-			lo = mid + 1;
-		else {
-			*pfn = k->slots[mid].pfn + (slot - k->slots[mid].slot0);
-			return 0;
-		}
-	}
-	return XSR_E_RANGE;
+	if (!k->mem)
+		return seterr(k, XSR_E_STATE, "map_guest: the VM has no memory (create first)");
+	*addr = k->mem;
+	*len = k->mem_len;
+	return 0;
 }
 
 static int set_log_dirty(struct xsr_kvm *k, bool on)
@@ -1102,23 +1094,10 @@ static int kvm_get_vcpu(struct xsr_backend *be, uint32_t id, struct xsr_vcpu_sta
 	return 0;
 }
 
-/*
- * Order matters: SREGS first (CR0/CR4/EFER decide how the rest is read),
- * then REGS; XCR0 before the XSAVE image it gates; MSRs (TSC, the PV clock)
- * before LAPIC (the TSC deadline timer); events and MP state last, as they
- * describe what happens at the next KVM_RUN.
- */
-static int kvm_set_vcpu(struct xsr_backend *be, const struct xsr_vcpu_state *st)
+/* Segments, descriptor tables, control registers, EFER: the mode the rest is read in. */
+static int set_sregs(struct xsr_kvm *k, int fd, int id, const struct xsr_vcpu_state *st)
 {
-	struct xsr_kvm *k = K(be);
 	const struct xsr_x86_vcpu *r = &st->r;
-	struct kvm_vcpu_slot *v;
-	int fd, id = (int)r->vcpu_id;
-
-	if (r->vcpu_id >= k->nr_vcpus)
-		return seterr(k, XSR_E_RANGE, "set_vcpu: vcpu %u of %u", r->vcpu_id, k->nr_vcpus);
-	v = &k->vcpus[r->vcpu_id];
-	fd = v->fd;
 
 	if (r->valid & XSR_VCPU_HAVE_SREGS) {
 		struct kvm_sregs sregs;
@@ -1150,6 +1129,12 @@ static int kvm_set_vcpu(struct xsr_backend *be, const struct xsr_vcpu_state *st)
 		if (ioctl(fd, KVM_SET_SREGS, &sregs) < 0)
 			return ioerr(k, "KVM_SET_SREGS", id);
 	}
+	return 0;
+}
+
+static int set_regs(struct xsr_kvm *k, int fd, int id, const struct xsr_vcpu_state *st)
+{
+	const struct xsr_x86_vcpu *r = &st->r;
 
 	struct kvm_regs regs = {
 	    .rax = r->gpr[XSR_RAX],
@@ -1173,6 +1158,13 @@ static int kvm_set_vcpu(struct xsr_backend *be, const struct xsr_vcpu_state *st)
 	};
 	if (ioctl(fd, KVM_SET_REGS, &regs) < 0)
 		return ioerr(k, "KVM_SET_REGS", id);
+	return 0;
+}
+
+/* XCR0 before the XSAVE image it gates; the legacy FPU image when there is no XSAVE. */
+static int set_fpu(struct xsr_kvm *k, int fd, int id, const struct xsr_vcpu_state *st)
+{
+	const struct xsr_x86_vcpu *r = &st->r;
 
 	if (k->have_xcrs && r->xcr0) {
 		struct kvm_xcrs xcrs;
@@ -1202,6 +1194,12 @@ static int kvm_set_vcpu(struct xsr_backend *be, const struct xsr_vcpu_state *st)
 		if (ioctl(fd, KVM_SET_FPU, &fpu) < 0)
 			return ioerr(k, "KVM_SET_FPU", id);
 	}
+	return 0;
+}
+
+static int set_msrs(struct xsr_kvm *k, int fd, int id, const struct xsr_vcpu_state *st)
+{
+	const struct xsr_x86_vcpu *r = &st->r;
 
 	if ((r->valid & XSR_VCPU_HAVE_MSRS) && r->nr_msrs) {
 		size_t sz = sizeof(struct kvm_msrs) + r->nr_msrs * sizeof(struct kvm_msr_entry);
@@ -1232,6 +1230,13 @@ static int kvm_set_vcpu(struct xsr_backend *be, const struct xsr_vcpu_state *st)
 		}
 		free(m);
 	}
+	return 0;
+}
+
+/* LAPIC, debug registers, pending events and MP state: what happens at the next KVM_RUN. */
+static int set_lapic_events(struct xsr_kvm *k, int fd, int id, const struct xsr_vcpu_state *st)
+{
+	const struct xsr_x86_vcpu *r = &st->r;
 
 	if ((r->valid & XSR_VCPU_HAVE_LAPIC) && r->lapic_len) {
 		if (!k->irqchip)
@@ -1263,6 +1268,32 @@ static int kvm_set_vcpu(struct xsr_backend *be, const struct xsr_vcpu_state *st)
 	if (ioctl(fd, KVM_SET_MP_STATE, &mp) < 0)
 		return ioerr(k, "KVM_SET_MP_STATE", id);
 	return 0;
+}
+
+/*
+ * Order matters: SREGS first (CR0/CR4/EFER decide how the rest is read),
+ * then REGS; XCR0 before the XSAVE image it gates; MSRs (TSC, the PV clock)
+ * before LAPIC (the TSC deadline timer); events and MP state last, as they
+ * describe what happens at the next KVM_RUN.
+ */
+static int kvm_set_vcpu(struct xsr_backend *be, const struct xsr_vcpu_state *st)
+{
+	struct xsr_kvm *k = K(be);
+	uint32_t id = st->r.vcpu_id;
+
+	if (id >= k->nr_vcpus)
+		return seterr(k, XSR_E_RANGE, "set_vcpu: vcpu %u of %u", id, k->nr_vcpus);
+	int fd = k->vcpus[id].fd, rc = set_sregs(k, fd, (int)id, st);
+
+	if (rc == 0)
+		rc = set_regs(k, fd, (int)id, st);
+	if (rc == 0)
+		rc = set_fpu(k, fd, (int)id, st);
+	if (rc == 0)
+		rc = set_msrs(k, fd, (int)id, st);
+	if (rc == 0)
+		rc = set_lapic_events(k, fd, (int)id, st);
+	return rc;
 }
 
 /* ------------------------------------------------------------------ */
@@ -1492,6 +1523,7 @@ const struct xsr_backend_ops xsr_kvm_ops = {
     .set_vcpu = kvm_set_vcpu,
     .load_extra = kvm_load_extra,
     .start = kvm_start,
+    .map_guest = kvm_map_guest,
     .error = kvm_error,
     .close = kvm_close,
 };

@@ -18,7 +18,8 @@
  *   ops->close()            everything is freed; the guest is gone
  *
  * Guest memory is laid out in the memfd in memory-run order, so page slot i
- * (backend.h) lives at memfd offset i * 4096; lazy restore relies on that.
+ * (backend.h) lives at memfd offset i * 4096; lazy restore relies on that
+ * (ops->map_guest).
  */
 #ifndef XSR_KVM_H
 #define XSR_KVM_H
@@ -44,8 +45,6 @@ void xsr_kvm_set_log(struct xsr_backend *be, FILE *log);
 void *xsr_kvm_mem(struct xsr_backend *be, uint64_t *len);
 /* Host address of guest-physical [@gpa, @gpa + @len) if it lies in one run. */
 void *xsr_kvm_gpa(struct xsr_backend *be, uint64_t gpa, uint64_t len);
-/* Guest frame of page slot @slot; XSR_E_RANGE past the end. */
-int xsr_kvm_slot_pfn(struct xsr_backend *be, uint64_t slot, uint64_t *pfn);
 
 /*
  * The text saved as the XSR_SEC_CONFIG section (copied).  After a restore,

@@ -46,7 +46,7 @@ int xsr_xen_target(const char *t, uint32_t *domid)
 #include <xenguest.h>
 
 #include "../cli/cli.h"
-#include "../save/save.h"
+#include "../util/clock.h"
 #include <xsrelf/xen.h>
 #include "xen_priv.h"
 

@@ -51,7 +51,7 @@
 #include <xenguest.h>
 
 #include "../cli/cli.h"
-#include "../save/save.h"
+#include "../util/clock.h"
 #include <xsrelf/xen.h>
 #include "xen_priv.h"
 

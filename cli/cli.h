@@ -6,6 +6,9 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "../util/clock.h"
+#include "../util/progress.h"
+
 /*
  * Exit codes shared by all verbs (xsr(1), EXIT STATUS).  A verb interrupted
  * while writing an output file exits 128 + the signal (129, 130, 143);
@@ -40,26 +43,42 @@ void xsr_note(const char *verb, const char *fmt, ...) __attribute__((format(prin
 void xsr_detail(const char *verb, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /*
- * Progress on a terminal, one helper for every verb: "\rLABEL: DONE/TOTAL
- * UNIT (P%)" on stderr, redrawn when the percentage moves, and a newline at
- * the end.  Shown only when stderr is a terminal, without --quiet and
- * without --json (@json); xsr_progress_init() decides once.  The library and
- * the engines print nothing: they call xsr_progress_cb() with @p as context.
+ * Progress on a terminal, one helper for every verb (util/progress.h draws
+ * it): shown only when stderr is a terminal, without --quiet and without
+ * --json (@json); xsr_progress_init() decides once.  The library and the
+ * engines print nothing: they call xsr_progress_cb() with @p as context.
  */
-struct xsr_progress {
-	const char *label; /* the verb: "convert", "import", ... */
-	const char *unit;  /* "pages" */
-	int on, drawn;
-	uint64_t last_pct;
-};
 void xsr_progress_init(struct xsr_progress *p, const char *label, const char *unit, int json);
-void xsr_progress_cb(void *p, uint64_t done, uint64_t total);
-void xsr_progress_end(struct xsr_progress *p);
 /*
  * The layout a verb writes: "seekable" or "stream" (--layout, and the older
  * spellings --to and --stream) -> enum xsr_layout; -1 with a message printed.
  */
 int xsr_parse_layout(const char *verb, const char *opt, const char *s);
+
+/*
+ * A verb's TARGET, read once (cli/target.c): "vm:SOCK", a VMM's control
+ * socket, or "DOMID" / "xen:DOMID", a Xen domain (qemu: goes here next).
+ * @accept is the XSR_TARGET_* kinds the verb takes; 0, or -1 with a message.
+ */
+enum { XSR_TARGET_VM = 1, XSR_TARGET_XEN = 2 };
+struct xsr_target {
+	unsigned kind;	  /* one XSR_TARGET_* */
+	const char *sock; /* XSR_TARGET_VM: the control socket (points into @s) */
+	uint32_t domid;	  /* XSR_TARGET_XEN */
+};
+int xsr_target_resolve(const char *verb, const char *s, unsigned accept, struct xsr_target *t);
+/* "vm:SOCK" -> SOCK, or NULL with a message printed. */
+const char *xsr_ctl_target(const char *verb, const char *target);
+/*
+ * A request to the VMM at @sock (vmm.h: xsr_ctl_request); *reply gets the
+ * malloc'd JSON reply line.  0 if the VMM answered "ok":true; else prints
+ * "xsr VERB: ..." and returns -1.
+ */
+int xsr_ctl_call(const char *verb, const char *sock, const char *req, const int *fds, int nfds,
+		 char **reply);
+
+/* xsr save and xsr core (cli/cmd_save.c): @kind XSR_KIND_SAVE or XSR_KIND_CORE. */
+int xsr_capture_main(const char *verb, int kind, void (*usage)(FILE *f), int argc, char **argv);
 
 typedef int (*xsr_cmd_fn)(int argc, char **argv);
 

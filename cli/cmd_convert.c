@@ -9,7 +9,7 @@
 #include <xsrelf/paging.h>
 #include <xsrelf/reader.h>
 
-#include "../save/save.h"
+#include "../util/clock.h"
 #include "cli.h"
 
 static void usage(FILE *f)

@@ -12,7 +12,7 @@
 #include <xsrelf/xsrelf.h>
 
 #include "cli.h"
-#include "../save/save.h"
+#include "../util/clock.h"
 
 static const struct {
 	const char *name;

@@ -57,38 +57,9 @@ void xsr_detail(const char *verb, const char *fmt, ...)
 
 void xsr_progress_init(struct xsr_progress *p, const char *label, const char *unit, int json)
 {
-	memset(p, 0, sizeof(*p));
-	p->label = label;
-	p->unit = unit;
 	/* A log file or a pipe gets no carriage returns; a script asked for --json gets JSON only.
 	 */
-	p->on = isatty(STDERR_FILENO) && xsr_verbosity >= 0 && !json;
-	p->last_pct = UINT64_MAX;
-}
-
-void xsr_progress_cb(void *ctx, uint64_t done, uint64_t total)
-{
-	struct xsr_progress *p = ctx;
-	if (!p || !p->on || !total)
-		return;
-	if (done > total)
-		done = total;
-	uint64_t pct = done * 100 / total;
-	if (pct == p->last_pct)
-		return;
-	p->last_pct = pct;
-	p->drawn = 1;
-	fprintf(stderr, "\r%s: %llu/%llu %s (%llu%%)", p->label, (unsigned long long)done,
-		(unsigned long long)total, p->unit, (unsigned long long)pct);
-	fflush(stderr);
-}
-
-void xsr_progress_end(struct xsr_progress *p)
-{
-	if (p && p->on && p->drawn)
-		fputc('\n', stderr);
-	if (p)
-		p->drawn = 0;
+	xsr_progress_start(p, label, unit, isatty(STDERR_FILENO) && xsr_verbosity >= 0 && !json);
 }
 
 int xsr_parse_layout(const char *verb, const char *opt, const char *s)

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
- * Verbs whose implementation lives elsewhere (vmm/, save/, restore/, core/)
- * are weak here so that a build without them still links and says so.
+ * Verbs whose implementation still lives outside cli/ (migrate/, xen/) are
+ * weak here so that a build without them still links and says so.
  */
 #include "cli.h"
 
@@ -11,9 +11,5 @@ static int missing(const char *verb)
 	return XSR_EXIT_FAIL;
 }
 
-__attribute__((weak)) int cmd_vm(int argc, char **argv) { return missing("vm"); }
-__attribute__((weak)) int cmd_save(int argc, char **argv) { return missing("save"); }
-__attribute__((weak)) int cmd_restore(int argc, char **argv) { return missing("restore"); }
-__attribute__((weak)) int cmd_core(int argc, char **argv) { return missing("core"); }
 __attribute__((weak)) int cmd_migrate(int argc, char **argv) { return missing("migrate"); }
 __attribute__((weak)) int cmd_receive(int argc, char **argv) { return missing("receive"); }

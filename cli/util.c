@@ -19,6 +19,7 @@
 #include <xsrelf/io.h>
 #include <xsrelf/paging.h>
 
+#include "../vmm/vmm.h"
 #include "cli.h"
 
 int64_t xsr_parse_size(const char *s)
@@ -574,4 +575,30 @@ int64_t xsr_writev_all(int fd, struct iovec *iov, int n)
 		total += (int64_t)iov[i].iov_len;
 	int rc = xsr_write_all(fd, iov, n);
 	return rc < 0 ? rc : total;
+}
+
+/*
+ * The verbs' face of the VMM client (vmm/control.c prints nothing).  Here
+ * rather than in target.c while migrate/cmd_migrate.c, a verb outside cli/,
+ * still calls them: it may reach util.c only.  xsr_target_resolve() reads
+ * vm:SOCK with xsr_ctl_target().
+ */
+int xsr_ctl_call(const char *verb, const char *sock, const char *req, const int *fds, int nfds,
+		 char **reply)
+{
+	char err[1024];
+
+	if (xsr_ctl_request(sock, req, fds, nfds, reply, err, sizeof(err)) == 0)
+		return 0;
+	xsr_err(verb, "%s", err);
+	return -1;
+}
+
+const char *xsr_ctl_target(const char *verb, const char *target)
+{
+	if (strncmp(target, "vm:", 3) != 0 || !target[3]) {
+		xsr_err(verb, "target '%s': expected vm:SOCK (a VMM's control socket)", target);
+		return NULL;
+	}
+	return target + 3;
 }

@@ -28,7 +28,7 @@
 #include "../backends/kvm.h"
 #include "../backends/xen.h"
 #include "../cli/cli.h"
-#include "../save/save.h"
+#include "../util/clock.h"
 #include "../vmm/vmm.h"
 #include "migrate.h"
 

@@ -40,7 +40,7 @@
 #include <xsrelf/writer.h>
 
 #include "../restore/restore.h"
-#include "../save/save.h"
+#include "../util/clock.h"
 #include "migrate.h"
 
 struct rcv {

@@ -30,7 +30,7 @@
 
 #include <xsrelf/writer.h>
 
-#include "../save/save.h"
+#include "../util/clock.h"
 #include "migrate.h"
 
 #define CHUNK 1024u     /* pages per batch, pre-copy */

@@ -30,7 +30,7 @@
 #include <xsrelf/writer.h>
 
 #include "../backends/xen.h"
-#include "../save/save.h"
+#include "../util/clock.h"
 #include <xsrelf/xen.h>
 #include "migrate.h"
 

@@ -14,7 +14,7 @@
 
 #include <xsrelf/xsrelf.h>
 
-#include "../save/save.h"
+#include "../util/clock.h"
 #include "proto.h"
 
 #define ALIGN8(x) (((x) + 7) & ~(uint64_t)7)

@@ -28,7 +28,7 @@ build/fuzz/lib/%.o: libxsrelf/src/%.c $(wildcard libxsrelf/include/xsrelf/*.h li
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -c $< -o $@
 
-build/fuzz/tools/%.o: %.c $(wildcard libxsrelf/include/xsrelf/*.h backends/*.h save/*.h restore/*.h vmm/*.h cli/*.h migrate/*.h)
+build/fuzz/tools/%.o: %.c $(wildcard libxsrelf/include/xsrelf/*.h util/*.h backends/*.h save/*.h restore/*.h vmm/*.h cli/*.h migrate/*.h)
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -c $< -o $@
 

@@ -2,8 +2,8 @@
 /*
  * Lazy restore: the guest starts before any page is loaded.
  *
- * Guest memory (the KVM backend's memfd mapping) is registered with
- * userfaultfd in MISSING mode.  A fault thread serves each first touch, by a
+ * Guest memory (what the backend's ops->map_guest hands out: for KVM, its
+ * memfd mapping) is registered with userfaultfd in MISSING mode.  A fault thread serves each first touch, by a
  * vCPU or by KVM itself on the guest's behalf, with one verified page read
  * from the image (xsr_image_read_page: random access through the index);
  * a prefetch thread copies every remaining data page in, in slot order.  Once
@@ -35,9 +35,8 @@
 
 #include <xsrelf/reader.h>
 
-#include "../backends/kvm.h"
-#include "../save/save.h"
-#include "../vmm/vmm.h"
+#include "../util/clock.h"
+#include "restore.h"
 
 #define PREFETCH_CHUNK 256 /* index entries read at a time */
 
@@ -50,6 +49,10 @@ struct xsr_lazy {
 	int wake[2]; /* stop pipe: xsr_lazy_stop -> both threads */
 	uint8_t *base;
 	uint64_t len;
+	/* The backend's runs (borrowed) and the first page slot of each: slot -> pfn. */
+	const struct xsr_memrun *runs;
+	uint64_t *slot0;
+	uint32_t nr_runs;
 	pthread_t fault_tid, prefetch_tid;
 	bool have_fault, have_prefetch;
 	atomic_uint_fast64_t faults, prefetched, errors;
@@ -113,6 +116,55 @@ static int place_page(struct xsr_lazy *lz, uint64_t addr, const void *page, int 
 	}
 }
 
+/* Guest frame of page slot @slot (backend.h: slots in run order); -1 past the end. */
+static int slot_pfn(const struct xsr_lazy *lz, uint64_t slot, uint64_t *pfn)
+{
+	uint32_t lo = 0, hi = lz->nr_runs;
+
+	while (lo < hi) {
+		uint32_t mid = lo + (hi - lo) / 2;
+
+		if (slot < lz->slot0[mid])
+			hi = mid;
+		else if (slot - lz->slot0[mid] >= lz->runs[mid].count)
+			lo = mid + 1;
+		else {
+			*pfn = lz->runs[mid].pfn + (slot - lz->slot0[mid]);
+			return 0;
+		}
+	}
+	return -1;
+}
+
+/* After create: where guest memory is and how its slots map to frames. */
+static int map_guest(struct xsr_lazy *lz, char *err, size_t errlen)
+{
+	struct xsr_backend *be = lz->be;
+	struct xsr_domain_info info;
+	void *base;
+	uint64_t n = 0;
+	int r = be->ops->map_guest(be, &base, &lz->len);
+
+	if (r == 0)
+		r = be->ops->describe(be, &info);
+	if (r < 0)
+		return fail(err, errlen, r, "%s", be->ops->error(be));
+	lz->base = base;
+	lz->runs = info.runs;
+	lz->nr_runs = info.nr_runs;
+	lz->slot0 = calloc(info.nr_runs ? info.nr_runs : 1, sizeof(*lz->slot0));
+	if (!lz->slot0)
+		return fail(err, errlen, XSR_E_NOMEM, "out of memory");
+	for (uint32_t i = 0; i < info.nr_runs; i++) {
+		lz->slot0[i] = n;
+		n += info.runs[i].count;
+	}
+	if (n > lz->len >> XSR_PAGE_SHIFT)
+		return fail(err, errlen, XSR_E_BACKEND, "map_guest: %" PRIu64 " octets for %" PRIu64 " pages",
+			    lz->len, n);
+	return 0;
+}
+
 static void serve_fault(struct xsr_lazy *lz, uint64_t address, uint8_t *buf)
 {
 	uint64_t addr = address & ~(XSR_PAGE_SIZE - 1), slot, pfn;
@@ -125,7 +177,7 @@ static void serve_fault(struct xsr_lazy *lz, uint64_t address, uint8_t *buf)
 		return;
 	}
 	slot = (addr - (uintptr_t)lz->base) >> XSR_PAGE_SHIFT;
-	if (xsr_kvm_slot_pfn(lz->be, slot, &pfn) < 0) {
+	if (slot_pfn(lz, slot, &pfn) < 0) {
 		lz_log(lz, "fault in slot %" PRIu64 ": no such slot", slot);
 		atomic_fetch_add(&lz->errors, 1);
 		return;
@@ -322,6 +374,8 @@ int xsr_lazy_restore(struct xsr_backend *be, int fd, FILE *log, struct xsr_lazy 
 
 	*out = NULL;
 	memset(st, 0, sizeof(*st));
+	if (!be->ops->map_guest)
+		return fail(err, errlen, XSR_E_UNSUPPORTED, "the %s backend has no lazy restore", be->ops->name);
 	if (fstat(fd, &sb) < 0 || !S_ISREG(sb.st_mode))
 		return fail(err, errlen, XSR_E_INVAL,
 			    "lazy restore needs a seekable image file, "
@@ -354,7 +408,9 @@ int xsr_lazy_restore(struct xsr_backend *be, int fd, FILE *log, struct xsr_lazy 
 		fail(err, errlen, r, "%s", be->ops->error(be));
 		goto fail;
 	}
-	lz->base = xsr_kvm_mem(be, &lz->len);
+	r = map_guest(lz, err, errlen);
+	if (r < 0)
+		goto fail;
 
 	lz->uffd = (int)syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK);
 	if (lz->uffd < 0) {
@@ -432,8 +488,8 @@ int xsr_lazy_restore(struct xsr_backend *be, int fd, FILE *log, struct xsr_lazy 
 	*out = lz;
 	return 0;
 fail:
+	/* No vCPU runs: ops->start is the last step, and stops its threads itself when it fails. */
 	free(vs);
-	xsr_kvm_stop(be);
 	xsr_lazy_stop(lz);
 	return r;
 }
@@ -468,6 +524,7 @@ void xsr_lazy_stop(struct xsr_lazy *lz)
 		close(lz->wake[1]);
 	xsr_image_close(lz->img_fault);
 	xsr_image_close(lz->img_prefetch);
+	free(lz->slot0);
 	if (lz->fd >= 0)
 		close(lz->fd);
 	free(lz);

@@ -17,7 +17,7 @@
 #include <xsrelf/io.h>
 #include <xsrelf/reader.h>
 
-#include "../save/save.h"
+#include "../util/clock.h"
 #include "restore.h"
 
 #define CHUNK 256u

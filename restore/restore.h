@@ -4,6 +4,7 @@
 #define XSR_RESTORE_H
 
 #include <stdint.h>
+#include <stdio.h>
 
 #include "../backends/backend.h"
 
@@ -39,5 +40,30 @@ int xsr_restore_domain(struct xsr_backend *be, int fd, const struct xsr_restore_
  */
 struct uffd_msg;
 int xsr_uffd_wait(int uffd, int wakefd, struct uffd_msg *msgs, size_t max, int *err);
+
+/* ---- lazy restore (restore/lazy.c) ---- */
+
+struct xsr_lazy;
+struct xsr_lazy_stats {
+	uint64_t faults;     /* pages served on demand */
+	uint64_t prefetched; /* pages copied in by the background thread */
+	uint64_t errors;     /* pages that could not be served (see the log) */
+	int done;	     /* every page is in; userfaultfd released */
+};
+
+/*
+ * Restore the seekable image on @fd into @be (an opened, empty backend
+ * with ops->map_guest; XSR_E_UNSUPPORTED without) and start the guest at
+ * once; a userfaultfd thread serves each first touch from the image and
+ * another prefetches the rest.  On success the lazy
+ * handle owns @fd (closed by xsr_lazy_stop()); on failure the caller keeps
+ * it.  @st gets what was done before start (no page data).  The threads
+ * log what goes wrong to @log (stderr if NULL).
+ */
+int xsr_lazy_restore(struct xsr_backend *be, int fd, FILE *log, struct xsr_lazy **out,
+		     struct xsr_restore_stats *st, char *err, size_t errlen);
+void xsr_lazy_stats(struct xsr_lazy *lz, struct xsr_lazy_stats *st);
+/* Stop the threads and release everything.  Stop the vCPUs first. NULL ok. */
+void xsr_lazy_stop(struct xsr_lazy *lz);
 
 #endif

@@ -16,13 +16,6 @@
 
 #define CHUNK 1024u
 
-uint64_t xsr_now_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
 struct savectx {
 	struct xsr_backend *be;
 	struct xsr_writer *w;

@@ -1,60 +1,60 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* Client side of the VMM control protocol (see vmm.h) and a tiny JSON reader. */
 #include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
 
-#include "../cli/cli.h"
 #include "vmm.h"
 
 #define CTL_MAX_FDS 4
 
-const char *xsr_ctl_target(const char *verb, const char *target)
+/* The client prints nothing: the reason goes to @err, the verb says it. */
+static int ctl_fail(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int ctl_fail(char *err, size_t errlen, const char *fmt, ...)
 {
-	if (strncmp(target, "vm:", 3) != 0 || !target[3]) {
-		xsr_err(verb, "target '%s': expected vm:SOCK (a VMM's control socket)", target);
-		return NULL;
-	}
-	return target + 3;
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(err, errlen, fmt, ap);
+	va_end(ap);
+	return -1;
 }
 
-static int ctl_connect(const char *verb, const char *sock)
+static int ctl_connect(const char *sock, char *err, size_t errlen)
 {
 	struct sockaddr_un sa = {.sun_family = AF_UNIX};
 	int fd;
 
 	if (strlen(sock) >= sizeof(sa.sun_path)) {
-		xsr_err(verb, "control socket path '%s' is longer than %zu octets", sock,
-			sizeof(sa.sun_path) - 1);
-		return -1;
+		return ctl_fail(err, errlen, "control socket path '%s' is longer than %zu octets", sock,
+				sizeof(sa.sun_path) - 1);
 	}
 	strcpy(sa.sun_path, sock);
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0) {
-		xsr_err(verb, "socket: %s", strerror(errno));
-		return -1;
+		return ctl_fail(err, errlen, "socket: %s", strerror(errno));
 	}
 	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
 		int e = errno;
 
 		close(fd);
 		if (e == ENOENT)
-			xsr_err(verb, "no VMM control socket at %s (is the VM running?)", sock);
-		else if (e == ECONNREFUSED)
-			xsr_err(verb, "nothing listens on %s (stale socket: the VMM has exited)",
-				sock);
-		else
-			xsr_err(verb, "cannot connect to %s: %s", sock, strerror(e));
-		return -1;
+			return ctl_fail(err, errlen, "no VMM control socket at %s (is the VM running?)", sock);
+		if (e == ECONNREFUSED)
+			return ctl_fail(err, errlen, "nothing listens on %s (stale socket: the VMM has exited)",
+					sock);
+		return ctl_fail(err, errlen, "cannot connect to %s: %s", sock, strerror(e));
 	}
 	return fd;
 }
 
-int xsr_ctl_call(const char *verb, const char *sock, const char *req, const int *fds, int nfds,
-		 char **reply)
+int xsr_ctl_request(const char *sock, const char *req, const int *fds, int nfds, char **reply,
+		    char *err, size_t errlen)
 {
 	char line[1024];
 	union {
@@ -69,13 +69,12 @@ int xsr_ctl_call(const char *verb, const char *sock, const char *req, const int 
 
 	*reply = NULL;
 	if (nfds < 0 || nfds > CTL_MAX_FDS)
-		return -1;
+		return ctl_fail(err, errlen, "%d descriptors for one request (at most %d)", nfds, CTL_MAX_FDS);
 	n = snprintf(line, sizeof(line), "%s\n", req);
 	if (n < 0 || (size_t)n >= sizeof(line)) {
-		xsr_err(verb, "control request too long");
-		return -1;
+		return ctl_fail(err, errlen, "control request too long");
 	}
-	fd = ctl_connect(verb, sock);
+	fd = ctl_connect(sock, err, errlen);
 	if (fd < 0)
 		return -1;
 	iov.iov_base = line;
@@ -91,7 +90,7 @@ int xsr_ctl_call(const char *verb, const char *sock, const char *req, const int 
 		memcpy(CMSG_DATA(c), fds, sizeof(int) * (size_t)nfds);
 	}
 	if (sendmsg(fd, &mh, MSG_NOSIGNAL) != n) {
-		xsr_err(verb, "sending to %s: %s", sock, strerror(errno));
+		ctl_fail(err, errlen, "sending to %s: %s", sock, strerror(errno));
 		close(fd);
 		return -1;
 	}
@@ -99,7 +98,7 @@ int xsr_ctl_call(const char *verb, const char *sock, const char *req, const int 
 	buf = malloc(cap);
 	if (!buf) {
 		close(fd);
-		xsr_err(verb, "out of memory");
+		ctl_fail(err, errlen, "out of memory");
 		return -1;
 	}
 	for (;;) {
@@ -109,7 +108,7 @@ int xsr_ctl_call(const char *verb, const char *sock, const char *req, const int 
 			char *nb = cap < (1u << 20) ? realloc(buf, cap * 2) : NULL;
 
 			if (!nb) {
-				xsr_err(verb, "reply from %s too long", sock);
+				ctl_fail(err, errlen, "reply from %s too long", sock);
 				goto fail;
 			}
 			buf = nb;
@@ -119,7 +118,7 @@ int xsr_ctl_call(const char *verb, const char *sock, const char *req, const int 
 		if (got < 0 && errno == EINTR)
 			continue;
 		if (got < 0) {
-			xsr_err(verb, "reading the reply from %s: %s", sock, strerror(errno));
+			ctl_fail(err, errlen, "reading the reply from %s: %s", sock, strerror(errno));
 			goto fail;
 		}
 		if (got == 0)
@@ -132,15 +131,15 @@ int xsr_ctl_call(const char *verb, const char *sock, const char *req, const int 
 	fd = -1;
 	buf[len] = 0;
 	if (!len) {
-		xsr_err(verb, "the VMM at %s closed the connection without a reply (see %s.log)",
-			sock, sock);
+		ctl_fail(err, errlen, "the VMM at %s closed the connection without a reply (see %s.log)",
+			 sock, sock);
 		goto fail;
 	}
 	int ok = 0;
 	if (xsr_json_bool(buf, "ok", &ok) < 0 || !ok) {
 		char *msg = xsr_json_str_dup(buf, "error");
 
-		xsr_err(verb, "%s", msg ? msg : buf);
+		ctl_fail(err, errlen, "%s", msg ? msg : buf);
 		free(msg);
 		*reply = buf;
 		return -1;

@@ -21,9 +21,10 @@
 #include <unistd.h>
 
 #include "../backends/kvm.h"
-#include "../cli/cli.h"
+#include "../core/core.h"
 #include "../migrate/migrate.h"
 #include "../save/save.h"
+#include "../util/progress.h"
 #include "vmm.h"
 
 #define REQ_MAX 1024
@@ -72,7 +73,7 @@ int xsr_vmm_parse_config(struct xsr_vmm *v, const char *config)
 /* Requests                                                            */
 /* ------------------------------------------------------------------ */
 
-static void json_escape(FILE *f, const char *s)
+void xsr_vmm_json_str(FILE *f, const char *s)
 {
 	fputc('"', f);
 	for (; *s; s++) {
@@ -93,7 +94,7 @@ static void json_escape(FILE *f, const char *s)
 static void reply_err(FILE *out, const char *msg)
 {
 	fputs("{\"ok\":false,\"error\":", out);
-	json_escape(out, msg);
+	xsr_vmm_json_str(out, msg);
 	fputs("}", out);
 }
 
@@ -185,8 +186,7 @@ static void do_save(struct xsr_vmm *v, char **argv, int argc, const int *fds, in
 		fflush(stderr);
 		saved_stderr = dup(2);
 		if (saved_stderr >= 0 && dup2(fds[1], 2) >= 0) {
-			xsr_progress_init(&pg, o.kind == XSR_KIND_CORE ? "core" : "save", "pages", 0);
-			pg.on = 1;
+			xsr_progress_start(&pg, o.kind == XSR_KIND_CORE ? "core" : "save", "pages", 1);
 			o.progress = xsr_progress_cb;
 			o.progress_ctx = &pg;
 		}
@@ -195,7 +195,8 @@ static void do_save(struct xsr_vmm *v, char **argv, int argc, const int *fds, in
 	vlog(v, "%s to fd (hold=%d)", o.kind == XSR_KIND_CORE ? "core" : "save", o.leave_paused);
 	before = xsr_kvm_pause_depth(v->be);
 	memset(&st, 0, sizeof(st));
-	r = xsr_save_domain(v->be, fds[0], &o, &st, err, sizeof(err));
+	r = o.kind == XSR_KIND_CORE ? xsr_core_domain(v->be, fds[0], &o, &st, err, sizeof(err))
+				    : xsr_save_domain(v->be, fds[0], &o, &st, err, sizeof(err));
 	after = xsr_kvm_pause_depth(v->be);
 	if (saved_stderr >= 0) {
 		xsr_progress_end(&pg);
@@ -297,7 +298,7 @@ static void do_migrate(struct xsr_vmm *v, char **argv, int argc, const int *fds,
 		v->held = true; /* `resume` rolls back to the switch-over, `stop` abandons */
 		vlog(v, "migrate: %s", err);
 		fputs("{\"ok\":false,\"split\":true,\"error\":", out);
-		json_escape(out, err);
+		xsr_vmm_json_str(out, err);
 		fputs("}", out);
 		free(st);
 		return;

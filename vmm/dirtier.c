@@ -16,7 +16,7 @@
 #include <time.h>
 
 #include "../backends/kvm.h"
-#include "../save/save.h"
+#include "../util/clock.h"
 #include "vmm.h"
 
 #define DIRTY_FROM (UINT64_C(4) << 20)

@@ -74,29 +74,6 @@ int xsr_guest_load(struct xsr_backend *be, const char *path, uint32_t nr_vcpus,
 /* "<dir of /proc/self/exe>/xsr-guest.elf" into @buf. */
 int xsr_guest_default_path(char *buf, size_t len);
 
-/* ---------------- lazy restore (restore/lazy.c) ---------------- */
-
-struct xsr_lazy;
-struct xsr_lazy_stats {
-	uint64_t faults;     /* pages served on demand */
-	uint64_t prefetched; /* pages copied in by the background thread */
-	uint64_t errors;     /* pages that could not be served (see the log) */
-	int done;	     /* every page is in; userfaultfd released */
-};
-
-/*
- * Restore the seekable image on @fd into @be (an opened, empty KVM backend)
- * and start the guest at once; a userfaultfd thread serves each first touch
- * from the image and another prefetches the rest.  On success the lazy
- * handle owns @fd (closed by xsr_lazy_stop()); on failure the caller keeps
- * it.  @st gets what was done before start (no page data).
- */
-int xsr_lazy_restore(struct xsr_backend *be, int fd, FILE *log, struct xsr_lazy **out,
-		     struct xsr_restore_stats *st, char *err, size_t errlen);
-void xsr_lazy_stats(struct xsr_lazy *lz, struct xsr_lazy_stats *st);
-/* Stop the threads and release everything.  Stop the vCPUs first. NULL ok. */
-void xsr_lazy_stop(struct xsr_lazy *lz);
-
 /* ---------------- the daemon (vmm/daemon.c) ---------------- */
 
 struct xsr_vmm {
@@ -142,18 +119,61 @@ int xsr_vmm_spawn(const char *sock, xsr_vmm_build_fn build, void *ctx, int keep_
 
 /* Read "counters_gpa" etc. from the config text the VMM saves. */
 int xsr_vmm_parse_config(struct xsr_vmm *v, const char *config);
+/* @s as a JSON string on @f (the VMM quotes its replies and config itself). */
+void xsr_vmm_json_str(FILE *f, const char *s);
+
+/* ---------------- building the VM (vmm/build.c) ---------------- */
+
+/*
+ * The one way a KVM VM is built in the daemon (xsr vm start, xsr restore,
+ * xsr receive; call it from the xsr_vmm_build_fn given to xsr_vmm_spawn):
+ * open KVM into v->be, log to v->log, hold the VM paused from before its
+ * vCPUs exist if @paused, let @load create, fill and start it, then take
+ * v->mem_bytes from its runs and the guest's counters from the config it
+ * carries (unless @load set them).  0, or <0 with the reason in @msg.
+ */
+struct xsr_vmm_load {
+	const char *what; /* "start", "restore", "receive": names the log lines */
+	int paused;
+	xsr_vmm_build_fn load; /* gets v->be opened and empty */
+	void *ctx;
+};
+int xsr_vmm_build_kvm(struct xsr_vmm *v, const struct xsr_vmm_load *l, char *msg, size_t msglen);
+
+/* A load: the test guest ELF at @path (xsr vm start); ctx is a struct xsr_vmm_guest. */
+struct xsr_vmm_guest {
+	uint64_t mem;
+	uint32_t vcpus;
+	const char *path;
+};
+int xsr_vmm_load_guest(struct xsr_vmm *v, void *ctx, char *msg, size_t msglen);
+
+/*
+ * A load: the image on @fd, whole (xsr_restore_domain: every page verified
+ * before the guest runs) or lazily (xsr_lazy_restore); ctx is a struct
+ * xsr_vmm_image.  @fd is consumed either way (-1 after: closed, or owned by
+ * the lazy handle) unless a lazy restore failed.
+ */
+struct xsr_vmm_image {
+	int fd;
+	int lazy;
+	void (*progress)(void *ctx, uint64_t done, uint64_t total); /* whole restore only */
+	void *progress_ctx;
+	struct xsr_restore_stats st; /* out */
+};
+int xsr_vmm_load_image(struct xsr_vmm *v, void *ctx, char *msg, size_t msglen);
 
 /* ---------------- the client (vmm/control.c) ---------------- */
 
 /*
- * Send @req (one line, no newline needed) with @nfds descriptors to the VMM
- * at @sock; *reply gets the malloc'd JSON reply line.  Returns 0 if the VMM
- * answered "ok":true; else prints "xsr VERB: ..." and returns -1.
+ * Send @req (one line, no newline needed) with @nfds (at most 4) descriptors
+ * to the VMM at @sock; *reply gets the malloc'd JSON reply line (also when
+ * the VMM refused; the caller frees it).  Returns 0 if the VMM answered
+ * "ok":true; else -1 with the reason in @err (the VMM's own message when it
+ * refused).  Prints nothing: the verbs of cli/ say it (xsr_ctl_call).
  */
-int xsr_ctl_call(const char *verb, const char *sock, const char *req, const int *fds, int nfds,
-		 char **reply);
-/* "vm:SOCK" -> SOCK, or NULL with a message printed. */
-const char *xsr_ctl_target(const char *verb, const char *target);
+int xsr_ctl_request(const char *sock, const char *req, const int *fds, int nfds, char **reply,
+		    char *err, size_t errlen);
 
 /* Minimal readers for the flat JSON the VMM sends. 0 or -1 if absent. */
 int xsr_json_u64(const char *js, const char *key, uint64_t *out);
@@ -162,8 +182,5 @@ int xsr_json_bool(const char *js, const char *key, int *out);
 char *xsr_json_str_dup(const char *js, const char *key);
 /* Up to @max numbers of an array value; returns the count or -1. */
 int xsr_json_u64_array(const char *js, const char *key, uint64_t *out, int max);
-
-/* xsr save / xsr core share this (save/cmd_save.c). */
-int xsr_capture_main(const char *verb, int kind, int argc, char **argv);
 
 #endif

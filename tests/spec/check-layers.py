@@ -23,7 +23,9 @@ from collections import defaultdict
 ENGINES = ("save", "restore", "core", "migrate")
 # A backend's interface; every other header under backends/ is private to it.
 BACKEND_INTERFACE = {"backends/backend.h"}
-TOOL_DIRS = ("cli",) + ENGINES + ("backends", "vmm")
+# util/: the floor below the backends (the clock, progress drawing) that every
+# folder of the tool may use; it uses nothing of the project itself.
+TOOL_DIRS = ("util", "cli") + ENGINES + ("backends", "vmm")
 
 
 def layer(path):
@@ -74,6 +76,8 @@ def include_violations(root):
                 found.add("includes-cli %s %s" % (src, h))
             if me == "backends" and hl in ENGINES + ("vmm", "cli"):
                 found.add("backend-uses-%s %s %s" % (hl, src, h))
+            if me == "util" and hl != "util":
+                found.add("util-uses-outside %s %s" % (src, h))
             if me in ENGINES and hl == "backends" and h not in BACKEND_INTERFACE:
                 found.add("engine-includes-backend-private %s %s" % (src, h))
             if me in ENGINES and hl == "vmm":
@@ -178,6 +182,8 @@ def call_violations(objdir):
                 found.add("calls-cli %s %s" % (src, d))
             if me == "backends" and dl in ENGINES + ("vmm", "cli"):
                 found.add("backend-calls-%s %s %s" % (dl, src, d))
+            if me == "util" and dl != "util":
+                found.add("util-calls-outside %s %s" % (src, d))
             if me in ENGINES and dl == "vmm":
                 found.add("engine-calls-vmm %s %s" % (src, d))
             # engines reach a backend through its ops struct (function

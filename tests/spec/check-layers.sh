@@ -20,9 +20,9 @@ check "the tree keeps the rules: no violation outside layers-known.txt, none of 
 	test $rc -eq 0
 [ $rc -eq 0 ] || sed 's/^/     /' "$T/out" | head -30
 
-# A copy of the library's sources, and cli/cli.h, with the library including it.
+# A copy of the library's sources, and cli/cli.h (with util/, which it includes), with the library including it.
 mkdir -p "$T/tree/cli"
-(cd "$ROOT" && tar -cf - libxsrelf) | tar -xf - -C "$T/tree" && cp "$ROOT/cli/cli.h" "$T/tree/cli/"
+(cd "$ROOT" && tar -cf - libxsrelf util) | tar -xf - -C "$T/tree" && cp "$ROOT/cli/cli.h" "$T/tree/cli/"
 echo '#include "../../cli/cli.h"' >>"$T/tree/libxsrelf/src/common.c"
 python3 "$CHK" --root "$T/tree" --known "$KNOWN" >"$T/out" 2>&1
 rc=$?

@@ -14,6 +14,7 @@
 #include <xsrelf/writer.h>
 
 #include "backend.h"
+#include "../../restore/restore.h"
 
 void xsr_synth_vcpu(uint32_t id, struct xsr_vcpu_state *st);
 
@@ -370,6 +371,26 @@ Test(backend, synth_ops_complete)
 	struct xsr_synth_params sp = {.mem_bytes = 1 << 20, .nr_vcpus = 1};
 	cr_assert_eq(xsr_synth_open(&be, &sp), 0);
 	cr_assert_null(xsr_backend_check(be->ops));
+	be->ops->close(be);
+}
+
+/* map_guest is a capability: a backend without it is complete, and lazy restore says it cannot. */
+Test(backend, lazy_restore_needs_map_guest)
+{
+	struct xsr_backend *be;
+	struct xsr_synth_params sp = {.mem_bytes = 1 << 20, .nr_vcpus = 1};
+	struct xsr_lazy *lz = (struct xsr_lazy *)&sp;
+	struct xsr_restore_stats st;
+	char err[256] = "";
+	int fd = open("/dev/null", O_RDONLY);
+
+	cr_assert_eq(xsr_synth_open(&be, &sp), 0);
+	cr_assert_null(be->ops->map_guest);
+	cr_assert_null(xsr_backend_check(be->ops));
+	cr_assert_eq(xsr_lazy_restore(be, fd, NULL, &lz, &st, err, sizeof(err)), XSR_E_UNSUPPORTED);
+	cr_assert_null(lz);
+	cr_assert(strstr(err, "synthetic backend has no lazy restore"), "%s", err);
+	close(fd);
 	be->ops->close(be);
 }
 

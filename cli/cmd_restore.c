@@ -12,12 +12,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "../backends/kvm.h"
 #include "../backends/xen.h"
-#include "../cli/cli.h"
-#include "../save/save.h"
 #include "../vmm/vmm.h"
-#include "restore.h"
+#include "cli.h"
 
 #define VERB "restore"
 
@@ -46,54 +43,25 @@ static void usage(FILE *f)
 }
 
 struct restore_ctx {
-	int fd;
-	int lazy;
+	struct xsr_vmm_image img; /* what the VMM loads (vmm/build.c) */
 	int paused;
 	struct xsr_progress pg; /* decided here, drawn by the VMM while it builds */
 };
 
+/* Runs in the VMM daemon (xsr_vmm_spawn): the shared builder, then the reply for the parent. */
 static int restore_build(struct xsr_vmm *v, void *arg, char *msg, size_t msglen)
 {
 	struct restore_ctx *c = arg;
-	struct xsr_restore_stats st;
-	struct xsr_domain_info info;
-	int r;
+	const struct xsr_vmm_load l = {.what = "restore", .paused = c->paused, .load = xsr_vmm_load_image,
+				       .ctx = &c->img};
+	int r = xsr_vmm_build_kvm(v, &l, msg, msglen);
 
-	memset(&st, 0, sizeof(st));
-	r = xsr_kvm_open(&v->be, msg, msglen);
+	xsr_progress_end(&c->pg);
 	if (r < 0)
 		return r;
-	xsr_kvm_set_log(v->be, v->log);
-	if (c->paused) {
-		/* Held from before the vCPU threads exist: they park at once. */
-		v->be->ops->pause(v->be);
-		v->user_paused = true;
-	}
-	if (c->lazy) {
-		r = xsr_lazy_restore(v->be, c->fd, v->log, &v->lazy, &st, msg, msglen);
-		if (r == 0)
-			c->fd = -1; /* the lazy handle reads it until the prefetch ends */
-	} else {
-		struct xsr_restore_opts o = {.progress = xsr_progress_cb, .progress_ctx = &c->pg};
-
-		r = xsr_restore_domain(v->be, c->fd, &o, &st, msg, msglen);
-		xsr_progress_end(&c->pg);
-		close(c->fd); /* every octet is in guest memory now */
-		c->fd = -1;
-	}
-	if (r < 0)
-		return r;
-	if (v->be->ops->describe(v->be, &info) == 0) {
-		for (uint32_t i = 0; i < info.nr_runs; i++)
-			v->mem_bytes += info.runs[i].count << XSR_PAGE_SHIFT;
-	}
-	/* Images from other producers have no counters to show; that is fine. */
-	if (xsr_vmm_parse_config(v, xsr_kvm_config(v->be)) < 0)
-		fprintf(v->log, "restore: no xsr VMM config in the image: status shows no "
-				"counters\n");
-	snprintf(msg, msglen,
-		 "{\"bytes\":%s,\"pages\":%s,\"zero_pages\":%s,\"elapsed_ms\":%.3f}",
-		 xsr_jdec(st.bytes), xsr_jdec(st.pages), xsr_jdec(st.zero_pages), st.elapsed_ns / 1e6);
+	snprintf(msg, msglen, "{\"bytes\":%s,\"pages\":%s,\"zero_pages\":%s,\"elapsed_ms\":%.3f}",
+		 xsr_jdec(c->img.st.bytes), xsr_jdec(c->img.st.pages), xsr_jdec(c->img.st.zero_pages),
+		 c->img.st.elapsed_ns / 1e6);
 	return 0;
 }
 
@@ -143,7 +111,7 @@ int cmd_restore(int argc, char **argv)
 	    {"paused", no_argument, NULL, 'p'},	       {"json", no_argument, NULL, 'j'},
 	    {"help", no_argument, NULL, 'h'},	       XSR_COMMON_OPTS,
 	    {NULL, 0, NULL, 0}};
-	struct restore_ctx c = {.fd = -1};
+	struct restore_ctx c = {.img.fd = -1};
 	const char *sock = NULL, *file;
 	char msg[2048];
 	int json = 0, o;
@@ -157,7 +125,7 @@ int cmd_restore(int argc, char **argv)
 			sock = optarg;
 			break;
 		case 'l':
-			c.lazy = 1;
+			c.img.lazy = 1;
 			break;
 		case 'j':
 			json = 1;
@@ -182,34 +150,36 @@ int cmd_restore(int argc, char **argv)
 	}
 	file = argv[optind];
 	if (!sock)
-		return restore_xen(file, c.paused, json, c.lazy);
-	if (c.lazy && !strcmp(file, "-")) {
+		return restore_xen(file, c.paused, json, c.img.lazy);
+	if (c.img.lazy && !strcmp(file, "-")) {
 		xsr_err(VERB, "--lazy needs a seekable image file, not a stream on stdin");
 		return XSR_EXIT_USAGE;
 	}
-	c.fd = xsr_open_in(VERB, file);
-	if (c.fd < 0)
+	c.img.fd = xsr_open_in(VERB, file);
+	if (c.img.fd < 0)
 		return XSR_EXIT_FAIL;
-	if (c.lazy) {
+	if (c.img.lazy) {
 		struct stat sb;
 
-		if (fstat(c.fd, &sb) < 0 || !S_ISREG(sb.st_mode)) {
+		if (fstat(c.img.fd, &sb) < 0 || !S_ISREG(sb.st_mode)) {
 			xsr_err(VERB, "--lazy: %s is not a regular file", file);
-			close(c.fd);
+			close(c.img.fd);
 			return XSR_EXIT_USAGE;
 		}
 	}
 	xsr_progress_init(&c.pg, VERB, "pages", json);
-	c.pg.on &= !c.lazy; /* a lazy restore loads pages after the guest runs */
-	xsr_detail(VERB, "%s into a VMM on %s%s", file, sock, c.lazy ? ", lazily" : "");
+	c.pg.on &= !c.img.lazy; /* a lazy restore loads pages after the guest runs */
+	c.img.progress = xsr_progress_cb;
+	c.img.progress_ctx = &c.pg;
+	xsr_detail(VERB, "%s into a VMM on %s%s", file, sock, c.img.lazy ? ", lazily" : "");
 	if (xsr_vmm_spawn(sock, restore_build, &c, c.pg.on, &pid, msg, sizeof(msg)) < 0) {
 		xsr_err(VERB, "%s: %s", file, msg);
-		if (c.fd > 0)
-			close(c.fd);
+		if (c.img.fd > 0)
+			close(c.img.fd);
 		return XSR_EXIT_FAIL;
 	}
-	if (c.fd > 0)
-		close(c.fd);
+	if (c.img.fd > 0)
+		close(c.img.fd);
 
 	double ttr = (xsr_now_ns() - t0) / 1e6;
 	if (json) {
@@ -221,7 +191,7 @@ int cmd_restore(int argc, char **argv)
 		xsr_json_u64(msg, "zero_pages", &zero);
 		printf("{\"pid\":%d,\"lazy\":%s,\"bytes\":%s,\"pages\":%s,\"zero_pages\":%s"
 		       ",\"elapsed_ms\":%.3f,\"time_to_running_ms\":%.3f}\n",
-		       (int)pid, c.lazy ? "true" : "false", xsr_jdec(bytes), xsr_jdec(pages), xsr_jdec(zero),
+		       (int)pid, c.img.lazy ? "true" : "false", xsr_jdec(bytes), xsr_jdec(pages), xsr_jdec(zero),
 		       e ? strtod(e + 13, NULL) : 0.0, ttr);
 	} else {
 		printf("%d\n", (int)pid);

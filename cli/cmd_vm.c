@@ -10,10 +10,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "../backends/kvm.h"
-#include "../cli/cli.h"
-#include "../save/save.h"
-#include "vmm.h"
+#include "../vmm/vmm.h"
+#include "cli.h"
 
 #define VERB "vm"
 #define START_TIMEOUT_NS (UINT64_C(60) * 1000000000)
@@ -35,61 +33,12 @@ static void usage(FILE *f)
 		XSR_COMMON_HELP);
 }
 
-struct start_ctx {
-	uint64_t mem;
-	uint32_t vcpus;
-	const char *guest;
-};
-
+/* Runs in the VMM daemon (xsr_vmm_spawn): the shared builder with the test guest. */
 static int start_build(struct xsr_vmm *v, void *arg, char *msg, size_t msglen)
 {
-	struct start_ctx *c = arg;
-	struct xsr_memrun runs[2];
-	struct xsr_domain_info info = {.nr_vcpus = c->vcpus, .runs = runs};
-	struct xsr_guest_info gi;
-	int r;
+	const struct xsr_vmm_load l = {.what = "start", .load = xsr_vmm_load_guest, .ctx = arg};
 
-	r = xsr_guest_runs(c->mem, runs, &info.nr_runs, msg, msglen);
-	if (r < 0)
-		return r;
-	r = xsr_kvm_open(&v->be, msg, msglen);
-	if (r < 0)
-		return r;
-	xsr_kvm_set_log(v->be, v->log);
-	r = v->be->ops->create(v->be, &info);
-	if (r < 0) {
-		snprintf(msg, msglen, "%s", v->be->ops->error(v->be));
-		return r;
-	}
-	r = xsr_guest_load(v->be, c->guest, c->vcpus, &gi, msg, msglen);
-	if (r < 0)
-		return r;
-	v->mem_bytes = c->mem;
-	v->counters_gpa = gi.counters_gpa;
-	v->errors_gpa = gi.errors_gpa;
-	v->nr_counters = gi.nr_counters;
-	/* What a restore needs to find the counters again without the ELF. */
-	char *cfg = NULL;
-	size_t cfg_len = 0;
-	FILE *f = open_memstream(&cfg, &cfg_len);
-
-	if (!f) {
-		snprintf(msg, msglen, "out of memory");
-		return XSR_E_NOMEM;
-	}
-	fprintf(f, "{\"vmm\":\"xsr\",\"mem\":%" PRIu64 ",\"vcpus\":%u,\"guest\":", c->mem,
-		c->vcpus);
-	xsr_json_str(f, c->guest);
-	fprintf(f, ",\"counters_gpa\":%" PRIu64 ",\"errors_gpa\":%" PRIu64 ",\"nr_counters\":%u}",
-		gi.counters_gpa, gi.errors_gpa, gi.nr_counters);
-	fclose(f);
-	r = xsr_kvm_set_config(v->be, cfg);
-	free(cfg);
-	if (r == 0)
-		r = v->be->ops->start(v->be);
-	if (r < 0)
-		snprintf(msg, msglen, "%s", v->be->ops->error(v->be));
-	return r;
+	return xsr_vmm_build_kvm(v, &l, msg, msglen);
 }
 
 /* Poll status until every vCPU's counter has moved (or the VM failed). */
@@ -145,13 +94,13 @@ static int vm_start(int argc, char **argv)
 					     {"help", no_argument, NULL, 'h'},
 					     XSR_COMMON_OPTS,
 					     {NULL, 0, NULL, 0}};
-	struct start_ctx c = {.mem = 64 << 20, .vcpus = 1};
+	struct xsr_vmm_guest c = {.mem = 64 << 20, .vcpus = 1};
 	const char *sock = NULL;
 	char guest[PATH_MAX], msg[2048];
 	int json = 0, o;
 	pid_t pid;
 
-	c.guest = NULL;
+	c.path = NULL;
 	optind = 1;
 	while ((o = getopt_long(argc, argv, "h" XSR_COMMON_SHORT, opts, NULL)) != -1) {
 		switch (o) {
@@ -180,7 +129,7 @@ static int vm_start(int argc, char **argv)
 			sock = optarg;
 			break;
 		case 'g':
-			c.guest = optarg;
+			c.path = optarg;
 			break;
 		case 'j':
 			json = 1;
@@ -201,23 +150,23 @@ static int vm_start(int argc, char **argv)
 		usage(stderr);
 		return XSR_EXIT_USAGE;
 	}
-	if (!c.guest) {
+	if (!c.path) {
 		if (xsr_guest_default_path(guest, sizeof(guest)) < 0) {
 			xsr_err(VERB, "cannot find the test guest; pass --guest PATH");
 			return XSR_EXIT_FAIL;
 		}
-		c.guest = guest;
-	} else if (!realpath(c.guest, guest)) {
-		xsr_err(VERB, "guest %s: %s", c.guest, strerror(errno));
+		c.path = guest;
+	} else if (!realpath(c.path, guest)) {
+		xsr_err(VERB, "guest %s: %s", c.path, strerror(errno));
 		return XSR_EXIT_FAIL;
 	} else {
-		c.guest = guest;
+		c.path = guest;
 	}
-	if (access(c.guest, R_OK) < 0) {
-		xsr_err(VERB, "guest %s: %s", c.guest, strerror(errno));
+	if (access(c.path, R_OK) < 0) {
+		xsr_err(VERB, "guest %s: %s", c.path, strerror(errno));
 		return XSR_EXIT_FAIL;
 	}
-	xsr_detail(VERB, "starting %s with %llu MiB and %u vCPUs on %s", c.guest, (unsigned long long)(c.mem >> 20),
+	xsr_detail(VERB, "starting %s with %llu MiB and %u vCPUs on %s", c.path, (unsigned long long)(c.mem >> 20),
 		   c.vcpus, sock);
 	if (xsr_vmm_spawn(sock, start_build, &c, 0, &pid, msg, sizeof(msg)) < 0) {
 		xsr_err(VERB, "start: %s", msg);

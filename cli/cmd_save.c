@@ -1,0 +1,424 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * xsr save, and what it shares with xsr core (cli/cmd_core.c): the capture
+ * of a guest into FILE.  For a VM (vm:SOCK) the verbs are clients of a VMM:
+ * only the VMM can read its vCPUs, so the client opens the output
+ * (atomically: a temporary file beside FILE) and passes the descriptor over
+ * the control socket; the VMM writes the image with xsr_save_domain() or
+ * xsr_core_domain() and replies with statistics; the client then commits
+ * (fsync + rename) or removes the temporary file.  An earlier FILE is never
+ * touched by a failed save.
+ */
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <xsrelf/paging.h>
+#include <xsrelf/reader.h>
+
+#include "../backends/xen.h"
+#include "../core/core.h"
+#include "../save/save.h"
+#include "../vmm/vmm.h"
+#include "cli.h"
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"usage: xsr save vm:SOCK|DOMID FILE [--stop] [--live] [--json] [--compress zstd|lz4]\n"
+		"\n"
+		"Save the guest behind the VMM control socket SOCK to FILE ('-' streams to\n"
+		"stdout; so do a FIFO, a device and --compress).  FILE is replaced\n"
+		"atomically, keeping its mode (a new FILE is 0600): a failed save\n"
+		"leaves an earlier FILE untouched and the guest running.  --stop ends\n"
+		"the VM once FILE is safely on disk.  --live copies memory while the guest runs (dirty\n"
+		"logging) and pauses only for the last round.  --json prints bytes, pages,\n"
+		"zero_pages, pause_ms, elapsed_ms.\n"
+		"\n"
+		"DOMID (or xen:DOMID) is a Xen domain (run in dom0): libxl suspends it and\n"
+		"its stream is transcoded into FILE on the fly.  Without --stop the domain\n"
+		"resumes afterwards; with --stop it is destroyed once FILE is safe (xl save).\n"
+		"Xen saves are stop-and-copy: --live is refused (no log-dirty here).\n"
+		"\n"
+		"On a terminal, progress is shown on stderr (not with --quiet or --json).\n"
+		XSR_COMMON_HELP);
+}
+
+/* What xsr save / xsr core were asked (capture_opts()). */
+struct capture {
+	const char *verb;
+	int kind; /* XSR_KIND_SAVE or XSR_KIND_CORE */
+	void (*usage)(FILE *f);
+	const char *target, *file, *compress;
+	int stop, live, json, paging;
+	uint32_t pvcpu;
+	char *vmci; /* --vmcoreinfo text (owned) */
+	uint32_t vmci_len;
+};
+
+/*
+ * The physical core is in @out; the paging view and the VMCOREINFO note are
+ * added to a copy (the core engine's xsr_core_compose), which replaces it.
+ * 0, or -1 with @out removed.
+ */
+static int rewrite_core(const struct capture *c, struct xsr_outfile *out, struct xsr_paging_stats *pst)
+{
+	struct xsr_outfile pv;
+	struct xsr_core_view cv = {.paging = c->paging, .vcpu = c->pvcpu, .vmcoreinfo = c->vmci,
+				   .vmcoreinfo_len = c->vmci_len, .paging_stats = pst};
+	char err[512];
+	if (xsr_out_open(&pv, c->verb, out->path) < 0) {
+		xsr_out_abort(out);
+		return -1;
+	}
+	if (xsr_core_compose(out->fd, pv.fd, &cv, err, sizeof(err)) < 0) {
+		xsr_err(c->verb, "%s", err);
+		xsr_out_abort(&pv);
+		xsr_out_abort(out);
+		return -1;
+	}
+	xsr_out_abort(out);
+	*out = pv;
+	return 0;
+}
+
+/*
+ * xsr save|core DOMID FILE: the Xen backend.  A core goes through the core
+ * engine like a KVM core; a save through libxl (see backends/xen.h).
+ * Either way FILE is committed (fsync + rename) before the domain is
+ * destroyed (save --stop) and a failure leaves it running.
+ */
+static int xen_capture(const struct capture *c, uint32_t domid)
+{
+	const char *verb = c->verb, *file = c->file;
+	int kind = c->kind, stop = c->stop, json = c->json, paging = c->paging;
+	uint32_t pvcpu = c->pvcpu;
+	struct xsr_paging_stats pst;
+	struct xsr_outfile out;
+	char err[1024] = "";
+	uint64_t bytes = 0, pages = 0, zero = 0, t_start = xsr_now_ns();
+	double pms = 0, ems = 0, open_ms = 0, xms = 0, commit_ms = 0, finish_ms = 0;
+	int overlapped = 0, native = 0;
+	if (!xsr_xen_supported()) {
+		struct xsr_backend *be;
+		xsr_xen_open(&be, domid, err, sizeof(err));
+		xsr_err(verb, "domain %u: %s", domid, err);
+		return XSR_EXIT_FAIL;
+	}
+	if (!strcmp(file, "-") && isatty(1)) {
+		xsr_err(verb, "refusing to write an image to a terminal");
+		return XSR_EXIT_USAGE;
+	}
+	if (xsr_out_open(&out, verb, file) < 0)
+		return XSR_EXIT_FAIL;
+	if (kind == XSR_KIND_CORE) {
+		struct xsr_backend *be;
+		struct xsr_progress pg;
+		xsr_progress_init(&pg, verb, "pages", json);
+		struct xsr_save_opts o = {.progress = xsr_progress_cb, .progress_ctx = &pg};
+		struct xsr_save_stats st;
+		uint64_t t0 = xsr_now_ns();
+		int orc = xsr_xen_open(&be, domid, err, sizeof(err));
+		open_ms = (xsr_now_ns() - t0) / 1e6;
+		orc = orc < 0 ? orc : xsr_core_domain(be, out.fd, &o, &st, err, sizeof(err));
+		xsr_progress_end(&pg);
+		if (orc < 0) {
+			if (be)
+				be->ops->close(be);
+			xsr_err(verb, "domain %u: %s", domid, err);
+			xsr_out_abort(&out);
+			return XSR_EXIT_FAIL;
+		}
+		be->ops->close(be);
+		bytes = st.bytes, pages = st.pages, zero = st.zero_pages;
+		pms = st.pause_ns / 1e6, ems = st.elapsed_ns / 1e6;
+		if ((paging || c->vmci) && rewrite_core(c, &out, &pst) < 0)
+			return XSR_EXIT_FAIL;
+		if (xsr_out_commit(&out, verb) < 0)
+			return XSR_EXIT_FAIL;
+	} else {
+		struct xsr_xen_stats st;
+		xsr_xen_save_catch_signals();
+		if (xsr_xen_save(domid, out.fd, xsr_out_streamed(&out), &st, err, sizeof(err)) < 0) {
+			xsr_err(verb, "domain %u: %s%s", domid, err,
+				strstr(err, "stays suspended") ? "" : " (the domain keeps running)");
+			xsr_out_abort(&out);
+			/* Interrupted: the temporary file is gone, the status says which signal (xsr(1)). */
+			return xsr_xen_save_stop_signal() ? 128 + xsr_xen_save_stop_signal() : XSR_EXIT_FAIL;
+		}
+		uint64_t tc = xsr_now_ns();
+		int committed = xsr_out_commit(&out, verb) == 0;
+		uint64_t tf = xsr_now_ns();
+		commit_ms = (tf - tc) / 1e6;
+		/* The domain is suspended: destroy it only for --stop and only once FILE is safe. */
+		if (xsr_xen_save_finish(domid, committed && stop, err, sizeof(err)) < 0)
+			xsr_err(verb, "domain %u: %s", domid, err);
+		finish_ms = (xsr_now_ns() - tf) / 1e6;
+		if (!committed)
+			return XSR_EXIT_FAIL;
+		bytes = st.bytes;
+		ems = st.elapsed_ns / 1e6;
+		xms = st.transcode_ns / 1e6;
+		pms = st.suspend_ns / 1e6;
+		overlapped = st.overlapped;
+		native = st.native;
+	}
+	FILE *sf = !strcmp(file, "-") ? stderr : stdout;
+	/* A Xen save is counted by libxl, not page by page: no pages/zero_pages (xsr info has them). */
+	double total_ms = (xsr_now_ns() - t_start) / 1e6;
+	if (json && kind == XSR_KIND_CORE) {
+		fprintf(sf, "{\"bytes\":%s,\"pages\":%s,\"zero_pages\":%s"
+			    ",\"pause_ms\":%.3f,\"elapsed_ms\":%.3f,\"open_ms\":%.3f,\"total_ms\":%.3f,\"domid\":%u",
+			xsr_jdec(bytes), xsr_jdec(pages), xsr_jdec(zero), pms, ems, open_ms, total_ms, domid);
+		if (paging) {
+			fprintf(sf, ",\"paging\":");
+			xsr_paging_report(sf, &pst, pvcpu, 1);
+		}
+		fprintf(sf, "}\n");
+	} else if (json)
+		fprintf(sf, "{\"bytes\":%s,\"suspend_ms\":%.3f,\"transcode_ms\":%.3f,\"elapsed_ms\":%.3f,"
+			    "\"commit_ms\":%.3f,\"finish_ms\":%.3f,\"total_ms\":%.3f,\"domid\":%u,\"destroyed\":%s,"
+			    "\"overlapped\":%s,\"engine\":\"%s\"}\n",
+			xsr_jdec(bytes), pms, xms, ems, commit_ms, finish_ms, total_ms, domid, stop ? "true" : "false",
+			overlapped ? "true" : "false", native ? "native" : "libxl");
+	else if (kind == XSR_KIND_CORE) {
+		fprintf(sf, "%s: %" PRIu64 " octets, %" PRIu64 " pages (%" PRIu64 " zero), Xen domain %u paused %.1f ms, %.1f ms in all\n",
+			file, bytes, pages, zero, domid, pms, ems);
+		if (paging)
+			xsr_paging_report(sf, &pst, pvcpu, 0);
+	} else
+		fprintf(sf, "%s: %" PRIu64 " octets, Xen domain %u suspended %.1f ms%s, %.1f ms in all; %s\n", file, bytes,
+			domid, pms, native ? "" : " (libxl's save)", ems, stop ? "domain destroyed" : "domain resumed");
+	return XSR_EXIT_OK;
+}
+
+/* One option of xsr save / core: -1 to go on, else the exit status. */
+static int capture_opt(struct capture *c, int o)
+{
+	switch (o) {
+	case 's':
+		if (c->kind == XSR_KIND_CORE) {
+			xsr_err(c->verb, "--stop: a core never stops the guest");
+			return XSR_EXIT_USAGE;
+		}
+		c->stop = 1;
+		return -1;
+	case 'j':
+		c->json = 1;
+		return -1;
+	case 'L':
+		c->live = 1;
+		return -1;
+	case 'V': {
+		size_t l;
+		if (c->kind != XSR_KIND_CORE) {
+			xsr_err(c->verb, "--vmcoreinfo is for xsr core");
+			return XSR_EXIT_USAGE;
+		}
+		free(c->vmci);
+		c->vmci = NULL;
+		/* a file that cannot be read is a failure (3), like an input (xsr(1), EXIT STATUS) */
+		if (xsr_read_file(c->verb, optarg, XSR_MAX_VMCOREINFO, &c->vmci, &l) < 0)
+			return XSR_EXIT_FAIL;
+		c->vmci_len = (uint32_t)l;
+		return -1;
+	}
+	case 'p':
+	case 'n':
+		if (c->kind != XSR_KIND_CORE) {
+			xsr_err(c->verb, "--paging and --vcpu are for xsr core");
+			return XSR_EXIT_USAGE;
+		}
+		if (o == 'n') {
+			char *e;
+			unsigned long n = strtoul(optarg, &e, 0);
+			if (*e || e == optarg || strchr(optarg, '-') || n >= XSR_MAX_VCPUS) {
+				xsr_err(c->verb, "--vcpu %s: need a vCPU number", optarg);
+				return XSR_EXIT_USAGE;
+			}
+			c->pvcpu = (uint32_t)n;
+		}
+		c->paging |= o == 'p';
+		return -1;
+	case 'c':
+		if (strcmp(optarg, "zstd") && strcmp(optarg, "lz4") && strcmp(optarg, "none")) {
+			xsr_err(c->verb, "--compress %s: none, zstd or lz4", optarg);
+			return XSR_EXIT_USAGE;
+		}
+		c->compress = optarg;
+		return -1;
+	case 'h':
+		c->usage(stdout);
+		return XSR_EXIT_OK;
+	default:
+		if (xsr_common_opt(o))
+			return -1;
+		c->usage(stderr);
+		return XSR_EXIT_USAGE;
+	}
+}
+
+/* The command line into @c: -1 to go on, else the exit status. */
+static int capture_opts(struct capture *c, int argc, char **argv)
+{
+	static const struct option opts[] = {{"stop", no_argument, NULL, 's'},
+					     {"live", no_argument, NULL, 'L'},
+					     {"json", no_argument, NULL, 'j'},
+					     {"compress", required_argument, NULL, 'c'},
+					     {"paging", no_argument, NULL, 'p'},
+					     {"vcpu", required_argument, NULL, 'n'},
+					     {"vmcoreinfo", required_argument, NULL, 'V'},
+					     {"help", no_argument, NULL, 'h'},
+					     XSR_COMMON_OPTS,
+					     {NULL, 0, NULL, 0}};
+	int o, rc;
+
+	optind = 1;
+	while ((o = getopt_long(argc, argv, "h" XSR_COMMON_SHORT, opts, NULL)) != -1)
+		if ((rc = capture_opt(c, o)) >= 0)
+			return rc;
+	if (argc - optind != 2) {
+		xsr_err(c->verb, "expected vm:SOCK and FILE");
+		c->usage(stderr);
+		return XSR_EXIT_USAGE;
+	}
+	c->target = argv[optind];
+	c->file = argv[optind + 1];
+	if ((c->paging || c->vmci) && !xsr_out_regular(c->file)) {
+		xsr_err(c->verb, "%s: --paging and --vmcoreinfo need a regular file", c->file);
+		return XSR_EXIT_USAGE;
+	}
+	return -1;
+}
+
+/* The summary of a VM capture, from the VMM's @reply. */
+static void vm_report(const struct capture *c, const char *reply, const struct xsr_paging_stats *pst)
+{
+	uint64_t bytes = 0, pages = 0, zero = 0;
+
+	xsr_json_u64(reply, "bytes", &bytes);
+	xsr_json_u64(reply, "pages", &pages);
+	xsr_json_u64(reply, "zero_pages", &zero);
+	/* With FILE '-' stdout carries the image: the summary goes to stderr. */
+	FILE *sf = !strcmp(c->file, "-") ? stderr : stdout;
+	const char *pause_ms = strstr(reply, "\"pause_ms\":");
+	const char *elapsed_ms = strstr(reply, "\"elapsed_ms\":");
+	double pms = pause_ms ? strtod(pause_ms + 11, NULL) : 0;
+	double ems = elapsed_ms ? strtod(elapsed_ms + 13, NULL) : 0;
+
+	if (c->json) {
+		fprintf(sf,
+			"{\"bytes\":%s,\"pages\":%s,\"zero_pages\":%s,\"pause_ms\":%.3f,\"elapsed_ms\":%.3f",
+			xsr_jdec(bytes), xsr_jdec(pages), xsr_jdec(zero), pms, ems);
+		if (c->paging) {
+			fprintf(sf, ",\"paging\":");
+			xsr_paging_report(sf, pst, c->pvcpu, 1);
+		}
+		fprintf(sf, "}\n");
+	} else if (sf != stderr || xsr_verbosity >= 0) {
+		/* (with FILE '-' the summary is a note: --quiet drops it) */
+		fprintf(sf,
+			"%s: %" PRIu64 " octets, %" PRIu64 " pages (%" PRIu64
+			" zero), guest paused %.1f ms, %.1f ms in all%s\n",
+			c->file, bytes, pages, zero, pms, ems, c->stop ? "; VM stopped" : "");
+		if (c->paging)
+			xsr_paging_report(sf, pst, c->pvcpu, 0);
+	}
+}
+
+/*
+ * xsr save|core vm:SOCK FILE: the VMM writes the image into the descriptor
+ * we pass it, then FILE is committed (and the VM stopped for save --stop).
+ */
+static int vm_capture(const struct capture *c, const char *sock)
+{
+	struct xsr_paging_stats pst;
+	struct xsr_outfile out;
+	struct xsr_progress pg;
+	char req[256], *reply = NULL;
+	int fds[2], nfds = 1, rc = XSR_EXIT_FAIL;
+
+	if (!strcmp(c->file, "-") && isatty(1)) {
+		xsr_err(c->verb, "refusing to write an image to a terminal");
+		return XSR_EXIT_USAGE;
+	}
+	if (xsr_out_open(&out, c->verb, c->file) < 0)
+		return XSR_EXIT_FAIL;
+	fds[0] = out.fd;
+	/* The VMM draws the progress on our stderr (xsr_progress rules: a tty, not --quiet or --json). */
+	xsr_progress_init(&pg, c->verb, "pages", c->json);
+	if (pg.on)
+		fds[nfds++] = 2;
+	/*
+	 * Stdout, a FIFO or a device gets a stream, as '-' promises: stdout
+	 * redirected to a file is write-only and a seekable image is read back.
+	 */
+	int streamed = xsr_out_streamed(&out) || strcmp(c->compress, "none");
+	xsr_detail(c->verb, "%s -> %s (%s)", c->target, c->file, streamed ? "streamed" : "seekable");
+	snprintf(req, sizeof(req), "save kind=%s hold=%d progress=%d compress=%s live=%d layout=%s",
+		 c->kind == XSR_KIND_CORE ? "core" : "save", c->stop, nfds > 1, c->compress, c->live,
+		 streamed ? "stream" : "auto");
+	if (xsr_ctl_call(c->verb, sock, req, fds, nfds, &reply) < 0) {
+		xsr_out_abort(&out);
+		free(reply);
+		return XSR_EXIT_FAIL;
+	}
+	/* The VMM wrote the physical core; the paging view / VMCOREINFO note is added to a copy. */
+	if ((c->paging || c->vmci) && rewrite_core(c, &out, &pst) < 0)
+		goto done;
+	if (xsr_out_commit(&out, c->verb) < 0) {
+		char *r2 = NULL;
+
+		/* The image is not safe: the guest must not stay stopped for it. */
+		if (c->stop)
+			xsr_ctl_call(c->verb, sock, "resume", NULL, 0, &r2);
+		free(r2);
+		goto done;
+	}
+	if (c->stop) {
+		char *r2 = NULL;
+		int r = xsr_ctl_call(c->verb, sock, "stop", NULL, 0, &r2);
+
+		free(r2);
+		if (r < 0)
+			goto done;
+	}
+	vm_report(c, reply, &pst);
+	rc = XSR_EXIT_OK;
+done:
+	free(reply);
+	return rc;
+}
+
+int xsr_capture_main(const char *verb, int kind, void (*usage)(FILE *f), int argc, char **argv)
+{
+	struct capture c = {.verb = verb, .kind = kind, .usage = usage, .compress = "none"};
+	struct xsr_target t;
+	int rc = capture_opts(&c, argc, argv);
+
+	if (rc >= 0)
+		goto out;
+	rc = XSR_EXIT_USAGE;
+	if (xsr_target_resolve(verb, c.target, XSR_TARGET_VM | XSR_TARGET_XEN, &t) < 0)
+		goto out;
+	if (t.kind == XSR_TARGET_XEN) {
+		if (c.live || strcmp(c.compress, "none")) {
+			xsr_err(verb, "%s: --live and --compress are for vm:SOCK targets (a Xen %s is stop-and-copy, uncompressed)",
+				c.target, verb);
+			goto out;
+		}
+		rc = xen_capture(&c, t.domid);
+	} else {
+		rc = vm_capture(&c, t.sock);
+	}
+out:
+	free(c.vmci);
+	return rc;
+}
+
+int cmd_save(int argc, char **argv)
+{
+	return xsr_capture_main("save", XSR_KIND_SAVE, usage, argc, argv);
+}
