@@ -4,8 +4,10 @@
  *
  * migrate: connect to the receiver, hand the connected socket to the source
  * VMM ("migrate" request, vmm/vmm.h), which runs the sender; print what it
- * reports.  receive: listen, and for each connection start a VMM whose build
- * step runs the receiver (or write a seekable image with --to-file).
+ * reports (a Xen domain: the engine migrate/send_xen.c with the domain's
+ * backend).  receive: listen, and for each connection start a VMM whose build
+ * step runs the receiver (or write a seekable image with --to-file, or with
+ * --xen restore it through the Xen backend's restore half).
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -27,10 +29,10 @@
 
 #include "../backends/kvm.h"
 #include "../backends/xen.h"
-#include "cli.h"
+#include "../migrate/migrate.h"
 #include "../save/save.h"
 #include "../vmm/vmm.h"
-#include "../migrate/migrate.h"
+#include "cli.h"
 
 #define XSR_EXIT_SPLIT 4 /* post-copy broke: guest state split (docs/migration-protocol.md) */
 
