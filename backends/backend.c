@@ -1,15 +1,36 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include "backend.h"
 
-const char *xsr_backend_check(const struct xsr_backend_ops *o)
+const char *xsr_backend_lacks(const struct xsr_backend_ops *o, unsigned need)
 {
 #define CHECK(m)          \
 	if (!o->m)        \
 		return #m;
-	CHECK(name) CHECK(describe) CHECK(pause) CHECK(resume) CHECK(map) CHECK(unmap) CHECK(zero_hint)
-	CHECK(get_vcpu) CHECK(save_extra) CHECK(dirty_start) CHECK(dirty_fetch) CHECK(dirty_stop)
-	CHECK(create) CHECK(set_vcpu) CHECK(load_extra) CHECK(start) CHECK(error) CHECK(close)
+	CHECK(name) CHECK(error) CHECK(close)
+	if (need & XSR_NEED_CORE) {
+		CHECK(describe) CHECK(pause) CHECK(resume) CHECK(map) CHECK(unmap) CHECK(zero_hint)
+	}
+	if (need & XSR_NEED_SAVE) {
+		CHECK(get_vcpu) CHECK(save_extra)
+	}
+	if (need & XSR_NEED_DIRTY) {
+		CHECK(dirty_start) CHECK(dirty_fetch) CHECK(dirty_stop)
+	}
+	if (need & XSR_NEED_RESTORE) {
+		CHECK(create) CHECK(set_vcpu) CHECK(load_extra) CHECK(start)
+	}
+	if (need & XSR_NEED_DOMAIN_SAVE) {
+		CHECK(save_domain) CHECK(live_probe) CHECK(finish) CHECK(rename)
+	}
+	if (need & XSR_NEED_DOMAIN_RESTORE) {
+		CHECK(restore_domain) CHECK(finish) CHECK(rename) CHECK(resume)
+	}
 #undef CHECK
 	/* map_guest is optional: lazy restore asks for it (backend.h). */
 	return NULL;
+}
+
+const char *xsr_backend_check(const struct xsr_backend_ops *o)
+{
+	return xsr_backend_lacks(o, XSR_NEED_CORE | XSR_NEED_SAVE | XSR_NEED_DIRTY | XSR_NEED_RESTORE);
 }

@@ -2,11 +2,13 @@
 /*
  * The hypervisor backend interface.
  *
- * One ops struct per backend (synthetic, KVM, Xen); every member is filled
- * (backend_check() refuses an ops struct with a NULL member), but for
- * map_guest, a capability that only some backends have.  The generic
- * save / restore / core / migrate code in save/, restore/ and core/ only ever
- * calls through this struct and never asks which backend it has.
+ * One ops struct per backend (synthetic, KVM, Xen), in groups: a backend
+ * fills the groups it can do and leaves the others NULL, never a stub that
+ * refuses (xsr_backend_lacks() names what a job needs and is missing, and
+ * the engine says "not supported by this backend" once, before it starts).
+ * The generic save / restore / core / migrate code in save/, restore/, core/
+ * and migrate/ only ever calls through this struct and never asks which
+ * backend it has.
  *
  * Memory is addressed by pfn and exposed by map(): a pointer to @count
  * contiguous guest frames that lie within one memory run, valid until the
@@ -36,6 +38,43 @@ struct xsr_domain_info {
 	 * the crash layout (xsr_writer_params.xen_pv); borrowed, NULL otherwise.
 	 */
 	const struct xsr_xen_pv *xen_pv;
+};
+
+/* For save_domain (whole-domain save; see the ops below). */
+struct xsr_domain_save_opts {
+	int stream;       /* @out_fd is not seekable: write the stream layout */
+	uint32_t kind;    /* the image's kind: 0 for a save, XSR_KIND_MIGRATION for a migration stream */
+	uint8_t compress; /* enum xsr_compress, for the page data */
+	int live;         /* pre-copy while the guest runs (needs live_probe() = 1) */
+	/*
+	 * SIGINT, SIGTERM, SIGHUP stop the save at its next batch (the domain is
+	 * resumed and st->stop_signal set) instead of killing the process with
+	 * the domain suspended; SIGPIPE is ignored.  Set for the process for good.
+	 */
+	int catch_signals;
+	/* Called with the writer before the first section (e.g. MIG_BEGIN and the receiver's HELLO); NULL: none. */
+	int (*begin)(void *ctx, struct xsr_writer *w, char *err, size_t errlen);
+	void *ctx;
+};
+
+/* For restore_domain. */
+struct xsr_domain_restore_opts {
+	int paused;              /* leave the new domain paused (resume() unpauses it) */
+	const char *name_suffix; /* appended to the domain's name ("--incoming"), NULL: none */
+	/* Told the pages exported (done, total); may be called from another thread.  NULL: none. */
+	void (*progress)(void *ctx, uint64_t done, uint64_t total);
+	void *pctx;
+};
+
+struct xsr_domain_stats {
+	uint64_t bytes;        /* xsrelf octets written (save) or read (restore) */
+	uint64_t suspend_ns;   /* save: suspend (and the hypervisor's stream); restore: the hypervisor's restore */
+	uint64_t transcode_ns; /* save: import into xsrelf; restore: export (overlapped) */
+	uint64_t elapsed_ns;
+	uint32_t domid;        /* restore: the new domain */
+	int overlapped;        /* save: the transcode ran while the hypervisor wrote */
+	int native;            /* save: xsr's own save of the domain, not the hypervisor's engine */
+	int stop_signal;       /* save: the signal that stopped it (catch_signals), or 0 */
 };
 
 struct xsr_backend_ops {
@@ -80,8 +119,9 @@ struct xsr_backend_ops {
 
 	/*
 	 * ---- lazy restore (restore/lazy.c) ----
-	 * The one optional member: NULL when the backend cannot restore lazily
-	 * (xsr_backend_check() allows that, and lazy restore then refuses).
+	 * Optional: NULL when the backend cannot restore lazily (neither
+	 * xsr_backend_check() nor xsr_backend_lacks() asks for it; lazy restore
+	 * then refuses).
 	 * After create, before anything touches guest memory: the host mapping
 	 * of all of it, page slot i at @addr + i * XSR_PAGE_SIZE (slots in
 	 * describe()'s run order), shared (a memfd) or anonymous memory that
@@ -90,6 +130,48 @@ struct xsr_backend_ops {
 	 * Borrowed until close.
 	 */
 	int (*map_guest)(struct xsr_backend *be, void **addr, uint64_t *len);
+
+	/*
+	 * ---- whole-domain save and restore (Xen) ----
+	 * A hypervisor with its own save engine (Xen's libxenguest,
+	 * tools/libs/guest/xg_sr_*.c) saves and restores a domain whole: a PV
+	 * guest cannot be rebuilt from raw frames without localising its page
+	 * tables, which only that engine does.  These hooks give the generic code
+	 * (the save and restore verbs, the migration engine) that engine through
+	 * this struct.  NULL in a backend without one (KVM, synthetic): those go
+	 * page by page through the groups above.  Xen fills them from its save
+	 * half (backends/xen_save.c) and its restore half (backends/xen_restore.c).
+	 *
+	 * save_domain: suspend the domain and write it as an xsrelf image (or a
+	 * migration stream: @o) on @out_fd.  0: written, the domain is left
+	 * suspended until finish(); < 0: failed, the domain resumed (st->suspend_ns
+	 * is 0 if it never got suspended, st->stop_signal says whether a signal
+	 * stopped it).  @st may not be NULL.
+	 */
+	int (*save_domain)(struct xsr_backend *be, int out_fd, const struct xsr_domain_save_opts *o,
+			   struct xsr_domain_stats *st);
+	/*
+	 * 1 if the hypervisor gives this domain dirty logging for a live
+	 * save_domain (probed: enabled, then off), 0 if not; @why says which
+	 * (< 0: the probe failed, @why says why).
+	 */
+	int (*live_probe)(struct xsr_backend *be, char *why, size_t whylen);
+	/*
+	 * After save_domain: @destroy 1 gives the saved domain up (it now lives
+	 * in the image or on the receiver), 0 resumes it.  After restore_domain:
+	 * 1 destroys the new domain (a failed receive).
+	 */
+	int (*finish)(struct xsr_backend *be, int destroy);
+	/*
+	 * restore_domain, on a backend opened without a domain (the restore
+	 * half, e.g. xsr_xen_open_restore()): build a new domain from the xsrelf
+	 * image @img_fd (seekable); the backend then stands for that domain
+	 * (st->domid) for rename, resume (unpause) and finish.
+	 */
+	int (*restore_domain)(struct xsr_backend *be, int img_fd, const struct xsr_domain_restore_opts *o,
+			      struct xsr_domain_stats *st);
+	/* Rename the domain: drop @strip from the end of its name (if there), append @add. */
+	int (*rename)(struct xsr_backend *be, const char *strip, const char *add);
 
 	/* Message for the last failure (static or owned by @be). */
 	const char *(*error)(struct xsr_backend *be);
@@ -101,7 +183,18 @@ struct xsr_backend {
 	const struct xsr_backend_ops *ops;
 };
 
-/* 0 if every member of @ops is set, else the name of the first NULL one. */
+/* What a job needs of a backend (xsr_backend_lacks). */
+enum {
+	XSR_NEED_CORE = 1u << 0,    /* name, describe, pause, resume, map, unmap, zero_hint, error, close */
+	XSR_NEED_SAVE = 1u << 1,    /* get_vcpu, save_extra */
+	XSR_NEED_DIRTY = 1u << 2,   /* dirty_start, dirty_fetch, dirty_stop */
+	XSR_NEED_RESTORE = 1u << 3, /* create, set_vcpu, load_extra, start */
+	XSR_NEED_DOMAIN_SAVE = 1u << 4,    /* save_domain, live_probe, finish, rename */
+	XSR_NEED_DOMAIN_RESTORE = 1u << 5, /* restore_domain, finish, rename, resume */
+};
+/* NULL if @ops has every member the XSR_NEED_* bits of @need ask for, else the name of the first missing one. */
+const char *xsr_backend_lacks(const struct xsr_backend_ops *ops, unsigned need);
+/* A complete page-by-page backend (core, save, dirty, restore): NULL, or the first missing member. */
 const char *xsr_backend_check(const struct xsr_backend_ops *ops);
 
 /* The synthetic backend (deterministic content; see docs/xsrelf-format.md). */

@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
- * The Xen backend (see xen.h for the split between the core ops and the
- * libxl-driven save/restore, and docs/xen-rig.md for the measurements).
+ * The Xen backend's domain access and its ops (xen.h says how Xen is split:
+ * this file calls the save half, xen_save.c, the restore half,
+ * xen_restore.c, and the libxl glue, xen_libxl.c; none of them calls it).
+ * docs/xen-rig.md has the measurements.
  */
 #include <ctype.h>
 #include <errno.h>
@@ -45,8 +47,6 @@ int xsr_xen_target(const char *t, uint32_t *domid)
 #include <xenforeignmemory.h>
 #include <xenguest.h>
 
-#include "../cli/cli.h"
-#include "../util/clock.h"
 #include <xsrelf/xen.h>
 #include "xen_priv.h"
 
@@ -80,6 +80,7 @@ struct xen_be {
 	struct xsr_xen_pv pv; /* 64-bit PV: the p2m as it was at describe() */
 	uint64_t *pv_mfn;
 	int paused;
+	int have_memory; /* x_memory() ran */
 	char err[512];
 };
 
@@ -107,9 +108,36 @@ static uint64_t p2m_get(const struct xen_be *x, uint64_t pfn)
 /* A PV p2m entry that names no frame (never populated, or ballooned out). */
 static int p2m_invalid(uint64_t mfn) { return mfn == UINT64_MAX || mfn == INVALID_MFN || mfn == 0xffffffffu; }
 
+/*
+ * The guest's memory layout, found at the first op that needs it rather than
+ * at open: a whole-domain save (save_domain) maps the p2m itself, after the
+ * suspend, and never needs this one.
+ */
+static int x_memory(struct xen_be *x)
+{
+	if (x->have_memory)
+		return 0;
+	if (x->hvm) {
+		xen_pfn_t max = 0;
+		if (xc_domain_maximum_gpfn(x->xch, x->domid, &max) < 0)
+			return xfail(x, "xc_domain_maximum_gpfn(%u): %s", x->domid, strerror(errno));
+		x->nr_pfns = (uint64_t)max + 1;
+	} else {
+		/* libxenguest maps the guest's own p2m (frame list list in shared_info). */
+		if (xc_map_domain_meminfo(x->xch, x->domid, &x->minfo) < 0)
+			return xfail(x, "xc_map_domain_meminfo(%u): %s", x->domid, strerror(errno));
+		x->nr_pfns = x->minfo.p2m_size;
+	}
+	x->run = (struct xsr_memrun){.pfn = 0, .count = x->nr_pfns};
+	x->have_memory = 1;
+	return 0;
+}
+
 static int x_describe(struct xsr_backend *be, struct xsr_domain_info *out)
 {
 	struct xen_be *x = (struct xen_be *)be;
+	if (x_memory(x) < 0)
+		return -EIO;
 	int v = xc_version(x->xch, XENVER_version, NULL);
 	xen_extraversion_t extra = "";
 	xc_version(x->xch, XENVER_extraversion, &extra);
@@ -172,6 +200,8 @@ static int x_map(struct xsr_backend *be, uint64_t pfn, uint64_t count, int writa
 	struct xmap *slot = NULL;
 	if (writable)
 		return xfail(x, "the Xen core backend maps guest memory read-only");
+	if (x_memory(x) < 0)
+		return -EIO;
 	if (pfn > x->nr_pfns || x->nr_pfns - pfn < count || count > 1024)
 		return xfail(x, "pfn 0x%llx+%llu outside the domain's 0x%llx frames", (unsigned long long)pfn,
 			     (unsigned long long)count, (unsigned long long)x->nr_pfns);
@@ -257,6 +287,8 @@ static int x_get_vcpu(struct xsr_backend *be, uint32_t vcpu, struct xsr_vcpu_sta
 {
 	struct xen_be *x = (struct xen_be *)be;
 	const char *why;
+	if (x_memory(x) < 0)
+		return -EIO;
 	memset(out, 0, sizeof(*out));
 	out->r.vcpu_id = vcpu;
 	if (x->hvm) {
@@ -293,6 +325,8 @@ static int x_save_extra(struct xsr_backend *be, struct xsr_writer *w)
 	struct xen_be *x = (struct xen_be *)be;
 	if (x->hvm)
 		return 0;
+	if (x_memory(x) < 0)
+		return -EIO;
 	struct xsr_p2m_entry *e = malloc(x->nr_pfns * sizeof(*e));
 	uint64_t n = 0;
 	if (!e)
@@ -307,35 +341,17 @@ static int x_save_extra(struct xsr_backend *be, struct xsr_writer *w)
 	return rc < 0 ? rc : 0;
 }
 
-static int x_no_dirty(struct xsr_backend *be)
-{
-	struct xen_be *x = (struct xen_be *)be;
-	errno = ENOTSUP;
-	return xfail(x, "no log-dirty in the Xen core backend: a core is taken paused (stop-and-copy)");
-}
-static int x_no_dirty_fetch(struct xsr_backend *be, uint64_t *bitmap, uint64_t nslots) { return x_no_dirty(be); }
-
-static int x_no_restore(struct xen_be *x)
-{
-	errno = ENOTSUP;
-	return xfail(x, "the Xen core backend does not build domains: restores go through libxenguest (xsr restore FILE)");
-}
-static int x_create(struct xsr_backend *be, const struct xsr_domain_info *info) { return x_no_restore((struct xen_be *)be); }
-static int x_set_vcpu(struct xsr_backend *be, const struct xsr_vcpu_state *st) { return x_no_restore((struct xen_be *)be); }
-static int x_load_extra(struct xsr_backend *be, uint32_t code, uint32_t info, const void *body, uint64_t len)
-{
-	return x_no_restore((struct xen_be *)be);
-}
-static int x_start(struct xsr_backend *be) { return x_no_restore((struct xen_be *)be); }
-
 static const char *x_error(struct xsr_backend *be) { return ((struct xen_be *)be)->err; }
+
+static const struct xsr_backend_ops xen_ops;
 
 static void x_close(struct xsr_backend *be)
 {
 	struct xen_be *x = (struct xen_be *)be;
 	if (!x)
 		return;
-	x_resume(be); /* never leave the domain paused behind us */
+	if (x->be.ops == &xen_ops)
+		x_resume(be); /* never leave the domain paused behind us */
 	for (size_t i = 0; i < sizeof(x->maps) / sizeof(x->maps[0]); i++)
 		if (x->maps[i].addr)
 			x_unmap(be, x->maps[i].addr, 0, x->maps[i].count);
@@ -352,6 +368,64 @@ static void x_close(struct xsr_backend *be)
 	free(x);
 }
 
+/* ---- the whole-domain hooks: the save half (xen_save.c), the restore half (xen_restore.c) ---- */
+
+static int x_save_domain(struct xsr_backend *be, int out_fd, const struct xsr_domain_save_opts *o,
+			 struct xsr_domain_stats *st)
+{
+	struct xen_be *x = (struct xen_be *)be;
+	return xen_save_domain(x->domid, out_fd, o, st, x->err, sizeof(x->err));
+}
+
+/* Log-dirty, probed: enabled, then off again. */
+static int x_live_probe(struct xsr_backend *be, char *why, size_t whylen)
+{
+	struct xen_be *x = (struct xen_be *)be;
+	int r = xc_shadow_control(x->xch, x->domid, XEN_DOMCTL_SHADOW_OP_ENABLE_LOGDIRTY, NULL, 0);
+	int e = errno;
+	if (r == 0) {
+		xc_shadow_control(x->xch, x->domid, XEN_DOMCTL_SHADOW_OP_OFF, NULL, 0);
+		snprintf(why, whylen, "log-dirty available");
+	} else {
+		snprintf(why, whylen, "XEN_DOMCTL_SHADOW_OP_ENABLE_LOGDIRTY on domain %u: %s", x->domid, strerror(e));
+	}
+	return r == 0;
+}
+
+static int x_finish(struct xsr_backend *be, int destroy)
+{
+	struct xen_be *x = (struct xen_be *)be;
+	return xen_save_finish(x->domid, destroy, x->err, sizeof(x->err));
+}
+
+static int x_rename(struct xsr_backend *be, const char *strip, const char *add)
+{
+	struct xen_be *x = (struct xen_be *)be;
+	return xen_lx_rename(x->domid, strip, add, x->err, sizeof(x->err));
+}
+
+static int x_restore_domain(struct xsr_backend *be, int img_fd, const struct xsr_domain_restore_opts *o,
+			    struct xsr_domain_stats *st)
+{
+	struct xen_be *x = (struct xen_be *)be;
+	if (x->domid != (uint32_t)INVALID_DOMID) {
+		errno = EBUSY;
+		return xfail(x, "this Xen restore backend holds domain %u already", x->domid);
+	}
+	int rc = xen_restore_domain(img_fd, o, st, x->err, sizeof(x->err));
+	if (rc == 0)
+		x->domid = st->domid;
+	return rc;
+}
+
+/* The restore half's resume: libxl unpauses the domain it restored paused. */
+static int x_unpause(struct xsr_backend *be)
+{
+	struct xen_be *x = (struct xen_be *)be;
+	return xen_lx_unpause(x->domid, x->err, sizeof(x->err));
+}
+
+/* A domain: its memory and vCPUs (no dirty log, no page-by-page restore), and the whole-domain save. */
 static const struct xsr_backend_ops xen_ops = {
 	.name = "xen",
 	.describe = x_describe,
@@ -362,13 +436,21 @@ static const struct xsr_backend_ops xen_ops = {
 	.zero_hint = x_zero_hint,
 	.get_vcpu = x_get_vcpu,
 	.save_extra = x_save_extra,
-	.dirty_start = x_no_dirty,
-	.dirty_fetch = x_no_dirty_fetch,
-	.dirty_stop = x_no_dirty,
-	.create = x_create,
-	.set_vcpu = x_set_vcpu,
-	.load_extra = x_load_extra,
-	.start = x_start,
+	.save_domain = x_save_domain,
+	.live_probe = x_live_probe,
+	.finish = x_finish,
+	.rename = x_rename,
+	.error = x_error,
+	.close = x_close,
+};
+
+/* The restore half: no domain until restore_domain made one. */
+static const struct xsr_backend_ops xen_restore_ops = {
+	.name = "xen",
+	.resume = x_unpause,
+	.restore_domain = x_restore_domain,
+	.finish = x_finish,
+	.rename = x_rename,
 	.error = x_error,
 	.close = x_close,
 };
@@ -396,26 +478,10 @@ int xsr_xen_open(struct xsr_backend **out, uint32_t domid, char *err, size_t err
 		goto fail;
 	}
 	x->hvm = x->info.hvm;
-	if (x->hvm) {
-		xen_pfn_t max = 0;
-		if (xc_domain_maximum_gpfn(x->xch, domid, &max) < 0) {
-			snprintf(err, errlen, "xc_domain_maximum_gpfn(%u): %s", domid, strerror(errno));
-			goto fail;
-		}
-		x->nr_pfns = (uint64_t)max + 1;
-	} else {
-		if (xc_domain_get_guest_width(x->xch, domid, &x->width) < 0) {
-			snprintf(err, errlen, "xc_domain_get_guest_width(%u): %s", domid, strerror(errno));
-			goto fail;
-		}
-		/* libxenguest maps the guest's own p2m (frame list list in shared_info). */
-		if (xc_map_domain_meminfo(x->xch, domid, &x->minfo) < 0) {
-			snprintf(err, errlen, "xc_map_domain_meminfo(%u): %s", domid, strerror(errno));
-			goto fail;
-		}
-		x->nr_pfns = x->minfo.p2m_size;
+	if (!x->hvm && xc_domain_get_guest_width(x->xch, domid, &x->width) < 0) {
+		snprintf(err, errlen, "xc_domain_get_guest_width(%u): %s", domid, strerror(errno));
+		goto fail;
 	}
-	x->run = (struct xsr_memrun){.pfn = 0, .count = x->nr_pfns};
 	x->mfns = calloc(1024, sizeof(*x->mfns));
 	x->errs = calloc(1024, sizeof(*x->errs));
 	if (!x->mfns || !x->errs) {
@@ -429,498 +495,18 @@ fail:
 	return -EIO;
 }
 
-/* ---------------- save / restore through libxl ---------------- */
-
-struct lx {
-	libxl_ctx *ctx;
-	xentoollog_logger_stdiostream *log;
-};
-
-/*
- * One libxl context per process, made at the first use and freed at exit: a
- * save opens it for the suspend and again for the destroy, and each
- * libxl_ctx_alloc talks to xenstore (dear in the TCG rig's dom0).  Only the
- * calling thread uses it (the transcoding threads never call libxl).
- */
-static struct lx lx_cached;
-
-static void lx_free_cached(void)
+int xsr_xen_open_restore(struct xsr_backend **out, char *err, size_t errlen)
 {
-	if (lx_cached.ctx)
-		libxl_ctx_free(lx_cached.ctx);
-	if (lx_cached.log)
-		xtl_logger_destroy((xentoollog_logger *)lx_cached.log);
-	lx_cached = (struct lx){0};
-}
-
-static int lx_open(struct lx *l, char *err, size_t errlen)
-{
-	if (!lx_cached.ctx) {
-		lx_cached.log = xtl_createlogger_stdiostream(stderr, XTL_ERROR, 0);
-		if (libxl_ctx_alloc(&lx_cached.ctx, LIBXL_VERSION, 0, (xentoollog_logger *)lx_cached.log) < 0) {
-			snprintf(err, errlen, "libxl_ctx_alloc failed (is this dom0 with xenstored running?)");
-			lx_free_cached();
-			return -1;
-		}
-		atexit(lx_free_cached);
-	}
-	*l = lx_cached;
-	return 0;
-}
-
-static void lx_close(struct lx *l) { (void)l; /* the context stays for the next call; freed at exit */ }
-
-libxl_ctx *xsr_xen_libxl(char *err, size_t errlen)
-{
-	struct lx l;
-	return lx_open(&l, err, errlen) < 0 ? NULL : l.ctx;
-}
-
-int xsr_xen_xl_header(libxl_ctx *ctx, uint32_t domid, int fd, char *err, size_t errlen)
-{
-	libxl_domain_config dc;
-	char *json = NULL;
-	int rc = -1;
-	libxl_domain_config_init(&dc);
-	if (libxl_retrieve_domain_configuration(ctx, domid, &dc, NULL) != 0 ||
-	    !(json = libxl_domain_config_to_json(ctx, &dc))) {
-		snprintf(err, errlen, "domain %u: cannot read its libxl configuration (not a domain libxl knows?)", domid);
-		goto out;
-	}
-	uint32_t clen = (uint32_t)strlen(json) + 1;
-	uint32_t hdr[4] = {XEN_XL_BYTEORDER, XEN_XL_FLAG_STREAMV2 | XEN_XL_FLAG_JSON, 0, clen + 4};
-	struct iovec xlh[4] = {{(void *)XEN_XL_MAGIC, 32}, {hdr, sizeof(hdr)}, {&clen, 4}, {json, clen}};
-	if (xsr_writev_all(fd, xlh, 4) < 0) {
-		snprintf(err, errlen, "writing the xl header: %s", strerror(errno));
-		goto out;
-	}
-	rc = 0;
-out:
-	free(json);
-	libxl_domain_config_dispose(&dc);
-	return rc;
-}
-
-static int read_all(int fd, void *buf, size_t len)
-{
-	uint8_t *p = buf;
-	while (len) {
-		ssize_t n = read(fd, p, len);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return -1;
-		p += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
-/*
- * libxl suspends @domid into a new memfd (xl header first).  @ready, if not
- * NULL, is called with the memfd and the domain's vCPU count once the header
- * is in and before libxl starts writing; its < 0 aborts.
- */
-static int suspend_into(uint32_t domid, int live, int (*ready)(void *ctx, int mfd, uint32_t vcpus), void *rctx,
-			struct xsr_xen_stats *st, char *err, size_t errlen)
-{
-	struct lx l;
-	int mfd = -1, ok = 0;
-	uint64_t t0 = xsr_now_ns();
-	memset(st, 0, sizeof(*st));
-	if (lx_open(&l, err, errlen) < 0)
-		return -1;
-	/*
-	 * The import reads its input twice (check, then write): the libxc
-	 * stream goes to an anonymous memory file, never to the file system.
-	 */
-	mfd = memfd_create("xsr-xen-save", MFD_CLOEXEC);
-	if (mfd < 0) {
-		snprintf(err, errlen, "memfd_create: %s", strerror(errno));
-		goto out;
-	}
-	if (xsr_xen_xl_header(l.ctx, domid, mfd, err, errlen) < 0)
-		goto out;
-	if (ready) {
-		libxl_dominfo di;
-		libxl_dominfo_init(&di);
-		uint32_t nv = libxl_domain_info(l.ctx, &di, domid) == 0 ? di.vcpu_max_id + 1 : 0;
-		libxl_dominfo_dispose(&di);
-		if (ready(rctx, mfd, nv) < 0) {
-			snprintf(err, errlen, "cannot start the transcoding thread");
-			goto out;
-		}
-	}
-	if (libxl_domain_suspend(l.ctx, domid, mfd, live ? LIBXL_SUSPEND_LIVE : 0, NULL) != 0) {
-		snprintf(err, errlen, "libxl_domain_suspend(%u) failed (see the libxl messages above)", domid);
-		/* it may have got as far as suspending: resume either way */
-		libxl_domain_resume(l.ctx, domid, 1, NULL);
-		goto out;
-	}
-	ok = 1;
-	st->suspend_ns = xsr_now_ns() - t0;
-out:
-	if (!ok && mfd >= 0) {
-		close(mfd);
-		mfd = -1;
-	}
-	lx_close(&l);
-	return mfd;
-}
-
-int xsr_xen_suspend(uint32_t domid, int live, struct xsr_xen_stats *st, char *err, size_t errlen)
-{
-	return suspend_into(domid, live, NULL, NULL, st, err, errlen);
-}
-
-/*
- * The save's transcode runs on a thread that follows libxl's memfd as it
- * grows (xsr_xen_import_opts.follow_done), so that it overlaps the suspend.
- */
-struct follower {
-	pthread_t tid;
-	int started, out, mfd, rc, overlapped;
-	uint32_t vcpus;
-	atomic_int done;
-	char err[1024];
-};
-
-/* The importer's XSR_XEN_TIMING notes ("timing: ..."), printed as before the library had them. */
-static void timing_note(void *ctx, const char *msg)
-{
-	fprintf(stderr, "xsr %s\n", msg);
-}
-
-static void *follow_main(void *arg)
-{
-	struct follower *f = arg;
-	struct xsr_xen_import_opts o = {.cb = {.note = timing_note}, .follow_done = &f->done, .vcpus_hint = f->vcpus};
-	struct xsr_xen_import_stats st;
-	f->rc = xsr_xen_import_fd(f->mfd, f->out, &o, &st, f->err, sizeof(f->err));
-	f->overlapped = st.overlapped;
-	return NULL;
-}
-
-static int follow_start(void *ctx, int mfd, uint32_t vcpus)
-{
-	struct follower *f = ctx;
-	f->mfd = mfd;
-	f->vcpus = vcpus;
-	if (pthread_create(&f->tid, NULL, follow_main, f) != 0)
-		return -1;
-	f->started = 1;
-	return 0;
-}
-
-int xsr_xen_save(uint32_t domid, int out_fd, int stream, struct xsr_xen_stats *st, char *err, size_t errlen)
-{
-	uint64_t t0 = xsr_now_ns();
-	int rc, mfd;
-	const char *via = getenv("XSR_XEN_SAVE_VIA");
-	/* 64-bit PV: the native save (backends/xen_save.c); "libxl" keeps libxl's engine, for comparison */
-	if (!via || strcmp(via, "libxl")) {
-		rc = xsr_xen_save_native(domid, out_fd, stream, st, err, errlen);
-		if (rc != 1)
-			return rc;
-	}
-	/* A stream cannot be started again if the stream turns out off the plan: transcode at the end. */
-	if (!stream && !getenv("XSR_XEN_SAVE_NO_OVERLAP")) {
-		struct follower f = {.out = out_fd};
-		mfd = suspend_into(domid, 0, follow_start, &f, st, err, errlen);
-		if (getenv("XSR_XEN_TIMING"))
-			fprintf(stderr, "xsr timing: libxl suspend returned %.1f ms\n", xsr_now_ns() / 1e6);
-		atomic_store(&f.done, 1);
-		if (f.started)
-			pthread_join(f.tid, NULL);
-		if (mfd < 0)
-			return -1; /* the domain was resumed */
-		close(mfd);
-		rc = f.started ? f.rc : -1;
-		if (rc < 0)
-			snprintf(err, errlen, "%s", f.started ? f.err : "the transcoding thread did not start");
-		st->overlapped = f.overlapped;
-		st->transcode_ns = xsr_now_ns() - t0 - st->suspend_ns; /* what was left after libxl's part */
-	} else {
-		mfd = suspend_into(domid, 0, NULL, NULL, st, err, errlen);
-		if (mfd < 0)
-			return -1;
-		uint64_t t1 = xsr_now_ns();
-		struct xsr_xen_import_opts io = {.layout = stream ? XSR_LAYOUT_STREAM : 0};
-		rc = xsr_xen_import_fd(mfd, out_fd, &io, NULL, err, errlen);
-		close(mfd);
-		st->transcode_ns = xsr_now_ns() - t1;
-	}
-	if (rc < 0) {
-		char e2[256];
-		xsr_xen_save_finish(domid, 0, e2, sizeof(e2));
-	} else {
-		struct stat sb;
-		if (fstat(out_fd, &sb) == 0)
-			st->bytes = (uint64_t)sb.st_size;
-	}
-	st->elapsed_ns = xsr_now_ns() - t0;
-	return rc;
-}
-
-int xsr_xen_logdirty(uint32_t domid, char *why, size_t whylen)
-{
-	xc_interface *xch = xc_interface_open(NULL, NULL, 0);
-	if (!xch) {
-		snprintf(why, whylen, "xc_interface_open: %s", strerror(errno));
-		return -1;
-	}
-	int r = xc_shadow_control(xch, domid, XEN_DOMCTL_SHADOW_OP_ENABLE_LOGDIRTY, NULL, 0);
-	int e = errno;
-	if (r == 0) {
-		xc_shadow_control(xch, domid, XEN_DOMCTL_SHADOW_OP_OFF, NULL, 0);
-		snprintf(why, whylen, "log-dirty available");
-	} else {
-		snprintf(why, whylen, "XEN_DOMCTL_SHADOW_OP_ENABLE_LOGDIRTY on domain %u: %s", domid, strerror(e));
-	}
-	xc_interface_close(xch);
-	return r == 0;
-}
-
-/* Rename domain @domid: append @add ("" for none) after stripping @strip from its end. */
-int xsr_xen_rename(uint32_t domid, const char *strip, const char *add, char *err, size_t errlen)
-{
-	struct lx l;
-	int rc = -1;
-	if (lx_open(&l, err, errlen) < 0)
-		return -1;
-	char *old = libxl_domid_to_name(l.ctx, domid), *nn = NULL;
-	if (!old) {
-		snprintf(err, errlen, "domain %u has no name (gone?)", domid);
-		goto out;
-	}
-	size_t n = strlen(old), sl = strlen(strip);
-	if (sl && n >= sl && !strcmp(old + n - sl, strip))
-		n -= sl;
-	if (asprintf(&nn, "%.*s%s", (int)n, old, add) < 0) {
-		nn = NULL;
+	struct xen_be *x = calloc(1, sizeof(*x));
+	*out = NULL;
+	if (!x) {
 		snprintf(err, errlen, "out of memory");
-		goto out;
+		return -ENOMEM;
 	}
-	if (libxl_domain_rename(l.ctx, domid, old, nn) != 0) {
-		snprintf(err, errlen, "renaming domain %u from %s to %s failed", domid, old, nn);
-		goto out;
-	}
-	rc = 0;
-out:
-	free(old);
-	free(nn);
-	lx_close(&l);
-	return rc;
-}
-
-int xsr_xen_unpause(uint32_t domid, char *err, size_t errlen)
-{
-	struct lx l;
-	if (lx_open(&l, err, errlen) < 0)
-		return -1;
-	int rc = libxl_domain_unpause(l.ctx, domid, NULL);
-	if (rc != 0)
-		snprintf(err, errlen, "libxl_domain_unpause(%u) failed", domid);
-	lx_close(&l);
-	return rc != 0 ? -1 : 0;
-}
-
-int xsr_xen_save_finish(uint32_t domid, int committed, char *err, size_t errlen)
-{
-	struct lx l;
-	int rc;
-	if (lx_open(&l, err, errlen) < 0)
-		return -1;
-	rc = committed ? libxl_domain_destroy(l.ctx, domid, NULL) : libxl_domain_resume(l.ctx, domid, 1, NULL);
-	xsr_xen_save_reap(); /* the native save's unmapping ran alongside */
-	if (rc != 0)
-		snprintf(err, errlen, "%s domain %u failed", committed ? "destroying" : "resuming", domid);
-	lx_close(&l);
-	return rc != 0 ? -1 : 0;
-}
-
-/*
- * Restore: the image is exported as an xl save file and libxl reads it.  Two
- * ways, chosen by XSR_XEN_RESTORE_VIA (docs/xen-rig.md has the measurements):
- *  - "pipe" (default): a thread exports into a pipe (8 MiB) while libxl
- *    reads it, so the export overlaps libxl's restore;
- *  - "memfd": export into an anonymous memory file first, then libxl.
- * A failed export shows up to libxl as a short stream; the export's own
- * message is the one reported.
- */
-struct exp_thr {
-	pthread_t tid;
-	int img_fd, wfd, rc;
-	void (*progress)(void *, uint64_t, uint64_t);
-	void *pctx;
-	uint64_t done_ns;
-	char err[512];
-};
-
-static void *exp_main(void *arg)
-{
-	struct exp_thr *t = arg;
-	struct xsr_xen_export_opts o = {.cb = {.progress = t->progress, .progress_ctx = t->pctx}};
-	struct xsr_xen_export_stats st;
-	t->rc = xsr_xen_export_fd(t->img_fd, t->wfd, &o, &st, t->err, sizeof(t->err));
-	if (t->rc < 0 && st.epipe)
-		t->rc = -EPIPE; /* libxl stopped reading: its failure is the one to tell */
-	t->done_ns = xsr_now_ns();
-	close(t->wfd);
-	t->wfd = -1;
-	return NULL;
-}
-
-int xsr_xen_restore(int img_fd, int paused, const char *name_suffix, void (*progress)(void *, uint64_t, uint64_t),
-		    void *pctx, struct xsr_xen_stats *st, char *err, size_t errlen)
-{
-	struct lx l = {0};
-	libxl_domain_config dc;
-	libxl_domain_restore_params params;
-	int mfd = -1, rc = -1, threaded = 0;
-	uint32_t domid = (uint32_t)INVALID_DOMID;
-	char *json = NULL;
-	uint64_t t0 = xsr_now_ns();
-	const char *via = getenv("XSR_XEN_RESTORE_VIA");
-	struct exp_thr t = {.img_fd = img_fd, .wfd = -1, .progress = progress, .pctx = pctx};
-	memset(st, 0, sizeof(*st));
-	if (errlen)
-		err[0] = 0;
-	libxl_domain_config_init(&dc);
-	libxl_domain_restore_params_init(&params);
-	if (via && !strcmp(via, "memfd")) {
-		if (lx_open(&l, err, errlen) < 0)
-			goto out;
-		if ((mfd = memfd_create("xsr-xen-restore", MFD_CLOEXEC)) < 0) {
-			snprintf(err, errlen, "memfd_create: %s", strerror(errno));
-			goto out;
-		}
-		struct xsr_xen_export_opts eo = {.cb = {.progress = progress, .progress_ctx = pctx}};
-		if (xsr_xen_export_fd(img_fd, mfd, &eo, NULL, err, errlen) < 0 || lseek(mfd, 0, SEEK_SET) != 0)
-			goto out;
-		st->transcode_ns = xsr_now_ns() - t0;
-	} else {
-		int p[2];
-		if (pipe2(p, O_CLOEXEC) < 0) {
-			snprintf(err, errlen, "pipe: %s", strerror(errno));
-			goto out;
-		}
-		/*
-		 * A pipe that holds a small guest's whole stream lets the export (and
-		 * its checking of every page) finish early, away from libxl's busiest
-		 * part: rig, 6 interleaved rounds, 0.62 s against 0.645 s with 8 MiB.
-		 * Spliced pages are references to the image's page cache, not copies.
-		 * Best effort, smaller sizes if refused (the limits are for non-root).
-		 */
-		for (int mb = 128; mb >= 1 && fcntl(p[1], F_SETPIPE_SZ, mb << 20) < 0; mb /= 2)
-			;
-		if (getenv("XSR_XEN_TIMING"))
-			fprintf(stderr, "xsr timing: restore: pipe of %d octets\n", fcntl(p[1], F_GETPIPE_SZ));
-		mfd = p[0];
-		t.wfd = p[1];
-		/* libxl may stop reading early: the export then gets EPIPE, not a signal */
-		signal(SIGPIPE, SIG_IGN);
-		if (pthread_create(&t.tid, NULL, exp_main, &t) != 0) {
-			close(t.wfd);
-			snprintf(err, errlen, "cannot start the export thread");
-			goto out;
-		}
-		threaded = 1;
-		/* libxl_ctx_alloc talks to xenstore (tens of ms in the rig's dom0): meanwhile the export fills the pipe */
-		if (lx_open(&l, err, errlen) < 0)
-			goto out;
-	}
-	if (getenv("XSR_XEN_TIMING"))
-		fprintf(stderr, "xsr timing: restore: libxl context +%.1f ms\n", (xsr_now_ns() - t0) / 1e6);
-	/* The xl header, as xl restore reads it: magic, 4 words, optional data (u32 length + JSON). */
-	uint8_t magic[32];
-	uint32_t hdr[4];
-	if (read_all(mfd, magic, 32) < 0 || memcmp(magic, XEN_XL_MAGIC, 32) || read_all(mfd, hdr, 16) < 0 ||
-	    hdr[0] != XEN_XL_BYTEORDER || !(hdr[1] & XEN_XL_FLAG_JSON) || hdr[3] < 4 || hdr[3] > (16u << 20)) {
-		snprintf(err, errlen, "the image holds no xl header with a JSON domain configuration");
-		goto out;
-	}
-	uint8_t *opt = malloc(hdr[3] + 1);
-	if (!opt || read_all(mfd, opt, hdr[3]) < 0) {
-		free(opt);
-		snprintf(err, errlen, "reading the xl header's configuration failed");
-		goto out;
-	}
-	json = (char *)opt;
-	if (getenv("XSR_XEN_TIMING"))
-		fprintf(stderr, "xsr timing: restore: xl header read +%.1f ms\n", (xsr_now_ns() - t0) / 1e6);
-	uint32_t clen;
-	memcpy(&clen, opt, 4);
-	if (clen > hdr[3] - 4) {
-		snprintf(err, errlen, "xl header: config length %u > optional data %u", clen, hdr[3] - 4);
-		goto out;
-	}
-	opt[4 + clen] = 0;
-	if (libxl_domain_config_from_json(l.ctx, &dc, json + 4) != 0) {
-		snprintf(err, errlen, "the image's domain configuration is not libxl JSON");
-		goto out;
-	}
-	if (name_suffix && *name_suffix) {
-		char *nn = NULL;
-		if (asprintf(&nn, "%s%s", dc.c_info.name ? dc.c_info.name : "xsr", name_suffix) < 0) {
-			snprintf(err, errlen, "out of memory");
-			goto out;
-		}
-		free(dc.c_info.name);
-		dc.c_info.name = nn;
-	}
-	params.checkpointed_stream = LIBXL_CHECKPOINTED_STREAM_NONE;
-	params.stream_version = hdr[1] & XEN_XL_FLAG_STREAMV2 ? 2 : 1;
-	uint64_t t1 = xsr_now_ns();
-	if (getenv("XSR_XEN_TIMING"))
-		fprintf(stderr, "xsr timing: restore: config parsed +%.1f ms\n", (t1 - t0) / 1e6);
-	int crc = libxl_domain_create_restore(l.ctx, &dc, &domid, mfd, -1, &params, NULL, NULL);
-	st->suspend_ns = xsr_now_ns() - t1; /* for a restore: libxl's own part */
-	if (getenv("XSR_XEN_TIMING"))
-		fprintf(stderr, "xsr timing: restore: libxl returned +%.1f ms, export done +%.1f ms\n",
-			(xsr_now_ns() - t0) / 1e6, t.done_ns ? (t.done_ns - t0) / 1e6 : -1.0);
-	if (threaded) {
-		close(mfd); /* unblocks the export if libxl stopped reading */
-		mfd = -1;
-		pthread_join(t.tid, NULL);
-		threaded = 0;
-	}
-	if (crc != 0 || t.rc < 0) {
-		/* EPIPE: libxl stopped reading, and its failure is the one to tell */
-		if (t.rc < 0 && (t.rc != -EPIPE || crc == 0))
-			snprintf(err, errlen, "exporting the image for libxl: %s", t.err);
-		else
-			snprintf(err, errlen, "libxl_domain_create_restore failed (see the libxl messages above)");
-		if (domid != (uint32_t)INVALID_DOMID)
-			libxl_domain_destroy(l.ctx, domid, NULL);
-		goto out;
-	}
-	if (!paused && libxl_domain_unpause(l.ctx, domid, NULL) != 0) {
-		snprintf(err, errlen, "domain %u restored but libxl_domain_unpause failed", domid);
-		goto out;
-	}
-	st->domid = domid;
-	if (getenv("XSR_XEN_TIMING"))
-		fprintf(stderr, "xsr timing: restore: unpaused +%.1f ms\n", (xsr_now_ns() - t0) / 1e6);
-	struct stat sb;
-	if (fstat(img_fd, &sb) == 0)
-		st->bytes = (uint64_t)sb.st_size;
-	rc = 0;
-out:
-	if (mfd >= 0)
-		close(mfd);
-	if (threaded) {
-		/* the read end is closed: an export still writing gets EPIPE and ends */
-		pthread_join(t.tid, NULL);
-		if (t.rc < 0 && (t.rc != -EPIPE || !errlen || !err[0]))
-			snprintf(err, errlen, "exporting the image for libxl: %s", t.err);
-	}
-	free(json);
-	libxl_domain_restore_params_dispose(&params);
-	libxl_domain_config_dispose(&dc);
-	lx_close(&l);
-	st->elapsed_ns = xsr_now_ns() - t0;
-	return rc;
+	x->be.ops = &xen_restore_ops;
+	x->domid = (uint32_t)INVALID_DOMID;
+	*out = &x->be;
+	return 0;
 }
 
 #else /* built without Xen */
@@ -936,60 +522,11 @@ int xsr_xen_open(struct xsr_backend **out, uint32_t domid, char *err, size_t err
 	return -ENOTSUP;
 }
 
-int xsr_xen_save(uint32_t domid, int out_fd, int stream, struct xsr_xen_stats *st, char *err, size_t errlen)
+int xsr_xen_open_restore(struct xsr_backend **out, char *err, size_t errlen)
 {
+	*out = NULL;
 	snprintf(err, errlen, "%s", NO_XEN);
-	return -1;
-}
-
-int xsr_xen_save_finish(uint32_t domid, int committed, char *err, size_t errlen)
-{
-	snprintf(err, errlen, "%s", NO_XEN);
-	return -1;
-}
-
-int xsr_xen_restore(int img_fd, int paused, const char *name_suffix, void (*progress)(void *, uint64_t, uint64_t),
-		    void *pctx, struct xsr_xen_stats *st, char *err, size_t errlen)
-{
-	snprintf(err, errlen, "%s", NO_XEN);
-	return -1;
-}
-
-int xsr_xen_suspend(uint32_t domid, int live, struct xsr_xen_stats *st, char *err, size_t errlen)
-{
-	snprintf(err, errlen, "%s", NO_XEN);
-	return -1;
-}
-
-int xsr_xen_save_native_opts(uint32_t domid, int out_fd, const struct xsr_xen_import_opts *io, struct xsr_xen_stats *st,
-			     char *err, size_t errlen)
-{
-	return 1; /* not handled here: xsr_xen_suspend says why */
-}
-
-void xsr_xen_save_catch_signals(void) {}
-
-int xsr_xen_save_stop_signal(void)
-{
-	return 0;
-}
-
-int xsr_xen_logdirty(uint32_t domid, char *why, size_t whylen)
-{
-	snprintf(why, whylen, "%s", NO_XEN);
-	return -1;
-}
-
-int xsr_xen_rename(uint32_t domid, const char *strip, const char *add, char *err, size_t errlen)
-{
-	snprintf(err, errlen, "%s", NO_XEN);
-	return -1;
-}
-
-int xsr_xen_unpause(uint32_t domid, char *err, size_t errlen)
-{
-	snprintf(err, errlen, "%s", NO_XEN);
-	return -1;
+	return -ENOTSUP;
 }
 
 #endif

@@ -1,36 +1,58 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
- * Between backends/xen.c and backends/xen_save.c only (both built with the
- * Xen libraries).
+ * Inside the Xen backend only (its four files, built with the Xen
+ * libraries).  The calls go one way (backends/xen.h):
+ *   xen.c -> xen_save.c -> xen_libxl.c,  xen.c -> xen_restore.c -> xen_libxl.c.
  */
 #ifndef XSR_XEN_PRIV_H
 #define XSR_XEN_PRIV_H
 
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 #include <libxl.h>
 
+#include "../util/clock.h" /* xsr_now_ns(): the stats and XSR_XEN_TIMING */
 #include "xen.h"
 
-/* The process's libxl context (made at the first call, freed at exit); NULL with @err. */
-libxl_ctx *xsr_xen_libxl(char *err, size_t errlen);
+/* ---- xen_libxl.c: the libxl glue ---- */
 
+/* The process's libxl context (made at the first call, freed at exit); NULL with @err. */
+libxl_ctx *xen_lx_ctx(char *err, size_t errlen);
 /*
  * Write the xl save file's header for domain @domid to @fd: magic, flags
  * (libxl v2 stream, JSON), and the domain's libxl configuration as JSON,
  * which `xsr restore` and `xl restore` rebuild the domain from.  0 or -1.
  */
-int xsr_xen_xl_header(libxl_ctx *ctx, uint32_t domid, int fd, char *err, size_t errlen);
-
+int xen_lx_xl_header(libxl_ctx *ctx, uint32_t domid, int fd, char *err, size_t errlen);
 /*
- * Native save of a 64-bit PV domain (xen_save.c).  Returns 1, having done
- * nothing, for a domain it does not handle (HVM, 32-bit PV): the caller
- * saves through libxl instead.  Otherwise as xsr_xen_save: 0, or -1 with
- * the domain resumed if it had been suspended.
+ * libxl suspends @domid (@live: libxl's pre-copy with log-dirty first) into a
+ * new memfd, the xl save file's bytes, returned (caller closes) or -1 with
+ * the domain resumed.  @ready, if not NULL, is called with the memfd and the
+ * domain's vCPU count once the header is in and before libxl starts writing;
+ * its < 0 aborts.  Sets st->suspend_ns (the rest of @st is zeroed).
  */
-int xsr_xen_save_native(uint32_t domid, int out_fd, int stream, struct xsr_xen_stats *st, char *err, size_t errlen);
-/* Wait for the last native save's mappings to be gone (its mapper thread unmaps them behind the caller). */
-void xsr_xen_save_reap(void);
+int xen_lx_suspend(uint32_t domid, int live, int (*ready)(void *ctx, int mfd, uint32_t vcpus), void *rctx,
+		   struct xsr_domain_stats *st, char *err, size_t errlen);
+/* @destroy 1: libxl_domain_destroy, 0: libxl_domain_resume (of a suspended domain). */
+int xen_lx_finish(uint32_t domid, int destroy, char *err, size_t errlen);
+/* Rename @domid: drop @strip from the end of its name (if there), append @add. */
+int xen_lx_rename(uint32_t domid, const char *strip, const char *add, char *err, size_t errlen);
+int xen_lx_unpause(uint32_t domid, char *err, size_t errlen);
+
+/* ---- xen_save.c: the save half ---- */
+
+/* The save_domain op (backend.h) of domain @domid. */
+int xen_save_domain(uint32_t domid, int out_fd, const struct xsr_domain_save_opts *o, struct xsr_domain_stats *st,
+		    char *err, size_t errlen);
+/* The finish op after a save: xen_lx_finish, then wait for the native save's unmapping. */
+int xen_save_finish(uint32_t domid, int destroy, char *err, size_t errlen);
+
+/* ---- xen_restore.c: the restore half ---- */
+
+/* The restore_domain op (backend.h): the new domain in st->domid. */
+int xen_restore_domain(int img_fd, const struct xsr_domain_restore_opts *o, struct xsr_domain_stats *st, char *err,
+		       size_t errlen);
 
 #endif

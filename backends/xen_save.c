@@ -7,7 +7,7 @@
  * into an anonymous memory file the libxl v2 / libxc v3 stream that
  * libxenguest's xc_domain_save would write for the suspended domain -- every
  * record, but with the page data areas left as holes -- and the importer
- * (libxsrelf/src/xen_import.c, xsr_xen_import_opts.pages) turns that into the image, taking
+ * (xen/import.c, xen_import_opts.pages) turns that into the image, taking
  * each PAGE_DATA record's pages straight from the guest: mapped 1024 frames
  * at a time with xenforeignmemory_map, page tables normalised to pfns as
  * libxenguest does.  Guest memory is copied once, into the image, where the
@@ -40,6 +40,7 @@
 #include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
@@ -50,8 +51,6 @@
 #include <xenforeignmemory.h>
 #include <xenguest.h>
 
-#include "../cli/cli.h"
-#include "../util/clock.h"
 #include <xsrelf/xen.h>
 #include "xen_priv.h"
 
@@ -93,7 +92,7 @@ struct nsave {
 };
 
 /*
- * SIGINT, SIGTERM, SIGHUP during a save (xsr_xen_save_catch_signals): the
+ * SIGINT, SIGTERM, SIGHUP during a save (xsr_domain_save_opts.catch_signals): the
  * save stops at the next batch and the domain is resumed, rather than the
  * process dying with the domain suspended.
  */
@@ -101,12 +100,7 @@ static volatile sig_atomic_t stop_sig;
 
 static void on_stop_signal(int sig) { stop_sig = sig; }
 
-int xsr_xen_save_stop_signal(void)
-{
-	return stop_sig;
-}
-
-void xsr_xen_save_catch_signals(void)
+static void catch_signals(void)
 {
 	struct sigaction sa = {.sa_handler = on_stop_signal};
 	sigemptyset(&sa.sa_mask);
@@ -750,7 +744,7 @@ static void prefetch(struct nsave *n, uint64_t first)
 }
 
 /*
- * xsr_xen_import_opts.pages: the pages of one PAGE_DATA record (@ptrs NULL:
+ * xen_import_opts.pages: the pages of one PAGE_DATA record (@ptrs NULL:
  * the writer is done with them).  The records page_records() wrote come
  * from the mapper, the next one asked for at once; anything else (the
  * importer's single p2m frames) is mapped here.
@@ -870,10 +864,10 @@ static void nsave_free(struct nsave *n)
 	free(n);
 }
 
-/* A save whose mapper thread is still unmapping (xsr_xen_save_reap() joins it). */
+/* A save whose mapper thread is still unmapping (save_reap() joins it). */
 static struct nsave *pending;
 
-void xsr_xen_save_reap(void)
+static void save_reap(void)
 {
 	if (!pending)
 		return;
@@ -885,7 +879,7 @@ void xsr_xen_save_reap(void)
 /*
  * The mapper, told to quit, unmaps what is still mapped while the caller
  * goes on (commit, destroy: ~100 ms of unmapping off the critical path);
- * xsr_xen_save_finish() and exit join it.
+ * xen_save_finish() and exit join it.
  */
 static void nsave_close(struct nsave *n)
 {
@@ -901,166 +895,154 @@ static void nsave_close(struct nsave *n)
 	n->quit = 1;
 	pthread_cond_broadcast(&n->cv);
 	pthread_mutex_unlock(&n->mu);
-	xsr_xen_save_reap(); /* at most one at a time */
+	save_reap(); /* at most one at a time */
 	pending = n;
 	static int registered;
 	if (!registered++)
-		atexit(xsr_xen_save_reap);
+		atexit(save_reap);
 }
 
-int xsr_xen_save_native(uint32_t domid, int out_fd, int stream, struct xsr_xen_stats *st, char *err, size_t errlen)
+/*
+ * The native save's first step, before the domain is touched: 1 if @n's
+ * domain is not one it handles (HVM, 32-bit PV, PCI passthrough: libxl's
+ * engine knows those), 0 with the interfaces open, the xl header in the
+ * memfd and the M2P mapped, -1 with @err.
+ */
+static int native_open(struct nsave *n, libxl_ctx **ctxp, char *err, size_t errlen)
 {
-	struct xsr_xen_import_opts io = {.layout = stream ? XSR_LAYOUT_STREAM : 0};
-	return xsr_xen_save_native_opts(domid, out_fd, &io, st, err, errlen);
-}
-
-int xsr_xen_save_native_opts(uint32_t domid, int out_fd, const struct xsr_xen_import_opts *io, struct xsr_xen_stats *st,
-			     char *err, size_t errlen)
-{
-	uint64_t t0 = xsr_now_ns();
-	int timing = getenv("XSR_XEN_TIMING") != NULL, suspended = 0, rc = -1;
+	uint32_t domid = n->domid;
 	unsigned width = 0;
-	struct nsave *n = calloc(1, sizeof(*n));
-	memset(st, 0, sizeof(*st));
-	if (!n) {
-		snprintf(err, errlen, "out of memory");
-		return -1;
-	}
-	n->domid = domid;
-	n->mfd = -1;
 	if (!(n->xch = xc_interface_open(NULL, NULL, 0)) || !(n->fmem = xenforeignmemory_open(NULL, 0))) {
 		snprintf(err, errlen, "opening the hypervisor interfaces: %s (is this dom0?)", strerror(errno));
-		goto out;
+		return -1;
 	}
 	if (xc_domain_getinfo(n->xch, domid, 1, &n->info) != 1 || n->info.domid != domid) {
 		snprintf(err, errlen, "no domain %u", domid);
-		goto out;
+		return -1;
 	}
-	if (n->info.hvm || xc_domain_get_guest_width(n->xch, domid, &width) < 0 || width != 8) {
-		rc = 1; /* not a 64-bit PV guest: libxl's engine */
-		goto out;
-	}
-	libxl_ctx *ctx = xsr_xen_libxl(err, errlen);
+	if (n->info.hvm || xc_domain_get_guest_width(n->xch, domid, &width) < 0 || width != 8)
+		return 1; /* not a 64-bit PV guest: libxl's engine */
+	libxl_ctx *ctx = *ctxp = xen_lx_ctx(err, errlen);
 	if (!ctx)
-		goto out;
+		return -1;
 	/* PCI passthrough: whatever libxl's engine makes of it (it knows the device state), not this one */
 	int npci = 0;
 	libxl_device_pci *pcis = libxl_device_pci_list(ctx, domid, &npci);
 	libxl_device_pci_list_free(pcis, npci);
-	if (npci > 0) {
-		rc = 1;
-		goto out;
-	}
+	if (npci > 0)
+		return 1;
 	n->mfd = memfd_create("xsr-xen-native-save", MFD_CLOEXEC);
 	if (n->mfd < 0) {
 		snprintf(err, errlen, "out of memory");
-		goto out;
+		return -1;
 	}
-	if (xsr_xen_xl_header(ctx, domid, n->mfd, err, errlen) < 0)
-		goto out;
+	if (xen_lx_xl_header(ctx, domid, n->mfd, err, errlen) < 0)
+		return -1;
 	n->off = (uint64_t)lseek(n->mfd, 0, SEEK_CUR);
 	if (xc_maximum_ram_page(n->xch, &n->max_mfn) < 0 ||
 	    !(n->m2p = xc_map_m2p(n->xch, n->max_mfn, PROT_READ, NULL))) {
 		snprintf(err, errlen, "mapping Xen's M2P: %s", strerror(errno));
-		goto out;
+		return -1;
 	}
 	/* xc_map_m2p maps M2P_SIZE(max_mfn): max_mfn entries rounded up to whole 2 MiB chunks */
 	n->m2p_len = (((uint64_t)n->max_mfn * sizeof(xen_pfn_t) + (1u << 21) - 1) >> 21) << 21;
+	return 0;
+}
 
+/*
+ * Suspend the domain (libxl's cooperative handshake) and check that it is.
+ * *@suspended is set as soon as it may be; 0 or -1 with @err.
+ */
+static int native_suspend(struct nsave *n, libxl_ctx *ctx, struct xsr_domain_stats *st, uint64_t t0, int *suspended,
+			  char *err, size_t errlen)
+{
+	uint32_t domid = n->domid;
 	uint64_t ts = xsr_now_ns();
+	*suspended = 1; /* libxl may get as far as suspending even when it fails */
 	if (libxl_domain_suspend_only(ctx, domid, NULL) != 0) {
 		snprintf(err, errlen, "libxl_domain_suspend_only(%u) failed (see the libxl messages above)", domid);
-		suspended = 1; /* it may have got as far as suspending */
-		goto out;
+		return -1;
 	}
-	suspended = 1;
 	st->suspend_ns = xsr_now_ns() - ts;
-	if (timing)
+	if (getenv("XSR_XEN_TIMING"))
 		fprintf(stderr, "xsr timing: native: suspended %.1f ms after start (suspend %.1f ms)\n",
 			(xsr_now_ns() - t0) / 1e6, st->suspend_ns / 1e6);
 	if (stop_sig) {
 		snprintf(err, errlen, "interrupted by signal %d (%s)", (int)stop_sig, strsignal(stop_sig));
-		goto out;
+		return -1;
 	}
 	if (xc_domain_getinfo(n->xch, domid, 1, &n->info) != 1 || n->info.domid != domid || !n->info.shutdown ||
 	    n->info.shutdown_reason != SHUTDOWN_suspend) {
 		snprintf(err, errlen, "domain %u did not suspend", domid);
-		goto out;
+		return -1;
 	}
-	if (map_p2m(n) < 0)
-		goto nerr;
-	if (8 + (uint64_t)n->p2m_frames * 8 > XEN_REC_LENGTH_MAX) {
-		nfail(n, "the guest's p2m spans %u frames (max_pfn 0x%llx): its X86_PV_P2M_FRAMES record would pass "
-			 "the %u-octet limit that Xen's restore enforces", n->p2m_frames, (unsigned long long)n->max_pfn,
-		      XEN_REC_LENGTH_MAX);
-		goto nerr;
-	}
+	return 0;
+}
 
-	/* the stream, but for the page data */
+/* The suspended domain's libxc stream into the memfd, but for the page data; *@vcpus: online vCPUs. 0 or -1 (n->err). */
+static int native_stream(struct nsave *n, uint32_t *vcpus)
+{
+	uint32_t domid = n->domid;
+	if (map_p2m(n) < 0)
+		return -1;
+	if (8 + (uint64_t)n->p2m_frames * 8 > XEN_REC_LENGTH_MAX)
+		return nfail(n, "the guest's p2m spans %u frames (max_pfn 0x%llx): its X86_PV_P2M_FRAMES record would pass "
+				"the %u-octet limit that Xen's restore enforces", n->p2m_frames,
+			     (unsigned long long)n->max_pfn, XEN_REC_LENGTH_MAX);
 	uint8_t pvinfo[8] = {8, 4};
-	uint32_t vcpus = 0;
 	if (stream_headers(n) < 0 || rec(n, XEN_RT_X86_PV_INFO, pvinfo, 8) < 0 || cpu_policy(n) < 0 ||
 	    rec(n, XEN_RT_STATIC_DATA_END, NULL, 0) < 0)
-		goto nerr;
+		return -1;
 	/* X86_PV_P2M_FRAMES: the pfn range, then the pfns of the p2m's frames */
 	uint32_t pf[2] = {0, (uint32_t)n->max_pfn};
 	uint64_t *fpfns = malloc(n->p2m_frames * sizeof(*fpfns));
-	if (!fpfns) {
-		nfail(n, "out of memory");
-		goto nerr;
-	}
+	if (!fpfns)
+		return nfail(n, "out of memory");
 	for (uint32_t i = 0; i < n->p2m_frames; i++)
 		fpfns[i] = n->m2p[n->p2m_mfns[i]];
 	int fr = rec2(n, XEN_RT_X86_PV_P2M_FRAMES, pf, 8, fpfns, (uint32_t)((uint64_t)n->p2m_frames * 8));
 	free(fpfns);
-	if (fr < 0)
-		goto nerr;
-	if (page_records(n) < 0)
-		goto nerr;
+	if (fr < 0 || page_records(n) < 0)
+		return -1;
 	uint32_t tsc[6] = {0};
 	uint64_t nsec = 0;
-	if (xc_domain_get_tsc_info(n->xch, domid, &tsc[0], &nsec, &tsc[1], &tsc[4]) < 0) {
-		nfail(n, "xc_domain_get_tsc_info: %s", strerror(errno));
-		goto nerr;
-	}
+	if (xc_domain_get_tsc_info(n->xch, domid, &tsc[0], &nsec, &tsc[1], &tsc[4]) < 0)
+		return nfail(n, "xc_domain_get_tsc_info: %s", strerror(errno));
 	memcpy(&tsc[2], &nsec, 8);
 	if (rec(n, XEN_RT_X86_TSC_INFO, tsc, 24) < 0)
-		goto nerr;
+		return -1;
 	xen_pfn_t sf = n->info.shared_info_frame;
 	void *sh = map_ro(n, &sf, 1);
-	if (!sh) {
-		nfail(n, "mapping shared_info: %s", strerror(errno));
-		goto nerr;
-	}
+	if (!sh)
+		return nfail(n, "mapping shared_info: %s", strerror(errno));
 	int r = rec(n, XEN_RT_SHARED_INFO, sh, 4096);
 	xenforeignmemory_unmap(n->fmem, sh, 1);
 	if (r < 0)
-		goto nerr;
+		return -1;
+	*vcpus = 0;
 	for (uint32_t v = 0; v <= n->info.max_vcpu_id; v++) {
 		xc_vcpuinfo_t vi;
-		if (xc_vcpu_getinfo(n->xch, domid, v, &vi) < 0) {
-			nfail(n, "xc_vcpu_getinfo(%u): %s", v, strerror(errno));
-			goto nerr;
-		}
+		if (xc_vcpu_getinfo(n->xch, domid, v, &vi) < 0)
+			return nfail(n, "xc_vcpu_getinfo(%u): %s", v, strerror(errno));
 		if (!vi.online)
 			continue;
 		if (vcpu_basic(n, v) < 0 || vcpu_extended(n, v) < 0 || vcpu_xsave(n, v) < 0 || vcpu_msrs(n, v) < 0)
-			goto nerr;
-		vcpus = v + 1;
+			return -1;
+		*vcpus = v + 1;
 	}
 	uint32_t lend[2] = {XEN_LT_END, 0};
 	if (rec(n, XEN_RT_END, NULL, 0) < 0 || put(n, lend, 8) < 0)
-		goto nerr;
-	if (timing)
-		fprintf(stderr, "xsr timing: native: stream written %.1f ms\n", (xsr_now_ns() - t0) / 1e6);
+		return -1;
+	return 0;
+}
 
-	/* the mapper thread: batches mapped ahead of the writer and unmapped behind it */
+/* The mapper thread (batches mapped ahead of the writer, unmapped behind it), if it can run. 0 or -1 (n->err). */
+static int native_mapper(struct nsave *n)
+{
 	n->slots = calloc(NSLOT, sizeof(*n->slots));
 	n->sync = calloc(1, sizeof(*n->sync));
-	if (!n->slots || !n->sync) {
-		nfail(n, "out of memory");
-		goto nerr;
-	}
+	if (!n->slots || !n->sync)
+		return nfail(n, "out of memory");
 	pthread_mutex_init(&n->mu, NULL);
 	pthread_cond_init(&n->cv, NULL);
 	if (!getenv("XSR_XEN_SAVE_NO_MAPPER") && pthread_create(&n->mapper_tid, NULL, mapper_main, n) == 0) {
@@ -1069,6 +1051,40 @@ int xsr_xen_save_native_opts(uint32_t domid, int out_fd, const struct xsr_xen_im
 		prefetch(n, 0);
 		pthread_mutex_unlock(&n->mu);
 	}
+	return 0;
+}
+
+/*
+ * The native save of a 64-bit PV domain, written with the importer's options
+ * @io (stream, kind, compression, begin hook; its page callback and vCPU
+ * count are the native save's).  1 = not a domain it handles, nothing done
+ * (libxl's engine then); 0 = written, the domain left suspended; -1 =
+ * failed, the domain resumed.
+ */
+static int native_save(uint32_t domid, int out_fd, const struct xsr_xen_import_opts *io, struct xsr_domain_stats *st,
+		       char *err, size_t errlen)
+{
+	uint64_t t0 = xsr_now_ns();
+	int timing = getenv("XSR_XEN_TIMING") != NULL, suspended = 0, rc = -1;
+	uint32_t vcpus = 0;
+	libxl_ctx *ctx = NULL;
+	struct nsave *n = calloc(1, sizeof(*n));
+	if (!n) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	n->domid = domid;
+	n->mfd = -1;
+	if ((rc = native_open(n, &ctx, err, errlen)) != 0 ||
+	    (rc = native_suspend(n, ctx, st, t0, &suspended, err, errlen)) < 0)
+		goto out;
+	rc = -1;
+	if (native_stream(n, &vcpus) < 0 || native_mapper(n) < 0) {
+		snprintf(err, errlen, "%s", n->err);
+		goto out;
+	}
+	if (timing)
+		fprintf(stderr, "xsr timing: native: stream written %.1f ms\n", (xsr_now_ns() - t0) / 1e6);
 	/* the image: the importer reads the stream, the pages come from give_pages */
 	struct xsr_xen_import_opts o = *io;
 	o.vcpus_hint = vcpus;
@@ -1086,18 +1102,131 @@ int xsr_xen_save_native_opts(uint32_t domid, int out_fd, const struct xsr_xen_im
 		st->bytes = (uint64_t)sb.st_size;
 	st->native = 1;
 	rc = 0;
-	goto out;
-nerr:
-	snprintf(err, errlen, "%s", n->err);
 out:
 	nsave_close(n);
 	if (rc < 0 && suspended) {
 		char e2[256];
 		size_t l = strlen(err);
-		if (xsr_xen_save_finish(domid, 0, e2, sizeof(e2)) < 0 && l < errlen)
+		if (xen_save_finish(domid, 0, e2, sizeof(e2)) < 0 && l < errlen)
 			snprintf(err + l, errlen - l, "; and resuming it failed: %s (it stays suspended)", e2);
 	}
 	st->elapsed_ns = xsr_now_ns() - t0;
+	return rc;
+}
+
+/*
+ * libxl's engine: the transcode runs on a thread that follows libxl's memfd
+ * as it grows (xen_import_opts.follow_done), so that it overlaps the suspend.
+ */
+struct follower {
+	struct xsr_xen_import_opts io;
+	pthread_t tid;
+	int started, out, mfd, rc, overlapped;
+	uint32_t vcpus;
+	atomic_int done;
+	char err[1024];
+};
+
+/* The importer's XSR_XEN_TIMING notes ("timing: ..."), printed as before the library had them. */
+static void timing_note(void *ctx, const char *msg)
+{
+	fprintf(stderr, "xsr %s\n", msg);
+}
+
+static void *follow_main(void *arg)
+{
+	struct follower *f = arg;
+	struct xsr_xen_import_opts o = f->io;
+	o.follow_done = &f->done;
+	o.vcpus_hint = f->vcpus;
+	o.cb.note = timing_note;
+	struct xsr_xen_import_stats st;
+	f->rc = xsr_xen_import_fd(f->mfd, f->out, &o, &st, f->err, sizeof(f->err));
+	f->overlapped = st.overlapped;
+	return NULL;
+}
+
+static int follow_start(void *ctx, int mfd, uint32_t vcpus)
+{
+	struct follower *f = ctx;
+	f->mfd = mfd;
+	f->vcpus = vcpus;
+	if (pthread_create(&f->tid, NULL, follow_main, f) != 0)
+		return -1;
+	f->started = 1;
+	return 0;
+}
+
+/* libxl suspends into a memfd, the importer follows it (a seekable save) or transcodes it after. 0, or -1 resumed. */
+static int libxl_save(uint32_t domid, int out_fd, int live, const struct xsr_xen_import_opts *io,
+		      struct xsr_domain_stats *st, char *err, size_t errlen)
+{
+	uint64_t t0 = xsr_now_ns();
+	int rc, mfd;
+	/* A stream cannot be started again if the stream turns out off the plan: transcode at the end. */
+	if (io->layout != XSR_LAYOUT_STREAM && !live && !getenv("XSR_XEN_SAVE_NO_OVERLAP")) {
+		struct follower f = {.io = *io, .out = out_fd};
+		mfd = xen_lx_suspend(domid, 0, follow_start, &f, st, err, errlen);
+		if (getenv("XSR_XEN_TIMING"))
+			fprintf(stderr, "xsr timing: libxl suspend returned %.1f ms\n", xsr_now_ns() / 1e6);
+		atomic_store(&f.done, 1);
+		if (f.started)
+			pthread_join(f.tid, NULL);
+		if (mfd < 0)
+			return -1; /* the domain was resumed */
+		close(mfd);
+		rc = f.started ? f.rc : -1;
+		if (rc < 0)
+			snprintf(err, errlen, "%s", f.started ? f.err : "the transcoding thread did not start");
+		st->overlapped = f.overlapped;
+		st->transcode_ns = xsr_now_ns() - t0 - st->suspend_ns; /* what was left after libxl's part */
+	} else {
+		mfd = xen_lx_suspend(domid, live, NULL, NULL, st, err, errlen);
+		if (mfd < 0)
+			return -1;
+		uint64_t t1 = xsr_now_ns();
+		rc = xsr_xen_import_fd(mfd, out_fd, io, NULL, err, errlen);
+		close(mfd);
+		st->transcode_ns = xsr_now_ns() - t1;
+	}
+	if (rc < 0) {
+		char e2[256];
+		size_t l = strlen(err);
+		if (xen_lx_finish(domid, 0, e2, sizeof(e2)) < 0 && l < errlen)
+			snprintf(err + l, errlen - l, "; and resuming it failed: %s (it stays suspended)", e2);
+	} else {
+		struct stat sb;
+		if (fstat(out_fd, &sb) == 0)
+			st->bytes = (uint64_t)sb.st_size;
+	}
+	st->elapsed_ns = xsr_now_ns() - t0;
+	return rc < 0 ? -1 : 0;
+}
+
+int xen_save_domain(uint32_t domid, int out_fd, const struct xsr_domain_save_opts *o, struct xsr_domain_stats *st,
+		    char *err, size_t errlen)
+{
+	struct xsr_xen_import_opts io = {.layout = o->stream ? XSR_LAYOUT_STREAM : 0, .kind = o->kind,
+					 .compress = o->compress, .begin = o->begin, .begin_ctx = o->ctx};
+	const char *via = getenv("XSR_XEN_SAVE_VIA");
+	int rc = 1;
+	memset(st, 0, sizeof(*st));
+	if (o->catch_signals)
+		catch_signals();
+	/* 64-bit PV, stop-and-copy: the native save; "libxl" keeps libxl's engine, for comparison */
+	if (!o->live && (!via || strcmp(via, "libxl")))
+		rc = native_save(domid, out_fd, &io, st, err, errlen);
+	if (rc == 1)
+		rc = libxl_save(domid, out_fd, o->live, &io, st, err, errlen);
+	if (rc < 0)
+		st->stop_signal = stop_sig;
+	return rc;
+}
+
+int xen_save_finish(uint32_t domid, int destroy, char *err, size_t errlen)
+{
+	int rc = xen_lx_finish(domid, destroy, err, errlen);
+	save_reap(); /* the native save's unmapping ran alongside */
 	return rc;
 }
 

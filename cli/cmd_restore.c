@@ -72,7 +72,7 @@ static int restore_build(struct xsr_vmm *v, void *arg, char *msg, size_t msglen)
 static int restore_xen(const char *file, int paused, int json, int lazy)
 {
 	struct xsr_progress pg;
-	struct xsr_xen_stats st;
+	struct xsr_domain_stats st = {0};
 	char err[1024] = "";
 	int fd;
 	if (lazy) {
@@ -87,7 +87,16 @@ static int restore_xen(const char *file, int paused, int json, int lazy)
 		return XSR_EXIT_FAIL;
 	xsr_progress_init(&pg, VERB, "pages", json);
 	xsr_detail(VERB, "%s into Xen%s", file, paused ? ", paused" : "");
-	int rc = xsr_xen_restore(fd, paused, NULL, xsr_progress_cb, &pg, &st, err, sizeof(err));
+	/* The restore half of the backend (backends/backend.h: restore_domain). */
+	struct xsr_backend *be;
+	struct xsr_domain_restore_opts ro = {.paused = paused, .progress = xsr_progress_cb, .pctx = &pg};
+	int rc = xsr_xen_open_restore(&be, err, sizeof(err));
+	if (rc == 0) {
+		rc = be->ops->restore_domain(be, fd, &ro, &st);
+		if (rc < 0)
+			snprintf(err, sizeof(err), "%s", be->ops->error(be));
+		be->ops->close(be);
+	}
 	xsr_progress_end(&pg);
 	if (rc < 0) {
 		xsr_err(VERB, "%s: Xen restore: %s (a KVM image needs --control SOCK)", file, err);

@@ -86,7 +86,8 @@ static int rewrite_core(const struct capture *c, struct xsr_outfile *out, struct
 
 /*
  * xsr save|core DOMID FILE: the Xen backend.  A core goes through the core
- * engine like a KVM core; a save through libxl (see backends/xen.h).
+ * engine like a KVM core; a save through the backend's save_domain (see
+ * backends/xen.h).
  * Either way FILE is committed (fsync + rename) before the domain is
  * destroyed (save --stop) and a failure leaves it running.
  */
@@ -139,22 +140,38 @@ static int xen_capture(const struct capture *c, uint32_t domid)
 		if (xsr_out_commit(&out, verb) < 0)
 			return XSR_EXIT_FAIL;
 	} else {
-		struct xsr_xen_stats st;
-		xsr_xen_save_catch_signals();
-		if (xsr_xen_save(domid, out.fd, xsr_out_streamed(&out), &st, err, sizeof(err)) < 0) {
+		/* The whole-domain save of the backend (backends/backend.h: save_domain, finish). */
+		struct xsr_backend *be;
+		struct xsr_domain_stats st = {0};
+		struct xsr_domain_save_opts so = {.stream = xsr_out_streamed(&out), .catch_signals = 1};
+		const char *lacks = NULL;
+		if (xsr_xen_open(&be, domid, err, sizeof(err)) < 0 ||
+		    (lacks = xsr_backend_lacks(be->ops, XSR_NEED_DOMAIN_SAVE))) {
+			if (lacks)
+				snprintf(err, sizeof(err), "%s: not supported by this backend", lacks);
+			if (be)
+				be->ops->close(be);
+			xsr_err(verb, "domain %u: %s", domid, err);
+			xsr_out_abort(&out);
+			return XSR_EXIT_FAIL;
+		}
+		if (be->ops->save_domain(be, out.fd, &so, &st) < 0) {
+			snprintf(err, sizeof(err), "%s", be->ops->error(be));
+			be->ops->close(be);
 			xsr_err(verb, "domain %u: %s%s", domid, err,
 				strstr(err, "stays suspended") ? "" : " (the domain keeps running)");
 			xsr_out_abort(&out);
 			/* Interrupted: the temporary file is gone, the status says which signal (xsr(1)). */
-			return xsr_xen_save_stop_signal() ? 128 + xsr_xen_save_stop_signal() : XSR_EXIT_FAIL;
+			return st.stop_signal ? 128 + st.stop_signal : XSR_EXIT_FAIL;
 		}
 		uint64_t tc = xsr_now_ns();
 		int committed = xsr_out_commit(&out, verb) == 0;
 		uint64_t tf = xsr_now_ns();
 		commit_ms = (tf - tc) / 1e6;
 		/* The domain is suspended: destroy it only for --stop and only once FILE is safe. */
-		if (xsr_xen_save_finish(domid, committed && stop, err, sizeof(err)) < 0)
-			xsr_err(verb, "domain %u: %s", domid, err);
+		if (be->ops->finish(be, committed && stop) < 0)
+			xsr_err(verb, "domain %u: %s", domid, be->ops->error(be));
+		be->ops->close(be);
 		finish_ms = (xsr_now_ns() - tf) / 1e6;
 		if (!committed)
 			return XSR_EXIT_FAIL;

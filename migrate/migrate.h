@@ -63,12 +63,13 @@ int xsr_migrate_send(struct xsr_backend *be, int fd, const struct xsr_mig_send_o
 		     struct xsr_mig_send_stats *st, char *err, size_t errlen);
 
 /*
- * A Xen domain (migrate/send_xen.c): libxl suspends it (with log-dirty,
- * after libxl's pre-copy), the library's Xen importer (xsrelf/xen.h) streams it as an xsrelf
- * migration stream, the receiver (xsr receive --xen) restores it.  Returns
- * 0 once the receiver committed and the source domain is destroyed; < 0
- * with the domain resumed here.  Options used: compress, hello and ack
- * timeouts, progress_fd.
+ * A domain its backend saves whole (migrate/send_xen.c; a Xen domain): the
+ * backend's save_domain writes it as an xsrelf migration stream (live when
+ * its live_probe finds dirty logging), the receiver (xsr receive --xen)
+ * restores it.  Returns 0 once the receiver committed and the source domain
+ * is given up (finish); < 0 with the domain resumed here.  @be may be NULL
+ * only with the test source XSR_MIG_TEST_XEN_SOURCE; @domid is for the
+ * messages.  Options used: compress, hello and ack timeouts, progress_fd.
  */
 struct xsr_mig_xen_stats {
 	int live;              /* libxl pre-copy with log-dirty */
@@ -83,7 +84,7 @@ struct xsr_mig_xen_stats {
 	uint64_t pages;
 	uint64_t elapsed_ns;
 };
-int xsr_migrate_send_xen(uint32_t domid, int fd, const struct xsr_mig_send_opts *o, struct xsr_mig_xen_stats *st,
+int xsr_migrate_send_xen(struct xsr_backend *be, uint32_t domid, int fd, const struct xsr_mig_send_opts *o, struct xsr_mig_xen_stats *st,
 			 char *err, size_t errlen);
 
 struct xsr_mig_recv_opts {

@@ -528,48 +528,190 @@ out:
 	return rc;
 }
 
+/* Describe the domain, number its page slots, open the stream writer and await HELLO.  0 or < 0. */
+static int send_open(struct snd *c)
+{
+	const struct xsr_backend_ops *ops = c->be->ops;
+	const struct xsr_mig_send_opts *o = c->o;
+	char *err = c->err;
+	size_t errlen = c->errlen;
+	const char *lacks = xsr_backend_lacks(ops, XSR_NEED_CORE | XSR_NEED_SAVE | XSR_NEED_DIRTY);
+	int rc;
+
+	if (lacks) {
+		snprintf(err, errlen, "live migration: %s not supported by this backend", lacks);
+		return XSR_E_BACKEND;
+	}
+	if ((rc = ops->describe(c->be, &c->info)) < 0) {
+		snprintf(err, errlen, "describing the domain: %s", ops->error(c->be));
+		return rc;
+	}
+	c->slot0 = calloc(c->info.nr_runs + 1, sizeof(uint64_t));
+	c->bounce = aligned_alloc(XSR_PAGE_SIZE, (size_t)CHUNK * XSR_PAGE_SIZE);
+	if (!c->slot0 || !c->bounce) {
+		snprintf(err, errlen, "out of memory");
+		return XSR_E_NOMEM;
+	}
+	for (uint32_t r = 0; r < c->info.nr_runs; r++) {
+		c->slot0[r] = c->nslots;
+		c->nslots += c->info.runs[r].count;
+	}
+	c->words = (c->nslots + 63) / 64 + 1;
+	struct xsr_writer_params p = {
+	    .machine = EM_X86_64, .kind = XSR_KIND_MIGRATION, .layout = XSR_LAYOUT_STREAM,
+	    .nr_vcpus = c->info.nr_vcpus, .nr_runs = c->info.nr_runs, .runs = c->info.runs,
+	    .hypervisor = c->info.hypervisor, .hypervisor_version = c->info.hypervisor_version,
+	    .compress = o->compress,
+	};
+	if ((rc = xsr_writer_open(&c->w, c->fd, &p, err, errlen)) < 0) {
+		/* A receiver that hung up early may have said why. */
+		peer_reason(c);
+		return rc;
+	}
+	return hello(c);
+}
+
+/* The pre-copy rounds, the guest running: @bm ends with what the last round left dirty.  0 or < 0. */
+static int send_precopy(struct snd *c, uint64_t *bm)
+{
+	const struct xsr_backend_ops *ops = c->be->ops;
+	const struct xsr_mig_send_opts *o = c->o;
+	struct xsr_mig_send_stats *st = c->st;
+	struct xsr_writer_stats ws;
+	int rc;
+
+	/* Pure post-copy (postcopy_rounds 0): no pre-copy, every page is pending. */
+	for (uint64_t sl = 0; o->postcopy && !o->postcopy_rounds && sl < c->nslots; sl++)
+		bm[sl / 64] |= UINT64_C(1) << (sl % 64);
+	for (; !(o->postcopy && !o->postcopy_rounds);) {
+		uint64_t rt0 = xsr_now_ns();
+
+		xsr_writer_stats(c->w, &ws);
+		c->round_pages = c->round_zero = 0;
+		rc = send_slots(c, c->round ? bm : NULL, c->round == 0 ? "round0" : c->round == 1 ? "round1" : NULL);
+		if (rc == 0)
+			rc = end_round(c, rt0, ws.bytes);
+		if (rc < 0) {
+			if (!strstr(c->err, "receiver"))
+				peer_reason(c);
+			return rc;
+		}
+		memset(bm, 0, c->words * 8);
+		if ((rc = ops->dirty_fetch(c->be, bm, c->nslots)) < 0) {
+			snprintf(c->err, c->errlen, "reading the dirty log: %s", ops->error(c->be));
+			return rc;
+		}
+		uint64_t n = popcount(bm, c->words);
+		st->round[c->round < XSR_MIG_MAX_ROUNDS_STAT ? c->round : XSR_MIG_MAX_ROUNDS_STAT - 1].dirty = n;
+		if (o->progress_fd >= 0)
+			dprintf(o->progress_fd, "\rmigrate: round %u: %" PRIu64 " pages sent, %" PRIu64 " dirtied, %.1f MB/s\n",
+				c->round, c->round_pages, n, st->bandwidth / 1e6);
+		c->round++;
+		if (should_stop(c, n, c->round) || c->round + 1 >= XSR_MIG_MAX_ROUNDS_STAT)
+			break;
+	}
+	return 0;
+}
+
+/*
+ * The guest paused at @tp: the last dirty pages (or post-copy), the vCPUs
+ * and context, the stream closed.  *@resumed_remote: the guest runs on the
+ * receiver (post-copy).  0 or < 0.
+ */
+static int send_final(struct snd *c, uint64_t *bm, int *resumed_remote, uint64_t tp)
+{
+	const struct xsr_backend_ops *ops = c->be->ops;
+	struct xsr_mig_send_stats *st = c->st;
+	struct xsr_writer_stats ws, ws2;
+	int rc;
+
+	/* dirty_fetch ORs in: bm keeps what the last round left. */
+	if ((rc = ops->dirty_fetch(c->be, bm, c->nslots)) < 0) {
+		snprintf(c->err, c->errlen, "reading the dirty log: %s", ops->error(c->be));
+		return rc;
+	}
+	xsr_writer_stats(c->w, &ws);
+	c->round_pages = c->round_zero = 0;
+	if (c->o->postcopy) {
+		rc = postcopy(c, bm, resumed_remote, tp);
+	} else {
+		rc = send_slots(c, bm, "final");
+		if (rc == 0)
+			rc = put_vcpus_and_context(c);
+	}
+	if (rc < 0) {
+		if (!strstr(c->err, "receiver"))
+			peer_reason(c);
+		return rc;
+	}
+	xsr_writer_stats(c->w, &ws2);
+	struct xsr_mig_round_stat *rs = &st->round[c->round];
+	rs->pages = c->round_pages;
+	rs->zero_pages = c->round_zero;
+	rs->bytes = ws2.bytes - ws.bytes;
+	rs->paused = 1;
+	st->rounds = c->round + 1;
+	xsr_writer_stats(c->w, &ws);
+	rc = xsr_writer_close(c->w, c->err, c->errlen);
+	c->w = NULL;
+	/* close() added NOTES and END: header + body + padding + trailer each. */
+	st->total_bytes = ws.bytes + 64 + (((uint64_t)c->info.nr_vcpus * XSR_NOTE_SIZE + 7) & ~UINT64_C(7)) + 8 +
+			  64 + sizeof(struct xsr_end) + 8;
+	st->data_pages = ws.pages;
+	st->zero_pages = ws.zero_pages;
+	if (rc < 0)
+		peer_reason(c);
+	return rc;
+}
+
+/* The receiver's COMPLETE (post-copy) and COMMIT, then RELEASED.  0 or < 0. */
+static int send_commit(struct snd *c, uint64_t tp)
+{
+	const struct xsr_mig_send_opts *o = c->o;
+	uint8_t body[XSR_MIG_MAX_RREC + XSR_MIG_MAX_TEXT];
+	size_t len;
+	int rc;
+
+	cut(c, "end");
+	if (o->postcopy) {
+		/*
+		 * FAULTs the receiver sent before the last pushed pages reached it
+		 * may still come: harmless (every page went out), read and dropped,
+		 * as many as there could be (one per FAULT record's worth of pages).
+		 */
+		unsigned late = (unsigned)(c->nslots < 1u << 20 ? c->nslots : 1u << 20) + 1;
+		if ((rc = xsr_mig_expect_skip(c->fd, XSR_MIG_R_COMPLETE, XSR_MIG_R_FAULT, late, o->ack_timeout_ms, body,
+					      &len, c->err, c->errlen)) < 0)
+			return rc;
+	}
+	if ((rc = expect(c, XSR_MIG_R_COMMIT, o->ack_timeout_ms, body, &len)) < 0)
+		return rc;
+	/* Tell the receiver this copy is gone; without it, it discards its own. */
+	struct xsr_mig_ack rel = {.round = c->round};
+	if (xsr_mig_send(c->fd, XSR_MIG_R_RELEASED, &rel, sizeof(rel)) < 0) {
+		snprintf(c->err, c->errlen, "sending RELEASED after the receiver's COMMIT: %s", strerror(errno));
+		return XSR_E_IO;
+	}
+	if (!o->postcopy) {
+		struct xsr_mig_ack a;
+		memcpy(&a, body, sizeof(a));
+		c->st->downtime_ns = xsr_now_ns() - tp;
+		c->st->receiver_load_ns = a.load_ns;
+	}
+	return 0;
+}
+
 int xsr_migrate_send(struct xsr_backend *be, int fd, const struct xsr_mig_send_opts *o,
 		     struct xsr_mig_send_stats *st, char *err, size_t errlen)
 {
 	const struct xsr_backend_ops *ops = be->ops;
 	struct snd c = {.be = be, .o = o, .st = st, .fd = fd, .err = err, .errlen = errlen};
-	uint8_t body[XSR_MIG_MAX_RREC + XSR_MIG_MAX_TEXT];
 	uint64_t *bm = NULL, t0 = xsr_now_ns(), tp = 0;
 	int rc, dirty = 0, paused = 0, resumed_remote = 0;
-	struct xsr_writer_stats ws;
-	size_t len;
 
 	memset(st, 0, sizeof(*st));
 	err[0] = 0;
-	if ((rc = ops->describe(be, &c.info)) < 0) {
-		snprintf(err, errlen, "describing the domain: %s", ops->error(be));
-		return rc;
-	}
-	c.slot0 = calloc(c.info.nr_runs + 1, sizeof(uint64_t));
-	c.bounce = aligned_alloc(XSR_PAGE_SIZE, (size_t)CHUNK * XSR_PAGE_SIZE);
-	if (!c.slot0 || !c.bounce) {
-		free(c.slot0);
-		free(c.bounce);
-		snprintf(err, errlen, "out of memory");
-		return XSR_E_NOMEM;
-	}
-	for (uint32_t r = 0; r < c.info.nr_runs; r++) {
-		c.slot0[r] = c.nslots;
-		c.nslots += c.info.runs[r].count;
-	}
-	c.words = (c.nslots + 63) / 64 + 1;
-	struct xsr_writer_params p = {
-	    .machine = EM_X86_64, .kind = XSR_KIND_MIGRATION, .layout = XSR_LAYOUT_STREAM,
-	    .nr_vcpus = c.info.nr_vcpus, .nr_runs = c.info.nr_runs, .runs = c.info.runs,
-	    .hypervisor = c.info.hypervisor, .hypervisor_version = c.info.hypervisor_version,
-	    .compress = o->compress,
-	};
-	if ((rc = xsr_writer_open(&c.w, fd, &p, err, errlen)) < 0) {
-		/* A receiver that hung up early may have said why. */
-		peer_reason(&c);
-		goto out;
-	}
-	if ((rc = hello(&c)) < 0)
+	if ((rc = send_open(&c)) < 0)
 		goto out;
 	bm = calloc(c.words, 8);
 	if (!bm) {
@@ -581,112 +723,16 @@ int xsr_migrate_send(struct xsr_backend *be, int fd, const struct xsr_mig_send_o
 		goto out;
 	}
 	dirty = 1;
-	/* Pure post-copy (postcopy_rounds 0): no pre-copy, every page is pending. */
-	for (uint64_t sl = 0; o->postcopy && !o->postcopy_rounds && sl < c.nslots; sl++)
-		bm[sl / 64] |= UINT64_C(1) << (sl % 64);
-	for (; !(o->postcopy && !o->postcopy_rounds);) {
-		uint64_t rt0 = xsr_now_ns();
-
-		xsr_writer_stats(c.w, &ws);
-		c.round_pages = c.round_zero = 0;
-		rc = send_slots(&c, c.round ? bm : NULL, c.round == 0 ? "round0" : c.round == 1 ? "round1" : NULL);
-		if (rc == 0)
-			rc = end_round(&c, rt0, ws.bytes);
-		if (rc < 0) {
-			if (!strstr(err, "receiver"))
-				peer_reason(&c);
-			goto out;
-		}
-		memset(bm, 0, c.words * 8);
-		if ((rc = ops->dirty_fetch(be, bm, c.nslots)) < 0) {
-			snprintf(err, errlen, "reading the dirty log: %s", ops->error(be));
-			goto out;
-		}
-		uint64_t n = popcount(bm, c.words);
-		st->round[c.round < XSR_MIG_MAX_ROUNDS_STAT ? c.round : XSR_MIG_MAX_ROUNDS_STAT - 1].dirty = n;
-		if (o->progress_fd >= 0)
-			dprintf(o->progress_fd, "\rmigrate: round %u: %" PRIu64 " pages sent, %" PRIu64 " dirtied, %.1f MB/s\n",
-				c.round, c.round_pages, n, st->bandwidth / 1e6);
-		c.round++;
-		if (should_stop(&c, n, c.round) || c.round + 1 >= XSR_MIG_MAX_ROUNDS_STAT)
-			break;
-	}
+	if ((rc = send_precopy(&c, bm)) < 0)
+		goto out;
 	if ((rc = ops->pause(be)) < 0) {
 		snprintf(err, errlen, "pausing the domain: %s", ops->error(be));
 		goto out;
 	}
 	paused = 1;
 	tp = xsr_now_ns();
-	/* dirty_fetch ORs in: bm keeps what the last round left. */
-	if ((rc = ops->dirty_fetch(be, bm, c.nslots)) < 0) {
-		snprintf(err, errlen, "reading the dirty log: %s", ops->error(be));
+	if ((rc = send_final(&c, bm, &resumed_remote, tp)) < 0 || (rc = send_commit(&c, tp)) < 0)
 		goto out;
-	}
-	xsr_writer_stats(c.w, &ws);
-	c.round_pages = c.round_zero = 0;
-	if (o->postcopy) {
-		rc = postcopy(&c, bm, &resumed_remote, tp);
-	} else {
-		rc = send_slots(&c, bm, "final");
-		if (rc == 0)
-			rc = put_vcpus_and_context(&c);
-	}
-	if (rc < 0) {
-		if (!strstr(err, "receiver"))
-			peer_reason(&c);
-		goto out;
-	}
-	{
-		struct xsr_writer_stats ws2;
-		xsr_writer_stats(c.w, &ws2);
-		struct xsr_mig_round_stat *rs = &st->round[c.round];
-		rs->pages = c.round_pages;
-		rs->zero_pages = c.round_zero;
-		rs->bytes = ws2.bytes - ws.bytes;
-		rs->paused = 1;
-		st->rounds = c.round + 1;
-	}
-	xsr_writer_stats(c.w, &ws);
-	rc = xsr_writer_close(c.w, err, errlen);
-	c.w = NULL;
-	/* close() added NOTES and END: header + body + padding + trailer each. */
-	st->total_bytes = ws.bytes + 64 + (((uint64_t)c.info.nr_vcpus * XSR_NOTE_SIZE + 7) & ~UINT64_C(7)) + 8 +
-			  64 + sizeof(struct xsr_end) + 8;
-	st->data_pages = ws.pages;
-	st->zero_pages = ws.zero_pages;
-	if (rc < 0) {
-		peer_reason(&c);
-		goto out;
-	}
-	cut(&c, "end");
-	if (o->postcopy) {
-		/*
-		 * FAULTs the receiver sent before the last pushed pages reached it
-		 * may still come: harmless (every page went out), read and dropped,
-		 * as many as there could be (one per FAULT record's worth of pages).
-		 */
-		unsigned late = (unsigned)(c.nslots < 1u << 20 ? c.nslots : 1u << 20) + 1;
-		if ((rc = xsr_mig_expect_skip(fd, XSR_MIG_R_COMPLETE, XSR_MIG_R_FAULT, late, o->ack_timeout_ms, body,
-					      &len, err, errlen)) < 0)
-			goto out;
-	}
-	if ((rc = expect(&c, XSR_MIG_R_COMMIT, o->ack_timeout_ms, body, &len)) < 0)
-		goto out;
-	{
-		/* Tell the receiver this copy is gone; without it, it discards its own. */
-		struct xsr_mig_ack rel = {.round = c.round};
-		if (xsr_mig_send(fd, XSR_MIG_R_RELEASED, &rel, sizeof(rel)) < 0) {
-			snprintf(err, errlen, "sending RELEASED after the receiver's COMMIT: %s", strerror(errno));
-			rc = XSR_E_IO;
-			goto out;
-		}
-	}
-	if (!o->postcopy) {
-		struct xsr_mig_ack a;
-		memcpy(&a, body, sizeof(a));
-		st->downtime_ns = xsr_now_ns() - tp;
-		st->receiver_load_ns = a.load_ns;
-	}
 	rc = 0;
 out:
 	if (o->progress_fd >= 0)

@@ -1,17 +1,17 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
- * The sending side of a migration of a Xen domain (run in dom0 by
+ * The sending side of a migration of a domain saved whole by its backend's
+ * save_domain hook (backends/backend.h; a Xen domain, run in dom0 by
  * `xsr migrate DOMID tcp:HOST:PORT`).
  *
- * libxl suspends the domain into an anonymous memory file (libxenguest's
- * save: PV page tables normalised to pfns, the p2m and vCPU contexts in
- * Xen's records; with log-dirty, LIBXL_SUSPEND_LIVE runs libxl's own
- * pre-copy rounds first, while the guest runs).  The library's Xen importer (xsrelf/xen.h) then
- * transcodes that into the xsrelf migration stream on the socket, the same
+ * The backend writes the domain as an xsrelf migration stream onto the
+ * socket (Xen: its native save of a 64-bit PV guest, or libxl's engine with
+ * libxenguest's save, after libxl's own pre-copy rounds when live_probe()
+ * finds log-dirty), the same
  * records an `xsr save DOMID` image holds: header, PRODUCER, MEMMAP,
  * MIG_BEGIN (the receiver's HELLO is awaited before anything else goes),
  * the Xen records, CONFIG, DOMCTX, P2M, vCPUs, PAGES, NOTES, END.  The
- * receiver (`xsr receive --xen`) restores it through libxl paused as
+ * receiver (`xsr receive --xen`) restores it paused as
  * "NAME--incoming" and answers COMMIT; this side renames its suspended copy
  * "NAME--migratedaway", sends RELEASED and destroys it, and the receiver
  * renames its copy NAME and unpauses it.  Any failure before RELEASED went
@@ -29,7 +29,7 @@
 
 #include <xsrelf/writer.h>
 
-#include "../backends/xen.h"
+#include "../backends/backend.h"
 #include "../util/clock.h"
 #include <xsrelf/xen.h>
 #include "migrate.h"
@@ -82,84 +82,120 @@ static uint64_t bytes_sent(int fd)
 	return getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &l) == 0 ? ti.tcpi_bytes_acked : 0;
 }
 
-int xsr_migrate_send_xen(uint32_t domid, int fd, const struct xsr_mig_send_opts *o, struct xsr_mig_xen_stats *st,
-			 char *err, size_t errlen)
+/*
+ * The test source (XSR_MIG_TEST_XEN_SOURCE): an xl save file stands in for
+ * the suspended domain, transcoded by the library's Xen importer (no Xen needed).
+ */
+static int send_test_source(const char *src, int fd, const struct xsr_domain_save_opts *so,
+			    struct xsr_mig_xen_stats *st, char *err, size_t errlen)
+{
+	struct xsr_xen_import_opts io = {.layout = so->stream ? XSR_LAYOUT_STREAM : 0, .kind = so->kind,
+					 .compress = so->compress, .begin = so->begin, .begin_ctx = so->ctx};
+	snprintf(st->mode, sizeof(st->mode), "stop-and-copy");
+	snprintf(st->why, sizeof(st->why), "test source %s", src);
+	int mfd = open(src, O_RDONLY | O_CLOEXEC);
+	if (mfd < 0) {
+		snprintf(err, errlen, "%s: %s", src, strerror(errno));
+		return XSR_E_IO;
+	}
+	uint64_t t1 = xsr_now_ns();
+	int rc = xsr_xen_import_fd(mfd, fd, &io, NULL, err, errlen);
+	close(mfd);
+	if (rc < 0) {
+		if (!strstr(err, "receiver"))
+			xsr_mig_peer_reason(fd, err, errlen);
+		return XSR_E_PEER;
+	}
+	st->transfer_ns = xsr_now_ns() - t1;
+	return 0;
+}
+
+/* Live if the backend's probe finds dirty logging; say which on the progress fd.  0 or < 0. */
+static int send_probe(struct xsr_backend *be, uint32_t domid, const struct xsr_mig_send_opts *o,
+		      struct xsr_mig_xen_stats *st, char *err, size_t errlen)
+{
+	int live = be->ops->live_probe(be, st->why, sizeof(st->why));
+	if (live < 0) {
+		snprintf(err, errlen, "%s", st->why);
+		return XSR_E_BACKEND;
+	}
+	st->live = live;
+	snprintf(st->mode, sizeof(st->mode), "%s", live ? "live (libxl pre-copy with log-dirty)" : "stop-and-copy");
+	if (o->progress_fd >= 0)
+		dprintf(o->progress_fd,
+			live ? "xsr migrate: domain %u: log-dirty available: libxl pre-copies while the guest runs\n"
+			     : "xsr migrate: domain %u: no log-dirty on this hypervisor (%s): stop-and-copy, the "
+			       "domain stays suspended for the whole transfer\n",
+			domid, st->why);
+	return 0;
+}
+
+/* After the receiver's COMMIT: rename this copy away, send RELEASED, give it up.  0 or < 0 (the caller resumes it). */
+static int send_release(struct xsr_backend *be, int fd, const struct xsr_mig_send_opts *o, uint64_t t0,
+			struct xsr_mig_xen_stats *st, char *err, size_t errlen)
+{
+	/* Free the name for the receiver's copy, then give this one up. */
+	if (be && be->ops->rename(be, "", "--migratedaway") < 0) {
+		snprintf(err, errlen, "after the receiver's COMMIT: %s", be->ops->error(be));
+		return XSR_E_BACKEND;
+	}
+	struct xsr_mig_ack rel = {.round = 0};
+	if (xsr_mig_send(fd, XSR_MIG_R_RELEASED, &rel, sizeof(rel)) < 0) {
+		snprintf(err, errlen, "sending RELEASED after the receiver's COMMIT: %s", strerror(errno));
+		if (be)
+			be->ops->rename(be, "--migratedaway", "");
+		return XSR_E_IO;
+	}
+	st->downtime_ns = xsr_now_ns() - t0;
+	if (be && be->ops->finish(be, 1) < 0 && o->progress_fd >= 0)
+		dprintf(o->progress_fd, "xsr migrate: the guest runs on the receiver, but the source copy: %s\n",
+			be->ops->error(be));
+	return 0;
+}
+
+int xsr_migrate_send_xen(struct xsr_backend *be, uint32_t domid, int fd, const struct xsr_mig_send_opts *o,
+			 struct xsr_mig_xen_stats *st, char *err, size_t errlen)
 {
 	struct xsnd c = {.fd = fd, .o = o};
-	struct xsr_xen_import_opts io = {.layout = XSR_LAYOUT_STREAM, .kind = XSR_KIND_MIGRATION,
-					 .compress = o->compress, .begin = xhello, .begin_ctx = &c};
-	struct xsr_xen_stats xs;
+	struct xsr_domain_save_opts so = {.stream = 1, .kind = XSR_KIND_MIGRATION, .compress = o->compress,
+					  .catch_signals = 1, .begin = xhello, .ctx = &c};
+	struct xsr_domain_stats xs = {0};
 	uint8_t body[XSR_MIG_MAX_RREC + XSR_MIG_MAX_TEXT];
 	size_t len;
-	int mfd = -1, rc, suspended = 0;
+	int rc, suspended = 0;
 	uint64_t t0 = xsr_now_ns();
-	const char *src = NULL;
+	const char *src = NULL, *lacks;
 
 	memset(st, 0, sizeof(*st));
 #if XSR_TESTHOOKS
-	/* Test hook: an xl save file stands in for the suspended domain (no Xen needed). */
 	src = getenv("XSR_MIG_TEST_XEN_SOURCE");
 #endif
 	if (src) {
-		snprintf(st->mode, sizeof(st->mode), "stop-and-copy");
-		snprintf(st->why, sizeof(st->why), "test source %s", src);
-		if ((mfd = open(src, O_RDONLY | O_CLOEXEC)) < 0) {
-			snprintf(err, errlen, "%s: %s", src, strerror(errno));
-			return XSR_E_IO;
-		}
-	} else {
-		int live = xsr_xen_logdirty(domid, st->why, sizeof(st->why));
-		if (live < 0) {
-			snprintf(err, errlen, "%s", st->why);
-			return XSR_E_BACKEND;
-		}
-		st->live = live;
-		snprintf(st->mode, sizeof(st->mode), "%s", live ? "live (libxl pre-copy with log-dirty)" : "stop-and-copy");
-		if (o->progress_fd >= 0)
-			dprintf(o->progress_fd,
-				live ? "xsr migrate: domain %u: log-dirty available: libxl pre-copies while the guest runs\n"
-				     : "xsr migrate: domain %u: no log-dirty on this hypervisor (%s): stop-and-copy, the "
-				       "domain stays suspended for the whole transfer\n",
-				domid, st->why);
-		/*
-		 * Stop-and-copy of a 64-bit PV guest: the native save writes the
-		 * migration stream onto the socket as it maps the guest (no libxl
-		 * stream in between); otherwise libxl suspends into a memfd.
-		 */
-		if (!live && !getenv("XSR_XEN_SAVE_VIA")) {
-			xsr_xen_save_catch_signals();
-			uint64_t t1 = xsr_now_ns();
-			int nr = xsr_xen_save_native_opts(domid, fd, &io, &xs, err, errlen);
-			if (nr < 0) { /* the domain was resumed */
-				if (!xs.suspend_ns)
-					return XSR_E_BACKEND;
-				if (!strstr(err, "receiver"))
-					xsr_mig_peer_reason(fd, err, errlen);
-				st->elapsed_ns = xsr_now_ns() - t0;
-				return XSR_E_PEER;
-			}
-			if (nr == 0) {
-				suspended = 1;
-				st->native = 1;
-				st->suspend_ns = xs.suspend_ns;
-				st->transfer_ns = xsr_now_ns() - t1 - xs.suspend_ns;
-				goto sent;
-			}
-		}
-		mfd = xsr_xen_suspend(domid, live, &xs, err, errlen);
-		if (mfd < 0)
-			return XSR_E_BACKEND; /* the domain was resumed */
-		suspended = 1;
-		st->suspend_ns = xs.suspend_ns;
+		if ((rc = send_test_source(src, fd, &so, st, err, errlen)) < 0)
+			goto fail;
+		goto sent;
 	}
+	if (!be || (lacks = xsr_backend_lacks(be->ops, XSR_NEED_DOMAIN_SAVE))) {
+		snprintf(err, errlen, "%s: not supported by this backend", be ? lacks : "save_domain");
+		return XSR_E_BACKEND;
+	}
+	if ((rc = send_probe(be, domid, o, st, err, errlen)) < 0)
+		return rc;
+	so.live = st->live;
 	uint64_t t1 = xsr_now_ns();
-	if ((rc = xsr_xen_import_fd(mfd, fd, &io, NULL, err, errlen)) < 0) {
-		rc = XSR_E_PEER;
+	if (be->ops->save_domain(be, fd, &so, &xs) < 0) { /* the domain was resumed */
+		snprintf(err, errlen, "%s", be->ops->error(be));
+		if (!xs.suspend_ns)
+			return XSR_E_BACKEND;
 		if (!strstr(err, "receiver"))
 			xsr_mig_peer_reason(fd, err, errlen);
-		goto fail;
+		st->elapsed_ns = xsr_now_ns() - t0;
+		return XSR_E_PEER;
 	}
-	st->transfer_ns = xsr_now_ns() - t1;
+	suspended = 1;
+	st->native = xs.native;
+	st->suspend_ns = xs.suspend_ns;
+	st->transfer_ns = xsr_now_ns() - t1 - xs.suspend_ns; /* the suspend (and libxl's pre-copy) ran inside */
 sent:
 	st->bytes = bytes_sent(fd);
 	xcut(fd, "end");
@@ -169,36 +205,14 @@ sent:
 	memcpy(&a, body, sizeof(a));
 	st->receiver_load_ns = a.load_ns;
 	st->pages = a.pages;
-	/* Free the name for the receiver's copy, then give this one up. */
-	char e2[512];
-	if (suspended && xsr_xen_rename(domid, "", "--migratedaway", e2, sizeof(e2)) < 0) {
-		snprintf(err, errlen, "after the receiver's COMMIT: %s", e2);
-		rc = XSR_E_BACKEND;
+	if ((rc = send_release(suspended ? be : NULL, fd, o, t0, st, err, errlen)) < 0)
 		goto fail;
-	}
-	struct xsr_mig_ack rel = {.round = 0};
-	if (xsr_mig_send(fd, XSR_MIG_R_RELEASED, &rel, sizeof(rel)) < 0) {
-		snprintf(err, errlen, "sending RELEASED after the receiver's COMMIT: %s", strerror(errno));
-		rc = XSR_E_IO;
-		if (suspended)
-			xsr_xen_rename(domid, "--migratedaway", "", e2, sizeof(e2));
-		goto fail;
-	}
-	st->downtime_ns = xsr_now_ns() - t0;
-	if (suspended && xsr_xen_save_finish(domid, 1, e2, sizeof(e2)) < 0 && o->progress_fd >= 0)
-		dprintf(o->progress_fd, "xsr migrate: the guest runs on the receiver, but the source copy: %s\n", e2);
-	if (mfd >= 0)
-		close(mfd);
 	st->elapsed_ns = xsr_now_ns() - t0;
 	return 0;
 fail:
-	if (suspended) {
-		char e3[512];
-		if (xsr_xen_save_finish(domid, 0, e3, sizeof(e3)) < 0)
-			snprintf(err + strlen(err), errlen - strlen(err), "; resuming domain %u failed too: %s", domid, e3);
-	}
-	if (mfd >= 0)
-		close(mfd);
+	if (suspended && be->ops->finish(be, 0) < 0)
+		snprintf(err + strlen(err), errlen - strlen(err), "; resuming domain %u failed too: %s", domid,
+			 be->ops->error(be));
 	st->elapsed_ns = xsr_now_ns() - t0;
 	return rc < 0 ? rc : XSR_E_PEER;
 }

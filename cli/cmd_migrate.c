@@ -4,8 +4,10 @@
  *
  * migrate: connect to the receiver, hand the connected socket to the source
  * VMM ("migrate" request, vmm/vmm.h), which runs the sender; print what it
- * reports.  receive: listen, and for each connection start a VMM whose build
- * step runs the receiver (or write a seekable image with --to-file).
+ * reports (a Xen domain: the engine migrate/send_xen.c with the domain's
+ * backend).  receive: listen, and for each connection start a VMM whose build
+ * step runs the receiver (or write a seekable image with --to-file, or with
+ * --xen restore it through the Xen backend's restore half).
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -27,10 +29,10 @@
 
 #include "../backends/kvm.h"
 #include "../backends/xen.h"
-#include "../cli/cli.h"
+#include "../migrate/migrate.h"
 #include "../util/clock.h"
 #include "../vmm/vmm.h"
-#include "migrate.h"
+#include "cli.h"
 
 #define XSR_EXIT_SPLIT 4 /* post-copy broke: guest state split (docs/migration-protocol.md) */
 
@@ -115,7 +117,8 @@ static void migrate_usage(FILE *f)
 static int connect_tcp(const char *host, const char *port, char *msg, size_t mlen);
 
 /* xsr migrate DOMID tcp:HOST:PORT: a Xen domain, run here in dom0. */
-static int migrate_xen(uint32_t domid, const char *host, const char *port, const char *compress, int json, int others)
+static int migrate_xen(uint32_t domid, const char *host, const char *port, const char *compress, int json, int others,
+		       int testsrc)
 {
 	char msg[512], err[2048];
 	struct xsr_mig_xen_stats st;
@@ -139,7 +142,14 @@ static int migrate_xen(uint32_t domid, const char *host, const char *port, const
 #if XSR_TESTHOOKS
 	xsr_mig_set_cut(getenv("XSR_MIG_TEST_CUT_SENDER"));
 #endif
-	int r = xsr_migrate_send_xen(domid, fd, &o, &st, err, sizeof(err));
+	struct xsr_backend *be = NULL;
+	int r = 0;
+	if (!testsrc && (r = xsr_xen_open(&be, domid, err, sizeof(err))) < 0)
+		r = XSR_E_BACKEND;
+	if (r == 0)
+		r = xsr_migrate_send_xen(be, domid, fd, &o, &st, err, sizeof(err));
+	if (be)
+		be->ops->close(be);
 	close(fd);
 	if (r < 0) {
 		xsr_err("migrate", "domain %u: %s (the domain keeps running here)", domid, err);
@@ -257,7 +267,7 @@ int cmd_migrate(int argc, char **argv)
 					   "(a VMM is vm:SOCK)", argv[optind]);
 			return XSR_EXIT_FAIL;
 		}
-		return migrate_xen(domid, host, port, compress, json, others);
+		return migrate_xen(domid, host, port, compress, json, others, testsrc);
 	}
 	const char *sock = xsr_ctl_target("migrate", argv[optind]);
 	if (!sock)
@@ -372,30 +382,31 @@ struct recv_ctx {
 	struct xsr_mig_recv_stats st;
 };
 
-static int recv_build(struct xsr_vmm *v, void *arg, char *msg, size_t msglen)
+/* Fills the VM the shared builder opened (vmm/build.c). */
+static int recv_load(struct xsr_vmm *v, void *arg, char *msg, size_t msglen)
 {
 	struct recv_ctx *c = arg;
-	struct xsr_domain_info info;
 	int r;
 
-	close(c->listen_fd); /* the listener stays with `xsr receive` */
-	r = xsr_kvm_open(&v->be, msg, msglen);
-	if (r < 0)
-		return r;
-	xsr_kvm_set_log(v->be, v->log);
 	c->o.log = v->log;
 	r = xsr_migrate_receive(v->be, c->conn, &c->o, &c->st, msg, msglen);
 	if (r < 0)
 		xsr_mig_linger_close(c->conn);
 	else
 		close(c->conn);
+	return r;
+}
+
+static int recv_build(struct xsr_vmm *v, void *arg, char *msg, size_t msglen)
+{
+	struct recv_ctx *c = arg;
+	const struct xsr_vmm_load l = {.what = "receive", .load = recv_load, .ctx = c};
+	int r;
+
+	close(c->listen_fd); /* the listener stays with `xsr receive` */
+	r = xsr_vmm_build_kvm(v, &l, msg, msglen);
 	if (r < 0)
 		return r;
-	if (v->be->ops->describe(v->be, &info) == 0)
-		for (uint32_t i = 0; i < info.nr_runs; i++)
-			v->mem_bytes += info.runs[i].count << XSR_PAGE_SHIFT;
-	if (xsr_vmm_parse_config(v, xsr_kvm_config(v->be)) < 0)
-		fprintf(v->log, "receive: no xsr VMM config in the stream: status shows no counters\n");
 	snprintf(msg, msglen,
 		 "{\"bytes\":%s,\"pages\":%s,\"zero_pages\":%s,\"rounds\":%" PRIu64
 		 ",\"postcopy\":%s,\"postcopy_pages\":%s,\"faults\":%s,\"load_ms\":%.3f}",
@@ -442,6 +453,7 @@ static int listen_tcp(const char *host, const char *port, char *bound, size_t bl
 struct xen_in {
 	int img, paused;
 	uint32_t domid;
+	struct xsr_backend *be; /* the backend's restore half (restore_domain), once opened */
 	int have_domain;
 	uint64_t restore_ns;
 	char err[1024];
@@ -450,10 +462,23 @@ struct xen_in {
 static int xen_in_commit(void *ctx, char *err, size_t errlen)
 {
 	struct xen_in *x = ctx;
-	struct xsr_xen_stats st;
+	struct xsr_domain_stats st = {0};
+	struct xsr_domain_restore_opts ro = {.paused = 1, .name_suffix = "--incoming"};
+	const char *lacks = NULL;
 
-	if (lseek(x->img, 0, SEEK_SET) != 0 ||
-	    xsr_xen_restore(x->img, 1, "--incoming", NULL, NULL, &st, err, errlen) < 0) {
+	if (!x->be && xsr_xen_open_restore(&x->be, err, errlen) < 0) {
+		snprintf(x->err, sizeof(x->err), "restoring into Xen: %s", err);
+		return XSR_E_BACKEND;
+	}
+	if ((lacks = xsr_backend_lacks(x->be->ops, XSR_NEED_DOMAIN_RESTORE)))
+		snprintf(err, errlen, "%s: not supported by this backend", lacks);
+	else if (lseek(x->img, 0, SEEK_SET) != 0)
+		snprintf(err, errlen, "rewinding the received image: %s", strerror(errno));
+	else if (x->be->ops->restore_domain(x->be, x->img, &ro, &st) < 0)
+		snprintf(err, errlen, "%s", x->be->ops->error(x->be));
+	else
+		lacks = "";
+	if (!lacks || *lacks) {
 		snprintf(x->err, sizeof(x->err), "restoring into Xen: %s", err);
 		return XSR_E_BACKEND;
 	}
@@ -469,22 +494,18 @@ static int xen_in_release(void *ctx, int released)
 
 	if (!released) {
 		/* The source may be resuming its own copy: this one must not run. */
-		xsr_xen_save_finish(x->domid, 1, x->err, sizeof(x->err));
+		x->be->ops->finish(x->be, 1);
 		x->have_domain = 0;
 		snprintf(x->err, sizeof(x->err), "no RELEASED from the sender: domain %u destroyed", x->domid);
 		return XSR_E_PEER;
 	}
 	/* From here on this is the only copy: on trouble keep it (paused), never destroy it. */
 	x->have_domain = 0;
-	if (xsr_xen_rename(x->domid, "--incoming", "", x->err, sizeof(x->err)) < 0) {
-		fprintf(stderr, "xsr receive: domain %u: %s; it keeps the name NAME--incoming\n", x->domid, x->err);
-		x->err[0] = 0;
-	}
-	if (!x->paused && xsr_xen_unpause(x->domid, x->err, sizeof(x->err)) < 0) {
-		fprintf(stderr, "xsr receive: domain %u: %s; it stays paused (xl unpause %u)\n", x->domid, x->err,
+	if (x->be->ops->rename(x->be, "--incoming", "") < 0)
+		xsr_err("receive", "domain %u: %s; it keeps the name NAME--incoming", x->domid, x->be->ops->error(x->be));
+	if (!x->paused && x->be->ops->resume(x->be) < 0)
+		xsr_err("receive", "domain %u: %s; it stays paused (xl unpause %u)", x->domid, x->be->ops->error(x->be),
 			x->domid);
-		x->err[0] = 0;
-	}
 	return 0;
 }
 
@@ -504,9 +525,11 @@ static int receive_xen(struct recv_ctx *c, int paused, int json, const char *ph,
 	c->o.commit_ctx = &x;
 	int r = xsr_migrate_receive(NULL, c->conn, &c->o, &c->st, msg, sizeof(msg));
 	close(x.img);
+	if (r < 0 && x.have_domain) /* restored, but COMMIT could not be sent: discard */
+		x.be->ops->finish(x.be, 1);
+	if (x.be)
+		x.be->ops->close(x.be);
 	if (r < 0) {
-		if (x.have_domain) /* restored, but COMMIT could not be sent: discard */
-			xsr_xen_save_finish(x.domid, 1, x.err, sizeof(x.err));
 		xsr_err("receive", "migration from %s:%s failed, nothing kept: %s", ph, pp, msg);
 		xsr_mig_linger_close(c->conn);
 		return -1;
@@ -521,6 +544,85 @@ static int receive_xen(struct recv_ctx *c, int paused, int json, const char *ph,
 	return 0;
 }
 
+/* receive_file() and receive_vmm() results besides 0 (received) and -1 (failed, listen again unless --once). */
+#define RECV_STOP (-2)    /* stop listening */
+#define RECV_REFUSED (-3) /* refused before anything was read: listen again (no retry note) */
+
+/* xsr receive --to-file FILE: one migration into a seekable image. */
+static int receive_file(struct recv_ctx *c, const char *file, int json, const char *ph, const char *pp)
+{
+	struct xsr_outfile out;
+	char msg[2048];
+	if (xsr_out_open(&out, "receive", file) < 0) {
+		close(c->conn);
+		return RECV_STOP;
+	}
+	c->o.out_fd = out.fd;
+	c->o.before_commit = commit_file;
+	c->o.commit_ctx = &out;
+	int r = xsr_migrate_receive(NULL, c->conn, &c->o, &c->st, msg, sizeof(msg));
+	if (r == 0) {
+		close(c->conn);
+		if (json) {
+			printf("{\"file\":");
+			xsr_json_str(stdout, file);
+			printf(",\"bytes\":%s,\"pages\":%s,\"zero_pages\":%s,\"rounds\":%" PRIu64 "}\n",
+			       xsr_jdec(c->st.bytes), xsr_jdec(c->st.pages), xsr_jdec(c->st.zero_pages), c->st.rounds);
+		}
+		return 0;
+	}
+	if (r < 0) {
+		xsr_out_abort(&out);
+		xsr_err("receive", "migration from %s:%s failed, nothing kept: %s", ph, pp, msg);
+	}
+	xsr_mig_linger_close(c->conn);
+	return -1;
+}
+
+/* 1 if a VMM answers on the control socket @sock; a dead one's socket (nobody answers) is removed if @reap. */
+static int sock_busy(const char *sock, int reap)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	int probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (probe < 0)
+		return 0;
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", sock);
+	int busy = connect(probe, (struct sockaddr *)&sa, sizeof(sa)) == 0;
+	if (!busy && reap && errno == ECONNREFUSED)
+		unlink(sock);
+	close(probe);
+	return busy;
+}
+
+/* xsr receive --control SOCK: a VMM whose build step runs the receiver (recv_build). */
+static int receive_vmm(struct recv_ctx *c, const char *sock, int json, const char *ph, const char *pp)
+{
+	char msg[2048];
+	pid_t pid;
+	/* A VMM already owns the control socket: say so, rather than hang up. */
+	if (sock_busy(sock, 0)) {
+		snprintf(msg, sizeof(msg), "control socket %s is in use by a running VMM", sock);
+		xsr_mig_refuse(c->conn, XSR_E_STATE, msg);
+		xsr_err("receive", "migration from %s:%s refused: %s", ph, pp, msg);
+		return RECV_REFUSED;
+	}
+	int r = xsr_vmm_spawn(sock, recv_build, c, 0, &pid, msg, sizeof(msg));
+	close(c->conn);
+	if (r == 0) {
+		if (json) {
+			printf("{\"pid\":%d,\"control\":", (int)pid);
+			xsr_json_str(stdout, sock);
+			printf(",\"receive\":%s}\n", msg);
+		} else
+			printf("%d\n", (int)pid);
+		return 0;
+	}
+	/* A VMM that died (killed) could not remove its socket: nobody answers there. */
+	sock_busy(sock, 1);
+	xsr_err("receive", "migration from %s:%s failed, nothing kept: %s", ph, pp, msg);
+	return -1;
+}
+
 int cmd_receive(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -532,7 +634,7 @@ int cmd_receive(int argc, char **argv)
 	    {NULL, 0, NULL, 0}};
 	const char *sock = NULL, *file = NULL;
 	int once = 0, json = 0, o, rc = XSR_EXIT_FAIL, xen = 0, paused = 0;
-	char host[256], port[32], bound[160], msg[2048], *end;
+	char host[256], port[32], bound[160], *end;
 	struct recv_ctx c = {.listen_fd = -1, .conn = -1, .o = {.out_fd = -1, .max_vcpus = 64}};
 
 	optind = 1;
@@ -630,77 +732,19 @@ int cmd_receive(int argc, char **argv)
 		struct timeval tv = {.tv_sec = 60};
 		setsockopt(c.conn, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
 		setsockopt(c.conn, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-		if (xen) {
-			int r = receive_xen(&c, paused, json, ph, pp);
-			if (r == 0) {
-				rc = XSR_EXIT_OK;
+		int r = xen ? receive_xen(&c, paused, json, ph, pp)
+			    : file ? receive_file(&c, file, json, ph, pp) : receive_vmm(&c, sock, json, ph, pp);
+		if (r == 0) {
+			rc = XSR_EXIT_OK;
+			break;
+		}
+		if (r == RECV_STOP)
+			break;
+		if (r == RECV_REFUSED) {
+			c.conn = -1;
+			if (once)
 				break;
-			}
-		} else if (file) {
-			struct xsr_outfile out;
-			if (xsr_out_open(&out, "receive", file) < 0) {
-				close(c.conn);
-				break;
-			}
-			c.o.out_fd = out.fd;
-			c.o.before_commit = commit_file;
-			c.o.commit_ctx = &out;
-			int r = xsr_migrate_receive(NULL, c.conn, &c.o, &c.st, msg, sizeof(msg));
-			if (r == 0) {
-				close(c.conn);
-				if (json) {
-					printf("{\"file\":");
-					xsr_json_str(stdout, file);
-					printf(",\"bytes\":%s,\"pages\":%s,\"zero_pages\":%s,\"rounds\":%" PRIu64 "}\n",
-					       xsr_jdec(c.st.bytes), xsr_jdec(c.st.pages), xsr_jdec(c.st.zero_pages), c.st.rounds);
-				}
-				rc = XSR_EXIT_OK;
-				break;
-			}
-			if (r < 0) {
-				xsr_out_abort(&out);
-				xsr_err("receive", "migration from %s:%s failed, nothing kept: %s", ph, pp, msg);
-			}
-			xsr_mig_linger_close(c.conn);
-		} else {
-			pid_t pid;
-			/* A VMM already owns the control socket: say so, rather than hang up. */
-			struct sockaddr_un sa0 = {.sun_family = AF_UNIX};
-			int probe0 = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-			snprintf(sa0.sun_path, sizeof(sa0.sun_path), "%s", sock);
-			int busy = probe0 >= 0 && connect(probe0, (struct sockaddr *)&sa0, sizeof(sa0)) == 0;
-			if (probe0 >= 0)
-				close(probe0);
-			if (busy) {
-				snprintf(msg, sizeof(msg), "control socket %s is in use by a running VMM", sock);
-				xsr_mig_refuse(c.conn, XSR_E_STATE, msg);
-				xsr_err("receive", "migration from %s:%s refused: %s", ph, pp, msg);
-				c.conn = -1;
-				if (once)
-					break;
-				continue;
-			}
-			int r = xsr_vmm_spawn(sock, recv_build, &c, 0, &pid, msg, sizeof(msg));
-			close(c.conn);
-			if (r == 0) {
-				if (json) {
-					printf("{\"pid\":%d,\"control\":", (int)pid);
-					xsr_json_str(stdout, sock);
-					printf(",\"receive\":%s}\n", msg);
-				} else
-					printf("%d\n", (int)pid);
-				rc = XSR_EXIT_OK;
-				break;
-			}
-			/* A VMM that died (killed) could not remove its socket: nobody answers there. */
-			struct sockaddr_un sa = {.sun_family = AF_UNIX};
-			int probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-			snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", sock);
-			if (probe >= 0 && connect(probe, (struct sockaddr *)&sa, sizeof(sa)) < 0 && errno == ECONNREFUSED)
-				unlink(sock);
-			if (probe >= 0)
-				close(probe);
-			xsr_err("receive", "migration from %s:%s failed, nothing kept: %s", ph, pp, msg);
+			continue;
 		}
 		c.conn = -1;
 		if (once)
