@@ -59,6 +59,49 @@ done
 run info "$T/huge.stream"
 check "finding 2: info still counts every page (150 with data, the rest zero)" grep -q "68719476736 populated.*150 with data, 68719476586 zero" "$T/out"
 
+# --- a record claiming 128 MiB (XSR_MAX_RECORD) of which 64 octets arrive ---
+# The stream reader's buffer follows what arrives (docs/limits.md, "Stream record buffer"):
+# in a 64 MiB address space (ulimit -v) every reader must see the cut, not run out of memory.
+# RSS alone cannot show the old behaviour (an untouched 128 MiB allocation is not resident),
+# so both are measured.  Through standard input, from a file, and from a TCP peer.
+"$CRAFT" huge-record "$T/s.stream" "$T/bigrec.stream"
+"$CRAFT" huge-record "$T/s.stream" "$T/bigrec.mig" 3
+cut_seen() { # cut_seen WHAT WANT-RC RC: the reader saw the truncation within the bounds
+	local rss; rss=$(tail -n1 "$T/rss" 2>/dev/null)
+	if [ "$3" -eq "$2" ] && grep -q "truncated at offset 0x[0-9a-f]* inside the body of record unknown .*(64 of 134217736 octets)" "$T/err" &&
+		[ "${rss:-999999999}" -le $MAX_RSS_KIB ]; then
+		ok "$1 of a 128 MiB record claim: exit $3, the cut reported, max RSS $rss KiB, 64 MiB of address space"
+	else
+		bad "$1 of a 128 MiB record claim: exit $3 (want $2), max RSS ${rss:-?} KiB"; sed 's/^/     /' "$T/err" | head -3
+	fi
+}
+( ulimit -v 65536; exec /usr/bin/time -f %M -o "$T/rss" timeout 60 "$XSR" verify - <"$T/bigrec.stream" >/dev/null 2>"$T/err" ); rc=$?
+cut_seen "verify -" 1 $rc
+( ulimit -v 65536; exec /usr/bin/time -f %M -o "$T/rss" timeout 60 "$XSR" info "$T/bigrec.stream" >/dev/null 2>"$T/err" ); rc=$?
+cut_seen "info" 3 $rc
+rm -f "$T/recv.elf" "$T/recv.log"
+( ulimit -v 65536; exec /usr/bin/time -f %M -o "$T/rss" timeout 60 "$XSR" receive tcp:127.0.0.1:0 --to-file "$T/recv.elf" --once >"$T/recv.log" 2>&1 ) &
+rpid=$!
+for _ in $(seq 100); do grep -q "listening on" "$T/recv.log" 2>/dev/null && break; sleep 0.1; done
+port=$(sed -n 's/.*listening on 127\.0\.0\.1:\([0-9][0-9]*\).*/\1/p' "$T/recv.log" | head -n1)
+if [ -n "$port" ]; then
+	python3 - "$port" "$T/bigrec.mig" <<'EOF'
+import socket, sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=20)
+s.sendall(open(sys.argv[2], "rb").read())
+s.shutdown(socket.SHUT_WR)
+try:
+    while s.recv(4096):
+        pass
+except OSError:
+    pass
+EOF
+fi
+wait $rpid; rc=$?
+grep -v "listening on" "$T/recv.log" >"$T/err"
+cut_seen "receive --to-file (a TCP peer sends it)" 3 $rc
+check "receive of a 128 MiB record claim kept nothing" test ! -e "$T/recv.elf"
+
 # --- finding 7: verify said intact where convert refused ---
 for what in vcpu-xsave vcpu-msrs vcpu-id; do
 	for layout in elf stream; do
