@@ -59,6 +59,40 @@ done
 run info "$T/huge.stream"
 check "finding 2: info still counts every page (150 with data, the rest zero)" grep -q "68719476736 populated.*150 with data, 68719476586 zero" "$T/out"
 
+# --- convert of a stream claiming 2^36 pages into the seekable layout ---
+# The copy's slots and index follow the claim: refused before anything is written when the
+# input is a file (its size bounds the entries it holds), and at END, before the index is
+# hashed, on a pipe (docs/limits.md, "Conversion and receive of a huge guest").  On tmpfs,
+# which allows a 256 TiB sparse file, the old code hashed a 1 TiB index; elsewhere it failed
+# sizing the file.  Bounded RSS and time, and no output left.
+shm=$T; [ -w /dev/shm ] && shm=$(mktemp -d /dev/shm/xsr-hostile.XXXXXX)
+for how in file pipe; do
+	for dir in "$T" "$shm"; do
+		rm -f "$dir/conv.elf"
+		if [ $how = file ]; then
+			/usr/bin/time -f %M -o "$T/rss" timeout 60 "$XSR" convert "$T/huge.stream" "$dir/conv.elf" >/dev/null 2>"$T/err"; rc=$?
+		else
+			/usr/bin/time -f %M -o "$T/rss" timeout 60 sh -c 'cat "$1" | "$2" convert - "$3"' sh "$T/huge.stream" "$XSR" "$dir/conv.elf" >/dev/null 2>"$T/err"; rc=$?
+		fi
+		rss=$(tail -n1 "$T/rss")
+		left=$(ls -A "$dir" | grep -c "conv\.elf")
+		# From a pipe onto a file system that refuses a 256 TiB file, sizing it fails first: also a refusal.
+		want="the stream claims 68719476736 pages.*refusing a seekable copy"
+		[ $how = pipe ] && [ "$dir" = "$T" ] && want="$want\|sizing the output to 282574488342528 octets: File too large"
+		if [ $rc -eq 3 ] && grep -q "$want" "$T/err" &&
+			[ "${rss:-999999999}" -le $MAX_RSS_KIB ] && [ "$left" -eq 0 ]; then
+			ok "convert of a stream claiming 2^36 pages from a $how to ${dir%%/xsr-*}: refused (exit 3), max RSS $rss KiB, no output"
+		else
+			bad "convert of a stream claiming 2^36 pages from a $how to $dir: exit $rc, RSS ${rss:-?} KiB, $left output file(s)"
+			sed 's/^/     /' "$T/err" | head -2
+		fi
+		[ "$shm" = "$T" ] && break
+	done
+done
+[ "$shm" != "$T" ] && rm -rf "$shm"
+run convert --layout stream "$T/huge.stream" "$T/conv.stream"
+check "convert of the same stream to a stream still works (nothing follows the claim there)" test $rc -eq 0
+
 # --- a record claiming 128 MiB (XSR_MAX_RECORD) of which 64 octets arrive ---
 # The stream reader's buffer follows what arrives (docs/limits.md, "Stream record buffer"):
 # in a 64 MiB address space (ulimit -v) every reader must see the cut, not run out of memory.
