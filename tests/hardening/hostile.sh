@@ -7,6 +7,9 @@
 #   7  verify said intact where convert refused
 #   8  convert accepted damage verify reported
 #   9  a seekable image piped into verify - exited 1 (damage), not 3
+# and two claims whose cost must follow what arrives (2026-12-02): convert of
+# a stream claiming 2^36 pages to the seekable layout, and a record claiming
+# 128 MiB of which 64 octets arrive (verify -, info, receive from TCP).
 # Every reading verb must fail cleanly (no signal, a message) or succeed.
 set -uo pipefail
 . "$(dirname "$0")/../cli/lib.inc"
