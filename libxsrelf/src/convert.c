@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -243,6 +244,7 @@ struct sconv {
 	const struct xsr_convert_opts *o;
 	struct xsr_writer *w;
 	const struct xsr_file_header *fh;
+	struct xsr_file_header fh_copy;
 	struct xsr_producer producer;
 	bool have_producer;
 	struct xsr_vcpu_state *vs;
@@ -253,9 +255,53 @@ struct sconv {
 	uint64_t done; /* pages copied, for progress */
 	void *tree; /* XEN_P2M_TREE body seen before the writer opened */
 	uint64_t tree_len;
+	uint64_t in_size; /* octets of a regular-file input, 0 for a pipe */
+	bool seekable;    /* the output gets the seekable layout */
 	char *err;
 	size_t errlen;
 };
+
+/*
+ * A seekable copy's page slots and index follow the header's nr_pages, not
+ * what the stream holds: 4 KiB of (sparse) file and a 16-octet index entry
+ * read back and hashed at close for every page claimed, so a 4 KiB stream
+ * claiming 2^36 pages would ask for a 256 TiB file and hash a 1 TiB index.
+ * Every page a stream holds costs it an 8-octet pfn entry, so past
+ * XSR_CONVERT_FREE_PAGES a claim must be backed: by the input's size before
+ * anything is written (a regular file), and by the pfn entries that really
+ * arrived before the index is hashed (any input).  docs/limits.md.
+ */
+#define XSR_CONVERT_FREE_PAGES (UINT64_C(1) << 20)
+
+static int claim_backed(const struct sconv *c, uint64_t backing, bool by_size)
+{
+	if (!c->seekable || c->fh->nr_pages <= XSR_CONVERT_FREE_PAGES || c->fh->nr_pages <= backing)
+		return 0;
+	if (by_size)
+		xsr_fmt(c->err, c->errlen,
+			"the stream claims %llu pages, more than its %llu octets can hold (an 8-octet entry a page): "
+			"refusing a seekable copy that large (past %llu pages, docs/limits.md)",
+			(unsigned long long)c->fh->nr_pages, (unsigned long long)c->in_size,
+			(unsigned long long)XSR_CONVERT_FREE_PAGES);
+	else
+		xsr_fmt(c->err, c->errlen,
+			"the stream claims %llu pages and holds %llu: refusing a seekable copy whose index "
+			"follows the claim (past %llu pages every page must arrive, docs/limits.md)",
+			(unsigned long long)c->fh->nr_pages, (unsigned long long)backing,
+			(unsigned long long)XSR_CONVERT_FREE_PAGES);
+	return XSR_E_LIMIT;
+}
+
+/* The layout xsr_writer_open picks for @fd (writer.c): seekable for a regular file open read-write at 0. */
+static bool out_seekable(int fd, const struct xsr_convert_opts *o)
+{
+	if (o && o->layout)
+		return o->layout == XSR_LAYOUT_SEEKABLE;
+	struct stat sb;
+	int fl = fcntl(fd, F_GETFL);
+	return fstat(fd, &sb) == 0 && S_ISREG(sb.st_mode) && fl >= 0 && (fl & O_ACCMODE) == O_RDWR &&
+	       !(fl & O_APPEND) && lseek(fd, 0, SEEK_CUR) == 0;
+}
 
 /*
  * The writer opens after the memmap and an optional VMCOREINFO record (the
@@ -269,6 +315,10 @@ static int sc_open(struct sconv *c)
 		xsr_fmt(c->err, c->errlen, "a record comes before the memmap record");
 		return XSR_E_FORMAT;
 	}
+	/* Before the writer sizes the file: a regular file's size bounds the entries it holds. */
+	int rc0 = c->in_size ? claim_backed(c, c->in_size / 8, true) : 0;
+	if (rc0 < 0)
+		return rc0;
 	const void *vm = c->o && c->o->vmcoreinfo ? c->o->vmcoreinfo : c->vmci;
 	struct xsr_writer_params p = {
 		.machine = EM_X86_64, .kind = c->fh->kind, .layout = c->o ? c->o->layout : 0,
@@ -359,14 +409,18 @@ static int sc_pages(void *ctx, const uint64_t *pfns, uint32_t n, const uint8_t *
 
 static int sc_header(void *ctx, const struct xsr_file_header *h)
 {
-	((struct sconv *)ctx)->fh = h;
+	struct sconv *c = ctx;
+	/* A copy: the stream's own is freed when xsr_stream_read_all returns, before the END checks. */
+	c->fh_copy = *h;
+	c->fh = &c->fh_copy;
 	return 0;
 }
 
-static int from_stream(int in, const void *prefix, size_t plen, int out, const struct xsr_convert_opts *o,
-		       char *err, size_t errlen)
+static int from_stream(int in, uint64_t in_size, const void *prefix, size_t plen, int out,
+		       const struct xsr_convert_opts *o, char *err, size_t errlen)
 {
-	struct sconv c = {.out = out, .o = o, .err = err, .errlen = errlen};
+	struct sconv c = {.out = out, .o = o, .err = err, .errlen = errlen, .in_size = in_size,
+			  .seekable = out_seekable(out, o)};
 	const struct xsr_stream_ops ops = {.header = sc_header, .section = sc_section, .pages = sc_pages};
 	int rc;
 	if (!(c.vs = malloc(sizeof(*c.vs)))) {
@@ -376,6 +430,9 @@ static int from_stream(int in, const void *prefix, size_t plen, int out, const s
 	if ((rc = xsr_stream_read_all(in, prefix, plen, &ops, &c, err, errlen)) < 0)
 		goto out;
 	if ((rc = sc_open(&c)) < 0)
+		goto out;
+	/* Before the close reads back and hashes an index of nr_pages entries. */
+	if ((rc = claim_backed(&c, c.done, false)) < 0)
 		goto out;
 	rc = xsr_writer_close(c.w, err, errlen);
 	c.w = NULL;
@@ -437,7 +494,7 @@ int convert_1_4(int in, int out, const struct xsr_convert_opts *o, char *err, si
 			xsr_fmt(err, errlen, "seeking the input: %s", strerror(errno));
 			return XSR_E_IO;
 		}
-		return from_stream(in, hdr, sizeof(hdr), out, o, err, errlen);
+		return from_stream(in, (uint64_t)sb.st_size, hdr, sizeof(hdr), out, o, err, errlen);
 	}
 	if (o && o->paging) {
 		xsr_fmt(err, errlen, "a paging view needs a seekable input file (convert the stream to a seekable image first)");
@@ -452,5 +509,5 @@ int convert_1_4(int in, int out, const struct xsr_convert_opts *o, char *err, si
 		xsr_fmt(err, errlen, "a seekable image on a pipe: give it as a file (random access is needed)");
 		return XSR_E_STATE;
 	}
-	return from_stream(in, hdr, (size_t)r, out, o, err, errlen);
+	return from_stream(in, 0, hdr, (size_t)r, out, o, err, errlen);
 }

@@ -151,8 +151,11 @@ int xsr_stream_prefix(struct xsr_stream *s, const void *buf, size_t len)
 	return 0;
 }
 
-/* Read exactly @len octets; XSR_E_TRUNCATED at EOF. */
-static int get(struct xsr_stream *s, void *buf, size_t len, const char *what)
+/*
+ * Read exactly @len octets, the part of @total that follows @before octets
+ * already read; XSR_E_TRUNCATED at EOF, counting in @total.
+ */
+static int get_part(struct xsr_stream *s, void *buf, size_t len, const char *what, size_t before, size_t total)
 {
 	size_t done = 0;
 	if (s->prepos < s->prelen) {
@@ -172,10 +175,15 @@ static int get(struct xsr_stream *s, void *buf, size_t len, const char *what)
 	if (done < len) {
 		s->off += done;
 		return sfail(s, XSR_E_TRUNCATED, "stream truncated at offset 0x%llx inside %s (%zu of %zu octets)",
-			     (unsigned long long)s->off, what, done, len);
+			     (unsigned long long)s->off, what, before + done, total);
 	}
 	s->off += len;
 	return 0;
+}
+
+static int get(struct xsr_stream *s, void *buf, size_t len, const char *what)
+{
+	return get_part(s, buf, len, what, 0, len);
 }
 
 /*
@@ -191,6 +199,9 @@ static int get(struct xsr_stream *s, void *buf, size_t len, const char *what)
 #define XSR_EXACT_BUFFERS 1
 #endif
 #endif
+
+/* The first part of a record body read into s->body; take() doubles it from there. */
+#define XSR_TAKE_FIRST ((size_t)1 << 20)
 
 static int grow(struct xsr_stream *s, size_t need)
 {
@@ -228,11 +239,26 @@ static int take(struct xsr_stream *s, size_t len, const char *what)
 			return 0;
 		}
 	}
-	int rc = grow(s, len);
-	if (rc == 0)
-		rc = get(s, s->body, len, what);
+	/*
+	 * The buffer follows the octets that arrive, not the length the record
+	 * claims: a 30-octet stream announcing a 128 MiB record must not cost
+	 * 128 MiB.  Read the first MiB, then double, so that memory is at most
+	 * twice what the input really holds and a large record costs
+	 * log2(len / 1 MiB) extra reallocs.
+	 */
+	size_t done = 0, part = len < XSR_TAKE_FIRST ? len : XSR_TAKE_FIRST;
+	int rc;
 	s->rec = s->body;
-	return rc;
+	for (;;) {
+		if ((rc = grow(s, part)) < 0)
+			return rc;
+		s->rec = s->body;
+		if ((rc = get_part(s, s->body + done, part - done, what, done, len)) < 0)
+			return rc;
+		if ((done = part) == len)
+			return 0;
+		part = len - part > part ? part * 2 : len;
+	}
 }
 
 static int read_header(struct xsr_stream *s, const struct xsr_stream_ops *ops, void *ctx)

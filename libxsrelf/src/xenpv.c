@@ -164,6 +164,19 @@ int xsr_xen_layout_from_tree(const struct xsr_memrun *runs, uint32_t nruns, cons
 	int rc = xsr_xen_tree_params(body, len, &pv, why);
 	if (rc < 0)
 		return rc;
+	/*
+	 * The tree re-made below is sized by the memory map, the one in the file
+	 * by its nr_pfns; they must agree (the header compare below says so too),
+	 * and checking first keeps the work to what the file holds: a 70 KiB
+	 * image whose memory map ended near pfn 2^24 made a 128 MiB tree and
+	 * walked 16 M pfns before the compare refused it (fuzz, 2026-12-02).
+	 */
+	struct xsr_xen_p2m_tree h;
+	memcpy(&h, body, sizeof(h));
+	if (nruns && runs[nruns - 1].pfn + runs[nruns - 1].count != h.nr_pfns) {
+		*why = "nr_pfns is not where the memory map ends";
+		return XSR_E_FORMAT;
+	}
 	/* The leaves are 8-aligned only if the body is; copy to be safe. */
 	uint64_t *m = malloc(pv.nr_pfns * 8);
 	if (!m)

@@ -162,6 +162,34 @@ if [ -f "$G" ] && command -v zstd >/dev/null; then
 else
 	echo "skip - golden Xen save or zstd missing: import/export to /dev/full not run"
 fi
+# migrate and receive --json (no /dev/kvm needed): receive --to-file takes a captured
+# `xsr migrate --compress zstd` stream (the migrate-recv fuzz seed) from a plain TCP
+# client on loopback, port 0 (the kernel picks a free one), and succeeds: only its JSON
+# line is lost.  The guest is kept in the file (it was committed before stdout failed).
+# migrate --json without a VMM fails, and its JSON error object goes to /dev/full too.
+full "migrate --json (no VMM: the error object)" "$XSR" migrate vm:"$T/no.sock" tcp:127.0.0.1:1 --json
+rm -f "$T/recv.img" "$T/recv.log"
+timeout 60 "$XSR" receive tcp:127.0.0.1:0 --to-file "$T/recv.img" --once --json >/dev/full 2>"$T/recv.log" &
+rpid=$!
+for _ in $(seq 100); do grep -q "listening on" "$T/recv.log" 2>/dev/null && break; sleep 0.1; done
+port=$(sed -n 's/.*listening on 127\.0\.0\.1:\([0-9][0-9]*\).*/\1/p' "$T/recv.log" | head -n1)
+[ -n "$port" ] && python3 - "$port" "$ROOT/tests/fuzz/migrate-recv/seeds/kvm-4m-2v-zstd" <<'EOF'
+import socket, sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=20)
+s.sendall(open(sys.argv[2], "rb").read())
+s.shutdown(socket.SHUT_WR)
+try:
+    while s.recv(65536):
+        pass
+except OSError:
+    pass
+EOF
+wait $rpid; rc=$?
+if [ $rc -eq 3 ] && grep -qi 'writing stdout' "$T/recv.log" && "$XSR" verify -q "$T/recv.img"; then
+	ok "stdout on /dev/full: receive --json (a migration received) -> exit 3, the image kept intact"
+else
+	bad "stdout on /dev/full: receive --json -> exit $rc, want 3"; sed 's/^/     /' "$T/recv.log" | head -5
+fi
 check "stdout closed and never written: not an error" bash -c "'$XSR' synth --mem 4M --vcpus 1 '$T/c.img' >&-"
 
 # --- Finding 10: text from an image is escaped on the terminal and in JSON. ---

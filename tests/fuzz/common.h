@@ -58,12 +58,23 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	return 0;
 }
 
-/* Touch every octet so that ASan sees any out-of-bounds callback buffer. */
-static inline uint64_t fuzz_touch(const void *p, size_t len)
+/*
+ * Touch every octet so that ASan sees any out-of-bounds callback buffer.
+ * Eight octets a load (ASan checks the first and last octet of each), and
+ * not instrumented for coverage: the loop's comparisons are not the code
+ * under test, and a traced comparison per octet of every 4 KiB page a target
+ * touches was a tenth of the image target's time (perf, 2026-12-02).
+ */
+__attribute__((noinline, no_sanitize("coverage"))) static uint64_t fuzz_touch(const void *p, size_t len)
 {
 	const uint8_t *c = p;
-	uint64_t acc = 0;
-	for (size_t i = 0; i < len; i++)
+	uint64_t acc = 0, w;
+	size_t i = 0;
+	for (; i + 8 <= len; i += 8) {
+		memcpy(&w, c + i, 8);
+		acc = acc * 31 + w;
+	}
+	for (; i < len; i++)
 		acc = acc * 31 + c[i];
 	return acc;
 }

@@ -48,7 +48,7 @@ agree() { # agree WHAT FILE
 
 AGREE=0
 n=0 grown=0 left=0
-dirs=("$ROOT"/tests/fuzz/*/seeds)
+dirs=("$ROOT"/tests/fuzz/*/seeds "$ROOT"/tests/fuzz/*/regress)
 all=${XSR_AGREE_CORPUS:-0}
 [ "$all" = 1 ] && dirs+=("$ROOT"/build/fuzz/corpus/*)
 for d in "${dirs[@]}"; do

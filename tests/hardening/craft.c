@@ -17,6 +17,10 @@
  *       nr_msrs or vcpu_id), shstrtab-nul (last .shstrtab octet),
  *       sh-name (a section name offset past .shstrtab)
  *   craft flip OFF BIT IN OUT     IN with one bit flipped, checksums recomputed
+ *   craft huge-record STREAM OUT [KIND]  STREAM up to its memory map, then
+ *       the header of an optional record claiming XSR_MAX_RECORD (128 MiB)
+ *       octets and 64 octets of its body: what arrives is 64 octets,
+ *       whatever the claim; KIND 3 makes it a migration stream (receive)
  */
 #include <stddef.h>
 #include <stdio.h>
@@ -267,13 +271,40 @@ int main(int argc, char **argv)
 			resum_image(b, len);
 		save(argv[5], b, len);
 		free(b);
+	} else if ((argc == 4 || argc == 5) && !strcmp(argv[1], "huge-record")) {
+		uint8_t *b = load(argv[2], &len, 0);
+		uint64_t m = stream_find(b, len, XSR_SEC_MEMMAP);
+		struct xsr_record_header rh;
+		if (!m) {
+			fprintf(stderr, "craft: no memory map record\n");
+			return 2;
+		}
+		memcpy(&rh, b + m, sizeof(rh));
+		size_t at = m + 64 + RESUM_ALIGN8(rh.sh_size) + 8;
+		struct xsr_record_header big = {.sh_type = XSR_SHT(0x7777, 1), .sh_offset = XSR_OFF_STREAMED,
+						.sh_size = XSR_MAX_RECORD, .sh_addralign = 8};
+		if (at + 128 > len) {
+			fprintf(stderr, "craft: stream too short\n");
+			return 2;
+		}
+		memcpy(b + at, &big, 64);
+		memset(b + at + 64, 0x5a, 64);
+		if (argc == 5) {
+			struct xsr_file_header fh;
+			memcpy(&fh, b + XSR_EHDR_SIZE, sizeof(fh));
+			fh.kind = (uint8_t)atoi(argv[4]);
+			memcpy(b + XSR_EHDR_SIZE, &fh, sizeof(fh));
+			resum_header(b, at + 128);
+		}
+		save(argv[3], b, at + 128);
+		free(b);
 	} else if (argc == 5 && !strcmp(argv[1], "mutate")) {
 		uint8_t *b = load(argv[3], &len, 0);
 		mutate(argv[2], b, len);
 		save(argv[4], b, len);
 		free(b);
 	} else {
-		fprintf(stderr, "usage: craft pages-wrap|huge-claim STREAM OUT | craft mutate WHAT IN OUT | craft flip OFF BIT IN OUT\n");
+		fprintf(stderr, "usage: craft pages-wrap|huge-claim|huge-record STREAM OUT | craft mutate WHAT IN OUT | craft flip OFF BIT IN OUT\n");
 		return 2;
 	}
 	return 0;

@@ -7,6 +7,9 @@
 #   7  verify said intact where convert refused
 #   8  convert accepted damage verify reported
 #   9  a seekable image piped into verify - exited 1 (damage), not 3
+# and two claims whose cost must follow what arrives (2026-12-02): convert of
+# a stream claiming 2^36 pages to the seekable layout, and a record claiming
+# 128 MiB of which 64 octets arrive (verify -, info, receive from TCP).
 # Every reading verb must fail cleanly (no signal, a message) or succeed.
 set -uo pipefail
 . "$(dirname "$0")/../cli/lib.inc"
@@ -58,6 +61,83 @@ for verb in verify info "cat-page@0x5"; do
 done
 run info "$T/huge.stream"
 check "finding 2: info still counts every page (150 with data, the rest zero)" grep -q "68719476736 populated.*150 with data, 68719476586 zero" "$T/out"
+
+# --- convert of a stream claiming 2^36 pages into the seekable layout ---
+# The copy's slots and index follow the claim: refused before anything is written when the
+# input is a file (its size bounds the entries it holds), and at END, before the index is
+# hashed, on a pipe (docs/limits.md, "Conversion and receive of a huge guest").  On tmpfs,
+# which allows a 256 TiB sparse file, the old code hashed a 1 TiB index; elsewhere it failed
+# sizing the file.  Bounded RSS and time, and no output left.
+shm=$T; [ -w /dev/shm ] && shm=$(mktemp -d /dev/shm/xsr-hostile.XXXXXX)
+for how in file pipe; do
+	for dir in "$T" "$shm"; do
+		rm -f "$dir/conv.elf"
+		if [ $how = file ]; then
+			/usr/bin/time -f %M -o "$T/rss" timeout 60 "$XSR" convert "$T/huge.stream" "$dir/conv.elf" >/dev/null 2>"$T/err"; rc=$?
+		else
+			/usr/bin/time -f %M -o "$T/rss" timeout 60 sh -c 'cat "$1" | "$2" convert - "$3"' sh "$T/huge.stream" "$XSR" "$dir/conv.elf" >/dev/null 2>"$T/err"; rc=$?
+		fi
+		rss=$(tail -n1 "$T/rss")
+		left=$(ls -A "$dir" | grep -c "conv\.elf")
+		# From a pipe onto a file system that refuses a 256 TiB file, sizing it fails first: also a refusal.
+		want="the stream claims 68719476736 pages.*refusing a seekable copy"
+		[ $how = pipe ] && [ "$dir" = "$T" ] && want="$want\|sizing the output to 282574488342528 octets: File too large"
+		if [ $rc -eq 3 ] && grep -q "$want" "$T/err" &&
+			[ "${rss:-999999999}" -le $MAX_RSS_KIB ] && [ "$left" -eq 0 ]; then
+			ok "convert of a stream claiming 2^36 pages from a $how to ${dir%%/xsr-*}: refused (exit 3), max RSS $rss KiB, no output"
+		else
+			bad "convert of a stream claiming 2^36 pages from a $how to $dir: exit $rc, RSS ${rss:-?} KiB, $left output file(s)"
+			sed 's/^/     /' "$T/err" | head -2
+		fi
+		[ "$shm" = "$T" ] && break
+	done
+done
+[ "$shm" != "$T" ] && rm -rf "$shm"
+run convert --layout stream "$T/huge.stream" "$T/conv.stream"
+check "convert of the same stream to a stream still works (nothing follows the claim there)" test $rc -eq 0
+
+# --- a record claiming 128 MiB (XSR_MAX_RECORD) of which 64 octets arrive ---
+# The stream reader's buffer follows what arrives (docs/limits.md, "Stream record buffer"):
+# in a 64 MiB address space (ulimit -v) every reader must see the cut, not run out of memory.
+# RSS alone cannot show the old behaviour (an untouched 128 MiB allocation is not resident),
+# so both are measured.  Through standard input, from a file, and from a TCP peer.
+"$CRAFT" huge-record "$T/s.stream" "$T/bigrec.stream"
+"$CRAFT" huge-record "$T/s.stream" "$T/bigrec.mig" 3
+cut_seen() { # cut_seen WHAT WANT-RC RC: the reader saw the truncation within the bounds
+	local rss; rss=$(tail -n1 "$T/rss" 2>/dev/null)
+	if [ "$3" -eq "$2" ] && grep -q "truncated at offset 0x[0-9a-f]* inside the body of record unknown .*(64 of 134217736 octets)" "$T/err" &&
+		[ "${rss:-999999999}" -le $MAX_RSS_KIB ]; then
+		ok "$1 of a 128 MiB record claim: exit $3, the cut reported, max RSS $rss KiB, 64 MiB of address space"
+	else
+		bad "$1 of a 128 MiB record claim: exit $3 (want $2), max RSS ${rss:-?} KiB"; sed 's/^/     /' "$T/err" | head -3
+	fi
+}
+( ulimit -v 65536; exec /usr/bin/time -f %M -o "$T/rss" timeout 60 "$XSR" verify - <"$T/bigrec.stream" >/dev/null 2>"$T/err" ); rc=$?
+cut_seen "verify -" 1 $rc
+( ulimit -v 65536; exec /usr/bin/time -f %M -o "$T/rss" timeout 60 "$XSR" info "$T/bigrec.stream" >/dev/null 2>"$T/err" ); rc=$?
+cut_seen "info" 3 $rc
+rm -f "$T/recv.elf" "$T/recv.log"
+( ulimit -v 65536; exec /usr/bin/time -f %M -o "$T/rss" timeout 60 "$XSR" receive tcp:127.0.0.1:0 --to-file "$T/recv.elf" --once >"$T/recv.log" 2>&1 ) &
+rpid=$!
+for _ in $(seq 100); do grep -q "listening on" "$T/recv.log" 2>/dev/null && break; sleep 0.1; done
+port=$(sed -n 's/.*listening on 127\.0\.0\.1:\([0-9][0-9]*\).*/\1/p' "$T/recv.log" | head -n1)
+if [ -n "$port" ]; then
+	python3 - "$port" "$T/bigrec.mig" <<'EOF'
+import socket, sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=20)
+s.sendall(open(sys.argv[2], "rb").read())
+s.shutdown(socket.SHUT_WR)
+try:
+    while s.recv(4096):
+        pass
+except OSError:
+    pass
+EOF
+fi
+wait $rpid; rc=$?
+grep -v "listening on" "$T/recv.log" >"$T/err"
+cut_seen "receive --to-file (a TCP peer sends it)" 3 $rc
+check "receive of a 128 MiB record claim kept nothing" test ! -e "$T/recv.elf"
 
 # --- finding 7: verify said intact where convert refused ---
 for what in vcpu-xsave vcpu-msrs vcpu-id; do

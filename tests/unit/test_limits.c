@@ -234,6 +234,37 @@ static void length_limit(uint32_t code, int optional, uint64_t max)
 	free(s.b);
 }
 
+/*
+ * The reader's buffer follows the octets that arrive (1 MiB, then doubling),
+ * not the length a record claims: a record of 5 MiB + 3 octets read from an
+ * fd in parts must still check out (its checksum covers every part), and a
+ * cut inside it must count what arrived against the whole record.
+ */
+Test(limits, large_record_read_in_parts)
+{
+	char msg[512], want[128];
+	const uint64_t len = 5 * (1u << 20) + 3;
+	uint8_t *body = malloc(len);
+	cr_assert(body);
+	for (uint64_t i = 0; i < len; i++)
+		body[i] = (uint8_t)(i * 131 + (i >> 20));
+	struct sbuf s = {0};
+	stream_with_runs(&s, 1, 1);
+	put_record(&s, 0x7777, 1, 0, body, len, len);
+	size_t end = s.len;
+	int rc = run(&s, msg, sizeof(msg));
+	snprintf(want, sizeof(want), "offset 0x%zx: no END record (3 records read)", end);
+	cr_expect(rc == XSR_E_TRUNCATED && strstr(msg, want), "whole record: %d %s", rc, msg);
+	s.len = 0;
+	stream_with_runs(&s, 1, 1);
+	put_record(&s, 0x7777, 1, 0, body, len, 3 * (1u << 20) + 5);
+	rc = run(&s, msg, sizeof(msg));
+	snprintf(want, sizeof(want), "(%u of %llu octets)", 3 * (1u << 20) + 5, (unsigned long long)A8(len) + 8);
+	cr_expect(rc == XSR_E_TRUNCATED && strstr(msg, want), "cut record: %d %s", rc, msg);
+	free(body);
+	free(s.b);
+}
+
 Test(limits, record_lengths_at_and_past_the_maximum)
 {
 	length_limit(XSR_SEC_CONFIG, 0, XSR_MAX_CONFIG);
