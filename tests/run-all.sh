@@ -48,7 +48,7 @@ run() { # name cmd...
 	echo "    ($((SECONDS - t0)) s)"
 }
 mkdir -p tests/build
-run unit tests/build/unit --jobs 2
+run unit env LSAN_OPTIONS="suppressions=$PWD/tests/unit/lsan.supp:print_suppressions=0${LSAN_OPTIONS:+:$LSAN_OPTIONS}" tests/build/unit --jobs 2
 
 tiers=()
 for t in tests/*/*.sh; do
