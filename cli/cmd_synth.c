@@ -31,6 +31,42 @@ static void usage(FILE *f)
 		XSR_COMMON_HELP);
 }
 
+/*
+ * synth --check FILE: restore FILE into the synthetic domain of the same
+ * parameters, which compares every page and vCPU as it is loaded.
+ */
+static int synth_check(struct xsr_backend *be, const char *check, int json, uint32_t nr_vcpus)
+{
+	char err[512] = "";
+	int fd = xsr_open_in("synth", check);
+	if (fd < 0) {
+		be->ops->close(be);
+		return XSR_EXIT_FAIL;
+	}
+	/* the restore engine's progress, as xsr restore shows it, labelled synth */
+	struct xsr_progress pg;
+	xsr_progress_init(&pg, "synth", "pages", json);
+	struct xsr_restore_opts ro = {.progress = xsr_progress_cb, .progress_ctx = &pg};
+	struct xsr_restore_stats rs;
+	uint64_t checked, bad;
+	xsr_synth_expect(be, NULL, NULL);
+	int rc = xsr_restore_domain(be, fd, &ro, &rs, err, sizeof(err));
+	xsr_progress_end(&pg);
+	xsr_synth_expect(be, &checked, &bad);
+	char be_err[256];
+	snprintf(be_err, sizeof(be_err), "%llu of %llu pages differ from the synthetic domain (first: %s)",
+		 (unsigned long long)bad, (unsigned long long)checked, be->ops->error(be));
+	be->ops->close(be);
+	if (fd != STDIN_FILENO)
+		close(fd);
+	if (rc < 0 || bad) {
+		xsr_err("synth", "%s: %s", check, rc < 0 ? err : be_err);
+		return XSR_EXIT_DAMAGE;
+	}
+	printf("%s: %llu pages and %u vCPUs match the synthetic domain\n", check, (unsigned long long)checked, nr_vcpus);
+	return XSR_EXIT_OK;
+}
+
 int cmd_synth(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -126,35 +162,8 @@ int cmd_synth(int argc, char **argv)
 		xsr_err("synth", "out of memory");
 		return XSR_EXIT_FAIL;
 	}
-	if (check) {
-		int fd = xsr_open_in("synth", check);
-		if (fd < 0) {
-			be->ops->close(be);
-			return XSR_EXIT_FAIL;
-		}
-		/* the restore engine's progress, as xsr restore shows it, labelled synth */
-		struct xsr_progress pg;
-		xsr_progress_init(&pg, "synth", "pages", json);
-		struct xsr_restore_opts ro = {.progress = xsr_progress_cb, .progress_ctx = &pg};
-		struct xsr_restore_stats rs;
-		uint64_t checked, bad;
-		xsr_synth_expect(be, NULL, NULL);
-		int rc = xsr_restore_domain(be, fd, &ro, &rs, err, sizeof(err));
-		xsr_progress_end(&pg);
-		xsr_synth_expect(be, &checked, &bad);
-		char be_err[256];
-		snprintf(be_err, sizeof(be_err), "%llu of %llu pages differ from the synthetic domain (first: %s)",
-			 (unsigned long long)bad, (unsigned long long)checked, be->ops->error(be));
-		be->ops->close(be);
-		if (fd != STDIN_FILENO)
-			close(fd);
-		if (rc < 0 || bad) {
-			xsr_err("synth", "%s: %s", check, rc < 0 ? err : be_err);
-			return XSR_EXIT_DAMAGE;
-		}
-		printf("%s: %llu pages and %u vCPUs match the synthetic domain\n", check, (unsigned long long)checked, p.nr_vcpus);
-		return XSR_EXIT_OK;
-	}
+	if (check)
+		return synth_check(be, check, json, p.nr_vcpus);
 	struct xsr_outfile out;
 	if (xsr_out_open(&out, "synth", argv[optind]) < 0) {
 		be->ops->close(be);
