@@ -20,9 +20,10 @@ FUZZ_CFLAGS  := -std=gnu11 -O1 -g -fno-omit-frame-pointer -D_GNU_SOURCE -D_FILE_
 FUZZ_SRC     := $(wildcard tests/fuzz/*/fuzz_*.c)
 FUZZ_BIN     := $(foreach s,$(FUZZ_SRC),build/fuzz/$(basename $(notdir $(s))))
 FUZZ_LIBOBJ  := $(LIB_SRC:libxsrelf/src/%.c=build/fuzz/lib/%.o)
-# Every tool object but main(): targets of the tools' parsers (migration
-# receiver, Xen import) link whatever those need, however the code moves.
-FUZZ_TOOLOBJ := $(patsubst %.c,build/fuzz/tools/%.o,$(filter-out cli/main.c,$(TOOL_SRC)))
+# The migration receiver's target also links the engines it drives (migrate/,
+# restore/ for post-copy), the backend interface and util/; every other target
+# links the library alone.
+FUZZ_TOOLOBJ := $(patsubst %.c,build/fuzz/tools/%.o,$(wildcard migrate/*.c restore/*.c util/*.c) backends/backend.c)
 
 build/fuzz/lib/%.o: libxsrelf/src/%.c $(wildcard libxsrelf/include/xsrelf/*.h libxsrelf/src/*.h)
 	@mkdir -p $(dir $@)
@@ -32,16 +33,17 @@ build/fuzz/tools/%.o: %.c $(wildcard libxsrelf/include/xsrelf/*.h util/*.h backe
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -c $< -o $@
 
-build/fuzz/fuzz_%: $(FUZZ_LIBOBJ) $(FUZZ_TOOLOBJ) $(wildcard tests/fuzz/*/fuzz_*.c tests/fuzz/*.h)
+# Every target calls the library only (its parsers, and its foreign-format
+# modules such as xsrelf/xen.h): it links the library's objects, nothing of
+# the tool.  tests/spec/check-layers.sh checks their includes.
+build/fuzz/fuzz_%: $(FUZZ_LIBOBJ) $(wildcard tests/fuzz/*/fuzz_*.c tests/fuzz/*.h)
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $$(ls tests/fuzz/*/$(notdir $@).c) \
-	    $(FUZZ_LIBOBJ) $(FUZZ_TOOLOBJ) $(LIB_LIBS) $(XEN_LIBS) -lpthread
+	    $(FUZZ_LIBOBJ) $(LIB_LIBS) -lpthread
 
-# Targets of the library's foreign-format modules call the library only
-# (xsrelf/xen.h): they link its objects and nothing of the tool.
-build/fuzz/fuzz_xen-import: tests/fuzz/xen-import/fuzz_xen-import.c $(FUZZ_LIBOBJ) $(wildcard tests/fuzz/*.h)
+build/fuzz/fuzz_migrate-recv: tests/fuzz/migrate-recv/fuzz_migrate-recv.c $(FUZZ_LIBOBJ) $(FUZZ_TOOLOBJ) $(wildcard tests/fuzz/*.h)
 	@mkdir -p $(dir $@)
-	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $< $(FUZZ_LIBOBJ) $(LIB_LIBS) -lpthread
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $< $(FUZZ_LIBOBJ) $(FUZZ_TOOLOBJ) $(LIB_LIBS) -lpthread
 
 .SECONDARY: $(FUZZ_LIBOBJ) $(FUZZ_TOOLOBJ)
 
