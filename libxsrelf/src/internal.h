@@ -253,6 +253,18 @@ int64_t xsr_memmap_slot(const struct xsr_memrun *runs, const uint64_t *base, uin
 
 /* ---- compression of page batches ---- */
 /* Returns compressed length (> 0) or 0 if incompressible / failure. */
+/* ---- sparse bit set (bits.c): memory follows the bits set, not the range ---- */
+struct xsr_bits {
+	void *root;
+	unsigned levels;   /* node levels above the leaves */
+	uint64_t *last;    /* the leaf of the last access, and its key */
+	uint64_t last_key;
+};
+void xsr_bits_init(struct xsr_bits *b, uint64_t n); /* indices 0 .. n-1 */
+bool xsr_bits_get(struct xsr_bits *b, uint64_t i);
+int xsr_bits_put(struct xsr_bits *b, uint64_t i, bool v); /* 0 or -ENOMEM */
+void xsr_bits_free(struct xsr_bits *b);
+
 size_t xsr_compress(int algo, const void *src, size_t len, void *dst, size_t cap);
 size_t xsr_compress_bound(int algo, size_t len);
 /* 0 if exactly @dlen octets came out. */

@@ -66,7 +66,7 @@ struct xsr_writer {
 	uint32_t nr_loads;
 	uint64_t notes_rec, index_rec; /* record header offsets */
 	uint64_t pages_off, tail;
-	uint64_t *databits; /* slots currently holding data */
+	struct xsr_bits databits; /* slots currently holding data */
 	/* seekable, Xen PV guest laid out for crash */
 	struct xsr_xen_layout *xen;
 	uint64_t tree_body;  /* file offset of the tree section's body */
@@ -470,8 +470,8 @@ static int seekable_state(struct xsr_writer *w, const struct xsr_writer_params *
 		if (w->vmci)
 			memcpy(w->vmci, p->vmcoreinfo, p->vmcoreinfo_len);
 	}
-	w->databits = calloc((w->nr_pages + 63) / 64 + 1, 8);
-	return w->databits ? 0 : XSR_E_NOMEM;
+	xsr_bits_init(&w->databits, w->nr_pages);
+	return 0;
 }
 
 /* Seekable: fix every offset now and write what open knows (file layout: top of this file). */
@@ -703,19 +703,6 @@ static int punch(struct xsr_writer *w, uint64_t slot, uint64_t n)
 	return 0;
 }
 
-static bool bit_get(const uint64_t *b, uint64_t i)
-{
-	return b[i / 64] >> (i % 64) & 1;
-}
-
-static void bit_put(uint64_t *b, uint64_t i, bool v)
-{
-	if (v)
-		b[i / 64] |= UINT64_C(1) << (i % 64);
-	else
-		b[i / 64] &= ~(UINT64_C(1) << (i % 64));
-}
-
 /* Seekable: data of @n pages with consecutive slots from @slot0 (holes for zero pages). */
 static int group_data(struct xsr_writer *w, const uint64_t *pfns, const void *const *pages, uint32_t n,
 		      uint64_t slot0, const bool *zero)
@@ -737,7 +724,7 @@ static int group_data(struct xsr_writer *w, const uint64_t *pfns, const void *co
 		} else {
 			bool had = false;
 			while (j < n && zero[j]) {
-				had |= bit_get(w->databits, slot0 + j);
+				had |= xsr_bits_get(&w->databits, slot0 + j);
 				j++;
 			}
 			if (had && (rc = punch(w, slot0 + i, j - i)) < 0)
@@ -748,7 +735,8 @@ static int group_data(struct xsr_writer *w, const uint64_t *pfns, const void *co
 	}
 	/* databits follow the disk, so a later group of the same batch sees this one. */
 	for (i = 0; i < n; i++)
-		bit_put(w->databits, slot0 + i, !zero[i]);
+		if (xsr_bits_put(&w->databits, slot0 + i, !zero[i]) < 0)
+			return fail(w, XSR_E_NOMEM, "out of memory");
 	return 0;
 }
 
@@ -1105,7 +1093,7 @@ static int xen_notes(struct xsr_writer *w)
 	uint8_t *page = NULL;
 	for (uint32_t i = 0; i < w->nr_vmci_pfn && !w->vmci; i++) {
 		int64_t slot = xsr_memmap_slot(w->runs, w->slot_base, w->nr_runs, w->vmci_pfn[i]);
-		if (slot < 0 || !bit_get(w->databits, (uint64_t)slot))
+		if (slot < 0 || !xsr_bits_get(&w->databits, (uint64_t)slot))
 			continue;
 		if (!page && !(page = malloc(XSR_PAGE_SIZE)))
 			return fail(w, XSR_E_NOMEM, "out of memory");
@@ -1385,7 +1373,7 @@ void xsr_writer_abort(struct xsr_writer *w)
 	free(w->xen);
 	free(w->qemu);
 	free(w->vmci);
-	free(w->databits);
+	xsr_bits_free(&w->databits);
 	free(w->secs);
 	free(w->cbuf);
 	free(w->rawbuf);
