@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include "backend.h"
 
-const char *xsr_backend_lacks(const struct xsr_backend_ops *o, unsigned need)
+const char *backend_lacks(const struct xsr_backend_ops *o, unsigned need)
 {
 #define CHECK(m)          \
 	if (!o->m)        \
@@ -30,7 +30,7 @@ const char *xsr_backend_lacks(const struct xsr_backend_ops *o, unsigned need)
 	return NULL;
 }
 
-const char *xsr_backend_check(const struct xsr_backend_ops *o)
+const char *backend_check(const struct xsr_backend_ops *o)
 {
-	return xsr_backend_lacks(o, XSR_NEED_CORE | XSR_NEED_SAVE | XSR_NEED_DIRTY | XSR_NEED_RESTORE);
+	return backend_lacks(o, XSR_NEED_CORE | XSR_NEED_SAVE | XSR_NEED_DIRTY | XSR_NEED_RESTORE);
 }

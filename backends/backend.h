@@ -4,7 +4,7 @@
  *
  * One ops struct per backend (synthetic, KVM, Xen), in groups: a backend
  * fills the groups it can do and leaves the others NULL, never a stub that
- * refuses (xsr_backend_lacks() names what a job needs and is missing, and
+ * refuses (backend_lacks() names what a job needs and is missing, and
  * the engine says "not supported by this backend" once, before it starts).
  * The generic save / restore / core / migrate code in save/, restore/, core/
  * and migrate/ only ever calls through this struct and never asks which
@@ -120,7 +120,7 @@ struct xsr_backend_ops {
 	/*
 	 * ---- lazy restore (restore/lazy.c) ----
 	 * Optional: NULL when the backend cannot restore lazily (neither
-	 * xsr_backend_check() nor xsr_backend_lacks() asks for it; lazy restore
+	 * backend_check() nor backend_lacks() asks for it; lazy restore
 	 * then refuses).
 	 * After create, before anything touches guest memory: the host mapping
 	 * of all of it, page slot i at @addr + i * XSR_PAGE_SIZE (slots in
@@ -164,7 +164,7 @@ struct xsr_backend_ops {
 	int (*finish)(struct xsr_backend *be, int destroy);
 	/*
 	 * restore_domain, on a backend opened without a domain (the restore
-	 * half, e.g. xsr_xen_open_restore()): build a new domain from the xsrelf
+	 * half, e.g. xen_open_restore()): build a new domain from the xsrelf
 	 * image @img_fd (seekable); the backend then stands for that domain
 	 * (st->domid) for rename, resume (unpause) and finish.
 	 */
@@ -183,7 +183,7 @@ struct xsr_backend {
 	const struct xsr_backend_ops *ops;
 };
 
-/* What a job needs of a backend (xsr_backend_lacks). */
+/* What a job needs of a backend (backend_lacks). */
 enum {
 	XSR_NEED_CORE = 1u << 0,    /* name, describe, pause, resume, map, unmap, zero_hint, error, close */
 	XSR_NEED_SAVE = 1u << 1,    /* get_vcpu, save_extra */
@@ -193,9 +193,9 @@ enum {
 	XSR_NEED_DOMAIN_RESTORE = 1u << 5, /* restore_domain, finish, rename, resume */
 };
 /* NULL if @ops has every member the XSR_NEED_* bits of @need ask for, else the name of the first missing one. */
-const char *xsr_backend_lacks(const struct xsr_backend_ops *ops, unsigned need);
+const char *backend_lacks(const struct xsr_backend_ops *ops, unsigned need);
 /* A complete page-by-page backend (core, save, dirty, restore): NULL, or the first missing member. */
-const char *xsr_backend_check(const struct xsr_backend_ops *ops);
+const char *backend_check(const struct xsr_backend_ops *ops);
 
 /* The synthetic backend (deterministic content; see docs/xsrelf-format.md). */
 struct xsr_synth_params {
@@ -204,8 +204,8 @@ struct xsr_synth_params {
 	double zero_fraction;
 	uint64_t seed;
 };
-int xsr_synth_open(struct xsr_backend **out, const struct xsr_synth_params *p);
+int synth_open(struct xsr_backend **out, const struct xsr_synth_params *p);
 /* The synthetic page-content function: fills @page for @pfn. Returns 1 if zero. */
-int xsr_synth_page(uint64_t seed, double zero_fraction, uint64_t pfn, uint8_t page[4096]);
+int synth_page(uint64_t seed, double zero_fraction, uint64_t pfn, uint8_t page[4096]);
 
 #endif

@@ -77,7 +77,7 @@ struct xsr_kvm {
 	struct xsr_memrun *runs;
 	struct kvm_slot_mem *slots;
 	bool dirty_on;
-	uint64_t *soft_dirty; /* xsr_kvm_mark_dirty(): bit per slot, ORed into fetches */
+	uint64_t *soft_dirty; /* kvm_mark_dirty(): bit per slot, ORed into fetches */
 
 	/* vCPUs */
 	uint32_t nr_vcpus;
@@ -131,7 +131,7 @@ static void kick_handler(int sig)
 /* Open / create                                                       */
 /* ------------------------------------------------------------------ */
 
-int xsr_kvm_open(struct xsr_backend **out, char *err, size_t errlen)
+int kvm_open(struct xsr_backend **out, char *err, size_t errlen)
 {
 	struct xsr_kvm *k;
 	struct sigaction sa;
@@ -143,7 +143,7 @@ int xsr_kvm_open(struct xsr_backend **out, char *err, size_t errlen)
 		snprintf(err, errlen, "out of memory");
 		return XSR_E_NOMEM;
 	}
-	k->be.ops = &xsr_kvm_ops;
+	k->be.ops = &kvm_ops;
 	k->log = stderr;
 	k->kvm_fd = k->vm_fd = k->memfd = -1;
 	pthread_mutex_init(&k->lock, NULL);
@@ -203,11 +203,11 @@ int xsr_kvm_open(struct xsr_backend **out, char *err, size_t errlen)
 	return 0;
 fail:
 	snprintf(err, errlen, "%s", k->err);
-	xsr_kvm_ops.close(&k->be);
+	kvm_ops.close(&k->be);
 	return r;
 }
 
-void xsr_kvm_set_log(struct xsr_backend *be, FILE *log)
+void kvm_set_log(struct xsr_backend *be, FILE *log)
 {
 	K(be)->log = log ? log : stderr;
 }
@@ -625,11 +625,11 @@ static int kvm_start(struct xsr_backend *be)
 	k->started = true;
 	pthread_mutex_unlock(&k->lock);
 	if (r < 0)
-		xsr_kvm_stop(be);
+		kvm_stop(be);
 	return r;
 }
 
-void xsr_kvm_stop(struct xsr_backend *be)
+void kvm_stop(struct xsr_backend *be)
 {
 	struct xsr_kvm *k = K(be);
 
@@ -648,7 +648,7 @@ void xsr_kvm_stop(struct xsr_backend *be)
 	}
 }
 
-uint32_t xsr_kvm_pause_depth(struct xsr_backend *be)
+uint32_t kvm_pause_depth(struct xsr_backend *be)
 {
 	struct xsr_kvm *k = K(be);
 	uint32_t d;
@@ -659,7 +659,7 @@ uint32_t xsr_kvm_pause_depth(struct xsr_backend *be)
 	return d;
 }
 
-void xsr_kvm_status(struct xsr_backend *be, struct xsr_kvm_status *st)
+void kvm_status(struct xsr_backend *be, struct xsr_kvm_status *st)
 {
 	struct xsr_kvm *k = K(be);
 
@@ -754,14 +754,14 @@ static int kvm_zero_hint(struct xsr_backend *be, uint64_t pfn, uint64_t count, u
 	return 0;
 }
 
-void *xsr_kvm_mem(struct xsr_backend *be, uint64_t *len)
+void *kvm_mem(struct xsr_backend *be, uint64_t *len)
 {
 	if (len)
 		*len = K(be)->mem_len;
 	return K(be)->mem;
 }
 
-void *xsr_kvm_gpa(struct xsr_backend *be, uint64_t gpa, uint64_t len)
+void *kvm_gpa(struct xsr_backend *be, uint64_t gpa, uint64_t len)
 {
 	struct xsr_kvm *k = K(be);
 	uint64_t pfn = gpa >> XSR_PAGE_SHIFT;
@@ -864,7 +864,7 @@ static int kvm_dirty_fetch(struct xsr_backend *be, uint64_t *bitmap, uint64_t ns
 	return 0;
 }
 
-int xsr_kvm_mark_dirty(struct xsr_backend *be, uint64_t slot)
+int kvm_mark_dirty(struct xsr_backend *be, uint64_t slot)
 {
 	struct xsr_kvm *k = K(be);
 	uint64_t nslots = k->mem_len >> XSR_PAGE_SHIFT;
@@ -1447,7 +1447,7 @@ static int kvm_load_extra(struct xsr_backend *be, uint32_t code, uint32_t info, 
 	}
 }
 
-int xsr_kvm_set_config(struct xsr_backend *be, const char *text)
+int kvm_set_config(struct xsr_backend *be, const char *text)
 {
 	struct xsr_kvm *k = K(be);
 	char *c = strdup(text);
@@ -1459,7 +1459,7 @@ int xsr_kvm_set_config(struct xsr_backend *be, const char *text)
 	return 0;
 }
 
-const char *xsr_kvm_config(struct xsr_backend *be)
+const char *kvm_config(struct xsr_backend *be)
 {
 	return K(be)->config;
 }
@@ -1476,7 +1476,7 @@ static void kvm_close(struct xsr_backend *be)
 	if (!be)
 		return;
 	k = K(be);
-	xsr_kvm_stop(be);
+	kvm_stop(be);
 	for (uint32_t i = 0; i < k->nr_vcpus; i++) {
 		if (k->vcpus[i].run)
 			munmap(k->vcpus[i].run, k->vcpus[i].run_size);
@@ -1506,7 +1506,7 @@ static void kvm_close(struct xsr_backend *be)
 	free(k);
 }
 
-const struct xsr_backend_ops xsr_kvm_ops = {
+const struct xsr_backend_ops kvm_ops = {
     .name = "kvm",
     .describe = kvm_describe,
     .pause = kvm_pause,

@@ -8,13 +8,13 @@
  * descriptor.
  *
  * Life cycle:
- *   xsr_kvm_open()          /dev/kvm, KVM_CREATE_VM, irqchip
+ *   kvm_open()          /dev/kvm, KVM_CREATE_VM, irqchip
  *   ops->create()           guest memory (one memfd, one memslot per run)
  *                           and the vCPUs (CPUID set, not yet running)
  *   ops->set_vcpu() ...     registers
  *   ops->start()            one thread per vCPU enters KVM_RUN
  *   ops->pause/resume()     nest: vCPUs run only when every pause was resumed
- *   xsr_kvm_stop()          join the vCPU threads (the VM stays intact)
+ *   kvm_stop()          join the vCPU threads (the VM stays intact)
  *   ops->close()            everything is freed; the guest is gone
  *
  * Guest memory is laid out in the memfd in memory-run order, so page slot i
@@ -29,29 +29,29 @@
 
 #include "backend.h"
 
-extern const struct xsr_backend_ops xsr_kvm_ops;
+extern const struct xsr_backend_ops kvm_ops;
 
 /*
  * Open /dev/kvm and create an empty VM.  Returns 0, or XSR_E_UNSUPPORTED when
  * there is no usable KVM (message in @err says why: tests turn that into
  * SKIPPED), or another <0.
  */
-int xsr_kvm_open(struct xsr_backend **out, char *err, size_t errlen);
+int kvm_open(struct xsr_backend **out, char *err, size_t errlen);
 
 /* Where the vCPU threads report unexpected exits (default stderr); borrowed. */
-void xsr_kvm_set_log(struct xsr_backend *be, FILE *log);
+void kvm_set_log(struct xsr_backend *be, FILE *log);
 
 /* After create: the guest memory mapping (all runs, slot order). Borrowed. */
-void *xsr_kvm_mem(struct xsr_backend *be, uint64_t *len);
+void *kvm_mem(struct xsr_backend *be, uint64_t *len);
 /* Host address of guest-physical [@gpa, @gpa + @len) if it lies in one run. */
-void *xsr_kvm_gpa(struct xsr_backend *be, uint64_t gpa, uint64_t len);
+void *kvm_gpa(struct xsr_backend *be, uint64_t gpa, uint64_t len);
 
 /*
  * The text saved as the XSR_SEC_CONFIG section (copied).  After a restore,
- * xsr_kvm_config() returns the image's config (borrowed; NULL if none).
+ * kvm_config() returns the image's config (borrowed; NULL if none).
  */
-int xsr_kvm_set_config(struct xsr_backend *be, const char *text);
-const char *xsr_kvm_config(struct xsr_backend *be);
+int kvm_set_config(struct xsr_backend *be, const char *text);
+const char *kvm_config(struct xsr_backend *be);
 
 /*
  * Mark page slot @slot dirty as if the guest had written it: the next
@@ -59,10 +59,10 @@ const char *xsr_kvm_config(struct xsr_backend *be);
  * VMM itself makes to guest memory (and the test-only dirtier of
  * XSR_TEST_DIRTY_MBPS, vmm/vmm.h).  Thread-safe.
  */
-int xsr_kvm_mark_dirty(struct xsr_backend *be, uint64_t slot);
+int kvm_mark_dirty(struct xsr_backend *be, uint64_t slot);
 
 /* Pause nesting depth (0 = running, once started). */
-uint32_t xsr_kvm_pause_depth(struct xsr_backend *be);
+uint32_t kvm_pause_depth(struct xsr_backend *be);
 
 struct xsr_kvm_status {
 	uint32_t nr_vcpus;
@@ -72,9 +72,9 @@ struct xsr_kvm_status {
 	int started;
 	uint32_t pause_depth;
 };
-void xsr_kvm_status(struct xsr_backend *be, struct xsr_kvm_status *st);
+void kvm_status(struct xsr_backend *be, struct xsr_kvm_status *st);
 
 /* Stop and join the vCPU threads; they cannot be restarted.  Idempotent. */
-void xsr_kvm_stop(struct xsr_backend *be);
+void kvm_stop(struct xsr_backend *be);
 
 #endif

@@ -42,7 +42,7 @@ static uint64_t splitmix64(uint64_t x)
 	return x ^ (x >> 31);
 }
 
-int xsr_synth_page(uint64_t seed, double zero_fraction, uint64_t pfn, uint8_t page[4096])
+int synth_page(uint64_t seed, double zero_fraction, uint64_t pfn, uint8_t page[4096])
 {
 	uint64_t h = splitmix64(seed ^ (pfn * 0x9e3779b97f4a7c15ull));
 	if ((double)(h >> 11) / 9007199254740992.0 < zero_fraction) {
@@ -96,7 +96,7 @@ static int sy_map(struct xsr_backend *be, uint64_t pfn, uint64_t count, int writ
 		return XSR_E_NOMEM;
 	if (!writable)
 		for (uint64_t i = 0; i < count; i++)
-			xsr_synth_page(s->p.seed, s->p.zero_fraction, pfn + i, buf + i * 4096);
+			synth_page(s->p.seed, s->p.zero_fraction, pfn + i, buf + i * 4096);
 	else
 		memset(buf, 0xa5, count * 4096); /* anything not written shows up as a mismatch */
 	*addr = buf;
@@ -125,7 +125,7 @@ static void sy_unmap_check(struct synth *s, void *addr, uint64_t pfn, uint64_t c
 {
 	uint8_t want[4096];
 	for (uint64_t i = 0; i < count; i++) {
-		xsr_synth_page(s->p.seed, s->p.zero_fraction, pfn + i, want);
+		synth_page(s->p.seed, s->p.zero_fraction, pfn + i, want);
 		if (s->written && pfn + i < s->max_pfn)
 			s->written[(pfn + i) >> 3] |= (uint8_t)(1u << ((pfn + i) & 7));
 		if (memcmp(want, (uint8_t *)addr + i * 4096, 4096)) {
@@ -137,8 +137,8 @@ static void sy_unmap_check(struct synth *s, void *addr, uint64_t pfn, uint64_t c
 	}
 }
 
-void xsr_synth_vcpu(uint32_t id, struct xsr_vcpu_state *st);
-void xsr_synth_vcpu(uint32_t id, struct xsr_vcpu_state *st)
+void synth_vcpu(uint32_t id, struct xsr_vcpu_state *st);
+void synth_vcpu(uint32_t id, struct xsr_vcpu_state *st)
 {
 	struct xsr_x86_vcpu *r = &st->r;
 	memset(&st->r, 0, sizeof(st->r));
@@ -179,7 +179,7 @@ static int sy_get_vcpu(struct xsr_backend *be, uint32_t vcpu, struct xsr_vcpu_st
 {
 	if (vcpu >= S(be)->p.nr_vcpus)
 		return XSR_E_RANGE;
-	xsr_synth_vcpu(vcpu, out);
+	synth_vcpu(vcpu, out);
 	return 0;
 }
 
@@ -227,7 +227,7 @@ static int sy_set_vcpu(struct xsr_backend *be, const struct xsr_vcpu_state *st)
 	struct xsr_vcpu_state *want = malloc(sizeof(*want));
 	if (!want)
 		return XSR_E_NOMEM;
-	xsr_synth_vcpu(st->r.vcpu_id, want);
+	synth_vcpu(st->r.vcpu_id, want);
 	int same = !memcmp(&want->r, &st->r, sizeof(st->r)) &&
 		   !memcmp(want->msrs, st->msrs, st->r.nr_msrs * sizeof(st->msrs[0]));
 	free(want);
@@ -296,7 +296,7 @@ static void sy_unmap_any(struct xsr_backend *be, void *addr, uint64_t pfn, uint6
 	sy_unmap(be, addr, pfn, count);
 }
 
-int xsr_synth_open(struct xsr_backend **out, const struct xsr_synth_params *p)
+int synth_open(struct xsr_backend **out, const struct xsr_synth_params *p)
 {
 	struct synth *s = calloc(1, sizeof(*s));
 	if (!s)
@@ -318,8 +318,8 @@ int xsr_synth_open(struct xsr_backend **out, const struct xsr_synth_params *p)
 }
 
 /* Turn @be into a checking restore target (see the comment at the top). */
-void xsr_synth_expect(struct xsr_backend *be, uint64_t *checked, uint64_t *mismatches);
-void xsr_synth_expect(struct xsr_backend *be, uint64_t *checked, uint64_t *mismatches)
+void synth_expect(struct xsr_backend *be, uint64_t *checked, uint64_t *mismatches);
+void synth_expect(struct xsr_backend *be, uint64_t *checked, uint64_t *mismatches)
 {
 	struct synth *s = S(be);
 	if (!checked) {

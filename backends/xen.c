@@ -14,7 +14,7 @@
 
 #include "xen.h"
 
-int xsr_xen_target(const char *t, uint32_t *domid)
+int xen_target(const char *t, uint32_t *domid)
 {
 	if (!strncmp(t, "xen:", 4))
 		t += 4;
@@ -50,7 +50,7 @@ int xsr_xen_target(const char *t, uint32_t *domid)
 #include <xsrelf/xen.h>
 #include "xen_priv.h"
 
-int xsr_xen_supported(void) { return 1; }
+int xen_supported(void) { return 1; }
 
 /* ---------------- core backend ---------------- */
 
@@ -455,7 +455,7 @@ static const struct xsr_backend_ops xen_restore_ops = {
 	.close = x_close,
 };
 
-int xsr_xen_open(struct xsr_backend **out, uint32_t domid, char *err, size_t errlen)
+int xen_open(struct xsr_backend **out, uint32_t domid, char *err, size_t errlen)
 {
 	struct xen_be *x = calloc(1, sizeof(*x));
 	*out = NULL;
@@ -495,7 +495,7 @@ fail:
 	return -EIO;
 }
 
-int xsr_xen_open_restore(struct xsr_backend **out, char *err, size_t errlen)
+int xen_open_restore(struct xsr_backend **out, char *err, size_t errlen)
 {
 	struct xen_be *x = calloc(1, sizeof(*x));
 	*out = NULL;
@@ -513,16 +513,16 @@ int xsr_xen_open_restore(struct xsr_backend **out, char *err, size_t errlen)
 
 #define NO_XEN "this xsr was built without Xen support (needs libxen-dev: xenctrl.h, libxl.h and pkg-config's xencontrol)"
 
-int xsr_xen_supported(void) { return 0; }
+int xen_supported(void) { return 0; }
 
-int xsr_xen_open(struct xsr_backend **out, uint32_t domid, char *err, size_t errlen)
+int xen_open(struct xsr_backend **out, uint32_t domid, char *err, size_t errlen)
 {
 	*out = NULL;
 	snprintf(err, errlen, "%s", NO_XEN);
 	return -ENOTSUP;
 }
 
-int xsr_xen_open_restore(struct xsr_backend **out, char *err, size_t errlen)
+int xen_open_restore(struct xsr_backend **out, char *err, size_t errlen)
 {
 	*out = NULL;
 	snprintf(err, errlen, "%s", NO_XEN);

@@ -8,7 +8,7 @@
  * Split as Xen's own xg_sr_* is, in four files whose calls form no circle
  * (xen.c -> xen_save.c -> xen_libxl.c, xen.c -> xen_restore.c -> xen_libxl.c):
  *
- *  - xen.c, domain access and the ops: xsr_xen_open() maps guest frames in
+ *  - xen.c, domain access and the ops: xen_open() maps guest frames in
  *    batches with xenforeignmemory_map and reads vCPU contexts with
  *    xc_vcpu_getcontext (the core groups of the ops: the generic save code,
  *    save/save.c, writes a crash core from them).  Page tables are left as
@@ -27,7 +27,7 @@
  *    libxl's engine (libxl_domain_suspend, i.e. libxenguest's
  *    xc_domain_save) into an anonymous memory file that the importer follows.
  *
- *  - xen_restore.c, the restore half (xsr_xen_open_restore(): ops
+ *  - xen_restore.c, the restore half (xen_open_restore(): ops
  *    restore_domain, rename, resume, finish): libxl_domain_create_restore
  *    (libxenguest's xc_domain_restore localises the page tables again) reads
  *    the image exported into a pipe.  The user only ever sees xsrelf images.
@@ -36,7 +36,7 @@
  *    header, libxl's suspend, resume, destroy, rename.
  *
  * Built only where <xenctrl.h> and libxl are present; otherwise the opens
- * fail with "built without Xen support" (xsr_xen_supported() = 0).
+ * fail with "built without Xen support" (xen_supported() = 0).
  */
 #ifndef XSR_XEN_H
 #define XSR_XEN_H
@@ -47,13 +47,13 @@
 #include "backend.h"
 
 /* 1 if this xsr was built with the Xen libraries. */
-int xsr_xen_supported(void);
+int xen_supported(void);
 
 /*
  * Parse a Xen target: "DOMID" (decimal digits) or "xen:DOMID".  Returns 1 and
  * sets *domid for a Xen target, 0 for anything else (e.g. vm:SOCK).
  */
-int xsr_xen_target(const char *target, uint32_t *domid);
+int xen_target(const char *target, uint32_t *domid);
 
 /*
  * Domain @domid: the core groups (describe, pause, resume, map, unmap,
@@ -61,13 +61,13 @@ int xsr_xen_target(const char *target, uint32_t *domid);
  * live_probe, finish, rename).  Close with ops->close (a domain it paused is
  * unpaused; one save_domain left suspended stays so until finish()).
  */
-int xsr_xen_open(struct xsr_backend **out, uint32_t domid, char *err, size_t errlen);
+int xen_open(struct xsr_backend **out, uint32_t domid, char *err, size_t errlen);
 
 /*
  * The restore half, standing for no domain until restore_domain built one:
  * ops restore_domain, rename, resume (unpause), finish (1 destroys the new
  * domain).  Close with ops->close (the new domain stays as it is).
  */
-int xsr_xen_open_restore(struct xsr_backend **out, char *err, size_t errlen);
+int xen_open_restore(struct xsr_backend **out, char *err, size_t errlen);
 
 #endif

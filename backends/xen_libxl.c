@@ -110,7 +110,7 @@ int xen_lx_suspend(uint32_t domid, int live, int (*ready)(void *ctx, int mfd, ui
 {
 	struct lx l;
 	int mfd = -1, ok = 0;
-	uint64_t t0 = xsr_now_ns();
+	uint64_t t0 = util_now_ns();
 	memset(st, 0, sizeof(*st));
 	if (lx_open(&l, err, errlen) < 0)
 		return -1;
@@ -142,7 +142,7 @@ int xen_lx_suspend(uint32_t domid, int live, int (*ready)(void *ctx, int mfd, ui
 		goto out;
 	}
 	ok = 1;
-	st->suspend_ns = xsr_now_ns() - t0;
+	st->suspend_ns = util_now_ns() - t0;
 out:
 	if (!ok && mfd >= 0) {
 		close(mfd);

@@ -13,7 +13,7 @@
 
 #include <libxl.h>
 
-#include "../util/clock.h" /* xsr_now_ns(): the stats and XSR_XEN_TIMING */
+#include "../util/clock.h" /* util_now_ns(): the stats and XSR_XEN_TIMING */
 #include "xen.h"
 
 /* ---- xen_libxl.c: the libxl glue ---- */

@@ -67,7 +67,7 @@ static void *exp_main(void *arg)
 	t->rc = xsr_xen_export_fd(t->img_fd, t->wfd, &o, &st, t->err, sizeof(t->err));
 	if (t->rc < 0 && st.epipe)
 		t->rc = -EPIPE; /* libxl stopped reading: its failure is the one to tell */
-	t->done_ns = xsr_now_ns();
+	t->done_ns = util_now_ns();
 	close(t->wfd);
 	t->wfd = -1;
 	return NULL;
@@ -95,7 +95,7 @@ static int read_xl_config(libxl_ctx *ctx, int mfd, libxl_domain_config *dc, char
 	}
 	*json = (char *)opt;
 	if (getenv("XSR_XEN_TIMING"))
-		fprintf(stderr, "xsr timing: restore: xl header read +%.1f ms\n", (xsr_now_ns() - t0) / 1e6);
+		fprintf(stderr, "xsr timing: restore: xl header read +%.1f ms\n", (util_now_ns() - t0) / 1e6);
 	uint32_t clen;
 	memcpy(&clen, opt, 4);
 	if (clen > hdr[3] - 4) {
@@ -124,7 +124,7 @@ int xen_restore_domain(int img_fd, const struct xsr_domain_restore_opts *o, stru
 	uint32_t domid = (uint32_t)INVALID_DOMID;
 	char *json = NULL;
 	uint32_t stream_version = 1;
-	uint64_t t0 = xsr_now_ns();
+	uint64_t t0 = util_now_ns();
 	const char *via = getenv("XSR_XEN_RESTORE_VIA");
 	struct exp_thr t = {.img_fd = img_fd, .wfd = -1, .progress = progress, .pctx = pctx};
 	memset(st, 0, sizeof(*st));
@@ -142,7 +142,7 @@ int xen_restore_domain(int img_fd, const struct xsr_domain_restore_opts *o, stru
 		struct xsr_xen_export_opts eo = {.cb = {.progress = progress, .progress_ctx = pctx}};
 		if (xsr_xen_export_fd(img_fd, mfd, &eo, NULL, err, errlen) < 0 || lseek(mfd, 0, SEEK_SET) != 0)
 			goto out;
-		st->transcode_ns = xsr_now_ns() - t0;
+		st->transcode_ns = util_now_ns() - t0;
 	} else {
 		int p[2];
 		if (pipe2(p, O_CLOEXEC) < 0) {
@@ -175,7 +175,7 @@ int xen_restore_domain(int img_fd, const struct xsr_domain_restore_opts *o, stru
 			goto out;
 	}
 	if (getenv("XSR_XEN_TIMING"))
-		fprintf(stderr, "xsr timing: restore: libxl context +%.1f ms\n", (xsr_now_ns() - t0) / 1e6);
+		fprintf(stderr, "xsr timing: restore: libxl context +%.1f ms\n", (util_now_ns() - t0) / 1e6);
 	if (read_xl_config(ctx, mfd, &dc, &json, &stream_version, t0, err, errlen) < 0)
 		goto out;
 	if (name_suffix && *name_suffix) {
@@ -189,14 +189,14 @@ int xen_restore_domain(int img_fd, const struct xsr_domain_restore_opts *o, stru
 	}
 	params.checkpointed_stream = LIBXL_CHECKPOINTED_STREAM_NONE;
 	params.stream_version = stream_version;
-	uint64_t t1 = xsr_now_ns();
+	uint64_t t1 = util_now_ns();
 	if (getenv("XSR_XEN_TIMING"))
 		fprintf(stderr, "xsr timing: restore: config parsed +%.1f ms\n", (t1 - t0) / 1e6);
 	int crc = libxl_domain_create_restore(ctx, &dc, &domid, mfd, -1, &params, NULL, NULL);
-	st->suspend_ns = xsr_now_ns() - t1; /* for a restore: libxl's own part */
+	st->suspend_ns = util_now_ns() - t1; /* for a restore: libxl's own part */
 	if (getenv("XSR_XEN_TIMING"))
 		fprintf(stderr, "xsr timing: restore: libxl returned +%.1f ms, export done +%.1f ms\n",
-			(xsr_now_ns() - t0) / 1e6, t.done_ns ? (t.done_ns - t0) / 1e6 : -1.0);
+			(util_now_ns() - t0) / 1e6, t.done_ns ? (t.done_ns - t0) / 1e6 : -1.0);
 	if (threaded) {
 		close(mfd); /* unblocks the export if libxl stopped reading */
 		mfd = -1;
@@ -219,7 +219,7 @@ int xen_restore_domain(int img_fd, const struct xsr_domain_restore_opts *o, stru
 	}
 	st->domid = domid;
 	if (getenv("XSR_XEN_TIMING"))
-		fprintf(stderr, "xsr timing: restore: unpaused +%.1f ms\n", (xsr_now_ns() - t0) / 1e6);
+		fprintf(stderr, "xsr timing: restore: unpaused +%.1f ms\n", (util_now_ns() - t0) / 1e6);
 	struct stat sb;
 	if (fstat(img_fd, &sb) == 0)
 		st->bytes = (uint64_t)sb.st_size;
@@ -236,7 +236,7 @@ out:
 	free(json);
 	libxl_domain_restore_params_dispose(&params);
 	libxl_domain_config_dispose(&dc);
-	st->elapsed_ns = xsr_now_ns() - t0;
+	st->elapsed_ns = util_now_ns() - t0;
 	return rc;
 }
 

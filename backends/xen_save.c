@@ -770,7 +770,7 @@ static int give_pages(void *ctx, const uint64_t *pfns, uint32_t count, const voi
 		}
 		return 0;
 	}
-	uint64_t tm = xsr_now_ns();
+	uint64_t tm = util_now_ns();
 	uint64_t first = pfns[0] & XEN_PFN_MASK;
 	int planned = n->mapper && count > 1 && first % BATCH == 0 && first <= n->max_pfn &&
 		      count == (n->max_pfn + 1 - first < BATCH ? n->max_pfn + 1 - first : BATCH);
@@ -795,7 +795,7 @@ static int give_pages(void *ctx, const uint64_t *pfns, uint32_t count, const voi
 			return -1;
 		}
 		memcpy(ptrs, n->sync->ptrs, count * sizeof(*ptrs));
-		n->t_map += xsr_now_ns() - tm;
+		n->t_map += util_now_ns() - tm;
 		return 0;
 	}
 	struct slot *sl = NULL;
@@ -813,7 +813,7 @@ static int give_pages(void *ctx, const uint64_t *pfns, uint32_t count, const voi
 	n->cur = sl;
 	prefetch(n, first + BATCH);
 	pthread_mutex_unlock(&n->mu);
-	n->t_map += xsr_now_ns() - tm; /* the wait for the mapper */
+	n->t_map += util_now_ns() - tm; /* the wait for the mapper */
 #if XSR_TESTHOOKS
 	/* Test hook: a slower save, so that a test can interrupt it while the pages go out. */
 	if (getenv("XSR_XEN_SAVE_TEST_BATCH_MS"))
@@ -957,16 +957,16 @@ static int native_suspend(struct nsave *n, libxl_ctx *ctx, struct xsr_domain_sta
 			  char *err, size_t errlen)
 {
 	uint32_t domid = n->domid;
-	uint64_t ts = xsr_now_ns();
+	uint64_t ts = util_now_ns();
 	*suspended = 1; /* libxl may get as far as suspending even when it fails */
 	if (libxl_domain_suspend_only(ctx, domid, NULL) != 0) {
 		snprintf(err, errlen, "libxl_domain_suspend_only(%u) failed (see the libxl messages above)", domid);
 		return -1;
 	}
-	st->suspend_ns = xsr_now_ns() - ts;
+	st->suspend_ns = util_now_ns() - ts;
 	if (getenv("XSR_XEN_TIMING"))
 		fprintf(stderr, "xsr timing: native: suspended %.1f ms after start (suspend %.1f ms)\n",
-			(xsr_now_ns() - t0) / 1e6, st->suspend_ns / 1e6);
+			(util_now_ns() - t0) / 1e6, st->suspend_ns / 1e6);
 	if (stop_sig) {
 		snprintf(err, errlen, "interrupted by signal %d (%s)", (int)stop_sig, strsignal(stop_sig));
 		return -1;
@@ -1064,7 +1064,7 @@ static int native_mapper(struct nsave *n)
 static int native_save(uint32_t domid, int out_fd, const struct xsr_xen_import_opts *io, struct xsr_domain_stats *st,
 		       char *err, size_t errlen)
 {
-	uint64_t t0 = xsr_now_ns();
+	uint64_t t0 = util_now_ns();
 	int timing = getenv("XSR_XEN_TIMING") != NULL, suspended = 0, rc = -1;
 	uint32_t vcpus = 0;
 	libxl_ctx *ctx = NULL;
@@ -1084,19 +1084,19 @@ static int native_save(uint32_t domid, int out_fd, const struct xsr_xen_import_o
 		goto out;
 	}
 	if (timing)
-		fprintf(stderr, "xsr timing: native: stream written %.1f ms\n", (xsr_now_ns() - t0) / 1e6);
+		fprintf(stderr, "xsr timing: native: stream written %.1f ms\n", (util_now_ns() - t0) / 1e6);
 	/* the image: the importer reads the stream, the pages come from give_pages */
 	struct xsr_xen_import_opts o = *io;
 	o.vcpus_hint = vcpus;
 	o.pages = give_pages;
 	o.pages_ctx = n;
-	uint64_t ti = xsr_now_ns();
+	uint64_t ti = util_now_ns();
 	if (xsr_xen_import_fd(n->mfd, out_fd, &o, NULL, err, errlen) < 0)
 		goto out;
-	st->transcode_ns = xsr_now_ns() - ti;
+	st->transcode_ns = util_now_ns() - ti;
 	if (timing)
 		fprintf(stderr, "xsr timing: native: image written %.1f ms (%.1f ms waiting for mapped batches)\n",
-			(xsr_now_ns() - t0) / 1e6, n->t_map / 1e6);
+			(util_now_ns() - t0) / 1e6, n->t_map / 1e6);
 	struct stat sb;
 	if (fstat(out_fd, &sb) == 0)
 		st->bytes = (uint64_t)sb.st_size;
@@ -1110,7 +1110,7 @@ out:
 		if (xen_save_finish(domid, 0, e2, sizeof(e2)) < 0 && l < errlen)
 			snprintf(err + l, errlen - l, "; and resuming it failed: %s (it stays suspended)", e2);
 	}
-	st->elapsed_ns = xsr_now_ns() - t0;
+	st->elapsed_ns = util_now_ns() - t0;
 	return rc;
 }
 
@@ -1161,14 +1161,14 @@ static int follow_start(void *ctx, int mfd, uint32_t vcpus)
 static int libxl_save(uint32_t domid, int out_fd, int live, const struct xsr_xen_import_opts *io,
 		      struct xsr_domain_stats *st, char *err, size_t errlen)
 {
-	uint64_t t0 = xsr_now_ns();
+	uint64_t t0 = util_now_ns();
 	int rc, mfd;
 	/* A stream cannot be started again if the stream turns out off the plan: transcode at the end. */
 	if (io->layout != XSR_LAYOUT_STREAM && !live && !getenv("XSR_XEN_SAVE_NO_OVERLAP")) {
 		struct follower f = {.io = *io, .out = out_fd};
 		mfd = xen_lx_suspend(domid, 0, follow_start, &f, st, err, errlen);
 		if (getenv("XSR_XEN_TIMING"))
-			fprintf(stderr, "xsr timing: libxl suspend returned %.1f ms\n", xsr_now_ns() / 1e6);
+			fprintf(stderr, "xsr timing: libxl suspend returned %.1f ms\n", util_now_ns() / 1e6);
 		atomic_store(&f.done, 1);
 		if (f.started)
 			pthread_join(f.tid, NULL);
@@ -1179,15 +1179,15 @@ static int libxl_save(uint32_t domid, int out_fd, int live, const struct xsr_xen
 		if (rc < 0)
 			snprintf(err, errlen, "%s", f.started ? f.err : "the transcoding thread did not start");
 		st->overlapped = f.overlapped;
-		st->transcode_ns = xsr_now_ns() - t0 - st->suspend_ns; /* what was left after libxl's part */
+		st->transcode_ns = util_now_ns() - t0 - st->suspend_ns; /* what was left after libxl's part */
 	} else {
 		mfd = xen_lx_suspend(domid, live, NULL, NULL, st, err, errlen);
 		if (mfd < 0)
 			return -1;
-		uint64_t t1 = xsr_now_ns();
+		uint64_t t1 = util_now_ns();
 		rc = xsr_xen_import_fd(mfd, out_fd, io, NULL, err, errlen);
 		close(mfd);
-		st->transcode_ns = xsr_now_ns() - t1;
+		st->transcode_ns = util_now_ns() - t1;
 	}
 	if (rc < 0) {
 		char e2[256];
@@ -1199,7 +1199,7 @@ static int libxl_save(uint32_t domid, int out_fd, int live, const struct xsr_xen
 		if (fstat(out_fd, &sb) == 0)
 			st->bytes = (uint64_t)sb.st_size;
 	}
-	st->elapsed_ns = xsr_now_ns() - t0;
+	st->elapsed_ns = util_now_ns() - t0;
 	return rc < 0 ? -1 : 0;
 }
 

@@ -27,7 +27,7 @@ int cmd_cat_page(int argc, char **argv)
 		switch (c) {
 		case 'h': usage(stdout); return XSR_EXIT_OK;
 		default:
-			if (xsr_common_opt(c))
+			if (cli_common_opt(c))
 				break;
 			usage(stderr);
 			return XSR_EXIT_USAGE;
@@ -42,14 +42,14 @@ int cmd_cat_page(int argc, char **argv)
 	errno = 0;
 	unsigned long long pfn = strtoull(argv[2], &e, 0);
 	if (errno || *e || argv[2][0] == '-' || pfn > XSR_MAX_PFN) {
-		xsr_err("cat-page", "PFN %s: need a frame number up to 0x%llx", argv[2], (unsigned long long)XSR_MAX_PFN);
+		cli_err("cat-page", "PFN %s: need a frame number up to 0x%llx", argv[2], (unsigned long long)XSR_MAX_PFN);
 		return XSR_EXIT_USAGE;
 	}
 	if (isatty(STDOUT_FILENO)) {
-		xsr_err("cat-page", "refusing to write a binary page to a terminal; redirect stdout");
+		cli_err("cat-page", "refusing to write a binary page to a terminal; redirect stdout");
 		return XSR_EXIT_USAGE;
 	}
-	int fd = xsr_open_in("cat-page", argv[1]);
+	int fd = cli_open_in("cat-page", argv[1]);
 	if (fd < 0)
 		return XSR_EXIT_FAIL;
 	struct scan s;
@@ -57,15 +57,15 @@ int cmd_cat_page(int argc, char **argv)
 	s.want_vcpu = -1;
 	s.want_pfn = (int64_t)pfn;
 	char err[1024] = "";
-	int rc = xsr_scan(fd, &s, err, sizeof(err));
+	int rc = cli_scan(fd, &s, err, sizeof(err));
 	if (fd != STDIN_FILENO)
 		close(fd);
 	if (rc < 0) {
-		xsr_err("cat-page", "%s: %s", argv[1], err);
-		xsr_scan_free(&s);
+		cli_err("cat-page", "%s: %s", argv[1], err);
+		cli_scan_free(&s);
 		return XSR_EXIT_FAIL;
 	}
-	xsr_detail("cat-page", "%s: pfn 0x%llx read from a %s image", argv[1], pfn,
+	cli_detail("cat-page", "%s: pfn 0x%llx read from a %s image", argv[1], pfn,
 		   s.layout == XSR_LAYOUT_SEEKABLE ? "seekable" : "streamed");
 	size_t off = 0;
 	while (off < sizeof(s.page)) {
@@ -73,12 +73,12 @@ int cmd_cat_page(int argc, char **argv)
 		if (w < 0 && errno == EINTR)
 			continue;
 		if (w <= 0) {
-			xsr_err("cat-page", "writing stdout: %s", strerror(errno));
-			xsr_scan_free(&s);
+			cli_err("cat-page", "writing stdout: %s", strerror(errno));
+			cli_scan_free(&s);
 			return XSR_EXIT_FAIL;
 		}
 		off += (size_t)w;
 	}
-	xsr_scan_free(&s);
+	cli_scan_free(&s);
 	return XSR_EXIT_OK;
 }

@@ -52,14 +52,14 @@ static int convert_main(int argc, char **argv)
 		switch (c) {
 		case 'L':
 		case 't': {
-			int l = xsr_parse_layout("convert", c == 't' ? "--to" : "--layout", optarg);
+			int l = cli_parse_layout("convert", c == 't' ? "--to" : "--layout", optarg);
 			if (l < 0)
 				return XSR_EXIT_USAGE;
 			co.layout = (uint8_t)l;
 			break;
 		}
 		case 'c': {
-			int z = xsr_parse_compress("convert", optarg);
+			int z = cli_parse_compress("convert", optarg);
 			if (z < 0)
 				return XSR_EXIT_USAGE;
 			co.compress = (uint8_t)z;
@@ -71,7 +71,7 @@ static int convert_main(int argc, char **argv)
 			char *b;
 			size_t l;
 			/* a file that cannot be read is a failure (3), like IN (xsr(1), EXIT STATUS) */
-			if (xsr_read_file("convert", optarg, XSR_MAX_VMCOREINFO, &b, &l) < 0)
+			if (cli_read_file("convert", optarg, XSR_MAX_VMCOREINFO, &b, &l) < 0)
 				return XSR_EXIT_FAIL;
 			free(vmci);
 			vmci = b;
@@ -80,12 +80,12 @@ static int convert_main(int argc, char **argv)
 			break;
 		}
 		case 'n':
-			if (xsr_parse_vcpu("convert", "--vcpu", optarg, &co.paging_vcpu) < 0)
+			if (cli_parse_vcpu("convert", "--vcpu", optarg, &co.paging_vcpu) < 0)
 				return XSR_EXIT_USAGE;
 			break;
 		case 'h': usage(stdout); return XSR_EXIT_OK;
 		default:
-			if (xsr_common_opt(c))
+			if (cli_common_opt(c))
 				break;
 			usage(stderr);
 			return XSR_EXIT_USAGE;
@@ -97,61 +97,61 @@ static int convert_main(int argc, char **argv)
 	}
 	const char *in = argv[optind], *outp = argv[optind + 1];
 	if (json && !co.paging) {
-		xsr_err("convert", "--json reports a paging view: it goes with --paging");
+		cli_err("convert", "--json reports a paging view: it goes with --paging");
 		return XSR_EXIT_USAGE;
 	}
 	/* Compression is of stream page batches: --compress means --layout stream. */
 	if (co.compress && (co.layout == XSR_LAYOUT_SEEKABLE || co.paging)) {
-		xsr_err("convert", "--compress makes a stream: it does not go with %s",
+		cli_err("convert", "--compress makes a stream: it does not go with %s",
 			co.paging ? "--paging" : "--layout seekable");
 		return XSR_EXIT_USAGE;
 	}
 	if (co.compress)
 		co.layout = XSR_LAYOUT_STREAM;
-	if ((co.layout == XSR_LAYOUT_SEEKABLE || co.paging) && !xsr_out_regular(outp)) {
-		xsr_err("convert", "%s: a seekable image needs a regular file", outp);
+	if ((co.layout == XSR_LAYOUT_SEEKABLE || co.paging) && !cli_out_regular(outp)) {
+		cli_err("convert", "%s: a seekable image needs a regular file", outp);
 		return XSR_EXIT_USAGE;
 	}
-	int fd = xsr_open_in("convert", in);
+	int fd = cli_open_in("convert", in);
 	if (fd < 0)
 		return XSR_EXIT_FAIL;
 	struct xsr_outfile out;
-	if (xsr_out_open(&out, "convert", outp) < 0) {
+	if (cli_out_open(&out, "convert", outp) < 0) {
 		if (fd != STDIN_FILENO)
 			close(fd);
 		return XSR_EXIT_FAIL;
 	}
-	if (xsr_out_streamed(&out))
+	if (cli_out_streamed(&out))
 		co.layout = XSR_LAYOUT_STREAM;
 	char err[1024] = "";
 	struct xsr_progress pg;
-	xsr_progress_init(&pg, "convert", "pages", json);
-	co.progress = xsr_progress_cb;
+	cli_progress_init(&pg, "convert", "pages", json);
+	co.progress = util_progress_cb;
 	co.progress_ctx = &pg;
-	xsr_detail("convert", "%s -> %s (%s, %s layout%s)", in, outp,
+	cli_detail("convert", "%s -> %s (%s, %s layout%s)", in, outp,
 		   out.is_stdout ? "stdout" : out.in_place ? "written in place" : "a new file",
 		   co.paging ? "paging view" : co.layout == XSR_LAYOUT_STREAM ? "streamed" : "seekable",
 		   co.compress ? ", compressed" : "");
-	uint64_t t0 = xsr_now_ns();
+	uint64_t t0 = util_now_ns();
 	int rc = xsr_convert(fd, out.fd, &co, err, sizeof(err));
-	xsr_progress_end(&pg);
+	util_progress_end(&pg);
 	if (fd != STDIN_FILENO)
 		close(fd);
 	if (rc < 0) {
 		/* The failure may be in reading IN or in writing OUT: name both. */
-		xsr_err("convert", "%s -> %s: %s", in, outp, err);
-		xsr_out_abort(&out);
+		cli_err("convert", "%s -> %s: %s", in, outp, err);
+		cli_out_abort(&out);
 		return XSR_EXIT_FAIL;
 	}
 	off_t size = out.is_stdout || out.in_place ? -1 : lseek(out.fd, 0, SEEK_END);
-	if (xsr_out_commit(&out, "convert") < 0)
+	if (cli_out_commit(&out, "convert") < 0)
 		return XSR_EXIT_FAIL;
 	if (size >= 0)
-		xsr_detail("convert", "%s: %lld octets in %.1f ms", outp, (long long)size, (xsr_now_ns() - t0) / 1e6);
+		cli_detail("convert", "%s: %lld octets in %.1f ms", outp, (long long)size, (util_now_ns() - t0) / 1e6);
 	else
-		xsr_detail("convert", "%s: done in %.1f ms", outp, (xsr_now_ns() - t0) / 1e6);
+		cli_detail("convert", "%s: done in %.1f ms", outp, (util_now_ns() - t0) / 1e6);
 	if (co.paging) {
-		xsr_paging_report(stdout, &pst, co.paging_vcpu, json);
+		cli_paging_report(stdout, &pst, co.paging_vcpu, json);
 		if (json)
 			putchar('\n');
 	}

@@ -35,5 +35,5 @@ static void usage(FILE *f)
 
 int cmd_core(int argc, char **argv)
 {
-	return xsr_capture_main("core", XSR_KIND_CORE, usage, argc, argv);
+	return cli_capture_main("core", XSR_KIND_CORE, usage, argc, argv);
 }

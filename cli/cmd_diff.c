@@ -77,9 +77,9 @@ static void header_field(struct diff *d, const char *name, uint64_t a, uint64_t 
 	if (d->json) {
 		sep(d);
 		printf("{\"field\": \"%s\", \"a\": ", name);
-		xsr_json_hex(stdout, a);
+		cli_json_hex(stdout, a);
 		printf(", \"b\": ");
-		xsr_json_hex(stdout, b);
+		cli_json_hex(stdout, b);
 		printf("}");
 	} else {
 		printf("header %s: 0x%llx | 0x%llx\n", name, (unsigned long long)a,
@@ -111,11 +111,11 @@ static void flush_range(struct diff *d)
 	if (d->json) {
 		sep(d);
 		printf("{\"first\": ");
-		xsr_json_hex(stdout, d->first);
+		cli_json_hex(stdout, d->first);
 		printf(", \"last\": ");
-		xsr_json_hex(stdout, last);
+		cli_json_hex(stdout, last);
 		printf(", \"count\": ");
-		xsr_json_dec(stdout, d->count);
+		cli_json_dec(stdout, d->count);
 		printf(", \"kind\": \"%s\"}", kind_json[d->kind]);
 	} else if (d->count == 1) {
 		printf("pages 0x%llx: %s\n", (unsigned long long)d->first, kind_text[d->kind]);
@@ -275,11 +275,11 @@ static void vcpu_field(struct diff *d, uint32_t vcpu, const char *name, bool hav
 	if (d->json) {
 		sep(d);
 		printf("{\"vcpu\": %u, \"field\": ", vcpu);
-		xsr_json_str(stdout, name);
+		cli_json_str(stdout, name);
 		printf(", \"a\": ");
-		have_a ? xsr_json_hex(stdout, a) : (void)printf("null");
+		have_a ? cli_json_hex(stdout, a) : (void)printf("null");
 		printf(", \"b\": ");
-		have_b ? xsr_json_hex(stdout, b) : (void)printf("null");
+		have_b ? cli_json_hex(stdout, b) : (void)printf("null");
 		printf("}");
 		return;
 	}
@@ -459,16 +459,16 @@ static void section_item(struct diff *d, enum kind k, const struct xsr_section_i
 	if (d->json) {
 		sep(d);
 		printf("{\"name\": ");
-		xsr_json_str(stdout, s->name);
+		cli_json_str(stdout, s->name);
 		printf(", \"info\": %u, \"kind\": \"%s\", \"a_size\": ", s->info, kind_json[k]);
-		a ? xsr_json_dec(stdout, a->size) : (void)printf("null");
+		a ? cli_json_dec(stdout, a->size) : (void)printf("null");
 		printf(", \"b_size\": ");
-		b ? xsr_json_dec(stdout, b->size) : (void)printf("null");
+		b ? cli_json_dec(stdout, b->size) : (void)printf("null");
 		printf("}");
 		return;
 	}
 	char nm[80];
-	snprintf(nm, sizeof(nm), "%s", xsr_esc(s->name, SIZE_MAX));
+	snprintf(nm, sizeof(nm), "%s", cli_esc(s->name, SIZE_MAX));
 	if (s->info)
 		snprintf(nm + strlen(nm), sizeof(nm) - strlen(nm), " (info %u)", s->info);
 	if (k == DIFFER)
@@ -530,15 +530,15 @@ static int run(struct diff *d)
 		return -1;
 	if (d->json) {
 		printf("], \"page_ranges_total\": ");
-		xsr_json_dec(stdout, d->ranges);
+		cli_json_dec(stdout, d->ranges);
 		printf(", \"page_ranges_left_off\": ");
-		xsr_json_dec(stdout, d->ranges - d->listed);
+		cli_json_dec(stdout, d->ranges - d->listed);
 		printf(", \"pages_differ\": ");
-		xsr_json_dec(stdout, d->pages[DIFFER]);
+		cli_json_dec(stdout, d->pages[DIFFER]);
 		printf(", \"pages_only_a\": ");
-		xsr_json_dec(stdout, d->pages[ONLY_A]);
+		cli_json_dec(stdout, d->pages[ONLY_A]);
 		printf(", \"pages_only_b\": ");
-		xsr_json_dec(stdout, d->pages[ONLY_B]);
+		cli_json_dec(stdout, d->pages[ONLY_B]);
 		printf(", \"vcpus\": [");
 		d->items = 0;
 	} else if (!d->quiet && d->listed < d->ranges) {
@@ -556,7 +556,7 @@ static int run(struct diff *d)
 		return rc;
 	if (d->json) {
 		printf("], \"identical\": %s}\n", d->any ? "false" : "true");
-		xsr_json_answered(); /* exit 1 says "different", not an error */
+		cli_json_answered(); /* exit 1 says "different", not an error */
 	}
 	else if (!d->quiet && d->any)
 		printf("differ: %llu page(s) in %llu range(s), %llu vCPU field(s), %llu "
@@ -582,17 +582,17 @@ int cmd_diff(int argc, char **argv)
 			d.json = 1;
 			break;
 		case 'l':
-			if (xsr_parse_u64("diff", "--limit", optarg, &d.limit) < 0)
+			if (cli_parse_u64("diff", "--limit", optarg, &d.limit) < 0)
 				return XSR_EXIT_USAGE;
 			break;
 		case 's': /* as cmp -s: --quiet */
-			xsr_verbosity = -1;
+			cli_verbosity = -1;
 			break;
 		case 'h':
 			usage(stdout);
 			return XSR_EXIT_OK;
 		default:
-			if (xsr_common_opt(c))
+			if (cli_common_opt(c))
 				break;
 			usage(stderr);
 			return XSR_EXIT_USAGE;
@@ -602,10 +602,10 @@ int cmd_diff(int argc, char **argv)
 		usage(stderr);
 		return XSR_EXIT_USAGE;
 	}
-	d.quiet = xsr_verbosity < 0;
+	d.quiet = cli_verbosity < 0;
 	const char *fa = argv[optind], *fb = argv[optind + 1];
 	if (!strcmp(fa, "-") && !strcmp(fb, "-")) {
-		xsr_err("diff", "standard input can be only one of A and B");
+		cli_err("diff", "standard input can be only one of A and B");
 		return XSR_EXIT_USAGE;
 	}
 	if (d.quiet)
@@ -613,8 +613,8 @@ int cmd_diff(int argc, char **argv)
 	struct xsr_anyimg a, b;
 	memset(&b, 0, sizeof(b));
 	b.fd = b.img_fd = -1;
-	if (xsr_anyimg_open(&a, "diff", fa, xsr_verbosity > 0) || xsr_anyimg_open(&b, "diff", fb, xsr_verbosity > 0)) {
-		xsr_anyimg_close(&a);
+	if (cli_anyimg_open(&a, "diff", fa, cli_verbosity > 0) || cli_anyimg_open(&b, "diff", fb, cli_verbosity > 0)) {
+		cli_anyimg_close(&a);
 		return XSR_EXIT_FAIL;
 	}
 	d.a = a.img;
@@ -623,23 +623,23 @@ int cmd_diff(int argc, char **argv)
 	d.fd_b = b.img_fd;
 	if (d.json) {
 		printf("{\"a\": ");
-		xsr_json_str(stdout, fa);
+		cli_json_str(stdout, fa);
 		printf(", \"b\": ");
-		xsr_json_str(stdout, fb);
+		cli_json_str(stdout, fb);
 	}
 	int rc = run(&d);
 	if (rc < 0) {
 		/* Which image failed: the one whose handle holds a message. */
 		const char *ea = xsr_image_error(a.img), *eb = xsr_image_error(b.img);
 		if (rc == XSR_E_NOMEM)
-			xsr_err("diff", "out of memory");
+			cli_err("diff", "out of memory");
 		else if (ea && *ea)
-			xsr_err("diff", "%s: %s", fa, ea);
+			cli_err("diff", "%s: %s", fa, ea);
 		else
-			xsr_err("diff", "%s: %s", fb, eb && *eb ? eb : "read error");
+			cli_err("diff", "%s: %s", fb, eb && *eb ? eb : "read error");
 	}
-	xsr_anyimg_close(&a);
-	xsr_anyimg_close(&b);
+	cli_anyimg_close(&a);
+	cli_anyimg_close(&b);
 	if (rc < 0)
 		return XSR_EXIT_FAIL;
 	return d.any ? XSR_EXIT_DAMAGE : XSR_EXIT_OK;

@@ -162,12 +162,12 @@ static int pass(struct dump *d, bool write)
 		bool held;
 		int rc = locate(d, addr, &paddr, &held);
 		if (rc < 0 || (rc > 0 && !d->fill)) {
-			xsr_err("dump", "%s: %s%s", d->file, d->err,
+			cli_err("dump", "%s: %s%s", d->file, d->err,
 				rc > 0 ? " (--fill reads what is not there as zeros)" : "");
 			return XSR_EXIT_FAIL;
 		}
 		if (write) {
-			if (xsr_verbosity > 0 && d->virt && (off == 0 || addr == d->addr))
+			if (cli_verbosity > 0 && d->virt && (off == 0 || addr == d->addr))
 				fprintf(stderr, "xsr dump: virtual 0x%llx -> %s 0x%llx\n",
 					(unsigned long long)addr, rc ? "(zeros)" : "physical",
 					(unsigned long long)(rc ? 0 : paddr));
@@ -175,7 +175,7 @@ static int pass(struct dump *d, bool write)
 				memset(page, 0, sizeof(page));
 			else if (xsr_image_read_page(d->img, paddr >> XSR_PAGE_SHIFT, page, NULL) <
 				 0) {
-				xsr_err("dump", "%s: %s", d->file, xsr_image_error(d->img));
+				cli_err("dump", "%s: %s", d->file, xsr_image_error(d->img));
 				return XSR_EXIT_FAIL;
 			}
 			out_bytes(d, page + (held ? (paddr & (XSR_PAGE_SIZE - 1)) : 0), n);
@@ -195,14 +195,14 @@ static int write_range(struct dump *d, uint32_t vcpu)
 {
 	if (d->json) {
 		printf("{\"file\": ");
-		xsr_json_str(stdout, d->file);
+		cli_json_str(stdout, d->file);
 		printf(", \"space\": \"%s\", \"address\": ", d->virt ? "virtual" : "physical");
-		xsr_json_hex(stdout, d->addr);
+		cli_json_hex(stdout, d->addr);
 		if (d->virt)
 			printf(", \"vcpu\": %u, \"cr3\": \"0x%llx\"", vcpu,
 			       (unsigned long long)d->r.cr3);
 		printf(", \"len\": ");
-		xsr_json_dec(stdout, d->len);
+		cli_json_dec(stdout, d->len);
 		printf(", \"data\": \"");
 	}
 	int rc = pass(d, true);
@@ -217,7 +217,7 @@ static int setup_virt(struct dump *d, uint32_t vcpu, bool have_cr3, uint64_t cr3
 	struct xsr_section_info si;
 	const struct xsr_file_header *h = xsr_image_header(d->img);
 	if (h->kind == XSR_KIND_CORE && xsr_image_find(d->img, XSR_SEC_P2M, ~0u, &si) >= 0) {
-		xsr_err("dump",
+		cli_err("dump",
 			"%s: a Xen PV core's page tables hold machine frames: --vaddr cannot walk "
 			"them; "
 			"translate with gdb or crash, then use --paddr",
@@ -225,12 +225,12 @@ static int setup_virt(struct dump *d, uint32_t vcpu, bool have_cr3, uint64_t cr3
 		return XSR_EXIT_FAIL;
 	}
 	if (vcpu >= h->nr_vcpus) {
-		xsr_err("dump", "%s: no vCPU %u (the image has %u)", d->file, vcpu, h->nr_vcpus);
+		cli_err("dump", "%s: no vCPU %u (the image has %u)", d->file, vcpu, h->nr_vcpus);
 		return XSR_EXIT_FAIL;
 	}
 	struct xsr_vcpu_state *st = malloc(sizeof(*st));
 	if (!st || xsr_image_vcpu(d->img, vcpu, st) < 0) {
-		xsr_err("dump", "%s: %s", d->file, st ? xsr_image_error(d->img) : "out of memory");
+		cli_err("dump", "%s: %s", d->file, st ? xsr_image_error(d->img) : "out of memory");
 		free(st);
 		return XSR_EXIT_FAIL;
 	}
@@ -264,7 +264,7 @@ int cmd_dump(int argc, char **argv)
 	uint64_t cr3 = 0;
 	int c, rc = XSR_EXIT_USAGE;
 	if (!d) {
-		xsr_err("dump", "out of memory");
+		cli_err("dump", "out of memory");
 		return XSR_EXIT_FAIL;
 	}
 	optind = 1;
@@ -272,15 +272,15 @@ int cmd_dump(int argc, char **argv)
 		switch (c) {
 		case 'p':
 		case 'V':
-			if (xsr_parse_u64("dump", c == 'p' ? "--paddr" : "--vaddr", optarg,
+			if (cli_parse_u64("dump", c == 'p' ? "--paddr" : "--vaddr", optarg,
 					  &d->addr) < 0)
 				goto out;
 			*(c == 'p' ? &have_p : &have_v) = true;
 			break;
 		case 'l': {
-			int64_t n = xsr_parse_size(optarg);
+			int64_t n = cli_parse_size(optarg);
 			if (n <= 0) {
-				xsr_err("dump",
+				cli_err("dump",
 					"--len %s: need a length from 1 (K, M, G suffixes allowed)",
 					optarg);
 				goto out;
@@ -290,12 +290,12 @@ int cmd_dump(int argc, char **argv)
 			break;
 		}
 		case 'c':
-			if (xsr_parse_vcpu("dump", "--vcpu", optarg, &vcpu) < 0)
+			if (cli_parse_vcpu("dump", "--vcpu", optarg, &vcpu) < 0)
 				goto out;
 			have_vcpu = true;
 			break;
 		case '3':
-			if (xsr_parse_u64("dump", "--cr3", optarg, &cr3) < 0)
+			if (cli_parse_u64("dump", "--cr3", optarg, &cr3) < 0)
 				goto out;
 			have_cr3 = true;
 			break;
@@ -316,40 +316,40 @@ int cmd_dump(int argc, char **argv)
 			rc = XSR_EXIT_OK;
 			goto out;
 		default:
-			if (xsr_common_opt(c))
+			if (cli_common_opt(c))
 				break;
 			usage(stderr);
 			goto out;
 		}
 	}
 	if (optind != argc - 1 || have_p == have_v || !have_len) {
-		xsr_err("dump", "need FILE, one of --paddr and --vaddr, and --len");
+		cli_err("dump", "need FILE, one of --paddr and --vaddr, and --len");
 		usage(stderr);
 		goto out;
 	}
 	if ((have_vcpu || have_cr3) && !have_v) {
-		xsr_err("dump", "--vcpu and --cr3 choose page tables: they go with --vaddr");
+		cli_err("dump", "--vcpu and --cr3 choose page tables: they go with --vaddr");
 		goto out;
 	}
 	if (d->hex + d->json + force > 1) {
-		xsr_err("dump", "--hex, --json and --force: choose one");
+		cli_err("dump", "--hex, --json and --force: choose one");
 		goto out;
 	}
 	if (d->addr + d->len < d->addr && d->addr + d->len != 0) {
-		xsr_err("dump",
+		cli_err("dump",
 			"0x%llx + --len %llu: the range passes the end of the 64-bit address space",
 			(unsigned long long)d->addr, (unsigned long long)d->len);
 		goto out;
 	}
 	if (!d->hex && !d->json && !force && isatty(STDOUT_FILENO)) {
-		xsr_err("dump", "refusing to write binary memory to a terminal: redirect stdout, "
+		cli_err("dump", "refusing to write binary memory to a terminal: redirect stdout, "
 				"or --hex, or --force");
 		goto out;
 	}
 	d->virt = have_v;
 	d->file = argv[optind];
 	struct xsr_anyimg a;
-	if (xsr_anyimg_open(&a, "dump", d->file, xsr_verbosity > 0)) {
+	if (cli_anyimg_open(&a, "dump", d->file, cli_verbosity > 0)) {
 		rc = XSR_EXIT_FAIL;
 		goto out;
 	}
@@ -359,7 +359,7 @@ int cmd_dump(int argc, char **argv)
 		rc = pass(d, false);
 	if (!rc)
 		rc = write_range(d, vcpu);
-	xsr_anyimg_close(&a);
+	cli_anyimg_close(&a);
 out:
 	free(d);
 	return rc;

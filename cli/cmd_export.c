@@ -43,7 +43,7 @@ static void usage(FILE *f)
 /* The library's warnings (a record left out or refused), one line each. */
 static void export_note(void *ctx, const char *msg)
 {
-	fprintf(stderr, "xsr export: %s\n", xsr_esc(msg, 1024));
+	fprintf(stderr, "xsr export: %s\n", cli_esc(msg, 1024));
 }
 
 /* The options into @o: 1 to go on, or 0 with the verb's exit status in *@rc (help, usage errors, printed). */
@@ -63,7 +63,7 @@ static int parse_opts(int argc, char **argv, struct xsr_xen_export_opts *o, int 
 			else if (!strcmp(optarg, "xc-core"))
 				o->format = XSR_XEN_FORMAT_XC_CORE;
 			else {
-				xsr_err("export", "--format %s: need xl, libxc or xc-core", optarg);
+				cli_err("export", "--format %s: need xl, libxc or xc-core", optarg);
 				goto usage_err;
 			}
 			break;
@@ -76,7 +76,7 @@ static int parse_opts(int argc, char **argv, struct xsr_xen_export_opts *o, int 
 			else if (!strcmp(optarg, "keep"))
 				o->foreign = XSR_XEN_FOREIGN_KEEP;
 			else {
-				xsr_err("export", "--foreign %s: need refuse, drop or keep", optarg);
+				cli_err("export", "--foreign %s: need refuse, drop or keep", optarg);
 				goto usage_err;
 			}
 			break;
@@ -85,7 +85,7 @@ static int parse_opts(int argc, char **argv, struct xsr_xen_export_opts *o, int 
 			*rc = XSR_EXIT_OK;
 			return 0;
 		default:
-			if (xsr_common_opt(c))
+			if (cli_common_opt(c))
 				break;
 			usage(stderr);
 			goto usage_err;
@@ -96,7 +96,7 @@ static int parse_opts(int argc, char **argv, struct xsr_xen_export_opts *o, int 
 		goto usage_err;
 	}
 	if (o->format == XSR_XEN_FORMAT_XC_CORE && foreign_set) {
-		xsr_err("export", "--foreign is about libxc records; it does not apply to --format xc-core");
+		cli_err("export", "--foreign is about libxc records; it does not apply to --format xc-core");
 		goto usage_err;
 	}
 	return 1;
@@ -116,18 +116,18 @@ static int open_image(const char *in, int fd, struct xsr_image **img, int *tmp)
 		return 0;
 	char t[] = "/tmp/xsr-export-XXXXXX";
 	if (lseek(fd, 0, SEEK_SET) != 0 && fd != STDIN_FILENO) {
-		xsr_err("export", "%s: %s", in, err);
+		cli_err("export", "%s: %s", in, err);
 		return -1;
 	}
 	if ((*tmp = mkstemp(t)) < 0) {
-		xsr_err("export", "temporary file: %s", strerror(errno));
+		cli_err("export", "temporary file: %s", strerror(errno));
 		return -1;
 	}
 	unlink(t);
 	struct xsr_convert_opts co = {.layout = XSR_LAYOUT_SEEKABLE};
 	char cerr[1024] = "";
 	if (xsr_convert(fd, *tmp, &co, cerr, sizeof(cerr)) < 0 || xsr_image_open(img, *tmp, err, sizeof(err)) < 0) {
-		xsr_err("export", "%s: %s", in, cerr[0] ? cerr : err);
+		cli_err("export", "%s: %s", in, cerr[0] ? cerr : err);
 		return -1;
 	}
 	return 0;
@@ -140,42 +140,42 @@ int cmd_export(int argc, char **argv)
 	if (!parse_opts(argc, argv, &o, &prc))
 		return prc;
 	const char *in = argv[optind], *outp = argv[optind + 1];
-	int fd = xsr_open_in("export", in), tmp = -1, ret = XSR_EXIT_FAIL;
+	int fd = cli_open_in("export", in), tmp = -1, ret = XSR_EXIT_FAIL;
 	if (fd < 0)
 		return XSR_EXIT_FAIL;
 	struct xsr_image *img = NULL;
 	struct xsr_outfile out = {.fd = -1};
 	char err[1024] = "";
 	struct xsr_progress pg;
-	xsr_progress_init(&pg, "export", "pages", 0);
-	o.cb.progress = xsr_progress_cb;
+	cli_progress_init(&pg, "export", "pages", 0);
+	o.cb.progress = util_progress_cb;
 	o.cb.progress_ctx = &pg;
 	if (open_image(in, fd, &img, &tmp) < 0)
 		goto done;
-	if (xsr_out_open(&out, "export", outp) < 0)
+	if (cli_out_open(&out, "export", outp) < 0)
 		goto done;
 	/* A failure may be in reading IN or in writing OUT: messages name both. */
 	char *both = NULL;
 	if (asprintf(&both, "%s -> %s", in, outp) < 0)
 		both = NULL;
 	o.name = both ? both : in;
-	xsr_detail("export", "%s -> %s as %s", in, outp,
+	cli_detail("export", "%s -> %s as %s", in, outp,
 		   o.format == XSR_XEN_FORMAT_XC_CORE ? "an xc_core file"
 		   : o.format == XSR_XEN_FORMAT_XL    ? "an xl save"
 						      : "a libxc stream");
-	uint64_t t0 = xsr_now_ns();
+	uint64_t t0 = util_now_ns();
 	int xrc = xsr_xen_export(img, tmp >= 0 ? tmp : fd, out.fd, &o, NULL, err, sizeof(err));
-	xsr_progress_end(&pg);
+	util_progress_end(&pg);
 	if (xrc < 0)
-		xsr_err("export", "%s: %s", o.name, err);
+		cli_err("export", "%s: %s", o.name, err);
 	free(both);
 	if (xrc < 0) {
-		xsr_out_abort(&out);
+		cli_out_abort(&out);
 		goto done;
 	}
-	if (xsr_out_commit(&out, "export") < 0)
+	if (cli_out_commit(&out, "export") < 0)
 		goto done;
-	xsr_detail("export", "%s: done in %.1f ms", outp, (xsr_now_ns() - t0) / 1e6);
+	cli_detail("export", "%s: done in %.1f ms", outp, (util_now_ns() - t0) / 1e6);
 	ret = XSR_EXIT_OK;
 done:
 	xsr_image_close(img);

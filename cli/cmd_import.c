@@ -51,7 +51,7 @@ static int spool(int in)
 /* The library's notes (the test hooks' "follow test: ..."), as notes of the verb. */
 static void import_note(void *ctx, const char *msg)
 {
-	xsr_note("import", "%s", msg);
+	cli_note("import", "%s", msg);
 }
 
 static void usage(FILE *f)
@@ -68,7 +68,7 @@ static void usage(FILE *f)
 /* IN as a regular file: itself, or a spooled copy of a pipe; -1 with the message printed. */
 static int open_input(const char *in, struct stat *sb)
 {
-	int fd = xsr_open_in("import", in);
+	int fd = cli_open_in("import", in);
 	if (fd < 0)
 		return -1;
 	if (fstat(fd, sb) == 0 && S_ISREG(sb->st_mode))
@@ -77,7 +77,7 @@ static int open_input(const char *in, struct stat *sb)
 	if (fd != STDIN_FILENO)
 		close(fd);
 	if (t < 0 || fstat(t, sb) < 0) {
-		xsr_err("import", "%s: cannot copy the input to a temporary file", in);
+		cli_err("import", "%s: cannot copy the input to a temporary file", in);
 		if (t >= 0)
 			close(t);
 		return -1;
@@ -95,12 +95,12 @@ int cmd_import(int argc, char **argv)
 		switch (c) {
 		case 'S': layout = XSR_LAYOUT_STREAM; break;
 		case 'L':
-			if ((layout = xsr_parse_layout("import", "--layout", optarg)) < 0)
+			if ((layout = cli_parse_layout("import", "--layout", optarg)) < 0)
 				return XSR_EXIT_USAGE;
 			break;
 		case 'h': usage(stdout); return XSR_EXIT_OK;
 		default:
-			if (xsr_common_opt(c))
+			if (cli_common_opt(c))
 				break;
 			usage(stderr);
 			return XSR_EXIT_USAGE;
@@ -111,8 +111,8 @@ int cmd_import(int argc, char **argv)
 		return XSR_EXIT_USAGE;
 	}
 	const char *in = argv[optind], *outp = argv[optind + 1];
-	if (layout == XSR_LAYOUT_SEEKABLE && !xsr_out_regular(outp)) {
-		xsr_err("import", "%s: a seekable image needs a regular file", outp);
+	if (layout == XSR_LAYOUT_SEEKABLE && !cli_out_regular(outp)) {
+		cli_err("import", "%s: a seekable image needs a regular file", outp);
 		return XSR_EXIT_USAGE;
 	}
 	struct stat sb;
@@ -122,29 +122,29 @@ int cmd_import(int argc, char **argv)
 	int ret = XSR_EXIT_FAIL;
 	struct xsr_outfile out = {.fd = -1};
 	char err[1024] = "";
-	if (xsr_out_open(&out, "import", outp) < 0)
+	if (cli_out_open(&out, "import", outp) < 0)
 		goto done;
-	int stream = layout == XSR_LAYOUT_STREAM || xsr_out_streamed(&out);
+	int stream = layout == XSR_LAYOUT_STREAM || cli_out_streamed(&out);
 	struct xsr_progress pg;
-	xsr_progress_init(&pg, "import", "pages", 0);
-	xsr_detail("import", "%s (%lld octets) -> %s, %s layout", in, (long long)sb.st_size, outp,
+	cli_progress_init(&pg, "import", "pages", 0);
+	cli_detail("import", "%s (%lld octets) -> %s, %s layout", in, (long long)sb.st_size, outp,
 		   stream ? "streamed" : "seekable");
-	uint64_t t0 = xsr_now_ns();
+	uint64_t t0 = util_now_ns();
 	struct xsr_xen_import_opts o = {
-		.cb = {.progress = xsr_progress_cb, .progress_ctx = &pg, .note = import_note},
+		.cb = {.progress = util_progress_cb, .progress_ctx = &pg, .note = import_note},
 		.layout = stream ? XSR_LAYOUT_STREAM : 0, /* 0: seekable in out's temporary file */
 	};
 	int irc = xsr_xen_import_fd(fd, out.fd, &o, NULL, err, sizeof(err));
-	xsr_progress_end(&pg);
+	util_progress_end(&pg);
 	if (irc < 0) {
-		xsr_err("import", "%s -> %s: %s", in, outp, err);
-		xsr_out_abort(&out);
+		cli_err("import", "%s -> %s: %s", in, outp, err);
+		cli_out_abort(&out);
 		goto done;
 	}
-	off_t size = xsr_out_streamed(&out) ? -1 : lseek(out.fd, 0, SEEK_END);
-	if (xsr_out_commit(&out, "import") < 0)
+	off_t size = cli_out_streamed(&out) ? -1 : lseek(out.fd, 0, SEEK_END);
+	if (cli_out_commit(&out, "import") < 0)
 		goto done;
-	xsr_detail("import", "%s: %lld octets in %.1f ms", outp, (long long)size, (xsr_now_ns() - t0) / 1e6);
+	cli_detail("import", "%s: %lld octets in %.1f ms", outp, (long long)size, (util_now_ns() - t0) / 1e6);
 	ret = XSR_EXIT_OK;
 done:
 	if (fd != STDIN_FILENO)

@@ -33,23 +33,23 @@ static void print_vcpu(const struct xsr_vcpu_state *v, int json)
 		/* Registers are 64-bit: "0x..." strings (xsr(1), JSON OUTPUT). */
 		printf("{\"vcpu\": %u, \"valid\": %u", r->vcpu_id, r->valid);
 		for (int i = 0; i < 16; i++)
-			printf(", \"%s\": %s", gpr_names[i], xsr_jhex(r->gpr[i]));
+			printf(", \"%s\": %s", gpr_names[i], cli_jhex(r->gpr[i]));
 		printf(", \"rip\": %s, \"rflags\": %s, \"cr0\": %s, \"cr2\": %s, \"cr3\": %s, \"cr4\": %s, \"cr8\": %s, \"efer\": %s, \"apic_base\": %s, \"xcr0\": %s",
-		       xsr_jhex(r->rip), xsr_jhex(r->rflags), xsr_jhex(r->cr0), xsr_jhex(r->cr2), xsr_jhex(r->cr3),
-		       xsr_jhex(r->cr4), xsr_jhex(r->cr8), xsr_jhex(r->efer), xsr_jhex(r->apic_base), xsr_jhex(r->xcr0));
+		       cli_jhex(r->rip), cli_jhex(r->rflags), cli_jhex(r->cr0), cli_jhex(r->cr2), cli_jhex(r->cr3),
+		       cli_jhex(r->cr4), cli_jhex(r->cr8), cli_jhex(r->efer), cli_jhex(r->apic_base), cli_jhex(r->xcr0));
 		printf(", \"segments\": {");
 		for (int i = 0; i < 8; i++)
 			printf("%s\"%s\": {\"selector\": %u, \"base\": %s, \"limit\": %u, \"attr\": %u}", i ? ", " : "",
-			       seg_names[i], seg[i]->selector, xsr_jhex(seg[i]->base), seg[i]->limit, seg[i]->attr);
+			       seg_names[i], seg[i]->selector, cli_jhex(seg[i]->base), seg[i]->limit, seg[i]->attr);
 		printf("}, \"gdt\": {\"base\": %s, \"limit\": %u}, \"idt\": {\"base\": %s, \"limit\": %u}",
-		       xsr_jhex(r->gdt.base), r->gdt.limit, xsr_jhex(r->idt.base), r->idt.limit);
+		       cli_jhex(r->gdt.base), r->gdt.limit, cli_jhex(r->idt.base), r->idt.limit);
 		printf(", \"dr\": [");
 		for (int i = 0; i < 8; i++)
-			printf("%s%s", i ? ", " : "", xsr_jhex(r->dr[i]));
+			printf("%s%s", i ? ", " : "", cli_jhex(r->dr[i]));
 		printf("], \"mp_state\": %u, \"xsave_len\": %u, \"lapic_len\": %u, \"nr_msrs\": %u, \"msrs\": {", r->mp_state,
 		       r->xsave_len, r->lapic_len, r->nr_msrs);
 		for (uint32_t i = 0; i < r->nr_msrs; i++)
-			printf("%s\"0x%x\": %s", i ? ", " : "", v->msrs[i].index, xsr_jhex(v->msrs[i].value));
+			printf("%s\"0x%x\": %s", i ? ", " : "", v->msrs[i].index, cli_jhex(v->msrs[i].value));
 		printf("}}\n");
 		return;
 	}
@@ -86,46 +86,46 @@ static void print_xen(const struct scan *s, int json);
 static void print_json(const char *file, const struct scan *s)
 {
 	printf("{\"file\": ");
-	xsr_json_str(stdout, file);
+	cli_json_str(stdout, file);
 	printf(", \"layout\": \"%s\", \"kind\": \"%s\", \"format_version\": \"%u.%u\", \"flags\": %u, \"vcpus\": %u, \"pages\": %s, \"zero_pages\": %s, \"data_pages\": %s, \"paging_view\": %s",
-	       s->layout == XSR_LAYOUT_SEEKABLE ? "seekable" : "stream", xsr_kind_name(s->fh.kind), s->fh.version_major,
-	       s->fh.version_minor, s->fh.flags, s->fh.nr_vcpus, xsr_jdec(s->fh.nr_pages), xsr_jdec(s->zero_pages),
-	       xsr_jdec(s->data_pages), s->fh.flags & XSR_FF_PAGING_VIEW ? "true" : "false");
+	       s->layout == XSR_LAYOUT_SEEKABLE ? "seekable" : "stream", cli_kind_name(s->fh.kind), s->fh.version_major,
+	       s->fh.version_minor, s->fh.flags, s->fh.nr_vcpus, cli_jdec(s->fh.nr_pages), cli_jdec(s->zero_pages),
+	       cli_jdec(s->data_pages), s->fh.flags & XSR_FF_PAGING_VIEW ? "true" : "false");
 	if (s->have_producer) {
 		printf(", \"producer\": {\"name\": ");
-		xsr_json_strn(stdout, s->producer.producer, sizeof(s->producer.producer));
+		cli_json_strn(stdout, s->producer.producer, sizeof(s->producer.producer));
 		printf(", \"version\": ");
-		xsr_json_strn(stdout, s->producer.producer_version_str, sizeof(s->producer.producer_version_str));
+		cli_json_strn(stdout, s->producer.producer_version_str, sizeof(s->producer.producer_version_str));
 		printf(", \"hypervisor\": ");
-		xsr_json_strn(stdout, s->producer.hypervisor, sizeof(s->producer.hypervisor));
+		cli_json_strn(stdout, s->producer.hypervisor, sizeof(s->producer.hypervisor));
 		printf(", \"hypervisor_version\": ");
-		xsr_json_strn(stdout, s->producer.hypervisor_version, sizeof(s->producer.hypervisor_version));
+		cli_json_strn(stdout, s->producer.hypervisor_version, sizeof(s->producer.hypervisor_version));
 		printf(", \"host\": ");
-		xsr_json_strn(stdout, s->producer.host, sizeof(s->producer.host));
-		printf(", \"producer_version\": %s}", xsr_jhex(s->producer.producer_version));
+		cli_json_strn(stdout, s->producer.host, sizeof(s->producer.host));
+		printf(", \"producer_version\": %s}", cli_jhex(s->producer.producer_version));
 	}
 	printf(", \"memory_runs\": [");
 	for (uint32_t i = 0; i < s->nruns; i++)
-		printf("%s{\"pfn\": %s, \"last\": %s, \"count\": %s}", i ? ", " : "", xsr_jhex(s->runs[i].pfn),
-		       xsr_jhex(s->runs[i].pfn + s->runs[i].count - 1), xsr_jdec(s->runs[i].count));
+		printf("%s{\"pfn\": %s, \"last\": %s, \"count\": %s}", i ? ", " : "", cli_jhex(s->runs[i].pfn),
+		       cli_jhex(s->runs[i].pfn + s->runs[i].count - 1), cli_jdec(s->runs[i].count));
 	printf("], \"sections\": [");
 	for (uint32_t i = 0; i < s->nsecs; i++) {
 		const struct scan_sec *x = &s->secs[i];
 		const char *t = xsr_section_name(x->sh_type);
 		printf("%s{\"name\": ", i ? ", " : "");
-		xsr_json_strn(stdout, x->name, sizeof(x->name));
+		cli_json_strn(stdout, x->name, sizeof(x->name));
 		printf(", \"type\": %u, \"type_name\": ", x->sh_type);
-		xsr_json_str(stdout, t ? t : "unknown");
+		cli_json_str(stdout, t ? t : "unknown");
 		printf(", \"code\": %d, \"vcpu\": ", x->code == UINT32_MAX ? -1 : (int)x->code);
 		if (x->code == XSR_SEC_VCPU)
 			printf("%u", x->info);
 		else
 			printf("null");
-		printf(", \"offset\": %s, \"size\": %s, \"info\": %u}", xsr_jhex(x->offset), xsr_jdec(x->size), x->info);
+		printf(", \"offset\": %s, \"size\": %s, \"info\": %u}", cli_jhex(x->offset), cli_jdec(x->size), x->info);
 	}
-	printf("], \"page_records\": %s, \"config\": ", xsr_jdec(s->page_records));
+	printf("], \"page_records\": %s, \"config\": ", cli_jdec(s->page_records));
 	if (s->config)
-		xsr_json_str(stdout, s->config);
+		cli_json_str(stdout, s->config);
 	else
 		printf("null");
 	if (s->nxen)
@@ -167,15 +167,15 @@ static void print_xen(const struct scan *s, int json)
 		printf(", \"xen_source\": [");
 		for (uint32_t i = 0; i < s->nxen; i++) {
 			printf("%s{\"origin\": ", i ? ", " : "");
-			xsr_json_str(stdout, xen_origin(s->xen[i].origin));
+			cli_json_str(stdout, xen_origin(s->xen[i].origin));
 			printf(", \"record\": ");
-			xsr_json_str(stdout, xen_item(s, i, b1, sizeof(b1)));
+			cli_json_str(stdout, xen_item(s, i, b1, sizeof(b1)));
 			printf(", \"type\": %u}", s->xen[i].type);
 		}
 		printf("], \"xen_libxc_version\": %u, \"xen_page_types\": {", s->xen_libxc_version);
 		for (int t = 0, first = 1; t < 16; t++)
 			if (s->xen_types[t]) {
-				printf("%s\"%s\": %s", first ? "" : ", ", types[t], xsr_jdec(s->xen_types[t]));
+				printf("%s\"%s\": %s", first ? "" : ", ", types[t], cli_jdec(s->xen_types[t]));
 				first = 0;
 			}
 		printf("}");
@@ -215,15 +215,15 @@ static void print_xen(const struct scan *s, int json)
 	}
 }
 
-/* Every string that came from the image goes through xsr_esc(): it may hold terminal escapes. */
-#define P(field) xsr_esc(s->producer.field, sizeof(s->producer.field))
+/* Every string that came from the image goes through cli_esc(): it may hold terminal escapes. */
+#define P(field) cli_esc(s->producer.field, sizeof(s->producer.field))
 
 static void print_text(const char *file, const struct scan *s)
 {
-	printf("file:       %s\n", xsr_esc(file, SIZE_MAX));
+	printf("file:       %s\n", cli_esc(file, SIZE_MAX));
 	printf("layout:     %s%s\n", s->layout == XSR_LAYOUT_SEEKABLE ? "seekable (ELF core)" : "stream",
 	       s->fh.flags & XSR_FF_PAGING_VIEW ? ", paging view" : "");
-	printf("kind:       %s\n", xsr_kind_name(s->fh.kind));
+	printf("kind:       %s\n", cli_kind_name(s->fh.kind));
 	printf("format:     %u.%u\n", s->fh.version_major, s->fh.version_minor);
 	if (s->have_producer)
 		printf("producer:   %s %s on '%s'; hypervisor %s %s\n", P(producer), P(producer_version_str), P(host),
@@ -243,14 +243,14 @@ static void print_text(const char *file, const struct scan *s)
 		char vc[16] = "-";
 		if (x->code == XSR_SEC_VCPU)
 			snprintf(vc, sizeof(vc), "%u", x->info);
-		printf("  %-16s %-10s %-6s 0x%016llx %14llu\n", xsr_esc(x->name, sizeof(x->name)), t ? t : "unknown", vc, (unsigned long long)x->offset,
+		printf("  %-16s %-10s %-6s 0x%016llx %14llu\n", cli_esc(x->name, sizeof(x->name)), t ? t : "unknown", vc, (unsigned long long)x->offset,
 		       (unsigned long long)x->size);
 	}
 	if (s->layout == XSR_LAYOUT_STREAM)
 		printf("page records: %llu\n", (unsigned long long)s->page_records);
 	if (s->config) {
 		char cfg[1024];
-		size_t n = xsr_esc_to(cfg, sizeof(cfg), s->config, 200, 1);
+		size_t n = cli_esc_to(cfg, sizeof(cfg), s->config, 200, 1);
 		printf("config:     %s%s", cfg, n && cfg[n - 1] == '\n' ? "" : "\n");
 	}
 	if (s->nxen)
@@ -273,14 +273,14 @@ int cmd_info(int argc, char **argv)
 		case 'j': json = 1; break;
 		case 'n': {
 			uint32_t v;
-			if (xsr_parse_vcpu("info", "--vcpu", optarg, &v) < 0)
+			if (cli_parse_vcpu("info", "--vcpu", optarg, &v) < 0)
 				return XSR_EXIT_USAGE;
 			s.want_vcpu = (int)v;
 			break;
 		}
 		case 'h': usage(stdout); return XSR_EXIT_OK;
 		default:
-			if (xsr_common_opt(c))
+			if (cli_common_opt(c))
 				break;
 			usage(stderr);
 			return XSR_EXIT_USAGE;
@@ -291,19 +291,19 @@ int cmd_info(int argc, char **argv)
 		return XSR_EXIT_USAGE;
 	}
 	const char *file = argv[optind];
-	int fd = xsr_open_in("info", file);
+	int fd = cli_open_in("info", file);
 	if (fd < 0)
 		return XSR_EXIT_FAIL;
 	char err[1024] = "";
-	int rc = xsr_scan(fd, &s, err, sizeof(err));
+	int rc = cli_scan(fd, &s, err, sizeof(err));
 	if (fd != STDIN_FILENO)
 		close(fd);
 	if (rc < 0) {
-		xsr_err("info", "%s: %s", file, err);
-		xsr_scan_free(&s);
+		cli_err("info", "%s: %s", file, err);
+		cli_scan_free(&s);
 		return XSR_EXIT_FAIL;
 	}
-	xsr_detail("info", "%s: %s layout, %llu pages, %u sections", file,
+	cli_detail("info", "%s: %s layout, %llu pages, %u sections", file,
 		   s.layout == XSR_LAYOUT_SEEKABLE ? "seekable" : "streamed", (unsigned long long)s.fh.nr_pages, s.nsecs);
 	if (s.want_vcpu >= 0)
 		print_vcpu(s.vcpu, json);
@@ -311,6 +311,6 @@ int cmd_info(int argc, char **argv)
 		print_json(file, &s);
 	else
 		print_text(file, &s);
-	xsr_scan_free(&s);
+	cli_scan_free(&s);
 	return XSR_EXIT_OK;
 }

@@ -47,11 +47,11 @@ static void emit(struct ls *l)
 		return;
 	if (l->json) {
 		printf("%s{\"first\": ", l->listed ? ", " : "");
-		xsr_json_hex(stdout, l->first);
+		cli_json_hex(stdout, l->first);
 		printf(", \"last\": ");
-		xsr_json_hex(stdout, l->first + l->count - 1);
+		cli_json_hex(stdout, l->first + l->count - 1);
 		printf(", \"count\": ");
-		xsr_json_dec(stdout, l->count);
+		cli_json_dec(stdout, l->count);
 		printf(", \"zero\": %s}", l->zero ? "true" : "false");
 	} else {
 		printf("  0x%09llx  0x%09llx %12llu  %s\n", (unsigned long long)l->first,
@@ -98,7 +98,7 @@ static int list_pages(struct ls *l, struct xsr_image *img, const char *file)
 			uint64_t n = to - i + 1 < 512 ? to - i + 1 : 512;
 			int rc = xsr_image_run_index(img, r, i, n, ent);
 			if (rc < 0) {
-				xsr_err("ls", "%s: %s", file, xsr_image_error(img));
+				cli_err("ls", "%s: %s", file, xsr_image_error(img));
 				return rc;
 			}
 			for (uint64_t k = 0; k < n; k++)
@@ -108,15 +108,15 @@ static int list_pages(struct ls *l, struct xsr_image *img, const char *file)
 	emit(l);
 	if (l->json) {
 		printf("], \"extents_total\": ");
-		xsr_json_dec(stdout, l->extents);
+		cli_json_dec(stdout, l->extents);
 		printf(", \"extents_left_off\": ");
-		xsr_json_dec(stdout, l->extents - l->listed);
+		cli_json_dec(stdout, l->extents - l->listed);
 		printf(", \"pages\": ");
-		xsr_json_dec(stdout, l->pages);
+		cli_json_dec(stdout, l->pages);
 		printf(", \"data_pages\": ");
-		xsr_json_dec(stdout, l->data);
+		cli_json_dec(stdout, l->data);
 		printf(", \"zero_pages\": ");
-		xsr_json_dec(stdout, l->zero_pages);
+		cli_json_dec(stdout, l->zero_pages);
 	} else {
 		if (l->listed < l->extents)
 			printf("  ... %llu more extent(s) (--limit)\n",
@@ -142,21 +142,21 @@ static void list_sections(const struct ls *l, const struct scan *s)
 		const char *t = xsr_section_name(x->sh_type);
 		if (l->json) {
 			printf("%s{\"name\": ", i ? ", " : "");
-			xsr_json_strn(stdout, x->name, sizeof(x->name));
+			cli_json_strn(stdout, x->name, sizeof(x->name));
 			printf(", \"type\": ");
-			xsr_json_str(stdout, t ? t : "unknown");
+			cli_json_str(stdout, t ? t : "unknown");
 			printf(", \"sh_type\": \"0x%x\", \"info\": %u, \"offset\": ", x->sh_type,
 			       x->info);
-			xsr_json_hex(stdout, x->offset);
+			cli_json_hex(stdout, x->offset);
 			printf(", \"size\": ");
-			xsr_json_dec(stdout, x->size);
+			cli_json_dec(stdout, x->size);
 			printf("}");
 			continue;
 		}
 		char vc[16] = "-";
 		if (x->code == XSR_SEC_VCPU)
 			snprintf(vc, sizeof(vc), "%u", x->info);
-		printf("  %-16s %-12s %-6s 0x%016llx %14llu\n", xsr_esc(x->name, sizeof(x->name)),
+		printf("  %-16s %-12s %-6s 0x%016llx %14llu\n", cli_esc(x->name, sizeof(x->name)),
 		       t ? t : "unknown", vc, (unsigned long long)x->offset,
 		       (unsigned long long)x->size);
 	}
@@ -174,16 +174,16 @@ static int parse_range(const char *s, uint64_t *lo, uint64_t *hi)
 	snprintf(buf, sizeof(buf), "%s", s);
 	if (dash)
 		buf[dash - s] = 0;
-	if (xsr_parse_u64("ls", "--range", buf, lo) < 0)
+	if (cli_parse_u64("ls", "--range", buf, lo) < 0)
 		return -1;
 	*hi = *lo;
-	if (dash && xsr_parse_u64("ls", "--range", dash + 1, hi) < 0)
+	if (dash && cli_parse_u64("ls", "--range", dash + 1, hi) < 0)
 		return -1;
 	if (*hi < *lo || *hi > XSR_MAX_PFN)
 		goto bad;
 	return 0;
 bad:
-	xsr_err("ls", "--range %s: need PFN or FIRST-LAST, FIRST <= LAST <= 0x%llx", s,
+	cli_err("ls", "--range %s: need PFN or FIRST-LAST, FIRST <= LAST <= 0x%llx", s,
 		(unsigned long long)XSR_MAX_PFN);
 	return -1;
 }
@@ -224,7 +224,7 @@ int cmd_ls(int argc, char **argv)
 				return XSR_EXIT_USAGE;
 			break;
 		case 'l':
-			if (xsr_parse_u64("ls", "--limit", optarg, &l.limit) < 0)
+			if (cli_parse_u64("ls", "--limit", optarg, &l.limit) < 0)
 				return XSR_EXIT_USAGE;
 			break;
 		case 'j':
@@ -234,7 +234,7 @@ int cmd_ls(int argc, char **argv)
 			usage(stdout);
 			return XSR_EXIT_OK;
 		default:
-			if (xsr_common_opt(c))
+			if (cli_common_opt(c))
 				break;
 			usage(stderr);
 			return XSR_EXIT_USAGE;
@@ -250,7 +250,7 @@ int cmd_ls(int argc, char **argv)
 	l.want_data = nonzero || !zero;
 	const char *file = argv[optind];
 	struct xsr_anyimg a;
-	if (xsr_anyimg_open(&a, "ls", file, xsr_verbosity > 0))
+	if (cli_anyimg_open(&a, "ls", file, cli_verbosity > 0))
 		return XSR_EXIT_FAIL;
 	struct scan s;
 	memset(&s, 0, sizeof(s));
@@ -262,15 +262,15 @@ int cmd_ls(int argc, char **argv)
 		 * input itself. */
 		char err[1024] = "";
 		if (lseek(a.fd, 0, SEEK_SET) < 0 ||
-		    (rc = xsr_scan(a.fd, &s, err, sizeof(err))) < 0) {
-			xsr_err("ls", "%s: %s", file, err[0] ? err : "cannot seek the input");
+		    (rc = cli_scan(a.fd, &s, err, sizeof(err))) < 0) {
+			cli_err("ls", "%s: %s", file, err[0] ? err : "cannot seek the input");
 			rc = -1;
 			goto out;
 		}
 	}
 	if (l.json) {
 		printf("{\"file\": ");
-		xsr_json_str(stdout, file);
+		cli_json_str(stdout, file);
 		printf(", \"layout\": \"%s\", \"runs\": %u",
 		       a.layout == XSR_LAYOUT_STREAM ? "stream" : "seekable",
 		       xsr_image_nruns(a.img));
@@ -282,7 +282,7 @@ int cmd_ls(int argc, char **argv)
 	if (l.json)
 		printf("}\n");
 out:
-	xsr_scan_free(&s);
-	xsr_anyimg_close(&a);
+	cli_scan_free(&s);
+	cli_anyimg_close(&a);
 	return rc < 0 ? XSR_EXIT_FAIL : XSR_EXIT_OK;
 }

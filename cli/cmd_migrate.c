@@ -42,13 +42,13 @@ static int parse_tcp(const char *verb, const char *s, char *host, size_t hlen, c
 	const char *h, *colon;
 
 	if (strncmp(s, "tcp:", 4)) {
-		xsr_err(verb, "%s: expected tcp:HOST:PORT", s);
+		cli_err(verb, "%s: expected tcp:HOST:PORT", s);
 		return -1;
 	}
 	h = s + 4;
 	colon = strrchr(h, ':');
 	if (!colon || colon == h || !colon[1]) {
-		xsr_err(verb, "%s: expected tcp:HOST:PORT", s);
+		cli_err(verb, "%s: expected tcp:HOST:PORT", s);
 		return -1;
 	}
 	size_t n = (size_t)(colon - h);
@@ -57,7 +57,7 @@ static int parse_tcp(const char *verb, const char *s, char *host, size_t hlen, c
 		n -= 2;
 	}
 	if (n >= hlen || strlen(colon + 1) >= plen) {
-		xsr_err(verb, "%s: address too long", s);
+		cli_err(verb, "%s: address too long", s);
 		return -1;
 	}
 	memcpy(host, h, n);
@@ -124,7 +124,7 @@ static int migrate_xen(uint32_t domid, const char *host, const char *port, const
 	struct xsr_mig_xen_stats st;
 
 	if (others) {
-		xsr_err("migrate", "domain %u: --postcopy, --postcopy-rounds, --max-downtime, --min-rounds and --max-rounds "
+		cli_err("migrate", "domain %u: --postcopy, --postcopy-rounds, --max-downtime, --min-rounds and --max-rounds "
 				   "are for vm:SOCK guests (a Xen domain's rounds are libxl's)",
 			domid);
 		return XSR_EXIT_USAGE;
@@ -132,7 +132,7 @@ static int migrate_xen(uint32_t domid, const char *host, const char *port, const
 	signal(SIGPIPE, SIG_IGN); /* a receiver that goes away is an error to report, not a signal */
 	int fd = connect_tcp(host, port, msg, sizeof(msg));
 	if (fd < 0) {
-		xsr_err("migrate", "%s (is `xsr receive --xen` listening there?)", msg);
+		cli_err("migrate", "%s (is `xsr receive --xen` listening there?)", msg);
 		return XSR_EXIT_FAIL;
 	}
 	struct xsr_mig_send_opts o = {
@@ -140,26 +140,26 @@ static int migrate_xen(uint32_t domid, const char *host, const char *port, const
 	    .progress_fd = 2, /* the stop-and-copy notice goes to stderr, --json or not */
 	    .hello_timeout_ms = 30000, .ack_timeout_ms = 600000};
 #if XSR_TESTHOOKS
-	xsr_mig_set_cut(getenv("XSR_MIG_TEST_CUT_SENDER"));
+	mig_set_cut(getenv("XSR_MIG_TEST_CUT_SENDER"));
 #endif
 	struct xsr_backend *be = NULL;
 	int r = 0;
-	if (!testsrc && (r = xsr_xen_open(&be, domid, err, sizeof(err))) < 0)
+	if (!testsrc && (r = xen_open(&be, domid, err, sizeof(err))) < 0)
 		r = XSR_E_BACKEND;
 	if (r == 0)
-		r = xsr_migrate_send_xen(be, domid, fd, &o, &st, err, sizeof(err));
+		r = migrate_send_xen(be, domid, fd, &o, &st, err, sizeof(err));
 	if (be)
 		be->ops->close(be);
 	close(fd);
 	if (r < 0) {
-		xsr_err("migrate", "domain %u: %s (the domain keeps running here)", domid, err);
+		cli_err("migrate", "domain %u: %s (the domain keeps running here)", domid, err);
 		return XSR_EXIT_FAIL;
 	}
 	if (json)
 		printf("{\"domid\":%u,\"mode\":\"%s\",\"log_dirty\":\"%s\",\"total_bytes\":%s"
 		       ",\"pages\":%s,\"suspend_ms\":%.1f,\"transfer_ms\":%.1f,\"receiver_load_ms\":%.1f"
 		       ",\"downtime_ms\":%.1f,\"elapsed_ms\":%.1f,\"engine\":\"%s\"}\n",
-		       domid, st.mode, st.why, xsr_jdec(st.bytes), xsr_jdec(st.pages), st.suspend_ns / 1e6, st.transfer_ns / 1e6,
+		       domid, st.mode, st.why, cli_jdec(st.bytes), cli_jdec(st.pages), st.suspend_ns / 1e6, st.transfer_ns / 1e6,
 		       st.receiver_load_ns / 1e6, st.downtime_ns / 1e6, st.elapsed_ns / 1e6, st.native ? "native" : "libxl");
 	else
 		printf("migrated: domain %u, %s, %" PRIu64 " octets, downtime %.1f ms (suspend %.1f ms, transfer %.1f ms, "
@@ -215,7 +215,7 @@ int cmd_migrate(int argc, char **argv)
 			break;
 		case 'c':
 			if (strcmp(optarg, "zstd") && strcmp(optarg, "lz4") && strcmp(optarg, "none")) {
-				xsr_err("migrate", "--compress %s: none, zstd or lz4", optarg);
+				cli_err("migrate", "--compress %s: none, zstd or lz4", optarg);
 				return XSR_EXIT_USAGE;
 			}
 			compress = optarg;
@@ -228,7 +228,7 @@ int cmd_migrate(int argc, char **argv)
 			errno = 0;
 			unsigned long v = strtoul(optarg, &end, 10);
 			if (*end || !*optarg || errno || strchr(optarg, '-') || v > UINT32_MAX || (o != 'd' && (v < (o == 'P' ? 0u : 1u) || v > 60))) {
-				xsr_err("migrate", "%s %s: expected %s", o == 'd' ? "--max-downtime" : "a round count",
+				cli_err("migrate", "%s %s: expected %s", o == 'd' ? "--max-downtime" : "a round count",
 					optarg, o == 'd' ? "milliseconds" : "1..60");
 				return XSR_EXIT_USAGE;
 			}
@@ -242,19 +242,19 @@ int cmd_migrate(int argc, char **argv)
 			migrate_usage(stdout);
 			return XSR_EXIT_OK;
 		default:
-			if (xsr_common_opt(o))
+			if (cli_common_opt(o))
 				break;
 			migrate_usage(stderr);
 			return XSR_EXIT_USAGE;
 		}
 	}
 	if (argc - optind != 2) {
-		xsr_err("migrate", "expected vm:SOCK and tcp:HOST:PORT");
+		cli_err("migrate", "expected vm:SOCK and tcp:HOST:PORT");
 		migrate_usage(stderr);
 		return XSR_EXIT_USAGE;
 	}
 	uint32_t domid;
-	if (xsr_xen_target(argv[optind], &domid)) {
+	if (xen_target(argv[optind], &domid)) {
 		if (parse_tcp("migrate", argv[optind + 1], host, sizeof(host), port, sizeof(port)) < 0)
 			return XSR_EXIT_USAGE;
 		int others = postcopy || max_downtime || postcopy_rounds != 1 || min_rounds != 1 || max_rounds != 5;
@@ -262,29 +262,29 @@ int cmd_migrate(int argc, char **argv)
 #if XSR_TESTHOOKS
 		testsrc = getenv("XSR_MIG_TEST_XEN_SOURCE") != NULL;
 #endif
-		if (!xsr_xen_supported() && !testsrc) {
-			xsr_err("migrate", "%s looks like a Xen domain id, but this xsr was built without Xen support "
+		if (!xen_supported() && !testsrc) {
+			cli_err("migrate", "%s looks like a Xen domain id, but this xsr was built without Xen support "
 					   "(a VMM is vm:SOCK)", argv[optind]);
 			return XSR_EXIT_FAIL;
 		}
 		return migrate_xen(domid, host, port, compress, json, others, testsrc);
 	}
-	const char *sock = xsr_ctl_target("migrate", argv[optind]);
+	const char *sock = cli_ctl_target("migrate", argv[optind]);
 	if (!sock)
 		return XSR_EXIT_USAGE;
 	if (parse_tcp("migrate", argv[optind + 1], host, sizeof(host), port, sizeof(port)) < 0)
 		return XSR_EXIT_USAGE;
 	if (access(sock, F_OK) < 0) {
-		xsr_err("migrate", "no VMM control socket at %s", sock);
+		cli_err("migrate", "no VMM control socket at %s", sock);
 		return XSR_EXIT_FAIL;
 	}
 	int fd = connect_tcp(host, port, msg, sizeof(msg));
 	if (fd < 0) {
-		xsr_err("migrate", "%s (is `xsr receive` listening there?)", msg);
+		cli_err("migrate", "%s (is `xsr receive` listening there?)", msg);
 		return XSR_EXIT_FAIL;
 	}
-	int progress = isatty(2) && !json && xsr_verbosity >= 0;
-	xsr_detail("migrate", "%s -> %s:%s (compress %s%s)", sock, host, port, compress, postcopy ? ", post-copy" : "");
+	int progress = isatty(2) && !json && cli_verbosity >= 0;
+	cli_detail("migrate", "%s -> %s:%s (compress %s%s)", sock, host, port, compress, postcopy ? ", post-copy" : "");
 	const char *cut = NULL;
 #if XSR_TESTHOOKS
 	cut = getenv("XSR_MIG_TEST_CUT_SENDER");
@@ -295,12 +295,12 @@ int cmd_migrate(int argc, char **argv)
 		 compress, postcopy, postcopy_rounds, max_downtime, min_rounds, max_rounds, progress,
 		 cut ? " cut=" : "", cut ? cut : "");
 	int fds[2] = {fd, 2};
-	int r = xsr_ctl_call("migrate", sock, req, fds, progress ? 2 : 1, &reply);
+	int r = cli_ctl_call("migrate", sock, req, fds, progress ? 2 : 1, &reply);
 	close(fd);
 	if (r < 0) {
 		int split = 0;
 		if (reply)
-			xsr_json_bool(reply, "split", &split);
+			vmm_json_bool(reply, "split", &split);
 		free(reply);
 		if (split) {
 			fprintf(stderr, "xsr migrate: the source VMM holds the guest paused as of the switch-over.\n"
@@ -320,9 +320,9 @@ int cmd_migrate(int argc, char **argv)
 	} else {
 		uint64_t rounds = 0, bytes = 0, faults = 0;
 		const char *d = strstr(reply, "\"downtime_ms\":");
-		xsr_json_u64(reply, "rounds", &rounds);
-		xsr_json_u64(reply, "total_bytes", &bytes);
-		xsr_json_u64(reply, "faults", &faults);
+		vmm_json_u64(reply, "rounds", &rounds);
+		vmm_json_u64(reply, "total_bytes", &bytes);
+		vmm_json_u64(reply, "faults", &faults);
 		printf("migrated: %" PRIu64 " rounds, %" PRIu64 " octets, downtime %.1f ms%s\n", rounds, bytes,
 		       d ? strtod(d + 14, NULL) : 0.0, postcopy ? ", post-copy" : "");
 	}
@@ -389,9 +389,9 @@ static int recv_load(struct xsr_vmm *v, void *arg, char *msg, size_t msglen)
 	int r;
 
 	c->o.log = v->log;
-	r = xsr_migrate_receive(v->be, c->conn, &c->o, &c->st, msg, msglen);
+	r = migrate_receive(v->be, c->conn, &c->o, &c->st, msg, msglen);
 	if (r < 0)
-		xsr_mig_linger_close(c->conn);
+		mig_linger_close(c->conn);
 	else
 		close(c->conn);
 	return r;
@@ -404,21 +404,21 @@ static int recv_build(struct xsr_vmm *v, void *arg, char *msg, size_t msglen)
 	int r;
 
 	close(c->listen_fd); /* the listener stays with `xsr receive` */
-	r = xsr_vmm_build_kvm(v, &l, msg, msglen);
+	r = vmm_build_kvm(v, &l, msg, msglen);
 	if (r < 0)
 		return r;
 	snprintf(msg, msglen,
 		 "{\"bytes\":%s,\"pages\":%s,\"zero_pages\":%s,\"rounds\":%" PRIu64
 		 ",\"postcopy\":%s,\"postcopy_pages\":%s,\"faults\":%s,\"load_ms\":%.3f}",
-		 xsr_jdec(c->st.bytes), xsr_jdec(c->st.pages), xsr_jdec(c->st.zero_pages), c->st.rounds,
-		 c->st.postcopy ? "true" : "false", xsr_jdec(c->st.postcopy_pages), xsr_jdec(c->st.faults), c->st.load_ns / 1e6);
+		 cli_jdec(c->st.bytes), cli_jdec(c->st.pages), cli_jdec(c->st.zero_pages), c->st.rounds,
+		 c->st.postcopy ? "true" : "false", cli_jdec(c->st.postcopy_pages), cli_jdec(c->st.faults), c->st.load_ns / 1e6);
 	return 0;
 }
 
 static int commit_file(void *ctx, char *err, size_t errlen)
 {
-	(void)err, (void)errlen; /* xsr_out_commit says why on stderr */
-	return xsr_out_commit(ctx, "receive") < 0 ? XSR_E_IO : 0;
+	(void)err, (void)errlen; /* cli_out_commit says why on stderr */
+	return cli_out_commit(ctx, "receive") < 0 ? XSR_E_IO : 0;
 }
 
 static int listen_tcp(const char *host, const char *port, char *bound, size_t blen)
@@ -427,13 +427,13 @@ static int listen_tcp(const char *host, const char *port, char *bound, size_t bl
 	int fd, one = 1, r = getaddrinfo(host, port, &hints, &ai);
 
 	if (r) {
-		xsr_err("receive", "%s:%s: %s", host, port, gai_strerror(r));
+		cli_err("receive", "%s:%s: %s", host, port, gai_strerror(r));
 		return -1;
 	}
 	fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, ai->ai_protocol);
 	if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
 	    bind(fd, ai->ai_addr, ai->ai_addrlen) < 0 || listen(fd, 4) < 0) {
-		xsr_err("receive", "cannot listen on %s:%s: %s", host, port, strerror(errno));
+		cli_err("receive", "cannot listen on %s:%s: %s", host, port, strerror(errno));
 		if (fd >= 0)
 			close(fd);
 		freeaddrinfo(ai);
@@ -466,11 +466,11 @@ static int xen_in_commit(void *ctx, char *err, size_t errlen)
 	struct xsr_domain_restore_opts ro = {.paused = 1, .name_suffix = "--incoming"};
 	const char *lacks = NULL;
 
-	if (!x->be && xsr_xen_open_restore(&x->be, err, errlen) < 0) {
+	if (!x->be && xen_open_restore(&x->be, err, errlen) < 0) {
 		snprintf(x->err, sizeof(x->err), "restoring into Xen: %s", err);
 		return XSR_E_BACKEND;
 	}
-	if ((lacks = xsr_backend_lacks(x->be->ops, XSR_NEED_DOMAIN_RESTORE)))
+	if ((lacks = backend_lacks(x->be->ops, XSR_NEED_DOMAIN_RESTORE)))
 		snprintf(err, errlen, "%s: not supported by this backend", lacks);
 	else if (lseek(x->img, 0, SEEK_SET) != 0)
 		snprintf(err, errlen, "rewinding the received image: %s", strerror(errno));
@@ -502,9 +502,9 @@ static int xen_in_release(void *ctx, int released)
 	/* From here on this is the only copy: on trouble keep it (paused), never destroy it. */
 	x->have_domain = 0;
 	if (x->be->ops->rename(x->be, "--incoming", "") < 0)
-		xsr_err("receive", "domain %u: %s; it keeps the name NAME--incoming", x->domid, x->be->ops->error(x->be));
+		cli_err("receive", "domain %u: %s; it keeps the name NAME--incoming", x->domid, x->be->ops->error(x->be));
 	if (!x->paused && x->be->ops->resume(x->be) < 0)
-		xsr_err("receive", "domain %u: %s; it stays paused (xl unpause %u)", x->domid, x->be->ops->error(x->be),
+		cli_err("receive", "domain %u: %s; it stays paused (xl unpause %u)", x->domid, x->be->ops->error(x->be),
 			x->domid);
 	return 0;
 }
@@ -515,7 +515,7 @@ static int receive_xen(struct recv_ctx *c, int paused, int json, const char *ph,
 	char msg[2048];
 
 	if (x.img < 0) {
-		xsr_err("receive", "memfd_create: %s", strerror(errno));
+		cli_err("receive", "memfd_create: %s", strerror(errno));
 		close(c->conn);
 		return -1;
 	}
@@ -523,22 +523,22 @@ static int receive_xen(struct recv_ctx *c, int paused, int json, const char *ph,
 	c->o.before_commit = xen_in_commit;
 	c->o.after_release = xen_in_release;
 	c->o.commit_ctx = &x;
-	int r = xsr_migrate_receive(NULL, c->conn, &c->o, &c->st, msg, sizeof(msg));
+	int r = migrate_receive(NULL, c->conn, &c->o, &c->st, msg, sizeof(msg));
 	close(x.img);
 	if (r < 0 && x.have_domain) /* restored, but COMMIT could not be sent: discard */
 		x.be->ops->finish(x.be, 1);
 	if (x.be)
 		x.be->ops->close(x.be);
 	if (r < 0) {
-		xsr_err("receive", "migration from %s:%s failed, nothing kept: %s", ph, pp, msg);
-		xsr_mig_linger_close(c->conn);
+		cli_err("receive", "migration from %s:%s failed, nothing kept: %s", ph, pp, msg);
+		mig_linger_close(c->conn);
 		return -1;
 	}
 	close(c->conn);
 	if (json)
 		printf("{\"domid\":%u,\"bytes\":%s,\"pages\":%s,\"zero_pages\":%s"
 		       ",\"restore_ms\":%.1f,\"paused\":%s}\n",
-		       x.domid, xsr_jdec(c->st.bytes), xsr_jdec(c->st.pages), xsr_jdec(c->st.zero_pages), x.restore_ns / 1e6, paused ? "true" : "false");
+		       x.domid, cli_jdec(c->st.bytes), cli_jdec(c->st.pages), cli_jdec(c->st.zero_pages), x.restore_ns / 1e6, paused ? "true" : "false");
 	else
 		printf("%u\n", x.domid);
 	return 0;
@@ -553,29 +553,29 @@ static int receive_file(struct recv_ctx *c, const char *file, int json, const ch
 {
 	struct xsr_outfile out;
 	char msg[2048];
-	if (xsr_out_open(&out, "receive", file) < 0) {
+	if (cli_out_open(&out, "receive", file) < 0) {
 		close(c->conn);
 		return RECV_STOP;
 	}
 	c->o.out_fd = out.fd;
 	c->o.before_commit = commit_file;
 	c->o.commit_ctx = &out;
-	int r = xsr_migrate_receive(NULL, c->conn, &c->o, &c->st, msg, sizeof(msg));
+	int r = migrate_receive(NULL, c->conn, &c->o, &c->st, msg, sizeof(msg));
 	if (r == 0) {
 		close(c->conn);
 		if (json) {
 			printf("{\"file\":");
-			xsr_json_str(stdout, file);
+			cli_json_str(stdout, file);
 			printf(",\"bytes\":%s,\"pages\":%s,\"zero_pages\":%s,\"rounds\":%" PRIu64 "}\n",
-			       xsr_jdec(c->st.bytes), xsr_jdec(c->st.pages), xsr_jdec(c->st.zero_pages), c->st.rounds);
+			       cli_jdec(c->st.bytes), cli_jdec(c->st.pages), cli_jdec(c->st.zero_pages), c->st.rounds);
 		}
 		return 0;
 	}
 	if (r < 0) {
-		xsr_out_abort(&out);
-		xsr_err("receive", "migration from %s:%s failed, nothing kept: %s", ph, pp, msg);
+		cli_out_abort(&out);
+		cli_err("receive", "migration from %s:%s failed, nothing kept: %s", ph, pp, msg);
 	}
-	xsr_mig_linger_close(c->conn);
+	mig_linger_close(c->conn);
 	return -1;
 }
 
@@ -602,16 +602,16 @@ static int receive_vmm(struct recv_ctx *c, const char *sock, int json, const cha
 	/* A VMM already owns the control socket: say so, rather than hang up. */
 	if (sock_busy(sock, 0)) {
 		snprintf(msg, sizeof(msg), "control socket %s is in use by a running VMM", sock);
-		xsr_mig_refuse(c->conn, XSR_E_STATE, msg);
-		xsr_err("receive", "migration from %s:%s refused: %s", ph, pp, msg);
+		mig_refuse(c->conn, XSR_E_STATE, msg);
+		cli_err("receive", "migration from %s:%s refused: %s", ph, pp, msg);
 		return RECV_REFUSED;
 	}
-	int r = xsr_vmm_spawn(sock, recv_build, c, 0, &pid, msg, sizeof(msg));
+	int r = vmm_spawn(sock, recv_build, c, 0, &pid, msg, sizeof(msg));
 	close(c->conn);
 	if (r == 0) {
 		if (json) {
 			printf("{\"pid\":%d,\"control\":", (int)pid);
-			xsr_json_str(stdout, sock);
+			cli_json_str(stdout, sock);
 			printf(",\"receive\":%s}\n", msg);
 		} else
 			printf("%d\n", (int)pid);
@@ -619,7 +619,7 @@ static int receive_vmm(struct recv_ctx *c, const char *sock, int json, const cha
 	}
 	/* A VMM that died (killed) could not remove its socket: nobody answers there. */
 	sock_busy(sock, 1);
-	xsr_err("receive", "migration from %s:%s failed, nothing kept: %s", ph, pp, msg);
+	cli_err("receive", "migration from %s:%s failed, nothing kept: %s", ph, pp, msg);
 	return -1;
 }
 
@@ -659,9 +659,9 @@ int cmd_receive(int argc, char **argv)
 			json = 1;
 			break;
 		case 'm': {
-			int64_t v = xsr_parse_size(optarg);
+			int64_t v = cli_parse_size(optarg);
 			if (v <= 0) {
-				xsr_err("receive", "--max-mem %s: expected a size (e.g. 512M)", optarg);
+				cli_err("receive", "--max-mem %s: expected a size (e.g. 512M)", optarg);
 				return XSR_EXIT_USAGE;
 			}
 			c.o.mem_limit = (uint64_t)v;
@@ -671,7 +671,7 @@ int cmd_receive(int argc, char **argv)
 			errno = 0;
 			unsigned long v = strtoul(optarg, &end, 10);
 			if (*end || errno || strchr(optarg, '-') || v < 1 || v > XSR_MAX_VCPUS) {
-				xsr_err("receive", "--max-vcpus %s: expected 1..%u", optarg, XSR_MAX_VCPUS);
+				cli_err("receive", "--max-vcpus %s: expected 1..%u", optarg, XSR_MAX_VCPUS);
 				return XSR_EXIT_USAGE;
 			}
 			c.o.max_vcpus = (uint32_t)v;
@@ -681,24 +681,24 @@ int cmd_receive(int argc, char **argv)
 			receive_usage(stdout);
 			return XSR_EXIT_OK;
 		default:
-			if (xsr_common_opt(o))
+			if (cli_common_opt(o))
 				break;
 			receive_usage(stderr);
 			return XSR_EXIT_USAGE;
 		}
 	}
 	if (argc - optind != 1 || (!!sock + !!file + xen) != 1) {
-		xsr_err("receive", "%s", argc - optind != 1 ? "expected one tcp:HOST:PORT"
+		cli_err("receive", "%s", argc - optind != 1 ? "expected one tcp:HOST:PORT"
 							  : "give exactly one of --control SOCK, --to-file FILE and --xen");
 		receive_usage(stderr);
 		return XSR_EXIT_USAGE;
 	}
 	if (paused && !xen) {
-		xsr_err("receive", "--paused is for --xen");
+		cli_err("receive", "--paused is for --xen");
 		return XSR_EXIT_USAGE;
 	}
-	if (xen && !xsr_xen_supported()) {
-		xsr_err("receive", "--xen: this xsr was built without Xen support");
+	if (xen && !xen_supported()) {
+		cli_err("receive", "--xen: this xsr was built without Xen support");
 		return XSR_EXIT_FAIL;
 	}
 	c.o.xen = xen;
@@ -707,7 +707,7 @@ int cmd_receive(int argc, char **argv)
 	if (!c.o.mem_limit)
 		c.o.mem_limit = mem_available();
 #if XSR_TESTHOOKS
-	xsr_mig_set_cut(getenv("XSR_MIG_TEST_CUT_RECEIVER"));
+	mig_set_cut(getenv("XSR_MIG_TEST_CUT_RECEIVER"));
 #endif
 	signal(SIGPIPE, SIG_IGN);
 	c.listen_fd = listen_tcp(host, port, bound, sizeof(bound));
@@ -723,7 +723,7 @@ int cmd_receive(int argc, char **argv)
 		if (c.conn < 0) {
 			if (errno == EINTR)
 				continue;
-			xsr_err("receive", "accept: %s", strerror(errno));
+			cli_err("receive", "accept: %s", strerror(errno));
 			break;
 		}
 		getnameinfo((struct sockaddr *)&peer, pl, ph, sizeof(ph), pp, sizeof(pp), NI_NUMERICHOST | NI_NUMERICSERV);
@@ -749,7 +749,7 @@ int cmd_receive(int argc, char **argv)
 		c.conn = -1;
 		if (once)
 			break;
-		xsr_note("receive", "listening on %s for a retry", bound);
+		cli_note("receive", "listening on %s for a retry", bound);
 	}
 	close(c.listen_fd);
 	return rc;

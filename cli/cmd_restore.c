@@ -48,19 +48,19 @@ struct restore_ctx {
 	struct xsr_progress pg; /* decided here, drawn by the VMM while it builds */
 };
 
-/* Runs in the VMM daemon (xsr_vmm_spawn): the shared builder, then the reply for the parent. */
+/* Runs in the VMM daemon (vmm_spawn): the shared builder, then the reply for the parent. */
 static int restore_build(struct xsr_vmm *v, void *arg, char *msg, size_t msglen)
 {
 	struct restore_ctx *c = arg;
-	const struct xsr_vmm_load l = {.what = "restore", .paused = c->paused, .load = xsr_vmm_load_image,
+	const struct xsr_vmm_load l = {.what = "restore", .paused = c->paused, .load = vmm_load_image,
 				       .ctx = &c->img};
-	int r = xsr_vmm_build_kvm(v, &l, msg, msglen);
+	int r = vmm_build_kvm(v, &l, msg, msglen);
 
-	xsr_progress_end(&c->pg);
+	util_progress_end(&c->pg);
 	if (r < 0)
 		return r;
 	snprintf(msg, msglen, "{\"bytes\":%s,\"pages\":%s,\"zero_pages\":%s,\"elapsed_ms\":%.3f}",
-		 xsr_jdec(c->img.st.bytes), xsr_jdec(c->img.st.pages), xsr_jdec(c->img.st.zero_pages),
+		 cli_jdec(c->img.st.bytes), cli_jdec(c->img.st.pages), cli_jdec(c->img.st.zero_pages),
 		 c->img.st.elapsed_ns / 1e6);
 	return 0;
 }
@@ -76,37 +76,37 @@ static int restore_xen(const char *file, int paused, int json, int lazy)
 	char err[1024] = "";
 	int fd;
 	if (lazy) {
-		xsr_err(VERB, "--lazy is for KVM (--control SOCK); a Xen restore loads the whole image");
+		cli_err(VERB, "--lazy is for KVM (--control SOCK); a Xen restore loads the whole image");
 		return XSR_EXIT_USAGE;
 	}
-	if (!xsr_xen_supported()) {
-		xsr_err(VERB, "--control SOCK is required: this xsr was built without Xen support");
+	if (!xen_supported()) {
+		cli_err(VERB, "--control SOCK is required: this xsr was built without Xen support");
 		return XSR_EXIT_USAGE;
 	}
-	if ((fd = xsr_open_in(VERB, file)) < 0)
+	if ((fd = cli_open_in(VERB, file)) < 0)
 		return XSR_EXIT_FAIL;
-	xsr_progress_init(&pg, VERB, "pages", json);
-	xsr_detail(VERB, "%s into Xen%s", file, paused ? ", paused" : "");
+	cli_progress_init(&pg, VERB, "pages", json);
+	cli_detail(VERB, "%s into Xen%s", file, paused ? ", paused" : "");
 	/* The restore half of the backend (backends/backend.h: restore_domain). */
 	struct xsr_backend *be;
-	struct xsr_domain_restore_opts ro = {.paused = paused, .progress = xsr_progress_cb, .pctx = &pg};
-	int rc = xsr_xen_open_restore(&be, err, sizeof(err));
+	struct xsr_domain_restore_opts ro = {.paused = paused, .progress = util_progress_cb, .pctx = &pg};
+	int rc = xen_open_restore(&be, err, sizeof(err));
 	if (rc == 0) {
 		rc = be->ops->restore_domain(be, fd, &ro, &st);
 		if (rc < 0)
 			snprintf(err, sizeof(err), "%s", be->ops->error(be));
 		be->ops->close(be);
 	}
-	xsr_progress_end(&pg);
+	util_progress_end(&pg);
 	if (rc < 0) {
-		xsr_err(VERB, "%s: Xen restore: %s (a KVM image needs --control SOCK)", file, err);
+		cli_err(VERB, "%s: Xen restore: %s (a KVM image needs --control SOCK)", file, err);
 		close(fd);
 		return XSR_EXIT_FAIL;
 	}
 	close(fd);
 	if (json)
 		printf("{\"domid\":%u,\"bytes\":%s,\"export_ms\":%.3f,\"libxl_ms\":%.3f,\"elapsed_ms\":%.3f}\n",
-		       st.domid, xsr_jdec(st.bytes), st.transcode_ns / 1e6, st.suspend_ns / 1e6, st.elapsed_ns / 1e6);
+		       st.domid, cli_jdec(st.bytes), st.transcode_ns / 1e6, st.suspend_ns / 1e6, st.elapsed_ns / 1e6);
 	else
 		printf("%s: restored into Xen domain %u (%" PRIu64 " octets, %.1f ms)%s\n", file, st.domid, st.bytes,
 		       st.elapsed_ns / 1e6, paused ? ", paused" : "");
@@ -125,7 +125,7 @@ int cmd_restore(int argc, char **argv)
 	char msg[2048];
 	int json = 0, o;
 	pid_t pid;
-	uint64_t t0 = xsr_now_ns();
+	uint64_t t0 = util_now_ns();
 
 	optind = 1;
 	while ((o = getopt_long(argc, argv, "h" XSR_COMMON_SHORT, opts, NULL)) != -1) {
@@ -146,14 +146,14 @@ int cmd_restore(int argc, char **argv)
 			usage(stdout);
 			return XSR_EXIT_OK;
 		default:
-			if (xsr_common_opt(o))
+			if (cli_common_opt(o))
 				break;
 			usage(stderr);
 			return XSR_EXIT_USAGE;
 		}
 	}
 	if (argc - optind != 1) {
-		xsr_err(VERB, "expected one FILE");
+		cli_err(VERB, "expected one FILE");
 		usage(stderr);
 		return XSR_EXIT_USAGE;
 	}
@@ -161,28 +161,28 @@ int cmd_restore(int argc, char **argv)
 	if (!sock)
 		return restore_xen(file, c.paused, json, c.img.lazy);
 	if (c.img.lazy && !strcmp(file, "-")) {
-		xsr_err(VERB, "--lazy needs a seekable image file, not a stream on stdin");
+		cli_err(VERB, "--lazy needs a seekable image file, not a stream on stdin");
 		return XSR_EXIT_USAGE;
 	}
-	c.img.fd = xsr_open_in(VERB, file);
+	c.img.fd = cli_open_in(VERB, file);
 	if (c.img.fd < 0)
 		return XSR_EXIT_FAIL;
 	if (c.img.lazy) {
 		struct stat sb;
 
 		if (fstat(c.img.fd, &sb) < 0 || !S_ISREG(sb.st_mode)) {
-			xsr_err(VERB, "--lazy: %s is not a regular file", file);
+			cli_err(VERB, "--lazy: %s is not a regular file", file);
 			close(c.img.fd);
 			return XSR_EXIT_USAGE;
 		}
 	}
-	xsr_progress_init(&c.pg, VERB, "pages", json);
+	cli_progress_init(&c.pg, VERB, "pages", json);
 	c.pg.on &= !c.img.lazy; /* a lazy restore loads pages after the guest runs */
-	c.img.progress = xsr_progress_cb;
+	c.img.progress = util_progress_cb;
 	c.img.progress_ctx = &c.pg;
-	xsr_detail(VERB, "%s into a VMM on %s%s", file, sock, c.img.lazy ? ", lazily" : "");
-	if (xsr_vmm_spawn(sock, restore_build, &c, c.pg.on, &pid, msg, sizeof(msg)) < 0) {
-		xsr_err(VERB, "%s: %s", file, msg);
+	cli_detail(VERB, "%s into a VMM on %s%s", file, sock, c.img.lazy ? ", lazily" : "");
+	if (vmm_spawn(sock, restore_build, &c, c.pg.on, &pid, msg, sizeof(msg)) < 0) {
+		cli_err(VERB, "%s: %s", file, msg);
 		if (c.img.fd > 0)
 			close(c.img.fd);
 		return XSR_EXIT_FAIL;
@@ -190,17 +190,17 @@ int cmd_restore(int argc, char **argv)
 	if (c.img.fd > 0)
 		close(c.img.fd);
 
-	double ttr = (xsr_now_ns() - t0) / 1e6;
+	double ttr = (util_now_ns() - t0) / 1e6;
 	if (json) {
 		uint64_t bytes = 0, pages = 0, zero = 0;
 		const char *e = strstr(msg, "\"elapsed_ms\":");
 
-		xsr_json_u64(msg, "bytes", &bytes);
-		xsr_json_u64(msg, "pages", &pages);
-		xsr_json_u64(msg, "zero_pages", &zero);
+		vmm_json_u64(msg, "bytes", &bytes);
+		vmm_json_u64(msg, "pages", &pages);
+		vmm_json_u64(msg, "zero_pages", &zero);
 		printf("{\"pid\":%d,\"lazy\":%s,\"bytes\":%s,\"pages\":%s,\"zero_pages\":%s"
 		       ",\"elapsed_ms\":%.3f,\"time_to_running_ms\":%.3f}\n",
-		       (int)pid, c.img.lazy ? "true" : "false", xsr_jdec(bytes), xsr_jdec(pages), xsr_jdec(zero),
+		       (int)pid, c.img.lazy ? "true" : "false", cli_jdec(bytes), cli_jdec(pages), cli_jdec(zero),
 		       e ? strtod(e + 13, NULL) : 0.0, ttr);
 	} else {
 		printf("%d\n", (int)pid);

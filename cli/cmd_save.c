@@ -4,8 +4,8 @@
  * of a guest into FILE.  For a VM (vm:SOCK) the verbs are clients of a VMM:
  * only the VMM can read its vCPUs, so the client opens the output
  * (atomically: a temporary file beside FILE) and passes the descriptor over
- * the control socket; the VMM writes the image with xsr_save_domain() or
- * xsr_core_domain() and replies with statistics; the client then commits
+ * the control socket; the VMM writes the image with save_guest() or
+ * core_guest() and replies with statistics; the client then commits
  * (fsync + rename) or removes the temporary file.  An earlier FILE is never
  * touched by a failed save.
  */
@@ -60,7 +60,7 @@ struct capture {
 
 /*
  * The physical core is in @out; the paging view and the VMCOREINFO note are
- * added to a copy (the core engine's xsr_core_compose), which replaces it.
+ * added to a copy (the core engine's core_compose), which replaces it.
  * 0, or -1 with @out removed.
  */
 static int rewrite_core(const struct capture *c, struct xsr_outfile *out, struct xsr_paging_stats *pst)
@@ -69,17 +69,17 @@ static int rewrite_core(const struct capture *c, struct xsr_outfile *out, struct
 	struct xsr_core_view cv = {.paging = c->paging, .vcpu = c->pvcpu, .vmcoreinfo = c->vmci,
 				   .vmcoreinfo_len = c->vmci_len, .paging_stats = pst};
 	char err[512];
-	if (xsr_out_open(&pv, c->verb, out->path) < 0) {
-		xsr_out_abort(out);
+	if (cli_out_open(&pv, c->verb, out->path) < 0) {
+		cli_out_abort(out);
 		return -1;
 	}
-	if (xsr_core_compose(out->fd, pv.fd, &cv, err, sizeof(err)) < 0) {
-		xsr_err(c->verb, "%s", err);
-		xsr_out_abort(&pv);
-		xsr_out_abort(out);
+	if (core_compose(out->fd, pv.fd, &cv, err, sizeof(err)) < 0) {
+		cli_err(c->verb, "%s", err);
+		cli_out_abort(&pv);
+		cli_out_abort(out);
 		return -1;
 	}
-	xsr_out_abort(out);
+	cli_out_abort(out);
 	*out = pv;
 	return 0;
 }
@@ -99,37 +99,37 @@ static int xen_capture(const struct capture *c, uint32_t domid)
 	struct xsr_paging_stats pst;
 	struct xsr_outfile out;
 	char err[1024] = "";
-	uint64_t bytes = 0, pages = 0, zero = 0, t_start = xsr_now_ns();
+	uint64_t bytes = 0, pages = 0, zero = 0, t_start = util_now_ns();
 	double pms = 0, ems = 0, open_ms = 0, xms = 0, commit_ms = 0, finish_ms = 0;
 	int overlapped = 0, native = 0;
-	if (!xsr_xen_supported()) {
+	if (!xen_supported()) {
 		struct xsr_backend *be;
-		xsr_xen_open(&be, domid, err, sizeof(err));
-		xsr_err(verb, "domain %u: %s", domid, err);
+		xen_open(&be, domid, err, sizeof(err));
+		cli_err(verb, "domain %u: %s", domid, err);
 		return XSR_EXIT_FAIL;
 	}
 	if (!strcmp(file, "-") && isatty(1)) {
-		xsr_err(verb, "refusing to write an image to a terminal");
+		cli_err(verb, "refusing to write an image to a terminal");
 		return XSR_EXIT_USAGE;
 	}
-	if (xsr_out_open(&out, verb, file) < 0)
+	if (cli_out_open(&out, verb, file) < 0)
 		return XSR_EXIT_FAIL;
 	if (kind == XSR_KIND_CORE) {
 		struct xsr_backend *be;
 		struct xsr_progress pg;
-		xsr_progress_init(&pg, verb, "pages", json);
-		struct xsr_save_opts o = {.progress = xsr_progress_cb, .progress_ctx = &pg};
+		cli_progress_init(&pg, verb, "pages", json);
+		struct xsr_save_opts o = {.progress = util_progress_cb, .progress_ctx = &pg};
 		struct xsr_save_stats st;
-		uint64_t t0 = xsr_now_ns();
-		int orc = xsr_xen_open(&be, domid, err, sizeof(err));
-		open_ms = (xsr_now_ns() - t0) / 1e6;
-		orc = orc < 0 ? orc : xsr_core_domain(be, out.fd, &o, &st, err, sizeof(err));
-		xsr_progress_end(&pg);
+		uint64_t t0 = util_now_ns();
+		int orc = xen_open(&be, domid, err, sizeof(err));
+		open_ms = (util_now_ns() - t0) / 1e6;
+		orc = orc < 0 ? orc : core_guest(be, out.fd, &o, &st, err, sizeof(err));
+		util_progress_end(&pg);
 		if (orc < 0) {
 			if (be)
 				be->ops->close(be);
-			xsr_err(verb, "domain %u: %s", domid, err);
-			xsr_out_abort(&out);
+			cli_err(verb, "domain %u: %s", domid, err);
+			cli_out_abort(&out);
 			return XSR_EXIT_FAIL;
 		}
 		be->ops->close(be);
@@ -137,42 +137,42 @@ static int xen_capture(const struct capture *c, uint32_t domid)
 		pms = st.pause_ns / 1e6, ems = st.elapsed_ns / 1e6;
 		if ((paging || c->vmci) && rewrite_core(c, &out, &pst) < 0)
 			return XSR_EXIT_FAIL;
-		if (xsr_out_commit(&out, verb) < 0)
+		if (cli_out_commit(&out, verb) < 0)
 			return XSR_EXIT_FAIL;
 	} else {
 		/* The whole-domain save of the backend (backends/backend.h: save_domain, finish). */
 		struct xsr_backend *be;
 		struct xsr_domain_stats st = {0};
-		struct xsr_domain_save_opts so = {.stream = xsr_out_streamed(&out), .catch_signals = 1};
+		struct xsr_domain_save_opts so = {.stream = cli_out_streamed(&out), .catch_signals = 1};
 		const char *lacks = NULL;
-		if (xsr_xen_open(&be, domid, err, sizeof(err)) < 0 ||
-		    (lacks = xsr_backend_lacks(be->ops, XSR_NEED_DOMAIN_SAVE))) {
+		if (xen_open(&be, domid, err, sizeof(err)) < 0 ||
+		    (lacks = backend_lacks(be->ops, XSR_NEED_DOMAIN_SAVE))) {
 			if (lacks)
 				snprintf(err, sizeof(err), "%s: not supported by this backend", lacks);
 			if (be)
 				be->ops->close(be);
-			xsr_err(verb, "domain %u: %s", domid, err);
-			xsr_out_abort(&out);
+			cli_err(verb, "domain %u: %s", domid, err);
+			cli_out_abort(&out);
 			return XSR_EXIT_FAIL;
 		}
 		if (be->ops->save_domain(be, out.fd, &so, &st) < 0) {
 			snprintf(err, sizeof(err), "%s", be->ops->error(be));
 			be->ops->close(be);
-			xsr_err(verb, "domain %u: %s%s", domid, err,
+			cli_err(verb, "domain %u: %s%s", domid, err,
 				strstr(err, "stays suspended") ? "" : " (the domain keeps running)");
-			xsr_out_abort(&out);
+			cli_out_abort(&out);
 			/* Interrupted: the temporary file is gone, the status says which signal (xsr(1)). */
 			return st.stop_signal ? 128 + st.stop_signal : XSR_EXIT_FAIL;
 		}
-		uint64_t tc = xsr_now_ns();
-		int committed = xsr_out_commit(&out, verb) == 0;
-		uint64_t tf = xsr_now_ns();
+		uint64_t tc = util_now_ns();
+		int committed = cli_out_commit(&out, verb) == 0;
+		uint64_t tf = util_now_ns();
 		commit_ms = (tf - tc) / 1e6;
 		/* The domain is suspended: destroy it only for --stop and only once FILE is safe. */
 		if (be->ops->finish(be, committed && stop) < 0)
-			xsr_err(verb, "domain %u: %s", domid, be->ops->error(be));
+			cli_err(verb, "domain %u: %s", domid, be->ops->error(be));
 		be->ops->close(be);
-		finish_ms = (xsr_now_ns() - tf) / 1e6;
+		finish_ms = (util_now_ns() - tf) / 1e6;
 		if (!committed)
 			return XSR_EXIT_FAIL;
 		bytes = st.bytes;
@@ -184,27 +184,27 @@ static int xen_capture(const struct capture *c, uint32_t domid)
 	}
 	FILE *sf = !strcmp(file, "-") ? stderr : stdout;
 	/* A Xen save is counted by libxl, not page by page: no pages/zero_pages (xsr info has them). */
-	double total_ms = (xsr_now_ns() - t_start) / 1e6;
+	double total_ms = (util_now_ns() - t_start) / 1e6;
 	if (json && kind == XSR_KIND_CORE) {
 		fprintf(sf, "{\"bytes\":%s,\"pages\":%s,\"zero_pages\":%s"
 			    ",\"pause_ms\":%.3f,\"elapsed_ms\":%.3f,\"open_ms\":%.3f,\"total_ms\":%.3f,\"domid\":%u",
-			xsr_jdec(bytes), xsr_jdec(pages), xsr_jdec(zero), pms, ems, open_ms, total_ms, domid);
+			cli_jdec(bytes), cli_jdec(pages), cli_jdec(zero), pms, ems, open_ms, total_ms, domid);
 		if (paging) {
 			fprintf(sf, ",\"paging\":");
-			xsr_paging_report(sf, &pst, pvcpu, 1);
+			cli_paging_report(sf, &pst, pvcpu, 1);
 		}
 		fprintf(sf, "}\n");
 	} else if (json)
 		fprintf(sf, "{\"bytes\":%s,\"suspend_ms\":%.3f,\"transcode_ms\":%.3f,\"elapsed_ms\":%.3f,"
 			    "\"commit_ms\":%.3f,\"finish_ms\":%.3f,\"total_ms\":%.3f,\"domid\":%u,\"destroyed\":%s,"
 			    "\"overlapped\":%s,\"engine\":\"%s\"}\n",
-			xsr_jdec(bytes), pms, xms, ems, commit_ms, finish_ms, total_ms, domid, stop ? "true" : "false",
+			cli_jdec(bytes), pms, xms, ems, commit_ms, finish_ms, total_ms, domid, stop ? "true" : "false",
 			overlapped ? "true" : "false", native ? "native" : "libxl");
 	else if (kind == XSR_KIND_CORE) {
 		fprintf(sf, "%s: %" PRIu64 " octets, %" PRIu64 " pages (%" PRIu64 " zero), Xen domain %u paused %.1f ms, %.1f ms in all\n",
 			file, bytes, pages, zero, domid, pms, ems);
 		if (paging)
-			xsr_paging_report(sf, &pst, pvcpu, 0);
+			cli_paging_report(sf, &pst, pvcpu, 0);
 	} else
 		fprintf(sf, "%s: %" PRIu64 " octets, Xen domain %u suspended %.1f ms%s, %.1f ms in all; %s\n", file, bytes,
 			domid, pms, native ? "" : " (libxl's save)", ems, stop ? "domain destroyed" : "domain resumed");
@@ -217,7 +217,7 @@ static int capture_opt(struct capture *c, int o)
 	switch (o) {
 	case 's':
 		if (c->kind == XSR_KIND_CORE) {
-			xsr_err(c->verb, "--stop: a core never stops the guest");
+			cli_err(c->verb, "--stop: a core never stops the guest");
 			return XSR_EXIT_USAGE;
 		}
 		c->stop = 1;
@@ -231,13 +231,13 @@ static int capture_opt(struct capture *c, int o)
 	case 'V': {
 		size_t l;
 		if (c->kind != XSR_KIND_CORE) {
-			xsr_err(c->verb, "--vmcoreinfo is for xsr core");
+			cli_err(c->verb, "--vmcoreinfo is for xsr core");
 			return XSR_EXIT_USAGE;
 		}
 		free(c->vmci);
 		c->vmci = NULL;
 		/* a file that cannot be read is a failure (3), like an input (xsr(1), EXIT STATUS) */
-		if (xsr_read_file(c->verb, optarg, XSR_MAX_VMCOREINFO, &c->vmci, &l) < 0)
+		if (cli_read_file(c->verb, optarg, XSR_MAX_VMCOREINFO, &c->vmci, &l) < 0)
 			return XSR_EXIT_FAIL;
 		c->vmci_len = (uint32_t)l;
 		return -1;
@@ -245,14 +245,14 @@ static int capture_opt(struct capture *c, int o)
 	case 'p':
 	case 'n':
 		if (c->kind != XSR_KIND_CORE) {
-			xsr_err(c->verb, "--paging and --vcpu are for xsr core");
+			cli_err(c->verb, "--paging and --vcpu are for xsr core");
 			return XSR_EXIT_USAGE;
 		}
 		if (o == 'n') {
 			char *e;
 			unsigned long n = strtoul(optarg, &e, 0);
 			if (*e || e == optarg || strchr(optarg, '-') || n >= XSR_MAX_VCPUS) {
-				xsr_err(c->verb, "--vcpu %s: need a vCPU number", optarg);
+				cli_err(c->verb, "--vcpu %s: need a vCPU number", optarg);
 				return XSR_EXIT_USAGE;
 			}
 			c->pvcpu = (uint32_t)n;
@@ -261,7 +261,7 @@ static int capture_opt(struct capture *c, int o)
 		return -1;
 	case 'c':
 		if (strcmp(optarg, "zstd") && strcmp(optarg, "lz4") && strcmp(optarg, "none")) {
-			xsr_err(c->verb, "--compress %s: none, zstd or lz4", optarg);
+			cli_err(c->verb, "--compress %s: none, zstd or lz4", optarg);
 			return XSR_EXIT_USAGE;
 		}
 		c->compress = optarg;
@@ -270,7 +270,7 @@ static int capture_opt(struct capture *c, int o)
 		c->usage(stdout);
 		return XSR_EXIT_OK;
 	default:
-		if (xsr_common_opt(o))
+		if (cli_common_opt(o))
 			return -1;
 		c->usage(stderr);
 		return XSR_EXIT_USAGE;
@@ -297,14 +297,14 @@ static int capture_opts(struct capture *c, int argc, char **argv)
 		if ((rc = capture_opt(c, o)) >= 0)
 			return rc;
 	if (argc - optind != 2) {
-		xsr_err(c->verb, "expected vm:SOCK and FILE");
+		cli_err(c->verb, "expected vm:SOCK and FILE");
 		c->usage(stderr);
 		return XSR_EXIT_USAGE;
 	}
 	c->target = argv[optind];
 	c->file = argv[optind + 1];
-	if ((c->paging || c->vmci) && !xsr_out_regular(c->file)) {
-		xsr_err(c->verb, "%s: --paging and --vmcoreinfo need a regular file", c->file);
+	if ((c->paging || c->vmci) && !cli_out_regular(c->file)) {
+		cli_err(c->verb, "%s: --paging and --vmcoreinfo need a regular file", c->file);
 		return XSR_EXIT_USAGE;
 	}
 	return -1;
@@ -315,9 +315,9 @@ static void vm_report(const struct capture *c, const char *reply, const struct x
 {
 	uint64_t bytes = 0, pages = 0, zero = 0;
 
-	xsr_json_u64(reply, "bytes", &bytes);
-	xsr_json_u64(reply, "pages", &pages);
-	xsr_json_u64(reply, "zero_pages", &zero);
+	vmm_json_u64(reply, "bytes", &bytes);
+	vmm_json_u64(reply, "pages", &pages);
+	vmm_json_u64(reply, "zero_pages", &zero);
 	/* With FILE '-' stdout carries the image: the summary goes to stderr. */
 	FILE *sf = !strcmp(c->file, "-") ? stderr : stdout;
 	const char *pause_ms = strstr(reply, "\"pause_ms\":");
@@ -328,20 +328,20 @@ static void vm_report(const struct capture *c, const char *reply, const struct x
 	if (c->json) {
 		fprintf(sf,
 			"{\"bytes\":%s,\"pages\":%s,\"zero_pages\":%s,\"pause_ms\":%.3f,\"elapsed_ms\":%.3f",
-			xsr_jdec(bytes), xsr_jdec(pages), xsr_jdec(zero), pms, ems);
+			cli_jdec(bytes), cli_jdec(pages), cli_jdec(zero), pms, ems);
 		if (c->paging) {
 			fprintf(sf, ",\"paging\":");
-			xsr_paging_report(sf, pst, c->pvcpu, 1);
+			cli_paging_report(sf, pst, c->pvcpu, 1);
 		}
 		fprintf(sf, "}\n");
-	} else if (sf != stderr || xsr_verbosity >= 0) {
+	} else if (sf != stderr || cli_verbosity >= 0) {
 		/* (with FILE '-' the summary is a note: --quiet drops it) */
 		fprintf(sf,
 			"%s: %" PRIu64 " octets, %" PRIu64 " pages (%" PRIu64
 			" zero), guest paused %.1f ms, %.1f ms in all%s\n",
 			c->file, bytes, pages, zero, pms, ems, c->stop ? "; VM stopped" : "");
 		if (c->paging)
-			xsr_paging_report(sf, pst, c->pvcpu, 0);
+			cli_paging_report(sf, pst, c->pvcpu, 0);
 	}
 }
 
@@ -358,45 +358,45 @@ static int vm_capture(const struct capture *c, const char *sock)
 	int fds[2], nfds = 1, rc = XSR_EXIT_FAIL;
 
 	if (!strcmp(c->file, "-") && isatty(1)) {
-		xsr_err(c->verb, "refusing to write an image to a terminal");
+		cli_err(c->verb, "refusing to write an image to a terminal");
 		return XSR_EXIT_USAGE;
 	}
-	if (xsr_out_open(&out, c->verb, c->file) < 0)
+	if (cli_out_open(&out, c->verb, c->file) < 0)
 		return XSR_EXIT_FAIL;
 	fds[0] = out.fd;
 	/* The VMM draws the progress on our stderr (xsr_progress rules: a tty, not --quiet or --json). */
-	xsr_progress_init(&pg, c->verb, "pages", c->json);
+	cli_progress_init(&pg, c->verb, "pages", c->json);
 	if (pg.on)
 		fds[nfds++] = 2;
 	/*
 	 * Stdout, a FIFO or a device gets a stream, as '-' promises: stdout
 	 * redirected to a file is write-only and a seekable image is read back.
 	 */
-	int streamed = xsr_out_streamed(&out) || strcmp(c->compress, "none");
-	xsr_detail(c->verb, "%s -> %s (%s)", c->target, c->file, streamed ? "streamed" : "seekable");
+	int streamed = cli_out_streamed(&out) || strcmp(c->compress, "none");
+	cli_detail(c->verb, "%s -> %s (%s)", c->target, c->file, streamed ? "streamed" : "seekable");
 	snprintf(req, sizeof(req), "save kind=%s hold=%d progress=%d compress=%s live=%d layout=%s",
 		 c->kind == XSR_KIND_CORE ? "core" : "save", c->stop, nfds > 1, c->compress, c->live,
 		 streamed ? "stream" : "auto");
-	if (xsr_ctl_call(c->verb, sock, req, fds, nfds, &reply) < 0) {
-		xsr_out_abort(&out);
+	if (cli_ctl_call(c->verb, sock, req, fds, nfds, &reply) < 0) {
+		cli_out_abort(&out);
 		free(reply);
 		return XSR_EXIT_FAIL;
 	}
 	/* The VMM wrote the physical core; the paging view / VMCOREINFO note is added to a copy. */
 	if ((c->paging || c->vmci) && rewrite_core(c, &out, &pst) < 0)
 		goto done;
-	if (xsr_out_commit(&out, c->verb) < 0) {
+	if (cli_out_commit(&out, c->verb) < 0) {
 		char *r2 = NULL;
 
 		/* The image is not safe: the guest must not stay stopped for it. */
 		if (c->stop)
-			xsr_ctl_call(c->verb, sock, "resume", NULL, 0, &r2);
+			cli_ctl_call(c->verb, sock, "resume", NULL, 0, &r2);
 		free(r2);
 		goto done;
 	}
 	if (c->stop) {
 		char *r2 = NULL;
-		int r = xsr_ctl_call(c->verb, sock, "stop", NULL, 0, &r2);
+		int r = cli_ctl_call(c->verb, sock, "stop", NULL, 0, &r2);
 
 		free(r2);
 		if (r < 0)
@@ -409,7 +409,7 @@ done:
 	return rc;
 }
 
-int xsr_capture_main(const char *verb, int kind, void (*usage)(FILE *f), int argc, char **argv)
+int cli_capture_main(const char *verb, int kind, void (*usage)(FILE *f), int argc, char **argv)
 {
 	struct capture c = {.verb = verb, .kind = kind, .usage = usage, .compress = "none"};
 	struct xsr_target t;
@@ -418,11 +418,11 @@ int xsr_capture_main(const char *verb, int kind, void (*usage)(FILE *f), int arg
 	if (rc >= 0)
 		goto out;
 	rc = XSR_EXIT_USAGE;
-	if (xsr_target_resolve(verb, c.target, XSR_TARGET_VM | XSR_TARGET_XEN, &t) < 0)
+	if (cli_target_resolve(verb, c.target, XSR_TARGET_VM | XSR_TARGET_XEN, &t) < 0)
 		goto out;
 	if (t.kind == XSR_TARGET_XEN) {
 		if (c.live || strcmp(c.compress, "none")) {
-			xsr_err(verb, "%s: --live and --compress are for vm:SOCK targets (a Xen %s is stop-and-copy, uncompressed)",
+			cli_err(verb, "%s: --live and --compress are for vm:SOCK targets (a Xen %s is stop-and-copy, uncompressed)",
 				c.target, verb);
 			goto out;
 		}
@@ -437,5 +437,5 @@ out:
 
 int cmd_save(int argc, char **argv)
 {
-	return xsr_capture_main("save", XSR_KIND_SAVE, usage, argc, argv);
+	return cli_capture_main("save", XSR_KIND_SAVE, usage, argc, argv);
 }

@@ -12,7 +12,7 @@
 #include "../save/save.h"
 #include "cli.h"
 
-void xsr_synth_expect(struct xsr_backend *be, uint64_t *checked, uint64_t *mismatches);
+void synth_expect(struct xsr_backend *be, uint64_t *checked, uint64_t *mismatches);
 
 static void usage(FILE *f)
 {
@@ -38,21 +38,21 @@ static void usage(FILE *f)
 static int synth_check(struct xsr_backend *be, const char *check, int json, uint32_t nr_vcpus)
 {
 	char err[512] = "";
-	int fd = xsr_open_in("synth", check);
+	int fd = cli_open_in("synth", check);
 	if (fd < 0) {
 		be->ops->close(be);
 		return XSR_EXIT_FAIL;
 	}
 	/* the restore engine's progress, as xsr restore shows it, labelled synth */
 	struct xsr_progress pg;
-	xsr_progress_init(&pg, "synth", "pages", json);
-	struct xsr_restore_opts ro = {.progress = xsr_progress_cb, .progress_ctx = &pg};
+	cli_progress_init(&pg, "synth", "pages", json);
+	struct xsr_restore_opts ro = {.progress = util_progress_cb, .progress_ctx = &pg};
 	struct xsr_restore_stats rs;
 	uint64_t checked, bad;
-	xsr_synth_expect(be, NULL, NULL);
-	int rc = xsr_restore_domain(be, fd, &ro, &rs, err, sizeof(err));
-	xsr_progress_end(&pg);
-	xsr_synth_expect(be, &checked, &bad);
+	synth_expect(be, NULL, NULL);
+	int rc = restore_guest(be, fd, &ro, &rs, err, sizeof(err));
+	util_progress_end(&pg);
+	synth_expect(be, &checked, &bad);
 	char be_err[256];
 	snprintf(be_err, sizeof(be_err), "%llu of %llu pages differ from the synthetic domain (first: %s)",
 		 (unsigned long long)bad, (unsigned long long)checked, be->ops->error(be));
@@ -60,7 +60,7 @@ static int synth_check(struct xsr_backend *be, const char *check, int json, uint
 	if (fd != STDIN_FILENO)
 		close(fd);
 	if (rc < 0 || bad) {
-		xsr_err("synth", "%s: %s", check, rc < 0 ? err : be_err);
+		cli_err("synth", "%s: %s", check, rc < 0 ? err : be_err);
 		return XSR_EXIT_DAMAGE;
 	}
 	printf("%s: %llu pages and %u vCPUs match the synthetic domain\n", check, (unsigned long long)checked, nr_vcpus);
@@ -84,8 +84,8 @@ int cmd_synth(int argc, char **argv)
 	while ((c = getopt_long(argc, argv, "h" XSR_COMMON_SHORT, opts, NULL)) != -1) {
 		switch (c) {
 		case 'm':
-			if ((mem = xsr_parse_size(optarg)) < 0 || mem % 4096) {
-				xsr_err("synth", "--mem %s: need a size that is a multiple of 4 KiB (e.g. 64M)", optarg);
+			if ((mem = cli_parse_size(optarg)) < 0 || mem % 4096) {
+				cli_err("synth", "--mem %s: need a size that is a multiple of 4 KiB (e.g. 64M)", optarg);
 				return XSR_EXIT_USAGE;
 			}
 			break;
@@ -94,7 +94,7 @@ int cmd_synth(int argc, char **argv)
 			errno = 0;
 			unsigned long v = strtoul(optarg, &e, 10);
 			if (*e || e == optarg || errno || v == 0 || v > XSR_MAX_VCPUS) {
-				xsr_err("synth", "--vcpus %s: need 1..%u", optarg, XSR_MAX_VCPUS);
+				cli_err("synth", "--vcpus %s: need 1..%u", optarg, XSR_MAX_VCPUS);
 				return XSR_EXIT_USAGE;
 			}
 			p.nr_vcpus = (uint32_t)v;
@@ -104,7 +104,7 @@ int cmd_synth(int argc, char **argv)
 			char *e;
 			p.zero_fraction = strtod(optarg, &e);
 			if (*e || p.zero_fraction < 0 || p.zero_fraction > 1) {
-				xsr_err("synth", "--zero-fraction %s: need a number in 0..1", optarg);
+				cli_err("synth", "--zero-fraction %s: need a number in 0..1", optarg);
 				return XSR_EXIT_USAGE;
 			}
 			break;
@@ -114,25 +114,25 @@ int cmd_synth(int argc, char **argv)
 			errno = 0;
 			p.seed = strtoull(optarg, &e, 0);
 			if (*e || e == optarg || errno || optarg[strspn(optarg, " \t")] == '-') {
-				xsr_err("synth", "--seed %s: need an integer from 0 to 2^64-1", optarg);
+				cli_err("synth", "--seed %s: need an integer from 0 to 2^64-1", optarg);
 				return XSR_EXIT_USAGE;
 			}
 			break;
 		}
 		case 'S': layout = XSR_LAYOUT_STREAM; break;
 		case 'L':
-			if ((layout = xsr_parse_layout("synth", "--layout", optarg)) < 0)
+			if ((layout = cli_parse_layout("synth", "--layout", optarg)) < 0)
 				return XSR_EXIT_USAGE;
 			break;
 		case 'j': json = 1; break;
 		case 'C': check = optarg; break;
 		case 'c':
-			if ((compress = xsr_parse_compress("synth", optarg)) < 0)
+			if ((compress = cli_parse_compress("synth", optarg)) < 0)
 				return XSR_EXIT_USAGE;
 			break;
 		case 'h': usage(stdout); return XSR_EXIT_OK;
 		default:
-			if (xsr_common_opt(c))
+			if (cli_common_opt(c))
 				break;
 			usage(stderr);
 			return XSR_EXIT_USAGE;
@@ -143,57 +143,57 @@ int cmd_synth(int argc, char **argv)
 		return XSR_EXIT_USAGE;
 	}
 	if ((compress || layout) && check) {
-		xsr_err("synth", "--compress and --layout are for writing an image, not --check");
+		cli_err("synth", "--compress and --layout are for writing an image, not --check");
 		return XSR_EXIT_USAGE;
 	}
 	/* Compression is of stream page batches: --compress writes the streamed layout. */
 	if (compress && layout == XSR_LAYOUT_SEEKABLE) {
-		xsr_err("synth", "--compress makes a stream: it does not go with --layout seekable");
+		cli_err("synth", "--compress makes a stream: it does not go with --layout seekable");
 		return XSR_EXIT_USAGE;
 	}
-	if (layout == XSR_LAYOUT_SEEKABLE && !xsr_out_regular(argv[optind])) {
-		xsr_err("synth", "%s: a seekable image needs a regular file", argv[optind]);
+	if (layout == XSR_LAYOUT_SEEKABLE && !cli_out_regular(argv[optind])) {
+		cli_err("synth", "%s: a seekable image needs a regular file", argv[optind]);
 		return XSR_EXIT_USAGE;
 	}
 	p.mem_bytes = (uint64_t)mem;
 	struct xsr_backend *be;
 	char err[512] = "";
-	if (xsr_synth_open(&be, &p) < 0) {
-		xsr_err("synth", "out of memory");
+	if (synth_open(&be, &p) < 0) {
+		cli_err("synth", "out of memory");
 		return XSR_EXIT_FAIL;
 	}
 	if (check)
 		return synth_check(be, check, json, p.nr_vcpus);
 	struct xsr_outfile out;
-	if (xsr_out_open(&out, "synth", argv[optind]) < 0) {
+	if (cli_out_open(&out, "synth", argv[optind]) < 0) {
 		be->ops->close(be);
 		return XSR_EXIT_FAIL;
 	}
 	struct xsr_progress pg;
-	xsr_progress_init(&pg, "synth", "pages", json);
+	cli_progress_init(&pg, "synth", "pages", json);
 	struct xsr_save_opts so = {.kind = XSR_KIND_SAVE,
-				   .layout = layout == XSR_LAYOUT_STREAM || compress || xsr_out_streamed(&out)
+				   .layout = layout == XSR_LAYOUT_STREAM || compress || cli_out_streamed(&out)
 						 ? XSR_LAYOUT_STREAM : 0,
-				   .compress = (uint8_t)compress, .progress = xsr_progress_cb, .progress_ctx = &pg};
+				   .compress = (uint8_t)compress, .progress = util_progress_cb, .progress_ctx = &pg};
 	struct xsr_save_stats st;
-	int rc = xsr_save_domain(be, out.fd, &so, &st, err, sizeof(err));
-	xsr_progress_end(&pg);
+	int rc = save_guest(be, out.fd, &so, &st, err, sizeof(err));
+	util_progress_end(&pg);
 	be->ops->close(be);
 	if (rc < 0) {
-		xsr_err("synth", "%s: %s", argv[optind], err);
-		xsr_out_abort(&out);
+		cli_err("synth", "%s: %s", argv[optind], err);
+		cli_out_abort(&out);
 		return XSR_EXIT_FAIL;
 	}
-	if (xsr_out_commit(&out, "synth") < 0)
+	if (cli_out_commit(&out, "synth") < 0)
 		return XSR_EXIT_FAIL;
-	xsr_detail("synth", "%s: %s layout%s, %llu pages (%llu zero), %llu octets, %.1f ms", argv[optind],
+	cli_detail("synth", "%s: %s layout%s, %llu pages (%llu zero), %llu octets, %.1f ms", argv[optind],
 		   so.layout == XSR_LAYOUT_STREAM ? "streamed" : "seekable", compress ? ", compressed" : "",
 		   (unsigned long long)st.pages, (unsigned long long)st.zero_pages, (unsigned long long)st.bytes,
 		   st.elapsed_ns / 1e6);
 	if (json)
 		fprintf(out.is_stdout ? stderr : stdout,
 			"{\"bytes\": %s, \"pages\": %s, \"zero_pages\": %s, \"elapsed_ms\": %.3f}\n",
-			xsr_jdec(st.bytes), xsr_jdec(st.pages), xsr_jdec(st.zero_pages),
+			cli_jdec(st.bytes), cli_jdec(st.pages), cli_jdec(st.zero_pages),
 			st.elapsed_ns / 1e6);
 	return XSR_EXIT_OK;
 }

@@ -36,7 +36,7 @@ struct found {
 
 static void add(struct found *fd, const struct xsr_finding *f, const char *msg)
 {
-	xsr_err("verify", "%s: %s", fd->file, msg);
+	cli_err("verify", "%s: %s", fd->file, msg);
 	fd->total++;
 	struct xsr_finding *n = realloc(fd->f, (fd->n + 1) * sizeof(*n));
 	char *m = strdup(msg);
@@ -60,28 +60,28 @@ static void on_finding(void *ctx, const struct xsr_finding *f)
 static void print_json(const struct found *fd, int layout, const struct xsr_file_header *fh, uint32_t nsecs)
 {
 	printf("{\"file\": ");
-	xsr_json_str(stdout, fd->file);
+	cli_json_str(stdout, fd->file);
 	printf(", \"layout\": %s, \"intact\": %s, \"counts\": {\"problems\": %llu, \"listed\": %u",
 	       layout == XSR_LAYOUT_SEEKABLE ? "\"seekable\"" : layout == XSR_LAYOUT_STREAM ? "\"stream\"" : "null",
 	       fd->total ? "false" : "true", (unsigned long long)fd->total, fd->n);
 	if (fh)
-		printf(", \"sections\": %u, \"vcpus\": %u, \"pages\": %s", nsecs, fh->nr_vcpus, xsr_jdec(fh->nr_pages));
+		printf(", \"sections\": %u, \"vcpus\": %u, \"pages\": %s", nsecs, fh->nr_vcpus, cli_jdec(fh->nr_pages));
 	printf("}, \"findings\": [");
 	for (uint32_t i = 0; i < fd->n; i++) {
 		const struct xsr_finding *f = &fd->f[i];
 		printf("%s{\"section\": ", i ? ", " : "");
 		if (f->section[0])
-			xsr_json_strn(stdout, f->section, sizeof(f->section));
+			cli_json_strn(stdout, f->section, sizeof(f->section));
 		else
 			printf("null");
 		printf(", \"offset\": %s, \"pfn\": %s, \"code\": %d, \"error\": \"%s\", \"message\": ",
-		       f->offset == XSR_NO_OFFSET ? "null" : xsr_jhex(f->offset),
-		       f->pfn == XSR_NO_PFN ? "null" : xsr_jhex(f->pfn), f->code, xsr_strerror(f->code));
-		xsr_json_str(stdout, f->message);
+		       f->offset == XSR_NO_OFFSET ? "null" : cli_jhex(f->offset),
+		       f->pfn == XSR_NO_PFN ? "null" : cli_jhex(f->pfn), f->code, xsr_strerror(f->code));
+		cli_json_str(stdout, f->message);
 		printf("}");
 	}
 	printf("]}\n");
-	xsr_json_answered();
+	cli_json_answered();
 }
 
 /* A seekable image: every problem, each placed. */
@@ -94,7 +94,7 @@ static int verify_image(int fd, struct found *fo, int json)
 	int rc = xsr_image_open_where(&img, fd, XSR_OPEN_NO_CHECK, err, sizeof(err), &where);
 	if (rc < 0) {
 		if (rc == XSR_E_IO || rc == XSR_E_NOMEM) {
-			xsr_err("verify", "%s: %s", fo->file, err);
+			cli_err("verify", "%s: %s", fo->file, err);
 			return -1;
 		}
 		add(fo, &where, err);
@@ -105,13 +105,13 @@ static int verify_image(int fd, struct found *fo, int json)
 	rc = xsr_image_verify_findings(img, on_finding, fo, &fo->total);
 	int damaged = 0;
 	if (rc < 0 && (rc == XSR_E_NOMEM || rc == XSR_E_IO) && !fo->total) {
-		xsr_err("verify", "%s: %s", fo->file, xsr_image_error(img));
+		cli_err("verify", "%s: %s", fo->file, xsr_image_error(img));
 		damaged = -1;
 	} else if (rc < 0) {
 		if (fo->total > fo->n)
-			xsr_err("verify", "%s: (%llu further problems not listed)", fo->file,
+			cli_err("verify", "%s: (%llu further problems not listed)", fo->file,
 				(unsigned long long)(fo->total - fo->n));
-		xsr_err("verify", "%s: %s", fo->file, xsr_image_error(img));
+		cli_err("verify", "%s: %s", fo->file, xsr_image_error(img));
 		damaged = rc == XSR_E_NOMEM ? -1 : 1;
 	}
 	if (json && damaged >= 0)
@@ -129,13 +129,13 @@ static int verify_stream(int fd, struct found *fo, int json)
 	memset(&s, 0, sizeof(s));
 	s.want_vcpu = -1;
 	s.want_pfn = -1;
-	int rc = xsr_scan(fd, &s, err, sizeof(err));
+	int rc = cli_scan(fd, &s, err, sizeof(err));
 	if (rc == XSR_E_STATE) {
 		/* A seekable image on a pipe is not damage: it cannot be read there (exit 3). */
-		xsr_err("verify", "%s: a seekable image on a pipe: give it as a file (random access is needed)", fo->file);
+		cli_err("verify", "%s: a seekable image on a pipe: give it as a file (random access is needed)", fo->file);
 		damaged = -1;
 	} else if (rc == XSR_E_IO || rc == XSR_E_NOMEM) {
-		xsr_err("verify", "%s: %s", fo->file, err);
+		cli_err("verify", "%s: %s", fo->file, err);
 		damaged = -1;
 	} else if (rc < 0) {
 		add(fo, &s.err_at, err);
@@ -149,7 +149,7 @@ static int verify_stream(int fd, struct found *fo, int json)
 	}
 	if (json && damaged >= 0)
 		print_json(fo, XSR_LAYOUT_STREAM, s.fh.nr_vcpus ? &s.fh : NULL, s.nsecs);
-	xsr_scan_free(&s);
+	cli_scan_free(&s);
 	return damaged;
 }
 
@@ -164,7 +164,7 @@ int cmd_verify(int argc, char **argv)
 		case 'j': json = 1; break;
 		case 'h': usage(stdout); return XSR_EXIT_OK;
 		default:
-			if (xsr_common_opt(c))
+			if (cli_common_opt(c))
 				break;
 			usage(stderr);
 			return XSR_EXIT_USAGE;
@@ -175,7 +175,7 @@ int cmd_verify(int argc, char **argv)
 		return XSR_EXIT_USAGE;
 	}
 	struct found fo = {.file = argv[optind]};
-	int fd = xsr_open_in("verify", fo.file);
+	int fd = cli_open_in("verify", fo.file);
 	if (fd < 0)
 		return XSR_EXIT_FAIL;
 	uint8_t hdr[XSR_HEADER_END];
@@ -183,10 +183,10 @@ int cmd_verify(int argc, char **argv)
 	int damaged;
 	if (fstat(fd, &sb) == 0 && S_ISREG(sb.st_mode) && sb.st_size >= XSR_HEADER_END &&
 	    pread(fd, hdr, sizeof(hdr), 0) == sizeof(hdr) && xsr_sniff_layout(hdr, sizeof(hdr)) == XSR_LAYOUT_SEEKABLE) {
-		xsr_detail("verify", "%s: a seekable image of %lld octets", fo.file, (long long)sb.st_size);
+		cli_detail("verify", "%s: a seekable image of %lld octets", fo.file, (long long)sb.st_size);
 		damaged = verify_image(fd, &fo, json);
 	} else {
-		xsr_detail("verify", "%s: read as a stream", fo.file);
+		cli_detail("verify", "%s: read as a stream", fo.file);
 		damaged = verify_stream(fd, &fo, json);
 	}
 	if (fd != STDIN_FILENO)
@@ -198,7 +198,7 @@ int cmd_verify(int argc, char **argv)
 		return XSR_EXIT_FAIL;
 	if (damaged)
 		return XSR_EXIT_DAMAGE;
-	if (xsr_verbosity >= 0 && !json)
+	if (cli_verbosity >= 0 && !json)
 		printf("%s: intact\n", fo.file);
 	return XSR_EXIT_OK;
 }

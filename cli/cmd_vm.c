@@ -33,32 +33,32 @@ static void usage(FILE *f)
 		XSR_COMMON_HELP);
 }
 
-/* Runs in the VMM daemon (xsr_vmm_spawn): the shared builder with the test guest. */
+/* Runs in the VMM daemon (vmm_spawn): the shared builder with the test guest. */
 static int start_build(struct xsr_vmm *v, void *arg, char *msg, size_t msglen)
 {
-	const struct xsr_vmm_load l = {.what = "start", .load = xsr_vmm_load_guest, .ctx = arg};
+	const struct xsr_vmm_load l = {.what = "start", .load = vmm_load_guest, .ctx = arg};
 
-	return xsr_vmm_build_kvm(v, &l, msg, msglen);
+	return vmm_build_kvm(v, &l, msg, msglen);
 }
 
 /* Poll status until every vCPU's counter has moved (or the VM failed). */
 static int wait_counting(const char *sock, uint32_t vcpus)
 {
 	uint64_t first[8], now[8];
-	uint64_t t0 = xsr_now_ns();
+	uint64_t t0 = util_now_ns();
 	int have_first = 0;
 
 	for (;;) {
 		char *reply = NULL;
 		uint64_t failed = 0;
 
-		if (xsr_ctl_call(VERB, sock, "status", NULL, 0, &reply) < 0)
+		if (cli_ctl_call(VERB, sock, "status", NULL, 0, &reply) < 0)
 			return -1;
-		int n = xsr_json_u64_array(reply, "counters", now, 8);
-		xsr_json_u64(reply, "failed", &failed);
+		int n = vmm_json_u64_array(reply, "counters", now, 8);
+		vmm_json_u64(reply, "failed", &failed);
 		free(reply);
 		if (failed) {
-			xsr_err(VERB, "a vCPU of the guest stopped unexpectedly (see %s.log)",
+			cli_err(VERB, "a vCPU of the guest stopped unexpectedly (see %s.log)",
 				sock);
 			return -1;
 		}
@@ -75,8 +75,8 @@ static int wait_counting(const char *sock, uint32_t vcpus)
 					return 0;
 			}
 		}
-		if (xsr_now_ns() - t0 > START_TIMEOUT_NS) {
-			xsr_err(VERB, "the guest's counters did not move within %d s (see %s.log)",
+		if (util_now_ns() - t0 > START_TIMEOUT_NS) {
+			cli_err(VERB, "the guest's counters did not move within %d s (see %s.log)",
 				(int)(START_TIMEOUT_NS / 1000000000), sock);
 			return -1;
 		}
@@ -105,10 +105,10 @@ static int vm_start(int argc, char **argv)
 	while ((o = getopt_long(argc, argv, "h" XSR_COMMON_SHORT, opts, NULL)) != -1) {
 		switch (o) {
 		case 'm': {
-			int64_t m = xsr_parse_size(optarg);
+			int64_t m = cli_parse_size(optarg);
 
 			if (m <= 0) {
-				xsr_err(VERB, "--mem %s: not a size", optarg);
+				cli_err(VERB, "--mem %s: not a size", optarg);
 				return XSR_EXIT_USAGE;
 			}
 			c.mem = (uint64_t)m;
@@ -119,7 +119,7 @@ static int vm_start(int argc, char **argv)
 			long n = strtol(optarg, &end, 10);
 
 			if (*end || n < 1 || n > 8) {
-				xsr_err(VERB, "--vcpus %s: need 1..8", optarg);
+				cli_err(VERB, "--vcpus %s: need 1..8", optarg);
 				return XSR_EXIT_USAGE;
 			}
 			c.vcpus = (uint32_t)n;
@@ -138,51 +138,51 @@ static int vm_start(int argc, char **argv)
 			usage(stdout);
 			return XSR_EXIT_OK;
 		default:
-			if (xsr_common_opt(o))
+			if (cli_common_opt(o))
 				break;
 			usage(stderr);
 			return XSR_EXIT_USAGE;
 		}
 	}
 	if (!sock || optind != argc) {
-		xsr_err(VERB, "start: %s",
+		cli_err(VERB, "start: %s",
 			sock ? "unexpected argument" : "--control SOCK is required");
 		usage(stderr);
 		return XSR_EXIT_USAGE;
 	}
 	if (!c.path) {
-		if (xsr_guest_default_path(guest, sizeof(guest)) < 0) {
-			xsr_err(VERB, "cannot find the test guest; pass --guest PATH");
+		if (vmm_guest_default_path(guest, sizeof(guest)) < 0) {
+			cli_err(VERB, "cannot find the test guest; pass --guest PATH");
 			return XSR_EXIT_FAIL;
 		}
 		c.path = guest;
 	} else if (!realpath(c.path, guest)) {
-		xsr_err(VERB, "guest %s: %s", c.path, strerror(errno));
+		cli_err(VERB, "guest %s: %s", c.path, strerror(errno));
 		return XSR_EXIT_FAIL;
 	} else {
 		c.path = guest;
 	}
 	if (access(c.path, R_OK) < 0) {
-		xsr_err(VERB, "guest %s: %s", c.path, strerror(errno));
+		cli_err(VERB, "guest %s: %s", c.path, strerror(errno));
 		return XSR_EXIT_FAIL;
 	}
-	xsr_detail(VERB, "starting %s with %llu MiB and %u vCPUs on %s", c.path, (unsigned long long)(c.mem >> 20),
+	cli_detail(VERB, "starting %s with %llu MiB and %u vCPUs on %s", c.path, (unsigned long long)(c.mem >> 20),
 		   c.vcpus, sock);
-	if (xsr_vmm_spawn(sock, start_build, &c, 0, &pid, msg, sizeof(msg)) < 0) {
-		xsr_err(VERB, "start: %s", msg);
+	if (vmm_spawn(sock, start_build, &c, 0, &pid, msg, sizeof(msg)) < 0) {
+		cli_err(VERB, "start: %s", msg);
 		return XSR_EXIT_FAIL;
 	}
 	if (wait_counting(sock, c.vcpus) < 0) {
 		char *reply = NULL;
 
 		/* Stop it by socket if it answers, and by pid in any case: none is left behind. */
-		if (xsr_ctl_call(VERB, sock, "stop", NULL, 0, &reply) < 0)
+		if (cli_ctl_call(VERB, sock, "stop", NULL, 0, &reply) < 0)
 			kill(pid, SIGTERM);
 		free(reply);
 		return XSR_EXIT_FAIL;
 	}
 	if (json)
-		printf("{\"pid\":%d,\"control\":", (int)pid), xsr_json_str(stdout, sock),
+		printf("{\"pid\":%d,\"control\":", (int)pid), cli_json_str(stdout, sock),
 		    printf("}\n");
 	else
 		printf("%d\n", (int)pid);
@@ -202,7 +202,7 @@ static int vm_simple(const char *what, int argc, char **argv)
 		switch (o) {
 		case 'j':
 			if (strcmp(what, "status")) {
-				xsr_err(VERB, "%s: --json is for status", what);
+				cli_err(VERB, "%s: --json is for status", what);
 				return XSR_EXIT_USAGE;
 			}
 			json = 1;
@@ -211,24 +211,24 @@ static int vm_simple(const char *what, int argc, char **argv)
 			usage(stdout);
 			return XSR_EXIT_OK;
 		default:
-			if (xsr_common_opt(o))
+			if (cli_common_opt(o))
 				break;
 			usage(stderr);
 			return XSR_EXIT_USAGE;
 		}
 	}
 	if (argc - optind > 1) {
-		xsr_err(VERB, "%s: unexpected argument %s", what, argv[optind + 1]);
+		cli_err(VERB, "%s: unexpected argument %s", what, argv[optind + 1]);
 		return XSR_EXIT_USAGE;
 	}
 	sock = argc - optind == 1 ? argv[optind] : NULL;
 	if (!sock) {
-		xsr_err(VERB, "%s: the control socket SOCK is required", what);
+		cli_err(VERB, "%s: the control socket SOCK is required", what);
 		usage(stderr);
 		return XSR_EXIT_USAGE;
 	}
-	xsr_detail(VERB, "%s: asking the VMM on %s", what, sock);
-	if (xsr_ctl_call(VERB, sock, what, NULL, 0, &reply) < 0) {
+	cli_detail(VERB, "%s: asking the VMM on %s", what, sock);
+	if (cli_ctl_call(VERB, sock, what, NULL, 0, &reply) < 0) {
 		free(reply);
 		return XSR_EXIT_FAIL;
 	}
@@ -237,14 +237,14 @@ static int vm_simple(const char *what, int argc, char **argv)
 			printf("%s", reply);
 		} else {
 			uint64_t pid = 0, vcpus = 0, mem = 0, errors = 0, c[64];
-			char *state = xsr_json_str_dup(reply, "state");
+			char *state = vmm_json_str_dup(reply, "state");
 			int n;
 
-			xsr_json_u64(reply, "pid", &pid);
-			xsr_json_u64(reply, "vcpus", &vcpus);
-			xsr_json_u64(reply, "mem", &mem);
-			xsr_json_u64(reply, "errors", &errors);
-			n = xsr_json_u64_array(reply, "counters", c, 64);
+			vmm_json_u64(reply, "pid", &pid);
+			vmm_json_u64(reply, "vcpus", &vcpus);
+			vmm_json_u64(reply, "mem", &mem);
+			vmm_json_u64(reply, "errors", &errors);
+			n = vmm_json_u64_array(reply, "counters", c, 64);
 			printf("state:    %s\npid:      %" PRIu64 "\nvcpus:    %" PRIu64
 			       "\nmemory:   %" PRIu64 " MiB\ncounters:",
 			       state ? state : "?", pid, vcpus, mem >> 20);
@@ -269,6 +269,6 @@ int cmd_vm(int argc, char **argv)
 	if (!strcmp(argv[1], "status") || !strcmp(argv[1], "pause") || !strcmp(argv[1], "resume") ||
 	    !strcmp(argv[1], "stop"))
 		return vm_simple(argv[1], argc - 1, argv + 1);
-	xsr_err(VERB, "unknown subcommand '%s' (start, status, pause, resume, stop)", argv[1]);
+	cli_err(VERB, "unknown subcommand '%s' (start, status, pause, resume, stop)", argv[1]);
 	return XSR_EXIT_USAGE;
 }

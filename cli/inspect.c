@@ -25,7 +25,7 @@ static int tmp_file(const char *verb)
 	size_t n = strlen(dir) + 32;
 	char *path = malloc(n);
 	if (!path) {
-		xsr_err(verb, "out of memory");
+		cli_err(verb, "out of memory");
 		return -1;
 	}
 	snprintf(path, n, "%s/.xsr-inspect.XXXXXX", dir);
@@ -33,7 +33,7 @@ static int tmp_file(const char *verb)
 	if (fd >= 0)
 		unlink(path);
 	else
-		xsr_err(verb, "cannot make a temporary file in %s: %s", dir, strerror(errno));
+		cli_err(verb, "cannot make a temporary file in %s: %s", dir, strerror(errno));
 	free(path);
 	return fd;
 }
@@ -47,7 +47,7 @@ static int copy_in(const char *verb, int in, const char *name)
 	enum { CHUNK = 256 << 10 };
 	char *buf = malloc(CHUNK);
 	if (!buf) {
-		xsr_err(verb, "out of memory");
+		cli_err(verb, "out of memory");
 		close(fd);
 		goto done;
 	}
@@ -56,7 +56,7 @@ static int copy_in(const char *verb, int in, const char *name)
 		if (r < 0 && errno == EINTR)
 			continue;
 		if (r < 0) {
-			xsr_err(verb, "reading %s: %s", name, strerror(errno));
+			cli_err(verb, "reading %s: %s", name, strerror(errno));
 			break;
 		}
 		if (r == 0) {
@@ -66,7 +66,7 @@ static int copy_in(const char *verb, int in, const char *name)
 		struct iovec iov = {buf, (size_t)r};
 		int w = xsr_write_all(fd, &iov, 1);
 		if (w < 0) {
-			xsr_err(verb, "copying %s to a temporary file: %s", name, strerror(-w));
+			cli_err(verb, "copying %s to a temporary file: %s", name, strerror(-w));
 			break;
 		}
 	}
@@ -79,32 +79,32 @@ done:
 	return out;
 }
 
-int xsr_anyimg_open(struct xsr_anyimg *a, const char *verb, const char *path, int verbose)
+int cli_anyimg_open(struct xsr_anyimg *a, const char *verb, const char *path, int verbose)
 {
 	memset(a, 0, sizeof(*a));
 	a->fd = a->img_fd = -1;
 	const char *name = strcmp(path, "-") ? path : "standard input";
 	struct stat sb;
 	uint8_t hdr[XSR_HEADER_END];
-	a->fd = xsr_open_in(verb, path);
+	a->fd = cli_open_in(verb, path);
 	if (a->fd < 0)
 		return XSR_EXIT_FAIL;
 	if (fstat(a->fd, &sb) < 0) {
-		xsr_err(verb, "%s: %s", name, strerror(errno));
+		cli_err(verb, "%s: %s", name, strerror(errno));
 		goto fail;
 	}
 	/* A pipe or a device (stdin, <(...)) is read once: random access needs a copy. */
 	if (!S_ISREG(sb.st_mode)) {
 		if (verbose)
 			fprintf(stderr, "xsr %s: copying %s to a temporary file\n", verb,
-				xsr_esc(name, SIZE_MAX));
+				cli_esc(name, SIZE_MAX));
 		a->fd = copy_in(verb, a->fd, name);
 		a->stdin_copy = 1;
 		if (a->fd < 0 || fstat(a->fd, &sb) < 0)
 			goto fail;
 	}
 	if (sb.st_size < XSR_HEADER_END || xsr_read_at(a->fd, hdr, sizeof(hdr), 0) < 0) {
-		xsr_err(verb,
+		cli_err(verb,
 			"%s: %lld octets, shorter than the 128-octet header: truncated or not an "
 			"xsrelf image",
 			name, (long long)sb.st_size);
@@ -127,7 +127,7 @@ int xsr_anyimg_open(struct xsr_anyimg *a, const char *verb, const char *path, in
 		memcpy(&claim, hdr + XSR_EHDR_SIZE + offsetof(struct xsr_file_header, nr_pages),
 		       sizeof(claim));
 		if (claim > XSR_INSPECT_FREE_PAGES && claim > (uint64_t)sb.st_size / 8) {
-			xsr_err(verb,
+			cli_err(verb,
 				"%s: the stream claims 0x%llx pages, more than its %lld octets can "
 				"hold (an 8-octet "
 				"entry a page): refusing to make a seekable copy that large",
@@ -138,28 +138,28 @@ int xsr_anyimg_open(struct xsr_anyimg *a, const char *verb, const char *path, in
 			fprintf(
 			    stderr,
 			    "xsr %s: %s is a stream: converting it to a temporary seekable file\n",
-			    verb, xsr_esc(name, SIZE_MAX));
+			    verb, cli_esc(name, SIZE_MAX));
 		if ((a->img_fd = tmp_file(verb)) < 0)
 			goto fail;
 		const struct xsr_convert_opts o = {.layout = XSR_LAYOUT_SEEKABLE};
 		if ((rc = xsr_convert(a->fd, a->img_fd, &o, err, sizeof(err))) < 0) {
-			xsr_err(verb, "%s: %s", name, err);
+			cli_err(verb, "%s: %s", name, err);
 			goto fail;
 		}
 	} else {
 		a->img_fd = a->fd;
 	}
 	if ((rc = xsr_image_open(&a->img, a->img_fd, err, sizeof(err))) < 0) {
-		xsr_err(verb, "%s: %s", name, err);
+		cli_err(verb, "%s: %s", name, err);
 		goto fail;
 	}
 	return 0;
 fail:
-	xsr_anyimg_close(a);
+	cli_anyimg_close(a);
 	return XSR_EXIT_FAIL;
 }
 
-void xsr_anyimg_close(struct xsr_anyimg *a)
+void cli_anyimg_close(struct xsr_anyimg *a)
 {
 	xsr_image_close(a->img);
 	if (a->img_fd >= 0 && a->img_fd != a->fd)
@@ -170,24 +170,24 @@ void xsr_anyimg_close(struct xsr_anyimg *a)
 	a->fd = a->img_fd = -1;
 }
 
-void xsr_json_hex(FILE *f, uint64_t v)
+void cli_json_hex(FILE *f, uint64_t v)
 {
 	fprintf(f, "\"0x%llx\"", (unsigned long long)v);
 }
 
-void xsr_json_dec(FILE *f, uint64_t v)
+void cli_json_dec(FILE *f, uint64_t v)
 {
 	fprintf(f, "\"%llu\"", (unsigned long long)v);
 }
 
-int xsr_parse_u64(const char *verb, const char *opt, const char *s, uint64_t *out)
+int cli_parse_u64(const char *verb, const char *opt, const char *s, uint64_t *out)
 {
 	char *e;
 	errno = 0;
 	unsigned long long v = strtoull(s, &e, 0);
 	/* strtoull takes " -1" as 2^64 - 1 and a leading 0 as octal: refuse both surprises. */
 	if (errno || *s < '0' || *s > '9' || *e || (s[0] == '0' && s[1] >= '0' && s[1] <= '9')) {
-		xsr_err(verb, "%s %s: need a number (decimal, or hex with 0x) below 2^64", opt, s);
+		cli_err(verb, "%s %s: need a number (decimal, or hex with 0x) below 2^64", opt, s);
 		return -1;
 	}
 	*out = v;

@@ -36,22 +36,22 @@ struct xsr_anyimg {
  * Open @path for @verb.  Returns 0, or an exit status (XSR_EXIT_FAIL) with
  * the reason printed.  @verbose says on stderr what was copied or converted.
  */
-int xsr_anyimg_open(struct xsr_anyimg *a, const char *verb, const char *path, int verbose);
+int cli_anyimg_open(struct xsr_anyimg *a, const char *verb, const char *path, int verbose);
 /* Release everything; a zeroed or failed @a is fine. */
-void xsr_anyimg_close(struct xsr_anyimg *a);
+void cli_anyimg_close(struct xsr_anyimg *a);
 
 /*
  * 64-bit values in --json are strings, so that JavaScript and jq do not
  * round them: addresses, pfns, offsets and register values in hex ("0x1f"),
  * counts and sizes in decimal ("31").
  */
-void xsr_json_hex(FILE *f, uint64_t v);
-void xsr_json_dec(FILE *f, uint64_t v);
+void cli_json_hex(FILE *f, uint64_t v);
+void cli_json_dec(FILE *f, uint64_t v);
 
 /*
  * An unsigned number for option @opt: decimal, or hex with 0x.  0, or -1
  * with a message printed.
  */
-int xsr_parse_u64(const char *verb, const char *opt, const char *s, uint64_t *out);
+int cli_parse_u64(const char *verb, const char *opt, const char *s, uint64_t *out);
 
 #endif

@@ -62,8 +62,8 @@ static void on_crash(int sig)
 static uint64_t main_t0;
 static void timing_exit(void)
 {
-	fprintf(stderr, "xsr timing: main %.1f ms -> exit %.1f ms (%.1f ms)\n", main_t0 / 1e6, xsr_now_ns() / 1e6,
-		(xsr_now_ns() - main_t0) / 1e6);
+	fprintf(stderr, "xsr timing: main %.1f ms -> exit %.1f ms (%.1f ms)\n", main_t0 / 1e6, util_now_ns() / 1e6,
+		(util_now_ns() - main_t0) / 1e6);
 }
 
 /*
@@ -95,7 +95,7 @@ int main(int argc, char **argv)
 		if (fcntl(fd, F_GETFD) < 0 && errno == EBADF && open("/dev/null", fd ? O_WRONLY : O_RDONLY) != fd)
 			return XSR_EXIT_FAIL;
 	if (getenv("XSR_XEN_TIMING")) {
-		main_t0 = xsr_now_ns();
+		main_t0 = util_now_ns();
 		atexit(timing_exit);
 	}
 	if (getenv("XSR_BACKTRACE")) {
@@ -122,16 +122,16 @@ int main(int argc, char **argv)
 	 */
 	for (int i = 2; i < argc && strcmp(argv[i], "--"); i++)
 		if (!strcmp(argv[i], "--json"))
-			xsr_json_errors(argv[1]);
+			cli_json_errors(argv[1]);
 	for (size_t i = 0; i < sizeof(verbs) / sizeof(verbs[0]); i++)
 		if (!strcmp(argv[1], verbs[i].name)) {
-			uint64_t t0 = xsr_now_ns();
-			int rc = close_stdout(verbs[i].name, xsr_json_error_exit(verbs[i].fn(argc - 1, argv + 1)));
+			uint64_t t0 = util_now_ns();
+			int rc = close_stdout(verbs[i].name, cli_json_error_exit(verbs[i].fn(argc - 1, argv + 1)));
 			/* --verbose, for every verb: how it ended and how long it took */
-			xsr_detail(verbs[i].name, "exit status %d after %.1f ms", rc, (xsr_now_ns() - t0) / 1e6);
+			cli_detail(verbs[i].name, "exit status %d after %.1f ms", rc, (util_now_ns() - t0) / 1e6);
 			return rc;
 		}
-	xsr_err(argv[1], "unknown verb");
+	cli_err(argv[1], "unknown verb");
 	usage(stderr);
-	return close_stdout(NULL, xsr_json_error_exit(XSR_EXIT_USAGE));
+	return close_stdout(NULL, cli_json_error_exit(XSR_EXIT_USAGE));
 }

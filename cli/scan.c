@@ -8,7 +8,7 @@
 
 #include "scan.h"
 
-const char *xsr_kind_name(unsigned kind)
+const char *cli_kind_name(unsigned kind)
 {
 	switch (kind) {
 	case XSR_KIND_SAVE: return "save";
@@ -366,7 +366,7 @@ out:
 	return rc;
 }
 
-int xsr_scan(int fd, struct scan *s, char *err, size_t errlen)
+int cli_scan(int fd, struct scan *s, char *err, size_t errlen)
 {
 	uint8_t hdr[XSR_HEADER_END];
 	struct stat sb;
@@ -383,7 +383,7 @@ int xsr_scan(int fd, struct scan *s, char *err, size_t errlen)
 	return scan_stream(fd, NULL, 0, s, err, errlen);
 }
 
-void xsr_scan_free(struct scan *s)
+void cli_scan_free(struct scan *s)
 {
 	free(s->runs);
 	free(s->secs);

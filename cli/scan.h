@@ -46,8 +46,8 @@ struct scan {
 };
 
 /* Fill @s from @fd.  Returns 0 or <0 with @err set. */
-int xsr_scan(int fd, struct scan *s, char *err, size_t errlen);
-void xsr_scan_free(struct scan *s);
-const char *xsr_kind_name(unsigned kind);
+int cli_scan(int fd, struct scan *s, char *err, size_t errlen);
+void cli_scan_free(struct scan *s);
+const char *cli_kind_name(unsigned kind);
 
 #endif

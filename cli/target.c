@@ -10,18 +10,18 @@
 #include "../backends/xen.h"
 #include "cli.h"
 
-int xsr_target_resolve(const char *verb, const char *s, unsigned accept, struct xsr_target *t)
+int cli_target_resolve(const char *verb, const char *s, unsigned accept, struct xsr_target *t)
 {
 	memset(t, 0, sizeof(*t));
-	if ((accept & XSR_TARGET_XEN) && xsr_xen_target(s, &t->domid)) {
+	if ((accept & XSR_TARGET_XEN) && xen_target(s, &t->domid)) {
 		t->kind = XSR_TARGET_XEN;
 		return 0;
 	}
 	if (!(accept & XSR_TARGET_VM)) {
-		xsr_err(verb, "target '%s': expected a Xen DOMID", s);
+		cli_err(verb, "target '%s': expected a Xen DOMID", s);
 		return -1;
 	}
 	t->kind = XSR_TARGET_VM;
-	t->sock = xsr_ctl_target(verb, s); /* says why if it is not vm:SOCK */
+	t->sock = cli_ctl_target(verb, s); /* says why if it is not vm:SOCK */
 	return t->sock ? 0 : -1;
 }

@@ -22,7 +22,7 @@
 #include "../vmm/vmm.h"
 #include "cli.h"
 
-int64_t xsr_parse_size(const char *s)
+int64_t cli_parse_size(const char *s)
 {
 	char *end;
 	errno = 0;
@@ -45,7 +45,7 @@ int64_t xsr_parse_size(const char *s)
 	return (int64_t)(v << shift);
 }
 
-int xsr_parse_compress(const char *verb, const char *s)
+int cli_parse_compress(const char *verb, const char *s)
 {
 	if (!strcmp(s, "none"))
 		return XSR_COMPRESS_NONE;
@@ -53,28 +53,28 @@ int xsr_parse_compress(const char *verb, const char *s)
 		return XSR_COMPRESS_ZSTD;
 	if (!strcmp(s, "lz4"))
 		return XSR_COMPRESS_LZ4;
-	xsr_err(verb, "--compress %s: need none, zstd or lz4", s);
+	cli_err(verb, "--compress %s: need none, zstd or lz4", s);
 	return -1;
 }
 
-int xsr_parse_vcpu(const char *verb, const char *opt, const char *s, uint32_t *out)
+int cli_parse_vcpu(const char *verb, const char *opt, const char *s, uint32_t *out)
 {
 	char *e;
 	errno = 0;
 	unsigned long v = strtoul(s, &e, 0);
 	if (errno || e == s || *e || *s == '-' || v >= XSR_MAX_VCPUS) {
-		xsr_err(verb, "%s %s: need a vCPU number below %u", opt, s, XSR_MAX_VCPUS);
+		cli_err(verb, "%s %s: need a vCPU number below %u", opt, s, XSR_MAX_VCPUS);
 		return -1;
 	}
 	*out = (uint32_t)v;
 	return 0;
 }
 
-int xsr_read_file(const char *verb, const char *path, size_t max, char **buf, size_t *len)
+int cli_read_file(const char *verb, const char *path, size_t max, char **buf, size_t *len)
 {
 	FILE *f = fopen(path, "rb");
 	if (!f) {
-		xsr_err(verb, "cannot open %s: %s", path, strerror(errno));
+		cli_err(verb, "cannot open %s: %s", path, strerror(errno));
 		return -1;
 	}
 	char *b = malloc(max + 1);
@@ -82,7 +82,7 @@ int xsr_read_file(const char *verb, const char *path, size_t max, char **buf, si
 	int bad = !b || ferror(f);
 	fclose(f);
 	if (bad || n == 0 || n > max) {
-		xsr_err(verb, "%s: %s", path, !b ? "out of memory" : bad ? "read error" : n == 0 ? "empty" : "too large");
+		cli_err(verb, "%s: %s", path, !b ? "out of memory" : bad ? "read error" : n == 0 ? "empty" : "too large");
 		free(b);
 		return -1;
 	}
@@ -120,7 +120,7 @@ static size_t utf8_printable(const unsigned char *s, size_t n)
 	return len;
 }
 
-size_t xsr_esc_to(char *out, size_t outlen, const char *s, size_t max, int keep_nl)
+size_t cli_esc_to(char *out, size_t outlen, const char *s, size_t max, int keep_nl)
 {
 	size_t o = 0;
 	if (!outlen)
@@ -150,18 +150,18 @@ size_t xsr_esc_to(char *out, size_t outlen, const char *s, size_t max, int keep_
 	return o;
 }
 
-const char *xsr_esc(const char *s, size_t max)
+const char *cli_esc(const char *s, size_t max)
 {
 	static char ring[8][1024];
 	static unsigned next;
 	char *b = ring[next++ % 8];
-	xsr_esc_to(b, sizeof(ring[0]), s, max, 0);
+	cli_esc_to(b, sizeof(ring[0]), s, max, 0);
 	return b;
 }
 
 /*
- * --json errors: the first message a verb gives through xsr_err() is kept,
- * and xsr_json_error_exit() turns it into the one object on stdout.  The
+ * --json errors: the first message a verb gives through cli_err() is kept,
+ * and cli_json_error_exit() turns it into the one object on stdout.  The
  * first, because later messages are mostly the consequences of the first.
  */
 static struct {
@@ -170,33 +170,33 @@ static struct {
 	char msg[4096];
 } jerr;
 
-void xsr_json_errors(const char *verb)
+void cli_json_errors(const char *verb)
 {
 	jerr.on = 1;
 	snprintf(jerr.verb, sizeof(jerr.verb), "%s", verb);
 }
 
-void xsr_json_answered(void)
+void cli_json_answered(void)
 {
 	jerr.answered = 1;
 }
 
-void xsr_stdout_is_data(void)
+void cli_stdout_is_data(void)
 {
 	jerr.stdout_data = 1;
 }
 
-int xsr_json_error_exit(int rc)
+int cli_json_error_exit(int rc)
 {
 	if (!jerr.on || jerr.answered || rc == XSR_EXIT_OK)
 		return rc;
 	/* A verb that writes an image to stdout keeps it free of anything else. */
 	FILE *f = jerr.stdout_data ? stderr : stdout;
 	fprintf(f, "{\"error\":{\"verb\":");
-	xsr_json_str(f, jerr.verb);
+	cli_json_str(f, jerr.verb);
 	fprintf(f, ",\"message\":");
 	if (jerr.msg[0])
-		xsr_json_str(f, jerr.msg);
+		cli_json_str(f, jerr.msg);
 	else if (rc == XSR_EXIT_USAGE)
 		fprintf(f, "\"bad command line: see 'xsr %s --help'\"", jerr.verb[0] ? jerr.verb : "--");
 	else
@@ -206,7 +206,7 @@ int xsr_json_error_exit(int rc)
 	return rc;
 }
 
-void xsr_err(const char *verb, const char *fmt, ...)
+void cli_err(const char *verb, const char *fmt, ...)
 {
 	/* Messages carry names and text from images: escaped like stdout. */
 	char raw[4096], esc[4096];
@@ -214,24 +214,24 @@ void xsr_err(const char *verb, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(raw, sizeof(raw), fmt, ap);
 	va_end(ap);
-	xsr_esc_to(esc, sizeof(esc), raw, sizeof(raw), 1);
+	cli_esc_to(esc, sizeof(esc), raw, sizeof(raw), 1);
 	fprintf(stderr, "xsr %s: %s\n", verb, esc);
-	/* raw: xsr_json_str() escapes what JSON must not carry */
+	/* raw: cli_json_str() escapes what JSON must not carry */
 	if (jerr.on && !jerr.msg[0])
 		snprintf(jerr.msg, sizeof(jerr.msg), "%s", raw);
 }
 
-int xsr_open_in(const char *verb, const char *path)
+int cli_open_in(const char *verb, const char *path)
 {
 	if (!strcmp(path, "-"))
 		return STDIN_FILENO;
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
-		xsr_err(verb, "cannot open %s: %s", path, strerror(errno));
+		cli_err(verb, "cannot open %s: %s", path, strerror(errno));
 	return fd;
 }
 
-void xsr_json_strn(FILE *f, const char *s, size_t max)
+void cli_json_strn(FILE *f, const char *s, size_t max)
 {
 	fputc('"', f);
 	for (size_t i = 0; i < max && s[i]; i++) {
@@ -250,9 +250,9 @@ void xsr_json_strn(FILE *f, const char *s, size_t max)
 	fputc('"', f);
 }
 
-void xsr_json_str(FILE *f, const char *s)
+void cli_json_str(FILE *f, const char *s)
 {
-	xsr_json_strn(f, s, SIZE_MAX);
+	cli_json_strn(f, s, SIZE_MAX);
 }
 
 static char *jring(void)
@@ -262,14 +262,14 @@ static char *jring(void)
 	return ring[next++ % 64];
 }
 
-const char *xsr_jhex(uint64_t v)
+const char *cli_jhex(uint64_t v)
 {
 	char *b = jring();
 	snprintf(b, 24, "\"0x%" PRIx64 "\"", v);
 	return b;
 }
 
-const char *xsr_jdec(uint64_t v)
+const char *cli_jdec(uint64_t v)
 {
 	char *b = jring();
 	snprintf(b, 24, "\"%" PRIu64 "\"", v);
@@ -286,7 +286,7 @@ static const char *size_str(char buf[32], uint64_t octets)
 	return buf;
 }
 
-void xsr_paging_report(FILE *f, const struct xsr_paging_stats *st, uint32_t vcpu, int json)
+void cli_paging_report(FILE *f, const struct xsr_paging_stats *st, uint32_t vcpu, int json)
 {
 	if (json) {
 		/* addresses as "0x...", counts and sizes as decimal strings (xsr(1), JSON OUTPUT) */
@@ -296,12 +296,12 @@ void xsr_paging_report(FILE *f, const struct xsr_paging_stats *st, uint32_t vcpu
 			   ",\"left_out_start\":%s,\"left_out_last\":%s,\"left_out_kernel\":%s"
 			   ",\"left_out_direct\":%s,\"left_out_repeats\":%s,\"outside_pages\":%s,\"tables\":%s"
 			   ",\"machine_frames\":%s,\"skip_start\":%s,\"skip_end\":%s}",
-			vcpu, xsr_jdec(st->mappings), xsr_jdec(st->octets), xsr_jdec(st->kept), xsr_jdec(st->kept_octets),
-			xsr_jdec(st->kernel_octets), xsr_jhex(st->direct_map), xsr_jdec(st->direct_octets),
-			xsr_jdec(st->left_out), xsr_jdec(st->left_out_octets), xsr_jhex(st->left_out_start),
-			xsr_jhex(st->left_out_last), xsr_jdec(st->left_out_kernel), xsr_jdec(st->left_out_direct),
-			xsr_jdec(st->left_out_repeats), xsr_jdec(st->outside_pages), xsr_jdec(st->tables),
-			st->machine_frames ? "true" : "false", xsr_jhex(st->skip_start), xsr_jhex(st->skip_end));
+			vcpu, cli_jdec(st->mappings), cli_jdec(st->octets), cli_jdec(st->kept), cli_jdec(st->kept_octets),
+			cli_jdec(st->kernel_octets), cli_jhex(st->direct_map), cli_jdec(st->direct_octets),
+			cli_jdec(st->left_out), cli_jdec(st->left_out_octets), cli_jhex(st->left_out_start),
+			cli_jhex(st->left_out_last), cli_jdec(st->left_out_kernel), cli_jdec(st->left_out_direct),
+			cli_jdec(st->left_out_repeats), cli_jdec(st->outside_pages), cli_jdec(st->tables),
+			st->machine_frames ? "true" : "false", cli_jhex(st->skip_start), cli_jhex(st->skip_end));
 		return;
 	}
 	char a[32], b[32];
@@ -398,14 +398,14 @@ static int open_in_place(struct xsr_outfile *o, const char *verb)
 {
 	o->fd = open(o->path, O_WRONLY | O_CLOEXEC | O_NOCTTY);
 	if (o->fd < 0) {
-		xsr_err(verb, "cannot open %s: %s", o->path, strerror(errno));
+		cli_err(verb, "cannot open %s: %s", o->path, strerror(errno));
 		out_free(o);
 		return -1;
 	}
 	struct stat sb;
 	if (fstat(o->fd, &sb) < 0 || !(S_ISFIFO(sb.st_mode) || S_ISCHR(sb.st_mode))) {
 		/* It changed between the look and the open: refuse rather than guess. */
-		xsr_err(verb, "%s changed while it was opened; not writing to it", o->path);
+		cli_err(verb, "%s changed while it was opened; not writing to it", o->path);
 		close(o->fd);
 		out_free(o);
 		return -1;
@@ -414,7 +414,7 @@ static int open_in_place(struct xsr_outfile *o, const char *verb)
 	return 0;
 }
 
-int xsr_out_regular(const char *path)
+int cli_out_regular(const char *path)
 {
 	struct stat sb;
 	if (!strcmp(path, "-"))
@@ -422,7 +422,7 @@ int xsr_out_regular(const char *path)
 	return stat(path, &sb) < 0 ? errno == ENOENT : S_ISREG(sb.st_mode);
 }
 
-int xsr_out_open(struct xsr_outfile *o, const char *verb, const char *path)
+int cli_out_open(struct xsr_outfile *o, const char *verb, const char *path)
 {
 	struct stat sb;
 	memset(o, 0, sizeof(*o));
@@ -430,29 +430,29 @@ int xsr_out_open(struct xsr_outfile *o, const char *verb, const char *path)
 	if (!strcmp(path, "-")) {
 		/* Image octets on a terminal are garbage at best and escape sequences at worst. */
 		if (isatty(STDOUT_FILENO)) {
-			xsr_err(verb, "refusing to write an image to a terminal; redirect stdout");
+			cli_err(verb, "refusing to write an image to a terminal; redirect stdout");
 			return -1;
 		}
 		o->fd = STDOUT_FILENO;
 		o->is_stdout = 1;
-		xsr_stdout_is_data();
+		cli_stdout_is_data();
 		return 0;
 	}
 	o->path = strdup(path);
 	if (!o->path) {
-		xsr_err(verb, "out of memory");
+		cli_err(verb, "out of memory");
 		return -1;
 	}
 	int have = lstat(path, &sb) == 0;
 	if (!have && errno != ENOENT) {
-		xsr_err(verb, "%s: %s", path, strerror(errno));
+		cli_err(verb, "%s: %s", path, strerror(errno));
 		out_free(o);
 		return -1;
 	}
 	if (have && S_ISLNK(sb.st_mode)) {
 		/* A symbolic link is followed: its target is written, the link stays. */
 		if (stat(path, &sb) < 0 || !(o->target = realpath(path, NULL))) {
-			xsr_err(verb, "%s is a symbolic link to a missing file (%s); not creating through it", path,
+			cli_err(verb, "%s is a symbolic link to a missing file (%s); not creating through it", path,
 				strerror(errno));
 			out_free(o);
 			return -1;
@@ -461,14 +461,14 @@ int xsr_out_open(struct xsr_outfile *o, const char *verb, const char *path)
 	if (have && (S_ISFIFO(sb.st_mode) || S_ISCHR(sb.st_mode)))
 		return open_in_place(o, verb);
 	if (have && !S_ISREG(sb.st_mode)) {
-		xsr_err(verb, "%s is not a regular file, a FIFO or a character device; not replacing it", path);
+		cli_err(verb, "%s is not a regular file, a FIFO or a character device; not replacing it", path);
 		out_free(o);
 		return -1;
 	}
 	const char *target = o->target ? o->target : path;
 	char *dup = strdup(target);
 	if (!dup) {
-		xsr_err(verb, "out of memory");
+		cli_err(verb, "out of memory");
 		out_free(o);
 		return -1;
 	}
@@ -477,7 +477,7 @@ int xsr_out_open(struct xsr_outfile *o, const char *verb, const char *path)
 	if (asprintf(&o->tmp, "%s/.%s.xsr-tmp.XXXXXX", dir, base) < 0) {
 		o->tmp = NULL;
 		free(dup);
-		xsr_err(verb, "out of memory");
+		cli_err(verb, "out of memory");
 		out_free(o);
 		return -1;
 	}
@@ -491,7 +491,7 @@ int xsr_out_open(struct xsr_outfile *o, const char *verb, const char *path)
 		track_tmp(o->tmp, 1);
 	sigprocmask(SIG_SETMASK, &old, NULL);
 	if (o->fd < 0) {
-		xsr_err(verb, "cannot create %s (a temporary file beside it): %s", path, strerror(e));
+		cli_err(verb, "cannot create %s (a temporary file beside it): %s", path, strerror(e));
 		free(o->tmp);
 		o->tmp = NULL;
 		out_free(o);
@@ -512,7 +512,7 @@ int xsr_out_open(struct xsr_outfile *o, const char *verb, const char *path)
 	return 0;
 }
 
-int xsr_out_commit(struct xsr_outfile *o, const char *verb)
+int cli_out_commit(struct xsr_outfile *o, const char *verb)
 {
 	struct stat sb;
 	if (o->is_stdout)
@@ -520,26 +520,26 @@ int xsr_out_commit(struct xsr_outfile *o, const char *verb)
 	if (o->in_place) {
 		int rc = close(o->fd);
 		if (rc < 0)
-			xsr_err(verb, "writing %s: %s", o->path, strerror(errno));
+			cli_err(verb, "writing %s: %s", o->path, strerror(errno));
 		out_free(o);
 		return rc < 0 ? -1 : 0;
 	}
 	const char *target = o->target ? o->target : o->path;
 	int e;
 	if ((e = xsr_fsync(o->fd)) < 0) {
-		xsr_err(verb, "writing %s: %s", o->path, strerror(-e));
-		xsr_out_abort(o);
+		cli_err(verb, "writing %s: %s", o->path, strerror(-e));
+		cli_out_abort(o);
 		return -1;
 	}
 	/* Whatever appeared at the path meanwhile, only a regular file is replaced. */
 	if (lstat(target, &sb) == 0 && !S_ISREG(sb.st_mode)) {
-		xsr_err(verb, "%s is no longer a regular file; not replacing it", o->path);
-		xsr_out_abort(o);
+		cli_err(verb, "%s is no longer a regular file; not replacing it", o->path);
+		cli_out_abort(o);
 		return -1;
 	}
 	if ((e = xsr_rename(o->tmp, target)) < 0) {
-		xsr_err(verb, "cannot replace %s: %s", o->path, strerror(-e));
-		xsr_out_abort(o);
+		cli_err(verb, "cannot replace %s: %s", o->path, strerror(-e));
+		cli_out_abort(o);
 		return -1;
 	}
 	/* Make the rename itself durable. */
@@ -557,7 +557,7 @@ int xsr_out_commit(struct xsr_outfile *o, const char *verb)
 	return 0;
 }
 
-void xsr_out_abort(struct xsr_outfile *o)
+void cli_out_abort(struct xsr_outfile *o)
 {
 	if (o->is_stdout || o->fd < 0)
 		return;
@@ -567,7 +567,7 @@ void xsr_out_abort(struct xsr_outfile *o)
 	out_free(o);
 }
 
-int64_t xsr_writev_all(int fd, struct iovec *iov, int n)
+int64_t cli_writev_all(int fd, struct iovec *iov, int n)
 {
 	/* the library's writer: a fault-injection point like its own writes */
 	int64_t total = 0;
@@ -580,24 +580,24 @@ int64_t xsr_writev_all(int fd, struct iovec *iov, int n)
 /*
  * The verbs' face of the VMM client (vmm/control.c prints nothing).  Here
  * rather than in target.c while migrate/cmd_migrate.c, a verb outside cli/,
- * still calls them: it may reach util.c only.  xsr_target_resolve() reads
- * vm:SOCK with xsr_ctl_target().
+ * still calls them: it may reach util.c only.  cli_target_resolve() reads
+ * vm:SOCK with cli_ctl_target().
  */
-int xsr_ctl_call(const char *verb, const char *sock, const char *req, const int *fds, int nfds,
+int cli_ctl_call(const char *verb, const char *sock, const char *req, const int *fds, int nfds,
 		 char **reply)
 {
 	char err[1024];
 
-	if (xsr_ctl_request(sock, req, fds, nfds, reply, err, sizeof(err)) == 0)
+	if (vmm_ctl_request(sock, req, fds, nfds, reply, err, sizeof(err)) == 0)
 		return 0;
-	xsr_err(verb, "%s", err);
+	cli_err(verb, "%s", err);
 	return -1;
 }
 
-const char *xsr_ctl_target(const char *verb, const char *target)
+const char *cli_ctl_target(const char *verb, const char *target)
 {
 	if (strncmp(target, "vm:", 3) != 0 || !target[3]) {
-		xsr_err(verb, "target '%s': expected vm:SOCK (a VMM's control socket)", target);
+		cli_err(verb, "target '%s': expected vm:SOCK (a VMM's control socket)", target);
 		return NULL;
 	}
 	return target + 3;

@@ -9,17 +9,17 @@
 
 #include "core.h"
 
-int xsr_core_domain(struct xsr_backend *be, int fd, const struct xsr_save_opts *o,
+int core_guest(struct xsr_backend *be, int fd, const struct xsr_save_opts *o,
 		    struct xsr_save_stats *st, char *err, size_t errlen)
 {
 	struct xsr_save_opts co = *o;
 
 	co.kind = XSR_KIND_CORE;
 	co.leave_paused = 0;
-	return xsr_save_domain(be, fd, &co, st, err, errlen);
+	return save_guest(be, fd, &co, st, err, errlen);
 }
 
-int xsr_core_compose(int in, int out, const struct xsr_core_view *v, char *err, size_t errlen)
+int core_compose(int in, int out, const struct xsr_core_view *v, char *err, size_t errlen)
 {
 	struct xsr_convert_opts co = {.layout = XSR_LAYOUT_SEEKABLE,
 				      .paging = (uint8_t)(v->paging != 0),

@@ -17,10 +17,10 @@
 
 /*
  * Capture the guest behind @be into a physical crash core on @fd: @o as
- * for xsr_save_domain(), whose kind and leave_paused are ignored (a core
+ * for save_guest(), whose kind and leave_paused are ignored (a core
  * always resumes the guest).
  */
-int xsr_core_domain(struct xsr_backend *be, int fd, const struct xsr_save_opts *o,
+int core_guest(struct xsr_backend *be, int fd, const struct xsr_save_opts *o,
 		    struct xsr_save_stats *st, char *err, size_t errlen);
 
 /* What to compose on a physical core. */
@@ -36,6 +36,6 @@ struct xsr_core_view {
  * Read the physical core on @in (seekable) and write the composed one, a
  * seekable image, to @out.  0, or <0 with the reason in @err.
  */
-int xsr_core_compose(int in, int out, const struct xsr_core_view *v, char *err, size_t errlen);
+int core_compose(int in, int out, const struct xsr_core_view *v, char *err, size_t errlen);
 
 #endif

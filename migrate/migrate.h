@@ -4,8 +4,8 @@
  *
  * The sender runs inside the source VMM (only it can read its vCPUs): the
  * `xsr migrate` client connects to the receiver and hands the connected
- * socket to the VMM, which calls xsr_migrate_send().  The receiver runs
- * inside the destination VMM's build step (xsr_migrate_receive() with a
+ * socket to the VMM, which calls migrate_send().  The receiver runs
+ * inside the destination VMM's build step (migrate_receive() with a
  * backend) or inside `xsr receive --to-file` (with a seekable output fd).
  */
 #ifndef XSR_MIGRATE_H
@@ -56,10 +56,10 @@ struct xsr_mig_send_stats {
 	uint64_t elapsed_ns;
 };
 
-/* xsr_migrate_send() results besides 0 (committed) and <0 (source unharmed). */
+/* migrate_send() results besides 0 (committed) and <0 (source unharmed). */
 #define XSR_MIG_SPLIT 1 /* post-copy broke: the state is split, source left paused */
 
-int xsr_migrate_send(struct xsr_backend *be, int fd, const struct xsr_mig_send_opts *o,
+int migrate_send(struct xsr_backend *be, int fd, const struct xsr_mig_send_opts *o,
 		     struct xsr_mig_send_stats *st, char *err, size_t errlen);
 
 /*
@@ -84,7 +84,7 @@ struct xsr_mig_xen_stats {
 	uint64_t pages;
 	uint64_t elapsed_ns;
 };
-int xsr_migrate_send_xen(struct xsr_backend *be, uint32_t domid, int fd, const struct xsr_mig_send_opts *o, struct xsr_mig_xen_stats *st,
+int migrate_send_xen(struct xsr_backend *be, uint32_t domid, int fd, const struct xsr_mig_send_opts *o, struct xsr_mig_xen_stats *st,
 			 char *err, size_t errlen);
 
 struct xsr_mig_recv_opts {
@@ -120,11 +120,11 @@ struct xsr_mig_recv_stats {
  * discards whatever @be holds.
  */
 /* Half-close @fd, drain what the peer still sends (2 s at most), close. */
-void xsr_mig_linger_close(int fd);
+void mig_linger_close(int fd);
 /* Refuse a sender before anything was read: HELLO with status -@code, then linger-close. */
-void xsr_mig_refuse(int fd, int code, const char *reason);
+void mig_refuse(int fd, int code, const char *reason);
 
-int xsr_migrate_receive(struct xsr_backend *be, int fd, const struct xsr_mig_recv_opts *o,
+int migrate_receive(struct xsr_backend *be, int fd, const struct xsr_mig_recv_opts *o,
 			struct xsr_mig_recv_stats *st, char *err, size_t errlen);
 
 #endif

@@ -74,10 +74,10 @@ _Static_assert(sizeof(struct xsr_mig_error) == 8, "xsr_mig_error");
 #include <stddef.h>
 
 /* Name of a receiver record code, "?" if unknown. */
-const char *xsr_mig_rec_name(uint32_t code);
+const char *mig_rec_name(uint32_t code);
 
 /* Frame and send one receiver record (blocking, whole or error). 0 or <0. */
-int xsr_mig_send(int fd, uint32_t code, const void *body, size_t len);
+int mig_send(int fd, uint32_t code, const void *body, size_t len);
 
 /*
  * Read one receiver record within @timeout_ms (-1: no limit).  Checks type
@@ -85,23 +85,23 @@ int xsr_mig_send(int fd, uint32_t code, const void *body, size_t len);
  * XSR_MIG_MAX_RREC + XSR_MIG_MAX_TEXT) gets the body, *len its length.
  * Returns the code, or <0 with @err set (XSR_E_TRUNCATED: peer closed).
  */
-int xsr_mig_recv(int fd, int timeout_ms, void *body, size_t *len, char *err, size_t errlen);
+int mig_recv(int fd, int timeout_ms, void *body, size_t *len, char *err, size_t errlen);
 
 /*
  * Sender side: read one receiver record and require it to be @want.  An
  * ERROR record, another record or an I/O error gives < 0 and @err says which
  * (the receiver's own message for ERROR).
  */
-int xsr_mig_expect(int fd, uint32_t want, int timeout_ms, void *body, size_t *len, char *err, size_t errlen);
+int mig_expect(int fd, uint32_t want, int timeout_ms, void *body, size_t *len, char *err, size_t errlen);
 /* The same, reading past (and dropping) at most @max_skip records of type @skip first. */
-int xsr_mig_expect_skip(int fd, uint32_t want, uint32_t skip, unsigned max_skip, int timeout_ms, void *body,
+int mig_expect_skip(int fd, uint32_t want, uint32_t skip, unsigned max_skip, int timeout_ms, void *body,
 			size_t *len, char *err, size_t errlen);
 /* After a failed write: if the receiver said why (ERROR, refusing HELLO), put that in @err. */
-void xsr_mig_peer_reason(int fd, char *err, size_t errlen);
+void mig_peer_reason(int fd, char *err, size_t errlen);
 
 /* Test-only failure points (XSR_TESTHOOKS): "hello", "round0", "round1",
- * "final", "end", "postcopy".  xsr_mig_cut_here() is true once at @point. */
-void xsr_mig_set_cut(const char *spec);
-int xsr_mig_cut_here(const char *point);
+ * "final", "end", "postcopy".  mig_cut_here() is true once at @point. */
+void mig_set_cut(const char *spec);
+int mig_cut_here(const char *point);
 
 #endif

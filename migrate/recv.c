@@ -105,17 +105,17 @@ static void rlog(struct rcv *c, const char *fmt, ...)
 /* Test hook: the receiver dies here, as if killed. */
 static void die_at(const char *point)
 {
-	if (xsr_mig_cut_here(point))
+	if (mig_cut_here(point))
 		raise(SIGKILL);
 }
 
 static int answer(struct rcv *c, uint32_t code, const void *body, size_t len)
 {
 	pthread_mutex_lock(&c->send_lock);
-	int rc = xsr_mig_send(c->fd, code, body, len);
+	int rc = mig_send(c->fd, code, body, len);
 	pthread_mutex_unlock(&c->send_lock);
 	if (rc < 0)
-		return rfail(c, rc, "answering %s: the sender is gone (%s)", xsr_mig_rec_name(code), strerror(errno));
+		return rfail(c, rc, "answering %s: the sender is gone (%s)", mig_rec_name(code), strerror(errno));
 	return 0;
 }
 
@@ -160,9 +160,9 @@ static void tell_failure(struct rcv *c, int code)
 	 * connection resets (a reset may discard data the sender has not read).
 	 */
 	shutdown(c->fd, SHUT_WR);
-	uint64_t t0 = xsr_now_ns();
+	uint64_t t0 = util_now_ns();
 	char sink[65536];
-	while (xsr_now_ns() - t0 < 2000000000ull) {
+	while (util_now_ns() - t0 < 2000000000ull) {
 		struct pollfd pf = {.fd = c->fd, .events = POLLIN};
 		if (poll(&pf, 1, 200) <= 0)
 			continue;
@@ -525,7 +525,7 @@ static void *fault_thread(void *arg)
 		struct uffd_msg msgs[XSR_MIG_MAX_FAULT];
 		uint64_t want[XSR_MIG_MAX_FAULT];
 		uint32_t nwant = 0;
-		int e, n = xsr_uffd_wait(c->uffd, c->wake[0], msgs, XSR_MIG_MAX_FAULT, &e);
+		int e, n = lazy_uffd_wait(c->uffd, c->wake[0], msgs, XSR_MIG_MAX_FAULT, &e);
 
 		if (n < 0) {
 			if (e)
@@ -572,7 +572,7 @@ static int start_postcopy(struct rcv *c)
 {
 	int e;
 
-	if (xsr_mig_cut_here("badfault")) {
+	if (mig_cut_here("badfault")) {
 		/* Test hook: behave like a hostile receiver. */
 		uint8_t buf[16];
 		struct xsr_mig_pfns h = {.count = 1};
@@ -615,7 +615,7 @@ static int start_postcopy(struct rcv *c)
 	int rc = c->be->ops->start(c->be);
 	if (rc < 0)
 		return rfail(c, rc, "starting the domain: %s", c->be->ops->error(c->be));
-	struct xsr_mig_ack a = {.pages = c->npending, .load_ns = xsr_now_ns() - c->t_transition};
+	struct xsr_mig_ack a = {.pages = c->npending, .load_ns = util_now_ns() - c->t_transition};
 	rlog(c, "post-copy: guest resumed with %" PRIu64 " pages missing", (uint64_t)c->npending);
 	return answer(c, XSR_MIG_R_RESUMED, &a, sizeof(a));
 }
@@ -659,7 +659,7 @@ static void rcv_free(struct rcv *c, struct xsr_stream *s)
 	pthread_mutex_destroy(&c->send_lock);
 }
 
-int xsr_migrate_receive(struct xsr_backend *be, int fd, const struct xsr_mig_recv_opts *o,
+int migrate_receive(struct xsr_backend *be, int fd, const struct xsr_mig_recv_opts *o,
 			struct xsr_mig_recv_stats *st, char *err, size_t errlen)
 {
 	struct rcv c = {.be = be, .o = o, .st = st, .fd = fd, .err = err, .errlen = errlen,
@@ -692,18 +692,18 @@ int xsr_migrate_receive(struct xsr_backend *be, int fd, const struct xsr_mig_rec
 			goto fail;
 		}
 		if (c.postcopy && !c.transitioned)
-			c.t_transition = xsr_now_ns();
+			c.t_transition = util_now_ns();
 		if (rc == 1)
 			break;
 		(void)before;
 	}
-	uint64_t tend = xsr_now_ns();
+	uint64_t tend = util_now_ns();
 	if (c.transitioned) {
 		stop_postcopy(&c);
 		struct xsr_mig_ack a = {.pages = st->postcopy_pages, .faults = c.faults};
 		st->faults = c.faults;
 		rlog(&c, "post-copy complete: %" PRIu64 " pages, %" PRIu64 " faults", st->postcopy_pages, st->faults);
-		if (xsr_mig_cut_here("latefault")) {
+		if (mig_cut_here("latefault")) {
 			/* Test hook: FAULTs that crossed the last pushed pages on the wire come before COMPLETE. */
 			uint8_t buf[16];
 			struct xsr_mig_pfns h = {.count = 1};
@@ -738,7 +738,7 @@ int xsr_migrate_receive(struct xsr_backend *be, int fd, const struct xsr_mig_rec
 			goto fail;
 		}
 	}
-	st->load_ns = xsr_now_ns() - tend;
+	st->load_ns = util_now_ns() - tend;
 	die_at("end");
 	struct xsr_mig_ack a = {.round = c.round, .pages = st->pages + st->zero_pages, .faults = c.faults,
 				.load_ns = st->load_ns};
@@ -753,7 +753,7 @@ int xsr_migrate_receive(struct xsr_backend *be, int fd, const struct xsr_mig_rec
 		uint8_t body[XSR_MIG_MAX_RREC + XSR_MIG_MAX_TEXT];
 		size_t blen;
 		char e[256];
-		int code = xsr_mig_recv(fd, 10000, body, &blen, e, sizeof(e));
+		int code = mig_recv(fd, 10000, body, &blen, e, sizeof(e));
 		if (!be && o->after_release && (rc = o->after_release(o->commit_ctx, code == XSR_MIG_R_RELEASED)) < 0) {
 			rfail(&c, rc, "after %s: the image could not be taken over",
 			      code == XSR_MIG_R_RELEASED ? "RELEASED" : "a missing RELEASED");
@@ -761,7 +761,7 @@ int xsr_migrate_receive(struct xsr_backend *be, int fd, const struct xsr_mig_rec
 		}
 		if (code != XSR_MIG_R_RELEASED && be) {
 			rc = rfail(&c, XSR_E_PEER, "no RELEASED after COMMIT (%s): the source may run its copy; discarding this one",
-				   code < 0 ? e : xsr_mig_rec_name((uint32_t)code));
+				   code < 0 ? e : mig_rec_name((uint32_t)code));
 			if (be)
 				be->ops->pause(be);
 			goto fail_quiet;

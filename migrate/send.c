@@ -86,7 +86,7 @@ static uint64_t pfn_of(const struct snd *c, uint64_t slot)
 
 static void cut(struct snd *c, const char *point)
 {
-	if (xsr_mig_cut_here(point)) {
+	if (mig_cut_here(point)) {
 		/* Test hook: as if the network went away here. */
 		shutdown(c->fd, SHUT_RDWR);
 	}
@@ -99,7 +99,7 @@ static int werr(struct snd *c, int rc)
 }
 
 /* After a failed write the receiver may have said why: fetch its ERROR. */
-static void peer_reason(struct snd *c) { xsr_mig_peer_reason(c->fd, c->err, c->errlen); }
+static void peer_reason(struct snd *c) { mig_peer_reason(c->fd, c->err, c->errlen); }
 
 /*
  * Write pages (pfns need not be contiguous).  Each page is copied out of the
@@ -174,7 +174,7 @@ static int send_slots(struct snd *c, const uint64_t *bm, const char *cut_point)
 
 static int expect(struct snd *c, uint32_t want, int timeout_ms, void *body, size_t *len)
 {
-	return xsr_mig_expect(c->fd, want, timeout_ms, body, len, c->err, c->errlen);
+	return mig_expect(c->fd, want, timeout_ms, body, len, c->err, c->errlen);
 }
 
 static int hello(struct snd *c)
@@ -240,7 +240,7 @@ static int end_round(struct snd *c, uint64_t t0, uint64_t bytes0)
 	rs->pages = c->round_pages;
 	rs->zero_pages = c->round_zero;
 	rs->bytes = ws.bytes - bytes0;
-	rs->ns = xsr_now_ns() - t0;
+	rs->ns = util_now_ns() - t0;
 	if (rs->ns && rs->bytes > (1u << 20))
 		c->st->bandwidth = (double)rs->bytes * 1e9 / (double)rs->ns;
 	return 0;
@@ -313,7 +313,7 @@ static int take_faults(struct snd *c, const uint64_t *pending, uint64_t *want, u
 	size_t len;
 
 	while (poll(&pf, 1, timeout_ms) > 0) {
-		int code = xsr_mig_recv(c->fd, 5000, body, &len, e, sizeof(e));
+		int code = mig_recv(c->fd, 5000, body, &len, e, sizeof(e));
 		struct xsr_mig_pfns h;
 
 		timeout_ms = 0;
@@ -327,7 +327,7 @@ static int take_faults(struct snd *c, const uint64_t *pending, uint64_t *want, u
 			return XSR_E_PEER;
 		}
 		if (code != XSR_MIG_R_FAULT) {
-			snprintf(c->err, c->errlen, "the receiver sent %s during post-copy", xsr_mig_rec_name((uint32_t)code));
+			snprintf(c->err, c->errlen, "the receiver sent %s during post-copy", mig_rec_name((uint32_t)code));
 			return XSR_E_PEER;
 		}
 		memcpy(&h, body, sizeof(h));
@@ -431,7 +431,7 @@ static int postcopy(struct snd *c, uint64_t *pending, int *resumed, uint64_t tp)
 	}
 	/* Until RESUMED the guest has not run there: a failure still rolls back. */
 	for (;;) {
-		rc = xsr_mig_recv(c->fd, c->o->ack_timeout_ms, body, &len, c->err, c->errlen);
+		rc = mig_recv(c->fd, c->o->ack_timeout_ms, body, &len, c->err, c->errlen);
 		if (rc == XSR_MIG_R_FAULT) {
 			/* Early faults (KVM touching memory at start) are taken below. */
 			struct xsr_mig_pfns h;
@@ -469,7 +469,7 @@ static int postcopy(struct snd *c, uint64_t *pending, int *resumed, uint64_t tp)
 			snprintf(c->err, c->errlen, "the receiver failed: %s", (char *)body + sizeof(struct xsr_mig_error));
 			rc = XSR_E_PEER;
 		} else if (rc >= 0) {
-			snprintf(c->err, c->errlen, "the receiver sent %s where resumed was due", xsr_mig_rec_name((uint32_t)rc));
+			snprintf(c->err, c->errlen, "the receiver sent %s where resumed was due", mig_rec_name((uint32_t)rc));
 			rc = XSR_E_PEER;
 		} else {
 			char e[512];
@@ -479,7 +479,7 @@ static int postcopy(struct snd *c, uint64_t *pending, int *resumed, uint64_t tp)
 		goto out;
 	}
 	*resumed = 1;
-	c->st->downtime_ns = xsr_now_ns() - tp;
+	c->st->downtime_ns = util_now_ns() - tp;
 	{
 		struct xsr_mig_ack a;
 		memcpy(&a, body, sizeof(a));
@@ -493,10 +493,10 @@ static int postcopy(struct snd *c, uint64_t *pending, int *resumed, uint64_t tp)
 	 */
 	uint64_t hold_until = 0;
 	if (getenv("XSR_MIG_TEST_PUSH_DELAY_MS"))
-		hold_until = xsr_now_ns() + strtoull(getenv("XSR_MIG_TEST_PUSH_DELAY_MS"), NULL, 10) * 1000000ull;
+		hold_until = util_now_ns() + strtoull(getenv("XSR_MIG_TEST_PUSH_DELAY_MS"), NULL, 10) * 1000000ull;
 	while (npending) {
 		uint64_t sent;
-		int hold = hold_until && xsr_now_ns() < hold_until;
+		int hold = hold_until && util_now_ns() < hold_until;
 
 		if ((rc = take_faults(c, pending, want, &nwant, hold ? 20 : 0)) < 0)
 			goto out;
@@ -535,7 +535,7 @@ static int send_open(struct snd *c)
 	const struct xsr_mig_send_opts *o = c->o;
 	char *err = c->err;
 	size_t errlen = c->errlen;
-	const char *lacks = xsr_backend_lacks(ops, XSR_NEED_CORE | XSR_NEED_SAVE | XSR_NEED_DIRTY);
+	const char *lacks = backend_lacks(ops, XSR_NEED_CORE | XSR_NEED_SAVE | XSR_NEED_DIRTY);
 	int rc;
 
 	if (lacks) {
@@ -584,7 +584,7 @@ static int send_precopy(struct snd *c, uint64_t *bm)
 	for (uint64_t sl = 0; o->postcopy && !o->postcopy_rounds && sl < c->nslots; sl++)
 		bm[sl / 64] |= UINT64_C(1) << (sl % 64);
 	for (; !(o->postcopy && !o->postcopy_rounds);) {
-		uint64_t rt0 = xsr_now_ns();
+		uint64_t rt0 = util_now_ns();
 
 		xsr_writer_stats(c->w, &ws);
 		c->round_pages = c->round_zero = 0;
@@ -680,7 +680,7 @@ static int send_commit(struct snd *c, uint64_t tp)
 		 * as many as there could be (one per FAULT record's worth of pages).
 		 */
 		unsigned late = (unsigned)(c->nslots < 1u << 20 ? c->nslots : 1u << 20) + 1;
-		if ((rc = xsr_mig_expect_skip(c->fd, XSR_MIG_R_COMPLETE, XSR_MIG_R_FAULT, late, o->ack_timeout_ms, body,
+		if ((rc = mig_expect_skip(c->fd, XSR_MIG_R_COMPLETE, XSR_MIG_R_FAULT, late, o->ack_timeout_ms, body,
 					      &len, c->err, c->errlen)) < 0)
 			return rc;
 	}
@@ -688,25 +688,25 @@ static int send_commit(struct snd *c, uint64_t tp)
 		return rc;
 	/* Tell the receiver this copy is gone; without it, it discards its own. */
 	struct xsr_mig_ack rel = {.round = c->round};
-	if (xsr_mig_send(c->fd, XSR_MIG_R_RELEASED, &rel, sizeof(rel)) < 0) {
+	if (mig_send(c->fd, XSR_MIG_R_RELEASED, &rel, sizeof(rel)) < 0) {
 		snprintf(c->err, c->errlen, "sending RELEASED after the receiver's COMMIT: %s", strerror(errno));
 		return XSR_E_IO;
 	}
 	if (!o->postcopy) {
 		struct xsr_mig_ack a;
 		memcpy(&a, body, sizeof(a));
-		c->st->downtime_ns = xsr_now_ns() - tp;
+		c->st->downtime_ns = util_now_ns() - tp;
 		c->st->receiver_load_ns = a.load_ns;
 	}
 	return 0;
 }
 
-int xsr_migrate_send(struct xsr_backend *be, int fd, const struct xsr_mig_send_opts *o,
+int migrate_send(struct xsr_backend *be, int fd, const struct xsr_mig_send_opts *o,
 		     struct xsr_mig_send_stats *st, char *err, size_t errlen)
 {
 	const struct xsr_backend_ops *ops = be->ops;
 	struct snd c = {.be = be, .o = o, .st = st, .fd = fd, .err = err, .errlen = errlen};
-	uint64_t *bm = NULL, t0 = xsr_now_ns(), tp = 0;
+	uint64_t *bm = NULL, t0 = util_now_ns(), tp = 0;
 	int rc, dirty = 0, paused = 0, resumed_remote = 0;
 
 	memset(st, 0, sizeof(*st));
@@ -730,7 +730,7 @@ int xsr_migrate_send(struct xsr_backend *be, int fd, const struct xsr_mig_send_o
 		goto out;
 	}
 	paused = 1;
-	tp = xsr_now_ns();
+	tp = util_now_ns();
 	if ((rc = send_final(&c, bm, &resumed_remote, tp)) < 0 || (rc = send_commit(&c, tp)) < 0)
 		goto out;
 	rc = 0;
@@ -755,6 +755,6 @@ out:
 	free(bm);
 	free(c.slot0);
 	free(c.bounce);
-	st->elapsed_ns = xsr_now_ns() - t0;
+	st->elapsed_ns = util_now_ns() - t0;
 	return rc;
 }

@@ -41,7 +41,7 @@ struct xsnd {
 
 static void xcut(int fd, const char *point)
 {
-	if (xsr_mig_cut_here(point))
+	if (mig_cut_here(point))
 		shutdown(fd, SHUT_RDWR); /* test hook: as if the network went away here */
 }
 
@@ -60,7 +60,7 @@ static int xhello(void *ctx, struct xsr_writer *w, char *err, size_t errlen)
 		snprintf(err, errlen, "%s", xsr_writer_error(w));
 		return rc;
 	}
-	if ((rc = xsr_mig_expect(c->fd, XSR_MIG_R_HELLO, c->o->hello_timeout_ms, body, &len, err, errlen)) < 0)
+	if ((rc = mig_expect(c->fd, XSR_MIG_R_HELLO, c->o->hello_timeout_ms, body, &len, err, errlen)) < 0)
 		return rc;
 	if (len <= sizeof(h)) {
 		snprintf(err, errlen, "the receiver sent a malformed HELLO (%zu octets)", len);
@@ -98,15 +98,15 @@ static int send_test_source(const char *src, int fd, const struct xsr_domain_sav
 		snprintf(err, errlen, "%s: %s", src, strerror(errno));
 		return XSR_E_IO;
 	}
-	uint64_t t1 = xsr_now_ns();
+	uint64_t t1 = util_now_ns();
 	int rc = xsr_xen_import_fd(mfd, fd, &io, NULL, err, errlen);
 	close(mfd);
 	if (rc < 0) {
 		if (!strstr(err, "receiver"))
-			xsr_mig_peer_reason(fd, err, errlen);
+			mig_peer_reason(fd, err, errlen);
 		return XSR_E_PEER;
 	}
-	st->transfer_ns = xsr_now_ns() - t1;
+	st->transfer_ns = util_now_ns() - t1;
 	return 0;
 }
 
@@ -140,20 +140,20 @@ static int send_release(struct xsr_backend *be, int fd, const struct xsr_mig_sen
 		return XSR_E_BACKEND;
 	}
 	struct xsr_mig_ack rel = {.round = 0};
-	if (xsr_mig_send(fd, XSR_MIG_R_RELEASED, &rel, sizeof(rel)) < 0) {
+	if (mig_send(fd, XSR_MIG_R_RELEASED, &rel, sizeof(rel)) < 0) {
 		snprintf(err, errlen, "sending RELEASED after the receiver's COMMIT: %s", strerror(errno));
 		if (be)
 			be->ops->rename(be, "--migratedaway", "");
 		return XSR_E_IO;
 	}
-	st->downtime_ns = xsr_now_ns() - t0;
+	st->downtime_ns = util_now_ns() - t0;
 	if (be && be->ops->finish(be, 1) < 0 && o->progress_fd >= 0)
 		dprintf(o->progress_fd, "xsr migrate: the guest runs on the receiver, but the source copy: %s\n",
 			be->ops->error(be));
 	return 0;
 }
 
-int xsr_migrate_send_xen(struct xsr_backend *be, uint32_t domid, int fd, const struct xsr_mig_send_opts *o,
+int migrate_send_xen(struct xsr_backend *be, uint32_t domid, int fd, const struct xsr_mig_send_opts *o,
 			 struct xsr_mig_xen_stats *st, char *err, size_t errlen)
 {
 	struct xsnd c = {.fd = fd, .o = o};
@@ -163,7 +163,7 @@ int xsr_migrate_send_xen(struct xsr_backend *be, uint32_t domid, int fd, const s
 	uint8_t body[XSR_MIG_MAX_RREC + XSR_MIG_MAX_TEXT];
 	size_t len;
 	int rc, suspended = 0;
-	uint64_t t0 = xsr_now_ns();
+	uint64_t t0 = util_now_ns();
 	const char *src = NULL, *lacks;
 
 	memset(st, 0, sizeof(*st));
@@ -175,31 +175,31 @@ int xsr_migrate_send_xen(struct xsr_backend *be, uint32_t domid, int fd, const s
 			goto fail;
 		goto sent;
 	}
-	if (!be || (lacks = xsr_backend_lacks(be->ops, XSR_NEED_DOMAIN_SAVE))) {
+	if (!be || (lacks = backend_lacks(be->ops, XSR_NEED_DOMAIN_SAVE))) {
 		snprintf(err, errlen, "%s: not supported by this backend", be ? lacks : "save_domain");
 		return XSR_E_BACKEND;
 	}
 	if ((rc = send_probe(be, domid, o, st, err, errlen)) < 0)
 		return rc;
 	so.live = st->live;
-	uint64_t t1 = xsr_now_ns();
+	uint64_t t1 = util_now_ns();
 	if (be->ops->save_domain(be, fd, &so, &xs) < 0) { /* the domain was resumed */
 		snprintf(err, errlen, "%s", be->ops->error(be));
 		if (!xs.suspend_ns)
 			return XSR_E_BACKEND;
 		if (!strstr(err, "receiver"))
-			xsr_mig_peer_reason(fd, err, errlen);
-		st->elapsed_ns = xsr_now_ns() - t0;
+			mig_peer_reason(fd, err, errlen);
+		st->elapsed_ns = util_now_ns() - t0;
 		return XSR_E_PEER;
 	}
 	suspended = 1;
 	st->native = xs.native;
 	st->suspend_ns = xs.suspend_ns;
-	st->transfer_ns = xsr_now_ns() - t1 - xs.suspend_ns; /* the suspend (and libxl's pre-copy) ran inside */
+	st->transfer_ns = util_now_ns() - t1 - xs.suspend_ns; /* the suspend (and libxl's pre-copy) ran inside */
 sent:
 	st->bytes = bytes_sent(fd);
 	xcut(fd, "end");
-	if ((rc = xsr_mig_expect(fd, XSR_MIG_R_COMMIT, o->ack_timeout_ms, body, &len, err, errlen)) < 0)
+	if ((rc = mig_expect(fd, XSR_MIG_R_COMMIT, o->ack_timeout_ms, body, &len, err, errlen)) < 0)
 		goto fail;
 	struct xsr_mig_ack a;
 	memcpy(&a, body, sizeof(a));
@@ -207,12 +207,12 @@ sent:
 	st->pages = a.pages;
 	if ((rc = send_release(suspended ? be : NULL, fd, o, t0, st, err, errlen)) < 0)
 		goto fail;
-	st->elapsed_ns = xsr_now_ns() - t0;
+	st->elapsed_ns = util_now_ns() - t0;
 	return 0;
 fail:
 	if (suspended && be->ops->finish(be, 0) < 0)
 		snprintf(err + strlen(err), errlen - strlen(err), "; resuming domain %u failed too: %s", domid,
 			 be->ops->error(be));
-	st->elapsed_ns = xsr_now_ns() - t0;
+	st->elapsed_ns = util_now_ns() - t0;
 	return rc < 0 ? rc : XSR_E_PEER;
 }

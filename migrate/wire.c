@@ -46,7 +46,7 @@ static const struct {
     [XSR_MIG_R_RELEASED - XSR_MIG_R__FIRST] = {sizeof(struct xsr_mig_ack), sizeof(struct xsr_mig_ack)},
 };
 
-const char *xsr_mig_rec_name(uint32_t code)
+const char *mig_rec_name(uint32_t code)
 {
 	if (code < XSR_MIG_R__FIRST || code >= XSR_MIG_R__END)
 		return "?";
@@ -70,7 +70,7 @@ static int write_all(int fd, const void *buf, size_t len)
 	return 0;
 }
 
-int xsr_mig_send(int fd, uint32_t code, const void *body, size_t len)
+int mig_send(int fd, uint32_t code, const void *body, size_t len)
 {
 	uint8_t buf[sizeof(struct xsr_record_header) + XSR_MIG_MAX_RREC + XSR_MIG_MAX_TEXT + 16];
 	struct xsr_record_header rh = {
@@ -129,7 +129,7 @@ static int read_full(int fd, void *buf, size_t len, int timeout_ms, char *err, s
 	return 0;
 }
 
-int xsr_mig_recv(int fd, int timeout_ms, void *body, size_t *len, char *err, size_t errlen)
+int mig_recv(int fd, int timeout_ms, void *body, size_t *len, char *err, size_t errlen)
 {
 	uint8_t buf[sizeof(struct xsr_record_header) + XSR_MIG_MAX_RREC + XSR_MIG_MAX_TEXT + 16];
 	struct xsr_record_header rh;
@@ -147,7 +147,7 @@ int xsr_mig_recv(int fd, int timeout_ms, void *body, size_t *len, char *err, siz
 			 rh.sh_type, code);
 		return XSR_E_PEER;
 	}
-	const char *name = xsr_mig_rec_name(code);
+	const char *name = mig_rec_name(code);
 	if (rh.sh_name || rh.sh_flags || rh.sh_addr || rh.sh_offset != XSR_OFF_STREAMED ||
 	    rh.sh_link || rh.sh_info || rh.sh_addralign != 8 || rh.sh_entsize) {
 		snprintf(err, errlen, "record %s: a field that must be zero is set", name);
@@ -182,7 +182,7 @@ int xsr_mig_recv(int fd, int timeout_ms, void *body, size_t *len, char *err, siz
 
 static char cut_point[32];
 
-void xsr_mig_set_cut(const char *spec)
+void mig_set_cut(const char *spec)
 {
 #if XSR_TESTHOOKS
 	snprintf(cut_point, sizeof(cut_point), "%s", spec ? spec : "");
@@ -191,7 +191,7 @@ void xsr_mig_set_cut(const char *spec)
 #endif
 }
 
-int xsr_mig_cut_here(const char *point)
+int mig_cut_here(const char *point)
 {
 	if (!cut_point[0] || strcmp(cut_point, point))
 		return 0;
@@ -199,7 +199,7 @@ int xsr_mig_cut_here(const char *point)
 	return 1;
 }
 
-void xsr_mig_linger_close(int fd)
+void mig_linger_close(int fd)
 {
 	/*
 	 * Closing a socket with unread data makes the kernel send a reset, which
@@ -208,10 +208,10 @@ void xsr_mig_linger_close(int fd)
 	 */
 	char buf[4096];
 	struct pollfd p = {.fd = fd, .events = POLLIN};
-	uint64_t deadline = xsr_now_ns() + 2000000000ull;
+	uint64_t deadline = util_now_ns() + 2000000000ull;
 
 	shutdown(fd, SHUT_WR);
-	while (xsr_now_ns() < deadline && poll(&p, 1, 100) >= 0) {
+	while (util_now_ns() < deadline && poll(&p, 1, 100) >= 0) {
 		if (!(p.revents & (POLLIN | POLLHUP | POLLERR)))
 			continue;
 		if (read(fd, buf, sizeof(buf)) <= 0)
@@ -220,7 +220,7 @@ void xsr_mig_linger_close(int fd)
 	close(fd);
 }
 
-void xsr_mig_refuse(int fd, int code, const char *reason)
+void mig_refuse(int fd, int code, const char *reason)
 {
 	uint8_t buf[sizeof(struct xsr_mig_hello) + XSR_MIG_MAX_TEXT];
 	struct xsr_mig_hello h = {.status = (uint32_t)-code};
@@ -229,31 +229,31 @@ void xsr_mig_refuse(int fd, int code, const char *reason)
 	memcpy(buf, &h, sizeof(h));
 	memcpy(buf + sizeof(h), reason, n);
 	buf[sizeof(h) + n] = 0;
-	xsr_mig_send(fd, XSR_MIG_R_HELLO, buf, sizeof(h) + n + 1);
-	xsr_mig_linger_close(fd);
+	mig_send(fd, XSR_MIG_R_HELLO, buf, sizeof(h) + n + 1);
+	mig_linger_close(fd);
 }
 
-int xsr_mig_expect(int fd, uint32_t want, int timeout_ms, void *body, size_t *len, char *err, size_t errlen)
+int mig_expect(int fd, uint32_t want, int timeout_ms, void *body, size_t *len, char *err, size_t errlen)
 {
-	return xsr_mig_expect_skip(fd, want, UINT32_MAX, 0, timeout_ms, body, len, err, errlen);
+	return mig_expect_skip(fd, want, UINT32_MAX, 0, timeout_ms, body, len, err, errlen);
 }
 
-int xsr_mig_expect_skip(int fd, uint32_t want, uint32_t skip, unsigned max_skip, int timeout_ms, void *body,
+int mig_expect_skip(int fd, uint32_t want, uint32_t skip, unsigned max_skip, int timeout_ms, void *body,
 			size_t *len, char *err, size_t errlen)
 {
 	char e[512];
-	int code = xsr_mig_recv(fd, timeout_ms, body, len, e, sizeof(e));
+	int code = mig_recv(fd, timeout_ms, body, len, e, sizeof(e));
 
 	for (unsigned n = 0; code >= 0 && (uint32_t)code == skip && (uint32_t)code != want; n++) {
 		if (n == max_skip) {
 			snprintf(err, errlen, "the receiver sent more than %u %s records where %s was due", max_skip,
-				 xsr_mig_rec_name(skip), xsr_mig_rec_name(want));
+				 mig_rec_name(skip), mig_rec_name(want));
 			return XSR_E_PEER;
 		}
-		code = xsr_mig_recv(fd, timeout_ms, body, len, e, sizeof(e));
+		code = mig_recv(fd, timeout_ms, body, len, e, sizeof(e));
 	}
 	if (code < 0) {
-		snprintf(err, errlen, "waiting for the receiver's %s: %s", xsr_mig_rec_name(want), e);
+		snprintf(err, errlen, "waiting for the receiver's %s: %s", mig_rec_name(want), e);
 		return code;
 	}
 	if (code == XSR_MIG_R_ERROR) {
@@ -262,21 +262,21 @@ int xsr_mig_expect_skip(int fd, uint32_t want, uint32_t skip, unsigned max_skip,
 		return XSR_E_PEER;
 	}
 	if ((uint32_t)code != want) {
-		snprintf(err, errlen, "the receiver sent %s where %s was due", xsr_mig_rec_name((uint32_t)code),
-			 xsr_mig_rec_name(want));
+		snprintf(err, errlen, "the receiver sent %s where %s was due", mig_rec_name((uint32_t)code),
+			 mig_rec_name(want));
 		return XSR_E_PEER;
 	}
 	return 0;
 }
 
-void xsr_mig_peer_reason(int fd, char *err, size_t errlen)
+void mig_peer_reason(int fd, char *err, size_t errlen)
 {
 	uint8_t body[XSR_MIG_MAX_RREC + XSR_MIG_MAX_TEXT];
 	size_t len;
 	char e[256];
 
 	for (int i = 0; i < 4; i++) {
-		int code = xsr_mig_recv(fd, 200, body, &len, e, sizeof(e));
+		int code = mig_recv(fd, 200, body, &len, e, sizeof(e));
 
 		if (code < 0)
 			return;

@@ -43,10 +43,10 @@
 struct xsr_lazy {
 	struct xsr_backend *be;
 	struct xsr_image *img_fault, *img_prefetch;
-	int fd; /* the image; ours once xsr_lazy_restore() succeeded */
+	int fd; /* the image; ours once lazy_restore() succeeded */
 	FILE *log;
 	int uffd;
-	int wake[2]; /* stop pipe: xsr_lazy_stop -> both threads */
+	int wake[2]; /* stop pipe: lazy_stop -> both threads */
 	uint8_t *base;
 	uint64_t len;
 	/* The backend's runs (borrowed) and the first page slot of each: slot -> pfn. */
@@ -203,7 +203,7 @@ static void serve_fault(struct xsr_lazy *lz, uint64_t address, uint8_t *buf)
 }
 
 
-int xsr_uffd_wait(int uffd, int wakefd, struct uffd_msg *msgs, size_t max, int *err)
+int lazy_uffd_wait(int uffd, int wakefd, struct uffd_msg *msgs, size_t max, int *err)
 {
 	struct pollfd p[2] = {{.fd = uffd, .events = POLLIN}, {.fd = wakefd, .events = POLLIN}};
 	ssize_t n;
@@ -238,7 +238,7 @@ static void *fault_thread(void *arg)
 	}
 	while (!atomic_load(&lz->stop)) {
 		struct uffd_msg msgs[16];
-		int e, n = xsr_uffd_wait(lz->uffd, lz->wake[0], msgs, 16, &e);
+		int e, n = lazy_uffd_wait(lz->uffd, lz->wake[0], msgs, 16, &e);
 
 		if (n < 0) {
 			if (e)
@@ -260,7 +260,7 @@ static void *prefetch_thread(void *arg)
 	const struct xsr_memrun *runs = xsr_image_runs(lz->img_prefetch);
 	uint32_t nruns = xsr_image_nruns(lz->img_prefetch);
 	uint8_t *buf = aligned_alloc(XSR_PAGE_SIZE, XSR_PAGE_SIZE);
-	uint64_t slot0 = 0, t0 = xsr_now_ns();
+	uint64_t slot0 = 0, t0 = util_now_ns();
 
 	if (!buf) {
 		lz_log(lz, "prefetch thread: out of memory");
@@ -318,7 +318,7 @@ static void *prefetch_thread(void *arg)
 		       "prefetch done: %" PRIu64 " pages prefetched, %" PRIu64
 		       " served on fault, %.1f ms",
 		       (uint64_t)atomic_load(&lz->prefetched), (uint64_t)atomic_load(&lz->faults),
-		       (xsr_now_ns() - t0) / 1e6);
+		       (util_now_ns() - t0) / 1e6);
 	}
 out:
 	free(buf);
@@ -363,13 +363,13 @@ static int load_sections(struct xsr_lazy *lz, char *err, size_t errlen)
 	return 0;
 }
 
-int xsr_lazy_restore(struct xsr_backend *be, int fd, FILE *log, struct xsr_lazy **out,
+int lazy_restore(struct xsr_backend *be, int fd, FILE *log, struct xsr_lazy **out,
 		     struct xsr_restore_stats *st, char *err, size_t errlen)
 {
 	struct xsr_lazy *lz;
 	struct xsr_vcpu_state *vs = NULL;
 	struct stat sb;
-	uint64_t t0 = xsr_now_ns();
+	uint64_t t0 = util_now_ns();
 	int r, e;
 
 	*out = NULL;
@@ -483,18 +483,18 @@ int xsr_lazy_restore(struct xsr_backend *be, int fd, FILE *log, struct xsr_lazy 
 		fail(err, errlen, r, "%s", be->ops->error(be));
 		goto fail;
 	}
-	st->elapsed_ns = xsr_now_ns() - t0;
+	st->elapsed_ns = util_now_ns() - t0;
 	lz->fd = fd;
 	*out = lz;
 	return 0;
 fail:
 	/* No vCPU runs: ops->start is the last step, and stops its threads itself when it fails. */
 	free(vs);
-	xsr_lazy_stop(lz);
+	lazy_stop(lz);
 	return r;
 }
 
-void xsr_lazy_stats(struct xsr_lazy *lz, struct xsr_lazy_stats *st)
+void lazy_stats(struct xsr_lazy *lz, struct xsr_lazy_stats *st)
 {
 	memset(st, 0, sizeof(*st));
 	if (!lz)
@@ -505,7 +505,7 @@ void xsr_lazy_stats(struct xsr_lazy *lz, struct xsr_lazy_stats *st)
 	st->done = atomic_load(&lz->done);
 }
 
-void xsr_lazy_stop(struct xsr_lazy *lz)
+void lazy_stop(struct xsr_lazy *lz)
 {
 	if (!lz)
 		return;

@@ -342,12 +342,12 @@ out:
 	return rc;
 }
 
-int xsr_restore_domain(struct xsr_backend *be, int fd, const struct xsr_restore_opts *o,
+int restore_guest(struct xsr_backend *be, int fd, const struct xsr_restore_opts *o,
 		       struct xsr_restore_stats *st, char *err, size_t errlen)
 {
 	uint8_t hdr[XSR_HEADER_END];
 	struct stat sb;
-	uint64_t t0 = xsr_now_ns();
+	uint64_t t0 = util_now_ns();
 	int rc;
 	memset(st, 0, sizeof(*st));
 	if (fstat(fd, &sb) == 0 && S_ISREG(sb.st_mode) && sb.st_size >= XSR_HEADER_END &&
@@ -366,6 +366,6 @@ int xsr_restore_domain(struct xsr_backend *be, int fd, const struct xsr_restore_
 		}
 		rc = from_stream(be, fd, hdr, (size_t)r, o, st, err, errlen);
 	}
-	st->elapsed_ns = xsr_now_ns() - t0;
+	st->elapsed_ns = util_now_ns() - t0;
 	return rc;
 }

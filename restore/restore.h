@@ -29,7 +29,7 @@ struct xsr_restore_stats {
  * page data through ops->map(writable), ops->set_vcpu for every vCPU, then
  * ops->start unless no_start.  Every page is checksum-verified before use.
  */
-int xsr_restore_domain(struct xsr_backend *be, int fd, const struct xsr_restore_opts *o,
+int restore_guest(struct xsr_backend *be, int fd, const struct xsr_restore_opts *o,
 		       struct xsr_restore_stats *st, char *err, size_t errlen);
 
 /*
@@ -39,7 +39,7 @@ int xsr_restore_domain(struct xsr_backend *be, int fd, const struct xsr_restore_
  * else *err = 0).
  */
 struct uffd_msg;
-int xsr_uffd_wait(int uffd, int wakefd, struct uffd_msg *msgs, size_t max, int *err);
+int lazy_uffd_wait(int uffd, int wakefd, struct uffd_msg *msgs, size_t max, int *err);
 
 /* ---- lazy restore (restore/lazy.c) ---- */
 
@@ -56,14 +56,14 @@ struct xsr_lazy_stats {
  * with ops->map_guest; XSR_E_UNSUPPORTED without) and start the guest at
  * once; a userfaultfd thread serves each first touch from the image and
  * another prefetches the rest.  On success the lazy
- * handle owns @fd (closed by xsr_lazy_stop()); on failure the caller keeps
+ * handle owns @fd (closed by lazy_stop()); on failure the caller keeps
  * it.  @st gets what was done before start (no page data).  The threads
  * log what goes wrong to @log (stderr if NULL).
  */
-int xsr_lazy_restore(struct xsr_backend *be, int fd, FILE *log, struct xsr_lazy **out,
+int lazy_restore(struct xsr_backend *be, int fd, FILE *log, struct xsr_lazy **out,
 		     struct xsr_restore_stats *st, char *err, size_t errlen);
-void xsr_lazy_stats(struct xsr_lazy *lz, struct xsr_lazy_stats *st);
+void lazy_stats(struct xsr_lazy *lz, struct xsr_lazy_stats *st);
 /* Stop the threads and release everything.  Stop the vCPUs first. NULL ok. */
-void xsr_lazy_stop(struct xsr_lazy *lz);
+void lazy_stop(struct xsr_lazy *lz);
 
 #endif

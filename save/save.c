@@ -127,7 +127,7 @@ static uint64_t popcount(const uint64_t *bm, uint64_t words)
 	return n;
 }
 
-int xsr_save_domain(struct xsr_backend *be, int fd, const struct xsr_save_opts *o,
+int save_guest(struct xsr_backend *be, int fd, const struct xsr_save_opts *o,
 		    struct xsr_save_stats *st, char *err, size_t errlen)
 {
 	const struct xsr_backend_ops *ops = be->ops;
@@ -135,7 +135,7 @@ int xsr_save_domain(struct xsr_backend *be, int fd, const struct xsr_save_opts *
 	struct xsr_vcpu_state *vs = NULL;
 	uint64_t *bm = NULL;
 	int paused = 0, dirty = 0, rc;
-	uint64_t t0 = xsr_now_ns(), tp = 0;
+	uint64_t t0 = util_now_ns(), tp = 0;
 	struct savectx c = {.be = be, .info = &info, .o = o, .err = err, .errlen = errlen};
 	memset(st, 0, sizeof(*st));
 	if ((rc = ops->describe(be, &info)) < 0) {
@@ -203,7 +203,7 @@ int xsr_save_domain(struct xsr_backend *be, int fd, const struct xsr_save_opts *
 		goto out;
 	}
 	paused = 1;
-	tp = xsr_now_ns();
+	tp = util_now_ns();
 	free(c.bounce); /* paused: pages hold still */
 	c.bounce = NULL;
 	if (o->live) {
@@ -243,7 +243,7 @@ int xsr_save_domain(struct xsr_backend *be, int fd, const struct xsr_save_opts *
 		}
 		paused = 0;
 	}
-	st->pause_ns = xsr_now_ns() - tp;
+	st->pause_ns = util_now_ns() - tp;
 	struct xsr_writer_stats ws = {0};
 	rc = xsr_writer_close_stats(c.w, &ws, err, errlen);
 	c.w = NULL;
@@ -258,11 +258,11 @@ out:
 		ops->resume(be);
 	}
 	if (rc < 0 && paused && !st->pause_ns)
-		st->pause_ns = xsr_now_ns() - tp;
+		st->pause_ns = util_now_ns() - tp;
 	xsr_writer_abort(c.w);
 	free(c.bounce);
 	free(vs);
 	free(bm);
-	st->elapsed_ns = xsr_now_ns() - t0;
+	st->elapsed_ns = util_now_ns() - t0;
 	return rc;
 }

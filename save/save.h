@@ -31,7 +31,7 @@ struct xsr_save_stats {
  * Save the domain behind @be to @fd.  Pauses, captures vCPUs and memory,
  * and resumes (unless leave_paused) on every path, failure included.
  */
-int xsr_save_domain(struct xsr_backend *be, int fd, const struct xsr_save_opts *o,
+int save_guest(struct xsr_backend *be, int fd, const struct xsr_save_opts *o,
 		    struct xsr_save_stats *st, char *err, size_t errlen);
 
 #endif

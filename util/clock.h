@@ -10,7 +10,7 @@
 #include <stdint.h>
 #include <time.h>
 
-static inline uint64_t xsr_now_ns(void)
+static inline uint64_t util_now_ns(void)
 {
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);

@@ -4,7 +4,7 @@
 
 #include "progress.h"
 
-void xsr_progress_start(struct xsr_progress *p, const char *label, const char *unit, int on)
+void util_progress_start(struct xsr_progress *p, const char *label, const char *unit, int on)
 {
 	memset(p, 0, sizeof(*p));
 	p->label = label;
@@ -13,7 +13,7 @@ void xsr_progress_start(struct xsr_progress *p, const char *label, const char *u
 	p->last_pct = UINT64_MAX;
 }
 
-void xsr_progress_cb(void *ctx, uint64_t done, uint64_t total)
+void util_progress_cb(void *ctx, uint64_t done, uint64_t total)
 {
 	struct xsr_progress *p = ctx;
 	if (!p || !p->on || !total)
@@ -30,7 +30,7 @@ void xsr_progress_cb(void *ctx, uint64_t done, uint64_t total)
 	fflush(stderr);
 }
 
-void xsr_progress_end(struct xsr_progress *p)
+void util_progress_end(struct xsr_progress *p)
 {
 	if (p && p->on && p->drawn)
 		fputc('\n', stderr);

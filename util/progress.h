@@ -5,7 +5,7 @@
  * draw it: the verbs (cli/report.c decides whether it is shown: a terminal,
  * not --quiet, not --json) and the VMM daemon, which draws a save's progress
  * on the stderr its client lent it.  The library and the engines print
- * nothing: they call xsr_progress_cb() with a struct xsr_progress as context.
+ * nothing: they call util_progress_cb() with a struct xsr_progress as context.
  */
 #ifndef XSR_UTIL_PROGRESS_H
 #define XSR_UTIL_PROGRESS_H
@@ -20,10 +20,10 @@ struct xsr_progress {
 };
 
 /* Set @p up to draw (@on) or to stay silent; nothing is drawn yet. */
-void xsr_progress_start(struct xsr_progress *p, const char *label, const char *unit, int on);
+void util_progress_start(struct xsr_progress *p, const char *label, const char *unit, int on);
 /* The engines' callback: @p is a struct xsr_progress. */
-void xsr_progress_cb(void *p, uint64_t done, uint64_t total);
+void util_progress_cb(void *p, uint64_t done, uint64_t total);
 /* End the line if anything was drawn.  NULL ok. */
-void xsr_progress_end(struct xsr_progress *p);
+void util_progress_end(struct xsr_progress *p);
 
 #endif

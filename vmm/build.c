@@ -12,14 +12,14 @@
 #include "../backends/kvm.h"
 #include "vmm.h"
 
-int xsr_vmm_build_kvm(struct xsr_vmm *v, const struct xsr_vmm_load *l, char *msg, size_t msglen)
+int vmm_build_kvm(struct xsr_vmm *v, const struct xsr_vmm_load *l, char *msg, size_t msglen)
 {
 	struct xsr_domain_info info;
-	int r = xsr_kvm_open(&v->be, msg, msglen);
+	int r = kvm_open(&v->be, msg, msglen);
 
 	if (r < 0)
 		return r;
-	xsr_kvm_set_log(v->be, v->log);
+	kvm_set_log(v->be, v->log);
 	if (l->paused) {
 		/* Held from before the vCPU threads exist: they park at once. */
 		v->be->ops->pause(v->be);
@@ -33,13 +33,13 @@ int xsr_vmm_build_kvm(struct xsr_vmm *v, const struct xsr_vmm_load *l, char *msg
 			v->mem_bytes += info.runs[i].count << XSR_PAGE_SHIFT;
 	}
 	/* Images from other producers have no counters to show; that is fine. */
-	if (!v->counters_gpa && xsr_vmm_parse_config(v, xsr_kvm_config(v->be)) < 0)
+	if (!v->counters_gpa && vmm_parse_config(v, kvm_config(v->be)) < 0)
 		fprintf(v->log, "%s: no xsr VMM config in the image: status shows no counters\n",
 			l->what);
 	return 0;
 }
 
-int xsr_vmm_load_guest(struct xsr_vmm *v, void *arg, char *msg, size_t msglen)
+int vmm_load_guest(struct xsr_vmm *v, void *arg, char *msg, size_t msglen)
 {
 	const struct xsr_vmm_guest *g = arg;
 	struct xsr_memrun runs[2];
@@ -47,7 +47,7 @@ int xsr_vmm_load_guest(struct xsr_vmm *v, void *arg, char *msg, size_t msglen)
 	struct xsr_guest_info gi;
 	int r;
 
-	r = xsr_guest_runs(g->mem, runs, &info.nr_runs, msg, msglen);
+	r = vmm_guest_runs(g->mem, runs, &info.nr_runs, msg, msglen);
 	if (r < 0)
 		return r;
 	r = v->be->ops->create(v->be, &info);
@@ -55,7 +55,7 @@ int xsr_vmm_load_guest(struct xsr_vmm *v, void *arg, char *msg, size_t msglen)
 		snprintf(msg, msglen, "%s", v->be->ops->error(v->be));
 		return r;
 	}
-	r = xsr_guest_load(v->be, g->path, g->vcpus, &gi, msg, msglen);
+	r = vmm_guest_load(v->be, g->path, g->vcpus, &gi, msg, msglen);
 	if (r < 0)
 		return r;
 	v->mem_bytes = g->mem;
@@ -72,11 +72,11 @@ int xsr_vmm_load_guest(struct xsr_vmm *v, void *arg, char *msg, size_t msglen)
 		return XSR_E_NOMEM;
 	}
 	fprintf(f, "{\"vmm\":\"xsr\",\"mem\":%" PRIu64 ",\"vcpus\":%u,\"guest\":", g->mem, g->vcpus);
-	xsr_vmm_json_str(f, g->path);
+	vmm_json_str(f, g->path);
 	fprintf(f, ",\"counters_gpa\":%" PRIu64 ",\"errors_gpa\":%" PRIu64 ",\"nr_counters\":%u}",
 		gi.counters_gpa, gi.errors_gpa, gi.nr_counters);
 	fclose(f);
-	r = xsr_kvm_set_config(v->be, cfg);
+	r = kvm_set_config(v->be, cfg);
 	free(cfg);
 	if (r == 0)
 		r = v->be->ops->start(v->be);
@@ -85,21 +85,21 @@ int xsr_vmm_load_guest(struct xsr_vmm *v, void *arg, char *msg, size_t msglen)
 	return r;
 }
 
-int xsr_vmm_load_image(struct xsr_vmm *v, void *arg, char *msg, size_t msglen)
+int vmm_load_image(struct xsr_vmm *v, void *arg, char *msg, size_t msglen)
 {
 	struct xsr_vmm_image *im = arg;
 	int r;
 
 	memset(&im->st, 0, sizeof(im->st));
 	if (im->lazy) {
-		r = xsr_lazy_restore(v->be, im->fd, v->log, &v->lazy, &im->st, msg, msglen);
+		r = lazy_restore(v->be, im->fd, v->log, &v->lazy, &im->st, msg, msglen);
 		if (r == 0)
 			im->fd = -1; /* the lazy handle reads it until the prefetch ends */
 		return r;
 	}
 	struct xsr_restore_opts o = {.progress = im->progress, .progress_ctx = im->progress_ctx};
 
-	r = xsr_restore_domain(v->be, im->fd, &o, &im->st, msg, msglen);
+	r = restore_guest(v->be, im->fd, &o, &im->st, msg, msglen);
 	close(im->fd); /* every octet is in guest memory now */
 	im->fd = -1;
 	return r;

@@ -53,7 +53,7 @@ static int ctl_connect(const char *sock, char *err, size_t errlen)
 	return fd;
 }
 
-int xsr_ctl_request(const char *sock, const char *req, const int *fds, int nfds, char **reply,
+int vmm_ctl_request(const char *sock, const char *req, const int *fds, int nfds, char **reply,
 		    char *err, size_t errlen)
 {
 	char line[1024];
@@ -136,8 +136,8 @@ int xsr_ctl_request(const char *sock, const char *req, const int *fds, int nfds,
 		goto fail;
 	}
 	int ok = 0;
-	if (xsr_json_bool(buf, "ok", &ok) < 0 || !ok) {
-		char *msg = xsr_json_str_dup(buf, "error");
+	if (vmm_json_bool(buf, "ok", &ok) < 0 || !ok) {
+		char *msg = vmm_json_str_dup(buf, "error");
 
 		ctl_fail(err, errlen, "%s", msg ? msg : buf);
 		free(msg);
@@ -175,7 +175,7 @@ static const char *json_value(const char *js, const char *key)
 	return NULL;
 }
 
-int xsr_json_u64(const char *js, const char *key, uint64_t *out)
+int vmm_json_u64(const char *js, const char *key, uint64_t *out)
 {
 	const char *v = json_value(js, key);
 	char *end;
@@ -190,7 +190,7 @@ int xsr_json_u64(const char *js, const char *key, uint64_t *out)
 	return errno ? -1 : 0;
 }
 
-int xsr_json_bool(const char *js, const char *key, int *out)
+int vmm_json_bool(const char *js, const char *key, int *out)
 {
 	const char *v = json_value(js, key);
 
@@ -203,7 +203,7 @@ int xsr_json_bool(const char *js, const char *key, int *out)
 	return 0;
 }
 
-char *xsr_json_str_dup(const char *js, const char *key)
+char *vmm_json_str_dup(const char *js, const char *key)
 {
 	const char *v = json_value(js, key);
 	char *out, *o;
@@ -225,7 +225,7 @@ char *xsr_json_str_dup(const char *js, const char *key)
 	return out;
 }
 
-int xsr_json_u64_array(const char *js, const char *key, uint64_t *out, int max)
+int vmm_json_u64_array(const char *js, const char *key, uint64_t *out, int max)
 {
 	const char *v = json_value(js, key);
 	int n = 0;

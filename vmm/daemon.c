@@ -54,18 +54,18 @@ static void vlog(struct xsr_vmm *v, const char *fmt, ...)
 	fflush(v->log);
 }
 
-int xsr_vmm_parse_config(struct xsr_vmm *v, const char *config)
+int vmm_parse_config(struct xsr_vmm *v, const char *config)
 {
 	uint64_t n = 0;
 
 	if (!config)
 		return -1;
-	if (xsr_json_u64(config, "counters_gpa", &v->counters_gpa) < 0 ||
-	    xsr_json_u64(config, "errors_gpa", &v->errors_gpa) < 0 ||
-	    xsr_json_u64(config, "nr_counters", &n) < 0 || n > 4096)
+	if (vmm_json_u64(config, "counters_gpa", &v->counters_gpa) < 0 ||
+	    vmm_json_u64(config, "errors_gpa", &v->errors_gpa) < 0 ||
+	    vmm_json_u64(config, "nr_counters", &n) < 0 || n > 4096)
 		return -1;
 	v->nr_counters = (uint32_t)n;
-	xsr_json_u64(config, "mem", &v->mem_bytes);
+	vmm_json_u64(config, "mem", &v->mem_bytes);
 	return 0;
 }
 
@@ -73,7 +73,7 @@ int xsr_vmm_parse_config(struct xsr_vmm *v, const char *config)
 /* Requests                                                            */
 /* ------------------------------------------------------------------ */
 
-void xsr_vmm_json_str(FILE *f, const char *s)
+void vmm_json_str(FILE *f, const char *s)
 {
 	fputc('"', f);
 	for (; *s; s++) {
@@ -94,13 +94,13 @@ void xsr_vmm_json_str(FILE *f, const char *s)
 static void reply_err(FILE *out, const char *msg)
 {
 	fputs("{\"ok\":false,\"error\":", out);
-	xsr_vmm_json_str(out, msg);
+	vmm_json_str(out, msg);
 	fputs("}", out);
 }
 
 static uint64_t guest_u64(struct xsr_vmm *v, uint64_t gpa)
 {
-	uint64_t *p = xsr_kvm_gpa(v->be, gpa, 8);
+	uint64_t *p = kvm_gpa(v->be, gpa, 8);
 
 	return p ? __atomic_load_n(p, __ATOMIC_RELAXED) : 0;
 }
@@ -110,7 +110,7 @@ static void do_status(struct xsr_vmm *v, FILE *out)
 	struct xsr_kvm_status ks;
 	const char *state;
 
-	xsr_kvm_status(v->be, &ks);
+	kvm_status(v->be, &ks);
 	if (ks.failed)
 		state = "failed";
 	else if (!ks.started)
@@ -134,7 +134,7 @@ static void do_status(struct xsr_vmm *v, FILE *out)
 	if (v->lazy) {
 		struct xsr_lazy_stats ls;
 
-		xsr_lazy_stats(v->lazy, &ls);
+		lazy_stats(v->lazy, &ls);
 		fprintf(out,
 			",\"lazy\":{\"faults\":\"%" PRIu64 "\",\"prefetched\":\"%" PRIu64 "\",\"errors\":\"%" PRIu64 "\",\"done\":%s}",
 			ls.faults, ls.prefetched, ls.errors, ls.done ? "true" : "false");
@@ -186,20 +186,20 @@ static void do_save(struct xsr_vmm *v, char **argv, int argc, const int *fds, in
 		fflush(stderr);
 		saved_stderr = dup(2);
 		if (saved_stderr >= 0 && dup2(fds[1], 2) >= 0) {
-			xsr_progress_start(&pg, o.kind == XSR_KIND_CORE ? "core" : "save", "pages", 1);
-			o.progress = xsr_progress_cb;
+			util_progress_start(&pg, o.kind == XSR_KIND_CORE ? "core" : "save", "pages", 1);
+			o.progress = util_progress_cb;
 			o.progress_ctx = &pg;
 		}
 	}
 
 	vlog(v, "%s to fd (hold=%d)", o.kind == XSR_KIND_CORE ? "core" : "save", o.leave_paused);
-	before = xsr_kvm_pause_depth(v->be);
+	before = kvm_pause_depth(v->be);
 	memset(&st, 0, sizeof(st));
-	r = o.kind == XSR_KIND_CORE ? xsr_core_domain(v->be, fds[0], &o, &st, err, sizeof(err))
-				    : xsr_save_domain(v->be, fds[0], &o, &st, err, sizeof(err));
-	after = xsr_kvm_pause_depth(v->be);
+	r = o.kind == XSR_KIND_CORE ? core_guest(v->be, fds[0], &o, &st, err, sizeof(err))
+				    : save_guest(v->be, fds[0], &o, &st, err, sizeof(err));
+	after = kvm_pause_depth(v->be);
 	if (saved_stderr >= 0) {
-		xsr_progress_end(&pg);
+		util_progress_end(&pg);
 		fflush(stderr);
 		dup2(saved_stderr, 2);
 		close(saved_stderr);
@@ -235,10 +235,10 @@ static void shutdown_vm(struct xsr_vmm *v)
 {
 	if (!v->be)
 		return;
-	xsr_vmm_dirtier_stop(v);
+	vmm_dirtier_stop(v);
 	/* vCPUs first: one may sit in a userfault that only the lazy thread serves. */
-	xsr_kvm_stop(v->be);
-	xsr_lazy_stop(v->lazy);
+	kvm_stop(v->be);
+	lazy_stop(v->lazy);
 	v->lazy = NULL;
 	v->be->ops->close(v->be);
 	v->be = NULL;
@@ -282,12 +282,12 @@ static void do_migrate(struct xsr_vmm *v, char **argv, int argc, const int *fds,
 		o.max_rounds = 1;
 	if (progress && !strcmp(progress, "1") && nfds >= 2)
 		o.progress_fd = fds[1];
-	o.config = xsr_kvm_config(v->be);
-	xsr_mig_set_cut(arg(argv, argc, "cut"));
+	o.config = kvm_config(v->be);
+	mig_set_cut(arg(argv, argc, "cut"));
 	vlog(v, "migrate: starting (postcopy=%d compress=%u max_downtime=%llu ms)", o.postcopy, o.compress,
 	     (unsigned long long)o.max_downtime_ms);
-	r = xsr_migrate_send(v->be, fds[0], &o, st, err, sizeof(err));
-	xsr_mig_set_cut(NULL);
+	r = migrate_send(v->be, fds[0], &o, st, err, sizeof(err));
+	mig_set_cut(NULL);
 	if (r < 0) {
 		vlog(v, "migrate failed, guest resumed here: %s", err);
 		reply_err(out, err[0] ? err : "migration failed");
@@ -298,7 +298,7 @@ static void do_migrate(struct xsr_vmm *v, char **argv, int argc, const int *fds,
 		v->held = true; /* `resume` rolls back to the switch-over, `stop` abandons */
 		vlog(v, "migrate: %s", err);
 		fputs("{\"ok\":false,\"split\":true,\"error\":", out);
-		xsr_vmm_json_str(out, err);
+		vmm_json_str(out, err);
 		fputs("}", out);
 		free(st);
 		return;
@@ -561,13 +561,13 @@ daemon_main(const char *sock, xsr_vmm_build_fn build, void *ctx, int keep_stderr
 		unlink(sock);
 		_exit(1);
 	}
-	if (v.be && v.be->ops == &xsr_kvm_ops)
-		xsr_kvm_set_log(v.be, v.log);
+	if (v.be && v.be->ops == &kvm_ops)
+		kvm_set_log(v.be, v.log);
 #if XSR_TESTHOOKS
-	if (v.be && v.be->ops == &xsr_kvm_ops && getenv("XSR_TEST_DIRTY_MBPS")) {
+	if (v.be && v.be->ops == &kvm_ops && getenv("XSR_TEST_DIRTY_MBPS")) {
 		double mbps = strtod(getenv("XSR_TEST_DIRTY_MBPS"), NULL);
 
-		if (mbps > 0 && xsr_vmm_dirtier_start(&v, mbps) == 0)
+		if (mbps > 0 && vmm_dirtier_start(&v, mbps) == 0)
 			vlog(&v, "test dirtier: %.1f MB/s above 4 MiB", mbps);
 	}
 #endif
@@ -606,7 +606,7 @@ daemon_main(const char *sock, xsr_vmm_build_fn build, void *ctx, int keep_stderr
 	_exit(0);
 }
 
-int xsr_vmm_spawn(const char *sock, xsr_vmm_build_fn build, void *ctx, int keep_stderr, pid_t *pid,
+int vmm_spawn(const char *sock, xsr_vmm_build_fn build, void *ctx, int keep_stderr, pid_t *pid,
 		  char *msg, size_t msglen)
 {
 	char buf[4096];

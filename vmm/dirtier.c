@@ -2,7 +2,7 @@
 /*
  * Test-only dirtier (XSR_TEST_DIRTY_MBPS=N in the VMM's environment, builds
  * with XSR_TESTHOOKS): a VMM thread that rewrites guest pages at N MB/s and
- * marks them in the dirty log the backend reports (xsr_kvm_mark_dirty), so
+ * marks them in the dirty log the backend reports (kvm_mark_dirty), so
  * that migration and live save can be measured against a known dirty rate
  * even where the guest itself runs emulated at ~1 M instructions/s.
  *
@@ -25,18 +25,18 @@ static void *dirtier(void *arg)
 {
 	struct xsr_vmm *v = arg;
 	uint64_t len, first = DIRTY_FROM >> XSR_PAGE_SHIFT, slot, x = 0x9e3779b97f4a7c15ull;
-	uint8_t *mem = xsr_kvm_mem(v->be, &len);
-	uint64_t nslots = len >> XSR_PAGE_SHIFT, t0 = xsr_now_ns(), written = 0;
+	uint8_t *mem = kvm_mem(v->be, &len);
+	uint64_t nslots = len >> XSR_PAGE_SHIFT, t0 = util_now_ns(), written = 0;
 
 	if (!mem || nslots <= first)
 		return NULL;
 	slot = first;
 	while (!atomic_load(&v->dirtier_stop)) {
 		/* Pages due by now at the set rate; sleep 1 ms between bursts. */
-		uint64_t due = (uint64_t)((double)(xsr_now_ns() - t0) / 1e9 * v->dirty_mbps * 1e6 / XSR_PAGE_SIZE);
+		uint64_t due = (uint64_t)((double)(util_now_ns() - t0) / 1e9 * v->dirty_mbps * 1e6 / XSR_PAGE_SIZE);
 
 		while (written < due && !atomic_load(&v->dirtier_stop)) {
-			if (xsr_kvm_pause_depth(v->be) == 0) {
+			if (kvm_pause_depth(v->be) == 0) {
 				uint64_t *p = (uint64_t *)(mem + (slot << XSR_PAGE_SHIFT));
 
 				for (int i = 0; i < 512; i++) {
@@ -45,7 +45,7 @@ static void *dirtier(void *arg)
 					x ^= x << 17;
 					p[i] = x;
 				}
-				xsr_kvm_mark_dirty(v->be, slot);
+				kvm_mark_dirty(v->be, slot);
 				if (++slot == nslots)
 					slot = first;
 			}
@@ -56,7 +56,7 @@ static void *dirtier(void *arg)
 	return NULL;
 }
 
-int xsr_vmm_dirtier_start(struct xsr_vmm *v, double mbps)
+int vmm_dirtier_start(struct xsr_vmm *v, double mbps)
 {
 	v->dirty_mbps = mbps;
 	atomic_store(&v->dirtier_stop, 0);
@@ -66,7 +66,7 @@ int xsr_vmm_dirtier_start(struct xsr_vmm *v, double mbps)
 	return 0;
 }
 
-void xsr_vmm_dirtier_stop(struct xsr_vmm *v)
+void vmm_dirtier_stop(struct xsr_vmm *v)
 {
 	if (!v->have_dirtier)
 		return;

@@ -58,7 +58,7 @@ static int fail(char *err, size_t errlen, const char *fmt, ...)
 	return XSR_E_INVAL;
 }
 
-int xsr_guest_runs(uint64_t mem, struct xsr_memrun runs[2], uint32_t *nr, char *err, size_t errlen)
+int vmm_guest_runs(uint64_t mem, struct xsr_memrun runs[2], uint32_t *nr, char *err, size_t errlen)
 {
 	if (mem < XSR_GUEST_MIN_MEM || mem % XSR_PAGE_SIZE)
 		return fail(err, errlen,
@@ -80,7 +80,7 @@ int xsr_guest_runs(uint64_t mem, struct xsr_memrun runs[2], uint32_t *nr, char *
 	return 0;
 }
 
-int xsr_guest_default_path(char *buf, size_t len)
+int vmm_guest_default_path(char *buf, size_t len)
 {
 	char exe[PATH_MAX];
 	ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
@@ -100,12 +100,12 @@ static void put64(uint8_t *p, uint64_t v)
 
 static int build_tables(struct xsr_backend *be, uint64_t low_end, char *err, size_t errlen)
 {
-	uint8_t *gdt = xsr_kvm_gpa(be, GDT_PA, 0x100);
-	uint8_t *pml4 = xsr_kvm_gpa(be, PML4_PA, XSR_PAGE_SIZE);
-	uint8_t *pdpt = xsr_kvm_gpa(be, PDPT_PA, XSR_PAGE_SIZE);
-	uint8_t *pd0 = xsr_kvm_gpa(be, PD0_PA, XSR_PAGE_SIZE);
-	uint8_t *pd1 = xsr_kvm_gpa(be, PD1_PA, XSR_PAGE_SIZE);
-	uint8_t *pt0 = xsr_kvm_gpa(be, PT0_PA, XSR_PAGE_SIZE);
+	uint8_t *gdt = kvm_gpa(be, GDT_PA, 0x100);
+	uint8_t *pml4 = kvm_gpa(be, PML4_PA, XSR_PAGE_SIZE);
+	uint8_t *pdpt = kvm_gpa(be, PDPT_PA, XSR_PAGE_SIZE);
+	uint8_t *pd0 = kvm_gpa(be, PD0_PA, XSR_PAGE_SIZE);
+	uint8_t *pd1 = kvm_gpa(be, PD1_PA, XSR_PAGE_SIZE);
+	uint8_t *pt0 = kvm_gpa(be, PT0_PA, XSR_PAGE_SIZE);
 	uint64_t tss = XSR_GUEST_KERNEL_VMA + TSS_PA;
 
 	if (!gdt || !pml4 || !pdpt || !pd0 || !pd1 || !pt0)
@@ -191,7 +191,7 @@ static int load_elf(struct xsr_backend *be, Elf *e, const char *path, uint64_t l
 				    path, i, (unsigned long long)ph.p_paddr,
 				    (unsigned long long)ph.p_memsz, GUEST_LOW_LIMIT,
 				    (unsigned long long)low_end);
-		uint8_t *dst = xsr_kvm_gpa(be, ph.p_paddr, ph.p_memsz);
+		uint8_t *dst = kvm_gpa(be, ph.p_paddr, ph.p_memsz);
 		if (!dst)
 			return fail(err, errlen, "%s: PT_LOAD %zu: not in guest memory", path, i);
 		memcpy(dst, image + ph.p_offset, ph.p_filesz);
@@ -271,7 +271,7 @@ static void boot_vcpu(struct xsr_vcpu_state *st, uint32_t id, uint64_t entry)
 	r->mp_state = 0; /* KVM_MP_STATE_RUNNABLE, APs included */
 }
 
-int xsr_guest_load(struct xsr_backend *be, const char *path, uint32_t nr_vcpus,
+int vmm_guest_load(struct xsr_backend *be, const char *path, uint32_t nr_vcpus,
 		   struct xsr_guest_info *gi, char *err, size_t errlen)
 {
 	struct xsr_domain_info info;

@@ -61,18 +61,18 @@ struct xsr_guest_info {
 };
 
 /* Memory runs for @mem octets of RAM (1 or 2 runs); 0 or <0 with message. */
-int xsr_guest_runs(uint64_t mem, struct xsr_memrun runs[2], uint32_t *nr, char *err, size_t errlen);
+int vmm_guest_runs(uint64_t mem, struct xsr_memrun runs[2], uint32_t *nr, char *err, size_t errlen);
 
 /*
  * Load the test guest ELF at @path into the created VM behind @be (a KVM
  * backend after ops->create), build its GDT and page tables and set every
  * vCPU to enter it in long mode.  Symbol addresses go to @gi.
  */
-int xsr_guest_load(struct xsr_backend *be, const char *path, uint32_t nr_vcpus,
+int vmm_guest_load(struct xsr_backend *be, const char *path, uint32_t nr_vcpus,
 		   struct xsr_guest_info *gi, char *err, size_t errlen);
 
 /* "<dir of /proc/self/exe>/xsr-guest.elf" into @buf. */
-int xsr_guest_default_path(char *buf, size_t len);
+int vmm_guest_default_path(char *buf, size_t len);
 
 /* ---------------- the daemon (vmm/daemon.c) ---------------- */
 
@@ -98,8 +98,8 @@ struct xsr_vmm {
  * environment the VMM rewrites guest pages above 4 MiB at N MB/s while the
  * guest runs and marks them dirty in the backend's dirty log.
  */
-int xsr_vmm_dirtier_start(struct xsr_vmm *v, double mbps);
-void xsr_vmm_dirtier_stop(struct xsr_vmm *v);
+int vmm_dirtier_start(struct xsr_vmm *v, double mbps);
+void vmm_dirtier_stop(struct xsr_vmm *v);
 
 /*
  * Build the VM in the daemon (after fork, socket bound): set v->be (and
@@ -114,19 +114,19 @@ typedef int (*xsr_vmm_build_fn)(struct xsr_vmm *v, void *ctx, char *msg, size_t 
  * and the build message, or <0 with the reason in @msg.  @keep_stderr leaves
  * the daemon's stderr alone while building (restore progress on a tty).
  */
-int xsr_vmm_spawn(const char *sock, xsr_vmm_build_fn build, void *ctx, int keep_stderr, pid_t *pid,
+int vmm_spawn(const char *sock, xsr_vmm_build_fn build, void *ctx, int keep_stderr, pid_t *pid,
 		  char *msg, size_t msglen);
 
 /* Read "counters_gpa" etc. from the config text the VMM saves. */
-int xsr_vmm_parse_config(struct xsr_vmm *v, const char *config);
+int vmm_parse_config(struct xsr_vmm *v, const char *config);
 /* @s as a JSON string on @f (the VMM quotes its replies and config itself). */
-void xsr_vmm_json_str(FILE *f, const char *s);
+void vmm_json_str(FILE *f, const char *s);
 
 /* ---------------- building the VM (vmm/build.c) ---------------- */
 
 /*
  * The one way a KVM VM is built in the daemon (xsr vm start, xsr restore,
- * xsr receive; call it from the xsr_vmm_build_fn given to xsr_vmm_spawn):
+ * xsr receive; call it from the xsr_vmm_build_fn given to vmm_spawn):
  * open KVM into v->be, log to v->log, hold the VM paused from before its
  * vCPUs exist if @paused, let @load create, fill and start it, then take
  * v->mem_bytes from its runs and the guest's counters from the config it
@@ -138,7 +138,7 @@ struct xsr_vmm_load {
 	xsr_vmm_build_fn load; /* gets v->be opened and empty */
 	void *ctx;
 };
-int xsr_vmm_build_kvm(struct xsr_vmm *v, const struct xsr_vmm_load *l, char *msg, size_t msglen);
+int vmm_build_kvm(struct xsr_vmm *v, const struct xsr_vmm_load *l, char *msg, size_t msglen);
 
 /* A load: the test guest ELF at @path (xsr vm start); ctx is a struct xsr_vmm_guest. */
 struct xsr_vmm_guest {
@@ -146,11 +146,11 @@ struct xsr_vmm_guest {
 	uint32_t vcpus;
 	const char *path;
 };
-int xsr_vmm_load_guest(struct xsr_vmm *v, void *ctx, char *msg, size_t msglen);
+int vmm_load_guest(struct xsr_vmm *v, void *ctx, char *msg, size_t msglen);
 
 /*
- * A load: the image on @fd, whole (xsr_restore_domain: every page verified
- * before the guest runs) or lazily (xsr_lazy_restore); ctx is a struct
+ * A load: the image on @fd, whole (restore_guest: every page verified
+ * before the guest runs) or lazily (lazy_restore); ctx is a struct
  * xsr_vmm_image.  @fd is consumed either way (-1 after: closed, or owned by
  * the lazy handle) unless a lazy restore failed.
  */
@@ -161,7 +161,7 @@ struct xsr_vmm_image {
 	void *progress_ctx;
 	struct xsr_restore_stats st; /* out */
 };
-int xsr_vmm_load_image(struct xsr_vmm *v, void *ctx, char *msg, size_t msglen);
+int vmm_load_image(struct xsr_vmm *v, void *ctx, char *msg, size_t msglen);
 
 /* ---------------- the client (vmm/control.c) ---------------- */
 
@@ -170,17 +170,17 @@ int xsr_vmm_load_image(struct xsr_vmm *v, void *ctx, char *msg, size_t msglen);
  * to the VMM at @sock; *reply gets the malloc'd JSON reply line (also when
  * the VMM refused; the caller frees it).  Returns 0 if the VMM answered
  * "ok":true; else -1 with the reason in @err (the VMM's own message when it
- * refused).  Prints nothing: the verbs of cli/ say it (xsr_ctl_call).
+ * refused).  Prints nothing: the verbs of cli/ say it (cli_ctl_call).
  */
-int xsr_ctl_request(const char *sock, const char *req, const int *fds, int nfds, char **reply,
+int vmm_ctl_request(const char *sock, const char *req, const int *fds, int nfds, char **reply,
 		    char *err, size_t errlen);
 
 /* Minimal readers for the flat JSON the VMM sends. 0 or -1 if absent. */
-int xsr_json_u64(const char *js, const char *key, uint64_t *out);
-int xsr_json_bool(const char *js, const char *key, int *out);
+int vmm_json_u64(const char *js, const char *key, uint64_t *out);
+int vmm_json_bool(const char *js, const char *key, int *out);
 /* malloc'd, unescaped string value, or NULL */
-char *xsr_json_str_dup(const char *js, const char *key);
+char *vmm_json_str_dup(const char *js, const char *key);
 /* Up to @max numbers of an array value; returns the count or -1. */
-int xsr_json_u64_array(const char *js, const char *key, uint64_t *out, int max);
+int vmm_json_u64_array(const char *js, const char *key, uint64_t *out, int max);
 
 #endif

@@ -5,7 +5,7 @@
 
 #include <xsrelf/xsrelf.h>
 
-int xsr_synth_page(uint64_t seed, double zero_fraction, uint64_t pfn, uint8_t page[4096]);
+int synth_page(uint64_t seed, double zero_fraction, uint64_t pfn, uint8_t page[4096]);
 
 int main(int argc, char **argv)
 {
@@ -15,7 +15,7 @@ int main(int argc, char **argv)
 	uint64_t sink = 0, ns = 0;
 	for (uint64_t done = 0; done < pages; done += 1024) {
 		for (int i = 0; i < 1024; i++)
-			xsr_synth_page(1, 0, done + (uint64_t)i, buf + (size_t)i * 4096);
+			synth_page(1, 0, done + (uint64_t)i, buf + (size_t)i * 4096);
 		clock_gettime(CLOCK_MONOTONIC, &a);
 		for (int i = 0; i < 1024; i++)
 			sink ^= xsr_hash(buf + (size_t)i * 4096, 4096);

@@ -16,7 +16,7 @@
 #include "backend.h"
 #include "../../restore/restore.h"
 
-void xsr_synth_vcpu(uint32_t id, struct xsr_vcpu_state *st);
+void synth_vcpu(uint32_t id, struct xsr_vcpu_state *st);
 
 static int tmpfd(char *path)
 {
@@ -55,7 +55,7 @@ static void write_image(int fd, int layout)
 	cr_assert_eq(xsr_writer_put_pages(w, pfns, (uint32_t)n, ptr), 0, "%s", xsr_writer_error(w));
 	struct xsr_vcpu_state *vs = malloc(sizeof(*vs));
 	for (uint32_t v = 0; v < 2; v++) {
-		xsr_synth_vcpu(v, vs);
+		synth_vcpu(v, vs);
 		cr_assert_eq(xsr_writer_set_vcpu(w, vs), 0);
 	}
 	free(vs);
@@ -83,7 +83,7 @@ Test(writer, seekable_roundtrip_and_random_access)
 	cr_assert_eq(xsr_image_read_page(img, 0x20, buf, &flags), XSR_E_RANGE, "pfn outside the map must be refused");
 	struct xsr_vcpu_state *vs = malloc(sizeof(*vs)), *want_vs = malloc(sizeof(*vs));
 	cr_assert_eq(xsr_image_vcpu(img, 1, vs), 0, "%s", xsr_image_error(img));
-	xsr_synth_vcpu(1, want_vs);
+	synth_vcpu(1, want_vs);
 	cr_assert_eq(vs->r.cr3, want_vs->r.cr3);
 	cr_assert_eq(vs->r.rip, want_vs->r.rip);
 	cr_assert_eq(vs->r.nr_msrs, want_vs->r.nr_msrs);
@@ -120,7 +120,7 @@ Test(writer, page_rewritten_in_place_and_zero_pages_are_holes)
 	const void *z = NULL;
 	cr_assert_eq(xsr_writer_put_pages(w, &pfn2, 1, &z), 0, "pfn 8 becomes zero again");
 	struct xsr_vcpu_state *vs = malloc(sizeof(*vs));
-	xsr_synth_vcpu(0, vs);
+	synth_vcpu(0, vs);
 	cr_assert_eq(xsr_writer_set_vcpu(w, vs), 0);
 	free(vs);
 	cr_assert_eq(xsr_writer_close(w, err, sizeof(err)), 0, "%s", err);
@@ -321,7 +321,7 @@ Test(stream, unknown_mandatory_is_refused_by_number_optional_is_skipped)
 Test(vcpu, encode_decode_and_reject)
 {
 	struct xsr_vcpu_state *a = malloc(sizeof(*a)), *b = malloc(sizeof(*b));
-	xsr_synth_vcpu(3, a);
+	synth_vcpu(3, a);
 	a->r.xsave_len = 4;
 	a->r.lapic_len = 1024;
 	memset(a->lapic, 0x5a, 1024);
@@ -369,8 +369,8 @@ Test(backend, synth_ops_complete)
 {
 	struct xsr_backend *be;
 	struct xsr_synth_params sp = {.mem_bytes = 1 << 20, .nr_vcpus = 1};
-	cr_assert_eq(xsr_synth_open(&be, &sp), 0);
-	cr_assert_null(xsr_backend_check(be->ops));
+	cr_assert_eq(synth_open(&be, &sp), 0);
+	cr_assert_null(backend_check(be->ops));
 	be->ops->close(be);
 }
 
@@ -384,10 +384,10 @@ Test(backend, lazy_restore_needs_map_guest)
 	char err[256] = "";
 	int fd = open("/dev/null", O_RDONLY);
 
-	cr_assert_eq(xsr_synth_open(&be, &sp), 0);
+	cr_assert_eq(synth_open(&be, &sp), 0);
 	cr_assert_null(be->ops->map_guest);
-	cr_assert_null(xsr_backend_check(be->ops));
-	cr_assert_eq(xsr_lazy_restore(be, fd, NULL, &lz, &st, err, sizeof(err)), XSR_E_UNSUPPORTED);
+	cr_assert_null(backend_check(be->ops));
+	cr_assert_eq(lazy_restore(be, fd, NULL, &lz, &st, err, sizeof(err)), XSR_E_UNSUPPORTED);
 	cr_assert_null(lz);
 	cr_assert(strstr(err, "synthetic backend has no lazy restore"), "%s", err);
 	close(fd);
@@ -419,7 +419,7 @@ Test(reader, open_flags_skip_only_the_xen_layout_check)
 	}
 	cr_assert_eq(xsr_writer_put_pages(w, pfns, 64, ptr), 0, "%s", xsr_writer_error(w));
 	struct xsr_vcpu_state *vs = calloc(1, sizeof(*vs));
-	xsr_synth_vcpu(0, vs);
+	synth_vcpu(0, vs);
 	cr_assert_eq(xsr_writer_set_vcpu(w, vs), 0);
 	free(vs);
 	cr_assert_eq(xsr_writer_close(w, err, sizeof(err)), 0, "%s", err);

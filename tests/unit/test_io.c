@@ -19,7 +19,7 @@
 #include <xsrelf/reader.h>
 #include <xsrelf/writer.h>
 
-void xsr_synth_vcpu(uint32_t id, struct xsr_vcpu_state *st);
+void synth_vcpu(uint32_t id, struct xsr_vcpu_state *st);
 
 #define NPAGES 96
 static const struct xsr_memrun RUNS[] = {{0, 64}, {256, 32}};
@@ -51,7 +51,7 @@ static void put_image(struct xsr_writer *w)
 	static const char cfg[] = "name=io-test\n";
 	cr_assert_eq(xsr_writer_add(w, XSR_SEC_CONFIG, 0, cfg, sizeof(cfg)), 0, "%s", xsr_writer_error(w));
 	struct xsr_vcpu_state *vs = malloc(sizeof(*vs));
-	xsr_synth_vcpu(0, vs);
+	synth_vcpu(0, vs);
 	cr_assert_eq(xsr_writer_set_vcpu(w, vs), 0, "%s", xsr_writer_error(w));
 	free(vs);
 	cr_assert_eq(xsr_writer_close(w, err, sizeof(err)), 0, "%s", err);

@@ -19,7 +19,7 @@
 
 /* libxsrelf internals, linked from the static library. */
 uint64_t xsr_header_checksum(const Elf64_Ehdr *eh, const struct xsr_file_header *fh);
-void xsr_synth_vcpu(uint32_t id, struct xsr_vcpu_state *st);
+void synth_vcpu(uint32_t id, struct xsr_vcpu_state *st);
 
 #define A8(x) (((x) + 7) & ~(uint64_t)7)
 
@@ -388,7 +388,7 @@ Test(limits, vcpu_id_below_nr_vcpus)
 	for (uint32_t id = 1; id <= 2; id++) {
 		struct sbuf s = {0};
 		stream_with_runs(&s, 2, 1);
-		xsr_synth_vcpu(id, vs);
+		synth_vcpu(id, vs);
 		uint64_t n = xsr_vcpu_encoded_size(vs);
 		uint8_t *b = malloc(n);
 		cr_assert_eq(xsr_vcpu_encode(vs, b, n), (int64_t)n);
@@ -437,7 +437,7 @@ Test(limits, seekable_sections, .timeout = 60)
 				      .runs = &run1, .hypervisor = "test"};
 	cr_assert_eq(xsr_writer_open(&w, fd, &p, msg, sizeof(msg)), 0, "%s", msg);
 	struct xsr_vcpu_state *vs = calloc(1, sizeof(*vs));
-	xsr_synth_vcpu(0, vs);
+	synth_vcpu(0, vs);
 	cr_assert_eq(xsr_writer_set_vcpu(w, vs), 0);
 	free(vs);
 	/* Fill the table: the writer refuses the section that would pass the limit. */
@@ -472,7 +472,7 @@ Test(limits, seekable_program_headers_never_pn_xnum)
 				      .runs = &run1, .hypervisor = "test"};
 	cr_assert_eq(xsr_writer_open(&w, fd, &p, msg, sizeof(msg)), 0, "%s", msg);
 	struct xsr_vcpu_state *vs = calloc(1, sizeof(*vs));
-	xsr_synth_vcpu(0, vs);
+	synth_vcpu(0, vs);
 	cr_assert_eq(xsr_writer_set_vcpu(w, vs), 0);
 	free(vs);
 	cr_assert_eq(xsr_writer_close(w, msg, sizeof(msg)), 0, "%s", msg);
@@ -498,7 +498,7 @@ Test(limits, seekable_runs_at_the_limit, .timeout = 120)
 	p.nr_runs = XSR_MAX_RUNS;
 	cr_assert_eq(xsr_writer_open(&w, fd, &p, msg, sizeof(msg)), 0, "%s", msg);
 	struct xsr_vcpu_state *vs = calloc(1, sizeof(*vs));
-	xsr_synth_vcpu(0, vs);
+	synth_vcpu(0, vs);
 	cr_assert_eq(xsr_writer_set_vcpu(w, vs), 0);
 	free(vs);
 	cr_assert_eq(xsr_writer_close(w, msg, sizeof(msg)), 0, "%s", msg);

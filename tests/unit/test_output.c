@@ -15,7 +15,7 @@
 #include <xsrelf/reader.h>
 #include <xsrelf/writer.h>
 
-void xsr_synth_vcpu(uint32_t id, struct xsr_vcpu_state *st);
+void synth_vcpu(uint32_t id, struct xsr_vcpu_state *st);
 
 static const struct xsr_memrun ORUNS[] = {{0, 32}};
 
@@ -39,7 +39,7 @@ static int put_image(int fd, int layout, struct xsr_writer_stats *st)
 	}
 	cr_assert_eq(xsr_writer_put_pages(w, pfns, 32, ptr), 0, "%s", xsr_writer_error(w));
 	struct xsr_vcpu_state *vs = malloc(sizeof(*vs));
-	xsr_synth_vcpu(0, vs);
+	synth_vcpu(0, vs);
 	cr_assert_eq(xsr_writer_set_vcpu(w, vs), 0);
 	free(vs);
 	cr_assert_eq(xsr_writer_close_stats(w, st, err, sizeof(err)), 0, "%s", err);

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * Migration receiver: the peer's records, as xsr receive --to-file reads
- * them (xsr_migrate_receive into a seekable image, no VM).  The input is the
+ * them (migrate_receive into a seekable image, no VM).  The input is the
  * whole byte stream the sender would send; the receiver's replies go back
  * into the socket and are dropped.  Oracle: an image the receiver commits
  * must verify intact.
@@ -35,7 +35,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct xsr_mig_recv_opts o = {.mem_limit = 16 << 20, .max_vcpus = 64, .out_fd = out};
 	struct xsr_mig_recv_stats st;
 	memset(&st, 0, sizeof(st));
-	if (xsr_migrate_receive(NULL, sv[1], &o, &st, err, sizeof(err)) == 0) {
+	if (migrate_receive(NULL, sv[1], &o, &st, err, sizeof(err)) == 0) {
 		struct xsr_image *img;
 		if (xsr_image_open(&img, out, err, sizeof(err)) < 0) {
 			fprintf(stderr, "received image does not open: %s\n", err);
