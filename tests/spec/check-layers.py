@@ -4,9 +4,11 @@ compiler and the linker see, not from grep.
 
 Includes come from `cc -MM` (every project header a file reaches, through
 any chain); calls come from `nm` on the built objects (a file that leaves a
-symbol undefined which another file defines depends on that file).
+symbol undefined which another file defines depends on that file).  The
+same symbols give the naming rule: `xsr_` is the library's public API, so a
+tool object defines no global `xsr_*` that libxsrelf.map does not list.
 
-    check-layers.py [--root DIR] [--objs DIR] [--known FILE]
+    check-layers.py [--root DIR] [--objs DIR] [--known FILE] [--map FILE]
 
 Exit 0 when every violation found is in the known list and every entry of
 the list is still found; 1 otherwise (a new violation, or a fixed one whose
@@ -148,7 +150,17 @@ def sccs(graph):
     return out
 
 
-def call_violations(objdir):
+def map_symbols(path):
+    """The names libxsrelf.map exports (its `name;` lines; a missing map exports none)."""
+    try:
+        with open(path) as f:
+            text = re.sub(r"/\*.*?\*/", "", f.read(), flags=re.S)
+    except FileNotFoundError:
+        return set()
+    return set(re.findall(r"^\s*(xsr_\w+)\s*;", text, flags=re.M))
+
+
+def call_violations(objdir, exported=frozenset()):
     objs = []
     for top in ("libxsrelf",) + TOOL_DIRS:  # not build/fuzz/ and the like: other builds of the same files
         for dirpath, _, files in os.walk(os.path.join(objdir, top)):
@@ -165,15 +177,20 @@ def call_violations(objdir):
         for o in sorted(objs):
             for s in syms[o][kind]:
                 owner.setdefault(s, src[o])
+    found = set()
     for o in objs:
         uses[src[o]] = syms[o][2]
+        # xsr_ names the library's API; a tool symbol starts with its module's name
+        if layer(src[o]) in TOOL_DIRS:
+            for s in syms[o][0] | syms[o][1]:
+                if s.startswith("xsr_") and s not in exported:
+                    found.add("tool-defines-xsr %s %s" % (src[o], s))
     graph = defaultdict(set)
     for src, u in uses.items():
         graph[src]
         for s in u:
             if s in owner and owner[s] != src:
                 graph[src].add(owner[s])
-    found = set()
     for src, deps in graph.items():
         me = layer(src)
         for d in deps:
@@ -202,10 +219,11 @@ def main():
     ap.add_argument("--root", default=".")
     ap.add_argument("--objs")
     ap.add_argument("--known")
+    ap.add_argument("--map", help="the library's linker map (default ROOT/libxsrelf/libxsrelf.map)")
     a = ap.parse_args()
     found = include_violations(a.root)
     if a.objs:
-        found |= call_violations(a.objs)
+        found |= call_violations(a.objs, map_symbols(a.map or os.path.join(a.root, "libxsrelf/libxsrelf.map")))
     known = set()
     if a.known:
         with open(a.known) as f:

@@ -3,7 +3,8 @@
 # includes (cc -MM) and the objects' symbols (nm): check-layers.py.  Every
 # violation must be in tests/spec/layers-known.txt, which only shrinks.  The
 # checker itself is seen to fail on deliberate violations: an include of cli/
-# from the library, a circle of two objects, and a known entry that is gone.
+# from the library, a circle of two objects, a tool object defining an xsr_
+# name the library does not export, and a known entry that is gone.
 set -uo pipefail
 . "$(dirname "$0")/../cli/lib.inc"
 CHK=$ROOT/tests/spec/check-layers.py
@@ -38,6 +39,17 @@ python3 "$CHK" --root "$T/empty" --objs "$T/objs" >"$T/out" 2>&1
 rc=$?
 check "a deliberate circle (save/a.c <-> save/b.c) fails, naming it" \
 	bash -c "[ $rc -eq 1 ] && grep -qx 'NEW violation: circle save/a.c save/b.c' '$T/out'"
+
+# xsr_ is the library's: a tool object may define only the names libxsrelf.map lists.
+mkdir -p "$T/objs2/cli"
+printf '%s\n' 'int xsr_tool_thing(void) { return 1; }' 'int xsr_strerror(void) { return 2; }' \
+	'int cli_thing(void) { return 3; }' >"$T/c.c"
+cc -c "$T/c.c" -o "$T/objs2/cli/c.o"
+python3 "$CHK" --root "$T/empty" --objs "$T/objs2" --map "$ROOT/libxsrelf/libxsrelf.map" >"$T/out" 2>&1
+rc=$?
+check "a deliberate tool xsr_ symbol (cli/c.c defines xsr_tool_thing) fails, naming it; the map's xsr_strerror and cli_thing pass" \
+	bash -c "[ $rc -eq 1 ] && grep -qx 'NEW violation: tool-defines-xsr cli/c.c xsr_tool_thing' '$T/out' &&
+		grep -q '^1 violations found' '$T/out'"
 
 # A known entry that is no longer found must be deleted from the list.
 printf '%s\n' "circle save/a.c save/b.c" "includes-cli vmm/nothing.c cli/cli.h" >"$T/known"
