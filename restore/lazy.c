@@ -36,6 +36,7 @@
 #include <xsrelf/reader.h>
 
 #include "../util/clock.h"
+#include "../util/err.h"
 #include "restore.h"
 
 #define PREFETCH_CHUNK 256 /* index entries read at a time */
@@ -58,18 +59,6 @@ struct xsr_lazy {
 	atomic_uint_fast64_t faults, prefetched, errors;
 	atomic_int done, stop;
 };
-
-static int fail(char *err, size_t errlen, int code, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-static int fail(char *err, size_t errlen, int code, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-	return code;
-}
 
 static void lz_log(struct xsr_lazy *lz, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void lz_log(struct xsr_lazy *lz, const char *fmt, ...)
@@ -148,19 +137,19 @@ static int map_guest(struct xsr_lazy *lz, char *err, size_t errlen)
 	if (r == 0)
 		r = be->ops->describe(be, &info);
 	if (r < 0)
-		return fail(err, errlen, r, "%s", be->ops->error(be));
+		return util_fail(err, errlen, r, "%s", be->ops->error(be));
 	lz->base = base;
 	lz->runs = info.runs;
 	lz->nr_runs = info.nr_runs;
 	lz->slot0 = calloc(info.nr_runs ? info.nr_runs : 1, sizeof(*lz->slot0));
 	if (!lz->slot0)
-		return fail(err, errlen, XSR_E_NOMEM, "out of memory");
+		return util_fail(err, errlen, XSR_E_NOMEM, "out of memory");
 	for (uint32_t i = 0; i < info.nr_runs; i++) {
 		lz->slot0[i] = n;
 		n += info.runs[i].count;
 	}
 	if (n > lz->len >> XSR_PAGE_SHIFT)
-		return fail(err, errlen, XSR_E_BACKEND, "map_guest: %" PRIu64 " octets for %" PRIu64 " pages",
+		return util_fail(err, errlen, XSR_E_BACKEND, "map_guest: %" PRIu64 " octets for %" PRIu64 " pages",
 			    lz->len, n);
 	return 0;
 }
@@ -353,12 +342,12 @@ static int load_sections(struct xsr_lazy *lz, char *err, size_t errlen)
 		}
 		r = xsr_image_read_section(img, si.index, &body, &len);
 		if (r < 0)
-			return fail(err, errlen, r, "section %s: %s", si.name ? si.name : "?",
+			return util_fail(err, errlen, r, "section %s: %s", si.name ? si.name : "?",
 				    xsr_image_error(img));
 		r = lz->be->ops->load_extra(lz->be, si.code, si.info, body, len);
 		free(body);
 		if (r < 0)
-			return fail(err, errlen, r, "%s", lz->be->ops->error(lz->be));
+			return util_fail(err, errlen, r, "%s", lz->be->ops->error(lz->be));
 	}
 	return 0;
 }
@@ -375,14 +364,14 @@ int lazy_restore(struct xsr_backend *be, int fd, FILE *log, struct xsr_lazy **ou
 	*out = NULL;
 	memset(st, 0, sizeof(*st));
 	if (!be->ops->map_guest)
-		return fail(err, errlen, XSR_E_UNSUPPORTED, "the %s backend has no lazy restore", be->ops->name);
+		return util_fail(err, errlen, XSR_E_UNSUPPORTED, "the %s backend has no lazy restore", be->ops->name);
 	if (fstat(fd, &sb) < 0 || !S_ISREG(sb.st_mode))
-		return fail(err, errlen, XSR_E_INVAL,
+		return util_fail(err, errlen, XSR_E_INVAL,
 			    "lazy restore needs a seekable image file, "
 			    "not a pipe or stream");
 	lz = calloc(1, sizeof(*lz));
 	if (!lz)
-		return fail(err, errlen, XSR_E_NOMEM, "out of memory");
+		return util_fail(err, errlen, XSR_E_NOMEM, "out of memory");
 	lz->be = be;
 	lz->log = log ? log : stderr;
 	lz->uffd = lz->wake[0] = lz->wake[1] = lz->fd = -1;
@@ -393,7 +382,7 @@ int lazy_restore(struct xsr_backend *be, int fd, FILE *log, struct xsr_lazy **ou
 	if (r < 0)
 		goto fail;
 	if (pipe2(lz->wake, O_CLOEXEC) < 0) {
-		r = fail(err, errlen, XSR_E_IO, "pipe: %s", strerror(errno));
+		r = util_fail(err, errlen, XSR_E_IO, "pipe: %s", strerror(errno));
 		goto fail;
 	}
 
@@ -405,7 +394,7 @@ int lazy_restore(struct xsr_backend *be, int fd, FILE *log, struct xsr_lazy **ou
 	};
 	r = be->ops->create(be, &info);
 	if (r < 0) {
-		fail(err, errlen, r, "%s", be->ops->error(be));
+		util_fail(err, errlen, r, "%s", be->ops->error(be));
 		goto fail;
 	}
 	r = map_guest(lz, err, errlen);
@@ -415,14 +404,14 @@ int lazy_restore(struct xsr_backend *be, int fd, FILE *log, struct xsr_lazy **ou
 	lz->uffd = (int)syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK);
 	if (lz->uffd < 0) {
 		e = errno;
-		r = fail(err, errlen, XSR_E_UNSUPPORTED, "userfaultfd: %s%s", strerror(e),
+		r = util_fail(err, errlen, XSR_E_UNSUPPORTED, "userfaultfd: %s%s", strerror(e),
 			 e == EPERM ? " (needs root, or sysctl vm.unprivileged_userfaultfd=1)"
 				    : "");
 		goto fail;
 	}
 	struct uffdio_api api = {.api = UFFD_API, .features = 0};
 	if (ioctl(lz->uffd, UFFDIO_API, &api) < 0) {
-		r = fail(err, errlen, XSR_E_UNSUPPORTED, "UFFDIO_API: %s", strerror(errno));
+		r = util_fail(err, errlen, XSR_E_UNSUPPORTED, "UFFDIO_API: %s", strerror(errno));
 		goto fail;
 	}
 	struct uffdio_register reg = {
@@ -430,21 +419,21 @@ int lazy_restore(struct xsr_backend *be, int fd, FILE *log, struct xsr_lazy **ou
 	    .mode = UFFDIO_REGISTER_MODE_MISSING,
 	};
 	if (ioctl(lz->uffd, UFFDIO_REGISTER, &reg) < 0) {
-		r = fail(err, errlen, XSR_E_UNSUPPORTED,
+		r = util_fail(err, errlen, XSR_E_UNSUPPORTED,
 			 "UFFDIO_REGISTER guest memory (memfd, %" PRIu64 " MiB): %s", lz->len >> 20,
 			 strerror(errno));
 		goto fail;
 	}
 	if (!(reg.ioctls & (UINT64_C(1) << _UFFDIO_COPY)) ||
 	    !(reg.ioctls & (UINT64_C(1) << _UFFDIO_ZEROPAGE))) {
-		r = fail(err, errlen, XSR_E_UNSUPPORTED,
+		r = util_fail(err, errlen, XSR_E_UNSUPPORTED,
 			 "userfaultfd on shared memory lacks UFFDIO_COPY/ZEROPAGE here");
 		goto fail;
 	}
 	/* Before anything can touch guest memory (KVM does, e.g. for kvmclock). */
 	e = pthread_create(&lz->fault_tid, NULL, fault_thread, lz);
 	if (e) {
-		r = fail(err, errlen, XSR_E_NOMEM, "fault thread: %s", strerror(e));
+		r = util_fail(err, errlen, XSR_E_NOMEM, "fault thread: %s", strerror(e));
 		goto fail;
 	}
 	lz->have_fault = true;
@@ -454,18 +443,18 @@ int lazy_restore(struct xsr_backend *be, int fd, FILE *log, struct xsr_lazy **ou
 		goto fail;
 	vs = calloc(1, sizeof(*vs));
 	if (!vs) {
-		r = fail(err, errlen, XSR_E_NOMEM, "out of memory");
+		r = util_fail(err, errlen, XSR_E_NOMEM, "out of memory");
 		goto fail;
 	}
 	for (uint32_t i = 0; i < h->nr_vcpus; i++) {
 		r = xsr_image_vcpu(lz->img_fault, i, vs);
 		if (r < 0) {
-			fail(err, errlen, r, "vcpu %u: %s", i, xsr_image_error(lz->img_fault));
+			util_fail(err, errlen, r, "vcpu %u: %s", i, xsr_image_error(lz->img_fault));
 			goto fail;
 		}
 		r = be->ops->set_vcpu(be, vs);
 		if (r < 0) {
-			fail(err, errlen, r, "%s", be->ops->error(be));
+			util_fail(err, errlen, r, "%s", be->ops->error(be));
 			goto fail;
 		}
 	}
@@ -474,13 +463,13 @@ int lazy_restore(struct xsr_backend *be, int fd, FILE *log, struct xsr_lazy **ou
 
 	e = pthread_create(&lz->prefetch_tid, NULL, prefetch_thread, lz);
 	if (e) {
-		r = fail(err, errlen, XSR_E_NOMEM, "prefetch thread: %s", strerror(e));
+		r = util_fail(err, errlen, XSR_E_NOMEM, "prefetch thread: %s", strerror(e));
 		goto fail;
 	}
 	lz->have_prefetch = true;
 	r = be->ops->start(be);
 	if (r < 0) {
-		fail(err, errlen, r, "%s", be->ops->error(be));
+		util_fail(err, errlen, r, "%s", be->ops->error(be));
 		goto fail;
 	}
 	st->elapsed_ns = util_now_ns() - t0;

@@ -1,7 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* Client side of the VMM control protocol (see vmm.h) and a tiny JSON reader. */
 #include <errno.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,45 +9,35 @@
 #include <unistd.h>
 
 #include "vmm.h"
+#include "../util/err.h"
 
 #define CTL_MAX_FDS 4
 
-/* The client prints nothing: the reason goes to @err, the verb says it. */
-static int ctl_fail(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static int ctl_fail(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-	return -1;
-}
-
+/* The client prints nothing: the reason goes to @err (util_fail), the verb says it. */
 static int ctl_connect(const char *sock, char *err, size_t errlen)
 {
 	struct sockaddr_un sa = {.sun_family = AF_UNIX};
 	int fd;
 
 	if (strlen(sock) >= sizeof(sa.sun_path)) {
-		return ctl_fail(err, errlen, "control socket path '%s' is longer than %zu octets", sock,
+		return util_fail(err, errlen, -1, "control socket path '%s' is longer than %zu octets", sock,
 				sizeof(sa.sun_path) - 1);
 	}
 	strcpy(sa.sun_path, sock);
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0) {
-		return ctl_fail(err, errlen, "socket: %s", strerror(errno));
+		return util_fail(err, errlen, -1, "socket: %s", strerror(errno));
 	}
 	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
 		int e = errno;
 
 		close(fd);
 		if (e == ENOENT)
-			return ctl_fail(err, errlen, "no VMM control socket at %s (is the VM running?)", sock);
+			return util_fail(err, errlen, -1, "no VMM control socket at %s (is the VM running?)", sock);
 		if (e == ECONNREFUSED)
-			return ctl_fail(err, errlen, "nothing listens on %s (stale socket: the VMM has exited)",
+			return util_fail(err, errlen, -1, "nothing listens on %s (stale socket: the VMM has exited)",
 					sock);
-		return ctl_fail(err, errlen, "cannot connect to %s: %s", sock, strerror(e));
+		return util_fail(err, errlen, -1, "cannot connect to %s: %s", sock, strerror(e));
 	}
 	return fd;
 }
@@ -69,10 +58,10 @@ int vmm_ctl_request(const char *sock, const char *req, const int *fds, int nfds,
 
 	*reply = NULL;
 	if (nfds < 0 || nfds > CTL_MAX_FDS)
-		return ctl_fail(err, errlen, "%d descriptors for one request (at most %d)", nfds, CTL_MAX_FDS);
+		return util_fail(err, errlen, -1, "%d descriptors for one request (at most %d)", nfds, CTL_MAX_FDS);
 	n = snprintf(line, sizeof(line), "%s\n", req);
 	if (n < 0 || (size_t)n >= sizeof(line)) {
-		return ctl_fail(err, errlen, "control request too long");
+		return util_fail(err, errlen, -1, "control request too long");
 	}
 	fd = ctl_connect(sock, err, errlen);
 	if (fd < 0)
@@ -90,7 +79,7 @@ int vmm_ctl_request(const char *sock, const char *req, const int *fds, int nfds,
 		memcpy(CMSG_DATA(c), fds, sizeof(int) * (size_t)nfds);
 	}
 	if (sendmsg(fd, &mh, MSG_NOSIGNAL) != n) {
-		ctl_fail(err, errlen, "sending to %s: %s", sock, strerror(errno));
+		util_fail(err, errlen, -1, "sending to %s: %s", sock, strerror(errno));
 		close(fd);
 		return -1;
 	}
@@ -98,7 +87,7 @@ int vmm_ctl_request(const char *sock, const char *req, const int *fds, int nfds,
 	buf = malloc(cap);
 	if (!buf) {
 		close(fd);
-		ctl_fail(err, errlen, "out of memory");
+		util_fail(err, errlen, -1, "out of memory");
 		return -1;
 	}
 	for (;;) {
@@ -108,7 +97,7 @@ int vmm_ctl_request(const char *sock, const char *req, const int *fds, int nfds,
 			char *nb = cap < (1u << 20) ? realloc(buf, cap * 2) : NULL;
 
 			if (!nb) {
-				ctl_fail(err, errlen, "reply from %s too long", sock);
+				util_fail(err, errlen, -1, "reply from %s too long", sock);
 				goto fail;
 			}
 			buf = nb;
@@ -118,7 +107,7 @@ int vmm_ctl_request(const char *sock, const char *req, const int *fds, int nfds,
 		if (got < 0 && errno == EINTR)
 			continue;
 		if (got < 0) {
-			ctl_fail(err, errlen, "reading the reply from %s: %s", sock, strerror(errno));
+			util_fail(err, errlen, -1, "reading the reply from %s: %s", sock, strerror(errno));
 			goto fail;
 		}
 		if (got == 0)
@@ -131,7 +120,7 @@ int vmm_ctl_request(const char *sock, const char *req, const int *fds, int nfds,
 	fd = -1;
 	buf[len] = 0;
 	if (!len) {
-		ctl_fail(err, errlen, "the VMM at %s closed the connection without a reply (see %s.log)",
+		util_fail(err, errlen, -1, "the VMM at %s closed the connection without a reply (see %s.log)",
 			 sock, sock);
 		goto fail;
 	}
@@ -139,7 +128,7 @@ int vmm_ctl_request(const char *sock, const char *req, const int *fds, int nfds,
 	if (vmm_json_bool(buf, "ok", &ok) < 0 || !ok) {
 		char *msg = vmm_json_str_dup(buf, "error");
 
-		ctl_fail(err, errlen, "%s", msg ? msg : buf);
+		util_fail(err, errlen, -1, "%s", msg ? msg : buf);
 		free(msg);
 		*reply = buf;
 		return -1;

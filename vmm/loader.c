@@ -18,7 +18,6 @@
 #include <fcntl.h>
 #include <gelf.h>
 #include <libgen.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <limits.h>
 #include <stdlib.h>
@@ -26,6 +25,7 @@
 #include <unistd.h>
 
 #include "../backends/kvm.h"
+#include "../util/err.h"
 #include "vmm.h"
 
 #define GDT_PA 0x1000u
@@ -46,26 +46,14 @@
 #define SEL_DATA 0x10
 #define SEL_TSS 0x18
 
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-	return XSR_E_INVAL;
-}
-
 int vmm_guest_runs(uint64_t mem, struct xsr_memrun runs[2], uint32_t *nr, char *err, size_t errlen)
 {
 	if (mem < XSR_GUEST_MIN_MEM || mem % XSR_PAGE_SIZE)
-		return fail(err, errlen,
+		return util_fail(err, errlen, XSR_E_INVAL,
 			    "memory size %llu: need a multiple of 4 KiB, at least %llu MiB",
 			    (unsigned long long)mem, (unsigned long long)(XSR_GUEST_MIN_MEM >> 20));
 	if (mem > (UINT64_C(1) << 46))
-		return fail(err, errlen, "memory size %llu: more than 64 TiB",
+		return util_fail(err, errlen, XSR_E_INVAL, "memory size %llu: more than 64 TiB",
 			    (unsigned long long)mem);
 	runs[0].pfn = 0;
 	if (mem <= XSR_GUEST_LOW_MEM_END) {
@@ -109,7 +97,7 @@ static int build_tables(struct xsr_backend *be, uint64_t low_end, char *err, siz
 	uint64_t tss = XSR_GUEST_KERNEL_VMA + TSS_PA;
 
 	if (!gdt || !pml4 || !pdpt || !pd0 || !pd1 || !pt0)
-		return fail(err, errlen,
+		return util_fail(err, errlen, XSR_E_INVAL,
 			    "guest memory does not cover the page tables at 0x%x..0x%x", GDT_PA,
 			    TABLES_END);
 	memset(gdt, 0, XSR_PAGE_SIZE);
@@ -155,25 +143,25 @@ static int load_elf(struct xsr_backend *be, Elf *e, const char *path, uint64_t l
 
 	if (!gelf_getehdr(e, &eh) || eh.e_ident[EI_CLASS] != ELFCLASS64 ||
 	    eh.e_machine != EM_X86_64 || eh.e_type != ET_EXEC)
-		return fail(err, errlen, "%s: not an x86-64 ELF executable", path);
+		return util_fail(err, errlen, XSR_E_INVAL, "%s: not an x86-64 ELF executable", path);
 	if (elf_getphdrnum(e, &phnum) < 0 || elf_getshdrstrndx(e, &shstrndx) < 0)
-		return fail(err, errlen, "%s: %s", path, elf_errmsg(-1));
+		return util_fail(err, errlen, XSR_E_INVAL, "%s: %s", path, elf_errmsg(-1));
 	gi->entry = eh.e_entry;
 
 	size_t fsize = 0;
 	char *image = elf_rawfile(e, &fsize);
 	if (!image)
-		return fail(err, errlen, "%s: %s", path, elf_errmsg(-1));
+		return util_fail(err, errlen, XSR_E_INVAL, "%s: %s", path, elf_errmsg(-1));
 	for (size_t i = 0; i < phnum; i++) {
 		GElf_Phdr ph;
 
 		if (!gelf_getphdr(e, (int)i, &ph))
-			return fail(err, errlen, "%s: program header %zu: %s", path, i,
+			return util_fail(err, errlen, XSR_E_INVAL, "%s: program header %zu: %s", path, i,
 				    elf_errmsg(-1));
 		if (ph.p_type != PT_LOAD || ph.p_memsz == 0)
 			continue;
 		if (ph.p_vaddr - ph.p_paddr != XSR_GUEST_KERNEL_VMA)
-			return fail(err, errlen,
+			return util_fail(err, errlen, XSR_E_INVAL,
 				    "%s: PT_LOAD %zu: vaddr 0x%llx - paddr 0x%llx is not "
 				    "0x%llx, the only offset the VMM maps",
 				    path, i, (unsigned long long)ph.p_vaddr,
@@ -181,11 +169,11 @@ static int load_elf(struct xsr_backend *be, Elf *e, const char *path, uint64_t l
 				    (unsigned long long)XSR_GUEST_KERNEL_VMA);
 		if (ph.p_filesz > ph.p_memsz || ph.p_offset > fsize ||
 		    ph.p_filesz > fsize - ph.p_offset)
-			return fail(err, errlen, "%s: PT_LOAD %zu: file range out of bounds", path,
+			return util_fail(err, errlen, XSR_E_INVAL, "%s: PT_LOAD %zu: file range out of bounds", path,
 				    i);
 		if (ph.p_paddr < GUEST_LOW_LIMIT || ph.p_paddr > low_end ||
 		    ph.p_memsz > low_end - ph.p_paddr)
-			return fail(err, errlen,
+			return util_fail(err, errlen, XSR_E_INVAL,
 				    "%s: PT_LOAD %zu at paddr 0x%llx+0x%llx does not fit "
 				    "in guest RAM 0x%x..0x%llx",
 				    path, i, (unsigned long long)ph.p_paddr,
@@ -193,7 +181,7 @@ static int load_elf(struct xsr_backend *be, Elf *e, const char *path, uint64_t l
 				    (unsigned long long)low_end);
 		uint8_t *dst = kvm_gpa(be, ph.p_paddr, ph.p_memsz);
 		if (!dst)
-			return fail(err, errlen, "%s: PT_LOAD %zu: not in guest memory", path, i);
+			return util_fail(err, errlen, XSR_E_INVAL, "%s: PT_LOAD %zu: not in guest memory", path, i);
 		memcpy(dst, image + ph.p_offset, ph.p_filesz);
 		memset(dst + ph.p_filesz, 0, ph.p_memsz - ph.p_filesz);
 	}
@@ -225,11 +213,11 @@ static int load_elf(struct xsr_backend *be, Elf *e, const char *path, uint64_t l
 		}
 	}
 	if (!have_counters || !have_errors)
-		return fail(err, errlen, "%s: no symbol %s in the symbol table", path,
+		return util_fail(err, errlen, XSR_E_INVAL, "%s: no symbol %s in the symbol table", path,
 			    have_counters ? "guest_errors" : "guest_counters");
 	if (counters_size < 8 || counters_va < XSR_GUEST_KERNEL_VMA ||
 	    errors_va < XSR_GUEST_KERNEL_VMA)
-		return fail(err, errlen,
+		return util_fail(err, errlen, XSR_E_INVAL,
 			    "%s: guest_counters/guest_errors are not where the guest "
 			    "is linked",
 			    path);
@@ -282,21 +270,21 @@ int vmm_guest_load(struct xsr_backend *be, const char *path, uint32_t nr_vcpus,
 
 	r = be->ops->describe(be, &info);
 	if (r < 0)
-		return fail(err, errlen, "%s", be->ops->error(be));
+		return util_fail(err, errlen, XSR_E_INVAL, "%s", be->ops->error(be));
 	if (info.nr_runs < 1 || info.runs[0].pfn != 0)
-		return fail(err, errlen, "guest memory must start at physical address 0");
+		return util_fail(err, errlen, XSR_E_INVAL, "guest memory must start at physical address 0");
 	low_end = info.runs[0].count << XSR_PAGE_SHIFT;
 	if (low_end > (UINT64_C(2) << 30))
 		low_end = UINT64_C(2) << 30; /* what the two PDs map */
 
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
-		return fail(err, errlen, "cannot open guest %s: %s", path, strerror(errno));
+		return util_fail(err, errlen, XSR_E_INVAL, "cannot open guest %s: %s", path, strerror(errno));
 	elf_version(EV_CURRENT);
 	e = elf_begin(fd, ELF_C_READ_MMAP, NULL);
 	if (!e) {
 		close(fd);
-		return fail(err, errlen, "%s: %s", path, elf_errmsg(-1));
+		return util_fail(err, errlen, XSR_E_INVAL, "%s: %s", path, elf_errmsg(-1));
 	}
 	r = build_tables(be, low_end, err, errlen);
 	if (r == 0)
@@ -306,12 +294,12 @@ int vmm_guest_load(struct xsr_backend *be, const char *path, uint32_t nr_vcpus,
 	if (r < 0)
 		return r;
 	if (nr_vcpus > gi->nr_counters)
-		return fail(err, errlen, "%s supports %u vCPUs (guest_counters[%u]), asked for %u",
+		return util_fail(err, errlen, XSR_E_INVAL, "%s supports %u vCPUs (guest_counters[%u]), asked for %u",
 			    path, gi->nr_counters, gi->nr_counters, nr_vcpus);
 
 	st = calloc(1, sizeof(*st));
 	if (!st)
-		return fail(err, errlen, "out of memory");
+		return util_fail(err, errlen, XSR_E_INVAL, "out of memory");
 	for (uint32_t i = 0; i < nr_vcpus && r == 0; i++) {
 		boot_vcpu(st, i, gi->entry);
 		r = be->ops->set_vcpu(be, st);
