@@ -14,7 +14,6 @@
 #include <linux/kvm.h>
 #include <pthread.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,6 +28,7 @@
 #include <xsrelf/writer.h>
 
 #include "kvm.h"
+#include "../util/err.h"
 
 _Static_assert(sizeof(struct kvm_vcpu_events) == 64, "kvm_vcpu_events is the 64-octet blob");
 _Static_assert(sizeof(struct kvm_lapic_state) == 1024, "kvm_lapic_state");
@@ -100,17 +100,8 @@ static struct xsr_kvm *K(struct xsr_backend *be)
 	return (struct xsr_kvm *)be;
 }
 
-static int seterr(struct xsr_kvm *k, int code, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static int seterr(struct xsr_kvm *k, int code, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(k->err, sizeof(k->err), fmt, ap);
-	va_end(ap);
-	return code;
-}
+/* The reason into the backend's message, and @code back. */
+#define seterr(k, code, ...) util_fail((k)->err, sizeof((k)->err), (code), __VA_ARGS__)
 
 /* "KVM_SET_SREGS vcpu 1: Invalid argument" */
 static int ioerr(struct xsr_kvm *k, const char *what, int vcpu)

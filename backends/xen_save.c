@@ -28,7 +28,6 @@
  * as they are.
  */
 #include <errno.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -53,6 +52,7 @@
 
 #include <xsrelf/xen.h>
 #include "xen_priv.h"
+#include "../util/err.h"
 
 #define PTE_FRAME UINT64_C(0x000ffffffffff000)
 #define PTE_PRESENT 0x1u
@@ -110,15 +110,8 @@ static void catch_signals(void)
 	signal(SIGPIPE, SIG_IGN); /* a reader that goes away is a write error: the save fails, the domain resumes */
 }
 
-static int nfail(struct nsave *n, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static int nfail(struct nsave *n, const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(n->err, sizeof(n->err), fmt, ap);
-	va_end(ap);
-	return -1;
-}
+/* The reason into the save's message, and -1 back. */
+#define nfail(n, ...) util_fail((n)->err, sizeof((n)->err), -1, __VA_ARGS__)
 
 static int mfn_ok(const struct nsave *n, uint64_t mfn)
 {

@@ -41,6 +41,7 @@
 
 #include "../restore/restore.h"
 #include "../util/clock.h"
+#include "../util/err.h"
 #include "migrate.h"
 
 struct rcv {
@@ -76,16 +77,8 @@ struct rcv {
 	size_t errlen;
 };
 
-static int rfail(struct rcv *c, int rc, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static int rfail(struct rcv *c, int rc, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(c->err, c->errlen, fmt, ap);
-	va_end(ap);
-	return rc;
-}
+/* The reason into the caller's buffer, and @rc back. */
+#define rfail(c, rc, ...) util_fail((c)->err, (c)->errlen, (rc), __VA_ARGS__)
 
 static void rlog(struct rcv *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void rlog(struct rcv *c, const char *fmt, ...)
