@@ -10,7 +10,7 @@
 #include "core.h"
 
 int core_guest(struct xsr_backend *be, int fd, const struct xsr_save_opts *o,
-		    struct xsr_save_stats *st, char *err, size_t errlen)
+	       struct xsr_save_stats *st, char *err, size_t errlen)
 {
 	struct xsr_save_opts co = *o;
 

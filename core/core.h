@@ -21,7 +21,7 @@
  * always resumes the guest).
  */
 int core_guest(struct xsr_backend *be, int fd, const struct xsr_save_opts *o,
-		    struct xsr_save_stats *st, char *err, size_t errlen);
+	       struct xsr_save_stats *st, char *err, size_t errlen);
 
 /* What to compose on a physical core. */
 struct xsr_core_view {

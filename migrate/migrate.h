@@ -60,7 +60,7 @@ struct xsr_mig_send_stats {
 #define XSR_MIG_SPLIT 1 /* post-copy broke: the state is split, source left paused */
 
 int migrate_send(struct xsr_backend *be, int fd, const struct xsr_mig_send_opts *o,
-		     struct xsr_mig_send_stats *st, char *err, size_t errlen);
+		 struct xsr_mig_send_stats *st, char *err, size_t errlen);
 
 /*
  * A domain its backend saves whole (migrate/send_xen.c; a Xen domain): the
@@ -85,7 +85,7 @@ struct xsr_mig_xen_stats {
 	uint64_t elapsed_ns;
 };
 int migrate_send_xen(struct xsr_backend *be, uint32_t domid, int fd, const struct xsr_mig_send_opts *o, struct xsr_mig_xen_stats *st,
-			 char *err, size_t errlen);
+		     char *err, size_t errlen);
 
 struct xsr_mig_recv_opts {
 	uint64_t mem_limit;  /* refuse bigger guests (octets) */
@@ -125,6 +125,6 @@ void mig_linger_close(int fd);
 void mig_refuse(int fd, int code, const char *reason);
 
 int migrate_receive(struct xsr_backend *be, int fd, const struct xsr_mig_recv_opts *o,
-			struct xsr_mig_recv_stats *st, char *err, size_t errlen);
+		    struct xsr_mig_recv_stats *st, char *err, size_t errlen);
 
 #endif

@@ -95,7 +95,7 @@ int mig_recv(int fd, int timeout_ms, void *body, size_t *len, char *err, size_t 
 int mig_expect(int fd, uint32_t want, int timeout_ms, void *body, size_t *len, char *err, size_t errlen);
 /* The same, reading past (and dropping) at most @max_skip records of type @skip first. */
 int mig_expect_skip(int fd, uint32_t want, uint32_t skip, unsigned max_skip, int timeout_ms, void *body,
-			size_t *len, char *err, size_t errlen);
+		    size_t *len, char *err, size_t errlen);
 /* After a failed write: if the receiver said why (ERROR, refusing HELLO), put that in @err. */
 void mig_peer_reason(int fd, char *err, size_t errlen);
 

@@ -653,7 +653,7 @@ static void rcv_free(struct rcv *c, struct xsr_stream *s)
 }
 
 int migrate_receive(struct xsr_backend *be, int fd, const struct xsr_mig_recv_opts *o,
-			struct xsr_mig_recv_stats *st, char *err, size_t errlen)
+		    struct xsr_mig_recv_stats *st, char *err, size_t errlen)
 {
 	struct rcv c = {.be = be, .o = o, .st = st, .fd = fd, .err = err, .errlen = errlen,
 			.uffd = -1, .wake = {-1, -1}};

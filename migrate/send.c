@@ -681,7 +681,7 @@ static int send_commit(struct snd *c, uint64_t tp)
 		 */
 		unsigned late = (unsigned)(c->nslots < 1u << 20 ? c->nslots : 1u << 20) + 1;
 		if ((rc = mig_expect_skip(c->fd, XSR_MIG_R_COMPLETE, XSR_MIG_R_FAULT, late, o->ack_timeout_ms, body,
-					      &len, c->err, c->errlen)) < 0)
+					  &len, c->err, c->errlen)) < 0)
 			return rc;
 	}
 	if ((rc = expect(c, XSR_MIG_R_COMMIT, o->ack_timeout_ms, body, &len)) < 0)
@@ -702,7 +702,7 @@ static int send_commit(struct snd *c, uint64_t tp)
 }
 
 int migrate_send(struct xsr_backend *be, int fd, const struct xsr_mig_send_opts *o,
-		     struct xsr_mig_send_stats *st, char *err, size_t errlen)
+		 struct xsr_mig_send_stats *st, char *err, size_t errlen)
 {
 	const struct xsr_backend_ops *ops = be->ops;
 	struct snd c = {.be = be, .o = o, .st = st, .fd = fd, .err = err, .errlen = errlen};

@@ -154,7 +154,7 @@ static int send_release(struct xsr_backend *be, int fd, const struct xsr_mig_sen
 }
 
 int migrate_send_xen(struct xsr_backend *be, uint32_t domid, int fd, const struct xsr_mig_send_opts *o,
-			 struct xsr_mig_xen_stats *st, char *err, size_t errlen)
+		     struct xsr_mig_xen_stats *st, char *err, size_t errlen)
 {
 	struct xsnd c = {.fd = fd, .o = o};
 	struct xsr_domain_save_opts so = {.stream = 1, .kind = XSR_KIND_MIGRATION, .compress = o->compress,

@@ -239,7 +239,7 @@ int mig_expect(int fd, uint32_t want, int timeout_ms, void *body, size_t *len, c
 }
 
 int mig_expect_skip(int fd, uint32_t want, uint32_t skip, unsigned max_skip, int timeout_ms, void *body,
-			size_t *len, char *err, size_t errlen)
+		    size_t *len, char *err, size_t errlen)
 {
 	char e[512];
 	int code = mig_recv(fd, timeout_ms, body, len, e, sizeof(e));

@@ -150,7 +150,7 @@ static int map_guest(struct xsr_lazy *lz, char *err, size_t errlen)
 	}
 	if (n > lz->len >> XSR_PAGE_SHIFT)
 		return util_fail(err, errlen, XSR_E_BACKEND, "map_guest: %" PRIu64 " octets for %" PRIu64 " pages",
-			    lz->len, n);
+				 lz->len, n);
 	return 0;
 }
 
@@ -343,7 +343,7 @@ static int load_sections(struct xsr_lazy *lz, char *err, size_t errlen)
 		r = xsr_image_read_section(img, si.index, &body, &len);
 		if (r < 0)
 			return util_fail(err, errlen, r, "section %s: %s", si.name ? si.name : "?",
-				    xsr_image_error(img));
+					 xsr_image_error(img));
 		r = lz->be->ops->load_extra(lz->be, si.code, si.info, body, len);
 		free(body);
 		if (r < 0)
@@ -353,7 +353,7 @@ static int load_sections(struct xsr_lazy *lz, char *err, size_t errlen)
 }
 
 int lazy_restore(struct xsr_backend *be, int fd, FILE *log, struct xsr_lazy **out,
-		     struct xsr_restore_stats *st, char *err, size_t errlen)
+		 struct xsr_restore_stats *st, char *err, size_t errlen)
 {
 	struct xsr_lazy *lz;
 	struct xsr_vcpu_state *vs = NULL;
@@ -367,8 +367,8 @@ int lazy_restore(struct xsr_backend *be, int fd, FILE *log, struct xsr_lazy **ou
 		return util_fail(err, errlen, XSR_E_UNSUPPORTED, "the %s backend has no lazy restore", be->ops->name);
 	if (fstat(fd, &sb) < 0 || !S_ISREG(sb.st_mode))
 		return util_fail(err, errlen, XSR_E_INVAL,
-			    "lazy restore needs a seekable image file, "
-			    "not a pipe or stream");
+				 "lazy restore needs a seekable image file, "
+				 "not a pipe or stream");
 	lz = calloc(1, sizeof(*lz));
 	if (!lz)
 		return util_fail(err, errlen, XSR_E_NOMEM, "out of memory");
@@ -405,7 +405,7 @@ int lazy_restore(struct xsr_backend *be, int fd, FILE *log, struct xsr_lazy **ou
 	if (lz->uffd < 0) {
 		e = errno;
 		r = util_fail(err, errlen, XSR_E_UNSUPPORTED, "userfaultfd: %s%s", strerror(e),
-			 e == EPERM ? " (needs root, or sysctl vm.unprivileged_userfaultfd=1)"
+			      e == EPERM ? " (needs root, or sysctl vm.unprivileged_userfaultfd=1)"
 				    : "");
 		goto fail;
 	}
@@ -420,14 +420,14 @@ int lazy_restore(struct xsr_backend *be, int fd, FILE *log, struct xsr_lazy **ou
 	};
 	if (ioctl(lz->uffd, UFFDIO_REGISTER, &reg) < 0) {
 		r = util_fail(err, errlen, XSR_E_UNSUPPORTED,
-			 "UFFDIO_REGISTER guest memory (memfd, %" PRIu64 " MiB): %s", lz->len >> 20,
-			 strerror(errno));
+			      "UFFDIO_REGISTER guest memory (memfd, %" PRIu64 " MiB): %s", lz->len >> 20,
+			      strerror(errno));
 		goto fail;
 	}
 	if (!(reg.ioctls & (UINT64_C(1) << _UFFDIO_COPY)) ||
 	    !(reg.ioctls & (UINT64_C(1) << _UFFDIO_ZEROPAGE))) {
 		r = util_fail(err, errlen, XSR_E_UNSUPPORTED,
-			 "userfaultfd on shared memory lacks UFFDIO_COPY/ZEROPAGE here");
+			      "userfaultfd on shared memory lacks UFFDIO_COPY/ZEROPAGE here");
 		goto fail;
 	}
 	/* Before anything can touch guest memory (KVM does, e.g. for kvmclock). */

@@ -343,7 +343,7 @@ out:
 }
 
 int restore_guest(struct xsr_backend *be, int fd, const struct xsr_restore_opts *o,
-		       struct xsr_restore_stats *st, char *err, size_t errlen)
+		  struct xsr_restore_stats *st, char *err, size_t errlen)
 {
 	uint8_t hdr[XSR_HEADER_END];
 	struct stat sb;

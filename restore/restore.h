@@ -30,7 +30,7 @@ struct xsr_restore_stats {
  * ops->start unless no_start.  Every page is checksum-verified before use.
  */
 int restore_guest(struct xsr_backend *be, int fd, const struct xsr_restore_opts *o,
-		       struct xsr_restore_stats *st, char *err, size_t errlen);
+		  struct xsr_restore_stats *st, char *err, size_t errlen);
 
 /*
  * Wait for userfaultfd events on @uffd (a page-fault server's loop) until
@@ -61,7 +61,7 @@ struct xsr_lazy_stats {
  * log what goes wrong to @log (stderr if NULL).
  */
 int lazy_restore(struct xsr_backend *be, int fd, FILE *log, struct xsr_lazy **out,
-		     struct xsr_restore_stats *st, char *err, size_t errlen);
+		 struct xsr_restore_stats *st, char *err, size_t errlen);
 void lazy_stats(struct xsr_lazy *lz, struct xsr_lazy_stats *st);
 /* Stop the threads and release everything.  Stop the vCPUs first. NULL ok. */
 void lazy_stop(struct xsr_lazy *lz);

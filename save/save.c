@@ -128,7 +128,7 @@ static uint64_t popcount(const uint64_t *bm, uint64_t words)
 }
 
 int save_guest(struct xsr_backend *be, int fd, const struct xsr_save_opts *o,
-		    struct xsr_save_stats *st, char *err, size_t errlen)
+	       struct xsr_save_stats *st, char *err, size_t errlen)
 {
 	const struct xsr_backend_ops *ops = be->ops;
 	struct xsr_domain_info info;

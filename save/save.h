@@ -32,6 +32,6 @@ struct xsr_save_stats {
  * and resumes (unless leave_paused) on every path, failure included.
  */
 int save_guest(struct xsr_backend *be, int fd, const struct xsr_save_opts *o,
-		    struct xsr_save_stats *st, char *err, size_t errlen);
+	       struct xsr_save_stats *st, char *err, size_t errlen);
 
 #endif

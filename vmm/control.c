@@ -21,7 +21,7 @@ static int ctl_connect(const char *sock, char *err, size_t errlen)
 
 	if (strlen(sock) >= sizeof(sa.sun_path)) {
 		return util_fail(err, errlen, -1, "control socket path '%s' is longer than %zu octets", sock,
-				sizeof(sa.sun_path) - 1);
+				 sizeof(sa.sun_path) - 1);
 	}
 	strcpy(sa.sun_path, sock);
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -36,7 +36,7 @@ static int ctl_connect(const char *sock, char *err, size_t errlen)
 			return util_fail(err, errlen, -1, "no VMM control socket at %s (is the VM running?)", sock);
 		if (e == ECONNREFUSED)
 			return util_fail(err, errlen, -1, "nothing listens on %s (stale socket: the VMM has exited)",
-					sock);
+					 sock);
 		return util_fail(err, errlen, -1, "cannot connect to %s: %s", sock, strerror(e));
 	}
 	return fd;
@@ -121,7 +121,7 @@ int vmm_ctl_request(const char *sock, const char *req, const int *fds, int nfds,
 	buf[len] = 0;
 	if (!len) {
 		util_fail(err, errlen, -1, "the VMM at %s closed the connection without a reply (see %s.log)",
-			 sock, sock);
+			  sock, sock);
 		goto fail;
 	}
 	int ok = 0;

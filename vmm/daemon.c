@@ -607,7 +607,7 @@ daemon_main(const char *sock, xsr_vmm_build_fn build, void *ctx, int keep_stderr
 }
 
 int vmm_spawn(const char *sock, xsr_vmm_build_fn build, void *ctx, int keep_stderr, pid_t *pid,
-		  char *msg, size_t msglen)
+	      char *msg, size_t msglen)
 {
 	char buf[4096];
 	size_t len = 0;

@@ -50,11 +50,11 @@ int vmm_guest_runs(uint64_t mem, struct xsr_memrun runs[2], uint32_t *nr, char *
 {
 	if (mem < XSR_GUEST_MIN_MEM || mem % XSR_PAGE_SIZE)
 		return util_fail(err, errlen, XSR_E_INVAL,
-			    "memory size %llu: need a multiple of 4 KiB, at least %llu MiB",
-			    (unsigned long long)mem, (unsigned long long)(XSR_GUEST_MIN_MEM >> 20));
+				 "memory size %llu: need a multiple of 4 KiB, at least %llu MiB",
+				 (unsigned long long)mem, (unsigned long long)(XSR_GUEST_MIN_MEM >> 20));
 	if (mem > (UINT64_C(1) << 46))
 		return util_fail(err, errlen, XSR_E_INVAL, "memory size %llu: more than 64 TiB",
-			    (unsigned long long)mem);
+				 (unsigned long long)mem);
 	runs[0].pfn = 0;
 	if (mem <= XSR_GUEST_LOW_MEM_END) {
 		runs[0].count = mem >> XSR_PAGE_SHIFT;
@@ -98,8 +98,8 @@ static int build_tables(struct xsr_backend *be, uint64_t low_end, char *err, siz
 
 	if (!gdt || !pml4 || !pdpt || !pd0 || !pd1 || !pt0)
 		return util_fail(err, errlen, XSR_E_INVAL,
-			    "guest memory does not cover the page tables at 0x%x..0x%x", GDT_PA,
-			    TABLES_END);
+				 "guest memory does not cover the page tables at 0x%x..0x%x", GDT_PA,
+				 TABLES_END);
 	memset(gdt, 0, XSR_PAGE_SIZE);
 	put64(gdt + SEL_CODE, UINT64_C(0x00af9a000000ffff)); /* 64-bit code, DPL 0 */
 	put64(gdt + SEL_DATA, UINT64_C(0x00cf92000000ffff)); /* flat data */
@@ -157,28 +157,28 @@ static int load_elf(struct xsr_backend *be, Elf *e, const char *path, uint64_t l
 
 		if (!gelf_getphdr(e, (int)i, &ph))
 			return util_fail(err, errlen, XSR_E_INVAL, "%s: program header %zu: %s", path, i,
-				    elf_errmsg(-1));
+					 elf_errmsg(-1));
 		if (ph.p_type != PT_LOAD || ph.p_memsz == 0)
 			continue;
 		if (ph.p_vaddr - ph.p_paddr != XSR_GUEST_KERNEL_VMA)
 			return util_fail(err, errlen, XSR_E_INVAL,
-				    "%s: PT_LOAD %zu: vaddr 0x%llx - paddr 0x%llx is not "
-				    "0x%llx, the only offset the VMM maps",
-				    path, i, (unsigned long long)ph.p_vaddr,
-				    (unsigned long long)ph.p_paddr,
-				    (unsigned long long)XSR_GUEST_KERNEL_VMA);
+					 "%s: PT_LOAD %zu: vaddr 0x%llx - paddr 0x%llx is not "
+					 "0x%llx, the only offset the VMM maps",
+					 path, i, (unsigned long long)ph.p_vaddr,
+					 (unsigned long long)ph.p_paddr,
+					 (unsigned long long)XSR_GUEST_KERNEL_VMA);
 		if (ph.p_filesz > ph.p_memsz || ph.p_offset > fsize ||
 		    ph.p_filesz > fsize - ph.p_offset)
 			return util_fail(err, errlen, XSR_E_INVAL, "%s: PT_LOAD %zu: file range out of bounds", path,
-				    i);
+					 i);
 		if (ph.p_paddr < GUEST_LOW_LIMIT || ph.p_paddr > low_end ||
 		    ph.p_memsz > low_end - ph.p_paddr)
 			return util_fail(err, errlen, XSR_E_INVAL,
-				    "%s: PT_LOAD %zu at paddr 0x%llx+0x%llx does not fit "
-				    "in guest RAM 0x%x..0x%llx",
-				    path, i, (unsigned long long)ph.p_paddr,
-				    (unsigned long long)ph.p_memsz, GUEST_LOW_LIMIT,
-				    (unsigned long long)low_end);
+					 "%s: PT_LOAD %zu at paddr 0x%llx+0x%llx does not fit "
+					 "in guest RAM 0x%x..0x%llx",
+					 path, i, (unsigned long long)ph.p_paddr,
+					 (unsigned long long)ph.p_memsz, GUEST_LOW_LIMIT,
+					 (unsigned long long)low_end);
 		uint8_t *dst = kvm_gpa(be, ph.p_paddr, ph.p_memsz);
 		if (!dst)
 			return util_fail(err, errlen, XSR_E_INVAL, "%s: PT_LOAD %zu: not in guest memory", path, i);
@@ -214,13 +214,13 @@ static int load_elf(struct xsr_backend *be, Elf *e, const char *path, uint64_t l
 	}
 	if (!have_counters || !have_errors)
 		return util_fail(err, errlen, XSR_E_INVAL, "%s: no symbol %s in the symbol table", path,
-			    have_counters ? "guest_errors" : "guest_counters");
+				 have_counters ? "guest_errors" : "guest_counters");
 	if (counters_size < 8 || counters_va < XSR_GUEST_KERNEL_VMA ||
 	    errors_va < XSR_GUEST_KERNEL_VMA)
 		return util_fail(err, errlen, XSR_E_INVAL,
-			    "%s: guest_counters/guest_errors are not where the guest "
-			    "is linked",
-			    path);
+				 "%s: guest_counters/guest_errors are not where the guest "
+				 "is linked",
+				 path);
 	gi->counters_gpa = counters_va - XSR_GUEST_KERNEL_VMA;
 	gi->errors_gpa = errors_va - XSR_GUEST_KERNEL_VMA;
 	gi->nr_counters = (uint32_t)(counters_size / 8);
@@ -295,7 +295,7 @@ int vmm_guest_load(struct xsr_backend *be, const char *path, uint32_t nr_vcpus,
 		return r;
 	if (nr_vcpus > gi->nr_counters)
 		return util_fail(err, errlen, XSR_E_INVAL, "%s supports %u vCPUs (guest_counters[%u]), asked for %u",
-			    path, gi->nr_counters, gi->nr_counters, nr_vcpus);
+				 path, gi->nr_counters, gi->nr_counters, nr_vcpus);
 
 	st = calloc(1, sizeof(*st));
 	if (!st)

@@ -115,7 +115,7 @@ typedef int (*xsr_vmm_build_fn)(struct xsr_vmm *v, void *ctx, char *msg, size_t 
  * the daemon's stderr alone while building (restore progress on a tty).
  */
 int vmm_spawn(const char *sock, xsr_vmm_build_fn build, void *ctx, int keep_stderr, pid_t *pid,
-		  char *msg, size_t msglen);
+	      char *msg, size_t msglen);
 
 /* Read "counters_gpa" etc. from the config text the VMM saves. */
 int vmm_parse_config(struct xsr_vmm *v, const char *config);
