@@ -1,6 +1,30 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include "backend.h"
 
+/*
+ * The one list of the sections an engine hands to load_extra (backend.h): the
+ * domain's own state other than memory (create), vCPUs (set_vcpu) and the
+ * producer, and never what the writer derives from the rest (notes, pages,
+ * index, the Xen p2m tree) or the migration control records.  VMCOREINFO is
+ * made by the writer but is the guest's: a backend may use it.  Restore of
+ * either layout, lazy restore and the migration receiver all ask here.
+ */
+bool backend_extra_section(uint32_t code)
+{
+	switch (code) {
+	case XSR_SEC_CONFIG:
+	case XSR_SEC_DOMCTX:
+	case XSR_SEC_P2M:
+	case XSR_SEC_XENSTORE:
+	case XSR_SEC_EMULATOR:
+	case XSR_SEC_PASSTHRU:
+	case XSR_SEC_VMCOREINFO:
+		return true;
+	default:
+		return false;
+	}
+}
+
 const char *backend_lacks(const struct xsr_backend_ops *o, unsigned need)
 {
 #define CHECK(m)          \

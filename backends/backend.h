@@ -19,6 +19,7 @@
 #ifndef XSR_BACKEND_H
 #define XSR_BACKEND_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -111,7 +112,7 @@ struct xsr_backend_ops {
 	/* Create an empty domain with this shape (memory allocated, not filled). */
 	int (*create)(struct xsr_backend *be, const struct xsr_domain_info *info);
 	int (*set_vcpu)(struct xsr_backend *be, const struct xsr_vcpu_state *st);
-	/* A non-vCPU, non-page section of the image (config, domctx, ...). */
+	/* A non-vCPU, non-page section of the image: those backend_extra_section() names. */
 	int (*load_extra)(struct xsr_backend *be, uint32_t code, uint32_t info, const void *body,
 			  uint64_t len);
 	/* Start (or un-pause) the restored domain. */
@@ -196,6 +197,8 @@ enum {
 const char *backend_lacks(const struct xsr_backend_ops *ops, unsigned need);
 /* A complete page-by-page backend (core, save, dirty, restore): NULL, or the first missing member. */
 const char *backend_check(const struct xsr_backend_ops *ops);
+/* Whether an engine hands section @code (enum xsr_sec) to load_extra: the one list (backend.c). */
+bool backend_extra_section(uint32_t code);
 
 /* The synthetic backend (deterministic content; see docs/xsrelf-format.md). */
 struct xsr_synth_params {

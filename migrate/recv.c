@@ -380,6 +380,8 @@ static int on_section(void *ctx, const struct xsr_record_header *rh, const void 
 	if (c->refuse_rc)
 		return 0;
 	if (c->be) {
+		if (!backend_extra_section(code))
+			return 0;
 		if ((rc = c->be->ops->load_extra(c->be, code, rh->sh_info, body, rh->sh_size)) < 0)
 			return rfail(c, rc, "loading a %s record: %s", xsr_section_name(rh->sh_type), c->be->ops->error(c->be));
 		return 0;

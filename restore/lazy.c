@@ -328,18 +328,8 @@ static int load_sections(struct xsr_lazy *lz, char *err, size_t errlen)
 
 		if (xsr_image_section(img, i, &si) < 0)
 			continue;
-		switch (si.code) {
-		case XSR_SEC_CONFIG:
-		case XSR_SEC_DOMCTX:
-		case XSR_SEC_P2M:
-		case XSR_SEC_XENSTORE:
-		case XSR_SEC_EMULATOR:
-		case XSR_SEC_PASSTHRU:
-		case XSR_SEC_VMCOREINFO:
-			break;
-		default:
+		if (!backend_extra_section(si.code))
 			continue;
-		}
 		r = xsr_image_read_section(img, si.index, &body, &len);
 		if (r < 0)
 			return util_fail(err, errlen, r, "section %s: %s", si.name ? si.name : "?",
