@@ -76,6 +76,7 @@ struct xsr_domain_stats {
 	int overlapped;        /* save: the transcode ran while the hypervisor wrote */
 	int native;            /* save: xsr's own save of the domain, not the hypervisor's engine */
 	int stop_signal;       /* save: the signal that stopped it (catch_signals), or 0 */
+	int stays_suspended;   /* save failed and resuming the domain failed too: it is left suspended */
 };
 
 struct xsr_backend_ops {

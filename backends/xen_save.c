@@ -1100,8 +1100,11 @@ out:
 	if (rc < 0 && suspended) {
 		char e2[256];
 		size_t l = strlen(err);
-		if (xen_save_finish(domid, 0, e2, sizeof(e2)) < 0 && l < errlen)
-			snprintf(err + l, errlen - l, "; and resuming it failed: %s (it stays suspended)", e2);
+		if (xen_save_finish(domid, 0, e2, sizeof(e2)) < 0) {
+			st->stays_suspended = 1;
+			if (l < errlen)
+				snprintf(err + l, errlen - l, "; and resuming it failed: %s (it stays suspended)", e2);
+		}
 	}
 	st->elapsed_ns = util_now_ns() - t0;
 	return rc;
@@ -1185,8 +1188,11 @@ static int libxl_save(uint32_t domid, int out_fd, int live, const struct xsr_xen
 	if (rc < 0) {
 		char e2[256];
 		size_t l = strlen(err);
-		if (xen_lx_finish(domid, 0, e2, sizeof(e2)) < 0 && l < errlen)
-			snprintf(err + l, errlen - l, "; and resuming it failed: %s (it stays suspended)", e2);
+		if (xen_lx_finish(domid, 0, e2, sizeof(e2)) < 0) {
+			st->stays_suspended = 1;
+			if (l < errlen)
+				snprintf(err + l, errlen - l, "; and resuming it failed: %s (it stays suspended)", e2);
+		}
 	} else {
 		struct stat sb;
 		if (fstat(out_fd, &sb) == 0)

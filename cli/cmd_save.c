@@ -159,7 +159,7 @@ static int xen_capture(const struct capture *c, uint32_t domid)
 			snprintf(err, sizeof(err), "%s", be->ops->error(be));
 			be->ops->close(be);
 			cli_err(verb, "domain %u: %s%s", domid, err,
-				strstr(err, "stays suspended") ? "" : " (the domain keeps running)");
+				st.stays_suspended ? "" : " (the domain keeps running)");
 			cli_out_abort(&out);
 			/* Interrupted: the temporary file is gone, the status says which signal (xsr(1)). */
 			return st.stop_signal ? 128 + st.stop_signal : XSR_EXIT_FAIL;

@@ -592,7 +592,7 @@ static int send_precopy(struct snd *c, uint64_t *bm)
 		if (rc == 0)
 			rc = end_round(c, rt0, ws.bytes);
 		if (rc < 0) {
-			if (!strstr(c->err, "receiver"))
+			if (rc != XSR_E_PEER) /* not already the receiver's own word */
 				peer_reason(c);
 			return rc;
 		}
@@ -640,7 +640,7 @@ static int send_final(struct snd *c, uint64_t *bm, int *resumed_remote, uint64_t
 			rc = put_vcpus_and_context(c);
 	}
 	if (rc < 0) {
-		if (!strstr(c->err, "receiver"))
+		if (rc != XSR_E_PEER) /* not already the receiver's own word */
 			peer_reason(c);
 		return rc;
 	}

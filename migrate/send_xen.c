@@ -37,6 +37,7 @@
 struct xsnd {
 	int fd;
 	const struct xsr_mig_send_opts *o;
+	int peer_spoke; /* the error already holds what the receiver said: do not ask it again */
 };
 
 static void xcut(int fd, const char *point)
@@ -60,16 +61,20 @@ static int xhello(void *ctx, struct xsr_writer *w, char *err, size_t errlen)
 		snprintf(err, errlen, "%s", xsr_writer_error(w));
 		return rc;
 	}
-	if ((rc = mig_expect(c->fd, XSR_MIG_R_HELLO, c->o->hello_timeout_ms, body, &len, err, errlen)) < 0)
+	if ((rc = mig_expect(c->fd, XSR_MIG_R_HELLO, c->o->hello_timeout_ms, body, &len, err, errlen)) < 0) {
+		c->peer_spoke = rc == XSR_E_PEER;
 		return rc;
+	}
 	if (len <= sizeof(h)) {
 		snprintf(err, errlen, "the receiver sent a malformed HELLO (%zu octets)", len);
+		c->peer_spoke = 1;
 		return XSR_E_PEER;
 	}
 	memcpy(&h, body, sizeof(h));
 	body[len - 1] = 0;
 	if (h.status != XSR_MIG_HELLO_ACCEPT) {
 		snprintf(err, errlen, "the receiver refused the guest: %s", (char *)body + sizeof(h));
+		c->peer_spoke = 1;
 		return XSR_E_PEER;
 	}
 	return 0;
@@ -102,7 +107,7 @@ static int send_test_source(const char *src, int fd, const struct xsr_domain_sav
 	int rc = xsr_xen_import_fd(mfd, fd, &io, NULL, err, errlen);
 	close(mfd);
 	if (rc < 0) {
-		if (!strstr(err, "receiver"))
+		if (!((struct xsnd *)so->ctx)->peer_spoke)
 			mig_peer_reason(fd, err, errlen);
 		return XSR_E_PEER;
 	}
@@ -187,7 +192,7 @@ int migrate_send_xen(struct xsr_backend *be, uint32_t domid, int fd, const struc
 		snprintf(err, errlen, "%s", be->ops->error(be));
 		if (!xs.suspend_ns)
 			return XSR_E_BACKEND;
-		if (!strstr(err, "receiver"))
+		if (!c.peer_spoke)
 			mig_peer_reason(fd, err, errlen);
 		st->elapsed_ns = util_now_ns() - t0;
 		return XSR_E_PEER;
