@@ -534,6 +534,11 @@ static int xen_phdrs(struct xsr_image *img, uint64_t note_fll)
 	int rc = xsr_image_read_section(img, (uint32_t)i, &body, &len);
 	if (rc < 0)
 		return rc;
+	struct xsr_sec_check_ctx c = check_ctx(img, i);
+	if ((rc = check_body(img, i, body, &c)) < 0) {
+		free(body);
+		return rc;
+	}
 	rc = xsr_xen_layout_from_tree(img->runs, img->nruns, body, len, &l, &why);
 	free(body);
 	if (rc == XSR_E_NOMEM)
@@ -1120,17 +1125,19 @@ static void verify_pages(struct vctx *v)
  * Every record body with a rule in the table's validator column: each VCPU
  * section decodes and names the vCPU it is filed under (as xsr_image_vcpu
  * requires), a p2m tree agrees with its header.  The memory map and the
- * notes were checked at open; the integrity record is check_structure's.
+ * notes were checked at open, and so was the tree of a Xen image opened
+ * with its layout (xen_phdrs); the integrity record is check_structure's.
  */
 static void check_bodies(struct vctx *v)
 {
 	struct xsr_image *img = v->img;
 	struct xsr_vcpu_state *st = NULL; /* one decoding buffer for every VCPU section */
+	bool xen_checked = (img->fh.flags & XSR_FF_XEN_MACHINE_PADDR) && !(img->open_flags & XSR_OPEN_NO_XEN_LAYOUT);
 	for (uint32_t i = 1; i < img->nsecs; i++) {
 		const struct xsr_section_info *s = &img->secs[i];
 		const struct xsr_sec_desc *d = xsr_sec_lookup(s->code);
 		if (!d || !d->check || !is_record(img, (int)i) || (int)i == img->i_memmap || (int)i == img->i_notes ||
-		    (int)i == img->i_integrity)
+		    (int)i == img->i_integrity || (s->code == XSR_SEC_XEN_P2M_TREE && xen_checked))
 			continue;
 		if (s->code == XSR_SEC_VCPU && !st && !(st = malloc(sizeof(*st)))) {
 			report_rc(v, XSR_E_NOMEM, "out of memory");
