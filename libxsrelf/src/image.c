@@ -288,6 +288,27 @@ static int *slot_for(struct xsr_image *img, uint32_t code)
 	return NULL;
 }
 
+/* What the table's validators see of this image; the memory map once load_memmap has it. */
+static struct xsr_sec_check_ctx check_ctx(const struct xsr_image *img, int i)
+{
+	return (struct xsr_sec_check_ctx){
+		.layout = XSR_LAYOUT_SEEKABLE, .info = img->secs[i].info, .fh = &img->fh,
+		.runs = img->slot_base ? img->runs : NULL, .base = img->slot_base, .nruns = img->slot_base ? img->nruns : 0,
+	};
+}
+
+/* Section @i's body through the table's validator (check.c), as the stream reader does; placed at the section. */
+static int check_body(struct xsr_image *img, int i, const void *body, const struct xsr_sec_check_ctx *c)
+{
+	const struct xsr_section_info *s = &img->secs[i];
+	char why[256];
+	int rc = xsr_sec_check(s->code, body, s->size, c, why, sizeof(why));
+	if (rc < 0)
+		return at(img, ifail(img, rc, "section %s at 0x%llx: %s", s->name, (unsigned long long)s->offset, why),
+			  s->name, s->offset, XSR_NO_PFN);
+	return 0;
+}
+
 /*
  * The file's view for a source that cannot map (a callback source: HTTP, S3):
  * anonymous memory of the file's size, into which the header, the program
@@ -460,24 +481,20 @@ static int load_tables(struct xsr_image *img)
 static int load_memmap(struct xsr_image *img)
 {
 	const struct xsr_section_info *m = &img->secs[img->i_memmap];
-	char why[256];
 	uint64_t total;
-	if (m->size % sizeof(struct xsr_memrun))
-		return ifail(img, XSR_E_FORMAT, "section %s: %llu octets is not a whole number of runs", m->name,
-			     (unsigned long long)m->size);
-	img->nruns = (uint32_t)(m->size / sizeof(struct xsr_memrun));
+	/* check_section bounded the length by the table's max_len */
 	img->runs = malloc(m->size + 1);
-	img->slot_base = malloc((img->nruns + 1) * sizeof(uint64_t));
-	if (!img->runs || !img->slot_base)
+	if (!img->runs)
 		return ifail(img, XSR_E_NOMEM, "out of memory");
 	int rc = read_record(img, img->i_memmap, img->runs, m->size);
 	if (rc < 0)
 		return rc;
-	if ((rc = xsr_memmap_check(img->runs, img->nruns, &total, why, sizeof(why))) < 0)
-		return ifail(img, rc, "section %s at 0x%llx: %s", m->name, (unsigned long long)m->offset, why);
-	if (total != img->fh.nr_pages)
-		return ifail(img, XSR_E_FORMAT, "section %s: runs hold %llu pages, the file header says %llu", m->name,
-			     (unsigned long long)total, (unsigned long long)img->fh.nr_pages);
+	struct xsr_sec_check_ctx c = check_ctx(img, img->i_memmap);
+	if ((rc = check_body(img, img->i_memmap, img->runs, &c)) < 0)
+		return rc;
+	img->nruns = (uint32_t)(m->size / sizeof(struct xsr_memrun));
+	if (!(img->slot_base = malloc((img->nruns + 1) * sizeof(uint64_t))))
+		return ifail(img, XSR_E_NOMEM, "out of memory");
 	total = 0;
 	for (uint32_t i = 0; i < img->nruns; i++) {
 		img->slot_base[i] = total;
@@ -517,6 +534,11 @@ static int xen_phdrs(struct xsr_image *img, uint64_t note_fll)
 	int rc = xsr_image_read_section(img, (uint32_t)i, &body, &len);
 	if (rc < 0)
 		return rc;
+	struct xsr_sec_check_ctx c = check_ctx(img, i);
+	if ((rc = check_body(img, i, body, &c)) < 0) {
+		free(body);
+		return rc;
+	}
 	rc = xsr_xen_layout_from_tree(img->runs, img->nruns, body, len, &l, &why);
 	free(body);
 	if (rc == XSR_E_NOMEM)
@@ -567,14 +589,14 @@ static int load_phdrs(struct xsr_image *img)
 		return ifail(img, XSR_E_FORMAT, "program header 0 at 0x%llx: not the PT_NOTE over section .note",
 			     (unsigned long long)img->eh.e_phoff);
 	uint8_t *nb = malloc(n->size + 1);
-	const char *why;
 	bool xen = img->fh.flags & XSR_FF_XEN_MACHINE_PADDR;
 	uint64_t fll = 0;
 	if (!nb)
 		return ifail(img, XSR_E_NOMEM, "out of memory");
-	if ((rc = read_record(img, img->i_notes, nb, n->size)) == 0 &&
-	    (rc = xsr_notes_check(nb, n->size, img->fh.nr_vcpus, xen, &fll, &why)) < 0)
-		ifail(img, rc, "section .note at 0x%llx (%u vCPUs): %s", (unsigned long long)n->offset, img->fh.nr_vcpus, why);
+	struct xsr_sec_check_ctx c = check_ctx(img, img->i_notes);
+	c.xen_fll = &fll;
+	if ((rc = read_record(img, img->i_notes, nb, n->size)) == 0)
+		rc = check_body(img, img->i_notes, nb, &c);
 	free(nb);
 	if (rc < 0)
 		return rc;
@@ -949,9 +971,7 @@ int xsr_image_map_run(struct xsr_image *img, uint32_t run, void **addr, uint64_t
 
 int xsr_image_vcpu(struct xsr_image *img, uint32_t vcpu, struct xsr_vcpu_state *st)
 {
-	struct xsr_section_info s;
-	int i = xsr_image_find(img, XSR_SEC_VCPU, vcpu, &s);
-	const char *why;
+	int i = xsr_image_find(img, XSR_SEC_VCPU, vcpu, NULL);
 	void *body;
 	uint64_t len;
 	if (i < 0)
@@ -959,15 +979,11 @@ int xsr_image_vcpu(struct xsr_image *img, uint32_t vcpu, struct xsr_vcpu_state *
 	int rc = xsr_image_read_section(img, (uint32_t)i, &body, &len);
 	if (rc < 0)
 		return rc;
-	rc = xsr_vcpu_decode(body, len, st, &why);
+	struct xsr_sec_check_ctx c = check_ctx(img, i);
+	c.vcpu = st; /* the validator decodes into the caller's state */
+	rc = check_body(img, i, body, &c);
 	free(body);
-	if (rc < 0)
-		return at(img, ifail(img, rc, "section %s (vCPU %u) at 0x%llx: %s", s.name, vcpu, (unsigned long long)s.offset, why),
-			  s.name, s.offset, XSR_NO_PFN);
-	if (st->r.vcpu_id != vcpu)
-		return at(img, ifail(img, XSR_E_FORMAT, "section %s at 0x%llx: says vCPU %u, filed as vCPU %u", s.name,
-				     (unsigned long long)s.offset, st->r.vcpu_id, vcpu), s.name, s.offset, XSR_NO_PFN);
-	return 0;
+	return rc;
 }
 
 /* ---- full verification ---- */
@@ -1105,19 +1121,37 @@ static void verify_pages(struct vctx *v)
 	free(buf);
 }
 
-/* Each VCPU section decodes and names the vCPU it is filed under (as xsr_image_vcpu requires). */
-static void check_vcpus(struct vctx *v)
+/*
+ * Every record body with a rule in the table's validator column: each VCPU
+ * section decodes and names the vCPU it is filed under (as xsr_image_vcpu
+ * requires), a p2m tree agrees with its header.  The memory map and the
+ * notes were checked at open, and so was the tree of a Xen image opened
+ * with its layout (xen_phdrs); the integrity record is check_structure's.
+ */
+static void check_bodies(struct vctx *v)
 {
 	struct xsr_image *img = v->img;
-	struct xsr_vcpu_state *st = malloc(sizeof(*st));
-	if (!st) {
-		report_rc(v, XSR_E_NOMEM, "out of memory");
-		return;
-	}
+	struct xsr_vcpu_state *st = NULL; /* one decoding buffer for every VCPU section */
+	bool xen_checked = (img->fh.flags & XSR_FF_XEN_MACHINE_PADDR) && !(img->open_flags & XSR_OPEN_NO_XEN_LAYOUT);
 	for (uint32_t i = 1; i < img->nsecs; i++) {
-		if (img->secs[i].code != XSR_SEC_VCPU)
+		const struct xsr_section_info *s = &img->secs[i];
+		const struct xsr_sec_desc *d = xsr_sec_lookup(s->code);
+		if (!d || !d->check || !is_record(img, (int)i) || (int)i == img->i_memmap || (int)i == img->i_notes ||
+		    (int)i == img->i_integrity || (s->code == XSR_SEC_XEN_P2M_TREE && xen_checked))
 			continue;
-		int rc = xsr_image_vcpu(img, img->secs[i].info, st);
+		if (s->code == XSR_SEC_VCPU && !st && !(st = malloc(sizeof(*st)))) {
+			report_rc(v, XSR_E_NOMEM, "out of memory");
+			return;
+		}
+		void *body;
+		uint64_t len;
+		int rc = xsr_image_read_section(img, i, &body, &len);
+		if (rc == 0) {
+			struct xsr_sec_check_ctx c = check_ctx(img, (int)i);
+			c.vcpu = st;
+			rc = check_body(img, (int)i, body, &c);
+			free(body);
+		}
 		/* A damaged record is reported by the checksum pass already. */
 		if (rc < 0 && rc != XSR_E_CHECKSUM)
 			report_img(v, rc, "");
@@ -1170,9 +1204,9 @@ static int check_structure(struct vctx *vp)
 		uint8_t *tbl = NULL; /* for sources that do not hold the file in memory */
 		const uint8_t *p;
 		int rc;
-		if (in.algorithm != XSR_HASH_XXH3_64 || in.reserved0 || in.reserved1[0] || in.reserved1[1])
-			report_at(vp, XSR_E_CHECKSUM, "section .xsr.integrity: unknown algorithm or reserved field set",
-				  ".xsr.integrity", ioff, XSR_NO_PFN);
+		struct xsr_sec_check_ctx c = check_ctx(img, img->i_integrity);
+		if ((rc = check_body(img, img->i_integrity, &in, &c)) < 0)
+			report_img(vp, rc, "");
 		if (in.file_size != img->size) {
 			snprintf(m, sizeof(m), "section .xsr.integrity: file should be %llu octets, is %llu",
 				 (unsigned long long)in.file_size, (unsigned long long)img->size);
@@ -1234,7 +1268,7 @@ static int check_structure(struct vctx *vp)
 	}
 	free(zb);
 	free(rg);
-	check_vcpus(vp);
+	check_bodies(vp);
 	return 0;
 }
 

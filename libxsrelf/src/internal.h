@@ -23,6 +23,32 @@
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 
 /* ---- the one table of section / record types ---- */
+struct xsr_vcpu_state;
+/*
+ * What a validator may need besides the body.  Readers of both layouts fill
+ * it the same way, so that a body is judged alike wherever it lies.
+ */
+struct xsr_sec_check_ctx {
+	int layout;                        /* enum xsr_layout of the file */
+	uint32_t info;                     /* sh_info: the vCPU id of a per-vCPU type */
+	const struct xsr_file_header *fh;  /* nr_vcpus, nr_pages, flags (Xen notes) */
+	const struct xsr_memrun *runs;     /* the memory map, once read (else NULL, 0) */
+	const uint64_t *base;              /* first slot of each run */
+	uint32_t nruns;
+	/* Results for the reader, each optional (NULL: not wanted). */
+	uint64_t *xen_fll;                 /* notes: the Xen CRASH_INFO note's p2m frame */
+	uint64_t *pfn;                     /* pages: the pfn at fault */
+	uint32_t *ndata;                   /* pages: entries with data */
+	struct xsr_vcpu_state *vcpu;       /* vcpu: the decoded state (NULL: decoded into scratch) */
+};
+/*
+ * A validator: 0, or a negative enum xsr_err with @why saying what is wrong
+ * with the body (no location: the reader puts "record X at stream offset
+ * 0x..." or "section .xsr.X at 0x..." before it).  @body is 8-aligned.
+ */
+typedef int (*xsr_sec_check_fn)(const void *body, uint64_t len, const struct xsr_sec_check_ctx *c, char *why,
+				size_t whylen);
+
 struct xsr_sec_desc {
 	const char *name;     /* "config" */
 	const char *elfname;  /* ".xsr.config" */
@@ -36,6 +62,7 @@ struct xsr_sec_desc {
 	bool writer_made;     /* the writer makes it; xsr_writer_add_section refuses it (xsr_section_writer_made) */
 	uint16_t align;       /* sh_addralign in a seekable image; a stream record's is this, at most 8 */
 	int64_t entsize;      /* the sh_entsize the format fixes, or XSR_ENTSIZE_ANY: the caller's */
+	xsr_sec_check_fn check; /* the body's rule (check.c), or NULL: any body of a valid length */
 };
 #define XSR_ENTSIZE_ANY (-1)
 extern const struct xsr_sec_desc xsr_sec_table[XSR_SEC__COUNT];
@@ -43,6 +70,17 @@ extern const struct xsr_sec_desc xsr_sec_table[XSR_SEC__COUNT];
 const struct xsr_sec_desc *xsr_sec_lookup(uint32_t code);
 /* sh_type for @code as written by this version. */
 uint32_t xsr_sec_type(uint32_t code);
+/* The validator of @code on @body, or 0 for a type without one (or unknown). */
+int xsr_sec_check(uint32_t code, const void *body, uint64_t len, const struct xsr_sec_check_ctx *c, char *why,
+		  size_t whylen);
+/* The validators (check.c): the table's check column. */
+int xsr_check_notes(const void *, uint64_t, const struct xsr_sec_check_ctx *, char *, size_t);
+int xsr_check_memmap(const void *, uint64_t, const struct xsr_sec_check_ctx *, char *, size_t);
+int xsr_check_vcpu(const void *, uint64_t, const struct xsr_sec_check_ctx *, char *, size_t);
+int xsr_check_pages(const void *, uint64_t, const struct xsr_sec_check_ctx *, char *, size_t);
+int xsr_check_end(const void *, uint64_t, const struct xsr_sec_check_ctx *, char *, size_t);
+int xsr_check_integrity(const void *, uint64_t, const struct xsr_sec_check_ctx *, char *, size_t);
+int xsr_check_xen_tree(const void *, uint64_t, const struct xsr_sec_check_ctx *, char *, size_t);
 
 /* ---- checks ---- */
 /* sh_addralign of a record of @d written to a stream or as a section header by the writer. */

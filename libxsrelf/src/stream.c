@@ -282,44 +282,14 @@ static int read_header(struct xsr_stream *s, const struct xsr_stream_ops *ops, v
 	return 0;
 }
 
-static int do_pages(struct xsr_stream *s, uint64_t at, uint64_t len, const struct xsr_stream_ops *ops, void *ctx)
+/* A batch the validator passed (@ndata entries with data): decoded and handed on. */
+static int do_pages(struct xsr_stream *s, uint64_t at, uint32_t ndata, const struct xsr_stream_ops *ops, void *ctx)
 {
 	struct xsr_page_batch b;
 	memcpy(&b, s->rec, sizeof(b));
-	if (!s->have_memmap)
-		return sfail(s, XSR_E_FORMAT, "record pages at stream offset 0x%llx: comes before the memmap record", (unsigned long long)at);
-	if (b.count == 0 || b.count > XSR_MAX_BATCH || b.reserved0 || b.reserved1 || b.compress > XSR_COMPRESS_LZ4)
-		return sfail(s, XSR_E_FORMAT, "record pages at stream offset 0x%llx: count %u (1..%u), compression %u or a reserved field is bad",
-			     (unsigned long long)at, b.count, XSR_MAX_BATCH, b.compress);
-	/*
-	 * Subtract, never add: data_len is the sender's, and a sum with it wraps
-	 * (count 4, length 24, data_len 2^64-24 once passed and read past the record).
-	 */
-	uint64_t fixed = sizeof(b) + (uint64_t)b.count * 8; /* count <= XSR_MAX_BATCH: no overflow */
-	if (len < fixed || len - fixed != b.data_len)
-		return sfail(s, XSR_E_FORMAT, "record pages at stream offset 0x%llx: length %llu does not match %u pfns and %llu data octets",
-			     (unsigned long long)at, (unsigned long long)len, b.count, (unsigned long long)b.data_len);
 	const uint64_t *pfns = (const uint64_t *)(s->rec + sizeof(b));
-	uint32_t ndata = 0;
-	for (uint32_t i = 0; i < b.count; i++) {
-		uint64_t e = pfns[i];
-		if (e & XSR_PFN_RESERVED)
-			return sfail(s, XSR_E_FORMAT, "record pages at stream offset 0x%llx: entry %u (0x%llx) has reserved bits set",
-				     (unsigned long long)at, i, (unsigned long long)e);
-		if (xsr_memmap_slot(s->runs, s->base, s->nruns, e & XSR_PFN_MASK) < 0) {
-			s->cur_pfn = e & XSR_PFN_MASK;
-			return sfail(s, XSR_E_RANGE, "record pages at stream offset 0x%llx: pfn 0x%llx is outside the memory map",
-				     (unsigned long long)at, (unsigned long long)(e & XSR_PFN_MASK));
-		}
-		if (!(e & XSR_PFN_ZERO))
-			ndata++;
-	}
 	const uint8_t *data = (const uint8_t *)(pfns + b.count);
-	if (b.compress == XSR_COMPRESS_NONE) {
-		if (b.data_len != (uint64_t)ndata * XSR_PAGE_SIZE)
-			return sfail(s, XSR_E_FORMAT, "record pages at stream offset 0x%llx: %llu data octets for %u pages",
-				     (unsigned long long)at, (unsigned long long)b.data_len, ndata);
-	} else {
+	if (b.compress != XSR_COMPRESS_NONE) {
 		/* Only compressed streams need a batch buffer, and only as large as their batches. */
 		size_t need = (size_t)ndata * XSR_PAGE_SIZE;
 		if (need > s->pages_cap) {
@@ -341,8 +311,6 @@ static int do_end(struct xsr_stream *s, uint64_t at, const struct xsr_stream_ops
 {
 	struct xsr_end e;
 	memcpy(&e, s->rec, sizeof(e));
-	if (e.reserved[0] || e.reserved[1])
-		return sfail(s, XSR_E_FORMAT, "record end at stream offset 0x%llx: reserved field set", (unsigned long long)at);
 	if (e.nr_records != s->nrec || e.chain != s->chain)
 		return sfail(s, XSR_E_CHECKSUM, "record end at stream offset 0x%llx: %llu records and their checksum chain do not match the %llu received (records lost, added or reordered)",
 			     (unsigned long long)at, (unsigned long long)e.nr_records, (unsigned long long)s->nrec);
@@ -418,13 +386,8 @@ int xsr_stream_step(struct xsr_stream *s, const struct xsr_stream_ops *ops, void
 	struct iovec v = {(void *)s->rec, rh.sh_size};
 	if (xsr_record_hash(&rh, &v, 1, rh.sh_size) != trailer)
 		return sfail(s, XSR_E_CHECKSUM, "record %s at stream offset 0x%llx: checksum mismatch", name, (unsigned long long)at);
-	if (code == XSR_SEC_END)
-		return (rc = do_end(s, at, ops, ctx)) < 0 ? rc : 1;
-	s->chain = XXH3_64bits_withSeed(&trailer, 8, s->chain);
-	s->nrec++;
-	if (!d)
-		return 0; /* unknown optional record: skipped */
-	if (d->per_vcpu) {
+	/* Order, repetition and the vCPU filed under are the stream's to judge, before the body. */
+	if (d && d->per_vcpu) {
 		if (rh.sh_info >= s->fh.nr_vcpus)
 			return sfail(s, XSR_E_RANGE, "record %s at stream offset 0x%llx: vCPU %u of %u", name, (unsigned long long)at, rh.sh_info, s->fh.nr_vcpus);
 		if (code == XSR_SEC_VCPU) {
@@ -433,61 +396,51 @@ int xsr_stream_step(struct xsr_stream *s, const struct xsr_stream_ops *ops, void
 			s->vcpu_seen[rh.sh_info] = 1;
 		}
 	}
-	switch (code) {
-	case XSR_SEC_MEMMAP: {
-		uint64_t total;
-		char why[256];
-		if (s->have_memmap || rh.sh_size % sizeof(struct xsr_memrun))
-			return sfail(s, XSR_E_FORMAT, "record memmap at stream offset 0x%llx: repeated or not a whole number of runs", (unsigned long long)at);
+	if ((code == XSR_SEC_MEMMAP && s->have_memmap) || (code == XSR_SEC_NOTES && s->have_notes))
+		return sfail(s, XSR_E_FORMAT, "record %s at stream offset 0x%llx: a second %s record", name,
+			     (unsigned long long)at, name);
+	if ((code == XSR_SEC_PAGES || code == XSR_SEC_VCPU) && !s->have_memmap)
+		return sfail(s, XSR_E_FORMAT, "record %s at stream offset 0x%llx: comes before the memmap record", name,
+			     (unsigned long long)at);
+	if (code == XSR_SEC_VCPU && !s->vcpu && !(s->vcpu = malloc(sizeof(*s->vcpu))))
+		return sfail(s, XSR_E_NOMEM, "out of memory");
+	/*
+	 * The body through the table's validator, as the seekable reader and
+	 * verify do (check.c): every VCPU record is decoded here, not only by
+	 * consumers that need the state, so that verify refuses what convert
+	 * and restore refuse (issue 15).
+	 */
+	uint32_t ndata = 0;
+	char bwhy[256];
+	struct xsr_sec_check_ctx cc = {
+		.layout = XSR_LAYOUT_STREAM, .info = rh.sh_info, .fh = &s->fh, .runs = s->runs, .base = s->base,
+		.nruns = s->nruns, .pfn = &s->cur_pfn, .ndata = &ndata, .vcpu = s->vcpu,
+	};
+	if ((rc = xsr_sec_check(code, s->rec, rh.sh_size, &cc, bwhy, sizeof(bwhy))) < 0)
+		return sfail(s, rc, "record %s at stream offset 0x%llx: %s", name, (unsigned long long)at, bwhy);
+	if (code == XSR_SEC_END)
+		return (rc = do_end(s, at, ops, ctx)) < 0 ? rc : 1;
+	s->chain = XXH3_64bits_withSeed(&trailer, 8, s->chain);
+	s->nrec++;
+	if (!d)
+		return 0; /* unknown optional record: skipped */
+	if (code == XSR_SEC_MEMMAP) {
 		s->nruns = (uint32_t)(rh.sh_size / sizeof(struct xsr_memrun));
 		s->runs = malloc(rh.sh_size + 1);
 		s->base = malloc(((size_t)s->nruns + 1) * 8);
 		if (!s->runs || !s->base)
 			return sfail(s, XSR_E_NOMEM, "out of memory");
 		memcpy(s->runs, s->rec, rh.sh_size);
-		if ((rc = xsr_memmap_check(s->runs, s->nruns, &total, why, sizeof(why))) < 0)
-			return sfail(s, rc, "record memmap at stream offset 0x%llx: %s", (unsigned long long)at, why);
-		if (total != s->fh.nr_pages)
-			return sfail(s, XSR_E_FORMAT, "record memmap at stream offset 0x%llx: %llu pages, the header says %llu",
-				     (unsigned long long)at, (unsigned long long)total, (unsigned long long)s->fh.nr_pages);
-		total = 0;
+		uint64_t total = 0;
 		for (uint32_t i = 0; i < s->nruns; i++) {
 			s->base[i] = total;
 			total += s->runs[i].count;
 		}
 		s->have_memmap = true;
-		break;
-	}
-	case XSR_SEC_PAGES:
-		return do_pages(s, at, rh.sh_size, ops, ctx);
-	case XSR_SEC_NOTES:
-		if (s->have_notes)
-			return sfail(s, XSR_E_FORMAT, "record notes at stream offset 0x%llx: a second notes record", (unsigned long long)at);
+	} else if (code == XSR_SEC_NOTES) {
 		s->have_notes = true;
-		{
-			const char *why;
-			if (xsr_notes_check(s->rec, rh.sh_size, s->fh.nr_vcpus, false, NULL, &why) < 0)
-				return sfail(s, XSR_E_FORMAT, "record notes at stream offset 0x%llx (%u vCPUs): %s",
-					     (unsigned long long)at, s->fh.nr_vcpus, why);
-		}
-		break;
-	case XSR_SEC_VCPU: {
-		if (!s->have_memmap)
-			return sfail(s, XSR_E_FORMAT, "record vcpu at stream offset 0x%llx: comes before the memmap record", (unsigned long long)at);
-		/*
-		 * Decoded here, not only by consumers that need the state, so that
-		 * verify refuses what convert and restore refuse (issue 15).
-		 */
-		const char *why;
-		if (!s->vcpu && !(s->vcpu = malloc(sizeof(*s->vcpu))))
-			return sfail(s, XSR_E_NOMEM, "out of memory");
-		if ((rc = xsr_vcpu_decode(s->rec, rh.sh_size, s->vcpu, &why)) < 0)
-			return sfail(s, rc, "record vcpu at stream offset 0x%llx (vCPU %u): %s", (unsigned long long)at, rh.sh_info, why);
-		if (s->vcpu->r.vcpu_id != rh.sh_info)
-			return sfail(s, XSR_E_FORMAT, "record vcpu at stream offset 0x%llx: says vCPU %u, filed as vCPU %u",
-				     (unsigned long long)at, s->vcpu->r.vcpu_id, rh.sh_info);
-		break;
-	}
+	} else if (code == XSR_SEC_PAGES) {
+		return do_pages(s, at, ndata, ops, ctx);
 	}
 	if (ops && ops->section) {
 		rc = ops->section(ctx, &rh, s->rec);

@@ -36,7 +36,8 @@ if [ ! -s "$T/macros" ]; then
 fi
 
 # 2. A program that prints every macro's value and the section table (built
-#    from common.c itself, so a stale lib/ cannot disagree with the header).
+#    from sections.c itself, so a stale lib/ cannot disagree with the header;
+#    the validators it names come from check.c and what that calls).
 {
 	cat <<'EOF'
 #include <stdio.h>
@@ -81,7 +82,8 @@ EOF
 EOF
 } >"$T/dump.c"
 if ! "$CC" -std=gnu11 -g -O0 -fno-eliminate-unused-debug-types -I"$INC" -I"$SRC" \
-	-fvisibility=hidden -o "$T/dump" "$T/dump.c" "$SRC/common.c" -lelf -lxxhash -lzstd -llz4 \
+	-fvisibility=hidden -o "$T/dump" "$T/dump.c" "$SRC/sections.c" "$SRC/check.c" "$SRC/common.c" \
+	"$SRC/vcpu.c" "$SRC/xenpv.c" -lelf -lxxhash -lzstd -llz4 \
 	2>"$T/cc.err"; then
 	echo "FAIL - the constants program does not build:"
 	sed 's/^/     /' "$T/cc.err" | head -20
