@@ -70,7 +70,7 @@ struct src {
 	uint32_t next_dev;
 	/* the stream */
 	char machine[256];
-	int have_machine, ignore_shared, footers; /* footers: -1 unknown */
+	int have_machine, footers; /* footers: -1 unknown */
 	uint32_t ram_id;
 	int ram_started, ram_ended;
 	struct block *blocks;
@@ -86,6 +86,7 @@ struct src {
 	uint64_t resent;
 	uint64_t below;
 	int below_given;
+	uint64_t max_ram; /* xsr_qemu_import_opts.max_ram */
 };
 
 static int fail(struct src *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -248,11 +249,29 @@ static int find_vmdesc(struct src *s)
 		free(t);
 		return -1;
 	}
-	uint64_t p = tail;
-	while (p > 0 && t[p - 1] != QEMU_VM_VMDESCRIPTION)
-		p--;
-	/* p - 1: the last 0x06; then be32 length, the JSON to the end, EOF (0x00) before it */
-	if (!p || p < 2 || tail - p < 5 || be32(t + p) != tail - p - 4 || t[p - 2] != QEMU_VM_EOF || t[p + 4] != '{') {
+	/*
+	 * The marker is at q: 0x06, be32 length reaching the end, '{', and EOF
+	 * (0x00) before it.  The JSON holds no 0x06, so the last 0x06 of the
+	 * input is the marker or one of its four length octets: look no
+	 * further back than four octets before it.
+	 */
+	uint64_t q = tail, last = 0, p = 0;
+	int seen = 0;
+	while (q-- > 0) {
+		if (t[q] != QEMU_VM_VMDESCRIPTION)
+			continue;
+		if (!seen) {
+			seen = 1;
+			last = q;
+		} else if (last - q > 4) {
+			break;
+		}
+		if (q >= 1 && tail - q >= 6 && be32(t + q + 1) == tail - q - 5 && t[q + 5] == '{' && t[q - 1] == QEMU_VM_EOF) {
+			p = q + 1;
+			break;
+		}
+	}
+	if (!p) {
 		free(t); /* none: the ram sections are read all the same, and the first device section says so */
 		return 0;
 	}
@@ -458,12 +477,11 @@ static int header(struct src *s, uint64_t *next)
 					char cap[256];
 					if (name_at(s, &off, cap, "capability") < 0)
 						return -1;
-					if (!strcmp(cap, "x-ignore-shared")) {
-						s->ignore_shared = 1;
-					} else {
-						s->code = XSR_E_UNSUPPORTED;
-						return fail(s, "QEMU CONFIGURATION at offset 0x%llx: capability %s is not supported", (unsigned long long)at, cap);
-					}
+					/* x-ignore-shared: shared RAM is not in the stream, and the image would show it as zeros */
+					s->code = XSR_E_UNSUPPORTED;
+					return fail(s, "QEMU CONFIGURATION at offset 0x%llx: capability %s is not supported%s",
+						    (unsigned long long)at, cap,
+						    strcmp(cap, "x-ignore-shared") ? "" : " (shared guest RAM is not in the stream)");
 				}
 			} else {
 				s->code = XSR_E_UNSUPPORTED;
@@ -493,11 +511,11 @@ static int ram_blocks(struct src *s, uint64_t *off, uint64_t total, uint64_t sec
 		uint64_t at = *off;
 		if (name_at(s, off, b->name, "ram section block name") < 0)
 			return -1;
-		const uint8_t *p = need(s, *off, s->ignore_shared ? 16 : 8, "ram section block length");
+		const uint8_t *p = need(s, *off, 8, "ram section block length");
 		if (!p)
 			return -1;
 		b->used = be64(p);
-		*off += s->ignore_shared ? 16 : 8;
+		*off += 8;
 		if (b->used == 0 || b->used % PAGE || b->used / PAGE > XSR_MAX_PAGES || b->used > total - sum)
 			return fail(s, "QEMU ram section at offset 0x%llx: block %s at 0x%llx: used length 0x%llx (a page multiple, "
 				       "at most 2^36 pages, within the 0x%llx octets announced)",
@@ -510,6 +528,21 @@ static int ram_blocks(struct src *s, uint64_t *off, uint64_t total, uint64_t sec
 			s->pcram = (int32_t)s->nblocks;
 		sum += b->used;
 		s->nblocks++;
+	}
+	if (s->max_ram && total > s->max_ram) {
+		s->code = XSR_E_LIMIT;
+		return fail(s, "QEMU ram section at offset 0x%llx: RAM blocks of 0x%llx octets, more than the 0x%llx allowed",
+			    (unsigned long long)sec, (unsigned long long)total, (unsigned long long)s->max_ram);
+	}
+	/*
+	 * Every page of pc.ram is a slot of the image: a claim the input cannot
+	 * back is refused (QEMU sends each page at least once, 9 octets or more;
+	 * one octet per page leaves room for pages a balloon's hints skipped).
+	 */
+	if (s->pcram >= 0 && s->blocks[s->pcram].used / PAGE > s->size) {
+		s->code = XSR_E_LIMIT;
+		return fail(s, "QEMU ram section at offset 0x%llx: pc.ram of 0x%llx octets in a stream of %llu octets",
+			    (unsigned long long)sec, (unsigned long long)s->blocks[s->pcram].used, (unsigned long long)s->size);
 	}
 	return 0;
 }
@@ -1245,6 +1278,7 @@ static int import_src(struct src *s, int out_fd, const struct xsr_qemu_import_op
 	if (!o)
 		o = &none;
 	int rc;
+	s->max_ram = o->max_ram;
 	if (o->layout != 0 && o->layout != XSR_LAYOUT_SEEKABLE && o->layout != XSR_LAYOUT_STREAM) {
 		xsr_fmt(err, errlen, "layout %d: need 0, XSR_LAYOUT_SEEKABLE or XSR_LAYOUT_STREAM", o->layout);
 		rc = XSR_E_INVAL;

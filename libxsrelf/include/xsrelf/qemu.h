@@ -43,6 +43,8 @@ struct xsr_qemu_import_opts {
 	 * multiple of 4096; the rest of pc.ram starts at 4 GiB.
 	 */
 	uint64_t ram_below_4g;
+	/* 0: no limit; else a stream whose RAM blocks add up to more octets is refused (XSR_E_LIMIT) */
+	uint64_t max_ram;
 };
 
 struct xsr_qemu_import_stats {
