@@ -1031,6 +1031,11 @@ static int block_items(struct src *s, struct xsr_writer *w, uint32_t *seq, uint3
 	size_t nl = strlen(bl->name), hdr = sizeof(struct xsr_passthru_hdr) + 1 + nl + 8, lo, hi;
 	uint64_t cap = XSR_MAX_RECORD - (XSR_MAX_RECORD - hdr) % (8 + PAGE);
 	block_range(s, bi, &lo, &hi);
+	uint64_t ndata = 0;
+	for (size_t i = lo; i < hi; i++)
+		ndata += !(s->occ[i].pos & ZERO_BIT);
+	if (ndata < (cap - hdr) / (8 + PAGE))
+		cap = hdr + ndata * (8 + PAGE); /* what this block needs, not the most an item may hold */
 	uint8_t *b = malloc(cap);
 	if (!b)
 		return nomem(s);
@@ -1042,9 +1047,11 @@ static int block_items(struct src *s, struct xsr_writer *w, uint32_t *seq, uint3
 		memcpy(b + sizeof(struct xsr_passthru_hdr) + 1, bl->name, nl);
 		for (int k = 0; k < 8; k++)
 			b[hdr - 8 + k] = (uint8_t)(bl->used >> (56 - 8 * k));
-		for (; i < hi && len + 8 + PAGE <= cap; i++) {
+		for (; i < hi; i++) {
 			if (s->occ[i].pos & ZERO_BIT)
 				continue;
+			if (len + 8 + PAGE > cap)
+				break; /* the next item of this block */
 			uint64_t off = (s->occ[i].key & ((UINT64_C(1) << 40) - 1)) * PAGE;
 			if ((rc = rd(s, s->occ[i].pos >> 1, b + len + 8, PAGE, "page data")) < 0)
 				break;

@@ -16,7 +16,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	char err[512];
 	int out = fuzz_outfd(0);
 	/* a claimed pc.ram costs its page slots in the output: keep what the fuzzer may claim small */
-	struct xsr_qemu_import_opts o = {.max_ram = 4096u * 4096};
+	struct xsr_qemu_import_opts o = {.max_ram = 256u * 4096};
 	if (xsr_qemu_import_mem(data, size, out, &o, NULL, err, sizeof(err)) == 0) {
 		struct xsr_image *img;
 		if (xsr_image_open(&img, out, err, sizeof(err)) < 0) {
