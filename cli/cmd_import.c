@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
- * xsr import: a Xen save file, stream or dump -> an xsrelf image.  The
- * conversion is the library's (xsrelf/xen.h); this is the verb around it:
+ * xsr import: a Xen save file, stream or dump, or a QEMU migration stream
+ * -> an xsrelf image.  The conversions are the library's (xsrelf/xen.h,
+ * xsrelf/qemu.h), told apart by the input's magic; this is the verb around it:
  * options, the input (a pipe is spooled to a temporary file: the import
  * reads its input twice), the output file, messages and progress.
  */
@@ -13,6 +14,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <xsrelf/qemu.h>
 #include <xsrelf/xen.h>
 
 #include "../save/save.h"
@@ -56,12 +58,17 @@ static void import_note(void *ctx, const char *msg)
 
 static void usage(FILE *f)
 {
-	fprintf(f, "usage: xsr import [--layout seekable|stream] IN OUT\n\n"
-		   "Read an xl save file, a libxl v2 or libxc v2/v3 migration stream, or an\n"
-		   "xl dump-core (xc_core) file ('-' = stdin) and write it as an xsrelf image:\n"
-		   "seekable unless --layout stream (or --stream) or OUT is '-', a FIFO or a\n"
-		   "device.  Every record is kept: export gives the Xen records back.  On a\n"
-		   "terminal, progress is shown on stderr.  See docs/xen-compat.md.\n"
+	fprintf(f, "usage: xsr import [--layout seekable|stream] [--ram-below-4g SIZE] IN OUT\n\n"
+		   "Read an xl save file, a libxl v2 or libxc v2/v3 migration stream, an\n"
+		   "xl dump-core (xc_core) file, or a QEMU migration stream (version 3, as\n"
+		   "migrate \"exec:cat > FILE\" writes it) ('-' = stdin) and write it as an\n"
+		   "xsrelf image: seekable unless --layout stream (or --stream) or OUT is\n"
+		   "'-', a FIFO or a device.  Every record is kept: export gives the Xen\n"
+		   "records back.  QEMU's pc.ram becomes guest-physical memory where the\n"
+		   "machine type puts it (xsr info shows it); --ram-below-4g SIZE says where\n"
+		   "pc.ram stops below 4 GiB instead (QEMU's max-ram-below-4g).  On a\n"
+		   "terminal, progress is shown on stderr.  See docs/xen-compat.md and\n"
+		   "docs/qemu-compat.md.\n"
 		   XSR_COMMON_HELP);
 }
 
@@ -85,15 +92,29 @@ static int open_input(const char *in, struct stat *sb)
 	return t;
 }
 
+/* A QEMU migration stream starts with "QEVM"; everything else goes to the Xen module, which names its kinds. */
+static int is_qemu(int fd)
+{
+	char m[4];
+	return pread(fd, m, sizeof(m), 0) == (ssize_t)sizeof(m) && !memcmp(m, "QEVM", 4);
+}
+
 int cmd_import(int argc, char **argv)
 {
 	static const struct option opts[] = {{"layout", required_argument, 0, 'L'}, {"stream", no_argument, 0, 'S'},
-					     {"help", no_argument, 0, 'h'}, XSR_COMMON_OPTS, {0, 0, 0, 0}};
+					     {"ram-below-4g", required_argument, 0, 'B'}, {"help", no_argument, 0, 'h'}, XSR_COMMON_OPTS, {0, 0, 0, 0}};
 	int layout = 0, c;
+	int64_t below = 0;
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "h" XSR_COMMON_SHORT, opts, NULL)) != -1) {
 		switch (c) {
 		case 'S': layout = XSR_LAYOUT_STREAM; break;
+		case 'B':
+			if ((below = cli_parse_size(optarg)) <= 0 || below % 4096 || below > (INT64_C(1) << 32)) {
+				cli_err("import", "--ram-below-4g %s: need a multiple of 4 KiB, at most 4G", optarg);
+				return XSR_EXIT_USAGE;
+			}
+			break;
 		case 'L':
 			if ((layout = cli_parse_layout("import", "--layout", optarg)) < 0)
 				return XSR_EXIT_USAGE;
@@ -130,11 +151,29 @@ int cmd_import(int argc, char **argv)
 	cli_detail("import", "%s (%lld octets) -> %s, %s layout", in, (long long)sb.st_size, outp,
 		   stream ? "streamed" : "seekable");
 	uint64_t t0 = util_now_ns();
-	struct xsr_xen_import_opts o = {
-		.cb = {.progress = util_progress_cb, .progress_ctx = &pg, .note = import_note},
-		.layout = stream ? XSR_LAYOUT_STREAM : 0, /* 0: seekable in out's temporary file */
-	};
-	int irc = xsr_xen_import_fd(fd, out.fd, &o, NULL, err, sizeof(err));
+	struct xsr_foreign_cb cb = {.progress = util_progress_cb, .progress_ctx = &pg, .note = import_note};
+	int irc;
+	if (is_qemu(fd)) {
+		struct xsr_qemu_import_opts q = {.cb = cb, .layout = stream ? XSR_LAYOUT_STREAM : 0,
+						 .ram_below_4g = (uint64_t)below};
+		struct xsr_qemu_import_stats qs;
+		irc = xsr_qemu_import_fd(fd, out.fd, &q, &qs, err, sizeof(err));
+		if (irc == 0)
+			cli_detail("import", "QEMU stream, machine %s: %u vCPU(s), %llu pc.ram pages (%llu page entries, "
+					     "%llu resent), %u device sections, %u RAM blocks",
+				   cli_esc(qs.machine, sizeof(qs.machine)), qs.nr_vcpus, (unsigned long long)qs.nr_pages,
+				   (unsigned long long)qs.page_entries, (unsigned long long)qs.resent, qs.nr_sections,
+				   qs.nr_blocks);
+	} else if (below) {
+		cli_err("import", "%s: --ram-below-4g is for QEMU streams only", in);
+		cli_out_abort(&out);
+		goto done;
+	} else {
+		struct xsr_xen_import_opts o = {
+			.cb = cb, .layout = stream ? XSR_LAYOUT_STREAM : 0, /* 0: seekable in out's temporary file */
+		};
+		irc = xsr_xen_import_fd(fd, out.fd, &o, NULL, err, sizeof(err));
+	}
 	util_progress_end(&pg);
 	if (irc < 0) {
 		cli_err("import", "%s -> %s: %s", in, outp, err);

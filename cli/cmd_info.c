@@ -6,6 +6,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <xsrelf/qemu.h>
 #include <xsrelf/xen.h>
 
 #include "cli.h"
@@ -135,7 +136,8 @@ static void print_json(const char *file, const struct scan *s)
 
 static const char *xen_origin(uint16_t o)
 {
-	static const char *const n[] = {"?", "xl header", "libxl header", "libxl", "libxc header", "libxc", "xc_core"};
+	static const char *const n[] = {"?",           "xl header", "libxl header", "libxl",   "libxc header",
+					"libxc",       "xc_core",   "qemu header",  "qemu",    "qemu ram"};
 	return o < sizeof(n) / sizeof(n[0]) ? n[o] : "?";
 }
 
@@ -153,6 +155,10 @@ static const char *xen_item(const struct scan *s, uint32_t i, char *buf, size_t 
 		snprintf(buf, len, "section %u", t);
 		return buf;
 	}
+	if (o == XSR_PT_ORIGIN_QEMU_SECTION)
+		return xsr_qemu_section_name(t);
+	if (o == XSR_PT_ORIGIN_QEMU_RAM)
+		return t ? "block" : "setup";
 	return xen_origin(o);
 }
 
@@ -181,8 +187,8 @@ static void print_xen(const struct scan *s, int json)
 		printf("}");
 		return;
 	}
-	printf("xen source: %u items kept verbatim%s\n", s->nxen,
-	       s->xen_libxc_version ? "" : "");
+	printf("%s source: %u items kept verbatim\n", s->xen[0].origin >= XSR_PT_ORIGIN_QEMU_HEADER ? "qemu" : "xen",
+	       s->nxen);
 	if (s->xen_libxc_version)
 		printf("  libxc stream version %u\n", s->xen_libxc_version);
 	uint16_t cur = 0;

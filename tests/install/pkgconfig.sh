@@ -22,8 +22,8 @@ fi
 P=$T/prefix
 # make install's prerequisite is `all`, already built by whoever runs the tiers: nothing is rebuilt
 check "make install PREFIX=<temporary directory>" make -s -C "$ROOT" install PREFIX="$P"
-check "the installed headers hold xsrelf/xen.h and xsrelf/foreign.h" \
-	test -f "$P/include/xsrelf/xen.h" -a -f "$P/include/xsrelf/foreign.h"
+check "the installed headers hold xsrelf/xen.h, xsrelf/qemu.h and xsrelf/foreign.h" \
+	test -f "$P/include/xsrelf/xen.h" -a -f "$P/include/xsrelf/qemu.h" -a -f "$P/include/xsrelf/foreign.h"
 export PKG_CONFIG_PATH=$P/lib/pkgconfig
 check "pkg-config finds xsrelf in the prefix" bash -c "pkg-config --cflags --libs xsrelf | grep -q -- '-I$P/include'"
 # an ASan build of the library (make test SANITIZE=1) needs its runtime first in the program
@@ -33,6 +33,9 @@ readelf -d "$P/lib/libxsrelf.so" 2>/dev/null | grep -q libasan && SAN=(-fsanitiz
 check "xen2xsr.c builds with pkg-config --cflags --libs xsrelf" bash -c \
 	"${CC:-cc} ${SAN[*]} -std=gnu11 -Wall -Wextra -Werror -o '$T/xen2xsr' '$ROOT/tests/install/xen2xsr.c' \
 	 \$(pkg-config --cflags --libs xsrelf) -Wl,-rpath,'$P/lib'"
+check "xsrelf/qemu.h compiles alone and links xsr_qemu_import_fd from the installed library" bash -c \
+	"printf '#include <xsrelf/qemu.h>\\nint main(void) { return xsr_qemu_import_fd(-1, -1, 0, 0, 0, 0) != XSR_E_INVAL; }\\n' >'$T/q.c' &&
+	 ${CC:-cc} ${SAN[*]} -std=gnu11 -Wall -Wextra -Werror -o '$T/q' '$T/q.c' \$(pkg-config --cflags --libs xsrelf) -Wl,-rpath,'$P/lib' && '$T/q'"
 check "xen2xsr is linked against the installed libxsrelf.so" bash -c \
 	"ldd '$T/xen2xsr' | grep -q '$P/lib/libxsrelf.so'"
 zstd -q -d -c "$SAVE" >"$T/rigu.save"

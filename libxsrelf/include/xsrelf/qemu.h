@@ -1,0 +1,108 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * libxsrelf: QEMU's migration stream (a foreign-format module, xsrelf/foreign.h).
+ *
+ * Import: a QEMU x86 migration stream, version 3, as `migrate "exec:..."`,
+ * `fd:` or `file:` writes it (QEMU 7.2 and later, precopy, no multifd, no
+ * XBZRLE or compression) -> one xsrelf image, through the one writer:
+ *
+ *  - pc.ram as guest-physical memory runs, mapped as the machine type
+ *    places it (the layout is not in the stream: it is inferred from the
+ *    CONFIGURATION section's machine name and the RAM size, or given by
+ *    the caller) and stated in the CONFIG section and the producer;
+ *  - one vCPU per `cpu` device section, decoded through the stream's
+ *    VMDESCRIPTION (field names, sizes and offsets); a stream without one
+ *    is refused, since its device sections cannot be delimited either;
+ *  - every other item kept losslessly as PASSTHRU (origins
+ *    XSR_PT_ORIGIN_QEMU_*): the header and CONFIGURATION, the `ram`
+ *    section's setup, each other RAM block's final pages, each device
+ *    section verbatim, the EOF and VMDESCRIPTION.
+ *
+ * The mapping is docs/qemu-compat.md.  The conventions of xsrelf/foreign.h
+ * hold: zero-initialised options that begin with struct xsr_foreign_cb,
+ * optional stats, 0 or a negative enum xsr_err with a message naming the
+ * stream offset ("QEMU ram section at offset 0x1234: ..."), nothing printed.
+ */
+#ifndef XSRELF_QEMU_H
+#define XSRELF_QEMU_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <xsrelf/foreign.h>
+#include <xsrelf/xsrelf.h>
+
+struct xsr_qemu_import_opts {
+	struct xsr_foreign_cb cb; /* progress: pc.ram pages written (done, total) */
+	/* 0: as the writer decides; XSR_LAYOUT_SEEKABLE or XSR_LAYOUT_STREAM (xsrelf/writer.h) */
+	int layout;
+	uint8_t compress; /* enum xsr_compress of a stream's page batches */
+	/*
+	 * 0: infer where pc.ram ends below 4 GiB from the machine type and RAM
+	 * size; else that many octets (QEMU's max-ram-below-4g made it so), a
+	 * multiple of 4096; the rest of pc.ram starts at 4 GiB.
+	 */
+	uint64_t ram_below_4g;
+	/* 0: no limit; else a stream whose RAM blocks add up to more octets is refused (XSR_E_LIMIT) */
+	uint64_t max_ram;
+};
+
+struct xsr_qemu_import_stats {
+	const char *format;     /* "QEMU migration stream v3" (static) */
+	uint64_t in_size;       /* octets of input */
+	uint32_t nr_vcpus;
+	uint32_t nr_sections;   /* device sections kept */
+	uint32_t nr_blocks;     /* RAM blocks of the stream, pc.ram included */
+	uint64_t nr_pages;      /* pc.ram pages in the image */
+	uint64_t page_entries;  /* PAGE and ZERO entries of the stream, every block */
+	uint64_t resent;        /* of them, entries that replaced an earlier copy */
+	uint64_t below_4g;      /* pc.ram octets mapped from 0; the rest from 4 GiB */
+	char machine[64];       /* the CONFIGURATION section's machine name, "" if none */
+};
+
+/*
+ * The stream on @in_fd (a regular file: read twice; a pipe is the caller's
+ * to spool first) as an xsrelf image onto @out_fd (a seekable image needs a
+ * regular file; a stream goes anywhere).  Neither fd is closed.  0, or a
+ * negative enum xsr_err with the reason in @err.  @o and @st may be NULL.
+ */
+XSR_API int xsr_qemu_import_fd(int in_fd, int out_fd, const struct xsr_qemu_import_opts *o,
+			       struct xsr_qemu_import_stats *st, char *err, size_t errlen);
+/* The same from @len octets at @buf (kept valid and unchanged during the call). */
+XSR_API int xsr_qemu_import_mem(const void *buf, size_t len, int out_fd, const struct xsr_qemu_import_opts *o,
+				struct xsr_qemu_import_stats *st, char *err, size_t errlen);
+
+/*
+ * Where pc.ram of @ram_size octets ends below 4 GiB on machine @machine
+ * ("pc-i440fx-7.2", "pc-q35-7.2", ...), as QEMU's hw/i386/pc_piix.c and
+ * pc_q35.c place it without max-ram-below-4g: 0 and *@below_4g set, or
+ * XSR_E_UNSUPPORTED for a machine this version does not know.
+ */
+XSR_API int xsr_qemu_layout(const char *machine, uint64_t ram_size, uint64_t *below_4g);
+
+/* Name of a QEMU_VM_* section type ("SECTION_FULL", "unknown"); static. */
+XSR_API const char *xsr_qemu_section_name(uint32_t type);
+
+/* ------------------------------------------------------------------ */
+/* Facts of the stream (QEMU migration/savevm.c, migration/ram.c)      */
+/* ------------------------------------------------------------------ */
+#define QEMU_VM_FILE_MAGIC 0x5145564du /* "QEVM", big-endian */
+#define QEMU_VM_FILE_VERSION 3u
+enum qemu_vm_section {
+	QEMU_VM_EOF = 0x00, QEMU_VM_SECTION_START = 0x01, QEMU_VM_SECTION_PART = 0x02,
+	QEMU_VM_SECTION_END = 0x03, QEMU_VM_SECTION_FULL = 0x04, QEMU_VM_SUBSECTION = 0x05,
+	QEMU_VM_VMDESCRIPTION = 0x06, QEMU_VM_CONFIGURATION = 0x07, QEMU_VM_COMMAND = 0x08,
+	QEMU_VM_SECTION_FOOTER = 0x7e,
+};
+/* the `ram` section's be64 entries: offset | flags (flags in the low 12 bits) */
+#define QEMU_RAM_FLAG_ZERO 0x02u
+#define QEMU_RAM_FLAG_MEM_SIZE 0x04u
+#define QEMU_RAM_FLAG_PAGE 0x08u
+#define QEMU_RAM_FLAG_EOS 0x10u
+#define QEMU_RAM_FLAG_CONTINUE 0x20u
+#define QEMU_RAM_FLAG_XBZRLE 0x40u
+#define QEMU_RAM_FLAG_HOOK 0x80u
+#define QEMU_RAM_FLAG_COMPRESS_PAGE 0x100u
+#define QEMU_RAM_FLAG_MULTIFD_FLUSH 0x200u
+
+#endif

@@ -1,0 +1,1349 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * Import (xsrelf/qemu.h): a QEMU migration stream v3 -> one xsrelf image
+ * through the one writer.  docs/qemu-compat.md is the mapping.
+ *
+ * The stream's device sections carry no length: only the VMDESCRIPTION
+ * JSON that QEMU appends after EOF says how many octets each field took.
+ * So it is found first, from the end of the input (its 0x06 marker is the
+ * last 0x06 of the file: JSON text holds no raw control octet, and its
+ * be32 length must reach the end exactly), and the stream is then read
+ * from the start.  Two passes, as the Xen import: the first checks every
+ * section, entry, length and name and notes where each item and page
+ * lies (16 octets per page entry, never page data); the second writes.
+ * Reads go through a window of the input (no octet-sized reads).
+ */
+#include <elf.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include <xsrelf/qemu.h>
+#include <xsrelf/writer.h>
+
+#include "internal.h"
+#include "qemu_internal.h"
+
+#define WIN (1u << 20) /* octets of input read at once */
+#define PAGE 4096u
+#define ZERO_BIT UINT64_C(1) /* occ.pos: the entry was a ZERO (pos is the entry), else data */
+
+struct block {
+	char name[256];
+	uint64_t used; /* used_length, octets */
+};
+
+struct occ {
+	uint64_t key; /* block index << 40 | page index */
+	uint64_t pos; /* data offset << 1, or entry offset << 1 | ZERO_BIT */
+};
+
+struct item {
+	uint16_t origin, flags;
+	uint32_t type;
+	uint64_t off, len;
+	int32_t blk; /* XSR_PT_ORIGIN_QEMU_RAM type 1: the block */
+};
+
+struct cpu {
+	uint32_t instance;
+	uint64_t body, len; /* the section's state, after its header */
+	uint32_t desc;      /* its device object in the VMDESCRIPTION */
+};
+
+struct src {
+	struct xsr_source in;
+	uint64_t size;
+	char err[512];
+	int code;
+	uint8_t *win;
+	uint64_t woff;
+	size_t wlen;
+	/* the VMDESCRIPTION */
+	uint64_t vd_off; /* offset of its 0x06 */
+	char *json;
+	struct qj_doc doc;
+	uint32_t devs; /* the "devices" array */
+	uint32_t next_dev;
+	/* the stream */
+	char machine[256];
+	int have_machine, footers; /* footers: -1 unknown */
+	uint32_t ram_id;
+	int ram_started, ram_ended;
+	struct block *blocks;
+	uint32_t nblocks;
+	int32_t cur, pcram;
+	struct occ *occ;
+	size_t nocc, capocc;
+	struct item *items;
+	size_t nitems, capitems;
+	struct cpu *cpus;
+	uint32_t ncpus, capcpus;
+	uint32_t nsections;
+	uint64_t resent;
+	uint64_t below;
+	int below_given;
+	uint64_t max_ram; /* xsr_qemu_import_opts.max_ram */
+};
+
+static int fail(struct src *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int fail(struct src *s, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(s->err, sizeof(s->err), fmt, ap);
+	va_end(ap);
+	if (!s->code)
+		s->code = XSR_E_FORMAT;
+	return -1;
+}
+
+static int nomem(struct src *s)
+{
+	s->code = XSR_E_NOMEM;
+	return fail(s, "out of memory");
+}
+
+static uint64_t be64(const uint8_t *p)
+{
+	uint64_t v = 0;
+	for (int i = 0; i < 8; i++)
+		v = v << 8 | p[i];
+	return v;
+}
+static uint32_t be32(const uint8_t *p) { return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3]; }
+
+/* Exactly @len octets at @off into @buf. */
+static int rd(struct src *s, uint64_t off, void *buf, uint64_t len, const char *what)
+{
+	if (!xsr_in_bounds(off, len, s->size)) {
+		s->code = XSR_E_TRUNCATED;
+		return fail(s, "QEMU %s at offset 0x%llx: needs %llu octets but the stream ends at 0x%llx (truncated)", what,
+			    (unsigned long long)off, (unsigned long long)len, (unsigned long long)s->size);
+	}
+	uint8_t *p = buf;
+	while (len) {
+		size_t n = len > (1u << 30) ? (1u << 30) : (size_t)len;
+		int e = s->in.ops->pread(&s->in, p, n, off);
+		if (e < 0) {
+			s->code = XSR_E_IO;
+			return fail(s, "QEMU %s at offset 0x%llx: read failed: %s", what, (unsigned long long)off,
+				    strerror(-e));
+		}
+		p += n, off += n, len -= n;
+	}
+	return 0;
+}
+
+/* @n (<= WIN) octets at @off through the window: a pointer valid until the next call, or NULL. */
+static const uint8_t *need(struct src *s, uint64_t off, size_t n, const char *what)
+{
+	if (off >= s->woff && off - s->woff <= s->wlen && s->wlen - (off - s->woff) >= n)
+		return s->win + (off - s->woff);
+	if (!xsr_in_bounds(off, n, s->size)) {
+		s->code = XSR_E_TRUNCATED;
+		fail(s, "QEMU %s at offset 0x%llx: needs %zu octets but the stream ends at 0x%llx (truncated)", what,
+		     (unsigned long long)off, n, (unsigned long long)s->size);
+		return NULL;
+	}
+	size_t len = s->size - off < WIN ? (size_t)(s->size - off) : WIN;
+	if (rd(s, off, s->win, len, what) < 0)
+		return NULL;
+	s->woff = off;
+	s->wlen = len;
+	return s->win;
+}
+
+static int add_item(struct src *s, uint16_t origin, uint16_t flags, uint32_t type, uint64_t off, uint64_t len, int32_t blk)
+{
+	if (s->nitems >= XSR_MAX_SECTIONS - 64u - XSR_MAX_VCPUS) {
+		s->code = XSR_E_LIMIT;
+		return fail(s, "QEMU section at offset 0x%llx: more than %u items besides page data: an image cannot hold them",
+			    (unsigned long long)off, XSR_MAX_SECTIONS - 64u - XSR_MAX_VCPUS);
+	}
+	if (s->nitems == s->capitems) {
+		size_t cap = s->capitems ? s->capitems * 2 : 64;
+		struct item *n = realloc(s->items, cap * sizeof(*n));
+		if (!n)
+			return nomem(s);
+		s->items = n;
+		s->capitems = cap;
+	}
+	s->items[s->nitems++] = (struct item){origin, flags, type, off, len, blk};
+	return 0;
+}
+
+static int add_occ(struct src *s, uint32_t blk, uint64_t page, uint64_t pos)
+{
+	if (s->nocc == s->capocc) {
+		size_t cap = s->capocc ? s->capocc * 2 : 4096;
+		struct occ *n = realloc(s->occ, cap * sizeof(*n));
+		if (!n)
+			return nomem(s);
+		s->occ = n;
+		s->capocc = cap;
+	}
+	s->occ[s->nocc++] = (struct occ){(uint64_t)blk << 40 | page, pos};
+	return 0;
+}
+
+/* ---------------- names and the layout ---------------- */
+
+const char *xsr_qemu_section_name(uint32_t type)
+{
+	static const char *const names[] = {
+		[QEMU_VM_EOF] = "EOF", [QEMU_VM_SECTION_START] = "SECTION_START",
+		[QEMU_VM_SECTION_PART] = "SECTION_PART", [QEMU_VM_SECTION_END] = "SECTION_END",
+		[QEMU_VM_SECTION_FULL] = "SECTION_FULL", [QEMU_VM_SUBSECTION] = "SUBSECTION",
+		[QEMU_VM_VMDESCRIPTION] = "VMDESCRIPTION", [QEMU_VM_CONFIGURATION] = "CONFIGURATION",
+		[QEMU_VM_COMMAND] = "COMMAND",
+	};
+	if (type == QEMU_VM_SECTION_FOOTER)
+		return "SECTION_FOOTER";
+	return type < sizeof(names) / sizeof(names[0]) && names[type] ? names[type] : "unknown";
+}
+
+/* "pc-i440fx-2.0" -> 2, 0; 0 if the name has no major.minor after @prefix. */
+static int machine_version(const char *name, const char *prefix, unsigned *maj, unsigned *min)
+{
+	size_t l = strlen(prefix);
+	return strncmp(name, prefix, l) == 0 && sscanf(name + l, "%u.%u", maj, min) == 2;
+}
+
+int xsr_qemu_layout(const char *machine, uint64_t ram, uint64_t *below)
+{
+	unsigned maj, min;
+	uint64_t low;
+	if (!machine || !below)
+		return XSR_E_INVAL;
+	if (machine_version(machine, "pc-i440fx-", &maj, &min) || machine_version(machine, "pc-", &maj, &min) ||
+	    !strcmp(machine, "pc")) {
+		/* hw/i386/pc_piix.c: 3.5 GiB below 4 GiB; gigabyte-aligned to 3 GiB when RAM must split (2.1 and later) */
+		int giga = !strcmp(machine, "pc") || maj > 2 || (maj == 2 && min >= 1);
+		low = 0xe0000000;
+		if (ram >= low && giga)
+			low = 0xc0000000;
+	} else if (machine_version(machine, "pc-q35-", &maj, &min) || !strcmp(machine, "q35")) {
+		/* hw/i386/pc_q35.c: 2.75 GiB, or 2 GiB when RAM reaches 2.75 GiB */
+		low = ram >= 0xb0000000 ? 0x80000000 : 0xb0000000;
+	} else {
+		return XSR_E_UNSUPPORTED;
+	}
+	*below = ram < low ? ram : low;
+	return 0;
+}
+
+/* ---------------- the VMDESCRIPTION ---------------- */
+
+/* Find and parse the VMDESCRIPTION at the end of the input; none is not an error here (s->json stays NULL). */
+static int find_vmdesc(struct src *s)
+{
+	uint64_t tail = s->size < QEMU_MAX_VMDESC + 6u ? s->size : QEMU_MAX_VMDESC + 6u;
+	uint8_t *t = malloc(tail ? tail : 1);
+	if (!t)
+		return nomem(s);
+	if (rd(s, s->size - tail, t, tail, "stream end") < 0) {
+		free(t);
+		return -1;
+	}
+	/*
+	 * The marker is at q: 0x06, be32 length reaching the end, '{', and EOF
+	 * (0x00) before it.  The JSON holds no 0x06, so the last 0x06 of the
+	 * input is the marker or one of its four length octets: look no
+	 * further back than four octets before it.
+	 */
+	uint64_t q = tail, last = 0, p = 0;
+	int seen = 0;
+	while (q-- > 0) {
+		if (t[q] != QEMU_VM_VMDESCRIPTION)
+			continue;
+		if (!seen) {
+			seen = 1;
+			last = q;
+		} else if (last - q > 4) {
+			break;
+		}
+		if (q >= 1 && tail - q >= 6 && be32(t + q + 1) == tail - q - 5 && t[q + 5] == '{' && t[q - 1] == QEMU_VM_EOF) {
+			p = q + 1;
+			break;
+		}
+	}
+	if (!p) {
+		free(t); /* none: the ram sections are read all the same, and the first device section says so */
+		return 0;
+	}
+	s->vd_off = s->size - tail + p - 1;
+	size_t jlen = (size_t)(tail - p - 4);
+	s->json = malloc(jlen + 1);
+	if (!s->json) {
+		free(t);
+		return nomem(s);
+	}
+	memcpy(s->json, t + p + 4, jlen);
+	s->json[jlen] = 0;
+	free(t);
+	const char *why;
+	size_t where;
+	if (qj_parse(s->json, jlen, &s->doc, &why, &where) < 0) {
+		if (!strcmp(why, "out of memory"))
+			return nomem(s);
+		return fail(s, "QEMU VMDESCRIPTION at offset 0x%llx: JSON octet %zu: %s", (unsigned long long)s->vd_off,
+			    where, why);
+	}
+	uint64_t ps;
+	s->devs = qj_get(&s->doc, 0, "devices");
+	if (s->devs == QJ_NONE || s->doc.n[s->devs].type != QJ_ARR)
+		return fail(s, "QEMU VMDESCRIPTION at offset 0x%llx: no \"devices\" array", (unsigned long long)s->vd_off);
+	if (qj_uint(&s->doc, 0, "page_size", &ps) < 0 || ps != PAGE) {
+		s->code = XSR_E_UNSUPPORTED;
+		return fail(s, "QEMU VMDESCRIPTION at offset 0x%llx: page_size is not 4096 (only x86 streams are read)",
+			    (unsigned long long)s->vd_off);
+	}
+	s->next_dev = s->doc.n[s->devs].child;
+	return 0;
+}
+
+/* The octets the described state @obj (an object with "fields" and maybe "subsections") takes. */
+static int desc_len(struct src *s, uint32_t obj, unsigned depth, uint64_t *len)
+{
+	const struct qj_doc *d = &s->doc;
+	uint32_t f = qj_get(d, obj, "fields"), subs = qj_get(d, obj, "subsections");
+	uint64_t total = 0;
+	if (depth > 16 || f == QJ_NONE || d->n[f].type != QJ_ARR)
+		return -1;
+	for (uint32_t c = d->n[f].child; c != QJ_NONE; c = d->n[c].next) {
+		uint64_t size, n = 1;
+		if (qj_uint(d, c, "size", &size) < 0 || (qj_get(d, c, "array_len") != QJ_NONE && qj_uint(d, c, "array_len", &n) < 0))
+			return -1;
+		if (size > QEMU_MAX_DEV_BODY || n > QEMU_MAX_DEV_BODY || size * n > QEMU_MAX_DEV_BODY - total)
+			return -1;
+		total += size * n;
+	}
+	if (subs != QJ_NONE) {
+		if (s->doc.n[subs].type != QJ_ARR)
+			return -1;
+		for (uint32_t c = d->n[subs].child; c != QJ_NONE; c = d->n[c].next) {
+			const char *name = qj_str(d, c, "vmsd_name");
+			uint64_t l;
+			if (!name || !*name || strlen(name) > 255 || desc_len(s, c, depth + 1, &l) < 0 ||
+			    l + 6 + strlen(name) > QEMU_MAX_DEV_BODY - total)
+				return -1;
+			total += 6 + strlen(name) + l;
+		}
+	}
+	*len = total;
+	return 0;
+}
+
+/* The subsection headers of the state @obj at @off are where the description puts them. */
+static int check_subs(struct src *s, uint32_t obj, uint64_t off, unsigned depth, const char *dev, uint64_t sec)
+{
+	const struct qj_doc *d = &s->doc;
+	uint32_t f = qj_get(d, obj, "fields"), subs = qj_get(d, obj, "subsections");
+	for (uint32_t c = d->n[f].child; c != QJ_NONE; c = d->n[c].next) {
+		uint64_t size, n = 1;
+		qj_uint(d, c, "size", &size);
+		qj_uint(d, c, "array_len", &n);
+		off += size * n;
+	}
+	if (subs == QJ_NONE)
+		return 0;
+	for (uint32_t c = d->n[subs].child; c != QJ_NONE; c = d->n[c].next) {
+		const char *name = qj_str(d, c, "vmsd_name");
+		size_t nl = strlen(name);
+		uint64_t ver = 0, l;
+		qj_uint(d, c, "version", &ver);
+		const uint8_t *h = need(s, off, 6 + nl, "subsection");
+		if (!h)
+			return -1;
+		if (h[0] != QEMU_VM_SUBSECTION || h[1] != nl || memcmp(h + 2, name, nl) || be32(h + 2 + nl) != ver)
+			return fail(s, "QEMU device section '%s' at offset 0x%llx: subsection %s (version %llu) is not at "
+				       "offset 0x%llx where the VMDESCRIPTION puts it",
+				    dev, (unsigned long long)sec, name, (unsigned long long)ver, (unsigned long long)off);
+		desc_len(s, c, depth + 1, &l);
+		if (check_subs(s, c, off + 6 + nl, depth + 1, dev, sec) < 0)
+			return -1;
+		off += 6 + nl + l;
+	}
+	return 0;
+}
+
+/* ---------------- the first pass ---------------- */
+
+/* The footer of section @id at *@off, if the stream has footers (the first section decides). */
+static int footer(struct src *s, uint64_t *off, uint32_t id, const char *what)
+{
+	const uint8_t *p = need(s, *off, 1, "section footer");
+	if (!p)
+		return -1;
+	if (s->footers < 0)
+		s->footers = p[0] == QEMU_VM_SECTION_FOOTER;
+	if (!s->footers)
+		return 0;
+	if (!(p = need(s, *off, 5, "section footer")))
+		return -1;
+	if (p[0] != QEMU_VM_SECTION_FOOTER || be32(p + 1) != id)
+		return fail(s, "QEMU %s (id %u): footer at offset 0x%llx is 0x%02x id %u, not 0x7e id %u", what, id,
+			    (unsigned long long)*off, p[0], p[0] == QEMU_VM_SECTION_FOOTER ? be32(p + 1) : 0, id);
+	*off += 5;
+	return 0;
+}
+
+/* A u8-length name at *@off into @out (256 octets), 1..255 octets. */
+static int name_at(struct src *s, uint64_t *off, char *out, const char *what)
+{
+	const uint8_t *p = need(s, *off, 1, what);
+	if (!p)
+		return -1;
+	unsigned n = p[0];
+	if (!n)
+		return fail(s, "QEMU %s at offset 0x%llx: empty name", what, (unsigned long long)*off);
+	if (!(p = need(s, *off + 1, n, what)))
+		return -1;
+	memcpy(out, p, n);
+	out[n] = 0;
+	if (strlen(out) != n)
+		return fail(s, "QEMU %s at offset 0x%llx: name holds a NUL octet", what, (unsigned long long)*off);
+	*off += 1 + n;
+	return 0;
+}
+
+/* magic, version, CONFIGURATION and its subsections (QEMU migration/savevm.c vmstate_configuration) */
+static int header(struct src *s, uint64_t *next)
+{
+	const uint8_t *p = need(s, 0, 8, "stream header");
+	if (!p)
+		return -1;
+	if (be32(p) != QEMU_VM_FILE_MAGIC) {
+		s->code = XSR_E_UNSUPPORTED;
+		return fail(s, "not a QEMU migration stream (no \"QEVM\" at offset 0)");
+	}
+	if (be32(p + 4) != QEMU_VM_FILE_VERSION) {
+		s->code = XSR_E_UNSUPPORTED;
+		return fail(s, "QEMU stream header at offset 0x4: version %u, only version 3 is read", be32(p + 4));
+	}
+	uint64_t off = 8;
+	if (!(p = need(s, off, 1, "section")))
+		return -1;
+	if (p[0] == QEMU_VM_CONFIGURATION) {
+		if (!(p = need(s, off, 5, "CONFIGURATION section")))
+			return -1;
+		uint32_t n = be32(p + 1);
+		if (n == 0 || n > 255)
+			return fail(s, "QEMU CONFIGURATION section at offset 0x%llx: machine name of %u octets (1..255)",
+				    (unsigned long long)off, n);
+		if (!(p = need(s, off + 5, n, "CONFIGURATION section")))
+			return -1;
+		memcpy(s->machine, p, n);
+		s->machine[n] = 0;
+		if (strlen(s->machine) != n)
+			return fail(s, "QEMU CONFIGURATION section at offset 0x%llx: machine name holds a NUL octet",
+				    (unsigned long long)off);
+		s->have_machine = 1;
+		off += 5 + n;
+		for (;;) {
+			if (!(p = need(s, off, 1, "CONFIGURATION section")))
+				return -1;
+			if (p[0] != QEMU_VM_SUBSECTION)
+				break;
+			char name[256];
+			uint64_t at = off++;
+			if (name_at(s, &off, name, "CONFIGURATION subsection") < 0 || !(p = need(s, off, 4, "CONFIGURATION subsection")))
+				return -1;
+			off += 4;
+			if (!strcmp(name, "configuration/target-page-bits")) {
+				if (!(p = need(s, off, 4, "CONFIGURATION subsection")))
+					return -1;
+				if (be32(p) != 12) {
+					s->code = XSR_E_UNSUPPORTED;
+					return fail(s, "QEMU CONFIGURATION at offset 0x%llx: target page bits %u, not 12", (unsigned long long)at, be32(p));
+				}
+				off += 4;
+			} else if (!strcmp(name, "configuration/uuid")) {
+				if (!need(s, off, 16, "CONFIGURATION subsection"))
+					return -1;
+				off += 16;
+			} else if (!strcmp(name, "configuration/capabilities")) {
+				if (!(p = need(s, off, 4, "CONFIGURATION subsection")))
+					return -1;
+				uint32_t caps = be32(p);
+				off += 4;
+				if (caps > 64)
+					return fail(s, "QEMU CONFIGURATION at offset 0x%llx: %u capabilities (at most 64)", (unsigned long long)at, caps);
+				for (uint32_t i = 0; i < caps; i++) {
+					char cap[256];
+					if (name_at(s, &off, cap, "capability") < 0)
+						return -1;
+					/* x-ignore-shared: shared RAM is not in the stream, and the image would show it as zeros */
+					s->code = XSR_E_UNSUPPORTED;
+					return fail(s, "QEMU CONFIGURATION at offset 0x%llx: capability %s is not supported%s",
+						    (unsigned long long)at, cap,
+						    strcmp(cap, "x-ignore-shared") ? "" : " (shared guest RAM is not in the stream)");
+				}
+			} else {
+				s->code = XSR_E_UNSUPPORTED;
+				return fail(s, "QEMU CONFIGURATION subsection %s at offset 0x%llx is not known", name, (unsigned long long)at);
+			}
+		}
+	}
+	*next = off;
+	return add_item(s, XSR_PT_ORIGIN_QEMU_HEADER, 0, 0, 0, off, -1);
+}
+
+/* The MEM_SIZE list of RAM blocks at *@off: @total octets in all. */
+static int ram_blocks(struct src *s, uint64_t *off, uint64_t total, uint64_t sec)
+{
+	uint64_t sum = 0;
+	if (s->nblocks)
+		return fail(s, "QEMU ram section at offset 0x%llx: a second MEM_SIZE entry at 0x%llx", (unsigned long long)sec,
+			    (unsigned long long)*off - 8);
+	while (sum < total) {
+		if (s->nblocks >= QEMU_MAX_BLOCKS) {
+			s->code = XSR_E_LIMIT;
+			return fail(s, "QEMU ram section at offset 0x%llx: more than %u RAM blocks", (unsigned long long)sec, QEMU_MAX_BLOCKS);
+		}
+		if (!s->blocks && !(s->blocks = calloc(QEMU_MAX_BLOCKS, sizeof(*s->blocks))))
+			return nomem(s);
+		struct block *b = &s->blocks[s->nblocks];
+		uint64_t at = *off;
+		if (name_at(s, off, b->name, "ram section block name") < 0)
+			return -1;
+		const uint8_t *p = need(s, *off, 8, "ram section block length");
+		if (!p)
+			return -1;
+		b->used = be64(p);
+		*off += 8;
+		if (b->used == 0 || b->used % PAGE || b->used / PAGE > XSR_MAX_PAGES || b->used > total - sum)
+			return fail(s, "QEMU ram section at offset 0x%llx: block %s at 0x%llx: used length 0x%llx (a page multiple, "
+				       "at most 2^36 pages, within the 0x%llx octets announced)",
+				    (unsigned long long)sec, b->name, (unsigned long long)at, (unsigned long long)b->used,
+				    (unsigned long long)total);
+		for (uint32_t i = 0; i < s->nblocks; i++)
+			if (!strcmp(s->blocks[i].name, b->name))
+				return fail(s, "QEMU ram section at offset 0x%llx: block %s named twice", (unsigned long long)sec, b->name);
+		if (!strcmp(b->name, "pc.ram"))
+			s->pcram = (int32_t)s->nblocks;
+		sum += b->used;
+		s->nblocks++;
+	}
+	if (s->max_ram && total > s->max_ram) {
+		s->code = XSR_E_LIMIT;
+		return fail(s, "QEMU ram section at offset 0x%llx: RAM blocks of 0x%llx octets, more than the 0x%llx allowed",
+			    (unsigned long long)sec, (unsigned long long)total, (unsigned long long)s->max_ram);
+	}
+	/*
+	 * Every page of pc.ram is a slot of the image: a claim the input cannot
+	 * back is refused (QEMU sends each page at least once, 9 octets or more;
+	 * one octet per page leaves room for pages a balloon's hints skipped).
+	 */
+	if (s->pcram >= 0 && s->blocks[s->pcram].used / PAGE > s->size) {
+		s->code = XSR_E_LIMIT;
+		return fail(s, "QEMU ram section at offset 0x%llx: pc.ram of 0x%llx octets in a stream of %llu octets",
+			    (unsigned long long)sec, (unsigned long long)s->blocks[s->pcram].used, (unsigned long long)s->size);
+	}
+	return 0;
+}
+
+/* Entries of one ram section from *@off to its EOS (QEMU migration/ram.c ram_load_precopy). */
+static int ram_entries(struct src *s, uint64_t *off, uint64_t sec, int start)
+{
+	for (int first = start;; first = 0) {
+		uint64_t at = *off;
+		const uint8_t *p = need(s, at, 8, "ram section entry");
+		if (!p)
+			return -1;
+		uint64_t v = be64(p), addr = v & ~(uint64_t)(PAGE - 1);
+		unsigned flags = (unsigned)(v & (PAGE - 1));
+		*off += 8;
+		if (flags & QEMU_RAM_FLAG_MEM_SIZE) {
+			if (flags != QEMU_RAM_FLAG_MEM_SIZE || !first)
+				return fail(s, "QEMU ram section at offset 0x%llx: MEM_SIZE entry at 0x%llx %s",
+					    (unsigned long long)sec, (unsigned long long)at,
+					    first ? "with other flags" : "not first in the START section");
+			if (ram_blocks(s, off, addr, sec) < 0)
+				return -1;
+			/* the setup, verbatim: section header to the end of the block list */
+			if (add_item(s, XSR_PT_ORIGIN_QEMU_RAM, 0, 0, sec, *off - sec, -1) < 0)
+				return -1;
+			continue;
+		}
+		if (start && first)
+			return fail(s, "QEMU ram section at offset 0x%llx: its first entry (0x%llx) is not MEM_SIZE",
+				    (unsigned long long)sec, (unsigned long long)at);
+		if (flags & QEMU_RAM_FLAG_EOS) {
+			if (flags != QEMU_RAM_FLAG_EOS)
+				return fail(s, "QEMU ram section at offset 0x%llx: EOS entry at 0x%llx with flags 0x%x",
+					    (unsigned long long)sec, (unsigned long long)at, flags);
+			return 0;
+		}
+		const char *refuse = flags & QEMU_RAM_FLAG_XBZRLE ? "XBZRLE (the xbzrle capability)"
+				   : flags & QEMU_RAM_FLAG_COMPRESS_PAGE ? "COMPRESS_PAGE (the compress capability)"
+				   : flags & QEMU_RAM_FLAG_MULTIFD_FLUSH ? "MULTIFD_FLUSH (the multifd capability)"
+				   : flags & QEMU_RAM_FLAG_HOOK ? "HOOK (RDMA)" : NULL;
+		if (refuse) {
+			s->code = XSR_E_UNSUPPORTED;
+			return fail(s, "QEMU ram section at offset 0x%llx: entry at 0x%llx is %s, not supported yet: migrate "
+				       "without it", (unsigned long long)sec, (unsigned long long)at, refuse);
+		}
+		unsigned kind = flags & ~QEMU_RAM_FLAG_CONTINUE;
+		if (kind != QEMU_RAM_FLAG_ZERO && kind != QEMU_RAM_FLAG_PAGE)
+			return fail(s, "QEMU ram section at offset 0x%llx: entry at 0x%llx has flags 0x%x (unknown)",
+				    (unsigned long long)sec, (unsigned long long)at, flags);
+		if (!(flags & QEMU_RAM_FLAG_CONTINUE)) {
+			char name[256];
+			if (name_at(s, off, name, "ram section entry") < 0)
+				return -1;
+			s->cur = -1;
+			for (uint32_t i = 0; i < s->nblocks; i++)
+				if (!strcmp(s->blocks[i].name, name))
+					s->cur = (int32_t)i;
+			if (s->cur < 0)
+				return fail(s, "QEMU ram section at offset 0x%llx: entry at 0x%llx names block %s, not in the MEM_SIZE list",
+					    (unsigned long long)sec, (unsigned long long)at, name);
+		} else if (s->cur < 0) {
+			return fail(s, "QEMU ram section at offset 0x%llx: CONTINUE entry at 0x%llx without a block before it",
+				    (unsigned long long)sec, (unsigned long long)at);
+		}
+		const struct block *b = &s->blocks[s->cur];
+		if (addr >= b->used)
+			return fail(s, "QEMU ram section at offset 0x%llx: entry at 0x%llx: offset 0x%llx past block %s (0x%llx octets)",
+				    (unsigned long long)sec, (unsigned long long)at, (unsigned long long)addr, b->name,
+				    (unsigned long long)b->used);
+		uint64_t pos;
+		if (kind == QEMU_RAM_FLAG_ZERO) {
+			if (!(p = need(s, *off, 1, "ram section ZERO entry")))
+				return -1;
+			if (p[0]) {
+				s->code = XSR_E_UNSUPPORTED;
+				return fail(s, "QEMU ram section at offset 0x%llx: ZERO entry at 0x%llx fills with 0x%02x, not 0",
+					    (unsigned long long)sec, (unsigned long long)at, p[0]);
+			}
+			pos = at << 1 | ZERO_BIT;
+			*off += 1;
+		} else {
+			if (!xsr_in_bounds(*off, PAGE, s->size)) {
+				s->code = XSR_E_TRUNCATED;
+				return fail(s, "QEMU ram section at offset 0x%llx: PAGE entry at 0x%llx: its 4096 octets run past "
+					       "the end of the stream at 0x%llx (truncated)",
+					    (unsigned long long)sec, (unsigned long long)at, (unsigned long long)s->size);
+			}
+			pos = *off << 1;
+			*off += PAGE;
+		}
+		if (add_occ(s, (uint32_t)s->cur, addr / PAGE, pos) < 0)
+			return -1;
+	}
+}
+
+/* A SECTION_START, _PART or _END at @off (type @t). */
+static int ram_section(struct src *s, uint64_t *off, uint8_t t)
+{
+	uint64_t sec = *off;
+	const uint8_t *p = need(s, sec, 5, "section header");
+	if (!p)
+		return -1;
+	uint32_t id = be32(p + 1);
+	*off += 5;
+	if (t == QEMU_VM_SECTION_START) {
+		char name[256];
+		if (name_at(s, off, name, "section header") < 0 || !(p = need(s, *off, 8, "section header")))
+			return -1;
+		uint32_t inst = be32(p), ver = be32(p + 4);
+		*off += 8;
+		if (strcmp(name, "ram")) {
+			s->code = XSR_E_UNSUPPORTED;
+			return fail(s, "QEMU SECTION_START at offset 0x%llx: iterable section '%s' (block migration, dirty "
+				       "bitmaps, ...) is not supported, only 'ram'", (unsigned long long)sec, name);
+		}
+		if (s->ram_started || inst != 0 || ver != 4)
+			return fail(s, "QEMU ram section at offset 0x%llx: %s", (unsigned long long)sec,
+				    s->ram_started ? "a second SECTION_START" : "instance not 0 or version not 4");
+		s->ram_started = 1;
+		s->ram_id = id;
+	} else if (!s->ram_started || id != s->ram_id || s->ram_ended) {
+		return fail(s, "QEMU %s at offset 0x%llx: section id %u is not the open ram section's", xsr_qemu_section_name(t),
+			    (unsigned long long)sec, id);
+	}
+	if (ram_entries(s, off, sec, t == QEMU_VM_SECTION_START) < 0)
+		return -1;
+	if (t == QEMU_VM_SECTION_END)
+		s->ram_ended = 1;
+	return footer(s, off, id, "ram section");
+}
+
+/* A SECTION_FULL at @off: delimited by the next device of the VMDESCRIPTION. */
+static int full_section(struct src *s, uint64_t *off)
+{
+	uint64_t sec = *off;
+	const uint8_t *p = need(s, sec, 5, "SECTION_FULL header");
+	char name[256];
+	if (!p)
+		return -1;
+	if (!s->json) {
+		s->code = XSR_E_UNSUPPORTED;
+		return fail(s, "QEMU device section at offset 0x%llx: the stream (0x%llx octets) does not end with a "
+			       "VMDESCRIPTION (cut short, or written with suppress-vmdesc=on): device sections cannot be "
+			       "delimited nor vCPUs decoded without it", (unsigned long long)sec, (unsigned long long)s->size);
+	}
+	uint32_t id = be32(p + 1);
+	*off += 5;
+	if (name_at(s, off, name, "SECTION_FULL header") < 0 || !(p = need(s, *off, 8, "SECTION_FULL header")))
+		return -1;
+	uint32_t inst = be32(p);
+	*off += 8;
+	uint32_t dev = s->next_dev;
+	uint64_t dinst, len;
+	const char *dname = dev == QJ_NONE ? NULL : qj_str(&s->doc, dev, "name");
+	if (!dname || strcmp(dname, name) || qj_uint(&s->doc, dev, "instance_id", &dinst) < 0 || dinst != inst)
+		return fail(s, "QEMU device section '%s' instance %u at offset 0x%llx: the VMDESCRIPTION's next device is %s",
+			    name, inst, (unsigned long long)sec, dname ? dname : "missing");
+	if (desc_len(s, dev, 0, &len) < 0)
+		return fail(s, "QEMU VMDESCRIPTION at offset 0x%llx: device '%s' instance %u: fields without a size, or more "
+			       "than %u octets", (unsigned long long)s->vd_off, name, inst, QEMU_MAX_DEV_BODY);
+	if (!xsr_in_bounds(*off, len, s->size)) {
+		s->code = XSR_E_TRUNCATED;
+		return fail(s, "QEMU device section '%s' at offset 0x%llx: its %llu octets of state run past the end at 0x%llx",
+			    name, (unsigned long long)sec, (unsigned long long)len, (unsigned long long)s->size);
+	}
+	if (check_subs(s, dev, *off, 0, name, sec) < 0)
+		return -1;
+	if (!strcmp(name, "cpu")) {
+		if (inst >= XSR_MAX_VCPUS || s->ncpus >= XSR_MAX_VCPUS) {
+			s->code = XSR_E_LIMIT;
+			return fail(s, "QEMU device section 'cpu' at offset 0x%llx: instance %u (vCPUs: at most %u)",
+				    (unsigned long long)sec, inst, XSR_MAX_VCPUS);
+		}
+		for (uint32_t i = 0; i < s->ncpus; i++)
+			if (s->cpus[i].instance == inst)
+				return fail(s, "QEMU device section 'cpu' at offset 0x%llx: instance %u twice", (unsigned long long)sec, inst);
+		if (s->ncpus == s->capcpus) {
+			uint32_t cap = s->capcpus ? s->capcpus * 2 : 8;
+			struct cpu *n = realloc(s->cpus, cap * sizeof(*n));
+			if (!n)
+				return nomem(s);
+			s->cpus = n;
+			s->capcpus = cap;
+		}
+		s->cpus[s->ncpus++] = (struct cpu){inst, *off, len, dev};
+	}
+	*off += len;
+	if (footer(s, off, id, "device section") < 0)
+		return -1;
+	s->next_dev = s->doc.n[dev].next;
+	s->nsections++;
+	return add_item(s, XSR_PT_ORIGIN_QEMU_SECTION, 0, QEMU_VM_SECTION_FULL, sec, *off - sec, -1);
+}
+
+static int parse(struct src *s)
+{
+	uint64_t off;
+	s->footers = -1;
+	s->cur = s->pcram = -1;
+	if (header(s, &off) < 0 || find_vmdesc(s) < 0)
+		return -1;
+	for (;;) {
+		const uint8_t *p = need(s, off, 1, "section");
+		if (!p)
+			return -1;
+		uint8_t t = p[0];
+		int rc;
+		switch (t) {
+		case QEMU_VM_SECTION_START:
+		case QEMU_VM_SECTION_PART:
+		case QEMU_VM_SECTION_END:
+			rc = ram_section(s, &off, t);
+			break;
+		case QEMU_VM_SECTION_FULL:
+			rc = full_section(s, &off);
+			break;
+		case QEMU_VM_EOF:
+			if (!s->json || off + 1 != s->vd_off)
+				return fail(s, "QEMU EOF at offset 0x%llx: the VMDESCRIPTION found at 0x%llx does not follow it",
+					    (unsigned long long)off, (unsigned long long)s->vd_off);
+			if (!s->ram_ended || s->pcram < 0)
+				return fail(s, "QEMU EOF at offset 0x%llx: %s", (unsigned long long)off,
+					    !s->ram_ended ? "the ram section never ended (SECTION_END)" : "no pc.ram block");
+			if (s->next_dev != QJ_NONE)
+				return fail(s, "QEMU EOF at offset 0x%llx: the VMDESCRIPTION describes devices the stream lacks (%s)",
+					    (unsigned long long)off, qj_str(&s->doc, s->next_dev, "name") ? qj_str(&s->doc, s->next_dev, "name") : "?");
+			if (!s->ncpus)
+				return fail(s, "QEMU stream: no 'cpu' device section");
+			return add_item(s, XSR_PT_ORIGIN_QEMU_SECTION, 0, QEMU_VM_EOF, off, s->size - off, -1);
+		case QEMU_VM_COMMAND:
+			s->code = XSR_E_UNSUPPORTED;
+			return fail(s, "QEMU COMMAND at offset 0x%llx: postcopy, COLO and return-path commands are not supported",
+				    (unsigned long long)off);
+		default:
+			return fail(s, "QEMU section at offset 0x%llx: type 0x%02x (%s) is not expected here", (unsigned long long)off,
+				    t, xsr_qemu_section_name(t));
+		}
+		if (rc < 0)
+			return -1;
+	}
+}
+
+/* ---------------- vCPUs ---------------- */
+
+struct floc {
+	uint64_t off, size, n;
+	uint32_t node;
+};
+
+/* Field @name (its @idx-th occurrence) of the described state @obj: its place within the state. */
+static int field(const struct qj_doc *d, uint32_t obj, const char *name, unsigned idx, struct floc *l)
+{
+	uint32_t f = qj_get(d, obj, "fields");
+	uint64_t off = 0;
+	if (f == QJ_NONE)
+		return -1;
+	for (uint32_t c = d->n[f].child; c != QJ_NONE; c = d->n[c].next) {
+		uint64_t size = 0, n = 1;
+		qj_uint(d, c, "size", &size);
+		qj_uint(d, c, "array_len", &n);
+		const char *fn = qj_str(d, c, "name");
+		if (fn && !strcmp(fn, name) && idx-- == 0) {
+			*l = (struct floc){off, size, n, c};
+			return 0;
+		}
+		off += size * n;
+	}
+	return -1;
+}
+
+struct cpubody {
+	const struct qj_doc *d;
+	uint32_t dev;
+	const uint8_t *b;
+	uint64_t len;
+	int missing;
+};
+
+/* Big-endian integer of @want octets at field @name[@i] (+ @sub of a struct); 0 and missing++ if absent. */
+static uint64_t fv(struct cpubody *c, const char *name, uint64_t i, const char *sub, unsigned want)
+{
+	struct floc l, m;
+	if (field(c->d, c->dev, name, 0, &l) < 0 || i >= l.n) {
+		c->missing++;
+		return 0;
+	}
+	uint64_t off = l.off + i * l.size, size = l.size;
+	if (sub) {
+		uint32_t st = qj_get(c->d, l.node, "struct");
+		if (st == QJ_NONE || field(c->d, st, sub, 0, &m) < 0 || m.off + m.size > l.size) {
+			c->missing++;
+			return 0;
+		}
+		off += m.off;
+		size = m.size;
+	}
+	if (size != want || off + size > c->len) {
+		c->missing++;
+		return 0;
+	}
+	uint64_t v = 0;
+	for (unsigned k = 0; k < size; k++)
+		v = v << 8 | c->b[off + k];
+	return v;
+}
+
+static void seg(struct cpubody *c, struct xsr_x86_segment *sg, const char *name, uint64_t i)
+{
+	uint32_t flags = (uint32_t)fv(c, name, i, "flags", 4);
+	sg->selector = (uint16_t)fv(c, name, i, "selector", 4);
+	sg->base = fv(c, name, i, "base", 8);
+	sg->limit = (uint32_t)fv(c, name, i, "limit", 4);
+	/* QEMU keeps the descriptor's high word (type at bit 8, G at 23): to type:4 s:1 dpl:2 p:1 avl:1 l:1 db:1 g:1 */
+	sg->attr = (uint16_t)(((flags >> 8) & 0xff) | ((flags >> 12) & 0xf00) | (flags & 0x8000 ? 0 : 0x1000));
+}
+
+static void msr(struct xsr_vcpu_state *st, uint32_t idx, uint64_t val)
+{
+	if (st->r.nr_msrs < XSR_MAX_MSRS)
+		st->msrs[st->r.nr_msrs++] = (struct xsr_msr){.index = idx, .value = val};
+}
+
+/* vCPU state from a `cpu` section's octets (QEMU target/i386/machine.c vmstate_x86_cpu, as described). */
+static int decode_cpu(struct src *s, const struct cpu *cp, const uint8_t *b, struct xsr_vcpu_state *st)
+{
+	struct cpubody c = {&s->doc, cp->desc, b, cp->len, 0};
+	struct xsr_x86_vcpu *r = &st->r;
+	memset(r, 0, sizeof(*r));
+	r->vcpu_id = cp->instance;
+	/* QEMU's order: eax ecx edx ebx esp ebp esi edi r8..r15; ours: rax rbx rcx rdx rsi rdi rsp rbp r8.. */
+	static const uint8_t from[16] = {0, 3, 1, 2, 6, 7, 4, 5, 8, 9, 10, 11, 12, 13, 14, 15};
+	for (int i = 0; i < 16; i++)
+		r->gpr[i] = fv(&c, "env.regs", from[i], NULL, 8);
+	r->rip = fv(&c, "env.eip", 0, NULL, 8);
+	r->rflags = fv(&c, "env.eflags", 0, NULL, 8);
+	if (c.missing) {
+		s->code = XSR_E_UNSUPPORTED;
+		return fail(s, "QEMU device section 'cpu' instance %u at offset 0x%llx: its VMDESCRIPTION lacks env.regs, "
+			       "env.eip or env.eflags as 64-bit fields (a 32-bit target?)",
+			    cp->instance, (unsigned long long)cp->body);
+	}
+	/* R_ES, R_CS, R_SS, R_DS, R_FS, R_GS */
+	struct xsr_x86_segment *segs[6] = {&r->es, &r->cs, &r->ss, &r->ds, &r->fs, &r->gs};
+	for (int i = 0; i < 6; i++)
+		seg(&c, segs[i], "env.segs", (uint64_t)i);
+	seg(&c, &r->ldt, "env.ldt", 0);
+	seg(&c, &r->tr, "env.tr", 0);
+	r->gdt.base = fv(&c, "env.gdt", 0, "base", 8);
+	r->gdt.limit = (uint32_t)fv(&c, "env.gdt", 0, "limit", 4);
+	r->idt.base = fv(&c, "env.idt", 0, "base", 8);
+	r->idt.limit = (uint32_t)fv(&c, "env.idt", 0, "limit", 4);
+	r->cr0 = fv(&c, "env.cr[0]", 0, NULL, 8);
+	r->cr2 = fv(&c, "env.cr[2]", 0, NULL, 8);
+	r->cr3 = fv(&c, "env.cr[3]", 0, NULL, 8);
+	r->cr4 = fv(&c, "env.cr[4]", 0, NULL, 8);
+	r->efer = fv(&c, "env.efer", 0, NULL, 8);
+	for (int i = 0; i < 8; i++)
+		r->dr[i] = i == 4 || i == 5 ? 0 : fv(&c, "env.dr", (uint64_t)i, NULL, 8);
+	r->valid |= XSR_VCPU_HAVE_SREGS | XSR_VCPU_HAVE_DEBUG;
+	c.missing = 0; /* fields an older QEMU lacks read as 0; the general registers are required above */
+	r->xcr0 = fv(&c, "env.xcr0", 0, NULL, 8);
+	r->mp_state = (uint32_t)fv(&c, "env.mp_state", 0, NULL, 4);
+	static const struct { uint32_t idx; const char *name; unsigned size; } msrs[] = {
+		{0x174, "env.sysenter_cs", 4}, {0x175, "env.sysenter_esp", 8}, {0x176, "env.sysenter_eip", 8},
+		{0x277, "env.pat", 8}, {0xc0000080, "env.efer", 8}, {0xc0000081, "env.star", 8},
+		{0xc0000082, "env.lstar", 8}, {0xc0000083, "env.cstar", 8}, {0xc0000084, "env.fmask", 8},
+		{0xc0000102, "env.kernelgsbase", 8}, {0xc0000103, "env.tsc_aux", 8},
+	};
+	for (size_t i = 0; i < sizeof(msrs) / sizeof(msrs[0]); i++) {
+		int before = c.missing;
+		uint64_t v = fv(&c, msrs[i].name, 0, NULL, msrs[i].size);
+		if (c.missing == before)
+			msr(st, msrs[i].idx, v);
+	}
+	if (r->nr_msrs)
+		r->valid |= XSR_VCPU_HAVE_MSRS;
+	/* the legacy FXSAVE image: control, status, abridged tag, MXCSR, x87 and XMM registers */
+	c.missing = 0;
+	uint8_t *fx = r->fxsave;
+	uint16_t fcw = (uint16_t)fv(&c, "env.fpuc", 0, NULL, 2), fsw = (uint16_t)fv(&c, "env.fpus_vmstate", 0, NULL, 2);
+	uint8_t ftw = (uint8_t)fv(&c, "env.fptag_vmstate", 0, NULL, 2);
+	uint32_t mxcsr = (uint32_t)fv(&c, "env.mxcsr", 0, NULL, 4);
+	memcpy(fx, &fcw, 2);
+	memcpy(fx + 2, &fsw, 2);
+	fx[4] = ftw;
+	memcpy(fx + 24, &mxcsr, 4);
+	for (int i = 0; i < 16; i++) {
+		uint64_t lo = fv(&c, "env.xmm_regs[0]", (uint64_t)i, "_q_ZMMReg[0]", 8);
+		uint64_t hi = fv(&c, "env.xmm_regs[0]", (uint64_t)i, "_q_ZMMReg[1]", 8);
+		memcpy(fx + 160 + 16 * i, &lo, 8);
+		memcpy(fx + 168 + 16 * i, &hi, 8);
+	}
+	if (!c.missing)
+		r->valid |= XSR_VCPU_HAVE_FPU;
+	return 0;
+}
+
+/* The apic section of vCPU @inst: its base (QEMU hw/intc/apic_common.c "apicbase"), 0 if none. */
+static uint64_t apic_base(struct src *s, uint32_t inst)
+{
+	for (size_t i = 0; i < s->nitems; i++) {
+		const struct item *it = &s->items[i];
+		if (it->origin != XSR_PT_ORIGIN_QEMU_SECTION || it->type != QEMU_VM_SECTION_FULL || it->len < 18)
+			continue;
+		uint8_t h[32];
+		size_t n = it->len < sizeof(h) ? (size_t)it->len : sizeof(h);
+		if (rd(s, it->off, h, n, "apic section") < 0)
+			return 0;
+		if (h[5] != 4 || memcmp(h + 6, "apic", 4) || 18 + 4 > n || be32(h + 10) != inst)
+			continue;
+		return be32(h + 18); /* the first field, uint32 apicbase, after the 18-octet header */
+	}
+	return 0;
+}
+
+/* ---------------- the second pass ---------------- */
+
+static int cmp_occ(const void *a, const void *b)
+{
+	const struct occ *x = a, *y = b;
+	if (x->key != y->key)
+		return x->key < y->key ? -1 : 1;
+	return (x->pos >> 1) < (y->pos >> 1) ? -1 : (x->pos >> 1) > (y->pos >> 1);
+}
+
+/* Sort by block and page, keep the last copy of each. */
+static void final_pages(struct src *s)
+{
+	int sorted = 1;
+	for (size_t i = 1; i < s->nocc && sorted; i++)
+		sorted = cmp_occ(&s->occ[i - 1], &s->occ[i]) < 0;
+	if (!sorted)
+		qsort(s->occ, s->nocc, sizeof(*s->occ), cmp_occ);
+	size_t o = 0;
+	for (size_t i = 0; i < s->nocc; i++) {
+		if (i + 1 < s->nocc && s->occ[i + 1].key == s->occ[i].key) {
+			s->resent++;
+			continue;
+		}
+		s->occ[o++] = s->occ[i];
+	}
+	s->nocc = o;
+}
+
+/* The range of s->occ of block @b. */
+static void block_range(const struct src *s, uint32_t b, size_t *lo, size_t *hi)
+{
+	size_t l = 0, h = s->nocc;
+	while (l < h) {
+		size_t m = l + (h - l) / 2;
+		if (s->occ[m].key >> 40 < b)
+			l = m + 1;
+		else
+			h = m;
+	}
+	*lo = l;
+	for (h = l; h < s->nocc && s->occ[h].key >> 40 == b; h++)
+		;
+	*hi = h;
+}
+
+static int wfail(struct src *s, struct xsr_writer *w, int rc, const char *what)
+{
+	s->code = rc < 0 ? rc : XSR_E_FORMAT;
+	return fail(s, "%s: %s", what, xsr_writer_error(w));
+}
+
+static int put_item(struct src *s, struct xsr_writer *w, uint32_t *seq, uint16_t origin, uint16_t flags, uint32_t type,
+		    uint8_t *b, uint64_t len)
+{
+	struct xsr_passthru_hdr h = {.type = type, .length = (uint32_t)(len - sizeof(h)), .origin = origin,
+				     .flags = flags, .seq = (*seq)++};
+	memcpy(b, &h, sizeof(h));
+	int r = xsr_writer_add(w, XSR_SEC_PASSTHRU, 0, b, len);
+	return r < 0 ? wfail(s, w, r, "PASSTHRU section") : 0;
+}
+
+/*
+ * One RAM block other than pc.ram: u8 name length, name, be64 used length,
+ * then (be64 offset, 4096 octets) for each final page with data, in
+ * ascending offset; split into several items of at most XSR_MAX_RECORD.
+ */
+static int block_items(struct src *s, struct xsr_writer *w, uint32_t *seq, uint32_t bi)
+{
+	const struct block *bl = &s->blocks[bi];
+	size_t nl = strlen(bl->name), hdr = sizeof(struct xsr_passthru_hdr) + 1 + nl + 8, lo, hi;
+	uint64_t cap = XSR_MAX_RECORD - (XSR_MAX_RECORD - hdr) % (8 + PAGE);
+	block_range(s, bi, &lo, &hi);
+	uint64_t ndata = 0;
+	for (size_t i = lo; i < hi; i++)
+		ndata += !(s->occ[i].pos & ZERO_BIT);
+	if (ndata < (cap - hdr) / (8 + PAGE))
+		cap = hdr + ndata * (8 + PAGE); /* what this block needs, not the most an item may hold */
+	uint8_t *b = malloc(cap);
+	if (!b)
+		return nomem(s);
+	int rc = 0;
+	size_t i = lo;
+	do {
+		uint64_t len = hdr;
+		b[sizeof(struct xsr_passthru_hdr)] = (uint8_t)nl;
+		memcpy(b + sizeof(struct xsr_passthru_hdr) + 1, bl->name, nl);
+		for (int k = 0; k < 8; k++)
+			b[hdr - 8 + k] = (uint8_t)(bl->used >> (56 - 8 * k));
+		for (; i < hi; i++) {
+			if (s->occ[i].pos & ZERO_BIT)
+				continue;
+			if (len + 8 + PAGE > cap)
+				break; /* the next item of this block */
+			uint64_t off = (s->occ[i].key & ((UINT64_C(1) << 40) - 1)) * PAGE;
+			if ((rc = rd(s, s->occ[i].pos >> 1, b + len + 8, PAGE, "page data")) < 0)
+				break;
+			if (xsr_page_is_zero(b + len + 8))
+				continue;
+			for (int k = 0; k < 8; k++)
+				b[len + k] = (uint8_t)(off >> (56 - 8 * k));
+			len += 8 + PAGE;
+		}
+		if (rc < 0 || (rc = put_item(s, w, seq, XSR_PT_ORIGIN_QEMU_RAM, 0, 1, b, len)) < 0)
+			break;
+	} while (i < hi);
+	free(b);
+	return rc;
+}
+
+/* One item read from the input into a PASSTHRU section. */
+static int copy_item(struct src *s, struct xsr_writer *w, uint32_t *seq, const struct item *it)
+{
+	uint64_t len = sizeof(struct xsr_passthru_hdr) + it->len;
+	if (it->len > XSR_MAX_RECORD - sizeof(struct xsr_passthru_hdr)) {
+		s->code = XSR_E_LIMIT;
+		return fail(s, "QEMU %s at offset 0x%llx: %llu octets, more than a PASSTHRU section holds",
+			    xsr_qemu_section_name(it->type), (unsigned long long)it->off, (unsigned long long)it->len);
+	}
+	uint8_t *b = malloc(len);
+	if (!b)
+		return nomem(s);
+	int rc = rd(s, it->off, b + sizeof(struct xsr_passthru_hdr), it->len, "section");
+	if (rc == 0)
+		rc = put_item(s, w, seq, it->origin, it->flags, it->type, b, len);
+	free(b);
+	return rc;
+}
+
+/* Every item in source order; the RAM blocks after the ram setup, pc.ram as the PAGES placeholder. */
+static int write_passthru(struct src *s, struct xsr_writer *w)
+{
+	uint32_t seq = 0;
+	for (size_t i = 0; i < s->nitems; i++) {
+		const struct item *it = &s->items[i];
+		if (copy_item(s, w, &seq, it) < 0)
+			return -1;
+		if (it->origin != XSR_PT_ORIGIN_QEMU_RAM)
+			continue;
+		for (uint32_t b = 0; b < s->nblocks; b++) {
+			if ((int32_t)b != s->pcram) {
+				if (block_items(s, w, &seq, b) < 0)
+					return -1;
+				continue;
+			}
+			uint8_t ph[sizeof(struct xsr_passthru_hdr) + 1 + 6 + 8];
+			ph[sizeof(struct xsr_passthru_hdr)] = 6;
+			memcpy(ph + sizeof(struct xsr_passthru_hdr) + 1, "pc.ram", 6);
+			for (int k = 0; k < 8; k++)
+				ph[sizeof(ph) - 8 + k] = (uint8_t)(s->blocks[b].used >> (56 - 8 * k));
+			if (put_item(s, w, &seq, XSR_PT_ORIGIN_QEMU_RAM, XSR_PT_PAGES, 1, ph, sizeof(ph)) < 0)
+				return -1;
+		}
+	}
+	return 0;
+}
+
+static int write_config(struct src *s, struct xsr_writer *w)
+{
+	uint64_t ram = s->blocks[s->pcram].used, above = ram - s->below;
+	char layout[160], *c = malloc(64u * 1024);
+	size_t cap = 64u * 1024, n = 0;
+	if (!c)
+		return nomem(s);
+	int l = snprintf(layout, sizeof(layout), "pc.ram 0x0-0x%llx at 0x0", (unsigned long long)s->below);
+	if (above)
+		snprintf(layout + l, sizeof(layout) - (size_t)l, ", 0x%llx-0x%llx at 0x100000000",
+			 (unsigned long long)s->below, (unsigned long long)ram);
+	n += (size_t)snprintf(c + n, cap - n,
+			      "{\"qemu\": {\"layout\": \"%s (%s)\", \"machine\": \"%s\", \"ram_size\": %llu, "
+			      "\"below_4g\": %llu, \"above_4g\": %llu, \"above_4g_start\": 4294967296, "
+			      "\"layout_source\": \"%s\", \"stream_version\": 3, \"vcpus\": %u, \"blocks\": [",
+			      layout, s->below_given ? "given by the caller" : "inferred from the machine type and RAM size",
+			      s->machine, (unsigned long long)ram, (unsigned long long)s->below, (unsigned long long)above,
+			      s->below_given ? "caller" : "inferred", s->ncpus);
+	/* block names are what the stream holds: only printable ASCII without quotes goes in verbatim */
+	for (uint32_t b = 0; b < s->nblocks && n < cap - 600; b++) {
+		char nm[256];
+		size_t k = 0;
+		for (const char *q = s->blocks[b].name; *q; q++)
+			nm[k++] = *q >= 0x20 && *q < 0x7f && *q != '"' && *q != '\\' ? *q : '?';
+		nm[k] = 0;
+		n += (size_t)snprintf(c + n, cap - n, "%s{\"name\": \"%s\", \"used_length\": %llu}", b ? ", " : "", nm,
+				      (unsigned long long)s->blocks[b].used);
+	}
+	n += (size_t)snprintf(c + n, cap - n, "]}}\n");
+	int r = xsr_writer_add(w, XSR_SEC_CONFIG, 0, c, n);
+	free(c);
+	return r < 0 ? wfail(s, w, r, "CONFIG section") : 0;
+}
+
+static int write_vcpus(struct src *s, struct xsr_writer *w)
+{
+	struct xsr_vcpu_state *st = malloc(sizeof(*st));
+	uint8_t *b = NULL;
+	int rc = -1;
+	if (!st)
+		return nomem(s);
+	for (uint32_t i = 0; i < s->ncpus; i++) {
+		const struct cpu *cp = &s->cpus[i];
+		if (cp->len > QEMU_MAX_CPU_BODY) {
+			s->code = XSR_E_LIMIT;
+			fail(s, "QEMU device section 'cpu' at offset 0x%llx: %llu octets of state (at most %u decoded)",
+			     (unsigned long long)cp->body, (unsigned long long)cp->len, QEMU_MAX_CPU_BODY);
+			goto out;
+		}
+		free(b);
+		if (!(b = malloc(cp->len ? cp->len : 1))) {
+			nomem(s);
+			goto out;
+		}
+		if (rd(s, cp->body, b, cp->len, "cpu section") < 0 || decode_cpu(s, cp, b, st) < 0)
+			goto out;
+		st->r.apic_base = apic_base(s, cp->instance);
+		int r = xsr_writer_set_vcpu(w, st);
+		if (r < 0) {
+			wfail(s, w, r, "vCPU");
+			goto out;
+		}
+	}
+	rc = 0;
+out:
+	free(b);
+	free(st);
+	return rc;
+}
+
+/* pc.ram, every page of it (never sent: zero), by pfn; data read a window at a time. */
+static int write_pages(struct src *s, struct xsr_writer *w, const struct xsr_qemu_import_opts *o)
+{
+	enum { B = 256 };
+	const uint64_t wlen = (uint64_t)B * (PAGE + 8) + PAGE, mask = (UINT64_C(1) << 40) - 1;
+	uint64_t pfns[B], npages = s->blocks[s->pcram].used / PAGE, below = s->below / PAGE;
+	const void *ptrs[B];
+	size_t i, hi;
+	block_range(s, (uint32_t)s->pcram, &i, &hi);
+	uint8_t *buf = malloc(wlen);
+	if (!buf)
+		return nomem(s);
+	for (uint64_t pg = 0; pg < npages;) {
+		uint32_t n = 0;
+		uint64_t base = 0, len = 0;
+		while (pg < npages && n < B) {
+			const void *ptr = NULL;
+			int sent = i < hi && (s->occ[i].key & mask) == pg;
+			if (sent && !(s->occ[i].pos & ZERO_BIT)) {
+				uint64_t at = s->occ[i].pos >> 1;
+				if (!len) {
+					base = at;
+					len = s->size - base < wlen ? s->size - base : wlen;
+					if (rd(s, base, buf, len, "page data") < 0) {
+						free(buf);
+						return -1;
+					}
+				} else if (at < base || at - base > len - PAGE) {
+					break; /* outside this window: the next batch starts with it */
+				}
+				ptr = buf + (at - base);
+			}
+			i += (size_t)sent;
+			pfns[n] = pg < below ? pg : (UINT64_C(1) << 20) + (pg - below);
+			ptrs[n++] = ptr;
+			pg++;
+		}
+		int r = xsr_writer_put_pages(w, pfns, n, ptrs);
+		if (r < 0) {
+			free(buf);
+			return wfail(s, w, r, "pages");
+		}
+		if (o->cb.progress)
+			o->cb.progress(o->cb.progress_ctx, pg, npages);
+	}
+	free(buf);
+	return 0;
+}
+
+static int write_image(struct src *s, int out, const struct xsr_qemu_import_opts *o)
+{
+	uint64_t ram = s->blocks[s->pcram].used;
+	if (o->ram_below_4g) {
+		if (o->ram_below_4g % PAGE || o->ram_below_4g > UINT64_C(0x100000000)) {
+			s->code = XSR_E_INVAL;
+			return fail(s, "ram_below_4g 0x%llx: must be a multiple of 4096, at most 4 GiB",
+				    (unsigned long long)o->ram_below_4g);
+		}
+		s->below = o->ram_below_4g < ram ? o->ram_below_4g : ram;
+		s->below_given = 1;
+	} else if (xsr_qemu_layout(s->have_machine ? s->machine : "", ram, &s->below) < 0) {
+		s->code = XSR_E_UNSUPPORTED;
+		return fail(s, "QEMU machine '%s': where pc.ram lies in guest-physical memory is not known for it; give the "
+			       "octets of pc.ram below 4 GiB (--ram-below-4g)", s->have_machine ? s->machine : "(no CONFIGURATION)");
+	}
+	final_pages(s);
+	struct xsr_memrun runs[2] = {{0, s->below / PAGE}, {UINT64_C(1) << 20, (ram - s->below) / PAGE}};
+	uint32_t nruns = ram > s->below ? 2 : 1;
+	char ver[64];
+	snprintf(ver, sizeof(ver), "%.40s, pc.ram below 4G 0x%llx", s->have_machine ? s->machine : "?",
+		 (unsigned long long)s->below);
+	struct xsr_writer_params p = {
+		.machine = EM_X86_64, .kind = XSR_KIND_SAVE, .layout = (uint8_t)o->layout, .nr_vcpus = s->ncpus,
+		.nr_runs = nruns, .runs = runs, .hypervisor = "qemu", .hypervisor_version = ver, .compress = o->compress,
+	};
+	struct xsr_writer *w = NULL;
+	int rc = xsr_writer_open(&w, out, &p, s->err, sizeof(s->err));
+	if (rc < 0) {
+		s->code = rc;
+		return -1;
+	}
+	if (write_passthru(s, w) < 0 || write_config(s, w) < 0 || write_vcpus(s, w) < 0 || write_pages(s, w, o) < 0) {
+		xsr_writer_abort(w);
+		return -1;
+	}
+	rc = xsr_writer_close(w, s->err, sizeof(s->err));
+	if (rc < 0)
+		s->code = rc;
+	return rc < 0 ? -1 : 0;
+}
+
+/* ---------------- the API ---------------- */
+
+static int import_src(struct src *s, int out_fd, const struct xsr_qemu_import_opts *o, struct xsr_qemu_import_stats *st,
+		      char *err, size_t errlen)
+{
+	static const struct xsr_qemu_import_opts none;
+	if (!o)
+		o = &none;
+	int rc;
+	s->max_ram = o->max_ram;
+	if (o->layout != 0 && o->layout != XSR_LAYOUT_SEEKABLE && o->layout != XSR_LAYOUT_STREAM) {
+		xsr_fmt(err, errlen, "layout %d: need 0, XSR_LAYOUT_SEEKABLE or XSR_LAYOUT_STREAM", o->layout);
+		rc = XSR_E_INVAL;
+	} else if (!(s->win = malloc(WIN))) {
+		xsr_fmt(err, errlen, "out of memory");
+		rc = XSR_E_NOMEM;
+	} else if (parse(s) < 0 || write_image(s, out_fd, o) < 0) {
+		xsr_fmt(err, errlen, "%s", s->err);
+		rc = s->code < 0 ? s->code : XSR_E_FORMAT;
+	} else {
+		rc = 0;
+	}
+	if (st) {
+		uint64_t entries = s->nocc + s->resent;
+		*st = (struct xsr_qemu_import_stats){
+			.format = "QEMU migration stream v3", .in_size = s->size, .nr_vcpus = s->ncpus,
+			.nr_sections = s->nsections, .nr_blocks = s->nblocks,
+			.nr_pages = s->pcram >= 0 ? s->blocks[s->pcram].used / PAGE : 0, .page_entries = entries,
+			.resent = s->resent, .below_4g = s->below};
+		snprintf(st->machine, sizeof(st->machine), "%.63s", s->machine);
+	}
+	free(s->win);
+	free(s->json);
+	qj_free(&s->doc);
+	free(s->blocks);
+	free(s->occ);
+	free(s->items);
+	free(s->cpus);
+	return rc;
+}
+
+int xsr_qemu_import_fd(int in_fd, int out_fd, const struct xsr_qemu_import_opts *o, struct xsr_qemu_import_stats *st,
+		       char *err, size_t errlen)
+{
+	struct stat sb;
+	if (st)
+		memset(st, 0, sizeof(*st));
+	if (fstat(in_fd, &sb) < 0 || !S_ISREG(sb.st_mode)) {
+		xsr_fmt(err, errlen, "the input must be a regular file (seekable)");
+		return XSR_E_INVAL;
+	}
+	struct src s = {0};
+	xsr_source_fd(&s.in, in_fd);
+	s.size = (uint64_t)sb.st_size;
+	return import_src(&s, out_fd, o, st, err, errlen);
+}
+
+int xsr_qemu_import_mem(const void *buf, size_t len, int out_fd, const struct xsr_qemu_import_opts *o,
+			struct xsr_qemu_import_stats *st, char *err, size_t errlen)
+{
+	if (st)
+		memset(st, 0, sizeof(*st));
+	if (!buf && len) {
+		xsr_fmt(err, errlen, "xsr_qemu_import_mem: no buffer");
+		return XSR_E_INVAL;
+	}
+	struct src s = {0};
+	xsr_source_mem(&s.in, buf, len);
+	s.size = len;
+	return import_src(&s, out_fd, o, st, err, errlen);
+}

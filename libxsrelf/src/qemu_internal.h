@@ -1,0 +1,49 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * Private to the QEMU module (qemu_*.c).  The public API is xsrelf/qemu.h;
+ * the mapping is docs/qemu-compat.md.
+ */
+#ifndef XSRELF_QEMU_INTERNAL_H
+#define XSRELF_QEMU_INTERNAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Limits of the import (docs/limits.md, "QEMU import"). */
+#define QEMU_MAX_VMDESC (8u << 20)     /* octets of VMDESCRIPTION JSON */
+#define QEMU_MAX_JSON_NODES (1u << 20) /* values in it */
+#define QEMU_MAX_JSON_DEPTH 64u        /* nesting of arrays and objects */
+#define QEMU_MAX_BLOCKS 1024u          /* RAM blocks in the MEM_SIZE list */
+#define QEMU_MAX_DEV_BODY (128u << 20) /* octets of one device section's state */
+#define QEMU_MAX_CPU_BODY (1u << 20)   /* octets of a cpu section decoded */
+
+/*
+ * A small bounded JSON reader for the VMDESCRIPTION (qemu_json.c): the text
+ * is parsed in place (strings are unescaped into it and NUL-terminated), into
+ * an array of nodes linked by index.  QJ_NONE is "no such node".
+ */
+#define QJ_NONE UINT32_MAX
+enum qj_type { QJ_NULL, QJ_BOOL, QJ_NUM, QJ_STR, QJ_ARR, QJ_OBJ };
+struct qj_node {
+	uint8_t type;     /* enum qj_type */
+	int64_t num;      /* QJ_NUM (integers only; a fraction or exponent is refused), QJ_BOOL */
+	const char *key;  /* member name inside an object, else NULL */
+	const char *str;  /* QJ_STR */
+	uint32_t child;   /* first element or member, QJ_NONE */
+	uint32_t next;    /* next sibling, QJ_NONE */
+};
+struct qj_doc {
+	struct qj_node *n; /* n[0] is the root */
+	uint32_t count, cap;
+};
+/* Parse @len octets at @text (modified); 0, or -1 with a static reason and the octet offset. */
+int qj_parse(char *text, size_t len, struct qj_doc *d, const char **why, size_t *where);
+void qj_free(struct qj_doc *d);
+/* Member @key of object @obj, or QJ_NONE. */
+uint32_t qj_get(const struct qj_doc *d, uint32_t obj, const char *key);
+/* Member @key as a non-negative integer: 0, or -1 if absent or not one. */
+int qj_uint(const struct qj_doc *d, uint32_t obj, const char *key, uint64_t *v);
+/* Member @key as a string, or NULL. */
+const char *qj_str(const struct qj_doc *d, uint32_t obj, const char *key);
+
+#endif

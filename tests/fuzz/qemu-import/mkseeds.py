@@ -1,0 +1,78 @@
+#!/usr/bin/env python3
+"""Small QEMU migration streams for the qemu-import fuzz target's seeds.
+
+Built by hand after the facts of docs/qemu-compat.md (a real stream is
+~700 KiB, mostly BIOS pages; these hold the same structure in a few
+hundred octets): header and CONFIGURATION, a ram START with a MEM_SIZE
+list (pc.ram of 4 pages, pc.bios of 1), PAGE / ZERO / CONTINUE entries,
+a resent page, PART and END sections with footers, a device section with
+a subsection, two cpu sections, EOF and the VMDESCRIPTION.
+usage: mkseeds.py OUTDIR
+"""
+import json
+import struct
+import sys
+
+out = sys.argv[1]
+be32 = lambda v: struct.pack('>I', v)
+be64 = lambda v: struct.pack('>Q', v)
+name = lambda s: bytes([len(s)]) + s.encode()
+
+
+def stream(machine='pc-i440fx-7.2', ncpu=2, footers=True, q35=False):
+    foot = lambda i: (b'\x7e' + be32(i)) if footers else b''
+    s = b'QEVM' + be32(3)
+    s += b'\x07' + be32(len(machine)) + machine.encode()
+    # ram START: MEM_SIZE, pc.ram 4 pages, pc.bios 1 page
+    s += b'\x01' + be32(2) + name('ram') + be32(0) + be32(4)
+    s += be64(5 * 4096 | 0x04) + name('pc.ram') + be64(4 * 4096) + name('pc.bios') + be64(4096)
+    s += be64(0x10) + foot(2)
+    # PART: a page of pc.ram, a zero page, a CONTINUE page; pc.bios
+    s += b'\x02' + be32(2)
+    s += be64(0 | 0x08) + name('pc.ram') + b'A' * 4096
+    s += be64(1 * 4096 | 0x02 | 0x20) + b'\x00'
+    s += be64(3 * 4096 | 0x08 | 0x20) + bytes(range(256)) * 16
+    s += be64(0 | 0x08) + name('pc.bios') + b'B' * 4096
+    s += be64(0x10) + foot(2)
+    # END: page 0 resent
+    s += b'\x03' + be32(2) + be64(0 | 0x08) + name('pc.ram') + b'C' * 4096 + be64(0x10) + foot(2)
+    devs = []
+    # a device with a subsection
+    body = b'\x01\x02' + b'\x05' + name('dev/sub') + be32(1) + be32(7)
+    s += b'\x04' + be32(3) + name('dev') + be32(0) + be32(1) + body + foot(3)
+    devs.append({'name': 'dev', 'instance_id': 0, 'vmsd_name': 'dev', 'version': 1,
+                 'fields': [{'name': 'a', 'type': 'uint8', 'size': 1}, {'name': 'b', 'type': 'uint8', 'size': 1}],
+                 'subsections': [{'vmsd_name': 'dev/sub', 'version': 1,
+                                  'fields': [{'name': 'c', 'type': 'uint32', 'size': 4}]}]})
+    segf = [{'name': 'selector', 'type': 'uint32', 'size': 4}, {'name': 'base', 'type': 'uint64', 'size': 8},
+            {'name': 'limit', 'type': 'uint32', 'size': 4}, {'name': 'flags', 'type': 'uint32', 'size': 4}]
+    for c in range(ncpu):
+        regs = b''.join(be64(0x1000 * c + i) for i in range(16))
+        body = regs + be64(0xfff0 + c) + be64(0x2) + b''.join(be32(0x10) + be64(0) + be32(0xffff) + be32(0x9300)
+                                                           for _ in range(6))
+        body += be64(0x60000011) + be64(0x1000)
+        s += b'\x04' + be32(4 + c) + name('cpu') + be32(c) + be32(12) + body + foot(4 + c)
+        devs.append({'name': 'cpu', 'instance_id': c, 'vmsd_name': 'cpu', 'version': 12, 'fields': [
+            {'name': 'env.regs', 'array_len': 16, 'type': 'uint64', 'size': 8},
+            {'name': 'env.eip', 'type': 'uint64', 'size': 8}, {'name': 'env.eflags', 'type': 'uint64', 'size': 8},
+            {'name': 'env.segs', 'array_len': 6, 'type': 'struct', 'struct': {'vmsd_name': 'segment', 'version': 1,
+                                                                              'fields': segf}, 'size': 20},
+            {'name': 'env.cr[0]', 'type': 'uint64', 'size': 8}, {'name': 'env.cr[3]', 'type': 'uint64', 'size': 8}]})
+    js = json.dumps({'page_size': 4096, 'devices': devs}).encode()
+    return s + b'\x00' + b'\x06' + be32(len(js)) + js
+
+
+seeds = {
+    'i440fx.qemu': stream(),
+    'q35.qemu': stream('pc-q35-7.2', 1),
+    'nofooters.qemu': stream(footers=False),
+    'unknown-machine.qemu': stream('microvm'),
+}
+cut = stream()
+seeds['cut.qemu'] = cut[:len(cut) // 2]
+seeds['no-vmdesc.qemu'] = cut[:cut.rindex(b'\x06')]
+x = bytearray(stream())
+x[x.index(b'\x08\x06pc.ram')] |= 0x40
+seeds['xbzrle.qemu'] = bytes(x)
+for n, d in seeds.items():
+    open(out + '/' + n, 'wb').write(d)

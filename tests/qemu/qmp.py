@@ -1,0 +1,61 @@
+#!/usr/bin/env python3
+"""A tiny QMP client for tests/qemu/import.sh.
+
+usage: qmp.py SOCKET OUTDIR [RUN_SECONDS]
+Runs the paused guest for RUN_SECONDS (default 1), stops it, raises the
+migration bandwidth cap, then from the SAME stopped guest writes
+OUTDIR/regs.txt (HMP `info registers`), OUTDIR/dump.elf (dump-guest-memory,
+paging false) and OUTDIR/stream.bin (migrate "exec:cat > ..."), waiting
+for the migration to complete.
+"""
+import json
+import socket
+import sys
+import time
+
+
+class QMP:
+    def __init__(self, path):
+        for _ in range(100):
+            try:
+                self.s = socket.socket(socket.AF_UNIX)
+                self.s.connect(path)
+                break
+            except OSError:
+                time.sleep(0.1)
+        else:
+            sys.exit('qmp: cannot connect to %s' % path)
+        self.f = self.s.makefile('rw')
+        json.loads(self.f.readline())
+        self.cmd('qmp_capabilities')
+
+    def cmd(self, name, **args):
+        self.f.write(json.dumps({'execute': name, 'arguments': args}) + '\n')
+        self.f.flush()
+        while True:
+            r = json.loads(self.f.readline())
+            if 'return' in r:
+                return r['return']
+            if 'error' in r:
+                sys.exit('qmp: %s: %s' % (name, r['error']))
+
+
+sock, out = sys.argv[1], sys.argv[2]
+run = float(sys.argv[3]) if len(sys.argv) > 3 else 1.0
+q = QMP(sock)
+q.cmd('cont')
+time.sleep(run)
+q.cmd('stop')
+q.cmd('migrate-set-parameters', **{'max-bandwidth': 1 << 40})
+open(out + '/regs.txt', 'w').write(q.cmd('human-monitor-command', **{'command-line': 'info registers'}))
+q.cmd('dump-guest-memory', paging=False, protocol='file:' + out + '/dump.elf')
+t0 = time.time()
+q.cmd('migrate', uri='exec:cat > ' + out + '/stream.bin')
+while True:
+    st = q.cmd('query-migrate')
+    if st.get('status') in ('completed', 'failed', 'cancelled'):
+        break
+    time.sleep(0.05)
+if st['status'] != 'completed':
+    sys.exit('qmp: migration %s' % st['status'])
+print('migrate: %.2f s' % (time.time() - t0))
