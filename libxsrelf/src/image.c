@@ -937,6 +937,11 @@ const struct xsr_record_header *xsr_image_rh(const struct xsr_image *img, uint32
 	return i < img->nsecs ? &img->shdrs[i] : NULL;
 }
 
+bool xsr_image_index_checked(const struct xsr_image *img)
+{
+	return !(img->open_flags & XSR_OPEN_NO_CHECK);
+}
+
 int xsr_image_refused(struct xsr_image *img, int rc, const char *what)
 {
 	return ifail(img, rc, "%s: refused by the consumer", what);

@@ -161,6 +161,8 @@ struct xsr_image;
 struct xsr_index_entry;
 /* Section @i's header as the file has it (NULL past the table). */
 const struct xsr_record_header *xsr_image_rh(const struct xsr_image *img, uint32_t i);
+/* True when open checked every record, the index among them (no XSR_OPEN_NO_CHECK). */
+bool xsr_image_index_checked(const struct xsr_image *img);
 /* "@what: refused by the consumer" as the image's error; returns @rc. */
 int xsr_image_refused(struct xsr_image *img, int rc, const char *what);
 /* @count data slots of run @run from @first into @buf, one pread, each page checked against @ent. */

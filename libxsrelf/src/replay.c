@@ -223,8 +223,9 @@ static int replay_image(struct xsr_image *img, const struct xsr_replay_ops *ops,
 	}
 	if (o.stream.header && (rc = cb(r, o.stream.header(ctx, xsr_image_header(img)), "the file header")) < 0)
 		goto out;
-	/* Checked once (16 octets a page): its zero flags are trusted from here on. */
-	if ((rc = xsr_image_check_index(img)) < 0 || (rc = sections(r)) < 0 || (rc = pages(r)) < 0)
+	/* Checked once (16 octets a page; open did unless told not to): its zero flags are trusted from here on. */
+	if ((!xsr_image_index_checked(img) && (rc = xsr_image_check_index(img)) < 0) || (rc = sections(r)) < 0 ||
+	    (rc = pages(r)) < 0)
 		goto out;
 	struct xsr_section_info si;
 	int ni = xsr_image_find(img, XSR_SEC_NOTES, UINT32_MAX, &si);
