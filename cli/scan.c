@@ -196,6 +196,17 @@ static int sc_pages(void *ctx, const uint64_t *pfns, uint32_t n, const uint8_t *
 	struct sctx *c = ctx;
 	struct scan *s = c->s;
 	s->page_records++;
+	if (!c->st) {
+		/* A seekable image's replay: each pfn once, from the index. */
+		for (uint32_t i = 0; i < n; i++) {
+			if (pfns[i] & XSR_PFN_ZERO)
+				s->zero_pages++;
+			else
+				s->data_pages++;
+			s->xen_types[pfns[i] >> XSR_PFN_XEN_TYPE_SHIFT]++;
+		}
+		return 0;
+	}
 	for (uint32_t i = 0; i < n; i++) {
 		uint64_t pfn = pfns[i] & XSR_PFN_MASK;
 		bool z = pfns[i] & XSR_PFN_ZERO;
@@ -219,16 +230,14 @@ static int sc_pages(void *ctx, const uint64_t *pfns, uint32_t n, const uint8_t *
 				break;
 			}
 		}
-		if (!c->st) /* each pfn once: its type counts once */
-			s->xen_types[pfns[i] >> XSR_PFN_XEN_TYPE_SHIFT]++;
-		if ((int64_t)pfn == s->want_pfn && data) {
+		if ((int64_t)pfn == s->want_pfn) {
 			if (z)
 				memset(s->page, 0, sizeof(s->page));
 			else
 				memcpy(s->page, data, sizeof(s->page));
 			s->have_page = true;
 		}
-		if (!z && data)
+		if (!z)
 			data += XSR_PAGE_SIZE;
 	}
 	return 0;
@@ -322,8 +331,6 @@ static int scan_image(int fd, struct scan *s, char *err, size_t errlen)
 			snprintf(err, errlen, "%s", xsr_image_error(img));
 		goto out;
 	}
-	s->data_pages = sb_count(&c.data);
-	s->zero_pages = s->fh.nr_pages - s->data_pages;
 	s->phnum = 1 + s->nruns;
 	if (s->want_vcpu >= 0 && !s->have_vcpu) {
 		/* Not in the image: its reader says so in its words. */
