@@ -60,87 +60,6 @@ static int note_passthru(struct scan *s, const uint8_t *body, uint64_t len)
 	return 0;
 }
 
-static int scan_image(int fd, struct scan *s, char *err, size_t errlen)
-{
-	struct xsr_image *img;
-	int rc = xsr_image_open(&img, fd, err, errlen);
-	if (rc < 0)
-		return rc;
-	s->layout = XSR_LAYOUT_SEEKABLE;
-	s->fh = *xsr_image_header(img);
-	s->nruns = xsr_image_nruns(img);
-	s->runs = malloc((s->nruns + 1) * sizeof(*s->runs));
-	if (!s->runs) {
-		rc = XSR_E_NOMEM;
-		goto out;
-	}
-	memcpy(s->runs, xsr_image_runs(img), s->nruns * sizeof(*s->runs));
-	for (uint32_t i = 1; i < xsr_image_nsections(img); i++) {
-		struct xsr_section_info si;
-		xsr_image_section(img, i, &si);
-		if ((rc = add_sec(s, si.name, si.sh_type, si.code, si.info, si.offset, si.size, si.entsize)) < 0)
-			goto out;
-		if (si.code == XSR_SEC_PRODUCER || si.code == XSR_SEC_CONFIG || si.code == XSR_SEC_PASSTHRU) {
-			void *b;
-			uint64_t l;
-			if ((rc = xsr_image_read_section(img, i, &b, &l)) < 0) {
-				snprintf(err, errlen, "%s", xsr_image_error(img));
-				goto out;
-			}
-			if (si.code == XSR_SEC_PRODUCER) {
-				memcpy(&s->producer, b, sizeof(s->producer));
-				s->have_producer = true;
-				free(b);
-			} else if (si.code == XSR_SEC_PASSTHRU) {
-				rc = note_passthru(s, b, l);
-				free(b);
-				if (rc < 0)
-					goto out;
-			} else {
-				free(s->config);
-				s->config = b;
-			}
-		}
-	}
-	/* Zero pages from the index, a run at a time. */
-	struct xsr_index_entry ent[256];
-	for (uint32_t r = 0; r < s->nruns; r++)
-		for (uint64_t i = 0; i < s->runs[r].count; i += 256) {
-			uint64_t n = s->runs[r].count - i < 256 ? s->runs[r].count - i : 256;
-			xsr_image_run_index(img, r, i, n, ent);
-			for (uint64_t k = 0; k < n; k++) {
-				if (ent[k].flags & XSR_IDX_DATA)
-					s->data_pages++;
-				else
-					s->zero_pages++;
-				s->xen_types[ent[k].flags >> XSR_IDX_XEN_TYPE_SHIFT]++;
-			}
-		}
-	s->phnum = 1 + s->nruns;
-	if (s->want_vcpu >= 0) {
-		s->vcpu = malloc(sizeof(*s->vcpu));
-		if (!s->vcpu) {
-			rc = XSR_E_NOMEM;
-			goto out;
-		}
-		if ((rc = xsr_image_vcpu(img, (uint32_t)s->want_vcpu, s->vcpu)) < 0) {
-			snprintf(err, errlen, "%s", xsr_image_error(img));
-			goto out;
-		}
-		s->have_vcpu = true;
-	}
-	if (s->want_pfn >= 0) {
-		if ((rc = xsr_image_read_page(img, (uint64_t)s->want_pfn, s->page, NULL)) < 0) {
-			snprintf(err, errlen, "%s", xsr_image_error(img));
-			goto out;
-		}
-		s->have_page = true;
-	}
-out:
-	xsr_image_close(img);
-	return rc;
-}
-
 /*
  * Which slots' last copy had data: a sparse bitmap, one 64-slot word per
  * entry of an open-addressing table keyed by word number.  A stream may
@@ -212,7 +131,7 @@ struct sctx {
 	struct scan *s;
 	struct sparse_bits data; /* slots whose last copy had data */
 	uint64_t *base;
-	struct xsr_stream *st;
+	struct xsr_stream *st; /* NULL: a seekable image's replay */
 	char *err;
 	size_t errlen;
 };
@@ -224,10 +143,13 @@ static int sc_section(void *ctx, const struct xsr_record_header *rh, const void 
 	uint32_t code = rh->sh_type == SHT_NOTE ? XSR_SEC_NOTES : rh->sh_type & XSR_SHT_CODE_MASK;
 	/* Named as the seekable layout names it: one name in both layouts. */
 	const char *nm = xsr_section_elf_name(rh->sh_type);
-	uint64_t at = xsr_stream_offset(c->st) - ((((rh->sh_size) + 7) & ~7ull) + 8);
-	int rc = add_sec(s, nm ? nm : "?", rh->sh_type, code, rh->sh_info, at, rh->sh_size, rh->sh_entsize);
-	if (rc < 0)
-		return rc;
+	int rc;
+	/* A seekable image's table is listed whole, with its offsets, before the replay. */
+	if (c->st) {
+		uint64_t at = xsr_stream_offset(c->st) - ((((rh->sh_size) + 7) & ~7ull) + 8);
+		if ((rc = add_sec(s, nm ? nm : "?", rh->sh_type, code, rh->sh_info, at, rh->sh_size, rh->sh_entsize)) < 0)
+			return rc;
+	}
 	if (code == XSR_SEC_PRODUCER) {
 		memcpy(&s->producer, body, sizeof(s->producer));
 		s->have_producer = true;
@@ -242,6 +164,7 @@ static int sc_section(void *ctx, const struct xsr_record_header *rh, const void 
 		if ((rc = note_passthru(s, body, rh->sh_size)) < 0)
 			return rc;
 	} else if (code == XSR_SEC_MEMMAP) {
+		free(s->runs);
 		s->nruns = (uint32_t)(rh->sh_size / sizeof(struct xsr_memrun));
 		s->runs = malloc(rh->sh_size + 1);
 		c->base = malloc((s->nruns + 1) * 8ull);
@@ -255,6 +178,7 @@ static int sc_section(void *ctx, const struct xsr_record_header *rh, const void 
 		}
 	} else if (code == XSR_SEC_VCPU && (int64_t)rh->sh_info == s->want_vcpu) {
 		const char *why;
+		free(s->vcpu);
 		s->vcpu = malloc(sizeof(*s->vcpu));
 		if (!s->vcpu)
 			return XSR_E_NOMEM;
@@ -272,6 +196,17 @@ static int sc_pages(void *ctx, const uint64_t *pfns, uint32_t n, const uint8_t *
 	struct sctx *c = ctx;
 	struct scan *s = c->s;
 	s->page_records++;
+	if (!c->st) {
+		/* A seekable image's replay: each pfn once, from the index. */
+		for (uint32_t i = 0; i < n; i++) {
+			if (pfns[i] & XSR_PFN_ZERO)
+				s->zero_pages++;
+			else
+				s->data_pages++;
+			s->xen_types[pfns[i] >> XSR_PFN_XEN_TYPE_SHIFT]++;
+		}
+		return 0;
+	}
 	for (uint32_t i = 0; i < n; i++) {
 		uint64_t pfn = pfns[i] & XSR_PFN_MASK;
 		bool z = pfns[i] & XSR_PFN_ZERO;
@@ -363,6 +298,63 @@ out:
 	sb_free(&c.data);
 	free(c.base);
 	xsr_stream_close(c.st);
+	return rc;
+}
+
+/*
+ * A seekable image: the section table as the file has it (names, offsets),
+ * then the replay of its index (no page data is read: the index says which
+ * slots hold data) through the callbacks a stream gets.
+ */
+static int scan_image(int fd, struct scan *s, char *err, size_t errlen)
+{
+	struct xsr_image *img;
+	struct sctx c = {.s = s, .err = err, .errlen = errlen};
+	const struct xsr_replay_ops ops = {
+		.size = sizeof(ops), .flags = XSR_REPLAY_INDEX_ONLY,
+		.stream = {.section = sc_section, .pages = sc_pages},
+	};
+	int rc = xsr_image_open(&img, fd, err, errlen);
+	if (rc < 0)
+		return rc;
+	s->layout = XSR_LAYOUT_SEEKABLE;
+	s->fh = *xsr_image_header(img);
+	for (uint32_t i = 1; i < xsr_image_nsections(img); i++) {
+		struct xsr_section_info si;
+		xsr_image_section(img, i, &si);
+		if ((rc = add_sec(s, si.name, si.sh_type, si.code, si.info, si.offset, si.size, si.entsize)) < 0)
+			goto out;
+	}
+	err[0] = 0;
+	if ((rc = xsr_image_replay(img, &ops, &c)) < 0) {
+		if (!err[0] || rc != XSR_E_NOMEM)
+			snprintf(err, errlen, "%s", xsr_image_error(img));
+		goto out;
+	}
+	s->phnum = 1 + s->nruns;
+	if (s->want_vcpu >= 0 && !s->have_vcpu) {
+		/* Not in the image: its reader says so in its words. */
+		if (!s->vcpu && !(s->vcpu = malloc(sizeof(*s->vcpu)))) {
+			rc = XSR_E_NOMEM;
+			goto out;
+		}
+		if ((rc = xsr_image_vcpu(img, (uint32_t)s->want_vcpu, s->vcpu)) < 0) {
+			snprintf(err, errlen, "%s", xsr_image_error(img));
+			goto out;
+		}
+		s->have_vcpu = true;
+	}
+	if (s->want_pfn >= 0) {
+		if ((rc = xsr_image_read_page(img, (uint64_t)s->want_pfn, s->page, NULL)) < 0) {
+			snprintf(err, errlen, "%s", xsr_image_error(img));
+			goto out;
+		}
+		s->have_page = true;
+	}
+out:
+	sb_free(&c.data);
+	free(c.base);
+	xsr_image_close(img);
 	return rc;
 }
 

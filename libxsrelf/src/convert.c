@@ -98,147 +98,6 @@ static int paging_view(struct xsr_image *img, const struct xsr_file_header *fh, 
 	return rc;
 }
 
-static int from_image(int in, int out, const struct xsr_convert_opts *o, char *err, size_t errlen)
-{
-	void *vmci = NULL, *tree = NULL;
-	uint64_t tlen = 0;
-	struct xsr_vload *vl = NULL;
-	uint32_t nvl = 0;
-	struct xsr_image *img = NULL;
-	struct xsr_writer *w = NULL;
-	struct xsr_vcpu_state *vs = malloc(sizeof(*vs));
-	struct xsr_producer *pr = NULL;
-	uint8_t *buf = NULL;
-	const uint32_t chunk = 256;
-	uint64_t pfns[256];
-	const void *ptrs[256];
-	struct xsr_index_entry ent[256];
-	int rc;
-	if (!vs)
-		return XSR_E_NOMEM;
-	if ((rc = xsr_image_open(&img, in, err, errlen)) < 0)
-		goto out;
-	const struct xsr_file_header *fh = xsr_image_header(img);
-	if (fh->flags & XSR_FF_PAGING_VIEW) {
-		xsr_fmt(err, errlen, "a paging-view core maps guest-virtual addresses and cannot be converted; convert the physical image instead");
-		rc = XSR_E_UNSUPPORTED;
-		goto out;
-	}
-	struct xsr_section_info si;
-	int pi = xsr_image_find(img, XSR_SEC_PRODUCER, UINT32_MAX, &si);
-	uint64_t plen;
-	if ((rc = xsr_image_read_section(img, (uint32_t)pi, (void **)&pr, &plen)) < 0) {
-		xsr_fmt(err, errlen, "%s", xsr_image_error(img));
-		goto out;
-	}
-	if (o && o->paging) {
-		if (o->paging_vcpu >= fh->nr_vcpus) {
-			xsr_fmt(err, errlen, "--vcpu %u: the image has %u vCPUs", o->paging_vcpu, fh->nr_vcpus);
-			rc = XSR_E_RANGE;
-			goto out;
-		}
-		if ((rc = xsr_image_vcpu(img, o->paging_vcpu, vs)) < 0) {
-			xsr_fmt(err, errlen, "%s", xsr_image_error(img));
-			goto out;
-		}
-		if ((rc = paging_view(img, fh, vs, o, &vl, &nvl, err, errlen)) < 0)
-			goto out;
-	}
-	int vi = xsr_image_find(img, XSR_SEC_VMCOREINFO, UINT32_MAX, &si);
-	uint64_t vlen = 0;
-	if (vi > 0 && !(o && o->vmcoreinfo) && (rc = xsr_image_read_section(img, (uint32_t)vi, &vmci, &vlen)) < 0) {
-		xsr_fmt(err, errlen, "%s", xsr_image_error(img));
-		goto out;
-	}
-	struct xsr_writer_params p = {
-		.machine = EM_X86_64, .kind = fh->kind, .layout = o ? o->layout : 0,
-		.flags = fh->flags, .nr_vcpus = fh->nr_vcpus, .nr_runs = xsr_image_nruns(img),
-		.runs = xsr_image_runs(img), .producer = pr, .compress = o ? o->compress : 0,
-		.vloads = vl, .nr_vloads = nvl,
-		.vmcoreinfo = o && o->vmcoreinfo ? o->vmcoreinfo : vmci,
-		.vmcoreinfo_len = o && o->vmcoreinfo ? o->vmcoreinfo_len : (uint32_t)vlen,
-	};
-	/* A Xen PV image's machine map travels in its p2m tree; the writer re-makes the tree. */
-	struct xsr_xen_pv pv;
-	int ti = xsr_image_find(img, XSR_SEC_XEN_P2M_TREE, UINT32_MAX, &si);
-	if (ti > 0 && !(o && o->paging)) {
-		const char *why;
-		if ((rc = xsr_image_read_section(img, (uint32_t)ti, &tree, &tlen)) < 0) {
-			xsr_fmt(err, errlen, "%s", xsr_image_error(img));
-			goto out;
-		}
-		if ((rc = xsr_xen_tree_params(tree, tlen, &pv, &why)) < 0) {
-			xsr_fmt(err, errlen, "section %s: %s", si.name, why);
-			goto out;
-		}
-		p.xen_pv = &pv;
-	}
-	if ((rc = xsr_writer_open(&w, out, &p, err, errlen)) < 0)
-		goto out;
-	for (uint32_t i = 1; i < xsr_image_nsections(img); i++) {
-		void *body;
-		uint64_t len;
-		xsr_image_section(img, i, &si);
-		if (si.code == UINT32_MAX || xsr_section_writer_made(si.code))
-			continue;
-		if ((rc = xsr_image_read_section(img, i, &body, &len)) < 0) {
-			xsr_fmt(err, errlen, "%s", xsr_image_error(img));
-			goto out;
-		}
-		rc = copy_section(w, si.sh_type, si.info, si.entsize, body, len, vs, err, errlen);
-		free(body);
-		if (rc < 0)
-			goto out;
-	}
-	const struct xsr_memrun *runs = xsr_image_runs(img);
-	/* No more than the longest run needs: 1 MiB for a one-page image is an mmap each. */
-	uint64_t most = 1;
-	for (uint32_t r = 0; r < xsr_image_nruns(img); r++)
-		if (runs[r].count > most)
-			most = runs[r].count < chunk ? runs[r].count : chunk;
-	buf = malloc(most * XSR_PAGE_SIZE);
-	if (!buf) {
-		rc = XSR_E_NOMEM;
-		goto out;
-	}
-	uint64_t done = 0;
-	for (uint32_t r = 0; r < xsr_image_nruns(img); r++) {
-		for (uint64_t i = 0; i < runs[r].count; i += chunk) {
-			uint32_t n = (uint32_t)(runs[r].count - i < chunk ? runs[r].count - i : chunk);
-			if ((rc = xsr_image_read_pages(img, r, i, n, buf, ent)) < 0) {
-				xsr_fmt(err, errlen, "%s", xsr_image_error(img));
-				goto out;
-			}
-			uint32_t m = 0;
-			for (uint32_t k = 0; k < n; k++) {
-				uint64_t pfn = runs[r].pfn + i + k;
-				pfns[m] = pfn | (uint64_t)(ent[k].flags >> XSR_IDX_XEN_TYPE_SHIFT) << XSR_PFN_XEN_TYPE_SHIFT;
-				ptrs[m] = ent[k].flags & XSR_IDX_DATA ? buf + (size_t)k * XSR_PAGE_SIZE : NULL;
-				m++;
-			}
-			if ((rc = xsr_writer_put_pages(w, pfns, m, ptrs)) < 0) {
-				xsr_fmt(err, errlen, "%s", xsr_writer_error(w));
-				goto out;
-			}
-			done += n;
-			if (o && o->progress)
-				o->progress(o->progress_ctx, done, fh->nr_pages);
-		}
-	}
-	rc = xsr_writer_close(w, err, errlen);
-	w = NULL;
-out:
-	xsr_writer_abort(w);
-	xsr_image_close(img);
-	free(vmci);
-	free(tree);
-	free(vl);
-	free(pr);
-	free(buf);
-	free(vs);
-	return rc;
-}
-
 struct sconv {
 	int out;
 	const struct xsr_convert_opts *o;
@@ -256,6 +115,8 @@ struct sconv {
 	void *tree; /* XEN_P2M_TREE body seen before the writer opened */
 	uint64_t tree_len;
 	uint64_t in_size; /* octets of a regular-file input, 0 for a pipe */
+	struct xsr_vload *vl; /* the paging view's loads (a seekable input) */
+	uint32_t nvl;
 	bool seekable;    /* the output gets the seekable layout */
 	char *err;
 	size_t errlen;
@@ -324,7 +185,7 @@ static int sc_open(struct sconv *c)
 		.machine = EM_X86_64, .kind = c->fh->kind, .layout = c->o ? c->o->layout : 0,
 		.flags = c->fh->flags, .nr_vcpus = c->fh->nr_vcpus, .nr_runs = c->nruns, .runs = c->runs,
 		.producer = c->have_producer ? &c->producer : NULL, .hypervisor = "unknown",
-		.compress = c->o ? c->o->compress : 0,
+		.compress = c->o ? c->o->compress : 0, .vloads = c->vl, .nr_vloads = c->nvl,
 		.vmcoreinfo = vm, .vmcoreinfo_len = c->o && c->o->vmcoreinfo ? c->o->vmcoreinfo_len : c->vmci_len,
 	};
 	struct xsr_xen_pv pv;
@@ -365,6 +226,9 @@ static int sc_section(void *ctx, const struct xsr_record_header *rh, const void 
 		c->vmci_len = (uint32_t)rh->sh_size;
 		return 0;
 	}
+	/* A paging view maps guest-virtual addresses, not the machine map the tree makes. */
+	if (code == XSR_SEC_XEN_P2M_TREE && c->o && c->o->paging)
+		return 0;
 	/* The writer emits it right after MEMMAP (and VMCOREINFO); it lays out the seekable image. */
 	if (code == XSR_SEC_XEN_P2M_TREE && !c->w && !c->tree) {
 		if (!(c->tree = malloc(rh->sh_size)))
@@ -413,22 +277,67 @@ static int sc_header(void *ctx, const struct xsr_file_header *h)
 	/* A copy: the stream's own is freed when xsr_stream_read_all returns, before the END checks. */
 	c->fh_copy = *h;
 	c->fh = &c->fh_copy;
+	if (h->flags & XSR_FF_PAGING_VIEW) {
+		xsr_fmt(c->err, c->errlen, "a paging-view core maps guest-virtual addresses and cannot be converted; convert the physical image instead");
+		return XSR_E_UNSUPPORTED;
+	}
 	return 0;
 }
 
-static int from_stream(int in, uint64_t in_size, const void *prefix, size_t plen, int out,
-		       const struct xsr_convert_opts *o, char *err, size_t errlen)
+/*
+ * A paging view needs random access before the writer opens: the page
+ * tables are walked through the image, then the image is replayed like any
+ * input.
+ */
+static int paging_setup(struct sconv *c, struct xsr_image *img)
+{
+	const struct xsr_file_header *fh = xsr_image_header(img);
+	int rc;
+	if (fh->flags & XSR_FF_PAGING_VIEW) {
+		xsr_fmt(c->err, c->errlen, "a paging-view core maps guest-virtual addresses and cannot be converted; convert the physical image instead");
+		return XSR_E_UNSUPPORTED;
+	}
+	if (c->o->paging_vcpu >= fh->nr_vcpus) {
+		xsr_fmt(c->err, c->errlen, "--vcpu %u: the image has %u vCPUs", c->o->paging_vcpu, fh->nr_vcpus);
+		return XSR_E_RANGE;
+	}
+	if ((rc = xsr_image_vcpu(img, c->o->paging_vcpu, c->vs)) < 0) {
+		xsr_fmt(c->err, c->errlen, "%s", xsr_image_error(img));
+		return rc;
+	}
+	return paging_view(img, fh, c->vs, c->o, &c->vl, &c->nvl, c->err, c->errlen);
+}
+
+/*
+ * One set of callbacks for both layouts: a stream through the stream
+ * reader, a seekable image through its replay (pages verified against the
+ * index, zero slots checked), both into the writer.
+ */
+static int convert(int in, uint64_t in_size, int out, const struct xsr_convert_opts *o, char *err, size_t errlen)
 {
 	struct sconv c = {.out = out, .o = o, .err = err, .errlen = errlen, .in_size = in_size,
 			  .seekable = out_seekable(out, o)};
-	const struct xsr_stream_ops ops = {.header = sc_header, .section = sc_section, .pages = sc_pages};
+	const struct xsr_replay_ops ops = {
+		.size = sizeof(ops),
+		.stream = {.header = sc_header, .section = sc_section, .pages = sc_pages},
+	};
+	struct xsr_image *img = NULL;
 	int rc;
 	if (!(c.vs = malloc(sizeof(*c.vs)))) {
 		rc = XSR_E_NOMEM;
 		goto out;
 	}
-	if ((rc = xsr_stream_read_all(in, prefix, plen, &ops, &c, err, errlen)) < 0)
+	if (o && o->paging) {
+		if ((rc = xsr_image_open(&img, in, err, errlen)) < 0 || (rc = paging_setup(&c, img)) < 0)
+			goto out;
+		if ((rc = xsr_image_replay(img, &ops, &c)) < 0) {
+			if (!err[0] || rc == XSR_E_CHECKSUM || rc == XSR_E_FORMAT || rc == XSR_E_IO)
+				xsr_fmt(err, errlen, "%s", xsr_image_error(img));
+			goto out;
+		}
+	} else if ((rc = xsr_replay_fd(in, &ops, &c, err, errlen)) < 0) {
 		goto out;
+	}
 	if ((rc = sc_open(&c)) < 0)
 		goto out;
 	/* Before the close reads back and hashes an index of nr_pages entries. */
@@ -438,9 +347,11 @@ static int from_stream(int in, uint64_t in_size, const void *prefix, size_t plen
 	c.w = NULL;
 out:
 	xsr_writer_abort(c.w);
+	xsr_image_close(img);
 	free(c.runs);
 	free(c.vmci);
 	free(c.tree);
+	free(c.vl);
 	free(c.vs);
 	return rc;
 }
@@ -479,35 +390,22 @@ int convert_1_4(int in, int out, const struct xsr_convert_opts *o, char *err, si
 {
 	uint8_t hdr[XSR_HEADER_END];
 	struct stat sb;
-	if (fstat(in, &sb) == 0 && S_ISREG(sb.st_mode)) {
+	bool file = fstat(in, &sb) == 0 && S_ISREG(sb.st_mode);
+	if (err && errlen)
+		err[0] = 0;
+	if (o && o->paging) {
+		if (!file) {
+			xsr_fmt(err, errlen, "a paging view needs a seekable input file (convert the stream to a seekable image first)");
+			return XSR_E_STATE;
+		}
 		if (xsr_io_pread(in, hdr, sizeof(hdr), 0) < 0) {
 			xsr_fmt(err, errlen, "input shorter than the 128-octet header");
 			return XSR_E_TRUNCATED;
 		}
-		if (xsr_sniff_layout(hdr, sizeof(hdr)) == XSR_LAYOUT_SEEKABLE)
-			return from_image(in, out, o, err, errlen);
-		if (o && o->paging) {
+		if (xsr_sniff_layout(hdr, sizeof(hdr)) != XSR_LAYOUT_SEEKABLE) {
 			xsr_fmt(err, errlen, "a paging view needs a seekable input (convert the stream to a seekable image first)");
 			return XSR_E_STATE;
 		}
-		if (lseek(in, sizeof(hdr), SEEK_SET) < 0) {
-			xsr_fmt(err, errlen, "seeking the input: %s", strerror(errno));
-			return XSR_E_IO;
-		}
-		return from_stream(in, (uint64_t)sb.st_size, hdr, sizeof(hdr), out, o, err, errlen);
 	}
-	if (o && o->paging) {
-		xsr_fmt(err, errlen, "a paging view needs a seekable input file (convert the stream to a seekable image first)");
-		return XSR_E_STATE;
-	}
-	ssize_t r = xsr_io_read(in, hdr, sizeof(hdr));
-	if (r < 0) {
-		xsr_fmt(err, errlen, "reading the input: %s", strerror((int)-r));
-		return XSR_E_IO;
-	}
-	if (xsr_sniff_layout(hdr, (size_t)r) == XSR_LAYOUT_SEEKABLE) {
-		xsr_fmt(err, errlen, "a seekable image on a pipe: give it as a file (random access is needed)");
-		return XSR_E_STATE;
-	}
-	return from_stream(in, 0, hdr, (size_t)r, out, o, err, errlen);
+	return convert(in, file ? (uint64_t)sb.st_size : 0, out, o, err, errlen);
 }

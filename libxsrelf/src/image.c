@@ -954,6 +954,86 @@ int xsr_image_read_pages(struct xsr_image *img, uint32_t run, uint64_t first, ui
 	return 0;
 }
 
+const struct xsr_record_header *xsr_image_rh(const struct xsr_image *img, uint32_t i)
+{
+	return i < img->nsecs ? &img->shdrs[i] : NULL;
+}
+
+bool xsr_image_index_checked(const struct xsr_image *img)
+{
+	return !(img->open_flags & XSR_OPEN_NO_CHECK);
+}
+
+int xsr_image_refused(struct xsr_image *img, int rc, const char *what)
+{
+	return ifail(img, rc, "%s: refused by the consumer", what);
+}
+
+int xsr_image_fill(struct xsr_image *img, uint32_t run, uint64_t first, uint64_t count, void *buf,
+		   const struct xsr_index_entry *ent)
+{
+	uint64_t pfn = img->runs[run].pfn + first;
+	int rc = img_pread(img, buf, count * XSR_PAGE_SIZE, img->pages_off + (img->slot_base[run] + first) * XSR_PAGE_SIZE);
+	if (rc < 0)
+		return at_page(img, ifail(img, XSR_E_IO, "reading pages at pfn 0x%llx: %s", (unsigned long long)pfn,
+					  strerror(-rc)), pfn, 1);
+	for (uint64_t k = 0; k < count; k++)
+		if ((rc = check_page(img, pfn + k, &ent[k], (const uint8_t *)buf + k * XSR_PAGE_SIZE)) < 0)
+			return rc;
+	return 0;
+}
+
+/*
+ * Slots the index marks zero are not handed to anyone, but they must read
+ * as zero (verify reports them otherwise).  The writer leaves holes there,
+ * which cost one hole query; anything else is read and looked at, 64 KiB
+ * at a time.
+ */
+int xsr_image_zero_slots(struct xsr_image *img, uint32_t run, uint64_t first, uint64_t count,
+			 const struct xsr_index_entry *ent)
+{
+	const uint64_t pfn = img->runs[run].pfn + first;
+	const uint64_t start = img->pages_off + (img->slot_base[run] + first) * XSR_PAGE_SIZE;
+	const uint64_t end = start + count * XSR_PAGE_SIZE;
+	enum { CHUNK = 64 * 1024 };
+	uint8_t *buf = NULL;
+	int rc = 0;
+	for (uint64_t k = 0; k < count; k++)
+		if ((rc = check_entry(img, pfn + k, &ent[k])) < 0)
+			return rc;
+	for (uint64_t off = start; off < end && rc == 0;) {
+		uint64_t n = end - off < CHUNK ? end - off : CHUNK;
+		if (xsr_source_hole(&img->src, off, end - off))
+			break;
+		const uint8_t *p = img->src.ops->view ? img->src.ops->view(&img->src, off, (size_t)n) : NULL;
+		if (!p) {
+			if (!buf && !(buf = malloc(CHUNK)))
+				return ifail(img, XSR_E_NOMEM, "out of memory");
+			int e = img_pread(img, buf, (size_t)n, off);
+			if (e < 0) {
+				uint64_t at_pfn = pfn + (off - start) / XSR_PAGE_SIZE;
+				rc = at_page(img, ifail(img, XSR_E_IO, "reading the zero page slots at pfn 0x%llx: %s",
+							(unsigned long long)at_pfn, strerror(-e)), at_pfn, 1);
+				break;
+			}
+			p = buf;
+		}
+		if (!xsr_is_zero(p, (size_t)n)) {
+			uint64_t q = 0;
+			while (!p[q])
+				q++;
+			uint64_t at_pfn = pfn + (off + q - start) / XSR_PAGE_SIZE;
+			rc = at_page(img, ifail(img, XSR_E_CHECKSUM,
+						"page data of pfn 0x%llx: indexed as zero but holds data (octet at 0x%llx)",
+						(unsigned long long)at_pfn, (unsigned long long)(off + q)), at_pfn, 1);
+			img->where.offset = off + q;
+		}
+		off += n;
+	}
+	free(buf);
+	return rc;
+}
+
 int xsr_image_map_run(struct xsr_image *img, uint32_t run, void **addr, uint64_t *len)
 {
 	if (run >= img->nruns)

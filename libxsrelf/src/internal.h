@@ -194,6 +194,22 @@ bool xsr_source_hole(const struct xsr_source *src, uint64_t off, uint64_t len);
 /* True if @src is a callback source: it cannot map, and its failures are placed by failed_at. */
 bool xsr_source_is_callbacks(const struct xsr_source *src);
 
+/* ---- image internals for the replay (image.c, replay.c) ---- */
+struct xsr_image;
+struct xsr_index_entry;
+/* Section @i's header as the file has it (NULL past the table). */
+const struct xsr_record_header *xsr_image_rh(const struct xsr_image *img, uint32_t i);
+/* True when open checked every record, the index among them (no XSR_OPEN_NO_CHECK). */
+bool xsr_image_index_checked(const struct xsr_image *img);
+/* "@what: refused by the consumer" as the image's error; returns @rc. */
+int xsr_image_refused(struct xsr_image *img, int rc, const char *what);
+/* @count data slots of run @run from @first into @buf, one pread, each page checked against @ent. */
+int xsr_image_fill(struct xsr_image *img, uint32_t run, uint64_t first, uint64_t count, void *buf,
+		   const struct xsr_index_entry *ent);
+/* @count slots indexed as zero (@ent) read as zero; holes are not read. */
+int xsr_image_zero_slots(struct xsr_image *img, uint32_t run, uint64_t first, uint64_t count,
+			 const struct xsr_index_entry *ent);
+
 /* ---- sinks: where the writer's octets go (sink.c) ---- */
 /*
  * The writer holds a pointer to one sink and never asks which kind it is.

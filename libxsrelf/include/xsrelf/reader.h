@@ -252,6 +252,71 @@ XSR_API void xsr_stream_error_at(const struct xsr_stream *s, struct xsr_finding 
 XSR_API uint64_t xsr_stream_offset(const struct xsr_stream *s);
 XSR_API const struct xsr_file_header *xsr_stream_header(const struct xsr_stream *s);
 
+/* ---------------- replay: one consumer for both layouts ---------------- */
+
+/*
+ * A consumer of an image, written once for either layout: the stream
+ * callbacks, driven from a stream by the stream reader and from a seekable
+ * image by xsr_image_replay, plus an optional way to take runs of page data
+ * straight into the consumer's memory.  (XSRELF_1.5)
+ *
+ * What a replay of a seekable image gives, in a stream's order and meaning:
+ *  - header: the image's file header (its layout field says SEEKABLE);
+ *  - section: PRODUCER, MEMMAP, VMCOREINFO and XEN_P2M_TREE when present
+ *    (where a stream writer puts them), then every other section of the
+ *    table but the writer's own (index, page data, string table,
+ *    integrity) in table order, vCPU sections included; bodies checksum
+ *    verified, @rh the section's header as the file has it;
+ *  - pages: every populated pfn exactly once, in memory-map order, in
+ *    batches of at most 256 (<= XSR_MAX_BATCH) with the Xen type bits and
+ *    XSR_PFN_ZERO; each data page verified against its index entry, and
+ *    each slot the index marks zero checked to read as zero (the index is
+ *    checked once first);
+ *  - section: the notes (SHT_NOTE), last, as a stream carries them;
+ *  - end: called with NULL: a seekable image has no END record (its
+ *    integrity section was checked when it was opened).
+ *
+ * @place (may be NULL): offered each run of @n consecutive data pages
+ * from @pfn (type bits not given).  Set *@dst to @n * 4096 writable octets
+ * and the pages are put there (from a seekable image with one read, then
+ * verified) and not given to @pages; leave *@dst NULL and they come
+ * through @pages as usual.  @placed is then called once with the same
+ * @pfn, @n, @dst and the outcome (0, or the error that stopped the
+ * replay) so that the consumer can release @dst; its own <0 stops the
+ * replay.  From a stream the library copies from its buffer; a batch's
+ * other entries come through @pages in order around the placed runs.
+ *
+ * XSR_REPLAY_INDEX_ONLY: a seekable image's page data is not read (nor
+ * hashed): @pages gets each batch with @data NULL, for a consumer of the
+ * index alone (xsr info); @place is not called.  A stream's pages come as
+ * they are.
+ */
+#define XSR_REPLAY_INDEX_ONLY 0x1u
+struct xsr_replay_ops {
+	uint32_t size;  /* sizeof(struct xsr_replay_ops) as the caller knows it */
+	uint32_t flags; /* XSR_REPLAY_* */
+	struct xsr_stream_ops stream;
+	int (*place)(void *ctx, uint64_t pfn, uint32_t n, void **dst);
+	int (*placed)(void *ctx, uint64_t pfn, uint32_t n, void *dst, int rc);
+};
+
+/*
+ * Replay @img into @ops.  0 after end, or <0: the library's reason (naming
+ * the offset or pfn) in xsr_image_error(), or a callback's own code, when
+ * xsr_image_error() says the consumer refused.  (XSRELF_1.5)
+ */
+XSR_API int xsr_image_replay(struct xsr_image *img, const struct xsr_replay_ops *ops, void *ctx);
+/*
+ * Replay whatever @fd holds: a seekable image (a regular file, read with
+ * pread from offset 0, opened as xsr_image_open does) or a stream (read on
+ * to its END, and nothing may follow it), told apart by xsr_sniff_layout.
+ * A seekable image on a pipe is refused (random access is needed).
+ * Callbacks that fail may put their own reason in @err first; otherwise,
+ * and for damage the reader found, @err names the offset or pfn.
+ * (XSRELF_1.5)
+ */
+XSR_API int xsr_replay_fd(int fd, const struct xsr_replay_ops *ops, void *ctx, char *err, size_t errlen);
+
 /* ---------------- conversion ---------------- */
 
 struct xsr_paging_stats; /* <xsrelf/paging.h> */
