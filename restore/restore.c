@@ -21,13 +21,6 @@
 #include "../util/clock.h"
 #include "restore.h"
 
-static bool writer_made(uint32_t code)
-{
-	return code == XSR_SEC_NOTES || code == XSR_SEC_PRODUCER || code == XSR_SEC_MEMMAP ||
-	       code == XSR_SEC_INDEX || code == XSR_SEC_PAGES || code == XSR_SEC_STRTAB ||
-	       code == XSR_SEC_INTEGRITY || code == XSR_SEC_END || code == XSR_SEC_VCPU;
-}
-
 static void set_hv(struct xsr_domain_info *info, const struct xsr_producer *pr)
 {
 	snprintf(info->hypervisor, sizeof(info->hypervisor), "%.31s", pr->hypervisor);
@@ -42,8 +35,7 @@ struct rs {
 	struct xsr_domain_info info;
 	struct xsr_producer pr;
 	struct xsr_memrun *runs;
-	struct xsr_vcpu_state *vs; /* nr_vcpus of them, set after the pages */
-	bool *have_vs;
+	struct xsr_vcpu_state **vs; /* nr_vcpus slots, each made when its record arrives; set after the pages */
 	struct xsr_restore_stats *st;
 	const struct xsr_restore_opts *o;
 	uint64_t shown; /* pages done at the last progress report */
@@ -90,9 +82,9 @@ static int rs_section(void *ctx, const struct xsr_record_header *rh, const void 
 		if (c->created)
 			return 0;
 		c->runs = malloc(rh->sh_size + 1);
-		c->vs = malloc(((size_t)c->fh.nr_vcpus + 1) * sizeof(*c->vs));
-		c->have_vs = calloc((size_t)c->fh.nr_vcpus + 1, sizeof(*c->have_vs));
-		if (!c->runs || !c->vs || !c->have_vs)
+		/* Pointers only: a header may claim 4096 vCPUs (34 KiB of state each) and send one. */
+		c->vs = calloc((size_t)c->fh.nr_vcpus + 1, sizeof(*c->vs));
+		if (!c->runs || !c->vs)
 			return XSR_E_NOMEM;
 		memcpy(c->runs, body, rh->sh_size);
 		c->info.nr_vcpus = c->fh.nr_vcpus;
@@ -113,14 +105,15 @@ static int rs_section(void *ctx, const struct xsr_record_header *rh, const void 
 			snprintf(c->err, c->errlen, "vCPU %u record: %s", id, c->created ? "no such vCPU" : "before the memory map");
 			return XSR_E_FORMAT;
 		}
-		if ((rc = xsr_vcpu_decode(body, rh->sh_size, &c->vs[id], &why)) < 0 || c->vs[id].r.vcpu_id != id) {
+		if (!c->vs[id] && !(c->vs[id] = malloc(sizeof(*c->vs[id]))))
+			return XSR_E_NOMEM;
+		if ((rc = xsr_vcpu_decode(body, rh->sh_size, c->vs[id], &why)) < 0 || c->vs[id]->r.vcpu_id != id) {
 			snprintf(c->err, c->errlen, "vCPU %u record: %s", id, rc < 0 ? why : "wrong vCPU id");
 			return rc < 0 ? rc : XSR_E_FORMAT;
 		}
-		c->have_vs[id] = true;
 		return 0;
 	}
-	if (writer_made(code))
+	if (!backend_extra_section(code))
 		return 0;
 	if ((rc = ops->load_extra(c->be, code, rh->sh_info, body, rh->sh_size)) < 0) {
 		const char *nm = xsr_section_elf_name(rh->sh_type);
@@ -209,9 +202,9 @@ static int rs_end(void *ctx, const struct xsr_end *e)
 	int rc;
 	progress(c, true);
 	for (uint32_t v = 0; v < c->info.nr_vcpus; v++) {
-		if (!c->have_vs[v])
+		if (!c->vs[v])
 			continue;
-		if ((rc = ops->set_vcpu(c->be, &c->vs[v])) < 0) {
+		if ((rc = ops->set_vcpu(c->be, c->vs[v])) < 0) {
 			snprintf(c->err, c->errlen, "setting vCPU %u: %s", v, ops->error(c->be));
 			return rc;
 		}
@@ -239,8 +232,9 @@ int restore_guest(struct xsr_backend *be, int fd, const struct xsr_restore_opts 
 	if (rc == 0 && !o->no_start && (rc = be->ops->start(be)) < 0)
 		snprintf(err, errlen, "starting the domain: %s", be->ops->error(be));
 	free(c.runs);
+	for (uint32_t v = 0; c.vs && v < c.fh.nr_vcpus; v++)
+		free(c.vs[v]);
 	free(c.vs);
-	free(c.have_vs);
 	st->elapsed_ns = util_now_ns() - t0;
 	return rc;
 }
