@@ -66,7 +66,9 @@ check "finding 2: info still counts every page (150 with data, the rest zero)" g
 # a claim fails even where it would stay untouched and so not resident.  An ASan build reserves
 # terabytes of shadow and cannot start under ulimit -v; there every malloc over 64 MiB fails
 # instead (max_allocation_size_mb), which catches the same allocations.
-if ldd "$XSR" 2>/dev/null | grep -q libasan; then
+# (The ldd output is matched whole: under pipefail, grep -q closing the pipe early
+# makes ldd die of SIGPIPE and the test read false.)
+if [[ "$(ldd "$XSR" 2>/dev/null)" == *libasan* ]]; then
 	capped() { ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}max_allocation_size_mb=64:allocator_may_return_null=1 "$@"; }
 	CAP="no malloc over 64 MiB (ASan)"
 else
