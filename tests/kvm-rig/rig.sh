@@ -42,6 +42,7 @@ host_deps() {
 	command -v qemu-system-x86_64 >/dev/null || need+=(qemu-system-x86)
 	command -v cpio >/dev/null || need+=(cpio)
 	command -v depmod >/dev/null || need+=(kmod)
+	command -v zstd >/dev/null || need+=(zstd)
 	# the initramfs needs a static busybox (ldd fails on a static binary)
 	if [ ! -x /bin/busybox ] || ldd /bin/busybox >/dev/null 2>&1; then need+=(busybox-static); fi
 	[ ${#need[@]} -eq 0 ] || rig_apt_install "${need[@]}"
@@ -99,7 +100,7 @@ build() {
 	local t0
 	t0=$(rig_now)
 	mkdir -p "$C"
-	rig_step "host packages (qemu-system-x86 busybox-static cpio kmod)" host_deps
+	rig_step "host packages (qemu-system-x86 busybox-static cpio kmod zstd)" host_deps
 	rig_step "download Debian's kernel package" rig_kernel_deb "$C/debs"
 	# a new kernel package: the old tree goes
 	if [ -e "$C/kernel" ] && [ "$(cat "$C/kernel/deb" 2>/dev/null)" != "${RIG_KDEB##*/}" ]; then rm -rf "$C/kernel" "$C/initrd.gz"; fi
@@ -130,33 +131,34 @@ hot_files() {
 		ldd "$f" 2>/dev/null | awk '$2 == "=>" && $3 ~ /^\// {print $3} $1 ~ /^\// {print $1}'  || true # a static binary: no libraries
 	done | sort -u
 }
-# hot_cpio OUT: the files listed on stdin, under hot/ at their own paths, as a gzip cpio.
+# hot_cpio OUT: the files listed on stdin, under hot/ at their own paths, as
+# a zstd cpio (tests/rig/newc.py: one process).  zstd, not gzip: the rig's
+# kernel unpacks it under TCG, and the firmware loads it first; both cost
+# with size and with the decoder (docs/rigs.md, "Time").
 hot_cpio() {
-	local out=$1 d f l fd rc=0
-	d=$(mktemp -d) || return 1
-	while IFS= read -r f; do
-		l=$(readlink -f "$f")
-		mkdir -p "$d/hot$(dirname "$l")" && cp -L "$l" "$d/hot$l" || { rc=1; break; }
-		# a link to it (libfoo.so.1 -> libfoo.so.1.2) becomes a copy: no readlink over 9p
-		fd=$(readlink -f "$(dirname "$f")")/$(basename "$f")
-		[ "$fd" = "$l" ] || { mkdir -p "$d/hot$(dirname "$fd")" && cp -L "$l" "$d/hot$fd"; } || { rc=1; break; }
-	done
-	# merged /usr: /bin, /lib, /lib64 are links to usr/..., kept as links
-	for l in /bin /sbin /lib /lib64 /lib32 /libx32; do [ -L "$l" ] && mkdir -p "$d/hot" && cp -P "$l" "$d/hot$l"; done
-	[ "$rc" = 0 ] && (cd "$d" && find hot | cpio -o -H newc --quiet | gzip -1 >"$out") || rc=1
-	rm -rf "$d"
-	return $rc
+	local st
+	python3 "$TOP/tests/rig/newc.py" - hot | zstd -q -3 -T0 >"$1"
+	st=("${PIPESTATUS[@]}")
+	[ "${st[*]}" = "0 0" ]
 }
-# The system part, cached: rebuilt when the list of files or any of them changes.
-hot_sys_list() {
+# The system part, cached: rebuilt when any command, the loader's cache or
+# the installed packages change.  Listing the libraries takes an ldd per
+# command (~20 s on a loaded 2-core machine), so the key is taken from what
+# changes whenever a library does (/etc/ld.so.cache, dpkg's status) and the
+# commands themselves, and the list is made only to build.
+hot_sys_cmds() {
 	local c
 	for c in "${HOT_CMDS[@]}"; do
 		# the command PATH finds here, and Debian's own where PATH has a wrapper first (pyenv)
 		type -P "$c" || true
 		[ ! -x "/usr/bin/$c" ] || echo "/usr/bin/$c"
-	done | sort -u | { mapfile -t l; hot_files "${l[@]}" /etc/ld.so.cache; }
+	done | sort -u
 }
-hot_sys_key() { hot_sys_list | xargs -d '\n' stat -L -c '%n %s %Y' 2>/dev/null | md5sum | cut -d' ' -f1; }
+hot_sys_list() { hot_sys_cmds | { mapfile -t l; hot_files "${l[@]}" /etc/ld.so.cache; }; }
+hot_sys_key() {
+	{ hot_sys_cmds; echo /etc/ld.so.cache; echo /var/lib/dpkg/status; echo "$TOP/tests/rig/newc.py"; } |
+		xargs -d '\n' stat -L -c '%n %s %Y' 2>/dev/null | md5sum | cut -d' ' -f1
+}
 build_hot_sys() { hot_sys_list | hot_cpio "$1"; }
 hot_sys_ok() { rig_cpio_ok "$1" && [ -s "$C/hot-sys.key" ] && [ "$(cat "$C/hot-sys.key")" = "$HOT_KEY" ]; }
 
@@ -166,13 +168,13 @@ hot_sys_ok() { rig_cpio_ok "$1" && [ -s "$C/hot-sys.key" ] && [ "$(cat "$C/hot-s
 hot_layer() {
 	local r=$1
 	HOT_KEY=$(hot_sys_key)
-	if ! hot_sys_ok "$C/hot-sys.cpio.gz"; then
-		rm -f "$C/hot-sys.key" "$C/hot-sys.cpio.gz"
-		rig_cached "$C/hot-sys.cpio.gz" rig_cpio_ok build_hot_sys || return 1
+	if ! hot_sys_ok "$C/hot-sys.cpio.zst"; then
+		rm -f "$C/hot-sys.key" "$C/hot-sys.cpio.zst" "$C/hot-sys.cpio.gz"
+		rig_cached "$C/hot-sys.cpio.zst" rig_cpio_ok build_hot_sys || return 1
 		echo "$HOT_KEY" >"$C/hot-sys.key"
 	fi
-	hot_files "$TOP/bin/xsr" "$TOP/bin/xsr-guest.elf" | hot_cpio "$r/hot-run.cpio.gz" || return 1
-	cat "$C/initrd.gz" "$C/hot-sys.cpio.gz" "$r/hot-run.cpio.gz" >"$r/initrd" && rm -f "$r/hot-run.cpio.gz"
+	hot_files "$TOP/bin/xsr" "$TOP/bin/xsr-guest.elf" | hot_cpio "$r/hot-run.cpio.zst" || return 1
+	cat "$C/initrd.gz" "$C/hot-sys.cpio.zst" "$r/hot-run.cpio.zst" >"$r/initrd" && rm -f "$r/hot-run.cpio.zst"
 }
 
 # boot RUNDIR: run RUNDIR/run.sh inside; its console in RUNDIR/console.log.
