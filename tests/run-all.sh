@@ -136,18 +136,53 @@ if [ "$kvm_where" = rig ]; then
 	[ "${XSR_TEST_SERIAL:-0}" != 1 ] || { rig_done; prebuild_done; }
 fi
 
-deferred=()
+# The Xen rig's tier starts once the KVM rig and the prebuild are done,
+# beside the native tiers still left: before, it ran after all of them,
+# alone, while its dom0 mostly kept one of its two vCPUs busy.
+# XSR_TEST_SERIAL=1 keeps it last and alone.
+deferred=() bg_pid= bg_name= bg_t0=
+bg_start() { # start the deferred tiers' first, in the background
+	[ ${#deferred[@]} -gt 0 ] && [ -z "$bg_pid" ] || return 0
+	bg_name=${deferred[0]#tests/}
+	deferred=("${deferred[@]:1}")
+	echo "=== $bg_name: started; the tiers below run beside it"
+	bg_t0=$SECONDS
+	{ bash "tests/$bg_name" >"tests/build/log-${bg_name//\//_}.txt" 2>&1; echo $? >tests/build/bg.rc; } &
+	bg_pid=$!
+}
+bg_done() {
+	[ -n "$bg_pid" ] || return 0
+	wait "$bg_pid"
+	bg_pid=
+	echo "=== $bg_name"
+	count "$bg_name" "$(cat tests/build/bg.rc 2>/dev/null || echo 1)" "tests/build/log-${bg_name//\//_}.txt"
+	echo "    ($((SECONDS - bg_t0)) s)"
+}
+# ready_for_bg: the KVM rig and the Xen prebuild have finished (not waiting for them)
+ready_for_bg() {
+	[ "${XSR_TEST_SERIAL:-0}" != 1 ] || return 1
+	{ [ -z "$rig_pid" ] || [ -f tests/build/kvm-rig.rc ]; } &&
+		{ [ -z "$xen_prebuild" ] || ! kill -0 "$xen_prebuild" 2>/dev/null; }
+}
+rm -f tests/build/bg.rc
+for t in "${tiers[@]}"; do
+	[ "$t" = tests/xen-rig/rig.sh ] && [ -n "$rig_pid$xen_prebuild" ] && deferred+=("$t")
+done
+held=" ${deferred[*]} "
 for t in "${tiers[@]}"; do
 	name=${t#tests/}
 	[ "$kvm_where" = rig ] && grep -q '^require_kvm' "$t" && continue
-	if [ "$name" = xen-rig/rig.sh ] && [ -n "$rig_pid$xen_prebuild" ]; then
-		deferred+=("$t")
-		continue
+	[[ $held == *" $t "* ]] && continue
+	if [ ${#deferred[@]} -gt 0 ] && ready_for_bg; then
+		rig_done
+		prebuild_done
+		bg_start
 	fi
 	run "$name" bash "$t"
 done
 rig_done
 prebuild_done
+bg_done
 for t in "${deferred[@]}"; do run "${t#tests/}" bash "$t"; done
 echo
 # The failing checks again, last: CI keeps only the end of the output.
@@ -157,5 +192,6 @@ for f in "${failed[@]}"; do
 done
 [ ${#failed[@]} -gt 0 ] && printf 'FAILED: %s\n' "${failed[@]}"
 [ $skip -gt 0 ] && echo "($skip tier(s) printed SKIPPED lines; see above)"
+echo "(all tiers: $SECONDS s)"
 echo "$pass passed, $fail failed, $skip skipped"
 [ $fail -eq 0 ] && [ ${#failed[@]} -eq 0 ]
