@@ -57,13 +57,14 @@ int cli_parse_layout(const char *verb, const char *opt, const char *s);
 
 /*
  * A verb's TARGET, read once (cli/target.c): "vm:SOCK", a VMM's control
- * socket, or "DOMID" / "xen:DOMID", a Xen domain (qemu: goes here next).
- * @accept is the XSR_TARGET_* kinds the verb takes; 0, or -1 with a message.
+ * socket, "DOMID" / "xen:DOMID", a Xen domain, or "qemu:SOCK", a QEMU's QMP
+ * socket.  @accept is the XSR_TARGET_* kinds the verb takes; 0, or -1 with
+ * a message.
  */
-enum { XSR_TARGET_VM = 1, XSR_TARGET_XEN = 2 };
+enum { XSR_TARGET_VM = 1, XSR_TARGET_XEN = 2, XSR_TARGET_QEMU = 4 };
 struct xsr_target {
 	unsigned kind;	  /* one XSR_TARGET_* */
-	const char *sock; /* XSR_TARGET_VM: the control socket (points into @s) */
+	const char *sock; /* XSR_TARGET_VM: the control socket; XSR_TARGET_QEMU: the QMP socket (into @s) */
 	uint32_t domid;	  /* XSR_TARGET_XEN */
 };
 int cli_target_resolve(const char *verb, const char *s, unsigned accept, struct xsr_target *t);

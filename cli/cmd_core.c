@@ -12,7 +12,7 @@
 static void usage(FILE *f)
 {
 	fprintf(f,
-		"usage: xsr core vm:SOCK|DOMID FILE [--live] [--json] [--compress zstd|lz4]\n"
+		"usage: xsr core vm:SOCK|DOMID|qemu:SOCK FILE [--live] [--json] [--compress zstd|lz4]\n"
 		"       xsr core --paging [--vcpu N] [--vmcoreinfo TEXTFILE] vm:SOCK FILE\n"
 		"\n"
 		"Write a crash core of the running guest behind the VMM control socket\n"
@@ -28,6 +28,10 @@ static void usage(FILE *f)
 		"DOMID (or xen:DOMID) is a Xen domain (run in dom0): its memory is mapped\n"
 		"in batches while it is paused, and the P2M section gives each pfn's frame\n"
 		"(--paging reads a PV guest's page tables through it).\n"
+		"\n"
+		"qemu:SOCK is a running QEMU (-qmp unix:SOCK,server=on,wait=off): its own\n"
+		"migration stream, imported (xsr save --help); the guest is paused for it\n"
+		"(or pre-copied with --live) and resumed.\n"
 		"\n"
 		"On a terminal, progress is shown on stderr (not with --quiet or --json).\n"
 		XSR_COMMON_HELP);

@@ -18,6 +18,7 @@
 #include <xsrelf/paging.h>
 #include <xsrelf/reader.h>
 
+#include "../backends/qemu.h"
 #include "../backends/xen.h"
 #include "../core/core.h"
 #include "../save/save.h"
@@ -27,7 +28,7 @@
 static void usage(FILE *f)
 {
 	fprintf(f,
-		"usage: xsr save vm:SOCK|DOMID FILE [--stop] [--live] [--json] [--compress zstd|lz4]\n"
+		"usage: xsr save vm:SOCK|DOMID|qemu:SOCK FILE [--stop] [--live] [--json] [--compress zstd|lz4]\n"
 		"\n"
 		"Save the guest behind the VMM control socket SOCK to FILE ('-' streams to\n"
 		"stdout; so do a FIFO, a device and --compress).  FILE is replaced\n"
@@ -41,6 +42,12 @@ static void usage(FILE *f)
 		"its stream is transcoded into FILE on the fly.  Without --stop the domain\n"
 		"resumes afterwards; with --stop it is destroyed once FILE is safe (xl save).\n"
 		"Xen saves are stop-and-copy: --live is refused (no log-dirty here).\n"
+		"\n"
+		"qemu:SOCK is a running QEMU (started with -qmp unix:SOCK,server=on,wait=off):\n"
+		"QEMU migrates into a pipe, the stream is kept in an unlinked file in $TMPDIR\n"
+		"(default /var/tmp) and imported into FILE (docs/qemu-compat.md).  The guest\n"
+		"is stopped for it, or with --live pre-copied while it runs; it runs on\n"
+		"afterwards, or with --stop QEMU quits once FILE is safe.\n"
 		"\n"
 		"On a terminal, progress is shown on stderr (not with --quiet or --json).\n"
 		XSR_COMMON_HELP);
@@ -211,6 +218,76 @@ static int xen_capture(const struct capture *c, uint32_t domid)
 	return XSR_EXIT_OK;
 }
 
+/*
+ * xsr save|core qemu:SOCK FILE: the QEMU backend's save_domain (QEMU's own
+ * stream, transcoded; backends/qemu.h).  FILE is committed before QEMU
+ * quits (save --stop); a core only adds the paging view or VMCOREINFO, as
+ * for the other targets, and never stops the guest.
+ */
+static int qemu_capture(const struct capture *c, const char *sock)
+{
+	struct xsr_backend *be;
+	struct xsr_domain_stats st = {0};
+	struct xsr_paging_stats pst;
+	struct xsr_outfile out;
+	char err[1024];
+	uint64_t t_start = util_now_ns();
+
+	if (!strcmp(c->file, "-") && isatty(1)) {
+		cli_err(c->verb, "refusing to write an image to a terminal");
+		return XSR_EXIT_USAGE;
+	}
+	if (qemu_open(&be, sock, err, sizeof(err)) < 0) {
+		cli_err(c->verb, "%s", err);
+		return XSR_EXIT_FAIL;
+	}
+	if (cli_out_open(&out, c->verb, c->file) < 0) {
+		be->ops->close(be);
+		return XSR_EXIT_FAIL;
+	}
+	struct xsr_domain_save_opts so = {.stream = cli_out_streamed(&out) || strcmp(c->compress, "none"),
+					  .compress = !strcmp(c->compress, "zstd")  ? XSR_COMPRESS_ZSTD
+						      : !strcmp(c->compress, "lz4") ? XSR_COMPRESS_LZ4
+										    : XSR_COMPRESS_NONE,
+					  .live = c->live,
+					  .catch_signals = 1};
+	cli_detail(c->verb, "QEMU at %s -> %s (%s)", sock, c->file, so.stream ? "streamed" : "seekable");
+	if (be->ops->save_domain(be, out.fd, &so, &st) < 0) {
+		cli_err(c->verb, "QEMU at %s: %s%s", sock, be->ops->error(be),
+			st.stays_suspended ? " (the guest stays paused: resuming it failed)" : "");
+		be->ops->close(be);
+		cli_out_abort(&out);
+		return st.stop_signal ? 128 + st.stop_signal : XSR_EXIT_FAIL;
+	}
+	int ok = (!(c->paging || c->vmci) || rewrite_core(c, &out, &pst) == 0) && cli_out_commit(&out, c->verb) == 0;
+	/* QEMU leaves the guest paused after a migration: resume it, or quit QEMU for --stop once FILE is safe */
+	if (be->ops->finish(be, ok && c->stop) < 0)
+		cli_err(c->verb, "QEMU at %s: %s", sock, be->ops->error(be));
+	be->ops->close(be);
+	if (!ok)
+		return XSR_EXIT_FAIL;
+	FILE *sf = !strcmp(c->file, "-") ? stderr : stdout;
+	double pms = st.suspend_ns / 1e6, xms = st.transcode_ns / 1e6, ems = st.elapsed_ns / 1e6;
+	double total_ms = (util_now_ns() - t_start) / 1e6;
+	if (c->json) {
+		fprintf(sf, "{\"bytes\":%s,\"pause_ms\":%.3f,\"transcode_ms\":%.3f,\"elapsed_ms\":%.3f,\"total_ms\":%.3f,"
+			    "\"live\":%s,\"stopped\":%s",
+			cli_jdec(st.bytes), pms, xms, ems, total_ms, c->live ? "true" : "false", c->stop ? "true" : "false");
+		if (c->paging) {
+			fprintf(sf, ",\"paging\":");
+			cli_paging_report(sf, &pst, c->pvcpu, 1);
+		}
+		fprintf(sf, "}\n");
+	} else if (sf != stderr || cli_verbosity >= 0) {
+		fprintf(sf, "%s: %" PRIu64 " octets from QEMU's stream, guest paused %.1f ms%s, import %.1f ms, %.1f ms in all%s\n",
+			c->file, st.bytes, pms, c->live ? " (QEMU's downtime)" : "", xms, ems,
+			c->stop ? "; QEMU quit" : "");
+		if (c->paging)
+			cli_paging_report(sf, &pst, c->pvcpu, 0);
+	}
+	return XSR_EXIT_OK;
+}
+
 /* One option of xsr save / core: -1 to go on, else the exit status. */
 static int capture_opt(struct capture *c, int o)
 {
@@ -297,7 +374,7 @@ static int capture_opts(struct capture *c, int argc, char **argv)
 		if ((rc = capture_opt(c, o)) >= 0)
 			return rc;
 	if (argc - optind != 2) {
-		cli_err(c->verb, "expected vm:SOCK and FILE");
+		cli_err(c->verb, "expected a target (vm:SOCK, DOMID or qemu:SOCK) and FILE");
 		c->usage(stderr);
 		return XSR_EXIT_USAGE;
 	}
@@ -418,9 +495,11 @@ int cli_capture_main(const char *verb, int kind, void (*usage)(FILE *f), int arg
 	if (rc >= 0)
 		goto out;
 	rc = XSR_EXIT_USAGE;
-	if (cli_target_resolve(verb, c.target, XSR_TARGET_VM | XSR_TARGET_XEN, &t) < 0)
+	if (cli_target_resolve(verb, c.target, XSR_TARGET_VM | XSR_TARGET_XEN | XSR_TARGET_QEMU, &t) < 0)
 		goto out;
-	if (t.kind == XSR_TARGET_XEN) {
+	if (t.kind == XSR_TARGET_QEMU) {
+		rc = qemu_capture(&c, t.sock);
+	} else if (t.kind == XSR_TARGET_XEN) {
 		if (c.live || strcmp(c.compress, "none")) {
 			cli_err(verb, "%s: --live and --compress are for vm:SOCK targets (a Xen %s is stop-and-copy, uncompressed)",
 				c.target, verb);

@@ -1,12 +1,13 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
- * The one place a verb's TARGET is read: "vm:SOCK" (a VMM's control socket)
- * or "DOMID" / "xen:DOMID" (a Xen domain).  A new kind of target (qemu:
- * next) is a new enum value and a branch here; the verbs then pick the
- * backend or the VMM client by kind.
+ * The one place a verb's TARGET is read: "vm:SOCK" (a VMM's control socket),
+ * "DOMID" / "xen:DOMID" (a Xen domain) or "qemu:SOCK" (a QEMU's QMP
+ * socket).  A new kind of target is a new enum value and a branch here;
+ * the verbs then pick the backend or the VMM client by kind.
  */
 #include <string.h>
 
+#include "../backends/qemu.h"
 #include "../backends/xen.h"
 #include "cli.h"
 
@@ -15,6 +16,15 @@ int cli_target_resolve(const char *verb, const char *s, unsigned accept, struct 
 	memset(t, 0, sizeof(*t));
 	if ((accept & XSR_TARGET_XEN) && xen_target(s, &t->domid)) {
 		t->kind = XSR_TARGET_XEN;
+		return 0;
+	}
+	if (qemu_target(s)) {
+		if (!(accept & XSR_TARGET_QEMU)) {
+			cli_err(verb, "target '%s': QEMU guests are not supported by xsr %s", s, verb);
+			return -1;
+		}
+		t->kind = XSR_TARGET_QEMU;
+		t->sock = qemu_target(s);
 		return 0;
 	}
 	if (!(accept & XSR_TARGET_VM)) {

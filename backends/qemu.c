@@ -1,0 +1,448 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * The QEMU backend (backends/qemu.h): QMP over a unix socket, and a save by
+ * transcoding QEMU's own migration stream.
+ *
+ * QMP is one JSON object a line.  Replies start with {"return" or
+ * {"error"; events ({"timestamp": ..., "event": ...}) may come between a
+ * command and its reply and are skipped.  Nothing read from QEMU is trusted
+ * for size: a line is at most QMP_LINE_MAX octets, every wait has a
+ * timeout, and a value is taken only from the reply to the command that
+ * asked for it.  Commands carry no text from the user.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <xsrelf/qemu.h>
+#include <xsrelf/writer.h>
+
+#include "../util/clock.h"
+#include "../util/err.h"
+#include "qemu.h"
+
+#define QMP_LINE_MAX (64u << 10)
+#define QMP_TIMEOUT_MS 30000
+/* QEMU caps a migration at 128 MiB/s by default; a save lifts it (and puts it back) */
+#define QMP_SAVE_BANDWIDTH (1ull << 40)
+#define QMP_FDNAME "xsr-save"
+
+struct qemu_be {
+	struct xsr_backend be;
+	int fd;
+	char sock[108];
+	char line[QMP_LINE_MAX + 1]; /* the last line read */
+	char rbuf[QMP_LINE_MAX];     /* read ahead */
+	size_t rlen;
+	int was_running; /* before save_domain */
+	char err[1024];
+};
+
+static volatile sig_atomic_t stop_sig;
+
+static void on_stop_signal(int sig) { stop_sig = sig; }
+
+#define qfail(q, ...) util_fail((q)->err, sizeof((q)->err), -1, __VA_ARGS__)
+
+const char *qemu_target(const char *s)
+{
+	return !strncmp(s, "qemu:", 5) && s[5] ? s + 5 : NULL;
+}
+
+/* The next line from QEMU into q->line (NUL-terminated, no newline): 0, or -1 with q->err set. */
+static int qmp_line(struct qemu_be *q)
+{
+	for (;;) {
+		char *nl = memchr(q->rbuf, '\n', q->rlen);
+		if (nl) {
+			size_t n = (size_t)(nl - q->rbuf);
+			memcpy(q->line, q->rbuf, n);
+			q->line[n && q->line[n - 1] == '\r' ? n - 1 : n] = 0;
+			memmove(q->rbuf, nl + 1, q->rlen - n - 1);
+			q->rlen -= n + 1;
+			return 0;
+		}
+		if (q->rlen == sizeof(q->rbuf))
+			return qfail(q, "QMP at %s: a line longer than %u octets", q->sock, QMP_LINE_MAX);
+		struct pollfd p = {.fd = q->fd, .events = POLLIN};
+		int r = poll(&p, 1, QMP_TIMEOUT_MS);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			return qfail(q, "QMP at %s: %s", q->sock, r ? strerror(errno) : "no reply in 30 s");
+		ssize_t k = read(q->fd, q->rbuf + q->rlen, sizeof(q->rbuf) - q->rlen);
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k <= 0)
+			return qfail(q, "QMP at %s: %s", q->sock, k ? strerror(errno) : "QEMU closed the connection");
+		q->rlen += (size_t)k;
+	}
+}
+
+/*
+ * The string value of "@key" in q->line (the first occurrence), at most
+ * @cap - 1 octets, JSON escapes left as they are: 0, or -1 if absent.
+ */
+static int jstr(const char *line, const char *key, char *out, size_t cap)
+{
+	char k[64];
+	snprintf(k, sizeof(k), "\"%s\":", key);
+	const char *p = strstr(line, k);
+	if (!p)
+		return -1;
+	p += strlen(k);
+	while (*p == ' ')
+		p++;
+	if (*p++ != '"')
+		return -1;
+	size_t n = 0;
+	while (*p && *p != '"' && n + 1 < cap) {
+		if (*p == '\\' && p[1])
+			out[n++] = *p++;
+		if (n + 1 < cap)
+			out[n++] = *p++;
+	}
+	out[n] = 0;
+	return 0;
+}
+
+/* The unsigned number value of "@key" in @line: 0, or -1 if absent or not a number. */
+static int jnum(const char *line, const char *key, uint64_t *v)
+{
+	char k[64], *e;
+	snprintf(k, sizeof(k), "\"%s\":", key);
+	const char *p = strstr(line, k);
+	if (!p)
+		return -1;
+	p += strlen(k);
+	while (*p == ' ')
+		p++;
+	if (*p < '0' || *p > '9')
+		return -1;
+	errno = 0;
+	*v = strtoull(p, &e, 10);
+	return errno ? -1 : 0;
+}
+
+/*
+ * Send @cmd (one JSON object, no newline), with @pass_fd as SCM_RIGHTS when
+ * it is >= 0, and wait for its reply, left in q->line: 0 for "return", -1
+ * with q->err set for "error" (QEMU's desc) or a broken connection.
+ */
+static int qmp(struct qemu_be *q, const char *cmd, int pass_fd)
+{
+	char msg[512];
+	int n = snprintf(msg, sizeof(msg), "%s\n", cmd);
+	if (n < 0 || (size_t)n >= sizeof(msg))
+		return qfail(q, "QMP command too long");
+	struct iovec iov = {.iov_base = msg, .iov_len = (size_t)n};
+	union {
+		struct cmsghdr h;
+		char b[CMSG_SPACE(sizeof(int))];
+	} c;
+	struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1};
+	if (pass_fd >= 0) {
+		memset(&c, 0, sizeof(c));
+		mh.msg_control = c.b;
+		mh.msg_controllen = sizeof(c.b);
+		struct cmsghdr *h = CMSG_FIRSTHDR(&mh);
+		h->cmsg_level = SOL_SOCKET;
+		h->cmsg_type = SCM_RIGHTS;
+		h->cmsg_len = CMSG_LEN(sizeof(int));
+		memcpy(CMSG_DATA(h), &pass_fd, sizeof(int));
+	}
+	ssize_t w;
+	do
+		w = sendmsg(q->fd, &mh, MSG_NOSIGNAL);
+	while (w < 0 && errno == EINTR);
+	if (w != n)
+		return qfail(q, "QMP at %s: sending: %s", q->sock, w < 0 ? strerror(errno) : "short write");
+	for (;;) {
+		if (qmp_line(q) < 0)
+			return -1;
+		if (!strncmp(q->line, "{\"return\"", 9))
+			return 0;
+		if (!strncmp(q->line, "{\"error\"", 8)) {
+			char desc[512] = "";
+			jstr(q->line, "desc", desc, sizeof(desc));
+			return qfail(q, "QEMU refused %.*s: %s", (int)strcspn(cmd, ","), cmd, desc[0] ? desc : q->line);
+		}
+		/* an event, or the greeting's echo: not the reply */
+	}
+}
+
+/* query-migrate until it is no longer active: 0 when "completed", else -1 with QEMU's reason. */
+static int wait_migration(struct qemu_be *q, uint64_t *downtime_ms)
+{
+	char st[64] = "";
+	for (int i = 0; i < QMP_TIMEOUT_MS / 10; i++) {
+		if (qmp(q, "{\"execute\":\"query-migrate\"}", -1) < 0)
+			return -1;
+		if (jstr(q->line, "status", st, sizeof(st)) < 0)
+			st[0] = 0;
+		if (!strcmp(st, "completed")) {
+			*downtime_ms = 0;
+			jnum(q->line, "downtime", downtime_ms);
+			return 0;
+		}
+		if (!strcmp(st, "failed") || !strcmp(st, "cancelled")) {
+			char why[512] = "";
+			jstr(q->line, "error-desc", why, sizeof(why));
+			return qfail(q, "QEMU's migration %s%s%s", st, why[0] ? ": " : "", why);
+		}
+		struct timespec ts = {0, 10 * 1000 * 1000};
+		nanosleep(&ts, NULL);
+	}
+	return qfail(q, "QEMU's migration still '%s' 30 s after its stream ended", st);
+}
+
+/* An unlinked file for the stream: $TMPDIR, else /var/tmp (a guest's RAM: disk, not tmpfs). */
+static int spool_file(struct qemu_be *q)
+{
+	const char *dir = getenv("TMPDIR");
+	if (!dir || !*dir)
+		dir = "/var/tmp";
+	int fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+	if (fd >= 0)
+		return fd;
+	char path[4096];
+	snprintf(path, sizeof(path), "%s/xsr-qemu.XXXXXX", dir);
+	fd = mkostemp(path, O_CLOEXEC);
+	if (fd < 0)
+		return qfail(q, "a temporary file in %s for QEMU's stream: %s", dir, strerror(errno));
+	unlink(path);
+	return fd;
+}
+
+/* The pipe into @out until EOF, with splice (no copy through us): octets, or -1 with q->err set. */
+static int64_t drain(struct qemu_be *q, int in, int out)
+{
+	int64_t total = 0;
+	for (;;) {
+		if (stop_sig)
+			return qfail(q, "stopped by signal %d", (int)stop_sig);
+		ssize_t k = splice(in, NULL, out, NULL, 1 << 20, SPLICE_F_MOVE | SPLICE_F_MORE);
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k < 0)
+			return qfail(q, "copying QEMU's stream to a temporary file: %s", strerror(errno));
+		if (k == 0)
+			return total;
+		total += k;
+	}
+}
+
+static int q_save_domain(struct xsr_backend *be, int out_fd, const struct xsr_domain_save_opts *o,
+			 struct xsr_domain_stats *st)
+{
+	struct qemu_be *q = (struct qemu_be *)be;
+	uint64_t t0 = util_now_ns(), bw = 0, downtime = 0, t_stop = 0, t_done;
+	int p[2] = {-1, -1}, spool = -1, bw_set = 0, started = 0, stopped = 0, rc = -1;
+	char cmd[256];
+
+	memset(st, 0, sizeof(*st));
+	if (o->catch_signals) {
+		struct sigaction sa = {.sa_handler = on_stop_signal}; /* no SA_RESTART: splice returns EINTR */
+		sigemptyset(&sa.sa_mask);
+		sigaction(SIGINT, &sa, NULL);
+		sigaction(SIGTERM, &sa, NULL);
+		sigaction(SIGHUP, &sa, NULL);
+		signal(SIGPIPE, SIG_IGN);
+	}
+	if (qmp(q, "{\"execute\":\"query-status\"}", -1) < 0)
+		return -1;
+	q->was_running = strstr(q->line, "\"running\": true") || strstr(q->line, "\"running\":true");
+	char state[64] = "";
+	jstr(q->line, "status", state, sizeof(state));
+	if (!strcmp(state, "postmigrate"))
+		return qfail(q, "the guest is paused after an earlier migration (QEMU's state 'postmigrate'), and QEMU "
+				"refuses to migrate it again until it has run: resume it first (QMP cont)");
+	if (qmp(q, "{\"execute\":\"query-migrate-parameters\"}", -1) < 0 || jnum(q->line, "max-bandwidth", &bw) < 0) {
+		if (!q->err[0])
+			qfail(q, "QEMU's migration parameters have no max-bandwidth");
+		return -1;
+	}
+	snprintf(cmd, sizeof(cmd), "{\"execute\":\"migrate-set-parameters\",\"arguments\":{\"max-bandwidth\":%llu}}",
+		 QMP_SAVE_BANDWIDTH);
+	if (qmp(q, cmd, -1) < 0)
+		return -1;
+	bw_set = 1;
+	if ((spool = spool_file(q)) < 0)
+		goto out;
+	if (pipe2(p, O_CLOEXEC) < 0) {
+		qfail(q, "pipe: %s", strerror(errno));
+		goto out;
+	}
+	if (!o->live && q->was_running) {
+		if (qmp(q, "{\"execute\":\"stop\"}", -1) < 0)
+			goto out;
+		stopped = 1;
+	}
+	t_stop = util_now_ns();
+	if (qmp(q, "{\"execute\":\"getfd\",\"arguments\":{\"fdname\":\"" QMP_FDNAME "\"}}", p[1]) < 0)
+		goto out;
+	close(p[1]);
+	p[1] = -1;
+	if (qmp(q, "{\"execute\":\"migrate\",\"arguments\":{\"uri\":\"fd:" QMP_FDNAME "\"}}", -1) < 0) {
+		char keep[sizeof(q->err)];
+		memcpy(keep, q->err, sizeof(keep));
+		qmp(q, "{\"execute\":\"closefd\",\"arguments\":{\"fdname\":\"" QMP_FDNAME "\"}}", -1);
+		memcpy(q->err, keep, sizeof(keep));
+		goto out;
+	}
+	started = 1;
+	int64_t got = drain(q, p[0], spool);
+	if (got < 0)
+		goto out;
+	if (wait_migration(q, &downtime) < 0)
+		goto out;
+	started = 0;
+	t_done = util_now_ns();
+	/* QEMU's stream is whole and the guest paused (postmigrate): now the import. */
+	struct xsr_qemu_import_opts io = {.layout = o->stream ? XSR_LAYOUT_STREAM : 0, .compress = o->compress};
+	struct xsr_qemu_import_stats is;
+	char ierr[512];
+	if (xsr_qemu_import_fd(spool, out_fd, &io, &is, ierr, sizeof(ierr)) < 0) {
+		qfail(q, "QEMU's stream (%" PRId64 " octets) does not import: %s", got, ierr);
+		goto out;
+	}
+	off_t end = lseek(out_fd, 0, SEEK_END);
+	st->bytes = end > 0 ? (uint64_t)end : 0;
+	st->transcode_ns = util_now_ns() - t_done;
+	/* without --live: stopped until finish(); with it: QEMU's own downtime */
+	st->suspend_ns = o->live ? downtime * 1000000ull : t_done - t_stop;
+	rc = 0;
+out:
+	if (stop_sig)
+		st->stop_signal = stop_sig;
+	if (started) {
+		char keep[sizeof(q->err)];
+		memcpy(keep, q->err, sizeof(keep));
+		qmp(q, "{\"execute\":\"migrate_cancel\"}", -1);
+		memcpy(q->err, keep, sizeof(keep));
+	}
+	if (p[0] >= 0)
+		close(p[0]);
+	if (p[1] >= 0)
+		close(p[1]);
+	if (spool >= 0)
+		close(spool);
+	if (bw_set) {
+		char keep[sizeof(q->err)];
+		memcpy(keep, q->err, sizeof(keep));
+		snprintf(cmd, sizeof(cmd),
+			 "{\"execute\":\"migrate-set-parameters\",\"arguments\":{\"max-bandwidth\":%" PRIu64 "}}", bw);
+		qmp(q, cmd, -1);
+		memcpy(q->err, keep, sizeof(keep));
+	}
+	if (rc < 0 && (stopped || (q->was_running && o->live))) {
+		/* a failed save leaves the guest as it was */
+		char keep[sizeof(q->err)];
+		memcpy(keep, q->err, sizeof(keep));
+		if (qmp(q, "{\"execute\":\"cont\"}", -1) < 0)
+			st->stays_suspended = 1;
+		memcpy(q->err, keep, sizeof(keep));
+	}
+	st->elapsed_ns = util_now_ns() - t0;
+	return rc;
+}
+
+static int q_live_probe(struct xsr_backend *be, char *why, size_t whylen)
+{
+	(void)be;
+	snprintf(why, whylen, "QEMU pre-copies while the guest runs");
+	return 1;
+}
+
+static int q_finish(struct xsr_backend *be, int destroy)
+{
+	struct qemu_be *q = (struct qemu_be *)be;
+	if (destroy) {
+		/* the reply may not come before QEMU closes the socket: either is an end */
+		if (qmp(q, "{\"execute\":\"quit\"}", -1) < 0 && !strstr(q->err, "closed the connection"))
+			return -1;
+		return 0;
+	}
+	return q->was_running ? qmp(q, "{\"execute\":\"cont\"}", -1) : 0;
+}
+
+static int q_rename(struct xsr_backend *be, const char *strip, const char *add)
+{
+	(void)strip;
+	(void)add;
+	return qfail((struct qemu_be *)be, "a QEMU guest has no name here to change");
+}
+
+static const char *q_error(struct xsr_backend *be)
+{
+	return ((struct qemu_be *)be)->err;
+}
+
+static void q_close(struct xsr_backend *be)
+{
+	struct qemu_be *q = (struct qemu_be *)be;
+	if (!q)
+		return;
+	if (q->fd >= 0)
+		close(q->fd);
+	free(q);
+}
+
+static const struct xsr_backend_ops qemu_ops = {
+	.name = "qemu",
+	.save_domain = q_save_domain,
+	.live_probe = q_live_probe,
+	.finish = q_finish,
+	.rename = q_rename,
+	.error = q_error,
+	.close = q_close,
+};
+
+int qemu_open(struct xsr_backend **be, const char *sock, char *err, size_t errlen)
+{
+	struct qemu_be *q = calloc(1, sizeof(*q));
+	struct sockaddr_un a = {.sun_family = AF_UNIX};
+
+	*be = NULL;
+	if (!q)
+		return util_fail(err, errlen, -1, "out of memory");
+	q->be.ops = &qemu_ops;
+	q->fd = -1;
+	if (strlen(sock) >= sizeof(a.sun_path)) {
+		util_fail(err, errlen, -1, "QMP socket path %s: longer than %zu octets", sock, sizeof(a.sun_path) - 1);
+		goto fail;
+	}
+	snprintf(q->sock, sizeof(q->sock), "%s", sock);
+	memcpy(a.sun_path, sock, strlen(sock) + 1);
+	q->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (q->fd < 0 || connect(q->fd, (struct sockaddr *)&a, sizeof(a)) < 0) {
+		util_fail(err, errlen, -1, "QMP socket %s: %s (start QEMU with -qmp unix:%s,server=on,wait=off)", sock,
+			  strerror(errno), sock);
+		goto fail;
+	}
+	/* the greeting, then capabilities negotiation */
+	if (qmp_line(q) < 0 || strncmp(q->line, "{\"QMP\"", 6)) {
+		util_fail(err, errlen, -1, "%s: not a QMP socket%s%s", sock, q->err[0] ? ": " : "", q->err);
+		goto fail;
+	}
+	if (qmp(q, "{\"execute\":\"qmp_capabilities\"}", -1) < 0) {
+		util_fail(err, errlen, -1, "%s", q->err);
+		goto fail;
+	}
+	*be = &q->be;
+	return 0;
+fail:
+	q_close(&q->be);
+	return -1;
+}

@@ -1,0 +1,34 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * The QEMU backend: a running QEMU, reached through its QMP socket
+ * (`-qmp unix:SOCK,server=on,wait=off`), saved by transcoding QEMU's own
+ * migration stream (issue 18, path (a)).
+ *
+ * It has the whole-domain ops only (backends/backend.h: save_domain,
+ * live_probe, finish): QEMU's guest memory is not reachable from here
+ * page by page, so save_domain asks QEMU to migrate into a pipe
+ * (`getfd` + `migrate fd:`), copies the stream to an unlinked file in
+ * $TMPDIR (/var/tmp by default: a guest's RAM, on disk rather than in a
+ * tmpfs), and imports it with the library's QEMU module
+ * (xsrelf/qemu.h) onto the output.  Without --live the guest is stopped
+ * first; with it QEMU pre-copies while the guest runs.  finish() resumes a
+ * guest that was running (QEMU leaves it paused after a migration) or, to
+ * destroy it, quits QEMU.
+ */
+#ifndef XSR_BACKEND_QEMU_H
+#define XSR_BACKEND_QEMU_H
+
+#include <stddef.h>
+
+#include "backend.h"
+
+/* "qemu:SOCK" -> SOCK, or NULL if @s is not a QEMU target. */
+const char *qemu_target(const char *s);
+
+/*
+ * Connect to the QMP socket @sock and negotiate capabilities.  0 and *@be,
+ * or -1 with the reason in @err (*@be NULL).
+ */
+int qemu_open(struct xsr_backend **be, const char *sock, char *err, size_t errlen);
+
+#endif
