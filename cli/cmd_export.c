@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * xsr export: an image of a Xen guest back in a Xen format (xl, libxc,
- * xc-core).  The conversion is the library's (xsrelf/xen.h); this is the
- * verb around it: options, opening the image (a streamed one is made
+ * xc-core), or of a QEMU guest back to a QEMU migration stream.  The
+ * conversions are the library's (xsrelf/xen.h, xsrelf/qemu.h); this is the
+ * verb around them: options, opening the image (a streamed one is made
  * seekable in a temporary file first), the output file, messages and
  * progress.
  */
@@ -13,6 +14,9 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <inttypes.h>
+
+#include <xsrelf/qemu.h>
 #include <xsrelf/reader.h>
 #include <xsrelf/xen.h>
 
@@ -21,11 +25,14 @@
 
 static void usage(FILE *f)
 {
-	fprintf(f, "usage: xsr export [--format xl|libxc|xc-core] [--foreign refuse|drop|keep] IMAGE OUT\n\n"
-		   "Write an image of a Xen guest back in a Xen format:\n"
+	fprintf(f, "usage: xsr export [--format xl|libxc|xc-core|qemu] [--foreign refuse|drop|keep] [--json] IMAGE OUT\n\n"
+		   "Write an image of a Xen guest back in a Xen format, or of a QEMU guest\n"
+		   "back to a QEMU migration stream:\n"
 		   "  xl       (default) an xl save file, what `xl restore` reads\n"
 		   "  libxc    a bare libxc migration stream\n"
-		   "  xc-core  an `xl dump-core` file, what crash reads with the guest's vmlinux\n\n"
+		   "  xc-core  an `xl dump-core` file, what crash reads with the guest's vmlinux\n"
+		   "  qemu     a QEMU migration stream v3, what `qemu-system-x86_64 -incoming`\n"
+		   "           restores (the same -machine and -m as the source)\n\n"
 		   "xl and libxc need an image imported from an xl save or a libxc stream:\n"
 		   "records are replayed as they came; the final pages become PAGE_DATA\n"
 		   "records.  Records Xen 4.17 cannot read (never-merged proposals such as\n"
@@ -36,7 +43,13 @@ static void usage(FILE *f)
 		   "back byte for byte; an imported save gets its page tables and cr3 put back\n"
 		   "to the source's machine frames (from the P2M section), as a restore would;\n"
 		   "an `xsr core DOMID` image is written as Xen lays the file out.\n\n"
-		   "On a terminal, progress is shown on stderr.\n"
+		   "qemu needs an image imported from a QEMU stream (`xsr import STREAM`): the\n"
+		   "device sections, the RAM blocks other than pc.ram and the stream header\n"
+		   "are written as they came, pc.ram from the image's memory (changes made to\n"
+		   "it since the import included), in the canonical form of\n"
+		   "docs/qemu-compat.md.\n\n"
+		   "--json prints what was written as one JSON object on stdout.\n"
+		   "On a terminal, progress is shown on stderr (not with --quiet or --json).\n"
 		   XSR_COMMON_HELP);
 }
 
@@ -47,23 +60,27 @@ static void export_note(void *ctx, const char *msg)
 }
 
 /* The options into @o: 1 to go on, or 0 with the verb's exit status in *@rc (help, usage errors, printed). */
-static int parse_opts(int argc, char **argv, struct xsr_xen_export_opts *o, int *rc)
+static int parse_opts(int argc, char **argv, struct xsr_xen_export_opts *o, int *qemu, int *json, int *rc)
 {
 	static const struct option opts[] = {{"format", required_argument, 0, 'f'}, {"foreign", required_argument, 0, 'F'},
-					     {"help", no_argument, 0, 'h'}, XSR_COMMON_OPTS, {0, 0, 0, 0}};
+					     {"json", no_argument, 0, 'j'}, {"help", no_argument, 0, 'h'}, XSR_COMMON_OPTS,
+					     {0, 0, 0, 0}};
 	int foreign_set = 0, c;
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "h" XSR_COMMON_SHORT, opts, NULL)) != -1) {
 		switch (c) {
 		case 'f':
-			if (!strcmp(optarg, "xl"))
+			*qemu = !strcmp(optarg, "qemu");
+			if (*qemu)
+				;
+			else if (!strcmp(optarg, "xl"))
 				o->format = XSR_XEN_FORMAT_XL;
 			else if (!strcmp(optarg, "libxc"))
 				o->format = XSR_XEN_FORMAT_LIBXC;
 			else if (!strcmp(optarg, "xc-core"))
 				o->format = XSR_XEN_FORMAT_XC_CORE;
 			else {
-				cli_err("export", "--format %s: need xl, libxc or xc-core", optarg);
+				cli_err("export", "--format %s: need xl, libxc, xc-core or qemu", optarg);
 				goto usage_err;
 			}
 			break;
@@ -80,6 +97,9 @@ static int parse_opts(int argc, char **argv, struct xsr_xen_export_opts *o, int 
 				goto usage_err;
 			}
 			break;
+		case 'j':
+			*json = 1;
+			break;
 		case 'h':
 			usage(stdout);
 			*rc = XSR_EXIT_OK;
@@ -95,8 +115,9 @@ static int parse_opts(int argc, char **argv, struct xsr_xen_export_opts *o, int 
 		usage(stderr);
 		goto usage_err;
 	}
-	if (o->format == XSR_XEN_FORMAT_XC_CORE && foreign_set) {
-		cli_err("export", "--foreign is about libxc records; it does not apply to --format xc-core");
+	if ((o->format == XSR_XEN_FORMAT_XC_CORE || *qemu) && foreign_set) {
+		cli_err("export", "--foreign is about libxc records; it does not apply to --format %s",
+			*qemu ? "qemu" : "xc-core");
 		goto usage_err;
 	}
 	return 1;
@@ -136,8 +157,8 @@ static int open_image(const char *in, int fd, struct xsr_image **img, int *tmp)
 int cmd_export(int argc, char **argv)
 {
 	struct xsr_xen_export_opts o = {.cb = {.note = export_note}};
-	int prc;
-	if (!parse_opts(argc, argv, &o, &prc))
+	int prc, qemu = 0, json = 0;
+	if (!parse_opts(argc, argv, &o, &qemu, &json, &prc))
 		return prc;
 	const char *in = argv[optind], *outp = argv[optind + 1];
 	int fd = cli_open_in("export", in), tmp = -1, ret = XSR_EXIT_FAIL;
@@ -147,7 +168,7 @@ int cmd_export(int argc, char **argv)
 	struct xsr_outfile out = {.fd = -1};
 	char err[1024] = "";
 	struct xsr_progress pg;
-	cli_progress_init(&pg, "export", "pages", 0);
+	cli_progress_init(&pg, "export", "pages", json);
 	o.cb.progress = util_progress_cb;
 	o.cb.progress_ctx = &pg;
 	if (open_image(in, fd, &img, &tmp) < 0)
@@ -160,11 +181,20 @@ int cmd_export(int argc, char **argv)
 		both = NULL;
 	o.name = both ? both : in;
 	cli_detail("export", "%s -> %s as %s", in, outp,
-		   o.format == XSR_XEN_FORMAT_XC_CORE ? "an xc_core file"
+		   qemu					? "a QEMU migration stream"
+		   : o.format == XSR_XEN_FORMAT_XC_CORE ? "an xc_core file"
 		   : o.format == XSR_XEN_FORMAT_XL    ? "an xl save"
 						      : "a libxc stream");
 	uint64_t t0 = util_now_ns();
-	int xrc = xsr_xen_export(img, tmp >= 0 ? tmp : fd, out.fd, &o, NULL, err, sizeof(err));
+	struct xsr_xen_export_stats xst;
+	struct xsr_qemu_export_stats qst;
+	int xrc;
+	if (qemu) {
+		struct xsr_qemu_export_opts qo = {.cb = o.cb};
+		xrc = xsr_qemu_export(img, out.fd, &qo, &qst, err, sizeof(err));
+	} else {
+		xrc = xsr_xen_export(img, tmp >= 0 ? tmp : fd, out.fd, &o, &xst, err, sizeof(err));
+	}
 	util_progress_end(&pg);
 	if (xrc < 0)
 		cli_err("export", "%s: %s", o.name, err);
@@ -175,7 +205,21 @@ int cmd_export(int argc, char **argv)
 	}
 	if (cli_out_commit(&out, "export") < 0)
 		goto done;
-	cli_detail("export", "%s: done in %.1f ms", outp, (util_now_ns() - t0) / 1e6);
+	double ms = (util_now_ns() - t0) / 1e6;
+	cli_detail("export", "%s: done in %.1f ms", outp, ms);
+	if (json) {
+		/* OUT on stdout: the JSON goes to stderr, as xsr save does */
+		FILE *jf = !strcmp(outp, "-") ? stderr : stdout;
+		if (qemu)
+			fprintf(jf, "{\"format\":\"qemu\",\"bytes\":%s,\"pages\":%s,\"page_entries\":%s,"
+				    "\"zero_entries\":%s,\"blocks\":%" PRIu32 ",\"sections\":%" PRIu32 ",\"elapsed_ms\":%.3f}\n",
+				cli_jdec(qst.bytes), cli_jdec(qst.nr_pages), cli_jdec(qst.page_entries),
+				cli_jdec(qst.zero_entries), qst.nr_blocks, qst.nr_sections, ms);
+		else
+			fprintf(jf, "{\"format\":\"%s\",\"bytes\":%s,\"dropped\":%" PRIu32 ",\"elapsed_ms\":%.3f}\n",
+				o.format == XSR_XEN_FORMAT_XC_CORE ? "xc-core" : o.format == XSR_XEN_FORMAT_XL ? "xl" : "libxc",
+				cli_jdec(xst.bytes), xst.dropped, ms);
+	}
 	ret = XSR_EXIT_OK;
 done:
 	xsr_image_close(img);

@@ -34,7 +34,7 @@ static const struct {
 	{"migrate", cmd_migrate, "live-migrate a running guest over TCP"},
 	{"receive", cmd_receive, "receive a migrating guest (or store it as an image)"},
 	{"import", cmd_import, "import Xen save files, migration streams and dump-core files"},
-	{"export", cmd_export, "export an image as an xl save file, libxc stream or xc_core"},
+	{"export", cmd_export, "export an image as an xl save file, libxc stream, xc_core or QEMU stream"},
 };
 
 static void usage(FILE *f)

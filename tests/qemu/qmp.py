@@ -1,14 +1,22 @@
 #!/usr/bin/env python3
-"""A tiny QMP client for tests/qemu/import.sh.
+"""A tiny QMP client for tests/qemu/import.sh and export.sh.
 
 usage: qmp.py SOCKET OUTDIR [RUN_SECONDS]
 Runs the paused guest for RUN_SECONDS (default 1), stops it, raises the
 migration bandwidth cap, then from the SAME stopped guest writes
 OUTDIR/regs.txt (HMP `info registers`), OUTDIR/dump.elf (dump-guest-memory,
 paging false) and OUTDIR/stream.bin (migrate "exec:cat > ..."), waiting
-for the migration to complete.
+for the migration to complete.  QMP_MAX_BANDWIDTH in the environment sets
+the cap instead (octets per second).
+
+usage: qmp.py SOCKET OUTDIR --incoming STREAM
+For a QEMU started with -S -incoming defer: restores STREAM
+(migrate-incoming "exec:cat STREAM"), waits until the migration completes
+(exit 1 if it fails), then writes OUTDIR/regs.txt and OUTDIR/dump.elf of
+the restored, still stopped guest.
 """
 import json
+import os
 import socket
 import sys
 import time
@@ -40,22 +48,37 @@ class QMP:
                 sys.exit('qmp: %s: %s' % (name, r['error']))
 
 
+def wait_migration(q):
+    while True:
+        st = q.cmd('query-migrate')
+        if st.get('status') in ('completed', 'failed', 'cancelled'):
+            return st
+        time.sleep(0.05)
+
+
 sock, out = sys.argv[1], sys.argv[2]
-run = float(sys.argv[3]) if len(sys.argv) > 3 else 1.0
 q = QMP(sock)
+if len(sys.argv) > 4 and sys.argv[3] == '--incoming':
+    t0 = time.time()
+    q.cmd('migrate-incoming', uri='exec:cat ' + sys.argv[4])
+    st = wait_migration(q)
+    if st['status'] != 'completed':
+        sys.exit('qmp: incoming migration %s' % st['status'])
+    print('incoming: %.2f s' % (time.time() - t0))
+    open(out + '/regs.txt', 'w').write(q.cmd('human-monitor-command', **{'command-line': 'info registers'}))
+    q.cmd('dump-guest-memory', paging=False, protocol='file:' + out + '/dump.elf')
+    sys.exit(0)
+run = float(sys.argv[3]) if len(sys.argv) > 3 else 1.0
 q.cmd('cont')
 time.sleep(run)
 q.cmd('stop')
-q.cmd('migrate-set-parameters', **{'max-bandwidth': 1 << 40})
+# QMP_MAX_BANDWIDTH (octets/s): a low cap makes QEMU split its RAM over several PART sections
+q.cmd('migrate-set-parameters', **{'max-bandwidth': int(os.environ.get('QMP_MAX_BANDWIDTH', 1 << 40))})
 open(out + '/regs.txt', 'w').write(q.cmd('human-monitor-command', **{'command-line': 'info registers'}))
 q.cmd('dump-guest-memory', paging=False, protocol='file:' + out + '/dump.elf')
 t0 = time.time()
 q.cmd('migrate', uri='exec:cat > ' + out + '/stream.bin')
-while True:
-    st = q.cmd('query-migrate')
-    if st.get('status') in ('completed', 'failed', 'cancelled'):
-        break
-    time.sleep(0.05)
+st = wait_migration(q)
 if st['status'] != 'completed':
     sys.exit('qmp: migration %s' % st['status'])
 print('migrate: %.2f s' % (time.time() - t0))

@@ -84,6 +84,43 @@ XSR_API int xsr_qemu_layout(const char *machine, uint64_t ram_size, uint64_t *be
 XSR_API const char *xsr_qemu_section_name(uint32_t type);
 
 /* ------------------------------------------------------------------ */
+/* Export (qemu_export.c)                                              */
+/* ------------------------------------------------------------------ */
+
+struct xsr_image; /* xsrelf/reader.h */
+
+struct xsr_qemu_export_opts {
+	struct xsr_foreign_cb cb; /* progress: pc.ram pages written (done, total); no notes */
+};
+
+struct xsr_qemu_export_stats {
+	uint64_t bytes;       /* octets written to the output */
+	uint64_t nr_pages;    /* pc.ram pages written (every page of it) */
+	uint64_t page_entries; /* PAGE entries, every block */
+	uint64_t zero_entries; /* ZERO entries, every block */
+	uint32_t nr_blocks;   /* RAM blocks, pc.ram included */
+	uint32_t nr_sections; /* device sections written */
+	int epipe;            /* the failure was that the output's reader went away (EPIPE) */
+};
+
+/*
+ * The seekable image @img (an opened handle, xsrelf/reader.h), imported
+ * from a QEMU migration stream, back as a QEMU migration stream v3 onto
+ * @out_fd, written in order (a pipe is fine): the canonical form of
+ * docs/qemu-compat.md ("Export"), which `qemu-system-x86_64 -incoming`
+ * restores with the same machine and -m.  pc.ram is the image's memory
+ * (changed since the import or not), mapped back through the layout the
+ * import recorded in CONFIG; everything else comes from the image's
+ * PASSTHRU items.  An image without them (not imported from QEMU), or
+ * whose memory does not match the stream's pc.ram, is refused
+ * (XSR_E_UNSUPPORTED, XSR_E_FORMAT).  0, or a negative enum xsr_err with
+ * the reason in @err.  @out_fd is not closed; @img stays open.  @o and @st
+ * may be NULL.
+ */
+XSR_API int xsr_qemu_export(struct xsr_image *img, int out_fd, const struct xsr_qemu_export_opts *o,
+			    struct xsr_qemu_export_stats *st, char *err, size_t errlen);
+
+/* ------------------------------------------------------------------ */
 /* Facts of the stream (QEMU migration/savevm.c, migration/ram.c)      */
 /* ------------------------------------------------------------------ */
 #define QEMU_VM_FILE_MAGIC 0x5145564du /* "QEVM", big-endian */
