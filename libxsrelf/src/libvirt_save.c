@@ -143,8 +143,8 @@ static int header(struct lv *v)
 	}
 	v->version = f[0], v->data_len = f[1], v->was_running = f[2], v->compressed = f[3], v->cookie = f[4];
 	if (v->version < 1 || v->version > 2)
-		return fail(v, XSR_E_UNSUPPORTED, "libvirt save header at offset 0x10: version %u (1 and 2 are known)",
-			    v->swapped ? bswap(le32(h + 16)) : le32(h + 16));
+		return fail(v, XSR_E_UNSUPPORTED, "libvirt save header at offset 0x10: version 0x%08x (1 and 2 are known, in "
+						  "either byte order)", le32(h + 16));
 	for (unsigned o = 36; o < sizeof(h); o += 4)
 		if (le32(h + o))
 			return fail(v, XSR_E_FORMAT, "libvirt save header at offset 0x%x: unused field is 0x%08x, not 0", o, le32(h + o));
