@@ -14,7 +14,7 @@ LDFLAGS_SAN := -fsanitize=address,undefined
 endif
 XSR_TESTHOOKS ?= 1
 CFLAGS     += $(CFLAGS_BASE)
-LIB_LIBS   := -lelf -lxxhash -lzstd -llz4
+LIB_LIBS   := -lelf -lxxhash -lzstd -llz4 -lz -lbz2 -llzma -llzo2
 # The Xen backend (backends/xen.c) is built when libxen-dev is there; without it
 # `xsr save|core DOMID` and Xen restores say "built without Xen support".
 XEN_LIBS   := $(shell pkg-config --exists xencontrol xenforeignmemory xenguest xenlight xentoollog 2>/dev/null && \

@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
- * xsr import: a Xen save file, stream or dump, or a QEMU migration stream
- * -> an xsrelf image.  The conversions are the library's (xsrelf/xen.h,
- * xsrelf/qemu.h), told apart by the input's magic; this is the verb around it:
+ * xsr import: a Xen save file, stream or dump, a QEMU migration stream or
+ * a `virsh save` file -> an xsrelf image.  The conversions are the
+ * library's (xsrelf/xen.h, xsrelf/qemu.h, xsrelf/libvirt.h), told apart by
+ * the input's magic; this is the verb around it:
  * options, the input (a pipe is spooled to a temporary file: the import
  * reads its input twice), the output file, messages and progress.
  */
@@ -14,6 +15,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <xsrelf/libvirt.h>
 #include <xsrelf/qemu.h>
 #include <xsrelf/xen.h>
 
@@ -61,7 +63,8 @@ static void usage(FILE *f)
 	fprintf(f, "usage: xsr import [--layout seekable|stream] [--ram-below-4g SIZE] IN OUT\n\n"
 		   "Read an xl save file, a libxl v2 or libxc v2/v3 migration stream, an\n"
 		   "xl dump-core (xc_core) file, or a QEMU migration stream (version 3, as\n"
-		   "migrate \"exec:cat > FILE\" writes it) ('-' = stdin) and write it as an\n"
+		   "migrate \"exec:cat > FILE\" writes it), or a virsh save file (raw, gzip,\n"
+		   "bzip2, xz or lzop) ('-' = stdin) and write it as an\n"
 		   "xsrelf image: seekable unless --layout stream (or --stream) or OUT is\n"
 		   "'-', a FIFO or a device.  Every record is kept: export gives the Xen\n"
 		   "records back.  QEMU's pc.ram becomes guest-physical memory where the\n"
@@ -92,11 +95,29 @@ static int open_input(const char *in, struct stat *sb)
 	return t;
 }
 
-/* A QEMU migration stream starts with "QEVM"; everything else goes to the Xen module, which names its kinds. */
-static int is_qemu(int fd)
+/*
+ * A QEMU migration stream starts with "QEVM", a virsh save file with
+ * "LibvirtQemudSave" (or "LibvirtQemudPart", which the library refuses as
+ * incomplete); everything else goes to the Xen module, which names its kinds.
+ */
+enum { IN_XEN, IN_QEMU, IN_LIBVIRT };
+static int input_kind(int fd)
 {
-	char m[4];
-	return pread(fd, m, sizeof(m), 0) == (ssize_t)sizeof(m) && !memcmp(m, "QEVM", 4);
+	char m[16];
+	ssize_t n = pread(fd, m, sizeof(m), 0);
+	if (n >= 4 && !memcmp(m, "QEVM", 4))
+		return IN_QEMU;
+	if (n == (ssize_t)sizeof(m) && (!memcmp(m, XSR_LIBVIRT_SAVE_MAGIC, 16) || !memcmp(m, XSR_LIBVIRT_SAVE_PARTIAL, 16)))
+		return IN_LIBVIRT;
+	return IN_XEN;
+}
+
+static void qemu_detail(const struct xsr_qemu_import_stats *qs)
+{
+	cli_detail("import", "QEMU stream, machine %s: %u vCPU(s), %llu pc.ram pages (%llu page entries, "
+			     "%llu resent), %u device sections, %u RAM blocks",
+		   cli_esc(qs->machine, sizeof(qs->machine)), qs->nr_vcpus, (unsigned long long)qs->nr_pages,
+		   (unsigned long long)qs->page_entries, (unsigned long long)qs->resent, qs->nr_sections, qs->nr_blocks);
 }
 
 int cmd_import(int argc, char **argv)
@@ -152,18 +173,25 @@ int cmd_import(int argc, char **argv)
 		   stream ? "streamed" : "seekable");
 	uint64_t t0 = util_now_ns();
 	struct xsr_foreign_cb cb = {.progress = util_progress_cb, .progress_ctx = &pg, .note = import_note};
-	int irc;
-	if (is_qemu(fd)) {
-		struct xsr_qemu_import_opts q = {.cb = cb, .layout = stream ? XSR_LAYOUT_STREAM : 0,
-						 .ram_below_4g = (uint64_t)below};
+	int irc, kind = input_kind(fd);
+	struct xsr_qemu_import_opts q = {.cb = cb, .layout = stream ? XSR_LAYOUT_STREAM : 0, .ram_below_4g = (uint64_t)below};
+	if (kind == IN_QEMU) {
 		struct xsr_qemu_import_stats qs;
 		irc = xsr_qemu_import_fd(fd, out.fd, &q, &qs, err, sizeof(err));
 		if (irc == 0)
-			cli_detail("import", "QEMU stream, machine %s: %u vCPU(s), %llu pc.ram pages (%llu page entries, "
-					     "%llu resent), %u device sections, %u RAM blocks",
-				   cli_esc(qs.machine, sizeof(qs.machine)), qs.nr_vcpus, (unsigned long long)qs.nr_pages,
-				   (unsigned long long)qs.page_entries, (unsigned long long)qs.resent, qs.nr_sections,
-				   qs.nr_blocks);
+			qemu_detail(&qs);
+	} else if (kind == IN_LIBVIRT) {
+		struct xsr_libvirt_import_opts lo = {.qemu = q};
+		struct xsr_libvirt_import_stats ls;
+		irc = xsr_libvirt_import_fd(fd, out.fd, &lo, &ls, err, sizeof(err));
+		if (irc == 0) {
+			cli_detail("import", "virsh save file version %u, %s, domain '%s' (uuid %s), %s; QEMU stream of %llu "
+					     "octets at offset 0x%llx",
+				   ls.version, xsr_libvirt_compress_name(ls.compressed), cli_esc(ls.domain, sizeof(ls.domain)),
+				   cli_esc(ls.uuid, sizeof(ls.uuid)), ls.was_running ? "was running" : "was paused",
+				   (unsigned long long)ls.stream_size, (unsigned long long)ls.stream_offset);
+			qemu_detail(&ls.qemu);
+		}
 	} else if (below) {
 		cli_err("import", "%s: --ram-below-4g is for QEMU streams only", in);
 		cli_out_abort(&out);

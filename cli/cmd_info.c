@@ -137,7 +137,8 @@ static void print_json(const char *file, const struct scan *s)
 static const char *xen_origin(uint16_t o)
 {
 	static const char *const n[] = {"?",           "xl header", "libxl header", "libxl",   "libxc header",
-					"libxc",       "xc_core",   "qemu header",  "qemu",    "qemu ram"};
+					"libxc",       "xc_core",   "qemu header",  "qemu",    "qemu ram",
+					"libvirt header"};
 	return o < sizeof(n) / sizeof(n[0]) ? n[o] : "?";
 }
 

@@ -87,6 +87,9 @@ struct src {
 	uint64_t below;
 	int below_given;
 	uint64_t max_ram; /* xsr_qemu_import_opts.max_ram */
+	/* a wrapping format's (qemu_import_source) */
+	uint64_t base; /* where the stream begins in the source */
+	const struct qemu_wrap *wrap;
 };
 
 static int fail(struct src *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -127,7 +130,7 @@ static int rd(struct src *s, uint64_t off, void *buf, uint64_t len, const char *
 	uint8_t *p = buf;
 	while (len) {
 		size_t n = len > (1u << 30) ? (1u << 30) : (size_t)len;
-		int e = s->in.ops->pread(&s->in, p, n, off);
+		int e = s->in.ops->pread(&s->in, p, n, s->base + off);
 		if (e < 0) {
 			s->code = XSR_E_IO;
 			return fail(s, "QEMU %s at offset 0x%llx: read failed: %s", what, (unsigned long long)off,
@@ -1091,6 +1094,17 @@ static int copy_item(struct src *s, struct xsr_writer *w, uint32_t *seq, const s
 static int write_passthru(struct src *s, struct xsr_writer *w)
 {
 	uint32_t seq = 0;
+	if (s->wrap) { /* the wrapper's item first, as its octets come first in the file */
+		uint64_t len = sizeof(struct xsr_passthru_hdr) + s->wrap->item_len;
+		uint8_t *b = malloc(len);
+		if (!b)
+			return nomem(s);
+		memcpy(b + sizeof(struct xsr_passthru_hdr), s->wrap->item, s->wrap->item_len);
+		int r = put_item(s, w, &seq, s->wrap->origin, 0, 0, b, len);
+		free(b);
+		if (r < 0)
+			return -1;
+	}
 	for (size_t i = 0; i < s->nitems; i++) {
 		const struct item *it = &s->items[i];
 		if (copy_item(s, w, &seq, it) < 0)
@@ -1126,8 +1140,12 @@ static int write_config(struct src *s, struct xsr_writer *w)
 	if (above)
 		snprintf(layout + l, sizeof(layout) - (size_t)l, ", 0x%llx-0x%llx at 0x100000000",
 			 (unsigned long long)s->below, (unsigned long long)ram);
+	if (s->wrap && s->wrap->config)
+		n += (size_t)snprintf(c, cap, "{%.4096s, ", s->wrap->config);
+	else
+		c[n++] = '{';
 	n += (size_t)snprintf(c + n, cap - n,
-			      "{\"qemu\": {\"layout\": \"%s (%s)\", \"machine\": \"%s\", \"ram_size\": %llu, "
+			      "\"qemu\": {\"layout\": \"%s (%s)\", \"machine\": \"%s\", \"ram_size\": %llu, "
 			      "\"below_4g\": %llu, \"above_4g\": %llu, \"above_4g_start\": 4294967296, "
 			      "\"layout_source\": \"%s\", \"stream_version\": 3, \"vcpus\": %u, \"blocks\": [",
 			      layout, s->below_given ? "given by the caller" : "inferred from the machine type and RAM size",
@@ -1330,6 +1348,16 @@ int xsr_qemu_import_fd(int in_fd, int out_fd, const struct xsr_qemu_import_opts 
 	struct src s = {0};
 	xsr_source_fd(&s.in, in_fd);
 	s.size = (uint64_t)sb.st_size;
+	return import_src(&s, out_fd, o, st, err, errlen);
+}
+
+int qemu_import_source(const struct xsr_source *in, uint64_t base, uint64_t size, int out_fd,
+		       const struct xsr_qemu_import_opts *o, const struct qemu_wrap *wrap,
+		       struct xsr_qemu_import_stats *st, char *err, size_t errlen)
+{
+	if (st)
+		memset(st, 0, sizeof(*st));
+	struct src s = {.in = *in, .size = size, .base = base, .wrap = wrap};
 	return import_src(&s, out_fd, o, st, err, errlen);
 }
 

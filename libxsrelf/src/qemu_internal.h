@@ -46,4 +46,28 @@ int qj_uint(const struct qj_doc *d, uint32_t obj, const char *key, uint64_t *v);
 /* Member @key as a string, or NULL. */
 const char *qj_str(const struct qj_doc *d, uint32_t obj, const char *key);
 
+/*
+ * A file format that wraps a QEMU stream (libvirt's save header,
+ * libvirt_save.c): its own item goes first among the PASSTHRU items (seq
+ * 0, @origin, type 0, @item_len octets at @item), and @config, a JSON
+ * member ("\"libvirt\": {...}"), goes before "qemu" in the CONFIG section.
+ */
+struct xsr_source;
+struct xsr_qemu_import_opts;
+struct xsr_qemu_import_stats;
+struct qemu_wrap {
+	uint16_t origin;
+	const void *item;
+	size_t item_len;
+	const char *config; /* or NULL; at most 4 KiB */
+};
+/*
+ * xsr_qemu_import_fd() of the @size octets at @base of @in (which the
+ * caller keeps open), with @wrap (NULL: none).  Messages name offsets of
+ * the stream, counted from @base.
+ */
+int qemu_import_source(const struct xsr_source *in, uint64_t base, uint64_t size, int out_fd,
+		       const struct xsr_qemu_import_opts *o, const struct qemu_wrap *wrap,
+		       struct xsr_qemu_import_stats *st, char *err, size_t errlen);
+
 #endif
