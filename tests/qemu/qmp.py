@@ -7,6 +7,8 @@ migration bandwidth cap, then from the SAME stopped guest writes
 OUTDIR/regs.txt (HMP `info registers`), OUTDIR/dump.elf (dump-guest-memory,
 paging false) and OUTDIR/stream.bin (migrate "exec:cat > ..."), waiting
 for the migration to complete.
+
+As a module (tests/qemu/guestqmp.py) it lends its QMP class.
 """
 import json
 import socket
@@ -39,23 +41,35 @@ class QMP:
             if 'error' in r:
                 sys.exit('qmp: %s: %s' % (name, r['error']))
 
+    def hmp(self, line):
+        return self.cmd('human-monitor-command', **{'command-line': line})
 
-sock, out = sys.argv[1], sys.argv[2]
-run = float(sys.argv[3]) if len(sys.argv) > 3 else 1.0
-q = QMP(sock)
-q.cmd('cont')
-time.sleep(run)
-q.cmd('stop')
-q.cmd('migrate-set-parameters', **{'max-bandwidth': 1 << 40})
-open(out + '/regs.txt', 'w').write(q.cmd('human-monitor-command', **{'command-line': 'info registers'}))
-q.cmd('dump-guest-memory', paging=False, protocol='file:' + out + '/dump.elf')
-t0 = time.time()
-q.cmd('migrate', uri='exec:cat > ' + out + '/stream.bin')
-while True:
-    st = q.cmd('query-migrate')
-    if st.get('status') in ('completed', 'failed', 'cancelled'):
-        break
-    time.sleep(0.05)
-if st['status'] != 'completed':
-    sys.exit('qmp: migration %s' % st['status'])
-print('migrate: %.2f s' % (time.time() - t0))
+    def wait_migration(self):
+        """Poll query-migrate until the migration ends; its last status."""
+        while True:
+            st = self.cmd('query-migrate')
+            if st.get('status') in ('completed', 'failed', 'cancelled'):
+                return st
+            time.sleep(0.05)
+
+
+def main():
+    sock, out = sys.argv[1], sys.argv[2]
+    run = float(sys.argv[3]) if len(sys.argv) > 3 else 1.0
+    q = QMP(sock)
+    q.cmd('cont')
+    time.sleep(run)
+    q.cmd('stop')
+    q.cmd('migrate-set-parameters', **{'max-bandwidth': 1 << 40})
+    open(out + '/regs.txt', 'w').write(q.hmp('info registers'))
+    q.cmd('dump-guest-memory', paging=False, protocol='file:' + out + '/dump.elf')
+    t0 = time.time()
+    q.cmd('migrate', uri='exec:cat > ' + out + '/stream.bin')
+    st = q.wait_migration()
+    if st['status'] != 'completed':
+        sys.exit('qmp: migration %s' % st['status'])
+    print('migrate: %.2f s' % (time.time() - t0))
+
+
+if __name__ == '__main__':
+    main()
