@@ -51,7 +51,7 @@ qemu_run() {
 		</dev/null >"$d/qemu.log" 2>&1 &
 	local pid=$!
 	QPIDS+=("$pid")
-	python3 "$HERE/guestqmp.py" "$side" "$d/q.sock" "$@" >"$d/kv" 2>"$d/qmp.log"
+	timeout 300 python3 "$HERE/guestqmp.py" "$side" "$d/q.sock" "$@" >"$d/kv" 2>"$d/qmp.log"
 	local rc=$?
 	kill "$pid" 2>/dev/null
 	wait "$pid" 2>/dev/null
