@@ -1,5 +1,6 @@
 # The test guest: freestanding x86-64, linked at 0xffffffff80100000, loaded
-# at guest-physical 1 MiB by the VMM (vmm/loader.c).  Its own flags: none of
+# at guest-physical 1 MiB by the VMM (vmm/loader.c) or by QEMU's -kernel,
+# which enters its PVH entry (guest/entry.S).  Its own flags: none of
 # the host CFLAGS (-fPIC, sanitizers) make sense in a guest.
 GUEST_MAX_VCPUS := 8
 GUEST_CFLAGS := -std=gnu11 -O2 -g -Wall -Wextra -ffreestanding -fno-pic -fno-pie \

@@ -1,0 +1,115 @@
+#!/bin/bash
+# QEMU tier: the project's test guest under real QEMU (TCG), booted by
+# `-kernel bin/xsr-guest.elf` through its PVH entry (guest/entry.S).  It
+# must count with guest_errors at 0; QEMU's own save and restore
+# (`stop`, `migrate "exec:cat > FILE"`, a fresh QEMU with `-incoming defer`,
+# `migrate-incoming`, `cont`) must leave it counting on from where it
+# stopped; and `xsr import` of that stream must hold the counter read at
+# the stop, at the symbol's guest-physical address and through vCPU 0's
+# page tables.  QEMU is always stopped by its PID.
+set -uo pipefail
+. "$(dirname "$0")/../cli/lib.inc"
+HERE=$ROOT/tests/qemu
+GUEST=$ROOT/bin/xsr-guest.elf
+for tool in qemu-system-x86_64 python3 nm; do
+	if ! command -v "$tool" >/dev/null; then
+		echo "SKIPPED: $tool not installed (tests/install-deps.sh installs qemu-system-x86)"
+		summary
+		exit 0
+	fi
+done
+if [ ! -s "$GUEST" ]; then
+	bad "$GUEST exists (make builds it)"
+	summary
+	exit 1
+fi
+QPIDS=()
+trap 'for p in "${QPIDS[@]}"; do kill "$p" 2>/dev/null; done; rm -rf "$T"' EXIT
+
+# sym NAME: the symbol's value in the guest ELF, hex without 0x
+sym() { nm "$GUEST" | awk -v n="$1" '$3 == n { print $1 }'; }
+VMA=$(sym GUEST_KERNEL_VMA)
+pa() { printf '0x%x' $((0x$(sym "$1") - 0x$VMA)); }
+CPA=$(pa guest_counters)
+EPA=$(pa guest_errors)
+CVA=0x$(sym guest_counters)
+PML4=$(pa pvh_pml4)
+echo "     guest_counters at $CPA, guest_errors at $EPA (guest-physical)"
+check "the guest ELF has the PVH note (Xen, XEN_ELFNOTE_PHYS32_ENTRY)" \
+	bash -c "readelf -nW '$GUEST' | grep -A0 '^ *Xen ' | grep -q '0x00000012'"
+
+QARGS=(-accel tcg -machine pc-i440fx-7.2 -m 64 -nographic -nodefaults -kernel "$GUEST")
+# qemu_run NAME SIDE ARG...: a QEMU with QARGS and a QMP socket in $T/NAME,
+# driven by guestqmp.py SIDE ARG...; its KEY=VALUE lines in $T/NAME/kv
+qemu_run() {
+	local d=$T/$1 side=$2
+	shift 2
+	mkdir -p "$d"
+	local extra=()
+	[ "$side" = incoming ] && extra=(-incoming defer)
+	qemu-system-x86_64 "${QARGS[@]}" "${extra[@]}" -qmp "unix:$d/q.sock,server=on,wait=off" \
+		</dev/null >"$d/qemu.log" 2>&1 &
+	local pid=$!
+	QPIDS+=("$pid")
+	timeout 300 python3 "$HERE/guestqmp.py" "$side" "$d/q.sock" "$@" >"$d/kv" 2>"$d/qmp.log"
+	local rc=$?
+	kill "$pid" 2>/dev/null
+	wait "$pid" 2>/dev/null
+	if [ $rc -ne 0 ]; then
+		sed 's/^/     /' "$d/qmp.log" "$d/qemu.log" | head
+	fi
+	sed 's/^/     /' "$d/kv" | paste -sd' '
+	return $rc
+}
+# kv NAME KEY: a number guestqmp.py printed, -1 when it printed none
+kv() {
+	local v
+	v=$(sed -n "s/^$2=//p" "$T/$1/kv")
+	echo "${v:--1}"
+}
+# is EXPR: an arithmetic test, for check
+is() { (($1)); }
+
+check "QEMU boots the guest and guestqmp.py watches it" qemu_run src run "$T/src" "$CPA" "$EPA"
+C1=$(kv src c1) C2=$(kv src c2) S=$(kv src stop_c)
+check "the guest counts under QEMU (guest_counters[0] = $C1)" is "$C1 > 0"
+check "it keeps counting ($C1 -> $C2)" is "$C2 > $C1"
+check "guest_errors is 0 while it runs" is "$(kv src e1) == 0 && $(kv src e2) == 0"
+check "stop stops it ($S, then $(kv src stop_c2))" is "$S > 0 && $S >= $C2 && $S == $(kv src stop_c2)"
+check "guest_errors is 0 at the stop" is "$(kv src stop_e) == 0"
+check "migrate \"exec:cat > FILE\" completes" grep -qx 'migrate=completed' "$T/src/kv"
+STREAM=$T/src/stream.bin
+if [ ! -s "$STREAM" ] || [ "$S" -le 0 ]; then
+	summary
+	exit 1
+fi
+
+check "a fresh QEMU with -incoming defer restores the stream" qemu_run dst incoming "$STREAM" "$CPA" "$EPA"
+R0=$(kv dst in_c0) R1=$(kv dst in_c1) R2=$(kv dst in_c2)
+check "migrate-incoming completes" grep -qx 'incoming=completed' "$T/dst/kv"
+check "before cont the counter is the one read at the stop ($R0 = $S)" is "$R0 == $S"
+check "after cont it counts on from there ($R1 -> $R2)" is "$R1 > $S && $R2 > $R1"
+check "guest_errors stays 0 after the restore" \
+	is "$(kv dst in_e0) == 0 && $(kv dst in_e1) == 0 && $(kv dst in_e2) == 0"
+
+IMG=$T/img.elf
+check "xsr import of QEMU's stream" "$XSR" import "$STREAM" "$IMG"
+check "xsr verify of the image" "$XSR" verify "$IMG"
+# u64 ARGS...: xsr dump's 8 octets as a decimal, -1 when it cannot
+u64() {
+	local v
+	v=$("$XSR" dump "$@" --len 8 --force "$IMG" | od -An -tu8 | tr -d ' ')
+	echo "${v:--1}"
+}
+V=$(u64 --paddr "$CPA")
+check "the image's guest_counters[0] is the one read at the stop ($V = $S)" is "$V == $S"
+V=$(u64 --paddr "$EPA")
+check "the image's guest_errors is 0 ($V)" is "$V == 0"
+V=$(u64 --vaddr "$CVA" --vcpu 0)
+check "guest_counters[0] at its linked address, through vCPU 0's page tables ($V)" is "$V == $S"
+"$XSR" info --json --vcpu 0 "$IMG" >"$T/vcpu.json" 2>&1
+check "vCPU 0's CR3 is the PVH entry's PML4 ($PML4)" python3 -c "
+import json, sys
+v = json.load(open(sys.argv[1]))
+sys.exit(0 if int(str(v['cr3']), 0) == int(sys.argv[2], 0) else 'cr3 %s' % v['cr3'])" "$T/vcpu.json" "$PML4"
+summary
