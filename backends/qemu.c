@@ -22,10 +22,12 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 #include <xsrelf/qemu.h>
+#include <xsrelf/reader.h>
 #include <xsrelf/writer.h>
 
 #include "../util/clock.h"
@@ -46,6 +48,7 @@ struct qemu_be {
 	char rbuf[QMP_LINE_MAX];     /* read ahead */
 	size_t rlen;
 	int was_running; /* before save_domain */
+	pid_t pid;       /* a QEMU we started (qemu_spawn), else 0 */
 	char err[1024];
 };
 
@@ -370,11 +373,99 @@ static int q_finish(struct xsr_backend *be, int destroy)
 	struct qemu_be *q = (struct qemu_be *)be;
 	if (destroy) {
 		/* the reply may not come before QEMU closes the socket: either is an end */
-		if (qmp(q, "{\"execute\":\"quit\"}", -1) < 0 && !strstr(q->err, "closed the connection"))
-			return -1;
+		if (qmp(q, "{\"execute\":\"quit\"}", -1) < 0 && !strstr(q->err, "closed the connection")) {
+			if (q->pid > 0)
+				kill(q->pid, SIGKILL);
+			else
+				return -1;
+		}
+		if (q->pid > 0) {
+			/* QEMU exits at once after quit; 10 s, then it is killed */
+			int gone = 0;
+			for (int i = 0; i < 200 && !(gone = waitpid(q->pid, NULL, WNOHANG) != 0); i++)
+				nanosleep(&(struct timespec){0, 50 * 1000 * 1000}, NULL);
+			if (!gone) {
+				kill(q->pid, SIGKILL);
+				waitpid(q->pid, NULL, 0);
+			}
+			q->pid = 0;
+		}
 		return 0;
 	}
+	if (q->pid > 0)
+		return 0; /* a QEMU we started runs on: resume() decided whether its guest does */
 	return q->was_running ? qmp(q, "{\"execute\":\"cont\"}", -1) : 0;
+}
+
+/* ---- the restore half: a QEMU we start with -incoming defer (qemu_spawn) ---- */
+
+#define QMP_IN_FDNAME "xsr-restore"
+
+static int q_restore_domain(struct xsr_backend *be, int img_fd, const struct xsr_domain_restore_opts *o,
+			    struct xsr_domain_stats *st)
+{
+	struct qemu_be *q = (struct qemu_be *)be;
+	struct xsr_image *img = NULL;
+	struct xsr_qemu_export_stats es = {0};
+	uint64_t t0 = util_now_ns(), t_sent;
+	int p[2] = {-1, -1}, rc = -1;
+	char ierr[512];
+
+	memset(st, 0, sizeof(*st));
+	if (xsr_image_open(&img, img_fd, ierr, sizeof(ierr)) < 0)
+		return qfail(q, "%s", ierr);
+	if (pipe2(p, O_CLOEXEC) < 0) {
+		qfail(q, "pipe: %s", strerror(errno));
+		goto out;
+	}
+	if (qmp(q, "{\"execute\":\"getfd\",\"arguments\":{\"fdname\":\"" QMP_IN_FDNAME "\"}}", p[0]) < 0)
+		goto out;
+	close(p[0]);
+	p[0] = -1;
+	if (qmp(q, "{\"execute\":\"migrate-incoming\",\"arguments\":{\"uri\":\"fd:" QMP_IN_FDNAME "\"}}", -1) < 0)
+		goto out;
+	/* QEMU reads the stream as it comes: the export writes straight into the pipe */
+	void (*old)(int) = signal(SIGPIPE, SIG_IGN);
+	int erc = xsr_qemu_export(img, p[1], NULL, &es, ierr, sizeof(ierr));
+	signal(SIGPIPE, old);
+	close(p[1]);
+	p[1] = -1;
+	t_sent = util_now_ns();
+	if (erc < 0) {
+		/* QEMU stopped reading: its reason is the one to give */
+		uint64_t dt;
+		if (es.epipe && wait_migration(q, &dt) < 0)
+			goto out;
+		qfail(q, "%s", ierr);
+		goto out;
+	}
+	uint64_t downtime;
+	if (wait_migration(q, &downtime) < 0)
+		goto out;
+	/*
+	 * QEMU leaves the guest in the state its stream's global-state section
+	 * names (a guest saved paused stays paused, whatever -S says); the
+	 * guest runs unless --paused asked otherwise.
+	 */
+	if (!o->paused && qmp(q, "{\"execute\":\"cont\"}", -1) < 0)
+		goto out;
+	st->bytes = es.bytes;
+	st->transcode_ns = t_sent - t0;
+	st->suspend_ns = util_now_ns() - t0;
+	rc = 0;
+out:
+	if (p[0] >= 0)
+		close(p[0]);
+	if (p[1] >= 0)
+		close(p[1]);
+	xsr_image_close(img);
+	st->elapsed_ns = util_now_ns() - t0;
+	return rc;
+}
+
+static int q_resume(struct xsr_backend *be)
+{
+	return qmp((struct qemu_be *)be, "{\"execute\":\"cont\"}", -1);
 }
 
 static int q_rename(struct xsr_backend *be, const char *strip, const char *add)
@@ -403,46 +494,145 @@ static const struct xsr_backend_ops qemu_ops = {
 	.name = "qemu",
 	.save_domain = q_save_domain,
 	.live_probe = q_live_probe,
+	.restore_domain = q_restore_domain,
+	.resume = q_resume,
 	.finish = q_finish,
 	.rename = q_rename,
 	.error = q_error,
 	.close = q_close,
 };
 
+/* Connect to @sock and negotiate: 0, or -1 with the reason in @err (@q is kept either way). */
+static int qmp_connect(struct qemu_be *q, const char *sock, char *err, size_t errlen);
+
+int qemu_spawn(struct xsr_backend **be, char *const *argv, int argc, int paused, pid_t *pid, char *err,
+	       size_t errlen)
+{
+	struct qemu_be *q = calloc(1, sizeof(*q));
+	char dir[] = "/tmp/xsr-qemu.XXXXXX", sock[64], spec[96];
+	char **av = NULL;
+
+	*be = NULL;
+	if (!q || argc < 1 || argc > 4096 || !(av = calloc((size_t)argc + 6, sizeof(*av)))) {
+		free(q);
+		return util_fail(err, errlen, -1, argc < 1 ? "no QEMU command after --" : "out of memory");
+	}
+	q->be.ops = &qemu_ops;
+	q->fd = -1;
+	if (!mkdtemp(dir)) {
+		util_fail(err, errlen, -1, "a directory for QEMU's QMP socket: %s", strerror(errno));
+		goto fail;
+	}
+	snprintf(sock, sizeof(sock), "%s/qmp.sock", dir);
+	snprintf(spec, sizeof(spec), "unix:%s,server=on,wait=off", sock);
+	int n = 0;
+	for (int i = 0; i < argc; i++)
+		av[n++] = argv[i];
+	av[n++] = "-incoming";
+	av[n++] = "defer";
+	av[n++] = "-qmp";
+	av[n++] = spec;
+	if (paused)
+		av[n++] = "-S";
+	av[n] = NULL;
+	q->pid = fork();
+	if (q->pid < 0) {
+		util_fail(err, errlen, -1, "fork: %s", strerror(errno));
+		goto fail_dir;
+	}
+	if (q->pid == 0) {
+		setsid(); /* QEMU outlives xsr, out of its terminal's signals */
+		/* stdin from /dev/null; stdout onto stderr, so that pid=$(xsr restore ...)
+		 * sees the end of xsr's output when xsr exits, not when QEMU does */
+		int nul = open("/dev/null", O_RDONLY);
+		if (nul >= 0)
+			dup2(nul, 0);
+		dup2(2, 1);
+		execvp(av[0], av);
+		fprintf(stderr, "xsr restore: %s: %s\n", av[0], strerror(errno));
+		_exit(127);
+	}
+	/* until QEMU listens, or exits */
+	int ok = -1;
+	for (int i = 0; i < 300 && ok < 0; i++) {
+		int status;
+		if (waitpid(q->pid, &status, WNOHANG) == q->pid) {
+			q->pid = 0;
+			util_fail(err, errlen, -1, "%s exited (%s %d) before its QMP socket was up; its messages are above",
+				  av[0], WIFEXITED(status) ? "status" : "signal",
+				  WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status));
+			goto fail_dir;
+		}
+		if (access(sock, F_OK) == 0)
+			ok = qmp_connect(q, sock, err, errlen);
+		if (ok < 0) {
+			struct timespec ts = {0, 50 * 1000 * 1000};
+			nanosleep(&ts, NULL);
+		}
+	}
+	if (ok < 0) {
+		if (!err[0])
+			util_fail(err, errlen, -1, "%s: no QMP socket after 15 s", av[0]);
+		goto fail_dir;
+	}
+	/* connected: nobody else needs the path */
+	unlink(sock);
+	rmdir(dir);
+	free(av);
+	*pid = q->pid;
+	*be = &q->be;
+	return 0;
+fail_dir:
+	unlink(sock);
+	rmdir(dir);
+fail:
+	if (q->pid > 0) {
+		kill(q->pid, SIGKILL);
+		waitpid(q->pid, NULL, 0);
+	}
+	free(av);
+	if (q->fd >= 0)
+		close(q->fd);
+	free(q);
+	return -1;
+}
+
+static int qmp_connect(struct qemu_be *q, const char *sock, char *err, size_t errlen)
+{
+	struct sockaddr_un a = {.sun_family = AF_UNIX};
+	if (strlen(sock) >= sizeof(a.sun_path))
+		return util_fail(err, errlen, -1, "QMP socket path %s: longer than %zu octets", sock,
+				 sizeof(a.sun_path) - 1);
+	snprintf(q->sock, sizeof(q->sock), "%s", sock);
+	memcpy(a.sun_path, sock, strlen(sock) + 1);
+	if (q->fd >= 0)
+		close(q->fd);
+	q->rlen = 0;
+	q->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (q->fd < 0 || connect(q->fd, (struct sockaddr *)&a, sizeof(a)) < 0)
+		return util_fail(err, errlen, -1, "QMP socket %s: %s (start QEMU with -qmp unix:%s,server=on,wait=off)",
+				 sock, strerror(errno), sock);
+	/* the greeting, then capabilities negotiation */
+	if (qmp_line(q) < 0 || strncmp(q->line, "{\"QMP\"", 6))
+		return util_fail(err, errlen, -1, "%s: not a QMP socket%s%s", sock, q->err[0] ? ": " : "", q->err);
+	if (qmp(q, "{\"execute\":\"qmp_capabilities\"}", -1) < 0)
+		return util_fail(err, errlen, -1, "%s", q->err);
+	return 0;
+}
+
 int qemu_open(struct xsr_backend **be, const char *sock, char *err, size_t errlen)
 {
 	struct qemu_be *q = calloc(1, sizeof(*q));
-	struct sockaddr_un a = {.sun_family = AF_UNIX};
 
 	*be = NULL;
 	if (!q)
 		return util_fail(err, errlen, -1, "out of memory");
 	q->be.ops = &qemu_ops;
 	q->fd = -1;
-	if (strlen(sock) >= sizeof(a.sun_path)) {
-		util_fail(err, errlen, -1, "QMP socket path %s: longer than %zu octets", sock, sizeof(a.sun_path) - 1);
-		goto fail;
-	}
-	snprintf(q->sock, sizeof(q->sock), "%s", sock);
-	memcpy(a.sun_path, sock, strlen(sock) + 1);
-	q->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (q->fd < 0 || connect(q->fd, (struct sockaddr *)&a, sizeof(a)) < 0) {
-		util_fail(err, errlen, -1, "QMP socket %s: %s (start QEMU with -qmp unix:%s,server=on,wait=off)", sock,
-			  strerror(errno), sock);
-		goto fail;
-	}
-	/* the greeting, then capabilities negotiation */
-	if (qmp_line(q) < 0 || strncmp(q->line, "{\"QMP\"", 6)) {
-		util_fail(err, errlen, -1, "%s: not a QMP socket%s%s", sock, q->err[0] ? ": " : "", q->err);
-		goto fail;
-	}
-	if (qmp(q, "{\"execute\":\"qmp_capabilities\"}", -1) < 0) {
-		util_fail(err, errlen, -1, "%s", q->err);
-		goto fail;
+	if (qmp_connect(q, sock, err, errlen) < 0) {
+		q_close(&q->be);
+		return -1;
 	}
 	*be = &q->be;
 	return 0;
-fail:
-	q_close(&q->be);
-	return -1;
 }

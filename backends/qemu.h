@@ -5,20 +5,25 @@
  * migration stream (issue 18, path (a)).
  *
  * It has the whole-domain ops only (backends/backend.h: save_domain,
- * live_probe, finish): QEMU's guest memory is not reachable from here
- * page by page, so save_domain asks QEMU to migrate into a pipe
+ * live_probe, restore_domain, resume, finish): QEMU's guest memory is not
+ * reachable from here page by page, so save_domain asks QEMU to migrate
+ * into a pipe
  * (`getfd` + `migrate fd:`), copies the stream to an unlinked file in
  * $TMPDIR (/var/tmp by default: a guest's RAM, on disk rather than in a
  * tmpfs), and imports it with the library's QEMU module
  * (xsrelf/qemu.h) onto the output.  Without --live the guest is stopped
  * first; with it QEMU pre-copies while the guest runs.  finish() resumes a
  * guest that was running (QEMU leaves it paused after a migration) or, to
- * destroy it, quits QEMU.
+ * destroy it, quits QEMU.  restore_domain (on a QEMU qemu_spawn started
+ * with -incoming defer) exports the image as QEMU's stream
+ * (xsr_qemu_export) into a pipe QEMU reads through `getfd` +
+ * `migrate-incoming fd:`.
  */
 #ifndef XSR_BACKEND_QEMU_H
 #define XSR_BACKEND_QEMU_H
 
 #include <stddef.h>
+#include <sys/types.h>
 
 #include "backend.h"
 
@@ -30,5 +35,18 @@ const char *qemu_target(const char *s);
  * or -1 with the reason in @err (*@be NULL).
  */
 int qemu_open(struct xsr_backend **be, const char *sock, char *err, size_t errlen);
+
+/*
+ * The restore half: start QEMU as @argv (@argc words, the program first:
+ * "qemu-system-x86_64 -m 64 ..."; as the image's guest had it) with
+ * "-incoming defer", a private QMP socket and, if @paused, "-S"; wait for
+ * its socket and connect.  QEMU runs in its own session with stdin on
+ * /dev/null and xsr's stdout and stderr, and outlives xsr.  0 with *@pid
+ * and *@be (restore_domain sends the image, resume() starts a paused
+ * guest, finish(1) quits QEMU), or -1 with the reason in @err and no QEMU
+ * left running.
+ */
+int qemu_spawn(struct xsr_backend **be, char *const *argv, int argc, int paused, pid_t *pid, char *err,
+	       size_t errlen);
 
 #endif

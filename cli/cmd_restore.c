@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "../backends/qemu.h"
 #include "../backends/xen.h"
 #include "../vmm/vmm.h"
 #include "cli.h"
@@ -23,6 +24,7 @@ static void usage(FILE *f)
 	fprintf(f,
 		"usage: xsr restore FILE --control SOCK [--lazy] [--paused] [--json]\n"
 		"       xsr restore FILE [--paused] [--json]          (Xen, in dom0)\n"
+		"       xsr restore FILE --qemu [--paused] [--json] -- QEMU-COMMAND...\n"
 		"\n"
 		"Start a VMM (control socket SOCK, log SOCK.log) running the guest saved in\n"
 		"FILE ('-' reads a stream from stdin) and print its pid.  Without --lazy the\n"
@@ -36,6 +38,13 @@ static void usage(FILE *f)
 		"Without --control, FILE (an image of a Xen domain: xsr save DOMID, or xsr\n"
 		"import of an xl save) is restored into Xen through libxl, and the new\n"
 		"domain id is printed.\n"
+		"\n"
+		"With --qemu, FILE (a seekable image imported from QEMU: xsr import of a\n"
+		"migration stream, xsr save qemu:SOCK) is exported as QEMU's migration stream\n"
+		"into a new QEMU started as QEMU-COMMAND (the program and the guest's options,\n"
+		"as when it was saved: machine, -m, devices) plus -incoming defer and a\n"
+		"private QMP socket; its pid is printed and it runs on after xsr exits (give\n"
+		"it your own -qmp to reach it later).\n"
 		"\n"
 		"On a terminal, progress is shown on stderr (not with --quiet, --json or\n"
 		"--lazy).\n"
@@ -113,17 +122,62 @@ static int restore_xen(const char *file, int paused, int json, int lazy)
 	return XSR_EXIT_OK;
 }
 
+/* With --qemu: a new QEMU, @qargv its command, takes the image as an incoming migration. */
+static int restore_qemu(const char *file, int paused, int json, char **qargv, int qargc)
+{
+	struct xsr_backend *be;
+	struct xsr_domain_stats st = {0};
+	struct xsr_domain_restore_opts ro = {.paused = paused};
+	char err[1024] = "";
+	pid_t pid = 0;
+	int fd = cli_open_in(VERB, file);
+	if (fd < 0)
+		return XSR_EXIT_FAIL;
+	struct stat sb;
+	if (fstat(fd, &sb) < 0 || !S_ISREG(sb.st_mode)) {
+		cli_err(VERB, "--qemu: %s is not a regular file (a stream: xsr convert it to a seekable image first)",
+			file);
+		close(fd);
+		return XSR_EXIT_USAGE;
+	}
+	cli_detail(VERB, "%s into a new QEMU (%s)%s", file, qargv[0], paused ? ", paused" : "");
+	if (qemu_spawn(&be, qargv, qargc, paused, &pid, err, sizeof(err)) < 0) {
+		cli_err(VERB, "%s: %s", file, err);
+		close(fd);
+		return XSR_EXIT_FAIL;
+	}
+	if (be->ops->restore_domain(be, fd, &ro, &st) < 0) {
+		cli_err(VERB, "%s: QEMU (pid %d): %s", file, (int)pid, be->ops->error(be));
+		be->ops->finish(be, 1); /* a failed restore leaves no QEMU behind */
+		be->ops->close(be);
+		close(fd);
+		return XSR_EXIT_FAIL;
+	}
+	be->ops->finish(be, 0);
+	be->ops->close(be);
+	close(fd);
+	if (json)
+		printf("{\"pid\":%d,\"bytes\":%s,\"export_ms\":%.3f,\"elapsed_ms\":%.3f,\"paused\":%s}\n", (int)pid,
+		       cli_jdec(st.bytes), st.transcode_ns / 1e6, st.elapsed_ns / 1e6, paused ? "true" : "false");
+	else
+		printf("%d\n", (int)pid);
+	cli_detail(VERB, "QEMU pid %d: %" PRIu64 " octets of stream in %.1f ms%s", (int)pid, st.bytes,
+		   st.elapsed_ns / 1e6, paused ? ", paused" : "");
+	return XSR_EXIT_OK;
+}
+
 int cmd_restore(int argc, char **argv)
 {
 	static const struct option opts[] = {
 	    {"control", required_argument, NULL, 'c'}, {"lazy", no_argument, NULL, 'l'},
 	    {"paused", no_argument, NULL, 'p'},	       {"json", no_argument, NULL, 'j'},
+	    {"qemu", no_argument, NULL, 'Q'},
 	    {"help", no_argument, NULL, 'h'},	       XSR_COMMON_OPTS,
 	    {NULL, 0, NULL, 0}};
 	struct restore_ctx c = {.img.fd = -1};
 	const char *sock = NULL, *file;
 	char msg[2048];
-	int json = 0, o;
+	int json = 0, qemu = 0, o;
 	pid_t pid;
 	uint64_t t0 = util_now_ns();
 
@@ -142,6 +196,9 @@ int cmd_restore(int argc, char **argv)
 		case 'p':
 			c.paused = 1;
 			break;
+		case 'Q':
+			qemu = 1;
+			break;
 		case 'h':
 			usage(stdout);
 			return XSR_EXIT_OK;
@@ -151,6 +208,15 @@ int cmd_restore(int argc, char **argv)
 			usage(stderr);
 			return XSR_EXIT_USAGE;
 		}
+	}
+	if (qemu) {
+		if (sock || c.img.lazy || argc - optind < 2) {
+			cli_err(VERB, sock || c.img.lazy ? "--qemu takes neither --control nor --lazy"
+							 : "--qemu: expected FILE -- QEMU-COMMAND...");
+			usage(stderr);
+			return XSR_EXIT_USAGE;
+		}
+		return restore_qemu(argv[optind], c.paused, json, argv + optind + 1, argc - optind - 1);
 	}
 	if (argc - optind != 1) {
 		cli_err(VERB, "expected one FILE");
