@@ -239,6 +239,14 @@ static int sc_section(void *ctx, const struct xsr_record_header *rh, const void 
 	}
 	if (xsr_section_writer_made(code))
 		return 0;
+	/*
+	 * Migration control records (MIG_BEGIN, rounds, post-copy) belong to the
+	 * transfer, not to the guest: a captured migration stream converts
+	 * without them, since a seekable image may not hold them (image.c).
+	 */
+	const struct xsr_sec_desc *d = xsr_sec_lookup(code);
+	if (d && d->stream_only)
+		return 0;
 	int rc = sc_open(c);
 	if (rc < 0)
 		return rc;
