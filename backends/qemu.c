@@ -313,7 +313,8 @@ static int q_save_domain(struct xsr_backend *be, int out_fd, const struct xsr_do
 	started = 0;
 	t_done = util_now_ns();
 	/* QEMU's stream is whole and the guest paused (postmigrate): now the import. */
-	struct xsr_qemu_import_opts io = {.layout = o->stream ? XSR_LAYOUT_STREAM : 0, .compress = o->compress};
+	struct xsr_qemu_import_opts io = {.layout = o->stream ? XSR_LAYOUT_STREAM : 0, .compress = o->compress,
+					  .kind = o->kind, .begin = o->begin, .begin_ctx = o->ctx};
 	struct xsr_qemu_import_stats is;
 	char ierr[512];
 	if (xsr_qemu_import_fd(spool, out_fd, &io, &is, ierr, sizeof(ierr)) < 0) {
@@ -459,6 +460,22 @@ out:
 	if (p[1] >= 0)
 		close(p[1]);
 	xsr_image_close(img);
+	/*
+	 * QEMU exits when an incoming migration fails to load (other RAM sizes,
+	 * devices or machine), so QMP may only say that the socket went away:
+	 * say what happened instead.  Its own message went to its stderr.
+	 */
+	int status;
+	for (int i = 0; rc < 0 && q->pid > 0 && i < 40; i++) {
+		if (waitpid(q->pid, &status, WNOHANG) == q->pid) {
+			q->pid = 0;
+			qfail(q, "QEMU refused the stream and exited (%s %d; its message is above): the machine, -m and "
+				 "devices of QEMU-COMMAND must be the saved guest's",
+			      WIFEXITED(status) ? "status" : "signal", WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status));
+			break;
+		}
+		nanosleep(&(struct timespec){0, 50 * 1000 * 1000}, NULL);
+	}
 	st->elapsed_ns = util_now_ns() - t0;
 	return rc;
 }
@@ -470,9 +487,15 @@ static int q_resume(struct xsr_backend *be)
 
 static int q_rename(struct xsr_backend *be, const char *strip, const char *add)
 {
+	/*
+	 * The migration hand-over renames the two copies so that they never
+	 * share a name (Xen's domain names).  Two QEMUs share nothing by name:
+	 * the receiver's copy stays paused until RELEASED, and this one quits.
+	 */
+	(void)be;
 	(void)strip;
 	(void)add;
-	return qfail((struct qemu_be *)be, "a QEMU guest has no name here to change");
+	return 0;
 }
 
 static const char *q_error(struct xsr_backend *be)

@@ -28,6 +28,7 @@
 #include <unistd.h>
 
 #include "../backends/kvm.h"
+#include "../backends/qemu.h"
 #include "../backends/xen.h"
 #include "../migrate/migrate.h"
 #include "../util/clock.h"
@@ -85,6 +86,7 @@ static void migrate_usage(FILE *f)
 		"                   [--compress zstd|lz4] [--max-downtime MS] [--min-rounds N]\n"
 		"                   [--max-rounds N] [--json]\n"
 		"       xsr migrate DOMID tcp:HOST:PORT [--compress zstd|lz4] [--json]   (Xen, in dom0)\n"
+		"       xsr migrate qemu:SOCK tcp:HOST:PORT [--compress zstd|lz4] [--json]\n"
 		"\n"
 		"Live-migrate the guest of the VMM behind SOCK to `xsr receive` at HOST:PORT.\n"
 		"Pre-copy rounds copy memory while the guest runs (round 0: every page, then\n"
@@ -109,6 +111,11 @@ static void migrate_usage(FILE *f)
 		"first; without it (e.g. Xen built without shadow paging) the migration is\n"
 		"stop-and-copy, and says so.  Any failure before the hand-over resumes the\n"
 		"domain here.\n"
+		"A running QEMU (qemu:SOCK, its QMP socket; receiver: `xsr receive --qemu`)\n"
+		"pre-copies its own stream into xsr while the guest runs; the stream is\n"
+		"imported onto the connection, and after the receiver's COMMIT this QEMU\n"
+		"quits.  The guest stays paused from QEMU's final stop until the receiver\n"
+		"resumes it.  Any failure before the hand-over resumes it here.\n"
 		"On a terminal, the rounds are shown on stderr (not with --quiet or --json).\n"
 		"Exit status: 0 migrated, 2 usage, 3 failed (guest still here), 4 split.\n"
 		XSR_COMMON_HELP);
@@ -116,23 +123,32 @@ static void migrate_usage(FILE *f)
 
 static int connect_tcp(const char *host, const char *port, char *msg, size_t mlen);
 
-/* xsr migrate DOMID tcp:HOST:PORT: a Xen domain, run here in dom0. */
-static int migrate_xen(uint32_t domid, const char *host, const char *port, const char *compress, int json, int others,
-		       int testsrc)
+/*
+ * A domain its backend saves whole (save_domain), sent by the engine
+ * migrate/send_xen.c: xsr migrate DOMID (Xen, in dom0) or qemu:SOCK.  @qsock:
+ * the QMP socket of a QEMU, else NULL and @domid is a Xen domain's.
+ */
+static int migrate_whole(uint32_t domid, const char *qsock, const char *host, const char *port, const char *compress,
+			 int json, int others, int testsrc)
 {
-	char msg[512], err[2048];
+	char msg[512], err[2048], what[300];
 	struct xsr_mig_xen_stats st;
+	const char *peer = qsock ? "xsr receive --qemu" : "xsr receive --xen";
 
+	if (qsock)
+		snprintf(what, sizeof(what), "QEMU at %s", qsock);
+	else
+		snprintf(what, sizeof(what), "domain %u", domid);
 	if (others) {
-		cli_err("migrate", "domain %u: --postcopy, --postcopy-rounds, --max-downtime, --min-rounds and --max-rounds "
-				   "are for vm:SOCK guests (a Xen domain's rounds are libxl's)",
-			domid);
+		cli_err("migrate", "%s: --postcopy, --postcopy-rounds, --max-downtime, --min-rounds and --max-rounds "
+				   "are for vm:SOCK guests (%s)",
+			what, qsock ? "QEMU pre-copies by itself" : "a Xen domain's rounds are libxl's");
 		return XSR_EXIT_USAGE;
 	}
 	signal(SIGPIPE, SIG_IGN); /* a receiver that goes away is an error to report, not a signal */
 	int fd = connect_tcp(host, port, msg, sizeof(msg));
 	if (fd < 0) {
-		cli_err("migrate", "%s (is `xsr receive --xen` listening there?)", msg);
+		cli_err("migrate", "%s (is `%s` listening there?)", msg, peer);
 		return XSR_EXIT_FAIL;
 	}
 	struct xsr_mig_send_opts o = {
@@ -144,7 +160,9 @@ static int migrate_xen(uint32_t domid, const char *host, const char *port, const
 #endif
 	struct xsr_backend *be = NULL;
 	int r = 0;
-	if (!testsrc && (r = xen_open(&be, domid, err, sizeof(err))) < 0)
+	if (qsock)
+		r = qemu_open(&be, qsock, err, sizeof(err)) < 0 ? XSR_E_BACKEND : 0;
+	else if (!testsrc && (r = xen_open(&be, domid, err, sizeof(err))) < 0)
 		r = XSR_E_BACKEND;
 	if (r == 0)
 		r = migrate_send_xen(be, domid, fd, &o, &st, err, sizeof(err));
@@ -152,19 +170,26 @@ static int migrate_xen(uint32_t domid, const char *host, const char *port, const
 		be->ops->close(be);
 	close(fd);
 	if (r < 0) {
-		cli_err("migrate", "domain %u: %s (the domain keeps running here)", domid, err);
+		cli_err("migrate", "%s: %s (%s)", what, err,
+			qsock ? "the guest stays here, as it was" : "the domain keeps running here");
 		return XSR_EXIT_FAIL;
 	}
-	if (json)
-		printf("{\"domid\":%u,\"mode\":\"%s\",\"log_dirty\":\"%s\",\"total_bytes\":%s"
+	if (json) {
+		if (qsock) {
+			fputs("{\"qemu\":", stdout);
+			cli_json_str(stdout, qsock);
+		} else
+			printf("{\"domid\":%u", domid);
+		printf(",\"mode\":\"%s\",\"log_dirty\":\"%s\",\"total_bytes\":%s"
 		       ",\"pages\":%s,\"suspend_ms\":%.1f,\"transfer_ms\":%.1f,\"receiver_load_ms\":%.1f"
 		       ",\"downtime_ms\":%.1f,\"elapsed_ms\":%.1f,\"engine\":\"%s\"}\n",
-		       domid, st.mode, st.why, cli_jdec(st.bytes), cli_jdec(st.pages), st.suspend_ns / 1e6, st.transfer_ns / 1e6,
-		       st.receiver_load_ns / 1e6, st.downtime_ns / 1e6, st.elapsed_ns / 1e6, st.native ? "native" : "libxl");
-	else
-		printf("migrated: domain %u, %s, %" PRIu64 " octets, downtime %.1f ms (suspend %.1f ms, transfer %.1f ms, "
+		       st.mode, st.why, cli_jdec(st.bytes), cli_jdec(st.pages), st.suspend_ns / 1e6, st.transfer_ns / 1e6,
+		       st.receiver_load_ns / 1e6, st.downtime_ns / 1e6, st.elapsed_ns / 1e6,
+		       qsock ? "qemu" : st.native ? "native" : "libxl");
+	} else
+		printf("migrated: %s, %s, %" PRIu64 " octets, downtime %.1f ms (suspend %.1f ms, transfer %.1f ms, "
 		       "receiver restore %.1f ms)\n",
-		       domid, st.mode, st.bytes, st.downtime_ns / 1e6, st.suspend_ns / 1e6, st.transfer_ns / 1e6,
+		       what, st.mode, st.bytes, st.downtime_ns / 1e6, st.suspend_ns / 1e6, st.transfer_ns / 1e6,
 		       st.receiver_load_ns / 1e6);
 	return XSR_EXIT_OK;
 }
@@ -267,7 +292,13 @@ int cmd_migrate(int argc, char **argv)
 					   "(a VMM is vm:SOCK)", argv[optind]);
 			return XSR_EXIT_FAIL;
 		}
-		return migrate_xen(domid, host, port, compress, json, others, testsrc);
+		return migrate_whole(domid, NULL, host, port, compress, json, others, testsrc);
+	}
+	if (qemu_target(argv[optind])) {
+		if (parse_tcp("migrate", argv[optind + 1], host, sizeof(host), port, sizeof(port)) < 0)
+			return XSR_EXIT_USAGE;
+		int others = postcopy || max_downtime || postcopy_rounds != 1 || min_rounds != 1 || max_rounds != 5;
+		return migrate_whole(0, qemu_target(argv[optind]), host, port, compress, json, others, 0);
 	}
 	const char *sock = cli_ctl_target("migrate", argv[optind]);
 	if (!sock)
@@ -341,6 +372,7 @@ static void receive_usage(FILE *f)
 		"                   [--max-mem SIZE] [--max-vcpus N]\n"
 		"       xsr receive tcp:HOST:PORT --to-file FILE [--once] [--json]\n"
 		"       xsr receive tcp:HOST:PORT --xen [--paused] [--once] [--json]   (Xen, in dom0)\n"
+		"       xsr receive tcp:HOST:PORT --qemu [--paused] [--once] [--json] -- QEMU-COMMAND...\n"
 		"\n"
 		"Listen on HOST:PORT (PORT 0: any; the port is printed as 'listening on\n"
 		"HOST:PORT') for one `xsr migrate`.  The arriving guest runs in a new VMM with\n"
@@ -356,6 +388,11 @@ static void receive_usage(FILE *f)
 		"libxl, paused as NAME--incoming; once the sender has given its copy up\n"
 		"(RELEASED) it is renamed NAME and unpaused (--paused: left paused), and the\n"
 		"new domain id is printed.  Without RELEASED it is destroyed.\n"
+		"--qemu takes a QEMU guest from `xsr migrate qemu:SOCK`: QEMU-COMMAND (the\n"
+		"program and the guest's options: machine, -m, devices) is started with -S\n"
+		"-incoming defer and fed the image as QEMU's own stream (as `xsr restore\n"
+		"--qemu`); after RELEASED the guest runs (--paused: stays paused) and QEMU's\n"
+		"pid is printed.  Without RELEASED that QEMU is stopped.\n"
 		"The 'listening on' line is printed even with --quiet (it tells the port).\n"
 		"Exit status: 0 received, 2 usage, 3 failed.\n"
 		XSR_COMMON_HELP);
@@ -449,25 +486,34 @@ static int listen_tcp(const char *host, const char *port, char *bound, size_t bl
 	return fd;
 }
 
-/* xsr receive --xen: the stream goes into an anonymous image, which libxl restores. */
-struct xen_in {
+/*
+ * xsr receive --xen / --qemu: the stream goes into an anonymous image, which
+ * the backend's restore half restores paused (libxl: as NAME--incoming; a
+ * QEMU started here with -S -incoming defer); after the sender's RELEASED it
+ * is renamed and resumed.  @qargv: the QEMU command of --qemu, else NULL.
+ */
+struct whole_in {
 	int img, paused;
+	char **qargv;
+	int qargc;
 	uint32_t domid;
+	pid_t pid;
 	struct xsr_backend *be; /* the backend's restore half (restore_domain), once opened */
 	int have_domain;
 	uint64_t restore_ns;
 	char err[1024];
 };
 
-static int xen_in_commit(void *ctx, char *err, size_t errlen)
+static int whole_in_commit(void *ctx, char *err, size_t errlen)
 {
-	struct xen_in *x = ctx;
+	struct whole_in *x = ctx;
 	struct xsr_domain_stats st = {0};
 	struct xsr_domain_restore_opts ro = {.paused = 1, .name_suffix = "--incoming"};
-	const char *lacks = NULL;
+	const char *lacks = NULL, *into = x->qargv ? "restoring into QEMU" : "restoring into Xen";
 
-	if (!x->be && xen_open_restore(&x->be, err, errlen) < 0) {
-		snprintf(x->err, sizeof(x->err), "restoring into Xen: %s", err);
+	if (!x->be && (x->qargv ? qemu_spawn(&x->be, x->qargv, x->qargc, 1, &x->pid, err, errlen)
+				: xen_open_restore(&x->be, err, errlen)) < 0) {
+		snprintf(x->err, sizeof(x->err), "%s: %s", into, err);
 		return XSR_E_BACKEND;
 	}
 	if ((lacks = backend_lacks(x->be->ops, XSR_NEED_DOMAIN_RESTORE)))
@@ -479,7 +525,9 @@ static int xen_in_commit(void *ctx, char *err, size_t errlen)
 	else
 		lacks = "";
 	if (!lacks || *lacks) {
-		snprintf(x->err, sizeof(x->err), "restoring into Xen: %s", err);
+		snprintf(x->err, sizeof(x->err), "%s: %s", into, err);
+		if (x->qargv) /* the QEMU started for it goes too */
+			x->be->ops->finish(x->be, 1);
 		return XSR_E_BACKEND;
 	}
 	x->domid = st.domid;
@@ -488,30 +536,38 @@ static int xen_in_commit(void *ctx, char *err, size_t errlen)
 	return 0;
 }
 
-static int xen_in_release(void *ctx, int released)
+static int whole_in_release(void *ctx, int released)
 {
-	struct xen_in *x = ctx;
+	struct whole_in *x = ctx;
+	char what[64];
 
+	if (x->qargv)
+		snprintf(what, sizeof(what), "QEMU pid %d", (int)x->pid);
+	else
+		snprintf(what, sizeof(what), "domain %u", x->domid);
 	if (!released) {
 		/* The source may be resuming its own copy: this one must not run. */
 		x->be->ops->finish(x->be, 1);
 		x->have_domain = 0;
-		snprintf(x->err, sizeof(x->err), "no RELEASED from the sender: domain %u destroyed", x->domid);
+		snprintf(x->err, sizeof(x->err), "no RELEASED from the sender: %s %s", what,
+			 x->qargv ? "stopped" : "destroyed");
 		return XSR_E_PEER;
 	}
 	/* From here on this is the only copy: on trouble keep it (paused), never destroy it. */
 	x->have_domain = 0;
 	if (x->be->ops->rename(x->be, "--incoming", "") < 0)
-		cli_err("receive", "domain %u: %s; it keeps the name NAME--incoming", x->domid, x->be->ops->error(x->be));
+		cli_err("receive", "%s: %s; it keeps the name NAME--incoming", what, x->be->ops->error(x->be));
 	if (!x->paused && x->be->ops->resume(x->be) < 0)
-		cli_err("receive", "domain %u: %s; it stays paused (xl unpause %u)", x->domid, x->be->ops->error(x->be),
-			x->domid);
+		cli_err("receive", "%s: %s; it stays paused (%s)", what, x->be->ops->error(x->be),
+			x->qargv ? "QMP cont" : "xl unpause");
 	return 0;
 }
 
-static int receive_xen(struct recv_ctx *c, int paused, int json, const char *ph, const char *pp)
+static int receive_whole(struct recv_ctx *c, int paused, int json, const char *ph, const char *pp, char **qargv,
+			 int qargc)
 {
-	struct xen_in x = {.paused = paused, .img = memfd_create("xsr-receive-xen", MFD_CLOEXEC)};
+	struct whole_in x = {.paused = paused, .qargv = qargv, .qargc = qargc,
+			     .img = memfd_create("xsr-receive", MFD_CLOEXEC)};
 	char msg[2048];
 
 	if (x.img < 0) {
@@ -520,8 +576,8 @@ static int receive_xen(struct recv_ctx *c, int paused, int json, const char *ph,
 		return -1;
 	}
 	c->o.out_fd = x.img;
-	c->o.before_commit = xen_in_commit;
-	c->o.after_release = xen_in_release;
+	c->o.before_commit = whole_in_commit;
+	c->o.after_release = whole_in_release;
 	c->o.commit_ctx = &x;
 	int r = migrate_receive(NULL, c->conn, &c->o, &c->st, msg, sizeof(msg));
 	close(x.img);
@@ -535,12 +591,17 @@ static int receive_xen(struct recv_ctx *c, int paused, int json, const char *ph,
 		return -1;
 	}
 	close(c->conn);
-	if (json)
+	if (json && qargv)
+		printf("{\"pid\":%d,\"bytes\":%s,\"pages\":%s,\"zero_pages\":%s"
+		       ",\"restore_ms\":%.1f,\"paused\":%s}\n",
+		       (int)x.pid, cli_jdec(c->st.bytes), cli_jdec(c->st.pages), cli_jdec(c->st.zero_pages),
+		       x.restore_ns / 1e6, paused ? "true" : "false");
+	else if (json)
 		printf("{\"domid\":%u,\"bytes\":%s,\"pages\":%s,\"zero_pages\":%s"
 		       ",\"restore_ms\":%.1f,\"paused\":%s}\n",
 		       x.domid, cli_jdec(c->st.bytes), cli_jdec(c->st.pages), cli_jdec(c->st.zero_pages), x.restore_ns / 1e6, paused ? "true" : "false");
 	else
-		printf("%u\n", x.domid);
+		printf("%u\n", qargv ? (unsigned)x.pid : x.domid);
 	return 0;
 }
 
@@ -630,10 +691,11 @@ int cmd_receive(int argc, char **argv)
 	    {"once", no_argument, NULL, '1'},          {"json", no_argument, NULL, 'j'},
 	    {"max-mem", required_argument, NULL, 'm'}, {"max-vcpus", required_argument, NULL, 'n'},
 	    {"xen", no_argument, NULL, 'X'},           {"paused", no_argument, NULL, 'P'},
-	    {"help", no_argument, NULL, 'h'},          XSR_COMMON_OPTS,
+	    {"qemu", no_argument, NULL, 'Q'},          {"help", no_argument, NULL, 'h'},
+	    XSR_COMMON_OPTS,
 	    {NULL, 0, NULL, 0}};
 	const char *sock = NULL, *file = NULL;
-	int once = 0, json = 0, o, rc = XSR_EXIT_FAIL, xen = 0, paused = 0;
+	int once = 0, json = 0, o, rc = XSR_EXIT_FAIL, xen = 0, qemu = 0, paused = 0;
 	char host[256], port[32], bound[160], *end;
 	struct recv_ctx c = {.listen_fd = -1, .conn = -1, .o = {.out_fd = -1, .max_vcpus = 64}};
 
@@ -651,6 +713,9 @@ int cmd_receive(int argc, char **argv)
 			break;
 		case 'X':
 			xen = 1;
+			break;
+		case 'Q':
+			qemu = 1;
 			break;
 		case 'P':
 			paused = 1;
@@ -687,14 +752,17 @@ int cmd_receive(int argc, char **argv)
 			return XSR_EXIT_USAGE;
 		}
 	}
-	if (argc - optind != 1 || (!!sock + !!file + xen) != 1) {
-		cli_err("receive", "%s", argc - optind != 1 ? "expected one tcp:HOST:PORT"
-							  : "give exactly one of --control SOCK, --to-file FILE and --xen");
+	/* --qemu: the QEMU command follows tcp:HOST:PORT after -- */
+	if ((qemu ? argc - optind < 2 : argc - optind != 1) || (!!sock + !!file + xen + qemu) != 1) {
+		cli_err("receive", "%s",
+			qemu && argc - optind < 2 ? "--qemu: expected tcp:HOST:PORT -- QEMU-COMMAND..."
+			: argc - optind != 1 && !qemu ? "expected one tcp:HOST:PORT"
+						      : "give exactly one of --control SOCK, --to-file FILE, --xen and --qemu");
 		receive_usage(stderr);
 		return XSR_EXIT_USAGE;
 	}
-	if (paused && !xen) {
-		cli_err("receive", "--paused is for --xen");
+	if (paused && !xen && !qemu) {
+		cli_err("receive", "--paused is for --xen and --qemu");
 		return XSR_EXIT_USAGE;
 	}
 	if (xen && !xen_supported()) {
@@ -732,7 +800,8 @@ int cmd_receive(int argc, char **argv)
 		struct timeval tv = {.tv_sec = 60};
 		setsockopt(c.conn, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
 		setsockopt(c.conn, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-		int r = xen ? receive_xen(&c, paused, json, ph, pp)
+		int r = xen || qemu ? receive_whole(&c, paused, json, ph, pp, qemu ? argv + optind + 1 : NULL,
+						    argc - optind - 1)
 			    : file ? receive_file(&c, file, json, ph, pp) : receive_vmm(&c, sock, json, ph, pp);
 		if (r == 0) {
 			rc = XSR_EXIT_OK;

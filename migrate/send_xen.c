@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * The sending side of a migration of a domain saved whole by its backend's
- * save_domain hook (backends/backend.h; a Xen domain, run in dom0 by
- * `xsr migrate DOMID tcp:HOST:PORT`).
+ * save_domain hook (backends/backend.h): a Xen domain, run in dom0 by
+ * `xsr migrate DOMID tcp:HOST:PORT`, or a QEMU guest, `xsr migrate
+ * qemu:SOCK tcp:HOST:PORT` (QEMU's stream imported onto the socket).
  *
  * The backend writes the domain as an xsrelf migration stream onto the
  * socket (Xen: its native save of a 64-bit PV guest, or libxl's engine with
@@ -125,12 +126,14 @@ static int send_probe(struct xsr_backend *be, uint32_t domid, const struct xsr_m
 		return XSR_E_BACKEND;
 	}
 	st->live = live;
-	snprintf(st->mode, sizeof(st->mode), "%s", live ? "live (libxl pre-copy with log-dirty)" : "stop-and-copy");
-	if (o->progress_fd >= 0)
+	/* the backend's pre-copy (libxl's with log-dirty, QEMU's own), before its final stop */
+	snprintf(st->mode, sizeof(st->mode), "%s", live ? "live (the hypervisor's pre-copy)" : "stop-and-copy");
+	if (o->progress_fd >= 0 && live)
+		dprintf(o->progress_fd, "xsr migrate: live: %s\n", st->why);
+	else if (o->progress_fd >= 0)
 		dprintf(o->progress_fd,
-			live ? "xsr migrate: domain %u: log-dirty available: libxl pre-copies while the guest runs\n"
-			     : "xsr migrate: domain %u: no log-dirty on this hypervisor (%s): stop-and-copy, the "
-			       "domain stays suspended for the whole transfer\n",
+			"xsr migrate: domain %u: no log-dirty on this hypervisor (%s): stop-and-copy, the "
+			"domain stays suspended for the whole transfer\n",
 			domid, st->why);
 	return 0;
 }

@@ -1275,13 +1275,18 @@ static int write_image(struct src *s, int out, const struct xsr_qemu_import_opts
 	snprintf(ver, sizeof(ver), "%.40s, pc.ram below 4G 0x%llx", s->have_machine ? s->machine : "?",
 		 (unsigned long long)s->below);
 	struct xsr_writer_params p = {
-		.machine = EM_X86_64, .kind = XSR_KIND_SAVE, .layout = (uint8_t)o->layout, .nr_vcpus = s->ncpus,
+		.machine = EM_X86_64, .kind = o->kind ? o->kind : XSR_KIND_SAVE, .layout = (uint8_t)o->layout, .nr_vcpus = s->ncpus,
 		.nr_runs = nruns, .runs = runs, .hypervisor = "qemu", .hypervisor_version = ver, .compress = o->compress,
 	};
 	struct xsr_writer *w = NULL;
 	int rc = xsr_writer_open(&w, out, &p, s->err, sizeof(s->err));
 	if (rc < 0) {
 		s->code = rc;
+		return -1;
+	}
+	if (o->begin && (rc = o->begin(o->begin_ctx, w, s->err, sizeof(s->err))) < 0) {
+		s->code = rc < -1 ? rc : XSR_E_IO;
+		xsr_writer_abort(w);
 		return -1;
 	}
 	if (write_passthru(s, w) < 0 || write_config(s, w) < 0 || write_vcpus(s, w) < 0 || write_pages(s, w, o) < 0) {

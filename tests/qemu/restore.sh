@@ -114,7 +114,7 @@ sleep 0.5
 "$XSR" synth --mem 4M --vcpus 1 "$T/synth.elf" >/dev/null
 expect_fail "an image not imported from QEMU" 3 "no QEMU stream items" \
 	"$XSR" restore "$T/synth.elf" --qemu -- "${QARGS[@]}"
-expect_fail "a QEMU whose RAM differs (-m 128)" 3 "QEMU" \
+expect_fail "a QEMU whose RAM differs (-m 128)" 3 "QEMU refused the stream and exited" \
 	"$XSR" restore "$T/img.elf" --qemu -- "${QARGS[@]/#64/128}"
 expect_fail "a program that does not exist" 3 "exited" \
 	"$XSR" restore "$T/img.elf" --qemu -- /nonexistent/qemu -m 64

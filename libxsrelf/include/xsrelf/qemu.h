@@ -32,6 +32,8 @@
 #include <xsrelf/foreign.h>
 #include <xsrelf/xsrelf.h>
 
+struct xsr_writer;
+
 struct xsr_qemu_import_opts {
 	struct xsr_foreign_cb cb; /* progress: pc.ram pages written (done, total) */
 	/* 0: as the writer decides; XSR_LAYOUT_SEEKABLE or XSR_LAYOUT_STREAM (xsrelf/writer.h) */
@@ -45,6 +47,17 @@ struct xsr_qemu_import_opts {
 	uint64_t ram_below_4g;
 	/* 0: no limit; else a stream whose RAM blocks add up to more octets is refused (XSR_E_LIMIT) */
 	uint64_t max_ram;
+	/*
+	 * For xsr's own QEMU backend and migration; a program converting files
+	 * leaves them zero.  @kind: 0 (XSR_KIND_SAVE) or the image's kind
+	 * (XSR_KIND_MIGRATION).  @begin: called once the writer has written the
+	 * header, PRODUCER and MEMMAP, before any other record (migration: send
+	 * MIG_BEGIN and wait for the receiver); its < 0 ends the import with
+	 * @err as it left it.
+	 */
+	uint32_t kind;
+	int (*begin)(void *ctx, struct xsr_writer *w, char *err, size_t errlen);
+	void *begin_ctx;
 };
 
 struct xsr_qemu_import_stats {
