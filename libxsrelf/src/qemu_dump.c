@@ -1139,21 +1139,20 @@ int xsr_qemu_dump_detect_fd(int fd)
 	xsr_source_fd(&s.in, fd);
 	s.size = s.lsize = (uint64_t)sb.st_size;
 	int kind = sniff(&s);
+	if (kind != XSR_QEMU_DUMP_ELF)
+		return kind < 0 ? XSR_QEMU_DUMP_NONE : kind;
+	/*
+	 * An ELF core with program headers: xc_core has none, and an xsrelf
+	 * image (which may carry QEMU notes) says so after its ELF header.
+	 * Broken notes or loads are the import's to name, so they are not
+	 * looked at here.
+	 */
 	uint8_t h[256];
-	if (kind != XSR_QEMU_DUMP_ELF) {
-		kind = kind < 0 ? XSR_QEMU_DUMP_NONE : kind;
-	} else if (raw_rd(&s, 0, h, s.size < sizeof(h) ? s.size : sizeof(h), "ELF header") < 0 ||
-		   xsr_sniff_layout(h, s.size < sizeof(h) ? s.size : sizeof(h))) {
-		kind = XSR_QEMU_DUMP_NONE; /* an xsrelf image */
-	} else if (parse_elf(&s) < 0 || !s.nqs) {
-		kind = XSR_QEMU_DUMP_NONE;
-	}
-	free(s.hdr);
-	free(s.notes);
-	free(s.nt);
-	free(s.prs);
-	free(s.qs);
-	free(s.pc);
-	free(s.runs);
-	return kind;
+	size_t n = s.size < sizeof(h) ? (size_t)s.size : sizeof(h);
+	Elf64_Ehdr e;
+	if (n < sizeof(e) || raw_rd(&s, 0, h, n, "ELF header") < 0 || xsr_sniff_layout(h, n))
+		return XSR_QEMU_DUMP_NONE;
+	memcpy(&e, h, sizeof(e));
+	/* e_type and e_phnum sit at the same offsets in ELF32 headers: a 32-bit dump is the import's to refuse */
+	return e.e_type == ET_CORE && e.e_phnum ? XSR_QEMU_DUMP_ELF : XSR_QEMU_DUMP_NONE;
 }

@@ -46,7 +46,7 @@
 /* What a file is, as xsr_qemu_dump_detect_fd() tells it. */
 enum xsr_qemu_dump_kind {
 	XSR_QEMU_DUMP_NONE = 0,
-	XSR_QEMU_DUMP_ELF = 1,        /* an ELF core with QEMU's notes */
+	XSR_QEMU_DUMP_ELF = 1,        /* an ELF core with program headers, not an xsrelf image */
 	XSR_QEMU_DUMP_KDUMP = 2,      /* "KDUMP   " at offset 0 */
 	XSR_QEMU_DUMP_KDUMP_FLAT = 3, /* makedumpfile's flattened form of one */
 };
@@ -92,10 +92,11 @@ XSR_API int xsr_qemu_dump_import_mem(const void *buf, size_t len, int out_fd, co
 				     struct xsr_qemu_dump_import_stats *st, char *err, size_t errlen);
 
 /*
- * What the file on @fd is: a kdump by its signature, an ELF core by a
- * "QEMU" note in its PT_NOTE (an xsrelf image, which may carry such notes
- * too, is not one), else XSR_QEMU_DUMP_NONE (also when it cannot be read).
- * Only a sniff, to pick an import: the import checks everything.
+ * What the file on @fd is: a kdump by its signature, an ELF core by
+ * ET_CORE with program headers (Xen's xc_core has none; an xsrelf image,
+ * which may carry QEMU notes too, is not one), else XSR_QEMU_DUMP_NONE
+ * (also when it cannot be read).  Only a sniff, to pick an import: the
+ * import checks everything, QEMU's notes included.
  */
 XSR_API int xsr_qemu_dump_detect_fd(int fd);
 
