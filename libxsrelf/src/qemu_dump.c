@@ -21,6 +21,7 @@
 #include <elf.h>
 #include <errno.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1149,10 +1150,11 @@ int xsr_qemu_dump_detect_fd(int fd)
 	 */
 	uint8_t h[256];
 	size_t n = s.size < sizeof(h) ? (size_t)s.size : sizeof(h);
-	Elf64_Ehdr e;
-	if (n < sizeof(e) || raw_rd(&s, 0, h, n, "ELF header") < 0 || xsr_sniff_layout(h, n))
+	if (n < sizeof(Elf64_Ehdr) || raw_rd(&s, 0, h, n, "ELF header") < 0 || xsr_sniff_layout(h, n))
 		return XSR_QEMU_DUMP_NONE;
-	memcpy(&e, h, sizeof(e));
-	/* e_type and e_phnum sit at the same offsets in ELF32 headers: a 32-bit dump is the import's to refuse */
-	return e.e_type == ET_CORE && e.e_phnum ? XSR_QEMU_DUMP_ELF : XSR_QEMU_DUMP_NONE;
+	/* e_type and e_phnum, little-endian; an ELF32 header has e_phnum at 44: a 32-bit dump is the import's to refuse */
+	uint16_t type = (uint16_t)(h[16] | h[17] << 8);
+	size_t at = h[EI_CLASS] == ELFCLASS32 ? offsetof(Elf32_Ehdr, e_phnum) : offsetof(Elf64_Ehdr, e_phnum);
+	uint16_t phnum = (uint16_t)(h[at] | h[at + 1] << 8);
+	return type == ET_CORE && phnum ? XSR_QEMU_DUMP_ELF : XSR_QEMU_DUMP_NONE;
 }
