@@ -377,6 +377,15 @@ static void vcpu_of(const struct ds *s, uint32_t v, struct xsr_vcpu_state *st)
 	r->cr3 = le64(p + 24);
 	r->cr4 = le64(p + 32);
 	r->valid |= XSR_VCPU_HAVE_SREGS;
+	/*
+	 * A dump carries no EFER.  Paging with PAE and a 64-bit code segment
+	 * (CS.L) is long mode, so LME and LMA are set then (QEMU writes an
+	 * x86-64 dump only when its first vCPU is in long mode); SCE and NXE
+	 * are not known and stay 0.  Without it no page walk of the image
+	 * would start.
+	 */
+	if (r->cr0 & 0x80000000u && r->cr4 & 0x20u && r->cs.attr & 0x200u)
+		r->efer = 0x500;
 	if (le32(d + 4) >= XSR_QEMU_CPUSTATE_SIZE) { /* kernel_gs_base, QEMU 2.8 and later */
 		st->msrs[0] = (struct xsr_msr){.index = 0xc0000102, .value = le64(d + XSR_QEMU_CPUSTATE_V1_MIN)};
 		r->nr_msrs = 1;

@@ -5,8 +5,9 @@
 # dump in every format this QEMU offers (ELF with paging false and true,
 # kdump-zlib, and kdump-lzo / kdump-snappy where built in) and a migration
 # stream.  Each dump's import must verify, hold the stream import's memory
-# page for page, vCPU 0's registers as `info registers` printed them, and
-# open in gdb and readelf.  The flattened kdump is also read rebuilt (as
+# page for page, vCPU 0's registers as `info registers` printed them (EFER's
+# LME and LMA inferred), the guest's counter through vCPU 0's page tables,
+# and open in gdb and readelf.  The flattened kdump is also read rebuilt (as
 # `makedumpfile -R` leaves it) and with its pages stored again raw, with
 # LZO (lzop's) and as snappy (tests/qemu/kdumpconv.py): Debian's QEMU 7.2
 # writes kdump-zlib only.  A VMCOREINFO note (added: the test guest has no
@@ -18,7 +19,7 @@ set -uo pipefail
 . "$(dirname "$0")/../cli/lib.inc"
 HERE=$ROOT/tests/qemu
 GUEST=$ROOT/bin/xsr-guest.elf
-for tool in qemu-system-x86_64 python3; do
+for tool in qemu-system-x86_64 python3 nm; do
 	if ! command -v "$tool" >/dev/null; then
 		echo "SKIPPED: $tool not installed (tests/install-deps.sh installs qemu-system-x86)"
 		summary
@@ -80,6 +81,9 @@ for f in kdump-lzo kdump-snappy; do
 done
 check "xsr import of the migration stream (the reference)" "$XSR" import "$D/stream.bin" "$D/stream.xsr"
 END=4000000 # pc.ram, 64 MiB
+sym() { nm "$GUEST" | awk -v n="$1" '$3 == n { print $1 }'; }
+CVA=0x$(sym guest_counters)
+CPA=$(printf '0x%x' $((0x$(sym guest_counters) - 0x$(sym GUEST_KERNEL_VMA))))
 
 # one NAME FILE WHAT: the checks on one dump's import
 one() {
@@ -94,9 +98,12 @@ one() {
 	check "$w: pc.ram is the stream import's, page by page" python3 "$HERE/elfmem.py" "$D/stream.xsr" "$img" "0-$END"
 	grep 'compared' "$T/last.out" | sed 's/^/     /'
 	"$XSR" info --json --vcpu 0 "$img" >"$D/$n.json" 2>&1
-	check "$w: vCPU 0 is QEMU's info registers (the dump carries no EFER)" \
-		python3 "$HERE/regs.py" "$D/regs.txt" "$D/$n.json" --absent efer
+	check "$w: vCPU 0 is QEMU's info registers (EFER: LME and LMA inferred, the guest sets no more)" \
+		python3 "$HERE/regs.py" "$D/regs.txt" "$D/$n.json"
 	grep 'registers compared' "$T/last.out" | sed 's/^/     /'
+	check "$w: guest_counters[0] (> 0) through vCPU 0's page tables is the one at its physical address" \
+		bash -c "v=\$('$XSR' dump --vaddr $CVA --vcpu 0 --len 8 --force '$img' | od -An -tu8) && [ -n \"\$v\" ] && [ \$v -gt 0 ] &&
+			 [ \"\$v\" = \"\$('$XSR' dump --paddr $CPA --len 8 --force '$img' | od -An -tu8)\" ]"
 	"$XSR" info "$img" >"$D/$n.info" 2>&1
 	check "$w: the producer says dump-guest-memory" grep -q 'hypervisor qemu dump-guest-memory' "$D/$n.info"
 	check "$w: kind core, the header and notes kept (qemu dump: header note x2)" \
