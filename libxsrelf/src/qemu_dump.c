@@ -46,6 +46,7 @@
 #define DUMP_MAX_NOTES_LEN (16u << 20)    /* octets of notes */
 #define DUMP_MAX_NOTES (XSR_MAX_SECTIONS - 64u - XSR_MAX_VCPUS) /* notes kept (one PASSTHRU each) */
 #define DUMP_MAX_CHUNKS (1u << 23)        /* chunks of a flattened kdump */
+#define PRSTATUS_I386_SIZE 144u /* i386 elf_prstatus: 17 four-octet registers at 72 */
 #define DUMP_FLAT_SLACK (UINT64_C(1) << 20) /* a flattened kdump's file may be this much longer than it */
 
 struct chunk {
@@ -102,6 +103,7 @@ struct ds {
 	/* ELF */
 	uint32_t nloads;
 	int paging;
+	int i386; /* the NT_PRSTATUS notes are i386's (QEMU: a guest not in long mode; its ELF says EM_386) */
 	/* kdump */
 	uint32_t hver, status, dump_level;
 	uint64_t max_mapnr, phys_base, bm_off, bm_len, desc_off, excluded;
@@ -276,10 +278,13 @@ static int parse_notes(struct ds *s)
 		s->nt[s->nnt++] = (struct note){p, 12 + nl + dl};
 		const uint8_t *desc = b + p + 12 + nl;
 		if (note_name(b + p, namesz, "CORE") && type == NT_PRSTATUS) {
-			if (descsz != XSR_PRSTATUS_SIZE)
+			int i386 = descsz == PRSTATUS_I386_SIZE;
+			if ((descsz != XSR_PRSTATUS_SIZE && !i386) || (s->nprs && i386 != s->i386))
 				return fail(s, XSR_E_UNSUPPORTED,
-					    "NT_PRSTATUS note at offset 0x%llx: %u octets, not x86-64's elf_prstatus (%u)",
-					    (unsigned long long)at, descsz, XSR_PRSTATUS_SIZE);
+					    "NT_PRSTATUS note at offset 0x%llx: %u octets, neither x86-64's elf_prstatus (%u) nor "
+					    "i386's (%u), or not the size of the first",
+					    (unsigned long long)at, descsz, XSR_PRSTATUS_SIZE, PRSTATUS_I386_SIZE);
+			s->i386 = i386;
 			s->prs[s->nprs++] = desc;
 		} else if (note_name(b + p, namesz, XSR_QEMU_NOTE_NAME) && type == 0) {
 			if (check_qemu_state(s, desc, descsz, at) < 0)
@@ -335,7 +340,22 @@ static void vcpu_of(const struct ds *s, uint32_t v, struct xsr_vcpu_state *st)
 	struct xsr_x86_vcpu *r = &st->r;
 	memset(r, 0, sizeof(*r));
 	r->vcpu_id = v;
-	if (v < s->nprs) {
+	if (v < s->nprs && s->i386) {
+		/* i386 user_regs_struct: ebx ecx edx esi edi ebp eax ds es fs gs orig_eax eip cs eflags esp ss */
+		const uint8_t *g = s->prs[v] + 72;
+		static const int8_t gpr[8] = {[XSR_RAX] = 6, [XSR_RBX] = 0, [XSR_RCX] = 1, [XSR_RDX] = 2,
+					      [XSR_RSI] = 3, [XSR_RDI] = 4, [XSR_RSP] = 15, [XSR_RBP] = 5};
+		for (int i = 0; i < 8; i++)
+			r->gpr[i] = le32(g + 4 * gpr[i]);
+		r->rip = le32(g + 4 * 12);
+		r->rflags = le32(g + 4 * 14);
+		r->ds.selector = (uint16_t)le32(g + 4 * 7);
+		r->es.selector = (uint16_t)le32(g + 4 * 8);
+		r->fs.selector = (uint16_t)le32(g + 4 * 9);
+		r->gs.selector = (uint16_t)le32(g + 4 * 10);
+		r->cs.selector = (uint16_t)le32(g + 4 * 13);
+		r->ss.selector = (uint16_t)le32(g + 4 * 16);
+	} else if (v < s->nprs) {
 		/* user_regs_struct: r15 r14 r13 r12 rbp rbx r11 r10 r9 r8 rax rcx rdx rsi rdi orig_rax rip cs eflags rsp ss fs_base gs_base ds es fs gs */
 		const uint8_t *g = s->prs[v] + XSR_PRSTATUS_REG_OFF;
 		static const int8_t gpr[16] = {[XSR_RAX] = 10, [XSR_RBX] = 5, [XSR_RCX] = 11, [XSR_RDX] = 12, [XSR_RSI] = 13,
@@ -460,8 +480,9 @@ static int parse_elf(struct ds *s)
 	memcpy(&e, eh, sizeof(e));
 	if (e.e_ident[EI_CLASS] != ELFCLASS64 || e.e_ident[EI_DATA] != ELFDATA2LSB)
 		return fail(s, XSR_E_UNSUPPORTED, "ELF header at offset 0x0: not a little-endian ELF64 file (a 32-bit guest's dump?)");
-	if (e.e_type != ET_CORE || e.e_machine != EM_X86_64)
-		return fail(s, XSR_E_UNSUPPORTED, "ELF header at offset 0x0: type %u, machine %u: not an x86-64 core", e.e_type,
+	/* QEMU writes EM_386 in an ELF64 core for a guest not in long mode (its i386 notes say the same) */
+	if (e.e_type != ET_CORE || (e.e_machine != EM_X86_64 && e.e_machine != EM_386))
+		return fail(s, XSR_E_UNSUPPORTED, "ELF header at offset 0x0: type %u, machine %u: not an x86 core", e.e_type,
 			    e.e_machine);
 	if (e.e_phentsize != sizeof(Elf64_Phdr))
 		return fail(s, XSR_E_FORMAT, "ELF header at offset 0x0: e_phentsize %u, not %zu", e.e_phentsize,
@@ -897,21 +918,23 @@ static int write_config(struct ds *s, struct xsr_writer *w)
 	if (s->kind == XSR_QEMU_DUMP_ELF)
 		n = snprintf(c, sizeof(c),
 			     "{\"qemu_dump\": {\"source\": \"dump-guest-memory\", \"format\": \"elf\", \"paging\": %s, "
-			     "\"pt_loads\": %u, \"pages\": %llu, \"runs\": %u, \"vcpus\": %u, \"vcpu_notes\": \"%s\", "
+			     "\"pt_loads\": %u, \"pages\": %llu, \"runs\": %u, \"vcpus\": %u, \"vcpu_notes\": \"%s%s\", "
 			     "\"vmcoreinfo\": %s, \"absent_pages\": \"not in any run\"}}\n",
 			     s->paging ? "true" : "false", s->nloads, (unsigned long long)s->npages, s->nruns,
 			     s->nprs ? s->nprs : s->nqs, s->nprs && s->nqs ? "NT_PRSTATUS and QEMU" : s->nprs ? "NT_PRSTATUS" : "QEMU",
+			     s->i386 ? " (i386: not in long mode)" : "",
 			     s->vmci ? "true" : "false");
 	else
 		n = snprintf(c, sizeof(c),
 			     "{\"qemu_dump\": {\"source\": \"dump-guest-memory\", \"format\": \"%s\", \"flattened\": %s, "
 			     "\"header_version\": %u, \"status\": %u, \"dump_level\": %u, \"phys_base\": %llu, \"max_mapnr\": %llu, "
 			     "\"release\": \"%s\", \"machine\": \"%s\", \"pages\": %llu, \"excluded_pages\": %llu, \"runs\": %u, "
-			     "\"vcpus\": %u, \"vcpu_notes\": \"%s\", \"vmcoreinfo\": %s, \"absent_pages\": \"not in any run\"}}\n",
+			     "\"vcpus\": %u, \"vcpu_notes\": \"%s%s\", \"vmcoreinfo\": %s, \"absent_pages\": \"not in any run\"}}\n",
 			     compress_name(s->status), s->kind == XSR_QEMU_DUMP_KDUMP_FLAT ? "true" : "false", s->hver, s->status,
 			     s->dump_level, (unsigned long long)s->phys_base, (unsigned long long)s->max_mapnr, s->release,
 			     s->machine, (unsigned long long)s->npages, (unsigned long long)s->excluded, s->nruns,
 			     s->nprs ? s->nprs : s->nqs, s->nprs && s->nqs ? "NT_PRSTATUS and QEMU" : s->nprs ? "NT_PRSTATUS" : "QEMU",
+			     s->i386 ? " (i386: not in long mode)" : "",
 			     s->vmci ? "true" : "false");
 	int r = xsr_writer_add(w, XSR_SEC_CONFIG, 0, c, (uint64_t)n);
 	return r < 0 ? wfail(s, w, r, "CONFIG section") : 0;

@@ -4,8 +4,10 @@
  * xsrelf/foreign.h).  `virsh dump --memory-only` writes the same files.
  *
  * Import: one of
- *  - an ELF core (format "elf", paging false or true): x86-64, ET_CORE, a
- *    PT_NOTE and PT_LOADs (PN_XNUM with the count in section 0's sh_info);
+ *  - an ELF core (format "elf", paging false or true): ELF64, ET_CORE,
+ *    EM_X86_64 (or EM_386 with i386 NT_PRSTATUS notes: a guest not in long
+ *    mode), a PT_NOTE and PT_LOADs (PN_XNUM: the count in section 0's
+ *    sh_info);
  *  - a kdump-compressed file (formats "kdump-zlib", "kdump-lzo",
  *    "kdump-snappy"): makedumpfile's "KDUMP   " diskdump layout, either as
  *    it lies on disk or in makedumpfile's flattened form (a "makedumpfile"
