@@ -5,7 +5,7 @@ Built by hand after QEMU's dump/dump.c and makedumpfile's diskdump_mod.h
 (a real dump of the test guest is 64 MiB or 900 KiB; these hold the same
 structure in a few KiB): an ELF core with NT_PRSTATUS, QEMU and VMCOREINFO
 notes and PT_LOADs (one short of p_memsz, two aliasing one page as paging
-true writes them), and a kdump (16 pfns, 4 present: raw, zlib, the shared
+true writes them; one with e_phnum PN_XNUM), and a kdump (16 pfns, 4 present: raw, zlib, the shared
 zero page, zlib; a VMCOREINFO the sub header names), plain and flattened.
 usage: mkseeds.py OUTDIR
 """
@@ -40,20 +40,24 @@ def vcpu_notes():
 VMCI = b'OSRELEASE=6.1.0\nPAGESIZE=4096\n'
 
 
-def elf(paging):
+def elf(paging, xnum=False):
     notes = vcpu_notes() + note('VMCOREINFO', 0, VMCI)
     pages = bytes([0x11]) * P + bytes([0x22]) * 100 + bytes(P - 100) + bytes([0x33]) * P
     loads = [(0, 0, 2 * P), (0x100000, 2 * P, P)] if not paging else \
         [(0xffffffff80000000, 0, 2 * P), (0xffff000000000000, 0, 2 * P), (0x100000, 2 * P, P // 2)]
     phnum = 1 + len(loads)
     noff = 64 + 56 * phnum
+    shoff = 64 + 56 * phnum  # PN_XNUM: section 0 after the program headers, its sh_info the count (QEMU's layout)
+    eh = b'\x7fELF\x02\x01\x01' + bytes(9) + struct.pack('<HHIQQQIHHHHHH', 4, 62, 1, 0, 64, shoff if xnum else 0, 0, 64, 56,
+                                                          0xffff if xnum else phnum, 64 if xnum else 0, 1 if xnum else 0, 0)
+    if xnum:
+        noff += 64
     doff = noff + len(notes)
-    eh = b'\x7fELF\x02\x01\x01' + bytes(9) + struct.pack('<HHIQQQIHHHHHH', 4, 62, 1, 0, 64, 0, 0, 64, 56, phnum, 0, 0, 0)
     ph = struct.pack('<IIQQQQQQ', 4, 0, noff, 0, 0, len(notes), len(notes), 0)
     for i, (va, off, fs) in enumerate(loads):
         pa = 0 if va != 0x100000 else 0x100000
         ph += struct.pack('<IIQQQQQQ', 1, 0, doff + off, va, pa, fs, max(fs, P if i == 2 else fs), 0)
-    return eh + ph + notes + pages
+    return eh + ph + (struct.pack('<IIQQQQIIQQ', 0, 0, 0, 0, 0, 0, 0, phnum, 0, 0) if xnum else b'') + notes + pages
 
 
 def kdump():
@@ -92,5 +96,6 @@ def flatten(d):
 
 open(out + '/elf.dump', 'wb').write(elf(False))
 open(out + '/elf-paging.dump', 'wb').write(elf(True))
+open(out + '/elf-pn-xnum.dump', 'wb').write(elf(False, True))
 open(out + '/kdump.dump', 'wb').write(kdump())
 open(out + '/kdump-flat.dump', 'wb').write(flatten(kdump()))
