@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
- * xsr import: a Xen save file, stream or dump, a QEMU migration stream or
- * a `virsh save` file -> an xsrelf image.  The conversions are the
- * library's (xsrelf/xen.h, xsrelf/qemu.h, xsrelf/libvirt.h), told apart by
- * the input's magic; this is the verb around it:
+ * xsr import: a Xen save file, stream or dump, a QEMU migration stream,
+ * a `virsh save` file or a QEMU dump-guest-memory file (ELF or kdump) -> an
+ * xsrelf image.  The conversions are the library's (xsrelf/xen.h,
+ * xsrelf/qemu.h, xsrelf/libvirt.h, xsrelf/qemu_dump.h), told apart by the
+ * input's content; this is the verb around it:
  * options, the input (a pipe is spooled to a temporary file: the import
  * reads its input twice), the output file, messages and progress.
  */
@@ -17,6 +18,7 @@
 
 #include <xsrelf/libvirt.h>
 #include <xsrelf/qemu.h>
+#include <xsrelf/qemu_dump.h>
 #include <xsrelf/xen.h>
 
 #include "../save/save.h"
@@ -64,12 +66,16 @@ static void usage(FILE *f)
 		   "Read an xl save file, a libxl v2 or libxc v2/v3 migration stream, an\n"
 		   "xl dump-core (xc_core) file, or a QEMU migration stream (version 3, as\n"
 		   "migrate \"exec:cat > FILE\" writes it), or a virsh save file (raw, gzip,\n"
-		   "bzip2, xz or lzop) ('-' = stdin) and write it as an\n"
+		   "bzip2, xz or lzop), or a QEMU dump-guest-memory file (an ELF core,\n"
+		   "paging or not, or kdump-zlib/-lzo/-snappy, flattened or not; also what\n"
+		   "virsh dump --memory-only writes) ('-' = stdin) and write it as an\n"
 		   "xsrelf image: seekable unless --layout stream (or --stream) or OUT is\n"
 		   "'-', a FIFO or a device.  Every record is kept: export gives the Xen\n"
 		   "records back.  QEMU's pc.ram becomes guest-physical memory where the\n"
 		   "machine type puts it (xsr info shows it); --ram-below-4g SIZE says where\n"
-		   "pc.ram stops below 4 GiB instead (QEMU's max-ram-below-4g).  On a\n"
+		   "pc.ram stops below 4 GiB instead (QEMU's max-ram-below-4g).  A dump\n"
+		   "becomes a crash core: its pages by physical address (pages it left out\n"
+		   "are absent), its vCPUs' registers and its VMCOREINFO.  On a\n"
 		   "terminal, progress is shown on stderr.  See docs/xen-compat.md and\n"
 		   "docs/qemu-compat.md.\n"
 		   XSR_COMMON_HELP);
@@ -98,9 +104,11 @@ static int open_input(const char *in, struct stat *sb)
 /*
  * A QEMU migration stream starts with "QEVM", a virsh save file with
  * "LibvirtQemudSave" (or "LibvirtQemudPart", which the library refuses as
- * incomplete); everything else goes to the Xen module, which names its kinds.
+ * incomplete), a dump-guest-memory file with "KDUMP   ", "makedumpfile" or
+ * is an ELF core with QEMU's notes (xsr_qemu_dump_detect_fd); everything
+ * else goes to the Xen module, which names its kinds.
  */
-enum { IN_XEN, IN_QEMU, IN_LIBVIRT };
+enum { IN_XEN, IN_QEMU, IN_LIBVIRT, IN_DUMP };
 static int input_kind(int fd)
 {
 	char m[16];
@@ -109,7 +117,7 @@ static int input_kind(int fd)
 		return IN_QEMU;
 	if (n == (ssize_t)sizeof(m) && (!memcmp(m, XSR_LIBVIRT_SAVE_MAGIC, 16) || !memcmp(m, XSR_LIBVIRT_SAVE_PARTIAL, 16)))
 		return IN_LIBVIRT;
-	return IN_XEN;
+	return xsr_qemu_dump_detect_fd(fd) != XSR_QEMU_DUMP_NONE ? IN_DUMP : IN_XEN;
 }
 
 static void qemu_detail(const struct xsr_qemu_import_stats *qs)
@@ -118,6 +126,19 @@ static void qemu_detail(const struct xsr_qemu_import_stats *qs)
 			     "%llu resent), %u device sections, %u RAM blocks",
 		   cli_esc(qs->machine, sizeof(qs->machine)), qs->nr_vcpus, (unsigned long long)qs->nr_pages,
 		   (unsigned long long)qs->page_entries, (unsigned long long)qs->resent, qs->nr_sections, qs->nr_blocks);
+}
+
+static void dump_detail(const struct xsr_qemu_dump_import_stats *ds)
+{
+	cli_detail("import", "QEMU dump-guest-memory %s%s: %u vCPU(s), %llu pages present in %u run(s) (%llu zero), %u notes%s",
+		   ds->format, ds->paging ? " (paging)" : "", ds->nr_vcpus, (unsigned long long)ds->nr_pages, ds->nr_runs,
+		   (unsigned long long)ds->zero_pages, ds->nr_notes, ds->vmcoreinfo_len ? ", VMCOREINFO" : "");
+	if (ds->kind != XSR_QEMU_DUMP_ELF)
+		cli_detail("import", "kdump header version %u, dump level %u, %llu page(s) excluded; pages raw %llu, zlib %llu, "
+				     "lzo %llu, snappy %llu, zstd %llu; %u flattened chunk(s)",
+			   ds->header_version, ds->dump_level, (unsigned long long)ds->excluded, (unsigned long long)ds->raw,
+			   (unsigned long long)ds->zlib, (unsigned long long)ds->lzo, (unsigned long long)ds->snappy,
+			   (unsigned long long)ds->zstd, ds->nr_chunks);
 }
 
 int cmd_import(int argc, char **argv)
@@ -192,6 +213,12 @@ int cmd_import(int argc, char **argv)
 				   (unsigned long long)ls.stream_size, (unsigned long long)ls.stream_offset);
 			qemu_detail(&ls.qemu);
 		}
+	} else if (kind == IN_DUMP && !below) {
+		struct xsr_qemu_dump_import_opts d = {.cb = cb, .layout = stream ? XSR_LAYOUT_STREAM : 0};
+		struct xsr_qemu_dump_import_stats ds;
+		irc = xsr_qemu_dump_import_fd(fd, out.fd, &d, &ds, err, sizeof(err));
+		if (irc == 0)
+			dump_detail(&ds);
 	} else if (below) {
 		cli_err("import", "%s: --ram-below-4g is for QEMU streams only", in);
 		cli_out_abort(&out);

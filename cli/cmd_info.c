@@ -138,7 +138,7 @@ static const char *xen_origin(uint16_t o)
 {
 	static const char *const n[] = {"?",           "xl header", "libxl header", "libxl",   "libxc header",
 					"libxc",       "xc_core",   "qemu header",  "qemu",    "qemu ram",
-					"libvirt header"};
+					"libvirt header", "qemu dump"};
 	return o < sizeof(n) / sizeof(n[0]) ? n[o] : "?";
 }
 
@@ -160,6 +160,8 @@ static const char *xen_item(const struct scan *s, uint32_t i, char *buf, size_t 
 		return xsr_qemu_section_name(t);
 	if (o == XSR_PT_ORIGIN_QEMU_RAM)
 		return t ? "block" : "setup";
+	if (o == XSR_PT_ORIGIN_QEMU_DUMP)
+		return t ? "note" : "header";
 	return xen_origin(o);
 }
 

@@ -3,7 +3,9 @@
 #
 #  1. Real libvirt (libvirtd in session mode, as the unprivileged user
 #     nobody when run as root; QEMU under TCG): a paused guest gives `info
-#     registers`, `virsh dump --memory-only` (ELF), `virsh dump` (a bare
+#     registers`, `virsh dump --memory-only` (ELF, and kdump-zlib: both
+#     imported as dumps, holding the save's memory and QEMU's registers
+#     of a guest not in long mode), `virsh dump` (a bare
 #     stream) and `virsh save`; the save is restored paused and saved again
 #     with each save_image_format (gzip, bzip2, xz, lzop), so that all five
 #     files hold the same guest.  Each must import, verify, hold the dump's
@@ -101,6 +103,8 @@ EOF
 	V suspend "$DOM" >/dev/null
 	V qemu-monitor-command --hmp "$DOM" 'info registers' >"$T/lv-regs.txt"
 	check "libvirt: virsh dump --memory-only (ELF) of the paused guest" V dump --memory-only "$DOM" "$O/mem.elf"
+	check "libvirt: virsh dump --memory-only --format kdump-zlib of the paused guest" \
+		V dump --memory-only --format kdump-zlib "$DOM" "$O/mem.kdump"
 	check "libvirt: virsh save (raw)" V save "$DOM" "$O/save.raw"
 	check "libvirt: the save file begins with LibvirtQemudSave" bash -c "head -c 16 '$O/save.raw' | grep -q LibvirtQemudSave"
 	check "libvirt: xsr import of the raw virsh save" "$XSR" import "$O/save.raw" "$T/lv-raw.elf"
@@ -110,6 +114,16 @@ EOF
 	"$XSR" info --json --vcpu 0 "$T/lv-raw.elf" >"$T/lv-vcpu.json"
 	check "libvirt: vCPU 0 registers are QEMU's info registers" python3 "$HERE/regs.py" "$T/lv-regs.txt" "$T/lv-vcpu.json"
 	"$XSR" info "$T/lv-raw.elf" >"$T/lv-info.txt"
+	local d
+	for d in mem.elf mem.kdump; do # the dump-guest-memory import (tests/qemu/dumpmem.sh has the rest)
+		check "libvirt: xsr import of virsh dump --memory-only's $d, a crash core that verifies" \
+			bash -c "'$XSR' import '$O/$d' '$T/lv-$d.xsr' && '$XSR' verify '$T/lv-$d.xsr'"
+		check "libvirt: $d's import holds the save's pc.ram, page by page" \
+			python3 "$HERE/elfmem.py" "$T/lv-raw.elf" "$T/lv-$d.xsr" 0-4000000
+		"$XSR" info --json --vcpu 0 "$T/lv-$d.xsr" >"$T/lv-$d.json"
+		check "libvirt: $d's vCPU 0 is QEMU's info registers (a guest in the BIOS: i386 notes, EM_386)" \
+			python3 "$HERE/regs.py" "$T/lv-regs.txt" "$T/lv-$d.json"
+	done
 	check "libvirt: xsr info names the domain, was_running and the compression" \
 		grep -q "\"libvirt\": {\"domain\": \"$DOM\", \"uuid\": \"[0-9a-f-]\{36\}\", \"was_running\": false, \"compression\": \"raw\"" "$T/lv-info.txt"
 	check "libvirt: the header and XML are kept (PASSTHRU origin libvirt header)" grep -q '^  libvirt header:' "$T/lv-info.txt"

@@ -326,7 +326,7 @@ struct xsr_passthru_hdr {
 	uint32_t seq;    /* position among the image's PASSTHRU items */
 };
 _Static_assert(sizeof(struct xsr_passthru_hdr) == 16, "xsr_passthru_hdr");
-/* origin, Xen (docs/xen-compat.md) 1..6, QEMU (docs/qemu-compat.md) 7..9, libvirt 10; 11 and up are free */
+/* origin, Xen (docs/xen-compat.md) 1..6, QEMU (docs/qemu-compat.md) 7..9 and 11, libvirt 10; 12 and up are free */
 #define XSR_PT_ORIGIN_XL_HEADER 1    /* type 0: the xl save-file header and its optional data */
 #define XSR_PT_ORIGIN_LIBXL_HEADER 2 /* type 0: the 16-octet libxl stream header */
 #define XSR_PT_ORIGIN_LIBXL_RECORD 3 /* type = libxl record type, body = record body */
@@ -337,6 +337,7 @@ _Static_assert(sizeof(struct xsr_passthru_hdr) == 16, "xsr_passthru_hdr");
 #define XSR_PT_ORIGIN_QEMU_SECTION 8 /* type = QEMU_VM_* (FULL: a device section to its footer; EOF: EOF + VMDESCRIPTION) */
 #define XSR_PT_ORIGIN_QEMU_RAM 9     /* type 0: the ram section's START and block list; 1: one RAM block's pages */
 #define XSR_PT_ORIGIN_LIBVIRT_HEADER 10 /* type 0: a virsh save file's 92-octet header, then its data_len octets (XML, cookie, padding) */
+#define XSR_PT_ORIGIN_QEMU_DUMP 11  /* dump-guest-memory: type 0 the ELF or kdump headers, type 1 one note (Nhdr, name, desc, padding) */
 /*
  * flags: PAGES marks the placeholder where an export writes every page of
  * the image (libxc: PAGE_DATA records, empty body; xc_core: the .xen_pages
