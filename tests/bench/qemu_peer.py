@@ -156,6 +156,14 @@ def main():
     os.unlink(blob)
 
     t = {k: [] for k in ('qsave', 'xsave', 'qcore', 'xcore', 'qrest', 'xrest')}
+    # xsr's own split (--json): QEMU's stream into the spill file, then the import
+    part = {k: [] for k in ('save_stream', 'save_import', 'core_stream', 'core_import')}
+
+    def split(verb, out):
+        j = json.loads(out)
+        part[verb + '_stream'].append(j['pause_ms'] / 1e3)
+        part[verb + '_import'].append(j['transcode_ms'] / 1e3)
+
     mig = os.path.join(d, 'qemu.mig')
     img = os.path.join(d, 'xsr.elf')
     for i in range(a.rounds):
@@ -170,7 +178,9 @@ def main():
 
         def x_save():
             restop(src)
-            t['xsave'].append(xsr([a.xsr, 'save', 'qemu:' + src, img], env)[0])
+            el, out = xsr([a.xsr, 'save', 'qemu:' + src, img, '--json'], env)
+            t['xsave'].append(el)
+            split('save', out)
 
         def q_core():
             restop(src)
@@ -185,7 +195,9 @@ def main():
         def x_core():
             restop(src)
             out = os.path.join(d, 'xsr.core')
-            t['xcore'].append(xsr([a.xsr, 'core', 'qemu:' + src, out], env)[0])
+            el, js = xsr([a.xsr, 'core', 'qemu:' + src, out, '--json'], env)
+            t['xcore'].append(el)
+            split('core', js)
             os.unlink(out)
 
         def q_rest():
@@ -227,6 +239,13 @@ def main():
                  ' '.join('%.3f' % v for v in t[x]), ' '.join('%.3f' % v for v in t[r])))
         print('\t'.join(['@row', 'QEMU peer, %s: %s (%s)' % (tag, xname, what), '%.4f' % med[x], 's',
                          rname, '%.4f' % med[r], '%.3f' % ratio, 'xsr time / QEMU time', '', '']))
+    for verb in ('save', 'core'):
+        st, im = statistics.median(part[verb + '_stream']), statistics.median(part[verb + '_import'])
+        print('  xsr %s qemu: of which QEMU\'s stream into the spill file %.3f s, the import %.3f s (medians, xsr --json)'
+              % (verb, st, im))
+        print('\t'.join(['@row', 'QEMU peer, %s: the import part of xsr %s qemu: (%s)' % (verb, verb, what),
+                         '%.4f' % im, 's', 'its QEMU-stream part', '%.4f' % st, '%.3f' % (im / st),
+                         'import / stream', '', '']))
     return 0
 
 
