@@ -66,5 +66,5 @@ guest:: ;
 clean:
 	rm -rf build bin lib tests/build
 
-.PHONY: all clean guest test deps bench demo install fuzz check-xen
+.PHONY: all clean guest test deps bench bench-quick demo install fuzz check-xen
 -include tests/tests.mk

@@ -14,8 +14,14 @@ test: deps
 	$(MAKE) all $(UNIT_BIN)
 	tests/run-all.sh
 
+# make bench: every row, the KVM ones in the nested-KVM rig without /dev/kvm
+# (~30 min); make bench-quick: small sizes, no rig (~1-2 min).  Both write
+# bench/results/latest.json and print a Markdown table (tests/bench/table.py).
 bench: all
-	tests/bench/bench.sh
+	python3 tests/bench/table.py --mode full --json bench/results/latest.json -- tests/bench/bench.sh
+
+bench-quick: all
+	BENCH_QUICK=1 python3 tests/bench/table.py --mode quick --json bench/results/latest.json -- tests/bench/bench.sh
 
 demo: deps
 	$(MAKE) all

@@ -4,6 +4,7 @@
 # bytes, and the pause of a save (plain and --live).  Not a test.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
+. tests/bench/lib.inc
 XSR=$PWD/bin/xsr
 if ! [ -w /dev/kvm ]; then echo "SKIPPED: bench-kvm: /dev/kvm not usable"; exit 0; fi
 D=$(mktemp -d /var/tmp/xsr-bench-kvm.XXXXXX)
@@ -21,6 +22,8 @@ for mem in 256M 4G; do
 	pl=$("$XSR" save --live "vm:$D/s$mem" "$D/l$mem.elf" --json | j pause_ms)
 	"$XSR" vm stop "$D/s$mem" >/dev/null
 	echo "save pause, $mem guest: ${p} ms (plain), ${pl} ms (--live)"
+	row "save pause, $mem guest (plain)" "$p" ms
+	row "save pause, $mem guest (--live)" "$pl" ms
 	best=999999
 	for i in 1 2 3; do
 		out=$("$XSR" restore "$D/g$mem.elf" --lazy --control "$D/r$mem$i" --json)
@@ -31,8 +34,10 @@ for mem in 256M 4G; do
 	done
 	eval "lazy_$mem=$best"
 	echo "lazy restore time-to-running, $mem guest: $best ms (best of 3)"
+	row "lazy restore time-to-running, $mem guest (best of 3)" "$best" ms
 done
 echo "lazy time-to-running 4 GiB / 256 MiB: $(ratio "$lazy_4G" "$lazy_256M") (goal: about 1)"
+row "lazy restore time-to-running, 4 GiB against 256 MiB" "$lazy_4G" ms "the same at 256 MiB" "$lazy_256M" "$(ratio "$lazy_4G" "$lazy_256M")" "4 GiB / 256 MiB" "ratio~1" "about 1"
 sync; echo 3 > /proc/sys/vm/drop_caches 2>/dev/null || true
 cat "$D/g4G.elf" > /dev/null
 s=$(date +%s%N); cat "$D/g4G.elf" > /dev/null; e=$(date +%s%N)
@@ -42,3 +47,4 @@ PIDS+=("$(echo "$out" | j pid)")
 full_ms=$(echo "$out" | j elapsed_ms)
 "$XSR" vm stop "$D/full" >/dev/null
 echo "full restore of 4 GiB: ${full_ms} ms; reading the same 4 GiB file (cached): $(printf %.1f "$read_ms") ms -> restore runs at $(ratio "$read_ms" "$full_ms") x read speed"
+row "full restore of a 4 GiB guest" "$full_ms" ms "cat of the same file (cached)" "$(printf %.1f "$read_ms")" "$(ratio "$read_ms" "$full_ms")" "read time / restore time (x read speed)"

@@ -7,6 +7,7 @@
 # dirtier.  Needs KVM; prints SKIPPED otherwise.
 set -uo pipefail
 . "$(dirname "$0")/../migrate/lib.inc"
+. "$(dirname "$0")/lib.inc"
 require_kvm
 MEM=${BENCH_MIG_MEM:-1G}
 RATE=${BENCH_MIG_RATE:-50}
@@ -55,7 +56,13 @@ for c in none lz4 zstd; do
 	raw=$(raw_tcp "$bytes")
 	awk -v b="$bytes" -v m="$memb" -v el="$el" -v raw="$raw" -v c="$c" \
 	    -v r="$(jq .rounds "$j")" -v d="$(jq .downtime_ms "$j")" -v cr="$(jq .compression_ratio "$j")" \
-	    'BEGIN { printf "%-5s rounds %d  total %.1f MiB = %.3f x guest memory  compression %.2f  downtime %.1f ms  migrate %.1f MB/s vs raw TCP %.1f MB/s for the same bytes: ratio %.2f\n", c, r, b/1048576, b/m, cr, d, b/el/1e3, b/raw/1e6, (b/el/1e3)/(b/raw/1e6) }'
+	    -v g="$MEM" -v rate="$RATE" \
+	    'BEGIN { printf "%-5s rounds %d  total %.1f MiB = %.3f x guest memory  compression %.2f  downtime %.1f ms  migrate %.1f MB/s vs raw TCP %.1f MB/s for the same bytes: ratio %.2f\n", c, r, b/1048576, b/m, cr, d, b/el/1e3, b/raw/1e6, (b/el/1e3)/(b/raw/1e6)
+	      w = sprintf("migrate %s guest, dirtier %d MB/s, --compress %s", g, rate, c)
+	      printf "@row\t%s: throughput\t%.2f\tMB/s\traw loopback TCP, same bytes\t%.2f\t%.3f\tmigrate / raw TCP\t\t\n", w, b/el/1e3, b/raw/1e6, (b/el/1e3)/(b/raw/1e6)
+	      printf "@row\t%s: downtime\t%.1f\tms\t\t\t\t\t\t\n", w, d
+	      printf "@row\t%s: bytes sent (%d rounds)\t%.3f\tx guest memory\t\t\t\t\t\t\n", w, r, b/m }'
 	jq -c '[.round[] | {round, pages, bytes, dirtied, ms}]' "$j"
 done
-run postcopy --postcopy --postcopy-rounds 1 && jq -c '{mode:"postcopy",rounds,downtime_ms,postcopy_pages,faults,faults_served,total_bytes,elapsed_ms}' "$TMP/postcopy.json"
+run postcopy --postcopy --postcopy-rounds 1 && jq -c '{mode:"postcopy",rounds,downtime_ms,postcopy_pages,faults,faults_served,total_bytes,elapsed_ms}' "$TMP/postcopy.json" &&
+	row "migrate $MEM guest, dirtier $RATE MB/s, --postcopy: downtime" "$(jq .downtime_ms "$TMP/postcopy.json")" ms
