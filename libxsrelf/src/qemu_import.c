@@ -891,7 +891,8 @@ static const struct findex *findex(struct cpubody *c, uint32_t obj)
 		if (__builtin_mul_overflow(size, n, &span) || __builtin_add_overflow(off, span, &off))
 			wrapped = 1; /* this field still has its place; those after it have none */
 	}
-	qsort(x->e, x->n, sizeof(*x->e), fent_cmp);
+	if (x->n > 1)
+		qsort(x->e, x->n, sizeof(*x->e), fent_cmp);
 	c->nidx++;
 	return x;
 }
