@@ -195,8 +195,24 @@ static int add_item(struct src *s, uint16_t origin, uint16_t flags, uint32_t typ
 	return 0;
 }
 
+static void final_pages(struct src *s);
+
 static int add_occ(struct src *s, uint32_t blk, uint64_t page, uint64_t pos)
 {
+	/*
+	 * A page sent again replaces its copy: when the table is full, drop the
+	 * copies replaced so far before growing it.  The table then holds about
+	 * twice the pages the stream sends, not every entry: a stream of one
+	 * page resent a billion times (9 octets an entry, and a compressor
+	 * packs them into next to nothing: libvirt save files) costs no more
+	 * than one page sent once.  A stream that resends nothing pays a check
+	 * that the table is still in order, which QEMU's one pass keeps it.
+	 */
+	if (s->nocc == s->capocc && s->nocc >= 4096) {
+		final_pages(s);
+		if (s->nocc <= s->capocc / 4 * 3)
+			goto room;
+	}
 	if (s->nocc == s->capocc) {
 		size_t cap = s->capocc ? s->capocc * 2 : 4096;
 		struct occ *n = realloc(s->occ, cap * sizeof(*n));
@@ -205,6 +221,7 @@ static int add_occ(struct src *s, uint32_t blk, uint64_t page, uint64_t pos)
 		s->occ = n;
 		s->capocc = cap;
 	}
+room:
 	s->occ[s->nocc++] = (struct occ){(uint64_t)blk << 40 | page, pos};
 	return 0;
 }
@@ -1089,7 +1106,7 @@ static int cmp_occ(const void *a, const void *b)
 	return (x->pos >> 1) < (y->pos >> 1) ? -1 : (x->pos >> 1) > (y->pos >> 1);
 }
 
-/* Sort by block and page, keep the last copy of each. */
+/* Sort by block and page, keep the last copy of each (s->resent counts the others). */
 static void final_pages(struct src *s)
 {
 	int sorted = 1;
