@@ -206,7 +206,8 @@ static int add_occ(struct src *s, uint32_t blk, uint64_t page, uint64_t pos)
 	 * page resent a billion times (9 octets an entry, and a compressor
 	 * packs them into next to nothing: libvirt save files) costs no more
 	 * than one page sent once.  A stream that resends nothing pays a check
-	 * that the table is still in order, which QEMU's one pass keeps it.
+	 * that the table is still in order (QEMU's one pass keeps it so) each
+	 * time it fills, and a sort when it is not.
 	 */
 	if (s->nocc == s->capocc && s->nocc >= 4096) {
 		final_pages(s);
