@@ -64,6 +64,11 @@ tests/build/sweep: tests/hardening/sweep.c lib/libxsrelf.a
 	@mkdir -p tests/build
 	$(CC) $(CFLAGS_BASE) -o $@ $< lib/libxsrelf.a $(LIB_LIBS) -lpthread
 
+# The QEMU / virsh save sweep program of tests/hardening/qemu-sweep.sh.
+tests/build/qemu-sweep: tests/hardening/qemu_sweep.c lib/libxsrelf.a
+	@mkdir -p tests/build
+	$(CC) $(CFLAGS_BASE) -o $@ $< lib/libxsrelf.a $(LIB_LIBS) -lpthread
+
 # Hostile inputs with recomputed checksums (tests/hardening/hostile.sh, fuzz seeds).
 tests/build/craft: tests/hardening/craft.c tests/fuzz/resum.h lib/libxsrelf.a
 	@mkdir -p tests/build

@@ -37,7 +37,13 @@
 #include "qemu_internal.h"
 
 #define PAGE 4096u
-enum { BATCH = 1024, ZGAP = 32, NIOV = 2 * BATCH + 8, HBUF = BATCH * (8 + 1 + 255 + 1) + 64 };
+/*
+ * HBUF: entry headers of a batch; a batch is flushed when the next entry
+ * and the section ends after it might not fit (room()), so its size only
+ * sets how often.  64 KiB holds 7 000 CONTINUE headers, more than a batch.
+ */
+enum { BATCH = 1024, ZGAP = 32, NIOV = 2 * BATCH + 8, HBUF = 64 * 1024 };
+enum { ENTRY_MAX = 8 + 1 + 255 + 1, ENDS_MAX = 13 + 5 + 13 }; /* a named entry; EOS+footer, END header, EOS+footer */
 
 struct pt {
 	struct xsr_passthru_hdr h;
@@ -147,7 +153,13 @@ static void add_be64(struct exp *e, uint64_t v)
 
 static int room(struct exp *e)
 {
-	return e->niov + 4 <= NIOV && e->hlen + 8 + 1 + 255 + 1 + 16 <= HBUF;
+	/*
+	 * The next entry, and what ram_part adds after the last one without a
+	 * check (sec_end, sec_hdr, sec_end).  With 16 octets for the latter, as
+	 * before, they fit only because a named entry (265 octets) always comes
+	 * right after a flush: reserve them instead of relying on that.
+	 */
+	return e->niov + 4 <= NIOV && e->hlen + ENTRY_MAX + ENDS_MAX <= HBUF;
 }
 
 /*
@@ -291,18 +303,20 @@ static int parse_setup(struct exp *e)
 	e->ram_id = be32(b + off + 1);
 	uint64_t total = be64(b + off + 17) & ~(uint64_t)(PAGE - 1), sum = 0;
 	off += 25;
-	if (!(e->blocks = calloc(QEMU_MAX_BLOCKS, sizeof(*e->blocks)))) {
+	/* as many blocks as the list can hold (10 octets or more each), not QEMU_MAX_BLOCKS of 264 octets */
+	uint32_t cap = (len - off) / 10 + 1 < QEMU_MAX_BLOCKS ? (uint32_t)((len - off) / 10 + 1) : QEMU_MAX_BLOCKS;
+	if (!(e->blocks = calloc(cap, sizeof(*e->blocks)))) {
 		e->code = XSR_E_NOMEM;
 		efail(e, "out of memory");
 		goto out;
 	}
 	while (off < len) {
-		struct blk *k = &e->blocks[e->nblocks];
-		if (e->nblocks >= QEMU_MAX_BLOCKS || b[off] == 0 || len - off < 1u + b[off] + 8u) {
+		if (e->nblocks >= cap || b[off] == 0 || len - off < 1u + b[off] + 8u) {
 			efail(e, "PASSTHRU item 1 (section %u): block list entry %u at octet 0x%llx is cut short, empty or one "
 				 "too many", p->sec, e->nblocks, (unsigned long long)(off - sizeof(p->h)));
 			goto out;
 		}
+		struct blk *k = &e->blocks[e->nblocks];
 		k->nlen = b[off];
 		memcpy(k->name, b + off + 1, k->nlen);
 		k->used = be64(b + off + 1 + k->nlen);
@@ -431,17 +445,17 @@ static int check_order(struct exp *e)
 /* ---------------- pages ---------------- */
 
 /* pc.ram: every page of the image's memory, by pc.ram offset; data pages read a span at a time. */
-static int pcram_pages(struct exp *e, uint8_t *data, struct xsr_index_entry *ix)
+static int pcram_pages(struct exp *e, uint8_t *data, struct xsr_index_entry *ix, uint64_t batch)
 {
 	uint32_t nruns = xsr_image_nruns(e->img), b = (uint32_t)e->pcram;
 	const struct xsr_memrun *runs = xsr_image_runs(e->img);
 	uint64_t done = 0, total = e->blocks[b].used / PAGE;
-	uint8_t *inread = data + (size_t)BATCH * PAGE;
+	uint8_t *inread = data + (size_t)batch * PAGE;
 	if ((e->code = xsr_image_check_index(e->img)) < 0)
 		return efail(e, "page index: %s", xsr_image_error(e->img));
 	for (uint32_t r = 0; r < nruns; r++) {
-		for (uint64_t first = 0; first < runs[r].count; first += BATCH) {
-			uint64_t m = runs[r].count - first < BATCH ? runs[r].count - first : BATCH;
+		for (uint64_t first = 0; first < runs[r].count; first += batch) {
+			uint64_t m = runs[r].count - first < batch ? runs[r].count - first : batch;
 			if (e->cb->progress)
 				e->cb->progress(e->cb->progress_ctx, done, total);
 			if ((e->code = xsr_image_run_index(e->img, r, first, m, ix)) < 0)
@@ -545,8 +559,13 @@ static int block_pages(struct exp *e, uint32_t b, uint32_t *i)
 /* The PART section: every block's pages, in MEM_SIZE order. */
 static int ram_part(struct exp *e)
 {
-	uint8_t *data = malloc((size_t)BATCH * PAGE + BATCH);
-	struct xsr_index_entry *ix = malloc(BATCH * sizeof(*ix));
+	/* pages a batch: BATCH, or fewer when no run of the image has that many (4 MiB for a small image was most of its export) */
+	uint64_t batch = 1;
+	for (uint32_t r = 0; r < xsr_image_nruns(e->img); r++)
+		if (xsr_image_runs(e->img)[r].count > batch)
+			batch = xsr_image_runs(e->img)[r].count < BATCH ? xsr_image_runs(e->img)[r].count : BATCH;
+	uint8_t *data = malloc((size_t)batch * PAGE + (size_t)batch);
+	struct xsr_index_entry *ix = malloc((size_t)batch * sizeof(*ix));
 	int rc = -1;
 	if (!data || !ix) {
 		e->code = XSR_E_NOMEM;
@@ -563,7 +582,7 @@ static int ram_part(struct exp *e)
 				goto out;
 			}
 			i++;
-			if (pcram_pages(e, data, ix) < 0)
+			if (pcram_pages(e, data, ix, batch) < 0)
 				goto out;
 		} else if (block_pages(e, b, &i) < 0) {
 			goto out;

@@ -74,7 +74,7 @@ struct src {
 	uint32_t ram_id;
 	int ram_started, ram_ended;
 	struct block *blocks;
-	uint32_t nblocks;
+	uint32_t nblocks, capblocks;
 	int32_t cur, pcram;
 	struct occ *occ;
 	size_t nocc, capocc;
@@ -141,16 +141,32 @@ static int rd(struct src *s, uint64_t off, void *buf, uint64_t len, const char *
 	return 0;
 }
 
-/* @n (<= WIN) octets at @off through the window: a pointer valid until the next call, or NULL. */
+/*
+ * @n (<= WIN) octets at @off: a pointer valid until the next call, or NULL.
+ * An input in memory is read where it lies (no copy, and a read past the
+ * caller's buffer is the caller's allocation's end, which ASan sees); any
+ * other through a window of at most WIN octets, allocated at first use and
+ * no larger than the input (a per-call 1 MiB buffer was most of the cost
+ * of importing a small stream: fuzz/README.md).
+ */
 static const uint8_t *need(struct src *s, uint64_t off, size_t n, const char *what)
 {
-	if (off >= s->woff && off - s->woff <= s->wlen && s->wlen - (off - s->woff) >= n)
+	if (s->win && off >= s->woff && off - s->woff <= s->wlen && s->wlen - (off - s->woff) >= n)
 		return s->win + (off - s->woff);
 	if (!xsr_in_bounds(off, n, s->size)) {
 		s->code = XSR_E_TRUNCATED;
 		fail(s, "QEMU %s at offset 0x%llx: needs %zu octets but the stream ends at 0x%llx (truncated)", what,
 		     (unsigned long long)off, n, (unsigned long long)s->size);
 		return NULL;
+	}
+	const uint8_t *v = s->in.ops->view(&s->in, s->base + off, n);
+	if (v)
+		return v;
+	if (!s->win) {
+		if (!(s->win = malloc(s->size < WIN ? (size_t)s->size : WIN))) {
+			nomem(s);
+			return NULL;
+		}
 	}
 	size_t len = s->size - off < WIN ? (size_t)(s->size - off) : WIN;
 	if (rd(s, off, s->win, len, what) < 0)
@@ -179,8 +195,25 @@ static int add_item(struct src *s, uint16_t origin, uint16_t flags, uint32_t typ
 	return 0;
 }
 
+static void final_pages(struct src *s);
+
 static int add_occ(struct src *s, uint32_t blk, uint64_t page, uint64_t pos)
 {
+	/*
+	 * A page sent again replaces its copy: when the table is full, drop the
+	 * copies replaced so far before growing it.  The table then holds about
+	 * twice the pages the stream sends, not every entry: a stream of one
+	 * page resent a billion times (9 octets an entry, and a compressor
+	 * packs them into next to nothing: libvirt save files) costs no more
+	 * than one page sent once.  A stream that resends nothing pays a check
+	 * that the table is still in order (QEMU's one pass keeps it so) each
+	 * time it fills, and a sort when it is not.
+	 */
+	if (s->nocc == s->capocc && s->nocc >= 4096) {
+		final_pages(s);
+		if (s->nocc <= s->capocc / 4 * 3)
+			goto room;
+	}
 	if (s->nocc == s->capocc) {
 		size_t cap = s->capocc ? s->capocc * 2 : 4096;
 		struct occ *n = realloc(s->occ, cap * sizeof(*n));
@@ -189,6 +222,7 @@ static int add_occ(struct src *s, uint32_t blk, uint64_t page, uint64_t pos)
 		s->occ = n;
 		s->capocc = cap;
 	}
+room:
 	s->occ[s->nocc++] = (struct occ){(uint64_t)blk << 40 | page, pos};
 	return 0;
 }
@@ -245,12 +279,16 @@ int xsr_qemu_layout(const char *machine, uint64_t ram, uint64_t *below)
 static int find_vmdesc(struct src *s)
 {
 	uint64_t tail = s->size < QEMU_MAX_VMDESC + 6u ? s->size : QEMU_MAX_VMDESC + 6u;
-	uint8_t *t = malloc(tail ? tail : 1);
-	if (!t)
-		return nomem(s);
-	if (rd(s, s->size - tail, t, tail, "stream end") < 0) {
-		free(t);
-		return -1;
+	/* an input in memory is searched where it lies; else the tail is read into a copy */
+	const uint8_t *t = tail ? s->in.ops->view(&s->in, s->base + s->size - tail, (size_t)tail) : NULL;
+	uint8_t *copy = NULL;
+	if (!t) {
+		if (!(t = copy = malloc(tail ? tail : 1)))
+			return nomem(s);
+		if (rd(s, s->size - tail, copy, tail, "stream end") < 0) {
+			free(copy);
+			return -1;
+		}
 	}
 	/*
 	 * The marker is at q: 0x06, be32 length reaching the end, '{', and EOF
@@ -275,19 +313,19 @@ static int find_vmdesc(struct src *s)
 		}
 	}
 	if (!p) {
-		free(t); /* none: the ram sections are read all the same, and the first device section says so */
+		free(copy); /* none: the ram sections are read all the same, and the first device section says so */
 		return 0;
 	}
 	s->vd_off = s->size - tail + p - 1;
 	size_t jlen = (size_t)(tail - p - 4);
 	s->json = malloc(jlen + 1);
 	if (!s->json) {
-		free(t);
+		free(copy);
 		return nomem(s);
 	}
 	memcpy(s->json, t + p + 4, jlen);
 	s->json[jlen] = 0;
-	free(t);
+	free(copy);
 	const char *why;
 	size_t where;
 	if (qj_parse(s->json, jlen, &s->doc, &why, &where) < 0) {
@@ -508,8 +546,14 @@ static int ram_blocks(struct src *s, uint64_t *off, uint64_t total, uint64_t sec
 			s->code = XSR_E_LIMIT;
 			return fail(s, "QEMU ram section at offset 0x%llx: more than %u RAM blocks", (unsigned long long)sec, QEMU_MAX_BLOCKS);
 		}
-		if (!s->blocks && !(s->blocks = calloc(QEMU_MAX_BLOCKS, sizeof(*s->blocks))))
-			return nomem(s);
+		if (s->nblocks == s->capblocks) { /* grown as the list goes: a stream has a handful (264 octets each) */
+			uint32_t cap = s->capblocks ? s->capblocks * 2 : 8;
+			struct block *n = realloc(s->blocks, cap * sizeof(*n));
+			if (!n)
+				return nomem(s);
+			s->blocks = n;
+			s->capblocks = cap;
+		}
 		struct block *b = &s->blocks[s->nblocks];
 		uint64_t at = *off;
 		if (name_at(s, off, b->name, "ram section block name") < 0)
@@ -795,26 +839,26 @@ struct floc {
 	uint32_t node;
 };
 
-/* Field @name (its @idx-th occurrence) of the described state @obj: its place within the state. */
-static int field(const struct qj_doc *d, uint32_t obj, const char *name, unsigned idx, struct floc *l)
-{
-	uint32_t f = qj_get(d, obj, "fields");
-	uint64_t off = 0;
-	if (f == QJ_NONE)
-		return -1;
-	for (uint32_t c = d->n[f].child; c != QJ_NONE; c = d->n[c].next) {
-		uint64_t size = 0, n = 1;
-		qj_uint(d, c, "size", &size);
-		qj_uint(d, c, "array_len", &n);
-		const char *fn = qj_str(d, c, "name");
-		if (fn && !strcmp(fn, name) && idx-- == 0) {
-			*l = (struct floc){off, size, n, c};
-			return 0;
-		}
-		off += size * n;
-	}
-	return -1;
-}
+/*
+ * The fields of one described state by name, sorted (name, then order):
+ * decode_cpu asks for some 150 fields and struct members, and a linear
+ * walk of the JSON for each (three member lookups a field) was a third of
+ * an import of a small stream, and grows with the fields a hostile
+ * description lists.  A field whose offset the sizes before it would carry
+ * past 2^64 is left out (as absent): the description's sizes are checked
+ * only for a device's own fields (desc_len), not inside a "struct".
+ */
+struct fent {
+	const char *name;
+	uint32_t ord;
+	struct floc l;
+};
+struct findex {
+	uint32_t obj;
+	uint32_t n;
+	struct fent *e;
+};
+#define FINDEX_MAX 16 /* states indexed per vCPU: the cpu's own and the structs decode_cpu reads */
 
 struct cpubody {
 	const struct qj_doc *d;
@@ -822,27 +866,100 @@ struct cpubody {
 	const uint8_t *b;
 	uint64_t len;
 	int missing;
+	struct findex idx[FINDEX_MAX];
+	unsigned nidx;
+	int nomem;
 };
+
+static int fent_cmp(const void *a, const void *b)
+{
+	const struct fent *x = a, *y = b;
+	int c = strcmp(x->name, y->name);
+	return c ? c : x->ord < y->ord ? -1 : x->ord > y->ord;
+}
+
+/* The index of state @obj, built at its first use; NULL if FINDEX_MAX are built or out of memory. */
+static const struct findex *findex(struct cpubody *c, uint32_t obj)
+{
+	const struct qj_doc *d = c->d;
+	for (unsigned i = 0; i < c->nidx; i++)
+		if (c->idx[i].obj == obj)
+			return &c->idx[i];
+	if (c->nidx == FINDEX_MAX)
+		return NULL;
+	struct findex *x = &c->idx[c->nidx];
+	*x = (struct findex){obj, 0, NULL};
+	uint32_t f = qj_get(d, obj, "fields"), cnt = 0;
+	if (f != QJ_NONE && d->n[f].type == QJ_ARR)
+		for (uint32_t k = d->n[f].child; k != QJ_NONE; k = d->n[k].next)
+			cnt++;
+	if (cnt && !(x->e = malloc((size_t)cnt * sizeof(*x->e)))) {
+		c->nomem = 1;
+		return NULL;
+	}
+	uint64_t off = 0;
+	int wrapped = 0;
+	for (uint32_t k = cnt ? d->n[f].child : QJ_NONE, ord = 0; k != QJ_NONE; k = d->n[k].next, ord++) {
+		uint64_t size = 0, n = 1, span;
+		qj_uint(d, k, "size", &size);
+		qj_uint(d, k, "array_len", &n);
+		const char *fn = qj_str(d, k, "name");
+		if (fn && !wrapped)
+			x->e[x->n++] = (struct fent){fn, ord, {off, size, n, k}};
+		if (__builtin_mul_overflow(size, n, &span) || __builtin_add_overflow(off, span, &off))
+			wrapped = 1; /* this field still has its place; those after it have none */
+	}
+	if (x->n > 1)
+		qsort(x->e, x->n, sizeof(*x->e), fent_cmp);
+	c->nidx++;
+	return x;
+}
+
+/* Field @name (its first occurrence) of the described state @obj: its place within the state. */
+static int field(struct cpubody *c, uint32_t obj, const char *name, struct floc *l)
+{
+	const struct findex *x = findex(c, obj);
+	if (!x)
+		return -1; /* (more states than FINDEX_MAX: decode_cpu reads fewer; or c->nomem) */
+	size_t lo = 0, hi = x->n;
+	while (lo < hi) { /* the first entry not below @name */
+		size_t m = lo + (hi - lo) / 2;
+		if (strcmp(x->e[m].name, name) < 0)
+			lo = m + 1;
+		else
+			hi = m;
+	}
+	if (lo == x->n || strcmp(x->e[lo].name, name))
+		return -1;
+	*l = x->e[lo].l;
+	return 0;
+}
 
 /* Big-endian integer of @want octets at field @name[@i] (+ @sub of a struct); 0 and missing++ if absent. */
 static uint64_t fv(struct cpubody *c, const char *name, uint64_t i, const char *sub, unsigned want)
 {
 	struct floc l, m;
-	if (field(c->d, c->dev, name, 0, &l) < 0 || i >= l.n) {
+	uint64_t off, size;
+	/* the device's own fields: desc_len bounded their sum by QEMU_MAX_DEV_BODY; the rest is checked here */
+	if (field(c, c->dev, name, &l) < 0 || i >= l.n || __builtin_mul_overflow(i, l.size, &off) ||
+	    __builtin_add_overflow(off, l.off, &off)) {
 		c->missing++;
 		return 0;
 	}
-	uint64_t off = l.off + i * l.size, size = l.size;
+	size = l.size;
 	if (sub) {
 		uint32_t st = qj_get(c->d, l.node, "struct");
-		if (st == QJ_NONE || field(c->d, st, sub, 0, &m) < 0 || m.off + m.size > l.size) {
+		if (st == QJ_NONE || field(c, st, sub, &m) < 0 || m.off > l.size || m.size > l.size - m.off) {
 			c->missing++;
 			return 0;
 		}
-		off += m.off;
+		if (__builtin_add_overflow(off, m.off, &off)) {
+			c->missing++;
+			return 0;
+		}
 		size = m.size;
 	}
-	if (size != want || off + size > c->len) {
+	if (size != want || off > c->len || size > c->len - off) {
 		c->missing++;
 		return 0;
 	}
@@ -869,19 +986,20 @@ static void msr(struct xsr_vcpu_state *st, uint32_t idx, uint64_t val)
 }
 
 /* vCPU state from a `cpu` section's octets (QEMU target/i386/machine.c vmstate_x86_cpu, as described). */
-static int decode_cpu(struct src *s, const struct cpu *cp, const uint8_t *b, struct xsr_vcpu_state *st)
+static int decode_regs(struct src *s, const struct cpu *cp, struct cpubody *cb, struct xsr_vcpu_state *st)
 {
-	struct cpubody c = {&s->doc, cp->desc, b, cp->len, 0};
 	struct xsr_x86_vcpu *r = &st->r;
 	memset(r, 0, sizeof(*r));
 	r->vcpu_id = cp->instance;
 	/* QEMU's order: eax ecx edx ebx esp ebp esi edi r8..r15; ours: rax rbx rcx rdx rsi rdi rsp rbp r8.. */
 	static const uint8_t from[16] = {0, 3, 1, 2, 6, 7, 4, 5, 8, 9, 10, 11, 12, 13, 14, 15};
 	for (int i = 0; i < 16; i++)
-		r->gpr[i] = fv(&c, "env.regs", from[i], NULL, 8);
-	r->rip = fv(&c, "env.eip", 0, NULL, 8);
-	r->rflags = fv(&c, "env.eflags", 0, NULL, 8);
-	if (c.missing) {
+		r->gpr[i] = fv(cb, "env.regs", from[i], NULL, 8);
+	r->rip = fv(cb, "env.eip", 0, NULL, 8);
+	r->rflags = fv(cb, "env.eflags", 0, NULL, 8);
+	if (cb->nomem)
+		return nomem(s);
+	if (cb->missing) {
 		s->code = XSR_E_UNSUPPORTED;
 		return fail(s, "QEMU device section 'cpu' instance %u at offset 0x%llx: its VMDESCRIPTION lacks env.regs, "
 			       "env.eip or env.eflags as 64-bit fields (a 32-bit target?)",
@@ -890,24 +1008,24 @@ static int decode_cpu(struct src *s, const struct cpu *cp, const uint8_t *b, str
 	/* R_ES, R_CS, R_SS, R_DS, R_FS, R_GS */
 	struct xsr_x86_segment *segs[6] = {&r->es, &r->cs, &r->ss, &r->ds, &r->fs, &r->gs};
 	for (int i = 0; i < 6; i++)
-		seg(&c, segs[i], "env.segs", (uint64_t)i);
-	seg(&c, &r->ldt, "env.ldt", 0);
-	seg(&c, &r->tr, "env.tr", 0);
-	r->gdt.base = fv(&c, "env.gdt", 0, "base", 8);
-	r->gdt.limit = (uint32_t)fv(&c, "env.gdt", 0, "limit", 4);
-	r->idt.base = fv(&c, "env.idt", 0, "base", 8);
-	r->idt.limit = (uint32_t)fv(&c, "env.idt", 0, "limit", 4);
-	r->cr0 = fv(&c, "env.cr[0]", 0, NULL, 8);
-	r->cr2 = fv(&c, "env.cr[2]", 0, NULL, 8);
-	r->cr3 = fv(&c, "env.cr[3]", 0, NULL, 8);
-	r->cr4 = fv(&c, "env.cr[4]", 0, NULL, 8);
-	r->efer = fv(&c, "env.efer", 0, NULL, 8);
+		seg(cb, segs[i], "env.segs", (uint64_t)i);
+	seg(cb, &r->ldt, "env.ldt", 0);
+	seg(cb, &r->tr, "env.tr", 0);
+	r->gdt.base = fv(cb, "env.gdt", 0, "base", 8);
+	r->gdt.limit = (uint32_t)fv(cb, "env.gdt", 0, "limit", 4);
+	r->idt.base = fv(cb, "env.idt", 0, "base", 8);
+	r->idt.limit = (uint32_t)fv(cb, "env.idt", 0, "limit", 4);
+	r->cr0 = fv(cb, "env.cr[0]", 0, NULL, 8);
+	r->cr2 = fv(cb, "env.cr[2]", 0, NULL, 8);
+	r->cr3 = fv(cb, "env.cr[3]", 0, NULL, 8);
+	r->cr4 = fv(cb, "env.cr[4]", 0, NULL, 8);
+	r->efer = fv(cb, "env.efer", 0, NULL, 8);
 	for (int i = 0; i < 8; i++)
-		r->dr[i] = i == 4 || i == 5 ? 0 : fv(&c, "env.dr", (uint64_t)i, NULL, 8);
+		r->dr[i] = i == 4 || i == 5 ? 0 : fv(cb, "env.dr", (uint64_t)i, NULL, 8);
 	r->valid |= XSR_VCPU_HAVE_SREGS | XSR_VCPU_HAVE_DEBUG;
-	c.missing = 0; /* fields an older QEMU lacks read as 0; the general registers are required above */
-	r->xcr0 = fv(&c, "env.xcr0", 0, NULL, 8);
-	r->mp_state = (uint32_t)fv(&c, "env.mp_state", 0, NULL, 4);
+	cb->missing = 0; /* fields an older QEMU lacks read as 0; the general registers are required above */
+	r->xcr0 = fv(cb, "env.xcr0", 0, NULL, 8);
+	r->mp_state = (uint32_t)fv(cb, "env.mp_state", 0, NULL, 4);
 	static const struct { uint32_t idx; const char *name; unsigned size; } msrs[] = {
 		{0x174, "env.sysenter_cs", 4}, {0x175, "env.sysenter_esp", 8}, {0x176, "env.sysenter_eip", 8},
 		{0x277, "env.pat", 8}, {0xc0000080, "env.efer", 8}, {0xc0000081, "env.star", 8},
@@ -915,48 +1033,66 @@ static int decode_cpu(struct src *s, const struct cpu *cp, const uint8_t *b, str
 		{0xc0000102, "env.kernelgsbase", 8}, {0xc0000103, "env.tsc_aux", 8},
 	};
 	for (size_t i = 0; i < sizeof(msrs) / sizeof(msrs[0]); i++) {
-		int before = c.missing;
-		uint64_t v = fv(&c, msrs[i].name, 0, NULL, msrs[i].size);
-		if (c.missing == before)
+		int before = cb->missing;
+		uint64_t v = fv(cb, msrs[i].name, 0, NULL, msrs[i].size);
+		if (cb->missing == before)
 			msr(st, msrs[i].idx, v);
 	}
 	if (r->nr_msrs)
 		r->valid |= XSR_VCPU_HAVE_MSRS;
 	/* the legacy FXSAVE image: control, status, abridged tag, MXCSR, x87 and XMM registers */
-	c.missing = 0;
+	cb->missing = 0;
 	uint8_t *fx = r->fxsave;
-	uint16_t fcw = (uint16_t)fv(&c, "env.fpuc", 0, NULL, 2), fsw = (uint16_t)fv(&c, "env.fpus_vmstate", 0, NULL, 2);
-	uint8_t ftw = (uint8_t)fv(&c, "env.fptag_vmstate", 0, NULL, 2);
-	uint32_t mxcsr = (uint32_t)fv(&c, "env.mxcsr", 0, NULL, 4);
+	uint16_t fcw = (uint16_t)fv(cb, "env.fpuc", 0, NULL, 2), fsw = (uint16_t)fv(cb, "env.fpus_vmstate", 0, NULL, 2);
+	uint8_t ftw = (uint8_t)fv(cb, "env.fptag_vmstate", 0, NULL, 2);
+	uint32_t mxcsr = (uint32_t)fv(cb, "env.mxcsr", 0, NULL, 4);
 	memcpy(fx, &fcw, 2);
 	memcpy(fx + 2, &fsw, 2);
 	fx[4] = ftw;
 	memcpy(fx + 24, &mxcsr, 4);
 	for (int i = 0; i < 16; i++) {
-		uint64_t lo = fv(&c, "env.xmm_regs[0]", (uint64_t)i, "_q_ZMMReg[0]", 8);
-		uint64_t hi = fv(&c, "env.xmm_regs[0]", (uint64_t)i, "_q_ZMMReg[1]", 8);
+		uint64_t lo = fv(cb, "env.xmm_regs[0]", (uint64_t)i, "_q_ZMMReg[0]", 8);
+		uint64_t hi = fv(cb, "env.xmm_regs[0]", (uint64_t)i, "_q_ZMMReg[1]", 8);
 		memcpy(fx + 160 + 16 * i, &lo, 8);
 		memcpy(fx + 168 + 16 * i, &hi, 8);
 	}
-	if (!c.missing)
+	if (!cb->missing)
 		r->valid |= XSR_VCPU_HAVE_FPU;
 	return 0;
 }
 
-/* The apic section of vCPU @inst: its base (QEMU hw/intc/apic_common.c "apicbase"), 0 if none. */
-static uint64_t apic_base(struct src *s, uint32_t inst)
+static int decode_cpu(struct src *s, const struct cpu *cp, const uint8_t *b, struct xsr_vcpu_state *st)
 {
+	struct cpubody c = {.d = &s->doc, .dev = cp->desc, .b = b, .len = cp->len};
+	int rc = decode_regs(s, cp, &c, st);
+	if (rc == 0 && c.nomem)
+		rc = nomem(s);
+	for (unsigned i = 0; i < c.nidx; i++)
+		free(c.idx[i].e);
+	return rc;
+}
+
+/*
+ * The apic sections' bases (QEMU hw/intc/apic_common.c "apicbase") of the
+ * vCPUs with instance below @n into @base (UINT64_MAX: none), the first
+ * section of each instance winning; one pass over the items, not one a
+ * vCPU (4096 vCPUs and 60 000 items would be 2^28 reads).
+ */
+static int apic_bases(struct src *s, uint64_t *base, uint32_t n)
+{
+	for (uint32_t k = 0; k < n; k++)
+		base[k] = UINT64_MAX;
 	for (size_t i = 0; i < s->nitems; i++) {
 		const struct item *it = &s->items[i];
-		if (it->origin != XSR_PT_ORIGIN_QEMU_SECTION || it->type != QEMU_VM_SECTION_FULL || it->len < 18)
+		if (it->origin != XSR_PT_ORIGIN_QEMU_SECTION || it->type != QEMU_VM_SECTION_FULL || it->len < 18 + 4)
 			continue;
-		uint8_t h[32];
-		size_t n = it->len < sizeof(h) ? (size_t)it->len : sizeof(h);
-		if (rd(s, it->off, h, n, "apic section") < 0)
-			return 0;
-		if (h[5] != 4 || memcmp(h + 6, "apic", 4) || 18 + 4 > n || be32(h + 10) != inst)
+		uint8_t h[22];
+		if (rd(s, it->off, h, sizeof(h), "apic section") < 0)
+			return -1;
+		uint32_t inst = be32(h + 10);
+		if (h[5] != 4 || memcmp(h + 6, "apic", 4) || inst >= n || base[inst] != UINT64_MAX)
 			continue;
-		return be32(h + 18); /* the first field, uint32 apicbase, after the 18-octet header */
+		base[inst] = be32(h + 18); /* the first field, uint32 apicbase, after the 18-octet header */
 	}
 	return 0;
 }
@@ -971,7 +1107,7 @@ static int cmp_occ(const void *a, const void *b)
 	return (x->pos >> 1) < (y->pos >> 1) ? -1 : (x->pos >> 1) > (y->pos >> 1);
 }
 
-/* Sort by block and page, keep the last copy of each. */
+/* Sort by block and page, keep the last copy of each (s->resent counts the others). */
 static void final_pages(struct src *s)
 {
 	int sorted = 1;
@@ -1169,11 +1305,21 @@ static int write_config(struct src *s, struct xsr_writer *w)
 
 static int write_vcpus(struct src *s, struct xsr_writer *w)
 {
+	uint32_t ninst = 0;
+	for (uint32_t i = 0; i < s->ncpus; i++)
+		if (s->cpus[i].instance >= ninst)
+			ninst = s->cpus[i].instance + 1; /* below XSR_MAX_VCPUS (full_section) */
 	struct xsr_vcpu_state *st = malloc(sizeof(*st));
+	uint64_t *apic = malloc((ninst ? ninst : 1) * sizeof(*apic));
 	uint8_t *b = NULL;
 	int rc = -1;
-	if (!st)
+	if (!st || !apic) {
+		free(st);
+		free(apic);
 		return nomem(s);
+	}
+	if (apic_bases(s, apic, ninst) < 0)
+		goto out;
 	for (uint32_t i = 0; i < s->ncpus; i++) {
 		const struct cpu *cp = &s->cpus[i];
 		if (cp->len > QEMU_MAX_CPU_BODY) {
@@ -1189,7 +1335,7 @@ static int write_vcpus(struct src *s, struct xsr_writer *w)
 		}
 		if (rd(s, cp->body, b, cp->len, "cpu section") < 0 || decode_cpu(s, cp, b, st) < 0)
 			goto out;
-		st->r.apic_base = apic_base(s, cp->instance);
+		st->r.apic_base = apic[cp->instance] == UINT64_MAX ? 0 : apic[cp->instance];
 		int r = xsr_writer_set_vcpu(w, st);
 		if (r < 0) {
 			wfail(s, w, r, "vCPU");
@@ -1199,6 +1345,7 @@ static int write_vcpus(struct src *s, struct xsr_writer *w)
 	rc = 0;
 out:
 	free(b);
+	free(apic);
 	free(st);
 	return rc;
 }
@@ -1212,8 +1359,13 @@ static int write_pages(struct src *s, struct xsr_writer *w, const struct xsr_qem
 	const void *ptrs[B];
 	size_t i, hi;
 	block_range(s, (uint32_t)s->pcram, &i, &hi);
-	uint8_t *buf = malloc(wlen);
-	if (!buf)
+	/*
+	 * An input in memory is passed to the writer where it lies; any other is
+	 * read a window at a time, the window no larger than the input.
+	 */
+	const uint8_t *all = s->in.ops->view(&s->in, s->base, (size_t)s->size);
+	uint8_t *buf = NULL;
+	if (!all && !(buf = malloc(s->size < wlen ? (size_t)s->size : wlen)))
 		return nomem(s);
 	for (uint64_t pg = 0; pg < npages;) {
 		uint32_t n = 0;
@@ -1223,7 +1375,9 @@ static int write_pages(struct src *s, struct xsr_writer *w, const struct xsr_qem
 			int sent = i < hi && (s->occ[i].key & mask) == pg;
 			if (sent && !(s->occ[i].pos & ZERO_BIT)) {
 				uint64_t at = s->occ[i].pos >> 1;
-				if (!len) {
+				if (all) {
+					ptr = all + at; /* parse() checked that its 4096 octets are in the input */
+				} else if (!len) {
 					base = at;
 					len = s->size - base < wlen ? s->size - base : wlen;
 					if (rd(s, base, buf, len, "page data") < 0) {
@@ -1233,7 +1387,8 @@ static int write_pages(struct src *s, struct xsr_writer *w, const struct xsr_qem
 				} else if (at < base || at - base > len - PAGE) {
 					break; /* outside this window: the next batch starts with it */
 				}
-				ptr = buf + (at - base);
+				if (!all)
+					ptr = buf + (at - base);
 			}
 			i += (size_t)sent;
 			pfns[n] = pg < below ? pg : (UINT64_C(1) << 20) + (pg - below);
@@ -1312,9 +1467,6 @@ static int import_src(struct src *s, int out_fd, const struct xsr_qemu_import_op
 	if (o->layout != 0 && o->layout != XSR_LAYOUT_SEEKABLE && o->layout != XSR_LAYOUT_STREAM) {
 		xsr_fmt(err, errlen, "layout %d: need 0, XSR_LAYOUT_SEEKABLE or XSR_LAYOUT_STREAM", o->layout);
 		rc = XSR_E_INVAL;
-	} else if (!(s->win = malloc(WIN))) {
-		xsr_fmt(err, errlen, "out of memory");
-		rc = XSR_E_NOMEM;
 	} else if (parse(s) < 0 || write_image(s, out_fd, o) < 0) {
 		xsr_fmt(err, errlen, "%s", s->err);
 		rc = s->code < 0 ? s->code : XSR_E_FORMAT;

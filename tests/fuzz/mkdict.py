@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-# Writes the libFuzzer dictionaries (tests/fuzz/xsrelf.dict, tests/fuzz/xen-import/dict):
+# Writes the libFuzzer dictionaries (tests/fuzz/xsrelf.dict, tests/fuzz/xen-import/dict,
+# tests/fuzz/libvirt-import/dict):
 # record and section types as they lie on disk, the magics, and the lengths
 # and counts where the limits and the arithmetic live.  Why: see
 # tests/fuzz/README.md.  Rerun after adding a type; the output is committed.
@@ -45,3 +46,18 @@ xen += ['xc_rt_optional=%s' % e(0x80000000, 4), 'xc_marker=%s' % e(2**64 - 1, 8)
         'sec_prstatus=%s' % b(b'.xen_prstatus'), 'sec_note=%s' % b(b'.note.Xen'),
         'rec_len_max=%s' % e(128 << 20, 4), 'u32_max=%s' % e(2**32 - 1, 4), 'u64_wrap=%s' % e(2**64 - 8, 8)]
 open('tests/fuzz/xen-import/dict', 'w').write('\n'.join(xen) + '\n')
+
+# libvirt save files (tests/fuzz/libvirt-import): the header's magics and fields, the four
+# compressors' magics, and the QEMU stream's tokens (qemu-import/dict) for the raw payload.
+lv = ['# libvirt save header, compressor magics and the QEMU stream tokens, written by tests/fuzz/mkdict.py',
+      'lv_magic=%s' % b(b'LibvirtQemudSave'), 'lv_partial=%s' % b(b'LibvirtQemudPart')]
+for v in range(0, 8):
+    lv.append('lv_u32_%d=%s' % (v, e(v, 4)))
+lv += ['lv_u32_max=%s' % e(2**32 - 1, 4), 'lv_data_max=%s' % e(16 << 20, 4), 'lv_data_max1=%s' % e((16 << 20) + 1, 4),
+       'lv_be_version2=%s' % b(b'\0\0\0\2'), 'xml_name=%s' % b(b'<name>'), 'xml_uuid=%s' % b(b'<uuid>'),
+       'gz_magic=%s' % b(b'\x1f\x8b\x08'), 'bz_magic=%s' % b(b'BZh9'), 'bz_block=%s' % b(b'\x31\x41\x59\x26\x53\x59'),
+       'bz_eos=%s' % b(b'\x17\x72\x45\x38\x50\x90'), 'xz_magic=%s' % b(b'\xfd7zXZ\0'), 'xz_footer=%s' % b(b'YZ'),
+       'lzop_magic=%s' % b(b'\x89LZO\0\r\n\x1a\n'), 'lzop_version=%s' % b(b'\x10\x40'),
+       'lzop_block_max=%s' % b((64 << 20).to_bytes(4, 'big')), 'lzop_block_max1=%s' % b(((64 << 20) + 1).to_bytes(4, 'big'))]
+lv += [l for l in open('tests/fuzz/qemu-import/dict').read().splitlines() if l and not l.startswith('#')]
+open('tests/fuzz/libvirt-import/dict', 'w').write('\n'.join(lv) + '\n')

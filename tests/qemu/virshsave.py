@@ -5,7 +5,9 @@ usage: virshsave.py STREAM OUT raw|gzip|bzip2|xz|lzop [key=value ...]
   keys: magic=TEXT (16 octets), version=N, data_len=N, was_running=N,
         compressed=N (overrides the number written), name=TEXT, swap=1
         (data_len= changes the header's number, not the octets written)
-        (big-endian header), cut=N (keep the first N octets)
+        (big-endian header), cut=N (keep the first N octets),
+        pad=N (zeros after the XML and cookie: 65536 as libvirt, fewer
+        for small fuzz seeds)
 
 The layout is libvirt's src/qemu/qemu_saveimage.[ch] (virQEMUSaveHeader and
 virQEMUSaveDataWrite): "LibvirtQemudSave", then u32 version (2), data_len,
@@ -26,7 +28,8 @@ name = kv.get('name', 'xsr-test-' + comp)
 xml = ("<domain type='qemu'>\n  <name>%s</name>\n  <uuid>6f1c2a4e-0d7b-4c1e-9a55-%012x</uuid>\n"
        "  <memory unit='KiB'>65536</memory>\n</domain>\n" % (name, codes[comp])).encode() + b'\0'
 cookie = b"<cookie>\n  <cpu mode='custom'/>\n</cookie>\n\0"
-data_len = int(kv.get('data_len', len(xml) + len(cookie) + 65536))
+pad = int(kv.get('pad', 65536))
+data_len = int(kv.get('data_len', len(xml) + len(cookie) + pad))
 fields = [int(kv.get('version', 2)), data_len, int(kv.get('was_running', 1)),
           int(kv.get('compressed', codes[comp])), len(xml)] + [0] * 14
 hdr = kv.get('magic', 'LibvirtQemudSave').encode() + struct.pack(('>' if kv.get('swap') else '<') + '19I', *fields)
@@ -34,7 +37,7 @@ assert len(hdr) == 92
 body = open(stream, 'rb').read()
 if comp != 'raw':
     body = subprocess.run([comp, '-c'], input=body, stdout=subprocess.PIPE, check=True).stdout
-data = xml + cookie + b'\0' * 65536  # what is written; a data_len= key changes the header only
+data = xml + cookie + b'\0' * pad  # what is written; a data_len= key changes the header only
 blob = hdr + data + body
 if 'cut' in kv:
     blob = blob[:int(kv['cut'])]

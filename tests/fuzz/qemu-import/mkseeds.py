@@ -7,7 +7,12 @@ hundred octets): header and CONFIGURATION, a ram START with a MEM_SIZE
 list (pc.ram of 4 pages, pc.bios of 1), PAGE / ZERO / CONTINUE entries,
 a resent page, PART and END sections with footers, a device section with
 a subsection, two cpu sections, EOF and the VMDESCRIPTION.
-usage: mkseeds.py OUTDIR
+With REGRESSDIR, also the inputs replayed but not mutated (README.md):
+regress-struct-offset-wrap.qemu, a cpu whose env.segs struct lists a
+member of 4 x (2^62 - 1) octets before `flags`, so that flags' offset
+wraps to -4: the import read 4 octets before the cpu state (UBSan
+"addition of unsigned offset overflowed", a heap overread without it).
+usage: mkseeds.py OUTDIR [REGRESSDIR]
 """
 import json
 import struct
@@ -19,7 +24,7 @@ be64 = lambda v: struct.pack('>Q', v)
 name = lambda s: bytes([len(s)]) + s.encode()
 
 
-def stream(machine='pc-i440fx-7.2', ncpu=2, footers=True, q35=False):
+def stream(machine='pc-i440fx-7.2', ncpu=2, footers=True, q35=False, wrap=False):
     foot = lambda i: (b'\x7e' + be32(i)) if footers else b''
     s = b'QEVM' + be32(3)
     s += b'\x07' + be32(len(machine)) + machine.encode()
@@ -46,18 +51,22 @@ def stream(machine='pc-i440fx-7.2', ncpu=2, footers=True, q35=False):
                                   'fields': [{'name': 'c', 'type': 'uint32', 'size': 4}]}]})
     segf = [{'name': 'selector', 'type': 'uint32', 'size': 4}, {'name': 'base', 'type': 'uint64', 'size': 8},
             {'name': 'limit', 'type': 'uint32', 'size': 4}, {'name': 'flags', 'type': 'uint32', 'size': 4}]
+    if wrap:  # flags at offset 4 * (2^62 - 1) = -4 (mod 2^64) of each segment; env.segs first in the state
+        segf = [{'name': 'x', 'type': 'uint64', 'size': 2**62 - 1, 'array_len': 4}] + segf[3:] + segf[:3]
     for c in range(ncpu):
         regs = b''.join(be64(0x1000 * c + i) for i in range(16))
-        body = regs + be64(0xfff0 + c) + be64(0x2) + b''.join(be32(0x10) + be64(0) + be32(0xffff) + be32(0x9300)
-                                                           for _ in range(6))
+        segs = b''.join(be32(0x10) + be64(0) + be32(0xffff) + be32(0x9300) for _ in range(6))
+        body = (segs + regs + be64(0xfff0 + c) + be64(0x2)) if wrap else (regs + be64(0xfff0 + c) + be64(0x2) + segs)
         body += be64(0x60000011) + be64(0x1000)
         s += b'\x04' + be32(4 + c) + name('cpu') + be32(c) + be32(12) + body + foot(4 + c)
-        devs.append({'name': 'cpu', 'instance_id': c, 'vmsd_name': 'cpu', 'version': 12, 'fields': [
-            {'name': 'env.regs', 'array_len': 16, 'type': 'uint64', 'size': 8},
-            {'name': 'env.eip', 'type': 'uint64', 'size': 8}, {'name': 'env.eflags', 'type': 'uint64', 'size': 8},
-            {'name': 'env.segs', 'array_len': 6, 'type': 'struct', 'struct': {'vmsd_name': 'segment', 'version': 1,
-                                                                              'fields': segf}, 'size': 20},
-            {'name': 'env.cr[0]', 'type': 'uint64', 'size': 8}, {'name': 'env.cr[3]', 'type': 'uint64', 'size': 8}]})
+        fields = [{'name': 'env.regs', 'array_len': 16, 'type': 'uint64', 'size': 8},
+                  {'name': 'env.eip', 'type': 'uint64', 'size': 8}, {'name': 'env.eflags', 'type': 'uint64', 'size': 8},
+                  {'name': 'env.segs', 'array_len': 6, 'type': 'struct',
+                   'struct': {'vmsd_name': 'segment', 'version': 1, 'fields': segf}, 'size': 20}]
+        if wrap:
+            fields = fields[3:] + fields[:3]
+        fields += [{'name': 'env.cr[0]', 'type': 'uint64', 'size': 8}, {'name': 'env.cr[3]', 'type': 'uint64', 'size': 8}]
+        devs.append({'name': 'cpu', 'instance_id': c, 'vmsd_name': 'cpu', 'version': 12, 'fields': fields})
     js = json.dumps({'page_size': 4096, 'devices': devs}).encode()
     return s + b'\x00' + b'\x06' + be32(len(js)) + js
 
@@ -76,3 +85,5 @@ x[x.index(b'\x08\x06pc.ram')] |= 0x40
 seeds['xbzrle.qemu'] = bytes(x)
 for n, d in seeds.items():
     open(out + '/' + n, 'wb').write(d)
+if len(sys.argv) > 2:
+    open(sys.argv[2] + '/regress-struct-offset-wrap.qemu', 'wb').write(stream(ncpu=1, wrap=True))
