@@ -16,6 +16,7 @@
 
 #include <inttypes.h>
 
+#include <xsrelf/libvirt.h>
 #include <xsrelf/qemu.h>
 #include <xsrelf/reader.h>
 #include <xsrelf/xen.h>
@@ -25,14 +26,16 @@
 
 static void usage(FILE *f)
 {
-	fprintf(f, "usage: xsr export [--format xl|libxc|xc-core|qemu] [--foreign refuse|drop|keep] [--json] IMAGE OUT\n\n"
+	fprintf(f, "usage: xsr export [--format xl|libxc|xc-core|qemu|virsh] [--foreign refuse|drop|keep] [--json] IMAGE OUT\n\n"
 		   "Write an image of a Xen guest back in a Xen format, or of a QEMU guest\n"
 		   "back to a QEMU migration stream:\n"
 		   "  xl       (default) an xl save file, what `xl restore` reads\n"
 		   "  libxc    a bare libxc migration stream\n"
 		   "  xc-core  an `xl dump-core` file, what crash reads with the guest's vmlinux\n"
 		   "  qemu     a QEMU migration stream v3, what `qemu-system-x86_64 -incoming`\n"
-		   "           restores (the same -machine and -m as the source)\n\n"
+		   "           restores (the same -machine and -m as the source)\n"
+		   "  virsh    a `virsh save` file, what `virsh restore` reads: the imported\n"
+		   "           file's header and domain XML, then the qemu stream, raw\n\n"
 		   "xl and libxc need an image imported from an xl save or a libxc stream:\n"
 		   "records are replayed as they came; the final pages become PAGE_DATA\n"
 		   "records.  Records Xen 4.17 cannot read (never-merged proposals such as\n"
@@ -47,7 +50,8 @@ static void usage(FILE *f)
 		   "device sections, the RAM blocks other than pc.ram and the stream header\n"
 		   "are written as they came, pc.ram from the image's memory (changes made to\n"
 		   "it since the import included), in the canonical form of\n"
-		   "docs/qemu-compat.md.\n\n"
+		   "docs/qemu-compat.md.  virsh needs an image imported from a virsh save\n"
+		   "file (its header and domain XML travel in the image).\n\n"
 		   "--json prints what was written as one JSON object on stdout.\n"
 		   "On a terminal, progress is shown on stderr (not with --quiet or --json).\n"
 		   XSR_COMMON_HELP);
@@ -70,7 +74,7 @@ static int parse_opts(int argc, char **argv, struct xsr_xen_export_opts *o, int 
 	while ((c = getopt_long(argc, argv, "h" XSR_COMMON_SHORT, opts, NULL)) != -1) {
 		switch (c) {
 		case 'f':
-			*qemu = !strcmp(optarg, "qemu");
+			*qemu = !strcmp(optarg, "qemu") ? 1 : !strcmp(optarg, "virsh") ? 2 : 0;
 			if (*qemu)
 				;
 			else if (!strcmp(optarg, "xl"))
@@ -80,7 +84,7 @@ static int parse_opts(int argc, char **argv, struct xsr_xen_export_opts *o, int 
 			else if (!strcmp(optarg, "xc-core"))
 				o->format = XSR_XEN_FORMAT_XC_CORE;
 			else {
-				cli_err("export", "--format %s: need xl, libxc, xc-core or qemu", optarg);
+				cli_err("export", "--format %s: need xl, libxc, xc-core, qemu or virsh", optarg);
 				goto usage_err;
 			}
 			break;
@@ -117,7 +121,7 @@ static int parse_opts(int argc, char **argv, struct xsr_xen_export_opts *o, int 
 	}
 	if ((o->format == XSR_XEN_FORMAT_XC_CORE || *qemu) && foreign_set) {
 		cli_err("export", "--foreign is about libxc records; it does not apply to --format %s",
-			*qemu ? "qemu" : "xc-core");
+			*qemu == 2 ? "virsh" : *qemu ? "qemu" : "xc-core");
 		goto usage_err;
 	}
 	return 1;
@@ -181,7 +185,8 @@ int cmd_export(int argc, char **argv)
 		both = NULL;
 	o.name = both ? both : in;
 	cli_detail("export", "%s -> %s as %s", in, outp,
-		   qemu					? "a QEMU migration stream"
+		   qemu == 2				? "a virsh save file"
+		   : qemu				? "a QEMU migration stream"
 		   : o.format == XSR_XEN_FORMAT_XC_CORE ? "an xc_core file"
 		   : o.format == XSR_XEN_FORMAT_XL    ? "an xl save"
 						      : "a libxc stream");
@@ -189,7 +194,13 @@ int cmd_export(int argc, char **argv)
 	struct xsr_xen_export_stats xst;
 	struct xsr_qemu_export_stats qst;
 	int xrc;
-	if (qemu) {
+	struct xsr_libvirt_export_stats lst;
+	if (qemu == 2) {
+		struct xsr_qemu_export_opts qo = {.cb = o.cb};
+		xrc = xsr_libvirt_export(img, out.fd, &qo, &lst, err, sizeof(err));
+		qst = lst.qemu;
+		qst.bytes = lst.bytes;
+	} else if (qemu) {
 		struct xsr_qemu_export_opts qo = {.cb = o.cb};
 		xrc = xsr_qemu_export(img, out.fd, &qo, &qst, err, sizeof(err));
 	} else {
@@ -211,9 +222,9 @@ int cmd_export(int argc, char **argv)
 		/* OUT on stdout: the JSON goes to stderr, as xsr save does */
 		FILE *jf = !strcmp(outp, "-") ? stderr : stdout;
 		if (qemu)
-			fprintf(jf, "{\"format\":\"qemu\",\"bytes\":%s,\"pages\":%s,\"page_entries\":%s,"
+			fprintf(jf, "{\"format\":\"%s\",\"bytes\":%s,\"pages\":%s,\"page_entries\":%s,"
 				    "\"zero_entries\":%s,\"blocks\":%" PRIu32 ",\"sections\":%" PRIu32 ",\"elapsed_ms\":%.3f}\n",
-				cli_jdec(qst.bytes), cli_jdec(qst.nr_pages), cli_jdec(qst.page_entries),
+				qemu == 2 ? "virsh" : "qemu", cli_jdec(qst.bytes), cli_jdec(qst.nr_pages), cli_jdec(qst.page_entries),
 				cli_jdec(qst.zero_entries), qst.nr_blocks, qst.nr_sections, ms);
 		else
 			fprintf(jf, "{\"format\":\"%s\",\"bytes\":%s,\"dropped\":%" PRIu32 ",\"elapsed_ms\":%.3f}\n",

@@ -22,10 +22,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <unistd.h>
 #include <zlib.h>
 
 #include <xsrelf/libvirt.h>
+#include <xsrelf/reader.h>
 
 #include "internal.h"
 #include "qemu_internal.h"
@@ -711,4 +713,72 @@ int xsr_libvirt_import_mem(const void *buf, size_t len, int out_fd, const struct
 	xsr_source_mem(&v.in, buf, len);
 	v.size = len;
 	return import_lv(&v, out_fd, o, st, err, errlen);
+}
+
+/* ---------------- export: an image imported from a virsh save file, back to one ---------------- */
+
+int xsr_libvirt_export(struct xsr_image *img, int out_fd, const struct xsr_qemu_export_opts *o,
+		       struct xsr_libvirt_export_stats *st, char *err, size_t errlen)
+{
+	struct xsr_libvirt_export_stats none;
+	if (!st)
+		st = &none;
+	memset(st, 0, sizeof(*st));
+	uint32_t ns = xsr_image_nsections(img);
+	for (uint32_t i = 0; i < ns; i++) {
+		struct xsr_section_info si;
+		if (xsr_image_section(img, i, &si) < 0 || si.code != XSR_SEC_PASSTHRU)
+			continue;
+		uint8_t *b;
+		uint64_t len;
+		int rc = xsr_image_read_section(img, i, (void **)&b, &len);
+		if (rc < 0) {
+			xsr_fmt(err, errlen, "section %u: %s", i, xsr_image_error(img));
+			return rc;
+		}
+		struct xsr_passthru_hdr h = {0};
+		if (len >= sizeof(h))
+			memcpy(&h, b, sizeof(h));
+		if (len < sizeof(h) || h.origin != XSR_PT_ORIGIN_LIBVIRT_HEADER) {
+			free(b);
+			continue;
+		}
+		/* The item as the import made it: the header and its data_len octets, verbatim. */
+		const uint8_t *hd = b + sizeof(h);
+		uint64_t n = len - sizeof(h);
+		uint32_t ver = le32(hd + 16), dlen = le32(hd + 20);
+		if (ver > 2) /* the header of a big-endian host, as the import took it */
+			ver = bswap(ver), dlen = bswap(dlen);
+		if (h.type != 0 || h.length != n || n < XSR_LIBVIRT_SAVE_HDR || memcmp(hd, XSR_LIBVIRT_SAVE_MAGIC, 16) ||
+		    ver < 1 || ver > 2 || dlen != n - XSR_LIBVIRT_SAVE_HDR) {
+			free(b);
+			xsr_fmt(err, errlen, "PASSTHRU section %u at offset 0x%llx: not a libvirt save header as the import "
+					     "keeps it (%llu octets, type %u)",
+				i, (unsigned long long)si.offset, (unsigned long long)n, h.type);
+			return XSR_E_FORMAT;
+		}
+		/*
+		 * The stream goes out raw: compressed = 0 (zero in either byte
+		 * order), which libvirt restores as it is; recompress with the
+		 * program if you must (libvirt pipes it through the same programs).
+		 */
+		uint8_t hdr[XSR_LIBVIRT_SAVE_HDR];
+		memcpy(hdr, hd, sizeof(hdr));
+		memset(hdr + 28, 0, 4);
+		struct iovec v[2] = {{hdr, sizeof(hdr)}, {(void *)(hd + sizeof(hdr)), dlen}};
+		rc = xsr_io_writev(out_fd, v, 2);
+		free(b);
+		if (rc < 0) {
+			xsr_fmt(err, errlen, "writing the libvirt save header: %s", strerror(-rc));
+			return XSR_E_IO;
+		}
+		st->data_len = dlen;
+		rc = xsr_qemu_export(img, out_fd, o, &st->qemu, err, errlen);
+		st->bytes = XSR_LIBVIRT_SAVE_HDR + (uint64_t)dlen + st->qemu.bytes;
+		return rc;
+	}
+	xsr_fmt(err, errlen, "no libvirt save header in this image (PASSTHRU origin %u): it was not imported from a "
+			     "`virsh save` file, and libvirt needs its domain XML (--format qemu writes the stream alone)",
+		XSR_PT_ORIGIN_LIBVIRT_HEADER);
+	return XSR_E_UNSUPPORTED;
 }

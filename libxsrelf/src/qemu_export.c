@@ -248,10 +248,12 @@ static int collect(struct exp *e)
 			other++;
 			continue;
 		}
-		if (len < sizeof(h) || h.flags & ~XSR_PT_KNOWN_FLAGS || h.length != len - sizeof(h) || h.seq != e->npts)
+		if (len < sizeof(h) || h.flags & ~XSR_PT_KNOWN_FLAGS || h.length != len - sizeof(h) ||
+		    h.seq != e->npts + other)
 			return efail(e, "PASSTHRU section %u at offset 0x%llx: not a QEMU item of this image (%llu octets, "
 					"flags 0x%x, length %u, seq %u, expected seq %u)",
-				     i, (unsigned long long)si.offset, (unsigned long long)len, h.flags, h.length, h.seq, e->npts);
+				     i, (unsigned long long)si.offset, (unsigned long long)len, h.flags, h.length, h.seq,
+				     e->npts + other);
 		e->pts[e->npts++] = (struct pt){h, i};
 	}
 	if (!e->npts) {

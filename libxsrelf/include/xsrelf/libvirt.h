@@ -89,4 +89,25 @@ XSR_API const char *xsr_libvirt_compress_name(uint32_t c);
 #define XSR_LIBVIRT_SAVE_PARTIAL "LibvirtQemudPart" /* while libvirt is still writing */
 #define XSR_LIBVIRT_SAVE_HDR 92u /* magic, 5 x u32 (version, data_len, was_running, compressed, cookieOffset), 14 x u32 unused */
 
+struct xsr_libvirt_export_stats {
+	struct xsr_qemu_export_stats qemu; /* of the stream */
+	uint32_t data_len;                 /* octets of XML, cookie and padding written after the header */
+	uint64_t bytes;                    /* octets written in all */
+};
+
+/*
+ * Export: an image imported from a virsh save file back to one, onto
+ * @out_fd (a file or a pipe, written in order): the header, XML, cookie and
+ * padding from its PASSTHRU origin XSR_PT_ORIGIN_LIBVIRT_HEADER item, with
+ * `compressed` set to 0 (raw, which `virsh restore` reads as it is), then
+ * the QEMU stream xsr_qemu_export() writes (@o is its options).  An image
+ * without that item (imported from a bare QEMU stream, made by xsr save) is
+ * refused with XSR_E_UNSUPPORTED: libvirt needs the domain XML.  0, or a
+ * negative enum xsr_err with the reason in @err.  @o and @st may be NULL.
+ * (XSRELF_1.5)
+ */
+struct xsr_image;
+XSR_API int xsr_libvirt_export(struct xsr_image *img, int out_fd, const struct xsr_qemu_export_opts *o,
+			       struct xsr_libvirt_export_stats *st, char *err, size_t errlen);
+
 #endif
