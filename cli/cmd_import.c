@@ -117,7 +117,8 @@ static int input_kind(int fd)
 		return IN_QEMU;
 	if (n == (ssize_t)sizeof(m) && (!memcmp(m, XSR_LIBVIRT_SAVE_MAGIC, 16) || !memcmp(m, XSR_LIBVIRT_SAVE_PARTIAL, 16)))
 		return IN_LIBVIRT;
-	return xsr_qemu_dump_detect_fd(fd) != XSR_QEMU_DUMP_NONE ? IN_DUMP : IN_XEN;
+	int k = xsr_qemu_dump_detect_fd(fd);
+	return k < 0 ? k : k != XSR_QEMU_DUMP_NONE ? IN_DUMP : IN_XEN;
 }
 
 static void qemu_detail(const struct xsr_qemu_import_stats *qs)
@@ -196,7 +197,10 @@ int cmd_import(int argc, char **argv)
 	struct xsr_foreign_cb cb = {.progress = util_progress_cb, .progress_ctx = &pg, .note = import_note};
 	int irc, kind = input_kind(fd);
 	struct xsr_qemu_import_opts q = {.cb = cb, .layout = stream ? XSR_LAYOUT_STREAM : 0, .ram_below_4g = (uint64_t)below};
-	if (kind == IN_QEMU) {
+	if (kind < 0) {
+		snprintf(err, sizeof(err), "reading the start of the input, to tell its format: %s", xsr_strerror(kind));
+		irc = kind;
+	} else if (kind == IN_QEMU) {
 		struct xsr_qemu_import_stats qs;
 		irc = xsr_qemu_import_fd(fd, out.fd, &q, &qs, err, sizeof(err));
 		if (irc == 0)

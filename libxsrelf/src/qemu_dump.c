@@ -1172,8 +1172,8 @@ int xsr_qemu_dump_detect_fd(int fd)
 	xsr_source_fd(&s.in, fd);
 	s.size = s.lsize = (uint64_t)sb.st_size;
 	int kind = sniff(&s);
-	if (kind != XSR_QEMU_DUMP_ELF)
-		return kind < 0 ? XSR_QEMU_DUMP_NONE : kind;
+	if (kind != XSR_QEMU_DUMP_ELF) /* a read that failed is an answer too: the caller must not go on as if */
+		return kind < 0 ? (s.code == XSR_E_IO ? XSR_E_IO : XSR_QEMU_DUMP_NONE) : kind;
 	/*
 	 * An ELF core with program headers: xc_core has none, and an xsrelf
 	 * image (which may carry QEMU notes) says so after its ELF header.
@@ -1182,7 +1182,11 @@ int xsr_qemu_dump_detect_fd(int fd)
 	 */
 	uint8_t h[256];
 	size_t n = s.size < sizeof(h) ? (size_t)s.size : sizeof(h);
-	if (n < sizeof(Elf64_Ehdr) || raw_rd(&s, 0, h, n, "ELF header") < 0 || xsr_sniff_layout(h, n))
+	if (n < sizeof(Elf64_Ehdr))
+		return XSR_QEMU_DUMP_NONE;
+	if (raw_rd(&s, 0, h, n, "ELF header") < 0)
+		return s.code == XSR_E_IO ? XSR_E_IO : XSR_QEMU_DUMP_NONE;
+	if (xsr_sniff_layout(h, n))
 		return XSR_QEMU_DUMP_NONE;
 	/* e_type and e_phnum, little-endian; an ELF32 header has e_phnum at 44: a 32-bit dump is the import's to refuse */
 	uint16_t type = (uint16_t)(h[16] | h[17] << 8);

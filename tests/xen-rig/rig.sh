@@ -83,7 +83,7 @@ build_dom0_root() {
 	local out=$1 r="$C/dom0-root"
 	rm -rf "$r"
 	log "debootstrap bookworm minbase (dom0 root)"
-	debootstrap --variant=minbase --include=xen-utils-4.17,libxenmisc4.17,zstd,kmod,libelf1,libxxhash0,liblz4-1,libzstd1,util-linux,procps \
+	debootstrap --variant=minbase --include=xen-utils-4.17,libxenmisc4.17,zstd,kmod,libelf1,libxxhash0,liblz4-1,libzstd1,liblzo2-2,libbz2-1.0,liblzma5,zlib1g,util-linux,procps \
 		bookworm "$r" http://deb.debian.org/debian >"$C/debootstrap.log" 2>&1 ||
 		{ tail -20 "$C/debootstrap.log" >&2; return 1; }
 	# xen-utils must match the hypervisor (4.17.7 from bookworm-security)
@@ -120,6 +120,19 @@ build_domu_initrd() {
 	(cd "$d" && find . | cpio -o -H newc --quiet | gzip -9 >"$out")
 }
 
+# The shared libraries bin/xsr needs that the cached dom0 root lacks (one
+# added since the root was built, as liblzo2 for virsh save files): the
+# host's, under usr/lib (merged /usr).  What the root has (glibc, Xen's
+# libraries matched to the hypervisor) is never replaced.
+overlay_libs() {
+	local o=$1 have l
+	have=$(zstd -dc "$C/dom0-base.cpio.zst" | cpio -t --quiet 2>/dev/null | sed 's|.*/||' | sort -u) || return 1
+	for l in $(ldd "$XSR" | awk '$2 == "=>" && $3 ~ /^\// { print $3 }'); do
+		grep -qxF "$(basename "$l")" <<<"$have" && continue
+		mkdir -p "$o/usr/lib/x86_64-linux-gnu" && cp -L "$l" "$o/usr/lib/x86_64-linux-gnu/" || return 1
+	done
+}
+
 # The overlay (rebuilt every run, ~1 s): /init, the modules dom0 needs, the
 # domU kernel + initrd, and bin/xsr.
 overlay() {
@@ -136,6 +149,7 @@ overlay() {
 		cp "$C/vmlinuz" "$C/domu-initrd.gz" "$o/rig/" &&
 		install -m755 "$XSR" "$o/usr/local/bin/xsr" &&
 		install -m755 /bin/busybox "$o/usr/local/bin/busybox" && # static: `ip link set lo up` in dom0-init
+		overlay_libs "$o" &&
 		(cd "$o" && find . | cpio -o -H newc --quiet | zstd -q -3 >"$C/overlay.cpio.zst") &&
 		cat "$C/dom0-base.cpio.zst" "$C/overlay.cpio.zst" >"$C/dom0-initrd"
 }

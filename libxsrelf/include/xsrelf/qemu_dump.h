@@ -97,8 +97,9 @@ XSR_API int xsr_qemu_dump_import_mem(const void *buf, size_t len, int out_fd, co
  * What the file on @fd is: a kdump by its signature, an ELF core by
  * ET_CORE with program headers (Xen's xc_core has none; an xsrelf image,
  * which may carry QEMU notes too, is not one), else XSR_QEMU_DUMP_NONE
- * (also when it cannot be read).  Only a sniff, to pick an import: the
- * import checks everything, QEMU's notes included.
+ * (also for a file too short to tell, or not a regular file); XSR_E_IO
+ * when a read fails.  Only a sniff, to pick an import: the import checks
+ * everything, QEMU's notes included.
  */
 XSR_API int xsr_qemu_dump_detect_fd(int fd);
 
