@@ -62,7 +62,7 @@ static void import_note(void *ctx, const char *msg)
 
 static void usage(FILE *f)
 {
-	fprintf(f, "usage: xsr import [--layout seekable|stream] [--ram-below-4g SIZE] IN OUT\n\n"
+	fprintf(f, "usage: xsr import [--layout seekable|stream] [--ram-below-4g SIZE] [--max-stream SIZE|none] IN OUT\n\n"
 		   "Read an xl save file, a libxl v2 or libxc v2/v3 migration stream, an\n"
 		   "xl dump-core (xc_core) file, or a QEMU migration stream (version 3, as\n"
 		   "migrate \"exec:cat > FILE\" writes it), or a virsh save file (raw, gzip,\n"
@@ -75,7 +75,10 @@ static void usage(FILE *f)
 		   "machine type puts it (xsr info shows it); --ram-below-4g SIZE says where\n"
 		   "pc.ram stops below 4 GiB instead (QEMU's max-ram-below-4g).  A dump\n"
 		   "becomes a crash core: its pages by physical address (pages it left out\n"
-		   "are absent), its vCPUs' registers and its VMCOREINFO.  On a\n"
+		   "are absent), its vCPUs' registers and its VMCOREINFO.  A compressed\n"
+		   "virsh save is inflated into a temporary file in $TMPDIR, at most twice\n"
+		   "the RAM its stream declares plus 256 MiB (64 GiB if it declares none):\n"
+		   "--max-stream SIZE sets that bound, none lifts it.  On a\n"
 		   "terminal, progress is shown on stderr.  See docs/xen-compat.md and\n"
 		   "docs/qemu-compat.md.\n"
 		   XSR_COMMON_HELP);
@@ -145,9 +148,10 @@ static void dump_detail(const struct xsr_qemu_dump_import_stats *ds)
 int cmd_import(int argc, char **argv)
 {
 	static const struct option opts[] = {{"layout", required_argument, 0, 'L'}, {"stream", no_argument, 0, 'S'},
-					     {"ram-below-4g", required_argument, 0, 'B'}, {"help", no_argument, 0, 'h'}, XSR_COMMON_OPTS, {0, 0, 0, 0}};
+					     {"ram-below-4g", required_argument, 0, 'B'}, {"max-stream", required_argument, 0, 'M'}, {"help", no_argument, 0, 'h'}, XSR_COMMON_OPTS, {0, 0, 0, 0}};
 	int layout = 0, c;
 	int64_t below = 0;
+	uint64_t max_stream = 0;
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "h" XSR_COMMON_SHORT, opts, NULL)) != -1) {
 		switch (c) {
@@ -156,6 +160,18 @@ int cmd_import(int argc, char **argv)
 			if ((below = cli_parse_size(optarg)) <= 0 || below % 4096 || below > (INT64_C(1) << 32)) {
 				cli_err("import", "--ram-below-4g %s: need a multiple of 4 KiB, at most 4G", optarg);
 				return XSR_EXIT_USAGE;
+			}
+			break;
+		case 'M':
+			if (!strcmp(optarg, "none"))
+				max_stream = XSR_LIBVIRT_NO_MAX_STREAM;
+			else {
+				int64_t m = cli_parse_size(optarg);
+				if (m <= 0) {
+					cli_err("import", "--max-stream %s: need a size (4G, 512M, ...) or none", optarg);
+					return XSR_EXIT_USAGE;
+				}
+				max_stream = (uint64_t)m;
 			}
 			break;
 		case 'L':
@@ -206,7 +222,7 @@ int cmd_import(int argc, char **argv)
 		if (irc == 0)
 			qemu_detail(&qs);
 	} else if (kind == IN_LIBVIRT) {
-		struct xsr_libvirt_import_opts lo = {.qemu = q};
+		struct xsr_libvirt_import_opts lo = {.qemu = q, .max_stream = max_stream};
 		struct xsr_libvirt_import_stats ls;
 		irc = xsr_libvirt_import_fd(fd, out.fd, &lo, &ls, err, sizeof(err));
 		if (irc == 0) {

@@ -38,6 +38,14 @@
 #define LV_XZ_MEMLIMIT (256u << 20) /* the xz decoder's memory (xz -9 needs 65 MiB) */
 #define LZOP_MAX_BLOCK (64u << 20)  /* lzop's own MAX_BLOCK_SIZE */
 #define LZOP_MAX_EXTRA (64u << 10)  /* an lzop header's extra field (lzop writes none) */
+/*
+ * The default bound of an inflated stream (max_stream 0): twice the RAM its
+ * ram section declares plus LV_STREAM_SLACK, else LV_STREAM_FALLBACK where
+ * the first LV_HEAD octets declare none.
+ */
+#define LV_HEAD 4096u
+#define LV_STREAM_SLACK (256ull << 20)
+#define LV_STREAM_FALLBACK (64ull << 30)
 
 /* lzop's header flags (lzop conf.h) */
 #define F_ADLER32_D 0x1u
@@ -65,7 +73,9 @@ struct lv {
 	/* inflating */
 	int tmp;
 	uint64_t out, max_out;
-	uint8_t head[8]; /* the inflated stream's first octets */
+	int max_derived;        /* max_out is the default bound: 1 from the declared RAM, 2 the fallback */
+	uint64_t declared_ram;  /* octets of RAM the ram section declares, once seen */
+	uint8_t head[LV_HEAD];  /* the inflated stream's first octets */
 	uint8_t *ibuf, *obuf;
 	size_t ocap; /* obuf's octets: LV_CHUNK, or LV_CHUNK / 16 for a payload under that */
 };
@@ -193,24 +203,79 @@ static int header(struct lv *v)
 
 /* ---------------- inflating ---------------- */
 
+/*
+ * The RAM the stream declares, from its first @len octets: after the header
+ * and an optional CONFIGURATION section (as QEMU 7.2 writes them, with no
+ * subsection), the first SECTION_START must be "ram" and its first entry
+ * MEM_SIZE.  0 where they do not say (the caller then uses a fixed bound).
+ */
+static uint64_t declared_ram(const uint8_t *h, size_t len)
+{
+	size_t o = 8;
+	if (o < len && h[o] == QEMU_VM_CONFIGURATION) {
+		if (len - o < 5)
+			return 0;
+		uint32_t n = be32(h + o + 1);
+		if (n > len - o - 5)
+			return 0;
+		o += 5 + n;
+	}
+	/* SECTION_START, id, idstr "ram", instance 0, version 4, then the MEM_SIZE entry */
+	if (len - o < 1 + 4 + 1 + 3 + 4 + 4 + 8 || h[o] != QEMU_VM_SECTION_START || h[o + 5] != 3 || memcmp(h + o + 6, "ram", 3))
+		return 0;
+	o += 1 + 4 + 1 + 3 + 4 + 4;
+	uint64_t e = (uint64_t)be32(h + o) << 32 | be32(h + o + 4);
+	return (e & 0xfffu) == QEMU_RAM_FLAG_MEM_SIZE ? e & ~(uint64_t)0xfff : 0;
+}
+
+/* Set the default bound once the first LV_HEAD octets have come (a shorter stream needs none). */
+static void derive_bound(struct lv *v)
+{
+	if (v->max_out || !v->max_derived)
+		return;
+	uint64_t ram = declared_ram(v->head, LV_HEAD), b;
+	if (ram && !__builtin_mul_overflow(ram, 2, &b) && !__builtin_add_overflow(b, LV_STREAM_SLACK, &b)) {
+		v->declared_ram = ram;
+		v->max_out = b;
+	} else {
+		v->max_derived = 2;
+		v->max_out = LV_STREAM_FALLBACK;
+	}
+}
+
 static int put_out(struct lv *v, const void *b, size_t n)
 {
 	/*
 	 * The first 8 octets must be a QEMU stream's header ("QEVM", version
 	 * 3), else the file is refused now, not after inflating all of it: a
-	 * decompression bomb of anything else costs one chunk.
+	 * decompression bomb of anything else costs one chunk.  The first
+	 * LV_HEAD octets are kept to find the RAM the stream declares.
 	 */
-	if (v->out < 8) {
-		size_t k = n < 8 - v->out ? n : (size_t)(8 - v->out);
+	if (v->out < LV_HEAD) {
+		size_t k = n < LV_HEAD - v->out ? n : (size_t)(LV_HEAD - v->out);
+		uint64_t was = v->out;
 		memcpy(v->head + v->out, b, k);
-		if (v->out + k == 8 && (be32(v->head) != QEMU_VM_FILE_MAGIC || be32(v->head + 4) != QEMU_VM_FILE_VERSION))
+		if (was < 8 && was + k >= 8 && (be32(v->head) != QEMU_VM_FILE_MAGIC || be32(v->head + 4) != QEMU_VM_FILE_VERSION))
 			return fail(v, XSR_E_FORMAT, "libvirt save: the %s stream at offset 0x%llx does not inflate to a QEMU "
 						     "migration stream v3 (no \"QEVM\" and version 3 at its start)",
 				    xsr_libvirt_compress_name(v->compressed), (unsigned long long)v->pay);
+		if (was + k == LV_HEAD)
+			derive_bound(v);
 	}
-	if (v->max_out && (v->out > v->max_out || n > v->max_out - v->out))
+	if (v->max_out && (v->out > v->max_out || n > v->max_out - v->out)) {
+		if (v->max_derived == 1)
+			return fail(v, XSR_E_LIMIT, "libvirt save: the %s stream inflates to more than %llu octets: twice the "
+						    "%llu octets of RAM it declares plus %llu MiB (a decompression bomb?  "
+						    "xsr import --max-stream SIZE|none overrides)",
+				    xsr_libvirt_compress_name(v->compressed), (unsigned long long)v->max_out,
+				    (unsigned long long)v->declared_ram, LV_STREAM_SLACK >> 20);
+		if (v->max_derived == 2)
+			return fail(v, XSR_E_LIMIT, "libvirt save: the %s stream inflates to more than %llu GiB and its start "
+						    "declares no RAM size to bound it by (xsr import --max-stream SIZE|none overrides)",
+				    xsr_libvirt_compress_name(v->compressed), LV_STREAM_FALLBACK >> 30);
 		return fail(v, XSR_E_LIMIT, "libvirt save: the %s stream inflates to more than %llu octets (max_stream)",
 			    xsr_libvirt_compress_name(v->compressed), (unsigned long long)v->max_out);
+	}
 	int e = xsr_io_write(v->tmp, b, n);
 	if (e < 0)
 		return fail(v, XSR_E_IO, "libvirt save: writing the inflated stream to a temporary file: %s", strerror(-e));
@@ -585,7 +650,8 @@ static int inflate_stream(struct lv *v, const struct xsr_libvirt_import_opts *o)
 	if ((v->tmp = make_tmp(o->tmpdir)) < 0)
 		return fail(v, XSR_E_IO, "libvirt save: cannot make a temporary file in %s for the inflated %s stream: %s",
 			    o->tmpdir ? o->tmpdir : "$TMPDIR or /tmp", xsr_libvirt_compress_name(v->compressed), strerror(errno));
-	v->max_out = o->max_stream;
+	v->max_out = o->max_stream == XSR_LIBVIRT_NO_MAX_STREAM ? 0 : o->max_stream;
+	v->max_derived = o->max_stream == 0;
 	/*
 	 * Buffers no larger than the payload needs: two 1 MiB buffers for a
 	 * 1 KiB file were most of a small import's time (under ASan each is an

@@ -316,6 +316,38 @@ d = bytearray(open(sys.argv[1], 'rb').read())
 struct.pack_into('<I', d, 40, 1)   # an unused word
 open(sys.argv[2], 'wb').write(d)" "$T/s.raw" "$T/h"
 refused "a nonzero unused header word" "$T/h" "unused field"
+# A decompression bomb: the real stream's first 4 KiB (its ram section
+# declares 64.5 MiB of RAM), then 400 MiB of zeros, gzip'd into ~2 MB.  By
+# default the import inflates at most twice the declared RAM plus 256 MiB.
+python3 -c "
+import struct, sys, zlib
+d = bytearray(open(sys.argv[1], 'rb').read())
+dl = struct.unpack_from('<I', d, 20)[0]
+pre, stream = d[:92 + dl], bytes(d[92 + dl:])
+struct.pack_into('<I', pre, 28, 1)   # compressed: gzip
+c = zlib.compressobj(1, zlib.DEFLATED, 31)
+with open(sys.argv[2], 'wb') as f:
+    f.write(pre)
+    f.write(c.compress(stream[:4096]))
+    z = bytes(1 << 20)
+    for _ in range(400):
+        f.write(c.compress(z))
+    f.write(c.flush())" "$T/s.raw" "$T/bomb"
+refused "a gzip bomb (400 MiB of zeros after the stream's start), by default" "$T/bomb" \
+	"inflates to more than [0-9]* octets: twice the [0-9]* octets of RAM it declares plus 256 MiB"
+"$XSR" import --max-stream 1M "$T/bomb" "$T/bad.elf" >"$T/bad.out" 2>&1
+rc=$?
+check "--max-stream 1M refuses it after 1 MiB ($rc)" bash -c "[ $rc -ne 0 ] && [ $rc -lt 128 ] && grep -q 'more than 1048576 octets' '$T/bad.out' && [ ! -e '$T/bad.elf' ]"
+"$XSR" import --max-stream none "$T/bomb" "$T/bad.elf" >"$T/bad.out" 2>&1
+rc=$?
+check "--max-stream none inflates all of it; the QEMU import then refuses the zeros ($rc)" \
+	bash -c "[ $rc -ne 0 ] && [ $rc -lt 128 ] && grep -q 'inflated to 419434496 octets' '$T/bad.out' && ! grep -q 'more than' '$T/bad.out'"
+"$XSR" import --max-stream 12 "$T/s.gzip" "$T/bad.elf" >"$T/bad.out" 2>&1
+rc=$?
+check "--max-stream 12 (octets) refuses an honest file too: the bound is the caller's ($rc)" bash -c "[ $rc -ne 0 ] && grep -q 'more than 12 octets' '$T/bad.out'"
+"$XSR" import --max-stream 3x "$T/s.gzip" "$T/bad.elf" >"$T/bad.out" 2>&1
+rc=$?
+check "--max-stream 3x is a usage error (exit $rc)" bash -c "[ $rc -eq 2 ] && grep -q 'need a size' '$T/bad.out'"
 # a stream damaged inside: the QEMU import's message, with the offset in the stream
 python3 -c "
 import struct, sys

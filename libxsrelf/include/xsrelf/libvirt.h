@@ -33,12 +33,19 @@
 
 #include <xsrelf/qemu.h>
 
+#define XSR_LIBVIRT_NO_MAX_STREAM UINT64_MAX
+
 struct xsr_libvirt_import_opts {
 	/* for the QEMU stream inside; its cb (first member) serves the whole import */
 	struct xsr_qemu_import_opts qemu;
 	/* where a compressed stream is inflated (an unlinked file): NULL = $TMPDIR, else /tmp */
 	const char *tmpdir;
-	/* 0: no limit; else a stream that inflates to more octets is refused (XSR_E_LIMIT) */
+	/*
+	 * A stream that inflates to more octets is refused (XSR_E_LIMIT).  0:
+	 * twice the RAM its ram section declares plus 256 MiB (64 GiB where its
+	 * start declares none); XSR_LIBVIRT_NO_MAX_STREAM: no limit (the
+	 * temporary file's disk bounds it).
+	 */
 	uint64_t max_stream;
 };
 
