@@ -988,6 +988,12 @@ static int parse(struct src *s)
 					    (unsigned long long)off, qj_str(&s->doc, s->next_dev, "name") ? qj_str(&s->doc, s->next_dev, "name") : "?");
 			if (!s->ncpus)
 				return fail(s, "QEMU stream: no 'cpu' device section");
+			/* the image numbers its vCPUs 0..n-1: instances are unique (full_section), so none may reach n */
+			for (uint32_t i = 0; i < s->ncpus; i++)
+				if (s->cpus[i].instance >= s->ncpus)
+					return fail(s, "QEMU device section 'cpu' with state at offset 0x%llx: instance %u, but the stream "
+						       "has %u cpu sections (instances 0..%u)",
+						    (unsigned long long)s->cpus[i].body, s->cpus[i].instance, s->ncpus, s->ncpus - 1);
 			return add_item(s, XSR_PT_ORIGIN_QEMU_SECTION, 0, QEMU_VM_EOF, off, s->size - off, -1);
 		case QEMU_VM_COMMAND:
 			s->code = XSR_E_UNSUPPORTED;
