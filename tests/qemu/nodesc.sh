@@ -12,7 +12,8 @@
 # the table agreeing with its VMDESCRIPTION.  The image exports back to a
 # stream (byte for byte when QEMU sent its RAM in one PART) that a fresh
 # QEMU restores, the guest counting on from the stop with guest_errors 0.
-# Cut, damaged and ambiguous streams are refused naming an offset.  QEMU is
+# Cut, damaged and ambiguous streams, and the footer scan's bounds, are
+# refused naming an offset.  QEMU is
 # always stopped by its PID.
 set -uo pipefail
 . "$(dirname "$0")/../cli/lib.inc"
@@ -219,6 +220,18 @@ d = bytearray(open(sys.argv[1], 'rb').read()); c = int(sys.argv[2])
 f = d.index(b'\x7e' + d[c + 1:c + 5] + b'\x04', c + 18); d[f + 4] ^= 0xff
 open(sys.argv[3], 'wb').write(d)" "$ND" "$CPU" "$T/p.bin"
 refused "a stream whose cpu section's footer is damaged" "$T/p.bin" 'no footer'
+# the footer scan's bounds (docs/limits.md): a first device section followed by 8 MiB of 0x7e octets
+# (each looked at, none a footer), and 2^17 + 1 fake footers and headers (the candidates kept)
+python3 -c "
+import sys
+d = open(sys.argv[1], 'rb').read(); dev = int(sys.argv[2])
+hdr = d[:dev + 6 + d[dev + 5] + 8]
+open(sys.argv[3] + '/tilde.bin', 'wb').write(hdr + b'\x7e' * (8 << 20) + b'\x00')
+fake = b'\x7e' + (7777).to_bytes(4, 'big') + b'\x04' + (7778).to_bytes(4, 'big') + b'\x01a' + bytes(8)
+open(sys.argv[3] + '/bomb.bin', 'wb').write(hdr + fake * ((1 << 17) + 1) + b'\x00')" "$ND" "$DEV" "$T"
+refused "a device section followed by 8 MiB of 0x7e octets" "$T/tilde.bin" 'no footer'
+refused "2^17 + 1 fake footers and headers" "$T/bomb.bin" 'more than 131072'
+rm -f "$T/tilde.bin" "$T/bomb.bin"
 # a flipped octet of the cpu state is state, not structure: it imports
 patch $((CPU + 17 + 8)) ff
 check "a changed octet of the cpu state still imports" "$XSR" import "$T/p.bin" "$T/p.elf"
