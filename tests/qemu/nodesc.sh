@@ -11,10 +11,10 @@
 # stream and migrates it again before it runs), whose import must also find
 # the table agreeing with its VMDESCRIPTION.  The image exports back to a
 # stream (byte for byte when QEMU sent its RAM in one PART) that a fresh
-# QEMU restores, the guest counting on from the stop with guest_errors 0.
-# Cut, damaged and ambiguous streams, and the footer scan's bounds, are
-# refused naming an offset.  QEMU is
-# always stopped by its PID.
+# QEMU restores, the guest counting on from the stop with guest_errors 0;
+# `xsr save qemu:SOCK` of such a guest works too.  Cut, damaged and
+# ambiguous streams, and the footer scan's bounds, are refused naming an
+# offset.  QEMU is always stopped by its PID.
 set -uo pipefail
 . "$(dirname "$0")/../cli/lib.inc"
 HERE=$ROOT/tests/qemu
@@ -171,6 +171,21 @@ if [ ! -s "$ND" ]; then
 	summary
 	exit 1
 fi
+
+# A live target: `xsr save qemu:SOCK` of a guest started with suppress-vmdesc=on reads its stream the same way
+L=$T/live
+mkdir -p "$L"
+qemu-system-x86_64 -accel tcg -machine pc-i440fx-7.2,suppress-vmdesc=on -m 64 -nographic -nodefaults -kernel "$GUEST" \
+	-qmp "unix:$L/q.sock,server=on,wait=off" </dev/null >"$L/qemu.log" 2>&1 &
+LPID=$!
+QPIDS+=("$LPID")
+for _ in $(seq 100); do [ -S "$L/q.sock" ] && break; sleep 0.1; done
+check "xsr save qemu: of a running guest with suppress-vmdesc=on" "$XSR" save "qemu:$L/q.sock" "$L/img.elf"
+"$XSR" info "$L/img.elf" >"$L/info.txt" 2>&1
+check "its image verifies, its vCPUs from the built-in table" \
+	bash -c "'$XSR' verify '$L/img.elf' && grep -q '\"vcpus_from\": \"table\"' '$L/info.txt'"
+kill "$LPID" 2>/dev/null
+wait "$LPID" 2>/dev/null
 
 # Hostile: refused with a message naming an offset, exit below 128, no OUT left behind.
 refused() { # NAME FILE [PATTERN]
