@@ -49,9 +49,15 @@ struct item {
 };
 
 struct cpu {
-	uint32_t instance;
+	uint32_t instance, version;
 	uint64_t body, len; /* the section's state, after its header */
-	uint32_t desc;      /* its device object in the VMDESCRIPTION */
+	uint32_t desc;      /* its device object in the VMDESCRIPTION (QJ_NONE: none) */
+};
+
+/* Without a VMDESCRIPTION: a footer (0x7e, be32 id) followed by a plausible section header. */
+struct fcand {
+	uint32_t id;
+	uint64_t pos; /* its 0x7e */
 };
 
 struct src {
@@ -68,6 +74,11 @@ struct src {
 	struct qj_doc doc;
 	uint32_t devs; /* the "devices" array */
 	uint32_t next_dev;
+	char tabcheck[160]; /* the built-in cpu table against the VMDESCRIPTION (table_check) */
+	/* without one: the footer candidates of the device sections, by id then offset */
+	struct fcand *fc;
+	size_t nfc, capfc;
+	int fc_done;
 	/* the stream */
 	char machine[256];
 	int have_machine, footers; /* footers: -1 unknown */
@@ -721,7 +732,161 @@ static int ram_section(struct src *s, uint64_t *off, uint8_t t)
 	return footer(s, off, id, "ram section");
 }
 
-/* A SECTION_FULL at @off: delimited by the next device of the VMDESCRIPTION. */
+/* ---------------- device sections without a VMDESCRIPTION ---------------- */
+
+/* QEMU's section names (idstr): printable ASCII, no '~' (0x7e, the footer's octet) */
+static int idstr_ok(const uint8_t *p, unsigned n)
+{
+	for (unsigned i = 0; i < n; i++)
+		if (p[i] < 0x20 || p[i] >= 0x7e)
+			return 0;
+	return 1;
+}
+
+/*
+ * Is the 0x7e at @p a footer followed by a section header?  Either a
+ * SECTION_FULL of another id with a name of 1..255 printable octets and
+ * room for its instance and version, or the EOF that is the stream's last
+ * octet (suppress-vmdesc=on writes nothing after it: migration/savevm.c,
+ * should_send_vmdesc).  @avail octets are readable at @p; @end: they reach
+ * the end of the stream.  At most 274 octets are looked at.
+ */
+static int footer_cand(const uint8_t *p, size_t avail, int end)
+{
+	if (avail < 6)
+		return 0;
+	if (p[5] == QEMU_VM_EOF)
+		return end && avail == 6;
+	if (p[5] != QEMU_VM_SECTION_FULL || avail < 11)
+		return 0;
+	unsigned nl = p[10];
+	return nl && avail >= 11u + nl + 8u && be32(p + 6) != be32(p + 1) && idstr_ok(p + 11, nl);
+}
+
+static int cmp_fcand(const void *a, const void *b)
+{
+	const struct fcand *x = a, *y = b;
+	if (x->id != y->id)
+		return x->id < y->id ? -1 : 1;
+	return x->pos < y->pos ? -1 : x->pos > y->pos;
+}
+
+/*
+ * Every footer candidate from @from (the first device section) to the end,
+ * in one pass over the input a window at a time: at most 274 octets are
+ * looked at for each 0x7e, whatever the input holds, and at most
+ * QEMU_MAX_FOOTERS candidates are kept (16 octets each).  Sorted by id,
+ * then offset, for full_section's lookups.
+ */
+static int scan_footers(struct src *s, uint64_t from)
+{
+	const size_t step = WIN - 512; /* a window's last 512 octets are looked at from the next one */
+	for (uint64_t pos = from; pos < s->size; pos += step) {
+		size_t len = s->size - pos < WIN ? (size_t)(s->size - pos) : WIN, lim = len < step ? len : step;
+		int end = s->size - pos == len;
+		const uint8_t *b = need(s, pos, len, "device sections");
+		if (!b)
+			return -1;
+		for (const uint8_t *q = b; (q = memchr(q, QEMU_VM_SECTION_FOOTER, lim - (size_t)(q - b))); q++) {
+			if (!footer_cand(q, len - (size_t)(q - b), end))
+				continue;
+			if (s->nfc == QEMU_MAX_FOOTERS) {
+				s->code = XSR_E_LIMIT;
+				return fail(s, "QEMU device sections from offset 0x%llx: more than %u octet sequences that look like "
+					       "a footer and a section header (at 0x%llx); without a VMDESCRIPTION they cannot be delimited",
+					    (unsigned long long)from, QEMU_MAX_FOOTERS, (unsigned long long)(pos + (uint64_t)(q - b)));
+			}
+			if (s->nfc == s->capfc) {
+				size_t cap = s->capfc ? s->capfc * 2 : 256;
+				struct fcand *n = realloc(s->fc, cap * sizeof(*n));
+				if (!n)
+					return nomem(s);
+				s->fc = n;
+				s->capfc = cap;
+			}
+			s->fc[s->nfc++] = (struct fcand){be32(q + 1), pos + (uint64_t)(q - b)};
+		}
+	}
+	if (s->nfc > 1)
+		qsort(s->fc, s->nfc, sizeof(*s->fc), cmp_fcand);
+	s->fc_done = 1;
+	return 0;
+}
+
+/*
+ * The length of the state of device section @id ('@name', header at @sec,
+ * state from @body) in a stream without a VMDESCRIPTION: up to its footer,
+ * the only candidate of its id from @body on.  Section ids are unique in a
+ * stream, so a second candidate of the same id means octets inside some
+ * state that look like a footer and a header: refused as ambiguous rather
+ * than guessed.
+ */
+static int nodesc_len(struct src *s, uint64_t sec, uint32_t id, const char *name, uint64_t body, uint64_t *len)
+{
+	if (s->footers == 0) {
+		s->code = XSR_E_UNSUPPORTED;
+		return fail(s, "QEMU device section '%s' at offset 0x%llx: the stream has neither a VMDESCRIPTION nor section "
+			       "footers (a machine type before 2.4): its device sections cannot be delimited", name,
+			    (unsigned long long)sec);
+	}
+	s->footers = 1; /* without a VMDESCRIPTION they are what delimits */
+	if (!s->fc_done && scan_footers(s, sec) < 0)
+		return -1;
+	size_t lo = 0, hi = s->nfc;
+	while (lo < hi) { /* the first candidate not below (id, body) */
+		size_t m = lo + (hi - lo) / 2;
+		if (s->fc[m].id < id || (s->fc[m].id == id && s->fc[m].pos < body))
+			lo = m + 1;
+		else
+			hi = m;
+	}
+	if (lo == s->nfc || s->fc[lo].id != id)
+		return fail(s, "QEMU device section '%s' (id %u) at offset 0x%llx: no footer (0x7e, id %u) followed by a section "
+			       "header or by the stream's final EOF: the stream is cut short or damaged, and without a "
+			       "VMDESCRIPTION its device sections are delimited by their footers only",
+			    name, id, (unsigned long long)sec, id);
+	if (lo + 1 < s->nfc && s->fc[lo + 1].id == id)
+		return fail(s, "QEMU device section '%s' (id %u) at offset 0x%llx: ends at one of two footers, at 0x%llx and "
+			       "0x%llx, each followed by what parses as a section header: ambiguous without a VMDESCRIPTION "
+			       "(migrate without suppress-vmdesc=on)",
+			    name, id, (unsigned long long)sec, (unsigned long long)s->fc[lo].pos,
+			    (unsigned long long)s->fc[lo + 1].pos);
+	*len = s->fc[lo].pos - body;
+	if (*len > QEMU_MAX_DEV_BODY) {
+		s->code = XSR_E_LIMIT;
+		return fail(s, "QEMU device section '%s' at offset 0x%llx: %llu octets of state (at most %u)", name,
+			    (unsigned long long)sec, (unsigned long long)*len, QEMU_MAX_DEV_BODY);
+	}
+	return 0;
+}
+
+/* A `cpu` section without a VMDESCRIPTION: the built-in table must know its version and fit its state. */
+static int nodesc_cpu(struct src *s, uint64_t sec, uint32_t inst, uint32_t ver, uint64_t body, uint64_t len)
+{
+	if (ver != QEMU_CPU_TABLE_VERSION) {
+		s->code = XSR_E_UNSUPPORTED;
+		return fail(s, "QEMU device section 'cpu' instance %u at offset 0x%llx: version %u, and without a VMDESCRIPTION "
+			       "only version %u (QEMU 7.2's vmstate_x86_cpu, the built-in table) is decoded; migrate without "
+			       "suppress-vmdesc=on", inst, (unsigned long long)sec, ver, QEMU_CPU_TABLE_VERSION);
+	}
+	if (len < QEMU_CPU_TABLE_OCTETS)
+		return fail(s, "QEMU device section 'cpu' instance %u at offset 0x%llx: %llu octets of state, fewer than the %u "
+			       "of QEMU 7.2's version %u fields", inst, (unsigned long long)sec, (unsigned long long)len,
+			    QEMU_CPU_TABLE_OCTETS, ver);
+	if (len > QEMU_CPU_TABLE_OCTETS) { /* the rest is subsections, each starting 0x05 */
+		const uint8_t *p = need(s, body + QEMU_CPU_TABLE_OCTETS, 1, "cpu subsection");
+		if (!p)
+			return -1;
+		if (p[0] != QEMU_VM_SUBSECTION)
+			return fail(s, "QEMU device section 'cpu' instance %u at offset 0x%llx: octet 0x%llx after the %u octets of "
+				       "the built-in table is 0x%02x, not a subsection (0x05): not QEMU 7.2's layout",
+				    inst, (unsigned long long)sec, (unsigned long long)(body + QEMU_CPU_TABLE_OCTETS),
+				    QEMU_CPU_TABLE_OCTETS, p[0]);
+	}
+	return 0;
+}
+
+/* A SECTION_FULL at @off: delimited by the next device of the VMDESCRIPTION, or without one by its footer. */
 static int full_section(struct src *s, uint64_t *off)
 {
 	uint64_t sec = *off;
@@ -729,34 +894,35 @@ static int full_section(struct src *s, uint64_t *off)
 	char name[256];
 	if (!p)
 		return -1;
-	if (!s->json) {
-		s->code = XSR_E_UNSUPPORTED;
-		return fail(s, "QEMU device section at offset 0x%llx: the stream (0x%llx octets) does not end with a "
-			       "VMDESCRIPTION (cut short, or written with suppress-vmdesc=on): device sections cannot be "
-			       "delimited nor vCPUs decoded without it", (unsigned long long)sec, (unsigned long long)s->size);
-	}
 	uint32_t id = be32(p + 1);
 	*off += 5;
 	if (name_at(s, off, name, "SECTION_FULL header") < 0 || !(p = need(s, *off, 8, "SECTION_FULL header")))
 		return -1;
-	uint32_t inst = be32(p);
+	uint32_t inst = be32(p), ver = be32(p + 4);
 	*off += 8;
-	uint32_t dev = s->next_dev;
-	uint64_t dinst, len;
-	const char *dname = dev == QJ_NONE ? NULL : qj_str(&s->doc, dev, "name");
-	if (!dname || strcmp(dname, name) || qj_uint(&s->doc, dev, "instance_id", &dinst) < 0 || dinst != inst)
-		return fail(s, "QEMU device section '%s' instance %u at offset 0x%llx: the VMDESCRIPTION's next device is %s",
-			    name, inst, (unsigned long long)sec, dname ? dname : "missing");
-	if (desc_len(s, dev, 0, &len) < 0)
-		return fail(s, "QEMU VMDESCRIPTION at offset 0x%llx: device '%s' instance %u: fields without a size, or more "
-			       "than %u octets", (unsigned long long)s->vd_off, name, inst, QEMU_MAX_DEV_BODY);
-	if (!xsr_in_bounds(*off, len, s->size)) {
-		s->code = XSR_E_TRUNCATED;
-		return fail(s, "QEMU device section '%s' at offset 0x%llx: its %llu octets of state run past the end at 0x%llx",
-			    name, (unsigned long long)sec, (unsigned long long)len, (unsigned long long)s->size);
-	}
-	if (check_subs(s, dev, *off, 0, name, sec) < 0)
+	uint32_t dev = QJ_NONE;
+	uint64_t len;
+	if (s->json) {
+		dev = s->next_dev;
+		uint64_t dinst;
+		const char *dname = dev == QJ_NONE ? NULL : qj_str(&s->doc, dev, "name");
+		if (!dname || strcmp(dname, name) || qj_uint(&s->doc, dev, "instance_id", &dinst) < 0 || dinst != inst)
+			return fail(s, "QEMU device section '%s' instance %u at offset 0x%llx: the VMDESCRIPTION's next device is %s",
+				    name, inst, (unsigned long long)sec, dname ? dname : "missing");
+		if (desc_len(s, dev, 0, &len) < 0)
+			return fail(s, "QEMU VMDESCRIPTION at offset 0x%llx: device '%s' instance %u: fields without a size, or more "
+				       "than %u octets", (unsigned long long)s->vd_off, name, inst, QEMU_MAX_DEV_BODY);
+		if (!xsr_in_bounds(*off, len, s->size)) {
+			s->code = XSR_E_TRUNCATED;
+			return fail(s, "QEMU device section '%s' at offset 0x%llx: its %llu octets of state run past the end at 0x%llx",
+				    name, (unsigned long long)sec, (unsigned long long)len, (unsigned long long)s->size);
+		}
+		if (check_subs(s, dev, *off, 0, name, sec) < 0)
+			return -1;
+	} else if (nodesc_len(s, sec, id, name, *off, &len) < 0 ||
+		   (!strcmp(name, "cpu") && nodesc_cpu(s, sec, inst, ver, *off, len) < 0)) {
 		return -1;
+	}
 	if (!strcmp(name, "cpu")) {
 		if (inst >= XSR_MAX_VCPUS || s->ncpus >= XSR_MAX_VCPUS) {
 			s->code = XSR_E_LIMIT;
@@ -774,12 +940,13 @@ static int full_section(struct src *s, uint64_t *off)
 			s->cpus = n;
 			s->capcpus = cap;
 		}
-		s->cpus[s->ncpus++] = (struct cpu){inst, *off, len, dev};
+		s->cpus[s->ncpus++] = (struct cpu){inst, ver, *off, len, dev};
 	}
 	*off += len;
 	if (footer(s, off, id, "device section") < 0)
 		return -1;
-	s->next_dev = s->doc.n[dev].next;
+	if (s->json)
+		s->next_dev = s->doc.n[dev].next;
 	s->nsections++;
 	return add_item(s, XSR_PT_ORIGIN_QEMU_SECTION, 0, QEMU_VM_SECTION_FULL, sec, *off - sec, -1);
 }
@@ -807,17 +974,26 @@ static int parse(struct src *s)
 			rc = full_section(s, &off);
 			break;
 		case QEMU_VM_EOF:
-			if (!s->json || off + 1 != s->vd_off)
+			if (s->json && off + 1 != s->vd_off)
 				return fail(s, "QEMU EOF at offset 0x%llx: the VMDESCRIPTION found at 0x%llx does not follow it",
 					    (unsigned long long)off, (unsigned long long)s->vd_off);
+			if (!s->json && off + 1 != s->size)
+				return fail(s, "QEMU EOF at offset 0x%llx: %llu octets follow it, and they are not a VMDESCRIPTION",
+					    (unsigned long long)off, (unsigned long long)(s->size - off - 1));
 			if (!s->ram_ended || s->pcram < 0)
 				return fail(s, "QEMU EOF at offset 0x%llx: %s", (unsigned long long)off,
 					    !s->ram_ended ? "the ram section never ended (SECTION_END)" : "no pc.ram block");
-			if (s->next_dev != QJ_NONE)
+			if (s->json && s->next_dev != QJ_NONE)
 				return fail(s, "QEMU EOF at offset 0x%llx: the VMDESCRIPTION describes devices the stream lacks (%s)",
 					    (unsigned long long)off, qj_str(&s->doc, s->next_dev, "name") ? qj_str(&s->doc, s->next_dev, "name") : "?");
 			if (!s->ncpus)
 				return fail(s, "QEMU stream: no 'cpu' device section");
+			/* the image numbers its vCPUs 0..n-1: instances are unique (full_section), so none may reach n */
+			for (uint32_t i = 0; i < s->ncpus; i++)
+				if (s->cpus[i].instance >= s->ncpus)
+					return fail(s, "QEMU device section 'cpu' with state at offset 0x%llx: instance %u, but the stream "
+						       "has %u cpu sections (instances 0..%u)",
+						    (unsigned long long)s->cpus[i].body, s->cpus[i].instance, s->ncpus, s->ncpus - 1);
 			return add_item(s, XSR_PT_ORIGIN_QEMU_SECTION, 0, QEMU_VM_EOF, off, s->size - off, -1);
 		case QEMU_VM_COMMAND:
 			s->code = XSR_E_UNSUPPORTED;
@@ -861,7 +1037,7 @@ struct findex {
 #define FINDEX_MAX 16 /* states indexed per vCPU: the cpu's own and the structs decode_cpu reads */
 
 struct cpubody {
-	const struct qj_doc *d;
+	const struct qj_doc *d; /* the VMDESCRIPTION, or NULL: the built-in table (qemu_cputab.c) */
 	uint32_t dev;
 	const uint8_t *b;
 	uint64_t len;
@@ -935,21 +1111,52 @@ static int field(struct cpubody *c, uint32_t obj, const char *name, struct floc 
 	return 0;
 }
 
+/* Field @name of the cpu state, from the VMDESCRIPTION or the built-in table (node: the table's index). */
+static int top(struct cpubody *c, const char *name, struct floc *l)
+{
+	if (c->d)
+		return field(c, c->dev, name, l);
+	unsigned i;
+	uint64_t off;
+	if (qemu_cpu_v12_field(name, &off, &i) < 0)
+		return -1;
+	*l = (struct floc){off, qemu_cpu_v12[i].size, qemu_cpu_v12[i].n, i};
+	return 0;
+}
+
+/* Member @sub of the struct field @l: its place within one element. */
+static int member(struct cpubody *c, const struct floc *l, const char *sub, struct floc *m)
+{
+	if (c->d) {
+		uint32_t st = qj_get(c->d, l->node, "struct");
+		return st == QJ_NONE ? -1 : field(c, st, sub, m);
+	}
+	const struct qemu_tfield *t = &qemu_cpu_v12[l->node];
+	uint64_t off = 0;
+	for (unsigned k = 0; k < t->nsub; k++) {
+		if (!strcmp(t->sub[k].name, sub)) {
+			*m = (struct floc){off, t->sub[k].size, t->sub[k].n, QJ_NONE};
+			return 0;
+		}
+		off += (uint64_t)t->sub[k].size * t->sub[k].n;
+	}
+	return -1;
+}
+
 /* Big-endian integer of @want octets at field @name[@i] (+ @sub of a struct); 0 and missing++ if absent. */
 static uint64_t fv(struct cpubody *c, const char *name, uint64_t i, const char *sub, unsigned want)
 {
 	struct floc l, m;
 	uint64_t off, size;
 	/* the device's own fields: desc_len bounded their sum by QEMU_MAX_DEV_BODY; the rest is checked here */
-	if (field(c, c->dev, name, &l) < 0 || i >= l.n || __builtin_mul_overflow(i, l.size, &off) ||
+	if (top(c, name, &l) < 0 || i >= l.n || __builtin_mul_overflow(i, l.size, &off) ||
 	    __builtin_add_overflow(off, l.off, &off)) {
 		c->missing++;
 		return 0;
 	}
 	size = l.size;
 	if (sub) {
-		uint32_t st = qj_get(c->d, l.node, "struct");
-		if (st == QJ_NONE || field(c, st, sub, &m) < 0 || m.off > l.size || m.size > l.size - m.off) {
+		if (member(c, &l, sub, &m) < 0 || m.off > l.size || m.size > l.size - m.off) {
 			c->missing++;
 			return 0;
 		}
@@ -1061,9 +1268,38 @@ static int decode_regs(struct src *s, const struct cpu *cp, struct cpubody *cb, 
 	return 0;
 }
 
+/*
+ * Does the VMDESCRIPTION lay out this version 12 cpu section as the built-in
+ * table does (every field, its offset, size, count and struct members, and
+ * no other field)?  The verdict goes to s->tabcheck and the CONFIG section:
+ * each import of a stream with a VMDESCRIPTION tests the table.
+ */
+static void table_check(struct src *s, struct cpubody *c)
+{
+	uint64_t off = 0;
+	const char *bad = NULL;
+	for (unsigned i = 0; i < qemu_cpu_v12_count && !bad; i++) {
+		const struct qemu_tfield *t = &qemu_cpu_v12[i];
+		struct floc l, m;
+		if (field(c, c->dev, t->name, &l) < 0 || l.off != off || l.size != t->size || l.n != t->n)
+			bad = t->name;
+		for (unsigned k = 0, so = 0; k < t->nsub && !bad; so += t->sub[k].size * t->sub[k].n, k++)
+			if (member(c, &l, t->sub[k].name, &m) < 0 || m.off != so || m.size != t->sub[k].size || m.n != t->sub[k].n)
+				bad = t->name;
+		off += (uint64_t)t->size * t->n;
+	}
+	const struct findex *x = findex(c, c->dev);
+	if (!bad && (!x || x->n != qemu_cpu_v12_count))
+		bad = "(the number of fields)";
+	if (bad)
+		snprintf(s->tabcheck, sizeof(s->tabcheck), "differs from the VMDESCRIPTION at %.100s", bad);
+	else
+		snprintf(s->tabcheck, sizeof(s->tabcheck), "agrees with the VMDESCRIPTION");
+}
+
 static int decode_cpu(struct src *s, const struct cpu *cp, const uint8_t *b, struct xsr_vcpu_state *st)
 {
-	struct cpubody c = {.d = &s->doc, .dev = cp->desc, .b = b, .len = cp->len};
+	struct cpubody c = {.d = s->json ? &s->doc : NULL, .dev = cp->desc, .b = b, .len = cp->len};
 	int rc = decode_regs(s, cp, &c, st);
 	if (rc == 0 && c.nomem)
 		rc = nomem(s);
@@ -1265,9 +1501,26 @@ static int write_passthru(struct src *s, struct xsr_writer *w)
 	return 0;
 }
 
+/* The first vCPU's VMDESCRIPTION entry against the built-in table, into s->tabcheck (a stream with one). */
+static int check_table(struct src *s)
+{
+	const struct cpu *cp = &s->cpus[0];
+	if (cp->version != QEMU_CPU_TABLE_VERSION) {
+		snprintf(s->tabcheck, sizeof(s->tabcheck), "not compared: cpu section version %u", cp->version);
+		return 0;
+	}
+	struct cpubody c = {.d = &s->doc, .dev = cp->desc};
+	table_check(s, &c);
+	for (unsigned i = 0; i < c.nidx; i++)
+		free(c.idx[i].e);
+	return c.nomem ? nomem(s) : 0;
+}
+
 static int write_config(struct src *s, struct xsr_writer *w)
 {
 	uint64_t ram = s->blocks[s->pcram].used, above = ram - s->below;
+	if (s->json && check_table(s) < 0)
+		return -1;
 	char layout[160], *c = malloc(64u * 1024);
 	size_t cap = 64u * 1024, n = 0;
 	if (!c)
@@ -1281,10 +1534,10 @@ static int write_config(struct src *s, struct xsr_writer *w)
 	else
 		c[n++] = '{';
 	n += (size_t)snprintf(c + n, cap - n,
-			      "\"qemu\": {\"layout\": \"%s (%s)\", \"machine\": \"%s\", \"ram_size\": %llu, "
+			      "\"qemu\": {\"vcpus_from\": \"%s\", \"layout\": \"%s (%s)\", \"machine\": \"%s\", \"ram_size\": %llu, "
 			      "\"below_4g\": %llu, \"above_4g\": %llu, \"above_4g_start\": 4294967296, "
 			      "\"layout_source\": \"%s\", \"stream_version\": 3, \"vcpus\": %u, \"blocks\": [",
-			      layout, s->below_given ? "given by the caller" : "inferred from the machine type and RAM size",
+			      s->json ? "vmdesc" : "table", layout, s->below_given ? "given by the caller" : "inferred from the machine type and RAM size",
 			      s->machine, (unsigned long long)ram, (unsigned long long)s->below, (unsigned long long)above,
 			      s->below_given ? "caller" : "inferred", s->ncpus);
 	/* block names are what the stream holds: only printable ASCII without quotes goes in verbatim */
@@ -1297,7 +1550,8 @@ static int write_config(struct src *s, struct xsr_writer *w)
 		n += (size_t)snprintf(c + n, cap - n, "%s{\"name\": \"%s\", \"used_length\": %llu}", b ? ", " : "", nm,
 				      (unsigned long long)s->blocks[b].used);
 	}
-	n += (size_t)snprintf(c + n, cap - n, "]}}\n");
+	n += (size_t)snprintf(c + n, cap - n, "], \"vmdesc\": %s, \"cpu_table\": \"%s\"}}\n", s->json ? "true" : "false",
+			      s->json ? s->tabcheck : "QEMU 7.2 vmstate_x86_cpu version 12, decoded with it");
 	int r = xsr_writer_add(w, XSR_SEC_CONFIG, 0, c, n);
 	free(c);
 	return r < 0 ? wfail(s, w, r, "CONFIG section") : 0;
@@ -1489,6 +1743,7 @@ static int import_src(struct src *s, int out_fd, const struct xsr_qemu_import_op
 	free(s->occ);
 	free(s->items);
 	free(s->cpus);
+	free(s->fc);
 	return rc;
 }
 

@@ -16,6 +16,26 @@
 #define QEMU_MAX_BLOCKS 1024u          /* RAM blocks in the MEM_SIZE list */
 #define QEMU_MAX_DEV_BODY (128u << 20) /* octets of one device section's state */
 #define QEMU_MAX_CPU_BODY (1u << 20)   /* octets of a cpu section decoded */
+#define QEMU_MAX_FOOTERS (1u << 17)    /* without a VMDESCRIPTION: footer candidates kept (16 octets each) */
+
+/*
+ * The built-in layout of the `cpu` section (qemu_cputab.c): QEMU 7.2's
+ * vmstate_x86_cpu at version_id QEMU_CPU_TABLE_VERSION, its fields before
+ * the subsections in stream order, QEMU_CPU_TABLE_OCTETS in all; @sub
+ * lists a struct's members (one element of @size octets).
+ */
+#define QEMU_CPU_TABLE_VERSION 12u
+#define QEMU_CPU_TABLE_OCTETS 1817u
+struct qemu_tfield {
+	const char *name;
+	uint16_t size, n; /* octets of one element, elements */
+	const struct qemu_tfield *sub;
+	uint8_t nsub;
+};
+extern const struct qemu_tfield qemu_cpu_v12[];
+extern const unsigned qemu_cpu_v12_count;
+/* Field @name of the table: its offset and index; 0, or -1 if it has none. */
+int qemu_cpu_v12_field(const char *name, uint64_t *off, unsigned *idx);
 
 /*
  * A small bounded JSON reader for the VMDESCRIPTION (qemu_json.c): the text

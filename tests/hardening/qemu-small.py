@@ -7,8 +7,11 @@ target-page-bits subsection, a ram START with a MEM_SIZE list (pc.ram of
 of page data), PART and END sections with footers, a device section with
 a subsection, a cpu section whose segments are a described struct, EOF
 and a compact VMDESCRIPTION.  The facts are docs/qemu-compat.md's, as in
-tests/fuzz/qemu-import/mkseeds.py.
-usage: qemu-small.py OUT
+tests/fuzz/qemu-import/mkseeds.py.  With --nodesc, the same without a
+VMDESCRIPTION (suppress-vmdesc=on, 6 232 octets): the cpu state is then
+QEMU 7.2's version 12 layout (1817 octets, the import's built-in table)
+followed by a subsection, and the stream ends with the EOF octet.
+usage: qemu-small.py OUT [--nodesc]
 """
 import json, struct, sys
 be32 = lambda v: struct.pack('>I', v); be64 = lambda v: struct.pack('>Q', v)
@@ -29,10 +32,18 @@ devs = [{'name': 'dev', 'instance_id': 0, 'vmsd_name': 'dev', 'version': 1,
 segf = [{'name': 'selector', 'size': 4}, {'name': 'base', 'size': 8}, {'name': 'limit', 'size': 4}, {'name': 'flags', 'size': 4}]
 regs = b''.join(be64(0x1000 + i) for i in range(16))
 body = regs + be64(0xfff0) + be64(0x2) + b''.join(be32(0x10) + be64(0) + be32(0xffff) + be32(0x9300) for _ in range(6))
+nodesc = sys.argv[2:] == ['--nodesc']
+if nodesc:  # env.regs, eip, eflags at 0, 128, 136; env.segs at 236; cr0 at 456; efer at 816
+    t = bytearray(1817)
+    t[0:144] = body[0:144]
+    t[236:356] = body[144:264]
+    t[456:464] = be64(0x80050033)
+    t[816:824] = be64(0x500)
+    body = bytes(t) + b'\x05' + name('cpu/poll_control_msr') + be32(1) + be64(0)
 s += b'\x04' + be32(4) + name('cpu') + be32(0) + be32(12) + body + foot(4)
 devs.append({'name': 'cpu', 'instance_id': 0, 'vmsd_name': 'cpu', 'version': 12, 'fields': [
     {'name': 'env.regs', 'array_len': 16, 'size': 8}, {'name': 'env.eip', 'size': 8}, {'name': 'env.eflags', 'size': 8},
     {'name': 'env.segs', 'array_len': 6, 'struct': {'vmsd_name': 'segment', 'version': 1, 'fields': segf}, 'size': 20}]})
 js = json.dumps({'page_size': 4096, 'devices': devs}, separators=(',', ':')).encode()
-s += b'\x00\x06' + be32(len(js)) + js
+s += b'\x00' + (b'' if nodesc else b'\x06' + be32(len(js)) + js)
 open(sys.argv[1], 'wb').write(s)

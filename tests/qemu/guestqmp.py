@@ -4,10 +4,15 @@ QEMU that booted bin/xsr-guest.elf, and save or restore it.
 
 usage: guestqmp.py run SOCKET OUTDIR COUNTER_PA ERRORS_PA
        guestqmp.py incoming SOCKET STREAM COUNTER_PA ERRORS_PA
+       guestqmp.py resave SOCKET STREAM:OUTDIR COUNTER_PA ERRORS_PA
 run: waits for the guest to count, reads guest_counters[0] and
-guest_errors twice, stops it, reads them twice more, and migrates it to
-OUTDIR/stream.bin ("exec:cat > ...").  incoming: migrate-incoming from
-STREAM, reads them before `cont`, then twice while it runs.  Both print
+guest_errors twice, stops it, reads them twice more, writes HMP `info
+registers` to OUTDIR/regs.txt and migrates it to OUTDIR/stream.bin
+("exec:cat > ...").  incoming: migrate-incoming from STREAM, reads them
+before `cont`, then twice while it runs.  resave: migrate-incoming from
+STREAM and, the guest still stopped, writes OUTDIR/regs.txt and migrates
+it again to OUTDIR/stream.bin (tests/qemu/nodesc.sh: the same guest state
+written by a QEMU of other -machine options).  Both print
 KEY=VALUE lines (decimal) for the shell to check: the checks are there.
 A wait for the counter to move gives up after WAIT seconds and prints what
 it saw; nothing here asserts a time.
@@ -53,6 +58,7 @@ def run(q, out, cpa, epa):
     s1 = read64(q, cpa)
     time.sleep(0.3)
     show(stop_c=s1, stop_c2=read64(q, cpa), stop_e=read64(q, epa))
+    open(out + '/regs.txt', 'w').write(q.hmp('info registers'))
     q.cmd('migrate-set-parameters', **{'max-bandwidth': 1 << 40})
     q.cmd('migrate', uri='exec:cat > ' + out + '/stream.bin')
     show(migrate=q.wait_migration()['status'])
@@ -70,13 +76,26 @@ def incoming(q, stream, cpa, epa):
     show(in_c1=r1, in_e1=e1, in_c2=r2, in_e2=read64(q, epa))
 
 
+def resave(q, stream, out, cpa, epa):
+    q.cmd('migrate-incoming', uri='exec:cat ' + stream)
+    show(incoming=q.wait_migration()['status'], state=q.cmd('query-status')['status'])
+    show(in_c0=read64(q, cpa), in_e0=read64(q, epa))
+    open(out + '/regs.txt', 'w').write(q.hmp('info registers'))
+    q.cmd('migrate-set-parameters', **{'max-bandwidth': 1 << 40})
+    q.cmd('migrate', uri='exec:cat > ' + out + '/stream.bin')
+    show(migrate=q.wait_migration()['status'])
+
+
 def main():
-    if len(sys.argv) != 6 or sys.argv[1] not in ('run', 'incoming'):
+    if len(sys.argv) != 6 or sys.argv[1] not in ('run', 'incoming', 'resave'):
         sys.exit(__doc__)
     q = QMP(sys.argv[2])
     cpa, epa = int(sys.argv[4], 0), int(sys.argv[5], 0)
     if sys.argv[1] == 'run':
         run(q, sys.argv[3], cpa, epa)
+    elif sys.argv[1] == 'resave':
+        stream, out = sys.argv[3].rsplit(':', 1)
+        resave(q, stream, out, cpa, epa)
     else:
         incoming(q, sys.argv[3], cpa, epa)
 

@@ -12,7 +12,10 @@
  *    the caller) and stated in the CONFIG section and the producer;
  *  - one vCPU per `cpu` device section, decoded through the stream's
  *    VMDESCRIPTION (field names, sizes and offsets); a stream without one
- *    is refused, since its device sections cannot be delimited either;
+ *    (suppress-vmdesc=on) has its device sections delimited by their
+ *    footers and its cpu sections (version 12 only) decoded with a built-in
+ *    table of QEMU 7.2's layout, and is refused where that is ambiguous;
+ *    CONFIG says which way ("vcpus_from");
  *  - every other item kept losslessly as PASSTHRU (origins
  *    XSR_PT_ORIGIN_QEMU_*): the header and CONFIGURATION, the `ram`
  *    section's setup, each other RAM block's final pages, each device

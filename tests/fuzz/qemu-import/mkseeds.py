@@ -6,7 +6,10 @@ Built by hand after the facts of docs/qemu-compat.md (a real stream is
 hundred octets): header and CONFIGURATION, a ram START with a MEM_SIZE
 list (pc.ram of 4 pages, pc.bios of 1), PAGE / ZERO / CONTINUE entries,
 a resent page, PART and END sections with footers, a device section with
-a subsection, two cpu sections, EOF and the VMDESCRIPTION.
+a subsection, two cpu sections, EOF and the VMDESCRIPTION; and nodesc.qemu,
+the same without a VMDESCRIPTION (suppress-vmdesc=on), whose cpu sections
+are QEMU 7.2's version 12 layout (1817 octets, the built-in table of
+libxsrelf/src/qemu_cputab.c) and a subsection.
 With REGRESSDIR, also the inputs replayed but not mutated (README.md):
 regress-struct-offset-wrap.qemu, a cpu whose env.segs struct lists a
 member of 4 x (2^62 - 1) octets before `flags`, so that flags' offset
@@ -24,7 +27,22 @@ be64 = lambda v: struct.pack('>Q', v)
 name = lambda s: bytes([len(s)]) + s.encode()
 
 
-def stream(machine='pc-i440fx-7.2', ncpu=2, footers=True, q35=False, wrap=False):
+def table_body(c):
+    """A cpu state laid out as QEMU 7.2's vmstate_x86_cpu version 12 (docs/qemu-compat.md), then a subsection."""
+    b = bytearray(1817)
+    b[0:128] = b''.join(be64(0x1000 * c + i) for i in range(16))  # env.regs
+    b[128:136] = be64(0xfff0 + c)  # env.eip
+    b[136:144] = be64(0x2)  # env.eflags
+    for i in range(6):  # env.segs: selector, base, limit, flags
+        b[236 + 20 * i:256 + 20 * i] = be32(0x10) + be64(0) + be32(0xffff) + be32(0x9300)
+    b[456:464] = be64(0x60000011)  # env.cr[0]
+    b[472:480] = be64(0x1000)  # env.cr[3]
+    b[816:824] = be64(0x500)  # env.efer
+    b[856:864] = be64(0xffff888000000000)  # env.kernelgsbase
+    return bytes(b) + b'\x05' + name('cpu/poll_control_msr') + be32(1) + be64(0)
+
+
+def stream(machine='pc-i440fx-7.2', ncpu=2, footers=True, q35=False, wrap=False, vmdesc=True):
     foot = lambda i: (b'\x7e' + be32(i)) if footers else b''
     s = b'QEVM' + be32(3)
     s += b'\x07' + be32(len(machine)) + machine.encode()
@@ -58,6 +76,8 @@ def stream(machine='pc-i440fx-7.2', ncpu=2, footers=True, q35=False, wrap=False)
         segs = b''.join(be32(0x10) + be64(0) + be32(0xffff) + be32(0x9300) for _ in range(6))
         body = (segs + regs + be64(0xfff0 + c) + be64(0x2)) if wrap else (regs + be64(0xfff0 + c) + be64(0x2) + segs)
         body += be64(0x60000011) + be64(0x1000)
+        if not vmdesc:
+            body = table_body(c)
         s += b'\x04' + be32(4 + c) + name('cpu') + be32(c) + be32(12) + body + foot(4 + c)
         fields = [{'name': 'env.regs', 'array_len': 16, 'type': 'uint64', 'size': 8},
                   {'name': 'env.eip', 'type': 'uint64', 'size': 8}, {'name': 'env.eflags', 'type': 'uint64', 'size': 8},
@@ -68,7 +88,7 @@ def stream(machine='pc-i440fx-7.2', ncpu=2, footers=True, q35=False, wrap=False)
         fields += [{'name': 'env.cr[0]', 'type': 'uint64', 'size': 8}, {'name': 'env.cr[3]', 'type': 'uint64', 'size': 8}]
         devs.append({'name': 'cpu', 'instance_id': c, 'vmsd_name': 'cpu', 'version': 12, 'fields': fields})
     js = json.dumps({'page_size': 4096, 'devices': devs}).encode()
-    return s + b'\x00' + b'\x06' + be32(len(js)) + js
+    return s + b'\x00' + (b'\x06' + be32(len(js)) + js if vmdesc else b'')
 
 
 seeds = {
@@ -80,6 +100,7 @@ seeds = {
 cut = stream()
 seeds['cut.qemu'] = cut[:len(cut) // 2]
 seeds['no-vmdesc.qemu'] = cut[:cut.rindex(b'\x06')]
+seeds['nodesc.qemu'] = stream(vmdesc=False)
 x = bytearray(stream())
 x[x.index(b'\x08\x06pc.ram')] |= 0x40
 seeds['xbzrle.qemu'] = bytes(x)
