@@ -176,4 +176,8 @@ PY
 	! readelf -n '$T/empty.elf' | grep -q VMCOREINFO"
 nice -n 5 crash -s --kaslr auto "$VMLINUX" "$T/empty.elf" <"$T/crash.in" >"$T/empty.crash" 2>&1
 echo "     crash --kaslr auto without VMCOREINFO: $(grep -m1 -o 'do not match!\|RELEASE: .*' "$T/empty.crash" || echo '(neither a match nor a release)')"
+if [ -n "$DRGN_PY" ] && "$XSR" convert -q --paging "$T/empty.elf" "$T/empty.paging.elf" >/dev/null 2>&1; then
+	"$DRGN_PY" "$HERE/drgncheck.py" "$T/empty.paging.elf" "$VMLINUX" >"$T/empty.drgn" 2>&1
+	echo "     drgn on its paging view, without VMCOREINFO: $(head -c 200 "$T/empty.drgn")"
+fi
 summary
