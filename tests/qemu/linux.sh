@@ -7,21 +7,25 @@
 # boot gives three images of the same guest:
 #   (c) `xsr core qemu:SOCK` of the running guest,
 #   (b) `xsr import` of a `migrate exec:` stream of it,
-#   (a) `xsr import` of that stream in a virsh save file (virshsave.py, gzip);
+#   (a) `xsr import` of a real `virsh save` of it: the guest runs under a
+#       libvirt session daemon of the test's own (tests/qemu/libvirt.inc)
+#       where libvirt is installed; else QEMU runs it and (a) is the stream
+#       of (b) in a virsh save file laid out by virshsave.py (gzip);
 # each must carry VMCOREINFO taken from the vmcoreinfo device's section, and
 # crash (`sys`, `bt`, `log`, `kmem -i`, `p jiffies_64`) and drgn (release,
 # jiffies_64, the task list) must read the guest from it with the debug
 # vmlinux (tests/xen/vmlinux.inc; KASLR on).  What works how is in
 # docs/qemu-compat.md, "Linux guests: crash and drgn".  QEMU is stopped by
-# its PID.  Knob: XSR_LINUX_CACHE (default tests/qemu/cache).
+# its PID, libvirt's daemons likewise.  Knobs: XSR_LINUX_CACHE (default
+# tests/qemu/cache), XSR_LINUX_LIBVIRT=0 (QEMU itself, not libvirt).
 set -uo pipefail
 . "$(dirname "$0")/../cli/lib.inc"
 HERE=$ROOT/tests/qemu
 C=${XSR_LINUX_CACHE:-$HERE/cache}
 RIG_NAME=qemu-linux
 . "$ROOT/tests/rig/lib.inc" # its EXIT trap kills RIG_QEMU_PID and runs RIG_CLEANUP
-. "$ROOT/tests/xen/vmlinux.inc"
 RIG_CLEANUP='rm -rf "$T"'
+. "$ROOT/tests/xen/vmlinux.inc"
 skip() {
 	echo "SKIPPED: $*; nothing counted for it"
 	summary
@@ -64,44 +68,111 @@ for p in python3 /usr/bin/python3; do
 	"$p" -c 'import drgn' 2>/dev/null && { DRGN_PY=$p; break; }
 done
 
-# ---- one boot ----
-Q() { python3 "$HERE/qmpc.py" "$T/q.sock" "$@"; }
+# ---- one boot: under libvirt where it runs (a real `virsh save` for (a)), else QEMU itself ----
+Q() { python3 "$HERE/qmpc.py" "$QSOCK" "$@"; }
+. "$HERE/libvirt.inc"
+LV=$T/lv
+DOM=xsr-linux-test
+LVMODE=
+RIG_CLEANUP='[ -z "$LVMODE" ] || lv_stop; rm -rf "$T"'
+# up CONSOLE: wait for linux-init's LINUX-UP (3 min at most) while QEMU (RIG_QEMU_PID) lives
+up() {
+	local i
+	for i in $(seq 180); do
+		grep -q '^LINUX-UP' "$1" 2>/dev/null && return 0
+		[ -z "$RIG_QEMU_PID" ] || kill -0 "$RIG_QEMU_PID" 2>/dev/null || return 1
+		sleep 1
+	done
+	return 1
+}
+# libvirt: the domain boots the same kernel, with <vmcoreinfo/> (-device
+# vmcoreinfo) and ACPI (without it libvirt passes -no-acpi, and
+# qemu_fw_cfg, which finds the device through ACPI, never probes); a second
+# QMP socket (qemu:commandline) for xsr and the migrate exec:; QEMU's
+# seccomp sandbox off, because it kills QEMU when `migrate exec:` forks
+boot_libvirt() {
+	mkdir -p "$LV/home/.config/libvirt" "$LV/run" "$LV/out" && chmod 700 "$LV/run" || return 1
+	cp "$C/kernel/vmlinuz" "$C/initrd.gz" "$LV/" || return 1
+	echo 'seccomp_sandbox = 0' >"$LV/home/.config/libvirt/qemu.conf"
+	cat >"$LV/dom.xml" <<XML
+<domain type='qemu' xmlns:qemu='http://libvirt.org/schemas/domain/qemu/1.0'>
+  <name>$DOM</name>
+  <memory unit='MiB'>256</memory>
+  <vcpu>1</vcpu>
+  <os><type arch='x86_64' machine='pc-i440fx-7.2'>hvm</type>
+    <kernel>$LV/vmlinuz</kernel><initrd>$LV/initrd.gz</initrd>
+    <cmdline>console=ttyS0 panic=-1 rdinit=/init</cmdline></os>
+  <features><acpi/><vmcoreinfo state='on'/></features>
+  <devices><emulator>$(command -v qemu-system-x86_64)</emulator>
+    <serial type='file'><source path='$LV/console.log'/><target port='0'/></serial>
+    <memballoon model='none'/></devices>
+  <qemu:commandline><qemu:arg value='-qmp'/><qemu:arg value='unix:$LV/q.sock,server=on,wait=off'/></qemu:commandline>
+</domain>
+XML
+	chown -R "$(lv_user)" "$LV" && chmod 755 "$T" || return 1
+	LVMODE=1
+	QSOCK=$LV/q.sock CONSOLE=$LV/console.log MIGF=$LV/out/mig.qemu # QEMU runs as lv_user: it writes there
+	V create "$LV/dom.xml" >"$T/lv-create.log" 2>&1 || { sed 's/^/     /' "$T/lv-create.log"; return 1; }
+	RIG_QEMU_PID=$(cat "$LV/run/libvirt/qemu/run/$DOM.pid" 2>/dev/null)
+	up "$CONSOLE"
+}
+boot_qemu() {
+	local pdeath=()
+	command -v setpriv >/dev/null && pdeath=(setpriv --pdeathsig KILL)
+	QSOCK=$T/q.sock CONSOLE=$T/console.log MIGF=$T/mig.qemu
+	"${pdeath[@]}" qemu-system-x86_64 -accel tcg -machine pc-i440fx-7.2 -m 256M -smp 1 -nographic -nodefaults -no-reboot \
+		-device vmcoreinfo -serial "file:$CONSOLE" -qmp "unix:$QSOCK,server=on,wait=off" \
+		-kernel "$C/kernel/vmlinuz" -initrd "$C/initrd.gz" -append "console=ttyS0 panic=-1 rdinit=/init" \
+		</dev/null >"$T/qemu.log" 2>&1 &
+	RIG_QEMU_PID=$!
+	up "$CONSOLE"
+}
 t0=$(rig_now)
-pdeath=()
-command -v setpriv >/dev/null && pdeath=(setpriv --pdeathsig KILL)
-"${pdeath[@]}" qemu-system-x86_64 -accel tcg -machine pc-i440fx-7.2 -m 256M -smp 1 -nographic -nodefaults -no-reboot \
-	-device vmcoreinfo -serial "file:$T/console.log" -qmp "unix:$T/q.sock,server=on,wait=off" \
-	-kernel "$C/kernel/vmlinuz" -initrd "$C/initrd.gz" -append "console=ttyS0 panic=-1 rdinit=/init" \
-	</dev/null >"$T/qemu.log" 2>&1 &
-RIG_QEMU_PID=$!
-up=
-for _ in $(seq 180); do
-	grep -q '^LINUX-UP' "$T/console.log" 2>/dev/null && { up=1; break; }
-	kill -0 "$RIG_QEMU_PID" 2>/dev/null || break
-	sleep 1
-done
-if [ -z "$up" ]; then
+how="QEMU itself"
+if [ "${XSR_LINUX_LIBVIRT:-1}" != 0 ] && command -v virsh >/dev/null && [ -x /usr/sbin/libvirtd ] &&
+	{ [ "$(id -u)" -ne 0 ] || command -v runuser >/dev/null; }; then
+	if boot_libvirt; then
+		how="libvirt (a session of $(lv_user)'s)"
+	else
+		echo "     libvirt did not boot the guest (console: $(tail -n1 "$LV/console.log" 2>/dev/null)): QEMU itself instead,"
+		echo "     and (a) is the stream of (b) in a virsh save file laid out by virshsave.py"
+		V destroy "$DOM" >/dev/null 2>&1
+		lv_stop
+		LVMODE= RIG_QEMU_PID=
+		t0=$(rig_now)
+	fi
+fi
+if [ -z "$LVMODE" ] && ! boot_qemu; then
 	bad "Debian's $KREL boots to linux-init in TCG (console: last lines below)"
-	tail -n 15 "$T/console.log" "$T/qemu.log" 2>/dev/null | sed 's/^/     /'
+	tail -n 15 "$CONSOLE" "$T/qemu.log" 2>/dev/null | sed 's/^/     /'
 	summary
 	exit 1
 fi
-echo "     booted $KREL in $(rig_since "$t0") s: $(grep '^LINUX-UP' "$T/console.log" | tr -d '\r')"
-check "the guest's qemu_fw_cfg sees the vmcoreinfo device" grep -q 'LINUX-UP.*vmcoreinfo-device=present' "$T/console.log"
+echo "     booted $KREL under $how in $(rig_since "$t0") s: $(grep '^LINUX-UP' "$CONSOLE" | tr -d '\r')"
+check "the guest's qemu_fw_cfg sees the vmcoreinfo device" grep -q 'LINUX-UP.*vmcoreinfo-device=present' "$CONSOLE"
 
-check "(c) xsr core qemu:SOCK of the running guest" "$XSR" core "qemu:$T/q.sock" "$T/core.elf"
-check "  ... leaves it running" bash -c "python3 '$HERE/qmpc.py' '$T/q.sock' query-status | grep -q '\"running\"'"
-check "(b) QEMU writes a migrate exec: stream" Q migrate "{\"uri\": \"exec:cat > $T/mig.qemu\"}"
+check "(c) xsr core qemu:SOCK of the running guest" "$XSR" core "qemu:$QSOCK" "$T/core.elf"
+check "  ... leaves it running" bash -c "python3 '$HERE/qmpc.py' '$QSOCK' query-status | grep -q '\"running\"'"
+check "(b) QEMU writes a migrate exec: stream" Q migrate "{\"uri\": \"exec:cat > $MIGF\"}"
 for _ in $(seq 120); do
 	Q query-migrate | grep -q '"status": "\(completed\|failed\|cancelled\)"' && break
 	sleep 0.5
 done
-check "  ... that completes" bash -c "python3 '$HERE/qmpc.py' '$T/q.sock' query-migrate | grep -q '\"completed\"'"
-check "  ... xsr import of it" "$XSR" import "$T/mig.qemu" "$T/mig.elf"
-check "(a) the stream in a virsh save file (gzip), xsr import of it" bash -c \
-	"python3 '$HERE/virshsave.py' '$T/mig.qemu' '$T/guest.save' gzip && '$XSR' import '$T/guest.save' '$T/virsh.elf'"
-# the rest reads files only: QEMU goes now, by its PID
-kill "$RIG_QEMU_PID" 2>/dev/null
+check "  ... that completes" bash -c "python3 '$HERE/qmpc.py' '$QSOCK' query-migrate | grep -q '\"completed\"'"
+check "  ... xsr import of it" "$XSR" import "$MIGF" "$T/mig.elf"
+if [ -n "$LVMODE" ]; then
+	# the migration left the guest paused; virsh save takes it running, as a user has it
+	V resume "$DOM" >/dev/null 2>&1
+	check "(a) virsh save of the running domain (libvirt's own file)" V save "$DOM" "$LV/out/guest.save"
+	check "  ... a LibvirtQemudSave file, xsr import of it" bash -c \
+		"head -c 16 '$LV/out/guest.save' | grep -q LibvirtQemudSave && '$XSR' import '$LV/out/guest.save' '$T/virsh.elf'"
+else
+	check "(a) the stream in a virsh save file (virshsave.py, gzip), xsr import of it" bash -c \
+		"python3 '$HERE/virshsave.py' '$MIGF' '$T/guest.save' gzip && '$XSR' import '$T/guest.save' '$T/virsh.elf'"
+fi
+# the rest reads files only: QEMU (and libvirt's daemons) go now, by PID
+[ -z "$RIG_QEMU_PID" ] || kill "$RIG_QEMU_PID" 2>/dev/null
+[ -z "$LVMODE" ] || lv_stop
 wait "$RIG_QEMU_PID" 2>/dev/null
 RIG_QEMU_PID=
 
@@ -158,14 +229,13 @@ comms = {c for _, c in r["comms"]}
 assert r["tasks"] >= 10 and [1, "init"] in r["comms"] and "kthreadd" in comms, r["comms"][:8]
 PY
 done
-check "the images are in time order: jiffies_64 of the core (${JIF[core]:-}) <= the migration's (${JIF[mig]:-})" \
-	test "${JIF[core]:-1}" -le "${JIF[mig]:-0}"
-check "the virsh save's import holds the same jiffies_64 as the stream's" test "${JIF[virsh]:-1}" = "${JIF[mig]:-0}"
+check "the images are in time order: jiffies_64 of the core ${JIF[core]:-} <= the migration's ${JIF[mig]:-} <= the virsh save's ${JIF[virsh]:-}" \
+	bash -c "[ '${JIF[core]:-1}' -le '${JIF[mig]:-0}' ] && [ '${JIF[mig]:-1}' -le '${JIF[virsh]:-0}' ]"
 
 # ---- the same stream without VMCOREINFO ----
 # has_vmcoreinfo is the first octet of the vmcoreinfo section's state (QEMU 7.2)
 check "a stream whose vmcoreinfo device is empty imports, saying so" bash -c "
-	cp '$T/mig.qemu' '$T/empty.qemu' &&
+	cp '$MIGF' '$T/empty.qemu' &&
 	python3 - '$T/empty.qemu' <<'PY' &&
 import sys
 f = open(sys.argv[1], 'r+b'); d = f.read()
