@@ -229,14 +229,17 @@ static void print_xen(const struct scan *s, int json)
 
 /*
  * The VMCOREINFO section's size, and where it came from when the image's
- * CONFIG says (a QEMU import's "vmcoreinfo": "..." string, docs/qemu-compat.md);
+ * CONFIG says (a QEMU import's "vmcoreinfo": "..." string, a dump-guest-memory
+ * import's "vmcoreinfo_from": "..."; docs/qemu-compat.md);
  * nothing when the image has neither.
  */
 static void print_vmcoreinfo(const struct scan *s)
 {
-	static const char key[] = "\"vmcoreinfo\": \"";
+	static const char key[] = "\"vmcoreinfo\": \"", key2[] = "\"vmcoreinfo_from\": \"";
 	const char *from = s->config ? strstr(s->config, key) : NULL;
 	char src[300] = "";
+	if (!from && s->config && (from = strstr(s->config, key2)))
+		from += sizeof(key2) - sizeof(key);
 	if (from) {
 		from += sizeof(key) - 1;
 		const char *end = strchr(from, '"');

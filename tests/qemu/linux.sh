@@ -153,6 +153,12 @@ check "the guest's qemu_fw_cfg sees the vmcoreinfo device" grep -q 'LINUX-UP.*vm
 
 check "(c) xsr core qemu:SOCK of the running guest" "$XSR" core "qemu:$QSOCK" "$T/core.elf"
 check "  ... leaves it running" bash -c "python3 '$HERE/qmpc.py' '$QSOCK' query-status | grep -q '\"running\"'"
+# QEMU's own dump-guest-memory carries the note itself: its import says so
+DGM=${MIGF%/*}/dgm.elf
+check "QEMU's dump-guest-memory: its import takes VMCOREINFO from the dump's note" bash -c "
+	python3 '$HERE/qmpc.py' '$QSOCK' dump-guest-memory '{\"paging\": false, \"protocol\": \"file:$DGM\"}' >/dev/null &&
+	'$XSR' import '$DGM' '$T/dgm.xsr' && rm -f '$DGM' &&
+	'$XSR' info '$T/dgm.xsr' | grep -q '^vmcoreinfo: [0-9]* octets, from the dump.s VMCOREINFO note'"
 check "(b) QEMU writes a migrate exec: stream" Q migrate "{\"uri\": \"exec:cat > $MIGF\"}"
 for _ in $(seq 120); do
 	Q query-migrate | grep -q '"status": "\(completed\|failed\|cancelled\)"' && break
