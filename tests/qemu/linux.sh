@@ -56,7 +56,12 @@ initrd_ok() { rig_cpio_ok "$1" && [ "$1" -nt "$HERE/linux-init" ]; }
 mkdir -p "$C" || skip "cannot make the cache $C"
 rig_kernel_deb "$C/debs" >"$T/kdeb.log" 2>&1 || skip "Debian's kernel package cannot be fetched ($(tail -n1 "$T/kdeb.log"))"
 if [ -e "$C/kernel" ] && [ "$(cat "$C/kernel/deb" 2>/dev/null)" != "${RIG_KDEB##*/}" ]; then rm -rf "$C/kernel" "$C/initrd.gz"; fi
-rig_cached "$C/kernel" kernel_ok build_kernel >"$T/kbuild.log" 2>&1 || { cat "$T/kbuild.log"; skip "the kernel of $RIG_KDEB cannot be unpacked"; }
+if ! rig_cached "$C/kernel" kernel_ok build_kernel >"$T/kbuild.log" 2>&1; then
+	bad "unpack the kernel and qemu_fw_cfg from $RIG_KDEB"
+	sed 's/^/     /' "$T/kbuild.log"
+	summary
+	exit 1
+fi
 echo "${RIG_KDEB##*/}" >"$C/kernel/deb"
 rig_cached "$C/initrd.gz" initrd_ok build_initrd || { bad "the initrd (busybox, qemu_fw_cfg, linux-init)"; summary; exit 1; }
 KREL=$(cat "$C/kernel/version")
