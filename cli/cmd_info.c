@@ -227,6 +227,34 @@ static void print_xen(const struct scan *s, int json)
 /* Every string that came from the image goes through cli_esc(): it may hold terminal escapes. */
 #define P(field) cli_esc(s->producer.field, sizeof(s->producer.field))
 
+/*
+ * The VMCOREINFO section's size, and where it came from when the image's
+ * CONFIG says (a QEMU import's "vmcoreinfo": "..." string, a dump-guest-memory
+ * import's "vmcoreinfo_from": "..."; docs/qemu-compat.md);
+ * nothing when the image has neither.
+ */
+static void print_vmcoreinfo(const struct scan *s)
+{
+	static const char key[] = "\"vmcoreinfo\": \"", key2[] = "\"vmcoreinfo_from\": \"";
+	const char *from = s->config ? strstr(s->config, key) : NULL;
+	char src[300] = "";
+	if (!from && s->config && (from = strstr(s->config, key2)))
+		from += sizeof(key2) - sizeof(key);
+	if (from) {
+		from += sizeof(key) - 1;
+		const char *end = strchr(from, '"');
+		size_t n = end ? (size_t)(end - from) : strlen(from);
+		cli_esc_to(src, sizeof(src), from, n < sizeof(src) - 1 ? n : sizeof(src) - 1, 0);
+	}
+	for (uint32_t i = 0; i < s->nsecs; i++)
+		if (s->secs[i].code == XSR_SEC_VMCOREINFO) {
+			printf("vmcoreinfo: %llu octets%s%s\n", (unsigned long long)s->secs[i].size, *src ? ", from " : "", src);
+			return;
+		}
+	if (*src)
+		printf("vmcoreinfo: %s\n", src);
+}
+
 static void print_text(const char *file, const struct scan *s)
 {
 	printf("file:       %s\n", cli_esc(file, SIZE_MAX));
@@ -262,6 +290,7 @@ static void print_text(const char *file, const struct scan *s)
 		size_t n = cli_esc_to(cfg, sizeof(cfg), s->config, 200, 1);
 		printf("config:     %s%s", cfg, n && cfg[n - 1] == '\n' ? "" : "\n");
 	}
+	print_vmcoreinfo(s);
 	if (s->nxen)
 		print_xen(s, 0);
 }

@@ -5,7 +5,7 @@ set -euo pipefail
 PKGS=(gcc make pkg-config libelf-dev libxen-dev libcriterion-dev libzstd-dev liblz4-dev
       libxxhash-dev elfutils binutils gdb crash python3 xxd jq bc zstd qemu-system-x86
       zlib1g-dev libbz2-dev liblzma-dev liblzo2-dev gzip bzip2 xz-utils lzop
-      libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients ${XSR_EXTRA_PKGS:-})
+      libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients python3-drgn ${XSR_EXTRA_PKGS:-})
 missing=()
 for p in "${PKGS[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

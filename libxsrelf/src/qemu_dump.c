@@ -915,27 +915,31 @@ static int write_config(struct ds *s, struct xsr_writer *w)
 {
 	char c[2048];
 	int n;
+	/* where VMCOREINFO came from, for xsr info (docs/qemu-compat.md) */
+	const char *from = !s->vmci ? NULL
+			   : s->vmci == s->vmci_buf ? "the kdump sub header (offset_vmcoreinfo, size_vmcoreinfo)"
+						    : "the dump's VMCOREINFO note (QEMU copies it from the guest's vmcoreinfo device)";
 	if (s->kind == XSR_QEMU_DUMP_ELF)
 		n = snprintf(c, sizeof(c),
 			     "{\"qemu_dump\": {\"source\": \"dump-guest-memory\", \"format\": \"elf\", \"paging\": %s, "
 			     "\"pt_loads\": %u, \"pages\": %llu, \"runs\": %u, \"vcpus\": %u, \"vcpu_notes\": \"%s%s\", "
-			     "\"vmcoreinfo\": %s, \"absent_pages\": \"not in any run\"}}\n",
+			     "\"vmcoreinfo\": %s%s%s%s, \"absent_pages\": \"not in any run\"}}\n",
 			     s->paging ? "true" : "false", s->nloads, (unsigned long long)s->npages, s->nruns,
 			     s->nprs ? s->nprs : s->nqs, s->nprs && s->nqs ? "NT_PRSTATUS and QEMU" : s->nprs ? "NT_PRSTATUS" : "QEMU",
 			     s->i386 ? " (i386: not in long mode)" : "",
-			     s->vmci ? "true" : "false");
+			     s->vmci ? "true" : "false", from ? ", \"vmcoreinfo_from\": \"" : "", from ? from : "", from ? "\"" : "");
 	else
 		n = snprintf(c, sizeof(c),
 			     "{\"qemu_dump\": {\"source\": \"dump-guest-memory\", \"format\": \"%s\", \"flattened\": %s, "
 			     "\"header_version\": %u, \"status\": %u, \"dump_level\": %u, \"phys_base\": %llu, \"max_mapnr\": %llu, "
 			     "\"release\": \"%s\", \"machine\": \"%s\", \"pages\": %llu, \"excluded_pages\": %llu, \"runs\": %u, "
-			     "\"vcpus\": %u, \"vcpu_notes\": \"%s%s\", \"vmcoreinfo\": %s, \"absent_pages\": \"not in any run\"}}\n",
+			     "\"vcpus\": %u, \"vcpu_notes\": \"%s%s\", \"vmcoreinfo\": %s%s%s%s, \"absent_pages\": \"not in any run\"}}\n",
 			     compress_name(s->status), s->kind == XSR_QEMU_DUMP_KDUMP_FLAT ? "true" : "false", s->hver, s->status,
 			     s->dump_level, (unsigned long long)s->phys_base, (unsigned long long)s->max_mapnr, s->release,
 			     s->machine, (unsigned long long)s->npages, (unsigned long long)s->excluded, s->nruns,
 			     s->nprs ? s->nprs : s->nqs, s->nprs && s->nqs ? "NT_PRSTATUS and QEMU" : s->nprs ? "NT_PRSTATUS" : "QEMU",
 			     s->i386 ? " (i386: not in long mode)" : "",
-			     s->vmci ? "true" : "false");
+			     s->vmci ? "true" : "false", from ? ", \"vmcoreinfo_from\": \"" : "", from ? from : "", from ? "\"" : "");
 	int r = xsr_writer_add(w, XSR_SEC_CONFIG, 0, c, (uint64_t)n);
 	return r < 0 ? wfail(s, w, r, "CONFIG section") : 0;
 }

@@ -98,6 +98,13 @@ struct src {
 	uint64_t below;
 	int below_given;
 	uint64_t max_ram; /* xsr_qemu_import_opts.max_ram */
+	/* the vmcoreinfo device's section (first instance), and what it gave */
+	int have_vmci_dev;
+	uint64_t vmci_body, vmci_blen;
+	uint32_t vmci_desc;
+	char *vmci;
+	uint32_t vmci_len;
+	char vmci_from[256]; /* where VMCOREINFO came from, or why there is none (CONFIG "vmcoreinfo") */
 	/* a wrapping format's (qemu_import_source) */
 	uint64_t base; /* where the stream begins in the source */
 	const struct qemu_wrap *wrap;
@@ -941,6 +948,11 @@ static int full_section(struct src *s, uint64_t *off)
 			s->capcpus = cap;
 		}
 		s->cpus[s->ncpus++] = (struct cpu){inst, ver, *off, len, dev};
+	} else if (!strcmp(name, "vmcoreinfo") && !s->have_vmci_dev) {
+		s->have_vmci_dev = 1;
+		s->vmci_body = *off;
+		s->vmci_blen = len;
+		s->vmci_desc = dev;
 	}
 	*off += len;
 	if (footer(s, off, id, "device section") < 0)
@@ -1550,8 +1562,9 @@ static int write_config(struct src *s, struct xsr_writer *w)
 		n += (size_t)snprintf(c + n, cap - n, "%s{\"name\": \"%s\", \"used_length\": %llu}", b ? ", " : "", nm,
 				      (unsigned long long)s->blocks[b].used);
 	}
-	n += (size_t)snprintf(c + n, cap - n, "], \"vmdesc\": %s, \"cpu_table\": \"%s\"}}\n", s->json ? "true" : "false",
-			      s->json ? s->tabcheck : "QEMU 7.2 vmstate_x86_cpu version 12, decoded with it");
+	n += (size_t)snprintf(c + n, cap - n, "], \"vmdesc\": %s, \"cpu_table\": \"%s\", \"vmcoreinfo\": \"%s\"}}\n",
+			      s->json ? "true" : "false",
+			      s->json ? s->tabcheck : "QEMU 7.2 vmstate_x86_cpu version 12, decoded with it", s->vmci_from);
 	int r = xsr_writer_add(w, XSR_SEC_CONFIG, 0, c, n);
 	free(c);
 	return r < 0 ? wfail(s, w, r, "CONFIG section") : 0;
@@ -1661,6 +1674,180 @@ static int write_pages(struct src *s, struct xsr_writer *w, const struct xsr_qem
 	return 0;
 }
 
+/* ---------------- VMCOREINFO from the vmcoreinfo device ---------------- */
+
+/*
+ * @len octets of guest-physical memory at @gpa into @out: pc.ram's final
+ * pages (a page never sent, or sent as ZERO, reads as zeros).  The range
+ * must lie in one of pc.ram's two runs (below s->below, or from 4 GiB);
+ * returns 1 when it does not, -1 on a read error.
+ */
+static int guest_read(struct src *s, uint64_t gpa, uint8_t *out, uint64_t len)
+{
+	const uint64_t G4 = UINT64_C(1) << 32, ram = s->blocks[s->pcram].used;
+	uint64_t off;
+	if (gpa < s->below && len <= s->below - gpa)
+		off = gpa;
+	else if (gpa >= G4 && gpa - G4 < ram - s->below && len <= ram - s->below - (gpa - G4))
+		off = s->below + (gpa - G4);
+	else
+		return 1;
+	size_t lo, hi;
+	block_range(s, (uint32_t)s->pcram, &lo, &hi);
+	for (uint64_t done = 0; done < len;) {
+		uint64_t pg = (off + done) / PAGE, in = (off + done) % PAGE, n = PAGE - in < len - done ? PAGE - in : len - done;
+		uint64_t key = (uint64_t)s->pcram << 40 | pg;
+		size_t l = lo, h = hi;
+		while (l < h) {
+			size_t m = l + (h - l) / 2;
+			if (s->occ[m].key < key)
+				l = m + 1;
+			else
+				h = m;
+		}
+		if (l < hi && s->occ[l].key == key && !(s->occ[l].pos & ZERO_BIT)) {
+			if (rd(s, (s->occ[l].pos >> 1) + in, out + done, n, "page data") < 0)
+				return -1;
+		} else {
+			memset(out + done, 0, n);
+		}
+		done += n;
+	}
+	return 0;
+}
+
+static uint32_t le32(const uint8_t *p) { return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24; }
+
+/* "left out: ..." in s->vmci_from, and to the caller's note callback; the import goes on without VMCOREINFO. */
+static void vmci_leave_out(struct src *s, const struct xsr_qemu_import_opts *o, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+static void vmci_leave_out(struct src *s, const struct xsr_qemu_import_opts *o, const char *fmt, ...)
+{
+	va_list ap;
+	int n = snprintf(s->vmci_from, sizeof(s->vmci_from), "left out: ");
+	va_start(ap, fmt);
+	vsnprintf(s->vmci_from + n, sizeof(s->vmci_from) - (size_t)n, fmt, ap);
+	va_end(ap);
+	if (o->cb.note) {
+		char m[320];
+		snprintf(m, sizeof(m), "VMCOREINFO %s", s->vmci_from);
+		o->cb.note(o->cb.note_ctx, m);
+	}
+}
+
+/*
+ * QEMU's vmcoreinfo device (hw/misc/vmcoreinfo.c, -device vmcoreinfo):
+ * the guest's fw_cfg driver (Linux: qemu_fw_cfg) writes the guest-physical
+ * address and size of its kernel's VMCOREINFO ELF note to the fw_cfg file
+ * etc/vmcoreinfo, and the device's state (has_vmcoreinfo, host_format,
+ * guest_format, size, paddr) travels in the stream.  QEMU's own
+ * dump-guest-memory copies the note from there; so does this, after the
+ * first pass, when every page's final copy is known.  What the guest wrote
+ * is the guest's to get wrong: a note that is not there, not an ELF note
+ * named VMCOREINFO, or not text leaves VMCOREINFO out (with the reason in
+ * CONFIG and to the note callback), and the import goes on.  Only a read
+ * error or no memory fails it.
+ */
+static int vmci_from_device(struct src *s, const struct xsr_qemu_import_opts *o)
+{
+	if (!s->have_vmci_dev) {
+		snprintf(s->vmci_from, sizeof(s->vmci_from), "none: the stream has no vmcoreinfo device (QEMU ran without -device vmcoreinfo)");
+		return 0;
+	}
+	if (s->vmci_blen > QEMU_MAX_VMCI_BODY) {
+		vmci_leave_out(s, o, "the vmcoreinfo device's state at offset 0x%llx is %llu octets (at most %u decoded)",
+			       (unsigned long long)s->vmci_body, (unsigned long long)s->vmci_blen, QEMU_MAX_VMCI_BODY);
+		return 0;
+	}
+	uint8_t body[QEMU_MAX_VMCI_BODY];
+	if (rd(s, s->vmci_body, body, s->vmci_blen, "vmcoreinfo section") < 0)
+		return -1;
+	/* big-endian as VMSTATE writes the fields, each the value a little-endian host held */
+	uint64_t has, fmt, size, paddr;
+	int missing = 0;
+	if (s->json) {
+		struct cpubody c = {.d = &s->doc, .dev = s->vmci_desc, .b = body, .len = s->vmci_blen};
+		has = fv(&c, "has_vmcoreinfo", 0, NULL, 1);
+		fmt = fv(&c, "vmcoreinfo.guest_format", 0, NULL, 2);
+		size = fv(&c, "vmcoreinfo.size", 0, NULL, 4);
+		paddr = fv(&c, "vmcoreinfo.paddr", 0, NULL, 8);
+		for (unsigned i = 0; i < c.nidx; i++)
+			free(c.idx[i].e);
+		if (c.nomem)
+			return nomem(s);
+		missing = c.missing;
+	} else if (s->vmci_blen == QEMU_VMCI_BODY_V1) {
+		/* no VMDESCRIPTION: QEMU 7.2's vmstate_vmcoreinfo version 1, the one layout there is */
+		has = body[0];
+		fmt = (uint64_t)body[3] << 8 | body[4];
+		size = be32(body + 5);
+		paddr = (uint64_t)be32(body + 9) << 32 | be32(body + 13);
+	} else {
+		vmci_leave_out(s, o, "the vmcoreinfo device's state at offset 0x%llx is %llu octets, not the %u of QEMU's "
+				     "version 1, and the stream has no VMDESCRIPTION to decode it",
+			       (unsigned long long)s->vmci_body, (unsigned long long)s->vmci_blen, QEMU_VMCI_BODY_V1);
+		return 0;
+	}
+	if (missing) {
+		vmci_leave_out(s, o, "the vmcoreinfo device's state at offset 0x%llx lacks has_vmcoreinfo, vmcoreinfo.guest_format, "
+				     "vmcoreinfo.size or vmcoreinfo.paddr of the sizes QEMU gives them",
+			       (unsigned long long)s->vmci_body);
+		return 0;
+	}
+	if (!has || !fmt) {
+		snprintf(s->vmci_from, sizeof(s->vmci_from),
+			 "none: the guest did not fill the vmcoreinfo device (no fw_cfg driver in it, e.g. Linux's qemu_fw_cfg)");
+		return 0;
+	}
+	if (fmt != 1) {
+		vmci_leave_out(s, o, "the vmcoreinfo device says guest format %llu (only 1, an ELF note, is known)", (unsigned long long)fmt);
+		return 0;
+	}
+	if (size <= XSR_VMCI_NOTE_HDR || size > QEMU_MAX_VMCI_NOTE) {
+		vmci_leave_out(s, o, "the vmcoreinfo device says a note of %llu octets at 0x%llx (%u..%u)", (unsigned long long)size,
+			       (unsigned long long)paddr, XSR_VMCI_NOTE_HDR + 1, QEMU_MAX_VMCI_NOTE);
+		return 0;
+	}
+	uint8_t *note = malloc(size);
+	if (!note)
+		return nomem(s);
+	int r = guest_read(s, paddr, note, size);
+	if (r != 0) {
+		free(note);
+		if (r < 0)
+			return -1;
+		vmci_leave_out(s, o, "the vmcoreinfo device's note 0x%llx..+0x%llx is not in guest RAM", (unsigned long long)paddr,
+			       (unsigned long long)size);
+		return 0;
+	}
+	uint32_t namesz = le32(note), descsz = le32(note + 4), type = le32(note + 8);
+	const char *bad = NULL;
+	if (namesz != sizeof(XSR_VMCI_NOTE_NAME) || memcmp(note + 12, XSR_VMCI_NOTE_NAME, sizeof(XSR_VMCI_NOTE_NAME)) || type != 0)
+		bad = "is not an ELF note named VMCOREINFO of type 0";
+	else if (descsz == 0 || descsz > size - XSR_VMCI_NOTE_HDR)
+		bad = "has a text length of 0 or past the size the device gives";
+	else if (descsz < 10 || memcmp(note + XSR_VMCI_NOTE_HDR, "OSRELEASE=", 10))
+		bad = "does not start with OSRELEASE=";
+	for (uint32_t i = 0; !bad && i < descsz; i++) {
+		uint8_t ch = note[XSR_VMCI_NOTE_HDR + i];
+		if ((ch < 0x20 || ch > 0x7e) && ch != '\n')
+			bad = "holds octets that are not text";
+	}
+	if (bad) {
+		free(note);
+		vmci_leave_out(s, o, "the note at 0x%llx (%llu octets, as the vmcoreinfo device says) %s", (unsigned long long)paddr,
+			       (unsigned long long)size, bad);
+		return 0;
+	}
+	memmove(note, note + XSR_VMCI_NOTE_HDR, descsz);
+	s->vmci = (char *)note;
+	s->vmci_len = descsz;
+	snprintf(s->vmci_from, sizeof(s->vmci_from),
+		 "the vmcoreinfo device: the guest's note at 0x%llx (%llu octets), %u octets of text",
+		 (unsigned long long)paddr, (unsigned long long)size, descsz);
+	return 0;
+}
+
 static int write_image(struct src *s, int out, const struct xsr_qemu_import_opts *o)
 {
 	uint64_t ram = s->blocks[s->pcram].used;
@@ -1678,6 +1865,8 @@ static int write_image(struct src *s, int out, const struct xsr_qemu_import_opts
 			       "octets of pc.ram below 4 GiB (--ram-below-4g)", s->have_machine ? s->machine : "(no CONFIGURATION)");
 	}
 	final_pages(s);
+	if (vmci_from_device(s, o) < 0)
+		return -1;
 	struct xsr_memrun runs[2] = {{0, s->below / PAGE}, {UINT64_C(1) << 20, (ram - s->below) / PAGE}};
 	uint32_t nruns = ram > s->below ? 2 : 1;
 	char ver[64];
@@ -1686,6 +1875,7 @@ static int write_image(struct src *s, int out, const struct xsr_qemu_import_opts
 	struct xsr_writer_params p = {
 		.machine = EM_X86_64, .kind = o->kind ? o->kind : XSR_KIND_SAVE, .layout = (uint8_t)o->layout, .nr_vcpus = s->ncpus,
 		.nr_runs = nruns, .runs = runs, .hypervisor = "qemu", .hypervisor_version = ver, .compress = o->compress,
+		.vmcoreinfo = s->vmci, .vmcoreinfo_len = s->vmci_len,
 	};
 	struct xsr_writer *w = NULL;
 	int rc = xsr_writer_open(&w, out, &p, s->err, sizeof(s->err));
@@ -1744,6 +1934,7 @@ static int import_src(struct src *s, int out_fd, const struct xsr_qemu_import_op
 	free(s->items);
 	free(s->cpus);
 	free(s->fc);
+	free(s->vmci);
 	return rc;
 }
 

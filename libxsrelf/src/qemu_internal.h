@@ -16,6 +16,9 @@
 #define QEMU_MAX_BLOCKS 1024u          /* RAM blocks in the MEM_SIZE list */
 #define QEMU_MAX_DEV_BODY (128u << 20) /* octets of one device section's state */
 #define QEMU_MAX_CPU_BODY (1u << 20)   /* octets of a cpu section decoded */
+#define QEMU_MAX_VMCI_BODY 64u         /* octets of the vmcoreinfo device's state decoded (QEMU 7.2: 17) */
+#define QEMU_VMCI_BODY_V1 17u         /* has_vmcoreinfo, host_format, guest_format, size, paddr (no VMDESCRIPTION) */
+#define QEMU_MAX_VMCI_NOTE (1u << 20)  /* octets of the guest's VMCOREINFO note copied (QEMU's dump.c: the same) */
 #define QEMU_MAX_FOOTERS (1u << 17)    /* without a VMDESCRIPTION: footer candidates kept (16 octets each) */
 
 /*

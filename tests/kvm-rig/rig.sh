@@ -49,31 +49,7 @@ host_deps() {
 }
 
 # The kernel tree (vmlinuz + modules) unpacked from the .deb.
-build_kernel() {
-	local d=$1
-	mkdir -p "$d" && dpkg -x "$RIG_KDEB" "$d/x" || return 1
-	local kv
-	kv=$(ls "$d/x/lib/modules") || return 1
-	cp "$d"/x/boot/vmlinuz-* "$d/vmlinuz" || return 1
-	depmod -b "$d/x" "$kv" || return 1
-	mkdir -p "$d/modules"
-	# the load order of the modules and their dependencies, one file name a line
-	local m f
-	for m in "${MODULES[@]}"; do
-		modprobe -d "$d/x" -S "$kv" --show-depends "$m" >"$d/dep.$m" || { echo "modprobe --show-depends $m failed" >&2; return 1; }
-		awk '$1 == "insmod" {print $2}' "$d/dep.$m"
-	done | awk '!seen[$0]++' >"$d/load.paths" || return 1
-	while IFS= read -r f; do
-		case $f in
-		*.ko) cp "$f" "$d/modules/" ;;
-		*.ko.xz) xz -dc "$f" >"$d/modules/$(basename "${f%.xz}")" ;;
-		*) echo "unexpected module file $f" >&2; false ;;
-		esac || return 1
-		basename "${f%.xz}" >>"$d/modules.load" || return 1
-	done <"$d/load.paths"
-	echo "$kv" >"$d/version"
-	rm -rf "$d/x"
-}
+build_kernel() { rig_kernel_tree "$1" "${MODULES[@]}"; }
 kernel_ok() {
 	[ -s "$1/vmlinuz" ] && [ -s "$1/modules.load" ] && [ -s "$1/version" ] || return 1
 	local m

@@ -135,4 +135,23 @@ d[i] |= 0x40
 open(sys.argv[2], 'wb').write(d)" "$D/stream.bin" "$T/xbzrle.bin"
 refused "an XBZRLE entry (not supported yet)" "$T/xbzrle.bin"
 grep -q 'XBZRLE' "$T/bad.out" && ok "the message names XBZRLE" || bad "the message names XBZRLE"
+# The vmcoreinfo device's section (QEMU's -device vmcoreinfo): the fuzz seeds
+# made by tests/fuzz/qemu-import/mkseeds.py hold one pointing at a note in
+# pc.ram, one outside RAM, one at a page that is no note.  A real guest's is
+# in tests/qemu/linux.sh.
+SEEDS=$ROOT/tests/fuzz/qemu-import/seeds
+check "vmcoreinfo device: the guest's note becomes the image's VMCOREINFO" bash -c "
+	'$XSR' import '$SEEDS/vmcoreinfo.qemu' '$T/vmci.elf' && '$XSR' verify '$T/vmci.elf' &&
+	'$XSR' info '$T/vmci.elf' | grep -qx \"vmcoreinfo: 60 octets, from the vmcoreinfo device: the guest's note at 0x2000 (4096 octets), 60 octets of text\" &&
+	readelf -n '$T/vmci.elf' | grep -q VMCOREINFO"
+for v in "outside:is not in guest RAM" "notnote:is not an ELF note named VMCOREINFO"; do
+	check "vmcoreinfo device, note ${v%%:*}: imports without VMCOREINFO, saying why" bash -c "
+		'$XSR' import '$SEEDS/vmcoreinfo-${v%%:*}.qemu' '$T/vmci-x.elf' 2>'$T/vmci.err' &&
+		grep -q 'VMCOREINFO left out: .*${v#*:}' '$T/vmci.err' &&
+		'$XSR' info '$T/vmci-x.elf' | grep -q '^vmcoreinfo: left out: .*${v#*:}' &&
+		! readelf -n '$T/vmci-x.elf' | grep -q VMCOREINFO"
+done
+check "a stream without the device: xsr info says there is none" bash -c "
+	'$XSR' import '$SEEDS/i440fx.qemu' '$T/novmci.elf' &&
+	'$XSR' info '$T/novmci.elf' | grep -q '^vmcoreinfo: none: the stream has no vmcoreinfo device'"
 summary

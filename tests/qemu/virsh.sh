@@ -22,6 +22,7 @@
 set -uo pipefail
 . "$(dirname "$0")/../cli/lib.inc"
 HERE=$ROOT/tests/qemu
+. "$HERE/libvirt.inc"
 for tool in qemu-system-x86_64 python3 gzip bzip2 xz lzop; do
 	if ! command -v "$tool" >/dev/null; then
 		echo "SKIPPED: $tool not installed (tests/install-deps.sh installs it)"
@@ -52,31 +53,6 @@ same_guest() {
 
 # ---------------------------------------------------------------- libvirt
 LV=$T/lv
-lv_user() { [ "$(id -u)" -eq 0 ] && echo nobody || id -un; }
-V() { # virsh in the session of LV's user
-	local env=(env HOME="$LV/home" XDG_RUNTIME_DIR="$LV/run" XDG_CONFIG_HOME="$LV/home/.config"
-		XDG_CACHE_HOME="$LV/home/.cache")
-	if [ "$(id -u)" -eq 0 ]; then
-		timeout 60 runuser -u nobody -- "${env[@]}" virsh -q -c qemu:///session "$@"
-	else
-		timeout 60 "${env[@]}" virsh -q -c qemu:///session "$@"
-	fi
-}
-# stop the session daemons this test started (by PID: the ones whose
-# environment names this test's runtime directory)
-lv_stop() {
-	local p
-	p=$(cat "$LV/run/libvirt/qemu/run/$DOM.pid" 2>/dev/null) && kill "$p" 2>/dev/null # a domain left running
-	for p in $(pgrep -u "$(lv_user)" -x libvirtd) $(pgrep -u "$(lv_user)" -x virtlogd) \
-		$(pgrep -u "$(lv_user)" -f qemu-system-x86_64); do
-		tr '\0' '\n' <"/proc/$p/environ" 2>/dev/null | grep -qx "XDG_RUNTIME_DIR=$LV/run" && kill "$p" 2>/dev/null
-	done
-	local i
-	for i in $(seq 50); do
-		pgrep -u "$(lv_user)" -x libvirtd >/dev/null || break
-		sleep 0.1
-	done
-}
 lv_format() { # FORMAT: the daemon restarted with this save_image_format
 	lv_stop
 	echo "save_image_format = \"$1\"" >"$LV/home/.config/libvirt/qemu.conf"

@@ -6,10 +6,12 @@ Built by hand after the facts of docs/qemu-compat.md (a real stream is
 hundred octets): header and CONFIGURATION, a ram START with a MEM_SIZE
 list (pc.ram of 4 pages, pc.bios of 1), PAGE / ZERO / CONTINUE entries,
 a resent page, PART and END sections with footers, a device section with
-a subsection, two cpu sections, EOF and the VMDESCRIPTION; and nodesc.qemu,
+a subsection, two cpu sections, EOF and the VMDESCRIPTION; nodesc.qemu,
 the same without a VMDESCRIPTION (suppress-vmdesc=on), whose cpu sections
 are QEMU 7.2's version 12 layout (1817 octets, the built-in table of
-libxsrelf/src/qemu_cputab.c) and a subsection.
+libxsrelf/src/qemu_cputab.c) and a subsection; three with
+a vmcoreinfo device section (QEMU's -device vmcoreinfo) pointing at a
+VMCOREINFO note in pc.ram, outside RAM, and at a page that is no note.
 With REGRESSDIR, also the inputs replayed but not mutated (README.md):
 regress-struct-offset-wrap.qemu, a cpu whose env.segs struct lists a
 member of 4 x (2^62 - 1) octets before `flags`, so that flags' offset
@@ -42,7 +44,13 @@ def table_body(c):
     return bytes(b) + b'\x05' + name('cpu/poll_control_msr') + be32(1) + be64(0)
 
 
-def stream(machine='pc-i440fx-7.2', ncpu=2, footers=True, q35=False, wrap=False, vmdesc=True):
+def vmci_note(text):
+    """Linux's VMCOREINFO ELF note: Nhdr (namesz 11, descsz, type 0), "VMCOREINFO" padded to 12, the text."""
+    return struct.pack('<III', 11, len(text), 0) + b'VMCOREINFO\0\0' + text
+
+
+def stream(machine='pc-i440fx-7.2', ncpu=2, footers=True, q35=False, wrap=False, vmci=None, vmdesc=True):
+    """vmci: (has, guest_format, size, paddr) of a vmcoreinfo device section; pc.ram page 2 then holds a note."""
     foot = lambda i: (b'\x7e' + be32(i)) if footers else b''
     s = b'QEVM' + be32(3)
     s += b'\x07' + be32(len(machine)) + machine.encode()
@@ -55,6 +63,9 @@ def stream(machine='pc-i440fx-7.2', ncpu=2, footers=True, q35=False, wrap=False,
     s += be64(0 | 0x08) + name('pc.ram') + b'A' * 4096
     s += be64(1 * 4096 | 0x02 | 0x20) + b'\x00'
     s += be64(3 * 4096 | 0x08 | 0x20) + bytes(range(256)) * 16
+    if vmci:
+        note = vmci_note(b'OSRELEASE=6.1.0-xsr-seed\nPAGESIZE=4096\nKERNELOFFSET=2c00000\n')
+        s += be64(2 * 4096 | 0x08 | 0x20) + note + bytes(4096 - len(note))
     s += be64(0 | 0x08) + name('pc.bios') + b'B' * 4096
     s += be64(0x10) + foot(2)
     # END: page 0 resent
@@ -87,6 +98,16 @@ def stream(machine='pc-i440fx-7.2', ncpu=2, footers=True, q35=False, wrap=False,
             fields = fields[3:] + fields[:3]
         fields += [{'name': 'env.cr[0]', 'type': 'uint64', 'size': 8}, {'name': 'env.cr[3]', 'type': 'uint64', 'size': 8}]
         devs.append({'name': 'cpu', 'instance_id': c, 'vmsd_name': 'cpu', 'version': 12, 'fields': fields})
+    if vmci:  # QEMU hw/misc/vmcoreinfo.c: has_vmcoreinfo, then FWCfgVMCoreInfo's fields, each big-endian
+        has, fmt, size, paddr = vmci
+        body = bytes([has]) + struct.pack('>HHIQ', 1, fmt, size, paddr)
+        s += b'\x04' + be32(4 + ncpu) + name('vmcoreinfo') + be32(0) + be32(1) + body + foot(4 + ncpu)
+        devs.append({'name': 'vmcoreinfo', 'instance_id': 0, 'vmsd_name': 'vmcoreinfo', 'version': 1,
+                     'fields': [{'name': 'has_vmcoreinfo', 'type': 'bool', 'size': 1},
+                                {'name': 'vmcoreinfo.host_format', 'type': 'uint16', 'size': 2},
+                                {'name': 'vmcoreinfo.guest_format', 'type': 'uint16', 'size': 2},
+                                {'name': 'vmcoreinfo.size', 'type': 'uint32', 'size': 4},
+                                {'name': 'vmcoreinfo.paddr', 'type': 'uint64', 'size': 8}]})
     js = json.dumps({'page_size': 4096, 'devices': devs}).encode()
     return s + b'\x00' + (b'\x06' + be32(len(js)) + js if vmdesc else b'')
 
@@ -96,6 +117,10 @@ seeds = {
     'q35.qemu': stream('pc-q35-7.2', 1),
     'nofooters.qemu': stream(footers=False),
     'unknown-machine.qemu': stream('microvm'),
+    # the vmcoreinfo device: a note in pc.ram page 2; one outside RAM; one where no note is
+    'vmcoreinfo.qemu': stream(vmci=(1, 1, 4096, 0x2000)),
+    'vmcoreinfo-outside.qemu': stream(vmci=(1, 1, 4096, 0x100000)),
+    'vmcoreinfo-notnote.qemu': stream(vmci=(1, 1, 4096, 0x3000)),
 }
 cut = stream()
 seeds['cut.qemu'] = cut[:len(cut) // 2]
