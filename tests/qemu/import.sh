@@ -144,6 +144,10 @@ check "vmcoreinfo device: the guest's note becomes the image's VMCOREINFO" bash 
 	'$XSR' import '$SEEDS/vmcoreinfo.qemu' '$T/vmci.elf' && '$XSR' verify '$T/vmci.elf' &&
 	'$XSR' info '$T/vmci.elf' | grep -qx \"vmcoreinfo: 60 octets, from the vmcoreinfo device: the guest's note at 0x2000 (4096 octets), 60 octets of text\" &&
 	readelf -n '$T/vmci.elf' | grep -q VMCOREINFO"
+check "vmcoreinfo device without a VMDESCRIPTION (its 17-octet layout): the same VMCOREINFO" bash -c "
+	'$XSR' import '$SEEDS/vmcoreinfo-nodesc.qemu' '$T/vmci-nd.elf' && '$XSR' verify '$T/vmci-nd.elf' &&
+	'$XSR' info '$T/vmci-nd.elf' | grep -qx \"vmcoreinfo: 60 octets, from the vmcoreinfo device: the guest's note at 0x2000 (4096 octets), 60 octets of text\" &&
+	'$XSR' info '$T/vmci-nd.elf' | grep -q '\"vcpus_from\": \"table\"'"
 for v in "outside:is not in guest RAM" "notnote:is not an ELF note named VMCOREINFO"; do
 	check "vmcoreinfo device, note ${v%%:*}: imports without VMCOREINFO, saying why" bash -c "
 		'$XSR' import '$SEEDS/vmcoreinfo-${v%%:*}.qemu' '$T/vmci-x.elf' 2>'$T/vmci.err' &&

@@ -11,7 +11,9 @@ the same without a VMDESCRIPTION (suppress-vmdesc=on), whose cpu sections
 are QEMU 7.2's version 12 layout (1817 octets, the built-in table of
 libxsrelf/src/qemu_cputab.c) and a subsection; three with
 a vmcoreinfo device section (QEMU's -device vmcoreinfo) pointing at a
-VMCOREINFO note in pc.ram, outside RAM, and at a page that is no note.
+VMCOREINFO note in pc.ram, outside RAM, and at a page that is no note;
+vmcoreinfo-nodesc.qemu, the first of them without a VMDESCRIPTION (the
+device's state decoded as QEMU 7.2's version 1 layout, 17 octets).
 With REGRESSDIR, also the inputs replayed but not mutated (README.md):
 regress-struct-offset-wrap.qemu, a cpu whose env.segs struct lists a
 member of 4 x (2^62 - 1) octets before `flags`, so that flags' offset
@@ -126,6 +128,7 @@ cut = stream()
 seeds['cut.qemu'] = cut[:len(cut) // 2]
 seeds['no-vmdesc.qemu'] = cut[:cut.rindex(b'\x06')]
 seeds['nodesc.qemu'] = stream(vmdesc=False)
+seeds['vmcoreinfo-nodesc.qemu'] = stream(vmci=(1, 1, 4096, 0x2000), vmdesc=False)
 x = bytearray(stream())
 x[x.index(b'\x08\x06pc.ram')] |= 0x40
 seeds['xbzrle.qemu'] = bytes(x)
