@@ -160,17 +160,13 @@ int xsr_check_xen_tree(const void *body, uint64_t len, const struct xsr_sec_chec
 }
 
 /*
- * XENSTORE: sh_info says which body.  libxl's record (an import's copy) is
- * opaque; the domain's subtree is walked whole, every limit checked, so that
- * a restore never meets a node it cannot write.
+ * XENSTORE: libxl's record (an import's copy) is opaque; a body that begins
+ * with XSR_XS_MAGIC is the domain's subtree, walked whole, every limit
+ * checked, so that a restore never meets a node it cannot write.
  */
 int xsr_check_xenstore(const void *body, uint64_t len, const struct xsr_sec_check_ctx *c, char *why, size_t whylen)
 {
-	if (c->info == XSR_XS_INFO_LIBXL)
+	if (!xsr_xs_is_subtree(body, len))
 		return 0;
-	if (c->info != XSR_XS_INFO_DOMAIN) {
-		xsr_fmt(why, whylen, "sh_info %u: must be 0 (libxl's record) or 1 (the domain's subtree)", c->info);
-		return XSR_E_FORMAT;
-	}
 	return xsr_xs_check(body, len, NULL, NULL, why, whylen);
 }

@@ -44,6 +44,15 @@ static int path_cmp(const char *a, uint32_t al, const char *b, uint32_t bl)
 	return c ? c : (al > bl) - (al < bl);
 }
 
+int xsr_xs_is_subtree(const void *body, uint64_t len)
+{
+	uint32_t m;
+	if (len < sizeof(m))
+		return 0;
+	memcpy(&m, body, sizeof(m));
+	return m == XSR_XS_MAGIC;
+}
+
 int xsr_xs_iter_init(struct xsr_xs_iter *it, const void *body, uint64_t len, char *err, size_t errlen)
 {
 	struct xsr_xs_head h;
@@ -56,6 +65,10 @@ int xsr_xs_iter_init(struct xsr_xs_iter *it, const void *body, uint64_t len, cha
 		return XSR_E_FORMAT;
 	}
 	memcpy(&h, body, sizeof(h));
+	if (h.magic != XSR_XS_MAGIC) {
+		xsr_fmt(err, errlen, "xenstore head: magic 0x%08x, not 0x%08x", h.magic, XSR_XS_MAGIC);
+		return XSR_E_FORMAT;
+	}
 	if (h.version != XSR_XS_VERSION) {
 		xsr_fmt(err, errlen, "xenstore body version %u: only %u is known", h.version, XSR_XS_VERSION);
 		return XSR_E_UNSUPPORTED;
@@ -304,7 +317,8 @@ int xsr_xs_builder_finish(struct xsr_xs_builder *b, void **body, uint64_t *len, 
 	uint8_t *out = calloc(1, (size_t)b->octets);
 	if (!out)
 		return XSR_E_NOMEM;
-	struct xsr_xs_head h = {.version = XSR_XS_VERSION, .nr_nodes = (uint32_t)b->count, .domid = b->domid};
+	struct xsr_xs_head h = {.magic = XSR_XS_MAGIC, .version = XSR_XS_VERSION, .nr_nodes = (uint32_t)b->count,
+				.domid = b->domid};
 	memcpy(out, &h, sizeof(h));
 	uint64_t off = sizeof(h);
 	for (size_t i = 0; i < b->count; i++) {

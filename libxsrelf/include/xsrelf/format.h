@@ -124,7 +124,7 @@ enum xsr_sec {
 	XSR_SEC_PAGES = 0x07,     /* seekable: covers page data; stream: a batch */
 	XSR_SEC_INDEX = 0x08,     /* seekable: xsr_index_entry per slot */
 	XSR_SEC_DOMCTX = 0x09,    /* sequence of xsr_domctx_desc */
-	XSR_SEC_XENSTORE = 0x0a,  /* xenstore data: sh_info XSR_XS_INFO_* says which */
+	XSR_SEC_XENSTORE = 0x0a,  /* xenstore data: libxl's record (opaque) or the domain's subtree (XSR_XS_MAGIC) */
 	XSR_SEC_EMULATOR = 0x0b,  /* device-model context (opaque) */
 	XSR_SEC_PASSTHRU = 0x0c,  /* foreign record kept verbatim */
 	XSR_SEC_STRTAB = 0x0d,    /* .shstrtab (sh_type is SHT_STRTAB) */
@@ -313,21 +313,25 @@ _Static_assert(sizeof(struct xsr_mig_pfns) == 8, "xsr_mig_pfns");
 /* XENSTORE (0x0a) body of the domain's own subtree.                   */
 /* ------------------------------------------------------------------ */
 /*
- * sh_info tells two bodies apart.  XSR_XS_INFO_LIBXL: libxl's
- * EMULATOR_XENSTORE_DATA record body as an import found it (opaque here; the
- * import's PASSTHRU copy is what an export replays).  XSR_XS_INFO_DOMAIN: the
- * domain's subtree /local/domain/N/ as `xsr save|core|migrate DOMID` read it:
- * struct xsr_xs_head, then nr_nodes nodes, each a struct xsr_xs_node,
- * nr_perms struct xsr_xs_perm, the path (relative to the domain's root, no
- * NUL), the value, and zeros to the next multiple of 8.  Paths are in
- * strictly ascending octet order, so a parent comes before its children and
- * no path twice.  Little-endian.  xsrelf/xenstore.h encodes and decodes it.
+ * Two kinds of body, told apart by their first four octets.  One that
+ * begins with XSR_XS_MAGIC is the domain's subtree /local/domain/N/ as
+ * `xsr save|core|migrate DOMID` read it: struct xsr_xs_head, then nr_nodes
+ * nodes, each a struct xsr_xs_node, nr_perms struct xsr_xs_perm, the path
+ * (relative to the domain's root, no NUL), the value, and zeros to the next
+ * multiple of 8.  Paths are in strictly ascending octet order, so a parent
+ * comes before its children and no path twice.  Any other body is libxl's
+ * EMULATOR_XENSTORE_DATA record as an import found it (it begins with the
+ * emulator id, 1 or 2), opaque here; the import's PASSTHRU copy is what an
+ * export replays.  sh_info is 0 for both, so a reader that knows only the
+ * opaque kind reads either.  Little-endian.  xsrelf/xenstore.h encodes and
+ * decodes the subtree.
  */
 struct xsr_xs_head {
-	uint32_t version;  /* XSR_XS_VERSION */
+	uint32_t magic;    /* XSR_XS_MAGIC */
+	uint16_t version;  /* XSR_XS_VERSION */
+	uint16_t reserved; /* 0 */
 	uint32_t nr_nodes; /* 0 ..= XSR_XS_MAX_NODES */
 	uint32_t domid;    /* the saved domain: a permission naming it names the restored one */
-	uint32_t reserved; /* 0 */
 };
 _Static_assert(sizeof(struct xsr_xs_head) == 16, "xsr_xs_head");
 
@@ -344,8 +348,7 @@ struct xsr_xs_perm {
 };
 _Static_assert(sizeof(struct xsr_xs_perm) == 8, "xsr_xs_perm");
 
-#define XSR_XS_INFO_LIBXL 0
-#define XSR_XS_INFO_DOMAIN 1
+#define XSR_XS_MAGIC 0x53587378u /* the octets "xsXS" */
 #define XSR_XS_VERSION 1
 #define XSR_XS_PERM_READ 1
 #define XSR_XS_PERM_WRITE 2

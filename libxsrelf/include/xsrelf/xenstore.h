@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
- * libxsrelf: the XENSTORE section body of a domain's own subtree
- * (sh_info XSR_XS_INFO_DOMAIN; struct xsr_xs_head and friends in
- * xsrelf/format.h, docs/xsrelf-format.md "XENSTORE (0x0a)").
+ * libxsrelf: the XENSTORE section body of a domain's own subtree (the
+ * body that begins with XSR_XS_MAGIC; struct xsr_xs_head and friends in
+ * xsrelf/format.h, docs/xsrelf-format.md "XENSTORE: the domain's subtree").
  *
  * Encoding: a builder collects nodes in any order and writes the body
  * sorted.  Decoding: an iterator over a body, which checks every limit and
@@ -23,7 +23,17 @@
 #include <stdint.h>
 
 #include <xsrelf/format.h>
+#include <xsrelf/reader.h>
 #include <xsrelf/xsrelf.h>
+
+/* 1 if the XENSTORE body @body (@len octets) is a domain's subtree (it begins with XSR_XS_MAGIC), 0 if libxl's record. */
+XSR_API int xsr_xs_is_subtree(const void *body, uint64_t len);
+/*
+ * The domain's subtree of @img, if it has one: 1 with the body in *@body
+ * (malloc'd, the caller frees; checksum and rules verified) and *@len; 0 if
+ * none of its XENSTORE sections is one; < 0 with xsr_image_error().
+ */
+XSR_API int xsr_image_xenstore(struct xsr_image *img, void **body, uint64_t *len);
 
 /* One node of a body; the pointers are borrowed from the body (not NUL-terminated). */
 struct xsr_xs_entry {
