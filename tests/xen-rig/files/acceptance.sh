@@ -56,6 +56,34 @@ reap() {
 	wait "$1" 2>/dev/null
 }
 gone_id() { ! xl list | awk 'NR>1{print $2}' | grep -qx "$1"; }
+# The domU's own xenstore keys (issue 20): dom0 writes a random marker and a
+# nested key whose permissions name dom0 and the domU.  xs_keys DOMID prints
+# them with their permissions, the domid written as D, so that the keys of
+# the saved and of the restored domain (a new domid) compare equal.
+XS_MARK=$(head -c 8 /dev/urandom | od -An -tx1 | tr -d ' \n')
+xs_plant() {
+	local r=/local/domain/$1
+	xenstore-write $r/data/xsrelf-marker "$XS_MARK" $r/data/xsrelf/nested/key "nested-$XS_MARK" &&
+		xenstore-chmod $r/data/xsrelf/nested/key n0 r$1
+}
+xs_keys() {
+	local r=/local/domain/$1
+	{
+		echo "marker=$(xenstore-read $r/data/xsrelf-marker 2>&1)"
+		echo "nested=$(xenstore-read $r/data/xsrelf/nested/key 2>&1)"
+		xenstore-ls -p $r/data 2>&1 | grep -E 'xsrelf|nested|key'
+	} | sed -E "s/ (\. )+/ /; s/([nrwb])$1([,)])/\1D\2/g"
+}
+# xs_same NAME BEFORE DOMID: the keys of DOMID are BEFORE, marker included
+xs_same() {
+	local now
+	now=$(xs_keys "$3")
+	if [ "$now" = "$2" ] && echo "$now" | grep -q "marker=$XS_MARK" && echo "$now" | grep -q "n0,rD"; then
+		echo "ACCEPT $1: PASS the marker and the nested key came back with their permissions: $(echo $now)"
+	else
+		echo "ACCEPT $1: FAIL before: $(echo $2); after (domain $3): $(echo $now)"
+	fi
+}
 
 xl info | grep -E 'xen_version|total_memory|free_memory|xen_caps'
 xsr --help >/dev/null 2>&1; ldd /usr/local/bin/xsr | grep -E 'xen|not found'
@@ -164,6 +192,9 @@ D=$(domid)
 
 # 2. xsr save --stop -> gone from xl list -> xsr restore
 T=$(tick)
+xs_plant "$D" || echo "RIG: writing the xenstore keys failed"
+XS_BEFORE=$(xs_keys "$D")
+echo "xenstore before xsr save: $(echo $XS_BEFORE)"
 if timed xsr-save xsr save "$D" xsr.save --stop --json >save.json; then
 	cat save.json
 	xl list
@@ -177,6 +208,7 @@ if timed xsr-save xsr save "$D" xsr.save --stop --json >save.json; then
 	if timed xsr-restore xsr restore xsr.save --json; then
 		xl list
 		continues "$T" xsr-save-restore
+		xs_same xsr-save-restore-xenstore "$XS_BEFORE" "$(domid)"
 	else
 		echo "ACCEPT xsr-save-restore: FAIL xsr restore"
 	fi
@@ -206,6 +238,13 @@ if timed xl-save xl save rigu xl.save && gone &&
 	fi
 	if timed xl-restore xl restore xl-exported.save; then
 		continues "$T" xl-import-export-restore
+		# the difference users get: libxl rebuilds the subtree from the configuration
+		XS_XL=$(xs_keys "$(domid)")
+		if echo "$XS_XL" | grep -q "marker=$XS_MARK"; then
+			echo "ACCEPT xl-save-restore-drops-xenstore: FAIL the marker survived xl save/restore: $(echo $XS_XL)"
+		else
+			echo "ACCEPT xl-save-restore-drops-xenstore: PASS after xl save -> xl restore the keys are gone: $(echo $XS_XL)"
+		fi
 	else
 		echo "ACCEPT xl-import-export-restore: FAIL xl restore"
 	fi
@@ -234,6 +273,8 @@ else
 fi
 D=$(domid)
 T=$(tick)
+xs_plant "$D" || echo "RIG: writing the xenstore keys failed"
+XS_BEFORE=$(xs_keys "$D")
 timeout 300 xsr receive tcp:127.0.0.1:7707 --xen --once --json >recv.json 2>recv.log &
 RPID=$!
 sleep 1
@@ -247,6 +288,7 @@ if timed xsr-migrate timeout 300 xsr migrate "$D" tcp:127.0.0.1:7707 --json >mig
 	else
 		echo "ACCEPT xsr-migrate: FAIL source still there, no rigu, a leftover name, or no stop-and-copy notice"
 	fi
+	xs_same xsr-migrate-xenstore "$XS_BEFORE" "$(domid)"
 	if grep -q '"engine":"native"' mig.json; then
 		echo "ACCEPT xsr-migrate-native: PASS the stream went out as the native save mapped the guest"
 	else
@@ -256,6 +298,7 @@ else
 	kill $RPID 2>/dev/null
 	cat mig.json mig.log recv.json recv.log
 	echo "ACCEPT xsr-migrate: FAIL"
+	echo "ACCEPT xsr-migrate-xenstore: FAIL no migration"
 fi
 
 # xl against xsr on the same domU, interleaved so that a noisy TCG host
