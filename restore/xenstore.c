@@ -22,7 +22,8 @@ int restore_xenstore(struct xsr_backend *be, int img_fd, struct xsr_xenstore_sta
 	int rc;
 	memset(st, 0, sizeof(*st));
 	*found = 0;
-	if ((rc = xsr_image_open(&img, img_fd, err, errlen)) < 0)
+	/* as the restore's own export opens it: the PT_LOAD comparison is for ELF tools, not for this */
+	if ((rc = xsr_image_open_flags(&img, img_fd, XSR_OPEN_NO_XEN_LAYOUT, err, errlen)) < 0)
 		return rc;
 	if ((rc = xsr_image_xenstore(img, &body, &len)) <= 0) {
 		if (rc < 0)
