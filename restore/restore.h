@@ -71,8 +71,8 @@ void lazy_stop(struct xsr_lazy *lz);
  * unpaused: the image @img_fd's xenstore subtree (the XENSTORE section of
  * body that begins with XSR_XS_MAGIC) written under it through ops->xenstore_write.
  * *@found 0 and 0 back for an image without one; else *@st says what was
- * written.  < 0 with @err on failure (an image with the subtree and a
- * backend without xenstore included).
+ * written; a backend without xenstore_write (QEMU) is not asked and the
+ * image not opened.  < 0 with @err on failure.
  */
 int restore_xenstore(struct xsr_backend *be, int img_fd, struct xsr_xenstore_stats *st, int *found, char *err,
 		     size_t errlen);

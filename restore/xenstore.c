@@ -22,6 +22,9 @@ int restore_xenstore(struct xsr_backend *be, int img_fd, struct xsr_xenstore_sta
 	int rc;
 	memset(st, 0, sizeof(*st));
 	*found = 0;
+	/* only Xen writes the subtree, and only a Xen backend can write it back: nothing to open for QEMU */
+	if (!be->ops->xenstore_write)
+		return 0;
 	/* as the restore's own export opens it: the PT_LOAD comparison is for ELF tools, not for this */
 	if ((rc = xsr_image_open_flags(&img, img_fd, XSR_OPEN_NO_XEN_LAYOUT, err, errlen)) < 0)
 		return rc;
@@ -32,11 +35,7 @@ int restore_xenstore(struct xsr_backend *be, int img_fd, struct xsr_xenstore_sta
 		return rc; /* 0: an image without the subtree (an xl save's import, an older xsr) */
 	}
 	*found = 1;
-	rc = 0;
-	if (!be->ops->xenstore_write) {
-		snprintf(err, errlen, "the image carries a xenstore subtree and this backend has no xenstore");
-		rc = XSR_E_UNSUPPORTED;
-	} else if ((rc = be->ops->xenstore_write(be, body, len, st)) < 0) {
+	if ((rc = be->ops->xenstore_write(be, body, len, st)) < 0) {
 		snprintf(err, errlen, "writing its xenstore keys: %s", be->ops->error(be));
 		rc = XSR_E_BACKEND;
 	}
