@@ -171,7 +171,7 @@ run() {
 	local cmds=${1:-$F/acceptance.sh} R="$C/run" rc=0
 	build
 	rm -rf "$R" && mkdir -p "$R/in" "$R/out"
-	cp "$cmds" "$R/in/run.sh" && chmod +x "$R/in/run.sh"
+	cp "$cmds" "$R/in/run.sh" && chmod +x "$R/in/run.sh" && cp "$F/lib.sh" "$R/in/"
 	cp "$F"/domu.cfg "$R/in/" 2>/dev/null || true
 	[ -n "${GOLDEN:-}" ] && touch "$R/in/golden" # keep the xl dump-core for tests/xen/golden
 	[ -n "${QUICK:-}" ] && touch "$R/in/quick" # make test: no timing rounds
