@@ -57,7 +57,8 @@ gone_id() { ! xl list | awk 'NR>1{print $2}' | grep -qx "$1"; }
 # The domU's own xenstore keys (issue 20): dom0 writes a random marker and a
 # nested key whose permissions name dom0 and the domU.  xs_keys DOMID prints
 # them with their permissions, the domid written as D, so that the keys of
-# the saved and of the restored domain (a new domid) compare equal.
+# the saved and of the restored domain (a new domid) compare equal.  A
+# restore writes nodes in path order, so xenstore-ls's order is not kept.
 XS_MARK=$(head -c 8 /dev/urandom | od -An -tx1 | tr -d ' \n')
 xs_plant() {
 	local r=/local/domain/$1
@@ -69,7 +70,8 @@ xs_keys() {
 	{
 		echo "marker=$(xenstore-read $r/data/xsrelf-marker 2>&1)"
 		echo "nested=$(xenstore-read $r/data/xsrelf/nested/key 2>&1)"
-		xenstore-ls -p $r/data 2>&1 | grep -E 'xsrelf|nested|key'
+		# sorted: xenstored lists a directory in creation order, which a restore does not keep
+		xenstore-ls -p $r/data 2>&1 | grep -E 'xsrelf|nested|key' | sed 's/^ *//' | sort
 	} | sed -E "s/ (\. )+/ /; s/([nrwb])$1([,)])/\1D\2/g"
 }
 # xs_same NAME BEFORE DOMID: the keys of DOMID are BEFORE, marker included
