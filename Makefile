@@ -17,8 +17,8 @@ CFLAGS     += $(CFLAGS_BASE)
 LIB_LIBS   := -lelf -lxxhash -lzstd -llz4 -lz -lbz2 -llzma -llzo2
 # The Xen backend (backends/xen.c) is built when libxen-dev is there; without it
 # `xsr save|core DOMID` and Xen restores say "built without Xen support".
-XEN_LIBS   := $(shell pkg-config --exists xencontrol xenforeignmemory xenguest xenlight xentoollog 2>/dev/null && \
-                echo "-lxenctrl -lxenforeignmemory -lxenguest -lxenlight -lxentoollog")
+XEN_LIBS   := $(shell pkg-config --exists xencontrol xenforeignmemory xenguest xenlight xentoollog xenstore 2>/dev/null && \
+                echo "-lxenctrl -lxenforeignmemory -lxenguest -lxenlight -lxentoollog -lxenstore")
 CFLAGS     += $(if $(XEN_LIBS),-DXSR_HAVE_XEN=1)
 
 LIB_SRC    := $(wildcard libxsrelf/src/*.c)

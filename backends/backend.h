@@ -56,6 +56,20 @@ struct xsr_domain_save_opts {
 	/* Called with the writer before the first section (e.g. MIG_BEGIN and the receiver's HELLO); NULL: none. */
 	int (*begin)(void *ctx, struct xsr_writer *w, char *err, size_t errlen);
 	void *ctx;
+	/*
+	 * Called with the writer after the domain's own sections, before the
+	 * writer closes, with the domain suspended (e.g. its xenstore subtree:
+	 * save_xenstore_end); NULL: none.
+	 */
+	int (*end)(void *ctx, struct xsr_writer *w, char *err, size_t errlen);
+	void *end_ctx;
+};
+
+/* What xenstore_write did (see the ops). */
+struct xsr_xenstore_stats {
+	uint32_t written; /* nodes written, with their permissions */
+	uint32_t kept;    /* nodes the toolstack had made already: left as they were */
+	uint32_t skipped; /* the toolstack's keys (xsr_xs_toolstack_key) in the image: not written */
 };
 
 /* For restore_domain. */
@@ -174,6 +188,23 @@ struct xsr_backend_ops {
 			      struct xsr_domain_stats *st);
 	/* Rename the domain: drop @strip from the end of its name (if there), append @add. */
 	int (*rename)(struct xsr_backend *be, const char *strip, const char *add);
+
+	/*
+	 * ---- the domain's own xenstore (Xen) ----
+	 * Optional: NULL in a backend without xenstore (KVM, synthetic, QEMU);
+	 * the engines add or restore the section only where these exist.
+	 * xenstore_read: the domain's subtree /local/domain/N/, less the keys the
+	 * toolstack makes (xsr_xs_toolstack_key), with each node's permissions,
+	 * as a XENSTORE subtree body (xsrelf/xenstore.h):
+	 * *@body malloc'd (the caller frees), *@len its octets.  Call it with the
+	 * domain suspended or paused, so that the guest cannot change it meanwhile.
+	 * xenstore_write (the restore half, after restore_domain, before resume):
+	 * write such a body's nodes under the new domain, a permission naming the
+	 * saved domain naming the new one; a node that exists already (the
+	 * toolstack made it from the configuration) is left as it is.  @st may be NULL.
+	 */
+	int (*xenstore_read)(struct xsr_backend *be, void **body, uint64_t *len);
+	int (*xenstore_write)(struct xsr_backend *be, const void *body, uint64_t len, struct xsr_xenstore_stats *st);
 
 	/* Message for the last failure (static or owned by @be). */
 	const char *(*error)(struct xsr_backend *be);

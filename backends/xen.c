@@ -425,6 +425,21 @@ static int x_unpause(struct xsr_backend *be)
 	return xen_lx_unpause(x->domid, x->err, sizeof(x->err));
 }
 
+/* The domain's own xenstore subtree (xen_store.c). */
+static int x_xenstore_read(struct xsr_backend *be, void **body, uint64_t *len)
+{
+	struct xen_be *x = (struct xen_be *)be;
+	return xen_xs_read(x->domid, body, len, x->err, sizeof(x->err));
+}
+
+static int x_xenstore_write(struct xsr_backend *be, const void *body, uint64_t len, struct xsr_xenstore_stats *st)
+{
+	struct xen_be *x = (struct xen_be *)be;
+	if (x->domid == (uint32_t)INVALID_DOMID)
+		return xfail(x, "no domain restored yet to write xenstore keys under");
+	return xen_xs_write(x->domid, body, len, st, x->err, sizeof(x->err));
+}
+
 /* A domain: its memory and vCPUs (no dirty log, no page-by-page restore), and the whole-domain save. */
 static const struct xsr_backend_ops xen_ops = {
 	.name = "xen",
@@ -440,6 +455,7 @@ static const struct xsr_backend_ops xen_ops = {
 	.live_probe = x_live_probe,
 	.finish = x_finish,
 	.rename = x_rename,
+	.xenstore_read = x_xenstore_read,
 	.error = x_error,
 	.close = x_close,
 };
@@ -451,6 +467,7 @@ static const struct xsr_backend_ops xen_restore_ops = {
 	.restore_domain = x_restore_domain,
 	.finish = x_finish,
 	.rename = x_rename,
+	.xenstore_write = x_xenstore_write,
 	.error = x_error,
 	.close = x_close,
 };

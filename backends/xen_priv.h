@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
- * Inside the Xen backend only (its four files, built with the Xen
+ * Inside the Xen backend only (its five files, built with the Xen
  * libraries).  The calls go one way (backends/xen.h):
- *   xen.c -> xen_save.c -> xen_libxl.c,  xen.c -> xen_restore.c -> xen_libxl.c.
+ *   xen.c -> xen_save.c -> xen_libxl.c,  xen.c -> xen_restore.c -> xen_libxl.c,
+ *   xen.c -> xen_store.c.
  */
 #ifndef XSR_XEN_PRIV_H
 #define XSR_XEN_PRIV_H
@@ -54,5 +55,13 @@ int xen_save_finish(uint32_t domid, int destroy, char *err, size_t errlen);
 /* The restore_domain op (backend.h): the new domain in st->domid. */
 int xen_restore_domain(int img_fd, const struct xsr_domain_restore_opts *o, struct xsr_domain_stats *st, char *err,
 		       size_t errlen);
+
+/* ---- xen_store.c: the domain's own xenstore subtree (the xenstore_read and xenstore_write ops) ---- */
+
+/* Domain @domid's subtree as a XENSTORE body (xsrelf/xenstore.h), *@body malloc'd.  0 or -1. */
+int xen_xs_read(uint32_t domid, void **body, uint64_t *len, char *err, size_t errlen);
+/* A body's nodes under domain @domid, in one transaction.  0 or -1. */
+int xen_xs_write(uint32_t domid, const void *body, uint64_t len, struct xsr_xenstore_stats *st, char *err,
+		 size_t errlen);
 
 #endif

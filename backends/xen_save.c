@@ -1206,7 +1206,8 @@ int xen_save_domain(uint32_t domid, int out_fd, const struct xsr_domain_save_opt
 		    char *err, size_t errlen)
 {
 	struct xsr_xen_import_opts io = {.layout = o->stream ? XSR_LAYOUT_STREAM : 0, .kind = o->kind,
-					 .compress = o->compress, .begin = o->begin, .begin_ctx = o->ctx};
+					 .compress = o->compress, .begin = o->begin, .begin_ctx = o->ctx,
+					 .end = o->end, .end_ctx = o->end_ctx};
 	const char *via = getenv("XSR_XEN_SAVE_VIA");
 	int rc = 1;
 	memset(st, 0, sizeof(*st));

@@ -20,6 +20,7 @@
 #include <xsrelf/qemu.h>
 #include <xsrelf/reader.h>
 #include <xsrelf/xen.h>
+#include <xsrelf/xenstore.h>
 
 #include "../save/save.h"
 #include "cli.h"
@@ -190,6 +191,20 @@ int cmd_export(int argc, char **argv)
 		   : o.format == XSR_XEN_FORMAT_XC_CORE ? "an xc_core file"
 		   : o.format == XSR_XEN_FORMAT_XL    ? "an xl save"
 						      : "a libxc stream");
+	/* No foreign format has a place for the domain's own xenstore subtree: say once that it stays behind. */
+	void *xs = NULL;
+	uint64_t xslen = 0;
+	uint32_t xsn = 0;
+	if (xsr_image_xenstore(img, &xs, &xslen) == 1 && xsr_xs_check(xs, xslen, &xsn, NULL, err, sizeof(err)) == 0)
+		fprintf(stderr, "xsr export: warning: the domain's xenstore subtree (%u keys) is left out: %s has no place for it (xsr restore carries it)\n",
+			xsn,
+			qemu == 2				? "a virsh save file"
+			: qemu					? "QEMU's stream"
+			: o.format == XSR_XEN_FORMAT_XC_CORE	? "an xc_core file"
+			: o.format == XSR_XEN_FORMAT_XL		? "xl's format"
+								: "a libxc stream");
+	free(xs);
+	err[0] = 0;
 	uint64_t t0 = util_now_ns();
 	struct xsr_xen_export_stats xst;
 	struct xsr_qemu_export_stats qst;

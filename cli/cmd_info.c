@@ -8,6 +8,7 @@
 
 #include <xsrelf/qemu.h>
 #include <xsrelf/xen.h>
+#include <xsrelf/xenstore.h>
 
 #include "cli.h"
 #include "scan.h"
@@ -80,6 +81,51 @@ static void print_vcpu(const struct xsr_vcpu_state *v, int json)
 static void print_xen(const struct scan *s, int json);
 
 /*
+ * The domain's xenstore subtree: its size in text, every node in JSON (a
+ * value holding a NUL as value_hex).  The reader validated the body.
+ */
+static void print_xenstore(const struct scan *s, int json)
+{
+	struct xsr_xs_iter it;
+	struct xsr_xs_entry e;
+	char err[256];
+	uint32_t nodes = 0;
+	uint64_t octets = 0;
+	if (xsr_xs_check(s->xenstore, s->xenstore_len, &nodes, &octets, err, sizeof(err)) < 0 ||
+	    xsr_xs_iter_init(&it, s->xenstore, s->xenstore_len, err, sizeof(err)) < 0)
+		return;
+	if (!json) {
+		printf("xenstore:   %u keys, %llu octets of values (the domain's subtree; --json lists them)\n", nodes,
+		       (unsigned long long)octets);
+		return;
+	}
+	printf(", \"xenstore\": {\"domid\": %u, \"keys\": %u, \"value_octets\": %s, \"nodes\": [", it.domid, nodes,
+	       cli_jdec(octets));
+	for (uint32_t n = 0; xsr_xs_iter_next(&it, &e, err, sizeof(err)) == 1; n++) {
+		printf("%s{\"path\": ", n ? ", " : "");
+		cli_json_strn(stdout, e.path, e.path_len);
+		if (memchr(e.value, 0, e.value_len)) {
+			printf(", \"value\": null, \"value_hex\": \"");
+			for (uint32_t i = 0; i < e.value_len; i++)
+				printf("%02x", (unsigned char)e.value[i]);
+			printf("\"");
+		} else {
+			printf(", \"value\": ");
+			cli_json_strn(stdout, e.value, e.value_len);
+		}
+		printf(", \"perms\": [");
+		for (uint32_t i = 0; i < e.nr_perms; i++) {
+			struct xsr_xs_perm p;
+			xsr_xs_perm_get(&e, i, &p);
+			printf("%s{\"domid\": %u, \"perm\": \"%s\"}", i ? ", " : "", p.domid,
+			       p.perm == 3 ? "rw" : p.perm == 2 ? "w" : p.perm == 1 ? "r" : "n");
+		}
+		printf("]}");
+	}
+	printf("]}");
+}
+
+/*
  * Everything the text shows, and more: 64-bit values as strings (xsr(1),
  * JSON OUTPUT), section names as the seekable layout has them for both
  * layouts, the whole config.
@@ -129,6 +175,8 @@ static void print_json(const char *file, const struct scan *s)
 		cli_json_str(stdout, s->config);
 	else
 		printf("null");
+	if (s->xenstore)
+		print_xenstore(s, 1);
 	if (s->nxen)
 		print_xen(s, 1);
 	printf("}\n");
@@ -291,6 +339,8 @@ static void print_text(const char *file, const struct scan *s)
 		printf("config:     %s%s", cfg, n && cfg[n - 1] == '\n' ? "" : "\n");
 	}
 	print_vmcoreinfo(s);
+	if (s->xenstore)
+		print_xenstore(s, 0);
 	if (s->nxen)
 		print_xen(s, 0);
 }

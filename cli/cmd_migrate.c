@@ -31,6 +31,7 @@
 #include "../backends/qemu.h"
 #include "../backends/xen.h"
 #include "../migrate/migrate.h"
+#include "../restore/restore.h"
 #include "../util/clock.h"
 #include "../vmm/vmm.h"
 #include "cli.h"
@@ -501,6 +502,8 @@ struct whole_in {
 	struct xsr_backend *be; /* the backend's restore half (restore_domain), once opened */
 	int have_domain;
 	uint64_t restore_ns;
+	struct xsr_xenstore_stats xs; /* the image's xenstore keys, written before the unpause */
+	int xs_found;
 	char err[1024];
 };
 
@@ -522,6 +525,8 @@ static int whole_in_commit(void *ctx, char *err, size_t errlen)
 		snprintf(err, errlen, "rewinding the received image: %s", strerror(errno));
 	else if (x->be->ops->restore_domain(x->be, x->img, &ro, &st) < 0)
 		snprintf(err, errlen, "%s", x->be->ops->error(x->be));
+	else if (restore_xenstore(x->be, x->img, &x->xs, &x->xs_found, err, errlen) < 0)
+		x->be->ops->finish(x->be, 1); /* not released yet: the sender's copy carries on */
 	else
 		lacks = "";
 	if (!lacks || *lacks) {
@@ -591,6 +596,9 @@ static int receive_whole(struct recv_ctx *c, int paused, int json, const char *p
 		return -1;
 	}
 	close(c->conn);
+	if (x.xs_found)
+		cli_detail("receive", "xenstore: %u keys written, %u left as libxl made them, %u of the toolstack's skipped",
+			   x.xs.written, x.xs.kept, x.xs.skipped);
 	if (json && qargv)
 		printf("{\"pid\":%d,\"bytes\":%s,\"pages\":%s,\"zero_pages\":%s"
 		       ",\"restore_ms\":%.1f,\"paused\":%s}\n",
@@ -598,8 +606,9 @@ static int receive_whole(struct recv_ctx *c, int paused, int json, const char *p
 		       x.restore_ns / 1e6, paused ? "true" : "false");
 	else if (json)
 		printf("{\"domid\":%u,\"bytes\":%s,\"pages\":%s,\"zero_pages\":%s"
-		       ",\"restore_ms\":%.1f,\"paused\":%s}\n",
-		       x.domid, cli_jdec(c->st.bytes), cli_jdec(c->st.pages), cli_jdec(c->st.zero_pages), x.restore_ns / 1e6, paused ? "true" : "false");
+		       ",\"restore_ms\":%.1f,\"paused\":%s,\"xenstore_written\":%u,\"xenstore_kept\":%u}\n",
+		       x.domid, cli_jdec(c->st.bytes), cli_jdec(c->st.pages), cli_jdec(c->st.zero_pages), x.restore_ns / 1e6,
+		       paused ? "true" : "false", x.xs.written, x.xs.kept);
 	else
 		printf("%u\n", qargv ? (unsigned)x.pid : x.domid);
 	return 0;

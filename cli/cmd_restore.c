@@ -14,6 +14,7 @@
 
 #include "../backends/qemu.h"
 #include "../backends/xen.h"
+#include "../restore/restore.h"
 #include "../vmm/vmm.h"
 #include "cli.h"
 
@@ -98,12 +99,20 @@ static int restore_xen(const char *file, int paused, int json, int lazy)
 	cli_detail(VERB, "%s into Xen%s", file, paused ? ", paused" : "");
 	/* The restore half of the backend (backends/backend.h: restore_domain). */
 	struct xsr_backend *be;
-	struct xsr_domain_restore_opts ro = {.paused = paused, .progress = util_progress_cb, .pctx = &pg};
+	/* paused until the image's xenstore keys are back (restore_xenstore) */
+	struct xsr_domain_restore_opts ro = {.paused = 1, .progress = util_progress_cb, .pctx = &pg};
+	struct xsr_xenstore_stats xst = {0};
+	int found = 0;
 	int rc = xen_open_restore(&be, err, sizeof(err));
 	if (rc == 0) {
 		rc = be->ops->restore_domain(be, fd, &ro, &st);
 		if (rc < 0)
 			snprintf(err, sizeof(err), "%s", be->ops->error(be));
+		else if ((rc = restore_xenstore(be, fd, &xst, &found, err, sizeof(err))) < 0)
+			be->ops->finish(be, 1); /* the image is still there: no half-restored domain stays */
+		else if (!paused && (rc = be->ops->resume(be)) < 0)
+			snprintf(err, sizeof(err), "unpausing domain %u: %s (it stays paused)", st.domid,
+				 be->ops->error(be));
 		be->ops->close(be);
 	}
 	util_progress_end(&pg);
@@ -113,9 +122,14 @@ static int restore_xen(const char *file, int paused, int json, int lazy)
 		return XSR_EXIT_FAIL;
 	}
 	close(fd);
+	if (found)
+		cli_detail(VERB, "xenstore: %u keys written, %u left as libxl made them, %u of the toolstack's skipped",
+			   xst.written, xst.kept, xst.skipped);
 	if (json)
-		printf("{\"domid\":%u,\"bytes\":%s,\"export_ms\":%.3f,\"libxl_ms\":%.3f,\"elapsed_ms\":%.3f}\n",
-		       st.domid, cli_jdec(st.bytes), st.transcode_ns / 1e6, st.suspend_ns / 1e6, st.elapsed_ns / 1e6);
+		printf("{\"domid\":%u,\"bytes\":%s,\"export_ms\":%.3f,\"libxl_ms\":%.3f,\"elapsed_ms\":%.3f,"
+		       "\"xenstore_written\":%u,\"xenstore_kept\":%u}\n",
+		       st.domid, cli_jdec(st.bytes), st.transcode_ns / 1e6, st.suspend_ns / 1e6, st.elapsed_ns / 1e6,
+		       xst.written, xst.kept);
 	else
 		printf("%s: restored into Xen domain %u (%" PRIu64 " octets, %.1f ms)%s\n", file, st.domid, st.bytes,
 		       st.elapsed_ns / 1e6, paused ? ", paused" : "");

@@ -162,6 +162,9 @@ static int xen_capture(const struct capture *c, uint32_t domid)
 			cli_out_abort(&out);
 			return XSR_EXIT_FAIL;
 		}
+		/* the domain's xenstore subtree goes in last, with the domain suspended */
+		so.end = save_xenstore_end;
+		so.end_ctx = be;
 		if (be->ops->save_domain(be, out.fd, &so, &st) < 0) {
 			snprintf(err, sizeof(err), "%s", be->ops->error(be));
 			be->ops->close(be);

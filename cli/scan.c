@@ -6,6 +6,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <xsrelf/xenstore.h>
+
 #include "scan.h"
 
 const char *cli_kind_name(unsigned kind)
@@ -160,6 +162,12 @@ static int sc_section(void *ctx, const struct xsr_record_header *rh, const void 
 			return XSR_E_NOMEM;
 		memcpy(s->config, body, rh->sh_size);
 		s->config[rh->sh_size] = 0;
+	} else if (code == XSR_SEC_XENSTORE && xsr_xs_is_subtree(body, rh->sh_size)) {
+		free(s->xenstore);
+		if (!(s->xenstore = malloc(rh->sh_size + 1)))
+			return XSR_E_NOMEM;
+		memcpy(s->xenstore, body, rh->sh_size);
+		s->xenstore_len = rh->sh_size;
 	} else if (code == XSR_SEC_PASSTHRU) {
 		if ((rc = note_passthru(s, body, rh->sh_size)) < 0)
 			return rc;
@@ -382,5 +390,6 @@ void cli_scan_free(struct scan *s)
 	free(s->ph);
 	free(s->vcpu);
 	free(s->config);
+	free(s->xenstore);
 	free(s->xen);
 }

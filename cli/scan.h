@@ -34,6 +34,9 @@ struct scan {
 	uint8_t page[4096];
 	bool have_page;
 	char *config;                   /* config section text, if any */
+	/* the domain's xenstore subtree (the XENSTORE body that begins with XSR_XS_MAGIC; validated by the reader), if any */
+	void *xenstore;
+	uint64_t xenstore_len;
 	/* Xen items kept in PASSTHRU sections (struct xsr_passthru_hdr, xsrelf/format.h), in order */
 	struct { uint32_t type; uint16_t origin, flags; } *xen;
 	uint32_t nxen;

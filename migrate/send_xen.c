@@ -31,6 +31,7 @@
 #include <xsrelf/writer.h>
 
 #include "../backends/backend.h"
+#include "../save/save.h"
 #include "../util/clock.h"
 #include <xsrelf/xen.h>
 #include "migrate.h"
@@ -166,7 +167,9 @@ int migrate_send_xen(struct xsr_backend *be, uint32_t domid, int fd, const struc
 {
 	struct xsnd c = {.fd = fd, .o = o};
 	struct xsr_domain_save_opts so = {.stream = 1, .kind = XSR_KIND_MIGRATION, .compress = o->compress,
-					  .catch_signals = 1, .begin = xhello, .ctx = &c};
+					  .catch_signals = 1, .begin = xhello, .ctx = &c,
+					  /* the domain's xenstore subtree, read once it is suspended */
+					  .end = be ? save_xenstore_end : NULL, .end_ctx = be};
 	struct xsr_domain_stats xs = {0};
 	uint8_t body[XSR_MIG_MAX_RREC + XSR_MIG_MAX_TEXT];
 	size_t len;

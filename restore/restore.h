@@ -66,4 +66,15 @@ void lazy_stats(struct xsr_lazy *lz, struct xsr_lazy_stats *st);
 /* Stop the threads and release everything.  Stop the vCPUs first. NULL ok. */
 void lazy_stop(struct xsr_lazy *lz);
 
+/*
+ * After a whole-domain restore left the domain paused, before it is
+ * unpaused: the image @img_fd's xenstore subtree (the XENSTORE section of
+ * body that begins with XSR_XS_MAGIC) written under it through ops->xenstore_write.
+ * *@found 0 and 0 back for an image without one; else *@st says what was
+ * written; a backend without xenstore_write (QEMU) is not asked and the
+ * image not opened.  < 0 with @err on failure.
+ */
+int restore_xenstore(struct xsr_backend *be, int img_fd, struct xsr_xenstore_stats *st, int *found, char *err,
+		     size_t errlen);
+
 #endif

@@ -236,6 +236,8 @@ int save_guest(struct xsr_backend *be, int fd, const struct xsr_save_opts *o,
 		snprintf(err, errlen, "saving domain context: %s", xsr_writer_error(c.w)[0] ? xsr_writer_error(c.w) : ops->error(be));
 		goto out;
 	}
+	if ((rc = save_xenstore_end(be, c.w, err, errlen)) < 0)
+		goto out;
 	if (!o->leave_paused) {
 		if ((rc = ops->resume(be)) < 0) {
 			snprintf(err, errlen, "resuming the domain: %s", ops->error(be));

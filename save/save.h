@@ -34,4 +34,13 @@ struct xsr_save_stats {
 int save_guest(struct xsr_backend *be, int fd, const struct xsr_save_opts *o,
 	       struct xsr_save_stats *st, char *err, size_t errlen);
 
+/*
+ * The domain's xenstore subtree (ops->xenstore_read) as a XENSTORE section
+ * (the subtree body, xsrelf/xenstore.h) of @w; 0 and nothing added for a backend
+ * without xenstore.  @ctx is the backend: this is an
+ * xsr_domain_save_opts.end, which a whole-domain save calls with the domain
+ * suspended; save_guest calls it with the domain paused.
+ */
+int save_xenstore_end(void *ctx, struct xsr_writer *w, char *err, size_t errlen);
+
 #endif

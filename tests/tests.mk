@@ -8,7 +8,7 @@ deps:
 $(UNIT_BIN): $(UNIT_SRC) lib/libxsrelf.a
 	@mkdir -p tests/build
 	$(CC) $(CFLAGS_BASE) -Ibackends -o $@ $(UNIT_SRC) build/backends/synth.o build/backends/backend.o \
-	    build/save/save.o build/restore/restore.o build/restore/lazy.o build/util/err.o lib/libxsrelf.a -lcriterion $(LIB_LIBS) -lpthread
+	    build/save/save.o build/save/xenstore.o build/restore/restore.o build/restore/lazy.o build/util/err.o lib/libxsrelf.a -lcriterion $(LIB_LIBS) -lpthread
 
 test: deps
 	$(MAKE) all $(UNIT_BIN)

@@ -10,6 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <xsrelf/xenstore.h>
+
 #include "internal.h"
 
 int xsr_check_notes(const void *body, uint64_t len, const struct xsr_sec_check_ctx *c, char *why, size_t whylen)
@@ -155,4 +157,16 @@ int xsr_check_xen_tree(const void *body, uint64_t len, const struct xsr_sec_chec
 	if (rc < 0)
 		xsr_fmt(why, whylen, "%s", w);
 	return rc;
+}
+
+/*
+ * XENSTORE: libxl's record (an import's copy) is opaque; a body that begins
+ * with XSR_XS_MAGIC is the domain's subtree, walked whole, every limit
+ * checked, so that a restore never meets a node it cannot write.
+ */
+int xsr_check_xenstore(const void *body, uint64_t len, const struct xsr_sec_check_ctx *c, char *why, size_t whylen)
+{
+	if (!xsr_xs_is_subtree(body, len))
+		return 0;
+	return xsr_xs_check(body, len, NULL, NULL, why, whylen);
 }

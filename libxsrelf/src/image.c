@@ -17,6 +17,8 @@
 #define XXH_STATIC_LINKING_ONLY /* XXH3_state_t on the stack */
 #include <xxhash.h>
 
+#include <xsrelf/xenstore.h>
+
 #include "internal.h"
 
 struct xsr_image {
@@ -1392,4 +1394,28 @@ int xsr_image_verify_findings(struct xsr_image *img, xsr_finding_fn fn, void *ct
 {
 	struct vctx v = {.img = img, .finding = fn, .ctx = ctx};
 	return verify(&v, total);
+}
+
+/* The XENSTORE section that is the domain's subtree (xsrelf/xenstore.h): libxl's kind may come first. */
+int xsr_image_xenstore(struct xsr_image *img, void **body, uint64_t *len)
+{
+	*body = NULL;
+	*len = 0;
+	for (uint32_t i = 1; i < xsr_image_nsections(img); i++) {
+		struct xsr_section_info si;
+		if (xsr_image_section(img, i, &si) < 0 || si.code != XSR_SEC_XENSTORE || si.size < 4)
+			continue;
+		void *b;
+		uint64_t l;
+		int rc = xsr_image_read_section(img, i, &b, &l);
+		if (rc < 0)
+			return rc;
+		if (xsr_xs_is_subtree(b, l)) {
+			*body = b;
+			*len = l;
+			return 1;
+		}
+		free(b);
+	}
+	return 0;
 }

@@ -81,6 +81,7 @@ int xsr_check_pages(const void *, uint64_t, const struct xsr_sec_check_ctx *, ch
 int xsr_check_end(const void *, uint64_t, const struct xsr_sec_check_ctx *, char *, size_t);
 int xsr_check_integrity(const void *, uint64_t, const struct xsr_sec_check_ctx *, char *, size_t);
 int xsr_check_xen_tree(const void *, uint64_t, const struct xsr_sec_check_ctx *, char *, size_t);
+int xsr_check_xenstore(const void *, uint64_t, const struct xsr_sec_check_ctx *, char *, size_t);
 
 /* ---- checks ---- */
 /* sh_addralign of a record of @d written to a stream or as a section header by the writer. */

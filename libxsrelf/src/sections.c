@@ -37,7 +37,7 @@ const struct xsr_sec_desc xsr_sec_table[XSR_SEC__COUNT] = {
 			   sizeof(struct xsr_page_batch) + (uint64_t)XSR_MAX_BATCH * (8 + XSR_PAGE_SIZE), .derived = true, .writer_made = true, .align = XSR_PAGE_SIZE, .entsize = XSR_PAGE_SIZE, .check = xsr_check_pages},
 	[XSR_SEC_INDEX] = {"index", ".xsr.index", 0, XSR_MAX_PAGES * sizeof(struct xsr_index_entry), .seekable_only = true, .derived = true, .writer_made = true, .align = 8, .entsize = sizeof(struct xsr_index_entry)},
 	[XSR_SEC_DOMCTX] = {"domctx", ".xsr.domctx", 0, MAXREC, .align = 8, .entsize = ANY},
-	[XSR_SEC_XENSTORE] = {"xenstore", ".xsr.xenstore", 0, MAXREC, .align = 8, .entsize = ANY},
+	[XSR_SEC_XENSTORE] = {"xenstore", ".xsr.xenstore", 0, MAXREC, .align = 8, .entsize = ANY, .check = xsr_check_xenstore},
 	[XSR_SEC_EMULATOR] = {"emulator", ".xsr.emulator", 0, MAXREC, .align = 8, .entsize = ANY},
 	[XSR_SEC_PASSTHRU] = {"passthru", ".xsr.passthru", 8, MAXREC, .align = 8, .entsize = ANY},
 	[XSR_SEC_STRTAB] = {"strtab", ".shstrtab", 1, 1 << 20, .seekable_only = true, .derived = true, .writer_made = true, .align = 8, .entsize = 0},

@@ -25,6 +25,7 @@
 
 #include <xsrelf/io.h>
 #include <xsrelf/writer.h>
+#include <xsrelf/xenstore.h>
 
 #include "internal.h"
 #include "xen_internal.h"
@@ -1293,6 +1294,16 @@ static int write_config(struct src *s, struct xsr_writer *w)
 		uint8_t *b = read_item(s, it, &len);
 		if (!b)
 			return -1;
+		/*
+		 * A libxl record that begins as the domain's subtree does (emulator id
+		 * XSR_XS_MAGIC, which no libxl has) would read as one: it keeps its
+		 * PASSTHRU copy only, so the import stays lossless all the same.
+		 */
+		if (it->type == XEN_LT_EMULATOR_XENSTORE_DATA &&
+		    xsr_xs_is_subtree(b + sizeof(struct xsr_passthru_hdr), it->len)) {
+			free(b);
+			continue;
+		}
 		int r = xsr_writer_add(w, it->type == XEN_LT_EMULATOR_CONTEXT ? XSR_SEC_EMULATOR : XSR_SEC_XENSTORE, 0,
 				       b + sizeof(struct xsr_passthru_hdr), it->len);
 		free(b);
@@ -1469,6 +1480,11 @@ static int write_image(struct src *s, int out, const struct xsr_xen_import_opts 
 	if (open_writer(s, o, out, &wi) < 0 || write_passthru(s, wi.w) < 0 || write_config(s, wi.w) < 0 ||
 	    write_domctx(s, wi.w) < 0 || write_vcpus(s, &wi) < 0 || (!wi.streamed && write_pages(s, wi.w, o) < 0))
 		goto out;
+	if (o->end && (rc = o->end(o->end_ctx, wi.w, s->err, sizeof(s->err))) < 0) {
+		s->code = rc < -1 ? rc : XSR_E_IO;
+		rc = -1;
+		goto out;
+	}
 	timing(s, "sections written %.1f ms", now_ns() / 1e6);
 	rc = xsr_writer_close(wi.w, s->err, sizeof(s->err));
 	wi.w = NULL;
@@ -1766,7 +1782,7 @@ out:
 static int test_hooks(int fd, int out_fd, const struct xsr_xen_import_opts *o, struct xsr_xen_import_stats *st,
 		      char *err, size_t errlen)
 {
-	if (o->follow_done || o->pages || o->begin)
+	if (o->follow_done || o->pages || o->begin || o->end)
 		return 1;
 	const char *fv = getenv("XSR_IMPORT_TEST_FOLLOW");
 	if (fv)

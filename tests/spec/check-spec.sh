@@ -83,7 +83,7 @@ EOF
 } >"$T/dump.c"
 if ! "$CC" -std=gnu11 -g -O0 -fno-eliminate-unused-debug-types -I"$INC" -I"$SRC" \
 	-fvisibility=hidden -o "$T/dump" "$T/dump.c" "$SRC/sections.c" "$SRC/check.c" "$SRC/common.c" \
-	"$SRC/vcpu.c" "$SRC/xenpv.c" -lelf -lxxhash -lzstd -llz4 \
+	"$SRC/vcpu.c" "$SRC/xenpv.c" "$SRC/xenstore.c" -lelf -lxxhash -lzstd -llz4 \
 	2>"$T/cc.err"; then
 	echo "FAIL - the constants program does not build:"
 	sed 's/^/     /' "$T/cc.err" | head -20

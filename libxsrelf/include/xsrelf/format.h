@@ -124,7 +124,7 @@ enum xsr_sec {
 	XSR_SEC_PAGES = 0x07,     /* seekable: covers page data; stream: a batch */
 	XSR_SEC_INDEX = 0x08,     /* seekable: xsr_index_entry per slot */
 	XSR_SEC_DOMCTX = 0x09,    /* sequence of xsr_domctx_desc */
-	XSR_SEC_XENSTORE = 0x0a,  /* xenstore data (opaque) */
+	XSR_SEC_XENSTORE = 0x0a,  /* xenstore data: libxl's record (opaque) or the domain's subtree (XSR_XS_MAGIC) */
 	XSR_SEC_EMULATOR = 0x0b,  /* device-model context (opaque) */
 	XSR_SEC_PASSTHRU = 0x0c,  /* foreign record kept verbatim */
 	XSR_SEC_STRTAB = 0x0d,    /* .shstrtab (sh_type is SHT_STRTAB) */
@@ -308,6 +308,55 @@ struct xsr_mig_pfns {
 	/* uint64_t pfn[count]; bits 63..52 zero */
 };
 _Static_assert(sizeof(struct xsr_mig_pfns) == 8, "xsr_mig_pfns");
+
+/* ------------------------------------------------------------------ */
+/* XENSTORE (0x0a) body of the domain's own subtree.                   */
+/* ------------------------------------------------------------------ */
+/*
+ * Two kinds of body, told apart by their first four octets.  One that
+ * begins with XSR_XS_MAGIC is the domain's subtree /local/domain/N/ as
+ * `xsr save|core|migrate DOMID` read it: struct xsr_xs_head, then nr_nodes
+ * nodes, each a struct xsr_xs_node, nr_perms struct xsr_xs_perm, the path
+ * (relative to the domain's root, no NUL), the value, and zeros to the next
+ * multiple of 8.  Paths are in strictly ascending octet order, so a parent
+ * comes before its children and no path twice.  Any other body is libxl's
+ * EMULATOR_XENSTORE_DATA record as an import found it (it begins with the
+ * emulator id, 1 or 2), opaque here; the import's PASSTHRU copy is what an
+ * export replays.  sh_info is 0 for both, so a reader that knows only the
+ * opaque kind reads either.  Little-endian.  xsrelf/xenstore.h encodes and
+ * decodes the subtree.
+ */
+struct xsr_xs_head {
+	uint32_t magic;    /* XSR_XS_MAGIC */
+	uint16_t version;  /* XSR_XS_VERSION */
+	uint16_t reserved; /* 0 */
+	uint32_t nr_nodes; /* 0 ..= XSR_XS_MAX_NODES */
+	uint32_t domid;    /* the saved domain: a permission naming it names the restored one */
+};
+_Static_assert(sizeof(struct xsr_xs_head) == 16, "xsr_xs_head");
+
+struct xsr_xs_node {
+	uint16_t path_len;  /* 1 ..= XSR_XS_MAX_PATH */
+	uint16_t nr_perms;  /* 1 ..= XSR_XS_MAX_PERMS; the first is the owner's and everyone else's */
+	uint32_t value_len; /* 0 ..= XSR_XS_MAX_VALUE */
+};
+_Static_assert(sizeof(struct xsr_xs_node) == 8, "xsr_xs_node");
+
+struct xsr_xs_perm {
+	uint32_t domid;
+	uint32_t perm; /* XSR_XS_PERM_READ | XSR_XS_PERM_WRITE, or 0 (none); other bits 0 */
+};
+_Static_assert(sizeof(struct xsr_xs_perm) == 8, "xsr_xs_perm");
+
+#define XSR_XS_MAGIC 0x53587378u /* the octets "xsXS" */
+#define XSR_XS_VERSION 1
+#define XSR_XS_PERM_READ 1
+#define XSR_XS_PERM_WRITE 2
+/* Xen's own limits (xen/include/public/io/xs_wire.h: XENSTORE_ABS_PATH_MAX, XENSTORE_PAYLOAD_MAX) */
+#define XSR_XS_MAX_PATH 3072
+#define XSR_XS_MAX_VALUE 4096
+#define XSR_XS_MAX_PERMS 1024
+#define XSR_XS_MAX_NODES 65536
 
 /* ------------------------------------------------------------------ */
 /* PASSTHRU (0x0c) body: a foreign format's item kept verbatim.        */

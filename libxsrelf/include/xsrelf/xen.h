@@ -79,6 +79,14 @@ struct xsr_xen_import_opts {
 	 */
 	int (*pages)(void *ctx, const uint64_t *pfns, uint32_t count, const void **ptrs, char *err, size_t errlen);
 	void *pages_ctx;
+	/*
+	 * @end: called once the input is complete and every section of it is
+	 * written, before the writer closes (a save: the domain is suspended by
+	 * now), e.g. to add the domain's xenstore subtree; its < 0 ends the
+	 * import with @err as it left it.
+	 */
+	int (*end)(void *ctx, struct xsr_writer *w, char *err, size_t errlen);
+	void *end_ctx;
 };
 
 struct xsr_xen_import_stats {

@@ -9,6 +9,7 @@
 #include <stdio.h>
 
 #include <xsrelf/reader.h>
+#include <xsrelf/xenstore.h>
 
 #include "../common.h"
 
@@ -34,6 +35,19 @@ static uint64_t exercise(struct xsr_image *img)
 			acc = acc * 31 + fuzz_touch(body, len);
 			free(body);
 		}
+	}
+	/* the domain's xenstore subtree, as a restore and `xsr info` walk it */
+	void *xs;
+	uint64_t xslen;
+	if (xsr_image_xenstore(img, &xs, &xslen) == 1) {
+		struct xsr_xs_iter it;
+		struct xsr_xs_entry e;
+		char err[256];
+		if (xsr_xs_iter_init(&it, xs, xslen, err, sizeof(err)) < 0)
+			abort(); /* the reader validated it */
+		while (xsr_xs_iter_next(&it, &e, err, sizeof(err)) == 1)
+			acc = acc * 31 + fuzz_touch(e.path, e.path_len) + fuzz_touch(e.value, e.value_len) + e.nr_perms;
+		free(xs);
 	}
 	for (uint32_t v = 0; v < fh->nr_vcpus && v < 4; v++)
 		if (xsr_image_vcpu(img, v, &vs) == 0)

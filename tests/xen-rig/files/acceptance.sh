@@ -2,60 +2,8 @@
 # The acceptance list of issue 7, run in the rig's dom0 (cwd = $OUT, which
 # comes back to the host).  Each check prints "ACCEPT <name>: PASS|FAIL ...";
 # each timed step prints "TIMING <name> <seconds>".  host-check.sh reads both.
-LOG=/var/log/xen/console/guest-rigu.log
-# xenconsoled names a domain's log when it sees the domain: one restored by
-# `xsr receive --xen` as rigu--incoming logs to guest-rigu--incoming.log
-LOGS=/var/log/xen/console/guest-rigu*.log
-now() { date +%s.%N; }
-timed() { # timed NAME CMD...: run, print its time, keep its status
-	local n=$1 t0 rc
-	shift
-	t0=$(now)
-	"$@"
-	rc=$?
-	echo "TIMING $n $(awk -v a="$t0" -v b="$(now)" 'BEGIN{printf "%.2f", b-a}') rc=$rc" >&2
-	return $rc
-}
-# the domU's latest tick: the last one in the log written last (a restore of
-# an older image starts from a lower tick)
-tick() { grep -o 'domU tick [0-9]*' "$(ls -t $LOGS 2>/dev/null | head -n1)" 2>/dev/null | tail -1 | awk '{print $3+0}'; }
-# wait until the console shows a tick above $1 (at most $2 s)
-wait_tick() {
-	local i
-	for i in $(seq 1 $((${2:-60} * 2))); do
-		[ "$(tick)" -gt "$1" ] 2>/dev/null && return 0
-		sleep 0.5
-	done
-	return 1
-}
-# the guest continued from where it was: a tick above $1 came, it never
-# rebooted (one DOMU-UP), the marker and the pattern are intact
-continues() {
-	local before=$1 name=$2
-	if ! wait_tick "$before" 40; then
-		echo "ACCEPT $name: FAIL no tick above $before within 40 s (last: $(tick))"
-		return 1
-	fi
-	local ups last
-	ups=$(cat $LOGS | grep -c DOMU-UP)
-	last=$(cat $LOGS | grep 'domU tick' | sort -k3,3n | tail -1)
-	if [ "$ups" != 1 ]; then echo "ACCEPT $name: FAIL the guest booted again ($ups DOMU-UP lines)"; return 1; fi
-	case "$last" in
-	*marker=XENRIG_DOMU_MARKER_0123456789abcdef*pattern=ok*) ;;
-	*) echo "ACCEPT $name: FAIL last line: $last"; return 1 ;;
-	esac
-	echo "ACCEPT $name: PASS ticks $before -> $(tick), marker and pattern intact ($last)"
-}
-gone() { ! xl list | awk 'NR>1{print $1}' | grep -qx rigu; }
-domid() { xl domid rigu 2>/dev/null; }
-# reap PID: wait at most 15 s for a background receiver, then kill it
-reap() {
-	local i
-	for i in $(seq 1 30); do kill -0 "$1" 2>/dev/null || break; sleep 0.5; done
-	kill "$1" 2>/dev/null
-	wait "$1" 2>/dev/null
-}
-gone_id() { ! xl list | awk 'NR>1{print $2}' | grep -qx "$1"; }
+# the helpers (tick, continues, xs_keys, ...) are shared with files/xenstore.sh
+. "$IN/lib.sh"
 
 xl info | grep -E 'xen_version|total_memory|free_memory|xen_caps'
 xsr --help >/dev/null 2>&1; ldd /usr/local/bin/xsr | grep -E 'xen|not found'
@@ -164,6 +112,9 @@ D=$(domid)
 
 # 2. xsr save --stop -> gone from xl list -> xsr restore
 T=$(tick)
+xs_plant "$D" || echo "RIG: writing the xenstore keys failed"
+XS_BEFORE=$(xs_keys "$D")
+echo "xenstore before xsr save: $(echo $XS_BEFORE)"
 if timed xsr-save xsr save "$D" xsr.save --stop --json >save.json; then
 	cat save.json
 	xl list
@@ -177,6 +128,7 @@ if timed xsr-save xsr save "$D" xsr.save --stop --json >save.json; then
 	if timed xsr-restore xsr restore xsr.save --json; then
 		xl list
 		continues "$T" xsr-save-restore
+		xs_same xsr-save-restore-xenstore "$XS_BEFORE" "$(domid)"
 	else
 		echo "ACCEPT xsr-save-restore: FAIL xsr restore"
 	fi
@@ -206,6 +158,13 @@ if timed xl-save xl save rigu xl.save && gone &&
 	fi
 	if timed xl-restore xl restore xl-exported.save; then
 		continues "$T" xl-import-export-restore
+		# the difference users get: libxl rebuilds the subtree from the configuration
+		XS_XL=$(xs_keys "$(domid)")
+		if echo "$XS_XL" | grep -q "marker=$XS_MARK"; then
+			echo "ACCEPT xl-save-restore-drops-xenstore: FAIL the marker survived xl save/restore: $(echo $XS_XL)"
+		else
+			echo "ACCEPT xl-save-restore-drops-xenstore: PASS after xl save -> xl restore the keys are gone: $(echo $XS_XL)"
+		fi
 	else
 		echo "ACCEPT xl-import-export-restore: FAIL xl restore"
 	fi
@@ -234,6 +193,8 @@ else
 fi
 D=$(domid)
 T=$(tick)
+xs_plant "$D" || echo "RIG: writing the xenstore keys failed"
+XS_BEFORE=$(xs_keys "$D")
 timeout 300 xsr receive tcp:127.0.0.1:7707 --xen --once --json >recv.json 2>recv.log &
 RPID=$!
 sleep 1
@@ -247,6 +208,7 @@ if timed xsr-migrate timeout 300 xsr migrate "$D" tcp:127.0.0.1:7707 --json >mig
 	else
 		echo "ACCEPT xsr-migrate: FAIL source still there, no rigu, a leftover name, or no stop-and-copy notice"
 	fi
+	xs_same xsr-migrate-xenstore "$XS_BEFORE" "$(domid)"
 	if grep -q '"engine":"native"' mig.json; then
 		echo "ACCEPT xsr-migrate-native: PASS the stream went out as the native save mapped the guest"
 	else
@@ -256,6 +218,7 @@ else
 	kill $RPID 2>/dev/null
 	cat mig.json mig.log recv.json recv.log
 	echo "ACCEPT xsr-migrate: FAIL"
+	echo "ACCEPT xsr-migrate-xenstore: FAIL no migration"
 fi
 
 # xl against xsr on the same domU, interleaved so that a noisy TCG host
