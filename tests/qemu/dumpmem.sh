@@ -17,22 +17,7 @@
 # naming an offset and exit status 1..127, leaving no output.
 set -uo pipefail
 . "$(dirname "$0")/../cli/lib.inc"
-HERE=$ROOT/tests/qemu
-GUEST=$ROOT/bin/xsr-guest.elf
-for tool in qemu-system-x86_64 python3 nm; do
-	if ! command -v "$tool" >/dev/null; then
-		echo "SKIPPED: $tool not installed (tests/install-deps.sh installs qemu-system-x86)"
-		summary
-		exit 0
-	fi
-done
-if [ ! -s "$GUEST" ]; then
-	bad "$GUEST exists (make builds it)"
-	summary
-	exit 1
-fi
-QPIDS=()
-trap 'for p in "${QPIDS[@]}"; do kill "$p" 2>/dev/null; done; rm -rf "$T"' EXIT
+. "$(dirname "$0")/lib.inc"
 D=$T/g
 mkdir -p "$D"
 
@@ -81,9 +66,7 @@ for f in kdump-lzo kdump-snappy; do
 done
 check "xsr import of the migration stream (the reference)" "$XSR" import "$D/stream.bin" "$D/stream.xsr"
 END=4000000 # pc.ram, 64 MiB
-sym() { nm "$GUEST" | awk -v n="$1" '$3 == n { print $1 }'; }
 CVA=0x$(sym guest_counters)
-CPA=$(printf '0x%x' $((0x$(sym guest_counters) - 0x$(sym GUEST_KERNEL_VMA))))
 
 # one NAME FILE WHAT: the checks on one dump's import
 one() {

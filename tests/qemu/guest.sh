@@ -9,29 +9,7 @@
 # page tables.  QEMU is always stopped by its PID.
 set -uo pipefail
 . "$(dirname "$0")/../cli/lib.inc"
-HERE=$ROOT/tests/qemu
-GUEST=$ROOT/bin/xsr-guest.elf
-for tool in qemu-system-x86_64 python3 nm; do
-	if ! command -v "$tool" >/dev/null; then
-		echo "SKIPPED: $tool not installed (tests/install-deps.sh installs qemu-system-x86)"
-		summary
-		exit 0
-	fi
-done
-if [ ! -s "$GUEST" ]; then
-	bad "$GUEST exists (make builds it)"
-	summary
-	exit 1
-fi
-QPIDS=()
-trap 'for p in "${QPIDS[@]}"; do kill "$p" 2>/dev/null; done; rm -rf "$T"' EXIT
-
-# sym NAME: the symbol's value in the guest ELF, hex without 0x
-sym() { nm "$GUEST" | awk -v n="$1" '$3 == n { print $1 }'; }
-VMA=$(sym GUEST_KERNEL_VMA)
-pa() { printf '0x%x' $((0x$(sym "$1") - 0x$VMA)); }
-CPA=$(pa guest_counters)
-EPA=$(pa guest_errors)
+. "$(dirname "$0")/lib.inc"
 CVA=0x$(sym guest_counters)
 PML4=$(pa pvh_pml4)
 echo "     guest_counters at $CPA, guest_errors at $EPA (guest-physical)"
@@ -68,7 +46,6 @@ kv() {
 	echo "${v:--1}"
 }
 # is EXPR: an arithmetic test, for check
-is() { (($1)); }
 
 check "QEMU boots the guest and guestqmp.py watches it" qemu_run src run "$T/src" "$CPA" "$EPA"
 C1=$(kv src c1) C2=$(kv src c2) S=$(kv src stop_c)

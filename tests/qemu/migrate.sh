@@ -9,29 +9,9 @@
 # left.  Every QEMU is stopped by its PID.
 set -uo pipefail
 . "$(dirname "$0")/../cli/lib.inc"
-HERE=$ROOT/tests/qemu
-GUEST=$ROOT/bin/xsr-guest.elf
-for tool in qemu-system-x86_64 python3 nm; do
-	if ! command -v "$tool" >/dev/null; then
-		echo "SKIPPED: $tool not installed (tests/install-deps.sh installs qemu-system-x86)"
-		summary
-		exit 0
-	fi
-done
-QPIDS=()
-trap 'for p in "${QPIDS[@]}"; do kill -9 "$p" 2>/dev/null; done; rm -rf "$T"' EXIT
-Q() { timeout 15 python3 "$HERE/qmpc.py" "$@"; }
-sym() { nm "$GUEST" | awk -v n="$1" '$3 == n { print $1 }'; }
-VMA=$(sym GUEST_KERNEL_VMA)
-CPA=$(printf '0x%x' $((0x$(sym guest_counters) - 0x$VMA)))
-EPA=$(printf '0x%x' $((0x$(sym guest_errors) - 0x$VMA)))
-xp() { # SOCK PA: the guest's qword at PA as a decimal, -1 when QMP fails
-	local v
-	v=$(Q "$1" hmp "xp /1gx $2" 2>/dev/null | tr -d '\r' | awk '{ print $NF }')
-	[ -n "$v" ] && echo $((v)) || echo -1
-}
+QEMU_KILL=-9 QMP_TIMEOUT=15
+. "$(dirname "$0")/lib.inc"
 status() { Q "$1" query-status 2>/dev/null | python3 -c 'import json,sys; print(json.load(sys.stdin)["status"])' 2>/dev/null; }
-is() { (($1)); }
 # past SOCK V: poll (up to 20 s) until the counter is past V; print it
 past() {
 	local v=-1

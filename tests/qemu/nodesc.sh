@@ -17,28 +17,7 @@
 # offset.  QEMU is always stopped by its PID.
 set -uo pipefail
 . "$(dirname "$0")/../cli/lib.inc"
-HERE=$ROOT/tests/qemu
-GUEST=$ROOT/bin/xsr-guest.elf
-for tool in qemu-system-x86_64 python3 nm; do
-	if ! command -v "$tool" >/dev/null; then
-		echo "SKIPPED: $tool not installed (tests/install-deps.sh installs qemu-system-x86)"
-		summary
-		exit 0
-	fi
-done
-if [ ! -s "$GUEST" ]; then
-	bad "$GUEST exists (make builds it)"
-	summary
-	exit 1
-fi
-QPIDS=()
-trap 'for p in "${QPIDS[@]}"; do kill "$p" 2>/dev/null; done; rm -rf "$T"' EXIT
-
-sym() { nm "$GUEST" | awk -v n="$1" '$3 == n { print $1 }'; }
-VMA=$(sym GUEST_KERNEL_VMA)
-pa() { printf '0x%x' $((0x$(sym "$1") - 0x$VMA)); }
-CPA=$(pa guest_counters)
-EPA=$(pa guest_errors)
+. "$(dirname "$0")/lib.inc"
 
 # qemu_run DIR MACHINE SIDE ARG...: QEMU of -machine MACHINE booting the guest, driven by
 # guestqmp.py SIDE ARG... (with -incoming defer unless SIDE is run); its KEY=VALUE lines in DIR/kv
@@ -65,7 +44,6 @@ kv() { # DIR KEY: a number guestqmp.py printed, -1 when none
 	v=$(sed -n "s/^$2=//p" "$1/kv")
 	echo "${v:--1}"
 }
-is() { (($1)); }
 # vcpu IMAGE: vCPU 0 as `xsr info --json --vcpu 0` prints it
 vcpu() { "$XSR" info --json --vcpu 0 "$1"; }
 # cfg IMAGE: the CONFIG section's JSON
