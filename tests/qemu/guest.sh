@@ -16,35 +16,10 @@ echo "     guest_counters at $CPA, guest_errors at $EPA (guest-physical)"
 check "the guest ELF has the PVH note (Xen, XEN_ELFNOTE_PHYS32_ENTRY)" \
 	bash -c "readelf -nW '$GUEST' | grep -A0 '^ *Xen ' | grep -q '0x00000012'"
 
-QARGS=(-accel tcg -machine pc-i440fx-7.2 -m 64 -nographic -nodefaults -kernel "$GUEST")
-# qemu_run NAME SIDE ARG...: a QEMU with QARGS and a QMP socket in $T/NAME,
-# driven by guestqmp.py SIDE ARG...; its KEY=VALUE lines in $T/NAME/kv
-qemu_run() {
-	local d=$T/$1 side=$2
-	shift 2
-	mkdir -p "$d"
-	local extra=()
-	[ "$side" = incoming ] && extra=(-incoming defer)
-	qemu-system-x86_64 "${QARGS[@]}" "${extra[@]}" -qmp "unix:$d/q.sock,server=on,wait=off" \
-		</dev/null >"$d/qemu.log" 2>&1 &
-	local pid=$!
-	QPIDS+=("$pid")
-	timeout 300 python3 "$HERE/guestqmp.py" "$side" "$d/q.sock" "$@" >"$d/kv" 2>"$d/qmp.log"
-	local rc=$?
-	kill "$pid" 2>/dev/null
-	wait "$pid" 2>/dev/null
-	if [ $rc -ne 0 ]; then
-		sed 's/^/     /' "$d/qmp.log" "$d/qemu.log" | head
-	fi
-	sed 's/^/     /' "$d/kv" | paste -sd' '
-	return $rc
-}
+# qemu_run NAME SIDE ARG...: guest_qmp (lib.inc) on pc-i440fx-7.2 in $T/NAME
+qemu_run() { guest_qmp "$T/$1" pc-i440fx-7.2 "${@:2}"; }
 # kv NAME KEY: a number guestqmp.py printed, -1 when it printed none
-kv() {
-	local v
-	v=$(sed -n "s/^$2=//p" "$T/$1/kv")
-	echo "${v:--1}"
-}
+kv() { guest_kv "$T/$1" "$2"; }
 # is EXPR: an arithmetic test, for check
 
 check "QEMU boots the guest and guestqmp.py watches it" qemu_run src run "$T/src" "$CPA" "$EPA"

@@ -19,31 +19,8 @@ set -uo pipefail
 . "$(dirname "$0")/../cli/lib.inc"
 . "$(dirname "$0")/lib.inc"
 
-# qemu_run DIR MACHINE SIDE ARG...: QEMU of -machine MACHINE booting the guest, driven by
-# guestqmp.py SIDE ARG... (with -incoming defer unless SIDE is run); its KEY=VALUE lines in DIR/kv
-qemu_run() {
-	local d=$1 m=$2 side=$3
-	shift 3
-	mkdir -p "$d"
-	local extra=()
-	[ "$side" != run ] && extra=(-incoming defer)
-	qemu-system-x86_64 -accel tcg -machine "$m" -m 64 -nographic -nodefaults -kernel "$GUEST" "${extra[@]}" \
-		-qmp "unix:$d/q.sock,server=on,wait=off" </dev/null >"$d/qemu.log" 2>&1 &
-	local pid=$!
-	QPIDS+=("$pid")
-	timeout 300 python3 "$HERE/guestqmp.py" "$side" "$d/q.sock" "$@" >"$d/kv" 2>"$d/qmp.log"
-	local rc=$?
-	kill "$pid" 2>/dev/null
-	wait "$pid" 2>/dev/null
-	[ $rc -eq 0 ] || sed 's/^/     /' "$d/qmp.log" "$d/qemu.log" | head
-	sed 's/^/     /' "$d/kv" | paste -sd' '
-	return $rc
-}
-kv() { # DIR KEY: a number guestqmp.py printed, -1 when none
-	local v
-	v=$(sed -n "s/^$2=//p" "$1/kv")
-	echo "${v:--1}"
-}
+qemu_run() { guest_qmp "$@"; }
+kv() { guest_kv "$@"; }
 # vcpu IMAGE: vCPU 0 as `xsr info --json --vcpu 0` prints it
 vcpu() { "$XSR" info --json --vcpu 0 "$1"; }
 # cfg IMAGE: the CONFIG section's JSON

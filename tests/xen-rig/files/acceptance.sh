@@ -159,12 +159,7 @@ if timed xl-save xl save rigu xl.save && gone &&
 	if timed xl-restore xl restore xl-exported.save; then
 		continues "$T" xl-import-export-restore
 		# the difference users get: libxl rebuilds the subtree from the configuration
-		XS_XL=$(xs_keys "$(domid)")
-		if echo "$XS_XL" | grep -q "marker=$XS_MARK"; then
-			echo "ACCEPT xl-save-restore-drops-xenstore: FAIL the marker survived xl save/restore: $(echo $XS_XL)"
-		else
-			echo "ACCEPT xl-save-restore-drops-xenstore: PASS after xl save -> xl restore the keys are gone: $(echo $XS_XL)"
-		fi
+		xs_dropped "$(domid)"
 	else
 		echo "ACCEPT xl-import-export-restore: FAIL xl restore"
 	fi

@@ -74,6 +74,17 @@ xs_keys() {
 		xenstore-ls -p $r/data 2>&1 | grep -E 'xsrelf|nested|key' | sed 's/^ *//' | sort
 	} | sed -E "s/ (\. )+/ /; s/([nrwb])$1([,)])/\1D\2/g"
 }
+# xs_dropped DOMID: after xl save -> xl restore (libxl rebuilds the subtree
+# from the configuration) the planted keys must be gone
+xs_dropped() {
+	local now
+	now=$(xs_keys "$1")
+	if echo "$now" | grep -q "marker=$XS_MARK"; then
+		echo "ACCEPT xl-save-restore-drops-xenstore: FAIL the marker survived xl save/restore: $(echo $now)"
+	else
+		echo "ACCEPT xl-save-restore-drops-xenstore: PASS after xl save -> xl restore the keys are gone: $(echo $now)"
+	fi
+}
 # xs_same NAME BEFORE DOMID: the keys of DOMID are BEFORE, marker included
 xs_same() {
 	local now

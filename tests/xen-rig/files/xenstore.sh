@@ -24,12 +24,7 @@ fi
 
 # xl save -> xl restore: libxl rebuilds the subtree
 if timed xl-save xl save rigu xl.save && timed xl-restore xl restore xl.save; then
-	XS_XL=$(xs_keys "$(domid)")
-	if echo "$XS_XL" | grep -q "marker=$XS_MARK"; then
-		echo "ACCEPT xl-save-restore-drops-xenstore: FAIL the marker survived xl save/restore: $(echo $XS_XL)"
-	else
-		echo "ACCEPT xl-save-restore-drops-xenstore: PASS after xl save -> xl restore the keys are gone: $(echo $XS_XL)"
-	fi
+	xs_dropped "$(domid)"
 else
 	echo "ACCEPT xl-save-restore-drops-xenstore: FAIL xl save or restore"
 fi
