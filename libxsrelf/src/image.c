@@ -860,7 +860,7 @@ static int check_page(struct xsr_image *img, uint64_t pfn, const struct xsr_inde
 	if (rc < 0)
 		return rc;
 	if (e->flags & XSR_IDX_DATA) {
-		if (XXH3_64bits(buf, XSR_PAGE_SIZE) != e->hash)
+		if (xsr_hash(buf, XSR_PAGE_SIZE) != e->hash)
 			return at_page(img, ifail(img, XSR_E_CHECKSUM, "page data of pfn 0x%llx: checksum mismatch",
 						  (unsigned long long)pfn), pfn, 1);
 	} else if (!xsr_page_is_zero(buf)) {

@@ -112,6 +112,10 @@ static inline bool xsr_in_bounds(uint64_t off, uint64_t len, uint64_t size)
 	return off <= size && len <= size - off;
 }
 bool xsr_is_zero(const void *p, size_t len);
+/* XXH3-64 built for AVX2 (hash_avx2.c); call only through xsr_hash() and xsr_record_hash(), which check the CPU. */
+uint64_t xsr_xxh3_avx2(const void *p, size_t len);
+/* XXH3-64 of @head, then @v (@n entries), then @pad zero octets (at most 8). */
+uint64_t xsr_xxh3_iov_avx2(const void *head, size_t hlen, const struct iovec *v, int n, size_t pad);
 bool xsr_page_is_zero(const void *page);
 
 /* ---- header helpers ---- */
