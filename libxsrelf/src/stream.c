@@ -248,6 +248,9 @@ static int take(struct xsr_stream *s, size_t len, const char *what)
 	 */
 	size_t done = 0, part = len < XSR_TAKE_FIRST ? len : XSR_TAKE_FIRST;
 	int rc;
+	/* Room an earlier record's octets paid for is used whole: one read per page batch, not four. */
+	if (part < s->cap)
+		part = len < s->cap ? len : s->cap;
 	s->rec = s->body;
 	for (;;) {
 		if ((rc = grow(s, part)) < 0)
