@@ -1,10 +1,12 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* Errors, hashing, header checks and small helpers. */
 #include <errno.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <lz4.h>
 #define XXH_STATIC_LINKING_ONLY
@@ -94,6 +96,17 @@ static int use_avx2(void)
 #endif
 	}
 	return v;
+}
+
+int xsr_usable_cpus(void)
+{
+	cpu_set_t set;
+	if (getenv("XSR_NO_HASH_THREAD"))
+		return 1;
+	if (sched_getaffinity(0, sizeof(set), &set) == 0 && CPU_COUNT(&set) > 0)
+		return CPU_COUNT(&set);
+	long n = sysconf(_SC_NPROCESSORS_ONLN);
+	return n > 0 ? (int)n : 1;
 }
 
 uint64_t xsr_hash(const void *data, size_t len)

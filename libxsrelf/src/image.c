@@ -954,6 +954,11 @@ int xsr_image_read_pages(struct xsr_image *img, uint32_t run, uint64_t first, ui
 	return 0;
 }
 
+bool xsr_image_reads_fd(const struct xsr_image *img)
+{
+	return xsr_source_is_fd(&img->src);
+}
+
 const struct xsr_record_header *xsr_image_rh(const struct xsr_image *img, uint32_t i)
 {
 	return i < img->nsecs ? &img->shdrs[i] : NULL;

@@ -198,7 +198,19 @@ bool xsr_source_hole(const struct xsr_source *src, uint64_t off, uint64_t len);
 /* True if @src is a callback source: it cannot map, and its failures are placed by failed_at. */
 bool xsr_source_is_callbacks(const struct xsr_source *src);
 
+/* CPUs this process may run on (sched_getaffinity: taskset, cpusets), at least 1; XSR_NO_HASH_THREAD=1 says 1. */
+int xsr_usable_cpus(void);
+
 /* ---- image internals for the replay (image.c, replay.c) ---- */
+/*
+ * Internal replay flag (convert.c): pages are read ahead on a second thread
+ * (replay.c).  Not in reader.h: a caller's callbacks may use the image.
+ */
+#define XSR_REPLAY_AHEAD_ 0x80000000u
+/* True when @img reads an fd (stateless pread: another thread may read it too). */
+bool xsr_image_reads_fd(const struct xsr_image *img);
+/* True if @src is an fd source. */
+bool xsr_source_is_fd(const struct xsr_source *src);
 struct xsr_image;
 struct xsr_index_entry;
 /* Section @i's header as the file has it (NULL past the table). */

@@ -833,15 +833,6 @@ static void hasher_stop(struct xsr_writer *w)
 	w->hasher = NULL;
 }
 
-/* CPUs this process may run on (taskset, cpusets), not those the machine has. */
-static int usable_cpus(void)
-{
-	cpu_set_t set;
-	if (sched_getaffinity(0, sizeof(set), &set) == 0)
-		return CPU_COUNT(&set);
-	return (int)sysconf(_SC_NPROCESSORS_ONLN);
-}
-
 /*
  * Start hashing a batch: on the worker, which reads the pages while this
  * thread writes them (both only read the caller's pages), or inline when
@@ -850,7 +841,7 @@ static int usable_cpus(void)
 static bool hash_start(struct xsr_writer *w, const void *const *pages, uint32_t n)
 {
 	if (w->ncpu == 0)
-		w->ncpu = getenv("XSR_NO_HASH_THREAD") ? 1 : usable_cpus();
+		w->ncpu = xsr_usable_cpus();
 	if (n >= 64 && w->ncpu > 1 && !w->hasher) {
 		struct hasher *h = calloc(1, sizeof(*h));
 		if (h) {
