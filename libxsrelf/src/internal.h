@@ -207,6 +207,12 @@ int xsr_usable_cpus(void);
  * (replay.c).  Not in reader.h: a caller's callbacks may use the image.
  */
 #define XSR_REPLAY_AHEAD_ 0x80000000u
+/*
+ * xsr_stream_read_all with the records read and hashed ahead on a second
+ * thread (stream.c), for a consumer whose callbacks do not read @fd.
+ */
+int xsr_stream_read_all_ahead(int fd, const void *prefix, size_t plen, const struct xsr_stream_ops *ops, void *ctx,
+			      char *err, size_t errlen);
 /* True when @img reads an fd (stateless pread: another thread may read it too). */
 bool xsr_image_reads_fd(const struct xsr_image *img);
 /* True if @src is an fd source. */

@@ -471,7 +471,8 @@ static int replay_stream(int fd, const void *prefix, size_t plen, const struct x
 			 char *err, size_t errlen)
 {
 	if (!ops->place || (ops->flags & XSR_REPLAY_INDEX_ONLY))
-		return xsr_stream_read_all(fd, prefix, plen, &ops->stream, ctx, err, errlen);
+		return (ops->flags & XSR_REPLAY_AHEAD_ ? xsr_stream_read_all_ahead : xsr_stream_read_all)(
+			fd, prefix, plen, &ops->stream, ctx, err, errlen);
 	struct sp p = {.ops = ops, .ctx = ctx};
 	const struct xsr_stream_ops sops = {.header = sp_header, .section = sp_section, .pages = sp_pages,
 					    .end = sp_end};
