@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <xxhash.h>
@@ -56,7 +57,7 @@ struct xsr_stream {
  * whether the source failed or ended inside them and after how many
  * octets, so the messages are those of the plain reader.  It stops after
  * END, a source failure or end, a length over the table's limit, or when
- * told; what follows is then read here as before.  Only fd sources.
+ * told; what follows is then read here as before.  Only regular files.
  */
 struct aitem {
 	uint8_t rh[sizeof(struct xsr_record_header)];
@@ -410,10 +411,17 @@ static void ahead_stop(struct xsr_stream *s)
 	s->item = NULL;
 }
 
-/* Start after the file header, when the prefix is used up; false: read in line. */
+/*
+ * Start after the file header, when the prefix is used up; false: read in
+ * line.  Only from a regular file: a read from a pipe or socket may wait
+ * for a producer for ever, and a reader that has failed must not wait for
+ * its thread to come back from such a read.
+ */
 static bool ahead_start(struct xsr_stream *s)
 {
-	if (s->prepos != s->prelen || !xsr_source_is_fd(&s->src) || xsr_usable_cpus() < 2)
+	struct stat sb;
+	if (s->prepos != s->prelen || !xsr_source_is_fd(&s->src) || fstat(s->src.fd, &sb) < 0 ||
+	    !S_ISREG(sb.st_mode) || xsr_usable_cpus() < 2)
 		return false;
 	struct sahead *a = calloc(1, sizeof(*a));
 	if (!a)
