@@ -187,9 +187,10 @@ static void ahead_free(struct synth *s)
 	s->ahead = NULL;
 }
 
-/* The batch after [pfn, pfn + count) within the domain's runs (at most 1024 pages), or 0 pages. */
+/* The batch after [pfn, pfn + count) within the domain's runs (as long, at most 1024 pages), or 0 pages. */
 static uint64_t next_batch(const struct synth *s, uint64_t pfn, uint64_t count, uint64_t *next)
 {
+	uint64_t len = count < 1024 ? count : 1024;
 	uint64_t at = pfn + count;
 	for (uint32_t r = 0; r < s->nr_runs; r++) {
 		uint64_t end = s->runs[r].pfn + s->runs[r].count;
@@ -197,7 +198,7 @@ static uint64_t next_batch(const struct synth *s, uint64_t pfn, uint64_t count, 
 			at = s->runs[r].pfn;
 		if (at < end) {
 			*next = at;
-			return end - at < 1024 ? end - at : 1024;
+			return end - at < len ? end - at : len;
 		}
 	}
 	return 0;
