@@ -7,6 +7,7 @@
  * made here before any AVX2 instruction runs.
  */
 #include <sched.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -23,20 +24,23 @@
  */
 static int use_avx2(void)
 {
-	static int v = -1;
-	if (v < 0) {
+	/* Atomic: any thread may be first to ask (they get the same answer). */
+	static atomic_int v = -1;
+	int x = atomic_load_explicit(&v, memory_order_relaxed);
+	if (x < 0) {
 #if defined(__x86_64__) && defined(__GNUC__)
 		__builtin_cpu_init();
-		v = __builtin_cpu_supports("avx2") ? 1 : 0;
+		x = __builtin_cpu_supports("avx2") ? 1 : 0;
 #else
-		v = 0;
+		x = 0;
 #endif
 #if XSR_TESTHOOKS
 		if (getenv("XSR_NO_AVX2"))
-			v = 0;
+			x = 0;
 #endif
+		atomic_store_explicit(&v, x, memory_order_relaxed);
 	}
-	return v;
+	return x;
 }
 
 int xsr_usable_cpus(void)

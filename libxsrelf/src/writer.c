@@ -774,10 +774,12 @@ static bool bench_nohash(void)
 #if !XSR_TESTHOOKS
 	return false;
 #else
-	static int v = -1;
-	if (v < 0)
-		v = getenv("XSR_BENCH_NOHASH") != NULL;
-	return v;
+	/* Atomic: the hashing thread asks too (the same answer, but a plain int was a data race, says TSan). */
+	static atomic_int v = -1;
+	int x = atomic_load_explicit(&v, memory_order_relaxed);
+	if (x < 0)
+		atomic_store_explicit(&v, x = getenv("XSR_BENCH_NOHASH") != NULL, memory_order_relaxed);
+	return x;
 #endif
 }
 
