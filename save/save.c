@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * Generic save: whatever the backend, memory goes from backend->map() to the
- * writer in batches of up to 1024 pages (pwritev/writev from the guest's own
+ * writer in batches of up to 1024 pages (256 for a seekable image) (pwritev/writev from the guest's own
  * mapping, no copy), and the domain is resumed on every path unless the
  * caller asked to leave it paused.
  */
@@ -15,6 +15,16 @@
 #include "save.h"
 
 #define CHUNK 1024u
+/*
+ * A seekable image's batches are 1 MiB: the zero test, the hash and the
+ * write's copy then read each page from the L2 cache the backend's mapping
+ * (or the synthetic domain's generator) just left it in.  On one core the
+ * hash of a 4 MiB batch came from L3 and cost 6 % of a save to tmpfs, of
+ * 1 MiB 2 % (perf stat task-clock, issue 19).  A stream keeps 1024 pages a
+ * record: its batches are what it writes, and fewer records cost fewer
+ * headers.
+ */
+#define CHUNK_SEEKABLE 256u
 
 struct savectx {
 	struct xsr_backend *be;
@@ -23,6 +33,7 @@ struct savectx {
 	uint64_t total_slots, done;
 	const struct xsr_save_opts *o;
 	uint8_t *bounce;  /* stream + running: pages are copied before checksumming */
+	uint32_t chunk;   /* pages per batch: CHUNK, or CHUNK_SEEKABLE */
 	char *err;
 	size_t errlen;
 };
@@ -39,8 +50,9 @@ static int send_range(struct savectx *c, uint64_t pfn, uint64_t n)
 	uint64_t pfns[CHUNK];
 	const void *ptrs[CHUNK];
 	uint8_t zero[CHUNK];
-	for (uint64_t off = 0; off < n; off += CHUNK) {
-		uint32_t m = (uint32_t)(n - off < CHUNK ? n - off : CHUNK);
+	const uint64_t chunk = c->chunk;
+	for (uint64_t off = 0; off < n; off += chunk) {
+		uint32_t m = (uint32_t)(n - off < chunk ? n - off : chunk);
 		void *addr;
 		memset(zero, 0, m);
 		int rc = c->be->ops->zero_hint(c->be, pfn + off, m, zero);
@@ -152,6 +164,7 @@ int save_guest(struct xsr_backend *be, int fd, const struct xsr_save_opts *o,
 	};
 	if ((rc = xsr_writer_open(&c.w, fd, &p, err, errlen)) < 0)
 		return rc;
+	c.chunk = xsr_writer_layout(c.w) == XSR_LAYOUT_SEEKABLE ? CHUNK_SEEKABLE : CHUNK;
 	vs = malloc(sizeof(*vs));
 	if (!vs) {
 		rc = XSR_E_NOMEM;

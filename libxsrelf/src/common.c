@@ -72,11 +72,6 @@ const char *xsr_version(void)
 	return XSR_PRODUCER_VERSION_STR;
 }
 
-uint64_t xsr_hash(const void *data, size_t len)
-{
-	return XXH3_64bits(data, len);
-}
-
 void xsr_fmt(char *dst, size_t len, const char *fmt, ...)
 {
 	va_list ap;
@@ -211,19 +206,6 @@ int xsr_check_headers(const void *buf, int want_layout, char *why, size_t whylen
 		return XSR_E_STATE;
 	}
 	return 0;
-}
-
-uint64_t xsr_record_hash(const struct xsr_record_header *rh, const struct iovec *body, int n,
-			 uint64_t body_len)
-{
-	static const uint8_t zeros[8];
-	XXH3_state_t st;
-	XXH3_64bits_reset(&st);
-	XXH3_64bits_update(&st, rh, sizeof(*rh));
-	for (int i = 0; i < n; i++)
-		XXH3_64bits_update(&st, body[i].iov_base, body[i].iov_len);
-	XXH3_64bits_update(&st, zeros, ALIGN8(body_len) - body_len);
-	return XXH3_64bits_digest(&st);
 }
 
 int xsr_memmap_check(const struct xsr_memrun *runs, uint64_t n, uint64_t *total, char *why,

@@ -326,7 +326,7 @@ static int convert(int in, uint64_t in_size, int out, const struct xsr_convert_o
 	struct sconv c = {.out = out, .o = o, .err = err, .errlen = errlen, .in_size = in_size,
 			  .seekable = out_seekable(out, o)};
 	const struct xsr_replay_ops ops = {
-		.size = sizeof(ops),
+		.size = sizeof(ops), .flags = XSR_REPLAY_AHEAD_,
 		.stream = {.header = sc_header, .section = sc_section, .pages = sc_pages},
 	};
 	struct xsr_image *img = NULL;

@@ -862,7 +862,7 @@ static int check_page(struct xsr_image *img, uint64_t pfn, const struct xsr_inde
 	if (rc < 0)
 		return rc;
 	if (e->flags & XSR_IDX_DATA) {
-		if (XXH3_64bits(buf, XSR_PAGE_SIZE) != e->hash)
+		if (xsr_hash(buf, XSR_PAGE_SIZE) != e->hash)
 			return at_page(img, ifail(img, XSR_E_CHECKSUM, "page data of pfn 0x%llx: checksum mismatch",
 						  (unsigned long long)pfn), pfn, 1);
 	} else if (!xsr_page_is_zero(buf)) {
@@ -954,6 +954,11 @@ int xsr_image_read_pages(struct xsr_image *img, uint32_t run, uint64_t first, ui
 		if ((rc = check_page(img, img->runs[run].pfn + first + k, &ent[k], (uint8_t *)buf + k * XSR_PAGE_SIZE)) < 0)
 			return rc;
 	return 0;
+}
+
+bool xsr_image_reads_fd(const struct xsr_image *img)
+{
+	return xsr_source_is_fd(&img->src);
 }
 
 const struct xsr_record_header *xsr_image_rh(const struct xsr_image *img, uint32_t i)

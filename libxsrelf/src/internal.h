@@ -113,6 +113,10 @@ static inline bool xsr_in_bounds(uint64_t off, uint64_t len, uint64_t size)
 	return off <= size && len <= size - off;
 }
 bool xsr_is_zero(const void *p, size_t len);
+/* XXH3-64 built for AVX2 (hash_avx2.c); call only through xsr_hash() and xsr_record_hash(), which check the CPU. */
+uint64_t xsr_xxh3_avx2(const void *p, size_t len);
+/* XXH3-64 of @head, then @v (@n entries), then @pad zero octets (at most 8). */
+uint64_t xsr_xxh3_iov_avx2(const void *head, size_t hlen, const struct iovec *v, int n, size_t pad);
 bool xsr_page_is_zero(const void *page);
 
 /* ---- header helpers ---- */
@@ -195,7 +199,25 @@ bool xsr_source_hole(const struct xsr_source *src, uint64_t off, uint64_t len);
 /* True if @src is a callback source: it cannot map, and its failures are placed by failed_at. */
 bool xsr_source_is_callbacks(const struct xsr_source *src);
 
+/* CPUs this process may run on (sched_getaffinity: taskset, cpusets), at least 1; XSR_NO_HASH_THREAD=1 says 1. */
+int xsr_usable_cpus(void);
+
 /* ---- image internals for the replay (image.c, replay.c) ---- */
+/*
+ * Internal replay flag (convert.c): pages are read ahead on a second thread
+ * (replay.c).  Not in reader.h: a caller's callbacks may use the image.
+ */
+#define XSR_REPLAY_AHEAD_ 0x80000000u
+/*
+ * xsr_stream_read_all with the records read and hashed ahead on a second
+ * thread (stream.c), for a consumer whose callbacks do not read @fd.
+ */
+int xsr_stream_read_all_ahead(int fd, const void *prefix, size_t plen, const struct xsr_stream_ops *ops, void *ctx,
+			      char *err, size_t errlen);
+/* True when @img reads an fd (stateless pread: another thread may read it too). */
+bool xsr_image_reads_fd(const struct xsr_image *img);
+/* True if @src is an fd source. */
+bool xsr_source_is_fd(const struct xsr_source *src);
 struct xsr_image;
 struct xsr_index_entry;
 /* Section @i's header as the file has it (NULL past the table). */

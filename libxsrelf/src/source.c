@@ -283,6 +283,11 @@ bool xsr_source_is_callbacks(const struct xsr_source *src)
 	return src->ops == &cb_ops;
 }
 
+bool xsr_source_is_fd(const struct xsr_source *src)
+{
+	return src->ops == &fd_ops;
+}
+
 /* ---- public handles (xsrelf/io.h) ---- */
 
 int xsr_source_open_fd(struct xsr_source **out, int fd)

@@ -20,6 +20,7 @@
  */
 #include <errno.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -86,6 +87,7 @@ struct xsr_writer {
 	uint64_t *hash;
 	int64_t *slots;
 	struct hasher *hasher;
+	int ncpu; /* CPUs to run on, 0 until the first batch */
 	char err[XSR_ERRLEN];
 };
 
@@ -94,13 +96,17 @@ struct xsr_writer {
  * starts on each large batch while the caller's thread writes it; the caller
  * then joins in, the two taking pages from one counter, so that on a machine
  * with two or more cores the hashing costs about half its time and neither
- * thread idles while the other works.
+ * thread idles while the other works.  The caller waits for the worker only
+ * if it took a page: on a busy machine a worker not yet scheduled when the
+ * batch is done costs nothing (it used to cost a wake-up per batch, which
+ * made the seekable save slower than the stream one under load).  With one
+ * CPU to run on (taskset, cgroups) there is no worker.
  */
 struct hasher {
 	pthread_t thread;
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
-	int state; /* 0 idle, 1 work posted, 2 work done, 3 quit */
+	int state; /* 0 idle, 1 work posted, 4 taken by the worker, 2 work done, 3 quit */
 	const void *const *pages;
 	uint32_t n;
 	atomic_uint next; /* the next page to take */
@@ -768,10 +774,12 @@ static bool bench_nohash(void)
 #if !XSR_TESTHOOKS
 	return false;
 #else
-	static int v = -1;
-	if (v < 0)
-		v = getenv("XSR_BENCH_NOHASH") != NULL;
-	return v;
+	/* Atomic: the hashing thread asks too (the same answer, but a plain int was a data race, says TSan). */
+	static atomic_int v = -1;
+	int x = atomic_load_explicit(&v, memory_order_relaxed);
+	if (x < 0)
+		atomic_store_explicit(&v, x = getenv("XSR_BENCH_NOHASH") != NULL, memory_order_relaxed);
+	return x;
 #endif
 }
 
@@ -779,7 +787,7 @@ static void hash_pages(const void *const *pages, uint32_t n, const bool *zero, u
 {
 	bool off = bench_nohash();
 	for (uint32_t i = 0; i < n; i++)
-		hash[i] = zero[i] || off ? 0 : XXH3_64bits(pages[i], XSR_PAGE_SIZE);
+		hash[i] = zero[i] || off ? 0 : xsr_hash(pages[i], XSR_PAGE_SIZE);
 }
 
 /* Hash pages of the posted batch until none is left (the worker and the caller both). */
@@ -788,7 +796,7 @@ static void hash_share(struct hasher *h)
 	bool off = bench_nohash();
 	unsigned i;
 	while ((i = atomic_fetch_add(&h->next, 1)) < h->n)
-		h->hash[i] = h->zero[i] || off ? 0 : XXH3_64bits(h->pages[i], XSR_PAGE_SIZE);
+		h->hash[i] = h->zero[i] || off ? 0 : xsr_hash(h->pages[i], XSR_PAGE_SIZE);
 }
 
 static void *hasher_main(void *arg)
@@ -800,6 +808,7 @@ static void *hasher_main(void *arg)
 			pthread_cond_wait(&h->cond, &h->lock);
 		if (h->state == 3)
 			break;
+		h->state = 4;
 		pthread_mutex_unlock(&h->lock);
 		hash_share(h);
 		pthread_mutex_lock(&h->lock);
@@ -833,10 +842,9 @@ static void hasher_stop(struct xsr_writer *w)
  */
 static bool hash_start(struct xsr_writer *w, const void *const *pages, uint32_t n)
 {
-	static int ncpu = -1;
-	if (ncpu < 0)
-		ncpu = (int)sysconf(_SC_NPROCESSORS_ONLN);
-	if (n >= 64 && ncpu > 1 && !w->hasher && !getenv("XSR_NO_HASH_THREAD")) {
+	if (w->ncpu == 0)
+		w->ncpu = xsr_usable_cpus();
+	if (n >= 64 && w->ncpu > 1 && !w->hasher) {
 		struct hasher *h = calloc(1, sizeof(*h));
 		if (h) {
 			pthread_mutex_init(&h->lock, NULL);
@@ -846,6 +854,8 @@ static bool hash_start(struct xsr_writer *w, const void *const *pages, uint32_t 
 			else
 				free(h);
 		}
+		if (!w->hasher)
+			w->ncpu = 1; /* no thread: do not try again each batch */
 	}
 	struct hasher *h = w->hasher;
 	if (n < 64 || !h) {
@@ -859,7 +869,7 @@ static bool hash_start(struct xsr_writer *w, const void *const *pages, uint32_t 
 	h->hash = w->hash;
 	atomic_store(&h->next, 0);
 	h->state = 1;
-	pthread_cond_broadcast(&h->cond);
+	pthread_cond_signal(&h->cond);
 	pthread_mutex_unlock(&h->lock);
 	return true;
 }
@@ -869,7 +879,8 @@ static void hash_wait(struct xsr_writer *w)
 	struct hasher *h = w->hasher;
 	hash_share(h); /* help with what the worker has not taken yet */
 	pthread_mutex_lock(&h->lock);
-	while (h->state != 2)
+	/* Not taken: every page is hashed by now, and the worker must not start on a batch that is gone. */
+	while (h->state == 4)
 		pthread_cond_wait(&h->cond, &h->lock);
 	h->state = 0;
 	pthread_mutex_unlock(&h->lock);
