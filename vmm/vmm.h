@@ -58,6 +58,8 @@ struct xsr_guest_info {
 	uint64_t counters_gpa; /* guest_counters[] */
 	uint64_t errors_gpa;   /* guest_errors */
 	uint32_t nr_counters;
+	uint64_t params_gpa;   /* guest_params (the data mode); 0: this guest has none */
+	uint64_t params_size;
 };
 
 /* Memory runs for @mem octets of RAM (1 or 2 runs); 0 or <0 with message. */
@@ -140,11 +142,18 @@ struct xsr_vmm_load {
 };
 int vmm_build_kvm(struct xsr_vmm *v, const struct xsr_vmm_load *l, char *msg, size_t msglen);
 
-/* A load: the test guest ELF at @path (xsr vm start); ctx is a struct xsr_vmm_guest. */
+/*
+ * A load: the test guest ELF at @path (xsr vm start); ctx is a struct
+ * xsr_vmm_guest.  @fill > 0 turns on the guest's data mode (guest/guest.c):
+ * that fraction of its mapped memory above 4 MiB holds data before the
+ * first count, rewritten at @dirty_mbps (0: never) by the guest itself.
+ */
 struct xsr_vmm_guest {
 	uint64_t mem;
 	uint32_t vcpus;
 	const char *path;
+	double fill;       /* 0..1 */
+	double dirty_mbps; /* MB/s (10^6 octets) of guest time; needs @fill */
 };
 int vmm_load_guest(struct xsr_vmm *v, void *ctx, char *msg, size_t msglen);
 
