@@ -650,17 +650,6 @@ uint32_t kvm_pause_depth(struct xsr_backend *be)
 	return d;
 }
 
-uint32_t kvm_tsc_khz(struct xsr_backend *be)
-{
-	struct xsr_kvm *k = K(be);
-	int r;
-
-	if (!k->vcpus || k->nr_vcpus == 0 || k->vcpus[0].fd < 0)
-		return 0;
-	r = ioctl(k->vcpus[0].fd, KVM_GET_TSC_KHZ, 0);
-	return r > 0 ? (uint32_t)r : 0;
-}
-
 void kvm_status(struct xsr_backend *be, struct xsr_kvm_status *st)
 {
 	struct xsr_kvm *k = K(be);

@@ -61,9 +61,6 @@ const char *kvm_config(struct xsr_backend *be);
  */
 int kvm_mark_dirty(struct xsr_backend *be, uint64_t slot);
 
-/* The guest's TSC rate in kHz (KVM_GET_TSC_KHZ on vCPU 0); 0 if unknown. */
-uint32_t kvm_tsc_khz(struct xsr_backend *be);
-
 /* Pause nesting depth (0 = running, once started). */
 uint32_t kvm_pause_depth(struct xsr_backend *be);
 

@@ -28,9 +28,11 @@ static void usage(FILE *f)
 		"        background VMM that answers on the UNIX socket SOCK and logs to\n"
 		"        SOCK.log; returns once every vCPU's counter moves and prints the\n"
 		"        VMM's pid.  SIZE takes K/M/G suffixes (at least 4M); N is 1..8.\n"
-		"        --fill FRACTION (0..1): before its first count the guest fills that\n"
-		"        part of its memory above 4 MiB (up to 2 GiB) with data, half code,\n"
-		"        half random; --dirty-mbps N: then rewrites it at N MB/s itself.\n"
+		"        --fill FRACTION (0..1): that part of guest memory above 4 MiB holds\n"
+		"        data (half a window of the guest image, half random) when the guest\n"
+		"        starts; --dirty-mbps N: the VMM rewrites those pages (without --fill:\n"
+		"        all above 4 MiB, random) at N MB/s while the guest runs, marking them\n"
+		"        in the dirty log as guest writes would be.\n"
 		"status  running/paused, vCPUs, pid, the guest's counters and error count\n"
 		"pause   stop the vCPUs (the VMM stays up); resume lets them run again\n"
 		"stop    end the VM; the VMM removes SOCK and exits\n"
@@ -162,10 +164,6 @@ static int vm_start(int argc, char **argv)
 			usage(stderr);
 			return XSR_EXIT_USAGE;
 		}
-	}
-	if (c.dirty_mbps > 0 && !(c.fill > 0)) {
-		cli_err(VERB, "start: --dirty-mbps rewrites the pages --fill filled: give --fill too");
-		return XSR_EXIT_USAGE;
 	}
 	if (!sock || optind != argc) {
 		cli_err(VERB, "start: %s",

@@ -6,8 +6,7 @@ GUEST_MAX_VCPUS := 8
 GUEST_CFLAGS := -std=gnu11 -O2 -g -Wall -Wextra -ffreestanding -fno-pic -fno-pie \
                 -mcmodel=kernel -mno-red-zone -mgeneral-regs-only -fno-stack-protector \
                 -fno-asynchronous-unwind-tables -fcf-protection=none -fno-builtin \
-                -DGUEST_MAX_VCPUS=$(GUEST_MAX_VCPUS) \
-                -DGUEST_KERNEL_VMA=0xffffffff80000000
+                -DGUEST_MAX_VCPUS=$(GUEST_MAX_VCPUS)
 GUEST_LDFLAGS := -nostdlib -static -no-pie -Wl,-T,guest/guest.ld -Wl,--build-id=none \
                  -Wl,-z,max-page-size=4096 -Wl,-z,noexecstack
 

@@ -40,36 +40,24 @@ int vmm_build_kvm(struct xsr_vmm *v, const struct xsr_vmm_load *l, char *msg, si
 	return 0;
 }
 
-/* The guest's data mode (guest/guest.c, struct guest_params): its first four fields. */
-static int set_data_mode(struct xsr_vmm *v, const struct xsr_vmm_guest *g, const struct xsr_guest_info *gi,
-			 char *msg, size_t msglen)
+/* The data mode: fill @g->fill of the memory above 4 MiB before the guest starts. */
+static int fill_memory(struct xsr_vmm *v, const struct xsr_vmm_guest *g, char *msg, size_t msglen)
 {
-	uint64_t p[4] = {0}, low = v->mem_bytes < XSR_GUEST_LOW_MEM_END ? v->mem_bytes : XSR_GUEST_LOW_MEM_END;
-	uint32_t khz = kvm_tsc_khz(v->be);
-	uint8_t *dst;
+	uint64_t len, x = UINT64_C(0x9e3779b97f4a7c15);
+	uint8_t *mem = kvm_mem(v->be, &len);
 
+	v->dirty_mbps = g->dirty_mbps;
 	if (g->fill <= 0)
 		return 0;
-	if (!gi->params_gpa || gi->params_size < sizeof(p) || !(dst = kvm_gpa(v->be, gi->params_gpa, sizeof(p))))
-		return snprintf(msg, msglen, "%s has no guest_params: it cannot fill its memory (an older guest?)",
-				g->path), XSR_E_UNSUPPORTED;
-	/* What the guest maps: the loader's tables reach 2 GiB (vmm/loader.c). */
-	if (low > (UINT64_C(2) << 30))
-		low = UINT64_C(2) << 30;
-	if (low <= XSR_GUEST_MIN_MEM)
+	if (!mem || len <= XSR_GUEST_MIN_MEM)
 		return snprintf(msg, msglen, "--fill needs more than %" PRIu64 " MiB of memory", XSR_GUEST_MIN_MEM >> 20),
 		       XSR_E_INVAL;
-	p[0] = XSR_GUEST_MIN_MEM;
-	p[1] = (uint64_t)(g->fill * (double)((low - XSR_GUEST_MIN_MEM) >> XSR_PAGE_SHIFT));
-	if (g->dirty_mbps > 0) {
-		if (!khz)
-			return snprintf(msg, msglen, "--dirty-mbps: KVM does not tell the guest's TSC rate"), XSR_E_BACKEND;
-		double pages_per_s = g->dirty_mbps * 1e6 / XSR_PAGE_SIZE, t = (double)khz * 1e3 / pages_per_s;
-		p[2] = t < 1 ? 1 : (uint64_t)t;
-	}
-	memcpy(dst, p, sizeof(p));
-	fprintf(v->log, "start: data mode: %" PRIu64 " pages from 0x%" PRIx64 " filled, rewritten at %.1f MB/s (TSC %u kHz)\n",
-		p[1], p[0], g->dirty_mbps, khz);
+	v->fill_from = XSR_GUEST_MIN_MEM >> XSR_PAGE_SHIFT; /* a slot: the guest lives below */
+	v->fill_pages = (uint64_t)(g->fill * (double)((len - XSR_GUEST_MIN_MEM) >> XSR_PAGE_SHIFT));
+	for (uint64_t n = 0; n < v->fill_pages; n++)
+		vmm_data_page(v, mem, n, &x);
+	fprintf(v->log, "start: data mode: %" PRIu64 " pages from slot %" PRIu64 " hold data\n", v->fill_pages,
+		v->fill_from);
 	return 0;
 }
 
@@ -93,7 +81,7 @@ int vmm_load_guest(struct xsr_vmm *v, void *arg, char *msg, size_t msglen)
 	if (r < 0)
 		return r;
 	v->mem_bytes = g->mem;
-	if ((r = set_data_mode(v, g, &gi, msg, msglen)) < 0)
+	if ((r = fill_memory(v, g, msg, msglen)) < 0)
 		return r;
 	v->counters_gpa = gi.counters_gpa;
 	v->errors_gpa = gi.errors_gpa;

@@ -139,7 +139,7 @@ static int load_elf(struct xsr_backend *be, Elf *e, const char *path, uint64_t l
 	size_t phnum, shstrndx;
 	Elf_Scn *scn = NULL;
 	int have_counters = 0, have_errors = 0;
-	uint64_t counters_va = 0, errors_va = 0, counters_size = 0, params_va = 0, params_size = 0;
+	uint64_t counters_va = 0, errors_va = 0, counters_size = 0;
 
 	if (!gelf_getehdr(e, &eh) || eh.e_ident[EI_CLASS] != ELFCLASS64 ||
 	    eh.e_machine != EM_X86_64 || eh.e_type != ET_EXEC)
@@ -209,9 +209,6 @@ static int load_elf(struct xsr_backend *be, Elf *e, const char *path, uint64_t l
 			} else if (!strcmp(name, "guest_errors")) {
 				errors_va = sym.st_value;
 				have_errors = 1;
-			} else if (!strcmp(name, "guest_params")) {
-				params_va = sym.st_value;
-				params_size = sym.st_size;
 			}
 		}
 	}
@@ -227,12 +224,6 @@ static int load_elf(struct xsr_backend *be, Elf *e, const char *path, uint64_t l
 	gi->counters_gpa = counters_va - XSR_GUEST_KERNEL_VMA;
 	gi->errors_gpa = errors_va - XSR_GUEST_KERNEL_VMA;
 	gi->nr_counters = (uint32_t)(counters_size / 8);
-	gi->params_gpa = 0;
-	gi->params_size = 0;
-	if (params_va >= XSR_GUEST_KERNEL_VMA && params_size) {
-		gi->params_gpa = params_va - XSR_GUEST_KERNEL_VMA;
-		gi->params_size = params_size;
-	}
 	return 0;
 }
 
