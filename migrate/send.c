@@ -56,7 +56,8 @@ struct snd {
 	uint64_t *slot0; /* first slot of each run */
 	uint32_t round;
 	uint64_t round_pages, round_zero;
-	uint8_t *bounce; /* CHUNK_DATA pages: see send_pfns() */
+	uint8_t *bounce; /* max_data pages: see send_pfns() */
+	uint32_t max_data; /* data pages per batch: CHUNK_DATA, or CHUNK when compressing */
 	uint64_t *holes; /* round 0: slots the backend knew to be zero at its start (hole_map) */
 	char *err;
 	size_t errlen;
@@ -137,7 +138,7 @@ static int one_range(const struct snd *c, const uint64_t *pfns, uint32_t n)
  * never used; a page whose first read finds it zero is not copied; the rest
  * is copied into the bounce buffer, small enough (CHUNK_DATA pages) to
  * still be in the core's cache when the writer checksums and sends it.
- * At most CHUNK_DATA of @pfns may be other than known zero (send_slots()).
+ * At most c->max_data of @pfns may be other than known zero (send_slots()).
  */
 static int send_pfns(struct snd *c, const uint64_t *pfns, uint32_t n)
 {
@@ -180,8 +181,8 @@ static int send_pfns(struct snd *c, const uint64_t *pfns, uint32_t n)
 			return rc;
 		}
 		if (!xsr_page_is_zero(addr)) {
-			if (nb == CHUNK_DATA) { /* send_slots() broke its promise */
-				snprintf(c->err, c->errlen, "internal error: more than %u data pages in a batch", CHUNK_DATA);
+			if (nb == c->max_data) { /* send_slots() broke its promise */
+				snprintf(c->err, c->errlen, "internal error: more than %u data pages in a batch", c->max_data);
 				return XSR_E_STATE;
 			}
 			memcpy(dst, addr, XSR_PAGE_SIZE);
@@ -264,7 +265,7 @@ static int send_slots(struct snd *c, const uint64_t *bm, const char *cut_point)
 		pfns[n++] = pfn_of(c, s);
 		if (!(c->round == 0 && c->holes && (c->holes[s / 64] >> (s % 64) & 1)))
 			maybe_data++;
-		if (n == CHUNK || maybe_data == CHUNK_DATA) {
+		if (n == CHUNK || maybe_data == c->max_data) {
 			if ((rc = send_pfns(c, pfns, n)) < 0)
 				return rc;
 			done += n;
@@ -659,7 +660,9 @@ static int send_open(struct snd *c)
 		return rc;
 	}
 	c->slot0 = calloc(c->info.nr_runs + 1, sizeof(uint64_t));
-	c->bounce = aligned_alloc(XSR_PAGE_SIZE, (size_t)CHUNK_DATA * XSR_PAGE_SIZE);
+	/* A compressor reads its whole batch anyway, and zstd and lz4 work better on large ones. */
+	c->max_data = o->compress ? CHUNK : CHUNK_DATA;
+	c->bounce = aligned_alloc(XSR_PAGE_SIZE, (size_t)c->max_data * XSR_PAGE_SIZE);
 	if (!c->slot0 || !c->bounce) {
 		snprintf(err, errlen, "out of memory");
 		return XSR_E_NOMEM;
