@@ -34,14 +34,13 @@
 #include "migrate.h"
 
 /*
- * Pre-copy batches: at most CHUNK entries (a record's limit), of which at
- * most CHUNK_DATA may hold data.  Pages known to be zero (holes) cost 8
- * octets each, so they fill whole batches; 64 data pages (256 KiB of bounce
- * buffer) stay in a core's L2 cache between the copy, the checksum and the
- * send, where a 4 MiB batch went out to memory and back in between.
+ * Pre-copy batches of up to 1024 entries (a record's limit).  Tried and
+ * measured (perf, issue 19): batches of 64 data pages, whose 256 KiB bounce
+ * buffer stays in L2 for the checksum and the send, cost the receiver
+ * 20-40 % more CPU per GiB on loopback: sixteen times as many records, each
+ * a few more small socket reads, each of which processes the TCP backlog.
  */
 #define CHUNK XSR_MAX_BATCH
-#define CHUNK_DATA 64u
 #define PUSH_CHUNK 64u  /* pages per batch, post-copy push: keeps fault latency low */
 #define XEN_FEW_PAGES 50u
 
@@ -56,8 +55,7 @@ struct snd {
 	uint64_t *slot0; /* first slot of each run */
 	uint32_t round;
 	uint64_t round_pages, round_zero;
-	uint8_t *bounce; /* max_data pages: see send_pfns() */
-	uint32_t max_data; /* data pages per batch: CHUNK_DATA, or CHUNK when compressing */
+	uint8_t *bounce; /* CHUNK pages: see send_pfns() */
 	uint64_t *holes; /* round 0: slots the backend knew to be zero at its start (hole_map) */
 	char *err;
 	size_t errlen;
@@ -136,9 +134,7 @@ static int one_range(const struct snd *c, const uint64_t *pfns, uint32_t n)
  * it (a hole of its memory file: memory the guest never wrote) is not read
  * at all, which also keeps an idle source guest from allocating memory it
  * never used; a page whose first read finds it zero is not copied; the rest
- * is copied into the bounce buffer, small enough (CHUNK_DATA pages) to
- * still be in the core's cache when the writer checksums and sends it.
- * At most c->max_data of @pfns may be other than known zero (send_slots()).
+ * is copied into the bounce buffer, data pages packed at its start.
  */
 static int send_pfns(struct snd *c, const uint64_t *pfns, uint32_t n)
 {
@@ -181,10 +177,6 @@ static int send_pfns(struct snd *c, const uint64_t *pfns, uint32_t n)
 			return rc;
 		}
 		if (!xsr_page_is_zero(addr)) {
-			if (nb == c->max_data) { /* send_slots() broke its promise */
-				snprintf(c->err, c->errlen, "internal error: more than %u data pages in a batch", c->max_data);
-				return XSR_E_STATE;
-			}
 			memcpy(dst, addr, XSR_PAGE_SIZE);
 			ptrs[i] = dst;
 			nb++;
@@ -257,20 +249,15 @@ static int send_slots(struct snd *c, const uint64_t *bm, const char *cut_point)
 	uint64_t total = bm ? popcount(bm, c->words) : c->nslots, done = 0;
 	int rc;
 
-	uint32_t maybe_data = 0;
-
 	for (uint64_t s = 0; s < c->nslots; s++) {
 		if (bm && !(bm[s / 64] >> (s % 64) & 1))
 			continue;
 		pfns[n++] = pfn_of(c, s);
-		if (!(c->round == 0 && c->holes && (c->holes[s / 64] >> (s % 64) & 1)))
-			maybe_data++;
-		if (n == CHUNK || maybe_data == c->max_data) {
+		if (n == CHUNK) {
 			if ((rc = send_pfns(c, pfns, n)) < 0)
 				return rc;
 			done += n;
 			n = 0;
-			maybe_data = 0;
 			if (cut_point && done >= total / 2)
 				cut(c, cut_point);
 			if (c->o->progress_fd >= 0)
@@ -660,9 +647,7 @@ static int send_open(struct snd *c)
 		return rc;
 	}
 	c->slot0 = calloc(c->info.nr_runs + 1, sizeof(uint64_t));
-	/* A compressor reads its whole batch anyway, and zstd and lz4 work better on large ones. */
-	c->max_data = o->compress ? CHUNK : CHUNK_DATA;
-	c->bounce = aligned_alloc(XSR_PAGE_SIZE, (size_t)c->max_data * XSR_PAGE_SIZE);
+	c->bounce = aligned_alloc(XSR_PAGE_SIZE, (size_t)CHUNK * XSR_PAGE_SIZE);
 	if (!c->slot0 || !c->bounce) {
 		snprintf(err, errlen, "out of memory");
 		return XSR_E_NOMEM;
