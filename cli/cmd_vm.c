@@ -19,7 +19,8 @@
 static void usage(FILE *f)
 {
 	fprintf(f,
-		"usage: xsr vm start --mem SIZE --vcpus N --control SOCK [--guest PATH] [--json]\n"
+		"usage: xsr vm start --mem SIZE --vcpus N --control SOCK [--guest PATH]\n"
+		"                    [--fill FRACTION [--dirty-mbps N]] [--json]\n"
 		"       xsr vm status SOCK [--json]\n"
 		"       xsr vm pause|resume|stop SOCK\n"
 		"\n"
@@ -27,6 +28,11 @@ static void usage(FILE *f)
 		"        background VMM that answers on the UNIX socket SOCK and logs to\n"
 		"        SOCK.log; returns once every vCPU's counter moves and prints the\n"
 		"        VMM's pid.  SIZE takes K/M/G suffixes (at least 4M); N is 1..8.\n"
+		"        --fill FRACTION (0..1): that part of guest memory above 4 MiB holds\n"
+		"        data (half a window of the guest image, half random) when the guest\n"
+		"        starts; --dirty-mbps N: the VMM rewrites those pages (without --fill:\n"
+		"        all above 4 MiB, random) at N MB/s while the guest runs, marking them\n"
+		"        in the dirty log as guest writes would be.\n"
 		"status  running/paused, vCPUs, pid, the guest's counters and error count\n"
 		"pause   stop the vCPUs (the VMM stays up); resume lets them run again\n"
 		"stop    end the VM; the VMM removes SOCK and exits\n"
@@ -90,6 +96,8 @@ static int vm_start(int argc, char **argv)
 					     {"vcpus", required_argument, NULL, 'n'},
 					     {"control", required_argument, NULL, 'c'},
 					     {"guest", required_argument, NULL, 'g'},
+					     {"fill", required_argument, NULL, 'f'},
+					     {"dirty-mbps", required_argument, NULL, 'd'},
 					     {"json", no_argument, NULL, 'j'},
 					     {"help", no_argument, NULL, 'h'},
 					     XSR_COMMON_OPTS,
@@ -123,6 +131,19 @@ static int vm_start(int argc, char **argv)
 				return XSR_EXIT_USAGE;
 			}
 			c.vcpus = (uint32_t)n;
+			break;
+		}
+		case 'f':
+		case 'd': {
+			char *end;
+			double x = strtod(optarg, &end);
+
+			if (*end || end == optarg || !(x >= 0) || (o == 'f' && x > 1) || (o == 'd' && x > 1e5)) {
+				cli_err(VERB, "--%s %s: need %s", o == 'f' ? "fill" : "dirty-mbps", optarg,
+					o == 'f' ? "a fraction 0..1" : "MB/s, 0..100000");
+				return XSR_EXIT_USAGE;
+			}
+			*(o == 'f' ? &c.fill : &c.dirty_mbps) = x;
 			break;
 		}
 		case 'c':

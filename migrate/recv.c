@@ -429,6 +429,22 @@ static int place(struct rcv *c, uint64_t pfn, const uint8_t *data)
 	return 0;
 }
 
+/*
+ * Pre-copy into a VM: page data is read from the socket straight into guest
+ * memory (xsr_stream_set_placement), which the guest does not run on yet;
+ * a batch that fails its checksum fails the receive, and the guest with it.
+ * Post-copy pages go through UFFDIO_COPY (place()), and a file sink takes
+ * them from the reader's buffer.
+ */
+static void *page_dest(void *ctx, uint64_t pfn)
+{
+	struct rcv *c = ctx;
+
+	if (!c->be || !c->begun || c->postcopy || c->refuse_rc)
+		return NULL;
+	return host_addr(c, pfn & XSR_PFN_MASK);
+}
+
 static int on_pages(void *ctx, const uint64_t *pfns, uint32_t n, const uint8_t *data)
 {
 	struct rcv *c = ctx;
@@ -440,11 +456,14 @@ static int on_pages(void *ctx, const uint64_t *pfns, uint32_t n, const uint8_t *
 		return rfail(c, XSR_E_FORMAT, "page data before mig-begin");
 	if (c->round == 1 && c->round_pages == 0)
 		die_at("round1");
+	bool placed = data == NULL; /* page_dest() said where, and the data is there */
+	if (placed && (!c->be || c->postcopy))
+		return rfail(c, XSR_E_STATE, "a page batch was placed where it must not be");
 	for (uint32_t i = 0; i < n; i++) {
 		uint64_t pfn = pfns[i] & XSR_PFN_MASK;
-		const uint8_t *src = (pfns[i] & XSR_PFN_ZERO) ? NULL : data;
+		const uint8_t *src = (pfns[i] & XSR_PFN_ZERO) ? NULL : placed ? (const uint8_t *)"" : data;
 
-		if (src)
+		if (src && !placed)
 			data += XSR_PAGE_SIZE;
 		if (src)
 			c->st->pages++;
@@ -462,10 +481,12 @@ static int on_pages(void *ctx, const uint64_t *pfns, uint32_t n, const uint8_t *
 			return rfail(c, XSR_E_FORMAT, "page data between postcopy-begin and postcopy-transition");
 		if (c->be) {
 			uint8_t *dst = host_addr(c, pfn);
-			if (src)
+			if (!src) {
+				if (c->round) /* round 0 lands in fresh, zero memory */
+					memset(dst, 0, XSR_PAGE_SIZE);
+			} else if (!placed) {
 				memcpy(dst, src, XSR_PAGE_SIZE);
-			else if (c->round) /* round 0 lands in fresh, zero memory */
-				memset(dst, 0, XSR_PAGE_SIZE);
+			}
 		} else {
 			/* An image keeps what the pfn says besides its number (a Xen page's type). */
 			clean[i] = pfns[i] & ~XSR_PFN_ZERO;
@@ -673,6 +694,8 @@ int migrate_receive(struct xsr_backend *be, int fd, const struct xsr_mig_recv_op
 	}
 	if ((rc = xsr_stream_open(&s, fd, err, errlen)) < 0)
 		goto fail;
+	if (be)
+		xsr_stream_set_placement(s, page_dest, &c);
 	for (;;) {
 		uint64_t before = xsr_stream_offset(s);
 

@@ -5,6 +5,7 @@
  * (a migration stream).  They differ only in what fills the VM.
  */
 #include <inttypes.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -39,6 +40,27 @@ int vmm_build_kvm(struct xsr_vmm *v, const struct xsr_vmm_load *l, char *msg, si
 	return 0;
 }
 
+/* The data mode: fill @g->fill of the memory above 4 MiB before the guest starts. */
+static int fill_memory(struct xsr_vmm *v, const struct xsr_vmm_guest *g, char *msg, size_t msglen)
+{
+	uint64_t len, x = UINT64_C(0x9e3779b97f4a7c15);
+	uint8_t *mem = kvm_mem(v->be, &len);
+
+	v->dirty_mbps = g->dirty_mbps;
+	if (g->fill <= 0)
+		return 0;
+	if (!mem || len <= XSR_GUEST_MIN_MEM)
+		return snprintf(msg, msglen, "--fill needs more than %" PRIu64 " MiB of memory", XSR_GUEST_MIN_MEM >> 20),
+		       XSR_E_INVAL;
+	v->fill_from = XSR_GUEST_MIN_MEM >> XSR_PAGE_SHIFT; /* a slot: the guest lives below */
+	v->fill_pages = (uint64_t)(g->fill * (double)((len - XSR_GUEST_MIN_MEM) >> XSR_PAGE_SHIFT));
+	for (uint64_t n = 0; n < v->fill_pages; n++)
+		vmm_data_page(v, mem, n, &x);
+	fprintf(v->log, "start: data mode: %" PRIu64 " pages from slot %" PRIu64 " hold data\n", v->fill_pages,
+		v->fill_from);
+	return 0;
+}
+
 int vmm_load_guest(struct xsr_vmm *v, void *arg, char *msg, size_t msglen)
 {
 	const struct xsr_vmm_guest *g = arg;
@@ -59,6 +81,8 @@ int vmm_load_guest(struct xsr_vmm *v, void *arg, char *msg, size_t msglen)
 	if (r < 0)
 		return r;
 	v->mem_bytes = g->mem;
+	if ((r = fill_memory(v, g, msg, msglen)) < 0)
+		return r;
 	v->counters_gpa = gi.counters_gpa;
 	v->errors_gpa = gi.errors_gpa;
 	v->nr_counters = gi.nr_counters;

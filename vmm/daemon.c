@@ -564,13 +564,16 @@ daemon_main(const char *sock, xsr_vmm_build_fn build, void *ctx, int keep_stderr
 	if (v.be && v.be->ops == &kvm_ops)
 		kvm_set_log(v.be, v.log);
 #if XSR_TESTHOOKS
-	if (v.be && v.be->ops == &kvm_ops && getenv("XSR_TEST_DIRTY_MBPS")) {
-		double mbps = strtod(getenv("XSR_TEST_DIRTY_MBPS"), NULL);
-
-		if (mbps > 0 && vmm_dirtier_start(&v, mbps) == 0)
-			vlog(&v, "test dirtier: %.1f MB/s above 4 MiB", mbps);
-	}
+	if (v.be && v.be->ops == &kvm_ops && !(v.dirty_mbps > 0) && getenv("XSR_TEST_DIRTY_MBPS"))
+		v.dirty_mbps = strtod(getenv("XSR_TEST_DIRTY_MBPS"), NULL);
 #endif
+	if (v.be && v.be->ops == &kvm_ops && v.dirty_mbps > 0) {
+		if (vmm_dirtier_start(&v, v.dirty_mbps) == 0)
+			vlog(&v, "dirtier: %.1f MB/s %s", v.dirty_mbps,
+			     v.fill_pages ? "over the data-mode pages" : "above 4 MiB");
+		else
+			vlog(&v, "dirtier: cannot start its thread");
+	}
 	vlog(&v, "serving %s", sock);
 	snprintf(line, sizeof(line), "OK %d %s\n", (int)getpid(), msg);
 	write_all(wfd, line, strlen(line));

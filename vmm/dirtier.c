@@ -1,14 +1,17 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
- * Test-only dirtier (XSR_TEST_DIRTY_MBPS=N in the VMM's environment, builds
- * with XSR_TESTHOOKS): a VMM thread that rewrites guest pages at N MB/s and
- * marks them in the dirty log the backend reports (kvm_mark_dirty), so
- * that migration and live save can be measured against a known dirty rate
- * even where the guest itself runs emulated at ~1 M instructions/s.
+ * The dirtier (xsr vm start --dirty-mbps N; XSR_TEST_DIRTY_MBPS=N in the
+ * VMM's environment in XSR_TESTHOOKS builds): a VMM thread that rewrites
+ * guest pages at N MB/s and marks them in the dirty log the backend reports
+ * (kvm_mark_dirty), so that migration and live save can be measured against
+ * a known dirty rate even where the guest itself runs emulated at ~1 M
+ * instructions/s.  And the data mode's pages (xsr vm start --fill), which
+ * the VMM writes before the guest starts for the same reason.
  *
  * It writes only guest-physical memory from 4 MiB up (the test guest lives
- * in the first 2 MiB and never looks above), with pseudo-random contents
- * (not zero, not compressible), and only while the guest is not paused.
+ * in the first 2 MiB and never looks above): the data-mode pages in turn,
+ * with data like theirs, or without them every page, pseudo-random (not
+ * zero, not compressible); only while the guest is not paused.
  */
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -21,6 +24,27 @@
 
 #define DIRTY_FROM (UINT64_C(4) << 20)
 
+/* The guest image the data pages copy from: loaded at 1 MiB (vmm/loader.c). */
+#define IMAGE_AT (UINT64_C(1) << 20)
+#define IMAGE_WINDOW (UINT64_C(64) << 10)
+
+void vmm_data_page(const struct xsr_vmm *v, uint8_t *mem, uint64_t n, uint64_t *x)
+{
+	uint64_t *p = (uint64_t *)(mem + ((v->fill_from + n) << XSR_PAGE_SHIFT)), r = *x;
+	const uint8_t *img = mem + IMAGE_AT;
+	uint64_t at = (n * 328) % (IMAGE_WINDOW - XSR_PAGE_SIZE / 2); /* 8-aligned, a different window per page */
+
+	memcpy(p, img + at, XSR_PAGE_SIZE / 2);
+	p[0] |= 1; /* never a zero page */
+	for (int i = 256; i < 512; i++) {
+		r ^= r << 13;
+		r ^= r >> 7;
+		r ^= r << 17;
+		p[i] = r;
+	}
+	*x = r;
+}
+
 static void *dirtier(void *arg)
 {
 	struct xsr_vmm *v = arg;
@@ -28,6 +52,10 @@ static void *dirtier(void *arg)
 	uint8_t *mem = kvm_mem(v->be, &len);
 	uint64_t nslots = len >> XSR_PAGE_SHIFT, t0 = util_now_ns(), written = 0;
 
+	if (v->fill_pages) { /* the data pages, in turn */
+		first = v->fill_from;
+		nslots = v->fill_from + v->fill_pages;
+	}
 	if (!mem || nslots <= first)
 		return NULL;
 	slot = first;
@@ -39,11 +67,15 @@ static void *dirtier(void *arg)
 			if (kvm_pause_depth(v->be) == 0) {
 				uint64_t *p = (uint64_t *)(mem + (slot << XSR_PAGE_SHIFT));
 
-				for (int i = 0; i < 512; i++) {
-					x ^= x << 13;
-					x ^= x >> 7;
-					x ^= x << 17;
-					p[i] = x;
+				if (v->fill_pages) {
+					vmm_data_page(v, mem, slot - v->fill_from, &x);
+				} else {
+					for (int i = 0; i < 512; i++) {
+						x ^= x << 13;
+						x ^= x >> 7;
+						x ^= x << 17;
+						p[i] = x;
+					}
 				}
 				kvm_mark_dirty(v->be, slot);
 				if (++slot == nslots)

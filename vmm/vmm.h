@@ -86,7 +86,9 @@ struct xsr_vmm {
 	uint32_t nr_counters;
 	bool user_paused;
 	bool held; /* a save with hold=1 left the VM paused */
-	/* test-only dirtier (vmm/dirtier.c, XSR_TEST_DIRTY_MBPS) */
+	/* the data mode (xsr vm start --fill): pages [fill_from, +fill_pages) hold data */
+	uint64_t fill_from, fill_pages;
+	/* the dirtier (vmm/dirtier.c: --dirty-mbps, or XSR_TEST_DIRTY_MBPS) */
 	double dirty_mbps;
 	pthread_t dirtier_tid;
 	bool have_dirtier;
@@ -94,11 +96,20 @@ struct xsr_vmm {
 };
 
 /*
- * Test-only (XSR_TESTHOOKS builds): with XSR_TEST_DIRTY_MBPS=N in its
- * environment the VMM rewrites guest pages above 4 MiB at N MB/s while the
- * guest runs and marks them dirty in the backend's dirty log.
+ * The dirtier: a VMM thread that rewrites guest pages at @mbps MB/s while
+ * the guest runs and marks them in the backend's dirty log, as a guest
+ * that writes its memory would.  It rewrites the data-mode pages
+ * (v->fill_pages, with data like theirs) or, without them, every page above
+ * 4 MiB with random data.  Started for `xsr vm start --dirty-mbps N`, and in
+ * XSR_TESTHOOKS builds for XSR_TEST_DIRTY_MBPS=N in the VMM's environment.
  */
 int vmm_dirtier_start(struct xsr_vmm *v, double mbps);
+/*
+ * The data mode's page @n of @mem (the guest memory mapping): half of it a
+ * window of the guest image at 1 MiB (code and data: compressible), half a
+ * pseudo-random stream from *@x; never a zero page.
+ */
+void vmm_data_page(const struct xsr_vmm *v, uint8_t *mem, uint64_t n, uint64_t *x);
 void vmm_dirtier_stop(struct xsr_vmm *v);
 
 /*
@@ -140,11 +151,21 @@ struct xsr_vmm_load {
 };
 int vmm_build_kvm(struct xsr_vmm *v, const struct xsr_vmm_load *l, char *msg, size_t msglen);
 
-/* A load: the test guest ELF at @path (xsr vm start); ctx is a struct xsr_vmm_guest. */
+/*
+ * A load: the test guest ELF at @path (xsr vm start); ctx is a struct
+ * xsr_vmm_guest.  @fill > 0 is the data mode: that fraction of guest memory
+ * above 4 MiB holds data (vmm_data_page) before the guest starts; the
+ * dirtier rewrites it at @dirty_mbps (0: never) once the guest runs.  The
+ * VMM writes it, not the guest: where the guest runs under KVM's
+ * instruction emulator (~1 M instructions/s) a guest-side fill of 1 GiB
+ * would take many minutes.
+ */
 struct xsr_vmm_guest {
 	uint64_t mem;
 	uint32_t vcpus;
 	const char *path;
+	double fill;       /* 0..1 */
+	double dirty_mbps; /* MB/s (10^6 octets) of guest time; needs @fill */
 };
 int vmm_load_guest(struct xsr_vmm *v, void *ctx, char *msg, size_t msglen);
 

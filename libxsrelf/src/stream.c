@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include <xxhash.h>
@@ -44,6 +45,9 @@ struct xsr_stream {
 	bool want_ahead;      /* start the read-ahead once the file header is read */
 	struct sahead *ahead; /* records read and hashed ahead (conversion), or NULL */
 	struct aitem *item;   /* the record taken from it, until the next step */
+	/* xsr_stream_set_placement: where a page's data may be read to directly */
+	xsr_place_fn place;
+	void *place_ctx;
 };
 
 /*
@@ -268,12 +272,13 @@ static int grow(struct xsr_stream *s, size_t need)
 }
 
 /*
- * The next @len octets: in place when the source holds them in memory
+ * The next @len octets of a record body, of which the first @done are
+ * already in s->body: in place when the source holds them in memory
  * (8-aligned: bodies are read as structs), else read into s->body.
  */
-static int take(struct xsr_stream *s, size_t len, const char *what)
+static int take_from(struct xsr_stream *s, size_t len, size_t done, const char *what)
 {
-	if (s->prepos == s->prelen) {
+	if (done == 0 && s->prepos == s->prelen) {
 		const uint8_t *p = s->src.ops->view(&s->src, s->src_off, len);
 		if (p && (uintptr_t)p % 8 == 0) {
 			s->src_off += len;
@@ -289,11 +294,13 @@ static int take(struct xsr_stream *s, size_t len, const char *what)
 	 * twice what the input really holds and a large record costs
 	 * log2(len / 1 MiB) extra reallocs.
 	 */
-	size_t done = 0, part = len < XSR_TAKE_FIRST ? len : XSR_TAKE_FIRST;
+	size_t part = len < XSR_TAKE_FIRST ? len : XSR_TAKE_FIRST;
 	int rc;
 	/* Room an earlier record's octets paid for is used whole: one read per page batch, not four. */
 	if (part < s->cap)
 		part = len < s->cap ? len : s->cap;
+	if (part < done)
+		part = done;
 	s->rec = s->body;
 	for (;;) {
 		if ((rc = grow(s, part)) < 0)
@@ -562,6 +569,116 @@ static int do_end(struct xsr_stream *s, uint64_t at, const struct xsr_stream_ops
 	return ops && ops->end ? ops->end(ctx, &e) : 0;
 }
 
+/*
+ * Fault in, writable, the memory a placed batch is about to be read into:
+ * one call for a run of pages.  A page fault inside the socket copy holds
+ * the socket locked while the page is allocated and cleared, and the
+ * packets that arrive meanwhile are processed late, from the backlog:
+ * profiled, that made placing pages into fresh memory cost the receiver
+ * more CPU than reading them into a buffer and copying.  Advice only:
+ * without MADV_POPULATE_WRITE (Linux < 5.14) the copy faults as before.
+ */
+static void prefault(void *p, size_t len)
+{
+#ifdef MADV_POPULATE_WRITE
+	(void)madvise(p, len, MADV_POPULATE_WRITE);
+#else
+	(void)p, (void)len;
+#endif
+}
+
+void xsr_stream_set_placement(struct xsr_stream *s, xsr_place_fn dest, void *ctx)
+{
+	s->place = dest;
+	s->place_ctx = ctx;
+}
+
+/* At most this many separate destinations per batch, else the batch is read whole. */
+#define XSR_PLACE_MAX_RUNS 8u
+
+/*
+ * An uncompressed PAGES record whose page data goes straight where the
+ * consumer's placement callback says (xsr_stream_set_placement): the batch
+ * header and pfns are read and checked first, then each run of pages with
+ * consecutive destinations is read there, then the checksum is verified
+ * over what arrived.  1 when done (ops->pages called with data NULL), 0
+ * when the batch does not lend itself (compressed, scattered, a
+ * destination refused, or anything the checks below would refuse: the
+ * ordinary path then reads the rest and reports it as it always did),
+ * with *@have octets of the body in s->body; < 0 on a read error or a
+ * checksum mismatch, after which the destinations hold what arrived.
+ */
+static int place_pages(struct xsr_stream *s, const struct xsr_record_header *rh, uint64_t at, uint64_t span,
+		       const char *what, size_t *have, const struct xsr_stream_ops *ops, void *ctx)
+{
+	struct xsr_page_batch b;
+	struct iovec iov[1 + XSR_PLACE_MAX_RUNS];
+	uint32_t nruns = 0, ndata = 0;
+	int rc;
+
+	/* Sources in memory are read in place anyway; a read error is the ordinary path's to report. */
+	if (s->prepos != s->prelen || !s->have_memmap || s->src.ops->view(&s->src, s->src_off, (size_t)span) ||
+	    (rc = take_from(s, sizeof(b), 0, what)) < 0)
+		return 0;
+	*have = sizeof(b);
+	memcpy(&b, s->body, sizeof(b));
+	uint64_t fixed = sizeof(b) + (uint64_t)b.count * 8;
+	if (b.compress != XSR_COMPRESS_NONE || b.count == 0 || b.count > XSR_MAX_BATCH || fixed > rh->sh_size ||
+	    rh->sh_size - fixed != b.data_len || b.data_len % XSR_PAGE_SIZE)
+		return 0;
+	if (take_from(s, (size_t)fixed, sizeof(b), what) < 0)
+		return 0;
+	*have = (size_t)fixed;
+	char bwhy[256];
+	struct xsr_sec_check_ctx cc = {
+		.layout = XSR_LAYOUT_STREAM, .fh = &s->fh, .runs = s->runs, .base = s->base,
+		.nruns = s->nruns, .pfn = &s->cur_pfn, .ndata = &ndata,
+	};
+	/* The check reads the header and pfns only; a refusal is reported after the checksum, as ever. */
+	if (xsr_sec_check(XSR_SEC_PAGES, s->body, rh->sh_size, &cc, bwhy, sizeof(bwhy)) < 0 || ndata == 0) {
+		s->cur_pfn = XSR_NO_PFN;
+		return 0;
+	}
+	const uint64_t *pfns = (const uint64_t *)(s->body + sizeof(b));
+	iov[0] = (struct iovec){s->body, (size_t)fixed};
+	for (uint32_t i = 0; i < b.count; i++) {
+		if (pfns[i] & XSR_PFN_ZERO)
+			continue;
+		uint8_t *d = s->place(s->place_ctx, pfns[i]);
+		if (!d)
+			return 0;
+		if (nruns && (uint8_t *)iov[nruns].iov_base + iov[nruns].iov_len == d) {
+			iov[nruns].iov_len += XSR_PAGE_SIZE;
+			continue;
+		}
+		if (nruns == XSR_PLACE_MAX_RUNS)
+			return 0;
+		iov[++nruns] = (struct iovec){d, XSR_PAGE_SIZE};
+	}
+	/* Committed: from here the data goes to the destinations. */
+	size_t done = (size_t)fixed;
+	for (uint32_t r = 1; r <= nruns; r++)
+		prefault(iov[r].iov_base, iov[r].iov_len);
+	for (uint32_t r = 1; r <= nruns; r++) {
+		if ((rc = get_part(s, iov[r].iov_base, iov[r].iov_len, what, done, (size_t)span)) < 0)
+			return rc;
+		done += iov[r].iov_len;
+	}
+	uint8_t tail[16]; /* padding (none: a batch body is 8-aligned) and the trailer */
+	uint64_t pad = ALIGN8(rh->sh_size) - rh->sh_size, trailer;
+	if ((rc = get_part(s, tail, (size_t)pad + 8, what, done, (size_t)span)) < 0)
+		return rc;
+	memcpy(&trailer, tail + pad, 8);
+	const char *name = "pages";
+	if (xsr_record_hash(rh, iov, (int)nruns + 1, rh->sh_size) != trailer)
+		return sfail(s, XSR_E_CHECKSUM, "record %s at stream offset 0x%llx: checksum mismatch", name, (unsigned long long)at);
+	s->chain = XXH3_64bits_withSeed(&trailer, 8, s->chain);
+	s->nrec++;
+	if (ops && ops->pages && (rc = ops->pages(ctx, pfns, b.count, NULL)) < 0)
+		return rc;
+	return 1;
+}
+
 int xsr_stream_step(struct xsr_stream *s, const struct xsr_stream_ops *ops, void *ctx)
 {
 	struct xsr_record_header rh;
@@ -622,7 +739,13 @@ int xsr_stream_step(struct xsr_stream *s, const struct xsr_stream_ops *ops, void
 	char what[96];
 	snprintf(what, sizeof(what), "the body of record %s at stream offset 0x%llx", name, (unsigned long long)at);
 	bool ahead = it && it->body;
-	if ((rc = ahead ? item_body(s, it, (size_t)span, what) : take(s, (size_t)span, what)) < 0)
+	size_t have = 0;
+	if (!ahead && code == XSR_SEC_PAGES && s->place) {
+		/* 1: placed and handed on; 0: not placeable, @have octets of the body are in s->body */
+		if ((rc = place_pages(s, &rh, at, span, what, &have, ops, ctx)) != 0)
+			return rc < 0 ? rc : 0;
+	}
+	if ((rc = ahead ? item_body(s, it, (size_t)span, what) : take_from(s, (size_t)span, have, what)) < 0)
 		return rc;
 	uint64_t pad = ALIGN8(rh.sh_size) - rh.sh_size, trailer;
 	memcpy(&trailer, s->rec + ALIGN8(rh.sh_size), 8);

@@ -61,6 +61,21 @@ check "refused start leaves no socket" test ! -e "$TMP/small.sock"
 check "start without --control is a usage error" test "$rc" -eq 2
 "$XSR" vm frobnicate x >/dev/null 2>&1 && rc=0 || rc=$?
 check "unknown subcommand is a usage error" test "$rc" -eq 2
+# The data mode: --fill 0.5 of a 16 MiB guest is 3 MiB of data pages above
+# 4 MiB (1536 pages with the guest's own few), rewritten by --dirty-mbps.
+D=$TMP/data.sock
+check "vm start --fill 0.5 --dirty-mbps 20" start_vm "$D" 16M 1 --fill 0.5 --dirty-mbps 20
+check "  ... the guest counts" wait_moving "$D"
+check "  ... the VMM says so in its log" grep -q "data mode: 1536 pages" "$D.log"
+check "  ... and runs the dirtier" grep -q "dirtier: 20.0 MB/s over the data-mode pages" "$D.log"
+"$XSR" save "vm:$D" "$TMP/data.elf" --json >"$TMP/data.json" 2>&1
+check "  ... a save holds the data pages (>= 1536 with data)" test "$(jq -r .pages "$TMP/data.json")" -ge 1536
+check "  ... and verifies" "$XSR" verify "$TMP/data.elf"
+"$XSR" vm stop "$D" >/dev/null
+for bad in "--fill 1.5" "--fill x" "--dirty-mbps -1"; do
+	"$XSR" vm start --mem 16M --vcpus 1 $bad --control "$TMP/bad.sock" >/dev/null 2>&1 && rc=0 || rc=$?
+	check "vm start $bad is a usage error" test "$rc" -eq 2
+done
 for v in "vm" "vm start" "vm status" "vm pause" "vm resume" "vm stop" save core restore; do
 	check "xsr $v --help" bash -c "'$XSR' $v --help | grep -q usage"
 done

@@ -65,11 +65,15 @@ attempt tx-postcopy sender postcopy 4 --postcopy --postcopy-rounds 0
 attempt badfault receiver badfault 3 --postcopy --postcopy-rounds 0
 check "badfault: refused with a clear error" grep -q "outside the guest's memory" "$TMP/src.sock.log"
 
-# A corrupted stream: a proxy flips one octet of the sender's stream.
-start_receiver corrupt --control "$TMP/corrupt.dst" --once
-python3 - "$RX_PORT" >"$TMP/proxy.port" 2>/dev/null <<'PY' &
+# A corrupted stream: a proxy flips one octet of the sender's stream, early
+# (in round 0) and in round 1 (both page data the receiver reads straight into
+# guest memory: the damage must still fail the receive, not reach a guest).
+corrupt_at() {
+local at=$1
+start_receiver corrupt$at --control "$TMP/corrupt$at.dst" --once
+python3 - "$RX_PORT" "$at" >"$TMP/proxy$at.port" 2>/dev/null <<'PY' &
 import socket, sys, threading
-up = int(sys.argv[1])
+up, at = int(sys.argv[1]), int(sys.argv[2])
 ls = socket.socket(); ls.bind(("127.0.0.1", 0)); ls.listen(1)
 print(ls.getsockname()[1], flush=True)
 c, _ = ls.accept(); u = socket.create_connection(("127.0.0.1", up))
@@ -80,19 +84,22 @@ def back():
 threading.Thread(target=back, daemon=True).start()
 n = 0
 while (b := c.recv(65536)):
-    if n <= 50000 < n + len(b):
-        b = bytearray(b); b[50000 - n] ^= 0x40; b = bytes(b)
+    if n <= at < n + len(b):
+        b = bytearray(b); b[at - n] ^= 0x40; b = bytes(b)
     n += len(b); u.sendall(b)
 u.shutdown(socket.SHUT_WR)
 PY
 PIDS+=($!)
-for ((i = 0; i < 100; i++)); do [ -s "$TMP/proxy.port" ] && break; sleep 0.05; done
-out=$("$XSR" migrate vm:"$S" tcp:127.0.0.1:"$(cat "$TMP/proxy.port")" 2>&1) && rc=0 || rc=$?
-check "corrupt stream: migrate exits 3" test "$rc" = 3
+for ((i = 0; i < 100; i++)); do [ -s "$TMP/proxy$at.port" ] && break; sleep 0.05; done
+out=$("$XSR" migrate vm:"$S" tcp:127.0.0.1:"$(cat "$TMP/proxy$at.port")" 2>&1) && rc=0 || rc=$?
+check "corrupt stream at octet $at: migrate exits 3" test "$rc" = 3
 check "  ... the receiver names the damage" grep -q "checksum mismatch" <<<"$out"
 wait_gone "$RX_PID" || true
-check "  ... nothing kept on the receiver" test ! -e "$TMP/corrupt.dst"
+check "  ... nothing kept on the receiver" test ! -e "$TMP/corrupt$at.dst"
 check "  ... source guest runs on" wait_moving "$S"
+}
+corrupt_at 50000
+corrupt_at 150000
 
 # After all that, a clean migration of the same guest succeeds.
 start_receiver retry --control "$TMP/retry.dst" --once

@@ -208,7 +208,8 @@ struct xsr_stream_ops {
 	int (*section)(void *ctx, const struct xsr_record_header *rh, const void *body);
 	/*
 	 * A page batch: pfns[i] with type bits; data holds 4096 octets for each
-	 * entry without XSR_PFN_ZERO, in order (decompressed).
+	 * entry without XSR_PFN_ZERO, in order (decompressed); NULL when the
+	 * batch was placed (xsr_stream_set_placement).
 	 */
 	int (*pages)(void *ctx, const uint64_t *pfns, uint32_t n, const uint8_t *data);
 	int (*end)(void *ctx, const struct xsr_end *e);
@@ -227,6 +228,22 @@ XSR_API void xsr_stream_close(struct xsr_stream *s);
 XSR_API const char *xsr_stream_error(const struct xsr_stream *s);
 /* Feed a prefix already read from the fd (e.g. while sniffing). */
 XSR_API int xsr_stream_prefix(struct xsr_stream *s, const void *buf, size_t len);
+/*
+ * Page data straight to where it belongs (XSRELF_1.6): for each page with
+ * data in an uncompressed PAGES record, @dest(@ctx, pfn) (pfn with its type
+ * bits, inside the memory map) names 4096 octets where the reader puts the
+ * page as it reads it from the source, without a copy through a buffer;
+ * NULL for any page of a batch, or a batch whose destinations are scattered,
+ * makes the reader read that batch the ordinary way.  A placed batch is
+ * handed to ops->pages with @data NULL.  The batch header and pfns are
+ * checked before any page is placed, but the checksum covers the whole
+ * record and is verified after: when a step fails, placed pages may hold
+ * what arrived, and the consumer must not trust its destinations (a
+ * migration receiver discards the guest).  Streams from memory are read in
+ * place and never placed.  @dest NULL turns placement off.
+ */
+typedef void *(*xsr_place_fn)(void *ctx, uint64_t pfn);
+XSR_API void xsr_stream_set_placement(struct xsr_stream *s, xsr_place_fn dest, void *ctx);
 /* Read until END (returns 0) or error (<0; XSR_E_TRUNCATED without END). */
 XSR_API int xsr_stream_run(struct xsr_stream *s, const struct xsr_stream_ops *ops, void *ctx);
 /* Read one record and dispatch it; returns 1 after END, 0 after another record. */

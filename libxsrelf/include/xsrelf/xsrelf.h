@@ -83,4 +83,11 @@ XSR_API const char *xsr_section_elf_name(uint32_t sh_type);
 /* XXH3-64, the checksum of the format. */
 XSR_API uint64_t xsr_hash(const void *data, size_t len);
 
+/*
+ * Whether the XSR_PAGE_SIZE octets at @page are all zero (need not be
+ * aligned).  Stops at the first non-zero 64-octet line, so a page of data
+ * costs one cache line: the test an engine makes before copying a page.
+ */
+XSR_API _Bool xsr_page_is_zero(const void *page);
+
 #endif
