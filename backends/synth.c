@@ -44,6 +44,7 @@ struct ahead {
 	uint64_t pfn[2], count[2];
 	int state[2];
 	int want; /* buffer to fill next, or -1 */
+	uint64_t longest; /* pages of the longest batch mapped */
 };
 
 struct synth {
@@ -187,10 +188,15 @@ static void ahead_free(struct synth *s)
 	s->ahead = NULL;
 }
 
-/* The batch after [pfn, pfn + count) within the domain's runs (as long, at most 1024 pages), or 0 pages. */
+/*
+ * The batch after [pfn, pfn + count) within the domain's runs, or 0 pages.
+ * As long as the longest batch mapped so far (at most 1024 pages): a short
+ * run's batch (the 160 pages below 640 KiB) must not make every guess after
+ * it too short to match.
+ */
 static uint64_t next_batch(const struct synth *s, uint64_t pfn, uint64_t count, uint64_t *next)
 {
-	uint64_t len = count < 1024 ? count : 1024;
+	uint64_t len = s->ahead->longest < 1024 ? s->ahead->longest : 1024;
 	uint64_t at = pfn + count;
 	for (uint32_t r = 0; r < s->nr_runs; r++) {
 		uint64_t end = s->runs[r].pfn + s->runs[r].count;
@@ -257,10 +263,13 @@ static int map_ro(struct synth *s, uint64_t pfn, uint64_t count, void **addr)
 	}
 	*addr = a->buf[b];
 	/* Guess the next batch into the other buffer, if it is free. */
+	if (count > a->longest)
+		a->longest = count;
 	uint64_t npfn, n = a->have_thread ? next_batch(s, pfn, count, &npfn) : 0;
 	int o = 1 - b;
 	pthread_mutex_lock(&a->lock);
-	if (n && a->state[o] == BUF_FREE) {
+	/* A guess filled but never mapped (READY) missed: its buffer takes this one. */
+	if (n && (a->state[o] == BUF_FREE || a->state[o] == BUF_READY)) {
 		if (a->cap[o] < n) {
 			uint8_t *nb = malloc(1024 * 4096);
 			if (nb) {
