@@ -47,10 +47,11 @@ static inline int fuzz_outfd(int slot)
 }
 
 /*
- * The writer hashes batches of 64 pages or more on a thread of its own,
- * started by each writer: a thread per execution, and a process whose
- * threads have run on both CPUs pays a TLB shootdown (an IPI) on every
- * munmap after.  The hashing is the same inline.
+ * No second thread (a conversion's read-ahead, in the targets that convert):
+ * a thread per execution, and a process whose threads have run on both
+ * CPUs pays a TLB shootdown (an IPI) on every munmap after.  The checks
+ * are the same without it.  (The writer's hashing thread, which this was
+ * first for, is gone.)
  */
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
