@@ -69,6 +69,7 @@ struct xsr_writer {
 	struct xsr_bits databits; /* slots currently holding data */
 	/* seekable, Xen PV guest laid out for crash */
 	struct xsr_xen_layout *xen;
+	bool kdump_align; /* PT_LOADs get p_align 0 (kaslr_vmcoreinfo) */
 	uint64_t tree_body;  /* file offset of the tree section's body */
 	uint8_t *qemu;       /* nr_vcpus QEMU notes */
 	void *vmci;          /* VMCOREINFO: given, or found at close */
@@ -338,6 +339,23 @@ static int check_vloads(struct xsr_writer *w)
 	return 0;
 }
 
+/*
+ * VMCOREINFO of a Linux kernel that may be relocated (x86-64 writes a
+ * KERNELOFFSET line, 0 without KASLR): crash 8.0 takes that offset from
+ * VMCOREINFO by itself only in a core it classes as kdump, which for an
+ * ELF core means a first PT_LOAD with p_align 0; with 4096 it is a
+ * "netdump" and needs --kaslr auto.  Such images get p_align 0 (every
+ * reader ignores p_align; docs/xsrelf-format.md, Program headers).
+ */
+static bool kaslr_vmcoreinfo(const uint8_t *v, uint32_t len)
+{
+	static const char key[] = "KERNELOFFSET=";
+	for (uint32_t i = 0; i + sizeof(key) - 1 <= len; i++)
+		if ((i == 0 || v[i - 1] == '\n') && !memcmp(v + i, key, sizeof(key) - 1))
+			return true;
+	return false;
+}
+
 /* The writer's state from the parameters (checked): buffers, runs, notes.  NULL: out of memory. */
 static struct xsr_writer *writer_new(struct xsr_sink *snk, int layout, const struct xsr_writer_params *p)
 {
@@ -367,8 +385,10 @@ static struct xsr_writer *writer_new(struct xsr_sink *snk, int layout, const str
 		return NULL;
 	}
 	memcpy(w->runs, p->runs, p->nr_runs * sizeof(*w->runs));
-	if (p->vmcoreinfo)
+	if (p->vmcoreinfo) {
 		xsr_vmci_note(w->notes + (size_t)p->nr_vcpus * XSR_NOTE_SIZE, p->vmcoreinfo, p->vmcoreinfo_len);
+		w->kdump_align = kaslr_vmcoreinfo(p->vmcoreinfo, p->vmcoreinfo_len);
+	}
 	for (uint32_t i = 0; i < p->nr_runs; i++) {
 		w->slot_base[i] = w->nr_pages;
 		w->nr_pages += p->runs[i].count;
@@ -1063,7 +1083,7 @@ static void make_phdrs(const struct xsr_writer *w, Elf64_Phdr *ph, uint32_t nloa
 	for (uint32_t i = 0; i < nloads; i++) {
 		Elf64_Phdr *q = &ph[1 + i];
 		q->p_type = PT_LOAD;
-		q->p_align = XSR_PAGE_SIZE;
+		q->p_align = w->kdump_align ? 0 : XSR_PAGE_SIZE;
 		if (w->xen) {
 			/* p_align 0: crash takes an ELF core as kdump (and reads its QEMU notes) only so. */
 			q->p_flags = PF_R | PF_W | PF_X;

@@ -81,6 +81,13 @@ check "  ... readelf -n shows 2 NT_PRSTATUS and the VMCOREINFO note" bash -c "re
 check "  ... eu-readelf -a: no warnings" bash -c "eu-readelf -a '$T/v.elf' >/dev/null 2>'$T/ve.err' && [ ! -s '$T/ve.err' ]"
 check "  ... survives seekable -> stream -> seekable byte for byte" bash -c "'$XSR' convert '$T/v.elf' - | '$XSR' convert - '$T/v2.elf' && cmp '$T/v.elf' '$T/v2.elf'"
 check "  ... gdb still sees 2 threads" bash -c "[ \$(gdb -nx -batch -c '$T/v.elf' -ex 'info threads' 2>/dev/null | grep -cE '^[* ] +[0-9]+ +LWP') -eq 2 ]"
+# p_align: 4096, or 0 with a KASLR kernel's VMCOREINFO (crash then reads it as kdump and takes KERNELOFFSET).
+check "  ... its PT_LOADs have p_align 0x1000 (no KERNELOFFSET line)" bash -c "[ \"\$(readelf -lW '$T/v.elf' | awk '\$1 == \"LOAD\" {print \$NF}' | sort -u)\" = 0x1000 ]"
+printf 'OSRELEASE=6.1.0-test\nPAGESIZE=4096\nKERNELOFFSET=1a000000\nNUMBER(phys_base)=0\n' > "$T/vmcik.txt"
+"$XSR" convert --vmcoreinfo "$T/vmcik.txt" "$T/a.elf" "$T/vk.elf"
+check "a VMCOREINFO with KERNELOFFSET: every PT_LOAD has p_align 0 (crash's kdump class)" bash -c "[ \"\$(readelf -lW '$T/vk.elf' | awk '\$1 == \"LOAD\" {print \$NF}' | sort -u)\" = 0 ]"
+check "  ... verifies, and survives seekable -> stream -> seekable byte for byte" bash -c "'$XSR' verify -q '$T/vk.elf' && '$XSR' convert '$T/vk.elf' - | '$XSR' convert - '$T/vk2.elf' && cmp '$T/vk.elf' '$T/vk2.elf'"
+check "  ... gdb reads the same page as from the p_align 4096 image" bash -c "gdb -nx -batch -c '$T/v.elf' -ex 'x/4gx 0x1000' 2>/dev/null | grep '^0x' > '$T/g1'; gdb -nx -batch -c '$T/vk.elf' -ex 'x/4gx 0x1000' 2>/dev/null | grep '^0x' > '$T/g2'; [ -s '$T/g1' ] && cmp '$T/g1' '$T/g2'"
 # Every image this tier wrote, read by the spec's own reader (tests/spec/xsrelf_check.py,
 # written from docs/xsrelf-format.md alone); the damaged ones it must refuse.
 for f in "$T"/*.elf "$T"/*.stream; do

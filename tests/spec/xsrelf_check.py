@@ -466,6 +466,10 @@ class Image:
                 or fsz not in (NOTE_SIZE * self.nr_vcpus, note[4]):
             raise Bad("program header 0: not the PT_NOTE over .note")
         self.loads = []
+        # p_align 4096, or 0 when VMCOREINFO has a KERNELOFFSET line (crash's kdump class)
+        kaslr = self.vmcoreinfo is not None and any(
+            l.startswith("KERNELOFFSET=") for l in self.vmcoreinfo.split("\n"))
+        want_al = 0 if kaslr else 4096
         base = [0]
         for rp, rc in self.runs:
             base.append(base[-1] + rc)
@@ -478,7 +482,7 @@ class Image:
                 if i > len(self.runs):
                     raise Bad(f"{where}: more PT_LOADs than runs")
                 rp, rc = self.runs[i - 1]
-                if (va, pa, fsz, fl, al, off) != (rp * PAGE, rp * PAGE, rc * PAGE, 7, 4096,
+                if (va, pa, fsz, fl, al, off) != (rp * PAGE, rp * PAGE, rc * PAGE, 7, want_al,
                                                   self.pages_off + PAGE * base[i - 1]):
                     raise Bad(f"{where}: does not cover run {i - 1} exactly")
             else:
