@@ -73,3 +73,26 @@ uint64_t xsr_record_hash(const struct xsr_record_header *rh, const struct iovec 
 	XXH3_64bits_update(&st, zeros, ALIGN8(body_len) - body_len);
 	return XXH3_64bits_digest(&st);
 }
+
+int xsr_worker_start(struct xsr_worker *w, void *(*fn)(void *), void *arg)
+{
+	pthread_mutex_init(&w->lock, NULL);
+	pthread_cond_init(&w->cond, NULL);
+	w->stop = false;
+	if (pthread_create(&w->thread, NULL, fn, arg) == 0)
+		return 0;
+	pthread_mutex_destroy(&w->lock);
+	pthread_cond_destroy(&w->cond);
+	return -1;
+}
+
+void xsr_worker_stop(struct xsr_worker *w)
+{
+	pthread_mutex_lock(&w->lock);
+	w->stop = true;
+	pthread_cond_broadcast(&w->cond);
+	pthread_mutex_unlock(&w->lock);
+	pthread_join(w->thread, NULL);
+	pthread_mutex_destroy(&w->lock);
+	pthread_cond_destroy(&w->cond);
+}

@@ -5,6 +5,7 @@
 
 #include <elf.h>
 #include <stdarg.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -201,6 +202,21 @@ bool xsr_source_is_callbacks(const struct xsr_source *src);
 
 /* CPUs this process may run on (sched_getaffinity: taskset, cpusets), at least 1; XSR_NO_HASH_THREAD=1 says 1. */
 int xsr_usable_cpus(void);
+
+/*
+ * A reader's read-ahead thread (replay.c, stream.c): the thread, the lock and
+ * condition both sides wait on, and the flag that tells it to stop.
+ * xsr_worker_start: 0, or -1 with nothing to undo.  xsr_worker_stop: sets
+ * stop, wakes the thread, joins it and destroys the lock and condition.
+ */
+struct xsr_worker {
+	pthread_t thread;
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	bool stop;
+};
+int xsr_worker_start(struct xsr_worker *w, void *(*fn)(void *), void *arg);
+void xsr_worker_stop(struct xsr_worker *w);
 
 /* ---- image internals for the replay (image.c, replay.c) ---- */
 /*

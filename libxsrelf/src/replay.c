@@ -207,12 +207,9 @@ struct abuf {
 };
 
 struct ahead {
-	pthread_t thread;
-	pthread_mutex_t lock;
-	pthread_cond_t cond;
+	struct xsr_worker w;
 	struct xsr_image *img;
 	struct abuf b[2];
-	bool stop;
 };
 
 static void *ahead_main(void *arg)
@@ -223,21 +220,21 @@ static void *ahead_main(void *arg)
 	for (uint32_t run = 0; run < xsr_image_nruns(a->img); run++) {
 		for (uint64_t i = 0; i < runs[run].count; i += CHUNK, seq++) {
 			struct abuf *b = &a->b[seq % 2];
-			pthread_mutex_lock(&a->lock);
-			while (b->full && !a->stop)
-				pthread_cond_wait(&a->cond, &a->lock);
-			bool stop = a->stop;
-			pthread_mutex_unlock(&a->lock);
+			pthread_mutex_lock(&a->w.lock);
+			while (b->full && !a->w.stop)
+				pthread_cond_wait(&a->w.cond, &a->w.lock);
+			bool stop = a->w.stop;
+			pthread_mutex_unlock(&a->w.lock);
 			if (stop)
 				return NULL;
 			b->run = run;
 			b->first = i;
 			b->n = (uint32_t)(runs[run].count - i < CHUNK ? runs[run].count - i : CHUNK);
 			b->rc = xsr_image_read_pages(a->img, run, i, b->n, b->buf, b->ent);
-			pthread_mutex_lock(&a->lock);
+			pthread_mutex_lock(&a->w.lock);
 			b->full = true;
-			pthread_cond_broadcast(&a->cond);
-			pthread_mutex_unlock(&a->lock);
+			pthread_cond_broadcast(&a->w.cond);
+			pthread_mutex_unlock(&a->w.lock);
 			if (b->rc < 0)
 				return NULL;
 		}
@@ -250,13 +247,7 @@ static void ahead_stop(struct rp *r)
 	struct ahead *a = r->ahead;
 	if (!a)
 		return;
-	pthread_mutex_lock(&a->lock);
-	a->stop = true;
-	pthread_cond_broadcast(&a->cond);
-	pthread_mutex_unlock(&a->lock);
-	pthread_join(a->thread, NULL);
-	pthread_mutex_destroy(&a->lock);
-	pthread_cond_destroy(&a->cond);
+	xsr_worker_stop(&a->w);
 	free(a->b[0].buf);
 	free(a->b[1].buf);
 	free(a);
@@ -275,11 +266,7 @@ static bool ahead_start(struct rp *r)
 	a->img = r->img;
 	a->b[0].buf = malloc((size_t)CHUNK * XSR_PAGE_SIZE);
 	a->b[1].buf = malloc((size_t)CHUNK * XSR_PAGE_SIZE);
-	pthread_mutex_init(&a->lock, NULL);
-	pthread_cond_init(&a->cond, NULL);
-	if (!a->b[0].buf || !a->b[1].buf || pthread_create(&a->thread, NULL, ahead_main, a) != 0) {
-		pthread_mutex_destroy(&a->lock);
-		pthread_cond_destroy(&a->cond);
+	if (!a->b[0].buf || !a->b[1].buf || xsr_worker_start(&a->w, ahead_main, a) < 0) {
 		free(a->b[0].buf);
 		free(a->b[1].buf);
 		free(a);
@@ -298,10 +285,10 @@ static int pages_ahead(struct rp *r)
 	for (uint32_t run = 0; run < xsr_image_nruns(r->img); run++) {
 		for (uint64_t i = 0; i < runs[run].count; i += CHUNK, seq++) {
 			struct abuf *b = &a->b[seq % 2];
-			pthread_mutex_lock(&a->lock);
+			pthread_mutex_lock(&a->w.lock);
 			while (!b->full)
-				pthread_cond_wait(&a->cond, &a->lock);
-			pthread_mutex_unlock(&a->lock);
+				pthread_cond_wait(&a->w.cond, &a->w.lock);
+			pthread_mutex_unlock(&a->w.lock);
 			if (b->rc < 0) {
 				int rc = b->rc;
 				ahead_stop(r); /* its message is in the image: read after the join */
@@ -310,10 +297,10 @@ static int pages_ahead(struct rp *r)
 			int rc = chunk_give(r, b->run, b->first, b->n, b->buf, b->ent);
 			if (rc < 0)
 				return rc;
-			pthread_mutex_lock(&a->lock);
+			pthread_mutex_lock(&a->w.lock);
 			b->full = false;
-			pthread_cond_broadcast(&a->cond);
-			pthread_mutex_unlock(&a->lock);
+			pthread_cond_broadcast(&a->w.cond);
+			pthread_mutex_unlock(&a->w.lock);
 		}
 	}
 	return 0;

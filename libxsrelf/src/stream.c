@@ -76,13 +76,11 @@ struct aitem {
 };
 
 struct sahead {
-	pthread_t thread;
-	pthread_mutex_t lock;
-	pthread_cond_t cond;
+	struct xsr_worker w;
 	struct xsr_stream *s;
 	struct aitem it[2];
 	unsigned next_fill, next_take;
-	bool stop, done; /* done: the thread has returned, after its last item */
+	bool done; /* the thread has returned, after its last item */
 };
 
 static int sfail(struct xsr_stream *s, int rc, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -378,24 +376,24 @@ static void *ahead_main(void *arg)
 	struct sahead *a = arg;
 	for (bool more = true; more;) {
 		struct aitem *it = &a->it[a->next_fill % 2];
-		pthread_mutex_lock(&a->lock);
-		while (it->full && !a->stop)
-			pthread_cond_wait(&a->cond, &a->lock);
-		bool stop = a->stop;
-		pthread_mutex_unlock(&a->lock);
+		pthread_mutex_lock(&a->w.lock);
+		while (it->full && !a->w.stop)
+			pthread_cond_wait(&a->w.cond, &a->w.lock);
+		bool stop = a->w.stop;
+		pthread_mutex_unlock(&a->w.lock);
 		if (stop)
 			break;
 		more = ahead_record(a->s, it);
-		pthread_mutex_lock(&a->lock);
+		pthread_mutex_lock(&a->w.lock);
 		it->full = true;
 		a->next_fill++;
-		pthread_cond_broadcast(&a->cond);
-		pthread_mutex_unlock(&a->lock);
+		pthread_cond_broadcast(&a->w.cond);
+		pthread_mutex_unlock(&a->w.lock);
 	}
-	pthread_mutex_lock(&a->lock);
+	pthread_mutex_lock(&a->w.lock);
 	a->done = true;
-	pthread_cond_broadcast(&a->cond);
-	pthread_mutex_unlock(&a->lock);
+	pthread_cond_broadcast(&a->w.cond);
+	pthread_mutex_unlock(&a->w.lock);
 	return NULL;
 }
 
@@ -404,13 +402,7 @@ static void ahead_stop(struct xsr_stream *s)
 	struct sahead *a = s->ahead;
 	if (!a)
 		return;
-	pthread_mutex_lock(&a->lock);
-	a->stop = true;
-	pthread_cond_broadcast(&a->cond);
-	pthread_mutex_unlock(&a->lock);
-	pthread_join(a->thread, NULL);
-	pthread_mutex_destroy(&a->lock);
-	pthread_cond_destroy(&a->cond);
+	xsr_worker_stop(&a->w);
 	free(a->it[0].buf);
 	free(a->it[1].buf);
 	free(a);
@@ -434,11 +426,7 @@ static bool ahead_start(struct xsr_stream *s)
 	if (!a)
 		return false;
 	a->s = s;
-	pthread_mutex_init(&a->lock, NULL);
-	pthread_cond_init(&a->cond, NULL);
-	if (pthread_create(&a->thread, NULL, ahead_main, a) != 0) {
-		pthread_mutex_destroy(&a->lock);
-		pthread_cond_destroy(&a->cond);
+	if (xsr_worker_start(&a->w, ahead_main, a) < 0) {
 		free(a);
 		return false;
 	}
@@ -454,17 +442,17 @@ static bool ahead_start(struct xsr_stream *s)
 static struct aitem *ahead_take(struct xsr_stream *s)
 {
 	struct sahead *a = s->ahead;
-	pthread_mutex_lock(&a->lock);
+	pthread_mutex_lock(&a->w.lock);
 	if (s->item) {
 		s->item->full = false;
 		s->item = NULL;
-		pthread_cond_broadcast(&a->cond);
+		pthread_cond_broadcast(&a->w.cond);
 	}
 	struct aitem *it = &a->it[a->next_take % 2];
 	while (!it->full && !a->done)
-		pthread_cond_wait(&a->cond, &a->lock);
+		pthread_cond_wait(&a->w.cond, &a->w.lock);
 	bool have = it->full;
-	pthread_mutex_unlock(&a->lock);
+	pthread_mutex_unlock(&a->w.lock);
 	if (!have)
 		return NULL; /* the thread is done: src_off is where it stopped */
 	a->next_take++;

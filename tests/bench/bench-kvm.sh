@@ -17,6 +17,18 @@ j() { python3 -c "import json,sys; print(json.loads(sys.stdin.read().strip().spl
 ratio() { echo "scale=2; $1 / $2" | bc -l; }
 
 echo "== KVM: lazy restore time-to-running, full restore, save pause"
+# lazy_best IMAGE CTL: the best time-to-running of three lazy restores of IMAGE into $best.
+lazy_best() {
+	local i out t
+	best=999999
+	for i in 1 2 3; do
+		out=$("$XSR" restore "$1" --lazy --control "$2$i" --json)
+		PIDS+=("$(echo "$out" | j pid)")
+		t=$(echo "$out" | j time_to_running_ms)
+		"$XSR" vm stop "$2$i" >/dev/null
+		best=$(echo "if ($t < $best) $t else $best" | bc -l)
+	done
+}
 for mem in 256M 4G; do
 	PIDS+=("$("$XSR" vm start --mem $mem --vcpus 2 --control "$D/s$mem")")
 	sleep 0.5
@@ -26,14 +38,7 @@ for mem in 256M 4G; do
 	echo "save pause, $mem guest: ${p} ms (plain), ${pl} ms (--live)"
 	row "save pause, $mem guest (plain)" "$p" ms
 	row "save pause, $mem guest (--live)" "$pl" ms
-	best=999999
-	for i in 1 2 3; do
-		out=$("$XSR" restore "$D/g$mem.elf" --lazy --control "$D/r$mem$i" --json)
-		PIDS+=("$(echo "$out" | j pid)")
-		t=$(echo "$out" | j time_to_running_ms)
-		"$XSR" vm stop "$D/r$mem$i" >/dev/null
-		best=$(echo "if ($t < $best) $t else $best" | bc -l)
-	done
+	lazy_best "$D/g$mem.elf" "$D/r$mem"
 	eval "lazy_$mem=$best"
 	echo "lazy restore time-to-running, $mem guest: $best ms (best of 3)"
 	row "lazy restore time-to-running, $mem guest (best of 3)" "$best" ms
@@ -66,14 +71,7 @@ pl=$("$XSR" save --live "vm:$D/d" "$D/dl.elf" --json | j pause_ms)
 echo "save pause, $dw: ${p} ms (plain), ${pl} ms (--live); image $(( $(stat -c %s "$D/d.elf") >> 20 )) MiB"
 row "save pause, $dw (plain)" "$p" ms
 row "save pause, $dw (--live)" "$pl" ms
-best=999999
-for i in 1 2 3; do
-	out=$("$XSR" restore "$D/d.elf" --lazy --control "$D/dr$i" --json)
-	PIDS+=("$(echo "$out" | j pid)")
-	t=$(echo "$out" | j time_to_running_ms)
-	"$XSR" vm stop "$D/dr$i" >/dev/null
-	best=$(echo "if ($t < $best) $t else $best" | bc -l)
-done
+lazy_best "$D/d.elf" "$D/dr"
 echo "lazy restore time-to-running, $dw: $best ms (best of 3)"
 row "lazy restore time-to-running, $dw (best of 3)" "$best" ms
 cat "$D/d.elf" > /dev/null
