@@ -23,6 +23,7 @@
 #define XSR_BACKEND_QEMU_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 #include "backend.h"
@@ -39,14 +40,18 @@ int qemu_open(struct xsr_backend **be, const char *sock, char *err, size_t errle
 /*
  * The restore half: start QEMU as @argv (@argc words, the program first:
  * "qemu-system-x86_64 -m 64 ..."; as the image's guest had it) with
- * "-incoming defer", a private QMP socket and, if @paused, "-S"; wait for
+ * "-incoming defer", a private QMP socket and, if @paused, "-S" (and, if
+ * @shared_ram is not 0 and no word of @argv names a "memory-backend=", xsr's
+ * shared memory for pc.ram: "-object memory-backend-memfd,id=pc.ram,
+ * size=@shared_ram,share=on -machine memory-backend=pc.ram", which
+ * restore_domain's shared-memory path then fills); wait for
  * its socket and connect.  QEMU runs in its own session with stdin on
  * /dev/null and xsr's stdout and stderr, and outlives xsr.  0 with *@pid
  * and *@be (restore_domain sends the image, resume() starts a paused
  * guest, finish(1) quits QEMU), or -1 with the reason in @err and no QEMU
  * left running.
  */
-int qemu_spawn(struct xsr_backend **be, char *const *argv, int argc, int paused, pid_t *pid, char *err,
-	       size_t errlen);
+int qemu_spawn(struct xsr_backend **be, char *const *argv, int argc, int paused, uint64_t shared_ram, pid_t *pid,
+	       char *err, size_t errlen);
 
 #endif
