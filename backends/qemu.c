@@ -288,7 +288,7 @@ static int pcram_memdev(struct qemu_be *q, uint64_t *size, char *why, size_t why
 
 /*
  * pc.ram's shared memory, opened through QEMU's own fd for it and mapped
- * (@writable: for a restore, else read-only): the /proc/PID/maps line
+ * (@writable, for a restore; a save gets the fd alone): the /proc/PID/maps line
  * mapping @size octets shared from offset 0 names its device and inode, and
  * the fd in /proc/PID/fd with that inode is the one.  1 with @sh, 0 with
  * @why when it cannot be found; -1 (q->err) when it can but is unusable
@@ -360,14 +360,16 @@ static int open_shared(struct qemu_be *q, uint64_t size, int writable, struct qs
 		shared_close(sh);
 		return -1;
 	}
-	sh->map = mmap(NULL, size, writable ? PROT_READ | PROT_WRITE : PROT_READ, MAP_SHARED, sh->fd, 0);
+	sh->len = size;
+	if (!writable)
+		return 1; /* a save hands the fd to the library, which maps it and skips its holes */
+	sh->map = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, sh->fd, 0);
 	if (sh->map == MAP_FAILED) {
 		sh->map = NULL;
 		qfail(q, "mapping pc.ram's shared memory %s: %s", sh->what, strerror(errno));
 		shared_close(sh);
 		return -1;
 	}
-	sh->len = size;
 	return 1;
 }
 
@@ -553,7 +555,7 @@ static int q_save_domain(struct xsr_backend *be, int out_fd, const struct xsr_do
 	struct xsr_qemu_import_stats is;
 	char ierr[512];
 	/* the shared path: QEMU's stream holds the device state and the other blocks, pc.ram comes from the mapping */
-	if ((shared ? xsr_qemu_import_shared_fd(spool, sh.map, sh.len, out_fd, &io, &is, ierr, sizeof(ierr))
+	if ((shared ? xsr_qemu_import_shared_fd(spool, sh.fd, sh.len, out_fd, &io, &is, ierr, sizeof(ierr))
 		    : xsr_qemu_import_fd(spool, out_fd, &io, &is, ierr, sizeof(ierr))) < 0) {
 		qfail(q, "QEMU's stream (%" PRId64 " octets) does not import%s: %s", got,
 		      shared ? " with pc.ram from its shared memory" : "", ierr);

@@ -19,7 +19,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stdint.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <xsrelf/qemu.h>
 #include <xsrelf/writer.h>
@@ -117,6 +120,7 @@ struct src {
 	 */
 	const uint8_t *shram;
 	uint64_t shram_len;
+	int shram_fd;
 	int ignore_shared;
 	uint64_t caps_at, caps_end;
 };
@@ -1729,11 +1733,27 @@ static int shared_pages(struct src *s, struct xsr_writer *w, const struct xsr_qe
 		return nomem(s);
 	}
 	int rc = 0;
+	/* [dlo, dhi): the data extent (SEEK_DATA .. SEEK_HOLE) at or after the page; a hole before it is zeros */
+	uint64_t dlo = 0, dhi = 0, len = s->shram_len;
 	for (uint64_t pg = 0; pg < npages && rc == 0;) {
 		uint32_t n = 0;
 		for (; pg < npages && n < B; pg++, n++) {
+			uint64_t off = pg * PAGE;
+			if (off >= dhi && dhi != len) {
+				off_t d = lseek(s->shram_fd, (off_t)off, SEEK_DATA);
+				off_t h = d < 0 ? -1 : lseek(s->shram_fd, d, SEEK_HOLE);
+				if (d < 0 && errno == ENXIO) { /* no data from here on */
+					dlo = dhi = len;
+				} else if (d < 0 || h < 0) { /* no SEEK_DATA here: every page is read */
+					dlo = off;
+					dhi = len;
+				} else {
+					dlo = (uint64_t)d / PAGE * PAGE;
+					dhi = (uint64_t)h < len ? ((uint64_t)h + PAGE - 1) / PAGE * PAGE : len;
+				}
+			}
 			pfns[n] = pg < below ? pg : (UINT64_C(1) << 20) + (pg - below);
-			ptrs[n] = s->shram + pg * PAGE;
+			ptrs[n] = off >= dlo && off < dhi ? s->shram + off : NULL;
 		}
 		int r = xsr_writer_put_pages(w, pfns, n, ptrs);
 		if (r < 0)
@@ -2091,14 +2111,14 @@ int xsr_qemu_import_fd(int in_fd, int out_fd, const struct xsr_qemu_import_opts 
 	return import_src(&s, out_fd, o, st, err, errlen);
 }
 
-int xsr_qemu_import_shared_fd(int in_fd, const void *ram, uint64_t ram_len, int out_fd,
+int xsr_qemu_import_shared_fd(int in_fd, int ram_fd, uint64_t ram_len, int out_fd,
 			      const struct xsr_qemu_import_opts *o, struct xsr_qemu_import_stats *st, char *err, size_t errlen)
 {
-	struct stat sb;
+	struct stat sb, rb;
 	if (st)
 		memset(st, 0, sizeof(*st));
-	if (!ram || !ram_len || ram_len % PAGE) {
-		xsr_fmt(err, errlen, "xsr_qemu_import_shared_fd: no shared memory, or %llu octets (not a page multiple)",
+	if (!ram_len || ram_len % PAGE || ram_len / PAGE > XSR_MAX_PAGES || ram_len > SIZE_MAX) {
+		xsr_fmt(err, errlen, "xsr_qemu_import_shared_fd: shared memory of %llu octets (a page multiple, at most 2^36 pages)",
 			(unsigned long long)ram_len);
 		return XSR_E_INVAL;
 	}
@@ -2106,10 +2126,23 @@ int xsr_qemu_import_shared_fd(int in_fd, const void *ram, uint64_t ram_len, int 
 		xsr_fmt(err, errlen, "the input must be a regular file (seekable)");
 		return XSR_E_INVAL;
 	}
-	struct src s = {.shram = ram, .shram_len = ram_len};
+	/* a mapping past the end of a file faults (SIGBUS): the memory must hold every octet claimed */
+	if (fstat(ram_fd, &rb) < 0 || !S_ISREG(rb.st_mode) || (uint64_t)rb.st_size < ram_len) {
+		xsr_fmt(err, errlen, "the shared memory fd is not a regular file of at least %llu octets (it has %lld)",
+			(unsigned long long)ram_len, (long long)rb.st_size);
+		return XSR_E_INVAL;
+	}
+	void *m = mmap(NULL, (size_t)ram_len, PROT_READ, MAP_SHARED, ram_fd, 0);
+	if (m == MAP_FAILED) {
+		xsr_fmt(err, errlen, "mapping the shared memory: %s", strerror(errno));
+		return XSR_E_IO;
+	}
+	struct src s = {.shram = m, .shram_len = ram_len, .shram_fd = ram_fd};
 	xsr_source_fd(&s.in, in_fd);
 	s.size = (uint64_t)sb.st_size;
-	return import_src(&s, out_fd, o, st, err, errlen);
+	int rc = import_src(&s, out_fd, o, st, err, errlen);
+	munmap(m, (size_t)ram_len);
+	return rc;
 }
 
 int qemu_import_source(const struct xsr_source *in, uint64_t base, uint64_t size, int out_fd,

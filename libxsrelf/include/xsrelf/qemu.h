@@ -92,18 +92,21 @@ XSR_API int xsr_qemu_import_mem(const void *buf, size_t len, int out_fd, const s
  * The shared-memory path (docs/qemu-compat.md, "Shared-memory path"): the
  * stream on @in_fd (a regular file) was written by a QEMU whose pc.ram is
  * a shared memory backend (memory-backend-file or -memfd, share=on) with
- * the x-ignore-shared capability, so it holds no page of pc.ram; @ram,
- * @ram_len octets (pc.ram's used length, which the stream's block list
- * must name), is that memory, read while the guest is stopped and left
- * unchanged during the call.  The image is the one xsr_qemu_import_fd
+ * the x-ignore-shared capability, so it holds no page of pc.ram; @ram_fd
+ * (a memfd or file, e.g. reopened through /proc/PID/fd) holds that memory,
+ * @ram_len octets from offset 0 (pc.ram's used length, which the stream's
+ * block list must name), unchanged during the call (the guest stopped).
+ * It is mapped read-only; its holes (SEEK_HOLE) are zero pages never
+ * touched, so that reading it allocates nothing in a memfd or file that
+ * the guest never wrote.  The image is the one xsr_qemu_import_fd
  * makes of the same guest's full stream: the capability and the block
  * addresses x-ignore-shared adds are left out of the kept header and ram
- * setup, pc.ram's pages come from @ram (zero pages as holes), and CONFIG's
+ * setup, pc.ram's pages come from @ram_fd (zero pages as holes), and CONFIG's
  * "ram_from" says "shared memory (x-ignore-shared)" instead of "stream".
  * A stream without the capability, with another capability, or with a page
  * of pc.ram is refused.  Otherwise as xsr_qemu_import_fd.
  */
-XSR_API int xsr_qemu_import_shared_fd(int in_fd, const void *ram, uint64_t ram_len, int out_fd,
+XSR_API int xsr_qemu_import_shared_fd(int in_fd, int ram_fd, uint64_t ram_len, int out_fd,
 				      const struct xsr_qemu_import_opts *o, struct xsr_qemu_import_stats *st, char *err,
 				      size_t errlen);
 
