@@ -1751,6 +1751,11 @@ static int shared_pages(struct src *s, struct xsr_writer *w, const struct xsr_qe
 					dlo = (uint64_t)d / PAGE * PAGE;
 					dhi = (uint64_t)h < len ? ((uint64_t)h + PAGE - 1) / PAGE * PAGE : len;
 				}
+#ifdef MADV_POPULATE_READ
+				/* the extent's page tables at once, instead of a fault per page (no-op before Linux 5.14) */
+				if (dhi > dlo)
+					madvise((void *)(s->shram + dlo), (size_t)(dhi - dlo), MADV_POPULATE_READ);
+#endif
 			}
 			pfns[n] = pg < below ? pg : (UINT64_C(1) << 20) + (pg - below);
 			ptrs[n] = off >= dlo && off < dhi ? s->shram + off : NULL;
