@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * The QEMU backend (backends/qemu.h): QMP over a unix socket, and a save by
- * transcoding QEMU's own migration stream.
+ * transcoding QEMU's own migration stream, or, when pc.ram is shared
+ * memory, by reading pc.ram from it (the shared-memory path).
  *
  * QMP is one JSON object a line.  Replies start with {"return" or
  * {"error"; events ({"timestamp": ..., "event": ...}) may come between a

@@ -18,6 +18,15 @@
  * with -incoming defer) exports the image as QEMU's stream
  * (xsr_qemu_export) into a pipe QEMU reads through `getfd` +
  * `migrate-incoming fd:`.
+ *
+ * The shared-memory path (issue 18, path (b); docs/qemu-compat.md): when
+ * pc.ram is a shared memory backend (query-memdev; its fd found through
+ * /proc/PID/maps and /proc/PID/fd), save_domain sets x-ignore-shared so
+ * that QEMU sends only its device state and other blocks, and the library
+ * reads pc.ram from the memfd or file (xsr_qemu_import_shared_fd);
+ * restore_domain fills the new QEMU's shared pc.ram from the image and
+ * exports the stream without it (xsr_qemu_export_shared).  The opts'
+ * memory_path chooses (XSR_MEMPATH_*), the stats say which was taken.
  */
 #ifndef XSR_BACKEND_QEMU_H
 #define XSR_BACKEND_QEMU_H
