@@ -120,6 +120,8 @@ int cli_qemu_path(const char *verb, const char *arg, int *path);
  */
 int cli_image_ram(const char *verb, int fd, uint64_t *bytes);
 /* The memory path a QEMU job took, for messages and --json: "shared-memory" or "transcode". */
+/* getopt_long's value of --qemu-path (no short option: -q is --quiet) */
+#define CLI_OPT_QEMU_PATH 0x200
 #define CLI_QEMU_PATH_NAME(shared) ((shared) ? "shared-memory" : "transcode")
 /* Print "xsr VERB: message" to stderr. */
 void cli_err(const char *verb, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

@@ -235,7 +235,7 @@ int cmd_migrate(int argc, char **argv)
 	    {"compress", required_argument, NULL, 'c'}, {"max-downtime", required_argument, NULL, 'd'},
 	    {"min-rounds", required_argument, NULL, 'm'}, {"max-rounds", required_argument, NULL, 'M'},
 	    {"json", no_argument, NULL, 'j'},         {"help", no_argument, NULL, 'h'},
-	    {"qemu-path", required_argument, NULL, 'q'},
+	    {"qemu-path", required_argument, NULL, CLI_OPT_QEMU_PATH},
 	    XSR_COMMON_OPTS,                          {NULL, 0, NULL, 0}};
 	const char *compress = "none";
 	int qpath = -1;
@@ -274,7 +274,7 @@ int cmd_migrate(int argc, char **argv)
 		case 'j':
 			json = 1;
 			break;
-		case 'q':
+		case CLI_OPT_QEMU_PATH:
 			if (cli_qemu_path("migrate", optarg, &qpath) < 0)
 				return XSR_EXIT_USAGE;
 			break;
@@ -735,7 +735,7 @@ int cmd_receive(int argc, char **argv)
 	    {"max-mem", required_argument, NULL, 'm'}, {"max-vcpus", required_argument, NULL, 'n'},
 	    {"xen", no_argument, NULL, 'X'},           {"paused", no_argument, NULL, 'P'},
 	    {"qemu", no_argument, NULL, 'Q'},          {"help", no_argument, NULL, 'h'},
-	    {"qemu-path", required_argument, NULL, 'q'},
+	    {"qemu-path", required_argument, NULL, CLI_OPT_QEMU_PATH},
 	    XSR_COMMON_OPTS,
 	    {NULL, 0, NULL, 0}};
 	const char *sock = NULL, *file = NULL;
@@ -761,7 +761,7 @@ int cmd_receive(int argc, char **argv)
 		case 'Q':
 			qemu = 1;
 			break;
-		case 'q':
+		case CLI_OPT_QEMU_PATH:
 			if (cli_qemu_path("receive", optarg, &qpath) < 0)
 				return XSR_EXIT_USAGE;
 			break;

@@ -199,7 +199,7 @@ int cmd_restore(int argc, char **argv)
 	static const struct option opts[] = {
 	    {"control", required_argument, NULL, 'c'}, {"lazy", no_argument, NULL, 'l'},
 	    {"paused", no_argument, NULL, 'p'},	       {"json", no_argument, NULL, 'j'},
-	    {"qemu", no_argument, NULL, 'Q'},		{"qemu-path", required_argument, NULL, 'q'},
+	    {"qemu", no_argument, NULL, 'Q'},		{"qemu-path", required_argument, NULL, CLI_OPT_QEMU_PATH},
 	    {"help", no_argument, NULL, 'h'},	       XSR_COMMON_OPTS,
 	    {NULL, 0, NULL, 0}};
 	struct restore_ctx c = {.img.fd = -1};
@@ -227,7 +227,7 @@ int cmd_restore(int argc, char **argv)
 		case 'Q':
 			qemu = 1;
 			break;
-		case 'q':
+		case CLI_OPT_QEMU_PATH:
 			if (cli_qemu_path(VERB, optarg, &qpath) < 0)
 				return XSR_EXIT_USAGE;
 			break;

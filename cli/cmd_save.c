@@ -360,7 +360,7 @@ static int capture_opt(struct capture *c, int o)
 		}
 		c->compress = optarg;
 		return -1;
-	case 'P':
+	case CLI_OPT_QEMU_PATH:
 		return cli_qemu_path(c->verb, optarg, &c->qemu_path) < 0 ? XSR_EXIT_USAGE : -1;
 	case 'h':
 		c->usage(stdout);
@@ -383,7 +383,7 @@ static int capture_opts(struct capture *c, int argc, char **argv)
 					     {"paging", no_argument, NULL, 'p'},
 					     {"vcpu", required_argument, NULL, 'n'},
 					     {"vmcoreinfo", required_argument, NULL, 'V'},
-					     {"qemu-path", required_argument, NULL, 'P'},
+					     {"qemu-path", required_argument, NULL, CLI_OPT_QEMU_PATH},
 					     {"help", no_argument, NULL, 'h'},
 					     XSR_COMMON_OPTS,
 					     {NULL, 0, NULL, 0}};
