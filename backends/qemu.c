@@ -512,7 +512,7 @@ static int q_save_domain(struct xsr_backend *be, int out_fd, const struct xsr_do
 	if (qmp(q, "{\"execute\":\"query-migrate-parameters\"}", -1) < 0 || jnum(q->line, "max-bandwidth", &bw) < 0) {
 		if (!q->err[0])
 			qfail(q, "QEMU's migration parameters have no max-bandwidth");
-		return -1;
+		goto out; /* x-ignore-shared is put back there */
 	}
 	snprintf(cmd, sizeof(cmd), "{\"execute\":\"migrate-set-parameters\",\"arguments\":{\"max-bandwidth\":%llu}}",
 		 QMP_SAVE_BANDWIDTH);
