@@ -174,7 +174,8 @@ static int qmp(struct qemu_be *q, const char *cmd, int pass_fd)
 		w = sendmsg(q->fd, &mh, MSG_NOSIGNAL);
 	while (w < 0 && errno == EINTR);
 	if (w != n)
-		return qfail(q, "QMP at %s: sending: %s", q->sock, w < 0 ? strerror(errno) : "short write");
+		return qfail(q, "QMP at %s: %s%s", q->sock, w < 0 && (errno == EPIPE || errno == ECONNRESET) ? "QEMU closed the connection; sending: " : "sending: ",
+			     w < 0 ? strerror(errno) : "short write");
 	for (;;) {
 		if (qmp_line(q) < 0)
 			return -1;
@@ -753,6 +754,9 @@ static int q_restore_domain(struct xsr_backend *be, int img_fd, const struct xsr
 	}
 	uint64_t downtime;
 	if (wait_migration(q, &downtime) < 0)
+		goto out;
+	/* left on, a later migration of this QEMU (QEMU's own, or xsr's transcode) would leave pc.ram out */
+	if (shared && ignore_shared(q, 0) < 0)
 		goto out;
 	/*
 	 * QEMU leaves the guest in the state its stream's global-state section
