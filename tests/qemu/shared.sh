@@ -145,6 +145,16 @@ check "a file-backed guest saves on the shared path, naming the file" bash -c \
 	"'$XSR' save --json 'qemu:$T/r3.sock' '$T/f.elf' >'$T/f.json' && grep -q '\"path\":\"shared-memory\"' '$T/f.json' && grep -q 'ram.bin' '$T/f.json' && '$XSR' verify '$T/f.elf'"
 
 # 3. Refusals, each leaving the guest as it was.
+# a restore into shared memory of another size: refused before QEMU gets a stream, and that QEMU stopped
+n0=$(left)
+timeout 120 "$XSR" restore "$T/a.elf" --qemu --qemu-path shared -- "${QARGS[@]/#64/128}" \
+	-object memory-backend-memfd,id=pc.ram,size=128M,share=on -machine memory-backend=pc.ram >"$T/f.out" 2>&1
+rc=$?
+n1=$(left)
+sed 's/^/     /' "$T/f.out" | head -2
+check "a restore into shared pc.ram of 128 MiB from a 64 MiB image: exit 3, naming both sizes, no QEMU left ($rc; $n0 -> $n1)" bash -c \
+	"[ $rc -eq 3 ] && grep -q \"image's memory is 0x4000000 octets, QEMU's pc.ram shared memory 0x8000000\" '$T/f.out' && [ $n1 -le $n0 ]"
+
 # the output fails while pc.ram is read (after the stop and x-ignore-shared): all of it undone
 XSR_FAULT=write:12:ENOSPC "$XSR" save "qemu:$T/r3.sock" "$T/x.elf" >"$T/f.out" 2>&1
 rc=$?
