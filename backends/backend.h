@@ -41,6 +41,14 @@ struct xsr_domain_info {
 	const struct xsr_xen_pv *xen_pv;
 };
 
+/*
+ * How a whole-domain backend moves guest memory (QEMU: docs/qemu-compat.md,
+ * "Shared-memory path"): AUTO takes xsr's own path where the guest's RAM
+ * allows it, TRANSCODE always the hypervisor's stream, SHARED xsr's own
+ * path or a refusal saying why not.
+ */
+enum { XSR_MEMPATH_AUTO = 0, XSR_MEMPATH_TRANSCODE = 1, XSR_MEMPATH_SHARED = 2 };
+
 /* For save_domain (whole-domain save; see the ops below). */
 struct xsr_domain_save_opts {
 	int stream;       /* @out_fd is not seekable: write the stream layout */
@@ -63,6 +71,7 @@ struct xsr_domain_save_opts {
 	 */
 	int (*end)(void *ctx, struct xsr_writer *w, char *err, size_t errlen);
 	void *end_ctx;
+	int memory_path; /* XSR_MEMPATH_* */
 };
 
 /* What xenstore_write did (see the ops). */
@@ -79,6 +88,7 @@ struct xsr_domain_restore_opts {
 	/* Told the pages exported (done, total); may be called from another thread.  NULL: none. */
 	void (*progress)(void *ctx, uint64_t done, uint64_t total);
 	void *pctx;
+	int memory_path; /* XSR_MEMPATH_* */
 };
 
 struct xsr_domain_stats {
@@ -91,6 +101,8 @@ struct xsr_domain_stats {
 	int native;            /* save: xsr's own save of the domain, not the hypervisor's engine */
 	int stop_signal;       /* save: the signal that stopped it (catch_signals), or 0 */
 	int stays_suspended;   /* save failed and resuming the domain failed too: it is left suspended */
+	int shared_memory;     /* xsr moved the guest's RAM itself through shared memory (XSR_MEMPATH_SHARED taken) */
+	char path_why[192];    /* why the memory path taken was taken (AUTO), "" if nothing to say */
 };
 
 struct xsr_backend_ops {

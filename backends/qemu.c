@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * The QEMU backend (backends/qemu.h): QMP over a unix socket, and a save by
- * transcoding QEMU's own migration stream.
+ * transcoding QEMU's own migration stream, or, when pc.ram is shared
+ * memory, by reading pc.ram from it (the shared-memory path).
  *
  * QMP is one JSON object a line.  Replies start with {"return" or
  * {"error"; events ({"timestamp": ..., "event": ...}) may come between a
@@ -19,8 +20,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -170,7 +174,8 @@ static int qmp(struct qemu_be *q, const char *cmd, int pass_fd)
 		w = sendmsg(q->fd, &mh, MSG_NOSIGNAL);
 	while (w < 0 && errno == EINTR);
 	if (w != n)
-		return qfail(q, "QMP at %s: sending: %s", q->sock, w < 0 ? strerror(errno) : "short write");
+		return qfail(q, "QMP at %s: %s%s", q->sock, w < 0 && (errno == EPIPE || errno == ECONNRESET) ? "QEMU closed the connection; sending: " : "sending: ",
+			     w < 0 ? strerror(errno) : "short write");
 	for (;;) {
 		if (qmp_line(q) < 0)
 			return -1;
@@ -208,6 +213,222 @@ static int wait_migration(struct qemu_be *q, uint64_t *downtime_ms)
 		nanosleep(&ts, NULL);
 	}
 	return qfail(q, "QEMU's migration still '%s' 30 s after its stream ended", st);
+}
+
+/* ---------------- the shared-memory path ---------------- */
+
+/* pc.ram's shared memory, mapped here (find_shared). */
+struct qshared {
+	int fd;
+	uint8_t *map;
+	uint64_t len;
+	char what[160]; /* "/memfd:... (deleted)" or the file's path, as QEMU's fd names it */
+};
+
+static void shared_close(struct qshared *sh)
+{
+	if (sh->map)
+		munmap(sh->map, sh->len);
+	if (sh->fd >= 0)
+		close(sh->fd);
+	sh->map = NULL;
+	sh->fd = -1;
+}
+
+/* QEMU's pid: the one we started, else the QMP socket's peer (SO_PEERCRED). */
+static pid_t qemu_pid(struct qemu_be *q)
+{
+	if (q->pid > 0)
+		return q->pid;
+	struct ucred cr;
+	socklen_t l = sizeof(cr);
+	return getsockopt(q->fd, SOL_SOCKET, SO_PEERCRED, &cr, &l) == 0 ? cr.pid : -1;
+}
+
+/*
+ * Which memory backend holds pc.ram, from query-memdev: 1 with *@size when
+ * the one named pc.ram (-object memory-backend-...,id=pc.ram -machine
+ * memory-backend=pc.ram: the block takes the backend's id) has share=on and
+ * no other backend shares (x-ignore-shared would leave that one out of the
+ * stream too); 0 with @why otherwise; -1 if QMP fails.
+ */
+static int pcram_memdev(struct qemu_be *q, uint64_t *size, char *why, size_t whylen)
+{
+	if (qmp(q, "{\"execute\":\"query-memdev\"}", -1) < 0)
+		return -1;
+	int found = 0;
+	char id[128], other[128] = "";
+	/* a flat array of flat objects ("host-nodes" is an array of numbers) */
+	for (const char *o = strchr(q->line, '{'); o && (o = strchr(o + 1, '{'));) {
+		const char *e = strchr(o, '}');
+		if (!e)
+			break;
+		char obj[1024];
+		snprintf(obj, sizeof(obj), "%.*s", (int)(e - o + 1 < (long)sizeof(obj) ? e - o + 1 : (long)sizeof(obj) - 1), o);
+		int shared = strstr(obj, "\"share\": true") || strstr(obj, "\"share\":true");
+		if (jstr(obj, "id", id, sizeof(id)) < 0)
+			id[0] = 0;
+		if (!strcmp(id, "pc.ram")) {
+			if (!shared)
+				return snprintf(why, whylen, "pc.ram's memory backend has share=off"), 0;
+			if (jnum(obj, "size", size) < 0 || !*size || *size % 4096)
+				return snprintf(why, whylen, "query-memdev gives pc.ram no page-multiple size"), 0;
+			found = 1;
+		} else if (shared && !other[0]) {
+			snprintf(other, sizeof(other), "%s", id);
+		}
+		o = e;
+	}
+	if (!found)
+		return snprintf(why, whylen, "pc.ram is not a memory backend of its own (start QEMU with -object "
+					     "memory-backend-memfd,id=pc.ram,size=...,share=on -machine memory-backend=pc.ram)"), 0;
+	if (other[0])
+		return snprintf(why, whylen, "memory backend %s is shared too, and x-ignore-shared would leave it out of the "
+					     "stream", other), 0;
+	return 1;
+}
+
+/*
+ * pc.ram's shared memory, opened through QEMU's own fd for it and mapped
+ * (@writable, for a restore; a save gets the fd alone): the /proc/PID/maps line
+ * mapping @size octets shared from offset 0 names its device and inode, and
+ * the fd in /proc/PID/fd with that inode is the one.  1 with @sh, 0 with
+ * @why when it cannot be found; -1 (q->err) when it can but is unusable
+ * (smaller than pc.ram, or not to be opened).
+ */
+static int open_shared(struct qemu_be *q, uint64_t size, int writable, struct qshared *sh, char *why, size_t whylen)
+{
+	pid_t pid = qemu_pid(q);
+	char path[64], line[512];
+	struct {
+		dev_t dev;
+		ino_t ino;
+	} cand[8];
+	int nc = 0;
+	if (pid <= 0)
+		return snprintf(why, whylen, "QEMU's pid is not known (SO_PEERCRED)"), 0;
+	snprintf(path, sizeof(path), "/proc/%d/maps", (int)pid);
+	FILE *f = fopen(path, "re");
+	if (!f)
+		return snprintf(why, whylen, "%s: %s", path, strerror(errno)), 0;
+	while (fgets(line, sizeof(line), f)) {
+		unsigned long long lo, hi, off, ino;
+		unsigned maj, mnr;
+		char perm[8];
+		if (sscanf(line, "%llx-%llx %7s %llx %x:%x %llu", &lo, &hi, perm, &off, &maj, &mnr, &ino) != 7)
+			continue;
+		if (perm[3] == 's' && off == 0 && hi - lo == size && ino && nc < 8)
+			cand[nc++] = (typeof(cand[0])){makedev(maj, mnr), (ino_t)ino};
+	}
+	fclose(f);
+	if (!nc)
+		return snprintf(why, whylen, "QEMU (pid %d) maps no shared memory of pc.ram's 0x%llx octets", (int)pid,
+				(unsigned long long)size), 0;
+	snprintf(path, sizeof(path), "/proc/%d/fd", (int)pid);
+	DIR *d = opendir(path);
+	if (!d)
+		return snprintf(why, whylen, "%s: %s (QEMU runs as another user?)", path, strerror(errno)), 0;
+	int hits = 0;
+	char fdp[330] = "";
+	struct dirent *de;
+	while ((de = readdir(d))) {
+		char p2[330];
+		struct stat sb;
+		if (de->d_name[0] == '.')
+			continue;
+		snprintf(p2, sizeof(p2), "%s/%s", path, de->d_name);
+		if (stat(p2, &sb) < 0 || !S_ISREG(sb.st_mode))
+			continue;
+		for (int i = 0; i < nc; i++)
+			if (sb.st_dev == cand[i].dev && sb.st_ino == cand[i].ino) {
+				if (!hits++)
+					snprintf(fdp, sizeof(fdp), "%s", p2);
+				break;
+			}
+	}
+	closedir(d);
+	if (hits != 1)
+		return snprintf(why, whylen, hits ? "QEMU (pid %d) has %d fds of memory mapped like pc.ram: which one is not known"
+						  : "none of QEMU's (pid %d) fds is its shared memory of pc.ram's size%.0d",
+				(int)pid, hits), 0;
+	ssize_t n = readlink(fdp, sh->what, sizeof(sh->what) - 1);
+	sh->what[n > 0 ? n : 0] = 0;
+	if ((sh->fd = open(fdp, (writable ? O_RDWR : O_RDONLY) | O_CLOEXEC)) < 0)
+		return qfail(q, "pc.ram's shared memory %s (%s): %s", sh->what, fdp, strerror(errno));
+	struct stat sb;
+	if (fstat(sh->fd, &sb) < 0 || (uint64_t)sb.st_size < size) {
+		qfail(q, "pc.ram's shared memory %s holds %lld octets, fewer than pc.ram's %llu: it was truncated under QEMU",
+		      sh->what, (long long)sb.st_size, (unsigned long long)size);
+		shared_close(sh);
+		return -1;
+	}
+	sh->len = size;
+	if (!writable)
+		return 1; /* a save hands the fd to the library, which maps it and skips its holes */
+	sh->map = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, sh->fd, 0);
+	if (sh->map == MAP_FAILED) {
+		sh->map = NULL;
+		qfail(q, "mapping pc.ram's shared memory %s: %s", sh->what, strerror(errno));
+		shared_close(sh);
+		return -1;
+	}
+	return 1;
+}
+
+/*
+ * Decide the memory path (XSR_MEMPATH_*): 1 with @sh mapped for the
+ * shared-memory path, 0 for QEMU's stream (@why says why, for AUTO), -1
+ * with q->err (SHARED asked for and not possible, or the memory unusable).
+ */
+static int choose_path(struct qemu_be *q, int want, int live, int writable, struct qshared *sh, char *why,
+		       size_t whylen)
+{
+	uint64_t size = 0;
+	int r;
+	why[0] = 0;
+	if (want == XSR_MEMPATH_TRANSCODE)
+		return 0;
+	if (live) {
+		snprintf(why, whylen, "--live: QEMU pre-copies by itself; QMP gives no dirty log of shared memory");
+		r = 0;
+	} else if ((r = pcram_memdev(q, &size, why, whylen)) == 1) {
+		r = open_shared(q, size, writable, sh, why, whylen);
+	}
+	if (r < 0)
+		return -1;
+	if (r == 0 && want == XSR_MEMPATH_SHARED)
+		return qfail(q, "the shared-memory path is not possible: %s", why);
+	if (r == 1)
+		snprintf(why, whylen, "pc.ram is shared memory (%s)", sh->what);
+	return r;
+}
+
+/* Whether query-migrate-capabilities' reply @line has capability @name on: its object {"state": ..., "capability": ...}. */
+static int cap_on(const char *line, const char *name)
+{
+	char k[80];
+	snprintf(k, sizeof(k), "\"%s\"", name);
+	const char *c = strstr(line, k);
+	if (!c)
+		return 0;
+	const char *a = c, *e = strchr(c, '}');
+	while (a > line && *a != '{')
+		a--;
+	if (!e)
+		return 0;
+	const char *t = strstr(a, "true");
+	return t && t < e;
+}
+
+/* migrate-set-capabilities x-ignore-shared to @on: 0, or -1 with q->err. */
+static int ignore_shared(struct qemu_be *q, int on)
+{
+	char cmd[160];
+	snprintf(cmd, sizeof(cmd),
+		 "{\"execute\":\"migrate-set-capabilities\",\"arguments\":{\"capabilities\":[{\"capability\":"
+		 "\"x-ignore-shared\",\"state\":%s}]}}",
+		 on ? "true" : "false");
+	return qmp(q, cmd, -1);
 }
 
 /* An unlinked file for the stream: $TMPDIR, else /var/tmp (a guest's RAM: disk, not tmpfs). */
@@ -251,7 +472,8 @@ static int q_save_domain(struct xsr_backend *be, int out_fd, const struct xsr_do
 {
 	struct qemu_be *q = (struct qemu_be *)be;
 	uint64_t t0 = util_now_ns(), bw = 0, downtime = 0, t_stop = 0, t_done;
-	int p[2] = {-1, -1}, spool = -1, bw_set = 0, started = 0, stopped = 0, rc = -1;
+	int p[2] = {-1, -1}, spool = -1, bw_set = 0, started = 0, stopped = 0, rc = -1, shared = 0, cap_set = 0;
+	struct qshared sh = {.fd = -1};
 	char cmd[256];
 
 	memset(st, 0, sizeof(*st));
@@ -271,15 +493,32 @@ static int q_save_domain(struct xsr_backend *be, int out_fd, const struct xsr_do
 	if (!strcmp(state, "postmigrate"))
 		return qfail(q, "the guest is paused after an earlier migration (QEMU's state 'postmigrate'), and QEMU "
 				"refuses to migrate it again until it has run: resume it first (QMP cont)");
+	if ((shared = choose_path(q, o->memory_path, o->live, 0, &sh, st->path_why, sizeof(st->path_why))) < 0)
+		return -1;
+	if (shared) {
+		/* x-ignore-shared is off unless someone set it: a save that sets it puts it back off */
+		if (qmp(q, "{\"execute\":\"query-migrate-capabilities\"}", -1) < 0) {
+			shared_close(&sh);
+			return -1;
+		}
+		int was_on = cap_on(q->line, "x-ignore-shared");
+		if (!was_on && ignore_shared(q, 1) < 0) {
+			shared_close(&sh);
+			return -1;
+		}
+		cap_set = !was_on;
+		st->shared_memory = 1;
+		st->native = 1;
+	}
 	if (qmp(q, "{\"execute\":\"query-migrate-parameters\"}", -1) < 0 || jnum(q->line, "max-bandwidth", &bw) < 0) {
 		if (!q->err[0])
 			qfail(q, "QEMU's migration parameters have no max-bandwidth");
-		return -1;
+		goto out; /* x-ignore-shared is put back there */
 	}
 	snprintf(cmd, sizeof(cmd), "{\"execute\":\"migrate-set-parameters\",\"arguments\":{\"max-bandwidth\":%llu}}",
 		 QMP_SAVE_BANDWIDTH);
 	if (qmp(q, cmd, -1) < 0)
-		return -1;
+		goto out;
 	bw_set = 1;
 	if ((spool = spool_file(q)) < 0)
 		goto out;
@@ -287,7 +526,7 @@ static int q_save_domain(struct xsr_backend *be, int out_fd, const struct xsr_do
 		qfail(q, "pipe: %s", strerror(errno));
 		goto out;
 	}
-	if (!o->live && q->was_running) {
+	if ((!o->live || shared) && q->was_running) {
 		if (qmp(q, "{\"execute\":\"stop\"}", -1) < 0)
 			goto out;
 		stopped = 1;
@@ -317,17 +556,27 @@ static int q_save_domain(struct xsr_backend *be, int out_fd, const struct xsr_do
 					  .kind = o->kind, .begin = o->begin, .begin_ctx = o->ctx};
 	struct xsr_qemu_import_stats is;
 	char ierr[512];
-	if (xsr_qemu_import_fd(spool, out_fd, &io, &is, ierr, sizeof(ierr)) < 0) {
-		qfail(q, "QEMU's stream (%" PRId64 " octets) does not import: %s", got, ierr);
+	/* the shared path: QEMU's stream holds the device state and the other blocks, pc.ram comes from the mapping */
+	if ((shared ? xsr_qemu_import_shared_fd(spool, sh.fd, sh.len, out_fd, &io, &is, ierr, sizeof(ierr))
+		    : xsr_qemu_import_fd(spool, out_fd, &io, &is, ierr, sizeof(ierr))) < 0) {
+		qfail(q, "QEMU's stream (%" PRId64 " octets) does not import%s: %s", got,
+		      shared ? " with pc.ram from its shared memory" : "", ierr);
 		goto out;
 	}
 	off_t end = lseek(out_fd, 0, SEEK_END);
 	st->bytes = end > 0 ? (uint64_t)end : 0;
 	st->transcode_ns = util_now_ns() - t_done;
 	/* without --live: stopped until finish(); with it: QEMU's own downtime */
-	st->suspend_ns = o->live ? downtime * 1000000ull : t_done - t_stop;
+	st->suspend_ns = o->live && !shared ? downtime * 1000000ull : t_done - t_stop;
 	rc = 0;
 out:
+	shared_close(&sh);
+	if (cap_set) {
+		char keep[sizeof(q->err)];
+		memcpy(keep, q->err, sizeof(keep));
+		ignore_shared(q, 0);
+		memcpy(q->err, keep, sizeof(keep));
+	}
 	if (stop_sig)
 		st->stop_signal = stop_sig;
 	if (started) {
@@ -402,6 +651,62 @@ static int q_finish(struct xsr_backend *be, int destroy)
 
 #define QMP_IN_FDNAME "xsr-restore"
 
+/*
+ * The shared path's first half: the image's memory (pc.ram, its runs in
+ * order) into @sh, data pages read straight into the mapping a span at a
+ * time, zero pages punched out as holes (the memory may hold an earlier
+ * guest's octets: a file backend reused).  0, or -1 with q->err.
+ */
+static int fill_shared(struct qemu_be *q, struct xsr_image *img, struct qshared *sh,
+		       const struct xsr_domain_restore_opts *o)
+{
+	enum { B = 1024 };
+	uint32_t nruns = xsr_image_nruns(img);
+	const struct xsr_memrun *runs = xsr_image_runs(img);
+	uint64_t slots = 0, done = 0;
+	for (uint32_t r = 0; r < nruns; r++)
+		slots += runs[r].count; /* the reader checked the sum against XSR_MAX_PAGES */
+	if (slots * 4096 != sh->len)
+		return qfail(q, "the image's memory is 0x%llx octets, QEMU's pc.ram shared memory 0x%llx: -m and the memory "
+				"backend's size must be the saved guest's",
+			     (unsigned long long)(slots * 4096), (unsigned long long)sh->len);
+	int rc = xsr_image_check_index(img);
+	struct xsr_index_entry *ix = malloc(B * sizeof(*ix));
+	if (rc < 0 || !ix) {
+		free(ix);
+		return qfail(q, "page index: %s", rc < 0 ? xsr_image_error(img) : "out of memory");
+	}
+	for (uint32_t r = 0; r < nruns; r++) {
+		for (uint64_t first = 0; first < runs[r].count; first += B) {
+			uint64_t m = runs[r].count - first < B ? runs[r].count - first : B;
+			if ((rc = xsr_image_run_index(img, r, first, m, ix)) < 0)
+				goto fail;
+			for (uint64_t k = 0; k < m;) {
+				uint64_t z = k + 1, data = ix[k].flags & XSR_IDX_DATA;
+				while (z < m && !!(ix[z].flags & XSR_IDX_DATA) == !!data)
+					z++;
+				uint8_t *at = sh->map + (done + k) * 4096;
+				if (data) {
+					if ((rc = xsr_image_read_pages(img, r, first + k, z - k, at, ix + k)) < 0)
+						goto fail;
+				} else if (fallocate(sh->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)((done + k) * 4096),
+						     (off_t)((z - k) * 4096)) < 0) {
+					memset(at, 0, (z - k) * 4096); /* a file system without holes */
+				}
+				k = z;
+			}
+			done += m;
+			if (o->progress)
+				o->progress(o->pctx, done, slots);
+		}
+	}
+	free(ix);
+	return 0;
+fail:
+	free(ix);
+	return qfail(q, "the image's pages: %s", xsr_image_error(img));
+}
+
 static int q_restore_domain(struct xsr_backend *be, int img_fd, const struct xsr_domain_restore_opts *o,
 			    struct xsr_domain_stats *st)
 {
@@ -409,12 +714,19 @@ static int q_restore_domain(struct xsr_backend *be, int img_fd, const struct xsr
 	struct xsr_image *img = NULL;
 	struct xsr_qemu_export_stats es = {0};
 	uint64_t t0 = util_now_ns(), t_sent;
-	int p[2] = {-1, -1}, rc = -1;
+	int p[2] = {-1, -1}, rc = -1, shared;
+	struct qshared sh = {.fd = -1};
 	char ierr[512];
 
 	memset(st, 0, sizeof(*st));
 	if (xsr_image_open(&img, img_fd, ierr, sizeof(ierr)) < 0)
 		return qfail(q, "%s", ierr);
+	if ((shared = choose_path(q, o->memory_path, 0, 1, &sh, st->path_why, sizeof(st->path_why))) < 0)
+		goto out;
+	/* the shared path: pc.ram written here, and QEMU told to expect no page of it */
+	if (shared && (fill_shared(q, img, &sh, o) < 0 || ignore_shared(q, 1) < 0))
+		goto out;
+	st->shared_memory = st->native = shared;
 	if (pipe2(p, O_CLOEXEC) < 0) {
 		qfail(q, "pipe: %s", strerror(errno));
 		goto out;
@@ -427,7 +739,7 @@ static int q_restore_domain(struct xsr_backend *be, int img_fd, const struct xsr
 		goto out;
 	/* QEMU reads the stream as it comes: the export writes straight into the pipe */
 	void (*old)(int) = signal(SIGPIPE, SIG_IGN);
-	int erc = xsr_qemu_export(img, p[1], NULL, &es, ierr, sizeof(ierr));
+	int erc = (shared ? xsr_qemu_export_shared : xsr_qemu_export)(img, p[1], NULL, &es, ierr, sizeof(ierr));
 	signal(SIGPIPE, old);
 	close(p[1]);
 	p[1] = -1;
@@ -443,6 +755,9 @@ static int q_restore_domain(struct xsr_backend *be, int img_fd, const struct xsr
 	uint64_t downtime;
 	if (wait_migration(q, &downtime) < 0)
 		goto out;
+	/* left on, a later migration of this QEMU (QEMU's own, or xsr's transcode) would leave pc.ram out */
+	if (shared && ignore_shared(q, 0) < 0)
+		goto out;
 	/*
 	 * QEMU leaves the guest in the state its stream's global-state section
 	 * names (a guest saved paused stays paused, whatever -S says); the
@@ -455,6 +770,7 @@ static int q_restore_domain(struct xsr_backend *be, int img_fd, const struct xsr
 	st->suspend_ns = util_now_ns() - t0;
 	rc = 0;
 out:
+	shared_close(&sh);
 	if (p[0] >= 0)
 		close(p[0]);
 	if (p[1] >= 0)
@@ -528,15 +844,15 @@ static const struct xsr_backend_ops qemu_ops = {
 /* Connect to @sock and negotiate: 0, or -1 with the reason in @err (@q is kept either way). */
 static int qmp_connect(struct qemu_be *q, const char *sock, char *err, size_t errlen);
 
-int qemu_spawn(struct xsr_backend **be, char *const *argv, int argc, int paused, pid_t *pid, char *err,
-	       size_t errlen)
+int qemu_spawn(struct xsr_backend **be, char *const *argv, int argc, int paused, uint64_t shared_ram, pid_t *pid,
+	       char *err, size_t errlen)
 {
 	struct qemu_be *q = calloc(1, sizeof(*q));
-	char dir[] = "/tmp/xsr-qemu.XXXXXX", sock[64], spec[96];
+	char dir[] = "/tmp/xsr-qemu.XXXXXX", sock[64], spec[96], memobj[128];
 	char **av = NULL;
 
 	*be = NULL;
-	if (!q || argc < 1 || argc > 4096 || !(av = calloc((size_t)argc + 6, sizeof(*av)))) {
+	if (!q || argc < 1 || argc > 4096 || !(av = calloc((size_t)argc + 10, sizeof(*av)))) {
 		free(q);
 		return util_fail(err, errlen, -1, argc < 1 ? "no QEMU command after --" : "out of memory");
 	}
@@ -557,6 +873,18 @@ int qemu_spawn(struct xsr_backend **be, char *const *argv, int argc, int paused,
 	av[n++] = spec;
 	if (paused)
 		av[n++] = "-S";
+	int has_backend = 0;
+	for (int i = 1; i < argc; i++)
+		has_backend |= strstr(argv[i], "memory-backend=") != NULL;
+	if (shared_ram && !has_backend) {
+		/* QEMU makes the memfd; restore_domain finds it through /proc/PID/fd as for any shared pc.ram */
+		snprintf(memobj, sizeof(memobj), "memory-backend-memfd,id=pc.ram,size=%llu,share=on",
+			 (unsigned long long)shared_ram);
+		av[n++] = "-object";
+		av[n++] = memobj;
+		av[n++] = "-machine";
+		av[n++] = "memory-backend=pc.ram";
+	}
 	av[n] = NULL;
 	q->pid = fork();
 	if (q->pid < 0) {

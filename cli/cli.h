@@ -108,6 +108,21 @@ int cli_parse_compress(const char *verb, const char *s);
 int cli_parse_vcpu(const char *verb, const char *opt, const char *s, uint32_t *out);
 /* Read all of a small file (at most @max octets); 0 or -1 with a message printed. */
 int cli_read_file(const char *verb, const char *path, size_t max, char **buf, size_t *len);
+/*
+ * --qemu-path auto|transcode|shared into *@path (XSR_MEMPATH_* of
+ * backends/backend.h): 0, or -1 after saying what is allowed.
+ */
+int cli_qemu_path(const char *verb, const char *arg, int *path);
+/*
+ * The guest memory of the seekable image on @fd (its runs' pages, in
+ * octets), for the shared memory a restore gives QEMU: 0, or -1 after
+ * saying why.  The offset of @fd is left alone.
+ */
+int cli_image_ram(const char *verb, int fd, uint64_t *bytes);
+/* The memory path a QEMU job took, for messages and --json: "shared-memory" or "transcode". */
+/* getopt_long's value of --qemu-path (no short option: -q is --quiet) */
+#define CLI_OPT_QEMU_PATH 0x200
+#define CLI_QEMU_PATH_NAME(shared) ((shared) ? "shared-memory" : "transcode")
 /* Print "xsr VERB: message" to stderr. */
 void cli_err(const char *verb, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /*

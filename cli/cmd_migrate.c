@@ -88,6 +88,7 @@ static void migrate_usage(FILE *f)
 		"                   [--max-rounds N] [--json]\n"
 		"       xsr migrate DOMID tcp:HOST:PORT [--compress zstd|lz4] [--json]   (Xen, in dom0)\n"
 		"       xsr migrate qemu:SOCK tcp:HOST:PORT [--compress zstd|lz4] [--json]\n"
+		"                   [--qemu-path auto|transcode|shared]\n"
 		"\n"
 		"Live-migrate the guest of the VMM behind SOCK to `xsr receive` at HOST:PORT.\n"
 		"Pre-copy rounds copy memory while the guest runs (round 0: every page, then\n"
@@ -117,6 +118,10 @@ static void migrate_usage(FILE *f)
 		"imported onto the connection, and after the receiver's COMMIT this QEMU\n"
 		"quits.  The guest stays paused from QEMU's final stop until the receiver\n"
 		"resumes it.  Any failure before the hand-over resumes it here.\n"
+		"--qemu-path shared (pc.ram a shared memory backend) is xsr's own stop-and-copy\n"
+		"instead: the guest stops, xsr reads pc.ram itself and QEMU sends only its\n"
+		"device state and other blocks (x-ignore-shared); auto and transcode take\n"
+		"QEMU's pre-copy.\n"
 		"On a terminal, the rounds are shown on stderr (not with --quiet or --json).\n"
 		"Exit status: 0 migrated, 2 usage, 3 failed (guest still here), 4 split.\n"
 		XSR_COMMON_HELP);
@@ -130,7 +135,7 @@ static int connect_tcp(const char *host, const char *port, char *msg, size_t mle
  * the QMP socket of a QEMU, else NULL and @domid is a Xen domain's.
  */
 static int migrate_whole(uint32_t domid, const char *qsock, const char *host, const char *port, const char *compress,
-			 int json, int others, int testsrc)
+			 int json, int others, int testsrc, int qpath)
 {
 	char msg[512], err[2048], what[300];
 	struct xsr_mig_xen_stats st;
@@ -155,7 +160,7 @@ static int migrate_whole(uint32_t domid, const char *qsock, const char *host, co
 	struct xsr_mig_send_opts o = {
 	    .compress = !strcmp(compress, "zstd") ? XSR_COMPRESS_ZSTD : !strcmp(compress, "lz4") ? XSR_COMPRESS_LZ4 : 0,
 	    .progress_fd = 2, /* the stop-and-copy notice goes to stderr, --json or not */
-	    .hello_timeout_ms = 30000, .ack_timeout_ms = 600000};
+	    .hello_timeout_ms = 30000, .ack_timeout_ms = 600000, .memory_path = qpath};
 #if XSR_TESTHOOKS
 	mig_set_cut(getenv("XSR_MIG_TEST_CUT_SENDER"));
 #endif
@@ -183,14 +188,17 @@ static int migrate_whole(uint32_t domid, const char *qsock, const char *host, co
 			printf("{\"domid\":%u", domid);
 		printf(",\"mode\":\"%s\",\"log_dirty\":\"%s\",\"total_bytes\":%s"
 		       ",\"pages\":%s,\"suspend_ms\":%.1f,\"transfer_ms\":%.1f,\"receiver_load_ms\":%.1f"
-		       ",\"downtime_ms\":%.1f,\"elapsed_ms\":%.1f,\"engine\":\"%s\"}\n",
+		       ",\"downtime_ms\":%.1f,\"elapsed_ms\":%.1f,\"engine\":\"%s\"",
 		       st.mode, st.why, cli_jdec(st.bytes), cli_jdec(st.pages), st.suspend_ns / 1e6, st.transfer_ns / 1e6,
 		       st.receiver_load_ns / 1e6, st.downtime_ns / 1e6, st.elapsed_ns / 1e6,
 		       qsock ? "qemu" : st.native ? "native" : "libxl");
+		if (qsock)
+			printf(",\"path\":\"%s\"", CLI_QEMU_PATH_NAME(st.shared_memory));
+		printf("}\n");
 	} else
-		printf("migrated: %s, %s, %" PRIu64 " octets, downtime %.1f ms (suspend %.1f ms, transfer %.1f ms, "
+		printf("migrated: %s, %s%s%s, %" PRIu64 " octets, downtime %.1f ms (suspend %.1f ms, transfer %.1f ms, "
 		       "receiver restore %.1f ms)\n",
-		       what, st.mode, st.bytes, st.downtime_ns / 1e6, st.suspend_ns / 1e6, st.transfer_ns / 1e6,
+		       what, st.mode, qsock ? ", " : "", qsock ? CLI_QEMU_PATH_NAME(st.shared_memory) : "", st.bytes, st.downtime_ns / 1e6, st.suspend_ns / 1e6, st.transfer_ns / 1e6,
 		       st.receiver_load_ns / 1e6);
 	return XSR_EXIT_OK;
 }
@@ -227,8 +235,10 @@ int cmd_migrate(int argc, char **argv)
 	    {"compress", required_argument, NULL, 'c'}, {"max-downtime", required_argument, NULL, 'd'},
 	    {"min-rounds", required_argument, NULL, 'm'}, {"max-rounds", required_argument, NULL, 'M'},
 	    {"json", no_argument, NULL, 'j'},         {"help", no_argument, NULL, 'h'},
+	    {"qemu-path", required_argument, NULL, CLI_OPT_QEMU_PATH},
 	    XSR_COMMON_OPTS,                          {NULL, 0, NULL, 0}};
 	const char *compress = "none";
+	int qpath = -1;
 	unsigned long postcopy_rounds = 1, min_rounds = 1, max_rounds = 5, max_downtime = 0;
 	int postcopy = 0, json = 0, o;
 	char host[256], port[32], msg[512], req[512], *reply = NULL, *end;
@@ -264,6 +274,10 @@ int cmd_migrate(int argc, char **argv)
 		case 'j':
 			json = 1;
 			break;
+		case CLI_OPT_QEMU_PATH:
+			if (cli_qemu_path("migrate", optarg, &qpath) < 0)
+				return XSR_EXIT_USAGE;
+			break;
 		case 'h':
 			migrate_usage(stdout);
 			return XSR_EXIT_OK;
@@ -293,13 +307,22 @@ int cmd_migrate(int argc, char **argv)
 					   "(a VMM is vm:SOCK)", argv[optind]);
 			return XSR_EXIT_FAIL;
 		}
-		return migrate_whole(domid, NULL, host, port, compress, json, others, testsrc);
+		if (qpath >= 0) {
+			cli_err("migrate", "--qemu-path is for qemu:SOCK");
+			return XSR_EXIT_USAGE;
+		}
+		return migrate_whole(domid, NULL, host, port, compress, json, others, testsrc, 0);
 	}
 	if (qemu_target(argv[optind])) {
 		if (parse_tcp("migrate", argv[optind + 1], host, sizeof(host), port, sizeof(port)) < 0)
 			return XSR_EXIT_USAGE;
 		int others = postcopy || max_downtime || postcopy_rounds != 1 || min_rounds != 1 || max_rounds != 5;
-		return migrate_whole(0, qemu_target(argv[optind]), host, port, compress, json, others, 0);
+		return migrate_whole(0, qemu_target(argv[optind]), host, port, compress, json, others, 0,
+				     qpath < 0 ? XSR_MEMPATH_AUTO : qpath);
+	}
+	if (qpath >= 0) {
+		cli_err("migrate", "--qemu-path is for qemu:SOCK");
+		return XSR_EXIT_USAGE;
 	}
 	const char *sock = cli_ctl_target("migrate", argv[optind]);
 	if (!sock)
@@ -373,7 +396,8 @@ static void receive_usage(FILE *f)
 		"                   [--max-mem SIZE] [--max-vcpus N]\n"
 		"       xsr receive tcp:HOST:PORT --to-file FILE [--once] [--json]\n"
 		"       xsr receive tcp:HOST:PORT --xen [--paused] [--once] [--json]   (Xen, in dom0)\n"
-		"       xsr receive tcp:HOST:PORT --qemu [--paused] [--once] [--json] -- QEMU-COMMAND...\n"
+		"       xsr receive tcp:HOST:PORT --qemu [--paused] [--once] [--json]\n"
+		"                   [--qemu-path auto|transcode|shared] -- QEMU-COMMAND...\n"
 		"\n"
 		"Listen on HOST:PORT (PORT 0: any; the port is printed as 'listening on\n"
 		"HOST:PORT') for one `xsr migrate`.  The arriving guest runs in a new VMM with\n"
@@ -393,7 +417,9 @@ static void receive_usage(FILE *f)
 		"program and the guest's options: machine, -m, devices) is started with -S\n"
 		"-incoming defer and fed the image as QEMU's own stream (as `xsr restore\n"
 		"--qemu`); after RELEASED the guest runs (--paused: stays paused) and QEMU's\n"
-		"pid is printed.  Without RELEASED that QEMU is stopped.\n"
+		"pid is printed.  Without RELEASED that QEMU is stopped.  --qemu-path is as\n"
+		"for `xsr restore --qemu`: with pc.ram on a shared memory backend (or, with\n"
+		"shared, one xsr adds) xsr writes the guest's memory into it itself.\n"
 		"The 'listening on' line is printed even with --quiet (it tells the port).\n"
 		"Exit status: 0 received, 2 usage, 3 failed.\n"
 		XSR_COMMON_HELP);
@@ -497,6 +523,8 @@ struct whole_in {
 	int img, paused;
 	char **qargv;
 	int qargc;
+	int qpath; /* XSR_MEMPATH_* */
+	int shared_memory;
 	uint32_t domid;
 	pid_t pid;
 	struct xsr_backend *be; /* the backend's restore half (restore_domain), once opened */
@@ -511,10 +539,15 @@ static int whole_in_commit(void *ctx, char *err, size_t errlen)
 {
 	struct whole_in *x = ctx;
 	struct xsr_domain_stats st = {0};
-	struct xsr_domain_restore_opts ro = {.paused = 1, .name_suffix = "--incoming"};
+	struct xsr_domain_restore_opts ro = {.paused = 1, .name_suffix = "--incoming", .memory_path = x->qpath};
 	const char *lacks = NULL, *into = x->qargv ? "restoring into QEMU" : "restoring into Xen";
+	uint64_t ram = 0;
 
-	if (!x->be && (x->qargv ? qemu_spawn(&x->be, x->qargv, x->qargc, 1, &x->pid, err, errlen)
+	if (x->qargv && x->qpath == XSR_MEMPATH_SHARED && cli_image_ram("receive", x->img, &ram) < 0) {
+		snprintf(x->err, sizeof(x->err), "%s: the received image does not open", into);
+		return XSR_E_FORMAT;
+	}
+	if (!x->be && (x->qargv ? qemu_spawn(&x->be, x->qargv, x->qargc, 1, ram, &x->pid, err, errlen)
 				: xen_open_restore(&x->be, err, errlen)) < 0) {
 		snprintf(x->err, sizeof(x->err), "%s: %s", into, err);
 		return XSR_E_BACKEND;
@@ -536,6 +569,7 @@ static int whole_in_commit(void *ctx, char *err, size_t errlen)
 		return XSR_E_BACKEND;
 	}
 	x->domid = st.domid;
+	x->shared_memory = st.shared_memory;
 	x->have_domain = 1;
 	x->restore_ns = st.elapsed_ns;
 	return 0;
@@ -569,9 +603,9 @@ static int whole_in_release(void *ctx, int released)
 }
 
 static int receive_whole(struct recv_ctx *c, int paused, int json, const char *ph, const char *pp, char **qargv,
-			 int qargc)
+			 int qargc, int qpath)
 {
-	struct whole_in x = {.paused = paused, .qargv = qargv, .qargc = qargc,
+	struct whole_in x = {.paused = paused, .qargv = qargv, .qargc = qargc, .qpath = qpath,
 			     .img = memfd_create("xsr-receive", MFD_CLOEXEC)};
 	char msg[2048];
 
@@ -601,9 +635,9 @@ static int receive_whole(struct recv_ctx *c, int paused, int json, const char *p
 			   x.xs.written, x.xs.kept, x.xs.skipped);
 	if (json && qargv)
 		printf("{\"pid\":%d,\"bytes\":%s,\"pages\":%s,\"zero_pages\":%s"
-		       ",\"restore_ms\":%.1f,\"paused\":%s}\n",
+		       ",\"restore_ms\":%.1f,\"paused\":%s,\"path\":\"%s\"}\n",
 		       (int)x.pid, cli_jdec(c->st.bytes), cli_jdec(c->st.pages), cli_jdec(c->st.zero_pages),
-		       x.restore_ns / 1e6, paused ? "true" : "false");
+		       x.restore_ns / 1e6, paused ? "true" : "false", CLI_QEMU_PATH_NAME(x.shared_memory));
 	else if (json)
 		printf("{\"domid\":%u,\"bytes\":%s,\"pages\":%s,\"zero_pages\":%s"
 		       ",\"restore_ms\":%.1f,\"paused\":%s,\"xenstore_written\":%u,\"xenstore_kept\":%u}\n",
@@ -701,10 +735,11 @@ int cmd_receive(int argc, char **argv)
 	    {"max-mem", required_argument, NULL, 'm'}, {"max-vcpus", required_argument, NULL, 'n'},
 	    {"xen", no_argument, NULL, 'X'},           {"paused", no_argument, NULL, 'P'},
 	    {"qemu", no_argument, NULL, 'Q'},          {"help", no_argument, NULL, 'h'},
+	    {"qemu-path", required_argument, NULL, CLI_OPT_QEMU_PATH},
 	    XSR_COMMON_OPTS,
 	    {NULL, 0, NULL, 0}};
 	const char *sock = NULL, *file = NULL;
-	int once = 0, json = 0, o, rc = XSR_EXIT_FAIL, xen = 0, qemu = 0, paused = 0;
+	int once = 0, json = 0, o, rc = XSR_EXIT_FAIL, xen = 0, qemu = 0, paused = 0, qpath = -1;
 	char host[256], port[32], bound[160], *end;
 	struct recv_ctx c = {.listen_fd = -1, .conn = -1, .o = {.out_fd = -1, .max_vcpus = 64}};
 
@@ -725,6 +760,10 @@ int cmd_receive(int argc, char **argv)
 			break;
 		case 'Q':
 			qemu = 1;
+			break;
+		case CLI_OPT_QEMU_PATH:
+			if (cli_qemu_path("receive", optarg, &qpath) < 0)
+				return XSR_EXIT_USAGE;
 			break;
 		case 'P':
 			paused = 1;
@@ -774,6 +813,10 @@ int cmd_receive(int argc, char **argv)
 		cli_err("receive", "--paused is for --xen and --qemu");
 		return XSR_EXIT_USAGE;
 	}
+	if (qpath >= 0 && !qemu) {
+		cli_err("receive", "--qemu-path is for --qemu");
+		return XSR_EXIT_USAGE;
+	}
 	if (xen && !xen_supported()) {
 		cli_err("receive", "--xen: this xsr was built without Xen support");
 		return XSR_EXIT_FAIL;
@@ -810,7 +853,7 @@ int cmd_receive(int argc, char **argv)
 		setsockopt(c.conn, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
 		setsockopt(c.conn, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
 		int r = xen || qemu ? receive_whole(&c, paused, json, ph, pp, qemu ? argv + optind + 1 : NULL,
-						    argc - optind - 1)
+						    argc - optind - 1, qpath < 0 ? XSR_MEMPATH_AUTO : qpath)
 			    : file ? receive_file(&c, file, json, ph, pp) : receive_vmm(&c, sock, json, ph, pp);
 		if (r == 0) {
 			rc = XSR_EXIT_OK;

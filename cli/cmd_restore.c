@@ -25,7 +25,8 @@ static void usage(FILE *f)
 	fprintf(f,
 		"usage: xsr restore FILE --control SOCK [--lazy] [--paused] [--json]\n"
 		"       xsr restore FILE [--paused] [--json]          (Xen, in dom0)\n"
-		"       xsr restore FILE --qemu [--paused] [--json] -- QEMU-COMMAND...\n"
+		"       xsr restore FILE --qemu [--paused] [--json] [--qemu-path auto|transcode|shared]\n"
+		"                   -- QEMU-COMMAND...\n"
 		"\n"
 		"Start a VMM (control socket SOCK, log SOCK.log) running the guest saved in\n"
 		"FILE ('-' reads a stream from stdin) and print its pid.  Without --lazy the\n"
@@ -45,7 +46,13 @@ static void usage(FILE *f)
 		"into a new QEMU started as QEMU-COMMAND (the program and the guest's options,\n"
 		"as when it was saved: machine, -m, devices) plus -incoming defer and a\n"
 		"private QMP socket; its pid is printed and it runs on after xsr exits (give\n"
-		"it your own -qmp to reach it later).\n"
+		"it your own -qmp to reach it later).  When QEMU-COMMAND puts pc.ram on a\n"
+		"shared memory backend (-object memory-backend-memfd|file,id=pc.ram,share=on,...\n"
+		"-machine memory-backend=pc.ram) xsr writes the image's memory into it\n"
+		"itself and QEMU gets only the device state and other blocks (x-ignore-shared):\n"
+		"the shared-memory path.  --qemu-path shared insists on it and, if\n"
+		"QEMU-COMMAND names no memory-backend=, adds a memfd backend for pc.ram;\n"
+		"transcode always sends QEMU's stream.  The output names the path taken.\n"
 		"\n"
 		"On a terminal, progress is shown on stderr (not with --quiet, --json or\n"
 		"--lazy).\n"
@@ -137,11 +144,12 @@ static int restore_xen(const char *file, int paused, int json, int lazy)
 }
 
 /* With --qemu: a new QEMU, @qargv its command, takes the image as an incoming migration. */
-static int restore_qemu(const char *file, int paused, int json, char **qargv, int qargc)
+static int restore_qemu(const char *file, int paused, int json, int qpath, char **qargv, int qargc)
 {
 	struct xsr_backend *be;
 	struct xsr_domain_stats st = {0};
-	struct xsr_domain_restore_opts ro = {.paused = paused};
+	struct xsr_domain_restore_opts ro = {.paused = paused, .memory_path = qpath};
+	uint64_t ram = 0;
 	char err[1024] = "";
 	pid_t pid = 0;
 	int fd = cli_open_in(VERB, file);
@@ -154,8 +162,12 @@ static int restore_qemu(const char *file, int paused, int json, char **qargv, in
 		close(fd);
 		return XSR_EXIT_USAGE;
 	}
+	if (qpath == XSR_MEMPATH_SHARED && cli_image_ram(VERB, fd, &ram) < 0) {
+		close(fd);
+		return XSR_EXIT_FAIL;
+	}
 	cli_detail(VERB, "%s into a new QEMU (%s)%s", file, qargv[0], paused ? ", paused" : "");
-	if (qemu_spawn(&be, qargv, qargc, paused, &pid, err, sizeof(err)) < 0) {
+	if (qemu_spawn(&be, qargv, qargc, paused, ram, &pid, err, sizeof(err)) < 0) {
 		cli_err(VERB, "%s: %s", file, err);
 		close(fd);
 		return XSR_EXIT_FAIL;
@@ -171,11 +183,13 @@ static int restore_qemu(const char *file, int paused, int json, char **qargv, in
 	be->ops->close(be);
 	close(fd);
 	if (json)
-		printf("{\"pid\":%d,\"bytes\":%s,\"export_ms\":%.3f,\"elapsed_ms\":%.3f,\"paused\":%s}\n", (int)pid,
-		       cli_jdec(st.bytes), st.transcode_ns / 1e6, st.elapsed_ns / 1e6, paused ? "true" : "false");
+		printf("{\"pid\":%d,\"bytes\":%s,\"export_ms\":%.3f,\"elapsed_ms\":%.3f,\"paused\":%s,\"path\":\"%s\"}\n",
+		       (int)pid, cli_jdec(st.bytes), st.transcode_ns / 1e6, st.elapsed_ns / 1e6, paused ? "true" : "false",
+		       CLI_QEMU_PATH_NAME(st.shared_memory));
 	else
 		printf("%d\n", (int)pid);
-	cli_detail(VERB, "QEMU pid %d: %" PRIu64 " octets of stream in %.1f ms%s", (int)pid, st.bytes,
+	cli_detail(VERB, "QEMU pid %d: %s path%s%s, %" PRIu64 " octets of stream in %.1f ms%s", (int)pid,
+		   CLI_QEMU_PATH_NAME(st.shared_memory), st.path_why[0] ? ": " : "", st.path_why, st.bytes,
 		   st.elapsed_ns / 1e6, paused ? ", paused" : "");
 	return XSR_EXIT_OK;
 }
@@ -185,13 +199,13 @@ int cmd_restore(int argc, char **argv)
 	static const struct option opts[] = {
 	    {"control", required_argument, NULL, 'c'}, {"lazy", no_argument, NULL, 'l'},
 	    {"paused", no_argument, NULL, 'p'},	       {"json", no_argument, NULL, 'j'},
-	    {"qemu", no_argument, NULL, 'Q'},
+	    {"qemu", no_argument, NULL, 'Q'},		{"qemu-path", required_argument, NULL, CLI_OPT_QEMU_PATH},
 	    {"help", no_argument, NULL, 'h'},	       XSR_COMMON_OPTS,
 	    {NULL, 0, NULL, 0}};
 	struct restore_ctx c = {.img.fd = -1};
 	const char *sock = NULL, *file;
 	char msg[2048];
-	int json = 0, qemu = 0, o;
+	int json = 0, qemu = 0, o, qpath = -1;
 	pid_t pid;
 	uint64_t t0 = util_now_ns();
 
@@ -213,6 +227,10 @@ int cmd_restore(int argc, char **argv)
 		case 'Q':
 			qemu = 1;
 			break;
+		case CLI_OPT_QEMU_PATH:
+			if (cli_qemu_path(VERB, optarg, &qpath) < 0)
+				return XSR_EXIT_USAGE;
+			break;
 		case 'h':
 			usage(stdout);
 			return XSR_EXIT_OK;
@@ -230,7 +248,12 @@ int cmd_restore(int argc, char **argv)
 			usage(stderr);
 			return XSR_EXIT_USAGE;
 		}
-		return restore_qemu(argv[optind], c.paused, json, argv + optind + 1, argc - optind - 1);
+		return restore_qemu(argv[optind], c.paused, json, qpath < 0 ? XSR_MEMPATH_AUTO : qpath, argv + optind + 1,
+				    argc - optind - 1);
+	}
+	if (qpath >= 0) {
+		cli_err(VERB, "--qemu-path is for --qemu");
+		return XSR_EXIT_USAGE;
 	}
 	if (argc - optind != 1) {
 		cli_err(VERB, "expected one FILE");

@@ -29,6 +29,7 @@ static void usage(FILE *f)
 {
 	fprintf(f,
 		"usage: xsr save vm:SOCK|DOMID|qemu:SOCK FILE [--stop] [--live] [--json] [--compress zstd|lz4]\n"
+		"                [--qemu-path auto|transcode|shared]\n"
 		"\n"
 		"Save the guest behind the VMM control socket SOCK to FILE ('-' streams to\n"
 		"stdout; so do a FIFO, a device and --compress).  FILE is replaced\n"
@@ -47,7 +48,13 @@ static void usage(FILE *f)
 		"QEMU migrates into a pipe, the stream is kept in an unlinked file in $TMPDIR\n"
 		"(default /var/tmp) and imported into FILE (docs/qemu-compat.md).  The guest\n"
 		"is stopped for it, or with --live pre-copied while it runs; it runs on\n"
-		"afterwards, or with --stop QEMU quits once FILE is safe.\n"
+		"afterwards, or with --stop QEMU quits once FILE is safe.  When pc.ram is a\n"
+		"shared memory backend (-object memory-backend-memfd|file,id=pc.ram,share=on,...\n"
+		"-machine memory-backend=pc.ram) xsr takes the shared-memory path instead:\n"
+		"the guest is stopped, QEMU sends only its device state and other blocks\n"
+		"(x-ignore-shared) and xsr reads pc.ram itself.  --qemu-path transcode or\n"
+		"shared forces a path (shared is refused, saying why, where it cannot be;\n"
+		"auto takes QEMU's stream with --live).  The output names the path taken.\n"
 		"\n"
 		"On a terminal, progress is shown on stderr (not with --quiet or --json).\n"
 		XSR_COMMON_HELP);
@@ -60,6 +67,7 @@ struct capture {
 	void (*usage)(FILE *f);
 	const char *target, *file, *compress;
 	int stop, live, json, paging;
+	int qemu_path; /* XSR_MEMPATH_* (backends/backend.h) */
 	uint32_t pvcpu;
 	char *vmci; /* --vmcoreinfo text (owned) */
 	uint32_t vmci_len;
@@ -253,7 +261,8 @@ static int qemu_capture(const struct capture *c, const char *sock)
 						      : !strcmp(c->compress, "lz4") ? XSR_COMPRESS_LZ4
 										    : XSR_COMPRESS_NONE,
 					  .live = c->live,
-					  .catch_signals = 1};
+					  .catch_signals = 1,
+					  .memory_path = c->qemu_path};
 	cli_detail(c->verb, "QEMU at %s -> %s (%s)", sock, c->file, so.stream ? "streamed" : "seekable");
 	if (be->ops->save_domain(be, out.fd, &so, &st) < 0) {
 		cli_err(c->verb, "QEMU at %s: %s%s", sock, be->ops->error(be),
@@ -274,17 +283,22 @@ static int qemu_capture(const struct capture *c, const char *sock)
 	double total_ms = (util_now_ns() - t_start) / 1e6;
 	if (c->json) {
 		fprintf(sf, "{\"bytes\":%s,\"pause_ms\":%.3f,\"transcode_ms\":%.3f,\"elapsed_ms\":%.3f,\"total_ms\":%.3f,"
-			    "\"live\":%s,\"stopped\":%s",
-			cli_jdec(st.bytes), pms, xms, ems, total_ms, c->live ? "true" : "false", c->stop ? "true" : "false");
+			    "\"live\":%s,\"stopped\":%s,\"path\":\"%s\",\"path_why\":",
+			cli_jdec(st.bytes), pms, xms, ems, total_ms, c->live && !st.shared_memory ? "true" : "false",
+			c->stop ? "true" : "false", CLI_QEMU_PATH_NAME(st.shared_memory));
+		cli_json_str(sf, st.path_why);
 		if (c->paging) {
 			fprintf(sf, ",\"paging\":");
 			cli_paging_report(sf, &pst, c->pvcpu, 1);
 		}
 		fprintf(sf, "}\n");
 	} else if (sf != stderr || cli_verbosity >= 0) {
-		fprintf(sf, "%s: %" PRIu64 " octets from QEMU's stream, guest paused %.1f ms%s, import %.1f ms, %.1f ms in all%s\n",
-			c->file, st.bytes, pms, c->live ? " (QEMU's downtime)" : "", xms, ems,
-			c->stop ? "; QEMU quit" : "");
+		fprintf(sf, "%s: %" PRIu64 " octets, %s path (%s), guest paused %.1f ms%s, import %.1f ms, %.1f ms in all%s\n",
+			c->file, st.bytes, CLI_QEMU_PATH_NAME(st.shared_memory),
+			st.shared_memory ? "pc.ram read from its shared memory, the rest from QEMU's stream" : "QEMU's stream",
+			pms, c->live && !st.shared_memory ? " (QEMU's downtime)" : "", xms, ems, c->stop ? "; QEMU quit" : "");
+		if (st.path_why[0])
+			cli_detail(c->verb, "%s path: %s", CLI_QEMU_PATH_NAME(st.shared_memory), st.path_why);
 		if (c->paging)
 			cli_paging_report(sf, &pst, c->pvcpu, 0);
 	}
@@ -346,6 +360,8 @@ static int capture_opt(struct capture *c, int o)
 		}
 		c->compress = optarg;
 		return -1;
+	case CLI_OPT_QEMU_PATH:
+		return cli_qemu_path(c->verb, optarg, &c->qemu_path) < 0 ? XSR_EXIT_USAGE : -1;
 	case 'h':
 		c->usage(stdout);
 		return XSR_EXIT_OK;
@@ -367,6 +383,7 @@ static int capture_opts(struct capture *c, int argc, char **argv)
 					     {"paging", no_argument, NULL, 'p'},
 					     {"vcpu", required_argument, NULL, 'n'},
 					     {"vmcoreinfo", required_argument, NULL, 'V'},
+					     {"qemu-path", required_argument, NULL, CLI_OPT_QEMU_PATH},
 					     {"help", no_argument, NULL, 'h'},
 					     XSR_COMMON_OPTS,
 					     {NULL, 0, NULL, 0}};
@@ -500,6 +517,10 @@ int cli_capture_main(const char *verb, int kind, void (*usage)(FILE *f), int arg
 	rc = XSR_EXIT_USAGE;
 	if (cli_target_resolve(verb, c.target, XSR_TARGET_VM | XSR_TARGET_XEN | XSR_TARGET_QEMU, &t) < 0)
 		goto out;
+	if (c.qemu_path && t.kind != XSR_TARGET_QEMU) {
+		cli_err(verb, "%s: --qemu-path is for qemu:SOCK targets", c.target);
+		goto out;
+	}
 	if (t.kind == XSR_TARGET_QEMU) {
 		rc = qemu_capture(&c, t.sock);
 	} else if (t.kind == XSR_TARGET_XEN) {

@@ -18,7 +18,9 @@
 #include <xsrelf/format.h>
 #include <xsrelf/io.h>
 #include <xsrelf/paging.h>
+#include <xsrelf/reader.h>
 
+#include "../backends/backend.h"
 #include "../vmm/vmm.h"
 #include "cli.h"
 
@@ -67,6 +69,35 @@ int cli_parse_vcpu(const char *verb, const char *opt, const char *s, uint32_t *o
 		return -1;
 	}
 	*out = (uint32_t)v;
+	return 0;
+}
+
+int cli_qemu_path(const char *verb, const char *arg, int *path)
+{
+	static const char *const names[] = {[XSR_MEMPATH_AUTO] = "auto", [XSR_MEMPATH_TRANSCODE] = "transcode",
+					    [XSR_MEMPATH_SHARED] = "shared"};
+	for (int i = 0; i < 3; i++)
+		if (!strcmp(arg, names[i])) {
+			*path = i;
+			return 0;
+		}
+	cli_err(verb, "--qemu-path %s: auto, transcode or shared", arg);
+	return -1;
+}
+
+int cli_image_ram(const char *verb, int fd, uint64_t *bytes)
+{
+	struct xsr_image *img;
+	char err[512];
+	if (xsr_image_open(&img, fd, err, sizeof(err)) < 0) {
+		cli_err(verb, "%s", err);
+		return -1;
+	}
+	uint64_t n = 0;
+	for (uint32_t r = 0; r < xsr_image_nruns(img); r++)
+		n += xsr_image_runs(img)[r].count; /* the reader bounds the sum by XSR_MAX_PAGES */
+	xsr_image_close(img);
+	*bytes = n * XSR_PAGE_SIZE;
 	return 0;
 }
 

@@ -28,6 +28,11 @@ struct xsr_mig_send_opts {
 	int progress_fd;           /* -1: none */
 	const char *config;        /* sent early so the receiver can judge; may be NULL */
 	int hello_timeout_ms, ack_timeout_ms;
+	/*
+	 * migrate_send_xen: XSR_MEMPATH_* (backends/backend.h) for save_domain;
+	 * SHARED is xsr's own stop-and-copy, without the hypervisor's pre-copy.
+	 */
+	int memory_path;
 };
 
 struct xsr_mig_round_stat {
@@ -74,6 +79,7 @@ int migrate_send(struct xsr_backend *be, int fd, const struct xsr_mig_send_opts 
 struct xsr_mig_xen_stats {
 	int live;              /* libxl pre-copy with log-dirty */
 	int native;            /* stop-and-copy by the native save (no libxl stream) */
+	int shared_memory;     /* the guest's RAM went through shared memory (save_domain's stats) */
 	char mode[48];         /* "stop-and-copy" or "live (...)" */
 	char why[160];         /* what the log-dirty probe said */
 	uint64_t suspend_ns;   /* libxl: suspend (and pre-copy) into memory */

@@ -190,8 +190,17 @@ int migrate_send_xen(struct xsr_backend *be, uint32_t domid, int fd, const struc
 		snprintf(err, errlen, "%s: not supported by this backend", be ? lacks : "save_domain");
 		return XSR_E_BACKEND;
 	}
-	if ((rc = send_probe(be, domid, o, st, err, errlen)) < 0)
+	so.memory_path = o->memory_path;
+	if (o->memory_path == XSR_MEMPATH_SHARED) {
+		/* xsr moves the memory itself: no hypervisor pre-copy to probe */
+		snprintf(st->mode, sizeof(st->mode), "stop-and-copy");
+		snprintf(st->why, sizeof(st->why), "the shared-memory path has no dirty log");
+		if (o->progress_fd >= 0)
+			dprintf(o->progress_fd, "xsr migrate: shared-memory path: stop-and-copy, the guest stays paused for the "
+						"whole transfer\n");
+	} else if ((rc = send_probe(be, domid, o, st, err, errlen)) < 0) {
 		return rc;
+	}
 	so.live = st->live;
 	uint64_t t1 = util_now_ns();
 	if (be->ops->save_domain(be, fd, &so, &xs) < 0) { /* the domain was resumed */
@@ -205,6 +214,7 @@ int migrate_send_xen(struct xsr_backend *be, uint32_t domid, int fd, const struc
 	}
 	suspended = 1;
 	st->native = xs.native;
+	st->shared_memory = xs.shared_memory;
 	st->suspend_ns = xs.suspend_ns;
 	st->transfer_ns = util_now_ns() - t1 - xs.suspend_ns; /* the suspend (and libxl's pre-copy) ran inside */
 sent:

@@ -76,6 +76,7 @@ struct exp {
 	uint8_t *hbuf;
 	size_t hlen;
 	int32_t last_blk; /* the block of the last entry, for CONTINUE */
+	bool shared;      /* xsr_qemu_export_shared: x-ignore-shared, no page of pc.ram */
 	struct xsr_qemu_export_stats st;
 };
 
@@ -584,7 +585,7 @@ static int ram_part(struct exp *e)
 				goto out;
 			}
 			i++;
-			if (pcram_pages(e, data, ix, batch) < 0)
+			if (!e->shared && pcram_pages(e, data, ix, batch) < 0)
 				goto out;
 		} else if (block_pages(e, b, &i) < 0) {
 			goto out;
@@ -620,12 +621,84 @@ static int put_verbatim(struct exp *e, uint32_t i, const uint8_t *tail, size_t t
 	return rc;
 }
 
+/*
+ * The shared path's header: item 0 with the x-ignore-shared capability
+ * subsection where QEMU's vmstate_configuration puts it (after
+ * target-page-bits, before uuid): 0x05, its name, version 1, a count of 1,
+ * the capability's name.
+ */
+static int put_header_shared(struct exp *e)
+{
+	static const char sub[] = "configuration/capabilities", cap[] = "x-ignore-shared";
+	uint64_t len;
+	uint8_t *b = read_pt(e, 0, &len);
+	if (!b)
+		return -1;
+	const uint8_t *h = b + sizeof(struct xsr_passthru_hdr);
+	uint64_t n = len - sizeof(struct xsr_passthru_hdr), at = 8;
+	if (n < 13 || h[8] != QEMU_VM_CONFIGURATION || be32(h + 9) > n - 13) {
+		free(b);
+		e->code = XSR_E_UNSUPPORTED;
+		return efail(e, "PASSTHRU item 0: the stream header has no CONFIGURATION section, which x-ignore-shared needs");
+	}
+	at = 13 + be32(h + 9);
+	/* skip target-page-bits: 0x05, u8 length, its name, be32 version, be32 bits */
+	static const char tpb[] = "configuration/target-page-bits";
+	if (n - at >= 2 + sizeof(tpb) - 1 + 8 && h[at] == QEMU_VM_SUBSECTION && h[at + 1] == sizeof(tpb) - 1 &&
+	    !memcmp(h + at + 2, tpb, sizeof(tpb) - 1))
+		at += 2 + sizeof(tpb) - 1 + 8;
+	uint8_t c[2 + sizeof(sub) - 1 + 8 + 1 + sizeof(cap) - 1], *p = c;
+	*p++ = QEMU_VM_SUBSECTION;
+	*p++ = sizeof(sub) - 1;
+	memcpy(p, sub, sizeof(sub) - 1);
+	p += sizeof(sub) - 1;
+	static const uint8_t one_one[8] = {0, 0, 0, 1, 0, 0, 0, 1}; /* version 1, one capability */
+	memcpy(p, one_one, 8);
+	p += 8;
+	*p++ = sizeof(cap) - 1;
+	memcpy(p, cap, sizeof(cap) - 1);
+	add_iov(e, h, at);
+	add_hdr(e, c, sizeof(c));
+	add_iov(e, h + at, n - at);
+	int rc = flush(e);
+	free(b);
+	return rc;
+}
+
+/* The shared path's ram setup: item 1's section header and MEM_SIZE entry, each block with its address (0) after its length. */
+static int put_setup_shared(struct exp *e, const uint8_t *tail, size_t tlen)
+{
+	uint64_t len;
+	uint8_t *b = read_pt(e, 1, &len);
+	if (!b)
+		return -1;
+	add_iov(e, b + sizeof(struct xsr_passthru_hdr), 25); /* parse_setup checked it is there */
+	int rc = 0;
+	for (uint32_t i = 0; i < e->nblocks && rc == 0; i++) {
+		uint8_t ent[1 + 255 + 16];
+		const struct blk *k = &e->blocks[i];
+		ent[0] = k->nlen;
+		memcpy(ent + 1, k->name, k->nlen);
+		put64(ent + 1 + k->nlen, k->used);
+		put64(ent + 1 + k->nlen + 8, 0);
+		add_hdr(e, ent, 1u + k->nlen + 16u);
+		if (!room(e))
+			rc = flush(e);
+	}
+	if (rc == 0) {
+		add_hdr(e, tail, tlen);
+		rc = flush(e);
+	}
+	free(b);
+	return rc;
+}
+
 static int export_stream(struct exp *e)
 {
 	if (collect(e) < 0 || check_header(e) < 0 || parse_setup(e) < 0 || read_layout(e) < 0 || check_order(e) < 0 ||
 	    check_runs(e) < 0)
 		return -1;
-	if (put_verbatim(e, 0, NULL, 0) < 0)
+	if (e->shared ? put_header_shared(e) < 0 : put_verbatim(e, 0, NULL, 0) < 0)
 		return -1;
 	/* START: the setup, then EOS and the footer, as ram_save_setup ends it */
 	uint8_t tail[13];
@@ -637,7 +710,7 @@ static int export_stream(struct exp *e)
 			tail[9 + k] = (uint8_t)(e->ram_id >> (24 - 8 * k));
 		tl = 13;
 	}
-	if (put_verbatim(e, 1, tail, tl) < 0 || ram_part(e) < 0)
+	if ((e->shared ? put_setup_shared(e, tail, tl) : put_verbatim(e, 1, tail, tl)) < 0 || ram_part(e) < 0)
 		return -1;
 	for (uint32_t i = 2; i < e->npts; i++) {
 		if (e->pts[i].h.origin != XSR_PT_ORIGIN_QEMU_SECTION)
@@ -649,8 +722,8 @@ static int export_stream(struct exp *e)
 	return 0;
 }
 
-int xsr_qemu_export(struct xsr_image *img, int out_fd, const struct xsr_qemu_export_opts *o,
-		    struct xsr_qemu_export_stats *st, char *err, size_t errlen)
+static int export_any(struct xsr_image *img, int out_fd, const struct xsr_qemu_export_opts *o,
+		      struct xsr_qemu_export_stats *st, char *err, size_t errlen, bool shared)
 {
 	static const struct xsr_qemu_export_opts none;
 	if (!o)
@@ -674,6 +747,7 @@ int xsr_qemu_export(struct xsr_image *img, int out_fd, const struct xsr_qemu_exp
 	e->cb = &o->cb;
 	e->hbuf = hbuf;
 	e->pcram = e->last_blk = -1;
+	e->shared = shared;
 	int rc = 0;
 	if (export_stream(e) < 0) {
 		xsr_fmt(err, errlen, "%s", e->err);
@@ -686,4 +760,16 @@ int xsr_qemu_export(struct xsr_image *img, int out_fd, const struct xsr_qemu_exp
 	free(e->hbuf);
 	free(e);
 	return rc;
+}
+
+int xsr_qemu_export(struct xsr_image *img, int out_fd, const struct xsr_qemu_export_opts *o,
+		    struct xsr_qemu_export_stats *st, char *err, size_t errlen)
+{
+	return export_any(img, out_fd, o, st, err, errlen, false);
+}
+
+int xsr_qemu_export_shared(struct xsr_image *img, int out_fd, const struct xsr_qemu_export_opts *o,
+			   struct xsr_qemu_export_stats *st, char *err, size_t errlen)
+{
+	return export_any(img, out_fd, o, st, err, errlen, true);
 }

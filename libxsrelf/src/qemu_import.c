@@ -19,7 +19,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stdint.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <xsrelf/qemu.h>
 #include <xsrelf/writer.h>
@@ -46,6 +49,7 @@ struct item {
 	uint32_t type;
 	uint64_t off, len;
 	int32_t blk; /* XSR_PT_ORIGIN_QEMU_RAM type 1: the block */
+	uint8_t *data; /* the item's octets when they are not the input's [off, off+len) (owned), else NULL */
 };
 
 struct cpu {
@@ -108,6 +112,17 @@ struct src {
 	/* a wrapping format's (qemu_import_source) */
 	uint64_t base; /* where the stream begins in the source */
 	const struct qemu_wrap *wrap;
+	/*
+	 * The shared-memory path (xsr_qemu_import_shared_fd): pc.ram is this
+	 * memory, not the stream's; ignore_shared once the stream's
+	 * CONFIGURATION names x-ignore-shared, whose capability subsection lies
+	 * at [caps_at, caps_end) and is left out of the header item.
+	 */
+	const uint8_t *shram;
+	uint64_t shram_len;
+	int shram_fd;
+	int ignore_shared;
+	uint64_t caps_at, caps_end;
 };
 
 static int fail(struct src *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -209,7 +224,7 @@ static int add_item(struct src *s, uint16_t origin, uint16_t flags, uint32_t typ
 		s->items = n;
 		s->capitems = cap;
 	}
-	s->items[s->nitems++] = (struct item){origin, flags, type, off, len, blk};
+	s->items[s->nitems++] = (struct item){origin, flags, type, off, len, blk, NULL};
 	return 0;
 }
 
@@ -536,7 +551,16 @@ static int header(struct src *s, uint64_t *next)
 					char cap[256];
 					if (name_at(s, &off, cap, "capability") < 0)
 						return -1;
-					/* x-ignore-shared: shared RAM is not in the stream, and the image would show it as zeros */
+					/*
+					 * x-ignore-shared: shared RAM is not in the stream, and the image would
+					 * show it as zeros, unless the caller has that memory (the shared path)
+					 */
+					if (s->shram && !strcmp(cap, "x-ignore-shared") && caps == 1) {
+						s->ignore_shared = 1;
+						s->caps_at = at;
+						s->caps_end = off;
+						continue;
+					}
 					s->code = XSR_E_UNSUPPORTED;
 					return fail(s, "QEMU CONFIGURATION at offset 0x%llx: capability %s is not supported%s",
 						    (unsigned long long)at, cap,
@@ -549,7 +573,28 @@ static int header(struct src *s, uint64_t *next)
 		}
 	}
 	*next = off;
-	return add_item(s, XSR_PT_ORIGIN_QEMU_HEADER, 0, 0, 0, off, -1);
+	if (s->shram && !s->ignore_shared) {
+		s->code = XSR_E_UNSUPPORTED;
+		return fail(s, "QEMU CONFIGURATION: the stream was not written with the x-ignore-shared capability, so pc.ram "
+			       "is in it: the shared-memory path does not apply");
+	}
+	if (add_item(s, XSR_PT_ORIGIN_QEMU_HEADER, 0, 0, 0, off, -1) < 0)
+		return -1;
+	if (!s->ignore_shared)
+		return 0;
+	/* the header as a QEMU without x-ignore-shared writes it: the capabilities subsection left out */
+	uint64_t n = off - (s->caps_end - s->caps_at);
+	uint8_t *d = malloc(n);
+	if (!d)
+		return nomem(s);
+	if (rd(s, 0, d, s->caps_at, "stream header") < 0 ||
+	    rd(s, s->caps_end, d + s->caps_at, off - s->caps_end, "stream header") < 0) {
+		free(d);
+		return -1;
+	}
+	s->items[s->nitems - 1].data = d;
+	s->items[s->nitems - 1].len = n;
+	return 0;
 }
 
 /* The MEM_SIZE list of RAM blocks at *@off: @total octets in all. */
@@ -581,6 +626,12 @@ static int ram_blocks(struct src *s, uint64_t *off, uint64_t total, uint64_t sec
 			return -1;
 		b->used = be64(p);
 		*off += 8;
+		/* under x-ignore-shared each block's memory region address follows (ram_save_setup); checked by the destination only */
+		if (s->ignore_shared) {
+			if (!need(s, *off, 8, "ram section block address"))
+				return -1;
+			*off += 8;
+		}
 		if (b->used == 0 || b->used % PAGE || b->used / PAGE > XSR_MAX_PAGES || b->used > total - sum)
 			return fail(s, "QEMU ram section at offset 0x%llx: block %s at 0x%llx: used length 0x%llx (a page multiple, "
 				       "at most 2^36 pages, within the 0x%llx octets announced)",
@@ -604,11 +655,48 @@ static int ram_blocks(struct src *s, uint64_t *off, uint64_t total, uint64_t sec
 	 * back is refused (QEMU sends each page at least once, 9 octets or more;
 	 * one octet per page leaves room for pages a balloon's hints skipped).
 	 */
-	if (s->pcram >= 0 && s->blocks[s->pcram].used / PAGE > s->size) {
+	if (s->pcram >= 0 && s->shram && s->blocks[s->pcram].used != s->shram_len) {
+		s->code = XSR_E_FORMAT;
+		return fail(s, "QEMU ram section at offset 0x%llx: pc.ram of 0x%llx octets, but the shared memory given for it "
+			       "holds 0x%llx", (unsigned long long)sec, (unsigned long long)s->blocks[s->pcram].used,
+			    (unsigned long long)s->shram_len);
+	}
+	if (s->pcram >= 0 && !s->shram && s->blocks[s->pcram].used / PAGE > s->size) {
 		s->code = XSR_E_LIMIT;
 		return fail(s, "QEMU ram section at offset 0x%llx: pc.ram of 0x%llx octets in a stream of %llu octets",
 			    (unsigned long long)sec, (unsigned long long)s->blocks[s->pcram].used, (unsigned long long)s->size);
 	}
+	return 0;
+}
+
+/*
+ * The ram setup item (the last added) as a QEMU without x-ignore-shared
+ * writes it: the section header and MEM_SIZE entry [@sec, @list), then each
+ * block's name and used length without the address that follows them.
+ */
+static int setup_without_addrs(struct src *s, uint64_t sec, uint64_t list)
+{
+	uint64_t n = list - sec;
+	for (uint32_t i = 0; i < s->nblocks; i++)
+		n += 1 + strlen(s->blocks[i].name) + 8;
+	uint8_t *d = malloc(n), *p;
+	if (!d)
+		return nomem(s);
+	if (rd(s, sec, d, list - sec, "ram section") < 0) {
+		free(d);
+		return -1;
+	}
+	p = d + (list - sec);
+	for (uint32_t i = 0; i < s->nblocks; i++) {
+		size_t nl = strlen(s->blocks[i].name);
+		*p++ = (uint8_t)nl;
+		memcpy(p, s->blocks[i].name, nl);
+		p += nl;
+		for (int k = 0; k < 8; k++)
+			*p++ = (uint8_t)(s->blocks[i].used >> (56 - 8 * k));
+	}
+	s->items[s->nitems - 1].data = d;
+	s->items[s->nitems - 1].len = n;
 	return 0;
 }
 
@@ -628,10 +716,13 @@ static int ram_entries(struct src *s, uint64_t *off, uint64_t sec, int start)
 				return fail(s, "QEMU ram section at offset 0x%llx: MEM_SIZE entry at 0x%llx %s",
 					    (unsigned long long)sec, (unsigned long long)at,
 					    first ? "with other flags" : "not first in the START section");
+			uint64_t list = *off;
 			if (ram_blocks(s, off, addr, sec) < 0)
 				return -1;
 			/* the setup, verbatim: section header to the end of the block list */
 			if (add_item(s, XSR_PT_ORIGIN_QEMU_RAM, 0, 0, sec, *off - sec, -1) < 0)
+				return -1;
+			if (s->ignore_shared && setup_without_addrs(s, sec, list) < 0)
 				return -1;
 			continue;
 		}
@@ -673,6 +764,10 @@ static int ram_entries(struct src *s, uint64_t *off, uint64_t sec, int start)
 				    (unsigned long long)sec, (unsigned long long)at);
 		}
 		const struct block *b = &s->blocks[s->cur];
+		if (s->ignore_shared && s->cur == s->pcram)
+			return fail(s, "QEMU ram section at offset 0x%llx: entry at 0x%llx sends a page of pc.ram although the "
+				       "stream has x-ignore-shared: QEMU does not hold pc.ram as shared memory",
+				    (unsigned long long)sec, (unsigned long long)at);
 		if (addr >= b->used)
 			return fail(s, "QEMU ram section at offset 0x%llx: entry at 0x%llx: offset 0x%llx past block %s (0x%llx octets)",
 				    (unsigned long long)sec, (unsigned long long)at, (unsigned long long)addr, b->name,
@@ -1467,7 +1562,11 @@ static int copy_item(struct src *s, struct xsr_writer *w, uint32_t *seq, const s
 	uint8_t *b = malloc(len);
 	if (!b)
 		return nomem(s);
-	int rc = rd(s, it->off, b + sizeof(struct xsr_passthru_hdr), it->len, "section");
+	int rc = 0;
+	if (it->data)
+		memcpy(b + sizeof(struct xsr_passthru_hdr), it->data, it->len);
+	else
+		rc = rd(s, it->off, b + sizeof(struct xsr_passthru_hdr), it->len, "section");
 	if (rc == 0)
 		rc = put_item(s, w, seq, it->origin, it->flags, it->type, b, len);
 	free(b);
@@ -1562,8 +1661,8 @@ static int write_config(struct src *s, struct xsr_writer *w)
 		n += (size_t)snprintf(c + n, cap - n, "%s{\"name\": \"%s\", \"used_length\": %llu}", b ? ", " : "", nm,
 				      (unsigned long long)s->blocks[b].used);
 	}
-	n += (size_t)snprintf(c + n, cap - n, "], \"vmdesc\": %s, \"cpu_table\": \"%s\", \"vmcoreinfo\": \"%s\"}}\n",
-			      s->json ? "true" : "false",
+	n += (size_t)snprintf(c + n, cap - n, "], \"ram_from\": \"%s\", \"vmdesc\": %s, \"cpu_table\": \"%s\", \"vmcoreinfo\": \"%s\"}}\n",
+			      s->shram ? "shared memory (x-ignore-shared)" : "stream", s->json ? "true" : "false",
 			      s->json ? s->tabcheck : "QEMU 7.2 vmstate_x86_cpu version 12, decoded with it", s->vmci_from);
 	int r = xsr_writer_add(w, XSR_SEC_CONFIG, 0, c, n);
 	free(c);
@@ -1617,6 +1716,61 @@ out:
 	return rc;
 }
 
+/*
+ * The shared-memory path: pc.ram, every page of it, straight from the
+ * caller's mapping in batches of XSR_MAX_BATCH (the writer finds the zero
+ * pages and keeps them as holes).
+ */
+static int shared_pages(struct src *s, struct xsr_writer *w, const struct xsr_qemu_import_opts *o)
+{
+	enum { B = XSR_MAX_BATCH };
+	uint64_t npages = s->blocks[s->pcram].used / PAGE, below = s->below / PAGE;
+	uint64_t *pfns = malloc(B * sizeof(*pfns));
+	const void **ptrs = malloc(B * sizeof(*ptrs));
+	if (!pfns || !ptrs) {
+		free(pfns);
+		free(ptrs);
+		return nomem(s);
+	}
+	int rc = 0;
+	/* [dlo, dhi): the data extent (SEEK_DATA .. SEEK_HOLE) at or after the page; a hole before it is zeros */
+	uint64_t dlo = 0, dhi = 0, len = s->shram_len;
+	for (uint64_t pg = 0; pg < npages && rc == 0;) {
+		uint32_t n = 0;
+		for (; pg < npages && n < B; pg++, n++) {
+			uint64_t off = pg * PAGE;
+			if (off >= dhi && dhi != len) {
+				off_t d = lseek(s->shram_fd, (off_t)off, SEEK_DATA);
+				off_t h = d < 0 ? -1 : lseek(s->shram_fd, d, SEEK_HOLE);
+				if (d < 0 && errno == ENXIO) { /* no data from here on */
+					dlo = dhi = len;
+				} else if (d < 0 || h < 0) { /* no SEEK_DATA here: every page is read */
+					dlo = off;
+					dhi = len;
+				} else {
+					dlo = (uint64_t)d / PAGE * PAGE;
+					dhi = (uint64_t)h < len ? ((uint64_t)h + PAGE - 1) / PAGE * PAGE : len;
+				}
+#ifdef MADV_POPULATE_READ
+				/* the extent's page tables at once, instead of a fault per page (no-op before Linux 5.14) */
+				if (dhi > dlo)
+					madvise((void *)(s->shram + dlo), (size_t)(dhi - dlo), MADV_POPULATE_READ);
+#endif
+			}
+			pfns[n] = pg < below ? pg : (UINT64_C(1) << 20) + (pg - below);
+			ptrs[n] = off >= dlo && off < dhi ? s->shram + off : NULL;
+		}
+		int r = xsr_writer_put_pages(w, pfns, n, ptrs);
+		if (r < 0)
+			rc = wfail(s, w, r, "pages");
+		else if (o->cb.progress)
+			o->cb.progress(o->cb.progress_ctx, pg, npages);
+	}
+	free(pfns);
+	free(ptrs);
+	return rc;
+}
+
 /* pc.ram, every page of it (never sent: zero), by pfn; data read a window at a time. */
 static int write_pages(struct src *s, struct xsr_writer *w, const struct xsr_qemu_import_opts *o)
 {
@@ -1632,6 +1786,8 @@ static int write_pages(struct src *s, struct xsr_writer *w, const struct xsr_qem
 	 */
 	const uint8_t *all = s->in.ops->view(&s->in, s->base, (size_t)s->size);
 	uint8_t *buf = NULL;
+	if (s->shram)
+		return shared_pages(s, w, o);
 	if (!all && !(buf = malloc(s->size < wlen ? (size_t)s->size : wlen)))
 		return nomem(s);
 	for (uint64_t pg = 0; pg < npages;) {
@@ -1692,6 +1848,10 @@ static int guest_read(struct src *s, uint64_t gpa, uint8_t *out, uint64_t len)
 		off = s->below + (gpa - G4);
 	else
 		return 1;
+	if (s->shram) {
+		memcpy(out, s->shram + off, len);
+		return 0;
+	}
 	size_t lo, hi;
 	block_range(s, (uint32_t)s->pcram, &lo, &hi);
 	for (uint64_t done = 0; done < len;) {
@@ -1931,6 +2091,8 @@ static int import_src(struct src *s, int out_fd, const struct xsr_qemu_import_op
 	qj_free(&s->doc);
 	free(s->blocks);
 	free(s->occ);
+	for (size_t i = 0; i < s->nitems; i++)
+		free(s->items[i].data);
 	free(s->items);
 	free(s->cpus);
 	free(s->fc);
@@ -1952,6 +2114,40 @@ int xsr_qemu_import_fd(int in_fd, int out_fd, const struct xsr_qemu_import_opts 
 	xsr_source_fd(&s.in, in_fd);
 	s.size = (uint64_t)sb.st_size;
 	return import_src(&s, out_fd, o, st, err, errlen);
+}
+
+int xsr_qemu_import_shared_fd(int in_fd, int ram_fd, uint64_t ram_len, int out_fd,
+			      const struct xsr_qemu_import_opts *o, struct xsr_qemu_import_stats *st, char *err, size_t errlen)
+{
+	struct stat sb, rb;
+	if (st)
+		memset(st, 0, sizeof(*st));
+	if (!ram_len || ram_len % PAGE || ram_len / PAGE > XSR_MAX_PAGES || ram_len > SIZE_MAX) {
+		xsr_fmt(err, errlen, "xsr_qemu_import_shared_fd: shared memory of %llu octets (a page multiple, at most 2^36 pages)",
+			(unsigned long long)ram_len);
+		return XSR_E_INVAL;
+	}
+	if (fstat(in_fd, &sb) < 0 || !S_ISREG(sb.st_mode)) {
+		xsr_fmt(err, errlen, "the input must be a regular file (seekable)");
+		return XSR_E_INVAL;
+	}
+	/* a mapping past the end of a file faults (SIGBUS): the memory must hold every octet claimed */
+	if (fstat(ram_fd, &rb) < 0 || !S_ISREG(rb.st_mode) || (uint64_t)rb.st_size < ram_len) {
+		xsr_fmt(err, errlen, "the shared memory fd is not a regular file of at least %llu octets (it has %lld)",
+			(unsigned long long)ram_len, (long long)rb.st_size);
+		return XSR_E_INVAL;
+	}
+	void *m = mmap(NULL, (size_t)ram_len, PROT_READ, MAP_SHARED, ram_fd, 0);
+	if (m == MAP_FAILED) {
+		xsr_fmt(err, errlen, "mapping the shared memory: %s", strerror(errno));
+		return XSR_E_IO;
+	}
+	struct src s = {.shram = m, .shram_len = ram_len, .shram_fd = ram_fd};
+	xsr_source_fd(&s.in, in_fd);
+	s.size = (uint64_t)sb.st_size;
+	int rc = import_src(&s, out_fd, o, st, err, errlen);
+	munmap(m, (size_t)ram_len);
+	return rc;
 }
 
 int qemu_import_source(const struct xsr_source *in, uint64_t base, uint64_t size, int out_fd,

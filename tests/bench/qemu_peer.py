@@ -15,6 +15,18 @@ first alternates), each pair runs on the same stopped guest:
   restore: a new QEMU `-incoming exec:cat FILE` until query-migrate says
            completed  vs  `xsr restore FILE --qemu --paused -- QEMU...`
 
+A second QEMU runs the same guest with the same data, pc.ram on a shared
+memory backend (memory-backend-memfd, share=on, id=pc.ram), for the rows of
+xsr's shared-memory path (issue 18, path (b)), against QEMU's own commands
+on that same QEMU:
+
+  shared save:    QMP `migrate exec:cat > FILE`  vs  `xsr save qemu:SOCK FILE`
+  shared core:    QMP `dump-guest-memory`        vs  `xsr save qemu:SOCK FILE`
+  shared restore: `-incoming exec:cat FILE`  vs  `xsr restore FILE --qemu
+                  --qemu-path shared --paused -- QEMU...` (xsr adds the memfd)
+
+with the file-size ratio beside the time ratio.
+
 QEMU's max-bandwidth is raised to 1 TiB/s before the rounds (xsr save
 qemu: does the same for itself).  A QEMU timing runs from connecting to its
 QMP socket to the command's completion, seen by polling query-migrate every
@@ -149,13 +161,20 @@ def main():
     src = os.path.join(d, 'src.sock')
     spawn(qemu + ['-device', 'loader,file=%s,addr=0x%x,force-raw=on' % (blob, LOAD_ADDR),
                   '-qmp', 'unix:%s,server=on,wait=off' % src])
-    q = QMP(src)
-    q.cmd('migrate-set-parameters', **{'max-bandwidth': TIB})
-    q.cmd('stop')
-    q.close()
+    shm = ['-object', 'memory-backend-memfd,id=pc.ram,size=%dM,share=on' % a.mem, '-machine', 'memory-backend=pc.ram']
+    ssrc = os.path.join(d, 'ssrc.sock')
+    spawn(qemu + shm + ['-device', 'loader,file=%s,addr=0x%x,force-raw=on' % (blob, LOAD_ADDR),
+                        '-qmp', 'unix:%s,server=on,wait=off' % ssrc])
+    for s in (src, ssrc):
+        q = QMP(s)
+        q.cmd('migrate-set-parameters', **{'max-bandwidth': TIB})
+        q.cmd('stop')
+        q.close()
     os.unlink(blob)
 
-    t = {k: [] for k in ('qsave', 'xsave', 'qcore', 'xcore', 'qrest', 'xrest')}
+    t = {k: [] for k in ('qsave', 'xsave', 'qcore', 'xcore', 'qrest', 'xrest',
+                         'sqsave', 'sxsave', 'sqcore', 'sqrest', 'sxrest')}
+    size = {}
     # xsr's own split (--json): QEMU's stream into the spill file, then the import
     part = {k: [] for k in ('save_stream', 'save_import', 'core_stream', 'core_import')}
 
@@ -217,7 +236,56 @@ def main():
             t['xrest'].append(el)
             os.kill(json.loads(out)['pid'], signal.SIGKILL)
 
-        pairs = [(q_save, x_save), (q_core, x_core), (q_rest, x_rest)]
+        smig = os.path.join(d, 'sqemu.mig')
+        simg = os.path.join(d, 'sxsr.elf')
+
+        def sq_save():
+            restop(ssrc)
+            t0 = time.monotonic()
+            q = QMP(ssrc)
+            q.cmd('migrate', uri='exec:cat > %s' % smig)
+            q.wait_migrate()
+            t['sqsave'].append(time.monotonic() - t0)
+            q.close()
+            size['qmig'] = os.path.getsize(smig)
+
+        def sx_save():
+            restop(ssrc)
+            el, out = xsr([a.xsr, 'save', 'qemu:' + ssrc, simg, '--json', '--qemu-path', 'shared'], env)
+            t['sxsave'].append(el)
+            size['ximg'] = os.stat(simg).st_blocks * 512  # allocated: zero pages are holes
+
+        def sq_core():
+            restop(ssrc)
+            out = os.path.join(d, 'sqemu.core')
+            t0 = time.monotonic()
+            q = QMP(ssrc)
+            q.cmd('dump-guest-memory', paging=False, protocol='file:' + out)
+            t['sqcore'].append(time.monotonic() - t0)
+            q.close()
+            size['qcore'] = os.stat(out).st_blocks * 512
+            os.unlink(out)
+
+        def sq_rest():
+            sock = os.path.join(d, 'sqr.sock')
+            t0 = time.monotonic()
+            p = spawn(qemu + shm + ['-incoming', 'exec:cat %s' % smig,
+                                    '-qmp', 'unix:%s,server=on,wait=off' % sock])
+            q = QMP(sock)
+            q.wait_migrate()
+            t['sqrest'].append(time.monotonic() - t0)
+            q.close()
+            p.kill()
+            p.wait()
+
+        def sx_rest():
+            el, out = xsr([a.xsr, 'restore', simg, '--qemu', '--qemu-path', 'shared', '--paused', '--json', '--']
+                          + qemu, env)
+            t['sxrest'].append(el)
+            os.kill(json.loads(out)['pid'], signal.SIGKILL)
+
+        pairs = [(q_save, x_save), (q_core, x_core), (q_rest, x_rest), (sq_save, sx_save), (sq_core, sx_save),
+                 (sq_rest, sx_rest)]
         for qf, xf in pairs:
             for f in ((qf, xf) if i % 2 == 0 else (xf, qf)):
                 f()
@@ -239,6 +307,30 @@ def main():
                  ' '.join('%.3f' % v for v in t[x]), ' '.join('%.3f' % v for v in t[r])))
         print('\t'.join(['@row', 'QEMU peer, %s: %s (%s)' % (tag, xname, what), '%.4f' % med[x], 's',
                          rname, '%.4f' % med[r], '%.3f' % ratio, 'xsr time / QEMU time', '', '']))
+    what_s = what + ', pc.ram a shared memfd'
+    srows = [
+        ('shared save', 'sxsave', 'sqsave', 'xsr save qemu:SOCK FILE (shared-memory path)',
+         'QEMU migrate "exec:cat > FILE"', 'ximg', 'qmig'),
+        ('shared core', 'sxsave', 'sqcore', 'xsr save qemu:SOCK FILE (shared-memory path)',
+         'QEMU dump-guest-memory (paging off)', 'ximg', 'qcore'),
+        ('shared restore', 'sxrest', 'sqrest', 'xsr restore FILE --qemu --qemu-path shared',
+         'QEMU -incoming "exec:cat FILE" (same memfd pc.ram)', None, None),
+    ]
+    for tag, x, r, xname, rname, xs, rs in srows:
+        ratio = med[x] / med[r]
+        sz = ''
+        if xs:
+            sz = '; file size xsr/QEMU %.2f (%d / %d octets allocated)' % (size[xs] / size[rs], size[xs], size[rs])
+        print('%-44s %.3f s  vs  %-38s %.3f s  -> xsr/QEMU time %.2f%s   (rounds: xsr %s; QEMU %s)'
+              % (xname, med[x], rname, med[r], ratio, sz,
+                 ' '.join('%.3f' % v for v in t[x]), ' '.join('%.3f' % v for v in t[r])))
+        print('\t'.join(['@row', 'QEMU peer, %s: %s (%s)' % (tag, xname, what_s), '%.4f' % med[x], 's',
+                         rname, '%.4f' % med[r], '%.3f' % ratio, 'xsr time / QEMU time', 'ratio<=0.5',
+                         'at least 2x faster (issue 18)']))
+        if xs:
+            print('\t'.join(['@row', 'QEMU peer, %s: file size of xsr %s (%s)' % (tag, tag.split()[1], what_s),
+                             '%d' % size[xs], 'octets', rname, '%d' % size[rs], '%.3f' % (size[xs] / size[rs]),
+                             'xsr size / QEMU size', '', '']))
     for verb in ('save', 'core'):
         st, im = statistics.median(part[verb + '_stream']), statistics.median(part[verb + '_import'])
         print('  xsr %s qemu: of which QEMU\'s stream into the spill file %.3f s, the import %.3f s (medians, xsr --json)'

@@ -40,6 +40,8 @@ check "every exported symbol has an explicit version node (no glob)" bash -c "! 
 check "the comparison fails on a header name the library lacks" test -n "$(comm -23 "$T/declared+" "$T/exported")"
 check "the 1.5 symbols bind XSRELF_1.5" bash -c "grep -q ' xsr_sniff_layout@@XSRELF_1.5\$' <<<'$syms'"
 check "the replay binds XSRELF_1.5" bash -c "grep -q ' xsr_image_replay@@XSRELF_1.5\$' <<<'$syms' && grep -q ' xsr_replay_fd@@XSRELF_1.5\$' <<<'$syms'"
+check "the shared-memory path's QEMU calls bind XSRELF_1.6" bash -c \
+	"grep -q ' xsr_qemu_import_shared_fd@@XSRELF_1.6\$' <<<'$syms' && grep -q ' xsr_qemu_export_shared@@XSRELF_1.6\$' <<<'$syms'"
 
 # Test hooks: the shipped library reads no XSR_FAULT / XSR_IO_COUNT /
 # XSR_BENCH_NOHASH (built with XSR_TESTHOOKS=0), while the test build that

@@ -89,6 +89,28 @@ XSR_API int xsr_qemu_import_mem(const void *buf, size_t len, int out_fd, const s
 				struct xsr_qemu_import_stats *st, char *err, size_t errlen);
 
 /*
+ * The shared-memory path (docs/qemu-compat.md, "Shared-memory path"): the
+ * stream on @in_fd (a regular file) was written by a QEMU whose pc.ram is
+ * a shared memory backend (memory-backend-file or -memfd, share=on) with
+ * the x-ignore-shared capability, so it holds no page of pc.ram; @ram_fd
+ * (a memfd or file, e.g. reopened through /proc/PID/fd) holds that memory,
+ * @ram_len octets from offset 0 (pc.ram's used length, which the stream's
+ * block list must name), unchanged during the call (the guest stopped).
+ * It is mapped read-only; its holes (SEEK_HOLE) are zero pages never
+ * touched, so that reading it allocates nothing in a memfd or file that
+ * the guest never wrote.  The image is the one xsr_qemu_import_fd
+ * makes of the same guest's full stream: the capability and the block
+ * addresses x-ignore-shared adds are left out of the kept header and ram
+ * setup, pc.ram's pages come from @ram_fd (zero pages as holes), and CONFIG's
+ * "ram_from" says "shared memory (x-ignore-shared)" instead of "stream".
+ * A stream without the capability, with another capability, or with a page
+ * of pc.ram is refused.  Otherwise as xsr_qemu_import_fd.
+ */
+XSR_API int xsr_qemu_import_shared_fd(int in_fd, int ram_fd, uint64_t ram_len, int out_fd,
+				      const struct xsr_qemu_import_opts *o, struct xsr_qemu_import_stats *st, char *err,
+				      size_t errlen);
+
+/*
  * Where pc.ram of @ram_size octets ends below 4 GiB on machine @machine
  * ("pc-i440fx-7.2", "pc-q35-7.2", ...), as QEMU's hw/i386/pc_piix.c and
  * pc_q35.c place it without max-ram-below-4g: 0 and *@below_4g set, or
@@ -135,6 +157,19 @@ struct xsr_qemu_export_stats {
  */
 XSR_API int xsr_qemu_export(struct xsr_image *img, int out_fd, const struct xsr_qemu_export_opts *o,
 			    struct xsr_qemu_export_stats *st, char *err, size_t errlen);
+
+/*
+ * The same stream for a destination QEMU whose pc.ram is shared memory the
+ * caller has filled from the image (the shared-memory path) and that has
+ * the x-ignore-shared capability set before migrate-incoming: the
+ * CONFIGURATION names the capability, the block list gives each block's
+ * address after its length (0: QEMU checks it for the ignored blocks only,
+ * and pc.ram's memory region lies at 0 on the pc machines), and pc.ram has
+ * no page entries; the other blocks and the device state are as above.
+ * st->nr_pages is 0.
+ */
+XSR_API int xsr_qemu_export_shared(struct xsr_image *img, int out_fd, const struct xsr_qemu_export_opts *o,
+				   struct xsr_qemu_export_stats *st, char *err, size_t errlen);
 
 /* ------------------------------------------------------------------ */
 /* Facts of the stream (QEMU migration/savevm.c, migration/ram.c)      */
