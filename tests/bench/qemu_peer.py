@@ -183,17 +183,43 @@ def main():
         part[verb + '_stream'].append(j['pause_ms'] / 1e3)
         part[verb + '_import'].append(j['transcode_ms'] / 1e3)
 
+    # QEMU's own commands, timed into t[key]; each returns what the size rows need
+    def qemu_migrate(sock, mig, key):
+        restop(sock)
+        t0 = time.monotonic()
+        q = QMP(sock)
+        q.cmd('migrate', uri='exec:cat > %s' % mig)
+        q.wait_migrate()
+        t[key].append(time.monotonic() - t0)
+        q.close()
+        return os.path.getsize(mig)
+
+    def qemu_dump(sock, out, key):
+        restop(sock)
+        t0 = time.monotonic()
+        q = QMP(sock)
+        q.cmd('dump-guest-memory', paging=False, protocol='file:' + out)
+        t[key].append(time.monotonic() - t0)
+        q.close()
+        n = os.stat(out).st_blocks * 512
+        os.unlink(out)
+        return n
+
+    def qemu_incoming(args, mig, sock, key):
+        t0 = time.monotonic()
+        p = spawn(args + ['-incoming', 'exec:cat %s' % mig, '-qmp', 'unix:%s,server=on,wait=off' % sock])
+        q = QMP(sock)
+        q.wait_migrate()
+        t[key].append(time.monotonic() - t0)
+        q.close()
+        p.kill()
+        p.wait()
+
     mig = os.path.join(d, 'qemu.mig')
     img = os.path.join(d, 'xsr.elf')
     for i in range(a.rounds):
         def q_save():
-            restop(src)
-            t0 = time.monotonic()
-            q = QMP(src)
-            q.cmd('migrate', uri='exec:cat > %s' % mig)
-            q.wait_migrate()
-            t['qsave'].append(time.monotonic() - t0)
-            q.close()
+            qemu_migrate(src, mig, 'qsave')
 
         def x_save():
             restop(src)
@@ -202,14 +228,7 @@ def main():
             split('save', out)
 
         def q_core():
-            restop(src)
-            out = os.path.join(d, 'qemu.core')
-            t0 = time.monotonic()
-            q = QMP(src)
-            q.cmd('dump-guest-memory', paging=False, protocol='file:' + out)
-            t['qcore'].append(time.monotonic() - t0)
-            q.close()
-            os.unlink(out)
+            qemu_dump(src, os.path.join(d, 'qemu.core'), 'qcore')
 
         def x_core():
             restop(src)
@@ -220,16 +239,7 @@ def main():
             os.unlink(out)
 
         def q_rest():
-            sock = os.path.join(d, 'qr.sock')
-            t0 = time.monotonic()
-            p = spawn(qemu + ['-incoming', 'exec:cat %s' % mig,
-                              '-qmp', 'unix:%s,server=on,wait=off' % sock])
-            q = QMP(sock)
-            q.wait_migrate()
-            t['qrest'].append(time.monotonic() - t0)
-            q.close()
-            p.kill()
-            p.wait()
+            qemu_incoming(qemu, mig, os.path.join(d, 'qr.sock'), 'qrest')
 
         def x_rest():
             el, out = xsr([a.xsr, 'restore', img, '--qemu', '--paused', '--json', '--'] + qemu, env)
@@ -240,14 +250,7 @@ def main():
         simg = os.path.join(d, 'sxsr.elf')
 
         def sq_save():
-            restop(ssrc)
-            t0 = time.monotonic()
-            q = QMP(ssrc)
-            q.cmd('migrate', uri='exec:cat > %s' % smig)
-            q.wait_migrate()
-            t['sqsave'].append(time.monotonic() - t0)
-            q.close()
-            size['qmig'] = os.path.getsize(smig)
+            size['qmig'] = qemu_migrate(ssrc, smig, 'sqsave')
 
         def sx_save():
             restop(ssrc)
@@ -256,27 +259,10 @@ def main():
             size['ximg'] = os.stat(simg).st_blocks * 512  # allocated: zero pages are holes
 
         def sq_core():
-            restop(ssrc)
-            out = os.path.join(d, 'sqemu.core')
-            t0 = time.monotonic()
-            q = QMP(ssrc)
-            q.cmd('dump-guest-memory', paging=False, protocol='file:' + out)
-            t['sqcore'].append(time.monotonic() - t0)
-            q.close()
-            size['qcore'] = os.stat(out).st_blocks * 512
-            os.unlink(out)
+            size['qcore'] = qemu_dump(ssrc, os.path.join(d, 'sqemu.core'), 'sqcore')
 
         def sq_rest():
-            sock = os.path.join(d, 'sqr.sock')
-            t0 = time.monotonic()
-            p = spawn(qemu + shm + ['-incoming', 'exec:cat %s' % smig,
-                                    '-qmp', 'unix:%s,server=on,wait=off' % sock])
-            q = QMP(sock)
-            q.wait_migrate()
-            t['sqrest'].append(time.monotonic() - t0)
-            q.close()
-            p.kill()
-            p.wait()
+            qemu_incoming(qemu + shm, smig, os.path.join(d, 'sqr.sock'), 'sqrest')
 
         def sx_rest():
             el, out = xsr([a.xsr, 'restore', simg, '--qemu', '--qemu-path', 'shared', '--paused', '--json', '--']

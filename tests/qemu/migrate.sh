@@ -27,20 +27,6 @@ TAG=xsr-migrate-test-$$
 QARGS=(qemu-system-x86_64 -name "$TAG" -accel tcg -machine pc-i440fx-7.2 -m 64 -nographic -nodefaults -kernel "$GUEST")
 left() { pgrep -f -- "-name $TAG" | wc -l; }
 
-# receiver NAME ARGS...: `xsr receive --qemu --once` on an ephemeral loopback
-# port in the background (RPID), its port in PORT, stdout in $T/NAME.out
-receiver() {
-	local n=$1
-	shift
-	"$XSR" receive tcp:127.0.0.1:0 --qemu --once "$@" >"$T/$n.out" 2>"$T/$n.err" &
-	RPID=$!
-	PORT=
-	for _ in $(seq 100); do
-		PORT=$(sed -n 's/.*listening on 127.0.0.1:\([0-9]*\).*/\1/p' "$T/$n.err")
-		[ -n "$PORT" ] && break
-		sleep 0.1
-	done
-}
 
 "${QARGS[@]}" -qmp "unix:$T/a.sock,server=on,wait=off" </dev/null >"$T/a.log" 2>&1 &
 APID=$!

@@ -221,15 +221,7 @@ fi
 
 # 4. Migration over loopback on the shared path.
 boot m "${MEMFD[@]}"
-"$XSR" receive tcp:127.0.0.1:0 --qemu --once --json --qemu-path shared -- "${QARGS[@]}" \
-	-qmp "unix:$T/n.sock,server=on,wait=off" >"$T/recv.out" 2>"$T/recv.err" &
-RPID=$!
-PORT=
-for _ in $(seq 100); do
-	PORT=$(sed -n 's/.*listening on 127.0.0.1:\([0-9]*\).*/\1/p' "$T/recv.err")
-	[ -n "$PORT" ] && break
-	sleep 0.1
-done
+receiver recv --json --qemu-path shared -- "${QARGS[@]}" -qmp "unix:$T/n.sock,server=on,wait=off"
 M0=$(xp "$T/m.sock" "$CPA")
 timeout 300 "$XSR" migrate "qemu:$T/m.sock" "tcp:127.0.0.1:$PORT" --qemu-path shared --json >"$T/mig.json" 2>"$T/mig.err"
 rc=$?
@@ -249,15 +241,7 @@ check "  ... the guest counts on in the receiver's QEMU ($M0 -> $M1), guest_erro
 	"[ $M1 -gt $M0 ] && [ $(xp "$T/n.sock" "$EPA") -eq 0 ]"
 # the paths mix: QEMU's pre-copy on the sender (auto, a guest without shared memory), the shared path on the receiver
 boot s
-"$XSR" receive tcp:127.0.0.1:0 --qemu --once --json -- "${QARGS[@]}" "${MEMFD[@]}" \
-	-qmp "unix:$T/o.sock,server=on,wait=off" >"$T/recv2.out" 2>"$T/recv2.err" &
-RPID=$!
-PORT=
-for _ in $(seq 100); do
-	PORT=$(sed -n 's/.*listening on 127.0.0.1:\([0-9]*\).*/\1/p' "$T/recv2.err")
-	[ -n "$PORT" ] && break
-	sleep 0.1
-done
+receiver recv2 --json -- "${QARGS[@]}" "${MEMFD[@]}" -qmp "unix:$T/o.sock,server=on,wait=off"
 S0=$(xp "$T/s.sock" "$CPA")
 timeout 300 "$XSR" migrate "qemu:$T/s.sock" "tcp:127.0.0.1:$PORT" --json >"$T/mig2.json" 2>"$T/mig2.err"
 rc=$?
