@@ -66,7 +66,7 @@ static void usage(FILE *f)
 		   "Read an xl save file, a libxl v2 or libxc v2/v3 migration stream, an\n"
 		   "xl dump-core (xc_core) file, or a QEMU migration stream (version 3, as\n"
 		   "migrate \"exec:cat > FILE\" writes it), or a virsh save file (raw, gzip,\n"
-		   "bzip2, xz or lzop), or a QEMU dump-guest-memory file (an ELF core,\n"
+		   "bzip2, xz, lzop or zstd), or a QEMU dump-guest-memory file (an ELF core,\n"
 		   "paging or not, or kdump-zlib/-lzo/-snappy, flattened or not; also what\n"
 		   "virsh dump --memory-only writes) ('-' = stdin) and write it as an\n"
 		   "xsrelf image: seekable unless --layout stream (or --stream) or OUT is\n"

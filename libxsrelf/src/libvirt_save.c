@@ -8,9 +8,10 @@
  * item; the QEMU stream after them goes to the QEMU import, in place when
  * it is raw, else inflated first into an unlinked temporary file (the QEMU
  * import reads its input twice and from the end, which a decompressor
- * cannot).  The four decompressors stream 1 MiB at a time, so memory is
- * bounded by their own state (xz: LV_XZ_MEMLIMIT; lzop: two buffers of its
- * largest block, at most LZOP_MAX_BLOCK each), never by the stream.
+ * cannot).  The five decompressors stream 1 MiB at a time, so memory is
+ * bounded by their own state (xz: LV_XZ_MEMLIMIT; zstd: a window of at most
+ * 2^LV_ZSTD_WINDOWLOG octets; lzop: two buffers of its largest block, at
+ * most LZOP_MAX_BLOCK each), never by the stream.
  */
 #include <bzlib.h>
 #include <errno.h>
@@ -25,6 +26,8 @@
 #include <sys/uio.h>
 #include <unistd.h>
 #include <zlib.h>
+#include <zstd.h>
+#include <zstd_errors.h>
 
 #include <xsrelf/libvirt.h>
 #include <xsrelf/reader.h>
@@ -36,6 +39,7 @@
 #define LV_MAX_DATA (16u << 20)     /* data_len: XML, cookie and padding (libvirt pads 64 KiB) */
 #define LV_CHUNK (1u << 20)         /* octets read and inflated at once (at most) */
 #define LV_XZ_MEMLIMIT (256u << 20) /* the xz decoder's memory (xz -9 needs 65 MiB) */
+#define LV_ZSTD_WINDOWLOG 27       /* the zstd decoder's window: 128 MiB, the zstd tool's own default limit */
 #define LZOP_MAX_BLOCK (64u << 20)  /* lzop's own MAX_BLOCK_SIZE */
 #define LZOP_MAX_EXTRA (64u << 10)  /* an lzop header's extra field (lzop writes none) */
 /*
@@ -164,10 +168,11 @@ static int header(struct lv *v)
 			return fail(v, XSR_E_FORMAT, "libvirt save header at offset 0x%x: unused field is 0x%08x, not 0", o, le32(h + o));
 	if (v->was_running > 1)
 		return fail(v, XSR_E_FORMAT, "libvirt save header at offset 0x18: was_running %u (0 or 1)", v->was_running);
-	if (v->compressed == 5 || v->compressed == 6)
-		return fail(v, XSR_E_UNSUPPORTED, "libvirt save header at offset 0x1c: compression %u (%s) is not supported "
-						  "(raw, gzip, bzip2, xz and lzop are)", v->compressed, xsr_libvirt_compress_name(v->compressed));
-	if (v->compressed > XSR_LIBVIRT_LZOP)
+	if (v->compressed == 6)
+		return fail(v, XSR_E_UNSUPPORTED, "libvirt save header at offset 0x1c: compression %u (%s: QEMU's mapped-ram "
+						  "layout) is not supported (raw, gzip, bzip2, xz, lzop and zstd are)",
+			    v->compressed, xsr_libvirt_compress_name(v->compressed));
+	if (v->compressed > XSR_LIBVIRT_ZSTD)
 		return fail(v, XSR_E_FORMAT, "libvirt save header at offset 0x1c: unknown compression %u (libvirt knows 0..6)",
 			    v->compressed);
 	if (v->data_len == 0)
@@ -460,6 +465,59 @@ static int unxz(struct lv *v)
 	return rc;
 }
 
+/*
+ * zstd frames, one after the other (as `zstd -dc`; skippable frames are
+ * skipped), the window bounded by LV_ZSTD_WINDOWLOG.
+ */
+static int unzstd(struct lv *v)
+{
+	ZSTD_DCtx *z = ZSTD_createDCtx();
+	if (!z)
+		return fail(v, XSR_E_NOMEM, "out of memory (zstd)");
+	if (ZSTD_isError(ZSTD_DCtx_setParameter(z, ZSTD_d_windowLogMax, LV_ZSTD_WINDOWLOG))) {
+		ZSTD_freeDCtx(z);
+		return fail(v, XSR_E_NOMEM, "zstd: cannot bound the decoder's window");
+	}
+	uint64_t pos = v->pay;
+	int rc = -1;
+	size_t left = 1; /* not at the end of a frame */
+	int full = 0;    /* the last call filled obuf: the decoder may hold more */
+	ZSTD_inBuffer in = {v->ibuf, 0, 0};
+	for (;;) {
+		if (in.pos == in.size && !full) {
+			ssize_t n = next_in(v, &pos);
+			if (n < 0)
+				break;
+			if (n == 0) {
+				rc = left == 0 ? 0 : cut(v);
+				break;
+			}
+			in = (ZSTD_inBuffer){v->ibuf, (size_t)n, 0};
+		}
+		ZSTD_outBuffer out = {v->obuf, v->ocap, 0};
+		size_t was = left;
+		left = ZSTD_decompressStream(z, &out, &in);
+		if (ZSTD_isError(left)) {
+			ZSTD_ErrorCode c = ZSTD_getErrorCode(left);
+			if (c == ZSTD_error_prefix_unknown && was == 0 && pos - (in.size - in.pos) > v->pay)
+				trailing(v, pos - (in.size - in.pos));
+			else if (c == ZSTD_error_frameParameter_windowTooLarge)
+				fail(v, XSR_E_LIMIT, "libvirt save: zstd frame near offset 0x%llx needs a window larger than "
+						     "%u MiB to decode",
+				     (unsigned long long)(pos - (in.size - in.pos)), (1u << LV_ZSTD_WINDOWLOG) >> 20);
+			else
+				corrupt(v, pos - (in.size - in.pos),
+					c == ZSTD_error_prefix_unknown ? "not zstd data (magic)" : ZSTD_getErrorName(left));
+			break;
+		}
+		full = out.pos == out.size;
+		if (out.pos && put_out(v, v->obuf, out.pos) < 0)
+			break;
+	}
+	ZSTD_freeDCtx(z);
+	return rc;
+}
+
 /* lzop: one file header at *@pos, checked; *@flags set, *@pos past it. */
 static int lzop_header(struct lv *v, uint64_t *pos, uint32_t *flags)
 {
@@ -666,6 +724,7 @@ static int inflate_stream(struct lv *v, const struct xsr_libvirt_import_opts *o)
 	case XSR_LIBVIRT_GZIP: return gunzip(v);
 	case XSR_LIBVIRT_BZIP2: return bunzip(v);
 	case XSR_LIBVIRT_XZ: return unxz(v);
+	case XSR_LIBVIRT_ZSTD: return unzstd(v);
 	default: return unlzop(v);
 	}
 }

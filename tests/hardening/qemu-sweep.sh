@@ -4,7 +4,7 @@
 # without a VMDESCRIPTION (qemu-small.py --nodesc, 6 232 octets: device
 # sections delimited by their footers, the cpu state read with the built-in
 # table) and the first as a virsh save file, raw and through the real gzip,
-# bzip2, xz and lzop (tests/qemu/virshsave.py, 64 octets of padding):
+# bzip2, xz, lzop and zstd (tests/qemu/virshsave.py, 64 octets of padding):
 #
 #  1. in-process (tests/hardening/qemu_sweep.c): every octet flipped and a
 #     cut at every length of every file through the library's import; each
@@ -25,7 +25,7 @@ SWEEP=$ROOT/tests/build/qemu-sweep
 python3 "$ROOT/tests/hardening/qemu-small.py" "$T/small.qemu"
 python3 "$ROOT/tests/hardening/qemu-small.py" "$T/nodesc.qemu" --nodesc
 files=("$T/small.qemu" "$T/nodesc.qemu")
-for c in raw gzip bzip2 xz lzop; do
+for c in raw gzip bzip2 xz lzop zstd; do
 	if [ "$c" != raw ] && ! command -v "$c" >/dev/null; then
 		echo "SKIPPED: $c not installed: no virsh save file through it (tests/install-deps.sh installs it)"
 		continue

@@ -14,8 +14,8 @@
 #  2. Files laid out by tests/qemu/virshsave.py (libvirt's documented
 #     header, written with Python's struct; libvirt is not run for these)
 #     around a stream QEMU wrote (virsh dump's above, else one QEMU
-#     writes here as tests/qemu/import.sh has it do), compressed with the real gzip, bzip2, xz
-#     and lzop: each must import to the same memory and vCPU as the plain
+#     writes here as tests/qemu/import.sh has it do), compressed with the real gzip, bzip2, xz,
+#     lzop and zstd (zstd: newer libvirt only): each must import to the same memory and vCPU as the plain
 #     stream.  Hostile variants are refused with a clear message and exit
 #     code, never a crash.
 # QEMU and libvirtd are always stopped by their PIDs.
@@ -23,7 +23,7 @@ set -uo pipefail
 . "$(dirname "$0")/../cli/lib.inc"
 HERE=$ROOT/tests/qemu
 . "$HERE/libvirt.inc"
-for tool in qemu-system-x86_64 python3 gzip bzip2 xz lzop; do
+for tool in qemu-system-x86_64 python3 gzip bzip2 xz lzop zstd; do
 	if ! command -v "$tool" >/dev/null; then
 		echo "SKIPPED: $tool not installed (tests/install-deps.sh installs it)"
 		summary
@@ -175,7 +175,7 @@ else
 	fi
 fi
 check "the plain stream imports" "$XSR" import "$D/stream.bin" "$T/plain.elf"
-for c in raw gzip bzip2 xz lzop; do
+for c in raw gzip bzip2 xz lzop zstd; do
 	python3 "$HERE/virshsave.py" "$D/stream.bin" "$T/s.$c" "$c"
 	check "$c: import and verify" bash -c "'$XSR' import '$T/s.$c' '$T/s-$c.elf' && '$XSR' verify '$T/s-$c.elf'"
 	check "$c: the same memory and vCPU as the plain stream's import" same_guest "$T/plain.elf" "$T/s-$c.elf"
@@ -235,8 +235,10 @@ mk raw data_len=$((2 << 20))
 refused "data_len 2 MiB, past the end of a small file" "$T/h" "the file ends at"
 mk raw compressed=9
 refused "compression 9" "$T/h" "unknown compression 9"
-mk raw compressed=5
-refused "compression 5 (zstd)" "$T/h" "zstd"
+mk raw compressed=6
+refused "compression 6 (sparse: QEMU's mapped-ram)" "$T/h" "compression 6 (sparse"
+mk zstd args=--long=31
+refused "a zstd frame declaring a 2 GiB window" "$T/h" "needs a window larger than 128 MiB"
 mk raw version=7
 refused "version 7" "$T/h" "version"
 mk raw was_running=2

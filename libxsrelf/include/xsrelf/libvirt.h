@@ -71,6 +71,7 @@ enum xsr_libvirt_compress {
 	XSR_LIBVIRT_BZIP2 = 2,
 	XSR_LIBVIRT_XZ = 3,
 	XSR_LIBVIRT_LZOP = 4,
+	XSR_LIBVIRT_ZSTD = 5, /* newer libvirt (save_image_format "zstd"): `zstd -c` */
 };
 
 /*

@@ -4,11 +4,12 @@
 The QEMU stream inside is qemu-import's i440fx.qemu seed (mkseeds.py
 there, 19 KiB), wrapped by tests/qemu/virshsave.py with 64 octets of
 padding instead of libvirt's 64 KiB, raw and through the real gzip, bzip2,
-xz and lzop (the programs libvirt runs), plus a raw file with a
+xz, lzop and zstd (the programs libvirt runs), plus a raw file with a
 big-endian header and a version 1 header.  With REGRESSDIR, also the
 decompression bombs replayed but not mutated (README.md): a QEMU stream
 header ("QEVM", version 3, so that the import's first check passes) and
-zeros, 8 MiB through gzip, xz and lzop (bomb-gzip, -xz, -lzop) and 1 GiB
+zeros, 8 MiB through gzip, xz, lzop and zstd (bomb-gzip, -xz, -lzop,
+-zstd) and 1 GiB
 through bzip2 (bomb-bzip2, about 1 KiB), which the target's max_stream
 (4 MiB) refuses; and bomb-resend-bzip2, 2.8 KiB inflating to a valid
 90 MB stream whose one page is sent 10 million times (ZERO entries of 9
@@ -31,7 +32,7 @@ out = sys.argv[1]
 with tempfile.TemporaryDirectory() as t:
     subprocess.run([sys.executable, os.path.join(here, '..', 'qemu-import', 'mkseeds.py'), t], check=True)
     stream = os.path.join(t, 'i440fx.qemu')
-    for comp in ['raw', 'gzip', 'bzip2', 'xz', 'lzop']:
+    for comp in ['raw', 'gzip', 'bzip2', 'xz', 'lzop', 'zstd']:
         subprocess.run([sys.executable, wrap, stream, os.path.join(out, comp + '.save'), comp, 'pad=64'], check=True)
     subprocess.run([sys.executable, wrap, stream, os.path.join(out, 'raw-big-endian.save'), 'raw', 'pad=64', 'swap=1'],
                    check=True)
@@ -39,7 +40,7 @@ with tempfile.TemporaryDirectory() as t:
                    check=True)
     if len(sys.argv) > 2:
         zeros = os.path.join(t, 'zeros')
-        for comp, size in [('gzip', 8 << 20), ('xz', 8 << 20), ('lzop', 8 << 20), ('bzip2', 1 << 30)]:
+        for comp, size in [('gzip', 8 << 20), ('xz', 8 << 20), ('lzop', 8 << 20), ('zstd', 8 << 20), ('bzip2', 1 << 30)]:
             with open(zeros, 'wb') as f:
                 f.write(b'QEVM\0\0\0\3')
                 f.truncate(size)
