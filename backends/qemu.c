@@ -495,18 +495,22 @@ static int q_save_domain(struct xsr_backend *be, int out_fd, const struct xsr_do
 				"refuses to migrate it again until it has run: resume it first (QMP cont)");
 	if ((shared = choose_path(q, o->memory_path, o->live, 0, &sh, st->path_why, sizeof(st->path_why))) < 0)
 		return -1;
+	/*
+	 * x-ignore-shared on for the shared path, off for QEMU's stream (set by
+	 * someone else, it would leave shared pc.ram out of the stream); put
+	 * back as it was at the end
+	 */
+	if (qmp(q, "{\"execute\":\"query-migrate-capabilities\"}", -1) < 0) {
+		shared_close(&sh);
+		return -1;
+	}
+	int was_on = cap_on(q->line, "x-ignore-shared");
+	if (was_on != !!shared && ignore_shared(q, shared) < 0) {
+		shared_close(&sh);
+		return -1;
+	}
+	cap_set = was_on != !!shared;
 	if (shared) {
-		/* x-ignore-shared is off unless someone set it: a save that sets it puts it back off */
-		if (qmp(q, "{\"execute\":\"query-migrate-capabilities\"}", -1) < 0) {
-			shared_close(&sh);
-			return -1;
-		}
-		int was_on = cap_on(q->line, "x-ignore-shared");
-		if (!was_on && ignore_shared(q, 1) < 0) {
-			shared_close(&sh);
-			return -1;
-		}
-		cap_set = !was_on;
 		st->shared_memory = 1;
 		st->native = 1;
 	}
@@ -574,7 +578,7 @@ out:
 	if (cap_set) {
 		char keep[sizeof(q->err)];
 		memcpy(keep, q->err, sizeof(keep));
-		ignore_shared(q, 0);
+		ignore_shared(q, !shared);
 		memcpy(q->err, keep, sizeof(keep));
 	}
 	if (stop_sig)

@@ -76,6 +76,16 @@ check "--qemu-path transcode takes QEMU's stream on the same guest" bash -c \
 	"'$XSR' save --json --qemu-path transcode 'qemu:$T/a.sock' '$T/at.elf' >'$T/at.json' && grep -q '\"path\":\"transcode\"' '$T/at.json' && '$XSR' verify '$T/at.elf'"
 check "  ... both images have the same sections, names and types" bash -c \
 	"diff <('$XSR' info '$T/a.elf' | awk '/^  \\./ { print \$1, \$2, \$3 }') <('$XSR' info '$T/at.elf' | awk '/^  \\./ { print \$1, \$2, \$3 }')"
+# x-ignore-shared left on by someone else: QEMU's stream would hold no page
+# of pc.ram, so the transcoding save turns it off for its migration and back on
+Q "$T/a.sock" cont >/dev/null
+Q "$T/a.sock" migrate-set-capabilities '{"capabilities": [{"capability": "x-ignore-shared", "state": true}]}' >/dev/null
+sleep 0.3
+check "--qemu-path transcode with x-ignore-shared already on: the image holds pc.ram" bash -c \
+	"'$XSR' save --qemu-path transcode 'qemu:$T/a.sock' '$T/ai.elf' && '$XSR' verify '$T/ai.elf' && [ \$('$XSR' dump --paddr $CPA --len 8 '$T/ai.elf' | od -An -tu8 | tr -d ' ') -gt $S ]"
+check "  ... and x-ignore-shared is on again, as it was" bash -c \
+	"python3 '$HERE/qmpc.py' '$T/a.sock' query-migrate-capabilities | grep -q '\"state\": true, \"capability\": \"x-ignore-shared\"'"
+Q "$T/a.sock" migrate-set-capabilities '{"capabilities": [{"capability": "x-ignore-shared", "state": false}]}' >/dev/null
 Q "$T/a.sock" cont >/dev/null
 check "xsr core qemu:SOCK on the shared path leaves the guest running" bash -c \
 	"'$XSR' core --json 'qemu:$T/a.sock' '$T/ac.elf' | grep -q '\"path\":\"shared-memory\"' && '$XSR' verify '$T/ac.elf' && [ \"\$(python3 '$HERE/qmpc.py' '$T/a.sock' query-status | python3 -c 'import json,sys; print(json.load(sys.stdin)[\"status\"])')\" = running ]"
