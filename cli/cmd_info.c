@@ -19,13 +19,37 @@ static void usage(FILE *f)
 		   "Describe an xsrelf image (seekable or streamed; '-' reads a stream from stdin):\n"
 		   "layout, vCPUs, populated and zero pages, sections, segments, producer.\n"
 		   "--vcpu N prints vCPU N's full state (registers, segments, control and debug\n"
-		   "registers, MSRs) instead.\n"
+		   "registers, MSRs, and the x87/SSE registers when the source carried them)\n"
+		   "instead.\n"
 		   XSR_COMMON_HELP);
 }
 
 static const char *seg_names[] = {"cs", "ds", "es", "fs", "gs", "ss", "tr", "ldt"};
 static const char *gpr_names[] = {"rax", "rbx", "rcx", "rdx", "rsi", "rdi", "rsp", "rbp",
 				  "r8",  "r9",  "r10", "r11", "r12", "r13", "r14", "r15"};
+
+/* The legacy FXSAVE image's fields (Intel SDM vol. 1, table 10-2; little-endian). */
+struct fpu {
+	uint16_t fcw, fsw, exp[8];
+	uint8_t ftw;
+	uint32_t mxcsr;
+	uint64_t mant[8], xmm[16][2];
+};
+
+static void fpu_of(const struct xsr_x86_vcpu *r, struct fpu *f)
+{
+	const uint8_t *fx = r->fxsave;
+	memcpy(&f->fcw, fx, 2);
+	memcpy(&f->fsw, fx + 2, 2);
+	f->ftw = fx[4];
+	memcpy(&f->mxcsr, fx + 24, 4);
+	for (int i = 0; i < 8; i++) {
+		memcpy(&f->mant[i], fx + 32 + 16 * i, 8);
+		memcpy(&f->exp[i], fx + 40 + 16 * i, 2);
+	}
+	for (int i = 0; i < 16; i++)
+		memcpy(f->xmm[i], fx + 160 + 16 * i, 16);
+}
 
 static void print_vcpu(const struct xsr_vcpu_state *v, int json)
 {
@@ -52,7 +76,21 @@ static void print_vcpu(const struct xsr_vcpu_state *v, int json)
 		       r->xsave_len, r->lapic_len, r->nr_msrs);
 		for (uint32_t i = 0; i < r->nr_msrs; i++)
 			printf("%s\"0x%x\": %s", i ? ", " : "", v->msrs[i].index, cli_jhex(v->msrs[i].value));
-		printf("}}\n");
+		printf("}");
+		if (r->valid & XSR_VCPU_HAVE_FPU) {
+			struct fpu f;
+			fpu_of(r, &f);
+			printf(", \"fpu\": {\"fcw\": %u, \"fsw\": %u, \"ftw\": %u, \"mxcsr\": %u, \"st\": [", f.fcw, f.fsw, f.ftw,
+			       f.mxcsr);
+			for (int i = 0; i < 8; i++)
+				printf("%s{\"mantissa\": %s, \"exponent\": %u}", i ? ", " : "", cli_jhex(f.mant[i]), f.exp[i]);
+			printf("], \"xmm\": [");
+			for (int i = 0; i < 16; i++)
+				printf("%s\"0x%016llx%016llx\"", i ? ", " : "", (unsigned long long)f.xmm[i][1],
+				       (unsigned long long)f.xmm[i][0]);
+			printf("]}");
+		}
+		printf("}\n");
 		return;
 	}
 	printf("vCPU %u (valid 0x%x)\n", r->vcpu_id, r->valid);
@@ -73,6 +111,17 @@ static void print_vcpu(const struct xsr_vcpu_state *v, int json)
 	printf("  dr0-3 0x%llx 0x%llx 0x%llx 0x%llx  dr6 0x%llx  dr7 0x%llx\n", (unsigned long long)r->dr[0],
 	       (unsigned long long)r->dr[1], (unsigned long long)r->dr[2], (unsigned long long)r->dr[3],
 	       (unsigned long long)r->dr[6], (unsigned long long)r->dr[7]);
+	if (r->valid & XSR_VCPU_HAVE_FPU) {
+		struct fpu f;
+		fpu_of(r, &f);
+		printf("  fcw 0x%04x  fsw 0x%04x (top %u)  ftw 0x%02x  mxcsr 0x%08x\n", f.fcw, f.fsw, (f.fsw >> 11) & 7, f.ftw,
+		       f.mxcsr);
+		for (int i = 0; i < 8; i++)
+			printf("  st%d 0x%04x %016llx%s", i, f.exp[i], (unsigned long long)f.mant[i], i % 2 ? "\n" : "");
+		for (int i = 0; i < 16; i++)
+			printf("  xmm%-2d %016llx%016llx%s", i, (unsigned long long)f.xmm[i][1], (unsigned long long)f.xmm[i][0],
+			       i % 2 ? "\n" : "");
+	}
 	printf("  xsave %u octets, lapic %u octets, %u MSRs\n", r->xsave_len, r->lapic_len, r->nr_msrs);
 	for (uint32_t i = 0; i < r->nr_msrs; i++)
 		printf("    msr 0x%08x = 0x%016llx\n", v->msrs[i].index, (unsigned long long)v->msrs[i].value);

@@ -114,6 +114,21 @@ pvh_high:
 	movl	%eax, %fs
 	movl	%eax, %gs
 	movl	%eax, %ss
+	/*
+	 * Known x87 and SSE state, which the guest's code (general registers
+	 * only) never touches again: ST(0) = pi, ST(1) = 1 (TOP 6, so physical
+	 * registers 6 and 7), XMM0 = 0x0123456789abcdef_fedcba9876543210.  The
+	 * QEMU tier compares them with HMP's info registers after each import.
+	 */
+	fninit
+	fld1
+	fldpi
+	movabsq	$0xfedcba9876543210, %rax
+	movq	%rax, %xmm0
+	movabsq	$0x0123456789abcdef, %rax
+	movq	%rax, %xmm1
+	punpcklqdq %xmm1, %xmm0
+	pxor	%xmm1, %xmm1
 	xorl	%edi, %edi		/* vCPU 0 */
 	jmp	guest_entry
 	.size guest_pvh_start, . - guest_pvh_start

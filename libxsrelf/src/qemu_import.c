@@ -1250,8 +1250,11 @@ static int member(struct cpubody *c, const struct floc *l, const char *sub, stru
 	return -1;
 }
 
-/* Big-endian integer of @want octets at field @name[@i] (+ @sub of a struct); 0 and missing++ if absent. */
-static uint64_t fv(struct cpubody *c, const char *name, uint64_t i, const char *sub, unsigned want)
+/*
+ * Where field @name[@i] (+ @sub of a struct) of @want octets lies in the
+ * state: its offset, or UINT64_MAX and missing++ if absent or of another size.
+ */
+static uint64_t fat(struct cpubody *c, const char *name, uint64_t i, const char *sub, unsigned want)
 {
 	struct floc l, m;
 	uint64_t off, size;
@@ -1259,26 +1262,35 @@ static uint64_t fv(struct cpubody *c, const char *name, uint64_t i, const char *
 	if (top(c, name, &l) < 0 || i >= l.n || __builtin_mul_overflow(i, l.size, &off) ||
 	    __builtin_add_overflow(off, l.off, &off)) {
 		c->missing++;
-		return 0;
+		return UINT64_MAX;
 	}
 	size = l.size;
 	if (sub) {
 		if (member(c, &l, sub, &m) < 0 || m.off > l.size || m.size > l.size - m.off) {
 			c->missing++;
-			return 0;
+			return UINT64_MAX;
 		}
 		if (__builtin_add_overflow(off, m.off, &off)) {
 			c->missing++;
-			return 0;
+			return UINT64_MAX;
 		}
 		size = m.size;
 	}
 	if (size != want || off > c->len || size > c->len - off) {
 		c->missing++;
-		return 0;
+		return UINT64_MAX;
 	}
+	return off;
+}
+
+/* Big-endian integer of @want octets at field @name[@i] (+ @sub of a struct); 0 and missing++ if absent. */
+static uint64_t fv(struct cpubody *c, const char *name, uint64_t i, const char *sub, unsigned want)
+{
+	uint64_t off = fat(c, name, i, sub, want);
+	if (off == UINT64_MAX)
+		return 0;
 	uint64_t v = 0;
-	for (unsigned k = 0; k < size; k++)
+	for (unsigned k = 0; k < want; k++)
 		v = v << 8 | c->b[off + k];
 	return v;
 }
@@ -1369,6 +1381,27 @@ static int decode_regs(struct src *s, const struct cpu *cp, struct cpubody *cb, 
 		uint64_t hi = fv(cb, "env.xmm_regs[0]", (uint64_t)i, "_q_ZMMReg[1]", 8);
 		memcpy(fx + 160 + 16 * i, &lo, 8);
 		memcpy(fx + 168 + 16 * i, &hi, 8);
+	}
+	/*
+	 * The x87 registers: QEMU sends env.fpregs[8] by physical register
+	 * (vmstate_fpreg: be64 mantissa, be16 sign and exponent), and its
+	 * format word 0 says 80-bit; FXSAVE holds ST(i) = the register
+	 * (TOP + i) mod 8, TOP being the status word's bits 11-13, as
+	 * little-endian mantissa then exponent in 16-octet slots.
+	 */
+	if (fv(cb, "env.fpregs_format_vmstate", 0, NULL, 2) == 0) {
+		unsigned topst = (fsw >> 11) & 7;
+		for (unsigned i = 0; i < 8; i++) {
+			uint64_t o = fat(cb, "env.fpregs", (topst + i) & 7, "tmp", 10);
+			if (o == UINT64_MAX)
+				break;
+			uint64_t mant = 0;
+			for (unsigned k = 0; k < 8; k++)
+				mant = mant << 8 | cb->b[o + k];
+			uint16_t exp = (uint16_t)(cb->b[o + 8] << 8 | cb->b[o + 9]);
+			memcpy(fx + 32 + 16 * i, &mant, 8);
+			memcpy(fx + 40 + 16 * i, &exp, 2);
+		}
 	}
 	if (!cb->missing)
 		r->valid |= XSR_VCPU_HAVE_FPU;
