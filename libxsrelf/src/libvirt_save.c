@@ -496,21 +496,23 @@ static int unzstd(struct lv *v)
 		}
 		ZSTD_outBuffer out = {v->obuf, v->ocap, 0};
 		size_t was = left;
+		/* where this call starts reading: zstd may move in.pos before it fails */
+		uint64_t at = pos - (in.size - in.pos);
 		left = ZSTD_decompressStream(z, &out, &in);
 		if (ZSTD_isError(left)) {
 			ZSTD_ErrorCode c = ZSTD_getErrorCode(left);
-			if (c == ZSTD_error_prefix_unknown && was == 0 && pos - (in.size - in.pos) > v->pay)
-				trailing(v, pos - (in.size - in.pos));
+			if (c == ZSTD_error_prefix_unknown && was == 0 && at > v->pay)
+				trailing(v, at);
 			else if (c == ZSTD_error_frameParameter_windowTooLarge)
 				fail(v, XSR_E_LIMIT, "libvirt save: zstd frame near offset 0x%llx needs a window larger than "
 						     "%u MiB to decode",
-				     (unsigned long long)(pos - (in.size - in.pos)), (1u << LV_ZSTD_WINDOWLOG) >> 20);
+				     (unsigned long long)at, (1u << LV_ZSTD_WINDOWLOG) >> 20);
 			else
-				corrupt(v, pos - (in.size - in.pos),
-					c == ZSTD_error_prefix_unknown ? "not zstd data (magic)" : ZSTD_getErrorName(left));
+				corrupt(v, at, c == ZSTD_error_prefix_unknown ? "not zstd data (magic)" : ZSTD_getErrorName(left));
 			break;
 		}
-		full = out.pos == out.size;
+		/* 0: a frame decoded and flushed whole; else a full obuf may leave output in the decoder */
+		full = left != 0 && out.pos == out.size;
 		if (out.pos && put_out(v, v->obuf, out.pos) < 0)
 			break;
 	}

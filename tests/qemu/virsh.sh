@@ -281,6 +281,27 @@ b = p + 9 + 25 + n + 4                            # the first block
 struct.pack_into('>I', d, b, 0x7fffffff)          # a block length past lzop's limit
 open(sys.argv[2], 'wb').write(d)" "$T/s.lzop" "$T/h"
 refused "an lzop block of 2 GiB" "$T/h" "lzop block at offset 0x[0-9a-f]*: 2147483647 octets"
+SZ=$(stat -c %s "$T/s.zstd")
+corrupt "$T/s.zstd" $(((SZ - 66000) / 2))
+refused "a corrupt zstd payload" "$T/h" "zstd stream"
+corrupt "$T/s.zstd" 0
+refused "a zstd payload without its magic" "$T/h" "not zstd data"
+mk zstd cut=$((92 + 66000 + 100))
+refused "a zstd stream cut after about 300 octets" "$T/h" "zstd stream at offset 0x[0-9a-f]* ends before its end marker"
+python3 -c "
+import sys
+d = open(sys.argv[1], 'rb').read()
+open(sys.argv[2], 'wb').write(d + b'abc')" "$T/s.zstd" "$T/h"
+refused "three trailing octets after the zstd stream, at the right offset" "$T/h" \
+	"octets after its end at 0x$(printf %x "$SZ")"
+# A zstd payload whose last decode fills the output buffer exactly (64 KiB
+# and 128 KiB inflated) is whole, not cut: the QEMU import is what refuses
+# this one (a stream header and zeros), saying how much it inflated to.
+for n in 65536 131072; do
+	python3 -c "import sys; open(sys.argv[1], 'wb').write(b'QEVM\0\0\0\3' + bytes($n - 8))" "$T/z.bin"
+	python3 "$HERE/virshsave.py" "$T/z.bin" "$T/h" zstd pad=64
+	refused "a zstd payload inflating to exactly $n octets (no false 'truncated')" "$T/h" "zstd, inflated to $n octets"
+done
 mk gzip cut=$((92 + 66000 + 100))
 refused "a gzip stream cut after 100 octets" "$T/h" "truncated"
 python3 -c "
