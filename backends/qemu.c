@@ -431,6 +431,40 @@ static int ignore_shared(struct qemu_be *q, int on)
 	return qmp(q, cmd, -1);
 }
 
+/*
+ * x-ignore-shared back to @on after a save changed it, once QEMU's
+ * migration (if @started, cancelled) is no longer active (up to 5 s).  On
+ * failure the reason joins q->err (a failed save's, or a new one): left
+ * wrong, QEMU's own later migrations would leave pc.ram out, or send it
+ * when the user wanted it out.  0 or -1.
+ */
+static int restore_cap(struct qemu_be *q, int started, int on)
+{
+	char keep[sizeof(q->err)], st[64] = "";
+	memcpy(keep, q->err, sizeof(keep));
+	for (int i = 0; started && i < 500; i++) {
+		if (qmp(q, "{\"execute\":\"query-migrate\"}", -1) < 0 || jstr(q->line, "status", st, sizeof(st)) < 0 ||
+		    (strcmp(st, "setup") && strcmp(st, "active") && strcmp(st, "cancelling") && strcmp(st, "device") &&
+		     strcmp(st, "pre-switchover")))
+			break;
+		struct timespec ts = {0, 10 * 1000 * 1000};
+		nanosleep(&ts, NULL);
+	}
+	if (ignore_shared(q, on) == 0) {
+		memcpy(q->err, keep, sizeof(keep));
+		return 0;
+	}
+	char why[sizeof(q->err)];
+	memcpy(why, q->err, sizeof(why));
+	if (keep[0])
+		snprintf(q->err, sizeof(q->err), "%.400s; and QEMU's x-ignore-shared could not be put back %s: %.300s", keep,
+			 on ? "on" : "off", why);
+	else
+		snprintf(q->err, sizeof(q->err), "QEMU's x-ignore-shared could not be put back %s after the save: %.300s",
+			 on ? "on" : "off", why);
+	return -1;
+}
+
 /* An unlinked file for the stream: $TMPDIR, else /var/tmp (a guest's RAM: disk, not tmpfs). */
 static int spool_file(struct qemu_be *q)
 {
@@ -575,12 +609,6 @@ static int q_save_domain(struct xsr_backend *be, int out_fd, const struct xsr_do
 	rc = 0;
 out:
 	shared_close(&sh);
-	if (cap_set) {
-		char keep[sizeof(q->err)];
-		memcpy(keep, q->err, sizeof(keep));
-		ignore_shared(q, !shared);
-		memcpy(q->err, keep, sizeof(keep));
-	}
 	if (stop_sig)
 		st->stop_signal = stop_sig;
 	if (started) {
@@ -590,11 +618,14 @@ out:
 		memcpy(q->err, keep, sizeof(keep));
 	}
 	if (p[0] >= 0)
-		close(p[0]);
+		close(p[0]); /* a QEMU blocked writing into the pipe gets EPIPE and finishes cancelling */
 	if (p[1] >= 0)
 		close(p[1]);
 	if (spool >= 0)
 		close(spool);
+	/* QEMU refuses migrate-set-capabilities while a migration is active: put it back once none is */
+	if (cap_set && restore_cap(q, started, !shared) < 0 && rc == 0)
+		rc = -1;
 	if (bw_set) {
 		char keep[sizeof(q->err)];
 		memcpy(keep, q->err, sizeof(keep));
