@@ -1402,6 +1402,8 @@ static int decode_regs(struct src *s, const struct cpu *cp, struct cpubody *cb, 
 			memcpy(fx + 32 + 16 * i, &mant, 8);
 			memcpy(fx + 40 + 16 * i, &exp, 2);
 		}
+	} else {
+		cb->missing++; /* another format (QEMU 7.2 writes 0 only): the x87 registers are not known */
 	}
 	if (!cb->missing)
 		r->valid |= XSR_VCPU_HAVE_FPU;

@@ -73,7 +73,11 @@ else:
         bad += got != w
         say('%-6s image 0x%x  qemu 0x%x  %s' % (name, got, w, 'ok' if got == w else 'DIFFERS'))
     top = (f['fsw'] >> 11) & 7
-    for m in re.finditer(r'FPR(\d)=([0-9a-f]{16}) ([0-9a-f]{4})', text):
+    fprs = list(re.finditer(r'FPR(\d)=([0-9a-f]{16}) ([0-9a-f]{4})', text))
+    if len(fprs) != 8:
+        bad += 1
+        say('fpr    qemu printed %d x87 registers, not 8: DIFFERS' % len(fprs))
+    for m in fprs:
         i = int(m.group(1))
         st = f['st'][(i - top) & 7]
         got = (int(st['mantissa'], 16), st['exponent'])
