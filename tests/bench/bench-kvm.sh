@@ -16,6 +16,19 @@ trap cleanup EXIT
 j() { python3 -c "import json,sys; print(json.loads(sys.stdin.read().strip().splitlines()[-1])['$1'])"; }
 ratio() { echo "scale=2; $1 / $2" | bc -l; }
 
+# full_restore IMAGE CONTROL: a full restore of IMAGE (elapsed in full_ms)
+# and a read of the same file from the page cache (read_ms), its reference
+full_restore() {
+	local s e out
+	cat "$1" >/dev/null
+	s=$(date +%s%N); cat "$1" >/dev/null; e=$(date +%s%N)
+	read_ms=$(echo "($e - $s) / 1000000" | bc -l)
+	out=$("$XSR" restore "$1" --control "$2" --json)
+	PIDS+=("$(echo "$out" | j pid)")
+	full_ms=$(echo "$out" | j elapsed_ms)
+	"$XSR" vm stop "$2" >/dev/null
+}
+
 echo "== KVM: lazy restore time-to-running, full restore, save pause"
 # lazy_best IMAGE CTL: the best time-to-running of three lazy restores of IMAGE into $best.
 lazy_best() {
@@ -46,13 +59,7 @@ done
 echo "lazy time-to-running 4 GiB / 256 MiB: $(ratio "$lazy_4G" "$lazy_256M") (goal: about 1)"
 row "lazy restore time-to-running, 4 GiB against 256 MiB" "$lazy_4G" ms "the same at 256 MiB" "$lazy_256M" "$(ratio "$lazy_4G" "$lazy_256M")" "4 GiB / 256 MiB" "ratio~1" "about 1"
 sync; echo 3 > /proc/sys/vm/drop_caches 2>/dev/null || true
-cat "$D/g4G.elf" > /dev/null
-s=$(date +%s%N); cat "$D/g4G.elf" > /dev/null; e=$(date +%s%N)
-read_ms=$(echo "($e - $s) / 1000000" | bc -l)
-out=$("$XSR" restore "$D/g4G.elf" --control "$D/full" --json)
-PIDS+=("$(echo "$out" | j pid)")
-full_ms=$(echo "$out" | j elapsed_ms)
-"$XSR" vm stop "$D/full" >/dev/null
+full_restore "$D/g4G.elf" "$D/full"
 echo "full restore of 4 GiB: ${full_ms} ms; reading the same 4 GiB file (cached): $(printf %.1f "$read_ms") ms -> restore runs at $(ratio "$read_ms" "$full_ms") x read speed"
 row "full restore of a 4 GiB guest" "$full_ms" ms "cat of the same file (cached)" "$(printf %.1f "$read_ms")" "$(ratio "$read_ms" "$full_ms")" "read time / restore time (x read speed)"
 
@@ -74,12 +81,6 @@ row "save pause, $dw (--live)" "$pl" ms
 lazy_best "$D/d.elf" "$D/dr"
 echo "lazy restore time-to-running, $dw: $best ms (best of 3)"
 row "lazy restore time-to-running, $dw (best of 3)" "$best" ms
-cat "$D/d.elf" > /dev/null
-s=$(date +%s%N); cat "$D/d.elf" > /dev/null; e=$(date +%s%N)
-read_ms=$(echo "($e - $s) / 1000000" | bc -l)
-out=$("$XSR" restore "$D/d.elf" --control "$D/dfull" --json)
-PIDS+=("$(echo "$out" | j pid)")
-full_ms=$(echo "$out" | j elapsed_ms)
-"$XSR" vm stop "$D/dfull" >/dev/null
+full_restore "$D/d.elf" "$D/dfull"
 echo "full restore, $dw: ${full_ms} ms; cat of the same file (cached): $(printf %.1f "$read_ms") ms -> $(ratio "$read_ms" "$full_ms") x read speed"
 row "full restore, $dw" "$full_ms" ms "cat of the same file (cached)" "$(printf %.1f "$read_ms")" "$(ratio "$read_ms" "$full_ms")" "read time / restore time (x read speed)"
