@@ -65,13 +65,19 @@ attempt tx-postcopy sender postcopy 4 --postcopy --postcopy-rounds 0
 attempt badfault receiver badfault 3 --postcopy --postcopy-rounds 0
 check "badfault: refused with a clear error" grep -q "outside the guest's memory" "$TMP/src.sock.log"
 
-# A corrupted stream: a proxy flips one octet of the sender's stream, early
-# (in round 0) and in round 1 (both page data the receiver reads straight into
-# guest memory: the damage must still fail the receive, not reach a guest).
+# A corrupted stream: a proxy flips one octet of the sender's stream, at
+# 50000 and 150000 (page data the receiver reads straight into guest memory:
+# the damage must still fail the receive, not reach a guest).  Round 0 sends
+# only the pages that hold data, which for the idle test guest can be fewer
+# than 150000 octets in all (the flip then never happened and the guest
+# migrated): the source gets 8 MiB of data first (--fill), and the proxy
+# says how far the stream went, so that a flip past its end fails the test.
+stop_vm "$S"
+start_vm "$S" 16M 2 --fill 0.5 && wait_moving "$S"
 corrupt_at() {
 local at=$1
 start_receiver corrupt$at --control "$TMP/corrupt$at.dst" --once
-python3 - "$RX_PORT" "$at" >"$TMP/proxy$at.port" 2>/dev/null <<'PY' &
+python3 - "$RX_PORT" "$at" "$TMP/proxy$at.n" >"$TMP/proxy$at.port" 2>/dev/null <<'PY' &
 import socket, sys, threading
 up, at = int(sys.argv[1]), int(sys.argv[2])
 ls = socket.socket(); ls.bind(("127.0.0.1", 0)); ls.listen(1)
@@ -87,11 +93,14 @@ while (b := c.recv(65536)):
     if n <= at < n + len(b):
         b = bytearray(b); b[at - n] ^= 0x40; b = bytes(b)
     n += len(b); u.sendall(b)
+    open(sys.argv[3], 'w').write('%d\n' % n)
 u.shutdown(socket.SHUT_WR)
 PY
 PIDS+=($!)
 for ((i = 0; i < 100; i++)); do [ -s "$TMP/proxy$at.port" ] && break; sleep 0.05; done
 out=$("$XSR" migrate vm:"$S" tcp:127.0.0.1:"$(cat "$TMP/proxy$at.port")" 2>&1) && rc=0 || rc=$?
+check "corrupt stream at octet $at: the stream went past it ($(cat "$TMP/proxy$at.n" 2>/dev/null) octets forwarded)" \
+	test "$(cat "$TMP/proxy$at.n" 2>/dev/null || echo 0)" -gt "$at"
 check "corrupt stream at octet $at: migrate exits 3" test "$rc" = 3
 check "  ... the receiver names the damage" grep -q "checksum mismatch" <<<"$out"
 wait_gone "$RX_PID" || true
